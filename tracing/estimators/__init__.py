@@ -1,0 +1,27 @@
+"""Estimator registry: kind -> dotted path. Imports neither torch nor pyro."""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tracing.estimators.base import Estimator
+
+ESTIMATORS: dict[str, str] = {
+    "rate": "tracing.estimators.baselines.SkillRate",
+}
+
+
+def import_string(dotted_path: str) -> type:
+    module_path, _, name = dotted_path.rpartition(".")
+    return getattr(import_module(module_path), name)
+
+
+def get_estimator(kind: str) -> type[Estimator]:
+    """The estimator class registered as ``kind``; KeyError names the known kinds."""
+    try:
+        path = ESTIMATORS[kind]
+    except KeyError:
+        raise KeyError(f"unknown model {kind!r}; known: {', '.join(sorted(ESTIMATORS))}") from None
+    return import_string(path)

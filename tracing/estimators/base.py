@@ -1,0 +1,120 @@
+"""The interface every knowledge-tracing model implements (no Django here)."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+
+from tracing.data import Dataset
+
+Progress = Callable[[str, float], None]
+"""Called as ``progress(stage, fraction)`` with fraction in [0, 1] while a fit runs."""
+
+
+def no_progress(stage: str, fraction: float) -> None:
+    return None
+
+
+@dataclass
+class LearnerState:
+    """What an estimator knows of one learner between answers.
+
+    ``mastery`` is (n_skills,) float64: P(the learner knows each skill) now.
+    ``memory`` is the model's own JSON-serialisable state (a BKT posterior is the
+    mastery itself; a deep model keeps its recent history). ``at`` is the time
+    (seconds) of the last answer, or None before any.
+    """
+
+    mastery: np.ndarray
+    memory: dict[str, Any] = field(default_factory=dict)
+    at: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"mastery": self.mastery.tolist(), "memory": self.memory, "at": self.at}
+
+    @classmethod
+    def from_json(cls, payload: dict[str, Any]) -> LearnerState:
+        return cls(
+            mastery=np.asarray(payload["mastery"], dtype=np.float64),
+            memory=payload.get("memory", {}),
+            at=payload.get("at"),
+        )
+
+
+class Estimator(abc.ABC):
+    """Fitted offline on many learners; updated online one answer at a time.
+
+    ``params`` (constructor keywords) are the hyper-parameters a fit request may
+    set; ``Estimator(**params)`` must reject unknown or out-of-range ones with
+    ValueError so the API can answer 400.
+    """
+
+    kind: str = ""
+
+    @abc.abstractmethod
+    def fit(self, data: Dataset, *, seed: int = 0, progress: Progress | None = None) -> Self:
+        ...
+
+    @abc.abstractmethod
+    def predict_proba(self, data: Dataset) -> np.ndarray:
+        """P(correct) for every row (shape (N,)), using only that learner's earlier rows."""
+
+    @abc.abstractmethod
+    def initial_state(self) -> LearnerState:
+        """The state of a learner with no answers yet."""
+
+    @abc.abstractmethod
+    def update(self, state: LearnerState, *, item: int, correct: float, at: float) -> LearnerState:
+        """The state after the learner answered ``item`` (index into the fitted items) at ``at``."""
+
+    @abc.abstractmethod
+    def predict_next(self, state: LearnerState, items: np.ndarray, *, at: float | None = None) -> np.ndarray:
+        """P(correct) if the learner in ``state`` answered each of ``items`` (shape (M,)) next, at ``at``."""
+
+    @abc.abstractmethod
+    def save(self, path: Path) -> None:
+        """Write a portable artifact (one file) that ``load`` reads back."""
+
+    @classmethod
+    @abc.abstractmethod
+    def load(cls, path: Path) -> Self:
+        ...
+
+    @property
+    @abc.abstractmethod
+    def item_ids(self) -> tuple[str, ...]:
+        """External ids of the items the model was fitted on, in index order."""
+
+    @property
+    @abc.abstractmethod
+    def skill_ids(self) -> tuple[str, ...]:
+        """External ids of the skills that ``LearnerState.mastery`` is indexed by."""
+
+    def params(self) -> dict[str, Any]:
+        """Fitted parameters worth showing a person (JSON-serialisable)."""
+        return {}
+
+    def mastery_at(self, state: LearnerState, at: float) -> np.ndarray:
+        """P(knows each skill) at a later time ``at`` with no practice; (n_skills,).
+
+        Models without forgetting return the current mastery.
+        """
+        return state.mastery
+
+    def replay(self, data: Dataset, learner: int) -> LearnerState:
+        """The state after every row of one learner, by successive updates."""
+        state = self.initial_state()
+        for row in range(*data.rows(learner).indices(data.n_rows)):
+            state = self.update(
+                state, item=int(data.item[row]), correct=float(data.correct[row]), at=float(data.timestamp[row])
+            )
+        return state
+
+    def final_states(self, data: Dataset) -> list[LearnerState]:
+        """The state of every learner after all their rows; models may vectorise this."""
+        return [self.replay(data, learner) for learner in range(data.n_learners)]
