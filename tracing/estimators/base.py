@@ -106,6 +106,14 @@ class Estimator(abc.ABC):
         """
         return state.mastery
 
+    def learned_prerequisites(self) -> list[tuple[str, str, float]]:
+        """Edges (prerequisite skill id, skill id, probability) the model inferred; [] if none."""
+        return []
+
+    def learner_traits(self, state: LearnerState) -> dict[str, Any]:
+        """A learner's latent traits with uncertainty (e.g. {"forgetting": {"mean":..,"sd":..}}); {} if none."""
+        return {}
+
     def replay(self, data: Dataset, learner: int) -> LearnerState:
         """The state after every row of one learner, by successive updates."""
         state = self.initial_state()
