@@ -1,0 +1,65 @@
+"""Fits of a model to a course, and the mastery they produce."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class Fit(models.Model):
+    QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
+    STATUSES = [(s, s) for s in (QUEUED, RUNNING, SUCCEEDED, FAILED)]
+
+    course = models.ForeignKey("tutor.Course", on_delete=models.CASCADE, related_name="fits")
+    kind = models.CharField(max_length=32)
+    params = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=STATUSES, default=QUEUED)
+    active = models.BooleanField(default=False)
+    stage = models.CharField(max_length=64, blank=True)
+    progress = models.FloatField(default=0.0)
+    error = models.TextField(blank=True)
+    metrics = models.JSONField(default=dict, blank=True, help_text="Held-out metrics (next-step, multi-step).")
+    snapshot = models.JSONField(default=dict, blank=True, help_text="What the fit saw: counts and the last interaction id.")
+    timings = models.JSONField(default=dict, blank=True)
+    fitted_params = models.JSONField(default=dict, blank=True)
+    artifact = models.CharField(max_length=500, blank=True, help_text="Path of the saved model under ARTIFACT_ROOT.")
+    task_id = models.CharField(max_length=64, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["course"], condition=models.Q(active=True), name="fit_one_active_per_course"),
+        ]
+        indexes = [models.Index(fields=["course", "-created_at"], name="fit_course_recent")]
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.course_id}:{self.kind}#{self.pk} ({self.status})"
+
+
+class Mastery(models.Model):
+    """P(learner knows skill), as the fit that wrote it estimated."""
+
+    learner = models.ForeignKey("tutor.Learner", on_delete=models.CASCADE, related_name="mastery")
+    skill = models.ForeignKey("curriculum.Skill", on_delete=models.CASCADE, related_name="mastery")
+    probability = models.FloatField()
+    updated_at = models.DateTimeField()
+    fit = models.ForeignKey(Fit, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["learner", "skill"], name="mastery_unique")]
+
+
+class LearnerTrace(models.Model):
+    """The active fit's full state for one learner (LearnerState as JSON), so the next answer
+    updates it in O(1) instead of replaying the history."""
+
+    learner = models.ForeignKey("tutor.Learner", on_delete=models.CASCADE, related_name="traces")
+    fit = models.ForeignKey(Fit, on_delete=models.CASCADE, related_name="traces")
+    state = models.JSONField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["learner", "fit"], name="trace_unique")]

@@ -1,0 +1,70 @@
+"""Courses, learners and their interactions."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+
+class Course(models.Model):
+    """The tenant unit: skills, items, learners, fits and API keys all belong to one course."""
+
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    policy = models.JSONField(default=dict, blank=True, help_text="Next-item policy settings (threshold, band, goals, review).")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class Learner(models.Model):
+    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="learners")
+    external_id = models.CharField(max_length=200)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                             related_name="learners")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["course", "external_id"], name="learner_unique_per_course")]
+        ordering = ["course", "external_id"]
+
+    def __str__(self) -> str:
+        return f"{self.course.slug}/{self.external_id}"
+
+
+class Interaction(models.Model):
+    """One answer. Append-only: never updated after it is stored."""
+
+    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="interactions")
+    learner = models.ForeignKey(Learner, on_delete=models.CASCADE, related_name="interactions")
+    item = models.ForeignKey("curriculum.Item", on_delete=models.PROTECT, related_name="interactions")
+    correct = models.FloatField(validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+                                help_text="1 = correct, 0 = wrong, or a score in [0, 1].")
+    timestamp = models.DateTimeField()
+    response_time = models.FloatField(null=True, blank=True, help_text="Seconds taken to answer.")
+    client_id = models.CharField(max_length=200, null=True, blank=True,
+                                 help_text="The client's id for this answer; a retry with the same id stores nothing new.")
+    response = models.TextField(blank=True, help_text="What the learner answered, where the page recorded it.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["course", "client_id"], name="interaction_client_id_unique_per_course"),
+            models.CheckConstraint(condition=models.Q(correct__gte=0.0) & models.Q(correct__lte=1.0),
+                                   name="interaction_correct_in_unit_interval"),
+        ]
+        indexes = [
+            models.Index(fields=["learner", "timestamp", "id"], name="interaction_learner_history"),
+            models.Index(fields=["course", "learner", "timestamp", "id"], name="interaction_course_bulk"),
+            models.Index(fields=["course", "timestamp"], name="interaction_course_time"),
+        ]
+        ordering = ["timestamp", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.learner_id}:{self.item_id}={self.correct}"
