@@ -1,0 +1,121 @@
+"""The next-item policy: reasons that match the state, no repeats, done, review, remediation."""
+
+from __future__ import annotations
+
+import pytest
+
+from curriculum.graph import PrerequisiteGraph
+from curriculum.policy import Answer, ItemSpec, PolicyConfig, candidate_skills, next_item
+
+# a -> b -> c, a -> d
+GRAPH = PrerequisiteGraph(["a", "b", "c", "d"], [("a", "b"), ("b", "c"), ("a", "d")])
+ITEMS = [ItemSpec(f"{skill}{n}", (skill,)) for skill in "abcd" for n in range(3)]
+CONFIG = PolicyConfig()
+
+
+def choose(mastery, **kwargs):
+    return next_item(mastery=mastery, graph=GRAPH, items=ITEMS, config=kwargs.pop("config", CONFIG), **kwargs)
+
+
+def test_new_learner_starts_on_the_root():
+    choice = choose({})
+    assert choice.skill == "a" and choice.why == "frontier" and choice.item.startswith("a")
+    assert not choice.done and choice.goals_total == 4 and choice.goals_mastered == 0
+
+
+def test_reason_fields_match_the_state():
+    mastery = {"a": 0.97, "b": 0.4, "c": 0.1, "d": 0.2}
+    p_correct = {item.id: 0.3 for item in ITEMS} | {"b1": 0.7, "d0": 0.7}
+    gain = {item.id: 0.01 for item in ITEMS} | {"b0": 0.08, "b1": 0.05, "b2": 0.08, "d0": 0.03}
+    choice = choose(mastery, p_correct=p_correct, gain=gain)
+    # The frontier is {b, d}; b promises more; within b the in-band item wins over a larger gain.
+    assert choice.skill == "b" and choice.why == "frontier"
+    assert choice.item == "b1"
+    assert choice.p_correct == pytest.approx(0.7) and choice.expected_gain == pytest.approx(0.05)
+    assert choice.mastery == pytest.approx(0.4)
+    assert choice.goals_mastered == 1
+    reason = choice.to_json()["reason"]
+    assert reason == {"skill": "b", "why": "frontier", "p_correct": choice.p_correct,
+                      "expected_gain": choice.expected_gain, "mastery": choice.mastery}
+    # Never a skill whose prerequisites are not mastered, whatever its gain.
+    choice = choose(mastery, p_correct=p_correct, gain=gain | {"c0": 5.0})
+    assert choice.skill != "c"
+
+
+def test_highest_gain_frontier_skill_wins():
+    mastery = {"a": 0.99, "b": 0.5, "d": 0.5}
+    gain = {item.id: 0.02 for item in ITEMS} | {"d2": 0.2}
+    assert choose(mastery, gain=gain).item == "d2"
+
+
+def test_no_item_twice_in_a_row():
+    mastery = {"a": 0.5}
+    only = [ItemSpec("a0", ("a",)), ItemSpec("a1", ("a",))]
+    history = []
+    for _ in range(10):
+        choice = next_item(mastery=mastery, graph=GRAPH, items=only, config=CONFIG, history=history)
+        assert not history or choice.item != history[-1].item
+        history.append(Answer(choice.item, 0.0))
+    # With one item only, nothing rather than a repeat.
+    single = next_item(mastery=mastery, graph=GRAPH, items=only[:1], config=CONFIG,
+                       history=[Answer("a0", 1.0)])
+    assert single.item is None and not single.done
+
+
+def test_recent_items_are_avoided_when_others_exist():
+    history = [Answer("a0", 0.0), Answer("a1", 0.0)]
+    assert choose({"a": 0.5}, history=history).item == "a2"
+
+
+def test_done_when_every_goal_is_mastered():
+    choice = choose({skill: 0.99 for skill in "abcd"})
+    assert choice.done and choice.item is None and choice.why == "done"
+    assert choice.goals_mastered == choice.goals_total == 4
+    # Goals limit what must be mastered: c (and its ancestors a, b) only.
+    goals = PolicyConfig(goals=("c",))
+    assert choose({"a": 0.99, "b": 0.99, "c": 0.96, "d": 0.0}, config=goals).done
+    not_done = choose({"a": 0.99, "b": 0.99, "c": 0.5, "d": 0.0}, config=goals)
+    assert not not_done.done and not_done.skill == "c" and not_done.goals_total == 1
+
+
+def test_decayed_skill_is_a_review_and_review_off_keeps_it_mastered():
+    mastery = {"a": 0.80, "b": 0.3}
+    before = {"a": 0.98, "b": 0.3}
+    choice = choose(mastery, mastery_before=before)
+    assert choice.skill == "a" and choice.why == "review"
+    assert choice.mastery == pytest.approx(0.80)
+    off = choose(mastery, mastery_before=before, config=PolicyConfig(review=False))
+    assert off.skill in {"b", "d"} and off.why == "frontier"
+
+
+def test_struggling_sends_back_to_the_weakest_prerequisite():
+    mastery = {"a": 0.96, "b": 0.97, "c": 0.2, "d": 0.99}
+    history = [Answer("c0", 0.0), Answer("c1", 0.0), Answer("c2", 0.0), Answer("c0", 1.0), Answer("c1", 0.0)]
+    choice = choose(mastery, history=history)
+    assert choice.why == "remediation" and choice.skill == "a" and choice.struggling == "c"
+    assert choice.item.startswith("a")
+    # Once the prerequisite was just checked, back to the struggling skill.
+    history += [Answer("a0", 1.0)]
+    candidates = candidate_skills(mastery=mastery, graph=GRAPH, items=ITEMS, config=CONFIG, history=history)
+    assert candidates == {"c": "frontier", "b": "remediation"}
+    assert choose(mastery, history=history, config=PolicyConfig(remediation=False)).skill == "c"
+    # Few errors: no remediation.
+    calm = [Answer("c0", 0.0), Answer("c1", 1.0), Answer("c2", 1.0)]
+    assert choose(mastery, history=calm).why == "frontier"
+
+
+def test_items_needing_an_unready_skill_are_skipped():
+    items = ITEMS + [ItemSpec("bc", ("b", "c"))]
+    gain = {"bc": 9.0}
+    choice = next_item(mastery={"a": 0.99, "d": 0.99}, graph=GRAPH, items=items, config=CONFIG, gain=gain)
+    assert choice.item != "bc" and choice.skill == "b"
+
+
+def test_config_from_json_rejects_bad_settings():
+    config = PolicyConfig.from_json({"threshold": 0.9, "band": [0.5, 0.8], "goals": ["c"], "review": False})
+    assert config.threshold == 0.9 and config.band == (0.5, 0.8) and config.goals == ("c",)
+    assert PolicyConfig.from_json(config.to_json()) == config
+    for bad in ({"thresold": 0.9}, {"threshold": 1.5}, {"band": [0.9, 0.1]}, {"review": "yes"},
+                {"goals": "c"}, {"struggle_window": 2.5}):
+        with pytest.raises(ValueError):
+            PolicyConfig.from_json(bad)
