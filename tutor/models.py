@@ -13,6 +13,8 @@ class Course(models.Model):
     slug = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
+    has_clock = models.BooleanField(
+        default=True, help_text="False when timestamps are synthetic step numbers (e.g. DKVMN files).")
     policy = models.JSONField(default=dict, blank=True, help_text="Next-item policy settings (threshold, band, goals, review).")
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -95,6 +95,14 @@ class Estimator(abc.ABC):
     def skill_ids(self) -> tuple[str, ...]:
         """External ids of the skills that ``LearnerState.mastery`` is indexed by."""
 
+    @classmethod
+    def untrained(cls, *, item_ids: tuple[str, ...], skill_ids: tuple[str, ...], q_matrix: np.ndarray) -> Self:
+        """A usable model before any data: textbook defaults over this vocabulary.
+
+        Serves a new course until its first fit; only some kinds offer it.
+        """
+        raise NotImplementedError(f"{cls.__name__} has no untrained form")
+
     def params(self) -> dict[str, Any]:
         """Fitted parameters worth showing a person (JSON-serialisable)."""
         return {}

@@ -50,6 +50,14 @@ class SkillRate(Estimator):
             progress("fit", 1.0)
         return self
 
+    @classmethod
+    def untrained(cls, *, item_ids: tuple[str, ...], skill_ids: tuple[str, ...], q_matrix: np.ndarray) -> Self:
+        model = cls()
+        model.rate = np.full(len(skill_ids), 0.5)
+        model.q_matrix = np.asarray(q_matrix, dtype=bool).copy()
+        model._item_ids, model._skill_ids = tuple(item_ids), tuple(skill_ids)
+        return model
+
     def _item_probability(self, mastery: np.ndarray, items: np.ndarray) -> np.ndarray:
         q = self.q_matrix[items]
         return (q * mastery).sum(axis=1) / np.maximum(q.sum(axis=1), 1)

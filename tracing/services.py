@@ -1,0 +1,328 @@
+"""The Django edge of tracing: fits, the active model of a course, and mastery."""
+
+from __future__ import annotations
+
+import logging
+import resource
+import threading
+import time
+import traceback
+from collections import OrderedDict, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone as django_timezone
+
+from tracing.estimators import ESTIMATORS, get_estimator
+from tracing.estimators.base import Estimator, LearnerState
+from tracing.models import Fit, LearnerTrace, Mastery
+from tutor.errors import ServiceError, Unavailable
+from tutor.models import Course, Interaction, Learner
+from tutor.selectors import Vocabulary, course_vocabulary, interactions_for_fit, learner_history
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_KIND = "bkt"
+"""The kind that serves a course before its first fit (its untrained form)."""
+
+MIN_LEARNERS_FOR_HOLDOUT = 5
+MAX_ATTEMPTS = 3
+
+
+@dataclass
+class CourseModel:
+    """The estimator that answers for a course now, and how its indices map to the course."""
+
+    estimator: Estimator
+    fit: Fit | None
+    vocabulary: Vocabulary
+    item_index: dict[str, int]
+    skill_index: dict[str, int]
+
+    def item_pk_to_index(self) -> dict[int, int]:
+        return {pk: self.item_index[e] for pk, e in zip(self.vocabulary.item_pk, self.vocabulary.item_ids)
+                if e in self.item_index}
+
+
+_cache: OrderedDict[tuple, CourseModel] = OrderedDict()
+_cache_lock = threading.Lock()
+_CACHE_SIZE = 16
+
+
+def _default_estimator(vocabulary: Vocabulary) -> Estimator:
+    kind = DEFAULT_KIND if DEFAULT_KIND in ESTIMATORS else "rate"
+    return get_estimator(kind).untrained(item_ids=vocabulary.item_ids, skill_ids=vocabulary.skill_ids,
+                                         q_matrix=vocabulary.q_matrix)
+
+
+def course_model(course: Course) -> CourseModel:
+    """The active fit's estimator (loaded once per process), or the untrained default model."""
+    fit = Fit.objects.filter(course=course, active=True).first()
+    vocabulary = course_vocabulary(course=course)
+    key = (course.pk, fit.pk if fit else None, len(vocabulary.item_ids), len(vocabulary.skill_ids))
+    with _cache_lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            cached = _cache[key]
+            return CourseModel(cached.estimator, fit, vocabulary, cached.item_index, cached.skill_index)
+    if fit is not None:
+        estimator = get_estimator(fit.kind).load(Path(settings.ARTIFACT_ROOT) / fit.artifact)
+    else:
+        estimator = _default_estimator(vocabulary)
+    model = CourseModel(
+        estimator=estimator, fit=fit, vocabulary=vocabulary,
+        item_index={e: i for i, e in enumerate(estimator.item_ids)},
+        skill_index={e: i for i, e in enumerate(estimator.skill_ids)},
+    )
+    with _cache_lock:
+        _cache[key] = model
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+    return model
+
+
+def _replay(model: CourseModel, learner: Learner) -> LearnerState:
+    history = learner_history(learner=learner, vocabulary=model.vocabulary)
+    estimator = model.estimator
+    state = estimator.initial_state()
+    for row in range(history.n_rows):
+        index = model.item_index.get(history.item_ids[history.item[row]])
+        if index is None:
+            continue  # an item added after the fit: it moves mastery once a new fit knows it
+        state = estimator.update(state, item=index, correct=float(history.correct[row]),
+                                 at=float(history.timestamp[row]))
+    return state
+
+
+def learner_state(*, learner: Learner, model: CourseModel) -> LearnerState:
+    """The learner's current state under ``model``: the stored trace, else a replay of the history."""
+    if model.fit is not None:
+        trace = LearnerTrace.objects.filter(learner=learner, fit=model.fit).first()
+        if trace is not None:
+            return LearnerState.from_json(trace.state)
+    return _replay(model, learner)
+
+
+def _mastery_write(model: CourseModel, states: dict[int, LearnerState], now: datetime) -> None:
+    skill_pk = dict(zip(model.vocabulary.skill_ids, model.vocabulary.skill_pk))
+    columns = [(index, skill_pk[e]) for e, index in model.skill_index.items() if e in skill_pk]
+    rows = [
+        Mastery(learner_id=learner_pk, skill_id=pk, probability=float(state.mastery[index]), updated_at=now,
+                fit=model.fit)
+        for learner_pk, state in states.items() for index, pk in columns
+    ]
+    Mastery.objects.bulk_create(rows, batch_size=5000, update_conflicts=True, unique_fields=["learner", "skill"],
+                                update_fields=["probability", "updated_at", "fit"])
+    if model.fit is not None:
+        traces = [LearnerTrace(learner_id=pk, fit=model.fit, state=state.to_json()) for pk, state in states.items()]
+        LearnerTrace.objects.bulk_create(traces, batch_size=2000, update_conflicts=True,
+                                         unique_fields=["learner", "fit"], update_fields=["state", "updated_at"])
+
+
+def mastery_apply(*, course: Course, interactions: Sequence[Interaction]) -> dict[str, dict[str, float]]:
+    """Update each learner's mastery with newly stored answers (call inside their transaction).
+
+    Returns learner external id -> skill external id -> P(known) after the answers.
+    An answer older than the learner's last one replays the whole history, so
+    late arrivals land in time order.
+    """
+    model = course_model(course)
+    item_index = model.item_pk_to_index()
+    by_learner: dict[int, list[Interaction]] = defaultdict(list)
+    for interaction in interactions:
+        by_learner[interaction.learner_id].append(interaction)
+    learners = Learner.objects.in_bulk(list(by_learner))
+    states: dict[int, LearnerState] = {}
+    for learner_pk, new in by_learner.items():
+        learner = learners[learner_pk]
+        state = learner_state(learner=learner, model=model) if model.fit else None
+        new.sort(key=lambda i: (i.timestamp, i.pk or 0))
+        if state is None or (state.at is not None and new[0].timestamp.timestamp() < state.at):
+            state = _replay(model, learner)  # includes the new rows: same transaction
+        else:
+            for interaction in new:
+                index = item_index.get(interaction.item_id)
+                if index is not None:
+                    state = model.estimator.update(state, item=index, correct=interaction.correct,
+                                                   at=interaction.timestamp.timestamp())
+        states[learner_pk] = state
+    _mastery_write(model, states, django_timezone.now())
+    return {learners[pk].external_id: dict(zip(model.estimator.skill_ids, np.round(s.mastery, 6).tolist()))
+            for pk, s in states.items()}
+
+
+def mastery_get(*, learner: Learner) -> list[Mastery]:
+    return list(Mastery.objects.filter(learner=learner).select_related("skill").order_by("skill_id"))
+
+
+def predict_items(*, learner: Learner, items: Sequence[str], at: datetime | None = None) -> dict[str, float | None]:
+    """P(correct) for each named item if the learner answered it next; None for items the model does not know."""
+    model = course_model(learner.course)
+    state = learner_state(learner=learner, model=model)
+    known = [item for item in items if item in model.item_index]
+    moment = (at or django_timezone.now()).timestamp()
+    probabilities = model.estimator.predict_next(state, np.array([model.item_index[i] for i in known], dtype=np.int64),
+                                                 at=moment) if known else np.zeros(0)
+    result: dict[str, float | None] = {item: None for item in items}
+    result.update(zip(known, (round(float(p), 6) for p in probabilities)))
+    return result
+
+
+def fit_create(*, course: Course, kind: str, params: dict[str, Any] | None = None) -> Fit:
+    """Validate the request, store a queued Fit and enqueue its task after commit."""
+    params = params or {}
+    if not isinstance(params, dict):
+        raise ServiceError("params must be an object", code="invalid_params", field="params")
+    try:
+        estimator_class = get_estimator(kind)
+    except KeyError as error:
+        raise ServiceError(str(error.args[0]), code="unknown_model", field="model") from None
+    try:
+        estimator_class(**params)
+    except (TypeError, ValueError) as error:
+        raise ServiceError(f"bad params for {kind}: {error}", code="invalid_params", field="params") from None
+    from tracing.tasks import fit_run_task
+
+    with transaction.atomic():
+        fit = Fit.objects.create(course=course, kind=kind, params=params)
+
+        def enqueue() -> None:
+            try:
+                result = fit_run_task.apply_async(args=[fit.pk], retry=False)
+            except Exception as error:  # the broker is down: say so rather than leave a fit queued forever
+                Fit.objects.filter(pk=fit.pk).update(status=Fit.FAILED, error=f"could not queue the fit: {error}",
+                                                     finished_at=django_timezone.now())
+                raise Unavailable("the task queue is unavailable; the fit was not started, try again later",
+                                  code="broker_unavailable") from error
+            if result.id:
+                Fit.objects.filter(pk=fit.pk, task_id="").update(task_id=result.id)
+
+        transaction.on_commit(enqueue, robust=False)
+    fit.refresh_from_db()
+    return fit
+
+
+class _ProgressWriter:
+    """Writes stage and percent on the Fit row at most twice a second, outside any transaction."""
+
+    def __init__(self, fit_id: int) -> None:
+        self.fit_id, self.last = fit_id, 0.0
+
+    def __call__(self, stage: str, fraction: float) -> None:
+        now = time.monotonic()
+        if now - self.last < 0.5 and fraction < 1.0:
+            return
+        self.last = now
+        Fit.objects.filter(pk=self.fit_id).update(stage=stage[:64], progress=round(float(min(max(fraction, 0), 1)), 4))
+
+
+def fit_run(*, fit_id: int) -> Fit:
+    """Fit, evaluate on held-out learners, save the artifact, then activate it atomically.
+
+    Any failure marks the Fit failed with the reason and leaves the previous
+    active fit in place.
+    """
+    from tracing.evaluation import evaluate, evaluate_multistep, split_learners
+
+    with transaction.atomic():
+        fit = Fit.objects.select_for_update().select_related("course").get(pk=fit_id)
+        if fit.status in (Fit.SUCCEEDED, Fit.FAILED):
+            return fit  # a redelivered task for a finished fit: nothing to do
+        if fit.attempts >= MAX_ATTEMPTS:
+            fit.status, fit.error, fit.finished_at = Fit.FAILED, "gave up after repeated worker loss", django_timezone.now()
+            fit.save(update_fields=["status", "error", "finished_at"])
+            return fit
+        fit.status, fit.started_at, fit.attempts, fit.stage, fit.progress = Fit.RUNNING, django_timezone.now(), fit.attempts + 1, "loading", 0.0
+        fit.save(update_fields=["status", "started_at", "attempts", "stage", "progress"])
+    progress = _ProgressWriter(fit.pk)
+    timings: dict[str, float] = {}
+    try:
+        started = time.perf_counter()
+        course = fit.course
+        vocabulary = course_vocabulary(course=course)
+        data = interactions_for_fit(course=course, vocabulary=vocabulary)
+        if data.n_rows == 0:
+            raise ServiceError("the course has no interactions to fit", code="no_data")
+        last_id = Interaction.objects.filter(course=course).order_by("-id").values_list("id", flat=True).first()
+        timings["load_s"] = time.perf_counter() - started
+        estimator_class = get_estimator(fit.kind)
+        metrics: dict[str, Any] = {}
+        if data.n_learners >= MIN_LEARNERS_FOR_HOLDOUT:
+            train, test = split_learners(data, test_fraction=0.2, seed=0)
+            step = time.perf_counter()
+            held_out = estimator_class(**fit.params).fit(train, seed=0, progress=lambda s, f: progress(f"evaluate:{s}", f * 0.45))
+            timings["fit_holdout_s"] = time.perf_counter() - step
+            metrics = {"next_step": evaluate(held_out, test), "multi_step": evaluate_multistep(held_out, test, horizon=10),
+                       "train_learners": train.n_learners, "test_learners": test.n_learners}
+        step = time.perf_counter()
+        estimator = estimator_class(**fit.params).fit(data, seed=0, progress=lambda s, f: progress(s, 0.5 + f * 0.45))
+        timings["fit_s"] = time.perf_counter() - step
+        artifact = Path(course.slug) / f"fit-{fit.pk}.{fit.kind}"
+        path = Path(settings.ARTIFACT_ROOT) / artifact
+        path.parent.mkdir(parents=True, exist_ok=True)
+        estimator.save(path)
+        progress("activating", 0.96)
+        step = time.perf_counter()
+        _activate(fit, estimator, data, vocabulary, artifact, metrics, last_id)
+        timings["activate_s"] = time.perf_counter() - step
+        timings["total_s"] = time.perf_counter() - started
+        timings["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        Fit.objects.filter(pk=fit.pk).update(timings={k: round(v, 3) for k, v in timings.items()})
+    except Exception as error:
+        logger.exception("fit %s failed", fit.pk)
+        reason = error.message if isinstance(error, ServiceError) else f"{type(error).__name__}: {error}"
+        Fit.objects.filter(pk=fit.pk).update(status=Fit.FAILED, error=reason[:2000] or traceback.format_exc()[-2000:],
+                                             finished_at=django_timezone.now(), active=False)
+    fit.refresh_from_db()
+    return fit
+
+
+def _activate(fit: Fit, estimator: Estimator, data, vocabulary: Vocabulary, artifact: Path,
+              metrics: dict[str, Any], last_id: int | None) -> None:
+    from curriculum.services import learned_edges_store
+
+    with transaction.atomic():
+        Fit.objects.filter(course=fit.course, active=True).update(active=False)
+        Fit.objects.filter(pk=fit.pk).update(
+            status=Fit.SUCCEEDED, active=True, artifact=str(artifact), metrics=_finite(metrics),
+            fitted_params=_finite(estimator.params()), stage="done", progress=1.0,
+            finished_at=django_timezone.now(),
+            snapshot={"interactions": data.n_rows, "learners": data.n_learners, "items": data.n_items,
+                      "skills": data.n_skills, "last_interaction_id": last_id},
+        )
+        fit.refresh_from_db()
+        learned_edges_store(course=fit.course, fit=fit, edges=estimator.learned_prerequisites())
+        mastery_recompute(course=fit.course, fit=fit, estimator=estimator, data=data, vocabulary=vocabulary)
+
+
+def mastery_recompute(*, course: Course, fit: Fit, estimator: Estimator, data, vocabulary: Vocabulary) -> int:
+    """Every learner's mastery and trace under a newly activated fit; returns the learner count."""
+    model = CourseModel(estimator=estimator, fit=fit, vocabulary=vocabulary,
+                        item_index={e: i for i, e in enumerate(estimator.item_ids)},
+                        skill_index={e: i for i, e in enumerate(estimator.skill_ids)})
+    states = estimator.final_states(data)
+    pk_by_name = dict(Learner.objects.filter(course=course).values_list("external_id", "id"))
+    _mastery_write(model, {pk_by_name[name]: state for name, state in zip(data.learner_ids, states)},
+                   django_timezone.now())
+    return len(states)
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN: metrics of a one-class test set become null."""
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def fits_for_course(*, course: Course) -> Iterable[Fit]:
+    return Fit.objects.filter(course=course).order_by("-created_at")

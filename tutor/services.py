@@ -1,0 +1,310 @@
+"""Business logic for courses, learners and interactions: the one way answers get stored."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone as django_timezone
+from django.utils.text import slugify
+
+from curriculum.models import Item
+from tutor.errors import NotFound, ServiceError
+from tutor.models import Course, Interaction, Learner
+
+MAX_BATCH = 10_000
+CHUNK = 5_000  # below SQLite's bound on query variables
+
+
+@dataclass(frozen=True)
+class Row:
+    """One validated answer, before it is stored."""
+
+    learner: str
+    item: str
+    correct: float
+    timestamp: datetime
+    client_id: str | None = None
+    response_time: float | None = None
+    response: str = ""
+
+
+@dataclass
+class RecordResult:
+    """``created`` and ``duplicates`` are in input order; ``mastery`` maps learner -> skill -> P(known)."""
+
+    created: list[Interaction] = field(default_factory=list)
+    duplicates: list[Interaction] = field(default_factory=list)
+    created_count: int = 0
+    duplicate_count: int = 0
+    learners_created: int = 0
+    mastery: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def course_create(*, slug: str, name: str = "", description: str = "") -> Course:
+    slug = slug.strip()
+    if not slug or slugify(slug) != slug:
+        raise ServiceError(f"course id {slug!r} must be a slug (lowercase letters, digits, - and _)",
+                           code="invalid_slug", field="id")
+    if Course.objects.filter(slug=slug).exists():
+        raise ServiceError(f"course {slug!r} already exists", code="exists", field="id")
+    return Course.objects.create(slug=slug, name=name or slug, description=description)
+
+
+def course_get(*, slug: str) -> Course:
+    try:
+        return Course.objects.get(slug=slug)
+    except Course.DoesNotExist:
+        raise NotFound(f"course {slug!r} not found") from None
+
+
+def learner_get(*, course: Course, external_id: str) -> Learner:
+    try:
+        return Learner.objects.get(course=course, external_id=external_id)
+    except Learner.DoesNotExist:
+        raise NotFound(f"learner {external_id!r} not found in course {course.slug!r}") from None
+
+
+def learner_get_or_create(*, course: Course, external_id: str, user: Any = None) -> Learner:
+    learner, created = Learner.objects.get_or_create(course=course, external_id=external_id,
+                                                     defaults={"user": user})
+    if not created and user is not None and learner.user_id is None:
+        learner.user = user
+        learner.save(update_fields=["user"])
+    return learner
+
+
+def _timestamp(value: Any, index: int) -> datetime:
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        moment = datetime.fromtimestamp(float(value), tz=timezone.utc)
+    elif isinstance(value, str) and value.strip():
+        try:
+            moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise ServiceError(f"row {index}: timestamp {value!r} is not ISO 8601", code="invalid_timestamp",
+                               field="timestamp", index=index) from None
+    else:
+        raise ServiceError(f"row {index}: timestamp must be an ISO 8601 string", code="invalid_timestamp",
+                           field="timestamp", index=index)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment
+
+
+def _text(value: Any, name: str, index: int, *, required: bool = True, limit: int = 200) -> str | None:
+    if value is None or value == "":
+        if required:
+            raise ServiceError(f"row {index}: {name} is required", code="required", field=name, index=index)
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ServiceError(f"row {index}: {name} must be a string", code="invalid_type", field=name, index=index)
+    text = str(value).strip()
+    if not text or len(text) > limit:
+        raise ServiceError(f"row {index}: {name} must be 1 to {limit} characters", code="invalid_length",
+                           field=name, index=index)
+    return text
+
+
+def row_validate(raw: Mapping[str, Any], index: int = 0, *, now: datetime | None = None) -> Row:
+    """Check one incoming answer; ServiceError names the row and the field at fault."""
+    if not isinstance(raw, Mapping):
+        raise ServiceError(f"row {index}: expected an object", code="invalid_type", index=index)
+    correct = raw.get("correct")
+    if isinstance(correct, bool):
+        correct = float(correct)
+    if not isinstance(correct, (int, float)) or not math.isfinite(correct) or not 0.0 <= correct <= 1.0:
+        raise ServiceError(f"row {index}: correct must be 0, 1 or a score in [0, 1], got {correct!r}",
+                           code="invalid_correct", field="correct", index=index)
+    response_time = raw.get("response_time")
+    if response_time is not None:
+        if (isinstance(response_time, bool) or not isinstance(response_time, (int, float))
+                or not math.isfinite(response_time) or response_time < 0):
+            raise ServiceError(f"row {index}: response_time must be a non-negative number of seconds",
+                               code="invalid_response_time", field="response_time", index=index)
+        response_time = float(response_time)
+    raw_time = raw.get("timestamp")
+    response = raw.get("response") or ""
+    if not isinstance(response, str) or len(response) > 2000:
+        raise ServiceError(f"row {index}: response must be a string of at most 2000 characters",
+                           code="invalid_response", field="response", index=index)
+    return Row(
+        learner=_text(raw.get("learner"), "learner", index),
+        item=_text(raw.get("item"), "item", index),
+        correct=float(correct),
+        timestamp=_timestamp(raw_time, index) if raw_time is not None else (now or django_timezone.now()),
+        client_id=_text(raw.get("id"), "id", index, required=False),
+        response_time=response_time,
+        response=response,
+    )
+
+
+def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(values), CHUNK):
+        yield values[start:start + CHUNK]
+
+
+def _learners_resolve(course: Course, names: set[str]) -> tuple[dict[str, int], int]:
+    ordered = sorted(names)
+    known: dict[str, int] = {}
+    for chunk in _chunks(ordered):
+        known.update(Learner.objects.filter(course=course, external_id__in=chunk).values_list("external_id", "id"))
+    missing = [name for name in ordered if name not in known]
+    if missing:
+        Learner.objects.bulk_create([Learner(course=course, external_id=name) for name in missing],
+                                    batch_size=CHUNK, ignore_conflicts=True)
+        for chunk in _chunks(missing):
+            known.update(Learner.objects.filter(course=course, external_id__in=chunk)
+                         .values_list("external_id", "id"))
+    return known, len(missing)
+
+
+def _items_resolve(course: Course, names: set[str]) -> dict[str, int]:
+    ordered = sorted(names)
+    known: dict[str, int] = {}
+    for chunk in _chunks(ordered):
+        known.update(Item.objects.filter(course=course, external_id__in=chunk).values_list("external_id", "id"))
+    missing = [name for name in ordered if name not in known]
+    if missing:
+        shown = ", ".join(repr(m) for m in missing[:10]) + (" ..." if len(missing) > 10 else "")
+        raise ServiceError(f"{len(missing)} unknown item(s) in course {course.slug!r}: {shown}",
+                           code="unknown_item", field="item", detail={"unknown_items": missing[:100]})
+    return known
+
+
+def interaction_record(
+    *,
+    course: Course,
+    rows: Sequence[Mapping[str, Any] | Row],
+    update_mastery: bool = True,
+    limit: int | None = MAX_BATCH,
+) -> RecordResult:
+    """Store a batch of answers atomically; a client id already stored is a duplicate, not an error.
+
+    Every row is validated before anything is written. Unknown learners are
+    created; an unknown item fails the whole batch. With ``update_mastery`` the
+    active fit updates each learner's mastery in the same transaction (the
+    result carries the new values). Retrying the same batch stores nothing twice
+    and returns the same interactions as duplicates.
+    """
+    if limit is not None and len(rows) > limit:
+        raise ServiceError(f"a batch holds at most {limit} interactions, got {len(rows)}", code="batch_too_large")
+    now = django_timezone.now()
+    validated = [row if isinstance(row, Row) else row_validate(row, index, now=now) for index, row in enumerate(rows)]
+    seen: dict[str, int] = {}
+    for index, row in enumerate(validated):
+        if row.client_id is None:
+            continue
+        if row.client_id in seen and validated[seen[row.client_id]] != row:
+            raise ServiceError(f"row {index}: id {row.client_id!r} appears twice in the batch with different content",
+                               code="duplicate_id_in_batch", field="id", index=index)
+        seen.setdefault(row.client_id, index)
+    for attempt in range(2):
+        try:
+            with transaction.atomic():
+                return _record(course, validated, update_mastery)
+        except IntegrityError:
+            # A concurrent request stored one of these client ids between our check and
+            # our insert: the whole batch rolled back, and a second pass sees them as duplicates.
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _record(course: Course, rows: list[Row], update_mastery: bool) -> RecordResult:
+    result = RecordResult()
+    if not rows:
+        return result
+    items = _items_resolve(course, {row.item for row in rows})
+    client_ids = sorted({row.client_id for row in rows if row.client_id is not None})
+    existing: dict[str, int] = {}
+    if len(client_ids) > CHUNK:
+        # A file-sized batch: one scan of the course's ids beats many IN (...) queries.
+        wanted = set(client_ids)
+        existing.update(pair for pair in Interaction.objects.filter(course=course, client_id__isnull=False)
+                        .values_list("client_id", "id").iterator(chunk_size=20_000) if pair[0] in wanted)
+    else:
+        existing.update(Interaction.objects.filter(course=course, client_id__in=client_ids)
+                        .values_list("client_id", "id"))
+    fresh: list[Row] = []
+    fresh_ids: set[str] = set()
+    duplicate_ids: list[int] = []
+    for row in rows:
+        if row.client_id is not None and row.client_id in existing:
+            duplicate_ids.append(existing[row.client_id])
+        elif row.client_id is None or row.client_id not in fresh_ids:
+            fresh.append(row)
+            if row.client_id is not None:
+                fresh_ids.add(row.client_id)
+    result.duplicate_count = len(duplicate_ids)
+    if duplicate_ids and len(rows) <= MAX_BATCH:
+        # API batches answer with the stored rows; file imports only need the count.
+        stored = Interaction.objects.select_related("learner", "item").in_bulk(duplicate_ids)
+        result.duplicates = [stored[pk] for pk in duplicate_ids]
+    learners, result.learners_created = _learners_resolve(course, {row.learner for row in fresh})
+    if len(fresh) > CHUNK and not update_mastery and connection.vendor == "postgresql":
+        _copy_insert(course, fresh, learners, items)
+        result.created_count = len(fresh)
+    else:
+        objects = [
+            Interaction(course=course, learner_id=learners[row.learner], item_id=items[row.item],
+                        correct=row.correct, timestamp=row.timestamp, response_time=row.response_time,
+                        client_id=row.client_id, response=row.response)
+            for row in fresh
+        ]
+        result.created = Interaction.objects.bulk_create(objects, batch_size=CHUNK)
+        result.created_count = len(result.created)
+    if update_mastery and result.created:
+        from tracing.services import mastery_apply  # the tracing layer loads models lazily
+
+        result.mastery = mastery_apply(course=course, interactions=result.created)
+    return result
+
+
+def _copy_insert(course: Course, rows: list[Row], learners: dict[str, int], items: dict[str, int]) -> None:
+    """PostgreSQL COPY straight from the rows: no model instances, several times faster than INSERT."""
+    columns = ("course_id", "learner_id", "item_id", "correct", "timestamp", "response_time", "client_id",
+               "response", "created_at")
+    now = django_timezone.now()
+    with connection.cursor() as cursor:
+        raw = cursor.cursor  # the psycopg 3 cursor under Django's wrapper
+        with raw.copy(f"COPY {Interaction._meta.db_table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row((course.pk, learners[row.learner], items[row.item], row.correct, row.timestamp,
+                                row.response_time, row.client_id, row.response, now))
+
+
+ProgressBar = Callable[[int], None]
+
+
+def interactions_import(*, course: Course, rows: Iterable[Row], on_batch: ProgressBar | None = None,
+                        batch: int = 200_000) -> RecordResult:
+    """Store many answers (a file) in one transaction: all or nothing, duplicates skipped.
+
+    Mastery is not updated per row; the caller recomputes it in bulk after.
+    """
+    total = RecordResult()
+    with transaction.atomic():
+        pending: list[Row] = []
+
+        def flush() -> None:
+            part = interaction_record(course=course, rows=pending, update_mastery=False, limit=None)
+            total.created_count += part.created_count
+            total.duplicate_count += part.duplicate_count
+            total.learners_created += part.learners_created
+            if on_batch:
+                on_batch(len(pending))
+            pending.clear()
+
+        for row in rows:
+            pending.append(row)
+            if len(pending) >= batch:
+                flush()
+        if pending:
+            flush()
+    return total
