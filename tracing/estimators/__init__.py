@@ -10,6 +10,7 @@ if TYPE_CHECKING:
 
 ESTIMATORS: dict[str, str] = {
     "rate": "tracing.estimators.baselines.SkillRate",
+    "bkt": "tracing.estimators.bkt.BKT",
 }
 
 
