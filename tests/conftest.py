@@ -43,3 +43,43 @@ def dbe_slice():
     from tracing.formats import load_dataset
 
     return load_dataset(FIXTURES / "dbe_kt22" / "pyedmine_preprocessed" / "data.txt", format="dbe")[0]
+
+
+@pytest.fixture(autouse=True)
+def _celery_mode(request):
+    """Tasks run in-process, except in tests marked ``services``, which go through the real broker."""
+    from tutor.celery import app
+
+    live = request.node.get_closest_marker("services") is not None
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = not live
+    yield
+    app.conf.task_always_eager = previous
+
+
+@pytest.fixture
+def live_worker():
+    """A Celery worker consuming from the real broker against the test database.
+
+    Skipped (with the reason) unless DATABASE_URL names PostgreSQL and CELERY_BROKER_URL a broker;
+    with REQUIRE_SERVICES=1 (CI) a missing worker fails instead.
+    """
+    import os
+
+    from django.db import connection
+
+    from tutor.celery import app
+
+    problems = []
+    if connection.vendor != "postgresql":
+        problems.append("DATABASE_URL does not name PostgreSQL")
+    if not os.environ.get("CELERY_BROKER_URL"):
+        problems.append("CELERY_BROKER_URL is not set")
+    if not problems and not app.control.ping(timeout=5.0):
+        problems.append("no Celery worker answered a ping (start one: see .ci/run)")
+    if problems:
+        message = "needs PostgreSQL, Redis and a worker: " + "; ".join(problems)
+        if os.environ.get("REQUIRE_SERVICES") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return app

@@ -56,9 +56,15 @@ _CACHE_SIZE = 16
 
 
 def _default_estimator(vocabulary: Vocabulary) -> Estimator:
-    kind = DEFAULT_KIND if DEFAULT_KIND in ESTIMATORS else "rate"
-    return get_estimator(kind).untrained(item_ids=vocabulary.item_ids, skill_ids=vocabulary.skill_ids,
-                                         q_matrix=vocabulary.q_matrix)
+    for kind in (DEFAULT_KIND, "rate"):
+        if kind not in ESTIMATORS:
+            continue
+        try:
+            return get_estimator(kind).untrained(item_ids=vocabulary.item_ids, skill_ids=vocabulary.skill_ids,
+                                                 q_matrix=vocabulary.q_matrix)
+        except NotImplementedError:
+            continue
+    raise RuntimeError("no estimator offers an untrained form")
 
 
 def course_model(course: Course) -> CourseModel:

@@ -1,0 +1,43 @@
+# Two commands on a fresh machine:  `make run` (the product) and `make test` (the suite).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test install install-dev browser worker clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+
+install-dev: $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+
+# Debian's chromium drives the browser tests (no browser downloads here).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else echo "chromium missing: run 'sudo apt-get install chromium' (browser tests will be skipped)"; fi; }
+
+run: install
+	$(BIN)/python manage.py migrate --no-input -v0
+	$(BIN)/python manage.py collectstatic --no-input -v0
+	$(BIN)/python manage.py demo_setup
+	@echo
+	@echo "  Open http://$(HOST):$(PORT)/  (learner: learner / demo, staff: admin / demo)"
+	@echo "  Dashboard http://$(HOST):$(PORT)/dashboard/   API docs http://$(HOST):$(PORT)/api/docs/"
+	@echo
+	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+test: install-dev browser
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+worker: install
+	$(BIN)/celery -A tutor worker --loglevel=info --concurrency=1
+
+clean:
+	rm -rf $(VENV) db.sqlite3 staticfiles artifacts test-artifacts
