@@ -62,7 +62,9 @@ _TRANSLATION = str.maketrans({
 
 _WHOLE = r"(?:\d{1,3}(?:,\d{3})+|\d+)"
 _INTEGER_RE = re.compile(rf"(?P<sign>[+-]?)(?P<whole>{_WHOLE})")
-_DECIMAL_RE = re.compile(rf"(?P<sign>[+-]?)(?P<whole>{_WHOLE})?\.(?P<fraction>\d+)|(?P<sign2>[+-]?)(?P<whole2>{_WHOLE})\.")
+# "0.5", ".5" and "5." are all decimals a learner types.
+_DECIMAL_RE = re.compile(rf"(?P<sign>[+-]?)(?P<whole>{_WHOLE})?\.(?P<fraction>\d+)"
+                         rf"|(?P<sign2>[+-]?)(?P<whole2>{_WHOLE})\.")
 _FRACTION_RE = re.compile(r"(?P<sign>[+-]?)(?P<numerator>\d+)\s*/\s*(?P<denominator>\d+)")
 _MIXED_RE = re.compile(r"(?P<sign>[+-]?)(?P<whole>\d+)\s+(?P<numerator>\d+)\s*/\s*(?P<denominator>\d+)")
 # Digits beyond this are not arithmetic a learner types; it also bounds Fraction's work.

@@ -238,7 +238,8 @@ def place_digit(rng: random.Random, difficulty: int) -> Item:
     place = rng.randrange(length) if difficulty == 1 else rng.randrange(1, length)
     digit = digits[length - 1 - place]
     return item(f"What digit is in the {PLACE_NAMES[place]} place of {grouped(number)}?", str(digit),
-                f"Counting from the right, the {PLACE_NAMES[place]} place of {grouped(number)} holds the digit {digit}.")
+                f"Counting from the right, the {PLACE_NAMES[place]} place of {grouped(number)} holds the digit "
+                f"{digit}.")
 
 
 def place_value_of_digit(rng: random.Random, difficulty: int) -> Item:
@@ -251,17 +252,19 @@ def place_value_of_digit(rng: random.Random, difficulty: int) -> Item:
         place, digit = length - 1, digits[0]
     value = digit * 10 ** place
     return item(f"What is the value of the digit {digit} in {grouped(number)}?", str(value),
-                f"The {digit} is in the {PLACE_NAMES[place]} place, so it stands for {digit} x {10 ** place:,} = {value:,}.")
+                f"The {digit} is in the {PLACE_NAMES[place]} place, so it stands for {digit} x {10 ** place:,} = "
+                f"{value:,}.")
 
 
 def place_expanded(rng: random.Random, difficulty: int) -> Item:
     length = {1: 3, 2: 4, 3: 5}[difficulty]
     digits = [rng.randint(1, 9)] + [rng.choice([0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9]) for _ in range(length - 1)]
     number = int("".join(map(str, digits)))
-    parts = [f"{digit} {PLACE_NAMES[length - 1 - index]}" for index, digit in enumerate(digits) if digit]
-    parts = [part.replace("1 ones", "1 one").replace("1 tens", "1 ten").replace("1 hundreds", "1 hundred")
-             .replace("1 thousands", "1 thousand").replace("1 ten thousands", "1 ten thousand") if part.startswith("1 ")
-             else part for part in parts]
+    parts = []
+    for index, digit in enumerate(digits):
+        if digit:
+            place = PLACE_NAMES[length - 1 - index]
+            parts.append(f"{digit} {place.removesuffix('s') if digit == 1 else place}")
     phrase = ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0]
     return item(f"What number has {phrase}?", str(number),
                 f"Writing each digit in its place (and 0 in any place not mentioned) gives {grouped(number)}.")
@@ -290,7 +293,8 @@ def place_choice(rng: random.Random, difficulty: int) -> Item:
             numbers.append(number)
     answer = grouped(numbers[0])
     return item(f"Which number has the digit {digit} in the {PLACE_NAMES[place]} place?", answer,
-                f"In {answer} the digit {digit} is in the {PLACE_NAMES[place]} place; in the others it is in another place.",
+                f"In {answer} the digit {digit} is in the {PLACE_NAMES[place]} place; in the others it is in another "
+                "place.",
                 choices=with_choices(rng, answer, [grouped(number) for number in numbers[1:]]))
 
 
@@ -300,7 +304,8 @@ def times_power_of_ten(rng: random.Random, difficulty: int) -> Item:
     product = number * power
     zeros = len(str(power)) - 1
     return item(f"{number} × {power} = ?", str(product),
-                f"Multiplying by {power:,} moves every digit {zeros} place{'s' if zeros > 1 else ''} to the left: {grouped(product)}.",
+                f"Multiplying by {power:,} moves every digit {zeros} place{'s' if zeros > 1 else ''} to the left: "
+                f"{grouped(product)}.",
                 extra_skills=("mult-multi-digit",))
 
 
@@ -327,8 +332,11 @@ def _compare_explanation(first: int, second: int, symbol: str) -> str:
     if symbol == "=":
         return "The two numbers have the same digits in every place, so they are equal."
     a, b = str(first), str(second)
-    place = next(index for index, (x, y) in enumerate(zip(a, b)) if x != y)
     word = "greater" if symbol == ">" else "less"
+    if len(a) != len(b):
+        more = "more" if len(a) > len(b) else "fewer"
+        return f"{grouped(first)} has {more} digits, so it is {word} than {grouped(second)}."
+    place = next(index for index, (x, y) in enumerate(zip(a, b)) if x != y)
     return (f"Comparing from the left, the first different digit is in the {PLACE_NAMES[len(a) - 1 - place]} place: "
             f"{a[place]} vs {b[place]}, so {grouped(first)} is {word} than {grouped(second)}.")
 
@@ -411,7 +419,8 @@ def add_with_carry(rng: random.Random, difficulty: int) -> Item:
             break
     total = first + second
     return item(f"{grouped(first)} + {grouped(second)} = ?", str(total),
-                f"Add from the ones place, carrying 1 to the next column whenever a column sum is 10 or more: {grouped(total)}.")
+                "Add from the ones place, carrying 1 to the next column whenever a column sum is 10 or more: "
+                f"{grouped(total)}.")
 
 
 def add_carry_choice(rng: random.Random, difficulty: int) -> Item:
@@ -423,7 +432,8 @@ def add_carry_choice(rng: random.Random, difficulty: int) -> Item:
             break
     total = first + second
     # Forgetting every carry: add each column and keep only its ones digit.
-    no_carry = int("".join(str((int(x) + int(y)) % 10) for x, y in zip(str(first).zfill(length), str(second).zfill(length))))
+    columns = zip(str(first).zfill(length), str(second).zfill(length))
+    no_carry = int("".join(str((int(x) + int(y)) % 10) for x, y in columns))
     distractors = [str(no_carry), str(total + 10), str(total - 10), str(total + 100), str(total - 1)]
     return item(f"{first} + {second} = ?", str(total),
                 f"Carry 1 into the next column each time a column adds up to 10 or more; the sum is {total}.",
@@ -442,7 +452,8 @@ def add_carry_words(rng: random.Random, difficulty: int) -> Item:
         return item(f"A library lends {first} books in March and {second} books in April. "
                     "How many books does it lend in the two months together?", str(total), explanation)
     name = rng.choice(NAMES)
-    return item(f"{name} walks {first} steps before lunch and {second} steps after lunch. How many steps is that in all?",
+    return item(f"{name} walks {first} steps before lunch and {second} steps after lunch. How many steps is that in "
+                "all?",
                 str(total), explanation)
 
 
@@ -465,7 +476,8 @@ def sub_plain(rng: random.Random, difficulty: int) -> Item:
         first, second = _column_difference(rng, difficulty + 1, borrow=False)
     difference = first - second
     return item(f"{first} - {second} = ?", str(difference),
-                f"Subtract column by column; each top digit is at least the bottom one, so {first} - {second} = {difference}.")
+                f"Subtract column by column; each top digit is at least the bottom one, so {first} - {second} = "
+                f"{difference}.")
 
 
 def sub_plain_words(rng: random.Random, difficulty: int) -> Item:
@@ -479,7 +491,8 @@ def sub_plain_words(rng: random.Random, difficulty: int) -> Item:
 def sub_plain_choice(rng: random.Random, difficulty: int) -> Item:
     first, second = _column_difference(rng, difficulty + 1, borrow=False)
     difference = first - second
-    distractors = [str(first + second), str(difference + 10), str(difference - 1), str(difference + 1), str(difference + 100)]
+    distractors = [str(first + second), str(difference + 10), str(difference - 1), str(difference + 1),
+                   str(difference + 100)]
     rng.shuffle(distractors)
     return item(f"{first} - {second} = ?", str(difference), f"Subtract each column: {first} - {second} = {difference}.",
                 choices=with_choices(rng, str(difference), distractors))
@@ -496,8 +509,9 @@ def sub_with_borrow(rng: random.Random, difficulty: int) -> Item:
     else:
         first, second = _column_difference(rng, difficulty + 1, borrow=True)
     difference = first - second
+    through_zeros = " (passing through the zeros)" if "0" in str(first)[1:] else ""
     return item(f"{grouped(first)} - {grouped(second)} = ?", str(difference),
-                f"Where a top digit is smaller, borrow 1 from the next column to the left (passing through zeros): "
+                f"Where a top digit is smaller, borrow 1 from the next column to the left{through_zeros}: "
                 f"{grouped(first)} - {grouped(second)} = {grouped(difference)}.")
 
 
@@ -507,7 +521,8 @@ def sub_borrow_choice(rng: random.Random, difficulty: int) -> Item:
     length = len(str(first))
     # Subtracting the smaller digit from the larger in each column instead of borrowing.
     smaller_from_larger = int("".join(str(abs(int(x) - int(y))) for x, y in zip(str(first), str(second).zfill(length))))
-    distractors = [str(smaller_from_larger), str(difference + 10), str(difference - 10), str(difference + 1), str(difference + 100)]
+    distractors = [str(smaller_from_larger), str(difference + 10), str(difference - 10), str(difference + 1),
+                   str(difference + 100)]
     return item(f"{first} - {second} = ?", str(difference),
                 f"Borrow instead of subtracting the smaller digit from the larger: {first} - {second} = {difference}.",
                 choices=with_choices(rng, str(difference), distractors))
@@ -516,8 +531,10 @@ def sub_borrow_choice(rng: random.Random, difficulty: int) -> Item:
 def sub_borrow_words(rng: random.Random, difficulty: int) -> Item:
     first, second = _column_difference(rng, 3 if difficulty < 3 else 4, borrow=True)
     difference = first - second
-    return item(f"A school has {grouped(first)} pupils. {grouped(second)} of them are at a sports day. How many pupils are not at the sports day?",
-                str(difference), f"{grouped(first)} - {grouped(second)} = {grouped(difference)}, borrowing where needed.")
+    return item(f"A school has {grouped(first)} pupils. {grouped(second)} of them are at a sports day. How many "
+                "pupils are not at the sports day?",
+                str(difference), f"{grouped(first)} - {grouped(second)} = {grouped(difference)}, borrowing where "
+                                 "needed.")
 
 
 # --- multiplication and division ------------------------------------------------------------
@@ -571,7 +588,8 @@ def mult_multi_choice(rng: random.Random, difficulty: int) -> Item:
     first = rng.randint(21, 99) if difficulty < 3 else rng.randint(120, 499)
     second = rng.randint(3, 9) if difficulty < 2 else rng.randint(12, 39)
     product = first * second
-    distractors = [str(product + 10), str(product - 10), str(product + second), str(product - first), str(product + 100)]
+    distractors = [str(product + 10), str(product - 10), str(product + second), str(product - first),
+                   str(product + 100)]
     if second >= 10:
         # Forgetting the placeholder zero of the tens row.
         distractors.insert(0, str(first * (second % 10) + first * (second // 10)))
@@ -622,7 +640,8 @@ def long_div_exact(rng: random.Random, difficulty: int) -> Item:
         divisor, quotient = rng.randint(12, 39), rng.randint(12, 49)
     dividend = divisor * quotient
     return item(f"{dividend} ÷ {divisor} = ?", str(quotient),
-                f"Divide digit by digit from the left, bringing down the next digit each time: {dividend} ÷ {divisor} = {quotient}.")
+                f"Divide digit by digit from the left, bringing down the next digit each time: {dividend} ÷ {divisor} "
+                f"= {quotient}.")
 
 
 def long_div_remainder(rng: random.Random, difficulty: int) -> Item:
@@ -641,8 +660,10 @@ def long_div_words(rng: random.Random, difficulty: int) -> Item:
     while pupils % seats == 0:
         pupils += 1
     buses = -(-pupils // seats)
-    return item(f"{pupils} pupils go on a trip in minibuses that seat {seats} pupils each. How many minibuses are needed so that every pupil has a seat?",
-                str(buses), f"{pupils} ÷ {seats} = {pupils // seats} remainder {pupils % seats}; the {pupils % seats} left over need one more minibus, so {buses}.")
+    return item(f"{pupils} pupils go on a trip in minibuses that seat {seats} pupils each. How many minibuses are "
+                "needed so that every pupil has a seat?",
+                str(buses), f"{pupils} ÷ {seats} = {pupils // seats} remainder {pupils % seats}; the {pupils % seats} "
+                            f"left over need one more minibus, so {buses}.")
 
 
 def long_div_choice(rng: random.Random, difficulty: int) -> Item:
@@ -651,7 +672,8 @@ def long_div_choice(rng: random.Random, difficulty: int) -> Item:
     dividend = divisor * quotient
     text = str(quotient)
     # Dropping an inner zero of the quotient ("102" -> "12") is the classic long-division slip.
-    distractors = [text.replace("0", "") or "1", str(quotient + 1), str(quotient - 1), str(quotient + 10), str(quotient * 10)]
+    distractors = [text.replace("0", "") or "1", str(quotient + 1), str(quotient - 1), str(quotient + 10),
+                   str(quotient * 10)]
     return item(f"{dividend} ÷ {divisor} = ?", text, f"{divisor} × {quotient} = {dividend}.",
                 choices=with_choices(rng, text, distractors))
 
@@ -666,11 +688,13 @@ def gcf_pair(rng: random.Random, difficulty: int) -> Item:
             break
     a, b = common * first, common * second
     return item(f"What is the greatest common factor of {a} and {b}?", str(common),
-                f"{a} = {common} × {first} and {b} = {common} × {second}, and {first} and {second} share no factor but 1, so the GCF is {common}.")
+                f"{a} = {common} × {first} and {b} = {common} × {second}, and {first} and {second} share no factor "
+                f"but 1, so the GCF is {common}.")
 
 
 def factor_choice(rng: random.Random, difficulty: int) -> Item:
-    number = rng.choice({1: [12, 18, 20, 24, 30], 2: [36, 42, 48, 54, 56, 60, 72], 3: [84, 90, 91, 96, 108, 117, 119, 126]}[difficulty])
+    number = rng.choice({1: [12, 18, 20, 24, 30], 2: [36, 42, 48, 54, 56, 60, 72],
+                         3: [84, 90, 91, 96, 108, 117, 119, 126]}[difficulty])
     factors = [d for d in range(2, number) if number % d == 0]
     answer = rng.choice(factors)
     non_factors = [d for d in range(3, min(number, 20)) if number % d]
@@ -691,7 +715,8 @@ def lcm_pair(rng: random.Random, difficulty: int) -> Item:
     first, second = rng.sample(pool, 2)
     lcm = first * second // math.gcd(first, second)
     return item(f"What is the least common multiple of {first} and {second}?", str(lcm),
-                f"{lcm} is the first number in both lists of multiples: {lcm} = {first} × {lcm // first} = {second} × {lcm // second}.")
+                f"{lcm} is the first number in both lists of multiples: {lcm} = {first} × {lcm // first} = {second} × "
+                f"{lcm // second}.")
 
 
 def multiple_choice_of(rng: random.Random, difficulty: int) -> Item:
@@ -708,7 +733,8 @@ def next_multiple(rng: random.Random, difficulty: int) -> Item:
     bound = rng.randint(30, 99) if difficulty < 3 else rng.randint(100, 250)
     answer = (bound // base + 1) * base
     return item(f"What is the smallest multiple of {base} that is greater than {bound}?", str(answer),
-                f"{bound} ÷ {base} = {bound // base} remainder {bound % base}, so the next multiple is {base} × {bound // base + 1} = {answer}.")
+                f"{bound} ÷ {base} = {bound // base} remainder {bound % base}, so the next multiple is {base} × "
+                f"{bound // base + 1} = {answer}.")
 
 
 def common_denominator(rng: random.Random, difficulty: int) -> Item:
@@ -729,10 +755,14 @@ def equiv_missing(rng: random.Random, difficulty: int) -> Item:
     numerator = rng.randint(1, denominator - 1)
     scale = rng.randint(2, {1: 4, 2: 6, 3: 9}[difficulty])
     if rng.random() < 0.5:
-        return item(f"Fill in the missing number: {numerator}/{denominator} = ?/{denominator * scale}", str(numerator * scale),
-                    f"The denominator was multiplied by {scale}, so multiply the numerator by {scale} too: {numerator * scale}.")
-    return item(f"Fill in the missing number: {numerator}/{denominator} = {numerator * scale}/?", str(denominator * scale),
-                f"The numerator was multiplied by {scale}, so multiply the denominator by {scale} too: {denominator * scale}.")
+        return item(f"Fill in the missing number: {numerator}/{denominator} = "
+                    f"?/{denominator * scale}", str(numerator * scale),
+                    f"The denominator was multiplied by {scale}, so multiply the numerator by {scale} too: "
+                    f"{numerator * scale}.")
+    return item(f"Fill in the missing number: {numerator}/{denominator} = "
+                f"{numerator * scale}/?", str(denominator * scale),
+                f"The numerator was multiplied by {scale}, so multiply the denominator by {scale} too: "
+                f"{denominator * scale}.")
 
 
 def equiv_reverse(rng: random.Random, difficulty: int) -> Item:
@@ -741,7 +771,8 @@ def equiv_reverse(rng: random.Random, difficulty: int) -> Item:
     while math.gcd(numerator, denominator) != 1:
         numerator = rng.randint(1, denominator - 1)
     scale = rng.randint(2, 6)
-    return item(f"Fill in the missing number: {numerator * scale}/{denominator * scale} = ?/{denominator}", str(numerator),
+    return item(f"Fill in the missing number: {numerator * scale}/{denominator * scale} = "
+                f"?/{denominator}", str(numerator),
                 f"The denominator was divided by {scale}, so divide the numerator by {scale} too: {numerator}.")
 
 
@@ -752,7 +783,10 @@ def equiv_choice(rng: random.Random, difficulty: int) -> Item:
         numerator = rng.randint(1, denominator - 1)
     scale = rng.randint(2, 5)
     shown = written(numerator * scale, denominator * scale)
-    answer = written(numerator, denominator) if difficulty < 3 else written(numerator * (scale + 1), denominator * (scale + 1))
+    if difficulty < 3:
+        answer = written(numerator, denominator)
+    else:
+        answer = written(numerator * (scale + 1), denominator * (scale + 1))
     # Adding the same number to top and bottom is the common wrong idea of "equivalent".
     distractors = [written(numerator + 1, denominator + 1), written(numerator * scale, denominator),
                    written(numerator, denominator * scale), written(numerator + scale, denominator + scale),
@@ -772,7 +806,8 @@ def simplify(rng: random.Random, difficulty: int) -> Item:
     top, bottom = numerator * scale, denominator * scale
     answer = written(numerator, denominator)
     return item(f"Write {top}/{bottom} in simplest form.", answer,
-                f"The greatest common factor of {top} and {bottom} is {scale}; dividing both by {scale} gives {answer}.",
+                f"The greatest common factor of {top} and {bottom} is {scale}; dividing both by {scale} gives "
+                f"{answer}.",
                 answer_format="simplest")
 
 
@@ -818,14 +853,16 @@ def compare_fractions(rng: random.Random, difficulty: int) -> Item:
             # An equal pair written differently: needs equivalent fractions to see.
             scale = rng.randint(2, 3)
             right = left
-            shown = (written(left.numerator, left.denominator), written(left.numerator * scale, left.denominator * scale))
+            shown = (written(left.numerator, left.denominator),
+                     written(left.numerator * scale, left.denominator * scale))
             extra = ("frac-equiv",)
             why = f"Dividing the top and bottom of {shown[1]} by {scale} gives {shown[0]}"
         else:
             shown = (written(left.numerator, left.denominator), written(right.numerator, right.denominator))
             extra = ()
             common = left.denominator * right.denominator // math.gcd(left.denominator, right.denominator)
-            why = (f"Over the common denominator {common} they are {left.numerator * (common // left.denominator)}/{common} "
+            why = (f"Over the common denominator {common} they are "
+                   f"{left.numerator * (common // left.denominator)}/{common} "
                    f"and {right.numerator * (common // right.denominator)}/{common}")
     symbol = "<" if left < right else ">" if left > right else "="
     return item(f"Which symbol makes this true: {shown[0]} ? {shown[1]} (answer <, > or =)", symbol,
@@ -855,7 +892,10 @@ def _like_pair(rng: random.Random, difficulty: int, subtract: bool) -> tuple[int
     while True:
         second = rng.randint(1, denominator - 1)
         if subtract:
-            first = rng.randint(denominator + 1, 2 * denominator - 1) if difficulty == 3 else rng.randint(1, denominator - 1)
+            if difficulty == 3:
+                first = rng.randint(denominator + 1, 2 * denominator - 1)
+            else:
+                first = rng.randint(1, denominator - 1)
             simplifies = math.gcd(first - second, denominator) > 1
             # A whole-number difference ("8/8") is not the point of these items.
             if first > second and (first - second) % denominator and (difficulty != 2 or simplifies):
@@ -933,7 +973,8 @@ def sub_like_words(rng: random.Random, difficulty: int) -> Item:
     return item(f"{name} has {first}/{denominator} of a litre of juice and drinks {second}/{denominator} of a litre. "
                 f"How much juice is left, in litres?", fraction_text(difference),
                 f"{first}/{denominator} - {second}/{denominator} = {first - second}/{denominator}"
-                f"{'' if math.gcd(first - second, denominator) == 1 else ' = ' + fraction_text(difference)} of a litre.")
+                f"{'' if math.gcd(first - second, denominator) == 1 else ' = ' + fraction_text(difference)} of a "
+                "litre.")
 
 
 def _unlike_pair(rng: random.Random, difficulty: int, subtract: bool) -> tuple[Fraction, Fraction]:
@@ -969,7 +1010,8 @@ def add_unlike(rng: random.Random, difficulty: int) -> Item:
     total = first + second
     common, a, b = _common_form(first, second)
     return item(f"{fraction_text(first)} + {fraction_text(second)} = ?", fraction_text(total),
-                f"Over the common denominator {common}: {a} + {b} = {total.numerator * common // total.denominator}/{common}"
+                f"Over the common denominator {common}: {a} + {b} = "
+                f"{total.numerator * common // total.denominator}/{common}"
                 f"{'' if total.denominator == common else ' = ' + fraction_text(total)}.")
 
 
@@ -979,11 +1021,13 @@ def add_unlike_choice(rng: random.Random, difficulty: int) -> Item:
     answer = fraction_text(total)
     naive = written(first.numerator + second.numerator, first.denominator + second.denominator)
     distractors = [naive, written(first.numerator + second.numerator, first.denominator * second.denominator),
-                   fraction_text(total + Fraction(1, total.denominator)), fraction_text(total - Fraction(1, total.denominator)),
+                   fraction_text(total + Fraction(1, total.denominator)),
+                   fraction_text(total - Fraction(1, total.denominator)),
                    written(first.numerator * second.numerator, first.denominator + second.denominator)]
     distractors = [d for d in distractors if Fraction(d) != total]
     return item(f"{fraction_text(first)} + {fraction_text(second)} = ?", answer,
-                f"Rewrite both over a common denominator before adding the numerators: the sum is {answer}, not {naive}.",
+                f"Rewrite both over a common denominator before adding the numerators: the sum is {answer}, not "
+                f"{naive}.",
                 choices=with_choices(rng, answer, distractors))
 
 
@@ -991,9 +1035,11 @@ def add_unlike_words(rng: random.Random, difficulty: int) -> Item:
     first, second = _unlike_pair(rng, min(difficulty, 2), subtract=False)
     total = first + second
     name = rng.choice(NAMES)
-    return item(f"{name} walks {fraction_text(first)} of a kilometre to the park and then {fraction_text(second)} of a kilometre to school. "
+    return item(f"{name} walks {fraction_text(first)} of a kilometre to the park and then {fraction_text(second)} of "
+                "a kilometre to school. "
                 f"How far does {name} walk in all, in kilometres?", fraction_text(total),
-                f"{fraction_text(first)} + {fraction_text(second)} = {fraction_text(total)} km, using a common denominator.")
+                f"{fraction_text(first)} + {fraction_text(second)} = {fraction_text(total)} km, using a common "
+                "denominator.")
 
 
 def sub_unlike(rng: random.Random, difficulty: int) -> Item:
@@ -1026,7 +1072,8 @@ def sub_unlike_words(rng: random.Random, difficulty: int) -> Item:
     difference = first - second
     return item(f"A tank is {fraction_text(first)} full. After watering the garden it is {fraction_text(second)} full. "
                 f"What fraction of the tank was used?", fraction_text(difference),
-                f"{fraction_text(first)} - {fraction_text(second)} = {fraction_text(difference)}, using a common denominator.")
+                f"{fraction_text(first)} - {fraction_text(second)} = {fraction_text(difference)}, using a common "
+                "denominator.")
 
 
 def to_mixed(rng: random.Random, difficulty: int) -> Item:
@@ -1038,7 +1085,8 @@ def to_mixed(rng: random.Random, difficulty: int) -> Item:
     value = whole + Fraction(numerator, denominator)
     improper = written(value.numerator, value.denominator)
     return item(f"Write {improper} as a mixed number.", mixed_text(value),
-                f"{value.numerator} ÷ {denominator} = {whole} remainder {numerator}, so {improper} = {mixed_text(value)}.",
+                f"{value.numerator} ÷ {denominator} = {whole} remainder {numerator}, so {improper} = "
+                f"{mixed_text(value)}.",
                 answer_format="mixed")
 
 
@@ -1114,7 +1162,8 @@ def _proper_numerator(rng: random.Random, denominator: int, *, unit: bool = Fals
     """A numerator in lowest terms: "3/6 of the sheep" is not how anyone says it."""
     if unit:
         return 1
-    return rng.choice([n for n in range(1, denominator) if math.gcd(n, denominator) == 1 and (n > 1 or denominator == 2)])
+    return rng.choice([n for n in range(1, denominator)
+                       if math.gcd(n, denominator) == 1 and (n > 1 or denominator == 2)])
 
 
 def _fraction_of_explanation(numerator: int, denominator: int, quantity: int, unit: str = "") -> str:
@@ -1142,9 +1191,12 @@ def fraction_of_words(rng: random.Random, difficulty: int) -> Item:
     quantity = denominator * rng.randint(3, 8 if difficulty < 3 else 15)
     result = quantity * numerator // denominator
     body, unit = rng.choice([
-        (f"A class has {quantity} pupils and {numerator}/{denominator} of them walk to school. How many pupils walk to school?", "pupils"),
-        (f"A farmer has {quantity} sheep and sells {numerator}/{denominator} of them. How many sheep does the farmer sell?", "sheep"),
-        (f"A book has {quantity} pages. Lena has read {numerator}/{denominator} of it. How many pages has she read?", "pages"),
+        (f"A class has {quantity} pupils and {numerator}/{denominator} of them walk to school. How many pupils walk "
+         "to school?", "pupils"),
+        (f"A farmer has {quantity} sheep and sells {numerator}/{denominator} of them. How many sheep does the farmer "
+         "sell?", "sheep"),
+        (f"A book has {quantity} pages. Lena has read {numerator}/{denominator} of it. How many pages has she "
+         "read?", "pages"),
     ])
     return item(body, str(result), _fraction_of_explanation(numerator, denominator, quantity, unit))
 
@@ -1165,9 +1217,11 @@ def fraction_of_choice(rng: random.Random, difficulty: int) -> Item:
 def fraction_of_fraction(rng: random.Random, difficulty: int) -> Item:
     first, second = random_fraction(rng, [2, 3, 4]), random_fraction(rng, [3, 4, 5, 6])
     product = first * second
-    return item(f"A recipe needs {fraction_text(second)} of a cup of sugar. How many cups of sugar are needed for {fraction_text(first)} of the recipe?",
+    return item(f"A recipe needs {fraction_text(second)} of a cup of sugar. How many cups of sugar are needed for "
+                f"{fraction_text(first)} of the recipe?",
                 fraction_text(product),
-                f"{fraction_text(first)} of {fraction_text(second)} means {fraction_text(first)} × {fraction_text(second)} = {fraction_text(product)} of a cup.",
+                f"{fraction_text(first)} of {fraction_text(second)} means {fraction_text(first)} × "
+                f"{fraction_text(second)} = {fraction_text(product)} of a cup.",
                 extra_skills=("frac-multiply",))
 
 
@@ -1175,7 +1229,7 @@ def fraction_of_fraction(rng: random.Random, difficulty: int) -> Item:
 
 def tenths_hundredths_to_decimal(rng: random.Random, difficulty: int) -> Item:
     denominator = 10 if difficulty == 1 else 100
-    numerator = rng.randint(1, 9) if difficulty == 1 else rng.randint(1, 99) if difficulty == 2 else rng.randint(101, 399)
+    numerator = rng.randint(*{1: (1, 9), 2: (1, 99), 3: (101, 399)}[difficulty])
     while numerator % 10 == 0:
         numerator += 1
     value = Fraction(numerator, denominator)
@@ -1186,7 +1240,8 @@ def tenths_hundredths_to_decimal(rng: random.Random, difficulty: int) -> Item:
 
 def fraction_to_decimal(rng: random.Random, difficulty: int) -> Item:
     value = rng.choice([Fraction(1, 2), Fraction(1, 4), Fraction(3, 4), Fraction(1, 5), Fraction(2, 5), Fraction(3, 5),
-                        Fraction(4, 5), Fraction(1, 20), Fraction(3, 20), Fraction(7, 25), Fraction(9, 50), Fraction(1, 8)])
+                        Fraction(4, 5), Fraction(1, 20), Fraction(3, 20), Fraction(7, 25), Fraction(9, 50),
+                        Fraction(1, 8)])
     scale = 100 // value.denominator if 100 % value.denominator == 0 else 1000 // value.denominator
     places = 100 if 100 % value.denominator == 0 else 1000
     return item(f"Write {fraction_text(value)} as a decimal.", decimal_text(value),
@@ -1200,24 +1255,30 @@ def decimal_digit(rng: random.Random, difficulty: int) -> Item:
     place = rng.choice(["tenths", "hundredths", "thousandths"] if difficulty > 1 else ["tenths", "hundredths"])
     digit = digits[{"tenths": 1, "hundredths": 2, "thousandths": 3}[place]]
     return item(f"What digit is in the {place} place of {number}?", str(digit),
-                f"After the decimal point come the tenths, hundredths and thousandths places; the {place} digit of {number} is {digit}.")
+                f"After the decimal point come the tenths, hundredths and thousandths places; the {place} digit of "
+                f"{number} is {digit}.")
 
 
 def decimal_to_fraction(rng: random.Random, difficulty: int) -> Item:
     hundredths = rng.choice([n for n in range(2, 99) if math.gcd(n, 100) > 1 and n % 10])
     value = Fraction(hundredths, 100)
     return item(f"Write {decimal_text(value)} as a fraction in simplest form.", fraction_text(value),
-                f"{decimal_text(value)} = {hundredths}/100 = {fraction_text(value)} after dividing by {math.gcd(hundredths, 100)}.",
+                f"{decimal_text(value)} = {hundredths}/100 = {fraction_text(value)} after dividing by "
+                f"{math.gcd(hundredths, 100)}.",
                 answer_format="simplest", extra_skills=("frac-simplify",))
 
 
 def greatest_decimal(rng: random.Random, difficulty: int) -> Item:
     a, b = rng.sample(range(1, 10), 2)
     # Same digits at different places: longer is not larger, the classic decimal misconception.
-    texts = [f"0.{a}", f"0.{b}{a}", f"0.0{a}{b}", f"0.{a}0{b}"] if difficulty > 1 else [f"0.{a}", f"0.{b}", f"0.{a}{b}", f"0.0{b}"]
+    if difficulty > 1:
+        texts = [f"0.{a}", f"0.{b}{a}", f"0.0{a}{b}", f"0.{a}0{b}"]
+    else:
+        texts = [f"0.{a}", f"0.{b}", f"0.{a}{b}", f"0.0{b}"]
     values = [Fraction(text) for text in texts]
     if len(set(values)) < 4:
-        texts, values = [f"0.{a}", f"0.0{a}", f"0.{a}{a}", f"0.00{a}"], [Fraction(t) for t in [f"0.{a}", f"0.0{a}", f"0.{a}{a}", f"0.00{a}"]]
+        texts = [f"0.{a}", f"0.0{a}", f"0.{a}{a}", f"0.00{a}"]
+        values = [Fraction(text) for text in texts]
     best = texts[values.index(max(values))]
     return item("Which of these decimals is the greatest?", best,
                 f"Compare tenths first, then hundredths: {best} is the greatest.",
@@ -1234,7 +1295,8 @@ def decimal_add_tenths(rng: random.Random, difficulty: int) -> Item:
     a, b = whole + Fraction(first, 10), Fraction(second, 10)
     total = a + b
     return item(f"{decimal_text(a)} + {decimal_text(b)} = ?", decimal_text(total),
-                f"{_tenths(first)} and {_tenths(second)} make {_tenths(first + second)}: {decimal_text(a)} + {decimal_text(b)} = {decimal_text(total)}.")
+                f"{_tenths(first)} and {_tenths(second)} make {_tenths(first + second)}: {decimal_text(a)} + "
+                f"{decimal_text(b)} = {decimal_text(total)}.")
 
 
 # --- course plan ----------------------------------------------------------------------------
@@ -1302,15 +1364,17 @@ PLAN: dict[str, list[tuple[Template, int]]] = {
     "mixed-numbers": [(to_mixed, 1), (to_improper, 1), (mixed_choice, 1), (to_mixed, 1),
                       (to_mixed, 2), (to_improper, 2), (mixed_choice, 2), (to_improper, 2),
                       (to_mixed, 3), (to_improper, 3), (mixed_choice, 3), (to_mixed, 3)],
-    "frac-multiply": [(mult_fraction_whole, 1), (mult_fraction_whole, 1), (mult_fractions_choice, 1), (mult_fractions, 1),
-                      (mult_fractions, 2), (mult_fractions, 2), (mult_fractions_choice, 2), (mult_fraction_whole, 2),
-                      (mult_fractions, 3), (mult_fractions, 3), (mult_fractions_choice, 3), (mult_fractions, 3)],
+    "frac-multiply": [(mult_fraction_whole, 1), (mult_fraction_whole, 1), (mult_fractions_choice, 1),
+                      (mult_fractions, 1), (mult_fractions, 2), (mult_fractions, 2), (mult_fractions_choice, 2),
+                      (mult_fraction_whole, 2), (mult_fractions, 3), (mult_fractions, 3), (mult_fractions_choice, 3),
+                      (mult_fractions, 3)],
     "frac-of-quantity": [(fraction_of, 1), (fraction_of, 1), (fraction_of_choice, 1), (fraction_of_words, 1),
                          (fraction_of, 2), (fraction_of, 2), (fraction_of_choice, 2), (fraction_of_words, 2),
                          (fraction_of, 3), (fraction_of_fraction, 3), (fraction_of_choice, 3), (fraction_of_words, 3)],
-    "decimals-basics": [(tenths_hundredths_to_decimal, 1), (decimal_digit, 1), (greatest_decimal, 1), (decimal_add_tenths, 1),
-                        (tenths_hundredths_to_decimal, 2), (fraction_to_decimal, 2), (greatest_decimal, 2), (decimal_digit, 2),
-                        (tenths_hundredths_to_decimal, 3), (decimal_to_fraction, 3), (greatest_decimal, 3), (decimal_to_fraction, 2)],
+    "decimals-basics": [(tenths_hundredths_to_decimal, 1), (decimal_digit, 1), (greatest_decimal, 1),
+                        (decimal_add_tenths, 1), (tenths_hundredths_to_decimal, 2), (fraction_to_decimal, 2),
+                        (greatest_decimal, 2), (decimal_digit, 2), (tenths_hundredths_to_decimal, 3),
+                        (decimal_to_fraction, 3), (greatest_decimal, 3), (decimal_to_fraction, 2)],
 }
 
 
@@ -1328,7 +1392,8 @@ def build_items(skill: str) -> list[Item]:
     for template, difficulty in PLAN[skill]:
         for _ in range(50):
             drawn = template(rng, difficulty)
-            key = (drawn["body"], frozenset(drawn["choices"] or ()) if not any(c.isdigit() for c in drawn["body"]) else frozenset())
+            generic_body = not any(character.isdigit() for character in drawn["body"])
+            key = (drawn["body"], frozenset(drawn["choices"] or ()) if generic_body else frozenset())
             if key not in seen:
                 break
         else:
