@@ -1,0 +1,36 @@
+"""manage.py fit --course SLUG --model KIND [--params JSON]: queue a fit (runs in-process without a broker)."""
+
+from __future__ import annotations
+
+import json
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from tracing.estimators import ESTIMATORS
+from tracing.services import fit_create
+from tutor.errors import ServiceError
+from tutor.services import course_get
+
+
+class Command(BaseCommand):
+    help = "Fit a model to a course's interactions; it becomes active only if it succeeds."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--course", required=True)
+        parser.add_argument("--model", required=True, choices=sorted(ESTIMATORS))
+        parser.add_argument("--params", default="{}", help='hyper-parameters as JSON, e.g. \'{"forgets": true}\'')
+
+    def handle(self, *args, course: str, model: str, params: str, **options) -> None:
+        try:
+            parsed = json.loads(params)
+        except json.JSONDecodeError as error:
+            raise CommandError(f"--params is not JSON: {error}") from None
+        try:
+            fit = fit_create(course=course_get(slug=course), kind=model, params=parsed)
+        except ServiceError as error:
+            raise CommandError(error.message) from None
+        fit.refresh_from_db()
+        self.stdout.write(json.dumps({"id": fit.pk, "status": fit.status, "metrics": fit.metrics,
+                                      "timings": fit.timings, "error": fit.error}, indent=2))
+        if fit.status == "failed":
+            raise CommandError(f"fit {fit.pk} failed: {fit.error}")
