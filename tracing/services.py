@@ -167,6 +167,20 @@ def mastery_get(*, learner: Learner) -> list[Mastery]:
     return list(Mastery.objects.filter(learner=learner).select_related("skill").order_by("skill_id"))
 
 
+def mastery_forecast(*, learner: Learner, at: datetime) -> dict[str, float]:
+    """P(knows each skill) at a future moment with no practice until then (forgetting, where the model has it)."""
+    model = course_model(learner.course)
+    state = learner_state(learner=learner, model=model)
+    forecast = model.estimator.mastery_at(state, at.timestamp())
+    return dict(zip(model.estimator.skill_ids, (round(float(p), 6) for p in forecast)))
+
+
+def learner_traits_get(*, learner: Learner) -> dict[str, Any]:
+    """The learner's latent traits with uncertainty under the active model ({} for models without traits)."""
+    model = course_model(learner.course)
+    return _finite(model.estimator.learner_traits(learner_state(learner=learner, model=model)))
+
+
 def predict_items(*, learner: Learner, items: Sequence[str], at: datetime | None = None) -> dict[str, float | None]:
     """P(correct) for each named item if the learner answered it next; None for items the model does not know."""
     model = course_model(learner.course)
