@@ -77,8 +77,7 @@ def read_dkvmn(path: Path) -> Iterator[Record]:
     Learners are ``<file stem>:<record number>``; time is one second per step.
     """
     path = Path(path)
-    with path.open(encoding="utf-8") as handle:
-        lines = handle.read().splitlines()
+    lines = _read_lines(path)
     while lines and not lines[-1].strip():
         lines.pop()
     if len(lines) % 3:
@@ -99,20 +98,34 @@ def read_dkvmn(path: Path) -> Iterator[Record]:
                          timed=False)
 
 
+def _read_lines(path: Path) -> list[str]:
+    with path.open(encoding="utf-8") as handle:
+        try:
+            return handle.read().splitlines()
+        except UnicodeDecodeError as error:
+            raise FormatError(path, error.object[:error.start].count(b"\n") + 1, "not UTF-8 text") from None
+
+
 def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
-    with Path(path).open(encoding="utf-8-sig", newline="") as handle:
-        # Sniff the delimiter: ASSISTments ships both comma and tab files.
-        head = handle.read(8192)
-        handle.seek(0)
-        delimiter = "\t" if head.count("\t") > head.count(",") else ","
-        reader = csv.DictReader(handle, delimiter=delimiter)
-        if not reader.fieldnames:
-            raise FormatError(path, 1, "empty file: expected a header row")
-        reader.fieldnames = [name.strip().lower() for name in reader.fieldnames]
-        for row in reader:
-            if None in row:
-                raise FormatError(path, reader.line_num, "more fields than the header has")
-            yield reader.line_num, row
+    reader = None
+    try:
+        with Path(path).open(encoding="utf-8-sig", newline="") as handle:
+            # Sniff the delimiter: ASSISTments ships both comma and tab files.
+            head = handle.read(8192)
+            handle.seek(0)
+            delimiter = "\t" if head.count("\t") > head.count(",") else ","
+            reader = csv.DictReader(handle, delimiter=delimiter)
+            if not reader.fieldnames:
+                raise FormatError(path, 1, "empty file: expected a header row")
+            reader.fieldnames = [name.strip().lower() for name in reader.fieldnames]
+            for row in reader:
+                if None in row:
+                    raise FormatError(path, reader.line_num, "more fields than the header has")
+                yield reader.line_num, row
+    except UnicodeDecodeError:
+        raise FormatError(path, reader.line_num + 1 if reader else 1, "not UTF-8 text") from None
+    except csv.Error as error:  # e.g. a field over the csv module's size limit (an unclosed quote)
+        raise FormatError(path, reader.line_num if reader else 1, f"unreadable CSV: {error}") from None
 
 
 def _require(path: Path, fields: dict[str, str], names: tuple[str, ...], *options: tuple[str, ...]) -> None:
@@ -217,8 +230,7 @@ def read_dbe(path: Path) -> Iterator[Record]:
     """
     path = Path(path)
     item_name, item_skills = _dbe_vocabulary(path)
-    with path.open(encoding="utf-8") as handle:
-        lines = handle.read().splitlines()
+    lines = _read_lines(path)
     if not lines or not lines[0].startswith("user_id"):
         raise FormatError(path, 1, "expected the header 'user_id,seq_len;question_seq,correctness_seq,time_seq'")
     body = lines[1:]
