@@ -214,7 +214,9 @@ def fit_create(*, course: Course, kind: str, params: dict[str, Any] | None = Non
 
         def enqueue() -> None:
             try:
-                result = fit_run_task.apply_async(args=[fit.pk], retry=False)
+                # The Fit row carries the outcome: no result subscription, so a result store that is
+                # down cannot wedge this process's Celery backend.
+                result = fit_run_task.apply_async(args=[fit.pk], retry=False, ignore_result=True)
             except Exception as error:  # the broker is down: say so rather than leave a fit queued forever
                 Fit.objects.filter(pk=fit.pk).update(status=Fit.FAILED, error=f"could not queue the fit: {error}",
                                                      finished_at=django_timezone.now())
