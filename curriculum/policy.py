@@ -44,10 +44,11 @@ class ItemSpec:
 
 @dataclass(frozen=True)
 class Answer:
-    """One earlier answer of the learner; ``correct`` in [0, 1]."""
+    """One earlier answer of the learner; ``correct`` in [0, 1], ``at`` in seconds (optional)."""
 
     item: str
     correct: float
+    at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -62,8 +63,12 @@ class PolicyConfig:
     ``remediation``: whether struggling sends the learner back to a prerequisite.
     ``struggle_window``/``struggle_errors``: a skill is struggled with when at
     least ``struggle_errors`` of the learner's last ``struggle_window`` answers
-    on it were wrong; its prerequisites answered within the last
-    ``struggle_window`` answers (of any skill) count as checked.
+    on it, given since the learner last answered any of its prerequisites,
+    were wrong (so one remediation item is followed by a fresh try).
+    ``review_after_days``: before declaring the goals done, a goal-relevant
+    skill last practised longer ago than this is checked once more (a review):
+    a model without forgetting cannot see decay, the learner may have. None
+    turns the check off; models with forgetting mostly make it moot.
     ``avoid_recent``: items among the last this many answers are avoided when
     another item of the skill exists (the last one always is).
     """
@@ -76,6 +81,7 @@ class PolicyConfig:
     struggle_window: int = 5
     struggle_errors: int = 4
     avoid_recent: int = 3
+    review_after_days: float | None = 2.0
 
     def __post_init__(self) -> None:
         if not 0 < self.threshold < 1:
@@ -87,6 +93,8 @@ class PolicyConfig:
             raise ValueError("need struggle_window >= 1 and 1 <= struggle_errors <= struggle_window")
         if self.avoid_recent < 1:
             raise ValueError("avoid_recent must be >= 1")
+        if self.review_after_days is not None and not self.review_after_days >= 0:
+            raise ValueError("review_after_days must be >= 0 or null")
 
     @classmethod
     def from_json(cls, payload: Mapping[str, Any] | None) -> PolicyConfig:
@@ -107,6 +115,10 @@ class PolicyConfig:
                 if isinstance(goals, str) or not all(isinstance(goal, str) for goal in goals):
                     raise ValueError("goals must be a list of skill ids")
                 payload["goals"] = tuple(goals)
+            if payload.get("review_after_days") is not None:
+                if isinstance(payload["review_after_days"], bool):
+                    raise ValueError("review_after_days must be a number of days")
+                payload["review_after_days"] = float(payload["review_after_days"])
             for key in ("review", "remediation"):
                 if key in payload and not isinstance(payload[key], bool):
                     raise ValueError(f"{key} must be true or false")
@@ -218,19 +230,39 @@ def _candidates(state: _State, *, config: PolicyConfig, mastery_before: Mapping[
         item_skills = {item.id: item.skills for items in state.items_by_skill.values() for item in items}
         recent_skills = {skill for answer in history[-config.struggle_window:]
                          for skill in item_skills.get(answer.item, ())}
-        for skill in list(candidates):
-            answers = [answer.correct for answer in reversed(history) if skill in item_skills.get(answer.item, ())]
-            answers = answers[:config.struggle_window]
-            if sum(correct < 0.5 for correct in answers) < config.struggle_errors:
+        for skill in [skill for skill, why in candidates.items() if why == FRONTIER]:
+            ancestors = set(state.graph.ancestors(skill))
+            errors = answered = 0
+            for answer in reversed(history):
+                answer_skills = item_skills.get(answer.item, ())
+                if ancestors.intersection(answer_skills) or answered == config.struggle_window:
+                    break  # a prerequisite was checked since: the struggle starts afresh
+                if skill in answer_skills:
+                    answered += 1
+                    errors += answer.correct < 0.5
+            if errors < config.struggle_errors:
                 continue
-            weak = [ancestor for ancestor in state.graph.ancestors(skill)
+            weak = [ancestor for ancestor in ancestors
                     if ancestor not in recent_skills and ancestor in state.items_by_skill]
             if weak:
                 # The least-known prerequisite, nearest to the struggling skill on ties.
                 target = min(weak, key=lambda a: (state.mastery[a], -state.graph.rank(a)))
-                candidates[target] = REMEDIATION
-                prompted[target] = skill
+                if candidates.get(target) != REVIEW:
+                    candidates[target] = REMEDIATION
+                    prompted[target] = skill
     return candidates, prompted
+
+
+def _stale(state: _State, *, config: PolicyConfig, last_practice: Mapping[str, float] | None,
+           now: float | None) -> str | None:
+    """The practised skill longest unpractised beyond ``review_after_days``, or None."""
+    if config.review_after_days is None or not last_practice or now is None:
+        return None
+    limit = now - config.review_after_days * 86_400.0
+    stale = [(last_practice[skill], state.graph.rank(skill), skill) for skill in state.graph.skills
+             if skill in state.items_by_skill and last_practice.get(skill) is not None
+             and last_practice[skill] < limit]
+    return min(stale)[2] if stale else None
 
 
 def _fallback_p(item: ItemSpec, mastery: Mapping[str, float]) -> float:
@@ -242,7 +274,8 @@ def _fallback_p(item: ItemSpec, mastery: Mapping[str, float]) -> float:
 def next_item(*, mastery: Mapping[str, float], graph: PrerequisiteGraph, items: Sequence[ItemSpec],
               config: PolicyConfig, p_correct: Mapping[str, float] | None = None,
               gain: Mapping[str, float] | None = None, mastery_before: Mapping[str, float] | None = None,
-              history: Sequence[Answer] = ()) -> Choice:
+              history: Sequence[Answer] = (), last_practice: Mapping[str, float] | None = None,
+              now: float | None = None) -> Choice:
     """Choose the next item for one learner.
 
     ``mastery``: P(known) per skill id now (after forgetting, where the model has it).
@@ -253,15 +286,22 @@ def next_item(*, mastery: Mapping[str, float], graph: PrerequisiteGraph, items: 
     item's skills) from answering it, from the model's look-ahead; where
     missing, ``1 - mastery`` of the skill stands in (least-known first).
     ``history``: the learner's answers, oldest first.
+    ``last_practice``: per skill id, when (seconds) the learner last answered
+    an item of it; with ``now`` (seconds) it lets the goals be checked once
+    more before they are declared done (``config.review_after_days``).
     Skills absent from ``mastery`` count as unknown (0); items absent from
     ``p_correct`` get P(correct) = 0.2 + 0.7 * mean mastery of their skills.
     """
     state = _prepare(mastery=mastery, graph=graph, items=items, config=config, mastery_before=mastery_before)
     goals_mastered = sum(state.mastery.get(goal, 0.0) >= config.threshold for goal in state.goals)
     if all(goal in state.mastered for goal in state.goals):
-        return Choice(item=None, skill=None, why=DONE, done=True, goals_mastered=goals_mastered,
-                      goals_total=len(state.goals))
-    candidates, prompted = _candidates(state, config=config, mastery_before=mastery_before, history=history)
+        stale = _stale(state, config=config, last_practice=last_practice, now=now)
+        if not stale:
+            return Choice(item=None, skill=None, why=DONE, done=True, goals_mastered=goals_mastered,
+                          goals_total=len(state.goals))
+        candidates, prompted = {stale: REVIEW}, {}
+    else:
+        candidates, prompted = _candidates(state, config=config, mastery_before=mastery_before, history=history)
     last = history[-1].item if history else None
     recent = {answer.item for answer in history[-config.avoid_recent:]}
     low, high = config.band

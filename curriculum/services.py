@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 from django.db import transaction
+from django.db.models import Max
 from django.utils import timezone as django_timezone
 
 from curriculum.graph import AUTHORED, LEARNED, CycleError, Edge, PrerequisiteGraph, find_cycle
@@ -83,10 +84,8 @@ def _entries(document: Mapping[str, Any], key: str, allowed: set[str]) -> list[M
     for position, entry in enumerate(entries):
         if not isinstance(entry, Mapping):
             raise CurriculumError(f"{key}[{position}] must be an object, got {type(entry).__name__}")
-        unknown = sorted(set(entry) - allowed)
-        if unknown:
-            raise CurriculumError(f"{key}[{position}] has unknown field(s) {', '.join(unknown)}; "
-                                  f"allowed: {', '.join(sorted(allowed))}")
+    # Fields beyond ``allowed`` are the author's metadata (a source link, a tag): kept out of the
+    # tables but not an error, unlike an unknown top-level key, which is usually a typo.
     return entries
 
 
@@ -360,6 +359,10 @@ def next_item_choose(*, course: Course, learner: Learner, now: datetime | None =
     rows = (Interaction.objects.filter(learner=learner).order_by("-timestamp", "-id")
             .values_list("item__external_id", "correct")[:HISTORY_LENGTH])
     history = [Answer(item, float(correct)) for item, correct in reversed(rows)]
+    last_practice = {skill: moment_.timestamp() for skill, moment_ in
+                     Interaction.objects.filter(learner=learner).values_list("item__skills__external_id")
+                     .annotate(last=Max("timestamp")).values_list("item__skills__external_id", "last")
+                     if skill is not None}
     graph = graph_for_course(course=course)
     config = course_policy(course=course)
     candidates = candidate_skills(mastery=mastery, graph=graph, items=items, config=config,
@@ -367,7 +370,7 @@ def next_item_choose(*, course: Course, learner: Learner, now: datetime | None =
     gain = _expected_gain(estimator, state, model.item_index, model.skill_index, items, candidates, p_correct,
                           now_mastery, moment)
     return next_item(mastery=mastery, graph=graph, items=items, config=config, p_correct=p_correct, gain=gain,
-                     mastery_before=mastery_before, history=history)
+                     mastery_before=mastery_before, history=history, last_practice=last_practice, now=moment)
 
 
 def _expected_gain(estimator: Any, state: Any, item_index: Mapping[str, int], skill_index: Mapping[str, int],

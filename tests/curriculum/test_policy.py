@@ -94,8 +94,13 @@ def test_struggling_sends_back_to_the_weakest_prerequisite():
     choice = choose(mastery, history=history)
     assert choice.why == "remediation" and choice.skill == "a" and choice.struggling == "c"
     assert choice.item.startswith("a")
-    # Once the prerequisite was just checked, back to the struggling skill.
+    # Once a prerequisite was checked the struggle starts afresh: back to c ...
     history += [Answer("a0", 1.0)]
+    candidates = candidate_skills(mastery=mastery, graph=GRAPH, items=ITEMS, config=CONFIG, history=history)
+    assert candidates == {"c": "frontier"}
+    assert choose(mastery, history=history).skill == "c"
+    # ... and four more failures send the learner to the prerequisite not checked lately.
+    history += [Answer("c2", 0.0), Answer("c0", 0.0), Answer("c1", 0.0), Answer("c2", 0.0)]
     candidates = candidate_skills(mastery=mastery, graph=GRAPH, items=ITEMS, config=CONFIG, history=history)
     assert candidates == {"c": "frontier", "b": "remediation"}
     assert choose(mastery, history=history, config=PolicyConfig(remediation=False)).skill == "c"
@@ -119,3 +124,16 @@ def test_config_from_json_rejects_bad_settings():
                 {"goals": "c"}, {"struggle_window": 2.5}):
         with pytest.raises(ValueError):
             PolicyConfig.from_json(bad)
+
+
+def test_skills_unpractised_for_days_are_checked_before_done():
+    day = 86_400.0
+    mastered = {skill: 0.99 for skill in "abcd"}
+    last = {"a": 0.0, "b": 5 * day, "c": 5 * day, "d": 1 * day}
+    choice = choose(mastered, last_practice=last, now=5.5 * day)
+    # a and d are stale; a (the longest unpractised) comes first.
+    assert not choice.done and choice.why == "review" and choice.skill == "a"
+    last |= {"a": 5.5 * day, "d": 5.5 * day}
+    assert choose(mastered, last_practice=last, now=5.6 * day).done
+    assert choose(mastered, last_practice={"a": 0.0}, now=9 * day,
+                  config=PolicyConfig(review_after_days=None)).done

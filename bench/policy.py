@@ -1,0 +1,283 @@
+"""Does the next-item policy speed up learning? Simulated learners, tutored through the real services.
+
+Usage: python bench/policy.py [--learners 500] [--workers 2] [--model bkt] [--params '{}'] [--pilot 200]
+
+The demo course (curriculum/demo/arithmetic.json) is imported with
+``curriculum_import`` into a temporary SQLite database. A pilot cohort taught
+in textbook order gives the course its data, and the course's model is fitted
+on it through ``fit_create`` (the Celery task runs in-process), as a course
+that ran before going adaptive would be. Then the same evaluation cohort
+(same seeds, hidden knowledge from curriculum/simulation.py) is tutored by
+three policies, every answer stored with ``tutor.services.interaction_record``:
+
+- random: uniform over the items, never the same twice in a row;
+- fixed: the textbook sequence, items grouped by skill in topological order
+  (repeated from the start when it runs out);
+- ours: ``curriculum.services.next_item_choose`` before every answer.
+
+Per learner: items until every goal skill is truly known at once (censored
+at --max-items, or when the policy declares the learner done while they are
+not), and the post-test after 100 items (fraction of the goal skills truly
+known). Prints JSON: median and 90th percentile of items to mastery, mean
+post-test, and the time spent in each service call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import REPO, emit, peak_rss_mb  # noqa: E402
+from curriculum.simulation import SimulatedCourse, SimulatedLearner, random_order, topological_order  # noqa: E402
+
+DOCUMENT = REPO / "curriculum" / "demo" / "arithmetic.json"
+POLICIES = ("random", "fixed", "ours")
+START = datetime(2026, 1, 5, 8, 0, tzinfo=timezone.utc)
+PILOT_SEED = 1_000_000
+EVALUATION_SEED = 0
+
+
+def django_setup(folder: Path) -> None:
+    """Configure Django on a fresh SQLite database in ``folder`` with in-process tasks; migrate."""
+    os.environ["DATABASE_URL"] = f"sqlite:///{folder / 'bench.sqlite3'}"
+    os.environ["TUTOR_ARTIFACT_ROOT"] = str(folder / "artifacts")
+    os.environ.pop("CELERY_BROKER_URL", None)
+    os.environ["CELERY_TASK_ALWAYS_EAGER"] = "true"
+    os.environ["DJANGO_SETTINGS_MODULE"] = "tutor.settings"
+    os.environ.setdefault("DJANGO_LOG_LEVEL", "WARNING")
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)
+
+
+def course_prepare(*, document: dict, slug: str, model: str | None, params: dict, pilot: int,
+                   pilot_items: int, simulated: SimulatedCourse) -> Any:
+    """Create and import the course; teach a pilot cohort in textbook order and fit ``model`` on it."""
+    from curriculum.services import curriculum_import
+    from tracing.services import fit_create
+    from tutor.services import course_create
+
+    course = course_create(slug=slug, name=document.get("course", {}).get("name", slug))
+    curriculum_import(course=course, document=document)
+    if pilot and model:
+        sequence = topological_order(simulated)
+        for index in range(pilot):
+            learner = SimulatedLearner(simulated, seed=PILOT_SEED + index)
+            rows = []
+            for step in range(pilot_items):
+                item = sequence[step % len(sequence)]
+                correct, moment = learner.answer(item)
+                rows.append(_row(f"pilot-{index}", step, simulated.item_ids[item], correct, moment))
+            _record(course, rows, update_mastery=False)
+        fit = fit_create(course=course, kind=model, params=params)
+        fit.refresh_from_db()
+        if fit.status != "succeeded":
+            sys.exit(f"the pilot fit of {model} did not succeed: {fit.status} {fit.error}")
+    return course
+
+
+def _row(learner: str, step: int, item: str, correct: float, moment: float) -> dict[str, Any]:
+    return {"id": f"{learner}/{step}", "learner": learner, "item": item, "correct": correct,
+            "timestamp": (START + timedelta(seconds=moment)).isoformat()}
+
+
+def _record(course: Any, rows: list[dict[str, Any]], *, update_mastery: bool = True) -> None:
+    from tutor.services import interaction_record
+
+    interaction_record(course=course, rows=rows, update_mastery=update_mastery)
+
+
+def learner_tutor(*, course: Any, simulated: SimulatedCourse, policy: str, seed: int, max_items: int,
+                  posttest_at: int, goals: Sequence[int], timings: dict[str, float]) -> dict[str, Any]:
+    """Tutor one simulated learner with ``policy``; their outcome and the steps taken."""
+    from curriculum.services import next_item_choose
+    from tutor.services import learner_get_or_create
+
+    learner = SimulatedLearner(simulated, seed=seed)
+    name = f"{policy}-{seed}"
+    record = learner_get_or_create(course=course, external_id=name)
+    item_position = {item: index for index, item in enumerate(simulated.item_ids)}
+    sequence = topological_order(simulated)
+    draw = random_order(simulated, seed=seed)
+    mastered_at = 0 if learner.knows_all(goals) else None
+    posttest = None
+    declared_done = False
+    reasons: dict[str, int] = {}
+    pending: list[dict[str, Any]] = []
+    step = 0
+    while step < max_items and (mastered_at is None or step < posttest_at):
+        if policy == "ours":
+            started = time.perf_counter()
+            choice = next_item_choose(course=course, learner=record,
+                                      now=START + timedelta(seconds=learner.time_of(step)))
+            timings["next_item_choose_s"] += time.perf_counter() - started
+            timings["next_item_choose_calls"] += 1
+            if choice.done or choice.item is None:
+                declared_done = choice.done
+                break
+            reasons[choice.why] = reasons.get(choice.why, 0) + 1
+            item = item_position[choice.item]
+        elif policy == "fixed":
+            item = sequence[step % len(sequence)]
+        else:
+            item = draw(step)
+        correct, moment = learner.answer(item)
+        pending.append(_row(name, step, simulated.item_ids[item], correct, moment))
+        step += 1
+        # Baselines read nothing back, so their answers may be stored in small batches.
+        if policy == "ours" or len(pending) >= 25:
+            started = time.perf_counter()
+            _record(course, pending)
+            timings["interaction_record_s"] += time.perf_counter() - started
+            timings["interaction_record_calls"] += 1
+            pending = []
+        if mastered_at is None and learner.knows_all(goals):
+            mastered_at = step
+        if step == posttest_at:
+            posttest = learner.post_test(goals)
+    if pending:
+        _record(course, pending)
+    if posttest is None:
+        posttest = learner.post_test(goals)  # stopped early: tested where they stopped
+    return {"items_to_mastery": mastered_at, "posttest": posttest, "items": step,
+            "declared_done_unmastered": declared_done and not learner.knows_all(goals), "reasons": reasons}
+
+
+def cohort_run(*, course: Any, simulated: SimulatedCourse, policies: Sequence[str], seeds: Sequence[int],
+               max_items: int, posttest_at: int = 100) -> dict[str, Any]:
+    """Tutor every seed's learner with every policy; per policy the outcomes and service timings."""
+    goals = list(range(simulated.n_skills))
+    out: dict[str, Any] = {}
+    for policy in policies:
+        timings = {"next_item_choose_s": 0.0, "next_item_choose_calls": 0, "interaction_record_s": 0.0,
+                   "interaction_record_calls": 0}
+        outcomes = [learner_tutor(course=course, simulated=simulated, policy=policy, seed=seed,
+                                  max_items=max_items, posttest_at=posttest_at, goals=goals, timings=timings)
+                    for seed in seeds]
+        out[policy] = {"outcomes": outcomes, "timings": timings}
+    return out
+
+
+def summarise(outcomes: list[dict[str, Any]], max_items: int) -> dict[str, Any]:
+    """Median and 90th percentile of items to mastery (censored learners count as never), mean post-test."""
+    items = np.array([o["items_to_mastery"] if o["items_to_mastery"] is not None else np.inf for o in outcomes])
+
+    def quantile(q: float) -> float | None:
+        value = float(np.quantile(items, q, method="higher"))
+        return value if np.isfinite(value) else None
+
+    reasons: dict[str, int] = {}
+    for outcome in outcomes:
+        for why, count in outcome["reasons"].items():
+            reasons[why] = reasons.get(why, 0) + count
+    return {
+        "learners": len(outcomes),
+        "items_to_mastery_median": quantile(0.5),
+        "items_to_mastery_p90": quantile(0.9),
+        "mastered_within_cap": int(np.isfinite(items).sum()),
+        "declared_done_unmastered": int(sum(o["declared_done_unmastered"] for o in outcomes)),
+        "posttest_after_100_mean": round(float(np.mean([o["posttest"] for o in outcomes])), 4),
+        "reasons": reasons,
+        "cap": max_items,
+    }
+
+
+def _worker(job: dict[str, Any]) -> dict[str, Any]:
+    folder = Path(tempfile.mkdtemp(prefix="policy-bench-", dir="/dev/shm" if Path("/dev/shm").is_dir() else None))
+    django_setup(folder)
+    document = json.loads(DOCUMENT.read_text())
+    simulated = SimulatedCourse.from_document(document, seed=0)
+    started = time.perf_counter()
+    course = course_prepare(document=document, slug="arithmetic", model=job["model"], params=job["params"],
+                            pilot=job["pilot"], pilot_items=job["pilot_items"], simulated=simulated)
+    prepare_s = time.perf_counter() - started
+    result = cohort_run(course=course, simulated=simulated, policies=job["policies"], seeds=job["seeds"],
+                        max_items=job["max_items"])
+    from tracing.models import Fit
+
+    fit = Fit.objects.filter(course=course, active=True).first()
+    result["_meta"] = {"prepare_s": prepare_s, "fit_metrics": fit.metrics if fit else None}
+    shutil.rmtree(folder, ignore_errors=True)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--learners", type=int, default=500)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--model", default="bkt", help="estimator kind fitted on the pilot cohort")
+    parser.add_argument("--params", default="{}", help="its hyper-parameters as JSON")
+    parser.add_argument("--pilot", type=int, default=200, help="pilot learners taught in textbook order")
+    parser.add_argument("--pilot-items", type=int, default=150)
+    parser.add_argument("--max-items", type=int, default=1000)
+    parser.add_argument("--policies", default=",".join(POLICIES))
+    args = parser.parse_args()
+    if not DOCUMENT.exists():
+        sys.exit(f"{DOCUMENT} not found: the demo course is needed")
+    from tracing.estimators import ESTIMATORS
+
+    if args.model not in ESTIMATORS:
+        sys.exit(f"model {args.model!r} is not registered (known: {', '.join(sorted(ESTIMATORS))})")
+    policies = [p for p in args.policies.split(",") if p]
+    seeds = [EVALUATION_SEED + index for index in range(args.learners)]
+    workers = max(1, min(args.workers, args.learners))
+    jobs = [{"model": args.model, "params": json.loads(args.params), "pilot": args.pilot,
+             "pilot_items": args.pilot_items, "policies": policies, "seeds": seeds[index::workers],
+             "max_items": args.max_items} for index in range(workers)]
+    started = time.perf_counter()
+    if workers == 1:
+        parts = [_worker(jobs[0])]
+    else:
+        import multiprocessing
+
+        # Each worker owns its own SQLite file; fork before Django is set up in this process.
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            parts = pool.map(_worker, jobs)
+    wall = time.perf_counter() - started
+    result: dict[str, Any] = {"bench": "policy", "course": "arithmetic", "model": args.model,
+                              "params": json.loads(args.params), "pilot_learners": args.pilot,
+                              "pilot_items": args.pilot_items, "learners": args.learners, "policies": {}}
+    for policy in policies:
+        outcomes = [o for part in parts for o in part[policy]["outcomes"]]
+        summary = summarise(outcomes, args.max_items)
+        timing: dict[str, float] = {}
+        for part in parts:
+            for key, value in part[policy]["timings"].items():
+                timing[key] = timing.get(key, 0) + value
+        for call in ("next_item_choose", "interaction_record"):
+            if timing.get(f"{call}_calls"):
+                summary[f"{call}_ms_mean"] = round(1000 * timing[f"{call}_s"] / timing[f"{call}_calls"], 2)
+        result["policies"][policy] = summary
+    if "fixed" in result["policies"] and "ours" in result["policies"]:
+        fixed, ours = result["policies"]["fixed"], result["policies"]["ours"]
+        if fixed["items_to_mastery_median"] and ours["items_to_mastery_median"]:
+            result["ours_vs_fixed_items_median"] = round(
+                1 - ours["items_to_mastery_median"] / fixed["items_to_mastery_median"], 4)
+        if fixed["items_to_mastery_p90"] and ours["items_to_mastery_p90"]:
+            result["ours_vs_fixed_items_p90"] = round(1 - ours["items_to_mastery_p90"] / fixed["items_to_mastery_p90"], 4)
+        result["ours_minus_fixed_posttest"] = round(ours["posttest_after_100_mean"] - fixed["posttest_after_100_mean"], 4)
+    result["fit_metrics"] = parts[0]["_meta"]["fit_metrics"]
+    result["prepare_s"] = round(parts[0]["_meta"]["prepare_s"], 2)
+    result["wall_s"] = round(wall, 1)
+    result["workers"] = workers
+    result["peak_rss_mb"] = peak_rss_mb(children=workers > 1)
+    emit(result)
+
+
+if __name__ == "__main__":
+    main()
