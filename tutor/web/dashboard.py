@@ -1,0 +1,354 @@
+"""Read-side queries for the staff dashboard: plain data out, no HTML (the views turn it into SVG)."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+from django.db.models import Count, Max, Sum
+from django.db.models.functions import TruncDate
+
+from curriculum.graph import AUTHORED, LEARNED, PrerequisiteGraph
+from curriculum.models import Item, Prerequisite, Skill
+from tracing.models import Fit, Mastery
+from tutor.models import Course, Interaction, Learner
+
+GUESS_OVER_SLIP = 0.3
+"""An item whose guess exceeds its slip by more than this is answered right without the skill too often."""
+LOW_LEARNING = 0.01
+"""A skill whose P(learn) per practice is below this barely moves: the items may not teach or measure it."""
+
+
+def courses_overview() -> list[dict[str, Any]]:
+    """Every course with its counts and active fit, one query per table."""
+    def counts(model: Any) -> dict[int, int]:
+        return dict(model.objects.values_list("course").annotate(n=Count("id")).values_list("course", "n"))
+
+    learners, interactions, skills, items = counts(Learner), counts(Interaction), counts(Skill), counts(Item)
+    last = dict(Interaction.objects.values_list("course").annotate(last=Max("created_at")).values_list("course", "last"))
+    active = {fit.course_id: fit for fit in Fit.objects.filter(active=True)}
+    return [{
+        "course": course, "learners": learners.get(course.pk, 0), "interactions": interactions.get(course.pk, 0),
+        "skills": skills.get(course.pk, 0), "items": items.get(course.pk, 0), "last_activity": last.get(course.pk),
+        "active_fit": active.get(course.pk),
+    } for course in Course.objects.order_by("slug")]
+
+
+def course_counts(*, course: Course) -> dict[str, Any]:
+    totals = Interaction.objects.filter(course=course).aggregate(n=Count("id"), correct=Sum("correct"))
+    return {
+        "learners": Learner.objects.filter(course=course).count(),
+        "interactions": totals["n"] or 0,
+        "correct_share": (totals["correct"] or 0) / totals["n"] if totals["n"] else None,
+        "skills": Skill.objects.filter(course=course).count(),
+        "items": Item.objects.filter(course=course).count(),
+        "active_fit": Fit.objects.filter(course=course, active=True).first(),
+    }
+
+
+@dataclass(frozen=True)
+class Activity:
+    """Answers per time bucket, oldest first: ``labels``, ``totals`` and ``correct`` have one entry per bucket."""
+
+    labels: list[str]
+    totals: list[int]
+    correct: list[float]
+    bucket: str
+
+
+def _bucket_start(day: date, bucket: str) -> date:
+    if bucket == "week":
+        return day - timedelta(days=day.weekday())
+    if bucket == "month":
+        return day.replace(day=1)
+    return day
+
+
+def _next_bucket(day: date, bucket: str) -> date:
+    if bucket == "week":
+        return day + timedelta(days=7)
+    if bucket == "month":
+        return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return day + timedelta(days=1)
+
+
+def activity(*, course: Course, max_buckets: int = 120) -> Activity:
+    """Answers over time, by day, week or month so that at most ``max_buckets`` bars are drawn.
+
+    A course whose timestamps are synthetic step numbers is bucketed by the
+    day the answers were stored instead.
+    """
+    moment = "timestamp" if course.has_clock else "created_at"
+    rows = (Interaction.objects.filter(course=course).annotate(day=TruncDate(moment)).values("day")
+            .annotate(total=Count("id"), correct=Sum("correct")).order_by("day"))
+    per_day = {row["day"]: (row["total"], row["correct"] or 0.0) for row in rows if row["day"] is not None}
+    if not per_day:
+        return Activity([], [], [], "day")
+    first, last = min(per_day), max(per_day)
+    span = (last - first).days + 1
+    bucket = "day" if span <= max_buckets else "week" if span <= 7 * max_buckets else "month"
+    totals: dict[date, list[float]] = defaultdict(lambda: [0, 0.0])
+    for day, (total, correct) in per_day.items():
+        start = _bucket_start(day, bucket)
+        totals[start][0] += total
+        totals[start][1] += correct
+    labels, counts, corrects = [], [], []
+    cursor = _bucket_start(first, bucket)
+    while cursor <= last:
+        labels.append(cursor.strftime("%b %Y") if bucket == "month" else cursor.strftime("%d %b"))
+        counts.append(int(totals[cursor][0]) if cursor in totals else 0)
+        corrects.append(float(totals[cursor][1]) if cursor in totals else 0.0)
+        cursor = _next_bucket(cursor, bucket)
+    return Activity(labels, counts, corrects, bucket)
+
+
+def skills_in_order(*, course: Course) -> list[Skill]:
+    """The course's skills, each after its authored prerequisites."""
+    skills = list(Skill.objects.filter(course=course).order_by("id"))
+    edges = Prerequisite.objects.filter(course=course, origin=AUTHORED).values_list(
+        "source__external_id", "target__external_id")
+    graph, _ = PrerequisiteGraph.acyclic([skill.external_id for skill in skills], list(edges))
+    rank = {skill: position for position, skill in enumerate(graph.topological_order())}
+    return sorted(skills, key=lambda skill: rank[skill.external_id])
+
+
+@dataclass(frozen=True)
+class MasteryMatrix:
+    """``values`` is (learners, skills): P(known) or None where no estimate is stored."""
+
+    learners: list[Learner]
+    skills: list[Skill]
+    values: list[list[float | None]]
+    total_learners: int
+
+
+def mastery_matrix(*, course: Course, limit: int = 40) -> MasteryMatrix:
+    """The ``limit`` most active learners against every skill (prerequisite order)."""
+    skills = skills_in_order(course=course)
+    learners = list(Learner.objects.filter(course=course).annotate(answers=Count("interactions"))
+                    .order_by("-answers", "external_id")[:limit])
+    column = {skill.pk: index for index, skill in enumerate(skills)}
+    row = {learner.pk: index for index, learner in enumerate(learners)}
+    values: list[list[float | None]] = [[None] * len(skills) for _ in learners]
+    for learner_pk, skill_pk, probability in Mastery.objects.filter(learner__in=row).values_list(
+            "learner_id", "skill_id", "probability"):
+        if skill_pk in column:
+            values[row[learner_pk]][column[skill_pk]] = probability
+    return MasteryMatrix(learners, skills, values, Learner.objects.filter(course=course).count())
+
+
+def learning_curves(answers: Sequence[tuple[int, Sequence[int], float]], *, max_attempts: int = 10,
+                    ) -> dict[int, list[tuple[int, float, int]]]:
+    """Error rate by attempt number, per skill (pure).
+
+    ``answers`` are (learner, skills of the item, correct in [0, 1]) in time
+    order within each learner. Returns skill -> [(attempt, error rate,
+    answers)] for attempts 1..``max_attempts`` that have answers; a learner's
+    n-th answer on any item of a skill is that skill's attempt n.
+    """
+    attempts: dict[tuple[int, int], int] = defaultdict(int)
+    wrong: dict[int, list[float]] = defaultdict(lambda: [0.0] * max_attempts)
+    seen: dict[int, list[int]] = defaultdict(lambda: [0] * max_attempts)
+    for learner, skills, correct in answers:
+        for skill in skills:
+            attempts[learner, skill] += 1
+            number = attempts[learner, skill]
+            if number <= max_attempts:
+                wrong[skill][number - 1] += 1.0 - correct
+                seen[skill][number - 1] += 1
+    return {skill: [(number + 1, wrong[skill][number] / count, count)
+                    for number, count in enumerate(counts) if count]
+            for skill, counts in seen.items()}
+
+
+def course_learning_curves(*, course: Course, max_attempts: int = 10, max_rows: int = 500_000,
+                           ) -> tuple[list[Skill], dict[int, list[tuple[int, float, int]]]]:
+    """Learning curves of every skill from the course's answers (the latest ``max_rows`` at most)."""
+    links: dict[int, list[int]] = defaultdict(list)
+    for item_pk, skill_pk in Item.skills.through.objects.filter(item__course=course).values_list("item_id", "skill_id"):
+        links[item_pk].append(skill_pk)
+    rows = Interaction.objects.filter(course=course)
+    total = rows.count()
+    if total > max_rows:
+        cutoff = rows.order_by("-id").values_list("id", flat=True)[max_rows - 1]
+        rows = rows.filter(id__gte=cutoff)
+    answers = ((learner, links.get(item, ()), correct) for learner, item, correct in
+               rows.order_by("learner_id", "timestamp", "id").values_list("learner_id", "item_id", "correct")
+               .iterator(chunk_size=20_000))
+    return skills_in_order(course=course), learning_curves(answers, max_attempts=max_attempts)
+
+
+@dataclass
+class FittedParameters:
+    """What a fit's ``fitted_params`` say per skill and per item, whatever the model kind."""
+
+    skills: dict[str, dict[str, float]] = field(default_factory=dict)
+    items: dict[str, dict[str, float]] = field(default_factory=dict)
+    other: dict[str, Any] = field(default_factory=dict)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def parameters_read(params: Mapping[str, Any], *, skill_ids: set[str], item_ids: set[str]) -> FittedParameters:
+    """Sort a fit's parameters into per-skill and per-item tables (pure).
+
+    Understands BKT's ``{"skills": {skill: {prior, learns, guesses, slips,
+    forgets}}}`` with per-item ``guesses``/``slips`` dicts (KT-IDEM) and any
+    top-level ``{name: {skill or item: number}}`` table (e.g. the rate
+    baseline's ``skill_rate``); the rest is kept in ``other``.
+    """
+    result = FittedParameters()
+    for name, value in (params or {}).items():
+        if name == "skills" and isinstance(value, Mapping) and set(value) <= skill_ids:
+            for skill, entry in value.items():
+                if not isinstance(entry, Mapping):
+                    continue
+                for key, number in entry.items():
+                    if _is_number(number) and key != "answers":
+                        result.skills.setdefault(skill, {})[key] = float(number)
+                    elif isinstance(number, Mapping) and number and set(number) <= item_ids:
+                        for item, item_number in number.items():
+                            if _is_number(item_number):
+                                result.items.setdefault(item, {})[key] = float(item_number)
+        elif isinstance(value, Mapping) and value and all(_is_number(v) for v in value.values()):
+            if set(value) <= skill_ids:
+                for skill, number in value.items():
+                    result.skills.setdefault(skill, {})[name] = float(number)
+            elif set(value) <= item_ids:
+                for item, number in value.items():
+                    result.items.setdefault(item, {})[name] = float(number)
+            else:
+                result.other[name] = value
+        else:
+            result.other[name] = value
+    return result
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A warning about fitted parameters: a short label for the table and the full reason for its tooltip."""
+
+    label: str
+    reason: str
+
+
+def item_flags(guess: float | None, slip: float | None, learns: float | None) -> list[Flag]:
+    """Warnings about an item's (or a skill's) fitted parameters (pure)."""
+    flags = []
+    if guess is not None and slip is not None and guess > slip + GUESS_OVER_SLIP:
+        flags.append(Flag("guess > slip", f"guess {guess:.2f} exceeds slip {slip:.2f} by more than "
+                                          f"{GUESS_OVER_SLIP}: answerable without the skill?"))
+    if learns is not None and learns < LOW_LEARNING:
+        flags.append(Flag("no learning", f"near-zero learning (P(learn) {learns:.3f}): practice barely moves the skill"))
+    return flags
+
+
+def item_table(*, course: Course, fit: Fit | None) -> dict[str, Any]:
+    """Per item: its skills, answers, share correct, fitted guess/slip (item's own or its skill's) and flags."""
+    skills = skills_in_order(course=course)
+    skill_name = {skill.external_id: skill.name or skill.external_id for skill in skills}
+    items = list(Item.objects.filter(course=course).prefetch_related("skills").order_by("id"))
+    stats = {row["item"]: row for row in Interaction.objects.filter(course=course).values("item")
+             .annotate(n=Count("id"), correct=Sum("correct"))}
+    params = parameters_read(fit.fitted_params if fit else {}, skill_ids=set(skill_name),
+                             item_ids={item.external_id for item in items})
+    skill_columns = sorted({key for entry in params.skills.values() for key in entry},
+                           key=lambda key: ((["prior", "learns", "guesses", "slips", "forgets"] + [key]).index(key), key))
+    rows = []
+    for item in items:
+        item_skills = [skill.external_id for skill in item.skills.all()]
+        own = params.items.get(item.external_id, {})
+        first = params.skills.get(item_skills[0], {}) if item_skills else {}
+        guess = own.get("guesses", first.get("guesses"))
+        slip = own.get("slips", first.get("slips"))
+        learns = [params.skills[s]["learns"] for s in item_skills if "learns" in params.skills.get(s, {})]
+        answered = stats.get(item.pk)
+        rows.append({
+            "item": item, "skills": [skill_name.get(s, s) for s in item_skills],
+            "answers": answered["n"] if answered else 0,
+            "correct_share": answered["correct"] / answered["n"] if answered else None,
+            "guess": guess, "slip": slip, "per_item": "guesses" in own,
+            "flags": item_flags(guess, slip, min(learns) if learns else None),
+        })
+    skill_rows = [{"skill": skill, "values": [params.skills.get(skill.external_id, {}).get(key) for key in skill_columns],
+                   "flags": item_flags(None, None, params.skills.get(skill.external_id, {}).get("learns"))}
+                  for skill in skills]
+    return {"items": rows, "skill_rows": skill_rows, "skill_columns": skill_columns, "other": params.other,
+            "flagged": sum(bool(row["flags"]) for row in rows)}
+
+
+@dataclass(frozen=True)
+class GraphData:
+    skills: list[str]
+    names: dict[str, str]
+    edges: list[tuple[str, str, str, float]]
+    """(source, target, origin, weight); origin is authored, learned or both."""
+    layout_edges: list[tuple[str, str]]
+    dropped: int
+
+
+def graph_data(*, course: Course) -> GraphData:
+    """Every stored prerequisite edge, authored and learned told apart, and an acyclic subset to lay them out."""
+    skills = list(Skill.objects.filter(course=course).order_by("id").values_list("external_id", "name"))
+    ids = [skill for skill, _ in skills]
+    rows = list(Prerequisite.objects.filter(course=course).values_list(
+        "source__external_id", "target__external_id", "origin", "weight"))
+    merged: dict[tuple[str, str], tuple[str, float]] = {}
+    for source, target, origin, weight in rows:
+        previous = merged.get((source, target))
+        if previous is None:
+            merged[source, target] = (origin, weight if origin == LEARNED else 1.0)
+        elif previous[0] != origin:
+            learned_weight = weight if origin == LEARNED else previous[1]
+            merged[source, target] = ("both", learned_weight)
+    layout_source = [(source, target, 1.0 if origin != LEARNED else weight, AUTHORED if origin != LEARNED else LEARNED)
+                     for (source, target), (origin, weight) in merged.items()]
+    graph, dropped = PrerequisiteGraph.acyclic(ids, layout_source)
+    return GraphData(
+        skills=[skill for skill in graph.topological_order()],
+        names={skill: name or skill for skill, name in skills},
+        edges=[(source, target, origin, weight) for (source, target), (origin, weight) in sorted(merged.items())],
+        layout_edges=list(graph.edges), dropped=len(dropped),
+    )
+
+
+METRIC_COLUMNS = ("auc", "rmse", "logloss", "accuracy")
+
+
+def fits_table(*, course: Course, limit: int = 50) -> list[dict[str, Any]]:
+    """The course's fits, newest first, with held-out next-step and multi-step metrics side by side."""
+    rows = []
+    for fit in Fit.objects.filter(course=course).order_by("-created_at")[:limit]:
+        next_step = (fit.metrics or {}).get("next_step") or {}
+        multi_step = (fit.metrics or {}).get("multi_step") or {}
+        rows.append({
+            "fit": fit,
+            "next_step": [next_step.get(name) for name in METRIC_COLUMNS],
+            "multi_step_auc": multi_step.get("auc"),
+            "test_learners": (fit.metrics or {}).get("test_learners"),
+            "seconds": (fit.timings or {}).get("total_s"),
+        })
+    best = {}
+    for column, name in enumerate(METRIC_COLUMNS):
+        values = [row["next_step"][column] for row in rows if row["next_step"][column] is not None]
+        if len(values) > 1:
+            best[column] = max(values) if name in ("auc", "accuracy") else min(values)
+    for row in rows:
+        row["cells"] = [{"value": value, "best": column in best and value == best[column]}
+                        for column, value in enumerate(row["next_step"])]
+    return rows
+
+
+def fit_progress(fit: Fit) -> dict[str, Any]:
+    """The small JSON the fits page polls while a fit runs."""
+    return {
+        "id": fit.pk, "kind": fit.kind, "status": fit.status, "stage": fit.stage, "progress": fit.progress,
+        "active": fit.active, "error": fit.error, "finished": fit.status in (Fit.SUCCEEDED, Fit.FAILED),
+        "metrics": fit.metrics or {},
+    }

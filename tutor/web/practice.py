@@ -1,0 +1,185 @@
+"""What the learner page needs from the services: the signed-in learner, the question, the answer, mastery."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from django.core import signing
+from django.utils import timezone as django_timezone
+
+from curriculum.answers import assess_answer
+from curriculum.models import Item, Skill
+from curriculum.services import course_policy, graph_for_course, next_item_choose
+from tracing.services import course_model, learner_state
+from tutor.models import Course, Interaction, Learner
+from tutor.services import interaction_record, learner_get_or_create
+
+TOKEN_SALT = "tutor.web.question"
+TOKEN_MAX_AGE = 24 * 3600
+
+MASTERED, IN_PROGRESS, LOCKED = "mastered", "in-progress", "locked"
+
+WHY_TEXT = {
+    "frontier": "You have the prerequisites of {skill} and it is not mastered yet.",
+    "review": "You had mastered {skill}, but it has probably faded since you last practised it.",
+    "remediation": "{struggling} has been hard lately, so we go back to {skill}, which it builds on.",
+}
+
+
+def learner_for_user(*, course: Course, user: Any) -> Learner:
+    """The user's learner in the course: the one linked to the account (e.g. by an LTI launch), else
+    one keyed by the username, created on the first visit."""
+    linked = Learner.objects.filter(course=course, user=user).order_by("id").first()
+    if linked is not None:
+        return linked
+    learner = learner_get_or_create(course=course, external_id=user.get_username(), user=user)
+    if learner.user_id != user.pk:
+        # The username is taken by another account's (or an LMS's) learner: never share its history.
+        learner = learner_get_or_create(course=course, external_id=f"user-{user.pk}", user=user)
+    return learner
+
+
+@dataclass(frozen=True)
+class SkillProgress:
+    """One skill on the learner's map: P(known) now and whether it is mastered, in progress or locked."""
+
+    id: str
+    name: str
+    probability: float
+    status: str
+    waiting_for: tuple[str, ...] = ()
+
+    @property
+    def percent(self) -> int:
+        return round(100 * self.probability)
+
+
+@dataclass(frozen=True)
+class Progress:
+    skills: list[SkillProgress]
+    threshold: float
+    graph: Any
+
+    @property
+    def mastered(self) -> int:
+        return sum(skill.status == MASTERED for skill in self.skills)
+
+    @property
+    def locked(self) -> list[SkillProgress]:
+        return [skill for skill in self.skills if skill.status == LOCKED]
+
+
+def learner_progress(*, course: Course, learner: Learner, now: datetime | None = None) -> Progress:
+    """Every skill of the course in prerequisite order with the learner's mastery and status.
+
+    A skill is mastered at P(known) >= the course's threshold; locked while a
+    direct prerequisite is not mastered; otherwise in progress.
+    """
+    model = course_model(course)
+    state = learner_state(learner=learner, model=model)
+    moment = (now or django_timezone.now()).timestamp()
+    values = np.asarray(model.estimator.mastery_at(state, moment), dtype=np.float64)
+    mastery = {skill: float(values[index]) for skill, index in model.skill_index.items()}
+    threshold = course_policy(course=course).threshold
+    graph = graph_for_course(course=course)
+    names = dict(Skill.objects.filter(course=course).values_list("external_id", "name"))
+    mastered = {skill for skill in graph.skills if mastery.get(skill, 0.0) >= threshold}
+    skills = []
+    for skill in graph.topological_order():
+        waiting = tuple(names.get(parent) or parent for parent in graph.parents(skill) if parent not in mastered)
+        status = MASTERED if skill in mastered else (LOCKED if waiting else IN_PROGRESS)
+        skills.append(SkillProgress(skill, names.get(skill) or skill, mastery.get(skill, 0.0), status, waiting))
+    return Progress(skills=skills, threshold=threshold, graph=graph)
+
+
+@dataclass(frozen=True)
+class Question:
+    """The item the policy chose, with a signed token that ties the answer to this very rendering."""
+
+    item: Item | None
+    reason: str
+    token: str
+    skill_name: str = ""
+    p_correct: float | None = None
+    done: bool = False
+
+
+def reason_text(choice: Any, names: dict[str, str]) -> str:
+    """The policy's reason in words."""
+    if choice.done:
+        return "You have mastered every skill of this course."
+    if choice.item is None:
+        return "There is no other item to practise right now."
+    text = WHY_TEXT.get(choice.why, "This item practises {skill}.").format(
+        skill=names.get(choice.skill, choice.skill), struggling=names.get(choice.struggling or "", choice.struggling))
+    if choice.p_correct is not None:
+        text += f" We expect about a {round(100 * choice.p_correct)}% chance you get it right"
+        text += ", the level where practice teaches most." if 0.55 <= choice.p_correct <= 0.9 else "."
+    return text
+
+
+def question_next(*, course: Course, learner: Learner) -> Question:
+    choice = next_item_choose(course=course, learner=learner)
+    names = dict(Skill.objects.filter(course=course).values_list("external_id", "name"))
+    item = Item.objects.filter(course=course, external_id=choice.item).first() if choice.item else None
+    token = ""
+    if item is not None:
+        # The nonce becomes the interaction's client id: submitting the same rendering twice stores one answer.
+        token = signing.dumps({"item": item.external_id, "learner": learner.pk, "nonce": uuid.uuid4().hex,
+                               "issued": django_timezone.now().timestamp()}, salt=TOKEN_SALT)
+    return Question(item=item, reason=reason_text(choice, names), token=token,
+                    skill_name=names.get(choice.skill or "", "") or (choice.skill or ""),
+                    p_correct=choice.p_correct, done=choice.done)
+
+
+class BadToken(Exception):
+    """The answer does not belong to a question this learner was shown (forged, expired or another learner's)."""
+
+
+@dataclass(frozen=True)
+class Feedback:
+    item: Item
+    response: str
+    correct: bool
+    reason: str
+    duplicate: bool
+
+
+FEEDBACK_TEXT = {
+    "correct": "Correct.",
+    "wrong": "Not quite.",
+    "unreadable": "That answer could not be read as a number.",
+    "not_a_choice": "Please pick one of the choices.",
+    "wrong_form": "Right value, but not written in the form the question asks for.",
+}
+
+
+def answer_submit(*, course: Course, learner: Learner, token: str, response: str) -> Feedback:
+    """Check the response to the question behind ``token`` and store it (once, however often it is sent)."""
+    try:
+        payload = signing.loads(token, salt=TOKEN_SALT, max_age=TOKEN_MAX_AGE)
+    except signing.BadSignature as error:
+        raise BadToken("this question has expired; here is a fresh one") from error
+    if payload.get("learner") != learner.pk:
+        raise BadToken("this question was shown to someone else")
+    item = Item.objects.filter(course=course, external_id=payload.get("item")).first()
+    if item is None:
+        raise BadToken("this question no longer exists")
+    client_id = f"web-{payload['nonce']}"
+    stored = Interaction.objects.filter(course=course, client_id=client_id).first()
+    if stored is not None:
+        check = assess_answer(item.answer, stored.response, choices=item.choices, answer_format=item.answer_format or None)
+        return Feedback(item, stored.response, stored.correct >= 0.5, check.reason, duplicate=True)
+    check = assess_answer(item.answer, response, choices=item.choices, answer_format=item.answer_format or None)
+    now = django_timezone.now()
+    elapsed = max(now.timestamp() - float(payload.get("issued", now.timestamp())), 0.0)
+    result = interaction_record(course=course, rows=[{
+        "id": client_id, "learner": learner.external_id, "item": item.external_id,
+        "correct": 1 if check.correct else 0, "timestamp": now, "response": response[:2000],
+        "response_time": round(elapsed, 3),
+    }])
+    return Feedback(item, response, check.correct, check.reason, duplicate=not result.created)

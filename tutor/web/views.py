@@ -1,0 +1,249 @@
+"""Learner pages and the staff dashboard: thin views over tutor.web.practice and tutor.web.dashboard."""
+
+from __future__ import annotations
+
+from functools import wraps
+from typing import Any, Callable
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.safestring import mark_safe
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from tracing.estimators import ESTIMATORS
+from tracing.models import Fit
+from tracing.services import fit_create
+from tutor.errors import ServiceError
+from tutor.models import Course, Learner
+from tutor.web import dashboard, practice, svg
+from tutor.web.forms import AnswerForm, FitStartForm
+
+STATUS_FILL = {practice.MASTERED: "#16a34a", practice.IN_PROGRESS: "#dbeafe", practice.LOCKED: "#f1f5f9"}
+
+
+def _course(slug: str) -> Course:
+    return get_object_or_404(Course, slug=slug)
+
+
+def _wants_fragment(request: HttpRequest) -> bool:
+    return request.headers.get("X-Requested-With") == "fetch"
+
+
+@login_required
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    """The courses to practise, with the user's mastered count where they have started."""
+    courses = list(Course.objects.order_by("name"))
+    started = set(Learner.objects.filter(user=request.user).values_list("course_id", flat=True))
+    return render(request, "web/home.html", {"courses": courses, "started": started})
+
+
+def _mastery_context(course: Course, learner: Learner, *, compact: bool = True) -> dict[str, Any]:
+    progress = practice.learner_progress(course=course, learner=learner)
+    return {"progress": progress, "threshold_percent": round(progress.threshold * 100), "compact": compact}
+
+
+def _practice_context(request: HttpRequest, course: Course, learner: Learner, **extra: Any) -> dict[str, Any]:
+    question = extra.pop("question", None) or practice.question_next(course=course, learner=learner)
+    return {"course": course, "learner": learner, "question": question,
+            "form": extra.pop("form", None) or AnswerForm(initial={"token": question.token}),
+            **_mastery_context(course, learner), **extra}
+
+
+@login_required
+@require_GET
+def learn(request: HttpRequest, slug: str) -> HttpResponse:
+    """The practice page: the item the policy chose and why, an answer form, and the skills' mastery."""
+    course = _course(slug)
+    learner = practice.learner_for_user(course=course, user=request.user)
+    return render(request, "web/learn.html", _practice_context(request, course, learner))
+
+
+@login_required
+@require_GET
+def learn_question(request: HttpRequest, slug: str) -> HttpResponse:
+    """The next question alone, for the page to swap in without a reload."""
+    course = _course(slug)
+    learner = practice.learner_for_user(course=course, user=request.user)
+    question = practice.question_next(course=course, learner=learner)
+    return render(request, "web/_question.html", {"course": course, "question": question,
+                                                  "form": AnswerForm(initial={"token": question.token})})
+
+
+@login_required
+@require_POST
+def learn_answer(request: HttpRequest, slug: str) -> HttpResponse:
+    """Check and store one answer. A fetch gets JSON with the feedback and mastery fragments; a plain
+    form post gets the whole page with the feedback and the next question."""
+    course = _course(slug)
+    learner = practice.learner_for_user(course=course, user=request.user)
+    form = AnswerForm(request.POST)
+    fragment = _wants_fragment(request)
+    if not form.is_valid():
+        if fragment:
+            return JsonResponse({"error": " ".join(m for errors in form.errors.values() for m in errors)}, status=400)
+        return render(request, "web/learn.html", _practice_context(request, course, learner), status=400)
+    try:
+        feedback = practice.answer_submit(course=course, learner=learner, token=form.cleaned_data["token"],
+                                          response=form.cleaned_data["response"])
+    except practice.BadToken as error:
+        if fragment:
+            return JsonResponse({"error": str(error), "stale": True}, status=409)
+        return render(request, "web/learn.html", _practice_context(request, course, learner, notice=str(error)),
+                      status=409)
+    mastery = _mastery_context(course, learner)
+    context = {"course": course, "feedback": feedback, "feedback_text": practice.FEEDBACK_TEXT.get(feedback.reason, ""),
+               **mastery}
+    if fragment:
+        return JsonResponse({
+            "correct": feedback.correct,
+            "duplicate": feedback.duplicate,
+            "feedback": render_to_string("web/_feedback.html", context, request=request),
+            "mastery": render_to_string("web/_mastery_bars.html", context, request=request),
+            "mastered": mastery["progress"].mastered,
+        })
+    return render(request, "web/learn.html", _practice_context(request, course, learner, **context))
+
+
+@login_required
+@require_GET
+def learn_mastery(request: HttpRequest, slug: str) -> HttpResponse:
+    """The learner's map: skills as the prerequisite graph coloured by status, and the bars."""
+    course = _course(slug)
+    learner = practice.learner_for_user(course=course, user=request.user)
+    context = {"course": course, "learner": learner, **_mastery_context(course, learner, compact=False)}
+    progress = context["progress"]
+    graph = progress.graph
+    names = {skill.id: skill.name for skill in progress.skills}
+    context["map_svg"] = mark_safe(svg.prerequisite_graph(
+        [skill.id for skill in progress.skills], names,
+        [svg.GraphEdge(edge.source, edge.target, "authored") for edge in graph.edges.values()],
+        list(graph.edges), label=f"Your skills in {course.name}", legend=False,
+        fills={skill.id: STATUS_FILL[skill.status] for skill in progress.skills},
+        captions={skill.id: f"{skill.percent}% · {skill.status.replace('-', ' ')}" for skill in progress.skills},
+    ))
+    return render(request, "web/mastery.html", context)
+
+
+def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Anonymous users go to the login page; signed-in users who are not staff get 403."""
+    @login_required
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.user.is_staff:
+            raise PermissionDenied("the dashboard is for staff")
+        return view(request, *args, **kwargs)
+    return wrapped
+
+
+@staff_required
+@require_GET
+def dashboard_index(request: HttpRequest) -> HttpResponse:
+    return render(request, "web/dashboard/index.html", {"rows": dashboard.courses_overview()})
+
+
+def _tabs(course: Course, current: str) -> dict[str, Any]:
+    return {"course": course, "tab": current, "counts": dashboard.course_counts(course=course)}
+
+
+@staff_required
+@require_GET
+def dashboard_course(request: HttpRequest, slug: str) -> HttpResponse:
+    """Overview: activity over time, the mastery heatmap and learning curves per skill."""
+    course = _course(slug)
+    activity = dashboard.activity(course=course)
+    matrix = dashboard.mastery_matrix(course=course)
+    skills, curves = dashboard.course_learning_curves(course=course)
+    context = _tabs(course, "overview")
+    context["activity"] = activity
+    context["activity_svg"] = mark_safe(svg.bar_chart(
+        activity.labels, activity.totals, activity.correct, label=f"Answers per {activity.bucket}"))
+    context["matrix"] = matrix
+    context["heatmap_svg"] = mark_safe(svg.heatmap(
+        [learner.external_id[:24] for learner in matrix.learners], [skill.external_id for skill in matrix.skills],
+        matrix.values, column_titles=[skill.name or skill.external_id for skill in matrix.skills],
+        label="Mastery of the most active learners by skill")) if matrix.learners and matrix.skills else ""
+    context["curves"] = [
+        {"skill": skill, "points": curves.get(skill.pk, []),
+         "answers": sum(count for _, _, count in curves.get(skill.pk, [])),
+         "svg": mark_safe(svg.curve(curves.get(skill.pk, []), label=f"Error rate by attempt: {skill.name or skill.external_id}"))}
+        for skill in skills
+    ]
+    return render(request, "web/dashboard/course.html", context)
+
+
+@staff_required
+@require_GET
+def dashboard_items(request: HttpRequest, slug: str) -> HttpResponse:
+    """Items with their fitted parameters and flags, and the per-skill parameters."""
+    course = _course(slug)
+    context = _tabs(course, "items")
+    fit = context["counts"]["active_fit"]
+    context.update(dashboard.item_table(course=course, fit=fit))
+    context["fit"] = fit
+    if request.GET.get("flagged"):
+        context["items"] = [row for row in context["items"] if row["flags"]]
+        context["only_flagged"] = True
+    return render(request, "web/dashboard/items.html", context)
+
+
+@staff_required
+@require_GET
+def dashboard_graph(request: HttpRequest, slug: str) -> HttpResponse:
+    """The prerequisite graph: authored and learned edges told apart, in layers by topological order."""
+    course = _course(slug)
+    data = dashboard.graph_data(course=course)
+    context = _tabs(course, "graph")
+    context["graph"] = data
+    context["graph_svg"] = mark_safe(svg.prerequisite_graph(
+        data.skills, data.names, [svg.GraphEdge(*edge) for edge in data.edges], data.layout_edges,
+        label=f"Prerequisite graph of {course.name}")) if data.skills else ""
+    context["edge_counts"] = {origin: sum(edge[2] == origin for edge in data.edges)
+                              for origin in ("authored", "learned", "both")}
+    context["learned_edges"] = sorted((edge for edge in data.edges if edge[2] != "authored"), key=lambda e: -e[3])
+    return render(request, "web/dashboard/graph.html", context)
+
+
+def _fits_context(course: Course) -> dict[str, Any]:
+    rows = dashboard.fits_table(course=course)
+    return {"course": course, "fits": rows, "metric_columns": dashboard.METRIC_COLUMNS,
+            "running": [row["fit"].pk for row in rows if row["fit"].status in (Fit.QUEUED, Fit.RUNNING)]}
+
+
+@staff_required
+@require_http_methods(["GET", "POST"])
+def dashboard_fits(request: HttpRequest, slug: str) -> HttpResponse:
+    """The course's fits with their metrics side by side, and the form that starts one."""
+    course = _course(slug)
+    form = FitStartForm(request.POST or None)
+    error = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            # With eager Celery the fit runs during this request (after commit); with a worker it is queued.
+            fit = fit_create(course=course, kind=form.cleaned_data["model"], params=form.cleaned_data["params"])
+        except ServiceError as failure:
+            error = failure.message
+        else:
+            return redirect(f"{reverse('dashboard_fits', args=[course.slug])}?started={fit.pk}")
+    context = {**_tabs(course, "fits"), **_fits_context(course), "form": form, "error": error,
+               "started": request.GET.get("started"), "kinds": sorted(ESTIMATORS)}
+    return render(request, "web/dashboard/fits.html", context, status=400 if request.method == "POST" else 200)
+
+
+@staff_required
+@require_GET
+def dashboard_fits_table(request: HttpRequest, slug: str) -> HttpResponse:
+    return render(request, "web/dashboard/_fits_table.html", _fits_context(_course(slug)))
+
+
+@staff_required
+@require_GET
+def dashboard_fit_status(request: HttpRequest, slug: str, fit_id: int) -> JsonResponse:
+    fit = Fit.objects.filter(course__slug=slug, pk=fit_id).first()
+    if fit is None:
+        raise Http404("no such fit")
+    return JsonResponse(dashboard.fit_progress(fit))
