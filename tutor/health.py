@@ -7,15 +7,18 @@ not. Errors are named by class only, so the probe leaks nothing about the setup.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
-from django.http import HttpRequest, JsonResponse
+from django.db import InterfaceError, OperationalError, connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+
+logger = logging.getLogger(__name__)
 
 BROKER_TIMEOUT_S = 1.0
 
@@ -61,6 +64,33 @@ def health_status() -> tuple[int, dict[str, Any]]:
 def health(request: HttpRequest) -> JsonResponse:
     status, body = health_status()
     return JsonResponse(body, status=status)
+
+
+class DatabaseUnavailableMiddleware:
+    """A lost database answers 503 at once (JSON under /api/), not a bare 500 page.
+
+    The connection is dropped so the next request reconnects (CONN_HEALTH_CHECKS
+    then finds a fresh one): the app recovers when the database does, without a restart.
+    """
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, (OperationalError, InterfaceError)):
+            return None
+        logger.warning("database unavailable during %s %s: %s", request.method, request.path, exception)
+        connection.close_if_unusable_or_obsolete()
+        message = "the database is unavailable; try again shortly"
+        if request.path.startswith(("/api/", "/health/")):
+            response: HttpResponse = JsonResponse({"code": "database_unavailable", "message": message}, status=503)
+        else:
+            response = HttpResponse(message, status=503, content_type="text/plain; charset=utf-8")
+        response["Retry-After"] = "5"
+        return response
 
 
 # Included from tutor/urls.py as ``path("health/", include("tutor.health"))``.

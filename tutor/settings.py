@@ -155,4 +155,5 @@ CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"retry_policy": {"max_retries": 1, "i
 if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
     # A database that stops answering fails a request in seconds rather than holding a worker.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 3)
+MIDDLEWARE += ["tutor.health.DatabaseUnavailableMiddleware"]
 # --- end production safety and fault tolerance -------------------------------------------------
