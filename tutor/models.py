@@ -70,3 +70,27 @@ class Interaction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.learner_id}:{self.item_id}={self.correct}"
+
+
+class ApiKey(models.Model):
+    """A secret for one integration: scoped to one course, or to all (a global admin key, course = null).
+
+    Only a SHA-256 digest of the key is stored; ``prefix`` (the key's first characters,
+    shown in the admin) finds the row without scanning, and the digest check decides.
+    """
+
+    name = models.CharField(max_length=200, help_text="Who uses the key, e.g. 'Moodle production'.")
+    course = models.ForeignKey(Course, null=True, blank=True, on_delete=models.CASCADE, related_name="api_keys",
+                               help_text="The one course this key reaches; empty for a global admin key.")
+    prefix = models.CharField(max_length=16, unique=True, editable=False)
+    digest = models.CharField(max_length=64, editable=False, help_text="SHA-256 of the whole key, hex.")
+    is_active = models.BooleanField(default=True, help_text="Untick to revoke the key.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…, {self.course.slug if self.course_id else 'all courses'})"

@@ -120,6 +120,39 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("DJANGO_LOG_LEVEL", default="INFO")},
 }
 
+# --- REST API v1 and LTI 1.3 (tutor/api, tutor/lti) -------------------------------------------
+INSTALLED_APPS += ["drf_spectacular_sidecar", "lti_tool", "tutor.lti"]
+
+# One request may carry a 10,000-row batch (with free-text responses): allow it, refuse beyond.
+TUTOR_API_MAX_BODY_BYTES = env.int("TUTOR_API_MAX_BODY_BYTES", default=16 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = TUTOR_API_MAX_BODY_BYTES
+TUTOR_API_RATE = env("TUTOR_API_RATE", default="1200/min")
+"""Requests per API key (or per staff user) and period: N/sec, N/min, N/hour, N/day."""
+TUTOR_API_ANON_RATE = env("TUTOR_API_ANON_RATE", default="60/min")
+
+# Authentication, permissions, throttles and parsers are set on the API's base view (tutor/api/views.py),
+# so other DRF views keep DRF's defaults; errors everywhere share one JSON shape.
+REST_FRAMEWORK["EXCEPTION_HANDLER"] = "tutor.api.exceptions.api_exception_handler"
+
+SPECTACULAR_SETTINGS.update({
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+})
+
+# pylti1p3 keeps OIDC state and nonces in the cache: with several web processes it must be shared
+# (CACHE_URL=redis://... or a database cache), or a launch may land on a process that never saw its login.
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+TUTOR_LTI_LAUNCH_REDIRECT = env("TUTOR_LTI_LAUNCH_REDIRECT", default="/learn/{course}/")
+"""Where a successful LTI launch sends the learner; {course} is the course slug."""
+if env.bool("TUTOR_LTI_IFRAME", default=False):
+    # An LMS embeds the tool in a cross-site iframe: cookies must be SameSite=None (and so Secure).
+    SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "None"
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+# --- end REST API v1 and LTI 1.3 --------------------------------------------------------------
+
 # --- Production safety and fault tolerance (tutor/health.py, tests/tutor/test_security.py) ----
 # With DJANGO_DEBUG=false, `manage.py check --deploy` is clean once DJANGO_HSTS_SECONDS is set.
 # HSTS stays opt-in: browsers remember it, so an operator turns it on once TLS is there to stay.

@@ -1,3 +1,10 @@
 from django.urls import path
 
-urlpatterns: list = []
+from tutor.lti import views
+
+urlpatterns = [
+    path("jwks/", views.jwks, name="lti-jwks"),
+    path("login/", views.LoginView.as_view(), name="lti-login"),
+    path("login/<uuid:registration_uuid>/", views.LoginView.as_view(), name="lti-login-registration"),
+    path("launch/", views.LaunchView.as_view(), name="lti-launch"),
+]

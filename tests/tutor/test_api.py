@@ -1,0 +1,349 @@
+"""REST API v1: every endpoint, success and failure, isolation between courses, idempotent retries."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from django.core.cache import cache
+from django.core.management import call_command
+from django.test import override_settings
+
+from curriculum.services import learned_edges_store
+from tests.tutor.api_support import CURRICULUM, client_for, course_with_curriculum, key_for
+from tutor.api.keys import api_key_create
+from tutor.models import ApiKey, Interaction, Learner
+
+pytestmark = pytest.mark.django_db
+START = datetime(2026, 11, 25, 10, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def course():
+    return course_with_curriculum("fractions")
+
+
+@pytest.fixture
+def api(course):
+    return client_for(key_for(course))
+
+
+def url(course, tail: str = "") -> str:
+    return f"/api/v1/courses/{course.slug}{tail}"
+
+
+def answers(learner: str, count: int, *, start: datetime = START, prefix: str = "a") -> list[dict]:
+    items = ["q1", "q2", "q3", "q17"]
+    return [{"id": f"{prefix}-{learner}-{step}", "learner": learner, "item": items[step % 4],
+             "correct": (step * 7 + len(learner)) % 3 != 0, "timestamp": (start + timedelta(minutes=step)).isoformat()}
+            for step in range(count)]
+
+
+def test_create_course_with_a_global_key_only():
+    _, global_key = api_key_create(name="admin", course=None)
+    response = client_for(global_key).post("/api/v1/courses", {"id": "algebra", "name": "Algebra"}, format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["id"] == "algebra" and response.json()["name"] == "Algebra"
+
+    again = client_for(global_key).post("/api/v1/courses", {"id": "algebra"}, format="json")
+    assert again.status_code == 400 and again.json()["code"] == "exists" and again.json()["field"] == "id"
+    bad = client_for(global_key).post("/api/v1/courses", {"id": "Not A Slug!"}, format="json")
+    assert bad.status_code == 400 and bad.json()["field"] == "id"
+
+    course_key = key_for(course_with_curriculum("other"))
+    refused = client_for(course_key).post("/api/v1/courses", {"id": "sneaky"}, format="json")
+    assert refused.status_code == 403 and refused.json()["code"] == "permission_denied"
+    anonymous = client_for(None).post("/api/v1/courses", {"id": "anon"}, format="json")
+    assert anonymous.status_code == 401 and anonymous.json()["code"] == "not_authenticated"
+
+
+def test_course_list_shows_only_the_keys_course(course, api):
+    course_with_curriculum("elsewhere")
+    response = api.get("/api/v1/courses")
+    assert response.status_code == 200
+    assert [row["id"] for row in response.json()["results"]] == ["fractions"]
+
+
+def test_curriculum_import_is_idempotent_and_validated(course, api):
+    document = {"skills": [{"id": "mul", "name": "Multiplying"}],
+                "items": [{"id": "m1", "skills": ["mul", "add"], "body": "2 x 3"}],
+                "prerequisites": [{"from": "add", "to": "mul"}]}
+    first = api.post(url(course, "/curriculum"), document, format="json")
+    assert first.status_code == 200, first.content
+    assert first.json()["skills"]["created"] == 1 and first.json()["prerequisites"]["created"] == 1
+    second = api.post(url(course, "/curriculum"), document, format="json")
+    assert second.json()["skills"] == {"created": 0, "updated": 0, "unchanged": 1}
+
+    cycle = api.post(url(course, "/curriculum"), {"prerequisites": [{"from": "frac-add", "to": "count"}]},
+                     format="json")
+    assert cycle.status_code == 400 and cycle.json()["code"] == "cycle"
+    not_object = api.post(url(course, "/curriculum"), [1, 2], format="json")
+    assert not_object.status_code == 400 and not_object.json()["code"] == "invalid_curriculum"
+
+
+def test_graph_has_authored_and_learned_edges_with_origin_and_weight(course, api):
+    learned_edges_store(course=course, fit=None, edges=[("count", "frac-add", 0.8), ("q", "x", 0.9),
+                                                        ("count", "frac-add", 0.3)])
+    response = api.get(url(course, "/graph"))
+    assert response.status_code == 200
+    body = response.json()
+    assert [skill["id"] for skill in body["skills"]] == ["count", "add", "frac-add"]
+    assert body["skills"][0]["name"] == "Counting"
+    edges = {(edge["from"], edge["to"]): (edge["origin"], edge["weight"]) for edge in body["edges"]}
+    assert edges == {("count", "add"): ("authored", 1.0), ("add", "frac-add"): ("authored", 1.0),
+                     ("count", "frac-add"): ("learned", 0.8)}
+    strict = api.get(url(course, "/graph"), {"min_weight": 0.9}).json()
+    assert {(edge["from"], edge["to"]) for edge in strict["edges"]} == {("count", "add"), ("add", "frac-add")}
+    authored = api.get(url(course, "/graph"), {"include_learned": "false"}).json()
+    assert all(edge["origin"] == "authored" for edge in authored["edges"])
+    bad = api.get(url(course, "/graph"), {"min_weight": "heavy"})
+    assert bad.status_code == 400 and bad.json()["field"] == "min_weight"
+
+
+def test_record_one_interaction_returns_rows_and_new_mastery(course, api):
+    row = {"id": "lms-123", "learner": "u42", "item": "q17", "correct": 1, "timestamp": "2026-11-25T10:00:00Z"}
+    response = api.post(url(course, "/interactions"), row, format="json")
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["created"] == 1 and body["duplicates"] == 0 and body["learners_created"] == 1
+    stored = Interaction.objects.get(client_id="lms-123")
+    assert body["results"] == [{"index": 0, "id": "lms-123", "status": "created", "interaction": stored.pk,
+                                "learner": "u42", "item": "q17"}]
+    assert set(body["mastery"]["u42"]) == {"count", "add", "frac-add"}
+    assert all(0.0 <= value <= 1.0 for value in body["mastery"]["u42"].values())
+
+
+def test_retried_batch_stores_nothing_twice_and_answers_the_same(course, api):
+    batch = answers("u1", 6) + answers("u2", 4)
+    first = api.post(url(course, "/interactions"), batch, format="json")
+    assert first.status_code == 201 and first.json()["created"] == 10
+    retry = api.post(url(course, "/interactions"), batch, format="json")
+    assert retry.status_code == 200, retry.content
+    assert retry.json()["created"] == 0 and retry.json()["duplicates"] == 10
+    assert [r["interaction"] for r in retry.json()["results"]] == [r["interaction"] for r in first.json()["results"]]
+    assert {r["status"] for r in retry.json()["results"]} == {"duplicate"}
+    assert retry.json()["mastery"] == first.json()["mastery"]
+    assert Interaction.objects.filter(course=course).count() == 10
+
+    overlap = answers("u1", 8)  # 6 stored before, 2 new, and one of the new ones repeated
+    response = api.post(url(course, "/interactions"), overlap + [overlap[-1]], format="json")
+    assert response.status_code == 201
+    statuses = [r["status"] for r in response.json()["results"]]
+    assert statuses == ["duplicate"] * 6 + ["created", "created", "duplicate"]
+    assert response.json()["results"][-1]["interaction"] == response.json()["results"][-2]["interaction"]
+    assert Interaction.objects.filter(course=course).count() == 12
+
+
+def test_a_bad_row_fails_the_whole_batch_naming_row_and_field(course, api):
+    batch = answers("u1", 5)
+    batch[3]["correct"] = 7
+    response = api.post(url(course, "/interactions"), batch, format="json")
+    assert response.status_code == 400
+    assert response.json() | {"message": ""} == {"code": "invalid_correct", "field": "correct", "index": 3,
+                                                  "message": ""}
+    assert "row 3" in response.json()["message"]
+    batch[3]["correct"] = 1
+    batch[4]["item"] = "nope"
+    unknown = api.post(url(course, "/interactions"), batch, format="json")
+    assert unknown.status_code == 400 and unknown.json()["code"] == "unknown_item"
+    assert unknown.json()["detail"] == {"unknown_items": ["nope"]}
+    assert not Interaction.objects.exists() and not Learner.objects.exists()
+
+
+@pytest.mark.parametrize(("body", "content_type", "status", "code"), [
+    (b'{"learner": "u1", "item": ', "application/json", 400, "malformed_json"),
+    (b'"just a string"', "application/json", 400, "invalid_type"),
+    (b"[]", "application/json", 400, "empty_batch"),
+    (b'{"learner": "u1", "item": "q1", "correct": NaN}', "application/json", 400, "malformed_json"),
+    (b'{"learner": 5.5, "item": "q1", "correct": 1}', "application/json", 400, "invalid_type"),
+    (b'{"learner": "u1", "item": "q1", "correct": "yes"}', "application/json", 400, "invalid_correct"),
+    (b'{"learner": "u1", "item": "q1", "correct": 1, "timestamp": "yesterday"}', "application/json", 400,
+     "invalid_timestamp"),
+    (b'{"learner": "u\\u0000", "item": "q1", "correct": 1}', "application/json", 400, "invalid_character"),
+    (b"[" * 100_000 + b"]" * 100_000, "application/json", 400, "malformed_json"),
+    (b"learner=u1&item=q1&correct=1", "application/x-www-form-urlencoded", 415, "unsupported_media_type"),
+    (b"\xff\xfe not utf-8", "application/json", 400, "malformed_json"),
+])
+def test_bad_input_never_gets_a_500(course, api, body, content_type, status, code):
+    response = api.generic("POST", url(course, "/interactions"), body, content_type=content_type)
+    assert response.status_code == status, response.content
+    assert response.json()["code"] == code
+    assert response.json()["message"]
+
+
+def test_batch_limits(course, api):
+    too_many = api.post(url(course, "/interactions"), [{"learner": "u", "item": "q1", "correct": 1}] * 10_001,
+                        format="json")
+    assert too_many.status_code == 400 and too_many.json()["code"] == "batch_too_large"
+    with override_settings(TUTOR_API_MAX_BODY_BYTES=1000):
+        huge = api.post(url(course, "/interactions"), answers("u1", 40), format="json")
+    assert huge.status_code == 413 and huge.json()["code"] == "payload_too_large"
+
+
+@pytest.mark.slow
+def test_a_full_batch_of_ten_thousand_is_accepted(course, api):
+    batch = [row for number in range(100) for row in answers(f"learner-{number:03d}", 100, prefix="big")]
+    body = json.dumps(batch).encode()
+    assert len(body) < 2_000_000 * 2
+    response = api.generic("POST", url(course, "/interactions"), body, content_type="application/json")
+    assert response.status_code == 201, response.content[:300]
+    assert response.json()["created"] == 10_000 and len(response.json()["mastery"]) == 100
+
+
+def test_list_interactions_with_filters_and_pages(course, api):
+    api.post(url(course, "/interactions"), answers("u1", 8) + answers("u2", 4), format="json")
+    everything = api.get(url(course, "/interactions"), {"limit": 5})
+    assert everything.status_code == 200
+    assert everything.json()["count"] == 12 and len(everything.json()["results"]) == 5
+    assert everything.json()["next"]
+    page = api.get(url(course, "/interactions"), {"limit": 5, "offset": 10}).json()
+    assert len(page["results"]) == 2
+    mine = api.get(url(course, "/interactions"), {"learner": "u2"}).json()
+    assert mine["count"] == 4 and {row["learner"] for row in mine["results"]} == {"u2"}
+    adding = api.get(url(course, "/interactions"), {"skill": "add"}).json()
+    assert adding["count"] == 9 and {row["item"] for row in adding["results"]} == {"q2", "q3", "q17"}
+    window = api.get(url(course, "/interactions"), {"since": (START + timedelta(minutes=2)).isoformat(),
+                                                    "until": (START + timedelta(minutes=4)).isoformat()}).json()
+    assert window["count"] == 4
+    assert {row["timestamp"][11:16] for row in window["results"]} == {"10:02", "10:03"}
+    bad = api.get(url(course, "/interactions"), {"since": "last tuesday"})
+    assert bad.status_code == 400 and bad.json()["field"] == "since"
+
+
+def test_learners_mastery_next_and_predict(course, api):
+    api.post(url(course, "/interactions"), answers("u1", 8) + answers("u2", 3), format="json")
+    learners = api.get(url(course, "/learners"), {"limit": 1})
+    assert learners.status_code == 200
+    assert learners.json()["count"] == 2 and learners.json()["results"][0]["id"] == "u1"
+
+    mastery = api.get(url(course, "/learners/u1/mastery"))
+    assert mastery.status_code == 200
+    rows = {row["skill"]: row["probability"] for row in mastery.json()["mastery"]}
+    assert set(rows) == {"count", "add", "frac-add"}
+    assert mastery.json()["mean"] == pytest.approx(sum(rows.values()) / 3, abs=1e-6)
+    assert api.get(url(course, "/learners/nobody/mastery")).status_code == 404
+
+    choice = api.get(url(course, "/learners/u1/next"))
+    assert choice.status_code == 200
+    assert choice.json()["item"] in {item["id"] for item in CURRICULUM["items"]} or choice.json()["done"]
+    assert choice.json()["why"] in {"frontier", "review", "remediation", "done"}
+    assert "answer" not in choice.json()
+    assert api.get(url(course, "/learners/nobody/next")).json()["code"] == "not_found"
+
+    predicted = api.post(url(course, "/predict"), {"learner": "u1", "items": ["q17", "q1"]}, format="json")
+    assert predicted.status_code == 200
+    assert [row["item"] for row in predicted.json()["predictions"]] == ["q17", "q1"]
+    assert all(0.0 < row["p_correct"] < 1.0 for row in predicted.json()["predictions"])
+    unknown = api.post(url(course, "/predict"), {"learner": "u1", "items": ["q1", "zzz"]}, format="json")
+    assert unknown.status_code == 400 and unknown.json()["code"] == "unknown_item"
+    nobody = api.post(url(course, "/predict"), {"learner": "ghost", "items": ["q1"]}, format="json")
+    assert nobody.status_code == 404
+    empty = api.post(url(course, "/predict"), {"learner": "u1", "items": []}, format="json")
+    assert empty.status_code == 400 and empty.json()["field"] == "items"
+
+
+def test_fits_run_and_report(course, api, django_capture_on_commit_callbacks):
+    api.post(url(course, "/interactions"), [row for n in range(6) for row in answers(f"u{n}", 10)], format="json")
+    with django_capture_on_commit_callbacks(execute=True):  # tasks run in-process once the fit is committed
+        response = api.post(url(course, "/fits"), {"model": "rate"}, format="json")
+    assert response.status_code == 202, response.content
+    fit = response.json()
+    assert response["Location"] == url(course, f"/fits/{fit['id']}")
+    detail = api.get(url(course, f"/fits/{fit['id']}")).json()
+    assert detail["status"] == "succeeded" and detail["active"] and detail["progress"] == 1.0
+    assert 0.0 <= detail["metrics"]["next_step"]["auc"] <= 1.0
+    assert detail["timings"]["total_s"] > 0 and detail["error"] == ""
+    listed = api.get(url(course, "/fits")).json()
+    assert [row["id"] for row in listed["results"]] == [fit["id"]]
+
+    unknown = api.post(url(course, "/fits"), {"model": "oracle"}, format="json")
+    assert unknown.status_code == 400 and unknown.json()["code"] == "unknown_model" and unknown.json()["field"] == "model"
+    bad_params = api.post(url(course, "/fits"), {"model": "rate", "params": {"nonsense": 1}}, format="json")
+    assert bad_params.status_code == 400 and bad_params.json()["code"] == "invalid_params"
+    wrong_type = api.post(url(course, "/fits"), {"model": "rate", "params": [1]}, format="json")
+    assert wrong_type.status_code == 400 and wrong_type.json()["field"] == "params"
+    assert api.get(url(course, "/fits/999999")).status_code == 404
+
+
+ENDPOINTS = [
+    ("get", "/graph", None), ("post", "/curriculum", {"skills": []}), ("get", "/interactions", None),
+    ("post", "/interactions", {"learner": "u1", "item": "q1", "correct": 1}), ("get", "/learners", None),
+    ("get", "/learners/u1/mastery", None), ("get", "/learners/u1/next", None),
+    ("post", "/predict", {"learner": "u1", "items": ["q1"]}), ("get", "/fits", None),
+    ("post", "/fits", {"model": "rate"}), ("get", "/fits/1", None),
+    ("post", "/xapi/statements", {"verb": {"id": "http://adlnet.gov/expapi/verbs/answered"}}),
+]
+
+
+@pytest.mark.parametrize(("method", "tail", "body"), ENDPOINTS)
+def test_a_course_key_sees_nothing_of_another_course(course, method, tail, body):
+    other = course_with_curriculum("other")
+    client_for(key_for(other)).post(url(other, "/interactions"), {"learner": "u1", "item": "q1", "correct": 1},
+                                    format="json")
+    response = getattr(client_for(key_for(course)), method)(url(other, tail), body, format="json")
+    assert response.status_code == 404, response.content
+    assert response.json() == {"code": "not_found", "message": "course 'other' not found", "field": "course"}
+    assert Interaction.objects.filter(course=other).count() == 1
+
+
+def test_authentication_failures_and_staff_sessions(course, django_user_model):
+    assert client_for("kt_nothing_here").get(url(course, "/learners")).json()["code"] == "invalid_key"
+    assert client_for("garbage").get(url(course, "/learners")).status_code == 401
+    key, raw = api_key_create(name="old", course=course)
+    ApiKey.objects.filter(pk=key.pk).update(is_active=False)
+    assert client_for(raw).get(url(course, "/learners")).status_code == 401
+
+    staff = django_user_model.objects.create_user(username="teacher", password="pw", is_staff=True)
+    client = client_for(None)
+    client.force_login(staff)
+    assert client.get(url(course, "/learners")).status_code == 200
+    learner = django_user_model.objects.create_user(username="pupil", password="pw")
+    client.force_login(learner)
+    assert client.get(url(course, "/learners")).status_code == 403
+
+
+def test_keys_are_stored_hashed_and_printed_once(course, capsys):
+    call_command("apikey_create", "--course", course.slug, "--name", "Moodle")
+    raw = capsys.readouterr().out.strip()
+    key = ApiKey.objects.get(name="Moodle")
+    assert raw.startswith(f"kt_{key.prefix}_") and key.course == course
+    assert raw not in {key.digest, key.prefix} and len(key.digest) == 64
+    assert client_for(raw).get(url(course, "/learners")).status_code == 200
+    assert ApiKey.objects.get(pk=key.pk).last_used_at is not None
+
+
+@override_settings(TUTOR_API_RATE="3/min")
+def test_each_key_is_throttled_on_its_own(course):
+    cache.clear()
+    first, second = client_for(key_for(course, "one")), client_for(key_for(course, "two"))
+    assert [first.get(url(course, "/learners")).status_code for _ in range(3)] == [200, 200, 200]
+    throttled = first.get(url(course, "/learners"))
+    assert throttled.status_code == 429 and throttled.json()["code"] == "throttled"
+    assert int(throttled["Retry-After"]) > 0
+    assert second.get(url(course, "/learners")).status_code == 200
+
+
+def test_schema_and_docs_describe_every_endpoint_without_a_cdn(client):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json")
+    assert schema.status_code == 200
+    document = schema.json()
+    paths = set(document["paths"])
+    prefix = "/api/v1/courses/{course}"
+    assert paths == {"/api/v1/courses", f"{prefix}/curriculum", f"{prefix}/graph", f"{prefix}/interactions",
+                     f"{prefix}/learners", f"{prefix}/learners/{{learner}}/mastery",
+                     f"{prefix}/learners/{{learner}}/next", f"{prefix}/predict", f"{prefix}/fits",
+                     f"{prefix}/fits/{{fit}}", f"{prefix}/xapi/statements"}
+    for name, component in document["components"]["schemas"].items():
+        for field, spec in component.get("properties", {}).items():
+            assert spec.get("description") or "$ref" in spec or "allOf" in spec, f"{name}.{field} undocumented"
+    docs = client.get("/api/docs/")
+    assert docs.status_code == 200
+    html = docs.content.decode()
+    assert "drf_spectacular_sidecar" in html and "cdn" not in html.lower()
+    assert client.get("/api/redoc/").status_code == 200
+
+
+def test_unknown_api_paths_answer_json(api):
+    response = api.get("/api/v2/anything")
+    assert response.status_code == 404 and response.json()["code"] == "not_found"

@@ -1,0 +1,331 @@
+"""API v1 views: validate with a serializer, call one service, return its result."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, PolymorphicProxySerializer, extend_schema
+from rest_framework import generics, status
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from curriculum.services import curriculum_import, graph_for_course, next_item_choose
+from tracing.models import Fit
+from tracing.services import fit_create, fits_for_course, mastery_get, predict_items
+from tutor.api import selectors, serializers as shapes
+from tutor.api.auth import ApiKeyAuthentication, CourseClient, GlobalClient, course_for_request, courses_for_request
+from tutor.api.parsers import BoundedJSONParser
+from tutor.api.recording import BatchOutcome, batch_record
+from tutor.api.throttling import ApiKeyRateThrottle
+from tutor.api.xapi import statements_map
+from tutor.errors import NotFound, ServiceError
+from tutor.services import course_create, learner_get
+
+COURSE = OpenApiParameter("course", str, OpenApiParameter.PATH, description="The course id (slug).")
+LEARNER = OpenApiParameter("learner", str, OpenApiParameter.PATH, description="The learner's id in your system.")
+FIT = OpenApiParameter("fit", int, OpenApiParameter.PATH, description="The fit number.")
+
+
+def errors(*codes: int) -> dict[int, OpenApiResponse]:
+    meaning = {
+        400: "Bad input: `code` says what, `field` (and `index` for a batch row) where.",
+        401: "No or unknown API key (`Authorization: Token <key>`).",
+        403: "The caller may not do this (a course key creating a course; a non-staff session).",
+        404: "No such course (or not the key's course), learner or fit.",
+        413: "The body is larger than the server accepts (TUTOR_API_MAX_BODY_BYTES).",
+        415: "The body is not JSON.",
+        429: "Too many requests for this key; see Retry-After.",
+        503: "A dependency (the task queue) is down; retry later.",
+    }
+    return {code: OpenApiResponse(shapes.Error, description=meaning[code]) for code in (401, 403, 429, *codes)}
+
+
+class Pages(LimitOffsetPagination):
+    default_limit = 100
+    max_limit = 1000
+
+    def get_paginated_response_schema(self, schema: dict) -> dict:
+        described = super().get_paginated_response_schema(schema)
+        notes = {"count": "Rows matching in all.", "next": "URL of the next page, or null.",
+                 "previous": "URL of the previous page, or null.", "results": "This page's rows."}
+        for name, note in notes.items():
+            described["properties"][name]["description"] = note
+        return described
+
+
+class ApiView(APIView):
+    authentication_classes = [ApiKeyAuthentication, SessionAuthentication]
+    permission_classes = [CourseClient]
+    throttle_classes = [ApiKeyRateThrottle]
+    parser_classes = [BoundedJSONParser]
+    renderer_classes = [JSONRenderer]
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        # PostgreSQL cannot compare text holding NUL: refuse it before any query sees it.
+        for name, value in [*kwargs.items(), *request.query_params.items()]:
+            if isinstance(value, str) and "\x00" in value:
+                raise ServiceError(f"{name}: NUL characters are not accepted", code="invalid_character", field=name)
+        super().initial(request, *args, **kwargs)
+
+
+class ApiListView(ApiView, generics.ListAPIView):
+    pagination_class = Pages
+
+
+def _record_response(outcome: BatchOutcome) -> Response:
+    from tutor.lti.services import lti_grade_passback_enqueue
+
+    lti_grade_passback_enqueue(learner_ids={interaction.learner_id for interaction in outcome.result.created})
+    body = {"created": outcome.result.created_count, "duplicates": outcome.result.duplicate_count,
+            "learners_created": outcome.result.learners_created, "results": outcome.results,
+            "mastery": outcome.mastery}
+    return Response(body, status=status.HTTP_201_CREATED if outcome.any_created else status.HTTP_200_OK)
+
+
+class CoursesView(ApiListView):
+    serializer_class = shapes.CourseOut
+
+    def get_permissions(self):
+        return [GlobalClient()] if self.request.method == "POST" else [CourseClient()]
+
+    def get_queryset(self):
+        return courses_for_request(self.request).order_by("slug")
+
+    @extend_schema(summary="List the courses the caller can reach", tags=["courses"], responses={
+        200: shapes.CourseOut(many=True), **errors()})
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(summary="Create a course", tags=["courses"],
+                   description="Needs a global admin key (one not scoped to a course) or a staff session.",
+                   request=shapes.CourseCreate, responses={201: shapes.CourseOut, **errors(400, 413, 415)})
+    def post(self, request: Request) -> Response:
+        form = shapes.CourseCreate(data=request.data)
+        form.is_valid(raise_exception=True)
+        course = course_create(slug=form.validated_data["id"], name=form.validated_data["name"],
+                               description=form.validated_data["description"])
+        return Response(shapes.CourseOut(course).data, status=status.HTTP_201_CREATED)
+
+
+class CurriculumView(ApiView):
+    @extend_schema(
+        summary="Create or update skills, items and prerequisites", tags=["curriculum"], parameters=[COURSE],
+        description="Validated whole before anything is written, then written in one transaction. Ids are "
+                    "the keys: importing the same document again changes nothing; entries absent from the "
+                    "document are left alone. The prerequisites (with those stored) must be acyclic.",
+        request=shapes.CurriculumDocument, responses={200: shapes.CurriculumSummary, **errors(400, 404, 413, 415)})
+    def post(self, request: Request, course: str) -> Response:
+        course_object = course_for_request(request, course)
+        return Response(curriculum_import(course=course_object, document=request.data))
+
+
+class GraphView(ApiView):
+    @extend_schema(summary="The prerequisite graph: skills and edges, authored and learned", tags=["curriculum"],
+                   parameters=[COURSE, shapes.GraphQuery], responses={200: shapes.Graph, **errors(400, 404)})
+    def get(self, request: Request, course: str) -> Response:
+        query = shapes.GraphQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        course_object = course_for_request(request, course)
+        graph = graph_for_course(course=course_object, **query.validated_data)
+        names = selectors.skill_names(course=course_object)
+        return Response({
+            "skills": [{"id": skill, "name": names.get(skill, "")} for skill in graph.topological_order()],
+            "edges": [{"from": edge.source, "to": edge.target, "origin": edge.origin, "weight": edge.weight}
+                      for edge in graph.edges.values()],
+        })
+
+
+class InteractionsView(ApiListView):
+    serializer_class = shapes.InteractionOut
+
+    def get_queryset(self):
+        query = shapes.InteractionQuery(data=self.request.query_params)
+        query.is_valid(raise_exception=True)
+        return selectors.interactions_query(course=course_for_request(self.request, self.kwargs["course"]),
+                                            **query.validated_data)
+
+    @extend_schema(summary="List stored interactions", tags=["interactions"],
+                   parameters=[COURSE, shapes.InteractionQuery],
+                   responses={200: shapes.InteractionOut(many=True), **errors(400, 404)})
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(
+        summary="Record answers: one object or a list of up to 10,000", tags=["interactions"], parameters=[COURSE],
+        description="Atomic (all rows or none) and idempotent on `id`: a row whose id is already stored is a "
+                    "`duplicate`, so a retried batch stores nothing twice and returns the same rows and "
+                    "mastery. 201 when something was stored, 200 when every row was a duplicate. Unknown "
+                    "learners are created; an unknown item fails the batch.",
+        request=PolymorphicProxySerializer(component_name="InteractionOneOrMany",
+                                           serializers=[shapes.InteractionIn, shapes.InteractionIn(many=True)],
+                                           resource_type_field_name=None, many=False),
+        responses={201: shapes.RecordOut, 200: shapes.RecordOut, **errors(400, 404, 413, 415)})
+    def post(self, request: Request, course: str) -> Response:
+        course_object = course_for_request(request, course)
+        batch = shapes.InteractionBatch(data=request.data)
+        batch.is_valid(raise_exception=True)
+        return _record_response(batch_record(course=course_object, rows=shapes.rows_of(batch.validated_data)))
+
+
+class LearnersView(ApiListView):
+    serializer_class = shapes.LearnerOut
+
+    def get_queryset(self):
+        return selectors.learners_query(course=course_for_request(self.request, self.kwargs["course"]))
+
+    @extend_schema(summary="List the course's learners", tags=["learners"], parameters=[COURSE],
+                   responses={200: shapes.LearnerOut(many=True), **errors(400, 404)})
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+
+class MasteryView(ApiView):
+    @extend_schema(summary="A learner's mastery per skill", tags=["learners"], parameters=[COURSE, LEARNER],
+                   responses={200: shapes.MasteryOut, **errors(400, 404)})
+    def get(self, request: Request, course: str, learner: str) -> Response:
+        course_object = course_for_request(request, course)
+        rows = mastery_get(learner=learner_get(course=course_object, external_id=learner))
+        total = course_object.skills.count()
+        mean = round(sum(row.probability for row in rows) / total, 6) if total and rows else None
+        return Response({"learner": learner, "mean": mean, "mastery": shapes.SkillMastery(rows, many=True).data})
+
+
+class NextView(ApiView):
+    @extend_schema(summary="The next item for a learner, and why", tags=["learners"], parameters=[COURSE, LEARNER],
+                   description="Read from the learner's mastery, the prerequisite graph and the course's policy.",
+                   responses={200: shapes.NextOut, **errors(400, 404)})
+    def get(self, request: Request, course: str, learner: str) -> Response:
+        course_object = course_for_request(request, course)
+        choice = next_item_choose(course=course_object, learner=learner_get(course=course_object, external_id=learner))
+        item = selectors.item_public(course=course_object, item=choice.item) if choice.item else None
+        return Response({
+            "learner": learner, "item": choice.item, "skill": choice.skill, "why": choice.why,
+            "p_correct": choice.p_correct, "expected_gain": choice.expected_gain, "mastery": choice.mastery,
+            "struggling": choice.struggling, "done": choice.done, "goals_mastered": choice.goals_mastered,
+            "goals_total": choice.goals_total, "body": item["body"] if item else None,
+            "choices": item["choices"] if item else None,
+        })
+
+
+class PredictView(ApiView):
+    @extend_schema(summary="P(correct) for items if the learner answered them next", tags=["learners"],
+                   parameters=[COURSE], request=shapes.PredictIn,
+                   responses={200: shapes.PredictOut, **errors(400, 404, 413, 415)})
+    def post(self, request: Request, course: str) -> Response:
+        course_object = course_for_request(request, course)
+        form = shapes.PredictIn(data=request.data)
+        form.is_valid(raise_exception=True)
+        items = list(dict.fromkeys(form.validated_data["items"]))
+        missing = sorted(set(items) - selectors.items_existing(course=course_object, ids=items))
+        if missing:
+            raise ServiceError(f"unknown item(s) in course {course!r}: {', '.join(map(repr, missing[:10]))}",
+                               code="unknown_item", field="items", detail={"unknown_items": missing[:100]})
+        learner = learner_get(course=course_object, external_id=form.validated_data["learner"])
+        probabilities = predict_items(learner=learner, items=items, at=form.validated_data.get("at"))
+        return Response({"learner": learner.external_id, "predictions": [
+            {"item": item, "p_correct": probabilities[item]} for item in form.validated_data["items"]]})
+
+
+def _fit_body(fit: Fit) -> dict[str, Any]:
+    return shapes.FitOut(fit).data
+
+
+class FitsView(ApiListView):
+    serializer_class = shapes.FitOut
+
+    def get_queryset(self):
+        return fits_for_course(course=course_for_request(self.request, self.kwargs["course"]))
+
+    @extend_schema(summary="List the course's fits, newest first", tags=["fits"], parameters=[COURSE],
+                   responses={200: shapes.FitOut(many=True), **errors(400, 404)})
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(
+        summary="Fit a model to the course's interactions", tags=["fits"], parameters=[COURSE],
+        description="Queues the fit and answers 202 with its number; poll GET fits/{fit}. A fit that "
+                    "succeeds becomes the active model; one that fails leaves the previous one active.",
+        request=shapes.FitCreate, responses={202: shapes.FitOut, **errors(400, 404, 413, 415, 503)})
+    def post(self, request: Request, course: str) -> Response:
+        course_object = course_for_request(request, course)
+        form = shapes.FitCreate(data=request.data)
+        form.is_valid(raise_exception=True)
+        fit = fit_create(course=course_object, kind=form.validated_data["model"],
+                         params=form.validated_data["params"])
+        fit.refresh_from_db()  # an in-process (eager) queue has already run it
+        response = Response(_fit_body(fit), status=status.HTTP_202_ACCEPTED)
+        response["Location"] = f"/api/v1/courses/{course_object.slug}/fits/{fit.pk}"
+        return response
+
+
+class FitDetailView(ApiView):
+    @extend_schema(summary="A fit's status, progress, metrics and timings", tags=["fits"], parameters=[COURSE, FIT],
+                   responses={200: shapes.FitOut, **errors(400, 404)})
+    def get(self, request: Request, course: str, fit: int) -> Response:
+        course_object = course_for_request(request, course)
+        found = fits_for_course(course=course_object).filter(pk=fit).first()
+        if found is None:
+            raise NotFound(f"fit {fit} not found in course {course_object.slug!r}", field="fit")
+        return Response(_fit_body(found))
+
+
+class XapiStatementsView(ApiView):
+    @extend_schema(
+        summary="Record xAPI 'answered' statements as interactions", tags=["interactions"], parameters=[COURSE],
+        description="One statement or a list. Only the verb http://adlnet.gov/expapi/verbs/answered is recorded "
+                    "(others are reported as ignored). actor -> learner: account.name, else mbox without "
+                    "mailto:, else mbox_sha1sum or openid. object.id -> item: the full IRI if it is an item id, "
+                    "else its fragment or last path segment. result.score.scaled (negative counts as 0), else "
+                    "result.success -> correct. The statement id is the idempotency key.",
+        request=PolymorphicProxySerializer(component_name="XapiOneOrMany",
+                                           serializers=[shapes.XapiStatementDoc, shapes.XapiStatementDoc(many=True)],
+                                           resource_type_field_name=None, many=False),
+        responses={201: shapes.XapiOut, 200: shapes.XapiOut, **errors(400, 404, 413, 415)})
+    def post(self, request: Request, course: str) -> Response:
+        course_object = course_for_request(request, course)
+        form = shapes.XapiStatements(data=request.data)
+        form.is_valid(raise_exception=True)
+        statements = form.validated_data["statements"]
+        mapped = statements_map(statements, existing_items=lambda ids: selectors.items_existing(
+            course=course_object, ids=ids))
+        batch = shapes.InteractionBatch(data=mapped.rows) if mapped.rows else None
+        results: list[dict[str, Any]] = [
+            {"index": index, "id": _statement_id(statements[index]), "status": "ignored", "interaction": None,
+             "reason": reason} for index, reason in mapped.ignored]
+        body: dict[str, Any] = {"created": 0, "duplicates": 0, "ignored": len(mapped.ignored), "mastery": {}}
+        created = False
+        if batch is not None:
+            try:
+                batch.is_valid(raise_exception=True)
+            except ServiceError as error:
+                raise _per_statement(error, mapped.positions) from None
+            outcome = batch_record(course=course_object, rows=shapes.rows_of(batch.validated_data))
+            from tutor.lti.services import lti_grade_passback_enqueue
+
+            lti_grade_passback_enqueue(learner_ids={i.learner_id for i in outcome.result.created})
+            created = outcome.any_created
+            body.update(created=outcome.result.created_count, duplicates=outcome.result.duplicate_count,
+                        mastery=outcome.mastery)
+            results += [{"index": position, "id": row["id"], "status": row["status"],
+                         "interaction": row["interaction"]} for position, row in zip(mapped.positions, outcome.results)]
+        body["results"] = sorted(results, key=lambda row: row["index"])
+        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+def _statement_id(statement: Any) -> str | None:
+    value = statement.get("id") if isinstance(statement, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def _per_statement(error: ServiceError, positions: list[int]) -> ServiceError:
+    """A row error of the mapped batch, renamed to the statement it came from."""
+    if error.index is None:
+        return error
+    position = positions[error.index]
+    message = error.message.split(": ", 1)[-1]
+    return ServiceError(f"statement {position}: {message}", code=error.code, field=error.field, index=position,
+                        detail=error.detail)

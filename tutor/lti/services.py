@@ -1,0 +1,215 @@
+"""LTI 1.3 on the tool side: what a validated launch does here, and mastery sent back as a grade (AGS).
+
+Grade passback: after interactions of a learner who came through an LTI launch are
+recorded through the API (REST or xAPI), ``lti_grade_passback_enqueue`` queues
+``lti_grade_passback_task`` after commit (run in-process when no broker is set).
+Pages that record answers call the same function; ``manage.py lti_grade_passback``
+sends every learner's grade of a course at once (e.g. after a new fit).
+The score is the mean mastery over the course's skills (skills without an
+estimate count as 0), sent as scoreGiven out of 100.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import requests
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.db.models import Sum
+from django.utils import timezone as django_timezone
+from lti_tool.models import Key, LtiLaunch, LtiUser
+from pylti1p3.assignments_grades import AssignmentsGradesService
+from pylti1p3.grade import Grade
+from pylti1p3.lineitem import LineItem
+from pylti1p3.service_connector import ServiceConnector
+
+from tracing.models import Mastery
+from tutor.lti.models import LtiCourseLink, LtiGradeTarget
+from tutor.models import Course, Learner
+from tutor.services import learner_get_or_create
+
+logger = logging.getLogger(__name__)
+
+SCORE_SCOPE = "https://purl.imsglobal.org/spec/lti-ags/scope/score"
+LINEITEM_SCOPE = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem"
+AGS_CLAIM = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
+HTTP_TIMEOUT = 10.0
+MASTERY_TAG = "kt-mastery"
+
+
+class LaunchRefused(Exception):
+    """A valid launch this tool cannot serve; ``message`` is shown to the person launching."""
+
+    def __init__(self, message: str, *, status: int = 403) -> None:
+        super().__init__(message)
+        self.message, self.status = message, status
+
+
+@dataclass(frozen=True)
+class LaunchResult:
+    course: Course
+    learner: Learner
+    user: Any
+    redirect_url: str
+
+
+def lti_key_ensure() -> Key:
+    """The tool's signing key, created on first use (rotate with ``manage.py rotate_keys``)."""
+    key = Key.objects.active().order_by("-datetime_created").first()
+    return key if key is not None else Key.objects.generate()
+
+
+def course_link_for(*, deployment, context_id: str) -> LtiCourseLink | None:
+    """The link for this context of the deployment, else the deployment-wide one (empty context id)."""
+    links = {link.context_id: link for link in LtiCourseLink.objects.select_related("course")
+             .filter(deployment=deployment, context_id__in=[context_id, ""])}
+    return links.get(context_id) or links.get("")
+
+
+def _username(registration_pk: int, sub: str) -> str:
+    name = f"lti-{registration_pk}-{sub}"
+    if len(name) <= 150:
+        return name
+    return f"lti-{registration_pk}-{hashlib.sha256(sub.encode()).hexdigest()}"
+
+
+def _user_for(lti_user: LtiUser):
+    if lti_user.auth_user_id is not None:
+        return lti_user.auth_user
+    User = get_user_model()
+    user, created = User.objects.get_or_create(username=_username(lti_user.registration_id, lti_user.sub),
+                                               defaults={"first_name": lti_user.given_name[:150],
+                                                         "last_name": lti_user.family_name[:150],
+                                                         "email": lti_user.email})
+    if created:
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+    lti_user.auth_user = user
+    lti_user.save(update_fields=["auth_user"])
+    return user
+
+
+def lti_launch_complete(*, launch: LtiLaunch) -> LaunchResult:
+    """After a validated resource launch: the course, a signed-in user and its learner, and the grade target."""
+    context = launch.context_claim or {}
+    context_id = str(context.get("id", ""))
+    link = course_link_for(deployment=launch.deployment, context_id=context_id)
+    if link is None:
+        raise LaunchRefused(f"This LMS placement (deployment {launch.deployment.deployment_id!r}, context "
+                            f"{context_id or '-'!r}) is not linked to a course yet. Ask an administrator to add an "
+                            f"LTI course link for it.")
+    with transaction.atomic():
+        user = _user_for(launch.user)
+        learner = learner_get_or_create(course=link.course, external_id=f"{link.learner_prefix}{launch.user.sub}",
+                                        user=user)
+        if learner.user_id != user.pk:
+            raise LaunchRefused(f"The learner id {learner.external_id!r} in course {link.course.slug!r} already "
+                                f"belongs to another account; an administrator can set a learner prefix on the "
+                                f"LTI course link.", status=409)
+        ags = launch.ags_claim or {}
+        scopes = list(ags.get("scope") or [])
+        if SCORE_SCOPE in scopes and (ags.get("lineitem") or ags.get("lineitems")):
+            resource_link = launch.resource_link_claim or {}
+            LtiGradeTarget.objects.update_or_create(
+                learner=learner, registration=launch.registration, lineitem_url=ags.get("lineitem") or "",
+                lineitems_url=ags.get("lineitems") or "",
+                defaults={"user_sub": launch.user.sub, "scopes": scopes,
+                          "resource_link_id": str(resource_link.get("id", ""))})
+    redirect_url = settings.TUTOR_LTI_LAUNCH_REDIRECT.format(course=link.course.slug)
+    return LaunchResult(course=link.course, learner=learner, user=user, redirect_url=redirect_url)
+
+
+def learner_grade(*, learner: Learner) -> float:
+    """Mean mastery over the course's skills, in [0, 1]; a skill without an estimate counts as 0."""
+    total = learner.course.skills.count()
+    if total == 0:
+        return 0.0
+    known = Mastery.objects.filter(learner=learner, skill__course=learner.course_id).aggregate(
+        total=Sum("probability"))["total"] or 0.0
+    return min(max(float(known) / total, 0.0), 1.0)
+
+
+class _TimeoutSession(requests.Session):
+    # pylti1p3 makes its requests without a timeout; an LMS that hangs must not hang a worker.
+    def request(self, *args: Any, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", HTTP_TIMEOUT)
+        return super().request(*args, **kwargs)
+
+
+@dataclass(frozen=True)
+class PassbackOutcome:
+    target: int
+    score: float
+    ok: bool
+    error: str = ""
+
+
+def _send(target: LtiGradeTarget, score: float, session: requests.Session) -> None:
+    connector = ServiceConnector(target.registration.to_registration(), requests_session=session)
+    service = AssignmentsGradesService(connector, {"scope": target.scopes, "lineitem": target.lineitem_url,
+                                                   "lineitems": target.lineitems_url})
+    grade = (Grade().set_score_given(round(score * 100, 4)).set_score_maximum(100)
+             .set_timestamp(datetime.now(timezone.utc).isoformat(timespec="milliseconds"))
+             .set_activity_progress("InProgress").set_grading_progress("FullyGraded").set_user_id(target.user_sub))
+    if target.lineitem_url:
+        service.put_grade(grade)
+    else:  # no line item of its own: find or create the course's mastery column
+        column = (LineItem().set_tag(MASTERY_TAG).set_label("Mastery").set_score_maximum(100)
+                  .set_resource_id(target.learner.course.slug))
+        if target.resource_link_id:
+            column.set_resource_link_id(target.resource_link_id)
+        service.put_grade(grade, column)
+
+
+def lti_grade_passback(*, learner: Learner) -> list[PassbackOutcome]:
+    """Post the learner's grade (mean mastery) to every LMS gradebook it came from.
+
+    Each target's outcome is stored on it (last score, time, error); a failure is
+    logged and reported, never raised, so one unreachable LMS does not stop the others.
+    """
+    targets = list(LtiGradeTarget.objects.select_related("registration", "learner__course").filter(learner=learner))
+    if not targets:
+        return []
+    score = learner_grade(learner=learner)
+    outcomes = []
+    with _TimeoutSession() as session:
+        for target in targets:
+            try:
+                _send(target, score, session)
+            except Exception as error:  # the LMS's answer or the network: record it, try the others
+                logger.warning("LTI grade passback to %s for learner %s failed: %s",
+                               target.lineitem_url or target.lineitems_url, learner, error)
+                LtiGradeTarget.objects.filter(pk=target.pk).update(last_error=str(error)[:2000])
+                outcomes.append(PassbackOutcome(target.pk, score, False, str(error)))
+                continue
+            LtiGradeTarget.objects.filter(pk=target.pk).update(last_score=score, last_sent_at=django_timezone.now(),
+                                                                last_error="")
+            outcomes.append(PassbackOutcome(target.pk, score, True))
+    return outcomes
+
+
+def lti_grade_passback_enqueue(*, learner_ids: Iterable[int]) -> int:
+    """Queue a passback, after commit, for each of these learners that has a gradebook; returns how many."""
+    wanted = sorted(set(learner_ids))
+    if not wanted:
+        return 0
+    with_targets = sorted(set(LtiGradeTarget.objects.filter(learner_id__in=wanted)
+                              .values_list("learner_id", flat=True)))
+    from tutor.lti.tasks import lti_grade_passback_task
+
+    for learner_id in with_targets:
+        def enqueue(learner_id: int = learner_id) -> None:
+            try:
+                lti_grade_passback_task.delay(learner_id)
+            except Exception:  # the answers are stored; a lost grade update is retried by the next answer
+                logger.exception("could not queue the LTI grade passback of learner %s", learner_id)
+
+        transaction.on_commit(enqueue)
+    return len(with_targets)

@@ -1,0 +1,86 @@
+"""LTI 1.3 tool endpoints: JWKS, OIDC login initiation, launch. Every refusal is logged and shown as a page."""
+
+from __future__ import annotations
+
+import logging
+
+from django.contrib.auth import login
+from django.core.cache import cache
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import render
+from django.utils.decorators import method_decorator
+from django.views import View
+from django.views.decorators.clickjacking import xframe_options_exempt
+from django.views.decorators.csrf import csrf_exempt
+from lti_tool.constants import SESSION_KEY
+from lti_tool.models import Key
+from lti_tool.utils import get_launch_from_request, sync_data_from_launch
+from lti_tool.views import OIDCLoginInitView
+
+from tutor.lti.services import LaunchRefused, lti_key_ensure, lti_launch_complete
+
+logger = logging.getLogger(__name__)
+
+NONCE_LIFETIME = 24 * 3600
+"""pylti1p3 keeps a login's nonce this long; a used one is remembered as long."""
+
+
+def refused(request: HttpRequest, message: str, *, reason: str, status: int = 403) -> HttpResponse:
+    logger.warning("LTI %s refused (%s) from %s: %s", request.path, reason, request.META.get("REMOTE_ADDR"), message)
+    return render(request, "lti/refused.html", {"message": message, "reason": reason}, status=status)
+
+
+def jwks(request: HttpRequest) -> JsonResponse:
+    """The tool's public keys; the platform checks our service-token assertions with them."""
+    lti_key_ensure()
+    return JsonResponse(Key.objects.as_jwks())
+
+
+class LoginView(OIDCLoginInitView):
+    """Third-party initiated login: answers the platform with a redirect to its auth URL (state + nonce)."""
+
+    def get_oidc_response(self, request, registration_uuid, params):
+        try:
+            lti_key_ensure()
+            return super().get_oidc_response(request, registration_uuid, params)
+        except Exception as error:  # untrusted input (unknown issuer, missing hint): refuse, never 500
+            return refused(request, "The learning platform's login request was not accepted.",
+                           reason=f"login: {error}", status=400)
+
+
+@method_decorator((csrf_exempt, xframe_options_exempt), name="dispatch")
+class LaunchView(View):
+    """The id_token POST: validate, refuse replays and unknown placements, sign in, redirect to the course."""
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        if not request.POST.get("id_token") or not request.POST.get("state"):
+            return refused(request, "This page is opened by your learning platform, not directly.",
+                           reason="launch: missing id_token or state", status=400)
+        try:
+            launch = get_launch_from_request(request)
+        except Exception as error:  # bad signature, expired token, unknown nonce or registration, bad claims
+            return refused(request, "The learning platform's launch could not be verified.",
+                           reason=f"launch: {error}")
+        nonce = launch.get_claim("nonce")
+        if not cache.add(f"lti-used-nonce:{nonce}", 1, timeout=NONCE_LIFETIME):
+            return refused(request, "This launch was already used; start again from your learning platform.",
+                           reason="launch: replayed nonce")
+        if not launch.deployment.is_active:
+            return refused(request, "This learning platform deployment is not enabled for this tool yet.",
+                           reason=f"launch: inactive or unknown deployment {launch.deployment.deployment_id!r}")
+        if not launch.is_resource_launch:
+            return refused(request, "Only course links (resource link launches) are supported.",
+                           reason="launch: unsupported message type", status=400)
+        sync_data_from_launch(launch)
+        try:
+            result = lti_launch_complete(launch=launch)
+        except LaunchRefused as error:
+            return refused(request, error.message, reason="launch: " + error.message, status=error.status)
+        login(request, result.user, backend="django.contrib.auth.backends.ModelBackend")
+        request.session[SESSION_KEY] = launch.get_launch_id()
+        logger.info("LTI launch: %s signed in to %s", result.learner, result.course)
+        return HttpResponseRedirect(result.redirect_url)
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        return refused(request, "This page is opened by your learning platform, not directly.",
+                       reason="launch: GET", status=405)
