@@ -69,10 +69,16 @@ def demo_course(db):
 
 
 @pytest.fixture
-def learner_user(db, django_user_model):
+def fast_passwords(settings):
+    # The default hasher spends most of a second per password on purpose; tests need no such strength.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def learner_user(db, django_user_model, fast_passwords):
     return django_user_model.objects.create_user(username="ada", password=PASSWORD)
 
 
 @pytest.fixture
-def staff_user(db, django_user_model):
+def staff_user(db, django_user_model, fast_passwords):
     return django_user_model.objects.create_user(username="grace", password=PASSWORD, is_staff=True)

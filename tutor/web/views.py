@@ -96,13 +96,12 @@ def learn_answer(request: HttpRequest, slug: str) -> HttpResponse:
         return render(request, "web/learn.html", _practice_context(request, course, learner, notice=str(error)),
                       status=409)
     mastery = _mastery_context(course, learner)
-    context = {"course": course, "feedback": feedback, "feedback_text": practice.FEEDBACK_TEXT.get(feedback.reason, ""),
-               **mastery}
+    context = {"feedback": feedback, "feedback_text": practice.FEEDBACK_TEXT.get(feedback.reason, ""), **mastery}
     if fragment:
         return JsonResponse({
             "correct": feedback.correct,
             "duplicate": feedback.duplicate,
-            "feedback": render_to_string("web/_feedback.html", context, request=request),
+            "feedback": render_to_string("web/_feedback.html", {"course": course, **context}, request=request),
             "mastery": render_to_string("web/_mastery_bars.html", context, request=request),
             "mastered": mastery["progress"].mastered,
         })
