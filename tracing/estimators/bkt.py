@@ -90,7 +90,7 @@ class BKT(Estimator):
     kind = "bkt"
 
     def __init__(self, *, forgets: bool = False, multigs: bool = False, multiprior: bool = False,
-                 restarts: int = 5, max_iter: int = 100, tol: float = 1e-6, max_guess: float = 0.5,
+                 restarts: int = 5, max_iter: int = 100, tol: float = 1e-5, max_guess: float = 0.5,
                  max_slip: float = 0.5, prior_window: int = 10, prior_bins: int = 2) -> None:
         self.forgets = _check_bool("forgets", forgets)
         self.multigs = _check_bool("multigs", multigs)
@@ -221,7 +221,8 @@ class BKT(Estimator):
             progress("em", 0.1)
         bkt_kernels.em_fit(sequence_start, unique_emission, unique_correct, weight, unique_class,
                            skill_sequence_start.astype(np.int64), emission_start, prior, learn, forget, guess, slip,
-                           self.forgets, self.max_iter, self.tol, self.max_guess, self.max_slip, task_skill,
+                           self.forgets, self.max_iter, self.tol, min(self.max_guess, 1 - bkt_kernels.EPSILON),
+                           min(self.max_slip, 1 - bkt_kernels.EPSILON), task_skill,
                            bin_start, loglik, iterations)
 
         best = np.argmax(loglik, axis=0)  # (K,) each skill keeps its best restart

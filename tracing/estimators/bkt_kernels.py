@@ -20,9 +20,8 @@ from numba import njit, prange
 # Probabilities are kept inside [EPSILON, 1 - EPSILON] so that no skill can lock
 # into a state EM can never leave (a prior of exactly 0 or 1 has zero gradient).
 EPSILON = 1e-6
-# Multiply step likelihoods and take one log per block: a log per step costs
-# more than the rest of the forward step together.
-_UNDERFLOW = 1e-250
+# Step likelihoods are multiplied and logged once per 16 steps: a log per step
+# costs more than the rest of the forward step together.
 
 
 @njit(cache=True, inline="always")
@@ -71,7 +70,6 @@ def _em_skill(skill, sequence_start, observation_emission, observation_correct, 
     lane_loglik = np.empty(n_restart)
     known = np.empty(n_restart)
     product = np.empty(n_restart)
-    sequence_loglik = np.empty(n_restart)
     beta_known = np.empty(n_restart)
     beta_unknown = np.empty(n_restart)
     n_lane = n_restart
@@ -106,7 +104,6 @@ def _em_skill(skill, sequence_start, observation_emission, observation_correct, 
             for lane in range(n_lane):
                 known[lane] = lane_prior[klass, lane]
                 product[lane] = 1.0
-                sequence_loglik[lane] = 0.0
             for step in range(length):
                 local = observation_emission[start + step] - first_emission
                 correct = observation_correct[start + step]
@@ -123,12 +120,13 @@ def _em_skill(skill, sequence_start, observation_emission, observation_correct, 
                     inverse_scale[step, lane] = inverse
                     product[lane] *= evidence
                     known[lane] = posterior * (1.0 - lane_forget[lane]) + (1.0 - posterior) * lane_learn[lane]
-                for lane in range(n_lane):
-                    if product[lane] < _UNDERFLOW:
-                        sequence_loglik[lane] += math.log(product[lane])
+                # Every evidence is >= EPSILON, so 16 steps cannot underflow a double.
+                if step & 15 == 15:
+                    for lane in range(n_lane):
+                        lane_loglik[lane] += weight * math.log(product[lane])
                         product[lane] = 1.0
             for lane in range(n_lane):
-                lane_loglik[lane] += weight * (sequence_loglik[lane] + math.log(product[lane]))
+                lane_loglik[lane] += weight * math.log(product[lane])
                 beta_known[lane] = 1.0
                 beta_unknown[lane] = 1.0
             # Backward pass with the same scaling: alpha * beta is the smoothed posterior.
