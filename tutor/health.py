@@ -41,7 +41,7 @@ def database_check() -> None:
 def broker_check() -> None:
     from tutor.celery import app
 
-    with app.connection_for_write() as broker:
+    with app.connection_for_write(url=settings.CELERY_BROKER_URL) as broker:
         broker.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=BROKER_TIMEOUT_S)
 
 
