@@ -1,0 +1,728 @@
+"""PSI-KT in pyro: continuous-time knowledge with forgetting, learner traits and a learned
+prerequisite graph (after Zhou et al., ICLR 2024; implemented from the paper's equations).
+
+Generative model, for learner l, skills k = 1..K, items j, the learner's rows n at times t_n:
+
+    s_l = (log alpha_l, mu_l, log sigma_l, logit gamma_l) ~ Normal(population loc, population scale)
+    A_ik ~ Bernoulli(rho), relaxed as LogitRelaxedBernoulli(temperature)  (i is a prerequisite of k)
+    z_0^k ~ Normal(mu_l, sigma_l^2 / (2 alpha_l))                          (the stationary spread)
+    between rows, dt = (t_n - t_{n-1}) / unit, d = exp(-alpha_l dt):
+        b^k = gamma_l * sum_i A_ik (z^i - mu_l) / max(1, sum_i A_ik)
+        z^k <- Normal(d z^k + (1 - d)(mu_l + b^k),  sigma_l^2 (1 - d^2) / (2 alpha_l))
+    answer to item j with skills S_j:
+        f_j(z) = w * mean_{k in S_j} z^k + c_j
+        y_n ~ Bernoulli(Phi(f_j(z)))      (the probit Phi stands in for the logistic sigmoid,
+                                           sigmoid(x) ~ Phi(0.59 x), so the filter is exact)
+    practice: after the answer, for k in S_j, z^k moves a fraction eta_k of the way to
+        its target c_k + gamma_l * sum_i A_ik (z^i - c_i) / max(1, sum_i A_ik), and its
+        variance grows by tau^2 (learning within a session, where the OU volatility over
+        seconds is negligible); so practice takes a skill only as far as its
+        prerequisites allow: the graph acts within sessions too, not only across gaps
+
+So with no practice knowledge drifts back to the learner's long-run level mu_l (plus
+what known prerequisites lend it): forgetting, faster for larger alpha_l. Two departures
+from the paper's b^k = gamma sum_i A_ik z^i / K, both for stability: prerequisites count
+as deviations from mu_l (so mu_l stays the resting level) and are averaged over the
+in-degree with gamma_l = sigmoid(.) in (0, 1), which makes the drift a contraction; a
+1/K scale with free gamma diverged (z grew without bound) on dense relaxed graphs.
+
+Inference. The knowledge z is integrated out by an assumed-density (Kalman-style)
+filter with a diagonal Gaussian per learner: the drift step above is linear in z;
+the answer step matches the first two moments of the probit-tilted Gaussian. The
+filter's predictive probabilities give log p(answers | s_l, A), and SVI maximises
+
+    ELBO = E_q[sum_l log p(y_l | s_l, A)] - KL(q(s_l) || p(s_l)) - KL(q(A) || p(A))
+
+over minibatches of learners, with q(s_l) Normal per learner, q(A_ik) relaxed
+Bernoulli(pi_ik) (Gumbel-softmax samples, so edges get reparameterised gradients)
+and course-level point estimates of c_j, w, eta_k, c_k, tau and the population prior. The
+mixture prior of the paper and the slow random walk of traits within a period are
+left out: traits are constant inside a period, and across periods :meth:`PsiKT.absorb`
+uses the previous posterior as the next prior (continual learning).
+
+Prediction and online update run the same filter in float64. A learner the model
+has not seen starts from the population's trait means; a learner fitted or absorbed
+uses its own posterior trait means (``predict_proba`` and ``final_states`` treat each
+sequence as that learner's history from the start; :meth:`PsiKT.learner_state` gives
+the state at the end of what was absorbed). Edge probabilities pi_ik are used as the
+expected graph at prediction time.
+
+Time. ``unit_seconds`` (default one day) is the time unit of alpha. Untimed data
+(``Dataset.has_time`` False) stores step numbers as timestamps; there the unit is one
+answer, so dt counts answers in between.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+import pyro
+import pyro.distributions as dist
+import torch
+from pyro.distributions.torch_distribution import TorchDistributionMixin
+from pyro.infer import TraceMeanField_ELBO
+from pyro.nn import PyroModule, PyroParam
+from torch.distributions import constraints
+from torch.distributions.kl import register_kl
+from torch.distributions.relaxed_bernoulli import LogitRelaxedBernoulli as _TorchLogitRelaxedBernoulli
+from torch.nn import functional as F
+
+from tracing.data import Dataset
+from tracing.estimators.base import Estimator, LearnerState, Progress, no_progress
+from tracing.estimators.pyro_common import (
+    check_range,
+    fitting_context,
+    load_artifact,
+    pad_learners,
+    resolve_threads,
+    run_svi,
+    save_artifact,
+    time_unit,
+)
+
+TRAIT_NAMES = ("forgetting_rate", "long_run_level", "volatility", "prerequisite_gain")
+_VARIANCE_FLOOR = 1e-6
+
+
+class LogitRelaxedBernoulli(_TorchLogitRelaxedBernoulli, TorchDistributionMixin):
+    """Relaxed Bernoulli in logit space: its density stays finite where the sigmoid saturates."""
+
+    has_rsample = True  # torch samples it by reparameterisation but leaves the flag unset
+
+
+@register_kl(LogitRelaxedBernoulli, LogitRelaxedBernoulli)
+def _kl_relaxed_bernoulli(posterior: LogitRelaxedBernoulli, prior: LogitRelaxedBernoulli) -> torch.Tensor:
+    # The KL of the Bernoulli laws the relaxations stand for (their zero-temperature limit):
+    # closed form and noiseless, where a Monte Carlo estimate over K^2 edges swamps the ELBO.
+    q, p = posterior.logits, prior.logits
+    return (torch.sigmoid(q) * (F.logsigmoid(q) - F.logsigmoid(p))
+            + torch.sigmoid(-q) * (F.logsigmoid(-q) - F.logsigmoid(-p)))
+
+
+def trait_values(raw: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """(alpha, mu, sigma, gamma), each raw.shape[:-1], from raw traits (..., 4)."""
+    return raw[..., 0].exp(), raw[..., 1], raw[..., 2].exp(), torch.sigmoid(raw[..., 3])
+
+
+def initial_knowledge(raw: torch.Tensor, n_skills: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and variance (B, K) of z before any answer: the stationary law at the learner's level."""
+    alpha, mu, sigma, _ = trait_values(raw)
+    mean = mu[:, None].expand(-1, n_skills).clone()
+    variance = (sigma**2 / (2 * alpha))[:, None].expand(-1, n_skills).clone()
+    return mean, variance
+
+
+def drift(mean: torch.Tensor, variance: torch.Tensor, raw: torch.Tensor, elapsed: torch.Tensor,
+          graph: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The OU step over ``elapsed`` (B,) time units: mean and variance (B, K) of z afterwards.
+
+    ``graph`` (K, K) holds edge weights A_ik (i a prerequisite of k). Covariances between
+    skills are dropped (diagonal filter), so the prerequisite term adds its variance only.
+    """
+    alpha, mu, sigma, gamma = trait_values(raw)
+    decay = torch.exp(-alpha * elapsed)[:, None]
+    graph = normalise_graph(graph)
+    return _drift(mean, variance, decay, mu[:, None], gamma[:, None], (sigma**2 / (2 * alpha))[:, None],
+                  graph, graph**2)
+
+
+def normalise_graph(graph: torch.Tensor) -> torch.Tensor:
+    """Edge weights A_ik / max(1, in-degree of k), (K, K): each skill's boost is a weighted mean
+    of its prerequisites, so with gamma < 1 the drift contracts to the long-run level."""
+    return graph / torch.clamp(graph.sum(0, keepdim=True), min=1.0)
+
+
+def _drift(mean: torch.Tensor, variance: torch.Tensor, decay: torch.Tensor, level: torch.Tensor,
+           coupling: torch.Tensor, stationary: torch.Tensor, graph: torch.Tensor,
+           graph_squared: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    relax = 1 - decay
+    new_mean = decay * mean + relax * (level + coupling * ((mean - level) @ graph))
+    new_variance = (decay**2 * variance + (relax * coupling) ** 2 * (variance @ graph_squared)
+                    + stationary * (1 - decay**2))
+    return new_mean, new_variance
+
+
+def answer_location(mean: torch.Tensor, variance: torch.Tensor, weight: torch.Tensor,
+                    bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Probit location and 1/sqrt(1 + var f): P(correct) = Phi(location); all (B,).
+
+    ``weight`` (B, K) is the emission row of the answered item, ``bias`` (B,) its offset.
+    """
+    centre = (weight * mean).sum(-1) + bias
+    spread = (weight * weight * variance).sum(-1)
+    shrink = torch.rsqrt(1 + spread)
+    return centre * shrink, shrink
+
+
+def observe(mean: torch.Tensor, variance: torch.Tensor, weight: torch.Tensor, location: torch.Tensor,
+            shrink: torch.Tensor, correct: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Moment-matched posterior (B, K) of z after the answer ``correct`` (B,), >= 0.5 counts as right.
+
+    A zero ``weight`` row leaves z as it was (how padding is skipped).
+    """
+    sign = torch.where(correct >= 0.5, 1.0, -1.0).to(mean.dtype)
+    tilted = sign * location
+    # Inverse Mills ratio phi(t)/Phi(t) in log space: stable far in the tails.
+    ratio = torch.exp(-0.5 * tilted**2 - 0.5 * math.log(2 * math.pi) - torch.special.log_ndtr(tilted))
+    gradient = (sign * shrink * ratio)[:, None]
+    curvature = (shrink**2 * ratio * (tilted + ratio))[:, None]
+    moved = variance * weight
+    new_mean = mean + moved * gradient
+    new_variance = torch.clamp(variance - moved**2 * curvature, min=_VARIANCE_FLOOR)
+    return new_mean, new_variance
+
+
+def practise(mean: torch.Tensor, variance: torch.Tensor, gain: torch.Tensor, practised: torch.Tensor,
+             ceiling: torch.Tensor, noise: torch.Tensor, coupling: torch.Tensor, graph: torch.Tensor,
+             graph_squared: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Practice moves knowledge: z^k moves a fraction ``gain`` (B, K) of the way to its target
+    ceiling_k + gamma * sum_i G_ik (z^i - ceiling_i), G the normalised graph (K, K).
+
+    So practice takes a skill only as far as its prerequisites allow. The move is
+    bounded, so long drills cannot push z to certainty; ``noise`` (a variance) on the
+    ``practised`` (B, K) skills keeps the filter learning within a session, where the OU
+    volatility over seconds is negligible. ``coupling`` (B, 1) is gamma.
+    """
+    target = ceiling + coupling * ((mean - ceiling) @ graph)
+    new_variance = ((1 - gain) ** 2 * variance + (gain * coupling) ** 2 * (variance @ graph_squared)
+                    + noise * practised)
+    return mean + gain * (target - mean), new_variance
+
+
+def run_filter(course: dict[str, torch.Tensor], raw: torch.Tensor, batch: dict[str, torch.Tensor],
+               start: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, ...]:
+    """Filter a padded batch: (log-likelihood (B,), P(correct) (B, T), final mean, final variance).
+
+    ``course`` holds ``weight`` (J, K), ``bias`` (J,), ``gain`` (J, K) (eta_k on the item's
+    skills) and ``graph`` (K, K); ``raw`` (B, 4) the traits. ``start`` resumes from a
+    given (mean, variance) instead of the initial law. Padding has zero elapsed time, zero
+    emission weight and zero gain, so the filter passes over it unchanged.
+    """
+    item, correct, elapsed, mask = batch["item"], batch["correct"], batch["elapsed"], batch["mask"]
+    n_skills = course["weight"].shape[1]
+    mean, variance = start if start is not None else initial_knowledge(raw, n_skills)
+    alpha, mu, sigma, gamma = trait_values(raw)
+    live = mask.to(mean.dtype)
+    decay = torch.exp(-alpha[:, None] * elapsed)  # (B, T)
+    weight = course["weight"][item] * live[..., None]  # (B, T, K)
+    gain = course["gain"][item] * live[..., None]
+    practised = course["practised"][item] * live[..., None]
+    bias = course["bias"][item]
+    level, coupling = mu[:, None], gamma[:, None]
+    stationary = (sigma**2 / (2 * alpha))[:, None]
+    graph = normalise_graph(course["graph"])
+    graph_squared = graph**2
+    locations = []
+    for step in range(item.shape[1]):
+        mean, variance = _drift(mean, variance, decay[:, step, None], level, coupling, stationary, graph,
+                                graph_squared)
+        location, shrink = answer_location(mean, variance, weight[:, step], bias[:, step])
+        locations.append(location)
+        mean, variance = observe(mean, variance, weight[:, step], location, shrink, correct[:, step])
+        mean, variance = practise(mean, variance, gain[:, step], practised[:, step], course["ceiling"],
+                                  course["noise"], coupling, graph, graph_squared)
+    location = torch.stack(locations, dim=1)
+    log_likelihood = (live * (correct * torch.special.log_ndtr(location)
+                              + (1 - correct) * torch.special.log_ndtr(-location))).sum(1)
+    return log_likelihood, torch.special.ndtr(location), mean, variance
+
+
+class CourseModel(PyroModule):
+    """The generative model; holds the course-level parameters (module-local, never global)."""
+
+    def __init__(self, *, q_matrix: np.ndarray, item_rate: np.ndarray, n_learners: int, edge_prior: float,
+                 temperature: float) -> None:
+        super().__init__()
+        n_items, n_skills = q_matrix.shape
+        self.n_learners, self.n_skills, self.temperature = n_learners, n_skills, temperature
+        share = q_matrix / np.maximum(q_matrix.sum(axis=1, keepdims=True), 1)
+        self.register_buffer("share", torch.as_tensor(share, dtype=torch.float32))
+        self.register_buffer("practised", torch.as_tensor(q_matrix, dtype=torch.float32))
+        self.register_buffer("off_diagonal", 1 - torch.eye(n_skills))
+        self.edge_prior_logit = math.log(edge_prior / (1 - edge_prior))
+        rate = torch.as_tensor(np.clip(item_rate, 0.05, 0.95), dtype=torch.float32)
+        self.bias = PyroParam(torch.special.ndtri(rate))
+        self.scale = PyroParam(torch.tensor(1.0), constraint=constraints.positive)
+        self.gain = PyroParam(torch.full((n_skills,), 0.1), constraint=constraints.unit_interval)
+        self.ceiling = PyroParam(torch.full((n_skills,), 2.0))
+        self.noise = PyroParam(torch.tensor(0.05), constraint=constraints.positive)
+        self.population_loc = PyroParam(torch.tensor([math.log(0.2), 0.0, 0.0, 0.0]))
+        self.population_scale = PyroParam(torch.full((4,), 0.5), constraint=constraints.positive)
+
+    def course(self, graph: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"weight": self.scale * self.share, "bias": self.bias, "gain": self.gain * self.practised,
+                "practised": self.practised, "ceiling": self.ceiling, "noise": self.noise,
+                "graph": graph * self.off_diagonal}
+
+    def forward(self, batch: dict[str, torch.Tensor], index: torch.Tensor) -> None:
+        shape = (self.n_skills, self.n_skills)
+        prior = LogitRelaxedBernoulli(torch.tensor(self.temperature),
+                                      logits=torch.full(shape, self.edge_prior_logit))
+        graph = torch.sigmoid(pyro.sample("graph", prior.to_event(2)))
+        course = self.course(graph)
+        with pyro.plate("learners", self.n_learners, subsample=index):
+            raw = pyro.sample("traits", dist.Normal(self.population_loc, self.population_scale).to_event(1))
+            log_likelihood, *_ = run_filter(course, raw, batch)
+            pyro.factor("answers", log_likelihood)
+
+
+class CourseGuide(PyroModule):
+    """q(A) relaxed Bernoulli per edge, q(s_l) Normal per learner."""
+
+    def __init__(self, *, n_learners: int, n_skills: int, population_loc: torch.Tensor,
+                 temperature: float) -> None:
+        super().__init__()
+        self.temperature = temperature
+        self.edge_logits = PyroParam(torch.full((n_skills, n_skills), -2.0))
+        self.trait_loc = PyroParam(population_loc.detach().expand(n_learners, 4).clone())
+        self.trait_scale = PyroParam(torch.full((n_learners, 4), 0.1), constraint=constraints.positive)
+
+    def forward(self, batch: dict[str, torch.Tensor], index: torch.Tensor) -> None:
+        pyro.sample("graph", LogitRelaxedBernoulli(torch.tensor(self.temperature),
+                                                   logits=self.edge_logits).to_event(2))
+        with pyro.plate("learners", self.trait_loc.shape[0], subsample=index):
+            pyro.sample("traits", dist.Normal(self.trait_loc[index], self.trait_scale[index]).to_event(1))
+
+
+class AbsorbModel(PyroModule):
+    """Per-learner traits only, course-level parameters frozen: the prior is the course posterior."""
+
+    def __init__(self, *, course: dict[str, torch.Tensor], prior_loc: torch.Tensor, prior_scale: torch.Tensor,
+                 starts: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> None:
+        super().__init__()
+        self.frozen, self.prior_loc, self.prior_scale = course, prior_loc, prior_scale
+        self.starts = starts  # resume flag (B,), mean (B, K), variance (B, K)
+
+    def forward(self, batch: dict[str, torch.Tensor], index: torch.Tensor) -> None:
+        with pyro.plate("learners", self.prior_loc.shape[0], subsample=index):
+            raw = pyro.sample("traits", dist.Normal(self.prior_loc[index], self.prior_scale[index]).to_event(1))
+            resume, mean, variance = (part[index] for part in self.starts)
+            fresh_mean, fresh_variance = initial_knowledge(raw, mean.shape[1])
+            start = (torch.where(resume[:, None], mean, fresh_mean),
+                     torch.where(resume[:, None], variance, fresh_variance))
+            log_likelihood, *_ = run_filter(self.frozen, raw, batch, start)
+            pyro.factor("answers", log_likelihood)
+
+
+class AbsorbGuide(PyroModule):
+    def __init__(self, prior_loc: torch.Tensor, prior_scale: torch.Tensor) -> None:
+        super().__init__()
+        self.trait_loc = PyroParam(prior_loc.clone())
+        self.trait_scale = PyroParam(torch.minimum(prior_scale, torch.tensor(0.1)).clone(),
+                                     constraint=constraints.positive)
+
+    def forward(self, batch: dict[str, torch.Tensor], index: torch.Tensor) -> None:
+        with pyro.plate("learners", self.trait_loc.shape[0], subsample=index):
+            pyro.sample("traits", dist.Normal(self.trait_loc[index], self.trait_scale[index]).to_event(1))
+
+
+def _batch_tensors(padded_torch: dict[str, torch.Tensor], index: np.ndarray) -> dict[str, torch.Tensor]:
+    """Rows ``index`` of a padded batch, cut to the longest real sequence among them."""
+    picked = torch.as_tensor(index, dtype=torch.long)
+    mask = padded_torch["mask"][picked]
+    width = max(1, int(mask.sum(1).max()))
+    return {name: value[picked][:, :width] for name, value in padded_torch.items()}
+
+
+class PsiKT(Estimator):
+    """PSI-KT: OU knowledge per (learner, skill), learner traits, a learned prerequisite graph.
+
+    Hyper-parameters: ``steps`` SVI steps of ``batch_size`` learners at ``learning_rate``;
+    ``max_length`` first rows of each learner used in fitting (prediction reads all);
+    ``unit_seconds`` the time unit of the forgetting rate on clocked data; ``edge_prior``
+    the prior probability of an edge (sparsity); ``temperature`` of the relaxed edges;
+    ``absorb_steps`` SVI steps of :meth:`absorb`; ``threads`` torch CPU threads.
+    """
+
+    kind = "psikt"
+
+    def __init__(self, *, steps: int = 300, batch_size: int = 64, learning_rate: float = 0.03,
+                 max_length: int = 200, unit_seconds: float = 86400.0, edge_prior: float = 0.05,
+                 temperature: float = 0.5, absorb_steps: int = 100, threads: int | None = None) -> None:
+        self.steps = int(check_range("steps", steps, 1))
+        self.batch_size = int(check_range("batch_size", batch_size, 1))
+        self.learning_rate = check_range("learning_rate", learning_rate, 0, 1, open_low=True)
+        self.max_length = int(check_range("max_length", max_length, 2))
+        self.unit_seconds = check_range("unit_seconds", unit_seconds, 0, open_low=True)
+        self.edge_prior = check_range("edge_prior", edge_prior, 0, 0.5, open_low=True)
+        self.temperature = check_range("temperature", temperature, 0, 10, open_low=True)
+        self.absorb_steps = int(check_range("absorb_steps", absorb_steps, 1))
+        self.threads = resolve_threads(threads)
+        self.unit = 1.0
+        self.q_matrix = np.zeros((0, 0), dtype=bool)
+        self._item_ids: tuple[str, ...] = ()
+        self._skill_ids: tuple[str, ...] = ()
+        self.arrays: dict[str, np.ndarray] = {}
+        self.learner_index: dict[str, int] = {}
+        self.losses: list[float] = []
+        self.timings: dict[str, float] = {}
+
+    @property
+    def item_ids(self) -> tuple[str, ...]:
+        return self._item_ids
+
+    @property
+    def skill_ids(self) -> tuple[str, ...]:
+        return self._skill_ids
+
+    def hyper_parameters(self) -> dict[str, Any]:
+        return {"steps": self.steps, "batch_size": self.batch_size, "learning_rate": self.learning_rate,
+                "max_length": self.max_length, "unit_seconds": self.unit_seconds, "edge_prior": self.edge_prior,
+                "temperature": self.temperature, "absorb_steps": self.absorb_steps, "threads": self.threads}
+
+    # ----------------------------------------------------------------- fitting
+
+    def fit(self, data: Dataset, *, seed: int = 0, progress: Progress | None = None) -> Self:
+        progress = progress or no_progress
+        started = time.perf_counter()
+        self.q_matrix = data.q_matrix.copy()
+        self._item_ids, self._skill_ids = data.item_ids, data.skill_ids
+        self.unit = time_unit(data, self.unit_seconds)
+        hits = np.bincount(data.item, weights=data.correct, minlength=data.n_items)
+        counts = np.bincount(data.item, minlength=data.n_items)
+        overall = float(data.correct.mean()) if data.n_rows else 0.5
+        item_rate = (hits + 2 * overall) / (counts + 2)
+        with fitting_context(threads=self.threads, seed=seed):
+            model = CourseModel(q_matrix=data.q_matrix, item_rate=item_rate, n_learners=data.n_learners,
+                                edge_prior=self.edge_prior, temperature=self.temperature)
+            guide = CourseGuide(n_learners=data.n_learners, n_skills=data.n_skills,
+                                population_loc=model.population_loc, temperature=self.temperature)
+            padded = pad_learners(data, np.arange(data.n_learners), unit=self.unit,
+                                  max_length=self.max_length).torch()
+            elbo = TraceMeanField_ELBO()
+
+            def loss(index: np.ndarray) -> torch.Tensor:
+                batch = _batch_tensors(padded, index)
+                return elbo.differentiable_loss(model, guide, batch, torch.as_tensor(index))
+
+            self.losses = run_svi(loss, list(model.parameters()) + list(guide.parameters()),
+                                  n_learners=data.n_learners, batch_size=min(self.batch_size, data.n_learners),
+                                  steps=self.steps, learning_rate=self.learning_rate, seed=seed,
+                                  progress=progress, lengths=np.minimum(data.lengths, self.max_length))
+            with torch.no_grad():
+                self.arrays = {
+                    "bias": model.bias.double().numpy().copy(),
+                    "scale": np.array(float(model.scale)),
+                    "gain": model.gain.double().numpy().copy(),
+                    "ceiling": model.ceiling.double().numpy().copy(),
+                    "noise": np.array(float(model.noise)),
+                    "edge_logits": guide.edge_logits.double().numpy().copy(),
+                    "population_loc": model.population_loc.double().numpy().copy(),
+                    "population_scale": model.population_scale.double().numpy().copy(),
+                    "trait_loc": guide.trait_loc.double().numpy().copy(),
+                    "trait_scale": guide.trait_scale.double().numpy().copy(),
+                }
+        self.learner_index = {name: index for index, name in enumerate(data.learner_ids)}
+        self._store_end_states(data, np.arange(data.n_learners))
+        self.timings = {"fit_seconds": time.perf_counter() - started}
+        progress("svi", 1.0)
+        return self
+
+    def absorb(self, data: Dataset, *, seed: int = 0, steps: int | None = None,
+               progress: Progress | None = None) -> Self:
+        """Fit only the traits of ``data``'s learners, the course posterior (graph, items, gains,
+        population) frozen: the incremental path for new learners and new answers.
+
+        A learner unknown to the model starts from the population prior and the initial
+        knowledge law; a known one from its stored trait posterior (the previous period's
+        posterior is this period's prior) and from its stored knowledge state, so ``data``
+        then holds only its new rows.
+        """
+        progress = progress or no_progress
+        started = time.perf_counter()
+        data = self._in_vocabulary(data)
+        known = np.array([self.learner_index.get(name, -1) for name in data.learner_ids], dtype=np.int64)
+        resume = known >= 0
+        prior_loc = np.where(resume[:, None], self.arrays["trait_loc"][np.maximum(known, 0)],
+                             self.arrays["population_loc"][None, :])
+        prior_scale = np.where(resume[:, None], self.arrays["trait_scale"][np.maximum(known, 0)],
+                               self.arrays["population_scale"][None, :])
+        start_mean = np.where(resume[:, None], self.arrays["end_mean"][np.maximum(known, 0)], 0.0)
+        start_variance = np.where(resume[:, None], self.arrays["end_variance"][np.maximum(known, 0)], 1.0)
+        start_at = np.where(resume, self.arrays["end_at"][np.maximum(known, 0)], np.nan)
+        padded_numpy = pad_learners(data, np.arange(data.n_learners), unit=self.unit, max_length=self.max_length)
+        first_gap = self._first_gaps(data, start_at)
+        padded_numpy.elapsed[:, 0] = first_gap
+        with fitting_context(threads=self.threads, seed=seed):
+            course = {name: value.float() for name, value in self._course_tensors().items()}
+            as_float = lambda array: torch.as_tensor(array, dtype=torch.float32)  # noqa: E731
+            starts = (torch.as_tensor(resume), as_float(start_mean), as_float(start_variance))
+            model = AbsorbModel(course=course, prior_loc=as_float(prior_loc), prior_scale=as_float(prior_scale),
+                                starts=starts)
+            guide = AbsorbGuide(as_float(prior_loc), as_float(prior_scale))
+            padded = padded_numpy.torch()
+            elbo = TraceMeanField_ELBO()
+
+            def loss(index: np.ndarray) -> torch.Tensor:
+                return elbo.differentiable_loss(model, guide, _batch_tensors(padded, index), torch.as_tensor(index))
+
+            run_svi(loss, list(guide.parameters()), n_learners=data.n_learners,
+                    batch_size=min(max(self.batch_size, 128), data.n_learners),
+                    steps=steps or self.absorb_steps, learning_rate=0.05, seed=seed, progress=progress,
+                    stage="absorb", lengths=np.minimum(data.lengths, self.max_length))
+            with torch.no_grad():
+                new_loc = guide.trait_loc.double().numpy().copy()
+                new_scale = guide.trait_scale.double().numpy().copy()
+        slots = known.copy()
+        fresh = np.flatnonzero(~resume)
+        slots[fresh] = len(self.learner_index) + np.arange(len(fresh))
+        for position in fresh:
+            self.learner_index[data.learner_ids[position]] = int(slots[position])
+        self._grow(len(self.learner_index))
+        self.arrays["trait_loc"][slots] = new_loc
+        self.arrays["trait_scale"][slots] = new_scale
+        starts_numpy = (resume, start_mean, start_variance, first_gap)
+        self._store_end_states(data, np.arange(data.n_learners), slots=slots, starts=starts_numpy)
+        self.timings["absorb_seconds"] = time.perf_counter() - started
+        progress("absorb", 1.0)
+        return self
+
+    # ----------------------------------------------------------------- internals
+
+    def _in_vocabulary(self, data: Dataset) -> Dataset:
+        if data.item_ids == self._item_ids:
+            return data
+        return data.with_vocabulary(self._item_ids, self._skill_ids, self.q_matrix)
+
+    def _first_gaps(self, data: Dataset, start_at: np.ndarray) -> np.ndarray:
+        """Time units from each learner's stored last answer to its first new row (0 if none)."""
+        first = np.full(data.n_learners, np.nan)
+        has_rows = data.lengths > 0
+        first[has_rows] = data.timestamp[data.offsets[:-1][has_rows]]
+        gap = (first - start_at) / self.unit
+        return np.where(np.isfinite(gap), np.maximum(gap, 0.0), 0.0)
+
+    def _grow(self, size: int) -> None:
+        for name in ("trait_loc", "trait_scale", "end_mean", "end_variance", "end_at"):
+            array = self.arrays[name]
+            if len(array) < size:
+                extra = np.zeros((size - len(array),) + array.shape[1:], dtype=array.dtype)
+                self.arrays[name] = np.concatenate([array, extra])
+
+    def _course_tensors(self) -> dict[str, torch.Tensor]:
+        share = self.q_matrix / np.maximum(self.q_matrix.sum(axis=1, keepdims=True), 1)
+        graph = 1 / (1 + np.exp(-self.arrays["edge_logits"]))
+        np.fill_diagonal(graph, 0.0)
+        return {
+            "weight": torch.as_tensor(float(self.arrays["scale"]) * share, dtype=torch.float64),
+            "bias": torch.as_tensor(self.arrays["bias"], dtype=torch.float64),
+            "gain": torch.as_tensor(self.arrays["gain"][None, :] * self.q_matrix, dtype=torch.float64),
+            "practised": torch.as_tensor(self.q_matrix, dtype=torch.float64),
+            "ceiling": torch.as_tensor(self.arrays["ceiling"], dtype=torch.float64),
+            "noise": torch.as_tensor(self.arrays["noise"], dtype=torch.float64),
+            "graph": torch.as_tensor(graph, dtype=torch.float64),
+        }
+
+    def _raw_traits(self, learner_ids: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """Trait posterior (loc, scale), (B, 4): the learner's own if known, else the population."""
+        loc = np.repeat(self.arrays["population_loc"][None, :], len(learner_ids), axis=0)
+        scale = np.repeat(self.arrays["population_scale"][None, :], len(learner_ids), axis=0)
+        for position, name in enumerate(learner_ids):
+            slot = self.learner_index.get(name)
+            if slot is not None:
+                loc[position], scale[position] = self.arrays["trait_loc"][slot], self.arrays["trait_scale"][slot]
+        return loc, scale
+
+    def _filter(self, data: Dataset, learners: np.ndarray, raw: np.ndarray,
+                starts: tuple[np.ndarray, ...] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Run the float64 filter over ``learners``: (P(correct) per row of data, final mean, final var)."""
+        padded = pad_learners(data, learners, unit=self.unit)
+        if starts is not None:
+            padded.elapsed[:, 0] = starts[3][learners]
+        tensors = padded.torch(torch.float64)
+        raw_tensor = torch.as_tensor(raw, dtype=torch.float64)
+        start = None
+        with torch.no_grad():
+            if starts is not None:
+                resume = torch.as_tensor(starts[0][learners])[:, None]
+                fresh_mean, fresh_variance = initial_knowledge(raw_tensor, len(self._skill_ids))
+                start = (torch.where(resume, torch.as_tensor(starts[1][learners]), fresh_mean),
+                         torch.where(resume, torch.as_tensor(starts[2][learners]), fresh_variance))
+            _, probability, mean, variance = run_filter(self._course_tensors(), raw_tensor, tensors, start)
+        out = np.full(data.n_rows, np.nan)
+        out[padded.rows[padded.mask]] = probability.numpy()[padded.mask]
+        return out, mean.numpy(), variance.numpy()
+
+    def _store_end_states(self, data: Dataset, learners: np.ndarray, *, slots: np.ndarray | None = None,
+                          starts: tuple[np.ndarray, ...] | None = None) -> None:
+        slots = learners if slots is None else slots
+        size = len(self.learner_index)
+        if "end_mean" not in self.arrays:
+            self.arrays.update(end_mean=np.zeros((0, len(self._skill_ids))),
+                               end_variance=np.zeros((0, len(self._skill_ids))), end_at=np.zeros(0))
+        self._grow(size)
+        raw = self.arrays["trait_loc"][slots]
+        for chunk in np.array_split(np.arange(len(learners)), max(1, len(learners) // 512)):
+            if not len(chunk):
+                continue
+            _, mean, variance = self._filter(data, learners[chunk], raw[chunk], starts)
+            self.arrays["end_mean"][slots[chunk]] = mean
+            self.arrays["end_variance"][slots[chunk]] = variance
+        last = data.offsets[1:] - 1
+        for position, slot in zip(learners, slots):
+            if data.lengths[position]:
+                self.arrays["end_at"][slot] = data.timestamp[last[position]]
+            elif starts is None or not starts[0][position]:
+                self.arrays["end_at"][slot] = np.nan
+
+    # ----------------------------------------------------------------- prediction
+
+    def predict_proba(self, data: Dataset) -> np.ndarray:
+        data = self._in_vocabulary(data)
+        raw, _ = self._raw_traits(data.learner_ids)
+        out = np.empty(data.n_rows, dtype=np.float64)
+        learners = np.arange(data.n_learners)
+        for chunk in np.array_split(learners, max(1, data.n_learners // 512)):
+            if len(chunk):
+                probability, _, _ = self._filter(data, chunk, raw[chunk])
+                chosen = np.concatenate([np.arange(*data.rows(l).indices(data.n_rows)) for l in chunk])
+                out[chosen] = probability[chosen]
+        return out
+
+    def final_states(self, data: Dataset) -> list[LearnerState]:
+        data = self._in_vocabulary(data)
+        loc, scale = self._raw_traits(data.learner_ids)
+        states: list[LearnerState] = []
+        learners = np.arange(data.n_learners)
+        for chunk in np.array_split(learners, max(1, data.n_learners // 512)):
+            if not len(chunk):
+                continue
+            _, mean, variance = self._filter(data, chunk, loc[chunk])
+            for position, learner in enumerate(chunk):
+                at = float(data.timestamp[data.offsets[learner + 1] - 1]) if data.lengths[learner] else None
+                states.append(self._state(mean[position], variance[position], loc[learner], scale[learner], at,
+                                          data.learner_ids[learner]))
+        return states
+
+    def _state(self, mean: np.ndarray, variance: np.ndarray, loc: np.ndarray, scale: np.ndarray,
+               at: float | None, learner: str | None) -> LearnerState:
+        memory = {"mean": mean.tolist(), "variance": variance.tolist(), "trait_loc": loc.tolist(),
+                  "trait_scale": scale.tolist(), "learner": learner}
+        return LearnerState(mastery=self._mastery(mean, variance), memory=memory, at=at)
+
+    def _mastery(self, mean: np.ndarray, variance: np.ndarray) -> np.ndarray:
+        """P(correct) on an item of average difficulty for each skill alone, (K,)."""
+        counts = self.q_matrix.sum(axis=0)
+        typical = (self.q_matrix.T.astype(np.float64) @ self.arrays["bias"]) / np.maximum(counts, 1)
+        scale = float(self.arrays["scale"])
+        location = (scale * mean + typical) / np.sqrt(1 + scale**2 * variance)
+        return torch.special.ndtr(torch.as_tensor(location)).numpy()
+
+    def initial_state(self) -> LearnerState:
+        loc, scale = self.arrays["population_loc"], self.arrays["population_scale"]
+        mean, variance = initial_knowledge(torch.as_tensor(loc[None, :]), len(self._skill_ids))
+        return self._state(mean[0].numpy(), variance[0].numpy(), loc, scale, None, None)
+
+    def learner_state(self, learner_id: str) -> LearnerState:
+        """The stored state of a fitted or absorbed learner at the end of its absorbed rows."""
+        slot = self.learner_index[learner_id]
+        at = float(self.arrays["end_at"][slot])
+        return self._state(self.arrays["end_mean"][slot], self.arrays["end_variance"][slot],
+                           self.arrays["trait_loc"][slot], self.arrays["trait_scale"][slot],
+                           None if math.isnan(at) else at, learner_id)
+
+    def _unpack(self, state: LearnerState, at: float | None) -> tuple[torch.Tensor, ...]:
+        memory = state.memory
+        mean = torch.as_tensor(memory["mean"], dtype=torch.float64)[None, :]
+        variance = torch.as_tensor(memory["variance"], dtype=torch.float64)[None, :]
+        raw = torch.as_tensor(memory["trait_loc"], dtype=torch.float64)[None, :]
+        gap = 0.0 if state.at is None or at is None else max(at - state.at, 0.0) / self.unit
+        return mean, variance, raw, torch.tensor([gap], dtype=torch.float64)
+
+    def update(self, state: LearnerState, *, item: int, correct: float, at: float) -> LearnerState:
+        course = self._course_tensors()
+        mean, variance, raw, gap = self._unpack(state, at)
+        with torch.no_grad():
+            mean, variance = drift(mean, variance, raw, gap, course["graph"])
+            weight, bias = course["weight"][[item]], course["bias"][[item]]
+            location, shrink = answer_location(mean, variance, weight, bias)
+            mean, variance = observe(mean, variance, weight, location, shrink,
+                                     torch.tensor([correct], dtype=torch.float64))
+            graph = normalise_graph(course["graph"])
+            mean, variance = practise(mean, variance, course["gain"][[item]], course["practised"][[item]],
+                                      course["ceiling"], course["noise"], trait_values(raw)[3][:, None], graph,
+                                      graph**2)
+        memory = state.memory
+        return self._state(mean[0].numpy(), variance[0].numpy(), np.asarray(memory["trait_loc"]),
+                           np.asarray(memory["trait_scale"]), float(at), memory.get("learner"))
+
+    def predict_next(self, state: LearnerState, items: np.ndarray, *, at: float | None = None) -> np.ndarray:
+        course = self._course_tensors()
+        items = torch.as_tensor(np.asarray(items, dtype=np.int64))
+        mean, variance, raw, gap = self._unpack(state, at)
+        with torch.no_grad():
+            mean, variance = drift(mean, variance, raw, gap, course["graph"])
+            weight = course["weight"][items]
+            location, _ = answer_location(mean.expand(len(items), -1), variance.expand(len(items), -1),
+                                          weight, course["bias"][items])
+            return torch.special.ndtr(location).numpy()
+
+    def mastery_at(self, state: LearnerState, at: float) -> np.ndarray:
+        """Mastery after drifting to ``at`` with no practice: it relaxes towards the long-run level."""
+        mean, variance, raw, gap = self._unpack(state, at)
+        with torch.no_grad():
+            mean, variance = drift(mean, variance, raw, gap, self._course_tensors()["graph"])
+        return self._mastery(mean[0].numpy(), variance[0].numpy())
+
+    # ----------------------------------------------------------------- interpretation
+
+    def edge_probabilities(self) -> np.ndarray:
+        """q(A_ik = 1), (K, K): skill i is a prerequisite of skill k; zero diagonal."""
+        probability = 1 / (1 + np.exp(-self.arrays["edge_logits"]))
+        np.fill_diagonal(probability, 0.0)
+        return probability
+
+    def learned_prerequisites(self, threshold: float = 0.5) -> list[tuple[str, str, float]]:
+        """Edges (prerequisite skill id, skill id, probability) with probability >= ``threshold``."""
+        probability = self.edge_probabilities()
+        sources, targets = np.nonzero(probability >= threshold)
+        edges = [(self._skill_ids[i], self._skill_ids[k], float(probability[i, k])) for i, k in zip(sources, targets)]
+        return sorted(edges, key=lambda edge: -edge[2])
+
+    def learner_traits(self, state: LearnerState) -> dict[str, Any]:
+        """Posterior mean and sd of the traits in natural units (rates per ``unit``)."""
+        loc = np.asarray(state.memory["trait_loc"], dtype=np.float64)
+        scale = np.asarray(state.memory["trait_scale"], dtype=np.float64)
+        # Moments of the transformed traits by a fixed set of normal draws (deterministic).
+        draws = loc + scale * np.random.default_rng(0).standard_normal((4000, 4))
+        values = trait_values(torch.as_tensor(draws))
+        traits: dict[str, Any] = {}
+        for name, value in zip(TRAIT_NAMES, values):
+            traits[name] = {"mean": float(value.mean()), "sd": float(value.std())}
+        traits["forgetting_rate"]["unit"] = f"per {self.unit:g} {'s' if self.unit != 1.0 else 'step'}"
+        return traits
+
+    def params(self) -> dict[str, Any]:
+        population = {}
+        for position, name in enumerate(TRAIT_NAMES):
+            population[name] = {"loc": float(self.arrays["population_loc"][position]),
+                                "scale": float(self.arrays["population_scale"][position])}
+        return {"population_traits_raw": population, "emission_scale": float(self.arrays["scale"]),
+                "mean_gain": float(self.arrays["gain"].mean()), "unit": self.unit,
+                "edges_over_half": len(self.learned_prerequisites(0.5)),
+                "final_loss": self.losses[-1] if self.losses else None, **self.timings}
+
+    # ----------------------------------------------------------------- persistence
+
+    def save(self, path: Path) -> None:
+        meta = {"kind": self.kind, "hyper": self.hyper_parameters(), "unit": self.unit,
+                "item_ids": list(self._item_ids), "skill_ids": list(self._skill_ids),
+                "learners": sorted(self.learner_index, key=self.learner_index.get),
+                "timings": self.timings}
+        save_artifact(path, meta, {**self.arrays, "q_matrix": self.q_matrix})
+
+    @classmethod
+    def load(cls, path: Path) -> Self:
+        meta, arrays = load_artifact(path)
+        model = cls(**meta["hyper"])
+        model.unit = meta["unit"]
+        model._item_ids, model._skill_ids = tuple(meta["item_ids"]), tuple(meta["skill_ids"])
+        model.q_matrix = arrays.pop("q_matrix").astype(bool)
+        model.arrays = arrays
+        model.learner_index = {name: index for index, name in enumerate(meta["learners"])}
+        model.timings = meta.get("timings", {})
+        return model

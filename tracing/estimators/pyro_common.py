@@ -1,0 +1,180 @@
+"""Shared plumbing of the pyro estimators (hbkt, psikt): threads and seeds, padded
+learner batches, the SVI loop and the one-file artifact format. No Django here.
+
+Pyro keeps parameters in a global store by default; in a long-lived worker that
+leaks between fits. Every fit here runs inside :func:`fitting_context`, which
+turns on ``module_local_params`` so parameters live on the ``PyroModule`` that
+owns them, and the loss is optimised with a plain torch optimiser.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyro
+import torch
+
+from tracing.data import Dataset
+from tracing.estimators.base import Progress, no_progress
+
+DEFAULT_THREADS_ENV = "TRACING_TORCH_THREADS"
+
+
+def resolve_threads(threads: int | None) -> int:
+    """The torch CPU thread count: ``threads`` if given, else env TRACING_TORCH_THREADS, else 2."""
+    if threads is None:
+        threads = int(os.environ.get(DEFAULT_THREADS_ENV, "2"))
+    if threads < 1:
+        raise ValueError("threads must be >= 1")
+    return int(threads)
+
+
+@contextlib.contextmanager
+def fitting_context(*, threads: int | None, seed: int | None = None) -> Iterator[None]:
+    """Run torch on ``threads`` CPU threads with module-local pyro params; seed torch and pyro.
+
+    The previous thread count and pyro setting are restored on exit so a worker
+    that runs several fits in turn is left as it was found.
+    """
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(resolve_threads(threads))
+    if seed is not None:
+        pyro.set_rng_seed(int(seed))
+    try:
+        with pyro.settings.context(module_local_params=True):
+            yield
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def check_range(name: str, value: float, low: float, high: float = float("inf"), *,
+                open_low: bool = False) -> float:
+    """``value`` as a float, or ValueError if it is outside [low, high] ((low, high] if open_low)."""
+    value = float(value)
+    if not (low < value if open_low else low <= value) or not value <= high or value != value:
+        raise ValueError(f"{name} must be in {'(' if open_low else '['}{low}, {high}], got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Padded:
+    """Learner sequences padded to a common length T, for the batched filters.
+
+    ``item`` (B, T) int64, ``correct`` (B, T) float, ``elapsed`` (B, T) float: time
+    since the learner's previous row in model units (0 at the first row), ``mask``
+    (B, T) bool marks real rows, ``rows`` (B, T) int64 the row index in the source
+    Dataset (-1 on padding), ``learners`` (B,) the source learner indices.
+    """
+
+    item: np.ndarray
+    correct: np.ndarray
+    elapsed: np.ndarray
+    mask: np.ndarray
+    rows: np.ndarray
+    learners: np.ndarray
+
+    def torch(self, dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
+        return {
+            "item": torch.as_tensor(self.item, dtype=torch.long),
+            "correct": torch.as_tensor(self.correct, dtype=dtype),
+            "elapsed": torch.as_tensor(self.elapsed, dtype=dtype),
+            "mask": torch.as_tensor(self.mask, dtype=torch.bool),
+        }
+
+
+def pad_learners(data: Dataset, learners: Sequence[int] | np.ndarray, *, unit: float,
+                 max_length: int | None = None) -> Padded:
+    """Pad the rows of ``learners`` (indices into ``data``) to their longest sequence.
+
+    ``unit`` is the model's time unit in the timestamps' units (seconds, or steps when
+    the data has no clock). ``max_length`` keeps only each learner's first rows.
+    """
+    learners = np.asarray(learners, dtype=np.int64)
+    lengths = data.lengths[learners] if len(learners) else np.zeros(0, dtype=np.int64)
+    if max_length is not None:
+        lengths = np.minimum(lengths, max_length)
+    width = int(lengths.max()) if len(lengths) and lengths.max() > 0 else 1
+    batch = len(learners)
+    position = np.arange(width)
+    mask = position[None, :] < lengths[:, None]
+    rows = np.where(mask, data.offsets[learners][:, None] + position[None, :], -1)
+    safe = np.where(mask, rows, 0)
+    item = np.where(mask, data.item[safe] if data.n_rows else 0, 0).astype(np.int64)
+    correct = np.where(mask, data.correct[safe] if data.n_rows else 0, 0).astype(np.float64)
+    times = data.timestamp[safe] if data.n_rows else np.zeros((batch, width))
+    elapsed = np.zeros((batch, width), dtype=np.float64)
+    if width > 1:
+        elapsed[:, 1:] = np.maximum(np.diff(times, axis=1), 0.0) / unit
+    elapsed = np.where(mask, elapsed, 0.0)
+    return Padded(item=item, correct=correct, elapsed=elapsed, mask=mask, rows=rows, learners=learners)
+
+
+def time_unit(data: Dataset, seconds: float) -> float:
+    """Model time unit in timestamp units: ``seconds`` on clocked data, one step otherwise.
+
+    Untimed formats store the step number as the timestamp (one second a step), so
+    there the unit is one step and elapsed time counts answers.
+    """
+    return float(seconds) if data.has_time else 1.0
+
+
+def minibatches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """One epoch of learner minibatches, each of similar sequence lengths, in random order.
+
+    The filters step through time to the longest sequence of a batch, so grouping
+    learners of like length cuts the padded steps; a jitter on the sort keeps batches
+    from being the same every epoch.
+    """
+    jitter = rng.uniform(0.0, 0.3 * max(float(np.std(lengths)), 1.0), size=len(lengths))
+    order = np.argsort(lengths + jitter, kind="stable")
+    batches = [np.sort(order[start:start + batch_size]) for start in range(0, len(order), batch_size)]
+    return [batches[index] for index in rng.permutation(len(batches))]
+
+
+def run_svi(loss: Callable[[np.ndarray], torch.Tensor], parameters: list[torch.nn.Parameter], *,
+            n_learners: int, batch_size: int, steps: int, learning_rate: float, seed: int,
+            progress: Progress | None, lengths: np.ndarray, stage: str = "svi") -> list[float]:
+    """Minimise ``loss(learner_indices)`` (a minibatch ELBO loss) with Adam over length-bucketed minibatches.
+
+    Returns the loss of every step divided by ``n_learners`` (a per-learner figure).
+    """
+    progress = progress or no_progress
+    optimiser = torch.optim.Adam(parameters, lr=learning_rate)
+    rng = np.random.default_rng(seed)
+    queue: list[np.ndarray] = []
+    losses: list[float] = []
+    report_every = max(1, steps // 50)
+    for step in range(steps):
+        if not queue:
+            queue = minibatches(np.asarray(lengths, dtype=np.float64), batch_size, rng)
+        index = queue.pop()
+        optimiser.zero_grad()
+        value = loss(index)
+        value.backward()
+        optimiser.step()
+        losses.append(float(value.detach()) / n_learners)
+        if step % report_every == 0 or step == steps - 1:
+            progress(stage, (step + 1) / steps)
+    return losses
+
+
+def save_artifact(path: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    """One .npz file: the arrays plus a JSON document under the key ``meta``."""
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
+    Path(path).write_bytes(buffer.getvalue())
+
+
+def load_artifact(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    with np.load(io.BytesIO(Path(path).read_bytes())) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    meta = json.loads(arrays.pop("meta").tobytes().decode())
+    return meta, arrays
