@@ -9,7 +9,10 @@ from tracing.estimators import ESTIMATORS, get_estimator
 from tracing.evaluation import evaluate, evaluate_multistep, split_learners
 
 # Small settings so each kind fits the slice in seconds; defaults are for real data.
-FAST_PARAMS: dict[str, dict] = {}
+FAST_PARAMS: dict[str, dict] = {
+    "hbkt": {"steps": 20, "batch_size": 16, "max_length": 60, "threads": 1},
+    "psikt": {"steps": 12, "batch_size": 16, "max_length": 50, "threads": 1},
+}
 
 
 @pytest.fixture(params=sorted(ESTIMATORS))

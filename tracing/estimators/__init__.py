@@ -10,6 +10,8 @@ if TYPE_CHECKING:
 
 ESTIMATORS: dict[str, str] = {
     "rate": "tracing.estimators.baselines.SkillRate",
+    "hbkt": "tracing.estimators.hbkt.HierarchicalBKT",
+    "psikt": "tracing.estimators.psikt.PsiKT",
     "bkt": "tracing.estimators.bkt.BKT",
 }
 
