@@ -73,6 +73,11 @@
     fetch(form.action, {
       method: "POST", body: data, credentials: "same-origin", headers: { "X-Requested-With": "fetch" },
     }).then(function (response) {
+      if ((response.headers.get("Content-Type") || "").indexOf("json") < 0) {
+        // Signed out meanwhile (a redirect to the login page) or a server error page: show it.
+        window.location.reload();
+        return new Promise(function () {});
+      }
       return response.json().then(function (payload) { return { ok: response.ok, payload: payload }; });
     }).then(function (result) {
       if (!result.ok) {

@@ -165,9 +165,13 @@ def learning_curves(answers: Sequence[tuple[int, Sequence[int], float]], *, max_
             for skill, counts in seen.items()}
 
 
-def course_learning_curves(*, course: Course, max_attempts: int = 10, max_rows: int = 500_000,
+def course_learning_curves(*, course: Course, max_attempts: int = 10, max_rows: int = 500_000, min_answers: int = 3,
                            ) -> tuple[list[Skill], dict[int, list[tuple[int, float, int]]]]:
-    """Learning curves of every skill from the course's answers (the latest ``max_rows`` at most)."""
+    """Learning curves of every skill from the course's answers (the latest ``max_rows`` at most).
+
+    Attempt numbers with fewer than ``min_answers`` answers are left out: one
+    learner's single answer would draw a 0 or 1 spike that says nothing.
+    """
     links: dict[int, list[int]] = defaultdict(list)
     for item_pk, skill_pk in Item.skills.through.objects.filter(item__course=course).values_list("item_id", "skill_id"):
         links[item_pk].append(skill_pk)
@@ -179,7 +183,9 @@ def course_learning_curves(*, course: Course, max_attempts: int = 10, max_rows: 
     answers = ((learner, links.get(item, ()), correct) for learner, item, correct in
                rows.order_by("learner_id", "timestamp", "id").values_list("learner_id", "item_id", "correct")
                .iterator(chunk_size=20_000))
-    return skills_in_order(course=course), learning_curves(answers, max_attempts=max_attempts)
+    curves = learning_curves(answers, max_attempts=max_attempts)
+    return skills_in_order(course=course), {skill: [point for point in points if point[2] >= min_answers]
+                                            for skill, points in curves.items()}
 
 
 @dataclass
@@ -249,8 +255,12 @@ def item_flags(guess: float | None, slip: float | None, learns: float | None) ->
     return flags
 
 
-def item_table(*, course: Course, fit: Fit | None) -> dict[str, Any]:
-    """Per item: its skills, answers, share correct, fitted guess/slip (item's own or its skill's) and flags."""
+def item_table(*, course: Course, fit: Fit | None, limit: int = 500) -> dict[str, Any]:
+    """Per item: its skills, answers, share correct, fitted guess/slip (item's own or its skill's) and flags.
+
+    Flagged items come first, then the most answered; at most ``limit`` rows
+    (``total_items`` says how many there are).
+    """
     skills = skills_in_order(course=course)
     skill_name = {skill.external_id: skill.name or skill.external_id for skill in skills}
     items = list(Item.objects.filter(course=course).prefetch_related("skills").order_by("id"))
@@ -279,8 +289,9 @@ def item_table(*, course: Course, fit: Fit | None) -> dict[str, Any]:
     skill_rows = [{"skill": skill, "values": [params.skills.get(skill.external_id, {}).get(key) for key in skill_columns],
                    "flags": item_flags(None, None, params.skills.get(skill.external_id, {}).get("learns"))}
                   for skill in skills]
-    return {"items": rows, "skill_rows": skill_rows, "skill_columns": skill_columns, "other": params.other,
-            "flagged": sum(bool(row["flags"]) for row in rows)}
+    rows.sort(key=lambda row: (not row["flags"], -row["answers"]))
+    return {"items": rows[:limit], "total_items": len(rows), "skill_rows": skill_rows, "skill_columns": skill_columns,
+            "other": params.other, "flagged": sum(bool(row["flags"]) for row in rows)}
 
 
 @dataclass(frozen=True)

@@ -112,7 +112,7 @@ def bar_chart(labels: Sequence[str], totals: Sequence[float], highlighted: Seque
 
 
 def heatmap(row_labels: Sequence[str], column_labels: Sequence[str], values: Sequence[Sequence[float | None]], *,
-            label: str, column_titles: Sequence[str] | None = None, cell: int = 18) -> str:
+            label: str, column_titles: Sequence[str] | None = None, cell: int = 22) -> str:
     """A grid of probabilities: ``values`` is (rows, columns), None where nothing is known.
 
     Column labels are written at 45 degrees above the grid; hovering a cell
