@@ -80,19 +80,22 @@ class Gradebook(AssignmentsGradesService):
     """The LMS's line item 1; scores that pass the platform's token check land in ``scores``."""
 
     scores: list[dict] = []
+    columns: list[dict] = []
 
     def update_score(self, line_item_id: str, score: dict) -> UpdateScoreStatus:
         self.scores.append({"line_item": line_item_id, **score})
         return UpdateScoreStatus.SUCCESS
 
     def find_lineitems(self, **kwargs: Any) -> dict:
-        return {"content": [], "has_next": False}
+        return {"content": list(self.columns), "has_next": False}
 
     def find_lineitem(self, line_item_id: str) -> dict:
         return {"id": line_item_id}
 
     def create_lineitem(self, creation_data: dict) -> dict:
-        return creation_data
+        column = {**creation_data, "id": f"{self.ags.lineitems_url}/{len(self.columns) + 2}"}
+        self.columns.append(column)
+        return column
 
     def update_lineitem(self, update_data: dict) -> dict:
         return update_data
@@ -110,6 +113,7 @@ class LmsServer:
     def __init__(self) -> None:
         self.platform: Platform | None = None
         self.scores: list[dict] = []
+        self.columns: list[dict] = []
         self.refusals: list[str] = []
         outer = self
 
@@ -125,9 +129,27 @@ class LmsServer:
                 self.end_headers()
                 self.wfile.write(data)
 
+            def _gradebook(self, body: Any = None, line_item: str | None = None) -> Gradebook:
+                request = PlainRequest(method=self.command, headers=dict(self.headers.items()), body=body)
+                service = Gradebook(request, outer.platform, lineitems_url=f"{outer.url}/lineitems",
+                                    lineitem_url=f"{outer.url}/lineitems/{line_item}" if line_item else None)
+                service.scores, service.columns = outer.scores, outer.columns
+                return service
+
+            def _serve(self, service: Gradebook, handler: Any, **kwargs: Any) -> None:
+                response = service.handle_resp(handler, **kwargs)
+                if response.code >= 400:
+                    outer.refusals.append(f"{self.command} {self.path}: {response.code} {response.message}")
+                result = response.result
+                self._answer(response.code, result["content"] if isinstance(result, dict) and "content" in result
+                             else result if result is not None else {"status": response.message})
+
             def do_GET(self) -> None:
                 if self.path == "/jwks":
                     self._answer(200, outer.platform.get_jwks())
+                elif self.path.startswith("/lineitems"):
+                    service = self._gradebook()
+                    self._serve(service, service.handle_get_lineitems)
                 else:
                     self._answer(404, {})
 
@@ -142,16 +164,13 @@ class LmsServer:
                     return
                 if self.path.startswith("/lineitems/") and self.path.endswith("/scores"):
                     line_item = self.path.split("/")[2]
-                    request = PlainRequest(method="POST", headers=dict(self.headers.items()), body=json.loads(raw))
-                    service = Gradebook(request, outer.platform, lineitems_url=f"{outer.url}/lineitems",
-                                        lineitem_url=f"{outer.url}/lineitems/{line_item}")
-                    service.scores = outer.scores
-                    response = service.handle_resp(service.handle_update_score, line_item_id=line_item)
-                    if response.code >= 400:
-                        outer.refusals.append(f"score: {response.code} {response.message}")
-                    self._answer(response.code, {"status": response.message})
-                    return
-                self._answer(404, {})
+                    service = self._gradebook(json.loads(raw), line_item)
+                    self._serve(service, service.handle_update_score, line_item_id=line_item)
+                elif self.path == "/lineitems":
+                    service = self._gradebook(json.loads(raw))
+                    self._serve(service, service.handle_create_lineitem)
+                else:
+                    self._answer(404, {})
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
@@ -199,7 +218,7 @@ def platform_for(lms: LmsServer, *, deployment: str = "dep-1", issuer: str = ISS
 
 
 def launch_form(client, lms: LmsServer, *, user: str = "student-1", expiration: int | None = None,
-                **platform_options: Any) -> dict:
+                own_line_item: bool = True, **platform_options: Any) -> dict:
     """The browser's trip: platform login initiation -> tool -> platform auth -> the signed launch form."""
     platform = platform_for(lms, **platform_options)
     login = Login(None, platform)
@@ -215,7 +234,8 @@ def launch_form(client, lms: LmsServer, *, user: str = "student-1", expiration: 
     launch.set_user_data(user, [LEARNER_ROLE], full_name="Ada Lovelace", email_address="ada@example.com")
     launch.set_resource_link_claim("resource-link-1", title="Practice fractions")
     launch.set_launch_context_claim("context-7", context_title="Fractions 101")
-    launch.set_ags(lineitems_url=f"{lms.url}/lineitems", lineitem_url=f"{lms.url}/lineitems/1")
+    launch.set_ags(lineitems_url=f"{lms.url}/lineitems",
+                   lineitem_url=f"{lms.url}/lineitems/1" if own_line_item else None)
     if expiration is not None:
         launch.set_id_token_expiration(expiration)
     form = launch.lti_launch()
@@ -252,6 +272,18 @@ def test_launch_signs_the_learner_in_and_mastery_reaches_the_gradebook(client, l
     with django_capture_on_commit_callbacks(execute=True):
         assert api.post("/api/v1/courses/fractions/interactions", rows, format="json").status_code == 200
     assert len(lms.scores) == 1
+
+
+def test_without_a_line_item_the_tool_creates_its_mastery_column_once(client, lms, tool, course):
+    assert client.post("/lti/launch/", launch_form(client, lms, own_line_item=False)).status_code == 302
+    learner = Learner.objects.get(course=course, external_id="student-1")
+    assert [outcome.ok for outcome in lti_grade_passback(learner=learner)] == [True]
+    assert [outcome.ok for outcome in lti_grade_passback(learner=learner)] == [True]
+    assert lms.refusals == []
+    assert [column["tag"] for column in lms.columns] == ["kt-mastery"]
+    assert lms.columns[0]["resourceLinkId"] == "resource-link-1" and lms.columns[0]["scoreMaximum"] == 100
+    assert [score["line_item"] for score in lms.scores] == ["2", "2"]
+    assert lms.scores[0]["scoreGiven"] == 0.0  # no answers yet: nothing is known
 
 
 def test_a_gradebook_that_refuses_the_tool_is_recorded_not_raised(client, lms, tool, course):
