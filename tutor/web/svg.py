@@ -191,14 +191,29 @@ class GraphEdge:
     weight: float = 1.0
 
 
-def layers(skills: Sequence[str], edges: Sequence[tuple[str, str]], *, sweeps: int = 6) -> list[list[str]]:
-    """Skills in layers: a skill sits one layer below its deepest prerequisite (longest path).
+@dataclass
+class Layout:
+    """Where the skills go: ``rows`` of skills by depth, each skill's box corner ``position`` (x, y), and the
+    ``bends``: for an edge that spans several layers, the x of its path in each layer it crosses."""
 
-    ``edges`` must be acyclic. The order inside each layer comes from
-    alternating down and up sweeps that move each skill to the mean position
-    of its neighbours (barycentre heuristic); the ordering with the shortest
-    total horizontal edge length is kept, which removes most crossings on
-    curriculum-sized graphs.
+    rows: list[list[str]]
+    position: dict[str, tuple[float, float]]
+    bends: dict[tuple[str, str], list[float]]
+    width: float
+    height: float
+
+
+def layout(skills: Sequence[str], edges: Sequence[tuple[str, str]], *, node_width: float = 150,
+           node_height: float = 46, gap_x: float = 18, gap_y: float = 46, top: float = 0, margin: float = 14,
+           sweeps: int = 8) -> Layout:
+    """A layered drawing of an acyclic graph (Sugiyama style).
+
+    Each skill sits one layer below its deepest prerequisite (longest path).
+    An edge spanning several layers gets a narrow virtual node in each layer
+    it crosses, so it runs between boxes instead of through them. The order
+    inside the layers comes from alternating down and up sweeps that move each
+    node to the mean x of its neighbours (barycentre heuristic); the ordering
+    with the shortest total horizontal edge length wins.
     """
     parents: dict[str, list[str]] = {skill: [] for skill in skills}
     children: dict[str, list[str]] = {skill: [] for skill in skills}
@@ -221,31 +236,70 @@ def layers(skills: Sequence[str], edges: Sequence[tuple[str, str]], *, sweeps: i
     for skill in skills:
         rows[depth[skill]].append(skill)
 
-    def positions() -> dict[str, float]:
-        # Rows are centred, so a skill's x is its index offset by half the row's length.
-        return {skill: index - (len(row) - 1) / 2 for row in rows for index, skill in enumerate(row)}
+    # Virtual nodes: "\0source\0target\0layer" cannot clash with a skill id.
+    up: dict[str, list[str]] = {skill: [] for skill in skills}
+    down: dict[str, list[str]] = {skill: [] for skill in skills}
+    chains: dict[tuple[str, str], list[str]] = {}
+    for source, target in edges:
+        chain = [f"\0{source}\0{target}\0{layer}" for layer in range(depth[source] + 1, depth[target])]
+        chains[source, target] = chain
+        path = [source, *chain, target]
+        for node in chain:
+            up[node], down[node] = [], []
+        for upper, lower in zip(path, path[1:]):
+            down[upper].append(lower)
+            up[lower].append(upper)
+        for layer, node in zip(range(depth[source] + 1, depth[target]), chain):
+            rows[layer].append(node)
+    virtual_width = 12.0
 
-    def length() -> float:
-        x = positions()
-        return sum(abs(x[source] - x[target]) for source, target in edges)
+    def size(node: str) -> float:
+        return virtual_width if node.startswith("\0") else node_width
 
-    best = (length(), [list(row) for row in rows])
+    widest = max((sum(size(node) for node in row) + gap_x * (len(row) - 1) for row in rows), default=node_width)
+    width = widest + 2 * margin
+
+    def place() -> dict[str, float]:
+        centre: dict[str, float] = {}
+        for row in rows:
+            x = (width - sum(size(node) for node in row) - gap_x * (len(row) - 1)) / 2
+            for node in row:
+                centre[node] = x + size(node) / 2
+                x += size(node) + gap_x
+        return centre
+
+    def length(centre: dict[str, float]) -> float:
+        return sum(abs(centre[upper] - centre[lower]) for upper, lowers in down.items() for lower in lowers)
+
+    centre = place()
+    best = (length(centre), [list(row) for row in rows])
     for sweep in range(sweeps):
         downward = sweep % 2 == 0
-        order = range(1, len(rows)) if downward else range(len(rows) - 2, -1, -1)
-        for index in order:
-            x = positions()
-            neighbours = parents if downward else children
+        neighbours = up if downward else down
+        for index in (range(1, len(rows)) if downward else range(len(rows) - 2, -1, -1)):
+            centre = place()
 
-            def centre(skill: str) -> float:
-                near = [x[other] for other in neighbours[skill]]
-                return sum(near) / len(near) if near else x[skill]
+            def key(node: str) -> float:
+                near = [centre[other] for other in neighbours[node]]
+                return sum(near) / len(near) if near else centre[node]
 
-            rows[index].sort(key=centre)
-        score = length()
+            rows[index].sort(key=key)
+        score = length(place())
         if score < best[0]:
             best = (score, [list(row) for row in rows])
-    return best[1]
+    rows = best[1]
+    centre = place()
+    position = {node: (centre[node] - node_width / 2, top + margin + index * (node_height + gap_y))
+                for index, row in enumerate(rows) for node in row if not node.startswith("\0")}
+    height = top + 2 * margin + len(rows) * node_height + max(len(rows) - 1, 0) * gap_y
+    return Layout(rows=[[node for node in row if not node.startswith("\0")] for row in rows], position=position,
+                  bends={pair: [centre[node] for node in chain] for pair, chain in chains.items() if chain},
+                  width=width, height=height)
+
+
+def layers(skills: Sequence[str], edges: Sequence[tuple[str, str]]) -> list[list[str]]:
+    """Skills in layers, prerequisites first (see ``layout``)."""
+    return layout(skills, edges).rows
 
 
 def _wrap(text: str, limit: int) -> list[str]:
@@ -283,18 +337,11 @@ def prerequisite_graph(skills: Sequence[str], names: Mapping[str, str], edges: S
     """
     fills = fills or {}
     captions = captions or {}
-    node_height, gap_x, gap_y, margin = 46, 18, 46, 14
-    rows = layers(skills, layout_edges)
-    widest = max((len(row) for row in rows), default=1)
-    width = margin * 2 + widest * node_width + (widest - 1) * gap_x
+    node_height, gap_y, margin = 46, 46, 14
     legend_height = 26 if legend else 0
-    height = margin * 2 + len(rows) * node_height + max(len(rows) - 1, 0) * gap_y + legend_height
-    position: dict[str, tuple[float, float]] = {}
-    for depth, row in enumerate(rows):
-        row_width = len(row) * node_width + (len(row) - 1) * gap_x
-        start = (width - row_width) / 2
-        for index, skill in enumerate(row):
-            position[skill] = (start + index * (node_width + gap_x), margin + legend_height + depth * (node_height + gap_y))
+    placed = layout(skills, layout_edges, node_width=node_width, node_height=node_height, gap_y=gap_y,
+                    top=legend_height, margin=margin)
+    position, width, height = placed.position, placed.width, placed.height
     parts = [_open(width, height, label, "graph")]
     parts.append('<defs>' + "".join(
         f'<marker id="arrow-{origin}" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
@@ -320,8 +367,20 @@ def prerequisite_graph(skills: Sequence[str], names: Mapping[str, str], edges: S
             bend = 40 + abs(y2 - y1) / 4
             d = f"M{_number(x1)},{_number(y1)} C{_number(x1 + bend)},{_number(y1)} {_number(x2 + bend)},{_number(y2)} {_number(x2)},{_number(y2)}"
         else:
-            middle = (y1 + y2) / 2
-            d = f"M{_number(x1)},{_number(y1)} C{_number(x1)},{_number(middle)} {_number(x2)},{_number(middle)} {_number(x2)},{_number(y2)}"
+            # Through the edge's virtual nodes: straight down each layer it crosses, curves in the gaps.
+            points = [(x1, y1)]
+            for layer, x in enumerate(placed.bends.get((edge.source, edge.target), []), start=1):
+                y = sy + layer * (node_height + gap_y)
+                points += [(x, y), (x, y + node_height)]
+            points.append((x2, y2))
+            d = f"M{_number(x1)},{_number(y1)}"
+            for index in range(1, len(points)):
+                (ax, ay), (bx, by) = points[index - 1], points[index]
+                if index % 2:  # a gap between layers
+                    middle = (ay + by) / 2
+                    d += f" C{_number(ax)},{_number(middle)} {_number(bx)},{_number(middle)} {_number(bx)},{_number(by)}"
+                else:
+                    d += f" L{_number(bx)},{_number(by)}"
         opacity = 1.0 if edge.origin != "learned" else 0.35 + 0.65 * min(max(edge.weight, 0.0), 1.0)
         tip = f"{names.get(edge.source, edge.source)} → {names.get(edge.target, edge.target)}: {text}"
         if edge.origin != "authored":

@@ -203,7 +203,10 @@ def dashboard_graph(request: HttpRequest, slug: str) -> HttpResponse:
         label=f"Prerequisite graph of {course.name}")) if data.skills else ""
     context["edge_counts"] = {origin: sum(edge[2] == origin for edge in data.edges)
                               for origin in ("authored", "learned", "both")}
-    context["learned_edges"] = sorted((edge for edge in data.edges if edge[2] != "authored"), key=lambda e: -e[3])
+    context["learned_edges"] = [
+        {"source": data.names.get(source, source), "target": data.names.get(target, target), "weight": weight,
+         "authored": origin == "both"}
+        for source, target, origin, weight in sorted(data.edges, key=lambda edge: -edge[3]) if origin != "authored"]
     return render(request, "web/dashboard/graph.html", context)
 
 
