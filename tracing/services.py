@@ -11,14 +11,16 @@ from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone as django_timezone
 
+from curriculum.models import Item, Skill
 from tracing.estimators import ESTIMATORS, get_estimator
 from tracing.estimators.base import Estimator, LearnerState
 from tracing.models import Fit, LearnerTrace, Mastery
@@ -45,11 +47,17 @@ class CourseModel:
     item_index: dict[str, int]
     skill_index: dict[str, int]
 
-    def item_pk_to_index(self) -> dict[int, int]:
+    @cached_property
+    def item_pk_index(self) -> dict[int, int]:
+        """Item primary key -> the estimator's item index (items the estimator knows only)."""
         return {pk: self.item_index[e] for pk, e in zip(self.vocabulary.item_pk, self.vocabulary.item_ids)
                 if e in self.item_index}
 
+    def item_pk_to_index(self) -> dict[int, int]:
+        return self.item_pk_index
 
+
+_IN_CHUNK = 5_000  # below SQLite's bound on query variables
 _cache: OrderedDict[tuple, CourseModel] = OrderedDict()
 _cache_lock = threading.Lock()
 _CACHE_SIZE = 16
@@ -67,16 +75,41 @@ def _default_estimator(vocabulary: Vocabulary) -> Estimator:
     raise RuntimeError("no estimator offers an untrained form")
 
 
+def _course_signature(course: Course) -> tuple[int, ...]:
+    """One query: the active fit's id (0 if none) and a fingerprint of the course's items, skills
+    and Q-matrix links. Ids only grow, so adding or removing any of them changes (count, max id)
+    or (count, sum of ids); external ids are identities and never renamed in place."""
+    fit, item, skill = Fit._meta.db_table, Item._meta.db_table, Skill._meta.db_table
+    link = Item.skills.through._meta.db_table
+    sql = (f"SELECT (SELECT id FROM {fit} WHERE course_id = %s AND active LIMIT 1), "
+           f"items.n, items.top, skills.n, skills.top, links.n, links.total FROM "
+           f"(SELECT count(*) AS n, coalesce(max(id), 0) AS top FROM {item} WHERE course_id = %s) AS items, "
+           f"(SELECT count(*) AS n, coalesce(max(id), 0) AS top FROM {skill} WHERE course_id = %s) AS skills, "
+           f"(SELECT count(*) AS n, coalesce(sum(l.id), 0) AS total FROM {link} AS l "
+           f"JOIN {item} AS i ON i.id = l.item_id WHERE i.course_id = %s) AS links")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [course.pk] * 4)
+        row = cursor.fetchone()
+    return (row[0] or 0, *(int(value) for value in row[1:]))
+
+
 def course_model(course: Course) -> CourseModel:
-    """The active fit's estimator (loaded once per process), or the untrained default model."""
-    fit = Fit.objects.filter(course=course, active=True).first()
-    vocabulary = course_vocabulary(course=course)
-    key = (course.pk, fit.pk if fit else None, len(vocabulary.item_ids), len(vocabulary.skill_ids))
+    """The active fit's estimator and the course vocabulary, loaded once per process.
+
+    Every call costs one query (the signature): a new fit, item, skill or link
+    gives a new key, so the cached model is never stale. The returned model is
+    shared between requests: read it, never change it.
+    """
+    signature = _course_signature(course)
+    # created_at tells apart courses that reuse a primary key (SQLite after a rolled-back test).
+    key = (course.pk, course.created_at, *signature)
     with _cache_lock:
-        if key in _cache:
+        cached = _cache.get(key)
+        if cached is not None:
             _cache.move_to_end(key)
-            cached = _cache[key]
-            return CourseModel(cached.estimator, fit, vocabulary, cached.item_index, cached.skill_index)
+            return cached
+    fit = Fit.objects.filter(pk=signature[0]).first() if signature[0] else None
+    vocabulary = course_vocabulary(course=course)
     if fit is not None:
         estimator = get_estimator(fit.kind).load(Path(settings.ARTIFACT_ROOT) / fit.artifact)
     else:
@@ -106,6 +139,26 @@ def _replay(model: CourseModel, learner: Learner) -> LearnerState:
     return state
 
 
+def _replay_many(model: CourseModel, learner_pks: Sequence[int]) -> dict[int, LearnerState]:
+    """Each learner's state from their whole history, read in one query per chunk of learners.
+
+    The same steps as _replay (rows in (timestamp, id) order, scores as float32), without a
+    query per learner.
+    """
+    estimator, item_index = model.estimator, model.item_pk_index
+    states: dict[int, LearnerState] = {pk: estimator.initial_state() for pk in learner_pks}
+    for start in range(0, len(learner_pks), _IN_CHUNK):
+        rows = (Interaction.objects.filter(learner_id__in=learner_pks[start:start + _IN_CHUNK])
+                .order_by("learner_id", "timestamp", "id").values_list("learner_id", "item_id", "correct", "timestamp"))
+        for learner_pk, item_pk, correct, moment in rows.iterator(chunk_size=10_000):
+            index = item_index.get(item_pk)
+            if index is None:
+                continue  # an item added after the fit: it moves mastery once a new fit knows it
+            states[learner_pk] = estimator.update(states[learner_pk], item=index, correct=float(np.float32(correct)),
+                                                  at=moment.timestamp())
+    return states
+
+
 def learner_state(*, learner: Learner, model: CourseModel) -> LearnerState:
     """The learner's current state under ``model``: the stored trace, else a replay of the history."""
     if model.fit is not None:
@@ -115,14 +168,22 @@ def learner_state(*, learner: Learner, model: CourseModel) -> LearnerState:
     return _replay(model, learner)
 
 
-def _mastery_write(model: CourseModel, states: dict[int, LearnerState], now: datetime) -> None:
+def _mastery_write(model: CourseModel, states: dict[int, LearnerState], now: datetime,
+                   previous: dict[int, np.ndarray] | None = None) -> None:
+    """Upsert Mastery rows and traces. With ``previous`` (per learner, the stored trace's
+    mastery before the new answers; those learners already have every row), only the skills whose
+    probability moved are written."""
     skill_pk = dict(zip(model.vocabulary.skill_ids, model.vocabulary.skill_pk))
     columns = [(index, skill_pk[e]) for e, index in model.skill_index.items() if e in skill_pk]
-    rows = [
-        Mastery(learner_id=learner_pk, skill_id=pk, probability=float(state.mastery[index]), updated_at=now,
-                fit=model.fit)
-        for learner_pk, state in states.items() for index, pk in columns
-    ]
+    previous = previous or {}
+    rows = []
+    for learner_pk, state in states.items():
+        before = previous.get(learner_pk)
+        for index, pk in columns:
+            probability = float(state.mastery[index])
+            if before is None or probability != float(before[index]):
+                rows.append(Mastery(learner_id=learner_pk, skill_id=pk, probability=probability, updated_at=now,
+                                    fit=model.fit))
     Mastery.objects.bulk_create(rows, batch_size=5000, update_conflicts=True, unique_fields=["learner", "skill"],
                                 update_fields=["probability", "updated_at", "fit"])
     if model.fit is not None:
@@ -139,26 +200,37 @@ def mastery_apply(*, course: Course, interactions: Sequence[Interaction]) -> dic
     late arrivals land in time order.
     """
     model = course_model(course)
-    item_index = model.item_pk_to_index()
+    item_index = model.item_pk_index
     by_learner: dict[int, list[Interaction]] = defaultdict(list)
     for interaction in interactions:
         by_learner[interaction.learner_id].append(interaction)
-    learners = Learner.objects.in_bulk(list(by_learner))
+    learner_pks = list(by_learner)
+    learners = Learner.objects.in_bulk(learner_pks)
+    traces: dict[int, Any] = {}
+    if model.fit is not None:
+        # One query for the whole batch, not one per learner.
+        for start in range(0, len(learner_pks), _IN_CHUNK):
+            traces.update(LearnerTrace.objects.filter(fit=model.fit, learner_id__in=learner_pks[start:start + _IN_CHUNK])
+                          .values_list("learner_id", "state"))
     states: dict[int, LearnerState] = {}
+    previous: dict[int, np.ndarray] = {}
+    replay: list[int] = []
     for learner_pk, new in by_learner.items():
-        learner = learners[learner_pk]
-        state = learner_state(learner=learner, model=model) if model.fit else None
+        stored = traces.get(learner_pk)
+        state = LearnerState.from_json(stored) if stored is not None else None
         new.sort(key=lambda i: (i.timestamp, i.pk or 0))
         if state is None or (state.at is not None and new[0].timestamp.timestamp() < state.at):
-            state = _replay(model, learner)  # includes the new rows: same transaction
-        else:
-            for interaction in new:
-                index = item_index.get(interaction.item_id)
-                if index is not None:
-                    state = model.estimator.update(state, item=index, correct=interaction.correct,
-                                                   at=interaction.timestamp.timestamp())
+            replay.append(learner_pk)  # no trace, or a late answer: the history (new rows included) decides
+            continue
+        previous[learner_pk] = np.array(state.mastery, dtype=np.float64)  # a copy: update may reuse arrays
+        for interaction in new:
+            index = item_index.get(interaction.item_id)
+            if index is not None:
+                state = model.estimator.update(state, item=index, correct=interaction.correct,
+                                               at=interaction.timestamp.timestamp())
         states[learner_pk] = state
-    _mastery_write(model, states, django_timezone.now())
+    states.update(_replay_many(model, replay))
+    _mastery_write(model, states, django_timezone.now(), previous=previous)
     return {learners[pk].external_id: dict(zip(model.estimator.skill_ids, np.round(s.mastery, 6).tolist()))
             for pk, s in states.items()}
 

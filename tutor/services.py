@@ -18,6 +18,7 @@ from tutor.models import Course, Interaction, Learner
 
 MAX_BATCH = 10_000
 CHUNK = 5_000  # below SQLite's bound on query variables
+SCAN_ABOVE = 4 * CHUNK  # more client ids than this: scan the course's ids once instead of IN (...) lookups
 
 
 @dataclass(frozen=True)
@@ -153,13 +154,14 @@ def _learners_resolve(course: Course, names: set[str]) -> tuple[dict[str, int], 
     ordered = sorted(names)
     known: dict[str, int] = {}
     for chunk in _chunks(ordered):
-        known.update(Learner.objects.filter(course=course, external_id__in=chunk).values_list("external_id", "id"))
+        known.update(Learner.objects.filter(course=course, external_id__in=chunk).order_by()
+                     .values_list("external_id", "id"))
     missing = [name for name in ordered if name not in known]
     if missing:
         Learner.objects.bulk_create([Learner(course=course, external_id=name) for name in missing],
                                     batch_size=CHUNK, ignore_conflicts=True)
         for chunk in _chunks(missing):
-            known.update(Learner.objects.filter(course=course, external_id__in=chunk)
+            known.update(Learner.objects.filter(course=course, external_id__in=chunk).order_by()
                          .values_list("external_id", "id"))
     return known, len(missing)
 
@@ -168,7 +170,8 @@ def _items_resolve(course: Course, names: set[str]) -> dict[str, int]:
     ordered = sorted(names)
     known: dict[str, int] = {}
     for chunk in _chunks(ordered):
-        known.update(Item.objects.filter(course=course, external_id__in=chunk).values_list("external_id", "id"))
+        known.update(Item.objects.filter(course=course, external_id__in=chunk).order_by()
+                     .values_list("external_id", "id"))
     missing = [name for name in ordered if name not in known]
     if missing:
         shown = ", ".join(repr(m) for m in missing[:10]) + (" ..." if len(missing) > 10 else "")
@@ -223,14 +226,16 @@ def _record(course: Course, rows: list[Row], update_mastery: bool) -> RecordResu
     items = _items_resolve(course, {row.item for row in rows})
     client_ids = sorted({row.client_id for row in rows if row.client_id is not None})
     existing: dict[str, int] = {}
-    if len(client_ids) > CHUNK:
+    if len(client_ids) > SCAN_ABOVE:
         # A file-sized batch: one scan of the course's ids beats many IN (...) queries.
         wanted = set(client_ids)
         existing.update(pair for pair in Interaction.objects.filter(course=course, client_id__isnull=False)
-                        .values_list("client_id", "id").iterator(chunk_size=20_000) if pair[0] in wanted)
+                        .order_by().values_list("client_id", "id").iterator(chunk_size=20_000) if pair[0] in wanted)
     else:
-        existing.update(Interaction.objects.filter(course=course, client_id__in=client_ids)
-                        .values_list("client_id", "id"))
+        # The models sort by course (a join) and by time: a lookup by key needs neither (.order_by()).
+        for chunk in _chunks(client_ids):
+            existing.update(Interaction.objects.filter(course=course, client_id__in=chunk).order_by()
+                            .values_list("client_id", "id"))
     fresh: list[Row] = []
     fresh_ids: set[str] = set()
     duplicate_ids: list[int] = []
