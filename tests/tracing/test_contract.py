@@ -12,11 +12,16 @@ from tracing.evaluation import evaluate, evaluate_multistep, split_learners
 FAST_PARAMS: dict[str, dict] = {
     "hbkt": {"steps": 20, "batch_size": 16, "max_length": 60, "threads": 1},
     "psikt": {"steps": 12, "batch_size": 16, "max_length": 50, "threads": 1},
+    "dkt": {"hidden": 32, "embedding": 32, "window": 40, "max_epochs": 3, "batch_size": 16, "learning_rate": 0.005},
+    "cakt": {"frame": 4, "recent": 4, "channels": 2, "hidden": 32, "window": 40, "max_epochs": 2, "batch_size": 16,
+             "learning_rate": 0.005},
+    "sakt": {"size": 32, "heads": 2, "window": 40, "max_epochs": 3, "batch_size": 16, "learning_rate": 0.005},
 }
 
 
-@pytest.fixture(params=sorted(ESTIMATORS))
+@pytest.fixture(scope="module", params=sorted(ESTIMATORS))
 def fitted(request, dbe_slice):
+    """Each kind is fitted once per module: the checks below only read it."""
     kind = request.param
     train, test = split_learners(dbe_slice, test_fraction=0.25, seed=1)
     estimator = get_estimator(kind)(**FAST_PARAMS.get(kind, {})).fit(train, seed=0)
