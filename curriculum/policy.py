@@ -81,7 +81,7 @@ class PolicyConfig:
     struggle_window: int = 5
     struggle_errors: int = 4
     avoid_recent: int = 3
-    review_after_days: float | None = 2.0
+    review_after_days: float | None = 1.0
 
     def __post_init__(self) -> None:
         if not 0 < self.threshold < 1:

@@ -17,7 +17,7 @@ The ground truth the policy benchmark and its tests tutor against:
   item is known, else ``guess`` (``1 / len(choices)`` for multiple choice,
   0.1 for a typed answer).
 
-Learner traits vary: ``learner_rate`` is log-normal around 1, ``forget_rate``
+Learner traits vary: ``learner_rate`` is log-normal around 1 (sd 0.4 in log), ``forget_rate``
 log-normal around ``forget_median``, ``prior`` Beta(1.5, 4). The clock moves
 a minute per answer and a day after every ``session_length`` answers.
 """
@@ -53,7 +53,7 @@ class SimulatedCourse:
     parents: tuple[tuple[int, ...], ...] = field(repr=False, default=())
 
     @classmethod
-    def from_document(cls, document: Mapping[str, Any], *, seed: int = 0, learn_median: float = 0.2) -> SimulatedCourse:
+    def from_document(cls, document: Mapping[str, Any], *, seed: int = 0, learn_median: float = 0.3) -> SimulatedCourse:
         """Read a curriculum document; skill rates vary around ``learn_median`` (fixed by ``seed``)."""
         skills = [skill["id"] for skill in document["skills"]]
         graph = PrerequisiteGraph(skills, [(edge["from"], edge["to"]) for edge in document.get("prerequisites", [])])
@@ -87,14 +87,14 @@ class SimulatedCourse:
 class SimulatedLearner:
     """One learner's hidden knowledge; ``answer`` draws the outcome and applies learning."""
 
-    def __init__(self, course: SimulatedCourse, *, seed: int, forget_median: float = 0.05,
+    def __init__(self, course: SimulatedCourse, *, seed: int, forget_median: float = 0.02,
                  session_length: int = 30) -> None:
         self.course = course
         traits = np.random.default_rng([seed, 2])
-        self.learner_rate = float(np.exp(traits.normal(0.0, 0.5)))
+        self.learner_rate = float(np.exp(traits.normal(0.0, 0.4)))
         self.forget_rate = float(forget_median * np.exp(traits.normal(0.0, 0.7)))
         self.prior = float(traits.beta(1.5, 4.0))
-        self.learn = np.clip(course.skill_rate * self.learner_rate, 0.02, 0.9)
+        self.learn = np.clip(course.skill_rate * self.learner_rate, 0.05, 0.9)
         self.known = np.zeros(course.n_skills, dtype=bool)
         for skill in (course.graph.index[name] for name in course.graph.topological_order()):
             if all(self.known[parent] for parent in course.parents[skill]):
