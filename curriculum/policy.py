@@ -12,6 +12,9 @@ restricted to the goal skills and their ancestors:
 - a skill the learner keeps failing although its prerequisites look mastered
   points at a prerequisite the model over-estimates, so its weakest
   prerequisite not checked lately is a *remediation*;
+- before the goals are declared done, a skill not practised for
+  ``review_after_days`` is checked once more (also a *review*): a model
+  without forgetting cannot see that the learner may have forgotten it;
 - among the candidates the policy takes the skill whose best item promises the
   largest expected gain in mastery (the model's one-step look-ahead), so
   practice goes where it moves knowledge most and stops once a skill is
