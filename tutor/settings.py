@@ -147,7 +147,10 @@ SPECTACULAR_SETTINGS.update({
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 TUTOR_LTI_LAUNCH_REDIRECT = env("TUTOR_LTI_LAUNCH_REDIRECT", default="/learn/{course}/")
 """Where a successful LTI launch sends the learner; {course} is the course slug."""
-if env.bool("TUTOR_LTI_IFRAME", default=False):
+TUTOR_LTI_IFRAME = env.bool("TUTOR_LTI_IFRAME", default=False)
+TUTOR_LTI_FRAME_ANCESTORS = env.list("TUTOR_LTI_FRAME_ANCESTORS", default=["https:"])
+"""Origins allowed to frame the learner pages when TUTOR_LTI_IFRAME is on (CSP frame-ancestors)."""
+if TUTOR_LTI_IFRAME:
     # An LMS embeds the tool in a cross-site iframe: cookies must be SameSite=None (and so Secure).
     SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "None"
     SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True

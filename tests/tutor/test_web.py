@@ -340,3 +340,33 @@ def test_svg_text_is_escaped_and_scales_are_round():
     assert svg._nice_max(206) == 240 and svg._nice_max(3) == 4
     assert svg.ramp_colour(0) == "#f1f5f9" and svg.ramp_colour(1) == "#1e3a8a"
     assert "no data yet" in svg.bar_chart([], [], label="empty")
+
+
+# --- embedding in an LMS ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("iframe", [False, True])
+def test_learner_pages_may_be_framed_only_when_lti_iframes_are_on(learner_client, demo_course, settings, iframe):
+    settings.TUTOR_LTI_IFRAME = iframe
+    settings.TUTOR_LTI_FRAME_ANCESTORS = ["https://lms.example.edu"]
+    learn = learner_client.get(reverse("learn", args=["arithmetic"]))
+    dashboard_page = learner_client.get(reverse("home"))
+    assert learn.status_code == 200
+    if iframe:
+        assert "X-Frame-Options" not in learn.headers
+        assert learn.headers["Content-Security-Policy"] == "frame-ancestors 'self' https://lms.example.edu"
+    else:
+        assert learn.headers["X-Frame-Options"] == "DENY"
+    assert dashboard_page.headers["X-Frame-Options"] == "DENY"  # only the learner pages are frameable
+
+
+def test_a_web_answer_queues_the_lms_grade_passback(learner_client, demo_course, monkeypatch):
+    from tutor.lti import services as lti_services
+
+    queued = []
+    monkeypatch.setattr(lti_services, "lti_grade_passback_enqueue", lambda *, learner_ids: queued.append(set(learner_ids)))
+    page = learner_client.get(reverse("learn", args=["arithmetic"]))
+    token = _token(page.content.decode())
+    item = _item_of(token)
+    learner_client.post(reverse("learn_answer", args=["arithmetic"]), {"token": token, "response": item.answer})
+    learner = Learner.objects.get(course__slug="arithmetic", user__username="ada")
+    assert queued == [{learner.pk}]

@@ -182,4 +182,8 @@ def answer_submit(*, course: Course, learner: Learner, token: str, response: str
         "correct": 1 if check.correct else 0, "timestamp": now, "response": response[:2000],
         "response_time": round(elapsed, 3),
     }])
+    if result.created:
+        from tutor.lti.services import lti_grade_passback_enqueue
+
+        lti_grade_passback_enqueue(learner_ids={learner.pk})
     return Feedback(item, response, check.correct, check.reason, duplicate=not result.created)

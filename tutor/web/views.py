@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import wraps
 from typing import Any, Callable
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -27,6 +28,21 @@ STATUS_FILL = {practice.MASTERED: "#16a34a", practice.IN_PROGRESS: "#dbeafe", pr
 
 def _course(slug: str) -> Course:
     return get_object_or_404(Course, slug=slug)
+
+
+def lti_frameable(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Learner pages may sit in the LMS's iframe when TUTOR_LTI_IFRAME is on; framing stays denied otherwise."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        response = view(request, *args, **kwargs)
+        if settings.TUTOR_LTI_IFRAME:
+            response.xframe_options_exempt = True
+            response["Content-Security-Policy"] = "frame-ancestors 'self' " + " ".join(
+                settings.TUTOR_LTI_FRAME_ANCESTORS)
+        return response
+
+    return wrapped
 
 
 def _wants_fragment(request: HttpRequest) -> bool:
@@ -54,6 +70,7 @@ def _practice_context(request: HttpRequest, course: Course, learner: Learner, **
             **_mastery_context(course, learner), **extra}
 
 
+@lti_frameable
 @login_required
 @require_GET
 def learn(request: HttpRequest, slug: str) -> HttpResponse:
@@ -63,6 +80,7 @@ def learn(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "web/learn.html", _practice_context(request, course, learner))
 
 
+@lti_frameable
 @login_required
 @require_GET
 def learn_question(request: HttpRequest, slug: str) -> HttpResponse:
@@ -74,6 +92,7 @@ def learn_question(request: HttpRequest, slug: str) -> HttpResponse:
                                                   "form": AnswerForm(initial={"token": question.token})})
 
 
+@lti_frameable
 @login_required
 @require_POST
 def learn_answer(request: HttpRequest, slug: str) -> HttpResponse:
@@ -108,6 +127,7 @@ def learn_answer(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "web/learn.html", _practice_context(request, course, learner, **context))
 
 
+@lti_frameable
 @login_required
 @require_GET
 def learn_mastery(request: HttpRequest, slug: str) -> HttpResponse:
