@@ -224,8 +224,10 @@ def main() -> None:
         kind, _, text = entry.partition("=")
         overrides[kind] = json.loads(text)
     datasets = DATASETS if args.dataset == "all" else (args.dataset,)
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
-    report = {"threads": args.threads, "seed": args.seed, "validation_fraction": args.validation_fraction,
+    # PASSIVE: on a shared machine, spinning OpenMP threads wait on descheduled peers (both sides alike).
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads),
+           "OMP_WAIT_POLICY": "PASSIVE"}
+    report = {"threads": args.threads, "omp_wait_policy": "PASSIVE", "seed": args.seed, "validation_fraction": args.validation_fraction,
               "cpu_count": os.cpu_count(), "load_average_at_start": os.getloadavg(), "runs": []}
     for dataset in datasets:
         dataset_files(dataset)

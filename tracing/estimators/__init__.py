@@ -13,6 +13,9 @@ ESTIMATORS: dict[str, str] = {
     "hbkt": "tracing.estimators.hbkt.HierarchicalBKT",
     "psikt": "tracing.estimators.psikt.PsiKT",
     "bkt": "tracing.estimators.bkt.BKT",
+    "dkt": "tracing.estimators.dkt.DKT",
+    "cakt": "tracing.estimators.cakt.CAKT",
+    "sakt": "tracing.estimators.sakt.SAKT",
 }
 
 

@@ -28,7 +28,8 @@ Conventions (shared by DKT, CAKT and SAKT):
 * Device. Fitting uses CUDA when ``torch.cuda.is_available()`` at fit time, else
   the CPU; the fitted network then lives on the CPU for prediction and online
   updates (batch-of-one steps are faster there). ``threads`` bounds torch's CPU
-  threads for the duration of each call, restoring the previous value after.
+  threads while fitting and batch-predicting, restoring the previous value after;
+  online calls (one learner's window) use one thread, as more only spin.
 * Artifact: one ``torch.save`` file of plain containers and tensors (config,
   vocabulary, Q-matrix, state dict), readable with ``weights_only=True``.
 """
