@@ -1,0 +1,388 @@
+"""Load on a real server: gunicorn + PostgreSQL + Redis, the demo course, one API key, many learners.
+
+    python bench/load.py [--rate 200] [--duration 60] [--learners 1000] [--find-max]
+
+1. Creates a fresh PostgreSQL database (BENCH_DATABASE, default kt_bench_load on
+   BENCH_POSTGRES, default postgres://postgres@127.0.0.1:5432), starts a private
+   redis-server on a free port (broker and cache), migrates, loads the demo course
+   with its first fit, makes an API key and starts gunicorn on 127.0.0.1.
+2. Batch ingest: --batch-total interactions (default 100,000) over --learners
+   learners through POST .../interactions in batches of --batch-size (10,000).
+3. Mixed load, open loop at --rate requests/s for --duration s: half POST one
+   interaction (a unique id each; the online mastery update runs inside), half
+   GET .../learners/{learner}/next. Latency is measured from each request's
+   scheduled start, so a server that falls behind shows it (no coordinated omission).
+4. Counts the interactions in the database against those acknowledged: none lost, none doubled.
+
+Prints JSON; drops the database and stops every process it started. Loopback only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import queue
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import REPO, emit  # noqa: E402
+
+COURSE = "arithmetic"
+MAX_LAG_S = 10.0
+"""A request not sent within this many seconds of its schedule is dropped (and counted): the run stays bounded."""
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _percentile(values: list[float], fraction: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] * 1000, 2)
+
+
+@dataclass
+class Server:
+    env: dict[str, str]
+    port: int
+    key: str = ""
+    processes: list[subprocess.Popen] = field(default_factory=list)
+
+    def manage(self, *args: str) -> str:
+        done = subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env=self.env, capture_output=True,
+                              text=True, timeout=900)
+        if done.returncode:
+            sys.exit(f"manage.py {' '.join(args)} failed:\n{done.stderr[-3000:]}")
+        return done.stdout
+
+    def request(self, method: str, path: str, body: Any = None, timeout: float = 120) -> tuple[int, Any]:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        headers = {"Authorization": f"Token {self.key}"}
+        payload = None
+        if body is not None:
+            payload, headers["Content-Type"] = json.dumps(body).encode(), "application/json"
+        try:
+            connection.request(method, path, body=payload, headers=headers)
+            response = connection.getresponse()
+            raw = response.read()
+        finally:
+            connection.close()
+        try:
+            return response.status, json.loads(raw)
+        except ValueError:
+            return response.status, raw[:200]
+
+
+def _postgres(url: str, sql: str) -> list[tuple]:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True, connect_timeout=5) as connection:
+        cursor = connection.execute(sql)
+        return cursor.fetchall() if cursor.description else []
+
+
+def _setup(args: argparse.Namespace, root: Path) -> Server:
+    if shutil.which("redis-server") is None:
+        sys.exit("redis-server not found: install Redis to run this bench")
+    base = args.postgres.rstrip("/")
+    try:
+        _postgres(f"{base}/postgres", f"DROP DATABASE IF EXISTS {args.database}")
+        _postgres(f"{base}/postgres", f"CREATE DATABASE {args.database}")
+    except Exception as error:  # noqa: BLE001 - any failure to reach PostgreSQL ends the bench with its reason
+        sys.exit(f"PostgreSQL at {base} is not reachable ({error}); set BENCH_POSTGRES")
+    redis_port = _free_port()
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("DJANGO_", "CELERY_", "DATABASE"))}
+    env.update({
+        "DATABASE_URL": f"{base}/{args.database}", "CELERY_BROKER_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "CACHE_URL": f"rediscache://127.0.0.1:{redis_port}/2", "TUTOR_ARTIFACT_ROOT": str(root / "artifacts"),
+        "DJANGO_DEBUG": "false", "DJANGO_SECRET_KEY": "bench-" + "k" * 60, "DJANGO_SECURE_SSL_REDIRECT": "false",
+        "DJANGO_LOG_LEVEL": "WARNING", "TUTOR_API_RATE": "10000000/min", "PYTHONUNBUFFERED": "1",
+        "TRACING_TORCH_THREADS": "1", "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1",
+    })
+    server = Server(env=env, port=_free_port())
+    server.processes.append(subprocess.Popen(
+        ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(root)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
+    server.manage("migrate", "--no-input", "-v0")
+    server.env["CELERY_TASK_ALWAYS_EAGER"] = "true"  # the demo's first fit runs here: no worker in this bench
+    server.manage("demo_setup")
+    del server.env["CELERY_TASK_ALWAYS_EAGER"]
+    server.key = server.manage("apikey_create", "--course", COURSE, "--name", "bench").strip().splitlines()[-1]
+    log = open(root / "gunicorn.log", "w")  # noqa: SIM115 - closed with the process
+    server.processes.append(subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "tutor.wsgi:application", "--bind", f"127.0.0.1:{server.port}",
+         "--workers", str(args.workers), "--threads", str(args.threads), "--worker-class",
+         "gthread" if args.threads > 1 else "sync", "--timeout", "120", "--keep-alive", "5",
+         "--backlog", "2048"], cwd=REPO, env=server.env, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if server.request("GET", "/health/", timeout=5)[0] == 200:
+                break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        sys.exit(f"gunicorn did not answer: see {root / 'gunicorn.log'}")
+    return server
+
+
+def _items(server: Server) -> list[str]:
+    return [row[0] for row in _postgres(server.env["DATABASE_URL"],
+                                        "SELECT i.external_id FROM curriculum_item i JOIN tutor_course c "
+                                        f"ON c.id = i.course_id WHERE c.slug = '{COURSE}' ORDER BY i.id")]
+
+
+def _batch_ingest(server: Server, args: argparse.Namespace, items: list[str]) -> dict[str, Any]:
+    generator = random.Random(1)
+    start = datetime(2026, 10, 1, tzinfo=timezone.utc)
+    timings, created = [], 0
+    total_started = time.perf_counter()
+    for batch_number in range((args.batch_total + args.batch_size - 1) // args.batch_size):
+        size = min(args.batch_size, args.batch_total - batch_number * args.batch_size)
+        rows = []
+        for offset in range(size):
+            number = batch_number * args.batch_size + offset
+            rows.append({"id": f"batch-{number}", "learner": f"learner-{number % args.learners:04d}",
+                         "item": generator.choice(items), "correct": int(generator.random() < 0.6),
+                         "timestamp": (start + timedelta(seconds=number)).isoformat()})
+        started = time.perf_counter()
+        status, body = server.request("POST", f"/api/v1/courses/{COURSE}/interactions", rows, timeout=600)
+        timings.append(time.perf_counter() - started)
+        if status != 201:
+            sys.exit(f"batch {batch_number} answered {status}: {str(body)[:500]}")
+        created += body["created"]
+    wall = time.perf_counter() - total_started
+    return {"interactions": args.batch_total, "batch_size": args.batch_size, "created": created,
+            "wall_s": round(wall, 2), "rows_per_s": round(args.batch_total / wall),
+            "batch_s": {"min": round(min(timings), 2), "max": round(max(timings), 2),
+                        "mean": round(sum(timings) / len(timings), 2)}}
+
+
+@dataclass
+class Outcome:
+    endpoint: str
+    status: int
+    latency: float  # from the scheduled start
+    service: float  # from the actual send
+    client_id: str | None = None
+    created: bool = False
+
+
+def _one(port: int, key: str, job: tuple) -> Outcome:
+    endpoint, path, body, client_id = job
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = {"Authorization": f"Token {key}"}
+    payload = None
+    if body is not None:
+        payload, headers["Content-Type"] = json.dumps(body).encode(), "application/json"
+    sent = time.perf_counter()
+    status, created = 0, False
+    try:
+        connection.request("POST" if body is not None else "GET", path, body=payload, headers=headers)
+        response = connection.getresponse()
+        raw = response.read()
+        status = response.status
+        if endpoint == "interactions" and status == 201:
+            created = json.loads(raw)["results"][0]["status"] == "created"
+    except (OSError, http.client.HTTPException, ValueError, KeyError):
+        status = 0
+    finally:
+        connection.close()
+    return Outcome(endpoint, status, 0.0, time.perf_counter() - sent, client_id, created)
+
+
+def _mixed_load(server: Server, args: argparse.Namespace, items: list[str], rate: float, duration: float,
+                label: str) -> dict[str, Any]:
+    generator = random.Random(2)
+    total = int(rate * duration)
+    jobs: queue.Queue = queue.Queue()
+    outcomes: list[Outcome] = []
+    dropped: list[str] = []
+    lock = threading.Lock()
+    started = time.perf_counter() + 0.2
+
+    def work() -> None:
+        while True:
+            entry = jobs.get()
+            if entry is None:
+                return
+            scheduled, job = entry
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            elif -delay > MAX_LAG_S:
+                with lock:
+                    dropped.append(job[0])  # the server is this far behind: a real client would have given up
+                continue
+            outcome = _one(server.port, server.key, job)
+            outcome.latency = time.perf_counter() - scheduled
+            with lock:
+                outcomes.append(outcome)
+
+    threads = [threading.Thread(target=work, daemon=True) for _ in range(args.clients)]
+    cpu_before = _cpu_seconds(server)
+    for thread in threads:
+        thread.start()
+    for number in range(total):
+        learner = f"learner-{generator.randrange(args.learners):04d}"
+        if number % 2 == 0:
+            client_id = f"{label}-{number}"
+            job = ("interactions", f"/api/v1/courses/{COURSE}/interactions",
+                   {"id": client_id, "learner": learner, "item": generator.choice(items),
+                    "correct": int(generator.random() < 0.6)}, client_id)
+        else:
+            job = ("next", f"/api/v1/courses/{COURSE}/learners/{learner}/next", None, None)
+        jobs.put((started + number / rate, job))
+    for _ in threads:
+        jobs.put(None)
+    for thread in threads:
+        thread.join()  # bounded: late jobs are dropped, and each request times out after 30 s
+    wall = time.perf_counter() - started
+    cpu_after = _cpu_seconds(server)
+    cpu = {name: round(sum(seconds - cpu_before[name].get(pid, 0.0) for pid, seconds in cpu_after[name].items())
+                       * 1000 / max(1, len(outcomes)), 2) for name in cpu_after}
+    done = list(outcomes)
+    result: dict[str, Any] = {"target_rps": rate, "duration_s": duration, "requests": total,
+                              "completed": len(done), "achieved_rps": round(len(done) / wall, 1),
+                              "errors": sum(1 for o in done if not 200 <= o.status < 300),
+                              "dropped_late": len(dropped), "cpu_ms_per_request": cpu}
+    for endpoint in ("interactions", "next"):
+        mine = [o for o in done if o.endpoint == endpoint]
+        fine = [o.latency for o in mine if 200 <= o.status < 300]
+        result[endpoint] = {
+            "requests": len(mine), "errors": sum(1 for o in mine if not 200 <= o.status < 300),
+            "p50_ms": _percentile(fine, 0.50), "p95_ms": _percentile(fine, 0.95), "p99_ms": _percentile(fine, 0.99),
+            "max_ms": _percentile(fine, 1.0),
+            "service_p50_ms": _percentile([o.service for o in mine if 200 <= o.status < 300], 0.50),
+            "service_p99_ms": _percentile([o.service for o in mine if 200 <= o.status < 300], 0.99),
+            "statuses": dict(sorted({str(o.status): sum(1 for x in mine if x.status == o.status) for o in mine}.items())),
+        }
+    acknowledged = {o.client_id for o in done if o.endpoint == "interactions" and o.created}
+    stored = _postgres(server.env["DATABASE_URL"],
+                       f"SELECT client_id FROM tutor_interaction WHERE client_id LIKE '{label}-%'")
+    stored_ids = [row[0] for row in stored]
+    result["integrity"] = {"acknowledged": len(acknowledged), "stored": len(stored_ids),
+                           "lost": len(acknowledged - set(stored_ids)),
+                           "doubled": len(stored_ids) - len(set(stored_ids)),
+                           "stored_without_ack": len(set(stored_ids) - acknowledged)}
+    return result
+
+
+def _process_cpu(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(server: Server) -> dict[str, dict[int, float]]:
+    """CPU seconds used so far by each gunicorn worker and each PostgreSQL backend of the bench database."""
+    master = server.processes[-1].pid
+    workers: list[int] = []
+    for task in Path(f"/proc/{master}/task").glob("*"):
+        children = task / "children"
+        workers.extend(int(pid) for pid in children.read_text().split()) if children.exists() else None
+    backends = [row[0] for row in _postgres(server.env["DATABASE_URL"],
+                                            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                                            "AND pid <> pg_backend_pid()")]
+    return {"gunicorn": {pid: _process_cpu(pid) for pid in workers},
+            "postgres": {pid: _process_cpu(pid) for pid in backends}}
+
+
+def _stop(server: Server | None) -> None:
+    if server is None:
+        return
+    for process in reversed(server.processes):
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rate", type=float, default=200.0, help="requests per second of the mixed load")
+    parser.add_argument("--duration", type=float, default=60.0)
+    parser.add_argument("--learners", type=int, default=1000)
+    parser.add_argument("--batch-total", type=int, default=100_000)
+    parser.add_argument("--batch-size", type=int, default=10_000)
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
+    parser.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker (gthread when > 1)")
+    parser.add_argument("--clients", type=int, default=64, help="concurrent client threads")
+    parser.add_argument("--find-max", action="store_true",
+                        help="before the main run, step the rate up in 10 s runs until errors, p99 over --slo-ms "
+                             "or the server falls behind (under 95%% of the target rate)")
+    parser.add_argument("--slo-ms", type=float, default=50.0, help="p99 bound for --find-max")
+    parser.add_argument("--database", default=os.environ.get("BENCH_DATABASE", "kt_bench_load"))
+    parser.add_argument("--postgres", default=os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432"))
+    args = parser.parse_args()
+    if not args.database.replace("_", "").isalnum():
+        sys.exit("--database must be a plain identifier")
+
+    root = Path(tempfile.mkdtemp(prefix="kt-bench-load-"))
+    server = None
+    try:
+        setup_started = time.perf_counter()
+        server = _setup(args, root)
+        items = _items(server)
+        result: dict[str, Any] = {
+            "machine": {"cores": os.cpu_count(), "load_average_before": [round(x, 2) for x in os.getloadavg()]},
+            "server": {"gunicorn_workers": args.workers, "threads": args.threads, "clients": args.clients},
+            "setup_s": round(time.perf_counter() - setup_started, 1), "learners": args.learners,
+        }
+        if not args.batch_total:  # every learner needs a history before GET next can find them
+            args.batch_total, args.batch_size = args.learners, args.learners
+            _batch_ingest(server, args, items)
+            args.batch_total = 0
+        result["batch_ingest"] = _batch_ingest(server, args, items) if args.batch_total else None
+        _mixed_load(server, args, items, min(args.rate, 50), 5, "warmup")
+        if args.find_max:
+            steps, sustained = [], None
+            for rate in (10, 20, 40, 60, 80, 100, 150, 200, 300, 400):
+                step = _mixed_load(server, args, items, rate, 10, f"step{rate}")
+                p99 = {e: step[e]["p99_ms"] for e in ("interactions", "next")}
+                steps.append({"rate": rate, "errors": step["errors"], "achieved_rps": step["achieved_rps"],
+                              "p99_ms": p99, "lost": step["integrity"]["lost"]})
+                if (step["errors"] or step["achieved_rps"] < 0.95 * rate
+                        or max(value or 1e9 for value in p99.values()) > args.slo_ms):
+                    break
+                sustained = rate
+            result["rate_steps"] = {"slo_p99_ms": args.slo_ms, "highest_sustained_rps": sustained, "steps": steps}
+        result["mixed"] = _mixed_load(server, args, items, args.rate, args.duration, "load")
+        result["machine"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+        emit(result)
+    finally:
+        _stop(server)
+        try:
+            _postgres(f"{args.postgres.rstrip('/')}/postgres", f"DROP DATABASE IF EXISTS {args.database} WITH (FORCE)")
+        except Exception:  # noqa: BLE001 - best effort: the database may never have been created
+            pass
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
