@@ -4,7 +4,7 @@
 
 Prints JSON: per dataset and variant (standard BKT, BKT + forgets) the test
 AUC / RMSE, warm fit seconds (median of ``--repeats`` fits after a first one),
-their ratio ours / pyBKT, and each process's peak memory (ru_maxrss); plus
+their ratio ours / pyBKT, and each process's peak memory (VmHWM); plus
 our one-off cold cost (numba compile with an empty cache, and the load of a
 warm cache) measured in fresh processes.
 
@@ -44,6 +44,16 @@ def datasets_folder() -> Path:
 
 
 def peak_memory_mib() -> float:
+    """Peak resident memory of this process since its exec (VmHWM).
+
+    ru_maxrss would be no good here: Linux carries the parent's resident size
+    at fork into the child's ru_maxrss.
+    """
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
@@ -67,16 +77,17 @@ def run_pybkt(arrays: Path, variant: str, repeats: int, seed: int) -> dict:
         })
 
     train, test = frame("train"), frame("test")
-    times = []
+    times, cpu_times = [], []
     model = None
     for _ in range(repeats + 1):
         model = Model(seed=seed, num_fits=5)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         model.fit(data=train, **VARIANTS[variant])
         times.append(time.perf_counter() - start)
+        cpu_times.append(time.process_time() - cpu)
     predicted = model.predict(data=test).sort_values("order_id")["correct_predictions"].to_numpy()
-    return {"fit_seconds": times, "predicted": predicted.tolist(), "peak_memory_mib": peak_memory_mib(),
-            "e_step": Path(e_step.__file__).name}
+    return {"fit_seconds": times, "fit_cpu_seconds": cpu_times, "predicted": predicted.tolist(),
+            "peak_memory_mib": peak_memory_mib(), "e_step": Path(e_step.__file__).name}
 
 
 # Child: ours ---------------------------------------------------------------------------
@@ -105,19 +116,22 @@ def _datasets(arrays: Path):
 
 
 def run_ours(arrays: Path, variant: str, repeats: int, seed: int) -> dict:
+    import numpy  # noqa: F401  (every estimator needs numpy; the cold cost is numba's)
+
     start = time.perf_counter()
     from tracing.estimators.bkt import BKT
 
     import_seconds = time.perf_counter() - start
     train, test = _datasets(arrays)
-    times = []
+    times, cpu_times = [], []
     model = None
     for _ in range(repeats + 1):
         model = BKT(restarts=5, **VARIANTS[variant])
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         model.fit(train, seed=seed)
         times.append(time.perf_counter() - start)
-    return {"fit_seconds": times, "predicted": model.predict_proba(test).tolist(),
+        cpu_times.append(time.process_time() - cpu)
+    return {"fit_seconds": times, "fit_cpu_seconds": cpu_times, "predicted": model.predict_proba(test).tolist(),
             "peak_memory_mib": peak_memory_mib(), "import_seconds": import_seconds, "fit_info": model.fit_info}
 
 
@@ -127,8 +141,10 @@ def run_ours(arrays: Path, variant: str, repeats: int, seed: int) -> dict:
 def child(python: Path, mode: str, arrays: Path, variant: str, repeats: int, seed: int,
           env: dict | None = None) -> dict:
     command = [str(python), str(Path(__file__).resolve()), mode, str(arrays), variant, str(repeats), str(seed)]
+    # Idle OpenMP threads sleep rather than spin (both sides): on a shared machine
+    # spinning would bill pyBKT for CPU it only waits with.
     result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT,
-                            env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
+                            env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_WAIT_POLICY": "PASSIVE", **(env or {})})
     if result.returncode:
         raise SystemExit(f"{mode} failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.splitlines()[-1])
@@ -160,7 +176,8 @@ def cold_cost(arrays: Path, seed: int) -> dict:
         return run["import_seconds"] + run["fit_seconds"][0] - run["fit_seconds"][1]
 
     return {"compile_seconds": round(overhead(compile_run), 3), "cached_seconds": round(overhead(cached_run), 3),
-            "import_seconds_cached": round(cached_run["import_seconds"], 3)}
+            "import_seconds_cached": round(cached_run["import_seconds"], 3),
+            "note": "import of tracing.estimators.bkt (numba) + first fit - warm fit, numpy already imported"}
 
 
 def main() -> None:
@@ -202,10 +219,13 @@ def main() -> None:
                         "auc": round(scores["auc"], 4), "rmse": round(scores["rmse"], 4),
                         "fit_seconds": round(statistics.median(run["fit_seconds"][1:]), 3),
                         "fit_seconds_all": [round(t, 3) for t in run["fit_seconds"]],
+                        "fit_cpu_seconds": round(statistics.median(run["fit_cpu_seconds"][1:]), 3),
                         "peak_memory_mib": round(run["peak_memory_mib"], 1),
                     }
                 row["ours"]["fit_info"] = runs["ours"]["fit_info"]
                 row["time_ratio_ours_over_pybkt"] = round(row["ours"]["fit_seconds"] / row["pybkt"]["fit_seconds"], 3)
+                row["cpu_ratio_ours_over_pybkt"] = round(
+                    row["ours"]["fit_cpu_seconds"] / row["pybkt"]["fit_cpu_seconds"], 3)
                 row["auc_difference_ours_minus_pybkt"] = round(row["ours"]["auc"] - row["pybkt"]["auc"], 4)
                 entry[variant] = row
             report["datasets"][name] = entry

@@ -29,7 +29,12 @@ Fitting is exact EM (Baum-Welch) over all skills at once in numba
 (``bkt_kernels``): identical (skill, class, item, answer) sequences are fitted
 once with a weight, every (skill, restart) runs to its own convergence, and
 skills are spread over all cores; each skill keeps its best restart by
-training log-likelihood. BKT counts steps, not seconds: ``at`` is recorded but
+training log-likelihood. A restart stops when one iteration gains less than
+``tol`` nats per answer of its skill (or after ``max_iter`` iterations; pyBKT
+stops at 1e-3 nats per skill, 100 iterations). ``restarts`` counts restart 0
+(a typical BKT start) plus random ones; guesses and slips stay in
+``[1e-6, max_guess]`` and ``[1e-6, max_slip]``, the other probabilities in
+``[1e-6, 1 - 1e-6]``. BKT counts steps, not seconds: ``at`` is recorded but
 time does not change mastery (forgetting happens per answer).
 """
 
@@ -90,7 +95,7 @@ class BKT(Estimator):
     kind = "bkt"
 
     def __init__(self, *, forgets: bool = False, multigs: bool = False, multiprior: bool = False,
-                 restarts: int = 5, max_iter: int = 100, tol: float = 1e-5, max_guess: float = 0.5,
+                 restarts: int = 5, max_iter: int = 100, tol: float = 3e-5, max_guess: float = 0.5,
                  max_slip: float = 0.5, prior_window: int = 10, prior_bins: int = 2) -> None:
         self.forgets = _check_bool("forgets", forgets)
         self.multigs = _check_bool("multigs", multigs)
@@ -178,7 +183,7 @@ class BKT(Estimator):
         if progress:
             progress("prepare", 0.0)
         q_matrix = np.asarray(data.q_matrix, dtype=bool)
-        items, skills = np.nonzero(q_matrix)
+        _, skills = np.nonzero(q_matrix)
         n_skills, n_classes, n_restarts = data.n_skills, self.n_classes, self.restarts
         self.item_start = np.concatenate([[0], np.cumsum(q_matrix.sum(axis=1))]).astype(np.int64)
         self.pair_skill = skills.astype(np.int64)
