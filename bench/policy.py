@@ -13,11 +13,14 @@ three policies, every answer stored with ``tutor.services.interaction_record``:
 - random: uniform over the items, never the same twice in a row;
 - fixed: the textbook sequence, items grouped by skill in topological order
   (repeated from the start when it runs out);
-- ours: ``curriculum.services.next_item_choose`` before every answer.
+- ours: ``curriculum.services.next_item_choose`` before every answer. When it
+  declares the goals done the learner stops; one who does not truly know
+  them all comes back the next day (at most ``RETURNS`` times), when the
+  policy's check of skills not practised for a day may catch what they forgot.
 
 Per learner: items until every goal skill is truly known at once (censored
 at --max-items, or when the policy declares the learner done while they are
-not), and the post-test after 100 items (fraction of the goal skills truly
+not and do not come back), and the post-test after 100 items (fraction of the goal skills truly
 known). Prints JSON: median and 90th percentile of items to mastery, mean
 post-test, and the time spent in each service call.
 """
@@ -48,6 +51,7 @@ POLICIES = ("random", "fixed", "ours")
 START = datetime(2026, 1, 5, 8, 0, tzinfo=timezone.utc)
 PILOT_SEED = 1_000_000
 EVALUATION_SEED = 0
+RETURNS = 3
 
 
 def django_setup(folder: Path) -> None:
@@ -117,6 +121,7 @@ def learner_tutor(*, course: Any, simulated: SimulatedCourse, policy: str, seed:
     mastered_at = 0 if learner.knows_all(goals) else None
     posttest = None
     declared_done = False
+    returns = 0
     reasons: dict[str, int] = {}
     pending: list[dict[str, Any]] = []
     step = 0
@@ -127,6 +132,10 @@ def learner_tutor(*, course: Any, simulated: SimulatedCourse, policy: str, seed:
                                       now=START + timedelta(seconds=learner.time_of(step)))
             timings["next_item_choose_s"] += time.perf_counter() - started
             timings["next_item_choose_calls"] += 1
+            if choice.done and mastered_at is None and returns < RETURNS:
+                learner.rest(1.0)
+                returns += 1
+                continue
             if choice.done or choice.item is None:
                 declared_done = choice.done
                 break
@@ -155,7 +164,8 @@ def learner_tutor(*, course: Any, simulated: SimulatedCourse, policy: str, seed:
     if posttest is None:
         posttest = learner.post_test(goals)  # stopped early: tested where they stopped
     return {"items_to_mastery": mastered_at, "posttest": posttest, "items": step,
-            "declared_done_unmastered": declared_done and not learner.knows_all(goals), "reasons": reasons}
+            "declared_done_unmastered": declared_done and not learner.knows_all(goals), "returns": returns,
+            "reasons": reasons}
 
 
 def cohort_run(*, course: Any, simulated: SimulatedCourse, policies: Sequence[str], seeds: Sequence[int],
@@ -191,6 +201,7 @@ def summarise(outcomes: list[dict[str, Any]], max_items: int) -> dict[str, Any]:
         "items_to_mastery_p90": quantile(0.9),
         "mastered_within_cap": int(np.isfinite(items).sum()),
         "declared_done_unmastered": int(sum(o["declared_done_unmastered"] for o in outcomes)),
+        "came_back_after_done": int(sum(o.get("returns", 0) > 0 for o in outcomes)),
         "posttest_after_100_mean": round(float(np.mean([o["posttest"] for o in outcomes])), 4),
         "reasons": reasons,
         "cap": max_items,

@@ -103,11 +103,16 @@ class SimulatedLearner:
         self.session_length = session_length
         self.answers = 0
         self.clock = 0.0
+        self.offset = 0.0
         self.rng = np.random.default_rng([seed, 3])
 
     def time_of(self, answer: int) -> float:
         """Seconds from the start at which the learner gives answer number ``answer`` (0-based)."""
-        return answer * SECONDS_PER_ANSWER + (answer // self.session_length) * DAY
+        return self.offset + answer * SECONDS_PER_ANSWER + (answer // self.session_length) * DAY
+
+    def rest(self, days: float) -> None:
+        """Come back ``days`` later than planned (every later answer moves by as much)."""
+        self.offset += days * DAY
 
     def _forget_until(self, moment: float) -> None:
         elapsed_days = (moment - self.clock) / DAY
