@@ -216,3 +216,15 @@ def test_bad_params_raise_value_error(params):
 def test_unknown_keyword_raises_type_error():
     with pytest.raises(TypeError):
         BKT(num_fits=5)
+
+
+def test_untrained_model_serves_a_course_before_its_first_fit():
+    q_matrix = np.array([[1, 0], [0, 1], [1, 1]], dtype=bool)
+    model = BKT.untrained(item_ids=("a", "b", "ab"), skill_ids=("s", "t"), q_matrix=q_matrix)
+    state = model.initial_state()
+    np.testing.assert_allclose(state.mastery, [0.1, 0.1])
+    np.testing.assert_array_equal(model.q_matrix, q_matrix)
+    # P(correct) = P(L) (1 - slip) + (1 - P(L)) guess = 0.1 * 0.9 + 0.9 * 0.2
+    np.testing.assert_allclose(model.predict_next(state, np.array([0, 2])), [0.27, 0.27])
+    after = model.update(state, item=0, correct=1.0, at=0.0)
+    assert after.mastery[0] > state.mastery[0] and after.mastery[1] == pytest.approx(state.mastery[1])

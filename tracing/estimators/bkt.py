@@ -120,6 +120,22 @@ class BKT(Estimator):
         self.base_rate = 0.5
         self.fit_info: dict[str, Any] = {}
 
+    @classmethod
+    def untrained(cls, *, item_ids: tuple[str, ...], skill_ids: tuple[str, ...], q_matrix: np.ndarray,
+                  prior: float = 0.1, learns: float = 0.15, guesses: float = 0.2, slips: float = 0.1) -> Self:
+        """Textbook BKT parameters (Corbett & Anderson's typical ranges) for a course with no fit yet."""
+        model = cls()
+        q_matrix = np.asarray(q_matrix, dtype=bool)
+        model._item_ids, model._skill_ids = tuple(item_ids), tuple(skill_ids)
+        model.item_start = np.concatenate([[0], np.cumsum(q_matrix.sum(axis=1))]).astype(np.int64)
+        model.pair_skill = np.nonzero(q_matrix)[1].astype(np.int64)  # row-major: grouped by item
+        n_skills, n_pairs = len(skill_ids), int(q_matrix.sum())
+        model.prior = np.full((n_skills, model.n_classes), prior)
+        model.learns, model.forget_rates = np.full(n_skills, learns), np.zeros(n_skills)
+        model.guesses, model.slips = np.full(n_pairs, guesses), np.full(n_pairs, slips)
+        model.answers = np.zeros(n_skills)
+        return model
+
     def hyper_parameters(self) -> dict[str, Any]:
         return {
             "forgets": self.forgets, "multigs": self.multigs, "multiprior": self.multiprior,
