@@ -45,6 +45,23 @@ def global_key(db):
     return api_key_create(name="schemathesis", course=None)[1]
 
 
+@pytest.fixture
+def in_test_transaction():
+    """Keep the test's database connection across requests, as Django's own test client does.
+
+    The WSGI app fires request_finished, whose close_old_connections would close the
+    connection that holds the test transaction (PostgreSQL; SQLite's in-memory one survives).
+    """
+    from django.core.signals import request_finished, request_started
+    from django.db import close_old_connections
+
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
+
+
 schema = _load_schema()
 
 
@@ -52,7 +69,7 @@ schema = _load_schema()
 @schema.parametrize()
 @settings(max_examples=15, deadline=None, derandomize=True, database=None,
           suppress_health_check=list(HealthCheck))
-def test_api_answers_as_documented(case, global_key):
+def test_api_answers_as_documented(case, global_key, in_test_transaction):
     if "course" in case.path_parameters and case.operation.method.upper() != "POST" or case.path_parameters.get(
             "course", "").isascii() is False:
         # Mostly a course that exists, so the success paths run; other courses are tested in test_api.
