@@ -75,9 +75,11 @@ def forward_filter(course: dict[str, torch.Tensor], offsets: torch.Tensor, batch
         chance = torch.clamp(known * (1 - slip) + (1 - known) * guess, _EDGE, 1 - _EDGE)  # (B, K)
         probabilities.append((share[:, step] * chance).sum(-1) + no_skill[:, step] * course["base"])
         log_likelihood = log_likelihood + (on * (right * chance.log() + (1 - right) * (1 - chance).log())).sum(-1)
-        after_right = known * (1 - slip) / chance
-        after_wrong = known * slip / (1 - chance)
-        posterior = right * after_right + (1 - right) * after_wrong
+        # Exact Bayes ratios with their own denominators: the clamped ``chance`` could push a
+        # posterior past 1 when slip is near 0 on long drills.
+        after_right = known * (1 - slip) / (known * (1 - slip) + (1 - known) * guess + _EDGE)
+        after_wrong = known * slip / (known * slip + (1 - known) * (1 - guess) + _EDGE)
+        posterior = torch.clamp(right * after_right + (1 - right) * after_wrong, 0.0, 1.0)
         posterior = posterior + (1 - posterior) * learn
         known = on * posterior + (1 - on) * known
     return log_likelihood, torch.stack(probabilities, dim=1), known
@@ -267,9 +269,10 @@ class HierarchicalBKT(Estimator):
         known = np.asarray(state.mastery, dtype=np.float64)
         offsets = np.asarray(state.memory["traits"], dtype=np.float64)
         on = self.q_matrix[item]
-        chance = self._chance(known)
-        slip = self.arrays["slip"]
-        posterior = correct * known * (1 - slip) / chance + (1 - correct) * known * slip / (1 - chance)
+        slip, guess = self.arrays["slip"], self.arrays["guess"]
+        after_right = known * (1 - slip) / (known * (1 - slip) + (1 - known) * guess + _EDGE)
+        after_wrong = known * slip / (known * slip + (1 - known) * (1 - guess) + _EDGE)
+        posterior = np.clip(correct * after_right + (1 - correct) * after_wrong, 0.0, 1.0)
         learn = 1 / (1 + np.exp(-(self.arrays["learn_logit"] + offsets[0])))
         posterior = posterior + (1 - posterior) * learn
         return self._state(np.where(on, posterior, known), offsets, float(at), state.memory.get("learner"))
