@@ -223,6 +223,14 @@ def test_learners_mastery_next_and_predict(course, api):
     assert set(rows) == {"count", "add", "frac-add"}
     assert mastery.json()["mean"] == pytest.approx(sum(rows.values()) / 3, abs=1e-6)
     assert api.get(url(course, "/learners/nobody/mastery")).status_code == 404
+    assert mastery.json()["forecast"] is None and mastery.json()["traits"] == {}  # bkt: no traits
+
+    later = api.get(url(course, "/learners/u1/mastery"), {"at": "2027-01-01T00:00:00Z"})
+    assert later.status_code == 200 and later.json()["at"].startswith("2027-01-01")
+    # BKT has no forgetting: the forecast is today's mastery.
+    assert later.json()["forecast"] == pytest.approx(rows, abs=1e-6)
+    bad = api.get(url(course, "/learners/u1/mastery"), {"at": "next spring"})
+    assert bad.status_code == 400 and bad.json()["field"] == "at"
 
     choice = api.get(url(course, "/learners/u1/next"))
     assert choice.status_code == 200

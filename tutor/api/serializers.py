@@ -215,12 +215,25 @@ class SkillMastery(serializers.Serializer):
                                    help_text="The fit whose model computed it (null: the untrained default).")
 
 
+class MasteryQuery(serializers.Serializer):
+    at = serializers.DateTimeField(required=False, help_text="Also forecast mastery at this moment (ISO 8601), "
+                                                             "assuming no practice until then.")
+
+
 class MasteryOut(serializers.Serializer):
     learner = serializers.CharField(help_text="Learner id.")
     mean = serializers.FloatField(allow_null=True, help_text="Mean over the course's skills (skills not yet "
                                                              "estimated count as 0); the LTI grade.")
     mastery = SkillMastery(many=True, help_text="One entry per skill the model estimates; empty before the "
                                                 "learner's first answer.")
+    at = serializers.DateTimeField(allow_null=True, help_text="The moment asked for with `?at=`, or null.")
+    forecast = serializers.DictField(child=serializers.FloatField(), allow_null=True,
+                                     help_text="Skill id -> P(known) at `at` with no practice until then: "
+                                               "forgetting for models that have it (psikt), the current "
+                                               "mastery for the others; null without `?at=`.")
+    traits = serializers.DictField(help_text="The learner's latent traits with uncertainty under the active "
+                                             "model, e.g. psikt's {\"alpha\": {\"mean\": .., \"sd\": ..}}; "
+                                             "{} for models without traits.")
 
 
 class NextOut(serializers.Serializer):

@@ -15,7 +15,14 @@ from rest_framework.views import APIView
 
 from curriculum.services import curriculum_import, graph_for_course, next_item_choose
 from tracing.models import Fit
-from tracing.services import fit_create, fits_for_course, mastery_get, predict_items
+from tracing.services import (
+    fit_create,
+    fits_for_course,
+    learner_traits_get,
+    mastery_forecast,
+    mastery_get,
+    predict_items,
+)
 from tutor.api import selectors, serializers as shapes
 from tutor.api.auth import ApiKeyAuthentication, CourseClient, GlobalClient, course_for_request, courses_for_request
 from tutor.api.parsers import BoundedJSONParser
@@ -184,14 +191,24 @@ class LearnersView(ApiListView):
 
 
 class MasteryView(ApiView):
-    @extend_schema(summary="A learner's mastery per skill", tags=["learners"], parameters=[COURSE, LEARNER],
+    @extend_schema(summary="A learner's mastery per skill, its forecast and the learner's traits", tags=["learners"],
+                   parameters=[COURSE, LEARNER, shapes.MasteryQuery],
                    responses={200: shapes.MasteryOut, **errors(400, 404)})
     def get(self, request: Request, course: str, learner: str) -> Response:
         course_object = course_for_request(request, course)
-        rows = mastery_get(learner=learner_get(course=course_object, external_id=learner))
+        learner_object = learner_get(course=course_object, external_id=learner)
+        query = shapes.MasteryQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        at = query.validated_data.get("at")
+        rows = mastery_get(learner=learner_object)
         total = course_object.skills.count()
         mean = round(sum(row.probability for row in rows) / total, 6) if total and rows else None
-        return Response({"learner": learner, "mean": mean, "mastery": shapes.SkillMastery(rows, many=True).data})
+        return Response({
+            "learner": learner, "mean": mean, "mastery": shapes.SkillMastery(rows, many=True).data,
+            "at": at.isoformat() if at else None,
+            "forecast": mastery_forecast(learner=learner_object, at=at) if at else None,
+            "traits": learner_traits_get(learner=learner_object),
+        })
 
 
 class NextView(ApiView):
