@@ -85,15 +85,19 @@ class Estimator(abc.ABC):
     def load(cls, path: Path) -> Self:
         ...
 
-    @property
-    @abc.abstractmethod
-    def item_ids(self) -> tuple[str, ...]:
-        """External ids of the items the model was fitted on, in index order."""
+    # Set by ``fit`` (and ``load``/``untrained``) to the vocabulary the model was fitted on.
+    _item_ids: tuple[str, ...] = ()
+    _skill_ids: tuple[str, ...] = ()
 
     @property
-    @abc.abstractmethod
+    def item_ids(self) -> tuple[str, ...]:
+        """External ids of the items the model was fitted on, in index order."""
+        return self._item_ids
+
+    @property
     def skill_ids(self) -> tuple[str, ...]:
         """External ids of the skills that ``LearnerState.mastery`` is indexed by."""
+        return self._skill_ids
 
     @classmethod
     def untrained(cls, *, item_ids: tuple[str, ...], skill_ids: tuple[str, ...], q_matrix: np.ndarray) -> Self:

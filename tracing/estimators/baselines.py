@@ -27,16 +27,6 @@ class SkillRate(Estimator):
         self.prior_strength = float(prior_strength)
         self.rate: np.ndarray = np.zeros(0)
         self.q_matrix: np.ndarray = np.zeros((0, 0), dtype=bool)
-        self._item_ids: tuple[str, ...] = ()
-        self._skill_ids: tuple[str, ...] = ()
-
-    @property
-    def item_ids(self) -> tuple[str, ...]:
-        return self._item_ids
-
-    @property
-    def skill_ids(self) -> tuple[str, ...]:
-        return self._skill_ids
 
     def fit(self, data: Dataset, *, seed: int = 0, progress: Progress | None = None) -> Self:
         skills = data.q_matrix[data.item].astype(np.float64)  # (N, n_skills)

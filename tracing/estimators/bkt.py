@@ -107,8 +107,6 @@ class BKT(Estimator):
         self.max_slip = _check_float("max_slip", max_slip, 0.0, 1.0, open_low=True)
         self.prior_window = _check_int("prior_window", prior_window, 1, 1_000_000)
         self.prior_bins = _check_int("prior_bins", prior_bins, 1, 100)
-        self._item_ids: tuple[str, ...] = ()
-        self._skill_ids: tuple[str, ...] = ()
         self.item_start = np.zeros(1, dtype=np.int64)
         self.pair_skill = np.zeros(0, dtype=np.int64)
         self.prior = np.zeros((0, self.n_classes))
@@ -146,14 +144,6 @@ class BKT(Estimator):
     @property
     def n_classes(self) -> int:
         return self.prior_bins + 1 if self.multiprior else 1
-
-    @property
-    def item_ids(self) -> tuple[str, ...]:
-        return self._item_ids
-
-    @property
-    def skill_ids(self) -> tuple[str, ...]:
-        return self._skill_ids
 
     @property
     def n_skills(self) -> int:

@@ -299,8 +299,6 @@ class DeepEstimator(Estimator):
         self.config = config
         self.network: TracingNetwork | None = None
         self.q_matrix = np.zeros((0, 0), dtype=bool)
-        self._item_ids: tuple[str, ...] = ()
-        self._skill_ids: tuple[str, ...] = ()
         self.history: list[dict[str, float]] = []
         self.best_epoch = 0
 
@@ -309,14 +307,6 @@ class DeepEstimator(Estimator):
 
     def build_network(self, q_matrix: np.ndarray) -> TracingNetwork:
         raise NotImplementedError
-
-    @property
-    def item_ids(self) -> tuple[str, ...]:
-        return self._item_ids
-
-    @property
-    def skill_ids(self) -> tuple[str, ...]:
-        return self._skill_ids
 
     @property
     def window(self) -> int:

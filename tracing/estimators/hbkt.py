@@ -143,20 +143,10 @@ class HierarchicalBKT(Estimator):
         self.max_length = int(check_range("max_length", max_length, 2))
         self.threads = resolve_threads(threads)
         self.q_matrix = np.zeros((0, 0), dtype=bool)
-        self._item_ids: tuple[str, ...] = ()
-        self._skill_ids: tuple[str, ...] = ()
         self.arrays: dict[str, np.ndarray] = {}
         self.learner_index: dict[str, int] = {}
         self.losses: list[float] = []
         self.timings: dict[str, float] = {}
-
-    @property
-    def item_ids(self) -> tuple[str, ...]:
-        return self._item_ids
-
-    @property
-    def skill_ids(self) -> tuple[str, ...]:
-        return self._skill_ids
 
     def hyper_parameters(self) -> dict[str, Any]:
         return {"steps": self.steps, "batch_size": self.batch_size, "learning_rate": self.learning_rate,
