@@ -107,6 +107,16 @@ class Estimator(abc.ABC):
         """
         raise NotImplementedError(f"{cls.__name__} has no untrained form")
 
+    def aligned(self, data: Dataset) -> Dataset:
+        """``data`` re-expressed against the fitted items and skills (models keep a ``q_matrix``).
+
+        A dataset read separately (a test file, one learner's history) numbers its
+        items its own way; predictions must use the model's numbering.
+        """
+        if data.item_ids == self._item_ids:
+            return data
+        return data.with_vocabulary(self._item_ids, self._skill_ids, self.q_matrix)
+
     def params(self) -> dict[str, Any]:
         """Fitted parameters worth showing a person (JSON-serialisable)."""
         return {}

@@ -290,11 +290,6 @@ class BKT(Estimator):
 
     # Prediction -----------------------------------------------------------------
 
-    def _aligned(self, data: Dataset) -> Dataset:
-        if data.item_ids == self._item_ids:
-            return data
-        return data.with_vocabulary(self._item_ids, self._skill_ids, self.q_matrix)
-
     def _filter(self, data: Dataset) -> tuple[_Expanded, np.ndarray, np.ndarray]:
         expanded = _Expanded(data, self.item_start, self.pair_skill, self._row_classes(data))
         predicted = np.empty(len(expanded.row))
@@ -306,7 +301,7 @@ class BKT(Estimator):
 
     def predict_proba(self, data: Dataset) -> np.ndarray:
         """P(correct) (N,) for every row from the learner's earlier rows: the BKT filter per (learner, skill)."""
-        data = self._aligned(data)
+        data = self.aligned(data)
         expanded, predicted, _ = self._filter(data)
         sums = np.bincount(expanded.row, weights=predicted, minlength=data.n_rows)
         counts = np.bincount(expanded.row, minlength=data.n_rows)
@@ -356,7 +351,7 @@ class BKT(Estimator):
 
     def final_states(self, data: Dataset) -> list[LearnerState]:
         """Every learner's state after all their rows, from one vectorised filter pass."""
-        data = self._aligned(data)
+        data = self.aligned(data)
         expanded, _, final = self._filter(data)
         lengths = data.lengths
         answered = np.minimum(lengths, self.prior_window)

@@ -447,15 +447,10 @@ class DeepEstimator(Estimator):
             raise RuntimeError(f"{type(self).__name__} is not fitted")
         return self.network
 
-    def _local(self, data: Dataset) -> Dataset:
-        if data.item_ids != self._item_ids:
-            data = data.with_vocabulary(self._item_ids, self._skill_ids, self.q_matrix)
-        return data
-
     def predict_proba(self, data: Dataset) -> np.ndarray:
         """P(correct) per row (N,), each from that learner's earlier rows in its window context."""
         self._require_fitted()
-        data = self._local(data)
+        data = self.aligned(data)
         with torch_threads(self.config["threads"]):
             return self._predict_windows(data, Windows.cut(data, self.window))
 
@@ -507,7 +502,7 @@ class DeepEstimator(Estimator):
 
     def final_states(self, data: Dataset) -> list[LearnerState]:
         """Every learner's state after all their rows: one context per learner, no replay."""
-        data = self._local(data)
+        data = self.aligned(data)
         states = []
         for learner in range(data.n_learners):
             rows = data.rows(learner)

@@ -205,11 +205,6 @@ class HierarchicalBKT(Estimator):
                 offsets[position] = self.arrays["trait_loc"][slot]
         return offsets
 
-    def _in_vocabulary(self, data: Dataset) -> Dataset:
-        if data.item_ids == self._item_ids:
-            return data
-        return data.with_vocabulary(self._item_ids, self._skill_ids, self.q_matrix)
-
     def _run(self, data: Dataset, learners: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         padded = pad_learners(data, learners, unit=1.0)
         with torch.no_grad():
@@ -220,7 +215,7 @@ class HierarchicalBKT(Estimator):
         return out, known.numpy()
 
     def predict_proba(self, data: Dataset) -> np.ndarray:
-        data = self._in_vocabulary(data)
+        data = self.aligned(data)
         offsets = self._offsets(data.learner_ids)
         out = np.empty(data.n_rows)
         for chunk in np.array_split(np.arange(data.n_learners), max(1, data.n_learners // 512)):
@@ -231,7 +226,7 @@ class HierarchicalBKT(Estimator):
         return out
 
     def final_states(self, data: Dataset) -> list[LearnerState]:
-        data = self._in_vocabulary(data)
+        data = self.aligned(data)
         offsets = self._offsets(data.learner_ids)
         states: list[LearnerState] = []
         for chunk in np.array_split(np.arange(data.n_learners), max(1, data.n_learners // 512)):

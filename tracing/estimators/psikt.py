@@ -442,7 +442,7 @@ class PsiKT(Estimator):
         """
         progress = progress or no_progress
         started = time.perf_counter()
-        data = self._in_vocabulary(data)
+        data = self.aligned(data)
         known = np.array([self.learner_index.get(name, -1) for name in data.learner_ids], dtype=np.int64)
         resume = known >= 0
         prior_loc = np.where(resume[:, None], self.arrays["trait_loc"][np.maximum(known, 0)],
@@ -490,11 +490,6 @@ class PsiKT(Estimator):
         return self
 
     # ----------------------------------------------------------------- internals
-
-    def _in_vocabulary(self, data: Dataset) -> Dataset:
-        if data.item_ids == self._item_ids:
-            return data
-        return data.with_vocabulary(self._item_ids, self._skill_ids, self.q_matrix)
 
     def _first_gaps(self, data: Dataset, start_at: np.ndarray) -> np.ndarray:
         """Time units from each learner's stored last answer to its first new row (0 if none)."""
@@ -582,7 +577,7 @@ class PsiKT(Estimator):
     # ----------------------------------------------------------------- prediction
 
     def predict_proba(self, data: Dataset) -> np.ndarray:
-        data = self._in_vocabulary(data)
+        data = self.aligned(data)
         raw, _ = self._raw_traits(data.learner_ids)
         out = np.empty(data.n_rows, dtype=np.float64)
         learners = np.arange(data.n_learners)
@@ -594,7 +589,7 @@ class PsiKT(Estimator):
         return out
 
     def final_states(self, data: Dataset) -> list[LearnerState]:
-        data = self._in_vocabulary(data)
+        data = self.aligned(data)
         loc, scale = self._raw_traits(data.learner_ids)
         states: list[LearnerState] = []
         learners = np.arange(data.n_learners)
