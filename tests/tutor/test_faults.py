@@ -282,9 +282,10 @@ def test_a_worker_killed_mid_fit_keeps_the_previous_fit_and_the_task_is_redelive
                          "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel=WARNING",
                          DATABASE_CONN_MAX_AGE="0")
     try:
-        # Enough EM restarts and iterations that the fit runs for seconds: there is a "mid" to kill it in.
+        # A fit that takes seconds however idle the machine is (400 SVI steps, about 10 s per pass on
+        # the demo course; BKT's EM finishes in well under a second there): there is a "mid" to kill it in.
         slow = stack.request("POST", f"/api/v1/courses/{COURSE}/fits",
-                             {"model": "bkt", "params": {"restarts": 40, "max_iter": 400, "tol": 0.0}})
+                             {"model": "hbkt", "params": {"steps": 400, "threads": 1}})
         assert slow.status == 202, slow.body
         fit = slow.body["id"]
         _wait(lambda: _fit_rows(stack)[fit][0] == "running" and _children(worker.pid), 90,
