@@ -239,18 +239,18 @@ def mastery_get(*, learner: Learner) -> list[Mastery]:
     return list(Mastery.objects.filter(learner=learner).select_related("skill").order_by("skill_id"))
 
 
-def mastery_forecast(*, learner: Learner, at: datetime) -> dict[str, float]:
-    """P(knows each skill) at a future moment with no practice until then (forgetting, where the model has it)."""
+def learner_outlook(*, learner: Learner, at: datetime | None = None) -> dict[str, Any]:
+    """The learner's latent traits with uncertainty ({} for models without traits) and, when ``at`` is
+    given, P(knows each skill) at that moment with no practice until then (forgetting, where the model
+    has it; else today's mastery). One model load and one state read serve both.
+    """
     model = course_model(learner.course)
     state = learner_state(learner=learner, model=model)
-    forecast = model.estimator.mastery_at(state, at.timestamp())
-    return dict(zip(model.estimator.skill_ids, (round(float(p), 6) for p in forecast)))
-
-
-def learner_traits_get(*, learner: Learner) -> dict[str, Any]:
-    """The learner's latent traits with uncertainty under the active model ({} for models without traits)."""
-    model = course_model(learner.course)
-    return _finite(model.estimator.learner_traits(learner_state(learner=learner, model=model)))
+    forecast = None
+    if at is not None:
+        values = model.estimator.mastery_at(state, at.timestamp())
+        forecast = dict(zip(model.estimator.skill_ids, (round(float(p), 6) for p in values)))
+    return {"traits": _finite(model.estimator.learner_traits(state)), "forecast": forecast}
 
 
 def predict_items(*, learner: Learner, items: Sequence[str], at: datetime | None = None) -> dict[str, float | None]:

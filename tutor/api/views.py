@@ -18,8 +18,7 @@ from tracing.models import Fit
 from tracing.services import (
     fit_create,
     fits_for_course,
-    learner_traits_get,
-    mastery_forecast,
+    learner_outlook,
     mastery_get,
     predict_items,
 )
@@ -206,8 +205,7 @@ class MasteryView(ApiView):
         return Response({
             "learner": learner, "mean": mean, "mastery": shapes.SkillMastery(rows, many=True).data,
             "at": at.isoformat() if at else None,
-            "forecast": mastery_forecast(learner=learner_object, at=at) if at else None,
-            "traits": learner_traits_get(learner=learner_object),
+            **learner_outlook(learner=learner_object, at=at),
         })
 
 
