@@ -44,17 +44,22 @@ class CourseModel:
     estimator: Estimator
     fit: Fit | None
     vocabulary: Vocabulary
-    item_index: dict[str, int]
-    skill_index: dict[str, int]
+
+    @cached_property
+    def item_index(self) -> dict[str, int]:
+        """Item external id -> the estimator's item index."""
+        return {e: i for i, e in enumerate(self.estimator.item_ids)}
+
+    @cached_property
+    def skill_index(self) -> dict[str, int]:
+        """Skill external id -> the estimator's skill index (position in ``LearnerState.mastery``)."""
+        return {e: i for i, e in enumerate(self.estimator.skill_ids)}
 
     @cached_property
     def item_pk_index(self) -> dict[int, int]:
         """Item primary key -> the estimator's item index (items the estimator knows only)."""
         return {pk: self.item_index[e] for pk, e in zip(self.vocabulary.item_pk, self.vocabulary.item_ids)
                 if e in self.item_index}
-
-    def item_pk_to_index(self) -> dict[int, int]:
-        return self.item_pk_index
 
 
 _IN_CHUNK = 5_000  # below SQLite's bound on query variables
@@ -114,11 +119,7 @@ def course_model(course: Course) -> CourseModel:
         estimator = get_estimator(fit.kind).load(Path(settings.ARTIFACT_ROOT) / fit.artifact)
     else:
         estimator = _default_estimator(vocabulary)
-    model = CourseModel(
-        estimator=estimator, fit=fit, vocabulary=vocabulary,
-        item_index={e: i for i, e in enumerate(estimator.item_ids)},
-        skill_index={e: i for i, e in enumerate(estimator.skill_ids)},
-    )
+    model = CourseModel(estimator=estimator, fit=fit, vocabulary=vocabulary)
     with _cache_lock:
         _cache[key] = model
         while len(_cache) > _CACHE_SIZE:
@@ -397,9 +398,7 @@ def _activate(fit: Fit, estimator: Estimator, data, vocabulary: Vocabulary, arti
 
 def mastery_recompute(*, course: Course, fit: Fit, estimator: Estimator, data, vocabulary: Vocabulary) -> int:
     """Every learner's mastery and trace under a newly activated fit; returns the learner count."""
-    model = CourseModel(estimator=estimator, fit=fit, vocabulary=vocabulary,
-                        item_index={e: i for i, e in enumerate(estimator.item_ids)},
-                        skill_index={e: i for i, e in enumerate(estimator.skill_ids)})
+    model = CourseModel(estimator=estimator, fit=fit, vocabulary=vocabulary)
     states = estimator.final_states(data)
     pk_by_name = dict(Learner.objects.filter(course=course).values_list("external_id", "id"))
     _mastery_write(model, {pk_by_name[name]: state for name, state in zip(data.learner_ids, states)},
