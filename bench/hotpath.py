@@ -1,0 +1,196 @@
+"""CPU time and SQL queries per request on the two hot endpoints, in one process, no network.
+
+    python bench/hotpath.py [--requests 400] [--learners 1000] [--history 20000] [--profile 25]
+
+Where bench/load.py measures latency under a real server, this measures what one request costs
+the application process: Python CPU milliseconds (process time, so steadier than wall time on a
+busy machine) and the number of SQL queries, for POST one interaction (with the online mastery
+update) and GET the next item, on the demo course with ``--learners`` learners who already hold
+``--history`` answers. It runs the WSGI handler directly (every middleware, authentication and
+serialisation included). PostgreSQL's own CPU is not counted here; load.py reports it.
+
+Creates a fresh PostgreSQL database (BENCH_DATABASE, default kt_bench_hotpath, on BENCH_POSTGRES,
+default postgres://postgres@127.0.0.1:5432), drops it afterwards and prints JSON. ``--profile N``
+adds the N functions with the most cumulative time under cProfile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import pstats
+import random
+import statistics
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import emit  # noqa: E402
+
+COURSE = "arithmetic"
+
+
+def _postgres(url: str, sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True, connect_timeout=5) as connection:
+        connection.execute(sql)
+
+
+def _configure(args: argparse.Namespace) -> str:
+    base = args.postgres.rstrip("/")
+    try:
+        _postgres(f"{base}/postgres", f"DROP DATABASE IF EXISTS {args.database}")
+        _postgres(f"{base}/postgres", f"CREATE DATABASE {args.database}")
+    except Exception as error:  # noqa: BLE001 - any failure to reach PostgreSQL ends the bench with its reason
+        sys.exit(f"PostgreSQL at {base} is not reachable ({error}); set BENCH_POSTGRES")
+    os.environ.update({
+        "DATABASE_URL": f"{base}/{args.database}", "DJANGO_DEBUG": "false", "DJANGO_SECRET_KEY": "bench-" + "k" * 60,
+        "DJANGO_SECURE_SSL_REDIRECT": "false", "DJANGO_LOG_LEVEL": "WARNING", "TUTOR_API_RATE": "10000000/min",
+        "CELERY_TASK_ALWAYS_EAGER": "true", "TRACING_TORCH_THREADS": "1", "DJANGO_ALLOWED_HOSTS": "testserver",
+    })
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tutor.settings")
+    import django
+
+    django.setup()
+    return base
+
+
+class Caller:
+    """Calls the WSGI application as gunicorn would: one environ in, the body out."""
+
+    def __init__(self, key: str) -> None:
+        from django.core.handlers.wsgi import WSGIHandler
+
+        self.application = WSGIHandler()
+        self.key = key
+
+    def __call__(self, method: str, path: str, body: Any = None) -> tuple[int, bytes]:
+        payload = json.dumps(body).encode() if body is not None else b""
+        environ = {
+            "REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": "", "SERVER_NAME": "testserver",
+            "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(payload), "wsgi.errors": sys.stderr, "wsgi.version": (1, 0),
+            "wsgi.multithread": False, "wsgi.multiprocess": True, "wsgi.run_once": False,
+            "CONTENT_LENGTH": str(len(payload)), "CONTENT_TYPE": "application/json",
+            "HTTP_AUTHORIZATION": f"Token {self.key}", "REMOTE_ADDR": "127.0.0.1",
+        }
+        status: list[str] = []
+        chunks = self.application(environ, lambda line, headers, exc_info=None: status.append(line))
+        body_out = b"".join(chunks)
+        if hasattr(chunks, "close"):
+            chunks.close()
+        return int(status[0].split()[0]), body_out
+
+
+def _seed(call: Caller, args: argparse.Namespace, items: list[str]) -> None:
+    generator = random.Random(1)
+    start = datetime(2026, 10, 1, tzinfo=timezone.utc)
+    for first in range(0, args.history, 10_000):
+        rows = [{"id": f"seed-{n}", "learner": f"learner-{n % args.learners:04d}", "item": generator.choice(items),
+                 "correct": int(generator.random() < 0.6), "timestamp": (start + timedelta(seconds=n)).isoformat()}
+                for n in range(first, min(args.history, first + 10_000))]
+        status, body = call("POST", f"/api/v1/courses/{COURSE}/interactions", rows)
+        if status != 201:
+            sys.exit(f"seeding answered {status}: {body[:300]!r}")
+
+
+def _jobs(args: argparse.Namespace, items: list[str], label: str) -> list[tuple[str, str, Any]]:
+    generator = random.Random(label)
+    moment = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    jobs = []
+    for number in range(args.requests):
+        learner = f"learner-{generator.randrange(args.learners):04d}"
+        row = {"id": f"{label}-{number}", "learner": learner, "item": generator.choice(items),
+               "correct": int(generator.random() < 0.6), "timestamp": (moment + timedelta(seconds=number)).isoformat()}
+        jobs.append(("interactions", f"/api/v1/courses/{COURSE}/interactions", row))
+        jobs.append(("next", f"/api/v1/courses/{COURSE}/learners/{learner}/next", None))
+    return jobs
+
+
+def _measure(call: Caller, jobs: list[tuple[str, str, Any]]) -> dict[str, dict[str, float]]:
+    cpu: dict[str, list[float]] = {"interactions": [], "next": []}
+    wall: dict[str, list[float]] = {"interactions": [], "next": []}
+    for endpoint, path, body in jobs:
+        cpu_start, wall_start = time.process_time(), time.perf_counter()
+        status, raw = call("POST" if body is not None else "GET", path, body)
+        cpu[endpoint].append(time.process_time() - cpu_start)
+        wall[endpoint].append(time.perf_counter() - wall_start)
+        if status not in (200, 201):
+            sys.exit(f"{endpoint} answered {status}: {raw[:300]!r}")
+    return {endpoint: {"cpu_ms_mean": round(1000 * statistics.fmean(cpu[endpoint]), 2),
+                       "cpu_ms_median": round(1000 * statistics.median(cpu[endpoint]), 2),
+                       "wall_ms_median": round(1000 * statistics.median(wall[endpoint]), 2)} for endpoint in cpu}
+
+
+def _queries(call: Caller, jobs: list[tuple[str, str, Any]]) -> dict[str, dict[str, Any]]:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    counts: dict[str, list[int]] = {"interactions": [], "next": []}
+    example: dict[str, list[str]] = {}
+    for endpoint, path, body in jobs:
+        with CaptureQueriesContext(connection) as captured:
+            call("POST" if body is not None else "GET", path, body)
+        counts[endpoint].append(len(captured.captured_queries))
+        example.setdefault(endpoint, [query["sql"][:160] for query in captured.captured_queries])
+    return {endpoint: {"mean": round(statistics.fmean(values), 2), "max": max(values), "example": example[endpoint]}
+            for endpoint, values in counts.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=400, help="requests per endpoint (measured)")
+    parser.add_argument("--warmup", type=int, default=50, help="requests per endpoint before measuring")
+    parser.add_argument("--learners", type=int, default=1000)
+    parser.add_argument("--history", type=int, default=20_000, help="answers stored before measuring")
+    parser.add_argument("--profile", type=int, default=0, help="print the top N functions by cumulative time")
+    parser.add_argument("--sort", default="cumulative", help="profile order: cumulative or tottime")
+    parser.add_argument("--postgres", default=os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432"))
+    parser.add_argument("--database", default=os.environ.get("BENCH_DATABASE", "kt_bench_hotpath"))
+    args = parser.parse_args()
+    base = _configure(args)
+    try:
+        from django.core.management import call_command
+
+        from curriculum.models import Item
+        from tutor.api.keys import api_key_create
+        from tutor.models import Course
+
+        call_command("migrate", "--no-input", verbosity=0)
+        call_command("demo_setup", stdout=io.StringIO())
+        key = api_key_create(name="hotpath", course=Course.objects.get(slug=COURSE))[1]
+        items = list(Item.objects.filter(course__slug=COURSE).order_by("id").values_list("external_id", flat=True))
+        call = Caller(key)
+        started = time.perf_counter()
+        _seed(call, args, items)
+        seed_s = time.perf_counter() - started
+        warm = argparse.Namespace(**{**vars(args), "requests": args.warmup})
+        _measure(call, _jobs(warm, items, "warm"))
+        result: dict[str, Any] = {"bench": "hotpath", "learners": args.learners, "history": args.history,
+                                  "requests_per_endpoint": args.requests, "seed_s": round(seed_s, 2),
+                                  "per_request": _measure(call, _jobs(args, items, "measured")),
+                                  "queries": _queries(call, _jobs(warm, items, "counted"))}
+        if args.profile:
+            profiler = cProfile.Profile(time.process_time)  # CPU, not waits on PostgreSQL
+            profiler.runcall(_measure, call, _jobs(args, items, "profiled"))
+            text = io.StringIO()
+            pstats.Stats(profiler, stream=text).sort_stats(args.sort).print_stats(args.profile)
+            result["profile"] = text.getvalue().splitlines()
+        emit(result)
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        _postgres(f"{base}/postgres", f"DROP DATABASE IF EXISTS {args.database}")
+
+
+if __name__ == "__main__":
+    main()
