@@ -28,6 +28,7 @@ When every goal skill is mastered it returns a Choice with ``done=True``.
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -186,21 +187,44 @@ class _State:
     items_by_skill: dict[str, list[ItemSpec]] = field(default_factory=dict)
 
 
+_catalogs: OrderedDict[tuple[int, int, tuple[str, ...]], tuple[Any, Any, PrerequisiteGraph, dict]] = OrderedDict()
+_CATALOGS = 32
+
+
+def _catalog(graph: PrerequisiteGraph, items: Sequence[ItemSpec],
+             goals: tuple[str, ...]) -> tuple[PrerequisiteGraph, dict[str, list[ItemSpec]]]:
+    """The graph restricted to the goals, and the items of each of its skills.
+
+    They depend on the course, not the learner: a caller that passes the same graph and item
+    objects again (the server keeps them per course model) gets them from a small cache keyed
+    by identity; the entry holds its keys, so an id is never reused while it is cached.
+    """
+    key = (id(graph), id(items), goals)
+    cached = _catalogs.get(key)
+    if cached is not None and cached[0] is graph and cached[1] is items:
+        return cached[2], cached[3]
+    relevant = graph.restricted(goals) if goals else graph
+    items_by_skill: dict[str, list[ItemSpec]] = {}
+    for item in items:
+        for skill in item.skills:
+            if skill in relevant:
+                items_by_skill.setdefault(skill, []).append(item)
+    _catalogs[key] = (graph, items, relevant, items_by_skill)
+    while len(_catalogs) > _CATALOGS:
+        _catalogs.popitem(last=False)
+    return relevant, items_by_skill
+
+
 def _prepare(*, mastery: Mapping[str, float], graph: PrerequisiteGraph, items: Sequence[ItemSpec],
              config: PolicyConfig, mastery_before: Mapping[str, float] | None) -> _State:
     goals = tuple(config.goals) or graph.skills
-    relevant = graph.restricted(goals) if config.goals else graph
+    relevant, items_by_skill = _catalog(graph, items, tuple(config.goals))
     now = {skill: float(mastery.get(skill, 0.0)) for skill in relevant.skills}
     level = dict(now)
     if not config.review and mastery_before is not None:
         # Without review a skill keeps the mastery it reached at its last practice.
         level = {skill: max(value, float(mastery_before.get(skill, 0.0))) for skill, value in now.items()}
     mastered = {skill for skill, value in level.items() if value >= config.threshold}
-    items_by_skill: dict[str, list[ItemSpec]] = {}
-    for item in items:
-        for skill in item.skills:
-            if skill in relevant:
-                items_by_skill.setdefault(skill, []).append(item)
     # A skill no item tests can never be practised; let it not block what depends on it.
     mastered |= {skill for skill in relevant.skills if skill not in items_by_skill}
     return _State(graph=relevant, mastery=level, mastered=mastered, goals=goals, items_by_skill=items_by_skill)

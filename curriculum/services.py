@@ -322,6 +322,12 @@ def graph_for_course(*, course: Course, include_learned: bool = True, min_weight
     return graph
 
 
+def policy_graph(*, course: Course, model: Any) -> PrerequisiteGraph:
+    """The graph the policy reads (``graph_for_course`` with its defaults), built once per course model:
+    the model's cache key covers the prerequisite edges, so a changed edge gives a fresh graph."""
+    return model.memo("policy_graph", lambda: graph_for_course(course=course))
+
+
 def course_policy(*, course: Course) -> PolicyConfig:
     """The course's policy settings (defaults where unset)."""
     try:
@@ -348,45 +354,70 @@ def next_item_choose(*, course: Course, learner: Learner, now: datetime | None =
     mastery = {skill: float(now_mastery[index]) for skill, index in model.skill_index.items()}
     mastery_before = {skill: float(state.mastery[index]) for skill, index in model.skill_index.items()}
 
-    vocabulary = model.vocabulary
-    items = [ItemSpec(item_id, tuple(vocabulary.skill_ids[column] for column in np.flatnonzero(row)))
-             for item_id, row in zip(vocabulary.item_ids, vocabulary.q_matrix)]
-    known = [item for item in vocabulary.item_ids if item in model.item_index]
-    indices = np.array([model.item_index[item] for item in known], dtype=np.int64)
+    items, known, indices = model.memo("policy_items", lambda: _policy_items(model))
     probabilities = estimator.predict_next(state, indices, at=moment) if len(indices) else np.zeros(0)
     p_correct = dict(zip(known, map(float, probabilities)))
 
+    # Item primary keys, no joins: the model's vocabulary names the items and their skills.
+    item_of_pk, skills_of_pk = model.memo("item_of_pk", lambda: _items_by_pk(model, items))
     rows = (Interaction.objects.filter(learner=learner).order_by("-timestamp", "-id")
-            .values_list("item__external_id", "correct")[:HISTORY_LENGTH])
-    history = [Answer(item, float(correct)) for item, correct in reversed(rows)]
-    last_practice = {skill: moment_.timestamp() for skill, moment_ in
-                     Interaction.objects.filter(learner=learner).values_list("item__skills__external_id")
-                     .annotate(last=Max("timestamp")).values_list("item__skills__external_id", "last")
-                     if skill is not None}
-    graph = graph_for_course(course=course)
+            .values_list("item_id", "correct")[:HISTORY_LENGTH])
+    history = [Answer(item_of_pk[pk], float(correct)) for pk, correct in reversed(rows) if pk in item_of_pk]
+    last_practice: dict[str, float] = {}
+    for pk, last in (Interaction.objects.filter(learner=learner).order_by().values_list("item_id")
+                     .annotate(last=Max("timestamp")).values_list("item_id", "last")):
+        for skill in skills_of_pk.get(pk, ()):
+            last_practice[skill] = max(last_practice.get(skill, 0.0), last.timestamp())
+    graph = policy_graph(course=course, model=model)
     config = course_policy(course=course)
     candidates = candidate_skills(mastery=mastery, graph=graph, items=items, config=config,
                                   mastery_before=mastery_before, history=history)
-    gain = _expected_gain(estimator, state, model.item_index, model.skill_index, items, candidates, p_correct,
+    gain = _expected_gain(estimator, state, model.item_index, model.skill_index,
+                          model.memo("items_of_skill", lambda: _items_of_skill(items)), candidates, p_correct,
                           now_mastery, moment)
     return next_item(mastery=mastery, graph=graph, items=items, config=config, p_correct=p_correct, gain=gain,
                      mastery_before=mastery_before, history=history, last_practice=last_practice, now=moment)
 
 
-def _expected_gain(estimator: Any, state: Any, item_index: Mapping[str, int], skill_index: Mapping[str, int],
-                   items: Sequence[ItemSpec], candidates: Mapping[str, str], p_correct: Mapping[str, float],
-                   now_mastery: np.ndarray, moment: float) -> dict[str, float]:
-    """Per candidate item: E[mastery of its skills after answering it] - mastery now (one-step look-ahead)."""
-    gain: dict[str, float] = {}
+def _policy_items(model: Any) -> tuple[list[ItemSpec], list[str], np.ndarray]:
+    """The course's items as the policy sees them, and those the model knows with their model indices."""
+    vocabulary = model.vocabulary
+    items = [ItemSpec(item_id, tuple(vocabulary.skill_ids[column] for column in np.flatnonzero(row)))
+             for item_id, row in zip(vocabulary.item_ids, vocabulary.q_matrix)]
+    known = [item for item in vocabulary.item_ids if item in model.item_index]
+    return items, known, np.array([model.item_index[item] for item in known], dtype=np.int64)
+
+
+def _items_of_skill(items: Sequence[ItemSpec]) -> dict[str, list[ItemSpec]]:
+    found: dict[str, list[ItemSpec]] = {}
     for item in items:
-        if item.id not in item_index or not any(skill in candidates for skill in item.skills):
-            continue
-        columns = [skill_index[skill] for skill in item.skills if skill in skill_index]
-        if not columns:
-            continue
-        probability = p_correct[item.id]
-        after_correct = estimator.update(state, item=item_index[item.id], correct=1.0, at=moment).mastery
-        after_wrong = estimator.update(state, item=item_index[item.id], correct=0.0, at=moment).mastery
-        expected = probability * after_correct[columns] + (1.0 - probability) * after_wrong[columns]
-        gain[item.id] = float(np.sum(expected - now_mastery[columns]))
+        for skill in item.skills:
+            found.setdefault(skill, []).append(item)
+    return found
+
+
+def _items_by_pk(model: Any, items: Sequence[ItemSpec]) -> tuple[dict[int, str], dict[int, tuple[str, ...]]]:
+    """Item primary key -> external id, and -> the item's skills."""
+    pks = model.vocabulary.item_pk
+    return ({pk: item.id for pk, item in zip(pks, items)}, {pk: item.skills for pk, item in zip(pks, items)})
+
+
+def _expected_gain(estimator: Any, state: Any, item_index: Mapping[str, int], skill_index: Mapping[str, int],
+                   items_of_skill: Mapping[str, Sequence[ItemSpec]], candidates: Mapping[str, str],
+                   p_correct: Mapping[str, float], now_mastery: np.ndarray, moment: float) -> dict[str, float]:
+    """Per item of a candidate skill: E[mastery of its skills after answering it] - mastery now
+    (one-step look-ahead)."""
+    gain: dict[str, float] = {}
+    for skill in candidates:
+        for item in items_of_skill.get(skill, ()):
+            if item.id in gain or item.id not in item_index:
+                continue
+            columns = [skill_index[other] for other in item.skills if other in skill_index]
+            if not columns:
+                continue
+            probability = p_correct[item.id]
+            after_correct = estimator.update(state, item=item_index[item.id], correct=1.0, at=moment).mastery
+            after_wrong = estimator.update(state, item=item_index[item.id], correct=0.0, at=moment).mastery
+            expected = probability * after_correct[columns] + (1.0 - probability) * after_wrong[columns]
+            gain[item.id] = float(np.sum(expected - now_mastery[columns]))
     return gain

@@ -8,8 +8,8 @@ import threading
 import time
 import traceback
 from collections import OrderedDict, defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone as django_timezone
 
-from curriculum.models import Item, Skill
+from curriculum.models import Item, Prerequisite, Skill
 from tracing.estimators import ESTIMATORS, get_estimator
 from tracing.estimators.base import Estimator, LearnerState
 from tracing.models import Fit, LearnerTrace, Mastery
@@ -44,6 +44,17 @@ class CourseModel:
     estimator: Estimator
     fit: Fit | None
     vocabulary: Vocabulary
+    _memo: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def memo(self, name: str, build: Callable[[], Any]) -> Any:
+        """``build()``, computed once per model: for data derived from the course as this model saw it
+        (the prerequisite graph, item specs). The cache key covers items, skills, links and prerequisite
+        edges, so such data is as fresh as the model itself. Treat the result as read-only."""
+        try:
+            return self._memo[name]
+        except KeyError:
+            value = self._memo[name] = build()  # two requests may both build it: same value, last one kept
+            return value
 
     @cached_property
     def item_index(self) -> dict[str, int]:
@@ -54,6 +65,11 @@ class CourseModel:
     def skill_index(self) -> dict[str, int]:
         """Skill external id -> the estimator's skill index (position in ``LearnerState.mastery``)."""
         return {e: i for i, e in enumerate(self.estimator.skill_ids)}
+
+    @cached_property
+    def item_pks(self) -> dict[str, int]:
+        """Item external id -> primary key, for every item of the course."""
+        return dict(zip(self.vocabulary.item_ids, self.vocabulary.item_pk))
 
     @cached_property
     def item_pk_index(self) -> dict[int, int]:
@@ -80,29 +96,33 @@ def _default_estimator(vocabulary: Vocabulary) -> Estimator:
     raise RuntimeError("no estimator offers an untrained form")
 
 
-def _course_signature(course: Course) -> tuple[int, ...]:
-    """One query: the active fit's id (0 if none) and a fingerprint of the course's items, skills
-    and Q-matrix links. Ids only grow, so adding or removing any of them changes (count, max id)
-    or (count, sum of ids); external ids are identities and never renamed in place."""
+def _course_signature(course: Course) -> tuple[Any, ...]:
+    """One query: the active fit's id (0 if none) and a fingerprint of the course's items, skills,
+    Q-matrix links and prerequisite edges. Ids only grow, so adding or removing any of them changes
+    (count, max id) or (count, sum of ids); external ids are identities and never renamed in place;
+    an edge's weight may change in place (a refit's learned edges), so their weights are summed too."""
     fit, item, skill = Fit._meta.db_table, Item._meta.db_table, Skill._meta.db_table
-    link = Item.skills.through._meta.db_table
+    link, edge = Item.skills.through._meta.db_table, Prerequisite._meta.db_table
     sql = (f"SELECT (SELECT id FROM {fit} WHERE course_id = %s AND active LIMIT 1), "
-           f"items.n, items.top, skills.n, skills.top, links.n, links.total FROM "
-           f"(SELECT count(*) AS n, coalesce(max(id), 0) AS top FROM {item} WHERE course_id = %s) AS items, "
+           f"items.n, items.top, skills.n, skills.top, links.n, links.total, edges.n, edges.total, edges.weight "
+           f"FROM (SELECT count(*) AS n, coalesce(max(id), 0) AS top FROM {item} WHERE course_id = %s) AS items, "
            f"(SELECT count(*) AS n, coalesce(max(id), 0) AS top FROM {skill} WHERE course_id = %s) AS skills, "
            f"(SELECT count(*) AS n, coalesce(sum(l.id), 0) AS total FROM {link} AS l "
-           f"JOIN {item} AS i ON i.id = l.item_id WHERE i.course_id = %s) AS links")
+           f"JOIN {item} AS i ON i.id = l.item_id WHERE i.course_id = %s) AS links, "
+           f"(SELECT count(*) AS n, coalesce(sum(id), 0) AS total, coalesce(sum(weight), 0) AS weight "
+           f"FROM {edge} WHERE course_id = %s) AS edges")
     with connection.cursor() as cursor:
-        cursor.execute(sql, [course.pk] * 4)
+        cursor.execute(sql, [course.pk] * 5)
         row = cursor.fetchone()
-    return (row[0] or 0, *(int(value) for value in row[1:]))
+    return (row[0] or 0, *(int(value) for value in row[1:-1]), float(row[-1]))
 
 
 def course_model(course: Course) -> CourseModel:
     """The active fit's estimator and the course vocabulary, loaded once per process.
 
-    Every call costs one query (the signature): a new fit, item, skill or link
-    gives a new key, so the cached model is never stale. The returned model is
+    Every call costs one query (the signature): a new fit, item, skill, link or
+    prerequisite edge gives a new key, so the cached model (and what was memoised on it)
+    is never stale. The returned model is
     shared between requests: read it, never change it.
     """
     signature = _course_signature(course)
@@ -163,9 +183,9 @@ def _replay_many(model: CourseModel, learner_pks: Sequence[int]) -> dict[int, Le
 def learner_state(*, learner: Learner, model: CourseModel) -> LearnerState:
     """The learner's current state under ``model``: the stored trace, else a replay of the history."""
     if model.fit is not None:
-        trace = LearnerTrace.objects.filter(learner=learner, fit=model.fit).first()
-        if trace is not None:
-            return LearnerState.from_json(trace.state)
+        stored = LearnerTrace.objects.filter(learner=learner, fit=model.fit).values_list("state", flat=True).first()
+        if stored is not None:
+            return LearnerState.from_json(stored)
     return _replay(model, learner)
 
 
@@ -193,20 +213,24 @@ def _mastery_write(model: CourseModel, states: dict[int, LearnerState], now: dat
                                          unique_fields=["learner", "fit"], update_fields=["state", "updated_at"])
 
 
-def mastery_apply(*, course: Course, interactions: Sequence[Interaction]) -> dict[str, dict[str, float]]:
+def mastery_apply(*, course: Course, interactions: Sequence[Interaction], model: CourseModel | None = None,
+                  learner_names: dict[int, str] | None = None) -> dict[str, dict[str, float]]:
     """Update each learner's mastery with newly stored answers (call inside their transaction).
 
     Returns learner external id -> skill external id -> P(known) after the answers.
     An answer older than the learner's last one replays the whole history, so
-    late arrivals land in time order.
+    late arrivals land in time order. ``model`` (the course's model, read in the same
+    transaction) and ``learner_names`` (learner pk -> external id), where the caller has
+    them, save reading them again.
     """
-    model = course_model(course)
+    model = model or course_model(course)
     item_index = model.item_pk_index
     by_learner: dict[int, list[Interaction]] = defaultdict(list)
     for interaction in interactions:
         by_learner[interaction.learner_id].append(interaction)
     learner_pks = list(by_learner)
-    learners = Learner.objects.in_bulk(learner_pks)
+    if learner_names is None or not set(learner_pks) <= learner_names.keys():
+        learner_names = {pk: learner.external_id for pk, learner in Learner.objects.in_bulk(learner_pks).items()}
     traces: dict[int, Any] = {}
     if model.fit is not None:
         # One query for the whole batch, not one per learner.
@@ -232,7 +256,7 @@ def mastery_apply(*, course: Course, interactions: Sequence[Interaction]) -> dic
         states[learner_pk] = state
     states.update(_replay_many(model, replay))
     _mastery_write(model, states, django_timezone.now(), previous=previous)
-    return {learners[pk].external_id: dict(zip(model.estimator.skill_ids, np.round(s.mastery, 6).tolist()))
+    return {learner_names[pk]: dict(zip(model.estimator.skill_ids, np.round(s.mastery, 6).tolist()))
             for pk, s in states.items()}
 
 

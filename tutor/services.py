@@ -166,7 +166,11 @@ def _learners_resolve(course: Course, names: set[str]) -> tuple[dict[str, int], 
     return known, len(missing)
 
 
-def _items_resolve(course: Course, names: set[str]) -> dict[str, int]:
+def _items_resolve(course: Course, names: set[str], cached: Mapping[str, int] | None = None) -> dict[str, int]:
+    """External id -> pk for these items; ``cached`` (the served model's view of the course) saves the query
+    when it knows them all."""
+    if cached is not None and all(name in cached for name in names):
+        return {name: cached[name] for name in names}
     ordered = sorted(names)
     known: dict[str, int] = {}
     for chunk in _chunks(ordered):
@@ -223,7 +227,12 @@ def _record(course: Course, rows: list[Row], update_mastery: bool) -> RecordResu
     result = RecordResult()
     if not rows:
         return result
-    items = _items_resolve(course, {row.item for row in rows})
+    model = None
+    if update_mastery:
+        from tracing.services import course_model  # the tracing layer loads models lazily
+
+        model = course_model(course)
+    items = _items_resolve(course, {row.item for row in rows}, cached=model.item_pks if model else None)
     client_ids = sorted({row.client_id for row in rows if row.client_id is not None})
     existing: dict[str, int] = {}
     if len(client_ids) > SCAN_ABOVE:
@@ -264,10 +273,11 @@ def _record(course: Course, rows: list[Row], update_mastery: bool) -> RecordResu
         ]
         result.created = Interaction.objects.bulk_create(objects, batch_size=CHUNK)
         result.created_count = len(result.created)
-    if update_mastery and result.created:
-        from tracing.services import mastery_apply  # the tracing layer loads models lazily
+    if model is not None and result.created:
+        from tracing.services import mastery_apply
 
-        result.mastery = mastery_apply(course=course, interactions=result.created)
+        result.mastery = mastery_apply(course=course, interactions=result.created, model=model,
+                                       learner_names={pk: name for name, pk in learners.items()})
     return result
 
 

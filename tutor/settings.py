@@ -129,6 +129,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = TUTOR_API_MAX_BODY_BYTES
 TUTOR_API_RATE = env("TUTOR_API_RATE", default="1200/min")
 """Requests per API key (or per staff user) and period: N/sec, N/min, N/hour, N/day."""
 TUTOR_API_ANON_RATE = env("TUTOR_API_ANON_RATE", default="60/min")
+TUTOR_API_KEY_RECHECK = env.float("TUTOR_API_KEY_RECHECK", default=5.0)
+"""Seconds a server process trusts an API key it found active before asking the database again
+(one query less per request); so a revoked key stops working everywhere within this time. 0: every request."""
 
 # Authentication, permissions, throttles and parsers are set on the API's base view (tutor/api/views.py),
 # so other DRF views keep DRF's defaults; errors everywhere share one JSON shape.

@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from curriculum.models import Item, Skill
-from curriculum.services import course_from_document, curriculum_import
+from curriculum.models import Item, Prerequisite, Skill
+from curriculum.services import course_from_document, curriculum_import, policy_graph
 from tracing.models import Fit, LearnerTrace, Mastery
 from tracing.services import _replay, course_model, fit_create
 from tutor.demo import demo_document, demo_history_simulate
@@ -55,6 +55,21 @@ def test_a_new_item_skill_or_fit_is_seen_at_once(demo, django_capture_on_commit_
     with django_capture_on_commit_callbacks(execute=True):
         fit_create(course=demo, kind="bkt", params={"restarts": 1, "max_iter": 20})
     assert course_model(demo).fit.pk != before.fit.pk
+
+
+def test_the_policy_graph_follows_every_edge_change(demo):
+    first = policy_graph(course=demo, model=course_model(demo))
+    assert policy_graph(course=demo, model=course_model(demo)) is first  # built once per model
+    source, target = Skill.objects.filter(course=demo).order_by("-id")[:2]
+    assert first.edge(source.external_id, target.external_id) is None
+    edge = Prerequisite.objects.create(course=demo, source=source, target=target, origin=Prerequisite.LEARNED,
+                                       weight=0.4)
+    assert policy_graph(course=demo, model=course_model(demo)).edge(source.external_id, target.external_id) is None
+    Prerequisite.objects.filter(pk=edge.pk).update(weight=0.9)  # a refit re-weighs its edge in place
+    graph = policy_graph(course=demo, model=course_model(demo))
+    assert graph.edge(source.external_id, target.external_id).weight == 0.9
+    edge.delete()
+    assert policy_graph(course=demo, model=course_model(demo)).edge(source.external_id, target.external_id) is None
 
 
 def test_a_batch_update_equals_a_replay_of_each_history(demo):

@@ -295,6 +295,24 @@ def test_a_course_key_sees_nothing_of_another_course(course, method, tail, body)
     assert Interaction.objects.filter(course=other).count() == 1
 
 
+def test_a_revoked_key_stops_working_within_the_recheck_time(course, settings, monkeypatch):
+    settings.TUTOR_API_KEY_RECHECK = 5.0
+    clock = [1000.0]
+    monkeypatch.setattr("tutor.api.keys.time.monotonic", lambda: clock[0])
+    key, raw = api_key_create(name="soon revoked", course=course)
+    assert client_for(raw).get(url(course, "/learners")).status_code == 200
+    ApiKey.objects.filter(pk=key.pk).update(is_active=False)
+    clock[0] += 4.0  # still trusted: this process checked it 4 s ago
+    assert client_for(raw).get(url(course, "/learners")).status_code == 200
+    clock[0] += 1.5
+    assert client_for(raw).get(url(course, "/learners")).status_code == 401
+    settings.TUTOR_API_KEY_RECHECK = 0.0
+    other, raw_other = api_key_create(name="checked every time", course=course)
+    assert client_for(raw_other).get(url(course, "/learners")).status_code == 200
+    ApiKey.objects.filter(pk=other.pk).update(is_active=False)
+    assert client_for(raw_other).get(url(course, "/learners")).status_code == 401
+
+
 def test_authentication_failures_and_staff_sessions(course, django_user_model):
     assert client_for("kt_nothing_here").get(url(course, "/learners")).json()["code"] == "invalid_key"
     assert client_for("garbage").get(url(course, "/learners")).status_code == 401
@@ -330,6 +348,24 @@ def test_each_key_is_throttled_on_its_own(course):
     assert throttled.status_code == 429 and throttled.json()["code"] == "throttled"
     assert int(throttled["Retry-After"]) > 0
     assert second.get(url(course, "/learners")).status_code == 200
+
+
+@override_settings(TUTOR_API_RATE="3/min")
+def test_the_limit_slides_across_window_edges(course, monkeypatch):
+    cache.clear()
+    clock = [6_000_000.0]  # the start of a minute
+    monkeypatch.setattr("tutor.api.throttling.time.time", lambda: clock[0])
+    client = client_for(key_for(course, "sliding"))
+
+    def statuses(count: int) -> list[int]:
+        return [client.get(url(course, "/learners")).status_code for _ in range(count)]
+
+    assert statuses(3) == [200, 200, 200]
+    clock[0] += 60.5  # a new minute, but the last 60 s still hold 3 requests
+    refused = client.get(url(course, "/learners"))
+    assert refused.status_code == 429 and 1 <= int(refused["Retry-After"]) <= 60
+    clock[0] += 40.0  # two thirds into the window: the previous minute weighs 1/3 of its 3 requests
+    assert statuses(3) == [200, 200, 429]
 
 
 def test_schema_and_docs_describe_every_endpoint_without_a_cdn(client):

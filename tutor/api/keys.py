@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from datetime import timedelta
 
+from django.conf import settings
 from django.utils import timezone as django_timezone
 
 from tutor.models import ApiKey, Course
@@ -14,6 +16,7 @@ from tutor.models import ApiKey, Course
 KEY_MARK = "kt"
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 """last_used_at is written at most this often per key, so reads stay free of writes."""
+_CHECKED_SIZE = 1024
 
 
 def _digest(raw: str) -> str:
@@ -36,15 +39,34 @@ def api_key_create(*, name: str, course: Course | None) -> tuple[ApiKey, str]:
     return key, raw
 
 
+_checked: dict[str, tuple[float, ApiKey]] = {}
+"""digest -> (monotonic time of the database check, the key): this process's recently seen keys."""
+
+
 def api_key_check(raw: str) -> ApiKey | None:
-    """The active key ``raw`` names, or None. Constant-time digest comparison."""
+    """The active key ``raw`` names, or None. Constant-time digest comparison.
+
+    A key found active is trusted for ``TUTOR_API_KEY_RECHECK`` seconds (default 5) before the
+    database is asked again, which saves a query on every request; revoking a key therefore takes
+    up to that long to reach every server process. 0 checks every request.
+    """
     parts = raw.split("_")
     if len(parts) < 3 or parts[0] != KEY_MARK:
         return None
+    digest = _digest(raw)
+    recheck = settings.TUTOR_API_KEY_RECHECK
+    seen = _checked.get(digest)
+    if seen is not None and time.monotonic() - seen[0] < recheck:
+        return seen[1]
     key = ApiKey.objects.select_related("course").filter(prefix=parts[1], is_active=True).first()
-    if key is None or not hmac.compare_digest(key.digest, _digest(raw)):
+    if key is None or not hmac.compare_digest(key.digest, digest):
+        _checked.pop(digest, None)
         return None
     now = django_timezone.now()
     if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+    if recheck > 0:
+        if len(_checked) >= _CHECKED_SIZE:
+            _checked.clear()  # many keys in one process: start afresh rather than grow without bound
+        _checked[digest] = (time.monotonic(), key)
     return key

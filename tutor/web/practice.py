@@ -13,7 +13,7 @@ from django.utils import timezone as django_timezone
 
 from curriculum.answers import assess_answer
 from curriculum.models import Item, Skill
-from curriculum.services import course_policy, graph_for_course, next_item_choose
+from curriculum.services import course_policy, next_item_choose, policy_graph
 from tracing.services import course_model, learner_state
 from tutor.models import Course, Interaction, Learner
 from tutor.services import interaction_record, learner_get_or_create
@@ -85,7 +85,7 @@ def learner_progress(*, course: Course, learner: Learner, now: datetime | None =
     values = np.asarray(model.estimator.mastery_at(state, moment), dtype=np.float64)
     mastery = {skill: float(values[index]) for skill, index in model.skill_index.items()}
     threshold = course_policy(course=course).threshold
-    graph = graph_for_course(course=course)
+    graph = policy_graph(course=course, model=model)
     names = dict(Skill.objects.filter(course=course).values_list("external_id", "name"))
     mastered = {skill for skill in graph.skills if mastery.get(skill, 0.0) >= threshold}
     skills = []
