@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 from django.db import transaction
-from django.db.models import Max
 from django.utils import timezone as django_timezone
 
 from curriculum.graph import AUTHORED, LEARNED, CycleError, Edge, PrerequisiteGraph, find_cycle
@@ -17,7 +16,8 @@ from curriculum.models import Item, Prerequisite, Skill
 from curriculum.policy import Answer, Choice, ItemSpec, PolicyConfig, candidate_skills, next_item
 from tracing.models import Fit
 from tutor.errors import ServiceError
-from tutor.models import Course, Interaction, Learner
+from tutor.hot_queries import last_answer_by_item, recent_answers
+from tutor.models import Course, Learner
 
 DOCUMENT_KEYS = {"course", "skills", "items", "prerequisites", "policy"}
 COURSE_KEYS = {"id", "name", "description"}
@@ -360,12 +360,10 @@ def next_item_choose(*, course: Course, learner: Learner, now: datetime | None =
 
     # Item primary keys, no joins: the model's vocabulary names the items and their skills.
     item_of_pk, skills_of_pk = model.memo("item_of_pk", lambda: _items_by_pk(model, items))
-    rows = (Interaction.objects.filter(learner=learner).order_by("-timestamp", "-id")
-            .values_list("item_id", "correct")[:HISTORY_LENGTH])
-    history = [Answer(item_of_pk[pk], float(correct)) for pk, correct in reversed(rows) if pk in item_of_pk]
+    history = [Answer(item_of_pk[pk], correct) for pk, correct in
+               recent_answers(learner_pk=learner.pk, limit=HISTORY_LENGTH) if pk in item_of_pk]
     last_practice: dict[str, float] = {}
-    for pk, last in (Interaction.objects.filter(learner=learner).order_by().values_list("item_id")
-                     .annotate(last=Max("timestamp")).values_list("item_id", "last")):
+    for pk, last in last_answer_by_item(learner_pk=learner.pk).items():
         for skill in skills_of_pk.get(pk, ()):
             last_practice[skill] = max(last_practice.get(skill, 0.0), last.timestamp())
     graph = policy_graph(course=course, model=model)

@@ -25,6 +25,7 @@ from tracing.estimators import ESTIMATORS, get_estimator
 from tracing.estimators.base import Estimator, LearnerState
 from tracing.models import Fit, LearnerTrace, Mastery
 from tutor.errors import ServiceError, Unavailable
+from tutor.hot_queries import json_value, keyed_rows
 from tutor.models import Course, Interaction, Learner
 from tutor.selectors import Vocabulary, course_vocabulary, interactions_for_fit, learner_history
 
@@ -180,12 +181,19 @@ def _replay_many(model: CourseModel, learner_pks: Sequence[int]) -> dict[int, Le
     return states
 
 
+def trace_states(*, fit_pk: int, learner_pks: Sequence[int]) -> dict[int, Any]:
+    """learner pk -> the state stored under this fit (learners without one are absent), one query per chunk."""
+    found = keyed_rows(f"SELECT learner_id, state FROM {LearnerTrace._meta.db_table} "
+                       "WHERE fit_id = %s AND learner_id IN ({marks})", [fit_pk], learner_pks)
+    return {pk: json_value(state) for pk, state in found.items()}
+
+
 def learner_state(*, learner: Learner, model: CourseModel) -> LearnerState:
     """The learner's current state under ``model``: the stored trace, else a replay of the history."""
     if model.fit is not None:
-        stored = LearnerTrace.objects.filter(learner=learner, fit=model.fit).values_list("state", flat=True).first()
-        if stored is not None:
-            return LearnerState.from_json(stored)
+        stored = trace_states(fit_pk=model.fit.pk, learner_pks=[learner.pk])
+        if stored:
+            return LearnerState.from_json(stored[learner.pk])
     return _replay(model, learner)
 
 
@@ -231,12 +239,7 @@ def mastery_apply(*, course: Course, interactions: Sequence[Interaction], model:
     learner_pks = list(by_learner)
     if learner_names is None or not set(learner_pks) <= learner_names.keys():
         learner_names = {pk: learner.external_id for pk, learner in Learner.objects.in_bulk(learner_pks).items()}
-    traces: dict[int, Any] = {}
-    if model.fit is not None:
-        # One query for the whole batch, not one per learner.
-        for start in range(0, len(learner_pks), _IN_CHUNK):
-            traces.update(LearnerTrace.objects.filter(fit=model.fit, learner_id__in=learner_pks[start:start + _IN_CHUNK])
-                          .values_list("learner_id", "state"))
+    traces = trace_states(fit_pk=model.fit.pk, learner_pks=learner_pks) if model.fit is not None else {}
     states: dict[int, LearnerState] = {}
     previous: dict[int, np.ndarray] = {}
     replay: list[int] = []

@@ -14,6 +14,7 @@ from django.utils.text import slugify
 
 from curriculum.models import Item
 from tutor.errors import NotFound, ServiceError
+from tutor.hot_queries import learner_pks, stored_client_ids
 from tutor.models import Course, Interaction, Learner
 
 MAX_BATCH = 10_000
@@ -152,17 +153,12 @@ def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
 
 def _learners_resolve(course: Course, names: set[str]) -> tuple[dict[str, int], int]:
     ordered = sorted(names)
-    known: dict[str, int] = {}
-    for chunk in _chunks(ordered):
-        known.update(Learner.objects.filter(course=course, external_id__in=chunk).order_by()
-                     .values_list("external_id", "id"))
+    known = learner_pks(course_pk=course.pk, external_ids=ordered)
     missing = [name for name in ordered if name not in known]
     if missing:
         Learner.objects.bulk_create([Learner(course=course, external_id=name) for name in missing],
                                     batch_size=CHUNK, ignore_conflicts=True)
-        for chunk in _chunks(missing):
-            known.update(Learner.objects.filter(course=course, external_id__in=chunk).order_by()
-                         .values_list("external_id", "id"))
+        known.update(learner_pks(course_pk=course.pk, external_ids=missing))
     return known, len(missing)
 
 
@@ -241,10 +237,7 @@ def _record(course: Course, rows: list[Row], update_mastery: bool) -> RecordResu
         existing.update(pair for pair in Interaction.objects.filter(course=course, client_id__isnull=False)
                         .order_by().values_list("client_id", "id").iterator(chunk_size=20_000) if pair[0] in wanted)
     else:
-        # The models sort by course (a join) and by time: a lookup by key needs neither (.order_by()).
-        for chunk in _chunks(client_ids):
-            existing.update(Interaction.objects.filter(course=course, client_id__in=chunk).order_by()
-                            .values_list("client_id", "id"))
+        existing.update(stored_client_ids(course_pk=course.pk, client_ids=client_ids))
     fresh: list[Row] = []
     fresh_ids: set[str] = set()
     duplicate_ids: list[int] = []

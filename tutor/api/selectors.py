@@ -9,6 +9,7 @@ from django.db.models import QuerySet
 
 from curriculum.models import Item, Skill
 from tracing.models import Mastery
+from tutor.hot_queries import item_shown
 from tutor.models import Course, Interaction, Learner
 
 CHUNK = 5_000
@@ -65,5 +66,4 @@ def skill_names(*, course: Course) -> dict[str, str]:
 
 def item_public(*, course: Course, item: str) -> dict | None:
     """What a client may show of an item (never its answer)."""
-    return (Item.objects.filter(course=course, external_id=item)
-            .values("body", "choices", "answer_format").first())
+    return item_shown(course_pk=course.pk, external_id=item)

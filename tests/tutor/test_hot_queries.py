@@ -1,0 +1,59 @@
+"""The plain-SQL reads of the answer and next-item paths give what the ORM gives, on SQLite and PostgreSQL."""
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from django.db.models import Max
+
+from curriculum.models import Item
+from tutor import hot_queries
+from tutor.models import Course, Interaction, Learner
+
+pytestmark = pytest.mark.django_db
+START = datetime(2026, 11, 25, 10, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def course():
+    course = Course.objects.create(slug="hot", name="Hot")
+    Item.objects.create(course=course, external_id="mc", body="2 + 2?", choices=["3", "4"], answer_format="")
+    Item.objects.create(course=course, external_id="typed", body="5 - 1?", choices=None, answer_format="simplest")
+    learner = Learner.objects.create(course=course, external_id="ada")
+    items = list(Item.objects.filter(course=course).order_by("id"))
+    Interaction.objects.bulk_create([
+        Interaction(course=course, learner=learner, item=items[n % 2], correct=(n % 3) / 2,
+                    timestamp=START + timedelta(minutes=(7 * n) % 11, microseconds=n), client_id=f"c{n}")
+        for n in range(11)])
+    return course
+
+
+def test_reads_match_the_orm(course):
+    learner = Learner.objects.get(course=course)
+    orm_recent = list(Interaction.objects.filter(learner=learner).order_by("-timestamp", "-id")
+                      .values_list("item_id", "correct")[:4])
+    assert hot_queries.recent_answers(learner_pk=learner.pk, limit=4) == [
+        (item, float(correct)) for item, correct in reversed(orm_recent)]
+    orm_last = dict(Interaction.objects.filter(learner=learner).order_by().values_list("item_id")
+                    .annotate(last=Max("timestamp")).values_list("item_id", "last"))
+    last = hot_queries.last_answer_by_item(learner_pk=learner.pk)
+    assert last == orm_last and all(moment.tzinfo is not None for moment in last.values())
+    wanted = ["c3", "c9", "nope"]
+    assert hot_queries.stored_client_ids(course_pk=course.pk, client_ids=wanted) == dict(
+        Interaction.objects.filter(course=course, client_id__in=wanted).values_list("client_id", "id"))
+    assert hot_queries.learner_pks(course_pk=course.pk, external_ids=["ada", "bob"]) == {"ada": learner.pk}
+
+
+def test_item_shown_decodes_choices_and_hides_the_answer(course):
+    assert hot_queries.item_shown(course_pk=course.pk, external_id="mc") == {
+        "body": "2 + 2?", "choices": ["3", "4"], "answer_format": ""}
+    assert hot_queries.item_shown(course_pk=course.pk, external_id="typed")["choices"] is None
+    assert hot_queries.item_shown(course_pk=course.pk, external_id="missing") is None
+
+
+def test_lookups_split_long_lists_into_chunks(course, monkeypatch):
+    monkeypatch.setattr(hot_queries, "CHUNK", 3)
+    names = [f"x{n}" for n in range(7)] + ["ada"]
+    assert hot_queries.learner_pks(course_pk=course.pk, external_ids=names) == {
+        "ada": Learner.objects.get(course=course).pk}
+    ids = [f"c{n}" for n in range(11)]
+    assert set(hot_queries.stored_client_ids(course_pk=course.pk, client_ids=ids)) == set(ids)

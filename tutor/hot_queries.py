@@ -1,0 +1,88 @@
+"""The reads every recorded answer and every next-item request make, in plain SQL.
+
+On these two paths the ORM's query building cost about three times the query itself
+(measured here: 0.45 ms against 0.13 ms of Python CPU for one lookup by key on PostgreSQL),
+so the handful of reads they repeat on every request are written out here, once, for SQLite
+and PostgreSQL alike; bench/hotpath.py measures the paths. Everything else uses the ORM.
+Each function takes primary keys (or a course's key and external ids) and returns plain values.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from django.db import connection
+from django.utils.dateparse import parse_datetime
+
+from curriculum.models import Item
+from tutor.models import Interaction, Learner
+
+CHUNK = 5_000  # below SQLite's bound on query variables
+
+_INTERACTION = Interaction._meta.db_table
+_LEARNER = Learner._meta.db_table
+_ITEM = Item._meta.db_table
+
+
+def _rows(sql: str, params: Sequence[Any]) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def keyed_rows(sql: str, first: Sequence[Any], values: Sequence[Any]) -> dict[Any, Any]:
+    """``sql`` with one ``{marks}`` for an IN list, run per chunk of ``values``; rows (key, value) as a dict."""
+    found: dict[Any, Any] = {}
+    for start in range(0, len(values), CHUNK):
+        chunk = list(values[start:start + CHUNK])
+        found.update(_rows(sql.format(marks=", ".join(["%s"] * len(chunk))), [*first, *chunk]))
+    return found
+
+
+def json_value(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, (str, bytes)) else value
+
+
+def _moment(value: Any) -> datetime:
+    # SQLite hands back text where PostgreSQL hands back an aware datetime; both are stored in UTC.
+    moment = parse_datetime(value) if isinstance(value, str) else value
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+
+
+def stored_client_ids(*, course_pk: int, client_ids: Sequence[str]) -> dict[str, int]:
+    """client id -> interaction pk, for those of ``client_ids`` the course already holds."""
+    return keyed_rows(f"SELECT client_id, id FROM {_INTERACTION} WHERE course_id = %s AND client_id IN ({{marks}})",
+                  [course_pk], client_ids)
+
+
+def learner_pks(*, course_pk: int, external_ids: Sequence[str]) -> dict[str, int]:
+    """external id -> learner pk, for those of ``external_ids`` the course has."""
+    return keyed_rows(f"SELECT external_id, id FROM {_LEARNER} WHERE course_id = %s AND external_id IN ({{marks}})",
+                  [course_pk], external_ids)
+
+
+def recent_answers(*, learner_pk: int, limit: int) -> list[tuple[int, float]]:
+    """(item pk, correct) of the learner's last ``limit`` answers, oldest first."""
+    rows = _rows(f"SELECT item_id, correct FROM {_INTERACTION} WHERE learner_id = %s "
+                 f"ORDER BY timestamp DESC, id DESC LIMIT %s", [learner_pk, limit])
+    return [(item, float(correct)) for item, correct in reversed(rows)]
+
+
+def last_answer_by_item(*, learner_pk: int) -> dict[int, datetime]:
+    """item pk -> when the learner last answered it."""
+    rows = _rows(f"SELECT item_id, MAX(timestamp) FROM {_INTERACTION} WHERE learner_id = %s GROUP BY item_id",
+                 [learner_pk])
+    return {item: _moment(last) for item, last in rows}
+
+
+def item_shown(*, course_pk: int, external_id: str) -> dict[str, Any] | None:
+    """What a client may show of an item (never its answer)."""
+    rows = _rows(f"SELECT body, choices, answer_format FROM {_ITEM} WHERE course_id = %s AND external_id = %s",
+                 [course_pk, external_id])
+    if not rows:
+        return None
+    body, choices, answer_format = rows[0]
+    return {"body": body, "choices": json_value(choices), "answer_format": answer_format}
