@@ -64,6 +64,13 @@ def learner_pks(*, course_pk: int, external_ids: Sequence[str]) -> dict[str, int
                   [course_pk], external_ids)
 
 
+def learner_row(*, course_pk: int, external_id: str) -> tuple[int, int | None, datetime] | None:
+    """(pk, user pk, created at) of the course's learner ``external_id``, or None."""
+    rows = _rows(f"SELECT id, user_id, created_at FROM {_LEARNER} WHERE course_id = %s AND external_id = %s",
+                 [course_pk, external_id])
+    return (rows[0][0], rows[0][1], _moment(rows[0][2])) if rows else None
+
+
 def recent_answers(*, learner_pk: int, limit: int) -> list[tuple[int, float]]:
     """(item pk, correct) of the learner's last ``limit`` answers, oldest first."""
     rows = _rows(f"SELECT item_id, correct FROM {_INTERACTION} WHERE learner_id = %s "

@@ -14,7 +14,7 @@ from django.utils.text import slugify
 
 from curriculum.models import Item
 from tutor.errors import NotFound, ServiceError
-from tutor.hot_queries import learner_pks, stored_client_ids
+from tutor.hot_queries import learner_pks, learner_row, stored_client_ids
 from tutor.models import Course, Interaction, Learner
 
 MAX_BATCH = 10_000
@@ -65,10 +65,13 @@ def course_get(*, slug: str) -> Course:
 
 
 def learner_get(*, course: Course, external_id: str) -> Learner:
-    try:
-        return Learner.objects.get(course=course, external_id=external_id)
-    except Learner.DoesNotExist:
-        raise NotFound(f"learner {external_id!r} not found in course {course.slug!r}") from None
+    row = learner_row(course_pk=course.pk, external_id=external_id)
+    if row is None:
+        raise NotFound(f"learner {external_id!r} not found in course {course.slug!r}")
+    learner = Learner.from_db(connection.alias, ["id", "course_id", "external_id", "user_id", "created_at"],
+                              [row[0], course.pk, external_id, row[1], row[2]])
+    learner.course = course  # the caller's object: no second query for learner.course
+    return learner
 
 
 def learner_get_or_create(*, course: Course, external_id: str, user: Any = None) -> Learner:

@@ -7,7 +7,9 @@ from django.db.models import Max
 
 from curriculum.models import Item
 from tutor import hot_queries
+from tutor.errors import NotFound
 from tutor.models import Course, Interaction, Learner
+from tutor.services import learner_get
 
 pytestmark = pytest.mark.django_db
 START = datetime(2026, 11, 25, 10, 0, tzinfo=timezone.utc)
@@ -41,6 +43,11 @@ def test_reads_match_the_orm(course):
     assert hot_queries.stored_client_ids(course_pk=course.pk, client_ids=wanted) == dict(
         Interaction.objects.filter(course=course, client_id__in=wanted).values_list("client_id", "id"))
     assert hot_queries.learner_pks(course_pk=course.pk, external_ids=["ada", "bob"]) == {"ada": learner.pk}
+    found = learner_get(course=course, external_id="ada")
+    assert found == learner and found.course is course
+    assert (found.external_id, found.user_id, found.created_at) == (learner.external_id, None, learner.created_at)
+    with pytest.raises(NotFound):
+        learner_get(course=course, external_id="nobody")
 
 
 def test_item_shown_decodes_choices_and_hides_the_answer(course):

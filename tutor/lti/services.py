@@ -31,6 +31,7 @@ from pylti1p3.lineitem import LineItem
 from pylti1p3.service_connector import ServiceConnector
 
 from tracing.models import Mastery
+from tutor.hot_queries import keyed_rows
 from tutor.lti.models import LtiCourseLink, LtiGradeTarget
 from tutor.models import Course, Learner
 from tutor.services import learner_get_or_create
@@ -200,8 +201,9 @@ def lti_grade_passback_enqueue(*, learner_ids: Iterable[int]) -> int:
     wanted = sorted(set(learner_ids))
     if not wanted:
         return 0
-    with_targets = sorted(set(LtiGradeTarget.objects.filter(learner_id__in=wanted)
-                              .values_list("learner_id", flat=True)))
+    # Plain SQL: this runs after every recorded answer (tutor/hot_queries.py says why).
+    with_targets = sorted(keyed_rows(f"SELECT DISTINCT learner_id, 1 FROM {LtiGradeTarget._meta.db_table} "
+                                     "WHERE learner_id IN ({marks})", [], wanted))
     from tutor.lti.tasks import lti_grade_passback_task
 
     for learner_id in with_targets:
