@@ -29,3 +29,24 @@ def peak_rss_mb(children: bool = False) -> float:
 def emit(result: dict[str, Any]) -> None:
     json.dump(result, sys.stdout, indent=2)
     sys.stdout.write("\n")
+
+
+def postgres(url: str, sql: str) -> list[tuple]:
+    """Run one statement on PostgreSQL outside any transaction; the rows it returns, if any."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True, connect_timeout=5) as connection:
+        cursor = connection.execute(sql)
+        return cursor.fetchall() if cursor.description else []
+
+
+def database_fresh(base: str, name: str) -> str:
+    """Drop and create database ``name`` on the server at ``base``; its URL. Exits if PostgreSQL is unreachable."""
+    if not name.replace("_", "").isalnum():
+        sys.exit(f"database name {name!r} must be a plain identifier")
+    try:
+        postgres(f"{base}/postgres", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        postgres(f"{base}/postgres", f"CREATE DATABASE {name}")
+    except Exception as error:  # noqa: BLE001 - any failure to reach PostgreSQL ends the bench with its reason
+        sys.exit(f"PostgreSQL at {base} is not reachable ({error}); set BENCH_POSTGRES")
+    return f"{base}/{name}"

@@ -32,27 +32,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import emit  # noqa: E402
+from bench.common import database_fresh, emit, postgres  # noqa: E402
 
 COURSE = "arithmetic"
 
 
-def _postgres(url: str, sql: str) -> None:
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True, connect_timeout=5) as connection:
-        connection.execute(sql)
-
-
 def _configure(args: argparse.Namespace) -> str:
     base = args.postgres.rstrip("/")
-    try:
-        _postgres(f"{base}/postgres", f"DROP DATABASE IF EXISTS {args.database}")
-        _postgres(f"{base}/postgres", f"CREATE DATABASE {args.database}")
-    except Exception as error:  # noqa: BLE001 - any failure to reach PostgreSQL ends the bench with its reason
-        sys.exit(f"PostgreSQL at {base} is not reachable ({error}); set BENCH_POSTGRES")
+    url = database_fresh(base, args.database)
     os.environ.update({
-        "DATABASE_URL": f"{base}/{args.database}", "DJANGO_DEBUG": "false", "DJANGO_SECRET_KEY": "bench-" + "k" * 60,
+        "DATABASE_URL": url, "DJANGO_DEBUG": "false", "DJANGO_SECRET_KEY": "bench-" + "k" * 60,
         "DJANGO_SECURE_SSL_REDIRECT": "false", "DJANGO_LOG_LEVEL": "WARNING", "TUTOR_API_RATE": "10000000/min",
         "CELERY_TASK_ALWAYS_EAGER": "true", "TRACING_TORCH_THREADS": "1", "DJANGO_ALLOWED_HOSTS": "testserver",
     })
@@ -189,7 +178,7 @@ def main() -> None:
         from django.db import connections
 
         connections.close_all()
-        _postgres(f"{base}/postgres", f"DROP DATABASE IF EXISTS {args.database}")
+        postgres(f"{base}/postgres", f"DROP DATABASE IF EXISTS {args.database}")
 
 
 if __name__ == "__main__":

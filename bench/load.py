@@ -40,7 +40,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import REPO, emit  # noqa: E402
+from bench.common import REPO, database_fresh, emit, postgres  # noqa: E402
 
 COURSE = "arithmetic"
 MAX_LAG_S = 10.0
@@ -92,23 +92,11 @@ class Server:
             return response.status, raw[:200]
 
 
-def _postgres(url: str, sql: str) -> list[tuple]:
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True, connect_timeout=5) as connection:
-        cursor = connection.execute(sql)
-        return cursor.fetchall() if cursor.description else []
-
-
 def _setup(args: argparse.Namespace, root: Path) -> Server:
     if shutil.which("redis-server") is None:
         sys.exit("redis-server not found: install Redis to run this bench")
     base = args.postgres.rstrip("/")
-    try:
-        _postgres(f"{base}/postgres", f"DROP DATABASE IF EXISTS {args.database}")
-        _postgres(f"{base}/postgres", f"CREATE DATABASE {args.database}")
-    except Exception as error:  # noqa: BLE001 - any failure to reach PostgreSQL ends the bench with its reason
-        sys.exit(f"PostgreSQL at {base} is not reachable ({error}); set BENCH_POSTGRES")
+    database_fresh(base, args.database)
     redis_port = _free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith(("DJANGO_", "CELERY_", "DATABASE"))}
     env.update({
@@ -147,7 +135,7 @@ def _setup(args: argparse.Namespace, root: Path) -> Server:
 
 
 def _items(server: Server) -> list[str]:
-    return [row[0] for row in _postgres(server.env["DATABASE_URL"],
+    return [row[0] for row in postgres(server.env["DATABASE_URL"],
                                         "SELECT i.external_id FROM curriculum_item i JOIN tutor_course c "
                                         f"ON c.id = i.course_id WHERE c.slug = '{COURSE}' ORDER BY i.id")]
 
@@ -278,7 +266,7 @@ def _mixed_load(server: Server, args: argparse.Namespace, items: list[str], rate
             "statuses": dict(sorted({str(o.status): sum(1 for x in mine if x.status == o.status) for o in mine}.items())),
         }
     acknowledged = {o.client_id for o in done if o.endpoint == "interactions" and o.created}
-    stored = _postgres(server.env["DATABASE_URL"],
+    stored = postgres(server.env["DATABASE_URL"],
                        f"SELECT client_id FROM tutor_interaction WHERE client_id LIKE '{label}-%'")
     stored_ids = [row[0] for row in stored]
     result["integrity"] = {"acknowledged": len(acknowledged), "stored": len(stored_ids),
@@ -303,7 +291,7 @@ def _cpu_seconds(server: Server) -> dict[str, dict[int, float]]:
     for task in Path(f"/proc/{master}/task").glob("*"):
         children = task / "children"
         workers.extend(int(pid) for pid in children.read_text().split()) if children.exists() else None
-    backends = [row[0] for row in _postgres(server.env["DATABASE_URL"],
+    backends = [row[0] for row in postgres(server.env["DATABASE_URL"],
                                             "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
                                             "AND pid <> pg_backend_pid()")]
     return {"gunicorn": {pid: _process_cpu(pid) for pid in workers},
@@ -378,7 +366,7 @@ def main() -> None:
     finally:
         _stop(server)
         try:
-            _postgres(f"{args.postgres.rstrip('/')}/postgres", f"DROP DATABASE IF EXISTS {args.database} WITH (FORCE)")
+            postgres(f"{args.postgres.rstrip('/')}/postgres", f"DROP DATABASE IF EXISTS {args.database} WITH (FORCE)")
         except Exception:  # noqa: BLE001 - best effort: the database may never have been created
             pass
         shutil.rmtree(root, ignore_errors=True)
