@@ -18,10 +18,29 @@ The learner model (a BKT-like binary state with prerequisites and forgetting):
 - an answer is right with probability ``1 - slip`` if the skill is known, ``guess`` if not;
 - practice runs in sessions of a few answers seconds apart; sessions are separated by
   gaps of about ``session_gap_days`` days (exponential), so timestamps are real seconds;
-- at each answer the learner picks, with probability ``frontier_share``, a skill on its
-  frontier (unknown, prerequisites known), else a skill uniformly at random (which
-  exposes what happens when prerequisites are missing), with a small chance of
-  reviewing a known skill.
+- what the learner practises follows one of two policies:
+
+  ``"frontier"``: at each answer, with probability ``frontier_share``, a skill on the
+  learner's true frontier (unknown, prerequisites known), else a skill uniformly at
+  random (which exposes what happens when prerequisites are missing), with a small
+  chance of reviewing a known skill. An oracle tutor: it sees the hidden state.
+
+  ``"course"``: the course teaches the skills in one fixed topological order of the
+  graph (:func:`course_order`), as a syllabus does. Each learner works on the current
+  skill until ``mastery_streak`` right answers in a row or ``max_attempts`` attempts,
+  then moves on whether or not the skill was learnt (the course has a schedule); with
+  probability ``review_share`` it reviews an earlier skill of the course and with
+  ``explore_share`` it tries any skill. After the last skill it reviews.
+
+Why the course policy makes the direction of an edge identifiable, without copying
+any model's form: i -> k means i comes first in the course, so learners meet i before
+k. A slow learner who moves on without having learnt i (or who forgot it) then
+practises k without learning it, while the same practice teaches k to learners who know
+i; whereas learning i never depends on k. So practice on k is fruitless while i is
+unknown, and the reverse edge k -> i would have to explain i being learnt before k.
+Under the frontier policy learners rarely practise a skill whose prerequisites are
+missing, so that contrast is thin; the two policies differ only in practice order,
+the learning, forgetting and answer laws are the same.
 """
 
 from __future__ import annotations
@@ -73,18 +92,43 @@ def random_prerequisite_graph(n_skills: int, *, max_parents: int = 2, root_share
     return graph
 
 
+def course_order(graph: np.ndarray) -> np.ndarray:
+    """A topological order of the DAG ``graph`` (K, K): the order a course teaches its skills in."""
+    graph = np.asarray(graph, dtype=bool)
+    remaining = graph.sum(axis=0)
+    order: list[int] = []
+    ready = [skill for skill in range(len(graph)) if remaining[skill] == 0]
+    while ready:
+        skill = ready.pop(0)
+        order.append(skill)
+        for child in np.flatnonzero(graph[skill]):
+            remaining[child] -= 1
+            if remaining[child] == 0:
+                ready.append(int(child))
+    if len(order) != len(graph):
+        raise ValueError("graph has a cycle")
+    return np.asarray(order)
+
+
 def simulate_learners(graph: np.ndarray, *, n_learners: int = 200, n_answers: int = 120,
                       learn: float = 0.3, forget: float = 0.05, trait_spread: float = 0.4,
                       guess: float = 0.2, slip: float = 0.1, frontier_share: float = 0.6,
                       review_share: float = 0.15, session_length: int = 10, answer_gap_seconds: float = 30.0,
-                      session_gap_days: float = 1.0, seed: int = 0) -> Simulation:
+                      session_gap_days: float = 1.0, policy: str = "frontier", mastery_streak: int = 3,
+                      max_attempts: int = 6, explore_share: float = 0.1, seed: int = 0) -> Simulation:
     """Simulate ``n_learners`` learners answering ``n_answers`` items each over the DAG ``graph`` (K, K).
 
     Items are the skills themselves (item ``s<k>`` practises skill ``s<k>``). ``learn``
-    and ``forget`` are population medians; ``trait_spread`` the sd of their logs. See
+    and ``forget`` are population medians; ``trait_spread`` the sd of their logs.
+    ``policy`` picks what each learner practises: ``"frontier"`` (the true frontier with
+    ``frontier_share``, else random or review) or ``"course"`` (the course order with
+    ``mastery_streak``, ``max_attempts``, ``review_share`` and ``explore_share``). See
     the module docstring for the process.
     """
+    if policy not in ("frontier", "course"):
+        raise ValueError(f"policy must be 'frontier' or 'course', got {policy!r}")
     graph = np.asarray(graph, dtype=bool)
+    order = course_order(graph)
     n_skills = graph.shape[0]
     rng = np.random.default_rng(seed)
     learn_rate = np.clip(learn * np.exp(trait_spread * rng.standard_normal(n_learners)), 0.01, 0.95)
@@ -94,6 +138,7 @@ def simulate_learners(graph: np.ndarray, *, n_learners: int = 200, n_answers: in
     for learner in range(n_learners):
         known = np.zeros(n_skills, dtype=bool)
         clock = float(rng.uniform(0, 86400.0))
+        position, attempts, streak = 0, 0, 0
         for step in range(n_answers):
             if step:
                 if step % session_length == 0:
@@ -104,16 +149,29 @@ def simulate_learners(graph: np.ndarray, *, n_learners: int = 200, n_answers: in
                 lost = rng.random(n_skills) < 1 - np.exp(-forget_rate[learner] * gap / 86400.0)
                 known &= ~lost
             ready = np.array([known[parents[skill]].all() for skill in range(n_skills)])
-            frontier = np.flatnonzero(ready & ~known)
             draw = rng.random()
-            if draw < frontier_share and len(frontier):
-                skill = int(rng.choice(frontier))
-            elif draw < frontier_share + review_share and known.any():
-                skill = int(rng.choice(np.flatnonzero(known)))
+            current = False
+            if policy == "course":
+                if draw < explore_share:
+                    skill = int(rng.integers(n_skills))
+                elif position >= n_skills or (draw < explore_share + review_share and position > 0):
+                    skill = int(order[rng.integers(min(position, n_skills))])
+                else:
+                    skill, current = int(order[position]), True
             else:
-                skill = int(rng.integers(n_skills))
+                frontier = np.flatnonzero(ready & ~known)
+                if draw < frontier_share and len(frontier):
+                    skill = int(rng.choice(frontier))
+                elif draw < frontier_share + review_share and known.any():
+                    skill = int(rng.choice(np.flatnonzero(known)))
+                else:
+                    skill = int(rng.integers(n_skills))
             was_known = bool(known[skill])
             right = rng.random() < (1 - slip if was_known else guess)
+            if current:
+                attempts, streak = attempts + 1, (streak + 1 if right else 0)
+                if streak >= mastery_streak or attempts >= max_attempts:
+                    position, attempts, streak = position + 1, 0, 0
             if not was_known and ready[skill] and rng.random() < learn_rate[learner]:
                 known[skill] = True
             learners.append(learner)

@@ -43,7 +43,7 @@ def test_model_and_guide_run_on_a_tiny_batch_without_global_params(simulation):
         guide_trace = pyro.poutine.trace(guide).get_trace(batch, index)
         model_trace = pyro.poutine.trace(pyro.poutine.replay(model, trace=guide_trace)).get_trace(batch, index)
         loss = pyro.infer.TraceMeanField_ELBO().differentiable_loss(model, guide, batch, index)
-    assert guide_trace.nodes["traits"]["value"].shape == (3, 4)
+    assert guide_trace.nodes["traits"]["value"].shape == (3, 5)
     assert guide_trace.nodes["graph"]["value"].shape == (4, 4)
     assert model_trace.nodes["answers"]["fn"].batch_shape == (3,)
     assert torch.isfinite(loss)
@@ -55,17 +55,21 @@ def test_svi_loss_falls(fitted):
     assert losses[-20:].mean() < losses[:10].mean() - 0.5
 
 
-@pytest.mark.xfail(reason="known limit: the learned graph does not recover planted edges yet (see psikt docstring)",
-                   strict=False)
 def test_graph_recovers_planted_edges_on_simulated_data():
-    # Threshold: an edge counts as learned when q(A_ik = 1) >= 0.5; want precision and recall >= 0.6
-    # on this small run (the bench checks >= 0.8 on a larger graph with more steps).
-    graph = random_prerequisite_graph(5, max_parents=1, root_share=0.0, seed=1)
-    simulation = simulate_learners(graph, n_learners=150, n_answers=60, seed=1)
-    model = PsiKT(steps=150, **FAST).fit(simulation.data, seed=0)
+    # Learners follow a course in a topological order of the planted DAG (tracing.simulate's
+    # "course" policy). An edge counts as learned when q(A_ik = 1) >= 0.5. This small graph
+    # must come back exactly enough: precision and recall >= 0.75 (a miss or a spurious edge
+    # out of three fails), and no planted edge may be learned backwards. The bench checks
+    # >= 0.8 on a larger graph.
+    graph = random_prerequisite_graph(6, seed=2)
+    simulation = simulate_learners(graph, n_learners=300, n_answers=60, policy="course", seed=2)
+    model = PsiKT(steps=300, batch_size=100, threads=1, learning_rate=0.05).fit(simulation.data, seed=0)
     found = {(source, target) for source, target, _ in model.learned_prerequisites(0.5)}
     recovery = edge_recovery(simulation.edges(), found)
-    assert recovery["precision"] >= 0.6 and recovery["recall"] >= 0.6, recovery
+    assert recovery["precision"] >= 0.75 and recovery["recall"] >= 0.75, (recovery, found)
+    probability = model.edge_probabilities()
+    for source, target in np.argwhere(simulation.graph):
+        assert probability[target, source] < 0.2, (source, target, probability[target, source])
 
 
 def test_mastery_decays_towards_the_long_run_level_without_practice(fitted, simulation):
@@ -80,7 +84,7 @@ def test_mastery_decays_towards_the_long_run_level_without_practice(fitted, simu
     resting = fitted.mastery_at(dataclasses.replace(fitted.initial_state(), at=0.0), 10_000 * 86400.0)[0]
     assert abs(later[3] - resting) < 0.05 * abs(now - resting) + 1e-3
     traits = fitted.learner_traits(state)
-    assert set(traits) >= {"forgetting_rate", "long_run_level", "volatility", "prerequisite_gain"}
+    assert set(traits) >= {"forgetting_rate", "long_run_level", "volatility", "prerequisite_gain", "learning_speed"}
     assert all(trait["sd"] > 0 for trait in traits.values())
 
 
@@ -109,7 +113,9 @@ def test_absorb_fits_newcomers_against_the_frozen_course_posterior(fitted, simul
     scale_before = fitted.arrays["trait_scale"][slots[0]].copy()
     fitted.absorb(later, seed=0, steps=40)
     assert len(fitted.learner_index) == 100 + 20
-    assert fitted.arrays["trait_scale"][slots[0]].mean() < scale_before.mean() + 1e-6
+    # A block of right answers from a learner already at the ceiling says nothing of its
+    # learning speed (the last trait; its sd may wander), but it narrows the others.
+    assert fitted.arrays["trait_scale"][slots[0]][:4].mean() < scale_before[:4].mean() + 1e-6
 
 
 def test_untimed_data_counts_one_unit_per_answer(simulation):

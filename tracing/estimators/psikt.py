@@ -3,36 +3,49 @@ prerequisite graph (after Zhou et al., ICLR 2024; implemented from the paper's e
 
 Generative model, for learner l, skills k = 1..K, items j, the learner's rows n at times t_n:
 
-    s_l = (log alpha_l, mu_l, log sigma_l, logit gamma_l) ~ Normal(population loc, population scale)
+    s_l = (log alpha_l, mu_l, log sigma_l, logit gamma_l, log lambda_l)
+        ~ Normal(population loc, population scale)
     A_ik ~ Bernoulli(rho), relaxed as LogitRelaxedBernoulli(temperature)  (i is a prerequisite of k)
     z_0^k ~ Normal(mu_l, sigma_l^2 / (2 alpha_l))                          (the stationary spread)
     between rows, dt = (t_n - t_{n-1}) / unit, d = exp(-alpha_l dt):
-        b^k = gamma_l * sum_i A_ik (z^i - mu_l) / max(1, sum_i A_ik)
-        z^k <- Normal(d z^k + (1 - d)(mu_l + b^k),  sigma_l^2 (1 - d^2) / (2 alpha_l))
+        z^k <- Normal(d z^k + (1 - d) mu_l,  sigma_l^2 (1 - d^2) / (2 alpha_l))
     answer to item j with skills S_j:
         f_j(z) = w * mean_{k in S_j} z^k + c_j
         y_n ~ Bernoulli(Phi(f_j(z)))      (the probit Phi stands in for the logistic sigmoid,
                                            sigmoid(x) ~ Phi(0.59 x), so the filter is exact)
     practice: after the answer, for k in S_j, z^k moves a fraction
-        eta_k * (1 - gamma_l * sum_i A_ik (1 - r^i) / max(1, sum_i A_ik)) of the way to a
-        ceiling c_k, r^i = P(right on a typical item of skill i) (the mastery), and its
-        variance grows by tau^2 (learning within a session, where the OU volatility over
-        seconds is negligible); so practice teaches little while prerequisites are
-        unknown: the graph acts within sessions too, not only across gaps
+        g_lk = (1 - (1 - eta_k)^lambda_l) * prod_i (1 - gamma_l (1 - r^i))^A_ik
+    of the way to a ceiling c_k, r^i = P(right on a typical item of skill i) (the
+    mastery), and its variance grows by tau^2 (learning within a session, where the OU
+    volatility over seconds is negligible).
 
-So with no practice knowledge drifts back to the learner's long-run level mu_l (plus
-what known prerequisites lend it): forgetting, faster for larger alpha_l. Two departures
-from the paper's b^k = gamma sum_i A_ik z^i / K, both for stability: prerequisites count
-as deviations from mu_l (so mu_l stays the resting level) and are averaged over the
-in-degree with gamma_l = sigmoid(.) in (0, 1), which makes the drift a contraction; a
-1/K scale with free gamma diverged (z grew without bound) on dense relaxed graphs.
+So with no practice knowledge drifts back to the learner's long-run level mu_l:
+forgetting, faster for larger alpha_l. The graph shapes learning, as the paper
+intends (prerequisites' knowledge conditions the dependent skill's dynamics): the
+product is a noisy AND, each prerequisite i of k blocking a practice step on k with
+probability gamma_l (1 - r^i), so practice teaches k little while its prerequisites
+are unknown. lambda_l is the learner's learning speed.
 
-Known limit: on simulated learners whose skills are learnable only once their
-prerequisites are known (tracing.simulate), the learned edges do not recover the
-planted graph (precision and recall well under 0.8; strong edges tend to point the
-diagnostic way, k -> i, since failing k predicts not knowing i). Tried: the
-prerequisite shortfall from the ceiling in place of z^i - mu_l, and the practice gate
-alone; neither recovered it.
+Why the direction of an edge is identifiable. If i -> k, practice on k is fruitless
+while i is unknown and fruitful once it is known; learning i never depends on k. The
+reverse edge k -> i would block learning i until k is known, which contradicts every
+learner who learns i first. So the likelihood separates the two wherever learners
+practise a dependent skill before knowing all its prerequisites (in a course, the
+learners who move on without having learnt a skill or who forgot it), see
+tracing.simulate's ``"course"`` policy. Two things the model had before and which
+hid this: (1) the paper's drift term b^k = gamma sum_i A_ik z^i / K pulled z^k towards
+its prerequisites' level in both directions, so an edge k -> i explained "knowing
+k implies knowing i" as well as i -> k explained "not knowing i implies not knowing
+k", and on simulated data the strong edges pointed backwards; it is left out. (2)
+Without a learning-speed trait, knowing the skill taught just before k in the course
+stood in for "this learner learns fast", and the fit drew false edges from a skill's
+course predecessor; lambda_l removes that confound. gamma_l starts near 0.9 so a
+single edge can gate learning strongly (at 0.5 the fit stacked redundant edges).
+Limits that remain: an edge from a grandparent or from a skill learnt just before k
+whose knowledge implies k's prerequisite (a "fresher" witness of it than the
+prerequisite's own decayed estimate) can still be drawn, and an edge to a skill with
+two prerequisites can be missed; the bench reports precision and recall on a planted
+graph.
 
 Inference. The knowledge z is integrated out by an assumed-density (Kalman-style)
 filter with a diagonal Gaussian per learner: the drift step above is linear in z;
@@ -46,7 +59,9 @@ Bernoulli(pi_ik) (Gumbel-softmax samples, so edges get reparameterised gradients
 and course-level point estimates of c_j, w, eta_k, c_k, tau and the population prior. The
 mixture prior of the paper and the slow random walk of traits within a period are
 left out: traits are constant inside a period, and across periods :meth:`PsiKT.absorb`
-uses the previous posterior as the next prior (continual learning).
+uses the previous posterior as the next prior (continual learning). Skills' knowledge
+is independent a priori and in the filter (diagonal); the graph couples them through
+learning only.
 
 Prediction and online update run the same filter in float64. A learner the model
 has not seen starts from the population's trait means; a learner fitted or absorbed
@@ -92,7 +107,8 @@ from tracing.estimators.pyro_common import (
     time_unit,
 )
 
-TRAIT_NAMES = ("forgetting_rate", "long_run_level", "volatility", "prerequisite_gain")
+TRAIT_NAMES = ("forgetting_rate", "long_run_level", "volatility", "prerequisite_gain", "learning_speed")
+N_TRAITS = len(TRAIT_NAMES)
 _VARIANCE_FLOOR = 1e-6
 
 
@@ -112,47 +128,34 @@ def _kl_relaxed_bernoulli(posterior: LogitRelaxedBernoulli, prior: LogitRelaxedB
 
 
 def trait_values(raw: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """(alpha, mu, sigma, gamma), each raw.shape[:-1], from raw traits (..., 4)."""
-    return raw[..., 0].exp(), raw[..., 1], raw[..., 2].exp(), torch.sigmoid(raw[..., 3])
+    """(alpha, mu, sigma, gamma, lambda), each raw.shape[:-1], from raw traits (..., 5)."""
+    return raw[..., 0].exp(), raw[..., 1], raw[..., 2].exp(), torch.sigmoid(raw[..., 3]), raw[..., 4].exp()
+
+
+def learner_gain(gain: torch.Tensor, speed: torch.Tensor) -> torch.Tensor:
+    """1 - (1 - eta_k)^lambda_l, (B, K): a fast learner (lambda > 1) gains more per answer, in (0, 1)."""
+    return -torch.expm1(speed * torch.log1p(-torch.clamp(gain, max=1 - 1e-6)))
 
 
 def initial_knowledge(raw: torch.Tensor, n_skills: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and variance (B, K) of z before any answer: the stationary law at the learner's level."""
-    alpha, mu, sigma, _ = trait_values(raw)
+    alpha, mu, sigma, *_ = trait_values(raw)
     mean = mu[:, None].expand(-1, n_skills).clone()
     variance = (sigma**2 / (2 * alpha))[:, None].expand(-1, n_skills).clone()
     return mean, variance
 
 
-def drift(mean: torch.Tensor, variance: torch.Tensor, raw: torch.Tensor, elapsed: torch.Tensor,
-          graph: torch.Tensor, ceiling: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The OU step over ``elapsed`` (B,) time units: mean and variance (B, K) of z afterwards.
-
-    ``graph`` (K, K) holds edge weights A_ik (i a prerequisite of k), ``ceiling`` (K,) the
-    mastered level of each skill. Covariances between skills are dropped (diagonal
-    filter), so the prerequisite term adds its variance only.
-    """
-    alpha, mu, sigma, gamma = trait_values(raw)
+def drift(mean: torch.Tensor, variance: torch.Tensor, raw: torch.Tensor,
+          elapsed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The OU step over ``elapsed`` (B,) time units: mean and variance (B, K) of z afterwards."""
+    alpha, mu, sigma, *_ = trait_values(raw)
     decay = torch.exp(-alpha * elapsed)[:, None]
-    graph = normalise_graph(graph)
-    return _drift(mean, variance, decay, mu[:, None], gamma[:, None], (sigma**2 / (2 * alpha))[:, None],
-                  graph, graph**2, ceiling)
-
-
-def normalise_graph(graph: torch.Tensor) -> torch.Tensor:
-    """Edge weights A_ik / max(1, in-degree of k), (K, K): each skill's boost is a weighted mean
-    of its prerequisites, so with gamma < 1 the drift contracts to the long-run level."""
-    return graph / torch.clamp(graph.sum(0, keepdim=True), min=1.0)
+    return _drift(mean, variance, decay, mu[:, None], (sigma**2 / (2 * alpha))[:, None])
 
 
 def _drift(mean: torch.Tensor, variance: torch.Tensor, decay: torch.Tensor, level: torch.Tensor,
-           coupling: torch.Tensor, stationary: torch.Tensor, graph: torch.Tensor,
-           graph_squared: torch.Tensor, ceiling: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    relax = 1 - decay
-    new_mean = decay * mean + relax * (level + coupling * ((mean - level) @ graph))
-    new_variance = (decay**2 * variance + (relax * coupling) ** 2 * (variance @ graph_squared)
-                    + stationary * (1 - decay**2))
-    return new_mean, new_variance
+           stationary: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return decay * mean + (1 - decay) * level, decay**2 * variance + stationary * (1 - decay**2)
 
 
 def answer_location(mean: torch.Tensor, variance: torch.Tensor, weight: torch.Tensor,
@@ -185,19 +188,27 @@ def observe(mean: torch.Tensor, variance: torch.Tensor, weight: torch.Tensor, lo
     return new_mean, new_variance
 
 
+def prerequisite_gate(readiness: torch.Tensor, coupling: torch.Tensor, graph: torch.Tensor) -> torch.Tensor:
+    """The share of practice that teaches each skill, (B, K): prod_i (1 - gamma (1 - r_i))^A_ik.
+
+    A noisy AND over the prerequisites: each prerequisite i of k (edge weight A_ik in
+    ``graph`` (K, K)) blocks learning k with probability gamma (1 - r_i), r_i =
+    ``readiness`` (B, K); ``coupling`` (B, 1) is gamma. The power form is exact for a
+    0/1 graph and keeps the cost a (B, K) x (K, K) product on relaxed edge weights.
+    """
+    return torch.exp(torch.log1p(-coupling * (1 - readiness)) @ graph)
+
+
 def practise(mean: torch.Tensor, variance: torch.Tensor, gain: torch.Tensor, practised: torch.Tensor,
-             ceiling: torch.Tensor, noise: torch.Tensor, coupling: torch.Tensor, graph: torch.Tensor,
-             readiness: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+             ceiling: torch.Tensor, noise: torch.Tensor, gate: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Practice moves knowledge: z^k moves a fraction of the way to ``ceiling`` (K,).
 
-    The fraction is eta_k (``gain``, (B, K)) times 1 - gamma * sum_i G_ik (1 - r_i): G the
-    normalised graph (K, K), r_i = ``readiness`` (B, K) the chance of answering skill i
-    right. So practice teaches a skill little while its prerequisites are unknown. The
-    move is bounded, so long drills cannot push z to certainty; ``noise`` (a variance) on
-    the ``practised`` (B, K) skills keeps the filter learning within a session, where the
-    OU volatility over seconds is negligible. ``coupling`` (B, 1) is gamma.
+    The fraction is eta_k (``gain``, (B, K)) times the prerequisite ``gate`` (B, K) (see
+    :func:`prerequisite_gate`), so practice teaches a skill little while its
+    prerequisites are unknown. The move is bounded, so long drills cannot push z to
+    certainty; ``noise`` (a variance) on the ``practised`` (B, K) skills keeps the filter
+    learning within a session, where the OU volatility over seconds is negligible.
     """
-    gate = 1 - coupling * ((1 - readiness) @ graph)
     step = gain * gate
     return mean + step * (ceiling - mean), (1 - step) ** 2 * variance + noise * practised
 
@@ -213,34 +224,35 @@ def run_filter(course: dict[str, torch.Tensor], raw: torch.Tensor, batch: dict[s
     """Filter a padded batch: (log-likelihood (B,), P(correct) (B, T), final mean, final variance).
 
     ``course`` holds ``weight`` (J, K), ``bias`` (J,), ``gain`` (J, K) (eta_k on the item's
-    skills) and ``graph`` (K, K); ``raw`` (B, 4) the traits. ``start`` resumes from a
+    skills) and ``graph`` (K, K); ``raw`` (B, 5) the traits. ``start`` resumes from a
     given (mean, variance) instead of the initial law. Padding has zero elapsed time, zero
-    emission weight and zero gain, so the filter passes over it unchanged.
+    emission weight and zero gain, so the filter passes over it unchanged. The item's rows
+    of the course tables are gathered step by step, so without autograd (prediction)
+    memory grows as B x (T + K), never B x T x K (gigabytes on long sequences over many
+    skills).
     """
     item, correct, elapsed, mask = batch["item"], batch["correct"], batch["elapsed"], batch["mask"]
     n_skills = course["weight"].shape[1]
     mean, variance = start if start is not None else initial_knowledge(raw, n_skills)
-    alpha, mu, sigma, gamma = trait_values(raw)
+    alpha, mu, sigma, gamma, speed = trait_values(raw)
     live = mask.to(mean.dtype)
     decay = torch.exp(-alpha[:, None] * elapsed)  # (B, T)
-    weight = course["weight"][item] * live[..., None]  # (B, T, K)
-    gain = course["gain"][item] * live[..., None]
-    practised = course["practised"][item] * live[..., None]
     bias = course["bias"][item]
-    level, coupling = mu[:, None], gamma[:, None]
+    level, coupling, speed = mu[:, None], gamma[:, None], speed[:, None]
     stationary = (sigma**2 / (2 * alpha))[:, None]
-    graph = normalise_graph(course["graph"])
-    graph_squared = graph**2
+    graph = course["graph"]
     locations = []
     for step in range(item.shape[1]):
-        mean, variance = _drift(mean, variance, decay[:, step, None], level, coupling, stationary, graph,
-                                graph_squared, course["ceiling"])
-        location, shrink = answer_location(mean, variance, weight[:, step], bias[:, step])
+        answered, on = item[:, step], live[:, step, None]
+        weight = course["weight"][answered] * on
+        mean, variance = _drift(mean, variance, decay[:, step, None], level, stationary)
+        location, shrink = answer_location(mean, variance, weight, bias[:, step])
         locations.append(location)
-        mean, variance = observe(mean, variance, weight[:, step], location, shrink, correct[:, step])
+        mean, variance = observe(mean, variance, weight, location, shrink, correct[:, step])
         readiness = readiness_of(mean, variance, course["scale"], course["typical"])
-        mean, variance = practise(mean, variance, gain[:, step], practised[:, step], course["ceiling"],
-                                  course["noise"], coupling, graph, readiness)
+        mean, variance = practise(mean, variance, learner_gain(course["gain"][answered] * on, speed),
+                                  course["practised"][answered] * on, course["ceiling"], course["noise"],
+                                  prerequisite_gate(readiness, coupling, graph))
     location = torch.stack(locations, dim=1)
     log_likelihood = (live * (correct * torch.special.log_ndtr(location)
                               + (1 - correct) * torch.special.log_ndtr(-location))).sum(1)
@@ -266,8 +278,10 @@ class CourseModel(PyroModule):
         self.gain = PyroParam(torch.full((n_skills,), 0.1), constraint=constraints.unit_interval)
         self.ceiling = PyroParam(torch.full((n_skills,), 2.0))
         self.noise = PyroParam(torch.tensor(0.05), constraint=constraints.positive)
-        self.population_loc = PyroParam(torch.tensor([math.log(0.2), 0.0, 0.0, 0.0]))
-        self.population_scale = PyroParam(torch.full((4,), 0.5), constraint=constraints.positive)
+        # gamma starts near 0.9: an edge, once there, gates learning strongly; a gamma of 0.5
+        # capped the gate at halving the gain, and the fit stacked redundant edges to sharpen it.
+        self.population_loc = PyroParam(torch.tensor([math.log(0.2), 0.0, 0.0, 2.0, 0.0]))
+        self.population_scale = PyroParam(torch.full((N_TRAITS,), 0.5), constraint=constraints.positive)
 
     def course(self, graph: torch.Tensor) -> dict[str, torch.Tensor]:
         typical = (self.practised.T @ self.bias) / torch.clamp(self.practised.sum(0), min=1)
@@ -296,8 +310,8 @@ class CourseGuide(PyroModule):
         super().__init__()
         self.temperature = temperature
         self.edge_logits = PyroParam(torch.full((n_skills, n_skills), -2.0))
-        self.trait_loc = PyroParam(population_loc.detach().expand(n_learners, 4).clone())
-        self.trait_scale = PyroParam(torch.full((n_learners, 4), 0.1), constraint=constraints.positive)
+        self.trait_loc = PyroParam(population_loc.detach().expand(n_learners, N_TRAITS).clone())
+        self.trait_scale = PyroParam(torch.full((n_learners, N_TRAITS), 0.1), constraint=constraints.positive)
 
     def forward(self, batch: dict[str, torch.Tensor], index: torch.Tensor) -> None:
         pyro.sample("graph", LogitRelaxedBernoulli(torch.tensor(self.temperature),
@@ -523,7 +537,7 @@ class PsiKT(Estimator):
         }
 
     def _raw_traits(self, learner_ids: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-        """Trait posterior (loc, scale), (B, 4): the learner's own if known, else the population."""
+        """Trait posterior (loc, scale), (B, 5): the learner's own if known, else the population."""
         loc = np.repeat(self.arrays["population_loc"][None, :], len(learner_ids), axis=0)
         scale = np.repeat(self.arrays["population_scale"][None, :], len(learner_ids), axis=0)
         for position, name in enumerate(learner_ids):
@@ -645,15 +659,17 @@ class PsiKT(Estimator):
         course = self._course_tensors()
         mean, variance, raw, gap = self._unpack(state, at)
         with torch.no_grad():
-            mean, variance = drift(mean, variance, raw, gap, course["graph"], course["ceiling"])
+            mean, variance = drift(mean, variance, raw, gap)
             weight, bias = course["weight"][[item]], course["bias"][[item]]
             location, shrink = answer_location(mean, variance, weight, bias)
             mean, variance = observe(mean, variance, weight, location, shrink,
                                      torch.tensor([correct], dtype=torch.float64))
             readiness = readiness_of(mean, variance, course["scale"], course["typical"])
-            mean, variance = practise(mean, variance, course["gain"][[item]], course["practised"][[item]],
-                                      course["ceiling"], course["noise"], trait_values(raw)[3][:, None],
-                                      normalise_graph(course["graph"]), readiness)
+            _, _, _, coupling, speed = trait_values(raw)
+            gate = prerequisite_gate(readiness, coupling[:, None], course["graph"])
+            mean, variance = practise(mean, variance, learner_gain(course["gain"][[item]], speed[:, None]),
+                                      course["practised"][[item]],
+                                      course["ceiling"], course["noise"], gate)
         memory = state.memory
         return self._state(mean[0].numpy(), variance[0].numpy(), np.asarray(memory["trait_loc"]),
                            np.asarray(memory["trait_scale"]), float(at), memory.get("learner"))
@@ -663,7 +679,7 @@ class PsiKT(Estimator):
         items = torch.as_tensor(np.asarray(items, dtype=np.int64))
         mean, variance, raw, gap = self._unpack(state, at)
         with torch.no_grad():
-            mean, variance = drift(mean, variance, raw, gap, course["graph"], course["ceiling"])
+            mean, variance = drift(mean, variance, raw, gap)
             weight = course["weight"][items]
             location, _ = answer_location(mean.expand(len(items), -1), variance.expand(len(items), -1),
                                           weight, course["bias"][items])
@@ -674,7 +690,7 @@ class PsiKT(Estimator):
         mean, variance, raw, gap = self._unpack(state, at)
         with torch.no_grad():
             course = self._course_tensors()
-            mean, variance = drift(mean, variance, raw, gap, course["graph"], course["ceiling"])
+            mean, variance = drift(mean, variance, raw, gap)
         return self._mastery(mean[0].numpy(), variance[0].numpy())
 
     # ----------------------------------------------------------------- interpretation
@@ -697,7 +713,7 @@ class PsiKT(Estimator):
         loc = np.asarray(state.memory["trait_loc"], dtype=np.float64)
         scale = np.asarray(state.memory["trait_scale"], dtype=np.float64)
         # Moments of the transformed traits by a fixed set of normal draws (deterministic).
-        draws = loc + scale * np.random.default_rng(0).standard_normal((4000, 4))
+        draws = loc + scale * np.random.default_rng(0).standard_normal((4000, N_TRAITS))
         values = trait_values(torch.as_tensor(draws))
         traits: dict[str, Any] = {}
         for name, value in zip(TRAIT_NAMES, values):
