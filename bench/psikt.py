@@ -46,7 +46,7 @@ def settings(quick: bool) -> dict[str, dict[str, Any]]:
     scale = 0.25 if quick else 1.0
     return {
         "psikt": {"steps": max(10, int(150 * scale)), "batch_size": 128, "max_length": 150, "threads": 1,
-                  "absorb_steps": max(10, int(60 * scale))},
+                  "absorb_steps": 10},
         "hbkt": {"steps": max(10, int(150 * scale)), "batch_size": 128, "max_length": 150, "threads": 1},
         "bkt": {},
         "dkt": {"max_epochs": max(1, int(8 * scale))},

@@ -111,7 +111,7 @@ def test_absorb_fits_newcomers_against_the_frozen_course_posterior(fitted, simul
                     timestamp=more.timestamp + 7 * 86400.0, q_matrix=more.q_matrix, item_ids=more.item_ids,
                     skill_ids=more.skill_ids, learner_ids=more.learner_ids)
     scale_before = fitted.arrays["trait_scale"][slots[0]].copy()
-    fitted.absorb(later, seed=0, steps=40)
+    fitted.absorb(later, seed=0, steps=40, learning_rate=0.05)
     assert len(fitted.learner_index) == 100 + 20
     # A block of right answers from a learner already at the ceiling says nothing of its
     # learning speed (the last trait; its sd may wander), but it narrows the others.

@@ -367,14 +367,15 @@ class PsiKT(Estimator):
     ``max_length`` first rows of each learner used in fitting (prediction reads all);
     ``unit_seconds`` the time unit of the forgetting rate on clocked data; ``edge_prior``
     the prior probability of an edge (sparsity); ``temperature`` of the relaxed edges;
-    ``absorb_steps`` SVI steps of :meth:`absorb`; ``threads`` torch CPU threads.
+    ``absorb_steps`` passes of :meth:`absorb` over the newcomers (so its cost grows with the
+    newcomers, not with the course); ``threads`` torch CPU threads.
     """
 
     kind = "psikt"
 
     def __init__(self, *, steps: int = 300, batch_size: int = 64, learning_rate: float = 0.03,
                  max_length: int = 200, unit_seconds: float = 86400.0, edge_prior: float = 0.05,
-                 temperature: float = 0.5, absorb_steps: int = 100, threads: int | None = None) -> None:
+                 temperature: float = 0.5, absorb_steps: int = 10, threads: int | None = None) -> None:
         self.steps = int(check_range("steps", steps, 1))
         self.batch_size = int(check_range("batch_size", batch_size, 1))
         self.learning_rate = check_range("learning_rate", learning_rate, 0, 1, open_low=True)
@@ -445,14 +446,15 @@ class PsiKT(Estimator):
         return self
 
     def absorb(self, data: Dataset, *, seed: int = 0, steps: int | None = None,
-               progress: Progress | None = None) -> Self:
+               learning_rate: float = 0.1, progress: Progress | None = None) -> Self:
         """Fit only the traits of ``data``'s learners, the course posterior (graph, items, gains,
         population) frozen: the incremental path for new learners and new answers.
 
         A learner unknown to the model starts from the population prior and the initial
         knowledge law; a known one from its stored trait posterior (the previous period's
         posterior is this period's prior) and from its stored knowledge state, so ``data``
-        then holds only its new rows.
+        then holds only its new rows. ``steps`` passes over ``data`` (default ``absorb_steps``)
+        at Adam's ``learning_rate``.
         """
         progress = progress or no_progress
         started = time.perf_counter()
@@ -482,9 +484,13 @@ class PsiKT(Estimator):
             def loss(index: np.ndarray) -> torch.Tensor:
                 return elbo.differentiable_loss(model, guide, _batch_tensors(padded, index), torch.as_tensor(index))
 
-            run_svi(loss, list(guide.parameters()), n_learners=data.n_learners,
-                    batch_size=min(max(self.batch_size, 128), data.n_learners),
-                    steps=steps or self.absorb_steps, learning_rate=0.05, seed=seed, progress=progress,
+            # Each learner's traits are its own parameters, so a pass over the newcomers is what
+            # counts: on DBE-KT22, 10 passes at 0.1 gave the multi-step AUC of 60 passes at 0.05.
+            batch_size = min(max(self.batch_size, 128), data.n_learners)
+            passes = steps or self.absorb_steps
+            run_svi(loss, list(guide.parameters()), n_learners=data.n_learners, batch_size=batch_size,
+                    steps=passes * -(-data.n_learners // batch_size), learning_rate=learning_rate, seed=seed,
+                    progress=progress,
                     stage="absorb", lengths=np.minimum(data.lengths, self.max_length))
             with torch.no_grad():
                 new_loc = guide.trait_loc.double().numpy().copy()
