@@ -64,16 +64,15 @@ def forward_filter(course: dict[str, torch.Tensor], offsets: torch.Tensor, batch
     learn = torch.sigmoid(course["learn_logit"] + offsets[:, :1])  # (B, K)
     known = torch.sigmoid(course["prior_logit"] + offsets[:, 1:])
     guess, slip = course["guess"], course["slip"]
-    practised = course["practised"][item] * live[..., None]  # (B, T, K)
-    share = course["share"][item]
-    no_skill = (course["practised"][item].sum(-1) == 0).to(offsets.dtype)  # (B, T)
+    # Item rows are gathered step by step: (B, T, K) gathers took gigabytes on long sequences.
+    no_skill = (course["practised"].sum(-1) == 0).to(offsets.dtype)[item]  # (B, T)
     log_likelihood = torch.zeros(item.shape[0], dtype=offsets.dtype)
     probabilities = []
     for step in range(item.shape[1]):
         right = correct[:, step, None]
-        on = practised[:, step]
+        on = course["practised"][item[:, step]] * live[:, step, None]  # (B, K)
         chance = torch.clamp(known * (1 - slip) + (1 - known) * guess, _EDGE, 1 - _EDGE)  # (B, K)
-        probabilities.append((share[:, step] * chance).sum(-1) + no_skill[:, step] * course["base"])
+        probabilities.append((course["share"][item[:, step]] * chance).sum(-1) + no_skill[:, step] * course["base"])
         log_likelihood = log_likelihood + (on * (right * chance.log() + (1 - right) * (1 - chance).log())).sum(-1)
         # Exact Bayes ratios with their own denominators: the clamped ``chance`` could push a
         # posterior past 1 when slip is near 0 on long drills.
