@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from tracing.estimators.cakt import CAKT, recent_same_concept
+from tracing.estimators.cakt import CAKT, BandedConv3d, recent_same_concept
 from tracing.estimators.deep import Windows, context_start, window_spans
 from tracing.estimators.dkt import DKT
 from tracing.estimators.sakt import SAKT
@@ -46,6 +46,41 @@ def test_windows_predict_every_row_once_with_bounded_context(length):
             if row >= window:
                 assert row - start >= window // 2
     assert np.all(predicted == 1)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_row_balanced_batches_cover_every_window_once_within_the_row_budget(seed):
+    lengths = np.random.default_rng(seed).choice([2, 3, 5, 40, 120, 200], size=500, p=[.3, .2, .2, .1, .1, .1])
+    windows = Windows([np.arange(n) for n in lengths], [np.ones(n, dtype=bool) for n in lengths])
+    batch_size = 16
+    groups = list(windows.batches(batch_size, np.random.default_rng(seed), balance_rows=True))
+    assert np.array_equal(np.sort(np.concatenate(groups)), np.arange(len(lengths)))
+    budget = batch_size * lengths.mean()
+    padded = np.array([len(group) * lengths[group].max() for group in groups])
+    assert np.all((padded <= budget) | (np.array([len(group) for group in groups]) == 1))
+    # About as many optimiser steps as fixed-count batches; each batch wastes under one window of budget.
+    assert len(lengths) / batch_size * 0.9 <= len(groups) <= 2 * len(lengths) / batch_size
+    # The point of it: long windows no longer share a batch with batch_size - 1 others.
+    assert max(len(group) for group in groups if lengths[group].max() == 200) < batch_size
+    assert max(len(group) for group in groups) > batch_size
+
+
+@pytest.mark.parametrize("in_channels, out_channels, depth", [(1, 4, 8), (3, 2, 5), (2, 2, 1)])
+def test_banded_conv3d_equals_torch_conv3d_forward_and_backward(in_channels, out_channels, depth):
+    torch.manual_seed(0)
+    ours = BandedConv3d(in_channels, out_channels)
+    reference = torch.nn.Conv3d(in_channels, out_channels, 3, padding=1)
+    reference.load_state_dict(ours.state_dict())
+    volume = torch.randn(3, in_channels, depth, 5, 5, dtype=torch.float64)
+    ours, reference = ours.double(), reference.double()
+    mine, theirs = volume.clone().requires_grad_(), volume.clone().requires_grad_()
+    out, expected = ours(mine), reference(theirs)
+    torch.testing.assert_close(out, expected)
+    out.square().sum().backward()
+    expected.square().sum().backward()
+    torch.testing.assert_close(mine.grad, theirs.grad)
+    torch.testing.assert_close(ours.weight.grad, reference.weight.grad)
+    torch.testing.assert_close(ours.bias.grad, reference.bias.grad)
 
 
 def test_recent_same_concept_lists_earlier_rows_oldest_first():
