@@ -121,23 +121,27 @@ def compare(train: Dataset, test: Dataset, quick: bool, *, refit: bool,
 
 
 def synthetic(quick: bool) -> dict[str, Any]:
-    """Recovery of a planted 10-skill prerequisite DAG from learners following a course in its order."""
-    shape = {"skills": 10, "learners": 400, "answers_each": 100, "policy": "course", "graph_seed": 0}
-    graph = random_prerequisite_graph(shape["skills"], seed=shape["graph_seed"])
-    simulation = simulate_learners(graph, n_learners=shape["learners"], n_answers=shape["answers_each"],
-                                   policy=shape["policy"], seed=0)
-    started = time.perf_counter()
+    """Recovery of planted 10-skill prerequisite DAGs (two graph seeds) from learners who follow
+    a course in a topological order (tracing.simulate's course policy)."""
     steps = 150 if quick else 600
-    estimator = get_estimator("psikt")(steps=steps, batch_size=100, learning_rate=0.05,
-                                       threads=1).fit(simulation.data, seed=0)
-    found = {(source, target) for source, target, _ in estimator.learned_prerequisites(0.5)}
-    recovery = _rounded(edge_recovery(simulation.edges(), found))
-    planted = simulation.edges()
-    return {**shape, "steps": steps, "threshold": 0.5, "fit_seconds": round(time.perf_counter() - started, 1),
-            **recovery, "target": 0.8,
-            "meets_target": recovery["precision"] >= 0.8 and recovery["recall"] >= 0.8,
-            "missed": sorted(planted - found), "spurious": sorted(found - planted),
-            "reversed": sorted((target, source) for source, target in planted if (target, source) in found)}
+    runs = []
+    for graph_seed in (0, 1):
+        shape = {"skills": 10, "learners": 800, "answers_each": 100, "policy": "course", "graph_seed": graph_seed}
+        graph = random_prerequisite_graph(shape["skills"], seed=graph_seed)
+        simulation = simulate_learners(graph, n_learners=shape["learners"], n_answers=shape["answers_each"],
+                                       policy=shape["policy"], seed=graph_seed)
+        started = time.perf_counter()
+        estimator = get_estimator("psikt")(steps=steps, batch_size=100, learning_rate=0.05,
+                                           threads=1).fit(simulation.data, seed=0)
+        found = {(source, target) for source, target, _ in estimator.learned_prerequisites(0.5)}
+        planted = simulation.edges()
+        recovery = _rounded(edge_recovery(planted, found))
+        runs.append({**shape, "steps": steps, "threshold": 0.5,
+                     "fit_seconds": round(time.perf_counter() - started, 1), **recovery,
+                     "meets_target": recovery["precision"] >= 0.8 and recovery["recall"] >= 0.8,
+                     "missed": sorted(planted - found), "spurious": sorted(found - planted),
+                     "reversed": sorted((target, source) for source, target in planted if (target, source) in found)})
+    return {"target": 0.8, "all_meet_target": all(run["meets_target"] for run in runs), "runs": runs}
 
 
 def main() -> None:

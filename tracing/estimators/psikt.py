@@ -41,11 +41,15 @@ Without a learning-speed trait, knowing the skill taught just before k in the co
 stood in for "this learner learns fast", and the fit drew false edges from a skill's
 course predecessor; lambda_l removes that confound. gamma_l starts near 0.9 so a
 single edge can gate learning strongly (at 0.5 the fit stacked redundant edges).
-Limits that remain: an edge from a grandparent or from a skill learnt just before k
-whose knowledge implies k's prerequisite (a "fresher" witness of it than the
-prerequisite's own decayed estimate) can still be drawn, and an edge to a skill with
-two prerequisites can be missed; the bench reports precision and recall on a planted
-graph.
+Limits that remain: the filter keeps one belief per skill, so "k known implies i
+known" never reaches i's belief. An edge from a grandparent (a second witness of the
+parent's state) or from a skill learnt just before k whose knowledge implies one of k's
+prerequisites (a fresher witness than that prerequisite's own decayed estimate) can
+then add likelihood and be drawn, more so with more data, and the prerequisite it
+stands in for can be missed. Tried and dropped: readiness as progress from the resting
+level to the ceiling (no change), a prerequisite's readiness discounted by its own
+gate (recall fell to 0.2), edge logits starting at 0 (worse). bench/psikt.py reports
+precision and recall on two planted graphs.
 
 Inference. The knowledge z is integrated out by an assumed-density (Kalman-style)
 filter with a diagonal Gaussian per learner: the drift step above is linear in z;
