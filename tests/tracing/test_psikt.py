@@ -133,3 +133,18 @@ def test_bad_hyper_parameters_are_rejected():
         PsiKT(edge_prior=0.9)
     with pytest.raises(ValueError):
         PsiKT(steps=0)
+
+
+def test_artifact_from_before_the_learning_speed_trait_still_loads(fitted, simulation, tmp_path):
+    from tracing.estimators.pyro_common import load_artifact, save_artifact
+
+    fitted.save(tmp_path / "new.npz")
+    meta, arrays = load_artifact(tmp_path / "new.npz")
+    for name in ("population_loc", "population_scale", "trait_loc", "trait_scale"):
+        arrays[name] = arrays[name][..., :4]
+    save_artifact(tmp_path / "old.npz", meta, arrays)
+    old = PsiKT.load(tmp_path / "old.npz")
+    assert old.arrays["trait_loc"].shape == fitted.arrays["trait_loc"].shape
+    probability = old.predict_proba(simulation.data.subset(np.arange(5)))
+    assert np.isfinite(probability).all() and ((probability > 0) & (probability < 1)).all()
+    assert old.learner_traits(old.initial_state())["learning_speed"]["mean"] > 0

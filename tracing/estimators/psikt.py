@@ -364,6 +364,20 @@ def _batch_tensors(padded_torch: dict[str, torch.Tensor], index: np.ndarray) -> 
     return {name: value[picked][:, :width] for name, value in padded_torch.items()}
 
 
+def _with_all_traits(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Artifacts saved before the learning-speed trait have four traits: give every learner
+    and the population lambda = 1 (raw 0), i.e. the course's own gains, so they still load."""
+    missing = N_TRAITS - arrays["population_loc"].shape[-1]
+    if missing <= 0:
+        return arrays
+    arrays = dict(arrays)
+    for name, fill in (("population_loc", 0.0), ("population_scale", 0.5), ("trait_loc", 0.0),
+                       ("trait_scale", 0.5)):
+        value = arrays[name]
+        arrays[name] = np.concatenate([value, np.full(value.shape[:-1] + (missing,), fill)], axis=-1)
+    return arrays
+
+
 class PsiKT(Estimator):
     """PSI-KT: OU knowledge per (learner, skill), learner traits, a learned prerequisite graph.
 
@@ -757,7 +771,7 @@ class PsiKT(Estimator):
         model.unit = meta["unit"]
         model._item_ids, model._skill_ids = tuple(meta["item_ids"]), tuple(meta["skill_ids"])
         model.q_matrix = arrays.pop("q_matrix").astype(bool)
-        model.arrays = arrays
+        model.arrays = _with_all_traits(arrays)
         model.learner_index = {name: index for index, name in enumerate(meta["learners"])}
         model.timings = meta.get("timings", {})
         return model
