@@ -21,6 +21,10 @@ Conventions (shared by DKT, CAKT and SAKT):
   ``half`` and ``window - 1`` earlier rows. Training scores each row exactly
   once, in the window that predicts it (the same windows as inference), so
   training and prediction see the same contexts.
+* Batches. A training batch holds about ``batch_size`` windows' worth of
+  answers at the mean window length (many short windows or a few long ones,
+  ``Windows.batches(balance_rows=True)``), so every answer weighs about the same
+  in the optimiser's steps; prediction batches are a fixed count of windows.
 * Online. ``LearnerState.memory`` holds the rows of the current context as JSON
   lists; ``update`` appends a row (dropping the oldest half when the context
   moves on) and ``predict_next`` runs the network once over that context, which
