@@ -60,10 +60,12 @@ def test_graph_recovers_planted_edges_on_simulated_data():
     # "course" policy). An edge counts as learned when q(A_ik = 1) >= 0.5. This small graph
     # must come back exactly enough: precision and recall >= 0.75 (a miss or a spurious edge
     # out of three fails), and no planted edge may be learned backwards. The bench checks
-    # >= 0.8 on a larger graph.
+    # >= 0.8 on larger graphs. Size chosen for reliability: with 500 learners and 400 steps,
+    # five (fit seed, simulation seed) pairs all gave recall 1.0 and precision 0.75 or 1.0;
+    # with 300 learners and 300 steps two of four missed an edge.
     graph = random_prerequisite_graph(6, seed=2)
-    simulation = simulate_learners(graph, n_learners=300, n_answers=60, policy="course", seed=2)
-    model = PsiKT(steps=300, batch_size=100, threads=1, learning_rate=0.05).fit(simulation.data, seed=0)
+    simulation = simulate_learners(graph, n_learners=500, n_answers=60, policy="course", seed=2)
+    model = PsiKT(steps=400, batch_size=100, threads=1, learning_rate=0.05).fit(simulation.data, seed=0)
     found = {(source, target) for source, target, _ in model.learned_prerequisites(0.5)}
     recovery = edge_recovery(simulation.edges(), found)
     assert recovery["precision"] >= 0.75 and recovery["recall"] >= 0.75, (recovery, found)
