@@ -79,7 +79,10 @@ def random_prerequisite_graph(n_skills: int, *, max_parents: int = 2, root_share
     """A random DAG (K, K) bool over skills in topological order 0..K-1.
 
     Skill 0 and about ``root_share`` of the others have no prerequisite; every other
-    skill gets 1..``max_parents`` prerequisites among the earlier skills.
+    skill gets 1..``max_parents`` prerequisites among the earlier skills. The graph is
+    returned transitively reduced, as prerequisite maps are drawn: a drawn edge i -> k
+    that a longer path i -> ... -> k implies is dropped (after all draws, so the random
+    stream, and every graph that has no such edge, are as before).
     """
     rng = np.random.default_rng(seed)
     graph = np.zeros((n_skills, n_skills), dtype=bool)
@@ -89,7 +92,13 @@ def random_prerequisite_graph(n_skills: int, *, max_parents: int = 2, root_share
         n_parents = int(rng.integers(1, max_parents + 1))
         parents = rng.choice(skill, size=min(n_parents, skill), replace=False)
         graph[parents, skill] = True
-    return graph
+    # reach[i, k]: a path of one or more edges from i to k (skills are in topological order,
+    # so one pass over k in increasing order closes it).
+    reach = graph.copy()
+    for skill in range(n_skills):
+        reach[:, skill] |= (reach[:, :skill] & graph[:skill, skill]).any(axis=1)
+    longer = (reach.astype(int) @ graph.astype(int)) > 0  # paths of two or more edges
+    return graph & ~longer
 
 
 def course_order(graph: np.ndarray) -> np.ndarray:

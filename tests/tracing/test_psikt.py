@@ -11,7 +11,7 @@ pyro = pytest.importorskip("pyro")
 torch = pytest.importorskip("torch")
 
 from tracing.data import Dataset  # noqa: E402
-from tracing.estimators.psikt import CourseGuide, CourseModel, PsiKT  # noqa: E402
+from tracing.estimators.psikt import CourseGuide, CourseModel, PsiKT, drop_implied_edges  # noqa: E402
 from tracing.estimators.pyro_common import fitting_context, pad_learners  # noqa: E402
 from tracing.simulate import edge_recovery, random_prerequisite_graph, simulate_learners  # noqa: E402
 
@@ -150,3 +150,25 @@ def test_artifact_from_before_the_learning_speed_trait_still_loads(fitted, simul
     probability = old.predict_proba(simulation.data.subset(np.arange(5)))
     assert np.isfinite(probability).all() and ((probability > 0) & (probability < 1)).all()
     assert old.learner_traits(old.initial_state())["learning_speed"]["mean"] > 0
+
+
+def test_reduced_readout_drops_only_edges_a_stronger_path_implies():
+    probability = np.zeros((4, 4))
+    probability[0, 1], probability[1, 2], probability[0, 2] = 0.9, 0.8, 0.6  # 0 -> 2 implied by stronger 0 -> 1 -> 2
+    probability[2, 3], probability[0, 3] = 0.7, 0.95  # 0 -> 3 stronger than every edge of 0 -> 1 -> 2 -> 3
+    kept = drop_implied_edges(probability, probability >= 0.5)
+    assert sorted(map(tuple, np.argwhere(kept).tolist())) == [(0, 1), (0, 3), (1, 2), (2, 3)]
+    # The same order of visits cannot matter: a path through an edge of equal strength does not count.
+    probability[0, 2] = 0.8
+    assert drop_implied_edges(probability, probability >= 0.5)[0, 2]
+
+
+def test_planted_graphs_are_transitively_reduced():
+    for seed in range(20):
+        graph = random_prerequisite_graph(10, seed=seed).astype(int)
+        longer = np.zeros_like(graph)
+        power = graph
+        for _ in range(len(graph)):
+            power = (power @ graph > 0).astype(int)
+            longer |= power
+        assert not (graph & longer).any(), seed
