@@ -133,15 +133,25 @@ def synthetic(quick: bool) -> dict[str, Any]:
         started = time.perf_counter()
         estimator = get_estimator("psikt")(steps=steps, batch_size=100, learning_rate=0.05,
                                            threads=1).fit(simulation.data, seed=0)
-        found = {(source, target) for source, target, _ in estimator.learned_prerequisites(0.5)}
+        fit_seconds = round(time.perf_counter() - started, 1)
         planted = simulation.edges()
-        recovery = _rounded(edge_recovery(planted, found))
-        runs.append({**shape, "steps": steps, "threshold": 0.5,
-                     "fit_seconds": round(time.perf_counter() - started, 1), **recovery,
-                     "meets_target": recovery["precision"] >= 0.8 and recovery["recall"] >= 0.8,
-                     "missed": sorted(planted - found), "spurious": sorted(found - planted),
-                     "reversed": sorted((target, source) for source, target in planted if (target, source) in found)})
-    return {"target": 0.8, "all_meet_target": all(run["meets_target"] for run in runs), "runs": runs}
+        readouts = {}
+        for reduced in (False, True):
+            found = {(source, target) for source, target, _ in estimator.learned_prerequisites(0.5, reduced=reduced)}
+            recovery = _rounded(edge_recovery(planted, found))
+            readouts["reduced" if reduced else "full"] = {
+                **recovery, "meets_target": recovery["precision"] >= 0.8 and recovery["recall"] >= 0.8,
+                "missed": sorted(planted - found), "spurious": sorted(found - planted),
+                "reversed": sorted((target, source) for source, target in planted if (target, source) in found)}
+        runs.append({**shape, "steps": steps, "threshold": 0.5, "fit_seconds": fit_seconds,
+                     **readouts["full"], "transitively_reduced": readouts["reduced"]})
+    # Headline: every edge with q >= 0.5 (the readout the API stores). The planted graphs are
+    # transitively reduced, so the reduced readout (learned_prerequisites(reduced=True)) is
+    # reported beside it; on these two graphs it removes grandparent edges but also true
+    # edges that a stronger spurious path implies, so it is not the headline.
+    return {"target": 0.8, "headline_readout": "full", "all_meet_target": all(run["meets_target"] for run in runs),
+            "all_meet_target_reduced": all(run["transitively_reduced"]["meets_target"] for run in runs),
+            "runs": runs}
 
 
 def main() -> None:
