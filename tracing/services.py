@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import resource
 import threading
@@ -25,7 +26,7 @@ from tracing.estimators import ESTIMATORS, get_estimator
 from tracing.estimators.base import Estimator, LearnerState
 from tracing.models import Fit, LearnerTrace, Mastery
 from tutor.errors import ServiceError, Unavailable
-from tutor.hot_queries import json_value, keyed_rows
+from tutor.hot_queries import db_datetime, json_value, keyed_rows, upsert
 from tutor.models import Course, Interaction, Learner
 from tutor.selectors import Vocabulary, course_vocabulary, interactions_for_fit, learner_history
 
@@ -205,20 +206,21 @@ def _mastery_write(model: CourseModel, states: dict[int, LearnerState], now: dat
     skill_pk = dict(zip(model.vocabulary.skill_ids, model.vocabulary.skill_pk))
     columns = [(index, skill_pk[e]) for e, index in model.skill_index.items() if e in skill_pk]
     previous = previous or {}
+    # Plain SQL upserts: they run on every recorded answer (tutor/hot_queries.py says why).
+    moment, fit_pk = db_datetime(now), model.fit.pk if model.fit is not None else None
     rows = []
     for learner_pk, state in states.items():
         before = previous.get(learner_pk)
         for index, pk in columns:
             probability = float(state.mastery[index])
             if before is None or probability != float(before[index]):
-                rows.append(Mastery(learner_id=learner_pk, skill_id=pk, probability=probability, updated_at=now,
-                                    fit=model.fit))
-    Mastery.objects.bulk_create(rows, batch_size=5000, update_conflicts=True, unique_fields=["learner", "skill"],
-                                update_fields=["probability", "updated_at", "fit"])
-    if model.fit is not None:
-        traces = [LearnerTrace(learner_id=pk, fit=model.fit, state=state.to_json()) for pk, state in states.items()]
-        LearnerTrace.objects.bulk_create(traces, batch_size=2000, update_conflicts=True,
-                                         unique_fields=["learner", "fit"], update_fields=["state", "updated_at"])
+                rows.append((learner_pk, pk, probability, moment, fit_pk))
+    upsert(table=Mastery._meta.db_table, columns=["learner_id", "skill_id", "probability", "updated_at", "fit_id"],
+           rows=rows, conflict=["learner_id", "skill_id"], update=["probability", "updated_at", "fit_id"])
+    if fit_pk is not None:
+        upsert(table=LearnerTrace._meta.db_table, columns=["learner_id", "fit_id", "state", "updated_at"],
+               rows=[(pk, fit_pk, json.dumps(state.to_json()), moment) for pk, state in states.items()],
+               conflict=["learner_id", "fit_id"], update=["state", "updated_at"])
 
 
 def mastery_apply(*, course: Course, interactions: Sequence[Interaction], model: CourseModel | None = None,

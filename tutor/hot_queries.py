@@ -42,6 +42,30 @@ def keyed_rows(sql: str, first: Sequence[Any], values: Sequence[Any]) -> dict[An
     return found
 
 
+def upsert(*, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], conflict: Sequence[str],
+           update: Sequence[str]) -> None:
+    """INSERT ... ON CONFLICT (``conflict``) DO UPDATE SET ``update``, in chunks (SQLite and PostgreSQL).
+
+    Values must already be in database form: datetimes through ``db_datetime``, JSON as text.
+    """
+    width = len(columns)
+    per_statement = max(1, CHUNK // width)
+    head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+    tail = (f" ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET "
+            + ", ".join(f"{column} = excluded.{column}" for column in update))
+    row_marks = "(" + ", ".join(["%s"] * width) + ")"
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), per_statement):
+            chunk = rows[start:start + per_statement]
+            cursor.execute(head + ", ".join([row_marks] * len(chunk)) + tail,
+                           [value for row in chunk for value in row])
+
+
+def db_datetime(moment: datetime) -> Any:
+    """An aware datetime as the database stores it (SQLite: naive UTC text; PostgreSQL: as is)."""
+    return connection.ops.adapt_datetimefield_value(moment)
+
+
 def json_value(value: Any) -> Any:
     return json.loads(value) if isinstance(value, (str, bytes)) else value
 

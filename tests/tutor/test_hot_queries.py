@@ -5,7 +5,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from django.db.models import Max
 
-from curriculum.models import Item
+from curriculum.models import Item, Skill
+from tracing.models import Mastery
 from tutor import hot_queries
 from tutor.errors import NotFound
 from tutor.models import Course, Interaction, Learner
@@ -64,3 +65,21 @@ def test_lookups_split_long_lists_into_chunks(course, monkeypatch):
         "ada": Learner.objects.get(course=course).pk}
     ids = [f"c{n}" for n in range(11)]
     assert set(hot_queries.stored_client_ids(course_pk=course.pk, client_ids=ids)) == set(ids)
+
+
+def test_upsert_inserts_then_updates_in_place(course, monkeypatch):
+    monkeypatch.setattr(hot_queries, "CHUNK", 10)  # two rows of 5 columns per statement
+    learner = Learner.objects.get(course=course)
+    skills = [Skill.objects.create(course=course, external_id=f"s{n}") for n in range(3)]
+    columns = ["learner_id", "skill_id", "probability", "updated_at", "fit_id"]
+
+    def write(probability: float, moment: datetime) -> None:
+        hot_queries.upsert(table=Mastery._meta.db_table, columns=columns,
+                           rows=[(learner.pk, skill.pk, probability + n, hot_queries.db_datetime(moment), None)
+                                 for n, skill in enumerate(skills)],
+                           conflict=["learner_id", "skill_id"], update=["probability", "updated_at"])
+
+    write(0.1, START)
+    write(0.2, START + timedelta(hours=1))
+    stored = list(Mastery.objects.filter(learner=learner).order_by("skill_id").values_list("probability", "updated_at"))
+    assert stored == [(pytest.approx(0.2 + n), START + timedelta(hours=1)) for n in range(3)]
