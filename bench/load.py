@@ -228,7 +228,7 @@ def _mixed_load(server: Server, args: argparse.Namespace, items: list[str], rate
                 outcomes.append(outcome)
 
     threads = [threading.Thread(target=work, daemon=True) for _ in range(args.clients)]
-    cpu_before = _cpu_seconds(server)
+    cpu_before, background_before = _cpu_seconds(server), _background(server)
     for thread in threads:
         thread.start()
     for number in range(total):
@@ -246,14 +246,16 @@ def _mixed_load(server: Server, args: argparse.Namespace, items: list[str], rate
     for thread in threads:
         thread.join()  # bounded: late jobs are dropped, and each request times out after 30 s
     wall = time.perf_counter() - started
-    cpu_after = _cpu_seconds(server)
+    cpu_after, background_after = _cpu_seconds(server), _background(server)
     cpu = {name: round(sum(seconds - cpu_before[name].get(pid, 0.0) for pid, seconds in cpu_after[name].items())
                        * 1000 / max(1, len(outcomes)), 2) for name in cpu_after}
     done = list(outcomes)
     result: dict[str, Any] = {"target_rps": rate, "duration_s": duration, "requests": total,
                               "completed": len(done), "achieved_rps": round(len(done) / wall, 1),
                               "errors": sum(1 for o in done if not 200 <= o.status < 300),
-                              "dropped_late": len(dropped), "cpu_ms_per_request": cpu}
+                              "dropped_late": len(dropped), "cpu_ms_per_request": cpu,
+                              "postgres_background": {name: background_after[name] - background_before[name]
+                                                      for name in background_after}}
     for endpoint in ("interactions", "next"):
         mine = [o for o in done if o.endpoint == endpoint]
         fine = [o.latency for o in mine if 200 <= o.status < 300]
@@ -274,6 +276,16 @@ def _mixed_load(server: Server, args: argparse.Namespace, items: list[str], rate
                            "doubled": len(stored_ids) - len(set(stored_ids)),
                            "stored_without_ack": len(set(stored_ids) - acknowledged)}
     return result
+
+
+def _background(server: Server) -> dict[str, int]:
+    """Counters of what PostgreSQL did on its own (autovacuum, autoanalyze, checkpoints): tail latency suspects."""
+    tables = postgres(server.env["DATABASE_URL"],
+                      "SELECT coalesce(sum(autovacuum_count), 0), coalesce(sum(autoanalyze_count), 0) "
+                      "FROM pg_stat_user_tables")[0]
+    checkpoints = postgres(server.env["DATABASE_URL"],
+                           "SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter")[0]
+    return {"autovacuums": int(tables[0]), "autoanalyzes": int(tables[1]), "checkpoints": int(checkpoints[0])}
 
 
 def _process_cpu(pid: int) -> float:
