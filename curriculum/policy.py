@@ -191,9 +191,9 @@ _catalogs: OrderedDict[tuple[int, int, tuple[str, ...]], tuple[Any, Any, Prerequ
 _CATALOGS = 32
 
 
-def _catalog(graph: PrerequisiteGraph, items: Sequence[ItemSpec],
-             goals: tuple[str, ...]) -> tuple[PrerequisiteGraph, dict[str, list[ItemSpec]]]:
-    """The graph restricted to the goals, and the items of each of its skills.
+def catalog(graph: PrerequisiteGraph, items: Sequence[ItemSpec],
+            goals: tuple[str, ...]) -> tuple[PrerequisiteGraph, dict[str, list[ItemSpec]]]:
+    """The graph restricted to the goals (all of it for no goals), and the items of each of its skills.
 
     They depend on the course, not the learner: a caller that passes the same graph and item
     objects again (the server keeps them per course model) gets them from a small cache keyed
@@ -218,7 +218,7 @@ def _catalog(graph: PrerequisiteGraph, items: Sequence[ItemSpec],
 def _prepare(*, mastery: Mapping[str, float], graph: PrerequisiteGraph, items: Sequence[ItemSpec],
              config: PolicyConfig, mastery_before: Mapping[str, float] | None) -> _State:
     goals = tuple(config.goals) or graph.skills
-    relevant, items_by_skill = _catalog(graph, items, tuple(config.goals))
+    relevant, items_by_skill = catalog(graph, items, tuple(config.goals))
     now = {skill: float(mastery.get(skill, 0.0)) for skill in relevant.skills}
     level = dict(now)
     if not config.review and mastery_before is not None:

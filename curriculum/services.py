@@ -13,7 +13,7 @@ from django.utils import timezone as django_timezone
 
 from curriculum.graph import AUTHORED, LEARNED, CycleError, Edge, PrerequisiteGraph, find_cycle
 from curriculum.models import Item, Prerequisite, Skill
-from curriculum.policy import Answer, Choice, ItemSpec, PolicyConfig, candidate_skills, next_item
+from curriculum.policy import Answer, Choice, ItemSpec, PolicyConfig, candidate_skills, catalog, next_item
 from tracing.models import Fit
 from tutor.errors import ServiceError
 from tutor.hot_queries import last_answer_by_item, recent_answers
@@ -371,7 +371,7 @@ def next_item_choose(*, course: Course, learner: Learner, now: datetime | None =
     candidates = candidate_skills(mastery=mastery, graph=graph, items=items, config=config,
                                   mastery_before=mastery_before, history=history)
     gain = _expected_gain(estimator, state, model.item_index, model.skill_index,
-                          model.memo("items_of_skill", lambda: _items_of_skill(items)), candidates, p_correct,
+                          catalog(graph, items, tuple(config.goals))[1], candidates, p_correct,
                           now_mastery, moment)
     return next_item(mastery=mastery, graph=graph, items=items, config=config, p_correct=p_correct, gain=gain,
                      mastery_before=mastery_before, history=history, last_practice=last_practice, now=moment)
@@ -384,14 +384,6 @@ def _policy_items(model: Any) -> tuple[list[ItemSpec], list[str], np.ndarray]:
              for item_id, row in zip(vocabulary.item_ids, vocabulary.q_matrix)]
     known = [item for item in vocabulary.item_ids if item in model.item_index]
     return items, known, np.array([model.item_index[item] for item in known], dtype=np.int64)
-
-
-def _items_of_skill(items: Sequence[ItemSpec]) -> dict[str, list[ItemSpec]]:
-    found: dict[str, list[ItemSpec]] = {}
-    for item in items:
-        for skill in item.skills:
-            found.setdefault(skill, []).append(item)
-    return found
 
 
 def _items_by_pk(model: Any, items: Sequence[ItemSpec]) -> tuple[dict[int, str], dict[int, tuple[str, ...]]]:
