@@ -26,7 +26,7 @@ from tracing.estimators import ESTIMATORS, get_estimator
 from tracing.estimators.base import Estimator, LearnerState
 from tracing.models import Fit, LearnerTrace, Mastery
 from tutor.errors import ServiceError, Unavailable
-from tutor.hot_queries import db_datetime, json_value, keyed_rows, upsert
+from tutor.hot_queries import CHUNK, db_datetime, json_value, keyed_rows, upsert
 from tutor.models import Course, Interaction, Learner
 from tutor.selectors import Vocabulary, course_vocabulary, interactions_for_fit, learner_history
 
@@ -80,7 +80,6 @@ class CourseModel:
                 if e in self.item_index}
 
 
-_IN_CHUNK = 5_000  # below SQLite's bound on query variables
 _cache: OrderedDict[tuple, CourseModel] = OrderedDict()
 _cache_lock = threading.Lock()
 _CACHE_SIZE = 16
@@ -170,8 +169,8 @@ def _replay_many(model: CourseModel, learner_pks: Sequence[int]) -> dict[int, Le
     """
     estimator, item_index = model.estimator, model.item_pk_index
     states: dict[int, LearnerState] = {pk: estimator.initial_state() for pk in learner_pks}
-    for start in range(0, len(learner_pks), _IN_CHUNK):
-        rows = (Interaction.objects.filter(learner_id__in=learner_pks[start:start + _IN_CHUNK])
+    for start in range(0, len(learner_pks), CHUNK):
+        rows = (Interaction.objects.filter(learner_id__in=learner_pks[start:start + CHUNK])
                 .order_by("learner_id", "timestamp", "id").values_list("learner_id", "item_id", "correct", "timestamp"))
         for learner_pk, item_pk, correct, moment in rows.iterator(chunk_size=10_000):
             index = item_index.get(item_pk)

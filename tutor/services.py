@@ -14,11 +14,10 @@ from django.utils.text import slugify
 
 from curriculum.models import Item
 from tutor.errors import NotFound, ServiceError
-from tutor.hot_queries import learner_pks, learner_row, stored_client_ids
+from tutor.hot_queries import CHUNK, learner_pks, learner_row, stored_client_ids
 from tutor.models import Course, Interaction, Learner
 
 MAX_BATCH = 10_000
-CHUNK = 5_000  # below SQLite's bound on query variables
 SCAN_ABOVE = 4 * CHUNK  # more client ids than this: scan the course's ids once instead of IN (...) lookups
 
 

@@ -9,10 +9,8 @@ from django.db.models import QuerySet
 
 from curriculum.models import Item, Skill
 from tracing.models import Mastery
-from tutor.hot_queries import item_shown
+from tutor.hot_queries import CHUNK, item_shown
 from tutor.models import Course, Interaction, Learner
-
-CHUNK = 5_000
 
 
 def interactions_query(*, course: Course, learner: str | None = None, skill: str | None = None,
