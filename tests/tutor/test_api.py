@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -366,6 +367,56 @@ def test_the_limit_slides_across_window_edges(course, monkeypatch):
     assert refused.status_code == 429 and 1 <= int(refused["Retry-After"]) <= 60
     clock[0] += 40.0  # two thirds into the window: the previous minute weighs 1/3 of its 3 requests
     assert statuses(3) == [200, 200, 429]
+
+
+def _redis_cache_url() -> str:
+    """A Redis database of the CI broker's server for cache tests (db 3: the broker and results use 0 and 1)."""
+    broker = os.environ.get("CELERY_BROKER_URL", "")
+    if not broker.startswith("redis://"):
+        message = "needs Redis: CELERY_BROKER_URL does not name one"
+        if os.environ.get("REQUIRE_SERVICES") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return broker.rsplit("/", 1)[0] + "/3"
+
+
+def test_the_throttle_counts_in_redis_in_one_round_trip(course, monkeypatch):
+    import redis
+
+    location = _redis_cache_url()
+    trips = []
+    single, batched = redis.Redis.execute_command, redis.client.Pipeline.execute
+
+    def one_command(self, *args, **kwargs):
+        if not isinstance(self, redis.client.Pipeline):
+            trips.append(args[0])
+        return single(self, *args, **kwargs)
+
+    def pipeline(self, *args, **kwargs):
+        trips.append("pipeline")
+        return batched(self, *args, **kwargs)
+
+    with override_settings(TUTOR_API_RATE="3/min", CACHES={"default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": location, "KEY_PREFIX": "t"}}):
+        cache.clear()
+        clock = [6_000_030.0]  # half way through a minute
+        monkeypatch.setattr("tutor.api.throttling.time.time", lambda: clock[0])
+        client = client_for(key_for(course, "redis"))
+        monkeypatch.setattr(redis.Redis, "execute_command", one_command)
+        monkeypatch.setattr(redis.client.Pipeline, "execute", pipeline)
+        assert [client.get(url(course, "/learners")).status_code for _ in range(3)] == [200, 200, 200]
+        assert trips == ["pipeline"] * 3  # one round trip to Redis per request
+        refused = client.get(url(course, "/learners"))
+        assert refused.status_code == 429 and int(refused["Retry-After"]) > 0
+        counter = f"throttle_api_key:{ApiKey.objects.get(name='redis').prefix}:60"
+        window = int(clock[0] // 60)
+        assert cache.get(f"{counter}:{window}") == 3  # the refused request took its count back
+        clock[0] += 40.0  # 10 s into the next minute: the previous one still weighs 5/6 of its 3 requests
+        assert client.get(url(course, "/learners")).status_code == 429
+        clock[0] += 30.0  # 40 s in: it weighs 1/3, so one more request fits
+        assert client.get(url(course, "/learners")).status_code == 200
+        assert cache.get(f"{counter}:{window + 1}") == 1
+        cache.clear()
 
 
 def test_schema_and_docs_describe_every_endpoint_without_a_cdn(client):
