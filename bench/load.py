@@ -120,7 +120,7 @@ def _setup(args: argparse.Namespace, root: Path) -> Server:
         [sys.executable, "-m", "gunicorn", "tutor.wsgi:application", "--bind", f"127.0.0.1:{server.port}",
          "--workers", str(args.workers), "--threads", str(args.threads), "--worker-class",
          "gthread" if args.threads > 1 else "sync", "--timeout", "120", "--keep-alive", "5",
-         "--backlog", "2048"], cwd=REPO, env=server.env, stdout=log, stderr=subprocess.STDOUT,
+         "--backlog", "2048", *args.gunicorn_arg], cwd=REPO, env=server.env, stdout=log, stderr=subprocess.STDOUT,
         start_new_session=True))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -174,29 +174,56 @@ class Outcome:
     service: float  # from the actual send
     client_id: str | None = None
     created: bool = False
+    scheduled: float = 0.0  # seconds into the run
 
 
-def _one(port: int, key: str, job: tuple) -> Outcome:
-    endpoint, path, body, client_id = job
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    headers = {"Authorization": f"Token {key}"}
-    payload = None
-    if body is not None:
-        payload, headers["Content-Type"] = json.dumps(body).encode(), "application/json"
-    sent = time.perf_counter()
-    status, created = 0, False
-    try:
-        connection.request("POST" if body is not None else "GET", path, body=payload, headers=headers)
-        response = connection.getresponse()
+class Client:
+    """One client thread's HTTP connection: a new one per request, or one kept open (``keep_alive``)."""
+
+    def __init__(self, port: int, key: str, keep_alive: bool) -> None:
+        self.port, self.key, self.keep_alive = port, key, keep_alive
+        self.connection: http.client.HTTPConnection | None = None
+
+    def _send(self, method: str, path: str, payload: bytes | None, headers: dict[str, str]) -> tuple[int, bytes]:
+        if self.connection is None:
+            self.connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        self.connection.request(method, path, body=payload, headers=headers)
+        response = self.connection.getresponse()
         raw = response.read()
-        status = response.status
-        if endpoint == "interactions" and status == 201:
-            created = json.loads(raw)["results"][0]["status"] == "created"
-    except (OSError, http.client.HTTPException, ValueError, KeyError):
-        status = 0
-    finally:
-        connection.close()
-    return Outcome(endpoint, status, 0.0, time.perf_counter() - sent, client_id, created)
+        if not self.keep_alive or response.will_close:
+            self.close()
+        return response.status, raw
+
+    def close(self) -> None:
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
+
+    def one(self, job: tuple) -> Outcome:
+        endpoint, path, body, client_id = job
+        headers = {"Authorization": f"Token {self.key}"}
+        payload = None
+        if body is not None:
+            payload, headers["Content-Type"] = json.dumps(body).encode(), "application/json"
+        sent = time.perf_counter()
+        status, created = 0, False
+        reused = self.connection is not None
+        try:
+            try:
+                status, raw = self._send("POST" if body is not None else "GET", path, payload, headers)
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                self.close()
+                if not reused:
+                    raise
+                # The server closed an idle kept-alive connection before reading this request: send it
+                # again on a new one (safe: a POST is idempotent on its client id).
+                status, raw = self._send("POST" if body is not None else "GET", path, payload, headers)
+            if endpoint == "interactions" and status == 201:
+                created = json.loads(raw)["results"][0]["status"] == "created"
+        except (OSError, http.client.HTTPException, ValueError, KeyError):
+            status = 0
+            self.close()
+        return Outcome(endpoint, status, 0.0, time.perf_counter() - sent, client_id, created)
 
 
 def _mixed_load(server: Server, args: argparse.Namespace, items: list[str], rate: float, duration: float,
@@ -210,9 +237,11 @@ def _mixed_load(server: Server, args: argparse.Namespace, items: list[str], rate
     started = time.perf_counter() + 0.2
 
     def work() -> None:
+        client = Client(server.port, server.key, args.keep_alive)
         while True:
             entry = jobs.get()
             if entry is None:
+                client.close()
                 return
             scheduled, job = entry
             delay = scheduled - time.perf_counter()
@@ -222,13 +251,15 @@ def _mixed_load(server: Server, args: argparse.Namespace, items: list[str], rate
                 with lock:
                     dropped.append(job[0])  # the server is this far behind: a real client would have given up
                 continue
-            outcome = _one(server.port, server.key, job)
+            outcome = client.one(job)
             outcome.latency = time.perf_counter() - scheduled
+            outcome.scheduled = scheduled - started
             with lock:
                 outcomes.append(outcome)
 
     threads = [threading.Thread(target=work, daemon=True) for _ in range(args.clients)]
     cpu_before, background_before = _cpu_seconds(server), _background(server)
+    generator_before = time.process_time()
     for thread in threads:
         thread.start()
     for number in range(total):
@@ -249,6 +280,8 @@ def _mixed_load(server: Server, args: argparse.Namespace, items: list[str], rate
     cpu_after, background_after = _cpu_seconds(server), _background(server)
     cpu = {name: round(sum(seconds - cpu_before[name].get(pid, 0.0) for pid, seconds in cpu_after[name].items())
                        * 1000 / max(1, len(outcomes)), 2) for name in cpu_after}
+    # The load generator shares the machine: its own CPU is part of what the server competes with.
+    cpu["load_generator"] = round((time.process_time() - generator_before) * 1000 / max(1, len(outcomes)), 2)
     done = list(outcomes)
     result: dict[str, Any] = {"target_rps": rate, "duration_s": duration, "requests": total,
                               "completed": len(done), "achieved_rps": round(len(done) / wall, 1),
@@ -267,6 +300,13 @@ def _mixed_load(server: Server, args: argparse.Namespace, items: list[str], rate
             "service_p99_ms": _percentile([o.service for o in mine if 200 <= o.status < 300], 0.99),
             "statuses": dict(sorted({str(o.status): sum(1 for x in mine if x.status == o.status) for o in mine}.items())),
         }
+    # Does the tail grow during the run, or come in bursts? p99 (both endpoints) per 10 s slice.
+    slices: dict[int, list[float]] = {}
+    for o in done:
+        if 200 <= o.status < 300:
+            slices.setdefault(int(o.scheduled // 10), []).append(o.latency)
+    result["p99_ms_per_10s"] = [_percentile(slices[index], 0.99) for index in sorted(slices)]
+    result["tcp_sockets_after"] = _tcp_sockets()
     acknowledged = {o.client_id for o in done if o.endpoint == "interactions" and o.created}
     stored = postgres(server.env["DATABASE_URL"],
                        f"SELECT client_id FROM tutor_interaction WHERE client_id LIKE '{label}-%'")
@@ -286,6 +326,17 @@ def _background(server: Server) -> dict[str, int]:
     checkpoints = postgres(server.env["DATABASE_URL"],
                            "SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter")[0]
     return {"autovacuums": int(tables[0]), "autoanalyzes": int(tables[1]), "checkpoints": int(checkpoints[0])}
+
+
+def _tcp_sockets() -> dict[str, int]:
+    """The kernel's TCP socket counts (in use, TIME_WAIT): a new connection per request leaves many behind."""
+    try:
+        fields = next(line for line in Path("/proc/net/sockstat").read_text().splitlines()
+                      if line.startswith("TCP:")).split()[1:]
+    except (OSError, StopIteration):
+        return {}
+    counts = dict(zip(fields[::2], (int(value) for value in fields[1::2]), strict=False))
+    return {"in_use": counts.get("inuse", 0), "time_wait": counts.get("tw", 0)}
 
 
 def _process_cpu(pid: int) -> float:
@@ -333,6 +384,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker (gthread when > 1)")
     parser.add_argument("--clients", type=int, default=64, help="concurrent client threads")
+    parser.add_argument("--keep-alive", action="store_true",
+                        help="each client thread keeps its connection open between requests (as a pooled HTTP "
+                             "client does; gunicorn's sync workers close it anyway, gthread workers keep it)")
+    parser.add_argument("--gunicorn-arg", action="append", default=[],
+                        help="an extra gunicorn argument (repeatable), e.g. --gunicorn-arg=--max-requests=0")
     parser.add_argument("--find-max", action="store_true",
                         help="before the main run, step the rate up in 10 s runs until errors, p99 over --slo-ms "
                              "or the server falls behind (under 95%% of the target rate)")
@@ -351,7 +407,8 @@ def main() -> None:
         items = _items(server)
         result: dict[str, Any] = {
             "machine": {"cores": os.cpu_count(), "load_average_before": [round(x, 2) for x in os.getloadavg()]},
-            "server": {"gunicorn_workers": args.workers, "threads": args.threads, "clients": args.clients},
+            "server": {"gunicorn_workers": args.workers, "threads": args.threads, "clients": args.clients,
+                       "keep_alive": args.keep_alive, "gunicorn_args": args.gunicorn_arg},
             "setup_s": round(time.perf_counter() - setup_started, 1), "learners": args.learners,
         }
         if not args.batch_total:  # every learner needs a history before GET next can find them
