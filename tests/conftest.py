@@ -28,6 +28,18 @@ def _seed() -> None:
     pyro.clear_param_store()
 
 
+@pytest.fixture(autouse=True)
+def _exact_course_models():
+    """Tests change a curriculum or fit and look at once: read the course signature on every call.
+    (The product reuses it for TRACING_MODEL_RECHECK seconds; tests/tracing/test_model_cache.py covers that.)"""
+    from django.conf import settings
+
+    previous = settings.TRACING_MODEL_RECHECK
+    settings.TRACING_MODEL_RECHECK = 0.0
+    yield
+    settings.TRACING_MODEL_RECHECK = previous
+
+
 @pytest.fixture(scope="session")
 def assist_slice():
     """(train, test) Datasets from the committed assist2009_updated slice (shared vocabulary)."""

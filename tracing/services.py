@@ -118,15 +118,42 @@ def _course_signature(course: Course) -> tuple[Any, ...]:
     return (row[0] or 0, *(int(value) for value in row[1:-1]), float(row[-1]))
 
 
+_signatures: dict[tuple[int, datetime], tuple[float, tuple[Any, ...]]] = {}
+"""(course pk, created at) -> (monotonic time of the check, signature): this process's recent checks."""
+
+
+def _recent_signature(course: Course) -> tuple[Any, ...]:
+    """The course's signature, read again only when this process's copy is older than
+    ``TRACING_MODEL_RECHECK`` seconds (0: on every call)."""
+    recheck = settings.TRACING_MODEL_RECHECK
+    key = (course.pk, course.created_at)
+    seen = _signatures.get(key)
+    if seen is not None and time.monotonic() - seen[0] < recheck:
+        return seen[1]
+    signature = _course_signature(course)
+    if recheck > 0:
+        if len(_signatures) >= 4 * _CACHE_SIZE:
+            _signatures.clear()  # many courses in one process: start afresh rather than grow without bound
+        _signatures[key] = (time.monotonic(), signature)
+    return signature
+
+
+def course_model_forget(course: Course) -> None:
+    """Read the course's signature again on the next call, in this process (after its new fit commits)."""
+    _signatures.pop((course.pk, course.created_at), None)
+
+
 def course_model(course: Course) -> CourseModel:
     """The active fit's estimator and the course vocabulary, loaded once per process.
 
-    Every call costs one query (the signature): a new fit, item, skill, link or
-    prerequisite edge gives a new key, so the cached model (and what was memoised on it)
-    is never stale. The returned model is
-    shared between requests: read it, never change it.
+    A new fit, item, skill, link or prerequisite edge changes the course's signature (one
+    query) and so the key of the cached model, so a cached model (and what was memoised on it)
+    is never stale beyond ``TRACING_MODEL_RECHECK`` seconds: that long (default 1 s) a process
+    reuses the signature it read, which saves the query on nearly every request. A fit
+    activated in this process is seen at once. The returned model is shared between requests:
+    read it, never change it.
     """
-    signature = _course_signature(course)
+    signature = _recent_signature(course)
     # created_at tells apart courses that reuse a primary key (SQLite after a rolled-back test).
     key = (course.pk, course.created_at, *signature)
     with _cache_lock:
@@ -422,6 +449,7 @@ def _activate(fit: Fit, estimator: Estimator, data, vocabulary: Vocabulary, arti
         fit.refresh_from_db()
         learned_edges_store(course=fit.course, fit=fit, edges=estimator.learned_prerequisites())
         mastery_recompute(course=fit.course, fit=fit, estimator=estimator, data=data, vocabulary=vocabulary)
+        transaction.on_commit(lambda: course_model_forget(fit.course))
 
 
 def mastery_recompute(*, course: Course, fit: Fit, estimator: Estimator, data, vocabulary: Vocabulary) -> int:

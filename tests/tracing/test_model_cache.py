@@ -34,6 +34,7 @@ def demo(settings, tmp_path, django_capture_on_commit_callbacks):
 
 
 def test_a_warm_model_costs_one_query(demo, django_assert_num_queries):
+    # The tests' settings read the signature on every call (TRACING_MODEL_RECHECK = 0, tests/conftest.py).
     first = course_model(demo)
     with django_assert_num_queries(1):
         again = course_model(demo)
@@ -55,6 +56,24 @@ def test_a_new_item_skill_or_fit_is_seen_at_once(demo, django_capture_on_commit_
     with django_capture_on_commit_callbacks(execute=True):
         fit_create(course=demo, kind="bkt", params={"restarts": 1, "max_iter": 20})
     assert course_model(demo).fit.pk != before.fit.pk
+
+
+def test_a_signature_is_reused_for_the_recheck_time_and_a_fit_here_is_seen_at_once(
+        demo, settings, monkeypatch, django_assert_num_queries, django_capture_on_commit_callbacks):
+    settings.TRACING_MODEL_RECHECK = 1.0
+    clock = [5000.0]
+    monkeypatch.setattr("tracing.services.time.monotonic", lambda: clock[0])
+    first = course_model(demo)
+    with django_assert_num_queries(0):  # within the recheck time: no query at all
+        assert course_model(demo) is first
+    Skill.objects.create(course=demo, external_id="made-elsewhere", name="New")  # as another process would
+    clock[0] += 0.9
+    assert "made-elsewhere" not in course_model(demo).vocabulary.skill_ids  # at most 1 s behind
+    clock[0] += 0.2
+    assert course_model(demo).vocabulary.skill_ids[-1] == "made-elsewhere"
+    with django_capture_on_commit_callbacks(execute=True):
+        fit_create(course=demo, kind="bkt", params={"restarts": 1, "max_iter": 20})
+    assert course_model(demo).fit == Fit.objects.get(course=demo, active=True)  # fitted here: seen at once
 
 
 def test_the_policy_graph_follows_every_edge_change(demo):
