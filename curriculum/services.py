@@ -16,7 +16,7 @@ from curriculum.models import Item, Prerequisite, Skill
 from curriculum.policy import Answer, Choice, ItemSpec, PolicyConfig, candidate_skills, catalog, next_item
 from tracing.models import Fit
 from tutor.errors import ServiceError
-from tutor.hot_queries import last_answer_by_item, recent_answers
+from tutor.hot_queries import learner_practice
 from tutor.models import Course, Learner
 
 DOCUMENT_KEYS = {"course", "skills", "items", "prerequisites", "policy"}
@@ -360,10 +360,10 @@ def next_item_choose(*, course: Course, learner: Learner, now: datetime | None =
 
     # Item primary keys, no joins: the model's vocabulary names the items and their skills.
     item_of_pk, skills_of_pk = model.memo("item_of_pk", lambda: _items_by_pk(model, items))
-    history = [Answer(item_of_pk[pk], correct) for pk, correct in
-               recent_answers(learner_pk=learner.pk, limit=HISTORY_LENGTH) if pk in item_of_pk]
+    recent, last_by_item = learner_practice(learner_pk=learner.pk, limit=HISTORY_LENGTH)
+    history = [Answer(item_of_pk[pk], correct) for pk, correct in recent if pk in item_of_pk]
     last_practice: dict[str, float] = {}
-    for pk, last in last_answer_by_item(learner_pk=learner.pk).items():
+    for pk, last in last_by_item.items():
         for skill in skills_of_pk.get(pk, ()):
             last_practice[skill] = max(last_practice.get(skill, 0.0), last.timestamp())
     graph = policy_graph(course=course, model=model)

@@ -95,18 +95,16 @@ def learner_row(*, course_pk: int, external_id: str) -> tuple[int, int | None, d
     return (rows[0][0], rows[0][1], _moment(rows[0][2])) if rows else None
 
 
-def recent_answers(*, learner_pk: int, limit: int) -> list[tuple[int, float]]:
-    """(item pk, correct) of the learner's last ``limit`` answers, oldest first."""
-    rows = _rows(f"SELECT item_id, correct FROM {_INTERACTION} WHERE learner_id = %s "
-                 f"ORDER BY timestamp DESC, id DESC LIMIT %s", [learner_pk, limit])
-    return [(item, float(correct)) for item, correct in reversed(rows)]
-
-
-def last_answer_by_item(*, learner_pk: int) -> dict[int, datetime]:
-    """item pk -> when the learner last answered it."""
-    rows = _rows(f"SELECT item_id, MAX(timestamp) FROM {_INTERACTION} WHERE learner_id = %s GROUP BY item_id",
-                 [learner_pk])
-    return {item: _moment(last) for item, last in rows}
+def learner_practice(*, learner_pk: int, limit: int) -> tuple[list[tuple[int, float]], dict[int, datetime]]:
+    """The learner's last ``limit`` answers as (item pk, correct), oldest first, and item pk -> when the
+    learner last answered it: one round trip (the next-item path needs both)."""
+    rows = _rows(f"SELECT * FROM (SELECT 0, item_id, correct, timestamp, id FROM {_INTERACTION} "
+                 f"WHERE learner_id = %s ORDER BY timestamp DESC, id DESC LIMIT %s) AS recent "
+                 f"UNION ALL SELECT 1, item_id, NULL, MAX(timestamp), NULL FROM {_INTERACTION} "
+                 f"WHERE learner_id = %s GROUP BY item_id", [learner_pk, limit, learner_pk])
+    recent = sorted((_moment(moment), pk, item, float(correct)) for part, item, correct, moment, pk in rows if not part)
+    last = {item: _moment(moment) for part, item, _, moment, _ in rows if part}
+    return [(item, correct) for _, _, item, correct in recent], last
 
 
 def item_shown(*, course_pk: int, external_id: str) -> dict[str, Any] | None:

@@ -34,12 +34,14 @@ def test_reads_match_the_orm(course):
     learner = Learner.objects.get(course=course)
     orm_recent = list(Interaction.objects.filter(learner=learner).order_by("-timestamp", "-id")
                       .values_list("item_id", "correct")[:4])
-    assert hot_queries.recent_answers(learner_pk=learner.pk, limit=4) == [
-        (item, float(correct)) for item, correct in reversed(orm_recent)]
+    recent, last = hot_queries.learner_practice(learner_pk=learner.pk, limit=4)
+    assert recent == [(item, float(correct)) for item, correct in reversed(orm_recent)]
     orm_last = dict(Interaction.objects.filter(learner=learner).order_by().values_list("item_id")
                     .annotate(last=Max("timestamp")).values_list("item_id", "last"))
-    last = hot_queries.last_answer_by_item(learner_pk=learner.pk)
     assert last == orm_last and all(moment.tzinfo is not None for moment in last.values())
+    everything, _ = hot_queries.learner_practice(learner_pk=learner.pk, limit=100)
+    assert len(everything) == 11 and everything[-4:] == recent
+    assert hot_queries.learner_practice(learner_pk=learner.pk + 1000, limit=4) == ([], {})
     wanted = ["c3", "c9", "nope"]
     assert hot_queries.stored_client_ids(course_pk=course.pk, client_ids=wanted) == dict(
         Interaction.objects.filter(course=course, client_id__in=wanted).values_list("client_id", "id"))
