@@ -397,17 +397,22 @@ def _expected_gain(estimator: Any, state: Any, item_index: Mapping[str, int], sk
                    p_correct: Mapping[str, float], now_mastery: np.ndarray, moment: float) -> dict[str, float]:
     """Per item of a candidate skill: E[mastery of its skills after answering it] - mastery now
     (one-step look-ahead)."""
-    gain: dict[str, float] = {}
+    chosen: dict[str, list[int]] = {}
     for skill in candidates:
         for item in items_of_skill.get(skill, ()):
-            if item.id in gain or item.id not in item_index:
+            if item.id in chosen or item.id not in item_index:
                 continue
             columns = [skill_index[other] for other in item.skills if other in skill_index]
-            if not columns:
-                continue
-            probability = p_correct[item.id]
-            after_correct = estimator.update(state, item=item_index[item.id], correct=1.0, at=moment).mastery
-            after_wrong = estimator.update(state, item=item_index[item.id], correct=0.0, at=moment).mastery
-            expected = probability * after_correct[columns] + (1.0 - probability) * after_wrong[columns]
-            gain[item.id] = float(np.sum(expected - now_mastery[columns]))
+            if columns:
+                chosen[item.id] = columns
+    if not chosen:
+        return {}
+    indices = np.array([item_index[item] for item in chosen], dtype=np.int64)
+    after_correct = estimator.update_each(state, indices, correct=1.0, at=moment)
+    after_wrong = estimator.update_each(state, indices, correct=0.0, at=moment)
+    gain: dict[str, float] = {}
+    for row, (item, columns) in enumerate(chosen.items()):
+        probability = p_correct[item]
+        expected = probability * after_correct[row, columns] + (1.0 - probability) * after_wrong[row, columns]
+        gain[item] = float(np.sum(expected - now_mastery[columns]))
     return gain

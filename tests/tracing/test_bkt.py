@@ -165,6 +165,25 @@ def test_online_update_equals_offline_filter(standard_data, params):
         assert finals[learner].memory == json.loads(json.dumps(state.memory))
 
 
+@pytest.mark.parametrize("params", [{}, {"forgets": True}, {"multigs": True, "multiprior": True, "prior_window": 3}])
+def test_the_vectorised_look_ahead_equals_one_update_per_item(standard_data, params):
+    from tracing.estimators.base import Estimator
+
+    data = _multi_skill(standard_data)
+    model = BKT(restarts=1, **params).fit(data.subset(np.arange(200)), seed=0)
+    state = model.initial_state()
+    for row in range(4):  # a learner part-way through, so the multiprior memory is not empty
+        state = model.update(state, item=int(data.item[row]), correct=float(data.correct[row]), at=float(row))
+    items = np.array([2, 0, 1, 2, 3])[: data.n_items]  # multi-skill item 0, a repeat, in any order
+    for correct in (0.0, 1.0):
+        vectorised = model.update_each(state, items, correct=correct, at=9.0)
+        one_by_one = Estimator.update_each(model, state, items, correct=correct, at=9.0)  # the generic loop
+        assert vectorised.shape == (len(items), data.n_skills)
+        np.testing.assert_allclose(vectorised, one_by_one, rtol=0, atol=1e-15)
+    assert not np.allclose(model.update_each(state, items, correct=1.0, at=9.0),
+                           model.update_each(state, items, correct=0.0, at=9.0))
+
+
 def test_filter_step_is_bayes_then_transition(standard_data):
     model = BKT(forgets=True, restarts=1).fit(standard_data, seed=0)
     prior, learn, forget = model.prior[0, 0], model.learns[0], model.forget_rates[0]

@@ -76,6 +76,13 @@ class Estimator(abc.ABC):
     def predict_next(self, state: LearnerState, items: np.ndarray, *, at: float | None = None) -> np.ndarray:
         """P(correct) if the learner in ``state`` answered each of ``items`` (shape (M,)) next, at ``at``."""
 
+    def update_each(self, state: LearnerState, items: np.ndarray, *, correct: float, at: float) -> np.ndarray:
+        """(M, K) mastery after answering each of ``items`` (M,) next with ``correct``: row m is
+        ``update(state, item=items[m], ...).mastery``. A look-ahead; estimators may vectorise it."""
+        rows = [np.asarray(self.update(state, item=int(item), correct=correct, at=at).mastery, dtype=np.float64)
+                for item in np.asarray(items, dtype=np.int64)]
+        return np.stack(rows) if rows else np.zeros((0, len(state.mastery)))
+
     @abc.abstractmethod
     def save(self, path: Path) -> None:
         """Write a portable artifact (one file) that ``load`` reads back."""

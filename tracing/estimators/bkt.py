@@ -337,6 +337,33 @@ class BKT(Estimator):
             memory = {"answered": answered, "correct": correct_sum, "practised": practised}
         return LearnerState(mastery=mastery, memory=memory, at=at)
 
+    def update_each(self, state: LearnerState, items: np.ndarray, *, correct: float, at: float) -> np.ndarray:
+        """``update`` for each of ``items`` (M,) from the same state, as one (M, K) array operation."""
+        items = np.asarray(items, dtype=np.int64)
+        mastery = np.asarray(state.mastery, dtype=np.float64)
+        counts = self.item_start[items + 1] - self.item_start[items]
+        owner = np.repeat(np.arange(len(items)), counts)  # the row of each (item, skill) pair
+        pairs = np.repeat(self.item_start[items] - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
+        skills = self.pair_skill[pairs]
+        known = mastery[skills]
+        guess, slip = self.guesses[pairs], self.slips[pairs]
+        joint_known = known * (correct * (1.0 - slip) + (1.0 - correct) * slip)
+        evidence = joint_known + (1.0 - known) * (correct * guess + (1.0 - correct) * (1.0 - guess))
+        posterior = joint_known / evidence
+        after = np.tile(mastery, (len(items), 1))
+        if self.multiprior:
+            # As in update: skills never practised (counting this item's) take the prior of the learner's
+            # class after this answer, which is the same class for every row.
+            answered, correct_sum = int(state.memory["answered"]), float(state.memory["correct"])
+            if answered < self.prior_window:
+                answered, correct_sum = answered + 1, correct_sum + float(correct)
+            klass = int(self._class_of(np.array(answered), np.array(correct_sum)))
+            untouched = np.ones(self.n_skills, dtype=bool)
+            untouched[list(state.memory["practised"])] = False
+            after[:, untouched] = self.prior[untouched, klass]
+        after[owner, skills] = posterior * (1.0 - self.forget_rates[skills]) + (1.0 - posterior) * self.learns[skills]
+        return after
+
     def predict_next(self, state: LearnerState, items: np.ndarray, *, at: float | None = None) -> np.ndarray:
         """P(correct) (M,) for each of ``items`` answered next: mean over the item's skills."""
         items = np.asarray(items, dtype=np.int64)
