@@ -313,26 +313,35 @@ class BKT(Estimator):
             memory = {"answered": 0, "correct": 0.0, "practised": []}
         return LearnerState(mastery=self.prior[:, 0].copy(), memory=memory)
 
-    def update(self, state: LearnerState, *, item: int, correct: float, at: float) -> LearnerState:
-        """One filter step on each skill of ``item``: Bayes posterior on the answer, then learn/forget."""
-        mastery = np.array(state.mastery, dtype=np.float64)
-        pairs = np.arange(self.item_start[item], self.item_start[item + 1])
+    def _step(self, mastery: np.ndarray, pairs: np.ndarray, correct: float) -> np.ndarray:
+        """Each (item, skill) pair's mastery after the answer: Bayes posterior on it, then learn/forget."""
         skills = self.pair_skill[pairs]
         known = mastery[skills]
         guess, slip = self.guesses[pairs], self.slips[pairs]
         joint_known = known * (correct * (1.0 - slip) + (1.0 - correct) * slip)
         evidence = joint_known + (1.0 - known) * (correct * guess + (1.0 - correct) * (1.0 - guess))
         posterior = joint_known / evidence
-        mastery[skills] = posterior * (1.0 - self.forget_rates[skills]) + (1.0 - posterior) * self.learns[skills]
+        return posterior * (1.0 - self.forget_rates[skills]) + (1.0 - posterior) * self.learns[skills]
+
+    def _prior_class(self, memory: dict[str, Any], correct: float) -> tuple[int, float, int]:
+        """(answers counted, their correct sum, prior class) after one more answer (multiprior)."""
+        answered, correct_sum = int(memory["answered"]), float(memory["correct"])
+        if answered < self.prior_window:
+            answered, correct_sum = answered + 1, correct_sum + float(correct)
+        return answered, correct_sum, int(self._class_of(np.array(answered), np.array(correct_sum)))
+
+    def update(self, state: LearnerState, *, item: int, correct: float, at: float) -> LearnerState:
+        """One filter step on each skill of ``item``: Bayes posterior on the answer, then learn/forget."""
+        mastery = np.array(state.mastery, dtype=np.float64)
+        pairs = np.arange(self.item_start[item], self.item_start[item + 1])
+        skills = self.pair_skill[pairs]
+        mastery[skills] = self._step(mastery, pairs, correct)
         memory = state.memory
         if self.multiprior:
-            answered, correct_sum = int(memory["answered"]), float(memory["correct"])
-            if answered < self.prior_window:
-                answered, correct_sum = answered + 1, correct_sum + float(correct)
+            answered, correct_sum, klass = self._prior_class(memory, correct)
             practised = sorted(set(memory["practised"]) | {int(s) for s in skills})
             untouched = np.ones(self.n_skills, dtype=bool)
             untouched[practised] = False
-            klass = int(self._class_of(np.array(answered), np.array(correct_sum)))
             mastery[untouched] = self.prior[untouched, klass]
             memory = {"answered": answered, "correct": correct_sum, "practised": practised}
         return LearnerState(mastery=mastery, memory=memory, at=at)
@@ -344,24 +353,15 @@ class BKT(Estimator):
         counts = self.item_start[items + 1] - self.item_start[items]
         owner = np.repeat(np.arange(len(items)), counts)  # the row of each (item, skill) pair
         pairs = np.repeat(self.item_start[items] - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
-        skills = self.pair_skill[pairs]
-        known = mastery[skills]
-        guess, slip = self.guesses[pairs], self.slips[pairs]
-        joint_known = known * (correct * (1.0 - slip) + (1.0 - correct) * slip)
-        evidence = joint_known + (1.0 - known) * (correct * guess + (1.0 - correct) * (1.0 - guess))
-        posterior = joint_known / evidence
         after = np.tile(mastery, (len(items), 1))
         if self.multiprior:
             # As in update: skills never practised (counting this item's) take the prior of the learner's
             # class after this answer, which is the same class for every row.
-            answered, correct_sum = int(state.memory["answered"]), float(state.memory["correct"])
-            if answered < self.prior_window:
-                answered, correct_sum = answered + 1, correct_sum + float(correct)
-            klass = int(self._class_of(np.array(answered), np.array(correct_sum)))
+            klass = self._prior_class(state.memory, correct)[2]
             untouched = np.ones(self.n_skills, dtype=bool)
             untouched[list(state.memory["practised"])] = False
             after[:, untouched] = self.prior[untouched, klass]
-        after[owner, skills] = posterior * (1.0 - self.forget_rates[skills]) + (1.0 - posterior) * self.learns[skills]
+        after[owner, self.pair_skill[pairs]] = self._step(mastery, pairs, correct)
         return after
 
     def predict_next(self, state: LearnerState, items: np.ndarray, *, at: float | None = None) -> np.ndarray:
