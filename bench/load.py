@@ -10,7 +10,8 @@
    learners through POST .../interactions in batches of --batch-size (10,000).
 3. Mixed load, open loop at --rate requests/s for --duration s: half POST one
    interaction (a unique id each; the online mastery update runs inside), half
-   GET .../learners/{learner}/next. Latency is measured from each request's
+   GET .../learners/{learner}/next, sent from one asyncio event loop over at most
+   --clients connections at once. Latency is measured from each request's
    scheduled start, so a server that falls behind shows it (no coordinated omission).
 4. Counts the interactions in the database against those acknowledged: none lost, none doubled.
 
@@ -20,10 +21,10 @@ Prints JSON; drops the database and stops every process it started. Loopback onl
 from __future__ import annotations
 
 import argparse
+import asyncio
 import http.client
 import json
 import os
-import queue
 import random
 import shutil
 import signal
@@ -31,7 +32,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -177,91 +177,110 @@ class Outcome:
     scheduled: float = 0.0  # seconds into the run
 
 
-class Client:
-    """One client thread's HTTP connection: a new one per request, or one kept open (``keep_alive``)."""
+class _Connections:
+    """HTTP/1.1 over asyncio streams: at most ``limit`` connections, idle ones reused when ``keep_alive``.
 
-    def __init__(self, port: int, key: str, keep_alive: bool) -> None:
-        self.port, self.key, self.keep_alive = port, key, keep_alive
-        self.connection: http.client.HTTPConnection | None = None
+    A bare client on purpose: it shares two cores with the server it measures, and per request it
+    costs a fraction of what a general HTTP library (or a pool of client threads) costs.
+    """
 
-    def _send(self, method: str, path: str, payload: bytes | None, headers: dict[str, str]) -> tuple[int, bytes]:
-        if self.connection is None:
-            self.connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        self.connection.request(method, path, body=payload, headers=headers)
-        response = self.connection.getresponse()
-        raw = response.read()
-        if not self.keep_alive or response.will_close:
-            self.close()
-        return response.status, raw
+    def __init__(self, port: int, limit: int, keep_alive: bool) -> None:
+        self.port, self.keep_alive = port, keep_alive
+        self.slots = asyncio.Semaphore(limit)
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
 
-    def close(self) -> None:
-        if self.connection is not None:
-            self.connection.close()
-            self.connection = None
-
-    def one(self, job: tuple) -> Outcome:
-        endpoint, path, body, client_id = job
-        headers = {"Authorization": f"Token {self.key}"}
-        payload = None
-        if body is not None:
-            payload, headers["Content-Type"] = json.dumps(body).encode(), "application/json"
-        sent = time.perf_counter()
-        status, created = 0, False
-        reused = self.connection is not None
-        try:
+    async def exchange(self, request: bytes) -> tuple[int, bytes]:
+        async with self.slots:
+            reused = bool(self.idle)
+            reader, writer = self.idle.pop() if reused else await asyncio.open_connection("127.0.0.1", self.port)
             try:
-                status, raw = self._send("POST" if body is not None else "GET", path, payload, headers)
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
-                self.close()
+                writer.write(request)
+                head = await reader.readuntil(b"\r\n\r\n")
+            except (OSError, asyncio.IncompleteReadError):
+                writer.close()
                 if not reused:
                     raise
-                # The server closed an idle kept-alive connection before reading this request: send it
-                # again on a new one (safe: a POST is idempotent on its client id).
-                status, raw = self._send("POST" if body is not None else "GET", path, payload, headers)
+                # The server closed an idle kept-alive connection: send again on a new one (a POST
+                # is idempotent on its client id).
+                reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+                writer.write(request)
+                head = await reader.readuntil(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            status = int(lines[0].split()[1])
+            headers = dict(line.lower().split(": ", 1) for line in lines[1:] if ": " in line)
+            if "content-length" in headers:
+                body = await reader.readexactly(int(headers["content-length"]))
+            elif headers.get("transfer-encoding") == "chunked":
+                parts = []
+                while size := int((await reader.readuntil(b"\r\n")).strip(), 16):
+                    parts.append(await reader.readexactly(size + 2))
+                await reader.readuntil(b"\r\n")
+                body = b"".join(part[:-2] for part in parts)
+            else:
+                body = await reader.read()
+            if self.keep_alive and headers.get("connection") != "close":
+                self.idle.append((reader, writer))
+            else:
+                writer.close()
+            return status, body
+
+    def close(self) -> None:
+        for _, writer in self.idle:
+            writer.close()
+
+
+async def _drive(server: Server, args: argparse.Namespace, schedule: list[tuple[float, tuple]]
+                 ) -> tuple[list[Outcome], list[str], float]:
+    """Send each job at its offset (s) from now, open loop, from one event loop in one thread.
+
+    A pool of client threads would add its own waits for the GIL to the latencies it measures.
+    """
+    loop = asyncio.get_running_loop()
+    origin = loop.time() + 0.2
+    outcomes: list[Outcome] = []
+    dropped: list[str] = []
+    connections = _Connections(server.port, args.clients, args.keep_alive)
+    persist = "keep-alive" if args.keep_alive else "close"
+
+    def request(path: str, body: Any) -> bytes:
+        head = f"{'GET' if body is None else 'POST'} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n" \
+               f"Authorization: Token {server.key}\r\nConnection: {persist}\r\n"
+        if body is None:
+            return (head + "\r\n").encode()
+        payload = json.dumps(body).encode()
+        return (head + f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n").encode() + payload
+
+    async def one(offset: float, job: tuple) -> None:
+        endpoint, path, body, client_id = job
+        scheduled = origin + offset
+        await asyncio.sleep(scheduled - loop.time())
+        if loop.time() - scheduled > MAX_LAG_S:
+            dropped.append(endpoint)  # the server is this far behind: a real client would have given up
+            return
+        sent = loop.time()
+        status, created = 0, False
+        try:
+            status, raw = await asyncio.wait_for(connections.exchange(request(path, body)), 30)
             if endpoint == "interactions" and status == 201:
                 created = json.loads(raw)["results"][0]["status"] == "created"
-        except (OSError, http.client.HTTPException, ValueError, KeyError):
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, asyncio.TimeoutError, ValueError,
+                KeyError, IndexError):
             status = 0
-            self.close()
-        return Outcome(endpoint, status, 0.0, time.perf_counter() - sent, client_id, created)
+        done = loop.time()
+        outcomes.append(Outcome(endpoint, status, done - scheduled, done - sent, client_id, created, offset))
+
+    try:
+        await asyncio.gather(*(one(offset, job) for offset, job in schedule))
+    finally:
+        connections.close()
+    return outcomes, dropped, loop.time() - origin
 
 
 def _mixed_load(server: Server, args: argparse.Namespace, items: list[str], rate: float, duration: float,
                 label: str) -> dict[str, Any]:
     generator = random.Random(2)
     total = int(rate * duration)
-    jobs: queue.Queue = queue.Queue()
-    outcomes: list[Outcome] = []
-    dropped: list[str] = []
-    lock = threading.Lock()
-    started = time.perf_counter() + 0.2
-
-    def work() -> None:
-        client = Client(server.port, server.key, args.keep_alive)
-        while True:
-            entry = jobs.get()
-            if entry is None:
-                client.close()
-                return
-            scheduled, job = entry
-            delay = scheduled - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            elif -delay > MAX_LAG_S:
-                with lock:
-                    dropped.append(job[0])  # the server is this far behind: a real client would have given up
-                continue
-            outcome = client.one(job)
-            outcome.latency = time.perf_counter() - scheduled
-            outcome.scheduled = scheduled - started
-            with lock:
-                outcomes.append(outcome)
-
-    threads = [threading.Thread(target=work, daemon=True) for _ in range(args.clients)]
-    cpu_before, background_before = _cpu_seconds(server), _background(server)
-    generator_before = time.process_time()
-    for thread in threads:
-        thread.start()
+    schedule: list[tuple[float, tuple]] = []
     for number in range(total):
         learner = f"learner-{generator.randrange(args.learners):04d}"
         if number % 2 == 0:
@@ -271,12 +290,10 @@ def _mixed_load(server: Server, args: argparse.Namespace, items: list[str], rate
                     "correct": int(generator.random() < 0.6)}, client_id)
         else:
             job = ("next", f"/api/v1/courses/{COURSE}/learners/{learner}/next", None, None)
-        jobs.put((started + number / rate, job))
-    for _ in threads:
-        jobs.put(None)
-    for thread in threads:
-        thread.join()  # bounded: late jobs are dropped, and each request times out after 30 s
-    wall = time.perf_counter() - started
+        schedule.append((number / rate, job))
+    cpu_before, background_before = _cpu_seconds(server), _background(server)
+    generator_before = time.process_time()
+    outcomes, dropped, wall = asyncio.run(_drive(server, args, schedule))
     cpu_after, background_after = _cpu_seconds(server), _background(server)
     cpu = {name: round(sum(seconds - cpu_before[name].get(pid, 0.0) for pid, seconds in cpu_after[name].items())
                        * 1000 / max(1, len(outcomes)), 2) for name in cpu_after}
@@ -383,10 +400,10 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker (gthread when > 1)")
-    parser.add_argument("--clients", type=int, default=64, help="concurrent client threads")
+    parser.add_argument("--clients", type=int, default=64, help="connections open at once, at most")
     parser.add_argument("--keep-alive", action="store_true",
-                        help="each client thread keeps its connection open between requests (as a pooled HTTP "
-                             "client does; gunicorn's sync workers close it anyway, gthread workers keep it)")
+                        help="reuse connections between requests (as a pooled HTTP client does; gunicorn's sync "
+                             "workers close them anyway, gthread workers keep them)")
     parser.add_argument("--gunicorn-arg", action="append", default=[],
                         help="an extra gunicorn argument (repeatable), e.g. --gunicorn-arg=--max-requests=0")
     parser.add_argument("--find-max", action="store_true",
