@@ -97,6 +97,7 @@ def run_ours(dataset: str, kind: str, params: dict, seed: int, threads: int) -> 
         result["best_epoch"] = estimator.best_epoch
         result["best_valid_auc"] = max(record.get("valid_auc", float("nan")) for record in history)
         result["seconds_per_epoch"] = float(np.mean([record["seconds"] for record in history]))
+        result["history"] = history
     result.update(fit_seconds=fit_seconds, predict_seconds=predict_seconds, peak_memory_mb=peak_memory_mb(),
                   fit_cpu_seconds=fit_cpu_seconds)
     return result

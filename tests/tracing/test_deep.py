@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+import tracing.estimators.deep as deep
 from tracing.estimators.cakt import CAKT, BandedConv3d, recent_same_concept
 from tracing.estimators.deep import Windows, context_start, window_spans
 from tracing.estimators.dkt import DKT
@@ -86,6 +87,75 @@ def test_banded_conv3d_equals_torch_conv3d_forward_and_backward(in_channels, out
 def test_recent_same_concept_lists_earlier_rows_oldest_first():
     recent = recent_same_concept(np.array([3, 5, 3, 3, -1, 3, 5]), 2)
     assert recent.tolist() == [[-1, -1], [-1, -1], [-1, 0], [0, 2], [-1, -1], [2, 3], [-1, 1]]
+
+
+def every_position_curve(network, answers, recent, now, real=None):
+    """CAKT's learning-curve feature with the convolution run on every position (no shared empty volume)."""
+    batch, queries, count = recent.shape
+    padded = torch.cat([answers.new_zeros(batch, 1, answers.shape[-1]), answers], dim=1)
+    index = (recent + 1).reshape(batch, queries * count, 1).expand(-1, -1, answers.shape[-1])
+    frames = torch.gather(padded, 1, index).reshape(batch, queries, count, -1)
+    weight = torch.exp(-torch.nn.functional.softplus(network.decay) * (now.unsqueeze(-1) - recent)) * (recent >= 0)
+    volume = (frames * weight.unsqueeze(-1)).reshape(batch * queries, 1, count, network.frame, network.frame)
+    return network.convolution(volume).mean(dim=2).reshape(batch, queries, -1)
+
+
+def test_cakt_shared_empty_volume_leaves_logits_and_gradients_unchanged(assist_slice, monkeypatch):
+    train, _ = assist_slice
+    estimator = untrained(CAKT, train, window=20)
+    with torch.no_grad():
+        estimator.network.decay.fill_(-1.0)
+    data = learners(train, 6)
+    windows = Windows.cut(data, 20)
+    batch = estimator._window_batch(data, windows, np.arange(len(windows)))
+    first_on_concept = (batch["recent"] < 0).all(dim=-1) & batch["mask"]
+    assert first_on_concept.any() and (~batch["mask"]).any()
+
+    def logits_and_gradients():
+        estimator.network.zero_grad()
+        logits = estimator.network(batch)
+        logits[batch["mask"]].sum().backward()
+        return logits.detach()[batch["mask"]], [p.grad.clone() for p in estimator.network.parameters()]
+
+    shared, shared_grads = logits_and_gradients()
+    monkeypatch.setattr(type(estimator.network), "_curve", every_position_curve)
+    full, full_grads = logits_and_gradients()
+    torch.testing.assert_close(shared, full, atol=1e-6, rtol=1e-5)
+    for got, expected in zip(shared_grads, full_grads):
+        torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
+
+
+def test_plateau_decay_returns_to_the_best_weights_with_half_the_step(assist_slice, monkeypatch):
+    train, _ = assist_slice
+    scores = iter([0.6, 0.7, 0.65, 0.66, 0.72, 0.5, 0.5, 0.5, 0.5])
+    monkeypatch.setattr(deep, "auc", lambda truth, probability: next(scores))
+    starts, ends = [], []
+    train_epoch = DKT._train_epoch
+
+    def recording(self, *args):
+        starts.append({name: t.clone() for name, t in self.network.state_dict().items()})
+        loss = train_epoch(self, *args)
+        ends.append({name: t.clone() for name, t in self.network.state_dict().items()})
+        return loss
+
+    monkeypatch.setattr(DKT, "_train_epoch", recording)
+    estimator = DKT(**TINY[DKT], learning_rate=0.01, plateau_decay=0.5, patience=3, max_epochs=20,
+                    validation_fraction=0.3, threads=1).fit(learners(train, 10), seed=0)
+    # Worse epochs 3, 4, 6, 7 each halve the step; the third worse epoch in a row (8) stops the fit.
+    assert [r["learning_rate"] for r in estimator.history] == [0.01, 0.01, 0.01, 0.005, 0.0025, 0.0025,
+                                                               0.00125, 0.000625]
+    assert estimator.best_epoch == 5
+    # Epochs 4 and 5 start from epoch 2's weights, 7 and 8 from epoch 5's; the fit ends on epoch 5's.
+    for epoch, best in ((4, 2), (5, 2), (7, 5), (8, 5)):
+        for name, tensor in starts[epoch - 1].items():
+            torch.testing.assert_close(tensor, ends[best - 1][name], atol=0, rtol=0)
+    for name, tensor in estimator.network.state_dict().items():
+        torch.testing.assert_close(tensor, ends[4][name], atol=0, rtol=0)
+    # Off (DKT's default): the step never changes.
+    scores = iter([0.6, 0.7, 0.65, 0.66, 0.72, 0.5, 0.5, 0.5, 0.5])
+    plain = DKT(**TINY[DKT], learning_rate=0.01, patience=3, max_epochs=20, validation_fraction=0.3,
+                threads=1).fit(learners(train, 10), seed=0)
+    assert {r["learning_rate"] for r in plain.history} == {0.01} and len(plain.history) == 8
 
 
 @pytest.mark.parametrize("cls", KINDS)

@@ -273,6 +273,9 @@ COMMON_PARAMS: dict[str, Param] = {
     "dropout": Param(0.2, float, 0.0, 0.9, "dropout before the output layer"),
     "max_epochs": Param(30, int, 1, 10_000, "epochs at most"),
     "patience": Param(3, int, 1, 10_000, "epochs without a better validation AUC before stopping"),
+    "plateau_decay": Param(1.0, float, 0.01, 1.0,
+                           "after an epoch without a better validation AUC, go back to the best weights (and "
+                           "optimiser state) and multiply the step size by this; 1: off"),
     "validation_fraction": Param(0.1, float, 0.0, 0.5, "share of training learners held out for early stopping"),
     "gradient_clip": Param(10.0, float, 0.0, 1e6, "max gradient norm (0: none)"),
     "threads": Param(None, int, 1, 1024, "torch CPU threads (default env TRACING_TORCH_THREADS or 2)"),
@@ -388,12 +391,13 @@ class DeepEstimator(Estimator):
             valid_windows = Windows.cut(valid, self.window) if valid is not None else None
             optimiser = torch.optim.Adam(self.network.parameters(), lr=config["learning_rate"],
                                          weight_decay=config["weight_decay"])
-            best_auc, best_state, waited = -math.inf, None, 0
+            best_auc, best_state, best_optimiser, waited = -math.inf, None, None, 0
+            rate = config["learning_rate"]
             self.history = []
             for epoch in range(1, config["max_epochs"] + 1):
                 started = time.perf_counter()
                 loss = self._train_epoch(train, train_windows, optimiser, rng, device)
-                record = {"epoch": epoch, "loss": loss}
+                record = {"epoch": epoch, "loss": loss, "learning_rate": rate}
                 if valid_windows is not None and len(valid_windows):
                     probability = self._predict_windows(valid, valid_windows, device)
                     record["valid_auc"] = auc(valid.correct, probability)
@@ -405,8 +409,18 @@ class DeepEstimator(Estimator):
                 if score > best_auc:
                     best_auc, waited, self.best_epoch = score, 0, epoch
                     best_state = copy.deepcopy(self.network.state_dict())
+                    if config["plateau_decay"] < 1.0:
+                        best_optimiser = copy.deepcopy(optimiser.state_dict())
                 else:
                     waited += 1
+                    if config["plateau_decay"] < 1.0 and best_optimiser is not None and waited < config["patience"]:
+                        # The epoch past the best one moved away from it (on CAKT, overfitting): step
+                        # back and go on from there with smaller steps rather than from the worse weights.
+                        rate *= config["plateau_decay"]
+                        self.network.load_state_dict(best_state)
+                        optimiser.load_state_dict(copy.deepcopy(best_optimiser))
+                        for group in optimiser.param_groups:
+                            group["lr"] = rate
                 if progress:
                     progress("fit", epoch / config["max_epochs"])
                 if waited >= config["patience"]:
