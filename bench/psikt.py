@@ -1,6 +1,7 @@
 """PSI-KT and hierarchical BKT against BKT and DKT, in one run: JSON on stdout.
 
     .venv/bin/python bench/psikt.py [--quick] [--only dbe|assist|synthetic] [--kind psikt|hbkt|bkt|dkt]
+                                    [--syllabus single_order|class_orders|learner_orders]
 
 For each dataset (DBE-KT22 with real timestamps, learners split 80/20 with seed 0;
 assist2009_updated train -> test files): next-step metrics, multi-step metrics
@@ -9,9 +10,11 @@ time and peak RSS of the process that fitted, for psikt, hbkt, bkt and dkt. Each
 model fits in its own forked process so its peak memory is its own. For psikt also:
 multi-step after absorbing each test learner's history (traits fitted with the course
 frozen), the time to absorb 100 new learners against refitting from scratch, and the
-recovery of a planted prerequisite graph from simulated learners (tracing.simulate's
-course policy; the target is precision and recall >= 0.8). The absorb-versus-refit
-timing runs on DBE-KT22 only (a refit doubles the cost of a dataset).
+recovery of planted prerequisite graphs (five graph seeds) from simulated learners
+(tracing.simulate's course policy, once with one syllabus for everyone and once with a
+random syllabus per class; the target is precision and recall >= 0.8; see
+synthetic()). The absorb-versus-refit timing runs on DBE-KT22 only (a refit doubles
+the cost of a dataset).
 
 Kinds missing from the registry when this runs fall back to the ``rate`` baseline
 and the JSON says so. Torch runs on one thread here: on this contended 2-core box the
@@ -120,38 +123,80 @@ def compare(train: Dataset, test: Dataset, quick: bool, *, refit: bool,
     return results
 
 
-def synthetic(quick: bool) -> dict[str, Any]:
-    """Recovery of planted 10-skill prerequisite DAGs (two graph seeds) from learners who follow
-    a course in a topological order (tracing.simulate's course policy)."""
+GRAPH_SEEDS = (0, 1, 2, 3, 4)
+# How learners are taught (tracing.simulate's course policy, the value is its ``cohorts``):
+# "single_order", every learner follows one fixed topological order of the graph;
+# "class_orders", 800 learners in 20 classes of 40, each class with its own random
+# topological order (as classes and teachers order a syllabus differently);
+# "learner_orders", a random order per learner (only on request: --syllabus). The first
+# confounds "taught just before k" with "a prerequisite of k" for every pair of adjacent
+# skills; the others do not.
+SYLLABI = {
+    "single_order": (1, "every learner follows the same topological order of the graph"),
+    "class_orders": (20, "20 classes of 40 learners, each following its own random topological order"),
+    "learner_orders": (800, "each learner follows their own random topological order"),
+}
+DEFAULT_SYLLABI = ("single_order", "class_orders")
+
+
+def _readout(estimator: Any, skill_ids: tuple[str, ...], planted: set[tuple[str, str]],
+             reduced: bool) -> dict[str, Any]:
+    """Recovery of the ``planted`` edges; missed and spurious edges listed with their q(A_ik = 1)."""
+    found = {(source, target) for source, target, _ in estimator.learned_prerequisites(0.5, reduced=reduced)}
+    matrix, index = estimator.edge_probabilities(), {skill: position for position, skill in enumerate(skill_ids)}
+
+    def with_q(edges: set[tuple[str, str]]) -> list[list[Any]]:
+        return sorted([source, target, round(float(matrix[index[source], index[target]]), 2)]
+                      for source, target in edges)
+
+    recovery = _rounded(edge_recovery(planted, found))
+    return {**recovery, "meets_target": recovery["precision"] >= 0.8 and recovery["recall"] >= 0.8,
+            "found": with_q(found), "missed": with_q(planted - found), "spurious": with_q(found - planted),
+            "reversed": sorted((target, source) for source, target in planted if (target, source) in found)}
+
+
+def _worst(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"worst_precision": min(run["precision"] for run in runs),
+            "worst_recall": min(run["recall"] for run in runs),
+            "mean_precision": round(float(np.mean([run["precision"] for run in runs])), 4),
+            "mean_recall": round(float(np.mean([run["recall"] for run in runs])), 4),
+            "graphs_meeting_target": sum(run["meets_target"] for run in runs), "graphs": len(runs),
+            "all_meet_target": all(run["meets_target"] for run in runs)}
+
+
+def synthetic(quick: bool, syllabi: list[str] | None = None) -> dict[str, Any]:
+    """Recovery of planted 10-skill prerequisite DAGs (graph seeds GRAPH_SEEDS) from simulated
+    learners who follow a course syllabus (tracing.simulate's course policy), under each of
+    SYLLABI: per graph and the worst case over graphs, for the full and the reduced readout."""
     steps = 150 if quick else 600
-    runs = []
-    for graph_seed in (0, 1):
-        shape = {"skills": 10, "learners": 800, "answers_each": 100, "policy": "course", "graph_seed": graph_seed}
-        graph = random_prerequisite_graph(shape["skills"], seed=graph_seed)
-        simulation = simulate_learners(graph, n_learners=shape["learners"], n_answers=shape["answers_each"],
-                                       policy=shape["policy"], seed=graph_seed)
-        started = time.perf_counter()
-        estimator = get_estimator("psikt")(steps=steps, batch_size=100, learning_rate=0.05,
-                                           threads=1).fit(simulation.data, seed=0)
-        fit_seconds = round(time.perf_counter() - started, 1)
-        planted = simulation.edges()
-        readouts = {}
-        for reduced in (False, True):
-            found = {(source, target) for source, target, _ in estimator.learned_prerequisites(0.5, reduced=reduced)}
-            recovery = _rounded(edge_recovery(planted, found))
-            readouts["reduced" if reduced else "full"] = {
-                **recovery, "meets_target": recovery["precision"] >= 0.8 and recovery["recall"] >= 0.8,
-                "missed": sorted(planted - found), "spurious": sorted(found - planted),
-                "reversed": sorted((target, source) for source, target in planted if (target, source) in found)}
-        runs.append({**shape, "steps": steps, "threshold": 0.5, "fit_seconds": fit_seconds,
-                     **readouts["full"], "transitively_reduced": readouts["reduced"]})
+    seeds = GRAPH_SEEDS[:2] if quick else GRAPH_SEEDS
+    output: dict[str, Any] = {"target": 0.8, "threshold": 0.5, "steps": steps, "headline_readout": "full",
+                              "skills": 10, "learners": 800, "answers_each": 100, "policy": "course"}
+    for syllabus, (cohorts, description) in SYLLABI.items():
+        if syllabus not in (syllabi or DEFAULT_SYLLABI):
+            continue
+        runs = []
+        for graph_seed in seeds:
+            graph = random_prerequisite_graph(output["skills"], seed=graph_seed)
+            simulation = simulate_learners(graph, n_learners=output["learners"], n_answers=output["answers_each"],
+                                           policy=output["policy"], cohorts=cohorts, seed=graph_seed)
+            started = time.perf_counter()
+            estimator = get_estimator("psikt")(steps=steps, batch_size=100, learning_rate=0.05,
+                                               threads=1).fit(simulation.data, seed=0)
+            fit_seconds = round(time.perf_counter() - started, 1)
+            planted = simulation.edges()
+            runs.append({"graph_seed": graph_seed, "fit_seconds": fit_seconds,
+                         "distinct_orders": len({tuple(order) for order in simulation.orders}),
+                         **_readout(estimator, simulation.data.skill_ids, planted, False),
+                         "transitively_reduced": _readout(estimator, simulation.data.skill_ids, planted, True)})
+        reduced = [run["transitively_reduced"] for run in runs]
+        output[syllabus] = {"syllabus": description, "cohorts": cohorts, **_worst(runs), "reduced": _worst(reduced),
+                            "runs": runs}
     # Headline: every edge with q >= 0.5 (the readout the API stores). The planted graphs are
     # transitively reduced, so the reduced readout (learned_prerequisites(reduced=True)) is
-    # reported beside it; on these two graphs it removes grandparent edges but also true
-    # edges that a stronger spurious path implies, so it is not the headline.
-    return {"target": 0.8, "headline_readout": "full", "all_meet_target": all(run["meets_target"] for run in runs),
-            "all_meet_target_reduced": all(run["transitively_reduced"]["meets_target"] for run in runs),
-            "runs": runs}
+    # reported beside it; it removes grandparent edges but also true edges that a stronger
+    # spurious path implies, so it is not the headline.
+    return output
 
 
 def main() -> None:
@@ -160,6 +205,8 @@ def main() -> None:
     parser.add_argument("--only", choices=("dbe", "assist", "synthetic"), action="append")
     parser.add_argument("--kind", choices=tuple(settings(False)), action="append",
                         help="score only these models (default: all)")
+    parser.add_argument("--syllabus", choices=tuple(SYLLABI), action="append",
+                        help="synthetic: these ways of teaching the course (default: single_order, class_orders)")
     arguments = parser.parse_args()
     parts = arguments.only or ["dbe", "assist", "synthetic"]
     started = time.perf_counter()
@@ -176,7 +223,7 @@ def main() -> None:
         output["assist2009_updated"] = {"train_learners": train.n_learners, "test_learners": test.n_learners,
                                         **compare(train, test, arguments.quick, refit=False, kinds=arguments.kind)}
     if "synthetic" in parts:
-        output["synthetic_graph_recovery"] = synthetic(arguments.quick)
+        output["synthetic_graph_recovery"] = synthetic(arguments.quick, arguments.syllabus)
     output["total_seconds"] = round(time.perf_counter() - started, 1)
     emit(output)
 

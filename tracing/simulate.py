@@ -25,8 +25,14 @@ The learner model (a BKT-like binary state with prerequisites and forgetting):
   random (which exposes what happens when prerequisites are missing), with a small
   chance of reviewing a known skill. An oracle tutor: it sees the hidden state.
 
-  ``"course"``: the course teaches the skills in one fixed topological order of the
-  graph (:func:`course_order`), as a syllabus does. Each learner works on the current
+  ``"course"``: the course teaches the skills in a topological order of the graph, as a
+  syllabus does. With ``cohorts=1`` (the default) every learner follows the same fixed
+  order (:func:`course_order`); with ``cohorts=C`` learner l belongs to class l mod C and
+  each class has its own syllabus, a random topological order (:func:`course_order`
+  with a generator: Kahn's algorithm taking a uniformly drawn ready skill, so every
+  order the graph allows can come up, though not all equally often), as classes and
+  teachers order a course differently; ``cohorts=n_learners`` gives every learner their
+  own. Each learner works on the current
   skill until ``mastery_streak`` right answers in a row or ``max_attempts`` attempts,
   then moves on whether or not the skill was learnt (the course has a schedule); with
   probability ``review_share`` it reviews an earlier skill of the course and with
@@ -41,6 +47,15 @@ unknown, and the reverse edge k -> i would have to explain i being learnt before
 Under the frontier policy learners rarely practise a skill whose prerequisites are
 missing, so that contrast is thin; the two policies differ only in practice order,
 the learning, forgetting and answer laws are the same.
+
+Why several syllabi. With one fixed order, "j is taught just before k" holds for every
+learner, so a skill j that is no prerequisite of k but whose knowledge implies one of
+k's prerequisites (j shares that prerequisite, or is its descendant) is always the
+freshest evidence that k can be learnt, and a model that tracks skills separately can
+take j for k's prerequisite. When classes order the skills differently, some learners
+meet k before j and learn it without j, which no edge j -> k allows; only the order
+the graph imposes is common to every syllabus. ``cohorts`` changes only what is
+practised when, and ``cohorts=1`` draws the same random stream as before it existed.
 """
 
 from __future__ import annotations
@@ -59,7 +74,8 @@ class Simulation:
     ``graph`` (K, K) bool: ``graph[i, k]`` means skill i is a prerequisite of skill k.
     ``learn`` and ``forget`` (n_learners,): each learner's learning probability per
     attempt and forgetting rate per day. ``known`` (N,) bool: whether the practised skill
-    was known at the moment of each answer (row order of ``data``).
+    was known at the moment of each answer (row order of ``data``). ``orders`` (cohorts, K):
+    each class's syllabus under the course policy (learner l follows row l mod cohorts).
     """
 
     data: Dataset
@@ -67,6 +83,7 @@ class Simulation:
     learn: np.ndarray
     forget: np.ndarray
     known: np.ndarray
+    orders: np.ndarray
 
     def edges(self) -> set[tuple[str, str]]:
         """The planted edges as (prerequisite skill id, skill id)."""
@@ -101,14 +118,18 @@ def random_prerequisite_graph(n_skills: int, *, max_parents: int = 2, root_share
     return graph & ~longer
 
 
-def course_order(graph: np.ndarray) -> np.ndarray:
-    """A topological order of the DAG ``graph`` (K, K): the order a course teaches its skills in."""
+def course_order(graph: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+    """A topological order of the DAG ``graph`` (K, K): the order a course teaches its skills in.
+
+    Without ``rng`` the one deterministic order (first ready skill first); with it a random
+    one, each next skill drawn uniformly among those whose prerequisites are all taught.
+    """
     graph = np.asarray(graph, dtype=bool)
     remaining = graph.sum(axis=0)
     order: list[int] = []
     ready = [skill for skill in range(len(graph)) if remaining[skill] == 0]
     while ready:
-        skill = ready.pop(0)
+        skill = ready.pop(0 if rng is None else int(rng.integers(len(ready))))
         order.append(skill)
         for child in np.flatnonzero(graph[skill]):
             remaining[child] -= 1
@@ -124,20 +145,28 @@ def simulate_learners(graph: np.ndarray, *, n_learners: int = 200, n_answers: in
                       guess: float = 0.2, slip: float = 0.1, frontier_share: float = 0.6,
                       review_share: float = 0.15, session_length: int = 10, answer_gap_seconds: float = 30.0,
                       session_gap_days: float = 1.0, policy: str = "frontier", mastery_streak: int = 3,
-                      max_attempts: int = 6, explore_share: float = 0.1, seed: int = 0) -> Simulation:
+                      max_attempts: int = 6, explore_share: float = 0.1, cohorts: int = 1,
+                      seed: int = 0) -> Simulation:
     """Simulate ``n_learners`` learners answering ``n_answers`` items each over the DAG ``graph`` (K, K).
 
     Items are the skills themselves (item ``s<k>`` practises skill ``s<k>``). ``learn``
     and ``forget`` are population medians; ``trait_spread`` the sd of their logs.
     ``policy`` picks what each learner practises: ``"frontier"`` (the true frontier with
     ``frontier_share``, else random or review) or ``"course"`` (the course order with
-    ``mastery_streak``, ``max_attempts``, ``review_share`` and ``explore_share``). See
+    ``mastery_streak``, ``max_attempts``, ``review_share`` and ``explore_share``; with
+    ``cohorts`` > 1, learner l follows class l mod ``cohorts``'s random syllabus). See
     the module docstring for the process.
     """
     if policy not in ("frontier", "course"):
         raise ValueError(f"policy must be 'frontier' or 'course', got {policy!r}")
+    if cohorts < 1:
+        raise ValueError(f"cohorts must be >= 1, got {cohorts}")
     graph = np.asarray(graph, dtype=bool)
-    order = course_order(graph)
+    if cohorts == 1:
+        orders = [course_order(graph)]
+    else:  # a generator of its own, so the learners' stream is the same for every cohorts
+        order_rng = np.random.default_rng([seed, 1])
+        orders = [course_order(graph, order_rng) for _ in range(cohorts)]
     n_skills = graph.shape[0]
     rng = np.random.default_rng(seed)
     learn_rate = np.clip(learn * np.exp(trait_spread * rng.standard_normal(n_learners)), 0.01, 0.95)
@@ -145,6 +174,7 @@ def simulate_learners(graph: np.ndarray, *, n_learners: int = 200, n_answers: in
     parents = [np.flatnonzero(graph[:, skill]) for skill in range(n_skills)]
     learners, items, answers, times, known_rows = [], [], [], [], []
     for learner in range(n_learners):
+        order = orders[learner % cohorts]
         known = np.zeros(n_skills, dtype=bool)
         clock = float(rng.uniform(0, 86400.0))
         position, attempts, streak = 0, 0, 0
@@ -201,7 +231,7 @@ def simulate_learners(graph: np.ndarray, *, n_learners: int = 200, n_answers: in
         has_time=True,
     )
     return Simulation(data=data, graph=graph, learn=learn_rate, forget=forget_rate,
-                      known=np.asarray(known_rows, dtype=bool))
+                      known=np.asarray(known_rows, dtype=bool), orders=np.asarray(orders))
 
 
 def edge_recovery(truth: set[tuple[str, str]], found: set[tuple[str, str]]) -> dict[str, float]:

@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 from tracing.data import Dataset  # noqa: E402
 from tracing.estimators.psikt import CourseGuide, CourseModel, PsiKT, drop_implied_edges  # noqa: E402
 from tracing.estimators.pyro_common import fitting_context, pad_learners  # noqa: E402
-from tracing.simulate import edge_recovery, random_prerequisite_graph, simulate_learners  # noqa: E402
+from tracing.simulate import course_order, edge_recovery, random_prerequisite_graph, simulate_learners  # noqa: E402
 
 FAST = {"batch_size": 50, "threads": 1, "learning_rate": 0.05}
 
@@ -172,3 +172,19 @@ def test_planted_graphs_are_transitively_reduced():
             power = (power @ graph > 0).astype(int)
             longer |= power
         assert not (graph & longer).any(), seed
+
+
+def test_classes_follow_their_own_topological_orders():
+    graph = random_prerequisite_graph(10, seed=0)
+    single = simulate_learners(graph, n_learners=6, n_answers=5, policy="course", seed=1)
+    assert single.orders.tolist() == [course_order(graph).tolist()]
+    classes = simulate_learners(graph, n_learners=6, n_answers=5, policy="course", cohorts=4, seed=1)
+    assert classes.orders.shape == (4, 10) and len({tuple(order) for order in classes.orders}) > 1
+    for order in classes.orders:
+        position = np.argsort(order)
+        assert sorted(order) == list(range(10))
+        assert all(position[source] < position[target] for source, target in np.argwhere(graph)), order
+    # Only the syllabus changes: learners' traits come from the same random stream.
+    assert np.array_equal(single.learn, classes.learn)
+    with pytest.raises(ValueError):
+        simulate_learners(graph, cohorts=0)
