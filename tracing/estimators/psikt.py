@@ -52,11 +52,12 @@ gate (recall fell to 0.2), edge logits starting at 0 (worse), a sparser edge pri
 (rho 0.02 for 0.05: the same edges; 0.005: weak spurious edges go, weak true ones too,
 recall 0.6 on bench graph 1; a prior moves a logit by a few nats while the
 fresher-witness and grandparent edges sit at q >= 0.9 on 800 learners).
-``learned_prerequisites(reduced=True)`` reports the graph transitively reduced
+``learned_prerequisites()`` reports the graph transitively reduced
 (:func:`drop_implied_edges`), as prerequisite maps are drawn and as tracing.simulate
-plants them: it removes grandparent edges, but where a fresher-witness edge j -> k is
-learned beside the true i -> j and i -> k it removes the true i -> k instead, so it is
-an option, not the default. Fresher-witness edges need j taught just before k for
+plants them; this is what a fit stores for the course (``reduced=False`` gives every
+edge over the threshold). It removes grandparent edges, which add no order that a path
+does not already give, but where a fresher-witness edge j -> k is learned beside the
+true i -> j and i -> k it removes the true i -> k instead. Fresher-witness edges need j taught just before k for
 (nearly) every learner: when classes follow different topological orders of the
 graph (tracing.simulate's ``cohorts``), the spurious edges left on the bench's planted
 graphs are grandparent edges only. bench/psikt.py reports precision and recall on
@@ -760,12 +761,13 @@ class PsiKT(Estimator):
         np.fill_diagonal(probability, 0.0)
         return probability
 
-    def learned_prerequisites(self, threshold: float = 0.5, *, reduced: bool = False) -> list[tuple[str, str, float]]:
+    def learned_prerequisites(self, threshold: float = 0.5, *, reduced: bool = True) -> list[tuple[str, str, float]]:
         """Edges (prerequisite skill id, skill id, probability) with probability >= ``threshold``.
 
-        ``reduced`` reports the graph in transitively reduced form, as prerequisite maps
-        are drawn: an edge i -> k is dropped when a path i -> ... -> k of edges each more
-        probable than it is also learned (see :func:`drop_implied_edges`).
+        ``reduced`` (the default, what a fit stores) reports the graph in transitively reduced
+        form, as prerequisite maps are drawn: an edge i -> k is dropped when a path
+        i -> ... -> k of edges each more probable than it is also learned (see
+        :func:`drop_implied_edges`). ``reduced=False``: every edge over the threshold.
         """
         probability = self.edge_probabilities()
         chosen = probability >= threshold
@@ -795,7 +797,7 @@ class PsiKT(Estimator):
                                 "scale": float(self.arrays["population_scale"][position])}
         return {"population_traits_raw": population, "emission_scale": float(self.arrays["scale"]),
                 "mean_gain": float(self.arrays["gain"].mean()), "unit": self.unit,
-                "edges_over_half": len(self.learned_prerequisites(0.5)),
+                "edges_over_half": len(self.learned_prerequisites(0.5, reduced=False)),
                 "final_loss": self.losses[-1] if self.losses else None, **self.timings}
 
     # ----------------------------------------------------------------- persistence
