@@ -28,6 +28,7 @@ from tracing.models import Fit, LearnerTrace, Mastery
 from tutor.errors import ServiceError, Unavailable
 from tutor.hot_queries import CHUNK, db_datetime, json_value, keyed_rows, upsert
 from tutor.models import Course, Interaction, Learner
+from tutor.recheck import Recent
 from tutor.selectors import Vocabulary, course_vocabulary, interactions_for_fit, learner_history
 
 logger = logging.getLogger(__name__)
@@ -118,8 +119,8 @@ def _course_signature(course: Course) -> tuple[Any, ...]:
     return (row[0] or 0, *(int(value) for value in row[1:-1]), float(row[-1]))
 
 
-_signatures: dict[tuple[int, datetime], tuple[float, tuple[Any, ...]]] = {}
-"""(course pk, created at) -> (monotonic time of the check, signature): this process's recent checks."""
+_signatures: Recent[tuple[Any, ...]] = Recent(size=4 * _CACHE_SIZE)
+"""(course pk, created at) -> signature: this process's recent checks."""
 
 
 def _recent_signature(course: Course) -> tuple[Any, ...]:
@@ -127,20 +128,16 @@ def _recent_signature(course: Course) -> tuple[Any, ...]:
     ``TRACING_MODEL_RECHECK`` seconds (0: on every call)."""
     recheck = settings.TRACING_MODEL_RECHECK
     key = (course.pk, course.created_at)
-    seen = _signatures.get(key)
-    if seen is not None and time.monotonic() - seen[0] < recheck:
-        return seen[1]
-    signature = _course_signature(course)
-    if recheck > 0:
-        if len(_signatures) >= 4 * _CACHE_SIZE:
-            _signatures.clear()  # many courses in one process: start afresh rather than grow without bound
-        _signatures[key] = (time.monotonic(), signature)
+    signature = _signatures.get(key, within=recheck)
+    if signature is None:
+        signature = _course_signature(course)
+        _signatures.put(key, signature, within=recheck)
     return signature
 
 
 def course_model_forget(course: Course) -> None:
     """Read the course's signature again on the next call, in this process (after its new fit commits)."""
-    _signatures.pop((course.pk, course.created_at), None)
+    _signatures.forget((course.pk, course.created_at))
 
 
 def course_model(course: Course) -> CourseModel:

@@ -5,18 +5,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import time
 from datetime import timedelta
 
 from django.conf import settings
 from django.utils import timezone as django_timezone
 
 from tutor.models import ApiKey, Course
+from tutor.recheck import Recent
 
 KEY_MARK = "kt"
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 """last_used_at is written at most this often per key, so reads stay free of writes."""
-_CHECKED_SIZE = 1024
 
 
 def _digest(raw: str) -> str:
@@ -39,8 +38,8 @@ def api_key_create(*, name: str, course: Course | None) -> tuple[ApiKey, str]:
     return key, raw
 
 
-_checked: dict[str, tuple[float, ApiKey]] = {}
-"""digest -> (monotonic time of the database check, the key): this process's recently seen keys."""
+_checked: Recent[ApiKey] = Recent(size=1024)
+"""digest -> the key found active: this process's recently checked keys."""
 
 
 def api_key_check(raw: str) -> ApiKey | None:
@@ -55,18 +54,15 @@ def api_key_check(raw: str) -> ApiKey | None:
         return None
     digest = _digest(raw)
     recheck = settings.TUTOR_API_KEY_RECHECK
-    seen = _checked.get(digest)
-    if seen is not None and time.monotonic() - seen[0] < recheck:
-        return seen[1]
+    trusted = _checked.get(digest, within=recheck)
+    if trusted is not None:
+        return trusted
     key = ApiKey.objects.select_related("course").filter(prefix=parts[1], is_active=True).first()
     if key is None or not hmac.compare_digest(key.digest, digest):
-        _checked.pop(digest, None)
+        _checked.forget(digest)
         return None
     now = django_timezone.now()
     if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
-    if recheck > 0:
-        if len(_checked) >= _CHECKED_SIZE:
-            _checked.clear()  # many keys in one process: start afresh rather than grow without bound
-        _checked[digest] = (time.monotonic(), key)
+    _checked.put(digest, key, within=recheck)
     return key
