@@ -57,10 +57,10 @@ fresher-witness and grandparent edges sit at q >= 0.9 on 800 learners).
 plants them; this is what a fit stores for the course (``reduced=False`` gives every
 edge over the threshold). It removes grandparent edges, which add no order that a path
 does not already give, but where a fresher-witness edge j -> k is learned beside the
-true i -> j and i -> k it removes the true i -> k instead. Fresher-witness edges need j taught just before k for
-(nearly) every learner: when classes follow different topological orders of the
-graph (tracing.simulate's ``cohorts``), the spurious edges left on the bench's planted
-graphs are grandparent edges only. bench/psikt.py reports precision and recall on
+true i -> j and i -> k it removes the true i -> k instead. Fresher-witness edges need
+j taught just before k for (nearly) every learner: when classes follow different
+topological orders of the graph (tracing.simulate's ``cohorts``), the spurious edges
+left on the bench's planted graphs are grandparent edges only. bench/psikt.py reports precision and recall on
 five planted graphs, with one syllabus for all and with a syllabus per class, with
 both readouts.
 
