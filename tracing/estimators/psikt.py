@@ -749,7 +749,6 @@ class PsiKT(Estimator):
         """Mastery after drifting to ``at`` with no practice: it relaxes towards the long-run level."""
         mean, variance, raw, gap = self._unpack(state, at)
         with torch.no_grad():
-            course = self._course_tensors()
             mean, variance = drift(mean, variance, raw, gap)
         return self._mastery(mean[0].numpy(), variance[0].numpy())
 
