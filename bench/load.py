@@ -44,6 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import REPO, database_fresh, emit, postgres  # noqa: E402
 
 COURSE = "arithmetic"
+SETTLE = {"full": ["VACUUM (ANALYZE)", "CHECKPOINT"], "analyze": ["ANALYZE"], "vacuum": ["VACUUM"],
+          "checkpoint": ["CHECKPOINT"], "none": []}
 MAX_LAG_S = 10.0
 """A request not sent within this many seconds of its schedule is dropped (and counted): the run stays bounded."""
 
@@ -405,9 +407,11 @@ def main() -> None:
     parser.add_argument("--keep-alive", action="store_true",
                         help="reuse connections between requests (as a pooled HTTP client does; gunicorn's sync "
                              "workers close them anyway, gthread workers keep them)")
-    parser.add_argument("--no-settle", dest="settle", action="store_false",
-                        help="start the mixed load straight after the batch ingest, without VACUUM (ANALYZE) "
-                             "and CHECKPOINT (autovacuum then reacts to the ingest during the run)")
+    parser.add_argument("--settle", choices=sorted(SETTLE), default="full",
+                        help="what runs between the batch ingest and the mixed load: full = VACUUM (ANALYZE) then "
+                             "CHECKPOINT, as after any bulk load; the others one part of it; none starts the "
+                             "load straight away (autovacuum then reacts to the ingest during the run)")
+    parser.add_argument("--no-settle", dest="settle", action="store_const", const="none", help="--settle none")
     parser.add_argument("--gunicorn-arg", action="append", default=[],
                         help="an extra gunicorn argument (repeatable), e.g. --gunicorn-arg=--max-requests=0")
     parser.add_argument("--find-max", action="store_true",
@@ -437,13 +441,13 @@ def main() -> None:
             _batch_ingest(server, args, items)
             args.batch_total = 0
         result["batch_ingest"] = _batch_ingest(server, args, items) if args.batch_total else None
-        if args.settle:
+        if SETTLE[args.settle]:
             # As after any bulk load: statistics and visibility maps brought up to date, dirty pages
             # written, so autovacuum's reaction to 100,000 new rows does not land inside the timed run.
             started = time.perf_counter()
-            postgres(server.env["DATABASE_URL"], "VACUUM (ANALYZE)")
-            postgres(server.env["DATABASE_URL"], "CHECKPOINT")
-            result["settle_s"] = round(time.perf_counter() - started, 2)
+            for statement in SETTLE[args.settle]:
+                postgres(server.env["DATABASE_URL"], statement)
+            result["settle"] = {"statements": SETTLE[args.settle], "s": round(time.perf_counter() - started, 2)}
         _mixed_load(server, args, items, min(args.rate, 50), 5, "warmup")
         if args.find_max:
             steps, sustained = [], None
