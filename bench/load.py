@@ -451,7 +451,7 @@ def main() -> None:
         _mixed_load(server, args, items, min(args.rate, 50), 5, "warmup")
         if args.find_max:
             steps, sustained = [], None
-            for rate in (10, 20, 40, 60, 80, 100, 150, 200, 300, 400):
+            for rate in (10, 20, 40, 60, 80, 100, 150, 200, 250, 300, 400):
                 step = _mixed_load(server, args, items, rate, 10, f"step{rate}")
                 p99 = {e: step[e]["p99_ms"] for e in ("interactions", "next")}
                 steps.append({"rate": rate, "errors": step["errors"], "achieved_rps": step["achieved_rps"],
