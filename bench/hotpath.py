@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import io
 import json
 import os
@@ -56,9 +57,9 @@ class Caller:
     """Calls the WSGI application as gunicorn would: one environ in, the body out."""
 
     def __init__(self, key: str) -> None:
-        from django.core.handlers.wsgi import WSGIHandler
+        from tutor.wsgi import application  # what gunicorn loads
 
-        self.application = WSGIHandler()
+        self.application = application
         self.key = key
 
     def __call__(self, method: str, path: str, body: Any = None) -> tuple[int, bytes]:
@@ -102,6 +103,33 @@ def _jobs(args: argparse.Namespace, items: list[str], label: str) -> list[tuple[
         jobs.append(("interactions", f"/api/v1/courses/{COURSE}/interactions", row))
         jobs.append(("next", f"/api/v1/courses/{COURSE}/learners/{learner}/next", None))
     return jobs
+
+
+class Collections:
+    """Python's cyclic garbage collections while it is entered: how many per generation, and their time."""
+
+    def __init__(self) -> None:
+        self.count = [0, 0, 0]
+        self.seconds = [0.0, 0.0, 0.0]
+        self._started = 0.0
+
+    def _track(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.count[info["generation"]] += 1
+            self.seconds[info["generation"]] += time.perf_counter() - self._started
+
+    def __enter__(self) -> Collections:
+        gc.callbacks.append(self._track)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._track)
+
+    def summary(self) -> dict[str, Any]:
+        return {"tracked_objects": len(gc.get_objects()), "frozen_objects": gc.get_freeze_count(),
+                "collections": self.count, "ms": [round(1000 * s, 1) for s in self.seconds]}
 
 
 def _measure(call: Caller, jobs: list[tuple[str, str, Any]]) -> dict[str, dict[str, float]]:
@@ -165,8 +193,10 @@ def main() -> None:
         _measure(call, _jobs(warm, items, "warm"))
         result: dict[str, Any] = {"bench": "hotpath", "learners": args.learners, "history": args.history,
                                   "requests_per_endpoint": args.requests, "seed_s": round(seed_s, 2),
-                                  "per_request": _measure(call, _jobs(args, items, "measured")),
-                                  "queries": _queries(call, _jobs(warm, items, "counted"))}
+                                  "per_request": {}}
+        with Collections() as collections:
+            result["per_request"] = _measure(call, _jobs(args, items, "measured"))
+        result.update({"gc": collections.summary(), "queries": _queries(call, _jobs(warm, items, "counted"))})
         if args.profile:
             profiler = cProfile.Profile(time.process_time)  # CPU, not waits on PostgreSQL
             profiler.runcall(_measure, call, _jobs(args, items, "profiled"))
