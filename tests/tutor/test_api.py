@@ -384,8 +384,12 @@ def test_the_throttle_counts_in_redis_in_one_round_trip(course, monkeypatch):
     import redis
 
     location = _redis_cache_url()
-    trips = []
-    single, batched = redis.Redis.execute_command, redis.client.Pipeline.execute
+    trips, made = [], []
+    single, batched, build = redis.Redis.execute_command, redis.client.Pipeline.execute, redis.Redis.__init__
+
+    def counted_build(self, *args, **kwargs):
+        made.append(type(self).__name__)
+        return build(self, *args, **kwargs)
 
     def one_command(self, *args, **kwargs):
         if not isinstance(self, redis.client.Pipeline):
@@ -404,8 +408,10 @@ def test_the_throttle_counts_in_redis_in_one_round_trip(course, monkeypatch):
         client = client_for(key_for(course, "redis"))
         monkeypatch.setattr(redis.Redis, "execute_command", one_command)
         monkeypatch.setattr(redis.client.Pipeline, "execute", pipeline)
+        monkeypatch.setattr(redis.Redis, "__init__", counted_build)
         assert [client.get(url(course, "/learners")).status_code for _ in range(3)] == [200, 200, 200]
         assert trips == ["pipeline"] * 3  # one round trip to Redis per request
+        assert made.count("Redis") <= 1  # and one client object for all of them
         refused = client.get(url(course, "/learners"))
         assert refused.status_code == 429 and int(refused["Retry-After"]) > 0
         counter = f"throttle_api_key:{ApiKey.objects.get(name='redis').prefix}:60"
