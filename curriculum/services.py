@@ -365,7 +365,7 @@ def next_item_choose(*, course: Course, learner: Learner, now: datetime | None =
     last_practice: dict[str, float] = {}
     for pk, last in last_by_item.items():
         for skill in skills_of_pk.get(pk, ()):
-            last_practice[skill] = max(last_practice.get(skill, 0.0), last.timestamp())
+            last_practice[skill] = max(last_practice.get(skill, 0.0), last)
     graph = policy_graph(course=course, model=model)
     config = course_policy(course=course)
     candidates = candidate_skills(mastery=mastery, graph=graph, items=items, config=config,
