@@ -10,7 +10,8 @@ update) and GET the next item, on the demo course with ``--learners`` learners w
 serialisation included). PostgreSQL's own CPU is not counted here; load.py reports it.
 
 Creates a fresh PostgreSQL database (BENCH_DATABASE, default kt_bench_hotpath, on BENCH_POSTGRES,
-default postgres://postgres@127.0.0.1:5432), drops it afterwards and prints JSON. ``--profile N``
+default postgres://postgres@127.0.0.1:5432), uses Redis as the cache (BENCH_CACHE_URL, default
+rediscache://127.0.0.1:6379/4), drops the database afterwards and prints JSON. ``--profile N``
 adds the N functions with the most cumulative time under cProfile.
 """
 
@@ -45,6 +46,8 @@ def _configure(args: argparse.Namespace) -> str:
         "DATABASE_URL": url, "DJANGO_DEBUG": "false", "DJANGO_SECRET_KEY": "bench-" + "k" * 60,
         "DJANGO_SECURE_SSL_REDIRECT": "false", "DJANGO_LOG_LEVEL": "WARNING", "TUTOR_API_RATE": "10000000/min",
         "CELERY_TASK_ALWAYS_EAGER": "true", "TRACING_TORCH_THREADS": "1", "DJANGO_ALLOWED_HOSTS": "testserver",
+        # The throttle's counters live in the cache: Redis, as in production.
+        "CACHE_URL": os.environ.get("BENCH_CACHE_URL", "rediscache://127.0.0.1:6379/4"),
     })
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tutor.settings")
     import django
