@@ -161,6 +161,13 @@ def test_next_item_follows_the_graph_and_never_repeats(course):
         assert choice.mastery == pytest.approx(mastery[model.skill_index[choice.skill]])
         predicted = model.estimator.predict_next(state, [model.item_index[choice.item]], at=at.timestamp())
         assert choice.p_correct == pytest.approx(float(predicted[0]))
+        # The expected gain is the one-step look-ahead, one update per outcome.
+        index, moment = model.item_index[choice.item], at.timestamp()
+        right, wrong = (model.estimator.update(state, item=index, correct=c, at=moment).mastery for c in (1.0, 0.0))
+        columns = np.flatnonzero(model.vocabulary.q_matrix[model.vocabulary.item_ids.index(choice.item)])
+        columns = [model.skill_index[model.vocabulary.skill_ids[c]] for c in columns]
+        look_ahead = choice.p_correct * right[columns] + (1 - choice.p_correct) * wrong[columns] - mastery[columns]
+        assert choice.expected_gain == pytest.approx(float(np.sum(look_ahead)), abs=1e-12)
         graph = graph_for_course(course=course)
         assert all(mastery[model.skill_index[parent]] >= 0.95 for parent in graph.parents(choice.skill))
         answer(course, "u1", choice.item, 1.0, at)
