@@ -21,7 +21,6 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tutor.settings")
     files = [dataset_path("assist2009_updated", f"assist2009_updated_{part}.csv") for part in ("train", "test")]
     import django
-    from django.conf import settings
 
     django.setup()
     from django.db import connection
