@@ -194,12 +194,12 @@ def main() -> None:
         seed_s = time.perf_counter() - started
         warm = argparse.Namespace(**{**vars(args), "requests": args.warmup})
         _measure(call, _jobs(warm, items, "warm"))
+        with Collections() as collections:
+            per_request = _measure(call, _jobs(args, items, "measured"))
         result: dict[str, Any] = {"bench": "hotpath", "learners": args.learners, "history": args.history,
                                   "requests_per_endpoint": args.requests, "seed_s": round(seed_s, 2),
-                                  "per_request": {}}
-        with Collections() as collections:
-            result["per_request"] = _measure(call, _jobs(args, items, "measured"))
-        result.update({"gc": collections.summary(), "queries": _queries(call, _jobs(warm, items, "counted"))})
+                                  "per_request": per_request, "gc": collections.summary(),
+                                  "queries": _queries(call, _jobs(warm, items, "counted"))}
         if args.profile:
             profiler = cProfile.Profile(time.process_time)  # CPU, not waits on PostgreSQL
             profiler.runcall(_measure, call, _jobs(args, items, "profiled"))

@@ -13,7 +13,8 @@
    GET .../learners/{learner}/next, sent from one asyncio event loop over at most
    --clients connections at once. Latency is measured from each request's
    scheduled start, so a server that falls behind shows it (no coordinated omission).
-   Between 2 and 3, VACUUM (ANALYZE) and CHECKPOINT, as after any bulk load (--no-settle skips them).
+   Between 2 and 3, VACUUM (ANALYZE) and CHECKPOINT, as after any bulk load (--settle picks
+   part of it, or none).
 4. Counts the interactions in the database against those acknowledged: none lost, none doubled.
 
 Prints JSON; drops the database and stops every process it started. Loopback only.
@@ -411,7 +412,6 @@ def main() -> None:
                         help="what runs between the batch ingest and the mixed load: full = VACUUM (ANALYZE) then "
                              "CHECKPOINT, as after any bulk load; the others one part of it; none starts the "
                              "load straight away (autovacuum then reacts to the ingest during the run)")
-    parser.add_argument("--no-settle", dest="settle", action="store_const", const="none", help="--settle none")
     parser.add_argument("--gunicorn-arg", action="append", default=[],
                         help="an extra gunicorn argument (repeatable), e.g. --gunicorn-arg=--max-requests=0")
     parser.add_argument("--find-max", action="store_true",

@@ -11,7 +11,7 @@ def _freeze_long_lived() -> None:
     """Load what every request uses, then move it out of the garbage collector's reach.
 
     A full collection scans every tracked object: in a server process that is
-    Django, DRF, numpy, numba and the URLconf's modules, and it took 60-125 ms per
+    Django, DRF, numpy, numba and the URLconf's modules, and it took 60-150 ms per
     collection under load (bench/load.py), a pause for every request queued on the
     process. Frozen objects are never scanned again, so a collection only walks
     what requests created.
