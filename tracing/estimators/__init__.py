@@ -1,9 +1,11 @@
-"""Estimator registry: kind -> dotted path. Imports neither torch nor pyro."""
+"""Estimator registry: kind -> dotted path, and each kind's hyper-parameters. Imports neither torch nor pyro."""
 
 from __future__ import annotations
 
 from importlib import import_module
 from typing import TYPE_CHECKING
+
+from tracing.estimators.hyper import BY_KIND, HyperParameters
 
 if TYPE_CHECKING:
     from tracing.estimators.base import Estimator
@@ -31,3 +33,11 @@ def get_estimator(kind: str) -> type[Estimator]:
     except KeyError:
         raise KeyError(f"unknown model {kind!r}; known: {', '.join(sorted(ESTIMATORS))}") from None
     return import_string(path)
+
+
+def estimator_params(kind: str) -> HyperParameters:
+    """The hyper-parameters of ``kind`` (the same object as its class's ``PARAMS``), without importing the
+    estimator; KeyError names the known kinds."""
+    if kind not in ESTIMATORS:
+        raise KeyError(f"unknown model {kind!r}; known: {', '.join(sorted(ESTIMATORS))}")
+    return BY_KIND[kind]

@@ -6,11 +6,12 @@ import abc
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 
 from tracing.data import Dataset
+from tracing.estimators.hyper import HyperParameters
 
 Progress = Callable[[str, float], None]
 """Called as ``progress(stage, fraction)`` with fraction in [0, 1] while a fit runs."""
@@ -49,12 +50,33 @@ class LearnerState:
 class Estimator(abc.ABC):
     """Fitted offline on many learners; updated online one answer at a time.
 
-    ``params`` (constructor keywords) are the hyper-parameters a fit request may
-    set; ``Estimator(**params)`` must reject unknown or out-of-range ones with
-    ValueError so the API can answer 400.
+    ``PARAMS`` declares the hyper-parameters (constructor keywords) a fit request may
+    set, with their bounds (``tracing.estimators.hyper``); ``Estimator(**params)``
+    rejects unknown ones with UnknownParamError and out-of-range ones with ParamError
+    (both ValueError), and ``configure`` receives the checked values, defaults filled in.
     """
 
     kind: str = ""
+    PARAMS: ClassVar[HyperParameters] = HyperParameters(())
+
+    def __init__(self, **params: Any) -> None:
+        self.configure(self.PARAMS.check(params, owner=type(self).__name__))
+
+    @classmethod
+    def restored(cls, params: dict[str, Any]) -> Self:
+        """An estimator with an artifact's own hyper-parameters: types are checked, bounds are not,
+        so a model fitted under earlier (wider) bounds still loads and serves its course."""
+        model = cls.__new__(cls)
+        model.configure(cls.PARAMS.check(params, owner=cls.__name__, bounded=False))
+        return model
+
+    def configure(self, config: dict[str, Any]) -> None:
+        """Take the checked hyper-parameters (every declared one) and set up an unfitted model."""
+        self.config = config
+
+    def hyper_parameters(self) -> dict[str, Any]:
+        """The hyper-parameters this model was built with, every declared one (JSON-serialisable)."""
+        return dict(self.config)
 
     @abc.abstractmethod
     def fit(self, data: Dataset, *, seed: int = 0, progress: Progress | None = None) -> Self:

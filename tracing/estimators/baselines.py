@@ -9,6 +9,7 @@ from typing import Any, Self
 import numpy as np
 
 from tracing.data import Dataset
+from tracing.estimators import hyper
 from tracing.estimators.base import Estimator, LearnerState, Progress
 
 
@@ -20,11 +21,11 @@ class SkillRate(Estimator):
     """
 
     kind = "rate"
+    PARAMS = hyper.RATE
 
-    def __init__(self, *, prior_strength: float = 5.0) -> None:
-        if not prior_strength > 0:
-            raise ValueError("prior_strength must be > 0")
-        self.prior_strength = float(prior_strength)
+    def configure(self, config: dict[str, Any]) -> None:
+        super().configure(config)
+        self.prior_strength = config["prior_strength"]
         self.rate: np.ndarray = np.zeros(0)
         self.q_matrix: np.ndarray = np.zeros((0, 0), dtype=bool)
 
@@ -93,7 +94,7 @@ class SkillRate(Estimator):
     @classmethod
     def load(cls, path: Path) -> Self:
         payload = json.loads(Path(path).read_text())
-        model = cls(prior_strength=payload["prior_strength"])
+        model = cls.restored({"prior_strength": payload["prior_strength"]})
         model.rate = np.asarray(payload["rate"], dtype=np.float64)
         model.q_matrix = np.asarray(payload["q_matrix"], dtype=bool).reshape(len(payload["item_ids"]), -1)
         model._item_ids, model._skill_ids = tuple(payload["item_ids"]), tuple(payload["skill_ids"])

@@ -47,32 +47,10 @@ from typing import Any, Self
 import numpy as np
 
 from tracing.data import Dataset
-from tracing.estimators import bkt_kernels
+from tracing.estimators import bkt_kernels, hyper
 from tracing.estimators.base import Estimator, LearnerState, Progress
 
 ARTIFACT_FORMAT = 1
-
-
-def _check_bool(name: str, value: Any) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} must be true or false, got {value!r}")
-    return bool(value)
-
-
-def _check_int(name: str, value: Any, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
-        raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
-    return int(value)
-
-
-def _check_float(name: str, value: Any, low: float, high: float, *, open_low: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    value = float(value)
-    if not (low < value if open_low else low <= value) or not value <= high:
-        bracket = "(" if open_low else "["
-        raise ValueError(f"{name} must be in {bracket}{low}, {high}], got {value!r}")
-    return value
 
 
 class _Expanded:
@@ -93,20 +71,14 @@ class BKT(Estimator):
     """Per-skill Bayesian Knowledge Tracing fitted by exact EM; see the module docstring."""
 
     kind = "bkt"
+    PARAMS = hyper.BKT
 
-    def __init__(self, *, forgets: bool = False, multigs: bool = False, multiprior: bool = False,
-                 restarts: int = 5, max_iter: int = 100, tol: float = 3e-5, max_guess: float = 0.5,
-                 max_slip: float = 0.5, prior_window: int = 10, prior_bins: int = 2) -> None:
-        self.forgets = _check_bool("forgets", forgets)
-        self.multigs = _check_bool("multigs", multigs)
-        self.multiprior = _check_bool("multiprior", multiprior)
-        self.restarts = _check_int("restarts", restarts, 1, 100)
-        self.max_iter = _check_int("max_iter", max_iter, 1, 100_000)
-        self.tol = _check_float("tol", tol, 0.0, 1.0)
-        self.max_guess = _check_float("max_guess", max_guess, 0.0, 1.0, open_low=True)
-        self.max_slip = _check_float("max_slip", max_slip, 0.0, 1.0, open_low=True)
-        self.prior_window = _check_int("prior_window", prior_window, 1, 1_000_000)
-        self.prior_bins = _check_int("prior_bins", prior_bins, 1, 100)
+    def configure(self, config: dict[str, Any]) -> None:
+        super().configure(config)
+        self.forgets, self.multigs, self.multiprior = config["forgets"], config["multigs"], config["multiprior"]
+        self.restarts, self.max_iter, self.tol = config["restarts"], config["max_iter"], config["tol"]
+        self.max_guess, self.max_slip = config["max_guess"], config["max_slip"]
+        self.prior_window, self.prior_bins = config["prior_window"], config["prior_bins"]
         self.item_start = np.zeros(1, dtype=np.int64)
         self.pair_skill = np.zeros(0, dtype=np.int64)
         self.prior = np.zeros((0, self.n_classes))
@@ -133,13 +105,6 @@ class BKT(Estimator):
         model.guesses, model.slips = np.full(n_pairs, guesses), np.full(n_pairs, slips)
         model.answers = np.zeros(n_skills)
         return model
-
-    def hyper_parameters(self) -> dict[str, Any]:
-        return {
-            "forgets": self.forgets, "multigs": self.multigs, "multiprior": self.multiprior,
-            "restarts": self.restarts, "max_iter": self.max_iter, "tol": self.tol, "max_guess": self.max_guess,
-            "max_slip": self.max_slip, "prior_window": self.prior_window, "prior_bins": self.prior_bins,
-        }
 
     @property
     def n_classes(self) -> int:
@@ -443,7 +408,7 @@ class BKT(Estimator):
         payload = json.loads(Path(path).read_text())
         if payload.get("kind") != cls.kind or payload.get("format") != ARTIFACT_FORMAT:
             raise ValueError(f"{path} is not a bkt artifact of format {ARTIFACT_FORMAT}")
-        model = cls(**payload["hyper_parameters"])
+        model = cls.restored(payload["hyper_parameters"])
         model._item_ids, model._skill_ids = tuple(payload["item_ids"]), tuple(payload["skill_ids"])
         model.item_start = np.asarray(payload["item_start"], dtype=np.int64)
         model.pair_skill = np.asarray(payload["pair_skill"], dtype=np.int64)

@@ -34,7 +34,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from tracing.estimators.deep import Batch, DeepEstimator, Param, TracingNetwork, shifted
+from tracing.estimators import hyper
+from tracing.estimators.deep import Batch, DeepEstimator, TracingNetwork, shifted
 
 
 def recent_same_concept(concepts: np.ndarray, recent: int) -> np.ndarray:
@@ -197,17 +198,7 @@ class CAKT(DeepEstimator):
     """CAKT. Keywords: ``frame`` (H), ``recent`` (k), ``channels``, ``blocks``, ``hidden`` and the common ones."""
 
     kind = "cakt"
-    MODEL_PARAMS = {
-        # CAKT overfits within a few epochs on assist2015 (validation AUC falls after its best epoch):
-        # after a worse epoch it returns to the best weights and halves the step size (see ``deep``).
-        "plateau_decay": Param(0.5, float, 0.01, 1.0, "step-size factor after an epoch without a better "
-                               "validation AUC, from the best weights; 1: off"),
-        "frame": Param(8, int, 2, 64, "H: answers are embedded as H x H frames"),
-        "recent": Param(8, int, 1, 64, "k: earlier rows on the same concept read by the convolution"),
-        "channels": Param(4, int, 1, 256, "channels of the 3D convolution blocks"),
-        "blocks": Param(1, int, 0, 16, "residual 3D convolution blocks"),
-        "hidden": Param(100, int, 1, 4096, "state size of the second LSTM"),
-    }
+    PARAMS = hyper.CAKT
 
     def build_network(self, q_matrix: np.ndarray) -> CAKTNetwork:
         config = self.config

@@ -48,12 +48,11 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, Self
 
 import numpy as np
 import torch
@@ -237,56 +236,6 @@ class TracingNetwork(nn.Module):
 # ---------------------------------------------------------------- hyper-parameters
 
 
-@dataclass(frozen=True)
-class Param:
-    default: Any
-    kind: type
-    low: float | None = None
-    high: float | None = None
-    help: str = ""
-
-    def check(self, name: str, value: Any) -> Any:
-        if self.kind is int:
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                raise ValueError(f"{name} must be an integer, got {value!r}")
-            value = int(value)
-        elif self.kind is float:
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-                raise ValueError(f"{name} must be a number, got {value!r}")
-            value = float(value)
-            if not math.isfinite(value):
-                raise ValueError(f"{name} must be finite, got {value!r}")
-        if self.low is not None and value < self.low:
-            raise ValueError(f"{name} must be >= {self.low}, got {value!r}")
-        if self.high is not None and value > self.high:
-            raise ValueError(f"{name} must be <= {self.high}, got {value!r}")
-        return value
-
-
-def _default_threads() -> int:
-    try:
-        return max(1, int(os.environ.get("TRACING_TORCH_THREADS", "2")))
-    except ValueError:
-        return 2
-
-
-COMMON_PARAMS: dict[str, Param] = {
-    "window": Param(200, int, 4, 10_000, "rows per window (even)"),
-    "batch_size": Param(64, int, 1, 100_000, "windows per batch"),
-    "learning_rate": Param(2e-3, float, 1e-6, 1.0, "Adam step size"),
-    "weight_decay": Param(0.0, float, 0.0, 1.0, "Adam L2 penalty"),
-    "dropout": Param(0.2, float, 0.0, 0.9, "dropout before the output layer"),
-    "max_epochs": Param(30, int, 1, 10_000, "epochs at most"),
-    "patience": Param(3, int, 1, 10_000, "epochs without a better validation AUC before stopping"),
-    "plateau_decay": Param(1.0, float, 0.01, 1.0,
-                           "after an epoch without a better validation AUC, go back to the best weights (and "
-                           "optimiser state) and multiply the step size by this; 1: off"),
-    "validation_fraction": Param(0.1, float, 0.0, 0.5, "share of training learners held out for early stopping"),
-    "gradient_clip": Param(10.0, float, 0.0, 1e6, "max gradient norm (0: none)"),
-    "threads": Param(None, int, 1, 1024, "torch CPU threads (default env TRACING_TORCH_THREADS or 2)"),
-}
-
-
 @contextlib.contextmanager
 def torch_threads(count: int) -> Iterator[None]:
     """Bound torch's intra-op threads for a call, restoring the previous count after."""
@@ -304,36 +253,18 @@ def torch_threads(count: int) -> Iterator[None]:
 class DeepEstimator(Estimator):
     """A torch network fitted with Adam, binary cross-entropy and early stopping on held-out learners.
 
-    Constructor keywords: the entries of ``COMMON_PARAMS`` and the subclass's
-    ``MODEL_PARAMS``; out-of-range values raise ValueError, unknown ones TypeError.
+    Constructor keywords: the subclass's ``PARAMS`` (``tracing.estimators.hyper``: the common
+    deep ones and the model's own); out-of-range values raise ValueError, unknown ones TypeError.
     After ``fit``, ``history`` lists per epoch the training loss, validation AUC
     and seconds, and ``best_epoch`` the epoch whose weights were kept.
     """
 
-    MODEL_PARAMS: ClassVar[dict[str, Param]] = {}
-
-    def __init__(self, **params: Any) -> None:
-        spec = {**COMMON_PARAMS, **self.MODEL_PARAMS}
-        unknown = sorted(set(params) - set(spec))
-        if unknown:
-            raise TypeError(f"{type(self).__name__} got unknown parameters: {', '.join(unknown)}")
-        config: dict[str, Any] = {}
-        for name, param in spec.items():
-            value = params.get(name, param.default)
-            if name == "threads" and value is None:
-                value = _default_threads()
-            config[name] = param.check(name, value)
-        if config["window"] % 2:
-            raise ValueError(f"window must be even, got {config['window']}")
-        self._validate(config)
-        self.config = config
+    def configure(self, config: dict[str, Any]) -> None:
+        super().configure(config)
         self.network: TracingNetwork | None = None
         self.q_matrix = np.zeros((0, 0), dtype=bool)
         self.history: list[dict[str, float]] = []
         self.best_epoch = 0
-
-    def _validate(self, config: dict[str, Any]) -> None:
-        """Checks across parameters a subclass needs (raise ValueError)."""
 
     def build_network(self, q_matrix: np.ndarray) -> TracingNetwork:
         raise NotImplementedError
@@ -580,7 +511,7 @@ class DeepEstimator(Estimator):
         if payload.get("kind") != cls.kind:
             raise ValueError(f"artifact is a {payload.get('kind')!r} model, not {cls.kind!r}")
         config = dict(payload["config"])
-        model = cls(**config)
+        model = cls.restored(config)
         model.q_matrix = payload["q_matrix"].numpy().astype(bool)
         model._item_ids, model._skill_ids = tuple(payload["item_ids"]), tuple(payload["skill_ids"])
         model.network = model.build_network(model.q_matrix)

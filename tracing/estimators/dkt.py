@@ -12,7 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from tracing.estimators.deep import Batch, DeepEstimator, Param, TracingNetwork, shifted
+from tracing.estimators import hyper
+from tracing.estimators.deep import Batch, DeepEstimator, TracingNetwork, shifted
 
 
 class DKTNetwork(TracingNetwork):
@@ -48,18 +49,7 @@ class DKT(DeepEstimator):
     """Deep Knowledge Tracing. Keywords: ``embedding``, ``hidden``, ``layers`` and the common ones (``deep``)."""
 
     kind = "dkt"
-    MODEL_PARAMS = {
-        # Training recipe of the reference DKT (pyKT's: batch 256, Adam 1e-3), replacing the shared
-        # defaults (64, 2e-3). Fewer, larger steps need more epochs to converge, hence the longer
-        # patience and cap; early stopping on the validation carve-out still decides when to stop.
-        "batch_size": Param(256, int, 1, 100_000, "windows per batch"),
-        "learning_rate": Param(1e-3, float, 1e-6, 1.0, "Adam step size"),
-        "patience": Param(5, int, 1, 10_000, "epochs without a better validation AUC before stopping"),
-        "max_epochs": Param(100, int, 1, 10_000, "epochs at most"),
-        "embedding": Param(100, int, 1, 4096, "size of the (skill, answer) embedding"),
-        "hidden": Param(100, int, 1, 4096, "LSTM state size"),
-        "layers": Param(1, int, 1, 8, "stacked LSTM layers"),
-    }
+    PARAMS = hyper.DKT
 
     def build_network(self, q_matrix: np.ndarray) -> DKTNetwork:
         config = self.config

@@ -36,13 +36,12 @@ from pyro.nn import PyroModule, PyroParam
 from torch.distributions import constraints
 
 from tracing.data import Dataset
+from tracing.estimators import hyper
 from tracing.estimators.base import Estimator, LearnerState, Progress, no_progress
 from tracing.estimators.pyro_common import (
-    check_range,
     fitting_context,
     load_artifact,
     pad_learners,
-    resolve_threads,
     run_svi,
     save_artifact,
     time_unit,
@@ -133,23 +132,17 @@ class HierarchicalBKT(Estimator):
     """
 
     kind = "hbkt"
+    PARAMS = hyper.HBKT
 
-    def __init__(self, *, steps: int = 300, batch_size: int = 128, learning_rate: float = 0.05,
-                 max_length: int = 200, threads: int | None = None) -> None:
-        self.steps = int(check_range("steps", steps, 1))
-        self.batch_size = int(check_range("batch_size", batch_size, 1))
-        self.learning_rate = check_range("learning_rate", learning_rate, 0, 1, open_low=True)
-        self.max_length = int(check_range("max_length", max_length, 2))
-        self.threads = resolve_threads(threads)
+    def configure(self, config: dict[str, Any]) -> None:
+        super().configure(config)
+        self.steps, self.batch_size, self.learning_rate = config["steps"], config["batch_size"], config["learning_rate"]
+        self.max_length, self.threads = config["max_length"], config["threads"]
         self.q_matrix = np.zeros((0, 0), dtype=bool)
         self.arrays: dict[str, np.ndarray] = {}
         self.learner_index: dict[str, int] = {}
         self.losses: list[float] = []
         self.timings: dict[str, float] = {}
-
-    def hyper_parameters(self) -> dict[str, Any]:
-        return {"steps": self.steps, "batch_size": self.batch_size, "learning_rate": self.learning_rate,
-                "max_length": self.max_length, "threads": self.threads}
 
     def fit(self, data: Dataset, *, seed: int = 0, progress: Progress | None = None) -> Self:
         progress = progress or no_progress
@@ -300,7 +293,7 @@ class HierarchicalBKT(Estimator):
     @classmethod
     def load(cls, path: Path) -> Self:
         meta, arrays = load_artifact(path)
-        model = cls(**meta["hyper"])
+        model = cls.restored(meta["hyper"])
         model._item_ids, model._skill_ids = tuple(meta["item_ids"]), tuple(meta["skill_ids"])
         model.q_matrix = arrays.pop("q_matrix").astype(bool)
         model.arrays = arrays

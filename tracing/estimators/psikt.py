@@ -112,13 +112,12 @@ from torch.distributions.relaxed_bernoulli import LogitRelaxedBernoulli as _Torc
 from torch.nn import functional as F
 
 from tracing.data import Dataset
+from tracing.estimators import hyper
 from tracing.estimators.base import Estimator, LearnerState, Progress, no_progress
 from tracing.estimators.pyro_common import (
-    check_range,
     fitting_context,
     load_artifact,
     pad_learners,
-    resolve_threads,
     run_svi,
     save_artifact,
     time_unit,
@@ -426,30 +425,19 @@ class PsiKT(Estimator):
     """
 
     kind = "psikt"
+    PARAMS = hyper.PSIKT
 
-    def __init__(self, *, steps: int = 300, batch_size: int = 64, learning_rate: float = 0.03,
-                 max_length: int = 200, unit_seconds: float = 86400.0, edge_prior: float = 0.05,
-                 temperature: float = 0.5, absorb_steps: int = 10, threads: int | None = None) -> None:
-        self.steps = int(check_range("steps", steps, 1))
-        self.batch_size = int(check_range("batch_size", batch_size, 1))
-        self.learning_rate = check_range("learning_rate", learning_rate, 0, 1, open_low=True)
-        self.max_length = int(check_range("max_length", max_length, 2))
-        self.unit_seconds = check_range("unit_seconds", unit_seconds, 0, open_low=True)
-        self.edge_prior = check_range("edge_prior", edge_prior, 0, 0.5, open_low=True)
-        self.temperature = check_range("temperature", temperature, 0, 10, open_low=True)
-        self.absorb_steps = int(check_range("absorb_steps", absorb_steps, 1))
-        self.threads = resolve_threads(threads)
+    def configure(self, config: dict[str, Any]) -> None:
+        super().configure(config)
+        self.steps, self.batch_size, self.learning_rate = config["steps"], config["batch_size"], config["learning_rate"]
+        self.max_length, self.unit_seconds, self.edge_prior = config["max_length"], config["unit_seconds"], config["edge_prior"]
+        self.temperature, self.absorb_steps, self.threads = config["temperature"], config["absorb_steps"], config["threads"]
         self.unit = 1.0
         self.q_matrix = np.zeros((0, 0), dtype=bool)
         self.arrays: dict[str, np.ndarray] = {}
         self.learner_index: dict[str, int] = {}
         self.losses: list[float] = []
         self.timings: dict[str, float] = {}
-
-    def hyper_parameters(self) -> dict[str, Any]:
-        return {"steps": self.steps, "batch_size": self.batch_size, "learning_rate": self.learning_rate,
-                "max_length": self.max_length, "unit_seconds": self.unit_seconds, "edge_prior": self.edge_prior,
-                "temperature": self.temperature, "absorb_steps": self.absorb_steps, "threads": self.threads}
 
     # ----------------------------------------------------------------- fitting
 
@@ -811,7 +799,7 @@ class PsiKT(Estimator):
     @classmethod
     def load(cls, path: Path) -> Self:
         meta, arrays = load_artifact(path)
-        model = cls(**meta["hyper"])
+        model = cls.restored(meta["hyper"])
         model.unit = meta["unit"]
         model._item_ids, model._skill_ids = tuple(meta["item_ids"]), tuple(meta["skill_ids"])
         model.q_matrix = arrays.pop("q_matrix").astype(bool)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,18 +23,7 @@ import torch
 
 from tracing.data import Dataset
 from tracing.estimators.base import Progress, no_progress
-
-DEFAULT_THREADS_ENV = "TRACING_TORCH_THREADS"
-
-
-def resolve_threads(threads: int | None) -> int:
-    """The torch CPU thread count: ``threads`` if given, else env TRACING_TORCH_THREADS, else 2."""
-    if threads is None:
-        threads = int(os.environ.get(DEFAULT_THREADS_ENV, "2"))
-    if threads < 1:
-        raise ValueError("threads must be >= 1")
-    return int(threads)
-
+from tracing.estimators.hyper import default_threads
 
 @contextlib.contextmanager
 def fitting_context(*, threads: int | None, seed: int | None = None) -> Iterator[None]:
@@ -45,7 +33,7 @@ def fitting_context(*, threads: int | None, seed: int | None = None) -> Iterator
     that runs several fits in turn is left as it was found.
     """
     previous_threads = torch.get_num_threads()
-    torch.set_num_threads(resolve_threads(threads))
+    torch.set_num_threads(threads if threads is not None else default_threads())
     if seed is not None:
         pyro.set_rng_seed(int(seed))
     try:
@@ -53,15 +41,6 @@ def fitting_context(*, threads: int | None, seed: int | None = None) -> Iterator
             yield
     finally:
         torch.set_num_threads(previous_threads)
-
-
-def check_range(name: str, value: float, low: float, high: float = float("inf"), *,
-                open_low: bool = False) -> float:
-    """``value`` as a float, or ValueError if it is outside [low, high] ((low, high] if open_low)."""
-    value = float(value)
-    if not (low < value if open_low else low <= value) or not value <= high or value != value:
-        raise ValueError(f"{name} must be in {'(' if open_low else '['}{low}, {high}], got {value}")
-    return value
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from tracing.estimators.deep import Batch, DeepEstimator, Param, TracingNetwork
+from tracing.estimators import hyper
+from tracing.estimators.deep import Batch, DeepEstimator, TracingNetwork
 
 
 class SAKTNetwork(TracingNetwork):
@@ -68,14 +69,8 @@ class SAKT(DeepEstimator):
     """Self-attentive KT. Keywords: ``size`` (embedding and attention width), ``heads`` and the common ones."""
 
     kind = "sakt"
-    MODEL_PARAMS = {
-        "size": Param(64, int, 1, 4096, "embedding and attention width"),
-        "heads": Param(4, int, 1, 64, "attention heads (must divide size)"),
-    }
+    PARAMS = hyper.SAKT
 
-    def _validate(self, config: dict) -> None:
-        if config["size"] % config["heads"]:
-            raise ValueError(f"heads ({config['heads']}) must divide size ({config['size']})")
 
     def build_network(self, q_matrix: np.ndarray) -> SAKTNetwork:
         config = self.config
