@@ -88,7 +88,7 @@ def course_prepare(*, document: dict, slug: str, model: str | None, params: dict
                 correct, moment = learner.answer(item)
                 rows.append(_row(f"pilot-{index}", step, simulated.item_ids[item], correct, moment))
             _record(course, rows, update_mastery=False)
-        fit = fit_create(course=course, kind=model, params=params)
+        fit = fit_create(course=course, kind=model, params=params, inline=True)
         fit.refresh_from_db()
         if fit.status != "succeeded":
             sys.exit(f"the pilot fit of {model} did not succeed: {fit.status} {fit.error}")

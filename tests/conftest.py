@@ -95,3 +95,10 @@ def live_worker():
             pytest.fail(message)
         pytest.skip(message)
     return app
+
+
+@pytest.fixture(autouse=True)
+def _fits_inline(settings):
+    """Tests that start a fit read its result at once: without a broker, run it inside the call (the
+    product runs it on a background thread; tests/tutor/test_fits.py covers that)."""
+    settings.TRACING_FITS_INLINE = True

@@ -24,6 +24,8 @@ class Fit(models.Model):
     artifact = models.CharField(max_length=500, blank=True, help_text="Path of the saved model under ARTIFACT_ROOT.")
     task_id = models.CharField(max_length=64, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
+    time_limit = models.PositiveIntegerField(null=True, blank=True,
+                                             help_text="Seconds one attempt may run; grows with the course's answers.")
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

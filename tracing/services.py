@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import resource
+import socket
 import threading
 import time
 import traceback
@@ -17,15 +19,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone as django_timezone
 
 from curriculum.models import Item, Prerequisite, Skill
-from tracing.estimators import ESTIMATORS, get_estimator
+from tracing.background import FitRunner
+from tracing.estimators import ESTIMATORS, estimator_params, get_estimator
 from tracing.estimators.base import Estimator, LearnerState
+from tracing.estimators.hyper import ParamError
 from tracing.models import Fit, LearnerTrace, Mastery
-from tutor.errors import ServiceError, Unavailable
+from tutor.errors import Conflict, ServiceError, Unavailable
 from tutor.hot_queries import CHUNK, db_datetime, json_value, keyed_rows, upsert
 from tutor.models import Course, Interaction, Learner
 from tutor.recheck import Recent
@@ -319,35 +324,113 @@ def predict_items(*, learner: Learner, items: Sequence[str], at: datetime | None
     return result
 
 
-def fit_create(*, course: Course, kind: str, params: dict[str, Any] | None = None) -> Fit:
-    """Validate the request, store a queued Fit and enqueue its task after commit."""
-    params = params or {}
-    if not isinstance(params, dict):
-        raise ServiceError("params must be an object", code="invalid_params", field="params")
+def fit_params_check(*, kind: str, params: Any) -> dict[str, Any]:
+    """The one check of a fit request's model and hyper-parameters (API, dashboard, ``manage.py fit``).
+
+    Returns the parameters as given, each as its declared type; raises ServiceError (400) naming the
+    model or the parameter (``field`` "params.<name>"). Reads the declarations only: no model is imported.
+    """
+    if not isinstance(kind, str):
+        raise ServiceError("model must be a string", code="unknown_model", field="model")
     try:
-        estimator_class = get_estimator(kind)
+        declared = estimator_params(kind)
     except KeyError as error:
         raise ServiceError(str(error.args[0]), code="unknown_model", field="model") from None
+    if params is None:
+        params = {}
     try:
-        estimator_class(**params)
-    except (TypeError, ValueError) as error:
-        raise ServiceError(f"bad params for {kind}: {error}", code="invalid_params", field="params") from None
+        config = declared.check(params, owner=kind)
+    except ParamError as error:
+        field = f"params.{error.name}" if error.name is not None and _printable(error.name) else "params"
+        raise ServiceError(f"bad params for {kind}: {error}", code="invalid_params", field=field) from None
+    return {name: config[name] for name in params}
+
+
+def _printable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def fit_time_limit(*, answers: int) -> int:
+    """Seconds one attempt of a fit may run on a course of ``answers`` interactions: a base, plus an
+    allowance per thousand answers, capped (settings TRACING_FIT_TIME_LIMIT_*)."""
+    allowance = settings.TRACING_FIT_TIME_LIMIT_PER_1000_ANSWERS * answers / 1000
+    return int(min(settings.TRACING_FIT_TIME_LIMIT_MAX, settings.TRACING_FIT_TIME_LIMIT_BASE + allowance))
+
+
+FIT_REAP_GRACE_S = 120
+"""Beyond its time limit, how long a running fit may still be finishing (writing its result) before it
+counts as lost."""
+
+
+def fits_reap(*, course: Course) -> int:
+    """Mark failed the course's running fits that are past their time limit with a grace: their worker
+    was killed (Celery's hard limit, the OOM killer) before it could say so. Returns how many."""
+    now = django_timezone.now()
+    lost = 0
+    for fit in Fit.objects.filter(course=course, status=Fit.RUNNING, started_at__isnull=False,
+                                  time_limit__isnull=False):
+        if (now - fit.started_at).total_seconds() > fit.time_limit + FIT_REAP_GRACE_S:
+            lost += Fit.objects.filter(pk=fit.pk, status=Fit.RUNNING).update(
+                status=Fit.FAILED, active=False, finished_at=now,
+                error=f"stopped: it ran past its time limit of {fit.time_limit} s, or its worker was lost")
+    return lost
+
+
+def _place_holders(course: Course) -> list[Fit]:
+    return list(Fit.objects.filter(course=course, status__in=(Fit.QUEUED, Fit.RUNNING)).order_by("created_at", "id"))
+
+
+def fit_create(*, course: Course, kind: str, params: dict[str, Any] | None = None, inline: bool = False) -> Fit:
+    """Validate the request, store a queued Fit and start it after commit.
+
+    With a broker the Celery task is queued (with this fit's time limit). Without one the fit runs
+    in this process: in the background thread (``tracing.background``) so the caller returns at once,
+    or, with ``inline`` (management commands, whose process would end before a background thread
+    finished) or setting TRACING_FITS_INLINE, before this returns. At most TRACING_FITS_PER_COURSE
+    fits of a course may be queued or running: beyond that, Conflict (409) names the oldest of them.
+    """
     from tracing.tasks import fit_run_task
 
+    params = fit_params_check(kind=kind, params=params)
+    answers = Interaction.objects.filter(course=course).count()
+    time_limit = fit_time_limit(answers=answers)
     with transaction.atomic():
-        fit = Fit.objects.create(course=course, kind=kind, params=params)
+        # The course row serialises fit requests of one course, so two at once cannot both take the last place.
+        Course.objects.select_for_update().filter(pk=course.pk).first()
+        fits_reap(course=course)
+        holders = _place_holders(course)
+        cap = settings.TRACING_FITS_PER_COURSE
+        if len(holders) >= cap:
+            holder = holders[0]
+            raise Conflict(f"fit {holder.pk} ({holder.kind}, {holder.status}) holds this course's place: at most {cap} "
+                           f"fit{'s' if cap != 1 else ''} of a course may be queued or running; try again when it "
+                           "has finished", code="fit_in_progress",
+                           detail={"fits": [{"id": fit.pk, "model": fit.kind, "status": fit.status} for fit in holders],
+                                   "limit": cap})
+        in_process = fit_run_task.app.conf.task_always_eager
+        background = in_process and not (inline or settings.TRACING_FITS_INLINE)
+        fit = Fit.objects.create(course=course, kind=kind, params=params, time_limit=time_limit,
+                                 task_id=_runner_owner() if background else "")
 
         def enqueue() -> None:
+            if background:
+                _runner.submit(fit.pk, course.pk)
+                return
             try:
                 # The Fit row carries the outcome: no result subscription, so a result store that is
                 # down cannot wedge this process's Celery backend.
-                result = fit_run_task.apply_async(args=[fit.pk], retry=False, ignore_result=True)
+                result = fit_run_task.apply_async(args=[fit.pk], retry=False, ignore_result=True,
+                                                  soft_time_limit=time_limit, time_limit=time_limit + 60)
             except Exception as error:  # the broker is down: say so rather than leave a fit queued forever
                 Fit.objects.filter(pk=fit.pk).update(status=Fit.FAILED, error=f"could not queue the fit: {error}",
                                                      finished_at=django_timezone.now())
                 raise Unavailable("the task queue is unavailable; the fit was not started, try again later",
                                   code="broker_unavailable") from error
-            if result.id:
+            if result.id and not in_process:
                 Fit.objects.filter(pk=fit.pk, task_id="").update(task_id=result.id)
 
         transaction.on_commit(enqueue, robust=False)
@@ -355,25 +438,94 @@ def fit_create(*, course: Course, kind: str, params: dict[str, Any] | None = Non
     return fit
 
 
-class _ProgressWriter:
-    """Writes stage and percent on the Fit row at most twice a second, outside any transaction."""
+def _runner_owner() -> str:
+    """The mark of this process's background runner on the fits it holds: local:<host>:<pid>."""
+    return f"local:{socket.gethostname()}:{os.getpid()}"
 
-    def __init__(self, fit_id: int) -> None:
-        self.fit_id, self.last = fit_id, 0.0
+
+def _owner_alive(owner: str) -> bool:
+    """Whether the process named by a runner mark may still run: only a process of this host that is
+    gone counts as dead (another host's cannot be checked; its fits end by their time limit)."""
+    _, host, pid = (owner.split(":", 2) + ["", ""])[:3]
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def fits_resume(runner: FitRunner | None = None) -> list[int]:
+    """Queue again, on this process's runner, the fits a dead process's runner left queued or running
+    (a restart; runserver's autoreloader restarts on every code change). A fit killed mid-run counts an
+    attempt: after MAX_ATTEMPTS, fit_run marks it failed instead of running it again. Returns their ids."""
+    runner = runner or _runner
+    mine = _runner_owner()
+    resumed = []
+    for fit in Fit.objects.filter(status__in=(Fit.QUEUED, Fit.RUNNING), task_id__startswith="local:").order_by("id"):
+        if fit.task_id == mine or _owner_alive(fit.task_id):
+            continue
+        # Claimed only if no other process claimed it first (the owner mark is compared).
+        if Fit.objects.filter(pk=fit.pk, task_id=fit.task_id).update(status=Fit.QUEUED, task_id=mine, stage="resumed"):
+            runner.submit(fit.pk, fit.course_id)
+            resumed.append(fit.pk)
+    if resumed:
+        logger.warning("resumed fits %s left by a process that ended", resumed)
+    return resumed
+
+
+_runner = FitRunner(run=lambda fit_id: fit_run(fit_id=fit_id), on_start=fits_resume)
+
+
+def fits_background_start() -> None:
+    """Start this process's background fit runner where fits run in-process (no broker): at once, so
+    fits an ended process left are resumed without waiting for a new request."""
+    from tracing.tasks import fit_run_task
+
+    if fit_run_task.app.conf.task_always_eager and not settings.TRACING_FITS_INLINE:
+        _runner.start()
+
+
+def fits_background_wait(timeout: float) -> bool:
+    """True once this process's background runner has nothing pending or running (tests, shutdown)."""
+    return _runner.wait_idle(timeout)
+
+
+class FitTimeLimitExceeded(Exception):
+    """Raised inside a fit (at its next progress report) once it has run past its time limit."""
+
+
+class _ProgressWriter:
+    """Writes stage and percent on the Fit row at most twice a second, outside any transaction, and stops
+    the fit (FitTimeLimitExceeded) at the first report past its deadline (time.monotonic() seconds)."""
+
+    def __init__(self, fit_id: int, deadline: float | None = None) -> None:
+        self.fit_id, self.last, self.deadline = fit_id, 0.0, deadline
 
     def __call__(self, stage: str, fraction: float) -> None:
         now = time.monotonic()
+        if self.deadline is not None and now > self.deadline:
+            raise FitTimeLimitExceeded(stage)
         if now - self.last < 0.5 and fraction < 1.0:
             return
         self.last = now
         Fit.objects.filter(pk=self.fit_id).update(stage=stage[:64], progress=round(float(min(max(fraction, 0), 1)), 4))
 
 
+def _time_limit_message(fit: Fit) -> str:
+    return (f"the fit ran past its time limit of {fit.time_limit} s (it grows with the course's answers: "
+            "TRACING_FIT_TIME_LIMIT_BASE, _PER_1000_ANSWERS, _MAX) and was stopped; the previous fit stays active. "
+            "Try fewer steps, epochs or iterations")
+
+
 def fit_run(*, fit_id: int) -> Fit:
     """Fit, evaluate on held-out learners, save the artifact, then activate it atomically.
 
-    Any failure marks the Fit failed with the reason and leaves the previous
-    active fit in place.
+    Any failure, or running past the fit's time limit, marks the Fit failed with the reason and
+    leaves the previous active fit in place.
     """
     from tracing.evaluation import evaluate, evaluate_multistep, split_learners
 
@@ -387,7 +539,8 @@ def fit_run(*, fit_id: int) -> Fit:
             return fit
         fit.status, fit.started_at, fit.attempts, fit.stage, fit.progress = Fit.RUNNING, django_timezone.now(), fit.attempts + 1, "loading", 0.0
         fit.save(update_fields=["status", "started_at", "attempts", "stage", "progress"])
-    progress = _ProgressWriter(fit.pk)
+    deadline = time.monotonic() + fit.time_limit if fit.time_limit else None
+    progress = _ProgressWriter(fit.pk, deadline)
     timings: dict[str, float] = {}
     try:
         started = time.perf_counter()
@@ -407,6 +560,7 @@ def fit_run(*, fit_id: int) -> Fit:
             timings["fit_holdout_s"] = time.perf_counter() - step
             metrics = {"next_step": evaluate(held_out, test), "multi_step": evaluate_multistep(held_out, test, horizon=10),
                        "train_learners": train.n_learners, "test_learners": test.n_learners}
+            progress("fit", 0.5)  # evaluation reports no progress of its own: the deadline is checked here too
         step = time.perf_counter()
         estimator = estimator_class(**fit.params).fit(data, seed=0, progress=lambda s, f: progress(s, 0.5 + f * 0.45))
         timings["fit_s"] = time.perf_counter() - step
@@ -422,8 +576,12 @@ def fit_run(*, fit_id: int) -> Fit:
         timings["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         Fit.objects.filter(pk=fit.pk).update(timings={k: round(v, 3) for k, v in timings.items()})
     except Exception as error:
-        logger.exception("fit %s failed", fit.pk)
-        reason = error.message if isinstance(error, ServiceError) else f"{type(error).__name__}: {error}"
+        if isinstance(error, (FitTimeLimitExceeded, SoftTimeLimitExceeded)):
+            logger.warning("fit %s ran past its time limit of %s s", fit.pk, fit.time_limit)
+            reason = _time_limit_message(fit)
+        else:
+            logger.exception("fit %s failed", fit.pk)
+            reason = error.message if isinstance(error, ServiceError) else f"{type(error).__name__}: {error}"
         Fit.objects.filter(pk=fit.pk).update(status=Fit.FAILED, error=reason[:2000] or traceback.format_exc()[-2000:],
                                              finished_at=django_timezone.now(), active=False)
     fit.refresh_from_db()

@@ -76,7 +76,7 @@ def demo_setup(*, simulate: bool = True, fit: bool = True) -> dict[str, Any]:
         from tracing.services import fit_create
 
         kind = "bkt" if _has_kind("bkt") else "rate"
-        fitted = fit_create(course=course, kind=kind)
+        fitted = fit_create(course=course, kind=kind, inline=True)  # a command: no background to wait for
         fitted.refresh_from_db()
         result["fit"] = {"id": fitted.pk, "kind": kind, "status": fitted.status}
     return result

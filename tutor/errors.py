@@ -40,3 +40,12 @@ class Unavailable(ServiceError):
 
     def __init__(self, message: str, *, code: str = "unavailable", **kwargs: Any) -> None:
         super().__init__(message, code=code, **kwargs)
+
+
+class Conflict(ServiceError):
+    """The request is valid but the resource's state refuses it now (a course's fit places are taken)."""
+
+    status = 409
+
+    def __init__(self, message: str, *, code: str = "conflict", **kwargs: Any) -> None:
+        super().__init__(message, code=code, **kwargs)

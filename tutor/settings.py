@@ -202,3 +202,20 @@ if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 3)
 MIDDLEWARE += ["tutor.health.DatabaseUnavailableMiddleware"]
 # --- end production safety and fault tolerance -------------------------------------------------
+
+# --- Fits: where they run, how many, how long (tracing/services.py, tracing/background.py) ------
+TRACING_FITS_INLINE = env.bool("TRACING_FITS_INLINE", default=False)
+"""Without a broker, fits run on a background thread of the web process, so a fit request answers at
+once; true runs them inside the request instead (as Celery's eager mode would). Commands always run theirs inline."""
+TRACING_FITS_PER_COURSE = env.int("TRACING_FITS_PER_COURSE", default=2)
+"""Fits of one course that may be queued or running at once; one more is refused with 409 naming the holder."""
+TRACING_FIT_TIME_LIMIT_BASE = env.int("TRACING_FIT_TIME_LIMIT_BASE", default=600)
+TRACING_FIT_TIME_LIMIT_PER_1000_ANSWERS = env.float("TRACING_FIT_TIME_LIMIT_PER_1000_ANSWERS", default=10.0)
+TRACING_FIT_TIME_LIMIT_MAX = env.int("TRACING_FIT_TIME_LIMIT_MAX", default=3 * 3600)
+"""A fit may run base + per-1000-answers x answers/1000 seconds, at most MAX, per attempt (the held-out
+fit, the full fit and the evaluation together); past it, it is stopped and marked failed."""
+# Redis hands an unacknowledged task to another worker after the visibility timeout: it must outlast
+# the longest fit, or a long fit would run twice.
+CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = max(
+    CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout", 0), TRACING_FIT_TIME_LIMIT_MAX + 400)
+# --- end fits -------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 import gc
 import os
 
+from django.core.signals import request_started
 from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tutor.settings")
@@ -26,3 +27,16 @@ def _freeze_long_lived() -> None:
 
 
 _freeze_long_lived()
+
+
+def _start_fit_runner(**kwargs: object) -> None:
+    """Without a broker, fits run on a thread of this server process: start it with the first request
+    (not at import: a forked worker needs its own, and the first request sees the final settings), so
+    fits a previous process left are resumed. Once per process."""
+    from tracing.services import fits_background_start
+
+    request_started.disconnect(_start_fit_runner)
+    fits_background_start()
+
+
+request_started.connect(_start_fit_runner)

@@ -36,8 +36,10 @@ def get_estimator(kind: str) -> type[Estimator]:
 
 
 def estimator_params(kind: str) -> HyperParameters:
-    """The hyper-parameters of ``kind`` (the same object as its class's ``PARAMS``), without importing the
-    estimator; KeyError names the known kinds."""
+    """The hyper-parameters of ``kind`` (its class's ``PARAMS``): for the built-in kinds without importing
+    the estimator (and torch); a kind registered from elsewhere is imported. KeyError names the known kinds."""
     if kind not in ESTIMATORS:
         raise KeyError(f"unknown model {kind!r}; known: {', '.join(sorted(ESTIMATORS))}")
-    return BY_KIND[kind]
+    if kind in BY_KIND and ESTIMATORS[kind].startswith("tracing.estimators."):
+        return BY_KIND[kind]
+    return get_estimator(kind).PARAMS

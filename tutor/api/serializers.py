@@ -8,7 +8,7 @@ from django.utils import timezone as django_timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from tracing.estimators import ESTIMATORS
+from tracing.estimators import ESTIMATORS, estimator_params
 from tutor.errors import ServiceError
 from tutor.services import MAX_BATCH, Row, row_validate
 
@@ -274,10 +274,27 @@ class PredictOut(serializers.Serializer):
 
 
 class FitCreate(serializers.Serializer):
+    """The body of POST fits, as parsed; the model's parameters are checked by ``fit_params_check``."""
+
     model = serializers.CharField(max_length=32, help_text="Model kind: " + ", ".join(sorted(ESTIMATORS))
                                   + " (the kinds installed when the schema was built).")
     params = serializers.DictField(required=False, default=dict,
                                    help_text="Hyper-parameters for the model (its constructor's keywords).")
+
+
+def _fit_request_shape(kind: str) -> type[serializers.Serializer]:
+    """For the schema only: the body of POST fits for one model kind, its parameters with their bounds."""
+    declared = estimator_params(kind)
+    params = extend_schema_field(declared.schema())(type(f"FitParams{kind.capitalize()}", (serializers.JSONField,), {}))
+    return type(f"FitCreate{kind.capitalize()}", (serializers.Serializer,), {
+        "__doc__": f"A fit of a `{kind}` model.",
+        "model": serializers.ChoiceField(choices=[kind], help_text="Model kind."),
+        "params": params(required=False, help_text=f"Hyper-parameters of `{kind}`, each within its bounds "
+                                                   "(others are refused with 400); absent ones take their default."),
+    })
+
+
+FIT_REQUEST_SHAPES = {kind: _fit_request_shape(kind) for kind in sorted(ESTIMATORS)}
 
 
 class FitOut(serializers.Serializer):
@@ -293,6 +310,8 @@ class FitOut(serializers.Serializer):
     snapshot = serializers.JSONField(help_text="What the fit saw: interactions, learners, items, skills.")
     timings = serializers.JSONField(help_text="Seconds per phase and peak memory.")
     error = serializers.CharField(help_text="Why it failed (empty otherwise).")
+    time_limit = serializers.IntegerField(allow_null=True, help_text="Seconds one attempt may run: grows with the "
+                                                                     "course's answers; past it the fit fails.")
     created_at = serializers.DateTimeField(help_text="When it was requested.")
     started_at = serializers.DateTimeField(allow_null=True, help_text="When a worker started it.")
     finished_at = serializers.DateTimeField(allow_null=True, help_text="When it ended.")

@@ -42,6 +42,7 @@ def errors(*codes: int) -> dict[int, OpenApiResponse]:
         401: "No or unknown API key (`Authorization: Token <key>`).",
         403: "The caller may not do this (a course key creating a course; a non-staff session).",
         404: "No such course (or not the key's course), learner or fit.",
+        409: "The course already has as many fits queued or running as it may; `detail.fits` names them.",
         413: "The body is larger than the server accepts (TUTOR_API_MAX_BODY_BYTES).",
         415: "The body is not JSON.",
         429: "Too many requests for this key; see Retry-After.",
@@ -262,16 +263,21 @@ class FitsView(ApiListView):
 
     @extend_schema(
         summary="Fit a model to the course's interactions", tags=["fits"], parameters=[COURSE],
-        description="Queues the fit and answers 202 with its number; poll GET fits/{fit}. A fit that "
-                    "succeeds becomes the active model; one that fails leaves the previous one active.",
-        request=shapes.FitCreate, responses={202: shapes.FitOut, **errors(400, 404, 413, 415, 503)})
+        description="Queues the fit and answers 202 with its number at once; poll GET fits/{fit}. A fit that "
+                    "succeeds becomes the active model; one that fails, or runs past its time limit (which grows "
+                    "with the course's answers), leaves the previous one active. Every parameter has bounds "
+                    "(below, per model); a course may have a few fits queued or running at once "
+                    "(TRACING_FITS_PER_COURSE, default 2): one more answers 409 naming them.",
+        request=PolymorphicProxySerializer(component_name="FitCreate", serializers=shapes.FIT_REQUEST_SHAPES,
+                                           resource_type_field_name="model"),
+        responses={202: shapes.FitOut, **errors(400, 404, 409, 413, 415, 503)})
     def post(self, request: Request, course: str) -> Response:
         course_object = course_for_request(request, course)
         form = shapes.FitCreate(data=request.data)
         form.is_valid(raise_exception=True)
         fit = fit_create(course=course_object, kind=form.validated_data["model"],
                          params=form.validated_data["params"])
-        fit.refresh_from_db()  # an in-process (eager) queue has already run it
+        fit.refresh_from_db()  # with TRACING_FITS_INLINE it has already run
         response = Response(_fit_body(fit), status=status.HTTP_202_ACCEPTED)
         response["Location"] = f"/api/v1/courses/{course_object.slug}/fits/{fit.pk}"
         return response

@@ -242,18 +242,19 @@ def dashboard_fits(request: HttpRequest, slug: str) -> HttpResponse:
     """The course's fits with their metrics side by side, and the form that starts one."""
     course = _course(slug)
     form = FitStartForm(request.POST or None)
-    error = None
+    error, failed_status = None, 400
     if request.method == "POST" and form.is_valid():
         try:
-            # With eager Celery the fit runs during this request (after commit); with a worker it is queued.
+            # Queued for a worker, or without a broker for this process's background thread: either way
+            # the page answers at once and polls the fit's progress.
             fit = fit_create(course=course, kind=form.cleaned_data["model"], params=form.cleaned_data["params"])
         except ServiceError as failure:
-            error = failure.message
+            error, failed_status = failure.message, failure.status
         else:
             return redirect(f"{reverse('dashboard_fits', args=[course.slug])}?started={fit.pk}")
     context = {**_tabs(course, "fits"), **_fits_context(course), "form": form, "error": error,
                "started": request.GET.get("started"), "kinds": sorted(ESTIMATORS)}
-    return render(request, "web/dashboard/fits.html", context, status=400 if request.method == "POST" else 200)
+    return render(request, "web/dashboard/fits.html", context, status=failed_status if request.method == "POST" else 200)
 
 
 @staff_required

@@ -1,4 +1,4 @@
-"""manage.py fit --course SLUG --model KIND [--params JSON]: queue a fit (runs in-process without a broker)."""
+"""manage.py fit --course SLUG --model KIND [--params JSON]: queue a fit (without a broker it runs here, before the command ends)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ class Command(BaseCommand):
         except json.JSONDecodeError as error:
             raise CommandError(f"--params is not JSON: {error}") from None
         try:
-            fit = fit_create(course=course_get(slug=course), kind=model, params=parsed)
+            # inline: without a broker a background thread would die with this command's process.
+            fit = fit_create(course=course_get(slug=course), kind=model, params=parsed, inline=True)
         except ServiceError as error:
             raise CommandError(error.message) from None
         fit.refresh_from_db()
