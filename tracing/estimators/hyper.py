@@ -78,7 +78,10 @@ class Param:
         else:
             if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
                 raise ParamError(f"{name} must be a number, got {_shown(value)}", name=name)
-            value = float(value)
+            try:
+                value = float(value)
+            except OverflowError:  # an integer of hundreds of digits
+                value = math.inf
             if not math.isfinite(value):
                 raise ParamError(f"{name} must be a finite number, got {value!r}", name=name)
         if bounded and not self.admits(value):
