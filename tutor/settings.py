@@ -100,7 +100,6 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 4000}
-TRACING_TORCH_THREADS = env.int("TRACING_TORCH_THREADS", default=2)
 TRACING_MODEL_RECHECK = env.float("TRACING_MODEL_RECHECK", default=1.0)
 """Seconds a server process reuses a course's signature (active fit, items, skills, links, edges) before
 reading it again (one query less per request); so a new fit or curriculum change made in another process
