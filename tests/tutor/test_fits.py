@@ -138,6 +138,16 @@ def test_a_course_may_hold_only_so_many_queued_or_running_fits(course, api, sett
 
 
 @pytest.mark.django_db
+def test_the_dashboard_says_which_fit_holds_the_place(course, staff_user, client, settings):
+    settings.TRACING_FITS_PER_COURSE = 1
+    holder = Fit.objects.create(course=course, kind="psikt", status=Fit.QUEUED)
+    client.force_login(staff_user)
+    response = client.post(reverse("dashboard_fits", args=[course.slug]), {"model": "rate", "params": ""})
+    assert response.status_code == 409 and f"fit {holder.pk} (psikt, queued)".encode() in response.content
+    assert Fit.objects.count() == 1
+
+
+@pytest.mark.django_db
 def test_another_courses_fits_do_not_take_this_courses_places(course, api, settings):
     from tests.tutor.api_support import course_with_curriculum
 
