@@ -3,6 +3,7 @@ enrolment in courses and the tie between accounts and learners (issue 15, items 
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -71,3 +72,63 @@ def test_django_standard_password_validators_are_all_on(django_user_model):
         with pytest.raises(ValidationError):
             validate_password(weak, user)
     validate_password("apollo guidance computer 1969", user)
+
+
+# --- LTI login initiation and refusals (items 10 and 13) --------------------------------------------------
+
+from tests.tutor.test_lti import CLIENT_ID, ISSUER, launch_form, lms, tool, course  # noqa: E402,F401  (fixtures)
+
+
+def _login_initiation(client: Client):
+    return client.post("/lti/login/", {"iss": ISSUER, "client_id": CLIENT_ID, "login_hint": "student-1",
+                                       "lti1p3_new_window": "1",
+                                       "target_link_uri": "http://testserver/lti/launch/"})
+
+
+def test_lti_login_initiation_is_limited_per_address(tool, settings):
+    settings.TUTOR_LTI_LOGIN_RATE = "5/min"
+    crowd = Client(REMOTE_ADDR="203.0.113.9")
+    answers = [_login_initiation(crowd).status_code for _ in range(8)]
+    assert answers[:5] == [302] * 5 and answers[5:] == [429] * 3
+    refused = _login_initiation(crowd)
+    assert 1 <= int(refused["Retry-After"]) <= 60 and b"Too many course launches" in refused.content
+    assert _login_initiation(Client(REMOTE_ADDR="198.51.100.7")).status_code == 302
+
+
+def test_an_lti_login_nonce_lives_minutes_not_a_day(tool, settings, monkeypatch):
+    from django.core.cache import caches
+
+    stored: dict[str, float | None] = {}
+    backend = caches["default"]
+    original = backend.set
+
+    def spy(key, value, timeout=None, **kwargs):
+        stored[key] = timeout
+        return original(key, value, timeout, **kwargs)
+
+    monkeypatch.setattr(backend, "set", spy)
+    assert _login_initiation(Client()).status_code == 302
+    nonces = {key: timeout for key, timeout in stored.items() if "nonce" in key}
+    assert nonces and set(nonces.values()) == {settings.TUTOR_LTI_STATE_LIFETIME} == {600}
+
+
+def test_a_refused_launch_shows_a_plain_sentence_and_logs_the_reason(client, lms, tool, caplog):
+    import jwt
+
+    from tests.tutor.test_lti import STRANGER_PRIVATE, _resigned
+
+    form = launch_form(client, lms)
+    form["id_token"] = _resigned(form["id_token"], STRANGER_PRIVATE)
+    with caplog.at_level("WARNING", logger="tutor.lti.views"):
+        response = client.post("/lti/launch/", form)
+    assert response.status_code == 403
+    [logged] = [record.getMessage() for record in caplog.records if "refused" in record.getMessage()]
+    reason = re.search(r"\((launch: .+?)\) from", logged).group(1)
+    assert "Signature verification failed" in reason  # pylti1p3's own words, kept for the operator
+    page = response.content.decode()
+    assert reason.removeprefix("launch: ") not in page and "id_token" not in page
+    assert "could not be verified" in page
+    reference = re.search(r"\[ref (\w+)\]", logged).group(1)
+    assert f"<code>{reference}</code>" in page  # what a learner quotes to find the log line
+    assert jwt  # the library that produced the reason is not named on the page either
+    assert "jwt" not in page.lower() and "signature" not in page.lower()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -22,6 +23,7 @@ import requests
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.core.cache import cache
 from django.db.models import Sum
 from django.utils import timezone as django_timezone
 from lti_tool.models import Key, LtiLaunch, LtiUser
@@ -65,6 +67,25 @@ def lti_key_ensure() -> Key:
     """The tool's signing key, created on first use (rotate with ``manage.py rotate_keys``)."""
     key = Key.objects.active().order_by("-datetime_created").first()
     return key if key is not None else Key.objects.generate()
+
+
+def lti_login_allow(*, address: str, now: float | None = None) -> int | None:
+    """Count one LTI login request from ``address``; None if within TUTOR_LTI_LOGIN_RATE, else the seconds
+    to wait. A fixed window per address, counted atomically in the cache (shared when CACHE_URL is)."""
+    count, unit = settings.TUTOR_LTI_LOGIN_RATE.split("/")  # as DRF's rates: N/sec, N/min, N/hour, N/day
+    limit, period = int(count), {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit[0]]
+    now = time.time() if now is None else now
+    window = int(now // period)
+    key = f"lti-login:{address}:{period}:{window}"
+    cache.add(key, 0, timeout=period + 1)
+    try:
+        used = cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.add(key, 1, timeout=period + 1)
+        used = 1
+    if used <= limit:
+        return None
+    return max(1, int((window + 1) * period - now + 0.999))
 
 
 def course_link_for(*, deployment, context_id: str) -> LtiCourseLink | None:
