@@ -132,3 +132,149 @@ def test_a_refused_launch_shows_a_plain_sentence_and_logs_the_reason(client, lms
     assert f"<code>{reference}</code>" in page  # what a learner quotes to find the log line
     assert jwt  # the library that produced the reason is not named on the page either
     assert "jwt" not in page.lower() and "signature" not in page.lower()
+
+
+# --- enrolment (item 6) -----------------------------------------------------------------------------------
+
+from django.urls import reverse  # noqa: E402
+
+from tests.tutor.api_support import course_with_curriculum  # noqa: E402
+from tutor.enrolments import enrolment_set  # noqa: E402
+from tutor.models import Enrolment, Interaction, Learner  # noqa: E402
+from tutor.services import interaction_record  # noqa: E402
+
+LEARNER_PAGES = ["learn", "learn_question", "learn_mastery"]
+
+
+@pytest.fixture
+def three_courses(db):
+    """"algebra" the user is enrolled in by staff, "geometry" nobody opened to them, "demo" open to all."""
+    courses = {slug: course_with_curriculum(slug) for slug in ("algebra", "geometry", "demo")}
+    courses["demo"].open_to_all = True
+    courses["demo"].save(update_fields=["open_to_all"])
+    return courses
+
+
+def test_a_user_sees_and_practises_only_the_courses_enrolled_in_or_open(client, learner_user, three_courses):
+    enrolment_set(course=three_courses["algebra"], user=learner_user)
+    client.force_login(learner_user)
+    home = client.get("/").content.decode()
+    assert "/learn/algebra/" in home and "/learn/demo/" in home and "geometry" not in home.lower()
+    for name in LEARNER_PAGES:
+        assert client.get(reverse(name, args=["algebra"])).status_code == 200
+        assert client.get(reverse(name, args=["demo"])).status_code == 200
+        assert client.get(reverse(name, args=["geometry"])).status_code == 404
+    answer = client.post(reverse("learn_answer", args=["geometry"]), {"token": "x", "response": "4"})
+    assert answer.status_code == 404
+    assert not Learner.objects.filter(course=three_courses["geometry"]).exists()
+    assert not Enrolment.objects.filter(course=three_courses["geometry"]).exists()
+    # The open course enrolled the user on the first visit, as a learner of their own.
+    opened = Enrolment.objects.get(course=three_courses["demo"], user=learner_user)
+    assert opened.source == Enrolment.OPEN and opened.learner.user == learner_user
+
+
+def test_a_course_one_may_not_practise_looks_like_no_course(client, learner_user, three_courses):
+    client.force_login(learner_user)
+    hidden = client.get(reverse("learn", args=["geometry"]))
+    missing = client.get(reverse("learn", args=["no-such-course"]))
+    assert hidden.status_code == missing.status_code == 404
+
+
+def test_staff_keep_the_dashboard_but_practise_only_where_enrolled(client, staff_user, three_courses):
+    client.force_login(staff_user)
+    assert client.get(reverse("dashboard_course", args=["geometry"])).status_code == 200
+    assert client.get(reverse("learn", args=["geometry"])).status_code == 404
+    assert not Learner.objects.filter(course=three_courses["geometry"]).exists()
+
+
+def test_an_lti_learner_reaches_only_the_linked_course(client, lms, tool, course):
+    other = course_with_curriculum("decimals")
+    third = course_with_curriculum("percent")
+    assert client.post("/lti/launch/", launch_form(client, lms)).status_code == 302
+    assert client.get("/learn/fractions/").status_code == 200
+    for slug in ("decimals", "percent"):
+        for name in LEARNER_PAGES:
+            assert client.get(reverse(name, args=[slug])).status_code == 404
+    assert not Learner.objects.filter(course__in=[other, third]).exists()
+    home = client.get("/").content.decode()
+    assert "/learn/fractions/" in home and "decimals" not in home and "percent" not in home
+    enrolment = Enrolment.objects.get()
+    assert (enrolment.course, enrolment.source, enrolment.learner.external_id) == (course, "lti", "student-1")
+
+
+# --- a username never picks a learner (item 7) ------------------------------------------------------------
+
+def test_a_local_username_equal_to_an_imported_learner_does_not_take_it_over(client, lms, tool, course,
+                                                                              django_user_model, fast_passwords):
+    history = [{"id": f"file-{step}", "learner": "alice", "item": "q2", "correct": 1,
+                "timestamp": f"2026-11-20T10:0{step}:00Z"} for step in range(6)]
+    interaction_record(course=course, rows=history)
+    imported = Learner.objects.get(course=course, external_id="alice")
+
+    local = django_user_model.objects.create_user(username="alice", password=PASSWORD)
+    enrolment_set(course=course, user=local)  # staff enrol the account, without naming a learner
+    browser = Client()
+    browser.force_login(local)
+    page = browser.get("/learn/fractions/mastery/")
+    assert page.status_code == 200
+    mine = Learner.objects.get(course=course, user=local)
+    assert mine != imported and mine.external_id == f"user:{local.pk}"
+    assert not Interaction.objects.filter(learner=mine).exists()
+    imported.refresh_from_db()
+    assert imported.user is None  # still nobody's
+
+    # The real alice arrives from her LMS: the launch works and she finds her history.
+    assert client.post("/lti/launch/", launch_form(client, lms, user="alice")).status_code == 302
+    imported.refresh_from_db()
+    assert imported.user is not None and imported.user != local
+    assert str(imported.user.pk) == client.session["_auth_user_id"]
+    assert client.get("/learn/fractions/").status_code == 200
+    assert Enrolment.objects.get(course=course, user=imported.user).learner == imported
+
+
+def test_an_account_keeps_its_learner_when_a_file_later_uses_its_id(client, learner_user, three_courses):
+    demo = three_courses["demo"]
+    client.force_login(learner_user)
+    interaction_record(course=demo, rows=[{"id": "f1", "learner": f"user:{learner_user.pk}", "item": "q1",
+                                           "correct": 1, "timestamp": "2026-11-20T10:00:00Z"}])
+    client.get("/learn/demo/")
+    mine = Enrolment.objects.get(course=demo, user=learner_user).learner
+    assert mine.external_id.startswith(f"user:{learner_user.pk}-")  # the file's learner stays the file's
+    assert Learner.objects.get(course=demo, external_id=f"user:{learner_user.pk}").user is None
+
+
+def test_staff_enrol_accounts_in_the_admin(client, django_user_model, fast_passwords, three_courses):
+    root = django_user_model.objects.create_superuser("root", "root@example.org", PASSWORD)
+    pupil = django_user_model.objects.create_user("pupil")
+    client.force_login(root)
+    geometry, algebra = three_courses["geometry"], three_courses["algebra"]
+
+    # An action on the users list, with the course chosen beside it.
+    client.post("/admin/auth/user/", {"action": "enrol_in_course", "_selected_action": [pupil.pk],
+                                      "course": geometry.pk})
+    assert Enrolment.objects.get(course=geometry, user=pupil).source == Enrolment.STAFF
+
+    # The enrolment form ties the account to a named learner (one imported from a file, say).
+    imported = Learner.objects.create(course=algebra, external_id="p-7")
+    added = client.post("/admin/tutor/enrolment/add/", {"course": algebra.pk, "user": pupil.pk,
+                                                        "learner": imported.pk})
+    assert added.status_code == 302
+    imported.refresh_from_db()
+    assert imported.user == pupil and Enrolment.objects.get(course=algebra, user=pupil).learner == imported
+
+    # A learner tied to another account is refused on the form, and nothing changes.
+    other = django_user_model.objects.create_user("other")
+    refused = client.post("/admin/tutor/enrolment/add/", {"course": algebra.pk, "user": other.pk,
+                                                          "learner": imported.pk})
+    assert refused.status_code == 200 and b"tied to another account" in refused.content
+    assert not Enrolment.objects.filter(user=other).exists()
+
+    # Ending the enrolment unties the learner; its answers stay.
+    client.post(f"/admin/tutor/enrolment/{Enrolment.objects.get(course=algebra, user=pupil).pk}/delete/",
+                {"post": "yes"})
+    imported.refresh_from_db()
+    assert imported.user is None and not Enrolment.objects.filter(course=algebra, user=pupil).exists()
+
+    client.post("/admin/tutor/course/", {"action": "open_to_all_signed_in", "_selected_action": [geometry.pk]})
+    geometry.refresh_from_db()
+    assert geometry.open_to_all

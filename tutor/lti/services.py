@@ -33,9 +33,10 @@ from pylti1p3.lineitem import LineItem
 from pylti1p3.service_connector import ServiceConnector
 
 from tracing.models import Mastery
+from tutor.enrolments import EnrolmentConflict, enrolment_set
 from tutor.hot_queries import keyed_rows
 from tutor.lti.models import LtiCourseLink, LtiGradeTarget
-from tutor.models import Course, Learner
+from tutor.models import Course, Enrolment, Learner
 from tutor.services import learner_get_or_create
 
 logger = logging.getLogger(__name__)
@@ -135,6 +136,13 @@ def lti_launch_complete(*, launch: LtiLaunch) -> LaunchResult:
             raise LaunchRefused(f"The learner id {learner.external_id!r} in course {link.course.slug!r} already "
                                 f"belongs to another account; an administrator can set a learner prefix on the "
                                 f"LTI course link.", status=409)
+        # The launch enrols the account in this course (and only this one) as this learner.
+        try:
+            enrolment_set(course=link.course, user=user, learner=learner, source=Enrolment.LTI)
+        except EnrolmentConflict:
+            raise LaunchRefused(f"The learner id {learner.external_id!r} in course {link.course.slug!r} is enrolled "
+                                f"for another account; an administrator can remove that enrolment.",
+                                status=409) from None
         ags = launch.ags_claim or {}
         scopes = list(ags.get("scope") or [])
         if SCORE_SCOPE in scopes and (ags.get("lineitem") or ags.get("lineitems")):
