@@ -18,6 +18,7 @@ from django.db.models import Q, QuerySet
 
 from tutor.errors import NotFound, ServiceError
 from tutor.models import Course, Enrolment, Learner
+from tutor.services import learner_get_or_create
 
 WEB_LEARNER_PREFIX = "user:"
 """A learner made for an account that opens a course has the id ``user:<account pk>`` (or, if a file or
@@ -105,6 +106,15 @@ def enrolment_set(*, course: Course, user: Any, learner: Learner | None = None,
                 learner.user = user
                 learner.save(update_fields=["user"])
     return enrolment, created
+
+
+def enrolment_put(*, course: Course, external_id: str, username: str) -> tuple[Enrolment, bool]:
+    """The API's enrolment: the account ``username`` practises ``course`` as the learner ``external_id``
+    (created if new). All or nothing: an unknown account or a learner tied to another one changes nothing."""
+    user = user_by_username(username=username)
+    with transaction.atomic():
+        learner = learner_get_or_create(course=course, external_id=external_id)
+        return enrolment_set(course=course, user=user, learner=learner, source=Enrolment.API)
 
 
 def enrolment_delete(*, enrolment: Enrolment) -> None:

@@ -278,3 +278,59 @@ def test_staff_enrol_accounts_in_the_admin(client, django_user_model, fast_passw
     client.post("/admin/tutor/course/", {"action": "open_to_all_signed_in", "_selected_action": [geometry.pk]})
     geometry.refresh_from_db()
     assert geometry.open_to_all
+
+
+# --- enrolment through the API (item 6) -------------------------------------------------------------------
+
+from tests.tutor.api_support import client_for, key_for  # noqa: E402
+
+
+def test_the_api_enrols_an_account_as_a_learner(client, django_user_model, three_courses):
+    geometry = three_courses["geometry"]
+    api = client_for(key_for(geometry))
+    pupil = django_user_model.objects.create_user("pupil")
+    url = "/api/v1/courses/geometry/learners/lms-77/enrolment"
+
+    made = api.put(url, {"user": "pupil"}, format="json")
+    assert made.status_code == 201, made.content
+    assert made.json() | {"created_at": None} == {"course": "geometry", "learner": "lms-77", "user": "pupil",
+                                                  "source": "api", "created_at": None}
+    assert api.put(url, {"user": "pupil"}, format="json").status_code == 200  # idempotent
+    assert api.get(url).json()["user"] == "pupil"
+
+    client.force_login(pupil)
+    assert client.get("/learn/geometry/").status_code == 200
+    assert Learner.objects.get(course=geometry, user=pupil).external_id == "lms-77"
+
+    assert api.delete(url).status_code == 204
+    assert client.get("/learn/geometry/").status_code == 404
+    assert Learner.objects.get(course=geometry, external_id="lms-77").user is None
+    assert api.get(url).status_code == 404
+
+
+def test_the_api_refuses_bad_enrolments_with_a_reason_and_writes_nothing(django_user_model, three_courses):
+    geometry = three_courses["geometry"]
+    api = client_for(key_for(geometry))
+    owner = django_user_model.objects.create_user("owner")
+    django_user_model.objects.create_user("intruder")
+    assert api.put("/api/v1/courses/geometry/learners/taken/enrolment", {"user": "owner"},
+                   format="json").status_code == 201
+
+    cases = [
+        ("/api/v1/courses/geometry/learners/new-1/enrolment", {"user": "nobody"}, 400, "unknown_user", "user"),
+        ("/api/v1/courses/geometry/learners/new-2/enrolment", {}, 400, "required", "user"),
+        ("/api/v1/courses/geometry/learners/new-3/enrolment", {"user": ["owner"]}, 400, "invalid", "user"),
+        ("/api/v1/courses/geometry/learners/new-4/enrolment", {"user": "x" * 151}, 400, "max_length", "user"),
+        (f"/api/v1/courses/geometry/learners/{'l' * 201}/enrolment", {"user": "owner"}, 400, "max_length",
+         "learner"),
+        ("/api/v1/courses/geometry/learners/taken/enrolment", {"user": "intruder"}, 409, "learner_taken",
+         "learner"),
+        ("/api/v1/courses/algebra/learners/new-5/enrolment", {"user": "owner"}, 404, "not_found", "course"),
+    ]
+    for url, body, status, code, field in cases:
+        response = api.put(url, body, format="json")
+        assert response.status_code == status, (url, body, response.content)
+        assert response.json()["code"] == code and response.json().get("field") == field, response.json()
+    assert list(Learner.objects.filter(course=geometry).values_list("external_id", flat=True)) == ["taken"]
+    assert Enrolment.objects.get(course=geometry).user == owner
+    assert not Learner.objects.filter(course=three_courses["algebra"]).exists()
