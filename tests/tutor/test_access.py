@@ -334,3 +334,112 @@ def test_the_api_refuses_bad_enrolments_with_a_reason_and_writes_nothing(django_
     assert list(Learner.objects.filter(course=geometry).values_list("external_id", flat=True)) == ["taken"]
     assert Enrolment.objects.get(course=geometry).user == owner
     assert not Learner.objects.filter(course=three_courses["algebra"]).exists()
+
+
+# --- two requests at once (PostgreSQL) --------------------------------------------------------------------
+
+import os  # noqa: E402
+import threading  # noqa: E402
+
+from django.db import connection, connections  # noqa: E402
+
+THREADS = 8
+
+
+@pytest.fixture
+def postgresql():
+    if connection.vendor != "postgresql":
+        message = "needs PostgreSQL: DATABASE_URL does not name it"
+        if os.environ.get("REQUIRE_SERVICES") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def _together(work, count: int = THREADS) -> list:
+    """Run ``work(number)`` in ``count`` threads released at once; their results in order."""
+    barrier = threading.Barrier(count)
+    results: list = [None] * count
+
+    def run(number: int) -> None:
+        try:
+            barrier.wait()
+            results[number] = work(number)
+        except Exception as error:  # reported by the assertions below, not lost in a thread
+            results[number] = error
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(number,)) for number in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def _slowed(monkeypatch, owner, name: str, seconds: float = 0.05) -> None:
+    """Widen a race window: ``owner.name`` waits a little before doing its work, so that concurrent
+    requests meet inside it (without this they rarely overlap in a test, locks or not)."""
+    import time
+
+    original = getattr(owner, name)
+
+    def slow(*args, **kwargs):
+        time.sleep(seconds)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, slow)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_first_visits_at_once_make_one_enrolment_and_one_learner(postgresql, django_user_model, monkeypatch):
+    from tutor import enrolments
+
+    course = course_with_curriculum("open-course")
+    user = django_user_model.objects.create_user("tabs")
+    enrolment_set(course=course, user=user)  # enrolled by staff; the learner is made on the first visit
+    # A file already used the id the account's learner would get: each visit must not make its own.
+    Learner.objects.create(course=course, external_id=f"user:{user.pk}")
+    _slowed(monkeypatch, enrolments, "_learner_new")
+
+    def visit(number: int) -> int:
+        browser = Client()
+        browser.force_login(user)
+        return browser.get(reverse(LEARNER_PAGES[number % 3], args=["open-course"])).status_code
+
+    assert _together(visit) == [200] * THREADS
+    assert Enrolment.objects.filter(course=course, user=user).count() == 1
+    [learner] = Learner.objects.filter(course=course, user=user)
+    assert Enrolment.objects.get(course=course).learner == learner
+    assert Learner.objects.filter(course=course).count() == 2  # the file's and the account's
+
+
+@pytest.mark.django_db(transaction=True)
+def test_api_enrolments_at_once_give_a_learner_to_one_account(postgresql, django_user_model, monkeypatch):
+    course = course_with_curriculum("contested")
+    _slowed(monkeypatch, Enrolment.objects, "get_or_create")
+    raw_key = key_for(course)
+    for number in range(THREADS):
+        django_user_model.objects.create_user(f"pupil-{number}")
+    clients = [client_for(raw_key) for _ in range(THREADS)]
+
+    for round_ in range(4):  # a few rounds: the requests must overlap in the database to test anything
+        learner_id = f"shared-{round_}"
+        Learner.objects.create(course=course, external_id=learner_id)  # known already (an import, say)
+
+        def enrol(number: int) -> int:
+            # Half the threads name one account, the others each their own: one account gets the learner.
+            user = "pupil-0" if number % 2 == 0 else f"pupil-{number}"
+            return clients[number].put(f"/api/v1/courses/contested/learners/{learner_id}/enrolment",
+                                       {"user": user}, format="json").status_code
+
+        statuses = _together(enrol)
+        assert all(isinstance(status, int) for status in statuses), statuses
+        learner = Learner.objects.get(course=course, external_id=learner_id)
+        winner = Enrolment.objects.select_related("user").get(course=course, learner=learner)
+        assert learner.user == winner.user
+        won = [number for number in range(THREADS) if (number % 2 == 0 and winner.user.username == "pupil-0")
+               or winner.user.username == f"pupil-{number}"]
+        assert all(statuses[number] in (200, 201) for number in won), statuses
+        assert all(statuses[number] == 409 for number in range(THREADS) if number not in won), statuses
+    assert Learner.objects.filter(course=course).count() == 4
