@@ -68,6 +68,9 @@ def demo_setup(*, simulate: bool = True, fit: bool = True) -> dict[str, Any]:
     with transaction.atomic():
         course, created = course_from_document(document=document)
         summary = curriculum_import(course=course, document=document)
+        if not course.open_to_all:  # anyone signed in may try the demo; other courses need an enrolment
+            course.open_to_all = True
+            course.save(update_fields=["open_to_all"])
     result: dict[str, Any] = {"course": course.slug, "course_created": created, "curriculum": summary,
                               "users_created": demo_users_ensure() if settings.DEBUG else []}
     if simulate:

@@ -16,6 +16,9 @@ class Course(models.Model):
     has_clock = models.BooleanField(
         default=True, help_text="False when timestamps are synthetic step numbers (e.g. DKVMN files).")
     policy = models.JSONField(default=dict, blank=True, help_text="Next-item policy settings (threshold, band, goals, review).")
+    open_to_all = models.BooleanField(
+        default=False, help_text="Any signed-in user may practise it (the demo course is); otherwise only the "
+                                 "users enrolled in it (by an LTI launch, staff or the API).")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -38,6 +41,32 @@ class Learner(models.Model):
 
     def __str__(self) -> str:
         return f"{self.course.slug}/{self.external_id}"
+
+
+class Enrolment(models.Model):
+    """A user may practise a course, and as which learner: the one explicit tie between an account and a
+    learner (made by an LTI launch, by staff, through the API, or by the user opening an open course).
+
+    ``learner`` is empty until the user first opens the course (or is set by whoever enrols them); the
+    learner's ``user`` then names the same account.
+    """
+
+    LTI, STAFF, API, OPEN = "lti", "staff", "api", "open"
+    SOURCES = [(LTI, "LTI launch"), (STAFF, "staff"), (API, "API"), (OPEN, "open course")]
+
+    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="enrolments")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="enrolments")
+    learner = models.OneToOneField(Learner, null=True, blank=True, on_delete=models.SET_NULL, related_name="enrolment",
+                                   help_text="The learner this account practises as; made on the first visit if empty.")
+    source = models.CharField(max_length=8, choices=SOURCES, default=STAFF)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["course", "user"], name="enrolment_unique_per_course")]
+        ordering = ["course", "user"]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.course}"
 
 
 class Interaction(models.Model):

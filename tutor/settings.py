@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -72,7 +73,10 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
 LANGUAGE_CODE = "en-us"
@@ -218,3 +222,33 @@ fit, the full fit and the evaluation together); past it, it is stopped and marke
 CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = max(
     CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout", 0), TRACING_FIT_TIME_LIMIT_MAX + 400)
 # --- end fits -------------------------------------------------------------------------------------
+
+# --- Sign-in throttling and client addresses (tutor/client_ip.py, tests/tutor/test_access.py) -----
+# django-axes counts failed sign-ins (the login page, the admin's, anything that calls authenticate())
+# per username *and* client address, so a guesser is stopped without letting anyone lock a user out
+# from elsewhere; a success clears the count.
+INSTALLED_APPS += ["axes"]
+MIDDLEWARE += ["axes.middleware.AxesMiddleware"]  # last, as axes asks: it turns a lockout into its page
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env.int("TUTOR_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("TUTOR_LOGIN_COOLOFF_MINUTES", default=15))
+"""How long a locked username+address pair waits; `manage.py axes_reset` (or the admin) lifts it at once."""
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/lockout.html"
+AXES_HTTP_RESPONSE_CODE = 429
+TUTOR_PROXY_COUNT = env.int("TUTOR_PROXY_COUNT", default=0)
+"""Reverse proxies in front of the app that append the client to X-Forwarded-For. 0: the client is
+REMOTE_ADDR (a header a client sends itself is never trusted)."""
+if TUTOR_PROXY_COUNT:
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
+    AXES_IPWARE_PROXY_COUNT = TUTOR_PROXY_COUNT
+    AXES_IPWARE_PROXY_ORDER = "right-most"  # each proxy appends; the left part is the client's to forge
+else:
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ("REMOTE_ADDR",)
+TUTOR_LTI_LOGIN_RATE = env("TUTOR_LTI_LOGIN_RATE", default="120/min")
+"""LTI login requests per client address and period (a launch makes two; each may store a nonce in the
+cache). A school behind one NAT address shares it: raise it there."""
+TUTOR_LTI_STATE_LIFETIME = env.int("TUTOR_LTI_STATE_LIFETIME", default=600)
+"""Seconds an OIDC login's nonce waits for its launch (pylti1p3's own default is a day)."""
+# --- end sign-in throttling --------------------------------------------------------------------

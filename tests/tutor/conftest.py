@@ -20,6 +20,8 @@ def demo_course_create():
     document = json.loads(DEMO.read_text(encoding="utf-8"))
     course, _ = course_from_document(document=document)
     curriculum_import(course=course, document=document)
+    course.open_to_all = True  # as demo_setup leaves it: any signed-in user may practise it
+    course.save(update_fields=["open_to_all"])
     return course
 
 

@@ -433,7 +433,8 @@ def test_schema_and_docs_describe_every_endpoint_without_a_cdn(client):
     prefix = "/api/v1/courses/{course}"
     assert paths == {"/api/v1/courses", f"{prefix}/curriculum", f"{prefix}/graph", f"{prefix}/interactions",
                      f"{prefix}/learners", f"{prefix}/learners/{{learner}}/mastery",
-                     f"{prefix}/learners/{{learner}}/next", f"{prefix}/predict", f"{prefix}/fits",
+                     f"{prefix}/learners/{{learner}}/next", f"{prefix}/learners/{{learner}}/enrolment",
+                     f"{prefix}/predict", f"{prefix}/fits",
                      f"{prefix}/fits/{{fit}}", f"{prefix}/xapi/statements"}
     for name, component in document["components"]["schemas"].items():
         for field, spec in component.get("properties", {}).items():

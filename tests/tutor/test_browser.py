@@ -258,3 +258,34 @@ def test_non_staff_user_is_refused_the_dashboard(browser, live_server, learner_u
     assert "/accounts/login/?next=/dashboard/" in anonymous.url
     anonymous.context.close()
 
+
+
+def test_a_learner_sees_only_their_courses_and_a_guesser_gets_the_lockout_page(browser, live_server, learner_user):
+    from tests.tutor.api_support import course_with_curriculum
+
+    demo_course_create()
+    course_with_curriculum("closed-course")  # nobody enrolled ada in it
+    page, console = _page(browser, live_server)
+    _sign_in(page, "ada")
+    page.goto("/")
+    titles = page.locator(".course-card h2").all_inner_texts()
+    assert titles == ["Arithmetic: from place value to fractions"]
+    assert page.goto("/learn/closed-course/").status == 404
+    page.context.close()
+
+    guesser, _ = _page(browser, live_server)
+    for _ in range(5):
+        guesser.goto("/accounts/login/")
+        guesser.get_by_label("Username").fill("ada")
+        guesser.get_by_label("Password").fill("not the password")
+        guesser.get_by_label("Password").press("Enter")
+        guesser.wait_for_load_state()
+    guesser.goto("/accounts/login/")
+    guesser.get_by_label("Username").fill("ada")
+    guesser.get_by_label("Password").fill(PASSWORD)
+    guesser.get_by_label("Password").press("Enter")
+    guesser.locator("h1", has_text="Too many failed sign-ins").wait_for()
+    assert "/accounts/login/" in guesser.url
+    _screenshot(guesser, "sign-in-locked")
+    guesser.context.close()
+    assert [error for error in console.errors if "404" not in error] == []

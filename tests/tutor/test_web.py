@@ -109,7 +109,7 @@ def test_first_visit_creates_the_learner_and_shows_a_question_with_its_reason(le
     response = learner_client.get(reverse("learn", args=["arithmetic"]))
     assert response.status_code == 200
     learner = Learner.objects.get(course=demo_course, user=learner_user)
-    assert learner.external_id == "ada"
+    assert learner.external_id == f"user:{learner_user.pk}"  # never the username (issue 15, item 7)
     html = response.content.decode()
     item = _item_of(_token(html))
     assert item.body.replace("'", "&#x27;") in html
@@ -131,15 +131,15 @@ def test_a_username_taken_by_another_account_gets_its_own_learner(learner_client
     Learner.objects.create(course=demo_course, external_id="ada", user=other)
     learner_client.get(reverse("learn", args=["arithmetic"]))
     mine = Learner.objects.get(course=demo_course, user=learner_user)
-    assert mine.external_id == f"user-{learner_user.pk}"
+    assert mine.external_id == f"user:{learner_user.pk}"
 
 
-def test_right_answer_is_recorded_once_and_moves_mastery(learner_client, demo_course):
+def test_right_answer_is_recorded_once_and_moves_mastery(learner_client, learner_user, demo_course):
     page = learner_client.get(reverse("learn", args=["arithmetic"])).content.decode()
     token = _token(page)
     item = _item_of(token)
     skill = item.skills.first().external_id
-    learner = Learner.objects.get(course=demo_course, external_id="ada")
+    learner = Learner.objects.get(course=demo_course, user=learner_user)
     before = {s.id: s.probability for s in practice.learner_progress(course=demo_course, learner=learner).skills}
 
     response = learner_client.post(reverse("learn_answer", args=["arithmetic"]),

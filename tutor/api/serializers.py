@@ -365,3 +365,22 @@ class XapiStatementDoc(serializers.Serializer):
 
 def rows_of(validated: dict[str, Any]) -> list[Row]:
     return validated["rows"]
+
+
+class LearnerPath(serializers.Serializer):
+    learner = serializers.CharField(max_length=200, help_text="The learner's id in your system.")
+
+
+class EnrolmentIn(serializers.Serializer):
+    user = serializers.CharField(max_length=150, help_text="The username of an account on this server (e.g. one "
+                                                           "staff created); it practises the course as this learner.")
+
+
+class EnrolmentOut(serializers.Serializer):
+    course = serializers.CharField(source="course.slug", help_text="The course id.")
+    learner = serializers.CharField(source="learner.external_id", help_text="The learner the account practises as.")
+    user = serializers.CharField(source="user.get_username", help_text="The account's username.")
+    source = serializers.ChoiceField(choices=["lti", "staff", "api", "open"],
+                                     help_text="How the enrolment was made: an LTI launch, staff, the API, or the "
+                                               "user opening a course open to all.")
+    created_at = serializers.DateTimeField(help_text="When the account was enrolled.")

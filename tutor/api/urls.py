@@ -17,6 +17,7 @@ urlpatterns = [
     path(f"{course}/learners", views.LearnersView.as_view(), name="api-learners"),
     path(f"{course}/learners/<str:learner>/mastery", views.MasteryView.as_view(), name="api-mastery"),
     path(f"{course}/learners/<str:learner>/next", views.NextView.as_view(), name="api-next"),
+    path(f"{course}/learners/<str:learner>/enrolment", views.EnrolmentView.as_view(), name="api-enrolment"),
     path(f"{course}/predict", views.PredictView.as_view(), name="api-predict"),
     path(f"{course}/fits", views.FitsView.as_view(), name="api-fits"),
     path(f"{course}/fits/<int:fit>", views.FitDetailView.as_view(), name="api-fit"),

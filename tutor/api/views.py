@@ -28,6 +28,7 @@ from tutor.api.parsers import BoundedJSONParser
 from tutor.api.recording import BatchOutcome, batch_record
 from tutor.api.throttling import ApiKeyRateThrottle
 from tutor.api.xapi import statements_map
+from tutor.enrolments import enrolment_delete, enrolment_get, enrolment_put
 from tutor.errors import NotFound, ServiceError
 from tutor.services import course_create, learner_get
 
@@ -225,6 +226,52 @@ class NextView(ApiView):
             "goals_total": choice.goals_total, "body": item["body"] if item else None,
             "choices": item["choices"] if item else None,
         })
+
+
+def _learner_path(learner: str) -> str:
+    path = shapes.LearnerPath(data={"learner": learner})
+    path.is_valid(raise_exception=True)
+    return path.validated_data["learner"]
+
+
+class EnrolmentView(ApiView):
+    """Which account on this server practises the course as this learner (the learner pages are open only
+    to accounts enrolled in a course, or to everyone for a course open to all)."""
+
+    @extend_schema(summary="Enrol an account as this learner", tags=["learners"], parameters=[COURSE, LEARNER],
+                   description="The account named `user` may then practise the course on the learner pages, as "
+                               "this learner (created if new). 201 when the enrolment is new, 200 when the account "
+                               "was enrolled already (it now practises as this learner). 409 `learner_taken` when "
+                               "another account has this learner: DELETE that enrolment first. LTI launches enrol "
+                               "their learners by themselves.",
+                   request=shapes.EnrolmentIn,
+                   responses={201: shapes.EnrolmentOut, 200: shapes.EnrolmentOut, 409: shapes.Error,
+                              **errors(400, 404, 413, 415)})
+    def put(self, request: Request, course: str, learner: str) -> Response:
+        course_object = course_for_request(request, course)
+        external_id = _learner_path(learner)
+        form = shapes.EnrolmentIn(data=request.data)
+        form.is_valid(raise_exception=True)
+        enrolment, created = enrolment_put(course=course_object, external_id=external_id,
+                                           username=form.validated_data["user"])
+        return Response(shapes.EnrolmentOut(enrolment).data,
+                        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+    @extend_schema(summary="The account enrolled as this learner", tags=["learners"], parameters=[COURSE, LEARNER],
+                   responses={200: shapes.EnrolmentOut, **errors(400, 404)})
+    def get(self, request: Request, course: str, learner: str) -> Response:
+        course_object = course_for_request(request, course)
+        learner_object = learner_get(course=course_object, external_id=_learner_path(learner))
+        return Response(shapes.EnrolmentOut(enrolment_get(course=course_object, learner=learner_object)).data)
+
+    @extend_schema(summary="End the enrolment: the account no longer practises as this learner", tags=["learners"],
+                   parameters=[COURSE, LEARNER], description="The learner and its answers stay.",
+                   responses={204: None, **errors(400, 404)})
+    def delete(self, request: Request, course: str, learner: str) -> Response:
+        course_object = course_for_request(request, course)
+        learner_object = learner_get(course=course_object, external_id=_learner_path(learner))
+        enrolment_delete(enrolment=enrolment_get(course=course_object, learner=learner_object))
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class PredictView(ApiView):

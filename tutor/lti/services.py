@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -22,6 +23,7 @@ import requests
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.core.cache import cache
 from django.db.models import Sum
 from django.utils import timezone as django_timezone
 from lti_tool.models import Key, LtiLaunch, LtiUser
@@ -31,9 +33,10 @@ from pylti1p3.lineitem import LineItem
 from pylti1p3.service_connector import ServiceConnector
 
 from tracing.models import Mastery
+from tutor.enrolments import EnrolmentConflict, enrolment_set
 from tutor.hot_queries import keyed_rows
 from tutor.lti.models import LtiCourseLink, LtiGradeTarget
-from tutor.models import Course, Learner
+from tutor.models import Course, Enrolment, Learner
 from tutor.services import learner_get_or_create
 
 logger = logging.getLogger(__name__)
@@ -65,6 +68,25 @@ def lti_key_ensure() -> Key:
     """The tool's signing key, created on first use (rotate with ``manage.py rotate_keys``)."""
     key = Key.objects.active().order_by("-datetime_created").first()
     return key if key is not None else Key.objects.generate()
+
+
+def lti_login_allow(*, address: str, now: float | None = None) -> int | None:
+    """Count one LTI login request from ``address``; None if within TUTOR_LTI_LOGIN_RATE, else the seconds
+    to wait. A fixed window per address, counted atomically in the cache (shared when CACHE_URL is)."""
+    count, unit = settings.TUTOR_LTI_LOGIN_RATE.split("/")  # as DRF's rates: N/sec, N/min, N/hour, N/day
+    limit, period = int(count), {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit[0]]
+    now = time.time() if now is None else now
+    window = int(now // period)
+    key = f"lti-login:{address}:{period}:{window}"
+    cache.add(key, 0, timeout=period + 1)
+    try:
+        used = cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.add(key, 1, timeout=period + 1)
+        used = 1
+    if used <= limit:
+        return None
+    return max(1, int((window + 1) * period - now + 0.999))
 
 
 def course_link_for(*, deployment, context_id: str) -> LtiCourseLink | None:
@@ -114,6 +136,13 @@ def lti_launch_complete(*, launch: LtiLaunch) -> LaunchResult:
             raise LaunchRefused(f"The learner id {learner.external_id!r} in course {link.course.slug!r} already "
                                 f"belongs to another account; an administrator can set a learner prefix on the "
                                 f"LTI course link.", status=409)
+        # The launch enrols the account in this course (and only this one) as this learner.
+        try:
+            enrolment_set(course=link.course, user=user, learner=learner, source=Enrolment.LTI)
+        except EnrolmentConflict:
+            raise LaunchRefused(f"The learner id {learner.external_id!r} in course {link.course.slug!r} is enrolled "
+                                f"for another account; an administrator can remove that enrolment.",
+                                status=409) from None
         ags = launch.ags_claim or {}
         scopes = list(ags.get("scope") or [])
         if SCORE_SCOPE in scopes and (ags.get("lineitem") or ags.get("lineitems")):

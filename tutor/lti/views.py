@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import secrets
 
+from django.conf import settings
 from django.contrib.auth import login
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
@@ -14,20 +16,32 @@ from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt
 from lti_tool.constants import SESSION_KEY
 from lti_tool.models import Key
-from lti_tool.utils import get_launch_from_request, sync_data_from_launch
+from lti_tool.utils import DjangoToolConfig, get_launch_from_request, sync_data_from_launch
 from lti_tool.views import OIDCLoginInitView
+from pylti1p3.contrib.django import DjangoCacheDataStorage, DjangoOIDCLogin
 
-from tutor.lti.services import LaunchRefused, lti_key_ensure, lti_launch_complete
+from tutor.client_ip import client_ip
+from tutor.lti.services import LaunchRefused, lti_key_ensure, lti_launch_complete, lti_login_allow
 
 logger = logging.getLogger(__name__)
 
-NONCE_LIFETIME = 24 * 3600
-"""pylti1p3 keeps a login's nonce this long; a used one is remembered as long."""
+
+class ShortLivedOIDCLogin(DjangoOIDCLogin):
+    """pylti1p3's login, keeping its nonce TUTOR_LTI_STATE_LIFETIME seconds instead of a day."""
+
+    def set_launch_data_storage(self, data_storage):
+        super().set_launch_data_storage(data_storage)
+        # The lifetime can only be set once the cache storage is in place (the default session one refuses).
+        return self.set_launch_data_lifetime(settings.TUTOR_LTI_STATE_LIFETIME)
 
 
 def refused(request: HttpRequest, message: str, *, reason: str, status: int = 403) -> HttpResponse:
-    logger.warning("LTI %s refused (%s) from %s: %s", request.path, reason, request.META.get("REMOTE_ADDR"), message)
-    return render(request, "lti/refused.html", {"message": message, "reason": reason}, status=status)
+    """A plain sentence for the person; the technical reason (often the LTI library's own words, which
+    mean nothing to a learner and tell an attacker what failed) goes to the log under a reference."""
+    reference = secrets.token_hex(4)
+    logger.warning("LTI %s refused [ref %s] (%s) from %s: %s", request.path, reference, reason, client_ip(request),
+                   message)
+    return render(request, "lti/refused.html", {"message": message, "reference": reference}, status=status)
 
 
 def jwks(request: HttpRequest) -> JsonResponse:
@@ -37,12 +51,32 @@ def jwks(request: HttpRequest) -> JsonResponse:
 
 
 class LoginView(OIDCLoginInitView):
-    """Third-party initiated login: answers the platform with a redirect to its auth URL (state + nonce)."""
+    """Third-party initiated login: answers the platform with a redirect to its auth URL (state + nonce).
+
+    Anyone can call it, and each call may store a nonce in the cache: calls are limited per client
+    address (TUTOR_LTI_LOGIN_RATE) and a nonce lives TUTOR_LTI_STATE_LIFETIME seconds, not pylti1p3's day.
+    """
+
+    def dispatch(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        wait = lti_login_allow(address=client_ip(request))
+        if wait is not None:
+            response = refused(request, "Too many course launches from your network just now; try again in a "
+                                        "minute.", reason="login: rate limit", status=429)
+            response["Retry-After"] = str(wait)
+            return response
+        return super().dispatch(request, *args, **kwargs)
 
     def get_oidc_response(self, request, registration_uuid, params):
         try:
             lti_key_ensure()
-            return super().get_oidc_response(request, registration_uuid, params)
+            # lti_tool's OIDCLoginInitView.get_oidc_response, with a short-lived nonce.
+            oidc_login = ShortLivedOIDCLogin(request, DjangoToolConfig(registration_uuid),
+                                             launch_data_storage=DjangoCacheDataStorage())
+            target_link_uri = params.get("target_link_uri")
+            if target_link_uri is None:
+                raise ValueError("missing target_link_uri")
+            return oidc_login.enable_check_cookies(self.main_msg, self.click_msg, self.loading_msg).redirect(
+                self.get_redirect_url(target_link_uri))
         except Exception as error:  # untrusted input (unknown issuer, missing hint): refuse, never 500
             return refused(request, "The learning platform's login request was not accepted.",
                            reason=f"login: {error}", status=400)
@@ -62,7 +96,8 @@ class LaunchView(View):
             return refused(request, "The learning platform's launch could not be verified.",
                            reason=f"launch: {error}")
         nonce = launch.get_claim("nonce")
-        if not cache.add(f"lti-used-nonce:{nonce}", 1, timeout=NONCE_LIFETIME):
+        # A nonce is only accepted while pylti1p3 still stores it, so remembering a used one as long suffices.
+        if not cache.add(f"lti-used-nonce:{nonce}", 1, timeout=settings.TUTOR_LTI_STATE_LIFETIME):
             return refused(request, "This launch was already used; start again from your learning platform.",
                            reason="launch: replayed nonce")
         if not launch.deployment.is_active:

@@ -16,7 +16,7 @@ from curriculum.models import Item, Skill
 from curriculum.services import course_policy, next_item_choose, policy_graph
 from tracing.services import course_model, learner_state
 from tutor.models import Course, Interaction, Learner
-from tutor.services import interaction_record, learner_get_or_create
+from tutor.services import interaction_record
 
 TOKEN_SALT = "tutor.web.question"
 TOKEN_MAX_AGE = 24 * 3600
@@ -28,19 +28,6 @@ WHY_TEXT = {
     "review": "You had mastered {skill}, but it has probably faded since you last practised it.",
     "remediation": "{struggling} has been hard lately, so we go back to {skill}, which it builds on.",
 }
-
-
-def learner_for_user(*, course: Course, user: Any) -> Learner:
-    """The user's learner in the course: the one linked to the account (e.g. by an LTI launch), else
-    one keyed by the username, created on the first visit."""
-    linked = Learner.objects.filter(course=course, user=user).order_by("id").first()
-    if linked is not None:
-        return linked
-    learner = learner_get_or_create(course=course, external_id=user.get_username(), user=user)
-    if learner.user_id != user.pk:
-        # The username is taken by another account's (or an LMS's) learner: never share its history.
-        learner = learner_get_or_create(course=course, external_id=f"user-{user.pk}", user=user)
-    return learner
 
 
 @dataclass(frozen=True)

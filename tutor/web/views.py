@@ -18,7 +18,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from tracing.estimators import ESTIMATORS
 from tracing.models import Fit
 from tracing.services import fit_create
-from tutor.errors import ServiceError
+from tutor.enrolments import course_for_user, courses_for_user, enrolment_learner
+from tutor.errors import NotFound, ServiceError
 from tutor.models import Course, Learner
 from tutor.web import dashboard, practice, svg
 from tutor.web.forms import AnswerForm, FitStartForm
@@ -28,6 +29,16 @@ STATUS_FILL = {practice.MASTERED: "#16a34a", practice.IN_PROGRESS: "#dbeafe", pr
 
 def _course(slug: str) -> Course:
     return get_object_or_404(Course, slug=slug)
+
+
+def _learner_page(request: HttpRequest, slug: str) -> tuple[Course, Learner]:
+    """The course and the user's learner in it. A course the user may not practise is a 404 like one
+    that does not exist, for staff too (the dashboard is theirs; visiting would make a learner here)."""
+    try:
+        course = course_for_user(user=request.user, slug=slug)
+        return course, enrolment_learner(course=course, user=request.user)
+    except NotFound:
+        raise Http404("no such course") from None
 
 
 def lti_frameable(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -52,8 +63,8 @@ def _wants_fragment(request: HttpRequest) -> bool:
 @login_required
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    """The courses to practise, with the user's mastered count where they have started."""
-    courses = list(Course.objects.order_by("name"))
+    """The courses the user may practise (enrolled or open), marking those they have started."""
+    courses = list(courses_for_user(user=request.user).order_by("name"))
     started = set(Learner.objects.filter(user=request.user).values_list("course_id", flat=True))
     return render(request, "web/home.html", {"courses": courses, "started": started})
 
@@ -75,8 +86,7 @@ def _practice_context(request: HttpRequest, course: Course, learner: Learner, **
 @require_GET
 def learn(request: HttpRequest, slug: str) -> HttpResponse:
     """The practice page: the item the policy chose and why, an answer form, and the skills' mastery."""
-    course = _course(slug)
-    learner = practice.learner_for_user(course=course, user=request.user)
+    course, learner = _learner_page(request, slug)
     return render(request, "web/learn.html", _practice_context(request, course, learner))
 
 
@@ -85,8 +95,7 @@ def learn(request: HttpRequest, slug: str) -> HttpResponse:
 @require_GET
 def learn_question(request: HttpRequest, slug: str) -> HttpResponse:
     """The next question alone, for the page to swap in without a reload."""
-    course = _course(slug)
-    learner = practice.learner_for_user(course=course, user=request.user)
+    course, learner = _learner_page(request, slug)
     question = practice.question_next(course=course, learner=learner)
     return render(request, "web/_question.html", {"course": course, "question": question,
                                                   "form": AnswerForm(initial={"token": question.token})})
@@ -98,8 +107,7 @@ def learn_question(request: HttpRequest, slug: str) -> HttpResponse:
 def learn_answer(request: HttpRequest, slug: str) -> HttpResponse:
     """Check and store one answer. A fetch gets JSON with the feedback and mastery fragments; a plain
     form post gets the whole page with the feedback and the next question."""
-    course = _course(slug)
-    learner = practice.learner_for_user(course=course, user=request.user)
+    course, learner = _learner_page(request, slug)
     form = AnswerForm(request.POST)
     fragment = _wants_fragment(request)
     if not form.is_valid():
@@ -132,8 +140,7 @@ def learn_answer(request: HttpRequest, slug: str) -> HttpResponse:
 @require_GET
 def learn_mastery(request: HttpRequest, slug: str) -> HttpResponse:
     """The learner's map: skills as the prerequisite graph coloured by status, and the bars."""
-    course = _course(slug)
-    learner = practice.learner_for_user(course=course, user=request.user)
+    course, learner = _learner_page(request, slug)
     context = {"course": course, "learner": learner, **_mastery_context(course, learner, compact=False)}
     progress = context["progress"]
     graph = progress.graph
