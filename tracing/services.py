@@ -324,14 +324,20 @@ def fit_create(*, course: Course, kind: str, params: dict[str, Any] | None = Non
     params = params or {}
     if not isinstance(params, dict):
         raise ServiceError("params must be an object", code="invalid_params", field="params")
+    for name in params:
+        # Names are constructor keywords: anything else (a lone surrogate, a 10 kB key) is refused here,
+        # before it reaches an error message, a log line or the Fit row.
+        if not isinstance(name, str) or not name.isidentifier() or not name.isascii() or len(name) > 64:
+            raise ServiceError(f"params: {str(name)[:64]!r} is not a parameter name (ASCII letters, digits and _)",
+                               code="invalid_params", field="params")
     try:
         estimator_class = get_estimator(kind)
     except KeyError as error:
         raise ServiceError(str(error.args[0]), code="unknown_model", field="model") from None
     try:
         estimator_class(**params)
-    except (TypeError, ValueError) as error:
-        raise ServiceError(f"bad params for {kind}: {error}", code="invalid_params", field="params") from None
+    except (TypeError, ValueError, ArithmeticError) as error:
+        raise ServiceError(f"bad params for {kind}: {error}"[:500], code="invalid_params", field="params") from None
     from tracing.tasks import fit_run_task
 
     with transaction.atomic():
