@@ -143,8 +143,10 @@ class InteractionIn(serializers.Serializer):
     item = serializers.CharField(max_length=200, help_text="An item id of the course's curriculum.")
     correct = serializers.FloatField(min_value=0.0, max_value=1.0,
                                      help_text="1 correct, 0 wrong, or a partial score in [0, 1].")
-    timestamp = serializers.DateTimeField(required=False, help_text="When the learner answered (ISO 8601); "
-                                                                    "default: now.")
+    timestamp = serializers.DateTimeField(required=False, help_text="When the learner answered (ISO 8601, or unix "
+                                                                    "seconds); default: now. In UTC it must lie "
+                                                                    "between TUTOR_EARLIEST_TIMESTAMP (1970-01-01) "
+                                                                    "and now plus TUTOR_CLOCK_SKEW (one day).")
     response_time = serializers.FloatField(required=False, allow_null=True, min_value=0.0,
                                            help_text="Seconds the learner took.")
     response = serializers.CharField(required=False, allow_blank=True, max_length=2000,
@@ -191,7 +193,8 @@ class MasteryMap(serializers.JSONField):
 
 class RecordOut(serializers.Serializer):
     created = serializers.IntegerField(help_text="Interactions stored by this request.")
-    duplicates = serializers.IntegerField(help_text="Rows whose id was already stored (nothing new stored).")
+    duplicates = serializers.IntegerField(help_text="Rows whose id was already stored, or repeated an id earlier in "
+                                                    "this batch (nothing new stored for them).")
     learners_created = serializers.IntegerField(help_text="Learners seen for the first time.")
     results = RowResult(many=True, help_text="One entry per row, in request order.")
     mastery = MasteryMap(help_text="Mastery of every learner in the batch after it.")

@@ -67,6 +67,16 @@ class Pages(LimitOffsetPagination):
                                code=f"invalid_{name}", field=name)
         return int(text)
 
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        parameters = super().get_schema_operation_parameters(view)
+        bounds = {self.limit_query_param: (1, self.max_limit, self.default_limit),
+                  self.offset_query_param: (0, self.max_offset, 0)}
+        for parameter in parameters:
+            low, high, default = bounds[parameter["name"]]
+            parameter["schema"].update(minimum=low, maximum=high, default=default)
+            parameter["description"] += f" An integer from {low} to {high}; anything else is a 400."
+        return parameters
+
     def get_limit(self, request: Request) -> int:
         limit = self._query_integer(request, self.limit_query_param, 1, self.max_limit)
         return self.default_limit if limit is None else limit
