@@ -14,6 +14,7 @@ from tracing.formats import FormatError, Record, read_records
 from tutor.models import Course
 from tutor.errors import ServiceError
 from tutor.services import Row, interactions_import, row_validate
+from tutor.validation import clean_text
 
 
 def _vocabulary_ensure(course: Course, records: list[Record]) -> tuple[int, int]:
@@ -44,6 +45,7 @@ def _rows(path: Path, records: list[Record]) -> list[Row]:
     rows: list[Row] = []
     step_on_line: dict[int, int] = {}
     now = django_timezone.now()
+    known_skills: set[str] = set()
     for record in records:
         # Files without ids get one from their position, so a re-import finds them again.
         step = step_on_line[record.line] = step_on_line.get(record.line, -1) + 1
@@ -54,6 +56,12 @@ def _rows(path: Path, records: list[Record]) -> list[Row]:
             rows.append(row_validate(raw, len(rows), now=now))
         except ServiceError as error:
             raise FormatError(path, record.line, error.message.split(": ", 1)[-1]) from None
+        for skill in record.skills:
+            if skill not in known_skills:
+                try:
+                    known_skills.add(clean_text(skill))
+                except ValueError as error:
+                    raise FormatError(path, record.line, f"skill {error}") from None
     return rows
 
 

@@ -157,6 +157,15 @@ def test_the_dbe_importer_bounds_its_unix_seconds(tmp_path):
     assert Interaction.objects.count() == 0
 
 
+def test_the_importer_checks_skill_ids_too(tmp_path):
+    path = tmp_path / "answers.csv"
+    path.write_text("learner,item,skill,correct,timestamp\nu1,q1,s1,1,2026-01-01T00:00:00Z\n"
+                    f"u1,q2,{'s' * 201},0,2026-01-01T00:01:00Z\n", encoding="utf-8")
+    with pytest.raises(CommandError, match=f"{path}:3: skill must be at most 200 characters"):
+        call_command("import_interactions", "--course", "imported", "--format", "csv", str(path), "--no-progress")
+    assert not Course.objects.filter(slug="imported").exists()
+
+
 # --- item 2: 400s where 500s were ----------------------------------------------------------------
 
 
@@ -239,6 +248,14 @@ def test_the_fit_command_uses_the_strict_loader(course):
     with pytest.raises(CommandError, match="not a JSON number"):
         call_command("fit", "--course", course.slug, "--model", "rate", "--params", '{"x": NaN}')
     assert Fit.objects.count() == 0
+
+
+def test_the_curriculum_command_uses_the_strict_loader(tmp_path):
+    path = tmp_path / "curriculum.json"
+    path.write_text('{"course": {"id": "strict"}, "policy": {"review_after_days": NaN}}', encoding="utf-8")
+    with pytest.raises(CommandError, match="not valid JSON: NaN is not a JSON number"):
+        call_command("import_curriculum", str(path))
+    assert not Course.objects.filter(slug="strict").exists()
 
 
 # --- item 8: size and paging -----------------------------------------------------------------------
