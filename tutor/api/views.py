@@ -132,7 +132,7 @@ class CoursesView(ApiListView):
         return courses_for_request(self.request).order_by("slug")
 
     @extend_schema(summary="List the courses the caller can reach", tags=["courses"], responses={
-        200: shapes.CourseOut(many=True), **errors()})
+        200: shapes.CourseOut(many=True), **errors(400)})
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().get(request, *args, **kwargs)
 
