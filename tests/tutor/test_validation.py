@@ -8,7 +8,6 @@ import json
 import os
 import threading
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
