@@ -12,8 +12,8 @@ import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
 from django.urls import reverse
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from curriculum.models import Item, Prerequisite, Skill
 from tests.tutor.api_support import client_for, course_with_curriculum, key_for
