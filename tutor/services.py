@@ -57,7 +57,12 @@ def course_create(*, slug: str, name: str = "", description: str = "") -> Course
                            code="invalid_slug", field="id")
     if Course.objects.filter(slug=slug).exists():
         raise ServiceError(f"course {slug!r} already exists", code="exists", field="id")
-    return Course.objects.create(slug=slug, name=name or slug, description=description)
+    try:
+        with transaction.atomic():
+            return Course.objects.create(slug=slug, name=name or slug, description=description)
+    except IntegrityError:
+        # Another request created it between our check and our insert.
+        raise ServiceError(f"course {slug!r} already exists", code="exists", field="id") from None
 
 
 def course_get(*, slug: str) -> Course:

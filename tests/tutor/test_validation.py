@@ -369,3 +369,28 @@ def test_parallel_senders_of_one_batch_with_repeats_count_every_row(postgresql_o
     assert sum(body["created"] for _, body in replies) == 5
     assert all(body["created"] + body["duplicates"] == len(batch) for _, body in replies)
     assert Interaction.objects.filter(course=course).count() == 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_parallel_creations_of_one_course_give_one_201_and_400s(postgresql_only):
+    raw_key = api_key_create(name="admin", course=None)[1]
+    barrier, replies, failures = threading.Barrier(8), [], []
+
+    def send() -> None:
+        try:
+            barrier.wait()
+            response = client_for(raw_key).post("/api/v1/courses", {"id": "raced"}, format="json")
+            replies.append((response.status_code, response.json()["code"] if response.status_code != 201 else ""))
+        except Exception as error:
+            failures.append(error)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=send) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not failures and len(replies) == 8, failures
+    assert sorted(replies) == [(201, "")] + [(400, "exists")] * 7, replies
+    assert Course.objects.filter(slug="raced").count() == 1
