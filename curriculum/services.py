@@ -204,6 +204,9 @@ def curriculum_import(*, course: Course, document: Mapping[str, Any]) -> dict[st
     "items": {...}, "prerequisites": {"created", "unchanged"}}.
     """
     with transaction.atomic():
+        # One import of a course at a time: two at once would both create the same new skills (a unique
+        # violation), and each would check its edges for cycles without seeing the other's.
+        Course.objects.select_for_update().filter(pk=course.pk).values_list("pk").first()
         stored_skills = {skill.external_id: skill for skill in Skill.objects.select_for_update().filter(course=course)}
         stored_edges = set(Prerequisite.objects.filter(course=course, origin=AUTHORED)
                            .values_list("source__external_id", "target__external_id"))

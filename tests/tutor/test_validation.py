@@ -342,55 +342,65 @@ def postgresql_only():
         pytest.skip(message)
 
 
-@pytest.mark.django_db(transaction=True)
-def test_parallel_senders_of_one_batch_with_repeats_count_every_row(postgresql_only):
-    course = course_with_curriculum("parallel")
-    raw_key = key_for(course)
-    batch = [answer(step % 5) for step in range(12)]  # 5 distinct ids, 7 repeats
-    barrier, replies, failures = threading.Barrier(8), [], []
+def _in_threads(count: int, action) -> list:
+    """``action()`` in ``count`` threads released at once; its results, or the first error raised."""
+    barrier, results, failures = threading.Barrier(count), [], []
 
-    def send() -> None:
+    def run() -> None:
         try:
             barrier.wait()
-            response = client_for(raw_key).post(url(course, "/interactions"), batch, format="json")
-            replies.append((response.status_code, response.json()))
-        except Exception as error:  # surfaced below: a thread's assertion would be lost
-            failures.append(error)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=send) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert not failures and len(replies) == 8, failures
-    assert all(status in (200, 201) for status, _ in replies), replies
-    assert sum(body["created"] for _, body in replies) == 5
-    assert all(body["created"] + body["duplicates"] == len(batch) for _, body in replies)
-    assert Interaction.objects.filter(course=course).count() == 5
-
-
-@pytest.mark.django_db(transaction=True)
-def test_parallel_creations_of_one_course_give_one_201_and_400s(postgresql_only):
-    raw_key = api_key_create(name="admin", course=None)[1]
-    barrier, replies, failures = threading.Barrier(8), [], []
-
-    def send() -> None:
-        try:
-            barrier.wait()
-            response = client_for(raw_key).post("/api/v1/courses", {"id": "raced"}, format="json")
-            replies.append((response.status_code, response.json()["code"] if response.status_code != 201 else ""))
+            results.append(action())
         except Exception as error:
             failures.append(error)
         finally:
             connections.close_all()
 
-    threads = [threading.Thread(target=send) for _ in range(8)]
+    threads = [threading.Thread(target=run) for _ in range(count)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(60)
-    assert not failures and len(replies) == 8, failures
-    assert sorted(replies) == [(201, "")] + [(400, "exists")] * 7, replies
+    assert not failures and len(results) == count, failures
+    return results
+
+
+@pytest.mark.django_db(transaction=True)
+def test_parallel_senders_of_one_batch_with_repeats_count_every_row(postgresql_only):
+    course = course_with_curriculum("parallel")
+    raw_key = key_for(course)
+    batch = [answer(step % 5) for step in range(12)]  # 5 distinct ids, 7 repeats
+
+    def send() -> tuple[int, dict]:
+        response = client_for(raw_key).post(url(course, "/interactions"), batch, format="json")
+        return response.status_code, response.json()
+
+    replies = _in_threads(8, send)
+    assert all(status in (200, 201) for status, _ in replies), replies
+    assert sum(body["created"] for _, body in replies) == 5
+    assert all(body["created"] + body["duplicates"] == len(batch) for _, body in replies)
+    assert Interaction.objects.filter(course=course).count() == 5
+
+@pytest.mark.django_db(transaction=True)
+def test_parallel_creations_of_one_course_give_one_201_and_400s(postgresql_only):
+    raw_key = api_key_create(name="admin", course=None)[1]
+
+    def create() -> tuple[int, str]:
+        response = client_for(raw_key).post("/api/v1/courses", {"id": "raced"}, format="json")
+        return response.status_code, response.json()["code"] if response.status_code != 201 else ""
+
+    assert sorted(_in_threads(8, create)) == [(201, "")] + [(400, "exists")] * 7
     assert Course.objects.filter(slug="raced").count() == 1
+
+@pytest.mark.django_db(transaction=True)
+def test_parallel_imports_of_one_curriculum_store_it_once(postgresql_only):
+    from tutor.services import course_create
+
+    course = course_create(slug="racing")
+    raw_key = key_for(course)
+    document = {"skills": [{"id": f"s{n}"} for n in range(20)],
+                "items": [{"id": f"q{n}", "skills": [f"s{n}"]} for n in range(20)],
+                "prerequisites": [{"from": f"s{n}", "to": f"s{n + 1}"} for n in range(19)]}
+    replies = _in_threads(8, lambda: client_for(raw_key).post(url(course, "/curriculum"), document, format="json")
+                          .status_code)
+    assert replies == [200] * 8
+    assert Skill.objects.filter(course=course).count() == 20
