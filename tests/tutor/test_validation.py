@@ -118,6 +118,22 @@ def test_the_bounds_are_settings(course, api, settings):
     assert api.post(url(course, "/interactions"), accepted, format="json").status_code == 201
 
 
+@pytest.mark.parametrize("skew, earliest, shown", [
+    ("P2D", "2000-01-01", "172800.0 2000-01-01T00:00:00+00:00"),
+    ("90", "2000-01-01T01:00:00+01:00", "90.0 2000-01-01T00:00:00+00:00"),
+    ("banana", "2000-01-01", "ImproperlyConfigured"), ("60", "yesterday", "ImproperlyConfigured")])
+def test_the_bound_settings_read_seconds_durations_and_moments(skew, earliest, shown):
+    import subprocess
+    import sys
+
+    script = ("import django; django.setup(); from django.conf import settings; "
+              "print(settings.TUTOR_CLOCK_SKEW.total_seconds(), settings.TUTOR_EARLIEST_TIMESTAMP.isoformat())")
+    environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "tutor.settings", "TUTOR_CLOCK_SKEW": skew,
+                   "TUTOR_EARLIEST_TIMESTAMP": earliest}
+    done = subprocess.run([sys.executable, "-c", script], env=environment, capture_output=True, text=True, timeout=60)
+    assert shown in done.stdout + done.stderr
+
+
 def test_the_web_page_and_lti_path_share_the_check(course):
     # The learner page and LTI record through interaction_record, which validates every dict row.
     with pytest.raises(ServiceError) as refused:
