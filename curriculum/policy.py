@@ -55,6 +55,26 @@ class Answer:
     at: float | None = None
 
 
+POLICY_LIMITS: dict[str, tuple[float, float]] = {
+    "threshold": (0.0, 1.0), "band": (0.0, 1.0), "review_after_days": (0.0, 3650.0),
+    "struggle_window": (1, 1000), "struggle_errors": (1, 1000), "avoid_recent": (1, 1000),
+}
+"""Outer bounds of the numeric policy settings (``PolicyConfig`` checks how they relate)."""
+
+
+def _policy_number(key: str, value: Any) -> float:
+    low, high = POLICY_LIMITS[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"bad policy settings: {key} must be a number, got {type(value).__name__}")
+    try:
+        number = float(value)
+    except OverflowError:  # an integer of hundreds of digits
+        number = math.inf
+    if not math.isfinite(number) or not low <= number <= high:
+        raise ValueError(f"bad policy settings: {key} must be a number in [{low:g}, {high:g}]")
+    return number
+
+
 @dataclass(frozen=True)
 class PolicyConfig:
     """Settings of the policy; a course stores them as JSON (``Course.policy``).
@@ -102,37 +122,43 @@ class PolicyConfig:
 
     @classmethod
     def from_json(cls, payload: Mapping[str, Any] | None) -> PolicyConfig:
-        """Read a course's ``policy`` JSON; unknown keys or bad values raise ValueError."""
-        payload = dict(payload or {})
+        """Read a course's ``policy`` JSON; a non-object, unknown keys or bad values raise ValueError.
+
+        Numbers must be JSON numbers (not strings or booleans), finite, and within the bounds in
+        ``POLICY_LIMITS``: a window of a billion answers is a typo, not a setting.
+        """
+        if payload is None:
+            payload = {}
+        if not isinstance(payload, Mapping):
+            raise ValueError(f"the policy must be an object, got {type(payload).__name__}")
+        payload = dict(payload)
         known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(payload) - known)
+        unknown = sorted(str(key)[:64] for key in set(payload) - known)
         if unknown:
             raise ValueError(f"unknown policy settings: {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        try:
-            if "threshold" in payload:
-                payload["threshold"] = float(payload["threshold"])
-            if "band" in payload:
-                low, high = payload["band"]
-                payload["band"] = (float(low), float(high))
-            if "goals" in payload:
-                goals = payload["goals"] or ()
-                if isinstance(goals, str) or not all(isinstance(goal, str) for goal in goals):
-                    raise ValueError("goals must be a list of skill ids")
-                payload["goals"] = tuple(goals)
-            if payload.get("review_after_days") is not None:
-                if isinstance(payload["review_after_days"], bool):
-                    raise ValueError("review_after_days must be a number of days")
-                payload["review_after_days"] = float(payload["review_after_days"])
-            for key in ("review", "remediation"):
-                if key in payload and not isinstance(payload[key], bool):
-                    raise ValueError(f"{key} must be true or false")
-            for key in ("struggle_window", "struggle_errors", "avoid_recent"):
-                if key in payload:
-                    if isinstance(payload[key], bool) or int(payload[key]) != payload[key]:
-                        raise ValueError(f"{key} must be an integer")
-                    payload[key] = int(payload[key])
-        except (TypeError, ValueError) as error:
-            raise ValueError(f"bad policy settings: {error}") from None
+        if "threshold" in payload:
+            payload["threshold"] = _policy_number("threshold", payload["threshold"])
+        if "band" in payload:
+            band = payload["band"]
+            if not isinstance(band, (list, tuple)) or len(band) != 2:
+                raise ValueError("bad policy settings: band must be [low, high]")
+            payload["band"] = (_policy_number("band", band[0]), _policy_number("band", band[1]))
+        if "goals" in payload:
+            goals = payload["goals"] or ()
+            if not isinstance(goals, (list, tuple)) or not all(isinstance(goal, str) for goal in goals):
+                raise ValueError("bad policy settings: goals must be a list of skill ids")
+            payload["goals"] = tuple(goals)
+        if payload.get("review_after_days") is not None:
+            payload["review_after_days"] = _policy_number("review_after_days", payload["review_after_days"])
+        for key in ("review", "remediation"):
+            if key in payload and not isinstance(payload[key], bool):
+                raise ValueError(f"bad policy settings: {key} must be true or false")
+        for key in ("struggle_window", "struggle_errors", "avoid_recent"):
+            if key in payload:
+                number = _policy_number(key, payload[key])
+                if number != int(number):
+                    raise ValueError(f"bad policy settings: {key} must be an integer")
+                payload[key] = int(number)
         return cls(**payload)
 
     def to_json(self) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from tracing.models import Fit
 from tutor.errors import ServiceError
 from tutor.hot_queries import learner_practice
 from tutor.models import Course, Learner
+from tutor.validation import clean_text, text_problem
 
 DOCUMENT_KEYS = {"course", "skills", "items", "prerequisites", "policy"}
 COURSE_KEYS = {"id", "name", "description"}
@@ -59,22 +60,28 @@ def _text(value: Any, where: str, *, limit: int | None = None, required: bool = 
         if required:
             raise CurriculumError(f"{where} is required")
         return ""
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        raise CurriculumError(f"{where} must be a string, got {type(value).__name__}")
-    text = str(value)
-    if required and not text.strip():
-        raise CurriculumError(f"{where} must not be empty")
-    if limit is not None and len(text) > limit:
-        raise CurriculumError(f"{where} is longer than {limit} characters")
-    return text
+    try:
+        return clean_text(value, limit=limit, strip=False, allow_empty=not required)
+    except ValueError as error:
+        raise CurriculumError(f"{where} {error}") from None
 
 
 def _identifier(value: Any, where: str) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise CurriculumError(f"{where} must be a non-empty string, got {value!r}")
+        raise CurriculumError(f"{where} must be a non-empty string, got {value!r}"[:300])
     if len(value) > 200 or value != value.strip():
-        raise CurriculumError(f"{where} {value!r} must be at most 200 characters with no surrounding spaces")
+        raise CurriculumError(f"{where} {value[:200]!r} must be at most 200 characters with no surrounding spaces")
+    problem = text_problem(value)
+    if problem:
+        raise CurriculumError(f"{where}: {problem}")
     return value
+
+
+def _choice(value: Any, where: str) -> str:
+    try:
+        return clean_text(value, limit=2000, strip=False, allow_empty=True)
+    except ValueError as error:
+        raise CurriculumError(f"{where} {error}") from None
 
 
 def _entries(document: Mapping[str, Any], key: str, allowed: set[str]) -> list[Mapping[str, Any]]:
@@ -138,10 +145,9 @@ def document_validate(document: Any, *, known_skills: Iterable[str] = (),
             raise CurriculumError(f"{where} names unknown skill(s) {', '.join(missing)}", code="unknown_skill")
         choices = entry.get("choices")
         if choices is not None:
-            if (not isinstance(choices, list) or not choices
-                    or not all(isinstance(c, (str, int, float)) and not isinstance(c, bool) for c in choices)):
+            if not isinstance(choices, list) or not choices:
                 raise CurriculumError(f"{where}: choices must be null or a non-empty list of strings")
-            choices = [str(choice) for choice in choices]
+            choices = [_choice(choice, f"{where}: choices[{number}]") for number, choice in enumerate(choices)]
         difficulty = entry.get("difficulty")
         if difficulty is not None and (isinstance(difficulty, bool) or not isinstance(difficulty, int)
                                        or not 0 <= difficulty <= 32767):
@@ -198,6 +204,9 @@ def curriculum_import(*, course: Course, document: Mapping[str, Any]) -> dict[st
     "items": {...}, "prerequisites": {"created", "unchanged"}}.
     """
     with transaction.atomic():
+        # One import of a course at a time: two at once would both create the same new skills (a unique
+        # violation), and each would check its edges for cycles without seeing the other's.
+        Course.objects.select_for_update().filter(pk=course.pk).values_list("pk").first()
         stored_skills = {skill.external_id: skill for skill in Skill.objects.select_for_update().filter(course=course)}
         stored_edges = set(Prerequisite.objects.filter(course=course, origin=AUTHORED)
                            .values_list("source__external_id", "target__external_id"))

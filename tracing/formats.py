@@ -169,6 +169,8 @@ def read_pybkt(path: Path) -> Iterator[Record]:
             response_time = float(response) / 1000.0 if response else None
         except ValueError:
             raise FormatError(path, line, f"ms_first_response must be a number, got {response!r}") from None
+        if response_time is not None and response_time < 0:
+            response_time = None  # ASSISTments logs some negative times (clock trouble): unknown, not an error
         record = Record(
             learner=learner,
             item=(row.get("problem_id") or "").strip() or skill,

@@ -332,6 +332,14 @@ def fit_params_check(*, kind: str, params: Any) -> dict[str, Any]:
     """
     if not isinstance(kind, str):
         raise ServiceError("model must be a string", code="unknown_model", field="model")
+    if params is not None and not isinstance(params, dict):
+        raise ServiceError("params must be an object", code="invalid_params", field="params")
+    for name in params or ():
+        # Names are constructor keywords: anything else (a lone surrogate, a 10 kB key) is refused here,
+        # before it reaches an error message, a log line or the Fit row.
+        if not isinstance(name, str) or not name.isidentifier() or not name.isascii() or len(name) > 64:
+            raise ServiceError(f"params: {str(name)[:64]!r} is not a parameter name (ASCII letters, digits and _)",
+                               code="invalid_params", field="params")
     try:
         declared = estimator_params(kind)
     except KeyError as error:

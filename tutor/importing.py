@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone as django_timezone
 
 from curriculum.models import Item, Skill
-from tracing.formats import Record, read_records
+from tracing.formats import FormatError, Record, read_records
 from tutor.models import Course
-from tutor.services import Row, interactions_import
+from tutor.errors import ServiceError
+from tutor.services import Row, interactions_import, row_validate
+from tutor.validation import clean_text
 
 
 def _vocabulary_ensure(course: Course, records: list[Record]) -> tuple[int, int]:
@@ -38,17 +40,28 @@ def _vocabulary_ensure(course: Course, records: list[Record]) -> tuple[int, int]
 
 
 def _rows(path: Path, records: list[Record]) -> list[Row]:
+    """The records as Rows, checked by the same validation as every other way in; a bad value is a
+    FormatError naming the file and line."""
     rows: list[Row] = []
     step_on_line: dict[int, int] = {}
+    now = django_timezone.now()
+    known_skills: set[str] = set()
     for record in records:
         # Files without ids get one from their position, so a re-import finds them again.
         step = step_on_line[record.line] = step_on_line.get(record.line, -1) + 1
-        rows.append(Row(
-            learner=record.learner, item=record.item, correct=record.correct,
-            timestamp=datetime.fromtimestamp(record.timestamp, tz=timezone.utc),
-            client_id=record.client_id or f"{path.name}:{record.line}:{step}",
-            response_time=record.response_time,
-        ))
+        raw = {"learner": record.learner, "item": record.item, "correct": record.correct,
+               "timestamp": record.timestamp, "id": record.client_id or f"{path.name}:{record.line}:{step}",
+               "response_time": record.response_time}
+        try:
+            rows.append(row_validate(raw, len(rows), now=now))
+        except ServiceError as error:
+            raise FormatError(path, record.line, error.message.split(": ", 1)[-1]) from None
+        for skill in record.skills:
+            if skill not in known_skills:
+                try:
+                    known_skills.add(clean_text(skill))
+                except ValueError as error:
+                    raise FormatError(path, record.line, f"skill {error}") from None
     return rows
 
 
@@ -56,16 +69,18 @@ def file_import(*, course_slug: str, path: Path, format: str, course_name: str =
                 on_rows: Callable[[int], Any] | None = None) -> dict[str, int]:
     """Import one file into a course, creating the course, skills and items it needs.
 
-    Raises FormatError (file, line, reason) before anything is written.
+    Raises FormatError (file, line, reason) before anything is written: the file's syntax, and every
+    value checked as the API checks it (a timestamp outside the accepted range, say).
     """
     records = list(read_records(path, format))
+    rows = _rows(path, records)
     with transaction.atomic():
         course, created = Course.objects.get_or_create(slug=course_slug, defaults={"name": course_name or course_slug})
         if created and records and not records[0].timed:
             course.has_clock = False
             course.save(update_fields=["has_clock"])
         skills_created, items_created = _vocabulary_ensure(course, records)
-        result = interactions_import(course=course, rows=_rows(path, records), on_batch=on_rows)
+        result = interactions_import(course=course, rows=rows, on_batch=on_rows)
     return {"created": result.created_count, "duplicates": result.duplicate_count,
             "learners_created": result.learners_created, "items_created": items_created,
             "skills_created": skills_created, "rows": len(records)}

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
@@ -16,6 +15,7 @@ from curriculum.models import Item
 from tutor.errors import NotFound, ServiceError
 from tutor.hot_queries import CHUNK, learner_pks, learner_row, stored_client_ids
 from tutor.models import Course, Interaction, Learner
+from tutor.validation import clean_number, clean_text, clean_timestamp
 
 MAX_BATCH = 10_000
 SCAN_ABOVE = 4 * CHUNK  # more client ids than this: scan the course's ids once instead of IN (...) lookups
@@ -36,7 +36,11 @@ class Row:
 
 @dataclass
 class RecordResult:
-    """``created`` and ``duplicates`` are in input order; ``mastery`` maps learner -> skill -> P(known)."""
+    """``created`` and ``duplicates`` are in input order; ``mastery`` maps learner -> skill -> P(known).
+
+    ``duplicates`` holds the stored interactions of rows whose id was stored before this batch;
+    ``duplicate_count`` counts those and the rows repeating an id earlier in the same batch.
+    """
 
     created: list[Interaction] = field(default_factory=list)
     duplicates: list[Interaction] = field(default_factory=list)
@@ -53,7 +57,12 @@ def course_create(*, slug: str, name: str = "", description: str = "") -> Course
                            code="invalid_slug", field="id")
     if Course.objects.filter(slug=slug).exists():
         raise ServiceError(f"course {slug!r} already exists", code="exists", field="id")
-    return Course.objects.create(slug=slug, name=name or slug, description=description)
+    try:
+        with transaction.atomic():
+            return Course.objects.create(slug=slug, name=name or slug, description=description)
+    except IntegrityError:
+        # Another request created it between our check and our insert.
+        raise ServiceError(f"course {slug!r} already exists", code="exists", field="id") from None
 
 
 def course_get(*, slug: str) -> Course:
@@ -82,23 +91,13 @@ def learner_get_or_create(*, course: Course, external_id: str, user: Any = None)
     return learner
 
 
-def _timestamp(value: Any, index: int) -> datetime:
-    if isinstance(value, datetime):
-        moment = value
-    elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        moment = datetime.fromtimestamp(float(value), tz=timezone.utc)
-    elif isinstance(value, str) and value.strip():
-        try:
-            moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError:
-            raise ServiceError(f"row {index}: timestamp {value!r} is not ISO 8601", code="invalid_timestamp",
-                               field="timestamp", index=index) from None
-    else:
-        raise ServiceError(f"row {index}: timestamp must be an ISO 8601 string", code="invalid_timestamp",
-                           field="timestamp", index=index)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment
+MAX_RESPONSE_TIME = 366 * 86400.0
+"""Seconds; a longer response time is a client's bug (milliseconds sent as seconds), not a learner."""
+MAX_RESPONSE_LENGTH = 2000
+
+
+def _row_error(index: int, name: str, reason: str, code: str) -> ServiceError:
+    return ServiceError(f"row {index}: {name} {reason}", code=code, field=name, index=index)
 
 
 def _text(value: Any, name: str, index: int, *, required: bool = True, limit: int = 200) -> str | None:
@@ -106,46 +105,65 @@ def _text(value: Any, name: str, index: int, *, required: bool = True, limit: in
         if required:
             raise ServiceError(f"row {index}: {name} is required", code="required", field=name, index=index)
         return None
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise ServiceError(f"row {index}: {name} must be a string", code="invalid_type", field=name, index=index)
-    text = str(value).strip()
-    if not text or len(text) > limit:
-        raise ServiceError(f"row {index}: {name} must be 1 to {limit} characters", code="invalid_length",
-                           field=name, index=index)
-    return text
+    try:
+        return clean_text(value, limit=limit)
+    except ValueError as error:
+        code = "invalid_type" if not isinstance(value, str) else (
+            "invalid_length" if str(error).startswith(("must be at most", "must not be empty"))
+            else "invalid_character")
+        raise _row_error(index, name, str(error), code) from None
 
 
 def row_validate(raw: Mapping[str, Any], index: int = 0, *, now: datetime | None = None) -> Row:
-    """Check one incoming answer; ServiceError names the row and the field at fault."""
+    """Check one incoming answer; ServiceError names the row and the field at fault.
+
+    Every way in (REST, xAPI, the web page, the file importer) builds its rows here. Ids
+    (learner, item, id) are JSON strings, never numbers; the timestamp must lie in
+    ``tutor.validation.timestamp_bounds`` once converted to UTC.
+    """
     if not isinstance(raw, Mapping):
         raise ServiceError(f"row {index}: expected an object", code="invalid_type", index=index)
     correct = raw.get("correct")
-    if isinstance(correct, bool):
-        correct = float(correct)
-    if not isinstance(correct, (int, float)) or not math.isfinite(correct) or not 0.0 <= correct <= 1.0:
-        raise ServiceError(f"row {index}: correct must be 0, 1 or a score in [0, 1], got {correct!r}",
-                           code="invalid_correct", field="correct", index=index)
+    try:
+        correct = clean_number(float(correct) if isinstance(correct, bool) else correct, low=0.0, high=1.0)
+    except ValueError:
+        shown = repr(correct) if isinstance(correct, (bool, float)) or correct is None else _kind_of(correct)
+        raise _row_error(index, "correct", f"must be 0, 1 or a score in [0, 1], got {shown}",
+                         "invalid_correct") from None
     response_time = raw.get("response_time")
     if response_time is not None:
-        if (isinstance(response_time, bool) or not isinstance(response_time, (int, float))
-                or not math.isfinite(response_time) or response_time < 0):
-            raise ServiceError(f"row {index}: response_time must be a non-negative number of seconds",
-                               code="invalid_response_time", field="response_time", index=index)
-        response_time = float(response_time)
-    raw_time = raw.get("timestamp")
+        try:
+            response_time = clean_number(response_time, low=0.0, high=MAX_RESPONSE_TIME)
+        except ValueError:
+            raise _row_error(index, "response_time", f"must be a number of seconds in [0, {MAX_RESPONSE_TIME:g}]",
+                             "invalid_response_time") from None
     response = raw.get("response") or ""
-    if not isinstance(response, str) or len(response) > 2000:
-        raise ServiceError(f"row {index}: response must be a string of at most 2000 characters",
-                           code="invalid_response", field="response", index=index)
+    try:
+        response = clean_text(response, limit=MAX_RESPONSE_LENGTH, strip=False, allow_empty=True)
+    except ValueError as error:
+        raise _row_error(index, "response", f"must be a string of at most {MAX_RESPONSE_LENGTH} characters "
+                                            f"({error})", "invalid_response") from None
+    raw_time = raw.get("timestamp")
+    if raw_time is None:
+        timestamp = now or django_timezone.now()
+    else:
+        try:
+            timestamp = clean_timestamp(raw_time, now=now)
+        except ValueError as error:
+            raise _row_error(index, "timestamp", str(error), "invalid_timestamp") from None
     return Row(
         learner=_text(raw.get("learner"), "learner", index),
         item=_text(raw.get("item"), "item", index),
-        correct=float(correct),
-        timestamp=_timestamp(raw_time, index) if raw_time is not None else (now or django_timezone.now()),
+        correct=correct,
+        timestamp=timestamp,
         client_id=_text(raw.get("id"), "id", index, required=False),
         response_time=response_time,
         response=response,
     )
+
+
+def _kind_of(value: Any) -> str:
+    return "a number out of range" if isinstance(value, int) else f"a {type(value).__name__}"
 
 
 def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
@@ -250,7 +268,8 @@ def _record(course: Course, rows: list[Row], update_mastery: bool) -> RecordResu
             fresh.append(row)
             if row.client_id is not None:
                 fresh_ids.add(row.client_id)
-    result.duplicate_count = len(duplicate_ids)
+    # Rows repeating an id stored before, and rows repeating an id earlier in this batch: both store nothing.
+    result.duplicate_count = len(rows) - len(fresh)
     if duplicate_ids and len(rows) <= MAX_BATCH:
         # API batches answer with the stored rows; file imports only need the count.
         stored = Interaction.objects.select_related("learner", "item").in_bulk(duplicate_ids)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import re
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.dateparse import parse_duration
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -135,6 +138,30 @@ INSTALLED_APPS += ["drf_spectacular_sidecar", "lti_tool", "tutor.lti"]
 # One request may carry a 10,000-row batch (with free-text responses): allow it, refuse beyond.
 TUTOR_API_MAX_BODY_BYTES = env.int("TUTOR_API_MAX_BODY_BYTES", default=16 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = TUTOR_API_MAX_BODY_BYTES
+
+
+def _duration(name: str, default: str) -> timedelta:
+    """Seconds (``86400``) or a duration Django reads (``P1D``, ``1 00:00:00``)."""
+    text = env(name, default=default).strip()
+    parsed = timedelta(seconds=float(text)) if re.fullmatch(r"\d+(\.\d+)?", text) else parse_duration(text)
+    if parsed is None or parsed < timedelta(0):
+        raise ImproperlyConfigured(f"{name}={text!r}: give seconds or a duration such as P1D")
+    return parsed
+
+
+def _moment(name: str, default: str) -> datetime:
+    text = env(name, default=default).strip()
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={text!r}: give an ISO 8601 moment such as 1970-01-01T00:00:00Z") from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+
+
+# Every answer's moment (REST, xAPI, web page, file import) must lie in [earliest, now + skew] once in UTC:
+# a moment the database cannot hold (past year 9999 in UTC) would otherwise break every later read of it.
+TUTOR_EARLIEST_TIMESTAMP = _moment("TUTOR_EARLIEST_TIMESTAMP", "1970-01-01T00:00:00Z")
+TUTOR_CLOCK_SKEW = _duration("TUTOR_CLOCK_SKEW", "86400")
 TUTOR_API_RATE = env("TUTOR_API_RATE", default="1200/min")
 """Requests per API key (or per staff user) and period: N/sec, N/min, N/hour, N/day."""
 TUTOR_API_ANON_RATE = env("TUTOR_API_ANON_RATE", default="60/min")

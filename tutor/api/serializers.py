@@ -25,12 +25,32 @@ class Error(serializers.Serializer):
     detail = serializers.JSONField(required=False, help_text="More about the error (e.g. the unknown ids).")
 
 
+class StrictText:
+    """A string field that takes JSON strings only: DRF's CharField turns 12 into "12" and 1.0 into "1.0",
+    so an id sent as a number would silently become another id. Mixed into CharField and SlugField."""
+
+    default_error_messages = {"invalid_type": "Must be a JSON string, not a number or another type."}
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, str):
+            self.fail("invalid_type")
+        return super().to_internal_value(data)
+
+
+class Text(StrictText, serializers.CharField):
+    pass
+
+
+class Slug(StrictText, serializers.SlugField):
+    pass
+
+
 class CourseCreate(serializers.Serializer):
-    id = serializers.SlugField(max_length=64, help_text="The course's id (slug): lowercase letters, digits, - and _.")
-    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="",
-                                 help_text="Display name; defaults to the id.")
-    description = serializers.CharField(required=False, allow_blank=True, default="", max_length=10_000,
-                                        help_text="Free text shown to teachers.")
+    id = Slug(max_length=64, help_text="The course's id (slug): lowercase letters, digits, - and _.")
+    name = Text(max_length=200, required=False, allow_blank=True, default="",
+                help_text="Display name; defaults to the id.")
+    description = Text(required=False, allow_blank=True, default="", max_length=10_000,
+                       help_text="Free text shown to teachers.")
 
 
 class CourseOut(serializers.Serializer):
@@ -123,8 +143,10 @@ class InteractionIn(serializers.Serializer):
     item = serializers.CharField(max_length=200, help_text="An item id of the course's curriculum.")
     correct = serializers.FloatField(min_value=0.0, max_value=1.0,
                                      help_text="1 correct, 0 wrong, or a partial score in [0, 1].")
-    timestamp = serializers.DateTimeField(required=False, help_text="When the learner answered (ISO 8601); "
-                                                                    "default: now.")
+    timestamp = serializers.DateTimeField(required=False, help_text="When the learner answered (ISO 8601, or unix "
+                                                                    "seconds); default: now. In UTC it must lie "
+                                                                    "between TUTOR_EARLIEST_TIMESTAMP (1970-01-01) "
+                                                                    "and now plus TUTOR_CLOCK_SKEW (one day).")
     response_time = serializers.FloatField(required=False, allow_null=True, min_value=0.0,
                                            help_text="Seconds the learner took.")
     response = serializers.CharField(required=False, allow_blank=True, max_length=2000,
@@ -171,7 +193,8 @@ class MasteryMap(serializers.JSONField):
 
 class RecordOut(serializers.Serializer):
     created = serializers.IntegerField(help_text="Interactions stored by this request.")
-    duplicates = serializers.IntegerField(help_text="Rows whose id was already stored (nothing new stored).")
+    duplicates = serializers.IntegerField(help_text="Rows whose id was already stored, or repeated an id earlier in "
+                                                    "this batch (nothing new stored for them).")
     learners_created = serializers.IntegerField(help_text="Learners seen for the first time.")
     results = RowResult(many=True, help_text="One entry per row, in request order.")
     mastery = MasteryMap(help_text="Mastery of every learner in the batch after it.")
@@ -255,8 +278,8 @@ class NextOut(serializers.Serializer):
 
 
 class PredictIn(serializers.Serializer):
-    learner = serializers.CharField(max_length=200, help_text="Learner id (must exist).")
-    items = serializers.ListField(child=serializers.CharField(max_length=200), min_length=1,
+    learner = Text(max_length=200, help_text="Learner id (must exist).")
+    items = serializers.ListField(child=Text(max_length=200), min_length=1,
                                   max_length=MAX_PREDICT_ITEMS, help_text="Item ids to score (at most 1000).")
     at = serializers.DateTimeField(required=False, help_text="Predict as of this time (default now); matters "
                                                              "for models with forgetting.")
@@ -276,7 +299,7 @@ class PredictOut(serializers.Serializer):
 class FitCreate(serializers.Serializer):
     """The body of POST fits, as parsed; the model's parameters are checked by ``fit_params_check``."""
 
-    model = serializers.CharField(max_length=32, help_text="Model kind: " + ", ".join(sorted(ESTIMATORS))
+    model = Text(max_length=32, help_text="Model kind: " + ", ".join(sorted(ESTIMATORS))
                                   + " (the kinds installed when the schema was built).")
     params = serializers.DictField(required=False, default=dict,
                                    help_text="Hyper-parameters for the model (its constructor's keywords).")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, PolymorphicProxySerializer, extend_schema
@@ -53,8 +54,37 @@ def errors(*codes: int) -> dict[int, OpenApiResponse]:
 
 
 class Pages(LimitOffsetPagination):
+    """``?limit=`` 1 to 1000 (default 100) and ``?offset=`` >= 0: anything else is a 400, not a silent default."""
+
     default_limit = 100
     max_limit = 1000
+    max_offset = 10**12
+
+    def _query_integer(self, request: Request, name: str, low: int, high: int) -> int | None:
+        text = request.query_params.get(name)
+        if text is None:
+            return None
+        if not re.fullmatch(r"[0-9]{1,13}", text) or not low <= int(text) <= high:
+            raise ServiceError(f"{name} must be an integer from {low} to {high}, got {text[:32]!r}",
+                               code=f"invalid_{name}", field=name)
+        return int(text)
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        parameters = super().get_schema_operation_parameters(view)
+        bounds = {self.limit_query_param: (1, self.max_limit, self.default_limit),
+                  self.offset_query_param: (0, self.max_offset, 0)}
+        for parameter in parameters:
+            low, high, default = bounds[parameter["name"]]
+            parameter["schema"].update(minimum=low, maximum=high, default=default)
+            parameter["description"] += f" An integer from {low} to {high}; anything else is a 400."
+        return parameters
+
+    def get_limit(self, request: Request) -> int:
+        limit = self._query_integer(request, self.limit_query_param, 1, self.max_limit)
+        return self.default_limit if limit is None else limit
+
+    def get_offset(self, request: Request) -> int:
+        return self._query_integer(request, self.offset_query_param, 0, self.max_offset) or 0
 
     def get_paginated_response_schema(self, schema: dict) -> dict:
         described = super().get_paginated_response_schema(schema)
@@ -104,7 +134,7 @@ class CoursesView(ApiListView):
         return courses_for_request(self.request).order_by("slug")
 
     @extend_schema(summary="List the courses the caller can reach", tags=["courses"], responses={
-        200: shapes.CourseOut(many=True), **errors()})
+        200: shapes.CourseOut(many=True), **errors(400)})
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().get(request, *args, **kwargs)
 

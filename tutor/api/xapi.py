@@ -18,7 +18,6 @@ Mapping, one statement at a time:
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from tutor.errors import ServiceError
+from tutor.validation import clean_number, clean_text, text_problem
 
 ANSWERED = "http://adlnet.gov/expapi/verbs/answered"
 _DURATION = re.compile(r"^P(?:(?P<days>\d+(?:\.\d+)?)D)?(?:T(?:(?P<hours>\d+(?:\.\d+)?)H)?"
@@ -49,15 +49,16 @@ def learner_of(actor: Any, index: int) -> str:
     if not isinstance(actor, Mapping):
         raise _error(index, "actor", "actor must be an object naming one learner")
     account = actor.get("account")
-    if isinstance(account, Mapping) and isinstance(account.get("name"), str) and account["name"].strip():
-        return account["name"].strip()
-    mbox = actor.get("mbox")
-    if isinstance(mbox, str) and mbox.strip():
-        return mbox.strip().removeprefix("mailto:")
-    for key in ("mbox_sha1sum", "openid"):
-        value = actor.get(key)
+    candidates = [("actor.account.name", account.get("name") if isinstance(account, Mapping) else None),
+                  ("actor.mbox", actor.get("mbox")), ("actor.mbox_sha1sum", actor.get("mbox_sha1sum")),
+                  ("actor.openid", actor.get("openid"))]
+    for where, value in candidates:
         if isinstance(value, str) and value.strip():
-            return value.strip()
+            try:
+                name = clean_text(value.strip().removeprefix("mailto:") if where == "actor.mbox" else value)
+            except ValueError as error:
+                raise _error(index, where, f"{where} {error}") from None
+            return name
     raise _error(index, "actor", "actor needs account.name, mbox, mbox_sha1sum or openid")
 
 
@@ -85,11 +86,11 @@ def _correct(result: Any, index: int) -> float:
                      code="xapi_no_result")
     score = result.get("score")
     if isinstance(score, Mapping) and "scaled" in score:
-        scaled = score["scaled"]
-        if isinstance(scaled, bool) or not isinstance(scaled, (int, float)) or not math.isfinite(scaled) \
-                or not -1.0 <= scaled <= 1.0:
-            raise _error(index, "result.score.scaled", "result.score.scaled must be a number in [-1, 1]")
-        return max(0.0, float(scaled))
+        try:
+            scaled = clean_number(score["scaled"], low=-1.0, high=1.0)
+        except ValueError:
+            raise _error(index, "result.score.scaled", "result.score.scaled must be a number in [-1, 1]") from None
+        return max(0.0, scaled)
     success = result.get("success")
     if isinstance(success, bool):
         return 1.0 if success else 0.0
@@ -130,7 +131,9 @@ def statements_map(statements: list[Any], *, existing_items: Callable[[Iterable[
         if isinstance(result.get("response"), str):
             row["response"] = result["response"][:2000]
         pending.append((index, row, iri.strip()))
-    known = existing_items({name for _, _, iri in pending for name in item_candidates(iri)})
+    # Only names that could be item ids are looked up: percent-decoding can yield a NUL, which a query cannot hold.
+    known = existing_items({name for _, _, iri in pending for name in item_candidates(iri)
+                            if len(name) <= 200 and text_problem(name) is None})
     for index, row, iri in pending:
         full, short = item_candidates(iri)
         if full in known:

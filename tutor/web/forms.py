@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 from django import forms
 
 from curriculum.answers import MAX_RESPONSE_LENGTH
 from tracing.estimators import ESTIMATORS
+from tutor.validation import JSONRefused, json_loads
 
 
 class AnswerForm(forms.Form):
@@ -35,9 +34,11 @@ class FitStartForm(forms.Form):
         if not text:
             return {}
         try:
-            value = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise forms.ValidationError(f"not valid JSON: {error.msg}") from None
+            value = json_loads(text)
+        except JSONRefused as error:
+            raise forms.ValidationError(f"not accepted: {error}") from None
+        except ValueError as error:
+            raise forms.ValidationError(f"not valid JSON: {getattr(error, 'msg', error)}") from None
         if not isinstance(value, dict):
             raise forms.ValidationError("params must be a JSON object")
         return value

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -10,6 +9,7 @@ from django.db import transaction
 
 from curriculum.services import course_from_document, curriculum_import
 from tutor.errors import ServiceError
+from tutor.validation import json_loads
 
 
 class Command(BaseCommand):
@@ -22,10 +22,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, file: Path, course: str | None, **options) -> None:
         try:
-            document = json.loads(file.read_text(encoding="utf-8"))
+            document = json_loads(file.read_text(encoding="utf-8"))
         except OSError as error:
             raise CommandError(f"{file}: {error.strerror or error}") from None
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        except ValueError as error:  # not UTF-8, not JSON, or JSON the API would refuse too (NaN, a lone surrogate)
             raise CommandError(f"{file}: not valid JSON: {error}") from None
         try:
             with transaction.atomic():

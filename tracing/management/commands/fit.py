@@ -10,6 +10,7 @@ from tracing.estimators import ESTIMATORS
 from tracing.services import fit_create
 from tutor.errors import ServiceError
 from tutor.services import course_get
+from tutor.validation import json_loads
 
 
 class Command(BaseCommand):
@@ -22,8 +23,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, course: str, model: str, params: str, **options) -> None:
         try:
-            parsed = json.loads(params)
-        except json.JSONDecodeError as error:
+            parsed = json_loads(params)
+        except ValueError as error:
             raise CommandError(f"--params is not JSON: {error}") from None
         try:
             # inline: without a broker a background thread would die with this command's process.
