@@ -99,3 +99,29 @@ def test_fit_command_reports_and_fails_cleanly(demo, django_capture_on_commit_ca
     assert Fit.objects.filter(status=Fit.SUCCEEDED).count() == 1
     with pytest.raises(CommandError, match="not JSON"):
         call_command("fit", "--course", demo.slug, "--model", "rate", "--params", "{oops")
+
+
+def tiny_course_create(*, learners: int, answers: int):
+    """The demo curriculum with ``learners`` learners of ``answers`` answers each, stored through the service."""
+    document = demo_document()
+    course, _ = course_from_document(document=document)
+    curriculum_import(course=course, document=document)
+    items = list(course.items.order_by("id").values_list("external_id", flat=True))[:6]
+    interaction_record(course=course, rows=[
+        {"learner": f"l{number}", "item": items[(number + step) % 6], "correct": (number * step + step) % 3 > 0,
+         "timestamp": f"2026-11-25T10:{step:02d}:00Z"}
+        for number in range(learners) for step in range(answers)])
+    return course
+
+
+@pytest.mark.parametrize("kind", ["bkt", "rate"])
+def test_a_tiny_course_fits_and_says_how_many_learners_the_multistep_evaluation_skipped(
+        kind, settings, tmp_path, django_capture_on_commit_callbacks):
+    settings.ARTIFACT_ROOT = tmp_path
+    course = tiny_course_create(learners=6, answers=8)  # held-out learners have 8 answers: fewer than the horizon
+    fit = run_fit(course, kind, capture=django_capture_on_commit_callbacks)
+    assert fit.status == Fit.SUCCEEDED and fit.active, fit.error
+    multi_step = fit.metrics["multi_step"]
+    assert multi_step["n"] == 0 and multi_step["learners"] == 0
+    assert multi_step["skipped_learners"] == fit.metrics["test_learners"] > 0
+    assert fit.metrics["next_step"]["n"] == 8 * fit.metrics["test_learners"]
