@@ -138,6 +138,10 @@ TUTOR_API_ANON_RATE = env("TUTOR_API_ANON_RATE", default="60/min")
 TUTOR_API_KEY_RECHECK = env.float("TUTOR_API_KEY_RECHECK", default=5.0)
 """Seconds a server process trusts an API key it found active before asking the database again
 (one query less per request); so a revoked key stops working everywhere within this time. 0: every request."""
+TUTOR_LEARNER_LOCK = env.bool("TUTOR_LEARNER_LOCK", default=True)
+"""Serialise each learner's online mastery update (a row lock on the learner, PostgreSQL). A benchmark
+switch only (bench/load.py --compare-lock measures the lock's cost): off, answers for one learner that
+arrive at once lose each other's updates."""
 
 # Authentication, permissions, throttles and parsers are set on the API's base view (tutor/api/views.py),
 # so other DRF views keep DRF's defaults; errors everywhere share one JSON shape.
