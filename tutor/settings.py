@@ -61,8 +61,13 @@ TEMPLATES = [
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # A web request and a fit writing at once must wait for each other, not fail.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
+    # A class answering at once through `make run`: every transaction that writes must wait its turn,
+    # not fail with "database is locked". A DEFERRED transaction that reads and then writes cannot wait
+    # (SQLite refuses the upgrade at once: waiting could deadlock), so transactions begin IMMEDIATE,
+    # taking the write lock first and waiting up to `timeout` seconds for it (the busy timeout); WAL
+    # lets reads (next item, pages) go on while one transaction writes.
+    DATABASES["default"].setdefault("OPTIONS", {}).update({
+        "timeout": 30, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL"})
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
