@@ -137,8 +137,10 @@ INSTALLED_APPS += ["drf_spectacular_sidecar", "lti_tool", "tutor.lti"]
 # One request may carry a 10,000-row batch (with free-text responses): allow it, refuse beyond.
 TUTOR_API_MAX_BODY_BYTES = env.int("TUTOR_API_MAX_BODY_BYTES", default=16 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = TUTOR_API_MAX_BODY_BYTES
-TUTOR_API_RATE = env("TUTOR_API_RATE", default="1200/min")
-"""Requests per API key (or per staff user) and period: N/sec, N/min, N/hour, N/day."""
+TUTOR_API_RATE = env("TUTOR_API_RATE", default="6000/min")
+"""Requests per API key (or per staff user) and period: N/sec, N/min, N/hour, N/day; a key's own rate
+(admin) overrides it. One key usually serves a whole LMS: 500 learners answering every 10 s at their
+quickest, two requests an answer (the answer, then the next item), is 500 x 6 x 2 = 6,000 a minute."""
 TUTOR_API_ANON_RATE = env("TUTOR_API_ANON_RATE", default="60/min")
 TUTOR_API_KEY_RECHECK = env.float("TUTOR_API_KEY_RECHECK", default=5.0)
 """Seconds a server process trusts an API key it found active before asking the database again
