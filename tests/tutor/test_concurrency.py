@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import random
 import threading
+import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
@@ -95,14 +96,29 @@ def assert_matches_replay(course, external_id: str, answers: int) -> None:
 
 
 def test_parallel_answers_for_one_learner_match_a_replay(fitted_course):
-    """Rounds of 8 answers at once, stamped on arrival (no timestamp sent), as from a busy LMS."""
+    """Rounds of 8 answers at once, stamped on arrival (no timestamp sent), as from a busy LMS, through
+    the service, the REST API and xAPI in turn."""
     rounds = 4
     interaction_record(course=fitted_course, rows=[{"learner": "ada", "item": "q1", "correct": 1}])
+    key = key_for(fitted_course)
+    base = f"/api/v1/courses/{fitted_course.slug}"
 
     def post(number: int, round_: int) -> None:
-        interaction_record(course=fitted_course, rows=[{
-            "id": f"t{number}-{round_}", "learner": "ada", "item": ITEMS[(number + round_) % 4],
-            "correct": (number + round_) % 3 > 0}])
+        item, correct = ITEMS[(number + round_) % 4], (number + round_) % 3 > 0
+        if number % 3 == 0:
+            interaction_record(course=fitted_course, rows=[{"id": f"t{number}-{round_}", "learner": "ada",
+                                                            "item": item, "correct": correct}])
+            return
+        if number % 3 == 1:
+            response = client_for(key).post(f"{base}/interactions", {
+                "id": f"t{number}-{round_}", "learner": "ada", "item": item, "correct": int(correct)}, format="json")
+        else:
+            response = client_for(key).post(f"{base}/xapi/statements", {
+                "id": str(uuid.UUID(int=number * 100 + round_)), "actor": {"account": {"name": "ada"}},
+                "verb": {"id": "http://adlnet.gov/expapi/verbs/answered"},
+                "object": {"id": f"https://lms.example/activities/{item}"}, "result": {"success": correct}},
+                format="json")
+        assert response.status_code == 201, response.content
 
     in_threads(post, rounds=rounds)
     assert_matches_replay(fitted_course, "ada", 1 + THREADS * rounds)
@@ -125,3 +141,18 @@ def test_parallel_batches_over_several_learners_match_a_replay_and_do_not_deadlo
     for name in learners:
         before = 15 if name.startswith("sim-") else 0
         assert_matches_replay(fitted_course, name, before + THREADS * rounds)
+
+
+def test_the_lock_is_one_query_taken_before_the_answer_goes_in_and_the_state_is_read(fitted_course):
+    from django.db import connection as default
+    from django.test.utils import CaptureQueriesContext
+
+    interaction_record(course=fitted_course, rows=[{"learner": "ada", "item": "q1", "correct": 1}])
+    with CaptureQueriesContext(default) as queries:
+        interaction_record(course=fitted_course, rows=[{"learner": "ada", "item": "q2", "correct": 0}])
+    statements = [query["sql"] for query in queries.captured_queries]
+    locks = [n for n, sql in enumerate(statements) if "FOR NO KEY UPDATE" in sql]
+    assert len(locks) == 1, statements
+    insert = next(n for n, sql in enumerate(statements) if sql.startswith('INSERT INTO "tutor_interaction"'))
+    trace = next(n for n, sql in enumerate(statements) if "tracing_learnertrace" in sql)
+    assert locks[0] < insert < trace
