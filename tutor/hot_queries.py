@@ -33,13 +33,14 @@ def _rows(sql: str, params: Sequence[Any]) -> list[tuple]:
         return cursor.fetchall()
 
 
-def keyed_rows(sql: str, first: Sequence[Any], values: Sequence[Any]) -> dict[Any, Any]:
-    """``sql`` with one ``{marks}`` for an IN list, run per chunk of ``values``; rows (key, value) as a dict."""
-    found: dict[Any, Any] = {}
+def keyed_rows(sql: str, first: Sequence[Any], values: Sequence[Any], *, pairs: bool = True) -> Any:
+    """``sql`` with one ``{marks}`` for an IN list, run per chunk of ``values``; rows (key, value) as a dict,
+    or with ``pairs=False`` the rows as a list of tuples."""
+    found: list[tuple] = []
     for start in range(0, len(values), CHUNK):
         chunk = list(values[start:start + CHUNK])
-        found.update(_rows(sql.format(marks=", ".join(["%s"] * len(chunk))), [*first, *chunk]))
-    return found
+        found.extend(_rows(sql.format(marks=", ".join(["%s"] * len(chunk))), [*first, *chunk]))
+    return dict(found) if pairs else found
 
 
 def upsert(*, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], conflict: Sequence[str],

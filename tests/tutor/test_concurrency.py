@@ -156,3 +156,30 @@ def test_the_lock_is_one_query_taken_before_the_answer_goes_in_and_the_state_is_
     insert = next(n for n, sql in enumerate(statements) if sql.startswith('INSERT INTO "tutor_interaction"'))
     trace = next(n for n, sql in enumerate(statements) if "tracing_learnertrace" in sql)
     assert locks[0] < insert < trace
+
+
+def test_answers_recorded_while_fits_activate_match_a_replay_under_the_new_fit(fitted_course):
+    """A fit reads the course, fits, then activates, while 7 threads keep answering for 4 learners."""
+    learners = ["ada", "bob", "sim-1", "sim-2"]
+    fitting = threading.Event()
+    fitting.set()
+    posted = [0] * THREADS
+
+    def work(number: int, round_: int) -> None:
+        if number == 0:
+            for params in ({"forgets": True}, {}):
+                fit = fit_run(fit_id=Fit.objects.create(course=fitted_course, kind="bkt", params=params).pk)
+                assert fit.status == Fit.SUCCEEDED, fit.error
+            fitting.clear()
+            return
+        while fitting.is_set() or posted[number] < 3:
+            interaction_record(course=fitted_course, rows=[{
+                "id": f"f{number}-{posted[number]}", "learner": learners[number % 4],
+                "item": ITEMS[(number + posted[number]) % 4], "correct": (number * posted[number]) % 3 > 0}])
+            posted[number] += 1
+
+    in_threads(work, rounds=1)
+    for name in learners:
+        before = 15 if name.startswith("sim-") else 0
+        assert_matches_replay(fitted_course, name, before + sum(
+            count for number, count in enumerate(posted) if number and learners[number % 4] == name))
