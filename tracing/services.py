@@ -484,9 +484,9 @@ def _activate(fit: Fit, estimator: Estimator, data, vocabulary: Vocabulary, arti
     from curriculum.services import learned_edges_store
 
     with transaction.atomic():
-        # Answers being recorded finish first, and new ones wait for this transaction: the activation
-        # sees every stored answer (mastery_recompute replays those the fit's data missed), and no
-        # recording writes a learner's mastery rows between this one's (the same key order as theirs).
+        # Answers being recorded finish first and new ones wait for this transaction, so the activation
+        # sees every stored answer (mastery_recompute replays those the fit's data missed) and no
+        # recording's mastery writes interleave with its own (which could deadlock).
         learners_lock(learner_pks=list(Learner.objects.filter(course=fit.course).values_list("id", flat=True)))
         Fit.objects.filter(course=fit.course, active=True).update(active=False)
         Fit.objects.filter(pk=fit.pk).update(
