@@ -1,6 +1,6 @@
 """Load on a real server: gunicorn + PostgreSQL + Redis, the demo course, one API key, many learners.
 
-    python bench/load.py [--rate 200] [--duration 60] [--learners 1000] [--find-max]
+    python bench/load.py [--rate 200] [--duration 60] [--learners 1000] [--find-max] [--contended] [--compare-lock]
 
 1. Creates a fresh PostgreSQL database (BENCH_DATABASE, default kt_bench_load on
    BENCH_POSTGRES, default postgres://postgres@127.0.0.1:5432), starts a private
@@ -15,7 +15,14 @@
    scheduled start, so a server that falls behind shows it (no coordinated omission).
    Between 2 and 3, VACUUM (ANALYZE) and CHECKPOINT, as after any bulk load (--settle picks
    part of it, or none).
-4. Counts the interactions in the database against those acknowledged: none lost, none doubled.
+   With --contended, every fifth POST is sent at the same moment as the POST before it and for the
+   same learner: a fifth of the POSTs are for a learner another request is updating right then.
+4. Counts the interactions in the database against those acknowledged: none lost, none doubled; with
+   --contended, checks the contended learners' stored mastery and trace against a replay of their
+   stored answers (bench/mastery_check.py): lost updates show there.
+5. With --compare-lock, step 3 (and 4) runs twice in the same run, with gunicorn restarted between:
+   with the per-learner lock (TUTOR_LEARNER_LOCK, the default) and without it; "lock_cost" gives
+   the differences. The setting exists for this comparison only.
 
 Prints JSON; drops the database and stops every process it started. Loopback only.
 """
@@ -119,7 +126,14 @@ def _setup(args: argparse.Namespace, root: Path) -> Server:
     server.manage("demo_setup")
     del server.env["CELERY_TASK_ALWAYS_EAGER"]
     server.key = server.manage("apikey_create", "--course", COURSE, "--name", "bench").strip().splitlines()[-1]
-    log = open(root / "gunicorn.log", "w")  # noqa: SIM115 - closed with the process
+    _gunicorn_start(server, args, root)
+    return server
+
+
+def _gunicorn_start(server: Server, args: argparse.Namespace, root: Path, *, lock: bool = True) -> None:
+    """gunicorn as the last of ``server.processes``, with or without the per-learner lock; waits until it answers."""
+    server.env["TUTOR_LEARNER_LOCK"] = "true" if lock else "false"
+    log = open(root / "gunicorn.log", "a")  # noqa: SIM115 - closed with the process
     server.processes.append(subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "tutor.wsgi:application", "--bind", f"127.0.0.1:{server.port}",
          "--workers", str(args.workers), "--threads", str(args.threads), "--worker-class",
@@ -132,10 +146,20 @@ def _setup(args: argparse.Namespace, root: Path) -> Server:
             if server.request("GET", "/health/", timeout=5)[0] == 200:
                 break
         except OSError:
-            time.sleep(0.3)
+            pass
+        time.sleep(0.3)
     else:
         sys.exit(f"gunicorn did not answer: see {root / 'gunicorn.log'}")
-    return server
+
+
+def _gunicorn_stop(server: Server) -> None:
+    process = server.processes.pop()
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
 
 
 def _items(server: Server) -> list[str]:
@@ -285,16 +309,24 @@ def _mixed_load(server: Server, args: argparse.Namespace, items: list[str], rate
     generator = random.Random(2)
     total = int(rate * duration)
     schedule: list[tuple[float, tuple]] = []
+    contended: set[str] = set()
+    posts, previous_post = 0, None
     for number in range(total):
-        learner = f"learner-{generator.randrange(args.learners):04d}"
+        offset, learner = number / rate, f"learner-{generator.randrange(args.learners):04d}"
         if number % 2 == 0:
+            if args.contended and posts % 5 == 4 and previous_post is not None:
+                # Sent with the POST before it, for its learner: two updates of one learner at once.
+                offset, learner = previous_post
+                contended.add(learner)
+            previous_post = (offset, learner)
+            posts += 1
             client_id = f"{label}-{number}"
             job = ("interactions", f"/api/v1/courses/{COURSE}/interactions",
                    {"id": client_id, "learner": learner, "item": generator.choice(items),
                     "correct": int(generator.random() < 0.6)}, client_id)
         else:
             job = ("next", f"/api/v1/courses/{COURSE}/learners/{learner}/next", None, None)
-        schedule.append((number / rate, job))
+        schedule.append((offset, job))
     cpu_before, background_before = _cpu_seconds(server), _background(server)
     generator_before = time.process_time()
     outcomes, dropped, wall = asyncio.run(_drive(server, args, schedule))
@@ -336,7 +368,35 @@ def _mixed_load(server: Server, args: argparse.Namespace, items: list[str], rate
                            "lost": len(acknowledged - set(stored_ids)),
                            "doubled": len(stored_ids) - len(set(stored_ids)),
                            "stored_without_ack": len(set(stored_ids) - acknowledged)}
+    if contended:
+        result["contended"] = {"posts": posts // 5, "learners": len(contended),
+                               "replay_check": _mastery_check(server, sorted(contended))}
     return result
+
+
+def _mastery_check(server: Server, learners: list[str]) -> dict[str, Any]:
+    """bench/mastery_check.py on these learners: stored mastery and trace against a replay of their answers."""
+    done = subprocess.run([sys.executable, str(REPO / "bench" / "mastery_check.py"), COURSE, *learners], cwd=REPO,
+                          env=server.env, capture_output=True, text=True, timeout=900)
+    if done.returncode:
+        return {"error": done.stderr[-2000:]}
+    return json.loads(done.stdout)
+
+
+def _lock_cost(on: dict[str, Any], off: dict[str, Any]) -> dict[str, Any]:
+    """With the lock minus without it: latency (ms) per endpoint and percentile, CPU (ms per request)."""
+    cost: dict[str, Any] = {}
+    for endpoint in ("interactions", "next"):
+        cost[endpoint] = {name: (round(on[endpoint][name] - off[endpoint][name], 2)
+                                 if on[endpoint][name] is not None and off[endpoint][name] is not None else None)
+                          for name in ("p50_ms", "p95_ms", "p99_ms", "service_p50_ms", "service_p99_ms")}
+    cost["cpu_ms_per_request"] = {name: round(on["cpu_ms_per_request"][name] - off["cpu_ms_per_request"][name], 2)
+                                  for name in on["cpu_ms_per_request"]}
+    cost["errors"] = {"lock_on": on["errors"], "lock_off": off["errors"]}
+    if "contended" in on:
+        cost["learners_differing_from_replay"] = {tag: run["contended"]["replay_check"].get("differing")
+                                                 for tag, run in (("lock_on", on), ("lock_off", off))}
+    return cost
 
 
 def _background(server: Server) -> dict[str, int]:
@@ -418,6 +478,12 @@ def main() -> None:
                         help="before the main run, step the rate up in 10 s runs until errors, p99 over --slo-ms "
                              "or the server falls behind (under 95%% of the target rate)")
     parser.add_argument("--slo-ms", type=float, default=50.0, help="p99 bound for --find-max")
+    parser.add_argument("--contended", action="store_true",
+                        help="every fifth POST goes out with the one before it, for the same learner; then the "
+                             "contended learners' mastery is checked against a replay of their answers")
+    parser.add_argument("--compare-lock", action="store_true",
+                        help="run the mixed load with the per-learner lock and again without it (gunicorn "
+                             "restarted with TUTOR_LEARNER_LOCK=false), and report the lock's cost")
     parser.add_argument("--database", default=os.environ.get("BENCH_DATABASE", "kt_bench_load"))
     parser.add_argument("--postgres", default=os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432"))
     args = parser.parse_args()
@@ -461,7 +527,18 @@ def main() -> None:
                     break
                 sustained = rate
             result["rate_steps"] = {"slo_p99_ms": args.slo_ms, "highest_sustained_rps": sustained, "steps": steps}
-        result["mixed"] = _mixed_load(server, args, items, args.rate, args.duration, "load")
+        if args.compare_lock:
+            runs = {}
+            for lock in (True, False):
+                tag = "lock_on" if lock else "lock_off"
+                _gunicorn_stop(server)
+                _gunicorn_start(server, args, root, lock=lock)
+                _mixed_load(server, args, items, min(args.rate, 50), 5, f"warmup-{tag}")
+                runs[tag] = _mixed_load(server, args, items, args.rate, args.duration, f"load-{tag}")
+            result["mixed"] = runs
+            result["lock_cost"] = _lock_cost(runs["lock_on"], runs["lock_off"])
+        else:
+            result["mixed"] = _mixed_load(server, args, items, args.rate, args.duration, "load")
         result["machine"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
         emit(result)
     finally:

@@ -63,17 +63,19 @@ def evaluate(estimator: Estimator, test: Dataset) -> dict[str, float]:
 def multistep_predict(estimator: Estimator, data: Dataset, *, horizon: int = 10) -> tuple[np.ndarray, np.ndarray]:
     """Predict each learner's last ``horizon`` answers from the rows before them, without seeing them.
 
-    Learners with no more than ``horizon`` rows are skipped (no history). Returns
-    (answers, probabilities), both (M,).
+    Learners with no more than ``horizon`` rows are skipped (no history) before the estimator sees the
+    data: an estimator is never handed a learner with an empty history. Returns (answers,
+    probabilities), both (M,).
     """
+    long_enough = np.flatnonzero(data.lengths > horizon)
+    if len(long_enough) == 0:
+        return np.zeros(0), np.zeros(0)
+    data = data.subset(long_enough)
+    lengths = data.lengths
+    states = estimator.final_states(data.truncate(lengths - horizon))
     answers: list[np.ndarray] = []
     probabilities: list[np.ndarray] = []
-    lengths = data.lengths
-    history = data.truncate(np.maximum(lengths - horizon, 0))
-    states = estimator.final_states(history)
     for learner in range(data.n_learners):
-        if lengths[learner] <= horizon:
-            continue
         rows = np.arange(data.offsets[learner + 1] - horizon, data.offsets[learner + 1])
         state = states[learner]
         for row in rows:
@@ -81,12 +83,16 @@ def multistep_predict(estimator: Estimator, data: Dataset, *, horizon: int = 10)
                 estimator.predict_next(state, data.item[row : row + 1], at=float(data.timestamp[row]))
             )
         answers.append(data.correct[rows])
-    if not answers:
-        return np.zeros(0), np.zeros(0)
     return np.concatenate(answers), np.concatenate(probabilities)
 
 
 def evaluate_multistep(estimator: Estimator, test: Dataset, *, horizon: int = 10) -> dict[str, Any]:
-    """Multi-step metrics: the next ``horizon`` answers predicted from history alone."""
+    """Multi-step metrics: the next ``horizon`` answers predicted from history alone.
+
+    ``learners`` counts the held-out learners evaluated; ``skipped_learners`` those with ``horizon``
+    answers or fewer, too short to hold a history and a horizon (their metrics are NaN when all are).
+    """
     answers, probabilities = multistep_predict(estimator, test, horizon=horizon)
-    return {**metrics(answers, probabilities), "horizon": horizon}
+    evaluated = int(np.count_nonzero(test.lengths > horizon))
+    return {**metrics(answers, probabilities), "horizon": horizon, "learners": evaluated,
+            "skipped_learners": test.n_learners - evaluated}

@@ -22,6 +22,7 @@ import numpy as np
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Count
 from django.utils import timezone as django_timezone
 
 from curriculum.models import Item, Prerequisite, Skill
@@ -31,7 +32,7 @@ from tracing.estimators.base import Estimator, LearnerState
 from tracing.estimators.hyper import ParamError
 from tracing.models import Fit, LearnerTrace, Mastery
 from tutor.errors import Conflict, ServiceError, Unavailable
-from tutor.hot_queries import CHUNK, db_datetime, json_value, keyed_rows, upsert
+from tutor.hot_queries import CHUNK, db_datetime, json_value, keyed_rows, learners_lock, upsert
 from tutor.models import Course, Interaction, Learner
 from tutor.recheck import Recent
 from tutor.selectors import Vocabulary, course_vocabulary, interactions_for_fit, learner_history
@@ -217,6 +218,28 @@ def trace_states(*, fit_pk: int, learner_pks: Sequence[int]) -> dict[int, Any]:
     return {pk: json_value(state) for pk, state in found.items()}
 
 
+def _traces_current(course: Course, model: CourseModel, learner_pks: Sequence[int]
+                    ) -> tuple[CourseModel, dict[int, Any]]:
+    """The model to update these learners with, and their traces under its fit (learner pk -> state).
+
+    Reads the learners' traces under any fit (one query; each learner keeps one, _traces_write sees to
+    that). A trace under another fit than ``model``'s means a fit was activated that this process may
+    not have seen yet (it rechecks every TRACING_MODEL_RECHECK seconds): then, and only then, the
+    active fit is read, and a stale model is replaced, so an answer is never folded into an old fit's
+    state after a new fit took over. Traces under an older fit are ignored (those learners are replayed).
+    """
+    found = keyed_rows(f"SELECT learner_id, fit_id, state FROM {LearnerTrace._meta.db_table} "
+                       "WHERE learner_id IN ({marks})", [], learner_pks, pairs=False)
+    mine = model.fit.pk if model.fit is not None else None
+    if any(fit_pk != mine for _, fit_pk, _ in found):
+        active = Fit.objects.filter(course=course, active=True).values_list("id", flat=True).first()
+        if active != mine:
+            _signatures.forget((course.pk, course.created_at))  # read the course's signature again, now
+            model = course_model(course)
+            mine = model.fit.pk if model.fit is not None else None
+    return model, {learner_pk: json_value(state) for learner_pk, fit_pk, state in found if fit_pk == mine}
+
+
 def learner_state(*, learner: Learner, model: CourseModel) -> LearnerState:
     """The learner's current state under ``model``: the stored trace, else a replay of the history."""
     if model.fit is not None:
@@ -246,9 +269,35 @@ def _mastery_write(model: CourseModel, states: dict[int, LearnerState], now: dat
     upsert(table=Mastery._meta.db_table, columns=["learner_id", "skill_id", "probability", "updated_at", "fit_id"],
            rows=rows, conflict=["learner_id", "skill_id"], update=["probability", "updated_at", "fit_id"])
     if fit_pk is not None:
-        upsert(table=LearnerTrace._meta.db_table, columns=["learner_id", "fit_id", "state", "updated_at"],
-               rows=[(pk, fit_pk, json.dumps(state.to_json()), moment) for pk, state in states.items()],
-               conflict=["learner_id", "fit_id"], update=["state", "updated_at"])
+        _traces_write(fit_pk, [(pk, fit_pk, json.dumps(state.to_json()), moment) for pk, state in states.items()])
+
+
+def _traces_write(fit_pk: int, rows: list[tuple[int, int, str, Any]]) -> None:
+    """Upsert (learner, fit, state, updated at) rows, and drop these learners' traces under every other fit.
+
+    A request may still run on the previous fit for up to TRACING_MODEL_RECHECK seconds after a new
+    one is activated (its process has not yet read the change), and the new fit's trace of its learner
+    would then miss that answer for good. With the learner's traces under other fits gone, the next
+    update under the active fit finds none and replays the history instead. On PostgreSQL the delete
+    rides in the upsert's statement (no round trip more).
+    """
+    table = LearnerTrace._meta.db_table
+    columns = "learner_id, fit_id, state, updated_at"
+    tail = " ON CONFLICT (learner_id, fit_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at"
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), CHUNK // 4):
+            chunk = rows[start:start + CHUNK // 4]
+            learners = ", ".join(["%s"] * len(chunk))
+            prune = f"DELETE FROM {table} WHERE fit_id <> %s AND learner_id IN ({learners})"
+            insert = (f"INSERT INTO {table} ({columns}) VALUES " + ", ".join(["(%s, %s, %s, %s)"] * len(chunk))
+                      + tail)
+            values = [value for row in chunk for value in row]
+            learner_pks = [row[0] for row in chunk]
+            if connection.vendor == "postgresql":
+                cursor.execute(f"WITH pruned AS ({prune}) {insert}", [fit_pk, *learner_pks, *values])
+            else:
+                cursor.execute(prune, [fit_pk, *learner_pks])
+                cursor.execute(insert, values)
 
 
 def mastery_apply(*, course: Course, interactions: Sequence[Interaction], model: CourseModel | None = None,
@@ -262,14 +311,14 @@ def mastery_apply(*, course: Course, interactions: Sequence[Interaction], model:
     them, save reading them again.
     """
     model = model or course_model(course)
-    item_index = model.item_pk_index
     by_learner: dict[int, list[Interaction]] = defaultdict(list)
     for interaction in interactions:
         by_learner[interaction.learner_id].append(interaction)
     learner_pks = list(by_learner)
     if learner_names is None or not set(learner_pks) <= learner_names.keys():
         learner_names = {pk: learner.external_id for pk, learner in Learner.objects.in_bulk(learner_pks).items()}
-    traces = trace_states(fit_pk=model.fit.pk, learner_pks=learner_pks) if model.fit is not None else {}
+    model, traces = _traces_current(course, model, learner_pks)
+    item_index = model.item_pk_index
     states: dict[int, LearnerState] = {}
     previous: dict[int, np.ndarray] = {}
     replay: list[int] = []
@@ -594,6 +643,10 @@ def _activate(fit: Fit, estimator: Estimator, data, vocabulary: Vocabulary, arti
     from curriculum.services import learned_edges_store
 
     with transaction.atomic():
+        # Answers being recorded finish first and new ones wait for this transaction, so the activation
+        # sees every stored answer (mastery_recompute replays those the fit's data missed) and no
+        # recording's mastery writes interleave with its own (which could deadlock).
+        learners_lock(learner_pks=list(Learner.objects.filter(course=fit.course).values_list("id", flat=True)))
         Fit.objects.filter(course=fit.course, active=True).update(active=False)
         Fit.objects.filter(pk=fit.pk).update(
             status=Fit.SUCCEEDED, active=True, artifact=str(artifact), metrics=_finite(metrics),
@@ -609,12 +662,20 @@ def _activate(fit: Fit, estimator: Estimator, data, vocabulary: Vocabulary, arti
 
 
 def mastery_recompute(*, course: Course, fit: Fit, estimator: Estimator, data, vocabulary: Vocabulary) -> int:
-    """Every learner's mastery and trace under a newly activated fit; returns the learner count."""
+    """Every learner's mastery and trace under a newly activated fit; returns the learner count.
+
+    ``data`` was read when the fit began (minutes ago, for a deep model): learners whose stored
+    answers differ from it in number (they answered meanwhile, or are new) are replayed from their
+    stored history instead. Call with the course's learners locked, so that count is final.
+    """
     model = CourseModel(estimator=estimator, fit=fit, vocabulary=vocabulary)
-    states = estimator.final_states(data)
     pk_by_name = dict(Learner.objects.filter(course=course).values_list("external_id", "id"))
-    _mastery_write(model, {pk_by_name[name]: state for name, state in zip(data.learner_ids, states)},
-                   django_timezone.now())
+    states = dict(zip((pk_by_name[name] for name in data.learner_ids), estimator.final_states(data)))
+    seen = dict(zip((pk_by_name[name] for name in data.learner_ids), data.lengths.tolist()))
+    stored = Interaction.objects.filter(course=course).order_by().values_list("learner_id").annotate(n=Count("id"))
+    changed = sorted(pk for pk, count in stored if seen.get(pk) != count)
+    states.update(_replay_many(model, changed))
+    _mastery_write(model, states, django_timezone.now())
     return len(states)
 
 

@@ -33,13 +33,14 @@ def _rows(sql: str, params: Sequence[Any]) -> list[tuple]:
         return cursor.fetchall()
 
 
-def keyed_rows(sql: str, first: Sequence[Any], values: Sequence[Any]) -> dict[Any, Any]:
-    """``sql`` with one ``{marks}`` for an IN list, run per chunk of ``values``; rows (key, value) as a dict."""
-    found: dict[Any, Any] = {}
+def keyed_rows(sql: str, first: Sequence[Any], values: Sequence[Any], *, pairs: bool = True) -> Any:
+    """``sql`` with one ``{marks}`` for an IN list, run per chunk of ``values``; rows (key, value) as a dict,
+    or with ``pairs=False`` the rows as a list of tuples."""
+    found: list[tuple] = []
     for start in range(0, len(values), CHUNK):
         chunk = list(values[start:start + CHUNK])
-        found.update(_rows(sql.format(marks=", ".join(["%s"] * len(chunk))), [*first, *chunk]))
-    return found
+        found.extend(_rows(sql.format(marks=", ".join(["%s"] * len(chunk))), [*first, *chunk]))
+    return dict(found) if pairs else found
 
 
 def upsert(*, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], conflict: Sequence[str],
@@ -86,6 +87,26 @@ def learner_pks(*, course_pk: int, external_ids: Sequence[str]) -> dict[str, int
     """external id -> learner pk, for those of ``external_ids`` the course has."""
     return keyed_rows(f"SELECT external_id, id FROM {_LEARNER} WHERE course_id = %s AND external_id IN ({{marks}})",
                   [course_pk], external_ids)
+
+
+def learners_lock(*, learner_pks: Sequence[int]) -> None:
+    """Hold these learners' rows until the transaction ends, so that one learner's online updates run one
+    after another: each reads the state the previous one committed (issue 15, lost updates).
+
+    One query per chunk, rows locked in primary-key order, so two batches naming the same learners in
+    any order queue up instead of deadlocking. FOR NO KEY UPDATE, not FOR UPDATE: an answer being
+    inserted for the learner holds FOR KEY SHARE on the row (its foreign key), which FOR UPDATE would
+    wait on, and two requests that had each inserted their answer would deadlock. SQLite has no row
+    locks and needs none: the project opens its transactions IMMEDIATE, which takes the database's
+    write lock at BEGIN (tutor/settings.py).
+    """
+    if connection.vendor != "postgresql":
+        return
+    ordered = sorted(set(learner_pks))
+    for start in range(0, len(ordered), CHUNK):
+        chunk = ordered[start:start + CHUNK]
+        _rows(f"SELECT id FROM {_LEARNER} WHERE id IN ({', '.join(['%s'] * len(chunk))}) "
+              "ORDER BY id FOR NO KEY UPDATE", chunk)
 
 
 def learner_row(*, course_pk: int, external_id: str) -> tuple[int, int | None, datetime] | None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
@@ -101,6 +104,17 @@ class Interaction(models.Model):
         return f"{self.learner_id}:{self.item_id}={self.correct}"
 
 
+RATE = re.compile(r"([1-9][0-9]{0,8})/(s|sec|second|m|min|minute|h|hour|d|day)")
+"""A request rate as DRF's throttles read it (N/period; only the period's first letter counts)."""
+
+
+def rate_validate(value: str) -> None:
+    """Refuse anything but N/sec, N/min, N/hour or N/day with a whole N from 1 to 999,999,999."""
+    if not RATE.fullmatch(value):
+        raise ValidationError(f"{value!r} is not a rate: write a whole number of requests per sec, min, hour or "
+                              "day, e.g. 6000/min", code="invalid_rate")
+
+
 class ApiKey(models.Model):
     """A secret for one integration: scoped to one course, or to all (a global admin key, course = null).
 
@@ -114,6 +128,11 @@ class ApiKey(models.Model):
     prefix = models.CharField(max_length=16, unique=True, editable=False)
     digest = models.CharField(max_length=64, editable=False, help_text="SHA-256 of the whole key, hex.")
     is_active = models.BooleanField(default=True, help_text="Untick to revoke the key.")
+    rate = models.CharField(
+        max_length=24, blank=True, default="", validators=[rate_validate],
+        help_text="Requests this key may make per period, e.g. 6000/min or 100/sec (sec, min, hour, day); "
+                  "empty: the server's TUTOR_API_RATE. One key usually serves a whole LMS: size it from its "
+                  "learners (README, REST API).")
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
 

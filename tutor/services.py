@@ -7,13 +7,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone as django_timezone
 from django.utils.text import slugify
 
 from curriculum.models import Item
 from tutor.errors import NotFound, ServiceError
-from tutor.hot_queries import CHUNK, learner_pks, learner_row, stored_client_ids
+from tutor.hot_queries import CHUNK, learner_pks, learner_row, learners_lock, stored_client_ids
 from tutor.models import Course, Interaction, Learner
 from tutor.validation import clean_number, clean_text, clean_timestamp
 
@@ -275,6 +276,10 @@ def _record(course: Course, rows: list[Row], update_mastery: bool) -> RecordResu
         stored = Interaction.objects.select_related("learner", "item").in_bulk(duplicate_ids)
         result.duplicates = [stored[pk] for pk in duplicate_ids]
     learners, result.learners_created = _learners_resolve(course, {row.learner for row in fresh})
+    if model is not None and fresh and settings.TUTOR_LEARNER_LOCK:
+        # Before the answers go in and the learners' states are read: a second request for one of these
+        # learners waits here until this one commits, then reads the state this one wrote.
+        learners_lock(learner_pks=list(learners.values()))
     if len(fresh) > CHUNK and not update_mastery and connection.vendor == "postgresql":
         _copy_insert(course, fresh, learners, items)
         result.created_count = len(fresh)

@@ -2,16 +2,20 @@
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 
 from curriculum.services import course_from_document, curriculum_import
 from tracing import estimators
 from tracing.estimators.baselines import SkillRate
-from tracing.models import Fit, Mastery
-from tracing.services import course_model, fit_create
+from tracing.estimators.base import LearnerState
+from tracing.estimators.bkt import BKT
+from tracing.models import Fit, LearnerTrace, Mastery
+from tracing.services import _replay, course_model, fit_create
 from tutor.demo import demo_document, demo_history_simulate
 from tutor.errors import ServiceError
+from tutor.models import Course, Learner
 from tutor.services import interaction_record
 
 pytestmark = pytest.mark.django_db
@@ -99,3 +103,81 @@ def test_fit_command_reports_and_fails_cleanly(demo, django_capture_on_commit_ca
     assert Fit.objects.filter(status=Fit.SUCCEEDED).count() == 1
     with pytest.raises(CommandError, match="not JSON"):
         call_command("fit", "--course", demo.slug, "--model", "rate", "--params", "{oops")
+
+
+def tiny_course_create(*, learners: int, answers: int):
+    """The demo curriculum with ``learners`` learners of ``answers`` answers each, stored through the service."""
+    document = demo_document()
+    course, _ = course_from_document(document=document)
+    curriculum_import(course=course, document=document)
+    items = list(course.items.order_by("id").values_list("external_id", flat=True))[:6]
+    interaction_record(course=course, rows=[
+        {"learner": f"l{number}", "item": items[(number + step) % 6], "correct": (number * step + step) % 3 > 0,
+         "timestamp": f"2026-11-25T10:{step:02d}:00Z"}
+        for number in range(learners) for step in range(answers)])
+    return course
+
+
+@pytest.mark.parametrize("kind", ["bkt", "rate"])
+def test_a_tiny_course_fits_and_says_how_many_learners_the_multistep_evaluation_skipped(
+        kind, settings, tmp_path, django_capture_on_commit_callbacks):
+    settings.ARTIFACT_ROOT = tmp_path
+    course = tiny_course_create(learners=6, answers=8)  # held-out learners have 8 answers: fewer than the horizon
+    fit = run_fit(course, kind, capture=django_capture_on_commit_callbacks)
+    assert fit.status == Fit.SUCCEEDED and fit.active, fit.error
+    multi_step = fit.metrics["multi_step"]
+    assert multi_step["n"] == 0 and multi_step["learners"] == 0
+    assert multi_step["skipped_learners"] == fit.metrics["test_learners"] > 0
+    assert fit.metrics["next_step"]["n"] == 8 * fit.metrics["test_learners"]
+
+
+class AnsweredDuringTheFit(BKT):
+    """BKT, while a learner answers once part way through the fit (a deep fit takes minutes)."""
+
+    def fit(self, data, *, seed=0, progress=None):
+        if not ANSWERS_DURING_FIT:
+            ANSWERS_DURING_FIT.append(interaction_record(course=Course.objects.get(slug="arithmetic"), rows=[
+                {"id": "late-1", "learner": "sim-01", "item": data.item_ids[0], "correct": 1}]))
+        return super().fit(data, seed=seed, progress=progress)
+
+
+ANSWERS_DURING_FIT: list = []
+
+
+def test_answers_stored_while_a_fit_runs_are_in_its_mastery(demo, django_capture_on_commit_callbacks, monkeypatch):
+    run_fit(demo, "bkt", capture=django_capture_on_commit_callbacks)  # the model answers are recorded under
+    monkeypatch.setitem(estimators.ESTIMATORS, "busy", f"{__name__}.AnsweredDuringTheFit")
+    ANSWERS_DURING_FIT.clear()
+    fit = run_fit(demo, "busy", capture=django_capture_on_commit_callbacks)
+    assert fit.status == Fit.SUCCEEDED and fit.active and ANSWERS_DURING_FIT, fit.error
+    model = course_model(demo)
+    learner = Learner.objects.get(course=demo, external_id="sim-01")
+    replayed = _replay(model, learner)
+    trace = LearnerState.from_json(LearnerTrace.objects.get(learner=learner, fit=fit).state)
+    assert trace.at == replayed.at
+    np.testing.assert_allclose(trace.mastery, replayed.mastery, atol=1e-9)
+    stored = dict(Mastery.objects.filter(learner=learner).values_list("skill__external_id", "probability"))
+    np.testing.assert_allclose([stored[s] for s in model.estimator.skill_ids], replayed.mastery, atol=1e-9)
+
+
+def test_an_answer_recorded_on_the_previous_fit_is_not_lost_to_the_new_one(
+        demo, settings, django_capture_on_commit_callbacks, monkeypatch):
+    """Another process serves the previous fit for up to TRACING_MODEL_RECHECK seconds after a new one is
+    activated; what it records there must still reach the new fit's trace."""
+    run_fit(demo, "bkt", capture=django_capture_on_commit_callbacks)
+    settings.TRACING_MODEL_RECHECK = 3600.0
+    previous = course_model(demo)
+    monkeypatch.setattr("tracing.services.course_model_forget", lambda course: None)  # activated "elsewhere"
+    fit = run_fit(demo, "bkt", {"forgets": True}, capture=django_capture_on_commit_callbacks)
+    assert fit.active and course_model(demo).fit == previous.fit  # this process has not seen it yet
+    item = demo.items.order_by("id").first().external_id
+    interaction_record(course=demo, rows=[{"learner": "sim-02", "item": item, "correct": 1}])
+    settings.TRACING_MODEL_RECHECK = 0.0  # the process reads the change
+    interaction_record(course=demo, rows=[{"learner": "sim-02", "item": item, "correct": 0}])
+    model = course_model(demo)
+    assert model.fit == fit
+    learner = Learner.objects.get(course=demo, external_id="sim-02")
+    replayed = _replay(model, learner)
+    trace = LearnerState.from_json(LearnerTrace.objects.get(learner=learner, fit=fit).state)
+    np.testing.assert_allclose(trace.mastery, replayed.mastery, atol=1e-9)
+    assert trace.at == replayed.at

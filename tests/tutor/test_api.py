@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from django.core.cache import cache
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.test import override_settings
 
 from curriculum.services import learned_edges_store
@@ -367,6 +367,61 @@ def test_the_limit_slides_across_window_edges(course, monkeypatch):
     assert refused.status_code == 429 and 1 <= int(refused["Retry-After"]) <= 60
     clock[0] += 40.0  # two thirds into the window: the previous minute weighs 1/3 of its 3 requests
     assert statuses(3) == [200, 200, 429]
+
+
+@override_settings(TUTOR_API_RATE="3/min")
+@pytest.mark.parametrize("start", [0.0, 12.5, 45.0])
+def test_retry_after_is_when_a_request_passes_again(course, monkeypatch, start):
+    """A client that waits Retry-After and asks once more gets through, wherever in the window it was refused
+    (before, at a window's start the next window still weighed this one's requests: refused again)."""
+    cache.clear()
+    clock = [6_000_000.0 + start]  # 6,000,000 s is the start of a minute
+    monkeypatch.setattr("tutor.api.throttling.time.time", lambda: clock[0])
+    client = client_for(key_for(course, f"honest-{start}"))
+    for _ in range(4):  # refusal, wait, pass: the sliding estimate carries each round into the next
+        while (response := client.get(url(course, "/learners"))).status_code == 200:
+            clock[0] += 0.25
+        assert response.status_code == 429
+        clock[0] += int(response["Retry-After"])
+        assert client.get(url(course, "/learners")).status_code == 200, f"Retry-After {response['Retry-After']}"
+
+
+@override_settings(TUTOR_API_RATE="3/min")
+def test_a_key_s_own_rate_replaces_the_default(course):
+    cache.clear()
+    busy, _ = api_key_create(name="busy LMS", course=course, rate="5/min")
+    plain = client_for(key_for(course, "plain"))
+    assert [plain.get(url(course, "/learners")).status_code for _ in range(4)] == [200, 200, 200, 429]
+    raw = api_key_create(name="busy LMS 2", course=course, rate="5/min")[1]
+    assert [client_for(raw).get(url(course, "/learners")).status_code for _ in range(6)] == [200] * 5 + [429]
+    assert busy.rate == "5/min"
+
+
+@pytest.mark.parametrize("rate", ["lots", "0/min", "-5/min", "5/week", "5 / min", "1e3/min", "5/", "1234567890/s"])
+def test_a_bad_key_rate_is_refused_in_the_admin_and_the_command(admin_client, course, rate):
+    response = admin_client.post("/admin/tutor/apikey/add/", {"name": "bad", "course": course.pk, "is_active": "on",
+                                                               "rate": rate})
+    assert response.status_code == 200 and "is not a rate" in response.content.decode()
+    with pytest.raises(CommandError, match="is not a rate"):
+        call_command("apikey_create", "--course", course.slug, "--name", "bad", f"--rate={rate}")
+    assert not ApiKey.objects.filter(name="bad").exists()
+
+
+def test_staff_set_a_key_s_rate_in_the_admin(admin_client, course):
+    response = admin_client.post("/admin/tutor/apikey/add/", {"name": "moodle", "course": course.pk,
+                                                               "is_active": "on", "rate": "12000/min"})
+    assert response.status_code == 302
+    assert ApiKey.objects.get(name="moodle").rate == "12000/min"
+
+
+def test_the_default_rate_serves_500_learners_answering_every_10_seconds():
+    from django.conf import settings
+
+    from tutor.api.throttling import ApiKeyRateThrottle
+
+    limit, duration = ApiKeyRateThrottle().parse_rate(settings.TUTOR_API_RATE)
+    per_minute = limit * 60 / duration
+    assert per_minute >= 500 * (60 / 10) * 2  # an answer and a next-item request each
 
 
 def _redis_cache_url() -> str:

@@ -6,11 +6,11 @@ from tutor.models import ApiKey
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
-    list_display = ("name", "course", "prefix", "is_active", "created_at", "last_used_at")
+    list_display = ("name", "course", "prefix", "is_active", "rate", "created_at", "last_used_at")
     list_filter = ("is_active", "course")
     search_fields = ("name", "prefix")
     readonly_fields = ("prefix", "created_at", "last_used_at")
-    fields = ("name", "course", "is_active", "prefix", "created_at", "last_used_at")
+    fields = ("name", "course", "is_active", "rate", "prefix", "created_at", "last_used_at")
 
     def save_model(self, request, obj, form, change) -> None:
         raw = None if change else api_key_issue(obj)

@@ -8,9 +8,11 @@ import secrets
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.utils import timezone as django_timezone
 
-from tutor.models import ApiKey, Course
+from tutor.errors import ServiceError
+from tutor.models import ApiKey, Course, rate_validate
 from tutor.recheck import Recent
 
 KEY_MARK = "kt"
@@ -30,9 +32,15 @@ def api_key_issue(key: ApiKey) -> str:
     return raw
 
 
-def api_key_create(*, name: str, course: Course | None) -> tuple[ApiKey, str]:
-    """A new key for ``course`` (None: every course, and creating courses); returns (key, raw key)."""
-    key = ApiKey(name=name, course=course)
+def api_key_create(*, name: str, course: Course | None, rate: str = "") -> tuple[ApiKey, str]:
+    """A new key for ``course`` (None: every course, and creating courses) with its own ``rate``
+    (e.g. "6000/min"; empty: TUTOR_API_RATE); returns (key, raw key). ServiceError on a bad rate."""
+    try:
+        if rate:
+            rate_validate(rate)
+    except ValidationError as error:
+        raise ServiceError(error.messages[0], code="invalid_rate", field="rate") from None
+    key = ApiKey(name=name, course=course, rate=rate)
     raw = api_key_issue(key)
     key.save()
     return key, raw

@@ -28,7 +28,9 @@ from tutor.models import ApiKey
 
 
 class ApiKeyRateThrottle(SimpleRateThrottle):
-    """TUTOR_API_RATE per key or staff user; TUTOR_API_ANON_RATE per address for everyone else."""
+    """The key's own rate (set in the admin), else TUTOR_API_RATE, per key or staff user;
+    TUTOR_API_ANON_RATE per address for everyone else. Every refusal says in Retry-After when
+    a request will pass again."""
 
     scope = "api"
 
@@ -45,9 +47,13 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": ident}
 
     def allow_request(self, request, view) -> bool:
-        anonymous = not isinstance(request.auth, ApiKey) and not (
-            request.user is not None and request.user.is_authenticated)
-        limit, duration = self.parse_rate(settings.TUTOR_API_ANON_RATE if anonymous else settings.TUTOR_API_RATE)
+        key = request.auth if isinstance(request.auth, ApiKey) else None
+        anonymous = key is None and not (request.user is not None and request.user.is_authenticated)
+        if anonymous:
+            rate = settings.TUTOR_API_ANON_RATE
+        else:
+            rate = (key.rate if key is not None else "") or settings.TUTOR_API_RATE  # set per key in the admin
+        limit, duration = self.parse_rate(rate)
         base = self.get_cache_key(request, view)
         now = time.time()
         window, overlap = divmod(now / duration, 1.0)
@@ -55,18 +61,28 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
         earlier, counted = _count(current, previous, timeout=2 * duration + 1)
         if earlier * (1.0 - overlap) + counted > limit:
             cache.decr(current)  # a refused request does not count against the caller
-            # Free again once the previous window's weight has fallen enough, or when this window ends.
-            room = limit - counted
-            if room >= 0 and earlier:
-                free_at = 1.0 - room / earlier
-                self._wait = max(1.0, (free_at - overlap) * duration)
-            else:
-                self._wait = max(1.0, (1.0 - overlap) * duration)
+            self._wait = max(1.0, _free_after(limit=limit, earlier=earlier, stored=counted - 1, overlap=overlap)
+                             * duration)
             return False
         return True
 
     def wait(self) -> float | None:
         return math.ceil(self._wait) if self._wait is not None else None
+
+
+def _free_after(*, limit: int, earlier: int, stored: int, overlap: float) -> float:
+    """How much of a window passes, from ``overlap`` into this one, until one more request fits the sliding
+    estimate if no other request comes meanwhile: the honest Retry-After, in windows.
+
+    In this window one more fits once ``earlier * (1 - t) + stored + 1 <= limit``; if this window's own
+    ``stored`` requests already fill the limit, not before the next window, where they weigh
+    ``stored * (1 - t)`` and one more fits once that is at most ``limit - 1``.
+    """
+    room = limit - stored - 1
+    if room >= 0 and earlier:
+        return max(0.0, 1.0 - room / earlier - overlap)
+    fade = max(0.0, 1.0 - (limit - 1) / stored) if stored else 0.0
+    return (1.0 - overlap) + fade
 
 
 _writers: WeakKeyDictionary[Any, Any] = WeakKeyDictionary()
