@@ -39,8 +39,11 @@ def course_vocabulary(*, course: Course) -> Vocabulary:
 
 def _dataset(course: Course, vocabulary: Vocabulary, queryset, learner_names: dict[int, str]) -> Dataset:
     item_row = {pk: row for row, pk in enumerate(vocabulary.item_pk)}
-    rows = list(queryset.order_by("learner_id", "timestamp", "id")
-                .values_list("learner_id", "item_id", "correct", "timestamp"))
+    # Answers keep arriving while a fit reads the course: rows of a learner or an item created after the
+    # names and the vocabulary were read are left out (the fit's activation replays those learners).
+    rows = [row for row in queryset.order_by("learner_id", "timestamp", "id")
+            .values_list("learner_id", "item_id", "correct", "timestamp")
+            if row[0] in learner_names and row[1] in item_row]
     learner_pks = sorted({r[0] for r in rows})
     learner_index = {pk: index for index, pk in enumerate(learner_pks)}
     learner = np.fromiter((learner_index[r[0]] for r in rows), dtype=np.int32, count=len(rows))

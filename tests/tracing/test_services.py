@@ -181,3 +181,28 @@ def test_an_answer_recorded_on_the_previous_fit_is_not_lost_to_the_new_one(
     trace = LearnerState.from_json(LearnerTrace.objects.get(learner=learner, fit=fit).state)
     np.testing.assert_allclose(trace.mastery, replayed.mastery, atol=1e-9)
     assert trace.at == replayed.at
+
+
+def test_a_fit_leaves_out_learners_and_items_that_arrive_while_it_reads_the_course(demo, monkeypatch):
+    """The fit reads the vocabulary, then the learners' names, then the answers: a learner or an item
+    created in between (a class answering while the fit starts) must not fail the fit."""
+    from curriculum.models import Item
+    from tutor import selectors
+
+    vocabulary = selectors.course_vocabulary(course=demo)
+    skill = demo.skills.order_by("id").first()
+    late_item = Item.objects.create(course=demo, external_id="late-item")
+    late_item.skills.add(skill)
+    real_dataset = selectors._dataset
+
+    def answers_arrive_first(course, vocabulary, queryset, names):
+        interaction_record(course=course, rows=[
+            {"learner": "late-learner", "item": vocabulary.item_ids[0], "correct": 1},
+            {"learner": "sim-01", "item": "late-item", "correct": 0}], update_mastery=False)
+        return real_dataset(course, vocabulary, queryset, names)
+
+    monkeypatch.setattr(selectors, "_dataset", answers_arrive_first)
+    data = selectors.interactions_for_fit(course=demo, vocabulary=vocabulary)
+    assert "late-learner" not in data.learner_ids and len(data.learner_ids) == 20
+    assert "late-item" not in data.item_ids
+    assert data.item.max() < len(vocabulary.item_ids)
