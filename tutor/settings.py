@@ -274,6 +274,7 @@ AXES_COOLOFF_TIME = timedelta(minutes=env.float("TUTOR_LOGIN_COOLOFF_MINUTES", d
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/lockout.html"
+AXES_LOCKOUT_CALLABLE = "tutor.client_ip.lockout_response"  # axes's page, plus Retry-After
 AXES_HTTP_RESPONSE_CODE = 429
 TUTOR_PROXY_COUNT = env.int("TUTOR_PROXY_COUNT", default=0)
 """Reverse proxies in front of the app that append the client to X-Forwarded-For. 0: the client is

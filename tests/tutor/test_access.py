@@ -34,6 +34,7 @@ def test_forty_wrong_passwords_lock_the_right_one_out_until_the_cool_off(staff_u
     locked = _sign_in(guesser, path, PASSWORD)
     assert locked.status_code == 429
     assert b"Too many failed sign-ins" in locked.content
+    assert locked["Retry-After"] == str(15 * 60)  # every 429 says when to come back
     assert "_auth_user_id" not in guesser.session
 
     # The lock holds the username at that address only: the real user elsewhere signs in.
