@@ -273,6 +273,7 @@ AXES_COOLOFF_TIME = timedelta(minutes=env.float("TUTOR_LOGIN_COOLOFF_MINUTES", d
 """How long a locked username+address pair waits; `manage.py axes_reset` (or the admin) lifts it at once."""
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False  # no start-up banner on every management command's output
 AXES_LOCKOUT_TEMPLATE = "registration/lockout.html"
 AXES_LOCKOUT_CALLABLE = "tutor.client_ip.lockout_response"  # axes's page, plus Retry-After
 AXES_HTTP_RESPONSE_CODE = 429
