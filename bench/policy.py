@@ -52,6 +52,8 @@ START = datetime(2026, 1, 5, 8, 0, tzinfo=timezone.utc)
 PILOT_SEED = 1_000_000
 EVALUATION_SEED = 0
 RETURNS = 3
+WAITS = 50
+"""Times a learner told "nothing to practise right now" comes back after the wrong-answer gap."""
 
 
 def django_setup(folder: Path) -> None:
@@ -106,6 +108,12 @@ def _record(course: Any, rows: list[dict[str, Any]], *, update_mastery: bool = T
     interaction_record(course=course, rows=rows, update_mastery=update_mastery)
 
 
+def _retry_gap_days(course: Any) -> float:
+    from curriculum.services import course_policy
+
+    return max(course_policy(course=course).retry_gap_minutes, 1.0) / 1440.0
+
+
 def learner_tutor(*, course: Any, simulated: SimulatedCourse, policy: str, seed: int, max_items: int,
                   posttest_at: int, goals: Sequence[int], timings: dict[str, float]) -> dict[str, Any]:
     """Tutor one simulated learner with ``policy``; their outcome and the steps taken."""
@@ -121,7 +129,8 @@ def learner_tutor(*, course: Any, simulated: SimulatedCourse, policy: str, seed:
     mastered_at = 0 if learner.knows_all(goals) else None
     posttest = None
     declared_done = False
-    returns = 0
+    returns = waits = 0
+    retry_gap_days = _retry_gap_days(course)
     reasons: dict[str, int] = {}
     pending: list[dict[str, Any]] = []
     step = 0
@@ -135,6 +144,11 @@ def learner_tutor(*, course: Any, simulated: SimulatedCourse, policy: str, seed:
             if choice.done and mastered_at is None and returns < RETURNS:
                 learner.rest(1.0)
                 returns += 1
+                continue
+            if choice.item is None and not choice.done and waits < WAITS:
+                # Every question left is waiting out a wrong answer: the learner comes back after the gap.
+                learner.rest(retry_gap_days)
+                waits += 1
                 continue
             if choice.done or choice.item is None:
                 declared_done = choice.done

@@ -457,48 +457,58 @@ def next_item(*, mastery: Mapping[str, float], graph: PrerequisiteGraph, items: 
     # A wrongly answered question waits out the gap: its worked answer must not be the answer key.
     wait_until = None if now is None else now - config.retry_gap_minutes * 60.0
     low, high = config.band
-    best: tuple | None = None
-    for skill, why in candidates.items():
-        chosen: tuple | None = None
-        pool = state.items_by_skill.get(skill, ())
-        # A skill that looks known on thin evidence asks for an item above its easiest level first.
-        levels = [item.difficulty for item in pool if item.difficulty is not None]
-        easiest = min(levels, default=None)
-        want_harder = skill in state.confirming and not state.evidence.get(skill, Evidence(harder=True)).harder
-        for item in pool:
-            if item.id == last:
+
+    def pick(candidates: Mapping[str, str]) -> tuple | None:
+        best: tuple | None = None
+        for skill, why in candidates.items():
+            chosen: tuple | None = None
+            pool = state.items_by_skill.get(skill, ())
+            # A skill that looks known on thin evidence asks for an item above its easiest level first.
+            levels = [item.difficulty for item in pool if item.difficulty is not None]
+            easiest = min(levels, default=None)
+            want_harder = skill in state.confirming and not state.evidence.get(skill, Evidence(harder=True)).harder
+            for item in pool:
+                if item.id == last:
+                    continue
+                record = state.seen.get(item.id)
+                if (record is not None and record.last_wrong_at is not None and wait_until is not None
+                        and record.last_wrong_at > wait_until):
+                    continue
+                # Skip items that also test a skill the learner is not ready for.
+                if any(other != skill and other in state.graph and other not in state.mastered
+                       and other not in candidates for other in item.skills):
+                    continue
+                if p_correct is not None and item.id in p_correct:
+                    probability = float(p_correct[item.id])
+                else:
+                    probability = _fallback_p(item, state.mastery)
+                expected = float(gain[item.id]) if gain is not None and item.id in gain else 1.0 - state.mastery[skill]
+                if not math.isfinite(expected):
+                    expected = 0.0
+                distance = max(low - probability, probability - high, 0.0)
+                harder = easiest is not None and item.difficulty is not None and item.difficulty > easiest
+                # Within a skill: a harder item where the evidence needs one, then never seen, then seen
+                # longest ago (a repeat only once the pool is used up), then in (or nearest) the band,
+                # then the larger gain; the earliest listed item wins full ties, so choices are reproducible.
+                key = (harder or not want_harder, record is None, -record.last_at if record is not None else 0.0,
+                       -distance, round(expected, 12))
+                if chosen is None or key > chosen[0]:
+                    chosen = (key, item, probability, expected)
+            if chosen is None:
                 continue
-            record = state.seen.get(item.id)
-            if (record is not None and record.last_wrong_at is not None and wait_until is not None
-                    and record.last_wrong_at > wait_until):
-                continue
-            # Skip items that also test a skill the learner is not ready for.
-            if any(other != skill and other in state.graph and other not in state.mastered
-                   and other not in candidates for other in item.skills):
-                continue
-            if p_correct is not None and item.id in p_correct:
-                probability = float(p_correct[item.id])
-            else:
-                probability = _fallback_p(item, state.mastery)
-            expected = float(gain[item.id]) if gain is not None and item.id in gain else 1.0 - state.mastery[skill]
-            if not math.isfinite(expected):
-                expected = 0.0
-            distance = max(low - probability, probability - high, 0.0)
-            harder = easiest is not None and item.difficulty is not None and item.difficulty > easiest
-            # Within a skill: a harder item where the evidence needs one, then never seen, then seen
-            # longest ago (a repeat only once the pool is used up), then in (or nearest) the band,
-            # then the larger gain; the earliest listed item wins full ties, so choices are reproducible.
-            key = (harder or not want_harder, record is None, -record.last_at if record is not None else 0.0,
-                   -distance, round(expected, 12))
-            if chosen is None or key > chosen[0]:
-                chosen = (key, item, probability, expected)
-        if chosen is None:
-            continue
-        _, item, probability, expected = chosen
-        # Across skills: remediation first, then the largest expected gain, then the earliest in the graph.
-        skill_key = (why == REMEDIATION, round(expected, 12), -state.graph.rank(skill))
-        if best is None or skill_key > best[0]:
-            best = (skill_key, item, skill, why, probability, expected)
+            _, item, probability, expected = chosen
+            # Across skills: remediation first, then the largest expected gain, then the earliest in the graph.
+            skill_key = (why == REMEDIATION, round(expected, 12), -state.graph.rank(skill))
+            if best is None or skill_key > best[0]:
+                best = (skill_key, item, skill, why, probability, expected)
+        return best
+
+    best = pick(candidates)
+    if best is None and not all(goal in state.mastered for goal in state.goals):
+        # Every question of the candidate skills is waiting out a wrong answer (or was just answered):
+        # practise a mastered skill meanwhile rather than give an answer key back.
+        best = pick({skill: REVIEW for skill in state.graph.skills
+                     if skill in state.mastered and skill in state.items_by_skill and skill not in candidates})
     if best is None:
         # No item fits but the one just answered; an item twice in a row teaches nothing new.
         return Choice(item=None, skill=None, why=FRONTIER, goals_mastered=goals_mastered,

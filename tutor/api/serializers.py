@@ -255,7 +255,8 @@ class NextOut(serializers.Serializer):
 
 
 class PredictIn(serializers.Serializer):
-    learner = serializers.CharField(max_length=200, help_text="Learner id (must exist).")
+    learner = serializers.CharField(max_length=200, help_text="Learner id; one with no answers yet is scored "
+                                                                     "from the model's prior.")
     items = serializers.ListField(child=serializers.CharField(max_length=200), min_length=1,
                                   max_length=MAX_PREDICT_ITEMS, help_text="Item ids to score (at most 1000).")
     at = serializers.DateTimeField(required=False, help_text="Predict as of this time (default now); matters "

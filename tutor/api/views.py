@@ -29,7 +29,7 @@ from tutor.api.recording import BatchOutcome, batch_record
 from tutor.api.throttling import ApiKeyRateThrottle
 from tutor.api.xapi import statements_map
 from tutor.errors import NotFound, ServiceError
-from tutor.services import course_create, learner_get
+from tutor.services import course_create, learner_get, learner_get_or_new
 
 COURSE = OpenApiParameter("course", str, OpenApiParameter.PATH, description="The course id (slug).")
 LEARNER = OpenApiParameter("learner", str, OpenApiParameter.PATH, description="The learner's id in your system.")
@@ -211,11 +211,14 @@ class MasteryView(ApiView):
 
 class NextView(ApiView):
     @extend_schema(summary="The next item for a learner, and why", tags=["learners"], parameters=[COURSE, LEARNER],
-                   description="Read from the learner's mastery, the prerequisite graph and the course's policy.",
+                   description="Read from the learner's mastery, the prerequisite graph and the course's policy. "
+                               "A learner with no answers yet gets a first item from the model's prior.",
                    responses={200: shapes.NextOut, **errors(400, 404)})
     def get(self, request: Request, course: str, learner: str) -> Response:
         course_object = course_for_request(request, course)
-        choice = next_item_choose(course=course_object, learner=learner_get(course=course_object, external_id=learner))
+        # A learner with no answers yet gets a first item from the model's prior (an LMS asks before any answer).
+        choice = next_item_choose(course=course_object,
+                                  learner=learner_get_or_new(course=course_object, external_id=learner))
         item = selectors.item_public(course=course_object, item=choice.item) if choice.item else None
         return Response({
             "learner": learner, "item": choice.item, "skill": choice.skill, "why": choice.why,
@@ -239,7 +242,7 @@ class PredictView(ApiView):
         if missing:
             raise ServiceError(f"unknown item(s) in course {course!r}: {', '.join(map(repr, missing[:10]))}",
                                code="unknown_item", field="items", detail={"unknown_items": missing[:100]})
-        learner = learner_get(course=course_object, external_id=form.validated_data["learner"])
+        learner = learner_get_or_new(course=course_object, external_id=form.validated_data["learner"])
         probabilities = predict_items(learner=learner, items=items, at=form.validated_data.get("at"))
         return Response({"learner": learner.external_id, "predictions": [
             {"item": item, "p_correct": probabilities[item]} for item in form.validated_data["items"]]})
