@@ -213,6 +213,10 @@ class SkillMastery(serializers.Serializer):
     updated_at = serializers.DateTimeField(help_text="When it last changed.")
     fit = serializers.IntegerField(source="fit_id", allow_null=True,
                                    help_text="The fit whose model computed it (null: the untrained default).")
+    answers = serializers.IntegerField(help_text="The learner's answers on items of the skill.")
+    mastered = serializers.BooleanField(help_text="Mastered by the course's rule, now: P(known) >= the policy's "
+                                                  "threshold on at least `min_answers` answers, one of them above "
+                                                  "the skill's easiest level where its items differ.")
 
 
 class MasteryQuery(serializers.Serializer):

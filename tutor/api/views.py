@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from curriculum.services import curriculum_import, graph_for_course, next_item_choose
+from curriculum.services import curriculum_import, graph_for_course, learner_view, next_item_choose
 from tracing.models import Fit
 from tracing.services import (
     fit_create,
@@ -200,6 +200,11 @@ class MasteryView(ApiView):
         query.is_valid(raise_exception=True)
         at = query.validated_data.get("at")
         rows = mastery_get(learner=learner_object)
+        view = learner_view(course=course_object, learner=learner_object)
+        for row in rows:
+            evidence = view.evidence.get(row.skill.external_id)
+            row.answers = evidence.answers if evidence else 0
+            row.mastered = view.mastered(row.skill.external_id)
         total = course_object.skills.count()
         mean = round(sum(row.probability for row in rows) / total, 6) if total and rows else None
         return Response({

@@ -7,14 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import numpy as np
 from django.core import signing
 from django.utils import timezone as django_timezone
 
 from curriculum.answers import assess_answer
 from curriculum.models import Item, Skill
-from curriculum.services import course_policy, next_item_choose, policy_graph
-from tracing.services import course_model, learner_state
+from curriculum.services import learner_view, next_item_choose
 from tutor.models import Course, Interaction, Learner
 from tutor.services import interaction_record, learner_get_or_create
 
@@ -27,6 +25,8 @@ WHY_TEXT = {
     "frontier": "You have the prerequisites of {skill} and it is not mastered yet.",
     "review": "You had mastered {skill}, but it has probably faded since you last practised it.",
     "remediation": "{struggling} has been hard lately, so we go back to {skill}, which it builds on.",
+    "confirm": "{skill} looks known ({percent}%), but it counts as mastered only after {needed} answers{harder}; "
+               "you have given {answers}.",
 }
 
 
@@ -52,6 +52,9 @@ class SkillProgress:
     probability: float
     status: str
     waiting_for: tuple[str, ...] = ()
+    answers: int = 0
+    evidence: str = ""
+    """What the status rests on, in words (answers given, and what mastery still needs)."""
 
     @property
     def percent(self) -> int:
@@ -63,6 +66,7 @@ class Progress:
     skills: list[SkillProgress]
     threshold: float
     graph: Any
+    min_answers: int = 0
 
     @property
     def mastered(self) -> int:
@@ -76,24 +80,40 @@ class Progress:
 def learner_progress(*, course: Course, learner: Learner, now: datetime | None = None) -> Progress:
     """Every skill of the course in prerequisite order with the learner's mastery and status.
 
-    A skill is mastered at P(known) >= the course's threshold; locked while a
-    direct prerequisite is not mastered; otherwise in progress.
+    A skill is mastered by the policy's one rule (``curriculum.policy.skill_mastered``: P(known) >=
+    the course's threshold on at least ``min_answers`` answers, one above the easiest level where
+    levels differ); locked while a direct prerequisite is not mastered; otherwise in progress.
     """
-    model = course_model(course)
-    state = learner_state(learner=learner, model=model)
-    moment = (now or django_timezone.now()).timestamp()
-    values = np.asarray(model.estimator.mastery_at(state, moment), dtype=np.float64)
-    mastery = {skill: float(values[index]) for skill, index in model.skill_index.items()}
-    threshold = course_policy(course=course).threshold
-    graph = policy_graph(course=course, model=model)
+    view = learner_view(course=course, learner=learner, now=now)
+    mastery, graph, config = view.mastery, view.graph, view.config
     names = dict(Skill.objects.filter(course=course).values_list("external_id", "name"))
-    mastered = {skill for skill in graph.skills if mastery.get(skill, 0.0) >= threshold}
+    mastered = {skill for skill in graph.skills if view.mastered(skill)}
     skills = []
     for skill in graph.topological_order():
         waiting = tuple(names.get(parent) or parent for parent in graph.parents(skill) if parent not in mastered)
         status = MASTERED if skill in mastered else (LOCKED if waiting else IN_PROGRESS)
-        skills.append(SkillProgress(skill, names.get(skill) or skill, mastery.get(skill, 0.0), status, waiting))
-    return Progress(skills=skills, threshold=threshold, graph=graph)
+        evidence = view.evidence.get(skill)
+        answers = evidence.answers if evidence else 0
+        skills.append(SkillProgress(skill, names.get(skill) or skill, mastery.get(skill, 0.0), status, waiting,
+                                    answers, evidence_text(mastery.get(skill, 0.0), evidence, config)))
+    return Progress(skills=skills, threshold=config.threshold, graph=graph, min_answers=config.min_answers)
+
+
+def evidence_text(probability: float, evidence: Any, config: Any) -> str:
+    """What a skill's status rests on, in words: the learner's answers on it against the rule's minimum."""
+    answers = evidence.answers if evidence else 0
+    given = f"{answers} answer{'s' if answers != 1 else ''}"
+    if evidence is None or config.min_answers == 0:
+        return given
+    missing = []
+    if answers < config.min_answers:
+        more = config.min_answers - answers
+        missing.append(f"{more} more answer{'s' if more != 1 else ''}")
+    if not evidence.harder:
+        missing.append("one harder question")
+    if probability >= config.threshold and missing:
+        return f"{given}; needs {' and '.join(missing)} to count as mastered"
+    return given
 
 
 @dataclass(frozen=True)
@@ -114,8 +134,12 @@ def reason_text(choice: Any, names: dict[str, str]) -> str:
         return "You have mastered every skill of this course."
     if choice.item is None:
         return "There is no other item to practise right now."
+    evidence = choice.evidence
     text = WHY_TEXT.get(choice.why, "This item practises {skill}.").format(
-        skill=names.get(choice.skill, choice.skill), struggling=names.get(choice.struggling or "", choice.struggling))
+        skill=names.get(choice.skill, choice.skill), struggling=names.get(choice.struggling or "", choice.struggling),
+        percent=round(100 * (choice.mastery or 0.0)), needed=choice.min_answers,
+        answers=evidence.answers if evidence else 0,
+        harder=", one of them above the easiest level" if evidence and not evidence.harder else "")
     if choice.p_correct is not None:
         text += f" We expect about a {round(100 * choice.p_correct)}% chance you get it right"
         text += ", the level where practice teaches most." if 0.55 <= choice.p_correct <= 0.9 else "."
