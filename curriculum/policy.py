@@ -407,6 +407,43 @@ def _stale(state: _State, *, config: PolicyConfig, last_practice: Mapping[str, f
     return min(stale)[2] if stale else None
 
 
+@dataclass(frozen=True)
+class ReviewDue:
+    """A skill the policy will bring back, and from when (seconds).
+
+    ``reason``: ``fade`` (a model with forgetting puts P(known) below the threshold from ``due_at``:
+    the policy then serves it as a review) or ``recheck`` (not practised for ``review_after_days``:
+    checked once more before the goals are declared done).
+    """
+
+    skill: str
+    due_at: float
+    reason: str
+
+
+def review_schedule(*, mastery_before: Mapping[str, float], graph: PrerequisiteGraph, items: Sequence[ItemSpec],
+                    config: PolicyConfig, last_practice: Mapping[str, float],
+                    fade_at: Mapping[str, float | None] | None = None) -> list[ReviewDue]:
+    """The reviews the policy schedules for one learner, soonest first: every goal-relevant skill that was
+    mastered at its last practice (``mastery_before`` >= threshold), due at the earlier of when it fades
+    (``fade_at``: per skill the first moment P(known) falls below the threshold, None if not within the
+    caller's horizon; needs ``config.review``) and ``review_after_days`` after its last practice."""
+    relevant, items_by_skill = catalog(graph, items, tuple(config.goals))
+    due: list[ReviewDue] = []
+    for skill in relevant.skills:
+        if skill not in items_by_skill or float(mastery_before.get(skill, 0.0)) < config.threshold:
+            continue
+        options = []
+        if config.review and fade_at and fade_at.get(skill) is not None:
+            options.append((float(fade_at[skill]), "fade"))
+        if config.review_after_days is not None and last_practice.get(skill) is not None:
+            options.append((float(last_practice[skill]) + config.review_after_days * 86_400.0, "recheck"))
+        if options:
+            at, reason = min(options)
+            due.append(ReviewDue(skill, at, reason))
+    return sorted(due, key=lambda review: (review.due_at, relevant.rank(review.skill)))
+
+
 def _fallback_p(item: ItemSpec, mastery: Mapping[str, float]) -> float:
     # A guess of 0.2 and a slip of 0.1 over the mean mastery of the item's skills.
     known = [mastery.get(skill, 0.0) for skill in item.skills] or [0.0]

@@ -14,8 +14,8 @@ from django.utils import timezone as django_timezone
 
 from curriculum.graph import AUTHORED, LEARNED, CycleError, Edge, PrerequisiteGraph, find_cycle
 from curriculum.models import Item, Prerequisite, Skill
-from curriculum.policy import (Answer, Choice, Evidence, ItemSpec, PolicyConfig, Seen, candidate_skills, catalog,
-                               next_item, skill_evidence, skill_mastered)
+from curriculum.policy import (Answer, Choice, Evidence, ItemSpec, PolicyConfig, ReviewDue, Seen, candidate_skills,
+                               catalog, next_item, review_schedule, skill_evidence, skill_mastered)
 from tracing.models import Fit
 from tutor.errors import ServiceError
 from tutor.hot_queries import learner_exposure
@@ -394,6 +394,44 @@ def learner_view(*, course: Course, learner: Learner, now: datetime | None = Non
                        mastery_before=mastery_before, items=items, seen=seen, history=history,
                        last_practice=last_practice, evidence=skill_evidence(items, seen),
                        graph=policy_graph(course=course, model=model), config=course_policy(course=course))
+
+
+FADE_PROBES = (1 / 24, 3 / 24, 6 / 24, 12 / 24, 1, 2, 3, 5, 7, 10, 14, 21, 30, 45, 60)
+"""Days ahead at which a model's forgetting is read to find when a skill fades (then refined by bisection)."""
+
+
+def learner_reviews(*, course: Course, view: LearnerView) -> list[ReviewDue]:
+    """The reviews the policy schedules for the learner of ``view`` (``curriculum.policy.review_schedule``),
+    soonest first: when each skill mastered at its last practice fades below the threshold under the
+    model's forgetting (looked for up to 60 days ahead, to the minute) or is due its recheck."""
+    estimator, config = view.model.estimator, view.config
+    index = view.model.skill_index
+    watched = [skill for skill, value in view.mastery_before.items() if value >= config.threshold and skill in index]
+    fade_at: dict[str, float | None] = {}
+    if watched and config.review:
+        columns = np.array([index[skill] for skill in watched], dtype=np.int64)
+
+        def below(at: float) -> np.ndarray:
+            return np.asarray(estimator.mastery_at(view.state, at), dtype=np.float64)[columns] < config.threshold
+
+        # Without practice P(known) only falls, so the first probe below the threshold brackets the moment.
+        probes = [view.moment] + [view.moment + days * 86_400.0 for days in FADE_PROBES]
+        crossed = np.array([below(at) for at in probes])  # (probes, watched skills)
+        for position, skill in enumerate(watched):
+            hits = np.flatnonzero(crossed[:, position])
+            if not len(hits):
+                fade_at[skill] = None
+                continue
+            if hits[0] == 0:
+                fade_at[skill] = view.moment  # faded already: due now
+                continue
+            start, end = probes[hits[0] - 1], probes[hits[0]]
+            while end - start > 60.0:
+                middle = (start + end) / 2
+                start, end = (start, middle) if below(middle)[position] else (middle, end)
+            fade_at[skill] = end
+    return review_schedule(mastery_before=view.mastery_before, graph=view.graph, items=view.items, config=config,
+                           last_practice=view.last_practice, fade_at=fade_at)
 
 
 def next_item_choose(*, course: Course, learner: Learner, now: datetime | None = None,

@@ -122,3 +122,75 @@ def test_mastery_needs_an_answer_above_the_easiest_level():
     assert choice.why == "confirm" and int(choice.item.split("-")[1]) % 3 != 0  # a harder one
     record(course, "cy", choice.item, 1.0, at)
     assert learner_view(course=course, learner=learner, now=at + timedelta(minutes=1)).mastered("mult")
+
+
+@pytest.mark.django_db
+def test_the_review_list_is_what_the_policy_schedules():
+    course = course_with({"threshold": 0.6, "min_answers": 3, "review_after_days": 1})
+    learner = Learner.objects.create(course=course, external_id="di")
+    at = START
+    for item in ("mult-00", "mult-01", "mult-02", "div-0", "div-1", "div-2"):
+        record(course, "di", item, 1.0, at)
+        at += timedelta(hours=2)
+    at -= timedelta(hours=2)
+    progress = learner_progress(course=course, learner=learner, now=at + timedelta(minutes=1))
+    reviews = progress.reviews
+    # Both skills mastered; each comes back a day after its last practice, mult (practised first) first.
+    assert [(review.id, review.reason, review.due_now) for review in reviews] == [
+        ("mult", "recheck", False), ("div", "recheck", False)]
+    assert reviews[0].due == START + timedelta(hours=4, days=1) and reviews[1].due == at + timedelta(days=1)
+    # The policy agrees: done until the first review is due, then that review, then the next.
+    before = next_item_choose(course=course, learner=learner, now=reviews[0].due - timedelta(minutes=1))
+    assert before.done
+    first = next_item_choose(course=course, learner=learner, now=reviews[0].due + timedelta(minutes=1))
+    assert (first.why, first.skill) == ("review", "mult")
+    second = learner_progress(course=course, learner=learner, now=reviews[0].due + timedelta(minutes=1)).reviews
+    assert second[0].id == "mult" and second[0].due_now
+    # Shown on the page, with when.
+    from django.template.loader import render_to_string
+
+    html = render_to_string("web/_mastery_bars.html", {"progress": progress, "threshold_percent": 60,
+                                                       "compact": True})
+    assert 'data-skill="mult"' in html and "in 17\xa0hours, 59\xa0minutes" in html
+
+
+def test_fading_skills_are_due_when_the_model_says_they_fall_below_the_threshold():
+    import math
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from curriculum.graph import PrerequisiteGraph
+    from curriculum.policy import ItemSpec, PolicyConfig, candidate_skills, next_item
+    from curriculum.services import LearnerView, learner_reviews
+
+    graph = PrerequisiteGraph(["a", "b"], [])
+    items = [ItemSpec(f"{skill}{n}", (skill,)) for skill in "ab" for n in range(3)]
+    day = 86_400.0
+
+    class Forgetting:
+        # P(known) = 0.99 * exp(-rate * days since 0): a falls below 0.95 after ~0.83 days, b after ~4.2.
+        rates = np.array([0.05, 0.01])
+
+        def mastery_at(self, state, at):
+            return 0.99 * np.exp(-self.rates * at / day)
+
+    model = SimpleNamespace(estimator=Forgetting(), skill_index={"a": 0, "b": 1})
+    config = PolicyConfig(min_answers=0, review_after_days=None)
+    view = LearnerView(model=model, state=None, moment=0.0, now_mastery=np.array([0.99, 0.99]),
+                       mastery={"a": 0.99, "b": 0.99}, mastery_before={"a": 0.99, "b": 0.99}, items=items, seen={},
+                       history=[], last_practice={"a": 0.0, "b": 0.0}, evidence={}, graph=graph, config=config)
+    reviews = learner_reviews(course=None, view=view)
+    assert [review.skill for review in reviews] == ["a", "b"] and {r.reason for r in reviews} == {"fade"}
+    for review, rate in zip(reviews, Forgetting.rates):
+        exact = math.log(0.99 / 0.95) / rate * day
+        assert exact <= review.due_at <= exact + 60  # to the minute
+        # The policy takes it up as a review from then on, and not before.
+        for moment, expect in ((review.due_at - 120, False), (review.due_at + 1, True)):
+            now = dict(zip("ab", Forgetting().mastery_at(None, moment)))
+            candidates = candidate_skills(mastery=now, graph=graph, items=items, config=config,
+                                          mastery_before={"a": 0.99, "b": 0.99})
+            assert (candidates.get(review.skill) == "review") == expect
+    first = next_item(mastery=dict(zip("ab", Forgetting().mastery_at(None, reviews[0].due_at + 1))), graph=graph,
+                      items=items, config=config, mastery_before={"a": 0.99, "b": 0.99}, now=reviews[0].due_at + 1)
+    assert (first.skill, first.why) == ("a", "review")

@@ -5,14 +5,16 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from datetime import timezone as dt_timezone
 from typing import Any
 
 from django.core import signing
 from django.utils import timezone as django_timezone
+from django.utils.timesince import timeuntil
 
 from curriculum.answers import assess_answer
 from curriculum.models import Item, Skill
-from curriculum.services import learner_view, next_item_choose
+from curriculum.services import learner_reviews, learner_view, next_item_choose
 from tutor.models import Course, Interaction, Learner
 from tutor.services import interaction_record, learner_get_or_create
 
@@ -62,11 +64,30 @@ class SkillProgress:
 
 
 @dataclass(frozen=True)
+class Review:
+    """A review the policy has scheduled: the skill, from when, and why (fade or recheck)."""
+
+    id: str
+    name: str
+    due: datetime
+    due_now: bool
+    reason: str
+    when: str = ""
+    """"due now", or how long until it is due ("in 1 day, 3 hours")."""
+
+    @property
+    def reason_text(self) -> str:
+        return ("your memory of it has probably faded by then" if self.reason == "fade"
+                else "not practised for a while: checked again before you finish")
+
+
+@dataclass(frozen=True)
 class Progress:
     skills: list[SkillProgress]
     threshold: float
     graph: Any
     min_answers: int = 0
+    reviews: tuple[Review, ...] = ()
 
     @property
     def mastered(self) -> int:
@@ -96,7 +117,15 @@ def learner_progress(*, course: Course, learner: Learner, now: datetime | None =
         answers = evidence.answers if evidence else 0
         skills.append(SkillProgress(skill, names.get(skill) or skill, mastery.get(skill, 0.0), status, waiting,
                                     answers, evidence_text(mastery.get(skill, 0.0), evidence, config)))
-    return Progress(skills=skills, threshold=config.threshold, graph=graph, min_answers=config.min_answers)
+    moment = datetime.fromtimestamp(view.moment, tz=dt_timezone.utc)
+    reviews = []
+    for due in learner_reviews(course=course, view=view):
+        at = datetime.fromtimestamp(due.due_at, tz=dt_timezone.utc)
+        due_now = due.due_at <= view.moment
+        reviews.append(Review(due.skill, names.get(due.skill) or due.skill, at, due_now, due.reason,
+                              "due now" if due_now else f"in {timeuntil(at, now=moment)}"))
+    return Progress(skills=skills, threshold=config.threshold, graph=graph, min_answers=config.min_answers,
+                    reviews=tuple(reviews))
 
 
 def evidence_text(probability: float, evidence: Any, config: Any) -> str:
