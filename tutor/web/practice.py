@@ -8,13 +8,16 @@ from datetime import datetime
 from datetime import timezone as dt_timezone
 from typing import Any
 
+import numpy as np
 from django.core import signing
 from django.utils import timezone as django_timezone
 from django.utils.timesince import timeuntil
 
 from curriculum.answers import assess_answer
 from curriculum.models import Item, Skill
+from curriculum.policy import Seen, skill_evidence, skill_mastered
 from curriculum.services import learner_reviews, learner_view, next_item_choose
+from tracing.services import course_model
 from tutor.models import Course, Interaction, Learner
 from tutor.services import interaction_record, learner_get_or_create
 
@@ -240,3 +243,91 @@ def answer_submit(*, course: Course, learner: Learner, token: str, response: str
 
         lti_grade_passback_enqueue(learner_ids={learner.pk})
     return Feedback(item, response, check.correct, check.reason, duplicate=not result.created)
+
+
+SITTING_GAP = 30 * 60
+"""Seconds without an answer that end a sitting: the summary covers the answers since the last such pause."""
+
+
+@dataclass(frozen=True)
+class SkillMove:
+    """How one skill practised in the sitting moved: P(known) and mastered before and after."""
+
+    id: str
+    name: str
+    answers: int
+    correct: int
+    before: float
+    after: float
+    mastered_before: bool
+    mastered_after: bool
+
+    @property
+    def before_percent(self) -> int:
+        return round(100 * self.before)
+
+    @property
+    def after_percent(self) -> int:
+        return round(100 * self.after)
+
+
+@dataclass(frozen=True)
+class SittingSummary:
+    """What the learner did in this sitting, what moved, and what comes next."""
+
+    answers: int
+    correct: int
+    started: datetime | None
+    moves: list[SkillMove]
+    next_skill: str
+    next_reason: str
+    done: bool
+    reviews: tuple[Review, ...]
+
+
+def sitting_summary(*, course: Course, learner: Learner, now: datetime | None = None) -> SittingSummary:
+    """The summary shown when the learner stops: this sitting's answers (since the last pause of
+    ``SITTING_GAP``), each practised skill's mastery before the sitting and now, and the next step."""
+    progress = learner_progress(course=course, learner=learner, now=now)
+    rows = list(Interaction.objects.filter(learner=learner).order_by("timestamp", "id")
+                .values_list("item__external_id", "correct", "timestamp"))
+    start = len(rows)
+    while start > 0 and (start == len(rows) or (rows[start][2] - rows[start - 1][2]).total_seconds() < SITTING_GAP):
+        start -= 1
+    earlier, sitting = rows[:start], rows[start:]
+    model = course_model(course)
+    estimator = model.estimator
+    state = estimator.initial_state()
+    seen: dict[str, Seen] = {}
+    for item, correct, moment in earlier:
+        if item in model.item_index:
+            state = estimator.update(state, item=model.item_index[item], correct=float(correct),
+                                     at=moment.timestamp())
+        record = seen.get(item)
+        seen[item] = Seen((record.answers if record else 0) + 1, moment.timestamp())
+    moment = sitting[0][2].timestamp() if sitting else (now or django_timezone.now()).timestamp()
+    before_values = np.asarray(estimator.mastery_at(state, moment), dtype=np.float64) if sitting else None
+    view = learner_view(course=course, learner=learner, now=now)
+    evidence_before = skill_evidence(view.items, seen)
+    skills_of = {item.id: item.skills for item in view.items}
+    counts: dict[str, list[int]] = {}
+    for item, correct, _ in sitting:
+        for skill in skills_of.get(item, ()):
+            count = counts.setdefault(skill, [0, 0])
+            count[0] += 1
+            count[1] += correct >= 0.5
+    names = {skill.id: skill.name for skill in progress.skills}
+    after = {skill.id: skill for skill in progress.skills}
+    moves = []
+    for skill, (answers, correct) in counts.items():
+        if skill not in model.skill_index or skill not in after:
+            continue
+        before = float(before_values[model.skill_index[skill]])
+        moves.append(SkillMove(skill, names.get(skill, skill), answers, correct, before, after[skill].probability,
+                               skill_mastered(before, evidence_before.get(skill), view.config),
+                               after[skill].status == MASTERED))
+    moves.sort(key=lambda move: move.before - move.after)
+    question = question_next(course=course, learner=learner)
+    return SittingSummary(answers=len(sitting), correct=sum(correct >= 0.5 for _, correct, _ in sitting),
+                          started=sitting[0][2] if sitting else None, moves=moves, next_skill=question.skill_name,
+                          next_reason=question.reason, done=question.done, reviews=progress.reviews)

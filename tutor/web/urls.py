@@ -13,6 +13,7 @@ urlpatterns = [
     path("learn/<slug:slug>/question/", views.learn_question, name="learn_question"),
     path("learn/<slug:slug>/answer/", views.learn_answer, name="learn_answer"),
     path("learn/<slug:slug>/mastery/", views.learn_mastery, name="learn_mastery"),
+    path("learn/<slug:slug>/summary/", views.learn_summary, name="learn_summary"),
     path("dashboard/", views.dashboard_index, name="dashboard"),
     path("dashboard/<slug:slug>/", views.dashboard_course, name="dashboard_course"),
     path("dashboard/<slug:slug>/items/", views.dashboard_items, name="dashboard_items"),

@@ -148,6 +148,17 @@ def learn_mastery(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "web/mastery.html", context)
 
 
+@lti_frameable
+@login_required
+@require_GET
+def learn_summary(request: HttpRequest, slug: str) -> HttpResponse:
+    """Shown when the learner stops: this sitting's answers, what moved, what is next and the reviews due."""
+    course = _course(slug)
+    learner = practice.learner_for_user(course=course, user=request.user)
+    return render(request, "web/summary.html", {"course": course, "learner": learner,
+                                                "summary": practice.sitting_summary(course=course, learner=learner)})
+
+
 def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """Anonymous users go to the login page; signed-in users who are not staff get 403."""
     @login_required
