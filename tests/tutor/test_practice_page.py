@@ -58,3 +58,32 @@ def test_the_summary_says_what_moved_and_what_is_next(learner_client, demo_cours
     moved = summary.moves[0]
     assert moved.after > moved.before and f'data-skill="{moved.id}"' in html
     assert "What is next" in html and summary.next_reason in html.replace("&#x27;", "'")
+
+
+def test_a_goal_makes_the_policy_work_towards_that_skill(learner_client, demo_course):
+    from curriculum.services import graph_for_course
+
+    graph = graph_for_course(course=demo_course)
+    goal = next(skill for skill in graph.topological_order() if graph.parents(skill))
+    allowed = set(graph.restricted((goal,)).skills)
+    response = learner_client.post(reverse("learn_goal", args=["arithmetic"]), {"goal": goal})
+    assert response.status_code == 302
+    page = learner_client.get(reverse("learn", args=["arithmetic"])).content.decode()
+    assert f'<option value="{goal}" selected>' in page
+    for step in range(20):
+        found = re.search(r'name="token" value="([^"]+)"', page)
+        if found is None:
+            break
+        token = found.group(1)
+        item = Item.objects.get(external_id=signing.loads(token, salt=practice.TOKEN_SALT)["item"])
+        # Every question serves the goal or a skill it builds on.
+        assert {skill.external_id for skill in item.skills.all()} & allowed, (step, item.external_id)
+        page = _answer(learner_client, page, right=True)
+    # Done once the goal and what it builds on are mastered (three answers each at least), not the course.
+    assert found is None and step >= 3 * len(allowed) and "You have mastered your goal" in page
+    assert step < 20
+    bad = learner_client.post(reverse("learn_goal", args=["arithmetic"]), {"goal": "no-such-skill"})
+    assert bad.status_code == 400 and "pick one of the listed skills" in bad.content.decode()
+    cleared = learner_client.post(reverse("learn_goal", args=["arithmetic"]), {"goal": ""})
+    assert cleared.status_code == 302
+    assert '<option value="" selected>' in learner_client.get(reverse("learn", args=["arithmetic"])).content.decode()

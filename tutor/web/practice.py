@@ -16,7 +16,7 @@ from django.utils.timesince import timeuntil
 from curriculum.answers import assess_answer
 from curriculum.models import Item, Skill
 from curriculum.policy import Seen, skill_evidence, skill_mastered
-from curriculum.services import learner_reviews, learner_view, next_item_choose
+from curriculum.services import graph_for_course, learner_reviews, learner_view, next_item_choose
 from tracing.services import course_model
 from tutor.models import Course, Interaction, Learner
 from tutor.services import interaction_record, learner_get_or_create
@@ -165,7 +165,8 @@ def reason_text(choice: Any, names: dict[str, str]) -> str:
     if choice.done:
         return "You have mastered every skill of this course."
     if choice.item is None:
-        return "There is no other item to practise right now."
+        return ("There is no other question to practise right now: the ones you are ready for were just answered, "
+                "and a question answered wrongly waits a few minutes before it comes back. Come back shortly.")
     evidence = choice.evidence
     text = WHY_TEXT.get(choice.why, "This item practises {skill}.").format(
         skill=names.get(choice.skill, choice.skill), struggling=names.get(choice.struggling or "", choice.struggling),
@@ -178,8 +179,15 @@ def reason_text(choice: Any, names: dict[str, str]) -> str:
     return text
 
 
-def question_next(*, course: Course, learner: Learner) -> Question:
-    choice = next_item_choose(course=course, learner=learner)
+def goal_choices(*, course: Course) -> list[tuple[str, str]]:
+    """The skills a learner may pick as a goal, (id, name) in prerequisite order."""
+    names = dict(Skill.objects.filter(course=course).values_list("external_id", "name"))
+    return [(skill, names.get(skill) or skill) for skill in graph_for_course(course=course).topological_order()]
+
+
+def question_next(*, course: Course, learner: Learner, goal: str | None = None) -> Question:
+    """The next question; with ``goal`` (a skill id of the course) the policy works towards that skill."""
+    choice = next_item_choose(course=course, learner=learner, goals=(goal,) if goal else None)
     names = dict(Skill.objects.filter(course=course).values_list("external_id", "name"))
     item = Item.objects.filter(course=course, external_id=choice.item).first() if choice.item else None
     token = ""
@@ -187,7 +195,10 @@ def question_next(*, course: Course, learner: Learner) -> Question:
         # The nonce becomes the interaction's client id: submitting the same rendering twice stores one answer.
         token = signing.dumps({"item": item.external_id, "learner": learner.pk, "nonce": uuid.uuid4().hex,
                                "issued": django_timezone.now().timestamp()}, salt=TOKEN_SALT)
-    return Question(item=item, reason=reason_text(choice, names), token=token,
+    reason = reason_text(choice, names)
+    if choice.done and goal:
+        reason = f"You have mastered your goal, {names.get(goal) or goal}, and everything it builds on."
+    return Question(item=item, reason=reason, token=token,
                     skill_name=names.get(choice.skill or "", "") or (choice.skill or ""),
                     p_correct=choice.p_correct, done=choice.done)
 

@@ -14,6 +14,7 @@ urlpatterns = [
     path("learn/<slug:slug>/answer/", views.learn_answer, name="learn_answer"),
     path("learn/<slug:slug>/mastery/", views.learn_mastery, name="learn_mastery"),
     path("learn/<slug:slug>/summary/", views.learn_summary, name="learn_summary"),
+    path("learn/<slug:slug>/goal/", views.learn_goal, name="learn_goal"),
     path("dashboard/", views.dashboard_index, name="dashboard"),
     path("dashboard/<slug:slug>/", views.dashboard_course, name="dashboard_course"),
     path("dashboard/<slug:slug>/items/", views.dashboard_items, name="dashboard_items"),
