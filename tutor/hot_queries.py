@@ -110,7 +110,9 @@ def learner_exposure(*, learner_pk: int | None, limit: int) -> tuple[list[tuple[
     if learner_pk is None:
         return [], {}
     moment = _epoch("timestamp")
-    rows = _rows(f"SELECT * FROM (SELECT 0, item_id, correct, {moment}, id, NULL FROM {_INTERACTION} "
+    # The typed NULL: PostgreSQL types a bare NULL in a subquery as text, which the UNION cannot match.
+    rows = _rows(f"SELECT * FROM (SELECT 0, item_id, correct, {moment}, id, CAST(NULL AS DOUBLE PRECISION) "
+                 f"FROM {_INTERACTION} "
                  f"WHERE learner_id = %s ORDER BY timestamp DESC, id DESC LIMIT %s) AS recent "
                  f"UNION ALL SELECT 1, item_id, NULL, {_epoch('MAX(timestamp)')}, COUNT(*), "
                  f"{_epoch('MAX(CASE WHEN correct < 0.5 THEN timestamp END)')} FROM {_INTERACTION} "
