@@ -245,7 +245,9 @@ class NextOut(serializers.Serializer):
     item = serializers.CharField(allow_null=True, help_text="The item to present next; null when done.")
     skill = serializers.CharField(allow_null=True, help_text="The skill it was chosen for.")
     why = serializers.CharField(help_text="`frontier` (next skill whose prerequisites are mastered), `review` "
-                                          "(forgotten), `remediation` (a struggling skill's prerequisite) or `done`.")
+                                          "(forgotten), `remediation` (a struggling skill's prerequisite), "
+                                          "`confirm` (P(known) high on fewer answers than the course's "
+                                          "`min_answers`, or none above the easiest level) or `done`.")
     p_correct = serializers.FloatField(allow_null=True, help_text="P(the learner answers it correctly).")
     expected_gain = serializers.FloatField(allow_null=True, help_text="Expected mastery gain from answering it.")
     mastery = serializers.FloatField(allow_null=True, help_text="P(known) of the skill now.")
