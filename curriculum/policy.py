@@ -534,8 +534,9 @@ def next_item(*, mastery: Mapping[str, float], graph: PrerequisiteGraph, items: 
             if chosen is None:
                 continue
             _, item, probability, expected = chosen
-            # Across skills: remediation first, then the largest expected gain, then the earliest in the graph.
-            skill_key = (why == REMEDIATION, round(expected, 12), -state.graph.rank(skill))
+            # Across skills: remediation first, then confirming a skill that looks known (one more answer
+            # opens what builds on it), then the largest expected gain, then the earliest in the graph.
+            skill_key = (why == REMEDIATION, why == CONFIRM, round(expected, 12), -state.graph.rank(skill))
             if best is None or skill_key > best[0]:
                 best = (skill_key, item, skill, why, probability, expected)
         return best
