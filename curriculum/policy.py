@@ -243,26 +243,45 @@ def seen_from_history(history: Sequence[Answer]) -> dict[str, Seen]:
     return seen
 
 
-def skill_evidence(items: Sequence[ItemSpec], seen: Mapping[str, Seen]) -> dict[str, Evidence]:
-    """Per skill tested by ``items``: how many answers the learner gave on its items, and whether one
-    of them was above the skill's easiest difficulty level (True where its levels do not differ)."""
+_levels: OrderedDict[int, tuple[Any, dict[str, ItemSpec], dict[str, int | None], dict[str, bool]]] = OrderedDict()
+
+
+def _item_levels(items: Sequence[ItemSpec]) -> tuple[dict[str, ItemSpec], dict[str, int | None], dict[str, bool]]:
+    """Per course (cached by the identity of ``items``, as ``catalog``): items by id, each skill's
+    easiest difficulty level, and whether its items' levels differ."""
+    cached = _levels.get(id(items))
+    if cached is not None and cached[0] is items:
+        return cached[1], cached[2], cached[3]
     levels: dict[str, set[int]] = {}
     for item in items:
         for skill in item.skills:
             bucket = levels.setdefault(skill, set())
             if item.difficulty is not None:
                 bucket.add(item.difficulty)
-    answers = dict.fromkeys(levels, 0)
-    harder = {skill: len(values) < 2 for skill, values in levels.items()}
-    for item in items:
-        record = seen.get(item.id)
-        if record is None or record.answers <= 0:
+    by_id = {item.id: item for item in items}
+    easiest = {skill: min(values, default=None) for skill, values in levels.items()}
+    differ = {skill: len(values) > 1 for skill, values in levels.items()}
+    _levels[id(items)] = (items, by_id, easiest, differ)
+    while len(_levels) > _CATALOGS:
+        _levels.popitem(last=False)
+    return by_id, easiest, differ
+
+
+def skill_evidence(items: Sequence[ItemSpec], seen: Mapping[str, Seen]) -> dict[str, Evidence]:
+    """Per skill tested by ``items``: how many answers the learner gave on its items, and whether one
+    of them was above the skill's easiest difficulty level (True where its levels do not differ)."""
+    by_id, easiest, differ = _item_levels(items)
+    answers = dict.fromkeys(easiest, 0)
+    harder = {skill: not differ[skill] for skill in easiest}
+    for item_id, record in seen.items():
+        item = by_id.get(item_id)
+        if item is None or record.answers <= 0:
             continue
         for skill in item.skills:
             answers[skill] += record.answers
-            if item.difficulty is not None and item.difficulty > min(levels[skill], default=item.difficulty):
+            if item.difficulty is not None and easiest[skill] is not None and item.difficulty > easiest[skill]:
                 harder[skill] = True
-    return {skill: Evidence(answers[skill], harder[skill]) for skill in levels}
+    return {skill: Evidence(answers[skill], harder[skill]) for skill in easiest}
 
 
 def skill_mastered(probability: float, evidence: Evidence | None, config: PolicyConfig) -> bool:
@@ -320,7 +339,8 @@ def catalog(graph: PrerequisiteGraph, items: Sequence[ItemSpec],
 
 def _prepare(*, mastery: Mapping[str, float], graph: PrerequisiteGraph, items: Sequence[ItemSpec],
              config: PolicyConfig, mastery_before: Mapping[str, float] | None,
-             history: Sequence[Answer] = (), seen: Mapping[str, Seen] | None = None) -> _State:
+             history: Sequence[Answer] = (), seen: Mapping[str, Seen] | None = None,
+             evidence: Mapping[str, Evidence] | None = None) -> _State:
     goals = tuple(config.goals) or graph.skills
     relevant, items_by_skill = catalog(graph, items, tuple(config.goals))
     now = {skill: float(mastery.get(skill, 0.0)) for skill in relevant.skills}
@@ -329,7 +349,7 @@ def _prepare(*, mastery: Mapping[str, float], graph: PrerequisiteGraph, items: S
         # Without review a skill keeps the mastery it reached at its last practice.
         level = {skill: max(value, float(mastery_before.get(skill, 0.0))) for skill, value in now.items()}
     seen = dict(seen) if seen is not None else seen_from_history(history)
-    evidence = skill_evidence([item for skill_items in items_by_skill.values() for item in skill_items], seen)
+    evidence = dict(evidence) if evidence is not None else skill_evidence(items, seen)
     mastered = {skill for skill, value in level.items()
                 if skill in items_by_skill and skill_mastered(value, evidence.get(skill), config)}
     confirming = {skill for skill, value in level.items()
@@ -342,17 +362,19 @@ def _prepare(*, mastery: Mapping[str, float], graph: PrerequisiteGraph, items: S
 
 def candidate_skills(*, mastery: Mapping[str, float], graph: PrerequisiteGraph, items: Sequence[ItemSpec],
                      config: PolicyConfig, mastery_before: Mapping[str, float] | None = None,
-                     history: Sequence[Answer] = (), seen: Mapping[str, Seen] | None = None) -> dict[str, str]:
+                     history: Sequence[Answer] = (), seen: Mapping[str, Seen] | None = None,
+                     evidence: Mapping[str, Evidence] | None = None) -> dict[str, str]:
     """The skills the policy may pick next, each with its reason (frontier, review, remediation, confirm).
 
     Callers use it to limit costly look-ahead (expected gain) to the items of
     these skills. ``mastery`` is P(known) per skill id now, ``mastery_before``
     P(known) at each skill's last practice (models with forgetting),
     ``history`` the learner's answers, oldest first, ``seen`` the learner's
-    record per item (derived from ``history`` when None).
+    record per item (derived from ``history`` when None), ``evidence``
+    ``skill_evidence(items, seen)`` where the caller has it already.
     """
     state = _prepare(mastery=mastery, graph=graph, items=items, config=config, mastery_before=mastery_before,
-                     history=history, seen=seen)
+                     history=history, seen=seen, evidence=evidence)
     return _candidates(state, config=config, mastery_before=mastery_before, history=history)[0]
 
 
@@ -454,7 +476,8 @@ def next_item(*, mastery: Mapping[str, float], graph: PrerequisiteGraph, items: 
               config: PolicyConfig, p_correct: Mapping[str, float] | None = None,
               gain: Mapping[str, float] | None = None, mastery_before: Mapping[str, float] | None = None,
               history: Sequence[Answer] = (), last_practice: Mapping[str, float] | None = None,
-              now: float | None = None, seen: Mapping[str, Seen] | None = None) -> Choice:
+              now: float | None = None, seen: Mapping[str, Seen] | None = None,
+              evidence: Mapping[str, Evidence] | None = None) -> Choice:
     """Choose the next item for one learner.
 
     ``mastery``: P(known) per skill id now (after forgetting, where the model has it).
@@ -472,12 +495,13 @@ def next_item(*, mastery: Mapping[str, float], graph: PrerequisiteGraph, items: 
     answer, last wrong answer; seconds on the same clock as ``now``): the
     exposure control and the evidence behind mastery read it. None derives it
     from ``history`` (then the wrong-answer gap is checked only where answers
-    carry their time).
+    carry their time). ``evidence``: ``skill_evidence(items, seen)`` where
+    the caller has it already (it is computed otherwise).
     Skills absent from ``mastery`` count as unknown (0); items absent from
     ``p_correct`` get P(correct) = 0.2 + 0.7 * mean mastery of their skills.
     """
     state = _prepare(mastery=mastery, graph=graph, items=items, config=config, mastery_before=mastery_before,
-                     history=history, seen=seen)
+                     history=history, seen=seen, evidence=evidence)
     goals_mastered = sum(skill_mastered(state.mastery.get(goal, 0.0), state.evidence.get(goal), config)
                          for goal in state.goals)
     if all(goal in state.mastered for goal in state.goals):

@@ -454,13 +454,14 @@ def next_item_choose(*, course: Course, learner: Learner, now: datetime | None =
     if goals is not None:
         config = dataclasses.replace(config, goals=tuple(goals))
     candidates = candidate_skills(mastery=view.mastery, graph=view.graph, items=view.items, config=config,
-                                  mastery_before=view.mastery_before, history=view.history, seen=view.seen)
+                                  mastery_before=view.mastery_before, history=view.history, seen=view.seen,
+                                  evidence=view.evidence)
     gain = _expected_gain(estimator, state, model.item_index, model.skill_index,
                           catalog(view.graph, view.items, tuple(config.goals))[1], candidates, p_correct,
                           view.now_mastery, moment)
     return next_item(mastery=view.mastery, graph=view.graph, items=view.items, config=config, p_correct=p_correct,
                      gain=gain, mastery_before=view.mastery_before, history=view.history,
-                     last_practice=view.last_practice, now=moment, seen=view.seen)
+                     last_practice=view.last_practice, now=moment, seen=view.seen, evidence=view.evidence)
 
 
 def _policy_items(model: Any, course: Course) -> tuple[list[ItemSpec], list[str], np.ndarray]:
