@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install install-dev browser worker clean
+.PHONY: run test install install-dev browser axe worker clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,14 @@ browser:
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 		else echo "chromium missing: run 'sudo apt-get install chromium' (browser tests will be skipped)"; fi; }
 
+# axe-core (npm) checks the pages' accessibility in the browser tests; kept in the git-ignored .axe/.
+AXE_VERSION := 4.14.1
+axe:
+	@test -f .axe/node_modules/axe-core/axe.min.js || { \
+		if command -v npm >/dev/null 2>&1; then npm install --silent --no-audit --no-fund --prefix .axe axe-core@$(AXE_VERSION) \
+			|| echo "npm could not install axe-core: the accessibility checks of the browser tests will be skipped"; \
+		else echo "npm missing: the accessibility checks of the browser tests will be skipped"; fi; }
+
 run: install
 	$(BIN)/python manage.py migrate --no-input -v0
 	$(BIN)/python manage.py collectstatic --no-input -v0
@@ -33,11 +41,11 @@ run: install
 	@echo
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
-test: install-dev browser
+test: install-dev browser axe
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 worker: install
 	$(BIN)/celery -A tutor worker --loglevel=info --concurrency=1
 
 clean:
-	rm -rf $(VENV) db.sqlite3 staticfiles artifacts test-artifacts
+	rm -rf $(VENV) db.sqlite3 staticfiles artifacts test-artifacts .axe

@@ -1,6 +1,7 @@
 """Does the next-item policy speed up learning? Simulated learners, tutored through the real services.
 
 Usage: python bench/policy.py [--learners 500] [--workers 2] [--model bkt] [--params '{}'] [--pilot 200]
+                              [--simulator classic|sittings] [--seeds evaluation|warmup] [--policy '{...}']
 
 The demo course (curriculum/demo/arithmetic.json) is imported with
 ``curriculum_import`` into a temporary SQLite database. A pilot cohort taught
@@ -13,16 +14,32 @@ three policies, every answer stored with ``tutor.services.interaction_record``:
 - random: uniform over the items, never the same twice in a row;
 - fixed: the textbook sequence, items grouped by skill in topological order
   (repeated from the start when it runs out);
+- mastery: the standard baseline, BKT mastery learning in topological order:
+  each skill is practised (its items in turn) until the course model's
+  P(known) >= 0.95, then the next skill;
 - ours: ``curriculum.services.next_item_choose`` before every answer. When it
   declares the goals done the learner stops; one who does not truly know
   them all comes back the next day (at most ``RETURNS`` times), when the
   policy's check of skills not practised for a day may catch what they forgot.
+  When it has nothing to offer (every question left waits out a wrong answer)
+  the learner comes back after the course's ``retry_gap_minutes``;
+- oracle: sees the true knowledge: always an item of the first skill in
+  topological order that is not known and whose prerequisites are known
+  (ready to learn); when every skill is known, the skill practised longest ago.
+
+Learners come from ``--simulator``: ``classic`` (curriculum/simulation.py) or
+``sittings`` (curriculum/simulation_sittings.py: soft prerequisite gating,
+forgetting only between sittings, per-item guess and slip). ``--seeds warmup``
+draws other learners (seeds from 50,000) for choosing settings; report on
+``evaluation`` (seeds from 0). ``--policy`` sets the course's policy JSON.
 
 Per learner: items until every goal skill is truly known at once (censored
 at --max-items, or when the policy declares the learner done while they are
-not and do not come back), and the post-test after 100 items (fraction of the goal skills truly
-known). Prints JSON: median and 90th percentile of items to mastery, mean
-post-test, and the time spent in each service call.
+not and do not come back), the post-test after 100 items (fraction of the goal skills truly
+known), and of the first 100 questions the share asked on a skill the learner already knew
+(every skill of the item known) and on one ready to learn (not known, prerequisites known).
+Prints JSON: median and 90th percentile of items to mastery, mean post-test, those shares,
+and the time spent in each service call.
 """
 
 from __future__ import annotations
@@ -45,13 +62,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import REPO, emit, peak_rss_mb  # noqa: E402
 from curriculum.simulation import SimulatedCourse, SimulatedLearner, random_order, topological_order  # noqa: E402
+from curriculum.simulation_sittings import SittingsCourse, SittingsLearner  # noqa: E402
 
 DOCUMENT = REPO / "curriculum" / "demo" / "arithmetic.json"
-POLICIES = ("random", "fixed", "ours")
+POLICIES = ("random", "fixed", "mastery", "ours", "oracle")
+SIMULATORS = {"classic": (SimulatedCourse, SimulatedLearner), "sittings": (SittingsCourse, SittingsLearner)}
+WARMUP_SEED = 50_000
+MASTERY_THRESHOLD = 0.95
 START = datetime(2026, 1, 5, 8, 0, tzinfo=timezone.utc)
 PILOT_SEED = 1_000_000
 EVALUATION_SEED = 0
 RETURNS = 3
+WAITS = 50
+"""Times a learner told "nothing to practise right now" comes back after the wrong-answer gap."""
 
 
 def django_setup(folder: Path) -> None:
@@ -70,7 +93,8 @@ def django_setup(folder: Path) -> None:
 
 
 def course_prepare(*, document: dict, slug: str, model: str | None, params: dict, pilot: int,
-                   pilot_items: int, simulated: SimulatedCourse) -> Any:
+                   pilot_items: int, simulated: SimulatedCourse, learner_class: Any = SimulatedLearner,
+                   policy: dict | None = None) -> Any:
     """Create and import the course; teach a pilot cohort in textbook order and fit ``model`` on it."""
     from curriculum.services import curriculum_import
     from tracing.services import fit_create
@@ -78,10 +102,13 @@ def course_prepare(*, document: dict, slug: str, model: str | None, params: dict
 
     course = course_create(slug=slug, name=document.get("course", {}).get("name", slug))
     curriculum_import(course=course, document=document)
+    if policy:
+        course.policy = policy
+        course.save(update_fields=["policy"])
     if pilot and model:
         sequence = topological_order(simulated)
         for index in range(pilot):
-            learner = SimulatedLearner(simulated, seed=PILOT_SEED + index)
+            learner = learner_class(simulated, seed=PILOT_SEED + index)
             rows = []
             for step in range(pilot_items):
                 item = sequence[step % len(sequence)]
@@ -100,19 +127,43 @@ def _row(learner: str, step: int, item: str, correct: float, moment: float) -> d
             "timestamp": (START + timedelta(seconds=moment)).isoformat()}
 
 
-def _record(course: Any, rows: list[dict[str, Any]], *, update_mastery: bool = True) -> None:
+def _record(course: Any, rows: list[dict[str, Any]], *, update_mastery: bool = True) -> Any:
     from tutor.services import interaction_record
 
-    interaction_record(course=course, rows=rows, update_mastery=update_mastery)
+    return interaction_record(course=course, rows=rows, update_mastery=update_mastery)
+
+
+def _retry_gap_days(course: Any) -> float:
+    from curriculum.services import course_policy
+
+    # getattr: the bench also drives the code from before the gap existed, for the before/after figures.
+    return max(getattr(course_policy(course=course), "retry_gap_minutes", 10.0), 1.0) / 1440.0
+
+
+def _oracle(simulated: Any, learner: Any, seen: dict[int, int]) -> int:
+    """The item an oracle that sees the true state would ask: the first skill in topological order that is
+    ready to learn, its item seen least (then first listed); with everything known, the skill asked longest ago."""
+    graph = simulated.graph
+    order = [graph.index[name] for name in graph.topological_order()]
+    items_of = simulated.skill_items()
+    ready = [skill for skill in order if not learner.known[skill]
+             and all(learner.known[parent] for parent in simulated.parents[skill]) and items_of[skill]]
+    if ready:
+        pool = items_of[ready[0]]
+    else:
+        last = {skill: max((seen.get(item, -1) for item in items_of[skill]), default=-1) for skill in order}
+        pool = items_of[min((skill for skill in order if items_of[skill]), key=lambda skill: last[skill])]
+    return min(pool, key=lambda item: (item in seen, seen.get(item, -1)))
 
 
 def learner_tutor(*, course: Any, simulated: SimulatedCourse, policy: str, seed: int, max_items: int,
-                  posttest_at: int, goals: Sequence[int], timings: dict[str, float]) -> dict[str, Any]:
+                  posttest_at: int, goals: Sequence[int], timings: dict[str, float],
+                  learner_class: Any = SimulatedLearner) -> dict[str, Any]:
     """Tutor one simulated learner with ``policy``; their outcome and the steps taken."""
     from curriculum.services import next_item_choose
     from tutor.services import learner_get_or_create
 
-    learner = SimulatedLearner(simulated, seed=seed)
+    learner = learner_class(simulated, seed=seed)
     name = f"{policy}-{seed}"
     record = learner_get_or_create(course=course, external_id=name)
     item_position = {item: index for index, item in enumerate(simulated.item_ids)}
@@ -121,9 +172,18 @@ def learner_tutor(*, course: Any, simulated: SimulatedCourse, policy: str, seed:
     mastered_at = 0 if learner.knows_all(goals) else None
     posttest = None
     declared_done = False
-    returns = 0
+    returns = waits = 0
+    retry_gap_days = _retry_gap_days(course)
     reasons: dict[str, int] = {}
     pending: list[dict[str, Any]] = []
+    seen: dict[int, int] = {}
+    asked_known = asked_ready = 0
+    # The mastery-learning baseline: the course model's P(known), skill by skill in topological order.
+    order = [simulated.graph.index[name] for name in simulated.graph.topological_order()]
+    items_of = simulated.skill_items()
+    model_mastery: dict[str, float] = {}
+    if policy == "mastery":
+        model_mastery = _prior_mastery(course, record)
     step = 0
     while step < max_items and (mastered_at is None or step < posttest_at):
         if policy == "ours":
@@ -136,6 +196,11 @@ def learner_tutor(*, course: Any, simulated: SimulatedCourse, policy: str, seed:
                 learner.rest(1.0)
                 returns += 1
                 continue
+            if choice.item is None and not choice.done and waits < WAITS:
+                # Every question left is waiting out a wrong answer: the learner comes back after the gap.
+                learner.rest(retry_gap_days)
+                waits += 1
+                continue
             if choice.done or choice.item is None:
                 declared_done = choice.done
                 break
@@ -143,18 +208,36 @@ def learner_tutor(*, course: Any, simulated: SimulatedCourse, policy: str, seed:
             item = item_position[choice.item]
         elif policy == "fixed":
             item = sequence[step % len(sequence)]
+        elif policy == "mastery":
+            names = simulated.graph.skills
+            todo = [skill for skill in order if items_of[skill]
+                    and model_mastery.get(names[skill], 0.0) < MASTERY_THRESHOLD]
+            skill = todo[0] if todo else order[step % len(order)]
+            item = min(items_of[skill], key=lambda item: (item in seen, seen.get(item, -1)))
+        elif policy == "oracle":
+            item = _oracle(simulated, learner, seen)
         else:
             item = draw(step)
+        if step < posttest_at:
+            skills = simulated.item_skills[item]
+            if all(learner.known[skill] for skill in skills):
+                asked_known += 1
+            elif any(not learner.known[skill] and all(learner.known[parent] for parent in simulated.parents[skill])
+                     for skill in skills):
+                asked_ready += 1
+        seen[item] = step
         correct, moment = learner.answer(item)
         pending.append(_row(name, step, simulated.item_ids[item], correct, moment))
         step += 1
         # Baselines read nothing back, so their answers may be stored in small batches.
-        if policy == "ours" or len(pending) >= 25:
+        if policy in ("ours", "mastery") or len(pending) >= 25:
             started = time.perf_counter()
-            _record(course, pending)
+            result = _record(course, pending)
             timings["interaction_record_s"] += time.perf_counter() - started
             timings["interaction_record_calls"] += 1
             pending = []
+            if policy == "mastery":
+                model_mastery.update(result.mastery.get(name, {}))
         if mastered_at is None and learner.knows_all(goals):
             mastered_at = step
         if step == posttest_at:
@@ -163,13 +246,24 @@ def learner_tutor(*, course: Any, simulated: SimulatedCourse, policy: str, seed:
         _record(course, pending)
     if posttest is None:
         posttest = learner.post_test(goals)  # stopped early: tested where they stopped
+    asked = min(step, posttest_at)
     return {"items_to_mastery": mastered_at, "posttest": posttest, "items": step,
             "declared_done_unmastered": declared_done and not learner.knows_all(goals), "returns": returns,
-            "reasons": reasons}
+            "reasons": reasons, "asked": asked, "asked_known": asked_known, "asked_ready": asked_ready,
+            "waits": waits}
+
+
+def _prior_mastery(course: Any, record: Any) -> dict[str, float]:
+    """The course model's P(known) per skill for a learner who has answered nothing."""
+    from tracing.services import course_model
+
+    model = course_model(course)
+    state = model.estimator.initial_state()
+    return {skill: float(state.mastery[index]) for skill, index in model.skill_index.items()}
 
 
 def cohort_run(*, course: Any, simulated: SimulatedCourse, policies: Sequence[str], seeds: Sequence[int],
-               max_items: int, posttest_at: int = 100) -> dict[str, Any]:
+               max_items: int, posttest_at: int = 100, learner_class: Any = SimulatedLearner) -> dict[str, Any]:
     """Tutor every seed's learner with every policy; per policy the outcomes and service timings."""
     goals = list(range(simulated.n_skills))
     out: dict[str, Any] = {}
@@ -177,7 +271,8 @@ def cohort_run(*, course: Any, simulated: SimulatedCourse, policies: Sequence[st
         timings = {"next_item_choose_s": 0.0, "next_item_choose_calls": 0, "interaction_record_s": 0.0,
                    "interaction_record_calls": 0}
         outcomes = [learner_tutor(course=course, simulated=simulated, policy=policy, seed=seed,
-                                  max_items=max_items, posttest_at=posttest_at, goals=goals, timings=timings)
+                                  max_items=max_items, posttest_at=posttest_at, goals=goals, timings=timings,
+                                  learner_class=learner_class)
                     for seed in seeds]
         out[policy] = {"outcomes": outcomes, "timings": timings}
     return out
@@ -203,6 +298,11 @@ def summarise(outcomes: list[dict[str, Any]], max_items: int) -> dict[str, Any]:
         "declared_done_unmastered": int(sum(o["declared_done_unmastered"] for o in outcomes)),
         "came_back_after_done": int(sum(o.get("returns", 0) > 0 for o in outcomes)),
         "posttest_after_100_mean": round(float(np.mean([o["posttest"] for o in outcomes])), 4),
+        "share_asked_on_known_skills": round(sum(o.get("asked_known", 0) for o in outcomes)
+                                             / max(sum(o.get("asked", 0) for o in outcomes), 1), 4),
+        "share_asked_on_ready_skills": round(sum(o.get("asked_ready", 0) for o in outcomes)
+                                             / max(sum(o.get("asked", 0) for o in outcomes), 1), 4),
+        "items_to_mastery_mean_capped": round(float(np.mean(np.minimum(items, max_items))), 1),
         "reasons": reasons,
         "cap": max_items,
     }
@@ -212,13 +312,15 @@ def _worker(job: dict[str, Any]) -> dict[str, Any]:
     folder = Path(tempfile.mkdtemp(prefix="policy-bench-", dir="/dev/shm" if Path("/dev/shm").is_dir() else None))
     django_setup(folder)
     document = json.loads(DOCUMENT.read_text())
-    simulated = SimulatedCourse.from_document(document, seed=0)
+    course_class, learner_class = SIMULATORS[job["simulator"]]
+    simulated = course_class.from_document(document, seed=0)
     started = time.perf_counter()
     course = course_prepare(document=document, slug="arithmetic", model=job["model"], params=job["params"],
-                            pilot=job["pilot"], pilot_items=job["pilot_items"], simulated=simulated)
+                            pilot=job["pilot"], pilot_items=job["pilot_items"], simulated=simulated,
+                            learner_class=learner_class, policy=job["policy"])
     prepare_s = time.perf_counter() - started
     result = cohort_run(course=course, simulated=simulated, policies=job["policies"], seeds=job["seeds"],
-                        max_items=job["max_items"])
+                        max_items=job["max_items"], learner_class=learner_class)
     from tracing.models import Fit
 
     fit = Fit.objects.filter(course=course, active=True).first()
@@ -237,6 +339,10 @@ def main() -> None:
     parser.add_argument("--pilot-items", type=int, default=150)
     parser.add_argument("--max-items", type=int, default=1000)
     parser.add_argument("--policies", default=",".join(POLICIES))
+    parser.add_argument("--simulator", choices=sorted(SIMULATORS), default="classic")
+    parser.add_argument("--seeds", choices=("evaluation", "warmup"), default="evaluation",
+                        help="warmup: other learners, for choosing settings; report on evaluation")
+    parser.add_argument("--policy", default="", help="the course's policy settings as JSON (default: none set)")
     args = parser.parse_args()
     if not DOCUMENT.exists():
         sys.exit(f"{DOCUMENT} not found: the demo course is needed")
@@ -245,11 +351,14 @@ def main() -> None:
     if args.model not in ESTIMATORS:
         sys.exit(f"model {args.model!r} is not registered (known: {', '.join(sorted(ESTIMATORS))})")
     policies = [p for p in args.policies.split(",") if p]
-    seeds = [EVALUATION_SEED + index for index in range(args.learners)]
+    first = WARMUP_SEED if args.seeds == "warmup" else EVALUATION_SEED
+    seeds = [first + index for index in range(args.learners)]
+    policy_settings = json.loads(args.policy) if args.policy else None
     workers = max(1, min(args.workers, args.learners))
     jobs = [{"model": args.model, "params": json.loads(args.params), "pilot": args.pilot,
              "pilot_items": args.pilot_items, "policies": policies, "seeds": seeds[index::workers],
-             "max_items": args.max_items} for index in range(workers)]
+             "max_items": args.max_items, "simulator": args.simulator, "policy": policy_settings}
+            for index in range(workers)]
     started = time.perf_counter()
     if workers == 1:
         parts = [_worker(jobs[0])]
@@ -262,7 +371,8 @@ def main() -> None:
     wall = time.perf_counter() - started
     result: dict[str, Any] = {"bench": "policy", "course": "arithmetic", "model": args.model,
                               "params": json.loads(args.params), "pilot_learners": args.pilot,
-                              "pilot_items": args.pilot_items, "learners": args.learners, "policies": {}}
+                              "pilot_items": args.pilot_items, "learners": args.learners, "simulator": args.simulator,
+                              "seeds": args.seeds, "course_policy": policy_settings, "policies": {}}
     for policy in policies:
         outcomes = [o for part in parts for o in part[policy]["outcomes"]]
         summary = summarise(outcomes, args.max_items)

@@ -19,8 +19,18 @@ restricted to the goal skills and their ancestors:
   largest expected gain in mastery (the model's one-step look-ahead), so
   practice goes where it moves knowledge most and stops once a skill is
   mastered; within a skill it prefers items whose P(correct) lies in the
-  target band (hard enough to teach, easy enough not to discourage), never
-  the item just answered and, where it can, none of the last few.
+  target band (hard enough to teach, easy enough not to discourage);
+- exposure control: within a skill a question the learner has not seen comes
+  first; one is repeated only when the skill's pool is used up, and then the
+  one seen longest ago; a question answered wrongly is not served again until
+  ``retry_gap_minutes`` have passed (its explanation needs time to sink in);
+- mastery needs evidence: a skill counts as mastered only when P(known) >=
+  ``threshold`` *and* the learner has answered at least ``min_answers`` items
+  of it, at least one of them above the skill's easiest difficulty level
+  where its items differ in difficulty (``skill_mastered``, the one rule the
+  learner page and the API show too). A skill that looks known on thinner
+  evidence stays a candidate (a *confirm*), practised with a harder item
+  where one is needed.
 
 When every goal skill is mastered it returns a Choice with ``done=True``.
 """
@@ -35,15 +45,36 @@ from typing import Any
 
 from curriculum.graph import PrerequisiteGraph
 
-FRONTIER, REVIEW, REMEDIATION, DONE = "frontier", "review", "remediation", "done"
+FRONTIER, REVIEW, REMEDIATION, CONFIRM, DONE = "frontier", "review", "remediation", "confirm", "done"
 
 
 @dataclass(frozen=True)
 class ItemSpec:
-    """An item as the policy sees it: its id and the skills it tests."""
+    """An item as the policy sees it: its id, the skills it tests and its authored difficulty level
+    (None: not given; larger is harder)."""
 
     id: str
     skills: tuple[str, ...]
+    difficulty: int | None = None
+
+
+@dataclass(frozen=True)
+class Seen:
+    """The learner's record on one item: how often answered, when last (seconds), when last wrongly
+    (seconds, None if never). Times may be any increasing clock; ``retry_gap_minutes`` needs seconds."""
+
+    answers: int
+    last_at: float
+    last_wrong_at: float | None = None
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the learner has shown on one skill: answers on its items, and whether one of them was
+    above the skill's easiest difficulty level (True where its items do not differ in difficulty)."""
+
+    answers: int = 0
+    harder: bool = False
 
 
 @dataclass(frozen=True)
@@ -58,6 +89,7 @@ class Answer:
 POLICY_LIMITS: dict[str, tuple[float, float]] = {
     "threshold": (0.0, 1.0), "band": (0.0, 1.0), "review_after_days": (0.0, 3650.0),
     "struggle_window": (1, 1000), "struggle_errors": (1, 1000), "avoid_recent": (1, 1000),
+    "min_answers": (0, 1000), "retry_gap_minutes": (0.0, 525_600.0),
 }
 """Outer bounds of the numeric policy settings (``PolicyConfig`` checks how they relate)."""
 
@@ -93,8 +125,14 @@ class PolicyConfig:
     skill last practised longer ago than this is checked once more (a review):
     a model without forgetting cannot see decay, the learner may have. None
     turns the check off; models with forgetting mostly make it moot.
-    ``avoid_recent``: items among the last this many answers are avoided when
-    another item of the skill exists (the last one always is).
+    ``avoid_recent``: accepted for stored settings, no longer read: the exposure
+    order (unseen items first, then the one seen longest ago, never the last
+    one) keeps recent items away by itself.
+    ``min_answers``: answers on a skill's items needed before it can count as
+    mastered, whatever P(known) says (mastery-learning tutors ask for a few);
+    where its items differ in difficulty one of them must be above the easiest.
+    ``retry_gap_minutes``: a question answered wrongly is not served again
+    before this many minutes have passed (0: only never twice in a row).
     """
 
     threshold: float = 0.95
@@ -106,6 +144,8 @@ class PolicyConfig:
     struggle_errors: int = 4
     avoid_recent: int = 3
     review_after_days: float | None = 1.0
+    min_answers: int = 3
+    retry_gap_minutes: float = 10.0
 
     def __post_init__(self) -> None:
         if not 0 < self.threshold < 1:
@@ -119,6 +159,10 @@ class PolicyConfig:
             raise ValueError("avoid_recent must be >= 1")
         if self.review_after_days is not None and not self.review_after_days >= 0:
             raise ValueError("review_after_days must be >= 0 or null")
+        if self.min_answers < 0:
+            raise ValueError("min_answers must be >= 0")
+        if not (math.isfinite(self.retry_gap_minutes) and self.retry_gap_minutes >= 0):
+            raise ValueError("retry_gap_minutes must be a number >= 0")
 
     @classmethod
     def from_json(cls, payload: Mapping[str, Any] | None) -> PolicyConfig:
@@ -150,10 +194,12 @@ class PolicyConfig:
             payload["goals"] = tuple(goals)
         if payload.get("review_after_days") is not None:
             payload["review_after_days"] = _policy_number("review_after_days", payload["review_after_days"])
+        if "retry_gap_minutes" in payload:
+            payload["retry_gap_minutes"] = _policy_number("retry_gap_minutes", payload["retry_gap_minutes"])
         for key in ("review", "remediation"):
             if key in payload and not isinstance(payload[key], bool):
                 raise ValueError(f"bad policy settings: {key} must be true or false")
-        for key in ("struggle_window", "struggle_errors", "avoid_recent"):
+        for key in ("struggle_window", "struggle_errors", "avoid_recent", "min_answers"):
             if key in payload:
                 number = _policy_number(key, payload[key])
                 if number != int(number):
@@ -173,10 +219,12 @@ class Choice:
     """The next item and why.
 
     ``skill`` is the skill the item was chosen for, ``why`` one of frontier,
-    review, remediation (or done), ``p_correct`` the model's P(the learner
+    review, remediation, confirm (or done), ``p_correct`` the model's P(the learner
     answers the item correctly), ``expected_gain`` the expected increase of the
     learner's mastery from answering it, ``mastery`` P(known) of ``skill`` now.
-    ``struggling`` names the skill that prompted a remediation.
+    ``struggling`` names the skill that prompted a remediation. ``evidence`` is
+    what the learner has shown on ``skill`` so far (answers, and whether one was
+    above its easiest level), against ``min_answers`` needed for mastery.
     """
 
     item: str | None
@@ -189,17 +237,87 @@ class Choice:
     done: bool = False
     goals_mastered: int = 0
     goals_total: int = 0
+    evidence: Evidence | None = None
+    min_answers: int = 0
 
     def reason(self) -> dict[str, Any]:
         reason = {"skill": self.skill, "why": self.why, "p_correct": self.p_correct,
                   "expected_gain": self.expected_gain, "mastery": self.mastery}
         if self.struggling is not None:
             reason["struggling"] = self.struggling
+        if self.why == CONFIRM and self.evidence is not None:
+            reason["evidence"] = {"answers": self.evidence.answers, "needed": self.min_answers,
+                                  "harder": self.evidence.harder}
         return reason
 
     def to_json(self) -> dict[str, Any]:
         return {"item": self.item, "done": self.done, "reason": self.reason(),
                 "goals_mastered": self.goals_mastered, "goals_total": self.goals_total}
+
+
+def seen_from_history(history: Sequence[Answer]) -> dict[str, Seen]:
+    """Per item, the learner's record as far as ``history`` (oldest first) tells: where answers carry
+    no time their position stands in for it, and the wrong-answer gap cannot be checked."""
+    seen: dict[str, Seen] = {}
+    for position, answer in enumerate(history):
+        before = seen.get(answer.item)
+        at = float(answer.at) if answer.at is not None else float(position)
+        wrong = answer.at if answer.correct < 0.5 and answer.at is not None else (
+            before.last_wrong_at if before else None)
+        seen[answer.item] = Seen((before.answers if before else 0) + 1, at, wrong)
+    return seen
+
+
+_levels: OrderedDict[int, tuple[Any, dict[str, ItemSpec], dict[str, int | None], dict[str, bool]]] = OrderedDict()
+
+
+def _item_levels(items: Sequence[ItemSpec]) -> tuple[dict[str, ItemSpec], dict[str, int | None], dict[str, bool]]:
+    """Per course (cached by the identity of ``items``, as ``catalog``): items by id, each skill's
+    easiest difficulty level, and whether its items' levels differ."""
+    cached = _levels.get(id(items))
+    if cached is not None and cached[0] is items:
+        return cached[1], cached[2], cached[3]
+    levels: dict[str, set[int]] = {}
+    for item in items:
+        for skill in item.skills:
+            bucket = levels.setdefault(skill, set())
+            if item.difficulty is not None:
+                bucket.add(item.difficulty)
+    by_id = {item.id: item for item in items}
+    easiest = {skill: min(values, default=None) for skill, values in levels.items()}
+    differ = {skill: len(values) > 1 for skill, values in levels.items()}
+    _levels[id(items)] = (items, by_id, easiest, differ)
+    while len(_levels) > _CATALOGS:
+        _levels.popitem(last=False)
+    return by_id, easiest, differ
+
+
+def skill_evidence(items: Sequence[ItemSpec], seen: Mapping[str, Seen]) -> dict[str, Evidence]:
+    """Per skill tested by ``items``: how many answers the learner gave on its items, and whether one
+    of them was above the skill's easiest difficulty level (True where its levels do not differ)."""
+    by_id, easiest, differ = _item_levels(items)
+    answers = dict.fromkeys(easiest, 0)
+    harder = {skill: not differ[skill] for skill in easiest}
+    for item_id, record in seen.items():
+        item = by_id.get(item_id)
+        if item is None or record.answers <= 0:
+            continue
+        for skill in item.skills:
+            answers[skill] += record.answers
+            if item.difficulty is not None and easiest[skill] is not None and item.difficulty > easiest[skill]:
+                harder[skill] = True
+    return {skill: Evidence(answers[skill], harder[skill]) for skill in easiest}
+
+
+def skill_mastered(probability: float, evidence: Evidence | None, config: PolicyConfig) -> bool:
+    """The one mastery rule: P(known) >= ``config.threshold`` on enough evidence (``config.min_answers``
+    answers, one above the easiest level where levels differ). ``evidence`` None: a skill no item
+    tests, judged on P(known) alone."""
+    if probability < config.threshold:
+        return False
+    if evidence is None or config.min_answers == 0:
+        return True
+    return evidence.answers >= config.min_answers and evidence.harder
 
 
 @dataclass
@@ -211,6 +329,9 @@ class _State:
     mastered: set[str]
     goals: tuple[str, ...]
     items_by_skill: dict[str, list[ItemSpec]] = field(default_factory=dict)
+    seen: dict[str, Seen] = field(default_factory=dict)
+    evidence: dict[str, Evidence] = field(default_factory=dict)
+    confirming: set[str] = field(default_factory=set)
 
 
 _catalogs: OrderedDict[tuple[int, int, tuple[str, ...]], tuple[Any, Any, PrerequisiteGraph, dict]] = OrderedDict()
@@ -242,7 +363,9 @@ def catalog(graph: PrerequisiteGraph, items: Sequence[ItemSpec],
 
 
 def _prepare(*, mastery: Mapping[str, float], graph: PrerequisiteGraph, items: Sequence[ItemSpec],
-             config: PolicyConfig, mastery_before: Mapping[str, float] | None) -> _State:
+             config: PolicyConfig, mastery_before: Mapping[str, float] | None,
+             history: Sequence[Answer] = (), seen: Mapping[str, Seen] | None = None,
+             evidence: Mapping[str, Evidence] | None = None) -> _State:
     goals = tuple(config.goals) or graph.skills
     relevant, items_by_skill = catalog(graph, items, tuple(config.goals))
     now = {skill: float(mastery.get(skill, 0.0)) for skill in relevant.skills}
@@ -250,23 +373,33 @@ def _prepare(*, mastery: Mapping[str, float], graph: PrerequisiteGraph, items: S
     if not config.review and mastery_before is not None:
         # Without review a skill keeps the mastery it reached at its last practice.
         level = {skill: max(value, float(mastery_before.get(skill, 0.0))) for skill, value in now.items()}
-    mastered = {skill for skill, value in level.items() if value >= config.threshold}
+    seen = dict(seen) if seen is not None else seen_from_history(history)
+    evidence = dict(evidence) if evidence is not None else skill_evidence(items, seen)
+    mastered = {skill for skill, value in level.items()
+                if skill in items_by_skill and skill_mastered(value, evidence.get(skill), config)}
+    confirming = {skill for skill, value in level.items()
+                  if skill in items_by_skill and value >= config.threshold and skill not in mastered}
     # A skill no item tests can never be practised; let it not block what depends on it.
     mastered |= {skill for skill in relevant.skills if skill not in items_by_skill}
-    return _State(graph=relevant, mastery=level, mastered=mastered, goals=goals, items_by_skill=items_by_skill)
+    return _State(graph=relevant, mastery=level, mastered=mastered, goals=goals, items_by_skill=items_by_skill,
+                  seen=seen, evidence=evidence, confirming=confirming)
 
 
 def candidate_skills(*, mastery: Mapping[str, float], graph: PrerequisiteGraph, items: Sequence[ItemSpec],
                      config: PolicyConfig, mastery_before: Mapping[str, float] | None = None,
-                     history: Sequence[Answer] = ()) -> dict[str, str]:
-    """The skills the policy may pick next, each with its reason (frontier, review, remediation).
+                     history: Sequence[Answer] = (), seen: Mapping[str, Seen] | None = None,
+                     evidence: Mapping[str, Evidence] | None = None) -> dict[str, str]:
+    """The skills the policy may pick next, each with its reason (frontier, review, remediation, confirm).
 
     Callers use it to limit costly look-ahead (expected gain) to the items of
     these skills. ``mastery`` is P(known) per skill id now, ``mastery_before``
     P(known) at each skill's last practice (models with forgetting),
-    ``history`` the learner's answers, oldest first.
+    ``history`` the learner's answers, oldest first, ``seen`` the learner's
+    record per item (derived from ``history`` when None), ``evidence``
+    ``skill_evidence(items, seen)`` where the caller has it already.
     """
-    state = _prepare(mastery=mastery, graph=graph, items=items, config=config, mastery_before=mastery_before)
+    state = _prepare(mastery=mastery, graph=graph, items=items, config=config, mastery_before=mastery_before,
+                     history=history, seen=seen, evidence=evidence)
     return _candidates(state, config=config, mastery_before=mastery_before, history=history)[0]
 
 
@@ -275,6 +408,9 @@ def _candidates(state: _State, *, config: PolicyConfig, mastery_before: Mapping[
     """(skill -> why, remediation skill -> the struggling skill that prompted it)."""
     candidates: dict[str, str] = {}
     for skill in state.graph.frontier(state.mastered):
+        if skill in state.confirming:
+            candidates[skill] = CONFIRM
+            continue
         decayed = (config.review and mastery_before is not None
                    and float(mastery_before.get(skill, 0.0)) >= config.threshold)
         candidates[skill] = REVIEW if decayed else FRONTIER
@@ -318,6 +454,43 @@ def _stale(state: _State, *, config: PolicyConfig, last_practice: Mapping[str, f
     return min(stale)[2] if stale else None
 
 
+@dataclass(frozen=True)
+class ReviewDue:
+    """A skill the policy will bring back, and from when (seconds).
+
+    ``reason``: ``fade`` (a model with forgetting puts P(known) below the threshold from ``due_at``:
+    the policy then serves it as a review) or ``recheck`` (not practised for ``review_after_days``:
+    checked once more before the goals are declared done).
+    """
+
+    skill: str
+    due_at: float
+    reason: str
+
+
+def review_schedule(*, mastery_before: Mapping[str, float], graph: PrerequisiteGraph, items: Sequence[ItemSpec],
+                    config: PolicyConfig, last_practice: Mapping[str, float],
+                    fade_at: Mapping[str, float | None] | None = None) -> list[ReviewDue]:
+    """The reviews the policy schedules for one learner, soonest first: every goal-relevant skill that was
+    mastered at its last practice (``mastery_before`` >= threshold), due at the earlier of when it fades
+    (``fade_at``: per skill the first moment P(known) falls below the threshold, None if not within the
+    caller's horizon; needs ``config.review``) and ``review_after_days`` after its last practice."""
+    relevant, items_by_skill = catalog(graph, items, tuple(config.goals))
+    due: list[ReviewDue] = []
+    for skill in relevant.skills:
+        if skill not in items_by_skill or float(mastery_before.get(skill, 0.0)) < config.threshold:
+            continue
+        options = []
+        if config.review and fade_at and fade_at.get(skill) is not None:
+            options.append((float(fade_at[skill]), "fade"))
+        if config.review_after_days is not None and last_practice.get(skill) is not None:
+            options.append((float(last_practice[skill]) + config.review_after_days * 86_400.0, "recheck"))
+        if options:
+            at, reason = min(options)
+            due.append(ReviewDue(skill, at, reason))
+    return sorted(due, key=lambda review: (review.due_at, relevant.rank(review.skill)))
+
+
 def _fallback_p(item: ItemSpec, mastery: Mapping[str, float]) -> float:
     # A guess of 0.2 and a slip of 0.1 over the mean mastery of the item's skills.
     known = [mastery.get(skill, 0.0) for skill in item.skills] or [0.0]
@@ -328,7 +501,8 @@ def next_item(*, mastery: Mapping[str, float], graph: PrerequisiteGraph, items: 
               config: PolicyConfig, p_correct: Mapping[str, float] | None = None,
               gain: Mapping[str, float] | None = None, mastery_before: Mapping[str, float] | None = None,
               history: Sequence[Answer] = (), last_practice: Mapping[str, float] | None = None,
-              now: float | None = None) -> Choice:
+              now: float | None = None, seen: Mapping[str, Seen] | None = None,
+              evidence: Mapping[str, Evidence] | None = None) -> Choice:
     """Choose the next item for one learner.
 
     ``mastery``: P(known) per skill id now (after forgetting, where the model has it).
@@ -342,11 +516,19 @@ def next_item(*, mastery: Mapping[str, float], graph: PrerequisiteGraph, items: 
     ``last_practice``: per skill id, when (seconds) the learner last answered
     an item of it; with ``now`` (seconds) it lets the goals be checked once
     more before they are declared done (``config.review_after_days``).
+    ``seen``: per item id, the learner's whole record on it (answers, last
+    answer, last wrong answer; seconds on the same clock as ``now``): the
+    exposure control and the evidence behind mastery read it. None derives it
+    from ``history`` (then the wrong-answer gap is checked only where answers
+    carry their time). ``evidence``: ``skill_evidence(items, seen)`` where
+    the caller has it already (it is computed otherwise).
     Skills absent from ``mastery`` count as unknown (0); items absent from
     ``p_correct`` get P(correct) = 0.2 + 0.7 * mean mastery of their skills.
     """
-    state = _prepare(mastery=mastery, graph=graph, items=items, config=config, mastery_before=mastery_before)
-    goals_mastered = sum(state.mastery.get(goal, 0.0) >= config.threshold for goal in state.goals)
+    state = _prepare(mastery=mastery, graph=graph, items=items, config=config, mastery_before=mastery_before,
+                     history=history, seen=seen, evidence=evidence)
+    goals_mastered = sum(skill_mastered(state.mastery.get(goal, 0.0), state.evidence.get(goal), config)
+                         for goal in state.goals)
     if all(goal in state.mastered for goal in state.goals):
         stale = _stale(state, config=config, last_practice=last_practice, now=now)
         if not stale:
@@ -356,38 +538,64 @@ def next_item(*, mastery: Mapping[str, float], graph: PrerequisiteGraph, items: 
     else:
         candidates, prompted = _candidates(state, config=config, mastery_before=mastery_before, history=history)
     last = history[-1].item if history else None
-    recent = {answer.item for answer in history[-config.avoid_recent:]}
+    if last is None and state.seen:
+        last = max(state.seen.items(), key=lambda pair: pair[1].last_at)[0]
+    # A wrongly answered question waits out the gap: its worked answer must not be the answer key.
+    wait_until = None if now is None else now - config.retry_gap_minutes * 60.0
     low, high = config.band
-    best: tuple | None = None
-    for skill, why in candidates.items():
-        chosen: tuple | None = None
-        for item in state.items_by_skill.get(skill, ()):
-            if item.id == last:
+
+    def pick(candidates: Mapping[str, str]) -> tuple | None:
+        best: tuple | None = None
+        for skill, why in candidates.items():
+            chosen: tuple | None = None
+            pool = state.items_by_skill.get(skill, ())
+            # A skill that looks known on thin evidence asks for an item above its easiest level first.
+            levels = [item.difficulty for item in pool if item.difficulty is not None]
+            easiest = min(levels, default=None)
+            want_harder = skill in state.confirming and not state.evidence.get(skill, Evidence(harder=True)).harder
+            for item in pool:
+                if item.id == last:
+                    continue
+                record = state.seen.get(item.id)
+                if (record is not None and record.last_wrong_at is not None and wait_until is not None
+                        and record.last_wrong_at > wait_until):
+                    continue
+                # Skip items that also test a skill the learner is not ready for.
+                if any(other != skill and other in state.graph and other not in state.mastered
+                       and other not in candidates for other in item.skills):
+                    continue
+                if p_correct is not None and item.id in p_correct:
+                    probability = float(p_correct[item.id])
+                else:
+                    probability = _fallback_p(item, state.mastery)
+                expected = float(gain[item.id]) if gain is not None and item.id in gain else 1.0 - state.mastery[skill]
+                if not math.isfinite(expected):
+                    expected = 0.0
+                distance = max(low - probability, probability - high, 0.0)
+                harder = easiest is not None and item.difficulty is not None and item.difficulty > easiest
+                # Within a skill: a harder item where the evidence needs one, then never seen, then seen
+                # longest ago (a repeat only once the pool is used up), then in (or nearest) the band,
+                # then the larger gain; the earliest listed item wins full ties, so choices are reproducible.
+                key = (harder or not want_harder, record is None, -record.last_at if record is not None else 0.0,
+                       -distance, round(expected, 12))
+                if chosen is None or key > chosen[0]:
+                    chosen = (key, item, probability, expected)
+            if chosen is None:
                 continue
-            # Skip items that also test a skill the learner is not ready for.
-            if any(other != skill and other in state.graph and other not in state.mastered
-                   and other not in candidates for other in item.skills):
-                continue
-            if p_correct is not None and item.id in p_correct:
-                probability = float(p_correct[item.id])
-            else:
-                probability = _fallback_p(item, state.mastery)
-            expected = float(gain[item.id]) if gain is not None and item.id in gain else 1.0 - state.mastery[skill]
-            if not math.isfinite(expected):
-                expected = 0.0
-            distance = max(low - probability, probability - high, 0.0)
-            # Within a skill: unseen lately, then in (or nearest) the band, then the larger gain;
-            # the earliest listed item wins full ties, so choices are reproducible.
-            key = (item.id not in recent, -distance, round(expected, 12))
-            if chosen is None or key > chosen[0]:
-                chosen = (key, item, probability, expected)
-        if chosen is None:
-            continue
-        _, item, probability, expected = chosen
-        # Across skills: remediation first, then the largest expected gain, then the earliest in the graph.
-        skill_key = (why == REMEDIATION, round(expected, 12), -state.graph.rank(skill))
-        if best is None or skill_key > best[0]:
-            best = (skill_key, item, skill, why, probability, expected)
+            _, item, probability, expected = chosen
+            # Across skills: remediation first, then confirming a skill that looks known (one more answer
+            # opens what builds on it), then the largest expected gain, then the earliest in the graph.
+            skill_key = (why == REMEDIATION, why == CONFIRM, round(expected, 12), -state.graph.rank(skill))
+            if best is None or skill_key > best[0]:
+                best = (skill_key, item, skill, why, probability, expected)
+        return best
+
+    best = pick(candidates)
+    if best is None and not all(goal in state.mastered for goal in state.goals):
+        # Every question of the candidate skills is waiting out a wrong answer (or was just answered):
+        # practise a mastered skill meanwhile rather than give an answer key back.
+        best = pick({skill: REVIEW for skill in state.graph.skills
+                     if skill in state.mastered and skill in state.items_by_skill and skill not in candidates})
     if best is None:
         # No item fits but the one just answered; an item twice in a row teaches nothing new.
         return Choice(item=None, skill=None, why=FRONTIER, goals_mastered=goals_mastered,
@@ -395,4 +603,4 @@ def next_item(*, mastery: Mapping[str, float], graph: PrerequisiteGraph, items: 
     _, item, skill, why, probability, expected = best
     return Choice(item=item.id, skill=skill, why=why, p_correct=probability, expected_gain=expected,
                   mastery=state.mastery[skill], struggling=prompted.get(skill), goals_mastered=goals_mastered,
-                  goals_total=len(state.goals))
+                  goals_total=len(state.goals), evidence=state.evidence.get(skill), min_answers=config.min_answers)

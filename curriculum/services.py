@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,10 +14,11 @@ from django.utils import timezone as django_timezone
 
 from curriculum.graph import AUTHORED, LEARNED, CycleError, Edge, PrerequisiteGraph, find_cycle
 from curriculum.models import Item, Prerequisite, Skill
-from curriculum.policy import Answer, Choice, ItemSpec, PolicyConfig, candidate_skills, catalog, next_item
+from curriculum.policy import (Answer, Choice, Evidence, ItemSpec, PolicyConfig, ReviewDue, Seen, candidate_skills,
+                               catalog, next_item, review_schedule, skill_evidence, skill_mastered)
 from tracing.models import Fit
 from tutor.errors import ServiceError
-from tutor.hot_queries import learner_practice
+from tutor.hot_queries import learner_exposure
 from tutor.models import Course, Learner
 from tutor.validation import clean_text, text_problem
 
@@ -345,13 +347,38 @@ def course_policy(*, course: Course) -> PolicyConfig:
         raise ServiceError(f"course {course.slug!r} has bad policy settings: {error}", code="invalid_policy") from None
 
 
-def next_item_choose(*, course: Course, learner: Learner, now: datetime | None = None) -> Choice:
-    """The next item for ``learner``, read from the course's model, graph and policy settings.
+@dataclass
+class LearnerView:
+    """What the policy, the learner page and the API read of one learner at one moment.
 
-    Mastery now (after forgetting), mastery at the last answer, P(correct) of
-    every item and, for the items of the skills the policy may pick, the
-    expected mastery gain from a one-step look-ahead of the model all come
-    from the tracing layer's active model for the course.
+    ``mastery`` P(known) per skill now (after forgetting), ``mastery_before`` at the last answer,
+    ``seen`` the learner's record per item, ``history`` the last answers (oldest first),
+    ``last_practice`` per skill when last answered (epoch seconds), ``evidence`` per skill.
+    """
+
+    model: Any
+    state: Any
+    moment: float
+    now_mastery: np.ndarray
+    mastery: dict[str, float]
+    mastery_before: dict[str, float]
+    items: list[ItemSpec]
+    seen: dict[str, Seen]
+    history: list[Answer]
+    last_practice: dict[str, float]
+    evidence: dict[str, Evidence]
+    graph: PrerequisiteGraph
+    config: PolicyConfig
+
+    def mastered(self, skill: str) -> bool:
+        """The one mastery rule (``curriculum.policy.skill_mastered``) for ``skill`` now."""
+        return skill_mastered(self.mastery.get(skill, 0.0), self.evidence.get(skill), self.config)
+
+
+def learner_view(*, course: Course, learner: Learner, now: datetime | None = None) -> LearnerView:
+    """Read ``learner``'s state under the course's active model, and their practice, once.
+
+    ``learner`` may be unsaved (no answers yet): the model's prior then stands for them.
     """
     from tracing.services import course_model, learner_state  # keeps model code out of import time
 
@@ -362,35 +389,97 @@ def next_item_choose(*, course: Course, learner: Learner, now: datetime | None =
     now_mastery = np.asarray(estimator.mastery_at(state, moment), dtype=np.float64)
     mastery = {skill: float(now_mastery[index]) for skill, index in model.skill_index.items()}
     mastery_before = {skill: float(state.mastery[index]) for skill, index in model.skill_index.items()}
-
-    items, known, indices = model.memo("policy_items", lambda: _policy_items(model))
-    probabilities = estimator.predict_next(state, indices, at=moment) if len(indices) else np.zeros(0)
-    p_correct = dict(zip(known, map(float, probabilities)))
-
+    items, _, _ = model.memo("policy_items", lambda: _policy_items(model, course))
     # Item primary keys, no joins: the model's vocabulary names the items and their skills.
     item_of_pk, skills_of_pk = model.memo("item_of_pk", lambda: _items_by_pk(model, items))
-    recent, last_by_item = learner_practice(learner_pk=learner.pk, limit=HISTORY_LENGTH)
+    recent, record = learner_exposure(learner_pk=learner.pk, limit=HISTORY_LENGTH)
     history = [Answer(item_of_pk[pk], correct) for pk, correct in recent if pk in item_of_pk]
+    seen = {item_of_pk[pk]: Seen(count, last, wrong) for pk, (count, last, wrong) in record.items() if pk in item_of_pk}
     last_practice: dict[str, float] = {}
-    for pk, last in last_by_item.items():
+    for pk, (_, last, _) in record.items():
         for skill in skills_of_pk.get(pk, ()):
             last_practice[skill] = max(last_practice.get(skill, 0.0), last)
-    graph = policy_graph(course=course, model=model)
-    config = course_policy(course=course)
-    candidates = candidate_skills(mastery=mastery, graph=graph, items=items, config=config,
-                                  mastery_before=mastery_before, history=history)
+    return LearnerView(model=model, state=state, moment=moment, now_mastery=now_mastery, mastery=mastery,
+                       mastery_before=mastery_before, items=items, seen=seen, history=history,
+                       last_practice=last_practice, evidence=skill_evidence(items, seen),
+                       graph=policy_graph(course=course, model=model), config=course_policy(course=course))
+
+
+FADE_PROBES = (1 / 24, 3 / 24, 6 / 24, 12 / 24, 1, 2, 3, 5, 7, 10, 14, 21, 30, 45, 60)
+"""Days ahead at which a model's forgetting is read to find when a skill fades (then refined by bisection)."""
+
+
+def learner_reviews(*, course: Course, view: LearnerView) -> list[ReviewDue]:
+    """The reviews the policy schedules for the learner of ``view`` (``curriculum.policy.review_schedule``),
+    soonest first: when each skill mastered at its last practice fades below the threshold under the
+    model's forgetting (looked for up to 60 days ahead, to the minute) or is due its recheck."""
+    estimator, config = view.model.estimator, view.config
+    index = view.model.skill_index
+    watched = [skill for skill, value in view.mastery_before.items() if value >= config.threshold and skill in index]
+    fade_at: dict[str, float | None] = {}
+    if watched and config.review:
+        columns = np.array([index[skill] for skill in watched], dtype=np.int64)
+
+        def below(at: float) -> np.ndarray:
+            return np.asarray(estimator.mastery_at(view.state, at), dtype=np.float64)[columns] < config.threshold
+
+        # Without practice P(known) only falls, so the first probe below the threshold brackets the moment.
+        probes = [view.moment] + [view.moment + days * 86_400.0 for days in FADE_PROBES]
+        crossed = np.array([below(at) for at in probes])  # (probes, watched skills)
+        for position, skill in enumerate(watched):
+            hits = np.flatnonzero(crossed[:, position])
+            if not len(hits):
+                fade_at[skill] = None
+                continue
+            if hits[0] == 0:
+                fade_at[skill] = view.moment  # faded already: due now
+                continue
+            start, end = probes[hits[0] - 1], probes[hits[0]]
+            while end - start > 60.0:
+                middle = (start + end) / 2
+                start, end = (start, middle) if below(middle)[position] else (middle, end)
+            fade_at[skill] = end
+    return review_schedule(mastery_before=view.mastery_before, graph=view.graph, items=view.items, config=config,
+                           last_practice=view.last_practice, fade_at=fade_at)
+
+
+def next_item_choose(*, course: Course, learner: Learner, now: datetime | None = None,
+                     goals: Sequence[str] | None = None) -> Choice:
+    """The next item for ``learner``, read from the course's model, graph and policy settings.
+
+    Mastery now (after forgetting), mastery at the last answer, P(correct) of
+    every item and, for the items of the skills the policy may pick, the
+    expected mastery gain from a one-step look-ahead of the model all come
+    from the tracing layer's active model for the course. ``learner`` may be
+    unsaved (a learner with no answers yet: the model's prior). ``goals``
+    (skill ids of the course) replace the course's goals for this choice.
+    """
+    view = learner_view(course=course, learner=learner, now=now)
+    model, estimator, state, moment = view.model, view.model.estimator, view.state, view.moment
+    _, known, indices = model.memo("policy_items", lambda: _policy_items(model, course))
+    probabilities = estimator.predict_next(state, indices, at=moment) if len(indices) else np.zeros(0)
+    p_correct = dict(zip(known, map(float, probabilities)))
+    config = view.config
+    if goals is not None:
+        config = dataclasses.replace(config, goals=tuple(goals))
+    candidates = candidate_skills(mastery=view.mastery, graph=view.graph, items=view.items, config=config,
+                                  mastery_before=view.mastery_before, history=view.history, seen=view.seen,
+                                  evidence=view.evidence)
     gain = _expected_gain(estimator, state, model.item_index, model.skill_index,
-                          catalog(graph, items, tuple(config.goals))[1], candidates, p_correct,
-                          now_mastery, moment)
-    return next_item(mastery=mastery, graph=graph, items=items, config=config, p_correct=p_correct, gain=gain,
-                     mastery_before=mastery_before, history=history, last_practice=last_practice, now=moment)
+                          catalog(view.graph, view.items, tuple(config.goals))[1], candidates, p_correct,
+                          view.now_mastery, moment)
+    return next_item(mastery=view.mastery, graph=view.graph, items=view.items, config=config, p_correct=p_correct,
+                     gain=gain, mastery_before=view.mastery_before, history=view.history,
+                     last_practice=view.last_practice, now=moment, seen=view.seen, evidence=view.evidence)
 
 
-def _policy_items(model: Any) -> tuple[list[ItemSpec], list[str], np.ndarray]:
+def _policy_items(model: Any, course: Course) -> tuple[list[ItemSpec], list[str], np.ndarray]:
     """The course's items as the policy sees them, and those the model knows with their model indices."""
     vocabulary = model.vocabulary
-    items = [ItemSpec(item_id, tuple(vocabulary.skill_ids[column] for column in np.flatnonzero(row)))
-             for item_id, row in zip(vocabulary.item_ids, vocabulary.q_matrix)]
+    difficulty = dict(Item.objects.filter(course=course).values_list("id", "difficulty"))
+    items = [ItemSpec(item_id, tuple(vocabulary.skill_ids[column] for column in np.flatnonzero(row)),
+                      difficulty.get(pk))
+             for item_id, pk, row in zip(vocabulary.item_ids, vocabulary.item_pk, vocabulary.q_matrix)]
     known = [item for item in vocabulary.item_ids if item in model.item_index]
     return items, known, np.array([model.item_index[item] for item in known], dtype=np.int64)
 

@@ -241,7 +241,10 @@ def _traces_current(course: Course, model: CourseModel, learner_pks: Sequence[in
 
 
 def learner_state(*, learner: Learner, model: CourseModel) -> LearnerState:
-    """The learner's current state under ``model``: the stored trace, else a replay of the history."""
+    """The learner's current state under ``model``: the stored trace, else a replay of the history;
+    for a learner not stored yet (no answers), the model's prior."""
+    if learner.pk is None:
+        return model.estimator.initial_state()
     if model.fit is not None:
         stored = trace_states(fit_pk=model.fit.pk, learner_pks=[learner.pk])
         if stored:

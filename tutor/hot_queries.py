@@ -119,14 +119,29 @@ def learner_row(*, course_pk: int, external_id: str) -> tuple[int, int | None, d
 def learner_practice(*, learner_pk: int, limit: int) -> tuple[list[tuple[int, float]], dict[int, float]]:
     """The learner's last ``limit`` answers as (item pk, correct), oldest first, and item pk -> when the
     learner last answered it (epoch seconds): one round trip (the next-item path needs both)."""
+    recent, record = learner_exposure(learner_pk=learner_pk, limit=limit)
+    return recent, {item: last for item, (_, last, _) in record.items()}
+
+
+def learner_exposure(*, learner_pk: int | None, limit: int) -> tuple[list[tuple[int, float]],
+                                                                     dict[int, tuple[int, float, float | None]]]:
+    """``learner_practice`` with the learner's whole record per item: item pk -> (answers, last answer,
+    last wrong answer or None; epoch seconds), in the same one round trip. A learner not stored yet
+    (``learner_pk`` None) has answered nothing."""
+    if learner_pk is None:
+        return [], {}
     moment = _epoch("timestamp")
-    rows = _rows(f"SELECT * FROM (SELECT 0, item_id, correct, {moment}, id FROM {_INTERACTION} "
+    # The typed NULL: PostgreSQL types a bare NULL in a subquery as text, which the UNION cannot match.
+    rows = _rows(f"SELECT * FROM (SELECT 0, item_id, correct, {moment}, id, CAST(NULL AS DOUBLE PRECISION) "
+                 f"FROM {_INTERACTION} "
                  f"WHERE learner_id = %s ORDER BY timestamp DESC, id DESC LIMIT %s) AS recent "
-                 f"UNION ALL SELECT 1, item_id, NULL, {_epoch('MAX(timestamp)')}, NULL FROM {_INTERACTION} "
+                 f"UNION ALL SELECT 1, item_id, NULL, {_epoch('MAX(timestamp)')}, COUNT(*), "
+                 f"{_epoch('MAX(CASE WHEN correct < 0.5 THEN timestamp END)')} FROM {_INTERACTION} "
                  f"WHERE learner_id = %s GROUP BY item_id", [learner_pk, limit, learner_pk])
-    recent = sorted((_seconds(at), pk, item, float(correct)) for part, item, correct, at, pk in rows if not part)
-    last = {item: _seconds(at) for part, item, _, at, _ in rows if part}
-    return [(item, correct) for _, _, item, correct in recent], last
+    recent = sorted((_seconds(at), pk, item, float(correct)) for part, item, correct, at, pk, _ in rows if not part)
+    record = {item: (int(count), _seconds(at), None if wrong is None else _seconds(wrong))
+              for part, item, _, at, count, wrong in rows if part}
+    return [(item, correct) for _, _, item, correct in recent], record
 
 
 def _epoch(timestamp: str) -> str:

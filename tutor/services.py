@@ -83,6 +83,21 @@ def learner_get(*, course: Course, external_id: str) -> Learner:
     return learner
 
 
+def learner_get_or_new(*, course: Course, external_id: str) -> Learner:
+    """The course's learner ``external_id``, or, for one with no answers yet, an unsaved Learner that
+    stands for the model's prior (nothing is written: a read must not create learners)."""
+    row = learner_row(course_pk=course.pk, external_id=external_id)
+    if row is None:
+        if not 0 < len(external_id) <= 200 or external_id != external_id.strip():
+            raise ServiceError("learner must be 1 to 200 characters with no surrounding spaces",
+                               code="invalid_length", field="learner")
+        return Learner(course=course, external_id=external_id)
+    learner = Learner.from_db(connection.alias, ["id", "course_id", "external_id", "user_id", "created_at"],
+                              [row[0], course.pk, external_id, row[1], row[2]])
+    learner.course = course
+    return learner
+
+
 def learner_get_or_create(*, course: Course, external_id: str, user: Any = None) -> Learner:
     learner, created = Learner.objects.get_or_create(course=course, external_id=external_id,
                                                      defaults={"user": user})

@@ -1,5 +1,6 @@
 // The practice page without reloads: answers go by fetch, feedback and mastery are swapped in,
-// and focus moves to what the learner needs next (the Next button, then the answer field).
+// and focus moves to what the learner needs next: the feedback (so a screen reader reads it; Enter
+// there goes on), then the next question's answer field.
 (function () {
   "use strict";
   var root = document.getElementById("learn");
@@ -88,8 +89,8 @@
       updateMastery(result.payload.mastery);
       var card = questionSlot.querySelector("#question");
       if (card) { card.classList.add("answered"); }
-      var next = document.getElementById("next-question");
-      if (next) { next.focus(); } else { feedbackSlot.querySelector("#feedback").focus(); }
+      var feedback = feedbackSlot.querySelector("#feedback");
+      if (feedback) { feedback.focus(); }
     }).catch(function (error) {
       form.removeAttribute("data-busy");
       setBusy(form, false);
@@ -97,6 +98,13 @@
         ? error.message : "Could not reach the server. Please try again.");
       focusQuestion();
     });
+  });
+
+  // Enter on the focused feedback goes to the next question, as the Next button would.
+  feedbackSlot.addEventListener("keydown", function (event) {
+    if (event.key !== "Enter" || event.target.id !== "feedback") { return; }
+    var link = document.getElementById("next-question");
+    if (link) { event.preventDefault(); link.click(); }
   });
 
   feedbackSlot.addEventListener("click", function (event) {

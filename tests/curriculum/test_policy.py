@@ -10,7 +10,8 @@ from curriculum.policy import Answer, ItemSpec, PolicyConfig, candidate_skills, 
 # a -> b -> c, a -> d
 GRAPH = PrerequisiteGraph(["a", "b", "c", "d"], [("a", "b"), ("b", "c"), ("a", "d")])
 ITEMS = [ItemSpec(f"{skill}{n}", (skill,)) for skill in "abcd" for n in range(3)]
-CONFIG = PolicyConfig()
+# These tests are about the choice; the evidence rule (min_answers) has its own tests below.
+CONFIG = PolicyConfig(min_answers=0)
 
 
 def choose(mastery, **kwargs):
@@ -72,7 +73,7 @@ def test_done_when_every_goal_is_mastered():
     assert choice.done and choice.item is None and choice.why == "done"
     assert choice.goals_mastered == choice.goals_total == 4
     # Goals limit what must be mastered: c (and its ancestors a, b) only.
-    goals = PolicyConfig(goals=("c",))
+    goals = PolicyConfig(goals=("c",), min_answers=0)
     assert choose({"a": 0.99, "b": 0.99, "c": 0.96, "d": 0.0}, config=goals).done
     not_done = choose({"a": 0.99, "b": 0.99, "c": 0.5, "d": 0.0}, config=goals)
     assert not not_done.done and not_done.skill == "c" and not_done.goals_total == 1
@@ -84,7 +85,7 @@ def test_decayed_skill_is_a_review_and_review_off_keeps_it_mastered():
     choice = choose(mastery, mastery_before=before)
     assert choice.skill == "a" and choice.why == "review"
     assert choice.mastery == pytest.approx(0.80)
-    off = choose(mastery, mastery_before=before, config=PolicyConfig(review=False))
+    off = choose(mastery, mastery_before=before, config=PolicyConfig(review=False, min_answers=0))
     assert off.skill in {"b", "d"} and off.why == "frontier"
 
 
@@ -103,7 +104,7 @@ def test_struggling_sends_back_to_the_weakest_prerequisite():
     history += [Answer("c2", 0.0), Answer("c0", 0.0), Answer("c1", 0.0), Answer("c2", 0.0)]
     candidates = candidate_skills(mastery=mastery, graph=GRAPH, items=ITEMS, config=CONFIG, history=history)
     assert candidates == {"c": "frontier", "b": "remediation"}
-    assert choose(mastery, history=history, config=PolicyConfig(remediation=False)).skill == "c"
+    assert choose(mastery, history=history, config=PolicyConfig(remediation=False, min_answers=0)).skill == "c"
     # Few errors: no remediation.
     calm = [Answer("c0", 0.0), Answer("c1", 1.0), Answer("c2", 1.0)]
     assert choose(mastery, history=calm).why == "frontier"
@@ -136,4 +137,101 @@ def test_skills_unpractised_for_days_are_checked_before_done():
     last |= {"a": 5.5 * day, "d": 5.5 * day}
     assert choose(mastered, last_practice=last, now=5.6 * day).done
     assert choose(mastered, last_practice={"a": 0.0}, now=9 * day,
-                  config=PolicyConfig(review_after_days=None)).done
+                  config=PolicyConfig(review_after_days=None, min_answers=0)).done
+
+
+# Exposure control and the evidence behind mastery (issue 21).
+
+from curriculum.policy import Evidence, Seen, skill_evidence, skill_mastered  # noqa: E402
+
+POOL = [ItemSpec(f"s{n:02d}", ("s",), difficulty=1 + n % 3) for n in range(12)]
+ONE = PrerequisiteGraph(["s"], [])
+
+
+def _walk(answers: int, correct, *, config=PolicyConfig(), mastery=0.5, minutes=1.0):
+    """Answer ``answers`` questions of one skill, one a minute; ``correct(n)`` says which were right."""
+    history, seen, shown = [], {}, []
+    for n in range(answers):
+        now = n * 60.0 * minutes
+        choice = next_item(mastery={"s": mastery}, graph=ONE, items=POOL, config=config, history=history,
+                           seen=seen, now=now)
+        shown.append(choice.item)
+        if choice.item is None:
+            continue
+        right = correct(n)
+        history.append(Answer(choice.item, float(right), now))
+        before = seen.get(choice.item)
+        seen[choice.item] = Seen((before.answers if before else 0) + 1, now,
+                                 now if not right else (before.last_wrong_at if before else None))
+    return shown
+
+
+def test_no_question_twice_while_unseen_ones_remain():
+    shown = _walk(30, lambda n: n % 7 != 6)
+    assert len(set(shown[:12])) == 12  # the whole pool before any repeat
+    # Then repeats go to the one seen longest ago that is not waiting out a wrong answer.
+    assert None not in shown and all(shown[n] != shown[n - 1] for n in range(1, 30))
+
+
+def test_repeats_take_the_question_seen_longest_ago():
+    shown = _walk(24, lambda n: True)
+    assert shown[12:24] == shown[:12]
+
+
+def test_a_wrong_answer_waits_out_the_gap():
+    config = PolicyConfig(retry_gap_minutes=30)
+    shown = _walk(40, lambda n: n != 0, config=config)  # the first question is answered wrongly
+    first = shown[0]
+    # One question a minute: the pool is used up after 12, but the wrongly answered one waits 30 minutes.
+    assert first not in shown[1:30]
+    assert first in shown[30:]
+    # With no question left but that one and the last, nothing rather than a premature repeat.
+    pool = POOL[:2]
+    seen = {"s00": Seen(1, 0.0, 0.0), "s01": Seen(1, 60.0)}
+    choice = next_item(mastery={"s": 0.5}, graph=ONE, items=pool, config=config,
+                       history=[Answer("s00", 0.0, 0.0), Answer("s01", 1.0, 60.0)], seen=seen, now=120.0)
+    assert choice.item is None and not choice.done
+
+
+def test_never_mastered_before_the_minimum_number_of_answers():
+    config = PolicyConfig(min_answers=3)
+    history, seen = [], {}
+    for n in range(5):
+        choice = next_item(mastery={"s": 0.99}, graph=ONE, items=POOL, config=config, history=history, seen=seen,
+                           now=n * 600.0)
+        evidence = skill_evidence(POOL, seen)["s"]
+        assert skill_mastered(0.99, evidence, config) == (evidence.answers >= 3 and evidence.harder)
+        if n < 3:
+            assert not choice.done and choice.why == "confirm" and choice.goals_mastered == 0
+            assert choice.reason()["evidence"] == {"answers": n, "needed": 3, "harder": evidence.harder}
+        if choice.done:
+            break
+        # The first confirming item is above the easiest level, so the evidence includes a harder one.
+        assert n or next(item for item in POOL if item.id == choice.item).difficulty > 1
+        history.append(Answer(choice.item, 1.0, n * 600.0))
+        seen[choice.item] = Seen(1, n * 600.0)
+    assert choice.done and n == 3 and choice.goals_mastered == 1
+
+
+def test_mastery_needs_an_answer_above_the_easiest_level():
+    config = PolicyConfig(min_answers=3)
+    easy = {item.id: Seen(1, float(n)) for n, item in enumerate(POOL) if item.difficulty == 1}
+    evidence = skill_evidence(POOL, easy)["s"]
+    assert evidence == Evidence(answers=4, harder=False) and not skill_mastered(0.99, evidence, config)
+    assert skill_mastered(0.99, skill_evidence(POOL, easy | {"s01": Seen(1, 9.0)})["s"], config)
+    # Items of one level (or none given): the count alone decides.
+    flat = [ItemSpec(f"f{n}", ("f",)) for n in range(4)]
+    assert skill_mastered(0.99, skill_evidence(flat, {"f0": Seen(3, 1.0)})["f"], config)
+    assert not skill_mastered(0.99, skill_evidence(flat, {"f0": Seen(2, 1.0)})["f"], config)
+    # P(known) below the threshold is never mastered, however much evidence.
+    assert not skill_mastered(0.9, Evidence(answers=50, harder=True), config)
+
+
+def test_config_reads_the_new_settings():
+    config = PolicyConfig.from_json({"min_answers": 5, "retry_gap_minutes": 2.5})
+    assert config.min_answers == 5 and config.retry_gap_minutes == 2.5
+    assert PolicyConfig.from_json(config.to_json()) == config
+    for bad in ({"min_answers": -1}, {"min_answers": 1.5}, {"retry_gap_minutes": -1}, {"retry_gap_minutes": True},
+                {"retry_gap_minutes": "soon"}):
+        with pytest.raises(ValueError):
+            PolicyConfig.from_json(bad)

@@ -236,9 +236,8 @@ def test_learners_mastery_next_and_predict(course, api):
     choice = api.get(url(course, "/learners/u1/next"))
     assert choice.status_code == 200
     assert choice.json()["item"] in {item["id"] for item in CURRICULUM["items"]} or choice.json()["done"]
-    assert choice.json()["why"] in {"frontier", "review", "remediation", "done"}
+    assert choice.json()["why"] in {"frontier", "review", "remediation", "confirm", "done"}
     assert "answer" not in choice.json()
-    assert api.get(url(course, "/learners/nobody/next")).json()["code"] == "not_found"
 
     predicted = api.post(url(course, "/predict"), {"learner": "u1", "items": ["q17", "q1"]}, format="json")
     assert predicted.status_code == 200
@@ -246,10 +245,28 @@ def test_learners_mastery_next_and_predict(course, api):
     assert all(0.0 < row["p_correct"] < 1.0 for row in predicted.json()["predictions"])
     unknown = api.post(url(course, "/predict"), {"learner": "u1", "items": ["q1", "zzz"]}, format="json")
     assert unknown.status_code == 400 and unknown.json()["code"] == "unknown_item"
-    nobody = api.post(url(course, "/predict"), {"learner": "ghost", "items": ["q1"]}, format="json")
-    assert nobody.status_code == 404
     empty = api.post(url(course, "/predict"), {"learner": "u1", "items": []}, format="json")
     assert empty.status_code == 400 and empty.json()["field"] == "items"
+
+
+def test_a_new_learner_gets_a_first_item_and_predictions_from_the_prior(course, api):
+    # An LMS asks for the first question before there is any answer (issue 21).
+    first = api.get(url(course, "/learners/newcomer/next"))
+    assert first.status_code == 200, first.content
+    assert first.json()["item"] == "q1" and first.json()["skill"] == "count" and first.json()["why"] == "frontier"
+    assert first.json()["mastery"] is not None and not first.json()["done"]
+    predicted = api.post(url(course, "/predict"), {"learner": "newcomer", "items": ["q1", "q17"]}, format="json")
+    assert predicted.status_code == 200, predicted.content
+    prior = {row["item"]: row["p_correct"] for row in predicted.json()["predictions"]}
+    assert all(0.0 < value < 1.0 for value in prior.values())
+    assert not Learner.objects.filter(course=course, external_id="newcomer").exists()  # a read writes nothing
+    # The same answers as a learner who exists but has answered nothing.
+    Learner.objects.create(course=course, external_id="registered")
+    stored = api.post(url(course, "/predict"), {"learner": "registered", "items": ["q1", "q17"]}, format="json")
+    assert {row["item"]: row["p_correct"] for row in stored.json()["predictions"]} == prior
+    too_long = api.get(url(course, "/learners/" + "x" * 201 + "/next"))
+    assert too_long.status_code == 400 and too_long.json()["field"] == "learner"
+    assert api.get(url(course, "/learners/u1/mastery")).status_code == 404  # mastery stays per stored learner
 
 
 def test_fits_run_and_report(course, api, django_capture_on_commit_callbacks):

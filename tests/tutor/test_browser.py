@@ -118,6 +118,19 @@ def _answer(page, item, *, right: bool, focused: bool = True) -> None:
     page.locator("#feedback").wait_for()
 
 
+AXE = ROOT / ".axe" / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def _axe(page) -> list[str]:
+    """axe-core's serious and critical violations on the page as it stands ('rule: target' each)."""
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.add_script_tag(path=str(AXE))
+    result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
+    return [f"{violation['id']} ({violation['impact']}): {node['target']}"
+            for violation in result["violations"] if violation["impact"] in ("serious", "critical")
+            for node in violation["nodes"]]
+
+
 def _percent(page, skill: str) -> int:
     return int(page.locator(f'#mastery .skill-bar[data-skill="{skill}"]').get_attribute("data-percent"))
 
@@ -147,11 +160,14 @@ def test_learner_signs_in_answers_and_sees_mastery_move(browser, live_server, le
 
     answered = 1
     for right in (False, True, True):
-        assert page.locator("#next-question").evaluate("element => element === document.activeElement")
-        page.keyboard.press("Enter")  # the Next button has the focus: the next question comes without a reload
+        # The feedback has the focus (a screen reader reads it); Enter there brings the next question
+        # without a reload, and the focus moves to its answer.
+        assert page.locator("#feedback").evaluate("element => element === document.activeElement")
+        page.keyboard.press("Enter")
         page.locator("#question:not(.answered)").wait_for()
         assert page.locator("#feedback").count() == 0
         item = _current_item(page)
+        assert page.evaluate("document.activeElement.closest('#question') !== null"), "focus on the new question"
         _answer(page, item, right=right)
         answered += 1
         title = page.locator("#feedback .feedback-title").inner_text()
@@ -289,3 +305,71 @@ def test_a_learner_sees_only_their_courses_and_a_guesser_gets_the_lockout_page(b
     _screenshot(guesser, "sign-in-locked")
     guesser.context.close()
     assert [error for error in console.errors if "404" not in error] == []
+
+
+def test_thirty_answers_on_one_skill_show_no_question_twice_while_unseen_ones_remain(browser, live_server,
+                                                                                       learner_user):
+    from curriculum.services import graph_for_course
+
+    course = demo_course_create()
+    # More answers than the walk gives are needed for mastery: the skill stays the one practised.
+    course.policy = {"min_answers": 40}
+    course.save(update_fields=["policy"])
+    graph = graph_for_course(course=course)
+    goal = graph.topological_order()[0]  # a root skill: nothing to send the learner back to
+    page, console = _page(browser, live_server)
+    _sign_in(page, "ada")
+    page.goto(f"/learn/{course.slug}/")
+    page.get_by_label("Your goal").select_option(goal)
+    page.get_by_role("button", name="Set goal").click()
+    page.wait_for_url(f"**/learn/{course.slug}/")
+    pool = {item.external_id for item in course.items.filter(skills__external_id=goal)}
+    shown = []
+    for step in range(30):
+        if step:
+            page.keyboard.press("Enter")  # from the focused feedback to the next question
+            page.locator("#question:not(.answered)").wait_for()
+        item = _current_item(page)
+        assert item.external_id in pool, (step, item.external_id)
+        if len(set(shown)) < len(pool):
+            assert item.external_id not in shown, f"answer {step + 1}: {item.external_id} again"
+        shown.append(item.external_id)
+        _answer(page, item, right=step % 7 != 6, focused=bool(step))  # a wrong one every seventh
+    assert len(set(shown)) == len(pool) and console.errors == []
+    page.context.close()
+
+
+def test_every_learner_and_dashboard_page_passes_axe_and_loads_without_404(browser, live_server, learner_user,
+                                                                            staff_user):
+    if not AXE.exists():
+        print(f"skipping the accessibility check: {AXE} is absent (make axe)")
+        pytest.skip(f"{AXE} is absent: run `make axe` (npm) to check accessibility")
+    course = demo_course_create()
+    answers_simulate(course, learners=6, answers=12)
+    failed: list[str] = []
+    page, console = _page(browser, live_server)
+    page.on("response", lambda response: response.status >= 400 and failed.append(f"{response.status} {response.url}"))
+    _sign_in(page, "ada")
+    problems: dict[str, list[str]] = {}
+    for path in ("/", f"/learn/{course.slug}/", f"/learn/{course.slug}/mastery/", f"/learn/{course.slug}/summary/"):
+        page.goto(path)
+        problems[path] = _axe(page)
+    page.goto(f"/learn/{course.slug}/")
+    _answer(page, _current_item(page), right=False, focused=False)
+    problems["learn, after an answer"] = _axe(page)
+    page.keyboard.press("Enter")
+    page.locator("#question:not(.answered)").wait_for()
+    page.goto(f"/learn/{course.slug}/summary/")
+    problems["summary, after answers"] = _axe(page)
+    page.context.close()
+
+    staff, staff_console = _page(browser, live_server)
+    staff.on("response", lambda response: response.status >= 400 and failed.append(f"{response.status} {response.url}"))
+    _sign_in(staff, "grace")
+    for tail in ("", f"{course.slug}/", f"{course.slug}/items/", f"{course.slug}/graph/", f"{course.slug}/fits/"):
+        staff.goto(f"/dashboard/{tail}")
+        problems[f"/dashboard/{tail}"] = _axe(staff)
+    staff.goto("/accounts/login/")
+    staff.context.close()
+    assert {path: found for path, found in problems.items() if found} == {}
+    assert failed == [] and console.errors == [] and staff_console.errors == []

@@ -85,3 +85,16 @@ def test_upsert_inserts_then_updates_in_place(course, monkeypatch):
     write(0.2, START + timedelta(hours=1))
     stored = list(Mastery.objects.filter(learner=learner).order_by("skill_id").values_list("probability", "updated_at"))
     assert stored == [(pytest.approx(0.2 + n), START + timedelta(hours=1)) for n in range(3)]
+
+
+def test_exposure_matches_the_orm(course):
+    from django.db.models import Count, Q
+
+    learner = Learner.objects.get(course=course)
+    recent, record = hot_queries.learner_exposure(learner_pk=learner.pk, limit=4)
+    assert recent == hot_queries.learner_practice(learner_pk=learner.pk, limit=4)[0]
+    orm = (Interaction.objects.filter(learner=learner).order_by().values("item_id")
+           .annotate(answers=Count("id"), last=Max("timestamp"), wrong=Max("timestamp", filter=Q(correct__lt=0.5))))
+    assert record == {row["item_id"]: (row["answers"], row["last"].timestamp(),
+                                       row["wrong"].timestamp() if row["wrong"] else None) for row in orm}
+    assert hot_queries.learner_exposure(learner_pk=None, limit=4) == ([], {})

@@ -167,7 +167,15 @@ def test_every_course_route_hides_other_courses_and_their_learners():
     rows = listed["results"] if isinstance(listed, dict) else listed
     assert [row["id"] for row in rows] == ["mine-1"]
     assert me.get(f"/api/v1/courses/{mine.slug}/fits/{their_fit.json()['id']}").status_code == 404
-    assert me.get(f"/api/v1/courses/{mine.slug}/learners/nobody/next").status_code == 404
+    # A learner id known only in the other course is a new learner here: the prior, nothing of theirs
+    # (issue 21 made next answer learners with no answers yet; it was a 404).
+    client_for(their_key).post(f"/api/v1/courses/{theirs.slug}/interactions",
+                               {"id": "theirs-2", "learner": "their-only", "item": "q2", "correct": 0}, format="json")
+    only_theirs = me.get(f"/api/v1/courses/{mine.slug}/learners/their-only/next")
+    fresh = me.get(f"/api/v1/courses/{mine.slug}/learners/nobody/next")
+    assert only_theirs.status_code == fresh.status_code == 200
+    assert {**only_theirs.json(), "learner": None} == {**fresh.json(), "learner": None}
+    assert not mine.learners.filter(external_id__in=["their-only", "nobody"]).exists()
 
 
 @pytest.mark.django_db

@@ -236,6 +236,10 @@ class SkillMastery(serializers.Serializer):
     updated_at = serializers.DateTimeField(help_text="When it last changed.")
     fit = serializers.IntegerField(source="fit_id", allow_null=True,
                                    help_text="The fit whose model computed it (null: the untrained default).")
+    answers = serializers.IntegerField(help_text="The learner's answers on items of the skill.")
+    mastered = serializers.BooleanField(help_text="Mastered by the course's rule, now: P(known) >= the policy's "
+                                                  "threshold on at least `min_answers` answers, one of them above "
+                                                  "the skill's easiest level where its items differ.")
 
 
 class MasteryQuery(serializers.Serializer):
@@ -264,7 +268,9 @@ class NextOut(serializers.Serializer):
     item = serializers.CharField(allow_null=True, help_text="The item to present next; null when done.")
     skill = serializers.CharField(allow_null=True, help_text="The skill it was chosen for.")
     why = serializers.CharField(help_text="`frontier` (next skill whose prerequisites are mastered), `review` "
-                                          "(forgotten), `remediation` (a struggling skill's prerequisite) or `done`.")
+                                          "(forgotten), `remediation` (a struggling skill's prerequisite), "
+                                          "`confirm` (P(known) high on fewer answers than the course's "
+                                          "`min_answers`, or none above the easiest level) or `done`.")
     p_correct = serializers.FloatField(allow_null=True, help_text="P(the learner answers it correctly).")
     expected_gain = serializers.FloatField(allow_null=True, help_text="Expected mastery gain from answering it.")
     mastery = serializers.FloatField(allow_null=True, help_text="P(known) of the skill now.")
@@ -278,7 +284,7 @@ class NextOut(serializers.Serializer):
 
 
 class PredictIn(serializers.Serializer):
-    learner = Text(max_length=200, help_text="Learner id (must exist).")
+    learner = Text(max_length=200, help_text="Learner id; one with no answers yet is scored from the model's prior.")
     items = serializers.ListField(child=Text(max_length=200), min_length=1,
                                   max_length=MAX_PREDICT_ITEMS, help_text="Item ids to score (at most 1000).")
     at = serializers.DateTimeField(required=False, help_text="Predict as of this time (default now); matters "

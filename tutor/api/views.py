@@ -14,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from curriculum.services import curriculum_import, graph_for_course, next_item_choose
+from curriculum.services import curriculum_import, graph_for_course, learner_view, next_item_choose
 from tracing.models import Fit
 from tracing.services import (
     fit_create,
@@ -31,7 +31,7 @@ from tutor.api.throttling import ApiKeyRateThrottle
 from tutor.api.xapi import statements_map
 from tutor.enrolments import enrolment_delete, enrolment_get, enrolment_put
 from tutor.errors import NotFound, ServiceError
-from tutor.services import course_create, learner_get
+from tutor.services import course_create, learner_get, learner_get_or_new
 
 COURSE = OpenApiParameter("course", str, OpenApiParameter.PATH, description="The course id (slug).")
 LEARNER = OpenApiParameter("learner", str, OpenApiParameter.PATH, description="The learner's id in your system.")
@@ -232,6 +232,11 @@ class MasteryView(ApiView):
         query.is_valid(raise_exception=True)
         at = query.validated_data.get("at")
         rows = mastery_get(learner=learner_object)
+        view = learner_view(course=course_object, learner=learner_object)
+        for row in rows:
+            evidence = view.evidence.get(row.skill.external_id)
+            row.answers = evidence.answers if evidence else 0
+            row.mastered = view.mastered(row.skill.external_id)
         total = course_object.skills.count()
         mean = round(sum(row.probability for row in rows) / total, 6) if total and rows else None
         return Response({
@@ -243,11 +248,14 @@ class MasteryView(ApiView):
 
 class NextView(ApiView):
     @extend_schema(summary="The next item for a learner, and why", tags=["learners"], parameters=[COURSE, LEARNER],
-                   description="Read from the learner's mastery, the prerequisite graph and the course's policy.",
+                   description="Read from the learner's mastery, the prerequisite graph and the course's policy. "
+                               "A learner with no answers yet gets a first item from the model's prior.",
                    responses={200: shapes.NextOut, **errors(400, 404)})
     def get(self, request: Request, course: str, learner: str) -> Response:
         course_object = course_for_request(request, course)
-        choice = next_item_choose(course=course_object, learner=learner_get(course=course_object, external_id=learner))
+        # A learner with no answers yet gets a first item from the model's prior (an LMS asks before any answer).
+        choice = next_item_choose(course=course_object,
+                                  learner=learner_get_or_new(course=course_object, external_id=learner))
         item = selectors.item_public(course=course_object, item=choice.item) if choice.item else None
         return Response({
             "learner": learner, "item": choice.item, "skill": choice.skill, "why": choice.why,
@@ -317,7 +325,7 @@ class PredictView(ApiView):
         if missing:
             raise ServiceError(f"unknown item(s) in course {course!r}: {', '.join(map(repr, missing[:10]))}",
                                code="unknown_item", field="items", detail={"unknown_items": missing[:100]})
-        learner = learner_get(course=course_object, external_id=form.validated_data["learner"])
+        learner = learner_get_or_new(course=course_object, external_id=form.validated_data["learner"])
         probabilities = predict_items(learner=learner, items=items, at=form.validated_data.get("at"))
         return Response({"learner": learner.external_id, "predictions": [
             {"item": item, "p_correct": probabilities[item]} for item in form.validated_data["items"]]})

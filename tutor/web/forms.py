@@ -15,6 +15,16 @@ class AnswerForm(forms.Form):
                                error_messages={"required": "Type an answer (or pick a choice) first."})
 
 
+class GoalForm(forms.Form):
+    """The learner's goal: one skill of the course (empty: the whole course)."""
+
+    goal = forms.ChoiceField(required=False)
+
+    def __init__(self, *args, skills: list[tuple[str, str]], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["goal"].choices = [("", "The whole course"), *skills]
+
+
 def model_choices() -> list[tuple[str, str]]:
     return [(kind, kind) for kind in sorted(ESTIMATORS)]
 

@@ -5,16 +5,19 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from datetime import timezone as dt_timezone
 from typing import Any
 
 import numpy as np
 from django.core import signing
 from django.utils import timezone as django_timezone
+from django.utils.timesince import timeuntil
 
 from curriculum.answers import assess_answer
 from curriculum.models import Item, Skill
-from curriculum.services import course_policy, next_item_choose, policy_graph
-from tracing.services import course_model, learner_state
+from curriculum.policy import Seen, skill_evidence, skill_mastered
+from curriculum.services import graph_for_course, learner_reviews, learner_view, next_item_choose
+from tracing.services import course_model
 from tutor.models import Course, Interaction, Learner
 from tutor.services import interaction_record
 
@@ -27,6 +30,8 @@ WHY_TEXT = {
     "frontier": "You have the prerequisites of {skill} and it is not mastered yet.",
     "review": "You had mastered {skill}, but it has probably faded since you last practised it.",
     "remediation": "{struggling} has been hard lately, so we go back to {skill}, which it builds on.",
+    "confirm": "{skill} looks known ({percent}%), but it counts as mastered only after {needed} answers{harder}; "
+               "you have given {answers}.",
 }
 
 
@@ -39,6 +44,9 @@ class SkillProgress:
     probability: float
     status: str
     waiting_for: tuple[str, ...] = ()
+    answers: int = 0
+    evidence: str = ""
+    """What the status rests on, in words (answers given, and what mastery still needs)."""
 
     @property
     def percent(self) -> int:
@@ -46,10 +54,30 @@ class SkillProgress:
 
 
 @dataclass(frozen=True)
+class Review:
+    """A review the policy has scheduled: the skill, from when, and why (fade or recheck)."""
+
+    id: str
+    name: str
+    due: datetime
+    due_now: bool
+    reason: str
+    when: str = ""
+    """"due now", or how long until it is due ("in 1 day, 3 hours")."""
+
+    @property
+    def reason_text(self) -> str:
+        return ("your memory of it has probably faded by then" if self.reason == "fade"
+                else "not practised for a while: checked again before you finish")
+
+
+@dataclass(frozen=True)
 class Progress:
     skills: list[SkillProgress]
     threshold: float
     graph: Any
+    min_answers: int = 0
+    reviews: tuple[Review, ...] = ()
 
     @property
     def mastered(self) -> int:
@@ -63,24 +91,48 @@ class Progress:
 def learner_progress(*, course: Course, learner: Learner, now: datetime | None = None) -> Progress:
     """Every skill of the course in prerequisite order with the learner's mastery and status.
 
-    A skill is mastered at P(known) >= the course's threshold; locked while a
-    direct prerequisite is not mastered; otherwise in progress.
+    A skill is mastered by the policy's one rule (``curriculum.policy.skill_mastered``: P(known) >=
+    the course's threshold on at least ``min_answers`` answers, one above the easiest level where
+    levels differ); locked while a direct prerequisite is not mastered; otherwise in progress.
     """
-    model = course_model(course)
-    state = learner_state(learner=learner, model=model)
-    moment = (now or django_timezone.now()).timestamp()
-    values = np.asarray(model.estimator.mastery_at(state, moment), dtype=np.float64)
-    mastery = {skill: float(values[index]) for skill, index in model.skill_index.items()}
-    threshold = course_policy(course=course).threshold
-    graph = policy_graph(course=course, model=model)
+    view = learner_view(course=course, learner=learner, now=now)
+    mastery, graph, config = view.mastery, view.graph, view.config
     names = dict(Skill.objects.filter(course=course).values_list("external_id", "name"))
-    mastered = {skill for skill in graph.skills if mastery.get(skill, 0.0) >= threshold}
+    mastered = {skill for skill in graph.skills if view.mastered(skill)}
     skills = []
     for skill in graph.topological_order():
         waiting = tuple(names.get(parent) or parent for parent in graph.parents(skill) if parent not in mastered)
         status = MASTERED if skill in mastered else (LOCKED if waiting else IN_PROGRESS)
-        skills.append(SkillProgress(skill, names.get(skill) or skill, mastery.get(skill, 0.0), status, waiting))
-    return Progress(skills=skills, threshold=threshold, graph=graph)
+        evidence = view.evidence.get(skill)
+        answers = evidence.answers if evidence else 0
+        skills.append(SkillProgress(skill, names.get(skill) or skill, mastery.get(skill, 0.0), status, waiting,
+                                    answers, evidence_text(mastery.get(skill, 0.0), evidence, config)))
+    moment = datetime.fromtimestamp(view.moment, tz=dt_timezone.utc)
+    reviews = []
+    for due in learner_reviews(course=course, view=view):
+        at = datetime.fromtimestamp(due.due_at, tz=dt_timezone.utc)
+        due_now = due.due_at <= view.moment
+        reviews.append(Review(due.skill, names.get(due.skill) or due.skill, at, due_now, due.reason,
+                              "due now" if due_now else f"in {timeuntil(at, now=moment)}"))
+    return Progress(skills=skills, threshold=config.threshold, graph=graph, min_answers=config.min_answers,
+                    reviews=tuple(reviews))
+
+
+def evidence_text(probability: float, evidence: Any, config: Any) -> str:
+    """What a skill's status rests on, in words: the learner's answers on it against the rule's minimum."""
+    answers = evidence.answers if evidence else 0
+    given = f"{answers} answer{'s' if answers != 1 else ''}"
+    if evidence is None or config.min_answers == 0:
+        return given
+    missing = []
+    if answers < config.min_answers:
+        more = config.min_answers - answers
+        missing.append(f"{more} more answer{'s' if more != 1 else ''}")
+    if not evidence.harder:
+        missing.append("one harder question")
+    if probability >= config.threshold and missing:
+        return f"{given}; needs {' and '.join(missing)} to count as mastered"
+    return given
 
 
 @dataclass(frozen=True)
@@ -100,17 +152,29 @@ def reason_text(choice: Any, names: dict[str, str]) -> str:
     if choice.done:
         return "You have mastered every skill of this course."
     if choice.item is None:
-        return "There is no other item to practise right now."
+        return ("There is no other question to practise right now: the ones you are ready for were just answered, "
+                "and a question answered wrongly waits a few minutes before it comes back. Come back shortly.")
+    evidence = choice.evidence
     text = WHY_TEXT.get(choice.why, "This item practises {skill}.").format(
-        skill=names.get(choice.skill, choice.skill), struggling=names.get(choice.struggling or "", choice.struggling))
+        skill=names.get(choice.skill, choice.skill), struggling=names.get(choice.struggling or "", choice.struggling),
+        percent=round(100 * (choice.mastery or 0.0)), needed=choice.min_answers,
+        answers=evidence.answers if evidence else 0,
+        harder=", one of them above the easiest level" if evidence and not evidence.harder else "")
     if choice.p_correct is not None:
         text += f" We expect about a {round(100 * choice.p_correct)}% chance you get it right"
         text += ", the level where practice teaches most." if 0.55 <= choice.p_correct <= 0.9 else "."
     return text
 
 
-def question_next(*, course: Course, learner: Learner) -> Question:
-    choice = next_item_choose(course=course, learner=learner)
+def goal_choices(*, course: Course) -> list[tuple[str, str]]:
+    """The skills a learner may pick as a goal, (id, name) in prerequisite order."""
+    names = dict(Skill.objects.filter(course=course).values_list("external_id", "name"))
+    return [(skill, names.get(skill) or skill) for skill in graph_for_course(course=course).topological_order()]
+
+
+def question_next(*, course: Course, learner: Learner, goal: str | None = None) -> Question:
+    """The next question; with ``goal`` (a skill id of the course) the policy works towards that skill."""
+    choice = next_item_choose(course=course, learner=learner, goals=(goal,) if goal else None)
     names = dict(Skill.objects.filter(course=course).values_list("external_id", "name"))
     item = Item.objects.filter(course=course, external_id=choice.item).first() if choice.item else None
     token = ""
@@ -118,7 +182,10 @@ def question_next(*, course: Course, learner: Learner) -> Question:
         # The nonce becomes the interaction's client id: submitting the same rendering twice stores one answer.
         token = signing.dumps({"item": item.external_id, "learner": learner.pk, "nonce": uuid.uuid4().hex,
                                "issued": django_timezone.now().timestamp()}, salt=TOKEN_SALT)
-    return Question(item=item, reason=reason_text(choice, names), token=token,
+    reason = reason_text(choice, names)
+    if choice.done and goal:
+        reason = f"You have mastered your goal, {names.get(goal) or goal}, and everything it builds on."
+    return Question(item=item, reason=reason, token=token,
                     skill_name=names.get(choice.skill or "", "") or (choice.skill or ""),
                     p_correct=choice.p_correct, done=choice.done)
 
@@ -174,3 +241,91 @@ def answer_submit(*, course: Course, learner: Learner, token: str, response: str
 
         lti_grade_passback_enqueue(learner_ids={learner.pk})
     return Feedback(item, response, check.correct, check.reason, duplicate=not result.created)
+
+
+SITTING_GAP = 30 * 60
+"""Seconds without an answer that end a sitting: the summary covers the answers since the last such pause."""
+
+
+@dataclass(frozen=True)
+class SkillMove:
+    """How one skill practised in the sitting moved: P(known) and mastered before and after."""
+
+    id: str
+    name: str
+    answers: int
+    correct: int
+    before: float
+    after: float
+    mastered_before: bool
+    mastered_after: bool
+
+    @property
+    def before_percent(self) -> int:
+        return round(100 * self.before)
+
+    @property
+    def after_percent(self) -> int:
+        return round(100 * self.after)
+
+
+@dataclass(frozen=True)
+class SittingSummary:
+    """What the learner did in this sitting, what moved, and what comes next."""
+
+    answers: int
+    correct: int
+    started: datetime | None
+    moves: list[SkillMove]
+    next_skill: str
+    next_reason: str
+    done: bool
+    reviews: tuple[Review, ...]
+
+
+def sitting_summary(*, course: Course, learner: Learner, now: datetime | None = None) -> SittingSummary:
+    """The summary shown when the learner stops: this sitting's answers (since the last pause of
+    ``SITTING_GAP``), each practised skill's mastery before the sitting and now, and the next step."""
+    progress = learner_progress(course=course, learner=learner, now=now)
+    rows = list(Interaction.objects.filter(learner=learner).order_by("timestamp", "id")
+                .values_list("item__external_id", "correct", "timestamp"))
+    start = len(rows)
+    while start > 0 and (start == len(rows) or (rows[start][2] - rows[start - 1][2]).total_seconds() < SITTING_GAP):
+        start -= 1
+    earlier, sitting = rows[:start], rows[start:]
+    model = course_model(course)
+    estimator = model.estimator
+    state = estimator.initial_state()
+    seen: dict[str, Seen] = {}
+    for item, correct, moment in earlier:
+        if item in model.item_index:
+            state = estimator.update(state, item=model.item_index[item], correct=float(correct),
+                                     at=moment.timestamp())
+        record = seen.get(item)
+        seen[item] = Seen((record.answers if record else 0) + 1, moment.timestamp())
+    moment = sitting[0][2].timestamp() if sitting else (now or django_timezone.now()).timestamp()
+    before_values = np.asarray(estimator.mastery_at(state, moment), dtype=np.float64) if sitting else None
+    view = learner_view(course=course, learner=learner, now=now)
+    evidence_before = skill_evidence(view.items, seen)
+    skills_of = {item.id: item.skills for item in view.items}
+    counts: dict[str, list[int]] = {}
+    for item, correct, _ in sitting:
+        for skill in skills_of.get(item, ()):
+            count = counts.setdefault(skill, [0, 0])
+            count[0] += 1
+            count[1] += correct >= 0.5
+    names = {skill.id: skill.name for skill in progress.skills}
+    after = {skill.id: skill for skill in progress.skills}
+    moves = []
+    for skill, (answers, correct) in counts.items():
+        if skill not in model.skill_index or skill not in after:
+            continue
+        before = float(before_values[model.skill_index[skill]])
+        moves.append(SkillMove(skill, names.get(skill, skill), answers, correct, before, after[skill].probability,
+                               skill_mastered(before, evidence_before.get(skill), view.config),
+                               after[skill].status == MASTERED))
+    moves.sort(key=lambda move: move.before - move.after)
+    question = question_next(course=course, learner=learner)
+    return SittingSummary(answers=len(sitting), correct=sum(correct >= 0.5 for _, correct, _ in sitting),
+                          started=sitting[0][2] if sitting else None, moves=moves, next_skill=question.skill_name,
+                          next_reason=question.reason, done=question.done, reviews=progress.reviews)

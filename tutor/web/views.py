@@ -22,7 +22,7 @@ from tutor.enrolments import course_for_user, courses_for_user, enrolment_learne
 from tutor.errors import NotFound, ServiceError
 from tutor.models import Course, Learner
 from tutor.web import dashboard, practice, svg
-from tutor.web.forms import AnswerForm, FitStartForm
+from tutor.web.forms import AnswerForm, FitStartForm, GoalForm
 
 STATUS_FILL = {practice.MASTERED: "#16a34a", practice.IN_PROGRESS: "#dbeafe", practice.LOCKED: "#f1f5f9"}
 
@@ -74,9 +74,21 @@ def _mastery_context(course: Course, learner: Learner, *, compact: bool = True) 
     return {"progress": progress, "threshold_percent": round(progress.threshold * 100), "compact": compact}
 
 
+def _goal_key(course: Course, learner: Learner) -> str:
+    return f"tutor.goal.{course.pk}.{learner.pk}"
+
+
+def _goal(request: HttpRequest, course: Course, learner: Learner) -> str | None:
+    """The learner's chosen goal skill (kept in their session), if it is still a skill of the course."""
+    goal = request.session.get(_goal_key(course, learner)) or None
+    return goal if goal and course.skills.filter(external_id=goal).exists() else None
+
+
 def _practice_context(request: HttpRequest, course: Course, learner: Learner, **extra: Any) -> dict[str, Any]:
-    question = extra.pop("question", None) or practice.question_next(course=course, learner=learner)
-    return {"course": course, "learner": learner, "question": question,
+    goal = _goal(request, course, learner)
+    question = extra.pop("question", None) or practice.question_next(course=course, learner=learner, goal=goal)
+    goal_form = GoalForm(initial={"goal": goal or ""}, skills=practice.goal_choices(course=course))
+    return {"course": course, "learner": learner, "question": question, "goal_form": goal_form, "goal": goal,
             "form": extra.pop("form", None) or AnswerForm(initial={"token": question.token}),
             **_mastery_context(course, learner), **extra}
 
@@ -96,7 +108,7 @@ def learn(request: HttpRequest, slug: str) -> HttpResponse:
 def learn_question(request: HttpRequest, slug: str) -> HttpResponse:
     """The next question alone, for the page to swap in without a reload."""
     course, learner = _learner_page(request, slug)
-    question = practice.question_next(course=course, learner=learner)
+    question = practice.question_next(course=course, learner=learner, goal=_goal(request, course, learner))
     return render(request, "web/_question.html", {"course": course, "question": question,
                                                   "form": AnswerForm(initial={"token": question.token})})
 
@@ -153,6 +165,30 @@ def learn_mastery(request: HttpRequest, slug: str) -> HttpResponse:
         captions={skill.id: f"{skill.percent}% · {skill.status.replace('-', ' ')}" for skill in progress.skills},
     ))
     return render(request, "web/mastery.html", context)
+
+
+@lti_frameable
+@login_required
+@require_POST
+def learn_goal(request: HttpRequest, slug: str) -> HttpResponse:
+    """Set (or clear) the learner's goal skill; the policy then works towards it."""
+    course, learner = _learner_page(request, slug)
+    form = GoalForm(request.POST, skills=practice.goal_choices(course=course))
+    if not form.is_valid():
+        return render(request, "web/learn.html", _practice_context(
+            request, course, learner, notice="please pick one of the listed skills as your goal"), status=400)
+    request.session[_goal_key(course, learner)] = form.cleaned_data["goal"] or None
+    return redirect("learn", slug=course.slug)
+
+
+@lti_frameable
+@login_required
+@require_GET
+def learn_summary(request: HttpRequest, slug: str) -> HttpResponse:
+    """Shown when the learner stops: this sitting's answers, what moved, what is next and the reviews due."""
+    course, learner = _learner_page(request, slug)
+    return render(request, "web/summary.html", {"course": course, "learner": learner,
+                                                "summary": practice.sitting_summary(course=course, learner=learner)})
 
 
 def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
