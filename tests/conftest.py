@@ -102,3 +102,4 @@ def _fits_inline(settings):
     """Tests that start a fit read its result at once: without a broker, run it inside the call (the
     product runs it on a background thread; tests/tutor/test_fits.py covers that)."""
     settings.TRACING_FITS_INLINE = True
+from tests.threads import postgresql  # noqa: E402,F401 - a fixture for every test module

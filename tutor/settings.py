@@ -72,6 +72,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # lets reads (next item, pages) go on while one transaction writes.
     DATABASES["default"].setdefault("OPTIONS", {}).update({
         "timeout": 30, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL"})
+    # Tests on a file too: an in-memory test database shares one cache between connections, whose
+    # table locks fail at once ("database table is locked") instead of waiting, so a fit on the
+    # background thread could not run beside a request as it does under `make run`.
+    DATABASES["default"].setdefault("TEST", {}).setdefault("NAME", str(BASE_DIR / "test-db.sqlite3"))
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True

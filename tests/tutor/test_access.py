@@ -339,43 +339,7 @@ def test_the_api_refuses_bad_enrolments_with_a_reason_and_writes_nothing(django_
 
 # --- two requests at once (PostgreSQL) --------------------------------------------------------------------
 
-import os  # noqa: E402
-import threading  # noqa: E402
-
-from django.db import connection, connections  # noqa: E402
-
-THREADS = 8
-
-
-@pytest.fixture
-def postgresql():
-    if connection.vendor != "postgresql":
-        message = "needs PostgreSQL: DATABASE_URL does not name it"
-        if os.environ.get("REQUIRE_SERVICES") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-
-
-def _together(work, count: int = THREADS) -> list:
-    """Run ``work(number)`` in ``count`` threads released at once; their results in order."""
-    barrier = threading.Barrier(count)
-    results: list = [None] * count
-
-    def run(number: int) -> None:
-        try:
-            barrier.wait()
-            results[number] = work(number)
-        except Exception as error:  # reported by the assertions below, not lost in a thread
-            results[number] = error
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(number,)) for number in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
+from tests.threads import THREADS, together  # noqa: E402
 
 
 def _slowed(monkeypatch, owner, name: str, seconds: float = 0.05) -> None:
@@ -408,7 +372,7 @@ def test_first_visits_at_once_make_one_enrolment_and_one_learner(postgresql, dja
         browser.force_login(user)
         return browser.get(reverse(LEARNER_PAGES[number % 3], args=["open-course"])).status_code
 
-    assert _together(visit) == [200] * THREADS
+    assert together(visit) == [200] * THREADS
     assert Enrolment.objects.filter(course=course, user=user).count() == 1
     [learner] = Learner.objects.filter(course=course, user=user)
     assert Enrolment.objects.get(course=course).learner == learner
@@ -434,7 +398,7 @@ def test_api_enrolments_at_once_give_a_learner_to_one_account(postgresql, django
             return clients[number].put(f"/api/v1/courses/contested/learners/{learner_id}/enrolment",
                                        {"user": user}, format="json").status_code
 
-        statuses = _together(enrol)
+        statuses = together(enrol)
         assert all(isinstance(status, int) for status in statuses), statuses
         learner = Learner.objects.get(course=course, external_id=learner_id)
         winner = Enrolment.objects.select_related("user").get(course=course, learner=learner)

@@ -4,7 +4,6 @@ serialised per learner. Threads need their own connections, so these run on Post
 
 from __future__ import annotations
 
-import os
 import random
 import threading
 import uuid
@@ -13,8 +12,8 @@ from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import pytest
-from django.db import connection, connections
 
+from tests.threads import THREADS, together
 from tests.tutor.api_support import client_for, course_with_curriculum, key_for
 from tracing.estimators.base import LearnerState
 from tracing.models import Fit, LearnerTrace, Mastery
@@ -26,16 +25,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 START = datetime(2026, 11, 25, 10, 0, tzinfo=timezone.utc)
 ITEMS = ["q1", "q2", "q3", "q17"]
-THREADS = 8
-
-
-@pytest.fixture
-def postgresql():
-    if connection.vendor != "postgresql":
-        message = "needs PostgreSQL: DATABASE_URL does not name it (threads need their own connections)"
-        if os.environ.get("REQUIRE_SERVICES") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 @pytest.fixture
@@ -55,29 +44,9 @@ def fitted_course(postgresql, settings, tmp_path):
 
 
 def in_threads(work: Callable[[int, int], None], *, rounds: int, count: int = THREADS) -> None:
-    """Run ``work(number, round)`` for each round in ``count`` threads, released together each round;
-    re-raise the first error."""
-    barrier = threading.Barrier(count)
-    errors: list[BaseException] = []
-
-    def run(number: int) -> None:
-        try:
-            for round_ in range(rounds):
-                barrier.wait(timeout=60)
-                work(number, round_)
-        except BaseException as error:  # noqa: BLE001 - handed to the test thread
-            errors.append(error)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(number,)) for number in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads), "a thread hung (deadlock?)"
-    if errors:
-        raise errors[0]
+    """``work(number, round)`` in ``count`` threads released together, round after round."""
+    for round_ in range(rounds):
+        together(lambda number: work(number, round_), count)
 
 
 def assert_matches_replay(course, external_id: str, answers: int) -> None:

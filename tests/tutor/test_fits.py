@@ -7,12 +7,12 @@ import json
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
+from tests.threads import together
 from tests.tutor.api_support import client_for, key_for
 from tests.tutor.conftest import answers_simulate
 from tracing import estimators, services
@@ -330,31 +330,19 @@ def test_a_runner_with_one_courses_queue_full_still_serves_the_next_course_secon
 
 
 @pytest.mark.django_db(transaction=True)
-def test_parallel_fit_requests_cannot_overrun_the_cap(course, gated, settings):
-    from django.db import connection, connections
-
-    if connection.vendor != "postgresql":
-        message = "needs PostgreSQL: DATABASE_URL does not name it"
-        if os.environ.get("REQUIRE_SERVICES") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+def test_parallel_fit_requests_cannot_overrun_the_cap(postgresql, course, gated, settings):
     settings.TRACING_FITS_INLINE = False
     settings.TRACING_FITS_PER_COURSE = 2
-    barrier = threading.Barrier(8)
 
     def request(_: int) -> str:
         try:
-            barrier.wait(10)
             services.fit_create(course=course, kind=gated)
             return "created"
         except Conflict:
             return "conflict"
         except ServiceError as error:
             return error.code
-        finally:
-            connections.close_all()
 
-    with ThreadPoolExecutor(8) as pool:
-        outcomes = list(pool.map(request, range(8)))
+    outcomes = together(request)
     assert sorted(outcomes) == ["conflict"] * 6 + ["created"] * 2
     assert Fit.objects.filter(course=course).count() == 2

@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from django.db import connection, connections
+from django.db import connections
 
 from tests.tutor.api_support import client_for, course_with_curriculum, key_for
 from tutor.models import Interaction, Learner
 
 pytestmark = pytest.mark.django_db(transaction=True)
 START = datetime(2026, 11, 25, 10, 0, tzinfo=timezone.utc)
-
-
-@pytest.fixture
-def postgresql():
-    if connection.vendor != "postgresql":
-        message = "needs PostgreSQL: DATABASE_URL does not name it"
-        if os.environ.get("REQUIRE_SERVICES") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 def test_first_item_reads_and_first_answers_at_once(postgresql):

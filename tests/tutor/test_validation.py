@@ -6,17 +6,16 @@ from __future__ import annotations
 import io
 import json
 import os
-import threading
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection, connections
 from django.test import override_settings
 from django.urls import reverse
 
 from curriculum.models import Skill
 from curriculum.services import CurriculumError, document_validate
+from tests.threads import together
 from tests.tutor.api_support import client_for, course_with_curriculum, key_for
 from tracing.models import Fit
 from tracing.services import fit_create
@@ -349,39 +348,8 @@ def test_ids_sent_as_numbers_are_refused_everywhere(course, api, field):
     assert Interaction.objects.count() == 0
 
 
-@pytest.fixture
-def postgresql_only():
-    if connection.vendor != "postgresql":
-        message = "needs PostgreSQL: DATABASE_URL does not name it"
-        if os.environ.get("REQUIRE_SERVICES") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-
-
-def _in_threads(count: int, action) -> list:
-    """``action()`` in ``count`` threads released at once; its results, or the first error raised."""
-    barrier, results, failures = threading.Barrier(count), [], []
-
-    def run() -> None:
-        try:
-            barrier.wait()
-            results.append(action())
-        except Exception as error:
-            failures.append(error)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert not failures and len(results) == count, failures
-    return results
-
-
 @pytest.mark.django_db(transaction=True)
-def test_parallel_senders_of_one_batch_with_repeats_count_every_row(postgresql_only):
+def test_parallel_senders_of_one_batch_with_repeats_count_every_row(postgresql):
     course = course_with_curriculum("parallel")
     raw_key = key_for(course)
     batch = [answer(step % 5) for step in range(12)]  # 5 distinct ids, 7 repeats
@@ -390,25 +358,25 @@ def test_parallel_senders_of_one_batch_with_repeats_count_every_row(postgresql_o
         response = client_for(raw_key).post(url(course, "/interactions"), batch, format="json")
         return response.status_code, response.json()
 
-    replies = _in_threads(8, send)
+    replies = together(lambda number: send())
     assert all(status in (200, 201) for status, _ in replies), replies
     assert sum(body["created"] for _, body in replies) == 5
     assert all(body["created"] + body["duplicates"] == len(batch) for _, body in replies)
     assert Interaction.objects.filter(course=course).count() == 5
 
 @pytest.mark.django_db(transaction=True)
-def test_parallel_creations_of_one_course_give_one_201_and_400s(postgresql_only):
+def test_parallel_creations_of_one_course_give_one_201_and_400s(postgresql):
     raw_key = api_key_create(name="admin", course=None)[1]
 
     def create() -> tuple[int, str]:
         response = client_for(raw_key).post("/api/v1/courses", {"id": "raced"}, format="json")
         return response.status_code, response.json()["code"] if response.status_code != 201 else ""
 
-    assert sorted(_in_threads(8, create)) == [(201, "")] + [(400, "exists")] * 7
+    assert sorted(together(lambda number: create())) == [(201, "")] + [(400, "exists")] * 7
     assert Course.objects.filter(slug="raced").count() == 1
 
 @pytest.mark.django_db(transaction=True)
-def test_parallel_imports_of_one_curriculum_store_it_once(postgresql_only):
+def test_parallel_imports_of_one_curriculum_store_it_once(postgresql):
     from tutor.services import course_create
 
     course = course_create(slug="racing")
@@ -416,7 +384,7 @@ def test_parallel_imports_of_one_curriculum_store_it_once(postgresql_only):
     document = {"skills": [{"id": f"s{n}"} for n in range(20)],
                 "items": [{"id": f"q{n}", "skills": [f"s{n}"]} for n in range(20)],
                 "prerequisites": [{"from": f"s{n}", "to": f"s{n + 1}"} for n in range(19)]}
-    replies = _in_threads(8, lambda: client_for(raw_key).post(url(course, "/curriculum"), document, format="json")
+    replies = together(lambda number: client_for(raw_key).post(url(course, "/curriculum"), document, format="json")
                           .status_code)
     assert replies == [200] * 8
     assert Skill.objects.filter(course=course).count() == 20
