@@ -36,6 +36,9 @@ class Learner(models.Model):
     external_id = models.CharField(max_length=200)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                              related_name="learners")
+    goal = models.CharField(max_length=200, blank=True, default="",
+                            help_text="The skill this learner chose to work towards on the learner page; empty: "
+                                      "the course's goals.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -269,6 +269,19 @@ def test_a_new_learner_gets_a_first_item_and_predictions_from_the_prior(course, 
     assert api.get(url(course, "/learners/u1/mastery")).status_code == 404  # mastery stays per stored learner
 
 
+def test_next_works_towards_a_goal_named_in_the_query(course, api):
+    # An LMS placement practising one part of the course names its goal skill (issue 21).
+    assert api.get(url(course, "/learners/newcomer/next")).json()["goals_total"] == 3
+    aimed = api.get(url(course, "/learners/newcomer/next"), {"goal": "count"})
+    assert aimed.status_code == 200, aimed.content
+    assert (aimed.json()["skill"], aimed.json()["goals_total"]) == ("count", 1)
+    for bad, code in (("no-such-skill", "unknown_skill"), ("x" * 201, "max_length")):
+        refused = api.get(url(course, "/learners/newcomer/next"), {"goal": bad})
+        assert refused.status_code == 400 and refused.json()["field"] == "goal", refused.content
+        assert refused.json()["code"] == code
+    assert not Learner.objects.filter(course=course, external_id="newcomer").exists()
+
+
 def test_fits_run_and_report(course, api, django_capture_on_commit_callbacks):
     api.post(url(course, "/interactions"), [row for n in range(6) for row in answers(f"u{n}", 10)], format="json")
     with django_capture_on_commit_callbacks(execute=True):  # tasks run in-process once the fit is committed

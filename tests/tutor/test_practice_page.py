@@ -87,3 +87,15 @@ def test_a_goal_makes_the_policy_work_towards_that_skill(learner_client, demo_co
     cleared = learner_client.post(reverse("learn_goal", args=["arithmetic"]), {"goal": ""})
     assert cleared.status_code == 302
     assert '<option value="" selected>' in learner_client.get(reverse("learn", args=["arithmetic"])).content.decode()
+
+
+def test_the_goal_is_kept_with_the_learner_across_sign_ins(client, learner_user, demo_course):
+    from curriculum.services import graph_for_course
+
+    goal = graph_for_course(course=demo_course).topological_order()[-1]
+    client.force_login(learner_user)
+    assert client.post(reverse("learn_goal", args=["arithmetic"]), {"goal": goal}).status_code == 302
+    client.logout()  # a new session: another day, another device
+    client.force_login(learner_user)
+    page = client.get(reverse("learn", args=["arithmetic"])).content.decode()
+    assert f'<option value="{goal}" selected>' in page

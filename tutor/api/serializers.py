@@ -247,6 +247,11 @@ class MasteryQuery(serializers.Serializer):
                                                              "assuming no practice until then.")
 
 
+class NextQuery(serializers.Serializer):
+    goal = Text(max_length=200, required=False, help_text="A skill id of the course: work towards that skill (and "
+                                                          "what it builds on) instead of the course's goals.")
+
+
 class MasteryOut(serializers.Serializer):
     learner = serializers.CharField(help_text="Learner id.")
     mean = serializers.FloatField(allow_null=True, help_text="Mean over the course's skills (skills not yet "

@@ -247,15 +247,22 @@ class MasteryView(ApiView):
 
 
 class NextView(ApiView):
-    @extend_schema(summary="The next item for a learner, and why", tags=["learners"], parameters=[COURSE, LEARNER],
+    @extend_schema(summary="The next item for a learner, and why", tags=["learners"],
+                   parameters=[COURSE, LEARNER, shapes.NextQuery],
                    description="Read from the learner's mastery, the prerequisite graph and the course's policy. "
                                "A learner with no answers yet gets a first item from the model's prior.",
                    responses={200: shapes.NextOut, **errors(400, 404)})
     def get(self, request: Request, course: str, learner: str) -> Response:
         course_object = course_for_request(request, course)
+        query = shapes.NextQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        goal = query.validated_data.get("goal")
+        if goal is not None and goal not in selectors.skill_names(course=course_object):
+            raise ServiceError(f"goal {goal!r} is not a skill of course {course!r}", code="unknown_skill", field="goal")
         # A learner with no answers yet gets a first item from the model's prior (an LMS asks before any answer).
         choice = next_item_choose(course=course_object,
-                                  learner=learner_get_or_new(course=course_object, external_id=learner))
+                                  learner=learner_get_or_new(course=course_object, external_id=learner),
+                                  goals=(goal,) if goal is not None else None)
         item = selectors.item_public(course=course_object, item=choice.item) if choice.item else None
         return Response({
             "learner": learner, "item": choice.item, "skill": choice.skill, "why": choice.why,

@@ -74,13 +74,9 @@ def _mastery_context(course: Course, learner: Learner, *, compact: bool = True) 
     return {"progress": progress, "threshold_percent": round(progress.threshold * 100), "compact": compact}
 
 
-def _goal_key(course: Course, learner: Learner) -> str:
-    return f"tutor.goal.{course.pk}.{learner.pk}"
-
-
 def _goal(request: HttpRequest, course: Course, learner: Learner) -> str | None:
-    """The learner's chosen goal skill (kept in their session), if it is still a skill of the course."""
-    goal = request.session.get(_goal_key(course, learner)) or None
+    """The learner's chosen goal skill (kept with the learner), if it is still a skill of the course."""
+    goal = learner.goal or None
     return goal if goal and course.skills.filter(external_id=goal).exists() else None
 
 
@@ -177,7 +173,8 @@ def learn_goal(request: HttpRequest, slug: str) -> HttpResponse:
     if not form.is_valid():
         return render(request, "web/learn.html", _practice_context(
             request, course, learner, notice="please pick one of the listed skills as your goal"), status=400)
-    request.session[_goal_key(course, learner)] = form.cleaned_data["goal"] or None
+    learner.goal = form.cleaned_data["goal"] or ""
+    learner.save(update_fields=["goal"])
     return redirect("learn", slug=course.slug)
 
 
