@@ -84,3 +84,21 @@ def learner_user(db, django_user_model, fast_passwords):
 @pytest.fixture
 def staff_user(db, django_user_model, fast_passwords):
     return django_user_model.objects.create_user(username="grace", password=PASSWORD, is_staff=True)
+
+
+@pytest.fixture
+def isolated_models(settings, tmp_path):
+    """Fit artifacts go to a temporary folder, and no model loaded by an earlier test (whose primary keys a
+    rolled-back database may reuse) is served from the per-process cache."""
+    from tracing import services
+
+    settings.ARTIFACT_ROOT = tmp_path / "artifacts"
+    services._cache.clear()
+    yield
+    services._cache.clear()
+
+
+@pytest.fixture
+def learner_client(client, learner_user):
+    client.force_login(learner_user)
+    return client

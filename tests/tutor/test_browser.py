@@ -47,13 +47,8 @@ def browser():
 
 
 @pytest.fixture(autouse=True)
-def _isolated(settings, tmp_path):
-    from tracing import services
-
-    settings.ARTIFACT_ROOT = tmp_path / "artifacts"
-    services._cache.clear()
+def _isolated(isolated_models):
     yield
-    services._cache.clear()
 
 
 class Console:

@@ -16,19 +16,8 @@ FETCH = {"HTTP_X_REQUESTED_WITH": "fetch"}
 
 
 @pytest.fixture(autouse=True)
-def _isolated(settings, tmp_path):
-    from tracing import services
-
-    settings.ARTIFACT_ROOT = tmp_path / "artifacts"
-    services._cache.clear()
+def _isolated(isolated_models):
     yield
-    services._cache.clear()
-
-
-@pytest.fixture
-def learner_client(client, learner_user):
-    client.force_login(learner_user)
-    return client
 
 
 def _answer(client, html: str, *, right: bool) -> str:

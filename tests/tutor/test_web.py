@@ -21,21 +21,8 @@ KIND = "bkt" if "bkt" in ESTIMATORS else "rate"
 
 
 @pytest.fixture(autouse=True)
-def _isolated(settings, tmp_path):
-    # Fit artifacts go to a temporary folder, and no model loaded by an earlier test (whose primary
-    # keys a rolled-back database may reuse) is served from the per-process cache.
-    from tracing import services
-
-    settings.ARTIFACT_ROOT = tmp_path / "artifacts"
-    services._cache.clear()
+def _isolated(isolated_models):
     yield
-    services._cache.clear()
-
-
-@pytest.fixture
-def learner_client(client, learner_user):
-    client.force_login(learner_user)
-    return client
 
 
 @pytest.fixture
