@@ -234,7 +234,7 @@ def _traces_current(course: Course, model: CourseModel, learner_pks: Sequence[in
     if any(fit_pk != mine for _, fit_pk, _ in found):
         active = Fit.objects.filter(course=course, active=True).values_list("id", flat=True).first()
         if active != mine:
-            _signatures.forget((course.pk, course.created_at))  # read the course's signature again, now
+            course_model_forget(course)  # read the course's signature again, now
             model = course_model(course)
             mine = model.fit.pk if model.fit is not None else None
     return model, {learner_pk: json_value(state) for learner_pk, fit_pk, state in found if fit_pk == mine}
@@ -401,8 +401,8 @@ def fit_params_check(*, kind: str, params: Any) -> dict[str, Any]:
     try:
         config = declared.check(params, owner=kind)
     except ParamError as error:
-        # A name the client made up is echoed only if short (an unknown one may be any text).
-        field = f"params.{error.name}" if error.name is not None and len(error.name) <= 64 else "params"
+        # Names were checked above (short ASCII identifiers), so echoing one is safe.
+        field = f"params.{error.name}" if error.name is not None else "params"
         raise ServiceError(f"bad params for {kind}: {error}", code="invalid_params", field=field) from None
     return {name: config[name] for name in params}
 
@@ -673,8 +673,9 @@ def mastery_recompute(*, course: Course, fit: Fit, estimator: Estimator, data, v
     """
     model = CourseModel(estimator=estimator, fit=fit, vocabulary=vocabulary)
     pk_by_name = dict(Learner.objects.filter(course=course).values_list("external_id", "id"))
-    states = dict(zip((pk_by_name[name] for name in data.learner_ids), estimator.final_states(data)))
-    seen = dict(zip((pk_by_name[name] for name in data.learner_ids), data.lengths.tolist()))
+    pks = [pk_by_name[name] for name in data.learner_ids]
+    states = dict(zip(pks, estimator.final_states(data)))
+    seen = dict(zip(pks, data.lengths.tolist()))
     stored = Interaction.objects.filter(course=course).order_by().values_list("learner_id").annotate(n=Count("id"))
     changed = sorted(pk for pk, count in stored if seen.get(pk) != count)
     states.update(_replay_many(model, changed))

@@ -23,17 +23,16 @@ import torch
 
 from tracing.data import Dataset
 from tracing.estimators.base import Progress, no_progress
-from tracing.estimators.hyper import default_threads
 
 @contextlib.contextmanager
-def fitting_context(*, threads: int | None, seed: int | None = None) -> Iterator[None]:
+def fitting_context(*, threads: int, seed: int | None = None) -> Iterator[None]:
     """Run torch on ``threads`` CPU threads with module-local pyro params; seed torch and pyro.
 
     The previous thread count and pyro setting are restored on exit so a worker
     that runs several fits in turn is left as it was found.
     """
     previous_threads = torch.get_num_threads()
-    torch.set_num_threads(threads if threads is not None else default_threads())
+    torch.set_num_threads(threads)
     if seed is not None:
         pyro.set_rng_seed(int(seed))
     try:
