@@ -88,3 +88,18 @@ def test_the_goal_is_kept_with_the_learner_across_sign_ins(client, learner_user,
     client.force_login(learner_user)
     page = client.get(reverse("learn", args=["arithmetic"])).content.decode()
     assert f'<option value="{goal}" selected>' in page
+
+
+def test_the_summary_names_the_next_step_towards_the_learners_goal(learner_client, demo_course):
+    from curriculum.services import graph_for_course
+
+    goal = graph_for_course(course=demo_course).topological_order()[0]
+    learner_client.post(reverse("learn_goal", args=["arithmetic"]), {"goal": goal})
+    page = learner_client.get(reverse("learn", args=["arithmetic"])).content.decode()
+    for _ in range(15):
+        if 'name="token"' not in page:
+            break
+        page = _answer(learner_client, page, right=True)
+    assert "You have mastered your goal" in page
+    summary = learner_client.get(reverse("learn_summary", args=["arithmetic"])).content.decode()
+    assert "You have mastered your goal" in summary.replace("&#x27;", "'")

@@ -185,7 +185,9 @@ def learn_summary(request: HttpRequest, slug: str) -> HttpResponse:
     """Shown when the learner stops: this sitting's answers, what moved, what is next and the reviews due."""
     course, learner = _learner_page(request, slug)
     return render(request, "web/summary.html", {"course": course, "learner": learner,
-                                                "summary": practice.sitting_summary(course=course, learner=learner)})
+                                                "summary": practice.sitting_summary(
+                                                    course=course, learner=learner,
+                                                    goal=_goal(request, course, learner))})
 
 
 def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
