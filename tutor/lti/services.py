@@ -31,6 +31,7 @@ from pylti1p3.assignments_grades import AssignmentsGradesService
 from pylti1p3.grade import Grade
 from pylti1p3.lineitem import LineItem
 from pylti1p3.service_connector import ServiceConnector
+from rest_framework.throttling import SimpleRateThrottle
 
 from tracing.models import Mastery
 from tutor.enrolments import EnrolmentConflict, enrolment_set
@@ -73,8 +74,7 @@ def lti_key_ensure() -> Key:
 def lti_login_allow(*, address: str, now: float | None = None) -> int | None:
     """Count one LTI login request from ``address``; None if within TUTOR_LTI_LOGIN_RATE, else the seconds
     to wait. A fixed window per address, counted atomically in the cache (shared when CACHE_URL is)."""
-    count, unit = settings.TUTOR_LTI_LOGIN_RATE.split("/")  # as DRF's rates: N/sec, N/min, N/hour, N/day
-    limit, period = int(count), {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit[0]]
+    limit, period = SimpleRateThrottle.parse_rate(None, settings.TUTOR_LTI_LOGIN_RATE)  # the API's rate syntax
     now = time.time() if now is None else now
     window = int(now // period)
     key = f"lti-login:{address}:{period}:{window}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from tutor.api.keys import api_key_create
-from tutor.errors import NotFound, ServiceError
+from tutor.errors import ServiceError
 from tutor.services import course_get
 
 
@@ -24,7 +24,7 @@ class Command(BaseCommand):
         try:
             course_object = None if is_global else course_get(slug=course)
             key, raw = api_key_create(name=name, course=course_object, rate=rate)
-        except (NotFound, ServiceError) as error:
+        except ServiceError as error:  # NotFound is one
             raise CommandError(error.message) from None
         self.stderr.write(f"API key {key.prefix} for {course_object.slug if course_object else 'all courses'} "
                           f"({name}); copy it now, it is not shown again:")
