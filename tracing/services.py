@@ -349,13 +349,16 @@ def mastery_get(*, learner: Learner) -> list[Mastery]:
     return list(Mastery.objects.filter(learner=learner).select_related("skill").order_by("skill_id"))
 
 
-def learner_outlook(*, learner: Learner, at: datetime | None = None) -> dict[str, Any]:
+def learner_outlook(*, learner: Learner, at: datetime | None = None, model: CourseModel | None = None,
+                    state: LearnerState | None = None) -> dict[str, Any]:
     """The learner's latent traits with uncertainty ({} for models without traits) and, when ``at`` is
     given, P(knows each skill) at that moment with no practice until then (forgetting, where the model
-    has it; else today's mastery). One model load and one state read serve both.
+    has it; else today's mastery). One model load and one state read serve both; a caller that has read
+    them already (``model`` and ``state``) passes them in.
     """
-    model = course_model(learner.course)
-    state = learner_state(learner=learner, model=model)
+    if model is None or state is None:
+        model = course_model(learner.course)
+        state = learner_state(learner=learner, model=model)
     forecast = None
     if at is not None:
         values = model.estimator.mastery_at(state, at.timestamp())

@@ -242,7 +242,7 @@ class MasteryView(ApiView):
         return Response({
             "learner": learner, "mean": mean, "mastery": shapes.SkillMastery(rows, many=True).data,
             "at": at.isoformat() if at else None,
-            **learner_outlook(learner=learner_object, at=at),
+            **learner_outlook(learner=learner_object, at=at, model=view.model, state=view.state),
         })
 
 
