@@ -108,12 +108,15 @@ def _course_signature(course: Course) -> tuple[Any, ...]:
     """One query: the active fit's id (0 if none) and a fingerprint of the course's items, skills,
     Q-matrix links and prerequisite edges. Ids only grow, so adding or removing any of them changes
     (count, max id) or (count, sum of ids); external ids are identities and never renamed in place;
-    an edge's weight may change in place (a refit's learned edges), so their weights are summed too."""
+    an edge's weight may change in place (a refit's learned edges), so their weights are summed too, and
+    so may an item's difficulty (a curriculum re-import), so the items' (id, difficulty) pairs are summed."""
     fit, item, skill = Fit._meta.db_table, Item._meta.db_table, Skill._meta.db_table
     link, edge = Item.skills.through._meta.db_table, Prerequisite._meta.db_table
     sql = (f"SELECT (SELECT id FROM {fit} WHERE course_id = %s AND active LIMIT 1), "
-           f"items.n, items.top, skills.n, skills.top, links.n, links.total, edges.n, edges.total, edges.weight "
-           f"FROM (SELECT count(*) AS n, coalesce(max(id), 0) AS top FROM {item} WHERE course_id = %s) AS items, "
+           f"items.n, items.top, items.levels, skills.n, skills.top, links.n, links.total, edges.n, edges.total, edges.weight "
+           f"FROM (SELECT count(*) AS n, coalesce(max(id), 0) AS top, "
+           f"coalesce(sum(CAST(id AS BIGINT) * (coalesce(difficulty, -1) + 2)), 0) AS levels "
+           f"FROM {item} WHERE course_id = %s) AS items, "
            f"(SELECT count(*) AS n, coalesce(max(id), 0) AS top FROM {skill} WHERE course_id = %s) AS skills, "
            f"(SELECT count(*) AS n, coalesce(sum(l.id), 0) AS total FROM {link} AS l "
            f"JOIN {item} AS i ON i.id = l.item_id WHERE i.course_id = %s) AS links, "

@@ -91,6 +91,22 @@ def test_the_policy_graph_follows_every_edge_change(demo):
     assert policy_graph(course=demo, model=course_model(demo)).edge(source.external_id, target.external_id) is None
 
 
+def test_an_items_difficulty_changed_in_place_is_seen_at_once(demo):
+    """A curriculum re-import updates an item's difficulty in place; the policy's view of the items
+    (which questions count as harder evidence) must follow, as it follows an edge's weight."""
+    from curriculum.services import _policy_items
+
+    def difficulty_of(external_id: str):
+        model = course_model(demo)
+        items, _, _ = model.memo("policy_items", lambda: _policy_items(model, demo))
+        return next(item.difficulty for item in items if item.id == external_id)
+
+    item = Item.objects.filter(course=demo).order_by("id").first()
+    before = difficulty_of(item.external_id)
+    Item.objects.filter(pk=item.pk).update(difficulty=(before or 0) + 3)
+    assert difficulty_of(item.external_id) == (before or 0) + 3
+
+
 def test_a_batch_update_equals_a_replay_of_each_history(demo):
     items = list(Item.objects.filter(course=demo).order_by("id").values_list("external_id", flat=True))[:30]
     old = list(Learner.objects.filter(course=demo).order_by("id")[:3])
