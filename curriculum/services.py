@@ -452,9 +452,14 @@ def next_item_choose(*, course: Course, learner: Learner, now: datetime | None =
     expected mastery gain from a one-step look-ahead of the model all come
     from the tracing layer's active model for the course. ``learner`` may be
     unsaved (a learner with no answers yet: the model's prior). ``goals``
-    (skill ids of the course) replace the course's goals for this choice.
+    (skill ids of the course) replace the course's goals for this choice; one
+    that is not a skill of the course is a ServiceError naming ``goal``.
     """
     view = learner_view(course=course, learner=learner, now=now)
+    unknown = [goal for goal in goals or () if goal not in view.graph]
+    if unknown:
+        raise ServiceError(f"goal {unknown[0]!r} is not a skill of course {course.slug!r}", code="unknown_skill",
+                           field="goal")
     model, estimator, state, moment = view.model, view.model.estimator, view.state, view.moment
     _, known, indices = model.memo("policy_items", lambda: _policy_items(model, course))
     probabilities = estimator.predict_next(state, indices, at=moment) if len(indices) else np.zeros(0)
