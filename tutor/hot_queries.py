@@ -116,18 +116,12 @@ def learner_row(*, course_pk: int, external_id: str) -> tuple[int, int | None, d
     return (rows[0][0], rows[0][1], _moment(rows[0][2])) if rows else None
 
 
-def learner_practice(*, learner_pk: int, limit: int) -> tuple[list[tuple[int, float]], dict[int, float]]:
-    """The learner's last ``limit`` answers as (item pk, correct), oldest first, and item pk -> when the
-    learner last answered it (epoch seconds): one round trip (the next-item path needs both)."""
-    recent, record = learner_exposure(learner_pk=learner_pk, limit=limit)
-    return recent, {item: last for item, (_, last, _) in record.items()}
-
-
 def learner_exposure(*, learner_pk: int | None, limit: int) -> tuple[list[tuple[int, float]],
                                                                      dict[int, tuple[int, float, float | None]]]:
-    """``learner_practice`` with the learner's whole record per item: item pk -> (answers, last answer,
-    last wrong answer or None; epoch seconds), in the same one round trip. A learner not stored yet
-    (``learner_pk`` None) has answered nothing."""
+    """The learner's last ``limit`` answers as (item pk, correct), oldest first, and their whole record
+    per item: item pk -> (answers, last answer, last wrong answer or None; epoch seconds), in one round
+    trip (the next-item path needs both). A learner not stored yet (``learner_pk`` None) has answered
+    nothing."""
     if learner_pk is None:
         return [], {}
     moment = _epoch("timestamp")

@@ -34,14 +34,15 @@ def test_reads_match_the_orm(course):
     learner = Learner.objects.get(course=course)
     orm_recent = list(Interaction.objects.filter(learner=learner).order_by("-timestamp", "-id")
                       .values_list("item_id", "correct")[:4])
-    recent, last = hot_queries.learner_practice(learner_pk=learner.pk, limit=4)
+    recent, record = hot_queries.learner_exposure(learner_pk=learner.pk, limit=4)
+    last = {item: answered for item, (_, answered, _) in record.items()}
     assert recent == [(item, float(correct)) for item, correct in reversed(orm_recent)]
     orm_last = dict(Interaction.objects.filter(learner=learner).order_by().values_list("item_id")
                     .annotate(last=Max("timestamp")).values_list("item_id", "last"))
     assert last == {item: moment.timestamp() for item, moment in orm_last.items()}  # exactly: same float
-    everything, _ = hot_queries.learner_practice(learner_pk=learner.pk, limit=100)
+    everything, _ = hot_queries.learner_exposure(learner_pk=learner.pk, limit=100)
     assert len(everything) == 11 and everything[-4:] == recent
-    assert hot_queries.learner_practice(learner_pk=learner.pk + 1000, limit=4) == ([], {})
+    assert hot_queries.learner_exposure(learner_pk=learner.pk + 1000, limit=4) == ([], {})
     wanted = ["c3", "c9", "nope"]
     assert hot_queries.stored_client_ids(course_pk=course.pk, client_ids=wanted) == dict(
         Interaction.objects.filter(course=course, client_id__in=wanted).values_list("client_id", "id"))
@@ -92,7 +93,6 @@ def test_exposure_matches_the_orm(course):
 
     learner = Learner.objects.get(course=course)
     recent, record = hot_queries.learner_exposure(learner_pk=learner.pk, limit=4)
-    assert recent == hot_queries.learner_practice(learner_pk=learner.pk, limit=4)[0]
     orm = (Interaction.objects.filter(learner=learner).order_by().values("item_id")
            .annotate(answers=Count("id"), last=Max("timestamp"), wrong=Max("timestamp", filter=Q(correct__lt=0.5))))
     assert record == {row["item_id"]: (row["answers"], row["last"].timestamp(),
