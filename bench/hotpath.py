@@ -182,7 +182,7 @@ def main() -> None:
 
         from curriculum.models import Item
         from tutor.api.keys import api_key_create
-        from tutor.models import Course
+        from curriculum.models import Course
 
         call_command("migrate", "--no-input", verbosity=0)
         call_command("demo_setup", stdout=io.StringIO())

@@ -27,7 +27,7 @@ from tracing.estimators.base import LearnerState  # noqa: E402
 from tracing.models import LearnerTrace, Mastery  # noqa: E402
 from tracing.services import _replay, course_model  # noqa: E402
 from tutor.models import Learner  # noqa: E402
-from tutor.services import course_get  # noqa: E402
+from curriculum.services import course_get  # noqa: E402
 
 TOLERANCE = 1e-6
 

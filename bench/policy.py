@@ -98,7 +98,7 @@ def course_prepare(*, document: dict, slug: str, model: str | None, params: dict
     """Create and import the course; teach a pilot cohort in textbook order and fit ``model`` on it."""
     from curriculum.services import curriculum_import
     from tracing.services import fit_create
-    from tutor.services import course_create
+    from curriculum.services import course_create
 
     course = course_create(slug=slug, name=document.get("course", {}).get("name", slug))
     curriculum_import(course=course, document=document)

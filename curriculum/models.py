@@ -1,14 +1,37 @@
-"""Skills, items (the Q-matrix) and the prerequisite graph of a course."""
+"""Courses, their skills, items (the Q-matrix) and prerequisite graph: the floor every other app stands on."""
 
 from __future__ import annotations
 
 from django.db import models
 
 
+class Course(models.Model):
+    """The tenant unit: skills, items, learners, fits and API keys all belong to one course."""
+
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    has_clock = models.BooleanField(
+        default=True, help_text="False when timestamps are synthetic step numbers (e.g. DKVMN files).")
+    policy = models.JSONField(default=dict, blank=True, help_text="Next-item policy settings (threshold, band, goals, review).")
+    open_to_all = models.BooleanField(
+        default=False, help_text="Any signed-in user may practise it (the demo course is); otherwise only the "
+                                 "users enrolled in it (by an LTI launch, staff or the API).")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        # The table kept its name when the model moved here from tutor (migration curriculum 0003).
+        db_table = "tutor_course"
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
 class Skill(models.Model):
     """A knowledge component."""
 
-    course = models.ForeignKey("tutor.Course", on_delete=models.CASCADE, related_name="skills")
+    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="skills")
     external_id = models.CharField(max_length=200)
     name = models.CharField(max_length=300, blank=True)
     description = models.TextField(blank=True)
@@ -24,7 +47,7 @@ class Skill(models.Model):
 class Item(models.Model):
     """A question; tests one or more skills."""
 
-    course = models.ForeignKey("tutor.Course", on_delete=models.CASCADE, related_name="items")
+    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="items")
     external_id = models.CharField(max_length=200)
     skills = models.ManyToManyField(Skill, related_name="items")
     body = models.TextField(blank=True)
@@ -49,7 +72,7 @@ class Prerequisite(models.Model):
     LEARNED = "learned"
     ORIGINS = [(AUTHORED, "authored"), (LEARNED, "learned")]
 
-    course = models.ForeignKey("tutor.Course", on_delete=models.CASCADE, related_name="prerequisites")
+    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="prerequisites")
     source = models.ForeignKey(Skill, on_delete=models.CASCADE, related_name="required_by")
     target = models.ForeignKey(Skill, on_delete=models.CASCADE, related_name="requires")
     origin = models.CharField(max_length=16, choices=ORIGINS, default=AUTHORED)

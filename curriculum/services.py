@@ -9,18 +9,19 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.utils.text import slugify
 from django.utils import timezone as django_timezone
 
 from curriculum.graph import AUTHORED, LEARNED, CycleError, Edge, PrerequisiteGraph, find_cycle
-from curriculum.models import Item, Prerequisite, Skill
+from curriculum.models import Item, Prerequisite, Skill, Course
 from curriculum.policy import (Answer, Choice, Evidence, ItemSpec, PolicyConfig, ReviewDue, Seen, candidate_skills,
                                catalog, next_item, review_schedule, skill_evidence, skill_mastered)
 from tracing.models import Fit
-from tutor.errors import ServiceError
+from core.errors import NotFound, ServiceError
 from tutor.hot_queries import learner_exposure
-from tutor.models import Course, Learner
-from tutor.validation import clean_text, text_problem
+from tutor.models import Learner
+from core.validation import clean_text, text_problem
 
 DOCUMENT_KEYS = {"course", "skills", "items", "prerequisites", "policy"}
 COURSE_KEYS = {"id", "name", "description"}
@@ -269,10 +270,32 @@ def curriculum_import(*, course: Course, document: Mapping[str, Any]) -> dict[st
     return summary
 
 
+def course_create(*, slug: str, name: str = "", description: str = "") -> Course:
+    """A new course; its id must be a slug not taken yet."""
+    slug = slug.strip()
+    if not slug or slugify(slug) != slug:
+        raise ServiceError(f"course id {slug!r} must be a slug (lowercase letters, digits, - and _)",
+                           code="invalid_slug", field="id")
+    if Course.objects.filter(slug=slug).exists():
+        raise ServiceError(f"course {slug!r} already exists", code="exists", field="id")
+    try:
+        with transaction.atomic():
+            return Course.objects.create(slug=slug, name=name or slug, description=description)
+    except IntegrityError:
+        # Another request created it between our check and our insert.
+        raise ServiceError(f"course {slug!r} already exists", code="exists", field="id") from None
+
+
+def course_get(*, slug: str) -> Course:
+    """The course ``slug``, or NotFound."""
+    try:
+        return Course.objects.get(slug=slug)
+    except Course.DoesNotExist:
+        raise NotFound(f"course {slug!r} not found") from None
+
+
 def course_from_document(*, document: Mapping[str, Any], slug: str | None = None) -> tuple[Course, bool]:
     """The course a document names (``slug`` overrides its "course.id"), created when missing."""
-    from tutor.services import course_create
-
     header = document.get("course") if isinstance(document, Mapping) else None
     header = header if isinstance(header, Mapping) else {}
     slug = slug or header.get("id")

@@ -9,7 +9,7 @@ class Fit(models.Model):
     QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
     STATUSES = [(s, s) for s in (QUEUED, RUNNING, SUCCEEDED, FAILED)]
 
-    course = models.ForeignKey("tutor.Course", on_delete=models.CASCADE, related_name="fits")
+    course = models.ForeignKey("curriculum.Course", on_delete=models.CASCADE, related_name="fits")
     kind = models.CharField(max_length=32)
     params = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=16, choices=STATUSES, default=QUEUED)

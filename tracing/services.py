@@ -25,16 +25,17 @@ from django.db import connection, transaction
 from django.db.models import Count
 from django.utils import timezone as django_timezone
 
-from curriculum.models import Item, Prerequisite, Skill
+from curriculum.models import Item, Prerequisite, Skill, Course
 from tracing.background import FitRunner
 from tracing.estimators import ESTIMATORS, estimator_params, get_estimator
 from tracing.estimators.base import Estimator, LearnerState
 from tracing.estimators.hyper import ParamError
 from tracing.models import Fit, LearnerTrace, Mastery
-from tutor.errors import Conflict, ServiceError, Unavailable
-from tutor.hot_queries import CHUNK, db_datetime, json_value, keyed_rows, learners_lock, upsert
-from tutor.models import Course, Interaction, Learner
-from tutor.recheck import Recent
+from core.errors import Conflict, ServiceError, Unavailable
+from core.sql import CHUNK, db_datetime, json_value, keyed_rows, upsert
+from tutor.hot_queries import learners_lock
+from tutor.models import Interaction, Learner
+from core.recheck import Recent
 from tutor.selectors import Vocabulary, course_vocabulary, interactions_for_fit, learner_history
 
 logger = logging.getLogger(__name__)

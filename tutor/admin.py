@@ -5,8 +5,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 
 from tutor.enrolments import enrolment_delete, enrolment_set
-from tutor.errors import ServiceError
-from tutor.models import Course, Enrolment, Interaction, Learner
+from core.errors import ServiceError
+from tutor.models import Enrolment, Interaction, Learner
+from curriculum.models import Course
 
 
 @admin.register(Course)

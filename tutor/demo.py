@@ -14,7 +14,8 @@ from django.db import transaction
 
 from curriculum.services import course_from_document, curriculum_import
 from curriculum.simulation import SimulatedCourse, SimulatedLearner, topological_order
-from tutor.models import Course, Interaction
+from tutor.models import Interaction
+from curriculum.models import Course
 from tutor.services import Row, interactions_import
 
 DEMO_DOCUMENT = Path(__file__).resolve().parent.parent / "curriculum" / "demo" / "arithmetic.json"

@@ -16,8 +16,9 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Q, QuerySet
 
-from tutor.errors import NotFound, ServiceError
-from tutor.models import Course, Enrolment, Learner
+from core.errors import NotFound, ServiceError
+from tutor.models import Enrolment, Learner
+from curriculum.models import Course
 from tutor.services import learner_get_or_create
 
 WEB_LEARNER_PREFIX = "user:"

@@ -9,72 +9,20 @@ Each function takes primary keys (or a course's key and external ids) and return
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from django.db import connection
-from django.utils.dateparse import parse_datetime
 
+from core import sql
+from core.sql import CHUNK, keyed_rows
 from curriculum.models import Item
 from tutor.models import Interaction, Learner
-
-CHUNK = 5_000  # below SQLite's bound on query variables
 
 _INTERACTION = Interaction._meta.db_table
 _LEARNER = Learner._meta.db_table
 _ITEM = Item._meta.db_table
-
-
-def _rows(sql: str, params: Sequence[Any]) -> list[tuple]:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
-
-
-def keyed_rows(sql: str, first: Sequence[Any], values: Sequence[Any], *, pairs: bool = True) -> Any:
-    """``sql`` with one ``{marks}`` for an IN list, run per chunk of ``values``; rows (key, value) as a dict,
-    or with ``pairs=False`` the rows as a list of tuples."""
-    found: list[tuple] = []
-    for start in range(0, len(values), CHUNK):
-        chunk = list(values[start:start + CHUNK])
-        found.extend(_rows(sql.format(marks=", ".join(["%s"] * len(chunk))), [*first, *chunk]))
-    return dict(found) if pairs else found
-
-
-def upsert(*, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], conflict: Sequence[str],
-           update: Sequence[str]) -> None:
-    """INSERT ... ON CONFLICT (``conflict``) DO UPDATE SET ``update``, in chunks (SQLite and PostgreSQL).
-
-    Values must already be in database form: datetimes through ``db_datetime``, JSON as text.
-    """
-    width = len(columns)
-    per_statement = max(1, CHUNK // width)
-    head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
-    tail = (f" ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET "
-            + ", ".join(f"{column} = excluded.{column}" for column in update))
-    row_marks = "(" + ", ".join(["%s"] * width) + ")"
-    with connection.cursor() as cursor:
-        for start in range(0, len(rows), per_statement):
-            chunk = rows[start:start + per_statement]
-            cursor.execute(head + ", ".join([row_marks] * len(chunk)) + tail,
-                           [value for row in chunk for value in row])
-
-
-def db_datetime(moment: datetime) -> Any:
-    """An aware datetime as the database stores it (SQLite: naive UTC text; PostgreSQL: as is)."""
-    return connection.ops.adapt_datetimefield_value(moment)
-
-
-def json_value(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, (str, bytes)) else value
-
-
-def _moment(value: Any) -> datetime:
-    # SQLite hands back text where PostgreSQL hands back an aware datetime; both are stored in UTC.
-    moment = parse_datetime(value) if isinstance(value, str) else value
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
 
 
 def stored_client_ids(*, course_pk: int, client_ids: Sequence[str]) -> dict[str, int]:
@@ -105,15 +53,15 @@ def learners_lock(*, learner_pks: Sequence[int]) -> None:
     ordered = sorted(set(learner_pks))
     for start in range(0, len(ordered), CHUNK):
         chunk = ordered[start:start + CHUNK]
-        _rows(f"SELECT id FROM {_LEARNER} WHERE id IN ({', '.join(['%s'] * len(chunk))}) "
+        sql.rows(f"SELECT id FROM {_LEARNER} WHERE id IN ({', '.join(['%s'] * len(chunk))}) "
               "ORDER BY id FOR NO KEY UPDATE", chunk)
 
 
 def learner_row(*, course_pk: int, external_id: str) -> tuple[int, int | None, datetime] | None:
     """(pk, user pk, created at) of the course's learner ``external_id``, or None."""
-    rows = _rows(f"SELECT id, user_id, created_at FROM {_LEARNER} WHERE course_id = %s AND external_id = %s",
+    rows = sql.rows(f"SELECT id, user_id, created_at FROM {_LEARNER} WHERE course_id = %s AND external_id = %s",
                  [course_pk, external_id])
-    return (rows[0][0], rows[0][1], _moment(rows[0][2])) if rows else None
+    return (rows[0][0], rows[0][1], sql.moment(rows[0][2])) if rows else None
 
 
 def learner_exposure(*, learner_pk: int | None, limit: int) -> tuple[list[tuple[int, float]],
@@ -126,7 +74,7 @@ def learner_exposure(*, learner_pk: int | None, limit: int) -> tuple[list[tuple[
         return [], {}
     moment = _epoch("timestamp")
     # The typed NULL: PostgreSQL types a bare NULL in a subquery as text, which the UNION cannot match.
-    rows = _rows(f"SELECT * FROM (SELECT 0, item_id, correct, {moment}, id, CAST(NULL AS DOUBLE PRECISION) "
+    rows = sql.rows(f"SELECT * FROM (SELECT 0, item_id, correct, {moment}, id, CAST(NULL AS DOUBLE PRECISION) "
                  f"FROM {_INTERACTION} "
                  f"WHERE learner_id = %s ORDER BY timestamp DESC, id DESC LIMIT %s) AS recent "
                  f"UNION ALL SELECT 1, item_id, NULL, {_epoch('MAX(timestamp)')}, COUNT(*), "
@@ -146,14 +94,14 @@ def _epoch(timestamp: str) -> str:
 
 
 def _seconds(value: Any) -> float:
-    return value if isinstance(value, float) else _moment(value).timestamp()
+    return value if isinstance(value, float) else sql.moment(value).timestamp()
 
 
 def item_shown(*, course_pk: int, external_id: str) -> dict[str, Any] | None:
     """What a client may show of an item (never its answer)."""
-    rows = _rows(f"SELECT body, choices, answer_format FROM {_ITEM} WHERE course_id = %s AND external_id = %s",
+    rows = sql.rows(f"SELECT body, choices, answer_format FROM {_ITEM} WHERE course_id = %s AND external_id = %s",
                  [course_pk, external_id])
     if not rows:
         return None
     body, choices, answer_format = rows[0]
-    return {"body": body, "choices": json_value(choices), "answer_format": answer_format}
+    return {"body": body, "choices": sql.json_value(choices), "answer_format": answer_format}

@@ -9,12 +9,11 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone as django_timezone
 
-from curriculum.models import Item, Skill
+from curriculum.models import Item, Skill, Course
 from tracing.formats import FormatError, Record, read_records
-from tutor.models import Course
-from tutor.errors import ServiceError
+from core.errors import ServiceError
 from tutor.services import Row, interactions_import, row_validate
-from tutor.validation import clean_text
+from core.validation import clean_text
 
 
 def _vocabulary_ensure(course: Course, records: list[Record]) -> tuple[int, int]:

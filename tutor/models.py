@@ -1,4 +1,4 @@
-"""Courses, learners and their interactions."""
+"""Learners, their enrolments and answers, and API keys (a course and its items live in curriculum)."""
 
 from __future__ import annotations
 
@@ -9,26 +9,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
-
-class Course(models.Model):
-    """The tenant unit: skills, items, learners, fits and API keys all belong to one course."""
-
-    slug = models.SlugField(max_length=64, unique=True)
-    name = models.CharField(max_length=200)
-    description = models.TextField(blank=True)
-    has_clock = models.BooleanField(
-        default=True, help_text="False when timestamps are synthetic step numbers (e.g. DKVMN files).")
-    policy = models.JSONField(default=dict, blank=True, help_text="Next-item policy settings (threshold, band, goals, review).")
-    open_to_all = models.BooleanField(
-        default=False, help_text="Any signed-in user may practise it (the demo course is); otherwise only the "
-                                 "users enrolled in it (by an LTI launch, staff or the API).")
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["slug"]
-
-    def __str__(self) -> str:
-        return self.slug
+from curriculum.models import Course
 
 
 class Learner(models.Model):

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from curriculum.models import Item, Skill
+from curriculum.models import Item, Skill, Course
 from tracing.data import Dataset
-from tutor.models import Course, Interaction, Learner
+from tutor.models import Interaction, Learner
 
 
 @dataclass(frozen=True)

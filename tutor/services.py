@@ -10,13 +10,13 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone as django_timezone
-from django.utils.text import slugify
 
-from curriculum.models import Item
-from tutor.errors import NotFound, ServiceError
-from tutor.hot_queries import CHUNK, learner_pks, learner_row, learners_lock, stored_client_ids
-from tutor.models import Course, Interaction, Learner
-from tutor.validation import clean_number, clean_text, clean_timestamp
+from curriculum.models import Item, Course
+from core.errors import NotFound, ServiceError
+from core.sql import CHUNK
+from tutor.hot_queries import learner_pks, learner_row, learners_lock, stored_client_ids
+from tutor.models import Interaction, Learner
+from core.validation import clean_number, clean_text, clean_timestamp
 
 MAX_BATCH = 10_000
 SCAN_ABOVE = 4 * CHUNK  # more client ids than this: scan the course's ids once instead of IN (...) lookups
@@ -51,51 +51,30 @@ class RecordResult:
     mastery: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
-def course_create(*, slug: str, name: str = "", description: str = "") -> Course:
-    slug = slug.strip()
-    if not slug or slugify(slug) != slug:
-        raise ServiceError(f"course id {slug!r} must be a slug (lowercase letters, digits, - and _)",
-                           code="invalid_slug", field="id")
-    if Course.objects.filter(slug=slug).exists():
-        raise ServiceError(f"course {slug!r} already exists", code="exists", field="id")
-    try:
-        with transaction.atomic():
-            return Course.objects.create(slug=slug, name=name or slug, description=description)
-    except IntegrityError:
-        # Another request created it between our check and our insert.
-        raise ServiceError(f"course {slug!r} already exists", code="exists", field="id") from None
-
-
-def course_get(*, slug: str) -> Course:
-    try:
-        return Course.objects.get(slug=slug)
-    except Course.DoesNotExist:
-        raise NotFound(f"course {slug!r} not found") from None
-
-
-def learner_get(*, course: Course, external_id: str) -> Learner:
-    row = learner_row(course_pk=course.pk, external_id=external_id)
-    if row is None:
-        raise NotFound(f"learner {external_id!r} not found in course {course.slug!r}")
+def _learner_from_row(course: Course, external_id: str, row: tuple[int, int | None, datetime]) -> Learner:
     learner = Learner.from_db(connection.alias, ["id", "course_id", "external_id", "user_id", "created_at"],
                               [row[0], course.pk, external_id, row[1], row[2]])
     learner.course = course  # the caller's object: no second query for learner.course
     return learner
 
 
+def learner_get(*, course: Course, external_id: str) -> Learner:
+    row = learner_row(course_pk=course.pk, external_id=external_id)
+    if row is None:
+        raise NotFound(f"learner {external_id!r} not found in course {course.slug!r}")
+    return _learner_from_row(course, external_id, row)
+
+
 def learner_get_or_new(*, course: Course, external_id: str) -> Learner:
     """The course's learner ``external_id``, or, for one with no answers yet, an unsaved Learner that
     stands for the model's prior (nothing is written: a read must not create learners)."""
     row = learner_row(course_pk=course.pk, external_id=external_id)
-    if row is None:
-        if not 0 < len(external_id) <= 200 or external_id != external_id.strip():
-            raise ServiceError("learner must be 1 to 200 characters with no surrounding spaces",
-                               code="invalid_length", field="learner")
-        return Learner(course=course, external_id=external_id)
-    learner = Learner.from_db(connection.alias, ["id", "course_id", "external_id", "user_id", "created_at"],
-                              [row[0], course.pk, external_id, row[1], row[2]])
-    learner.course = course
-    return learner
+    if row is not None:
+        return _learner_from_row(course, external_id, row)
+    if not 0 < len(external_id) <= 200 or external_id != external_id.strip():
+        raise ServiceError("learner must be 1 to 200 characters with no surrounding spaces",
+                           code="invalid_length", field="learner")
+    return Learner(course=course, external_id=external_id)
 
 
 def learner_get_or_create(*, course: Course, external_id: str, user: Any = None) -> Learner:
@@ -135,7 +114,7 @@ def row_validate(raw: Mapping[str, Any], index: int = 0, *, now: datetime | None
 
     Every way in (REST, xAPI, the web page, the file importer) builds its rows here. Ids
     (learner, item, id) are JSON strings, never numbers; the timestamp must lie in
-    ``tutor.validation.timestamp_bounds`` once converted to UTC.
+    ``core.validation.timestamp_bounds`` once converted to UTC.
     """
     if not isinstance(raw, Mapping):
         raise ServiceError(f"row {index}: expected an object", code="invalid_type", index=index)

@@ -9,7 +9,8 @@ import pytest
 
 from curriculum.services import curriculum_import, learner_view, next_item_choose
 from tests.tutor.api_support import client_for, key_for
-from tutor.models import Course, Learner
+from tutor.models import Learner
+from curriculum.models import Course
 from tutor.services import interaction_record
 from tutor.web.practice import MASTERED, learner_progress
 

@@ -62,7 +62,7 @@ def test_a_signature_is_reused_for_the_recheck_time_and_a_fit_here_is_seen_at_on
         demo, settings, monkeypatch, django_assert_num_queries, django_capture_on_commit_callbacks):
     settings.TRACING_MODEL_RECHECK = 1.0
     clock = [5000.0]
-    monkeypatch.setattr("tutor.recheck.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("core.recheck.time.monotonic", lambda: clock[0])
     first = course_model(demo)
     with django_assert_num_queries(0):  # within the recheck time: no query at all
         assert course_model(demo) is first

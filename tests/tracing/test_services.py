@@ -14,8 +14,9 @@ from tracing.estimators.bkt import BKT
 from tracing.models import Fit, LearnerTrace, Mastery
 from tracing.services import _replay, course_model, fit_create
 from tutor.demo import demo_document, demo_history_simulate
-from tutor.errors import ServiceError
-from tutor.models import Course, Learner
+from core.errors import ServiceError
+from tutor.models import Learner
+from curriculum.models import Course
 from tutor.services import interaction_record
 
 pytestmark = pytest.mark.django_db

@@ -329,7 +329,7 @@ def test_a_course_key_sees_nothing_of_another_course(course, method, tail, body)
 def test_a_revoked_key_stops_working_within_the_recheck_time(course, settings, monkeypatch):
     settings.TUTOR_API_KEY_RECHECK = 5.0
     clock = [1000.0]
-    monkeypatch.setattr("tutor.recheck.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("core.recheck.time.monotonic", lambda: clock[0])
     key, raw = api_key_create(name="soon revoked", course=course)
     assert client_for(raw).get(url(course, "/learners")).status_code == 200
     ApiKey.objects.filter(pk=key.pk).update(is_active=False)

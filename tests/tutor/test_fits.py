@@ -19,7 +19,7 @@ from tracing import estimators, services
 from tracing.background import FitRunner, Pending, next_pending
 from tracing.estimators.baselines import SkillRate
 from tracing.models import Fit
-from tutor.errors import Conflict, ServiceError
+from core.errors import Conflict, ServiceError
 
 GATE = threading.Event()
 """Holds Gated fits until a test opens it (a fit that takes as long as the test needs)."""

@@ -5,11 +5,12 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from django.db.models import Max
 
-from curriculum.models import Item, Skill
+from curriculum.models import Item, Skill, Course
 from tracing.models import Mastery
+from core import sql
 from tutor import hot_queries
-from tutor.errors import NotFound
-from tutor.models import Course, Interaction, Learner
+from core.errors import NotFound
+from tutor.models import Interaction, Learner
 from tutor.services import learner_get
 
 pytestmark = pytest.mark.django_db
@@ -77,8 +78,8 @@ def test_upsert_inserts_then_updates_in_place(course, monkeypatch):
     columns = ["learner_id", "skill_id", "probability", "updated_at", "fit_id"]
 
     def write(probability: float, moment: datetime) -> None:
-        hot_queries.upsert(table=Mastery._meta.db_table, columns=columns,
-                           rows=[(learner.pk, skill.pk, probability + n, hot_queries.db_datetime(moment), None)
+        sql.upsert(table=Mastery._meta.db_table, columns=columns,
+                           rows=[(learner.pk, skill.pk, probability + n, sql.db_datetime(moment), None)
                                  for n, skill in enumerate(skills)],
                            conflict=["learner_id", "skill_id"], update=["probability", "updated_at"])
 

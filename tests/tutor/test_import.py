@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from curriculum.models import Item, Skill
-from tutor.models import Course, Interaction, Learner
+from curriculum.models import Item, Skill, Course
+from tutor.models import Interaction, Learner
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 pytestmark = pytest.mark.django_db

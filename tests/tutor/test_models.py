@@ -1,8 +1,8 @@
 import pytest
 from django.db import IntegrityError, transaction
 
-from curriculum.models import Item, Prerequisite, Skill
-from tutor.models import Course, Interaction, Learner
+from curriculum.models import Item, Prerequisite, Skill, Course
+from tutor.models import Interaction, Learner
 
 pytestmark = pytest.mark.django_db
 

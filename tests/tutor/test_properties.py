@@ -15,12 +15,12 @@ import pytest
 from django.urls import reverse
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from curriculum.models import Item, Prerequisite, Skill
+from curriculum.models import Item, Prerequisite, Skill, Course
 from tests.tutor.api_support import client_for, course_with_curriculum, key_for
 from tracing.models import Fit, Mastery
 from tutor.api.keys import api_key_create
 from tutor.api.xapi import ANSWERED
-from tutor.models import Course, Interaction, Learner
+from tutor.models import Interaction, Learner
 
 pytestmark = pytest.mark.django_db
 EXAMPLES = settings(max_examples=150, deadline=None, derandomize=True, database=None,

@@ -1,8 +1,8 @@
 import pytest
 
-from curriculum.models import Item, Skill
-from tutor.errors import ServiceError
-from tutor.models import Course, Interaction, Learner
+from curriculum.models import Item, Skill, Course
+from core.errors import ServiceError
+from tutor.models import Interaction, Learner
 from tutor.services import interaction_record
 
 pytestmark = pytest.mark.django_db

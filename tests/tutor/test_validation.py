@@ -13,7 +13,7 @@ from django.core.management import CommandError, call_command
 from django.test import override_settings
 from django.urls import reverse
 
-from curriculum.models import Skill
+from curriculum.models import Skill, Course
 from curriculum.services import CurriculumError, document_validate
 from tests.threads import together
 from tests.tutor.api_support import client_for, course_with_curriculum, key_for
@@ -22,8 +22,8 @@ from tracing.services import fit_create
 from tutor.api.keys import api_key_create
 from tutor.api.parsers import BoundedJSONParser
 from tutor.api.xapi import ANSWERED
-from tutor.errors import ServiceError
-from tutor.models import Course, Interaction, Learner
+from core.errors import ServiceError
+from tutor.models import Interaction, Learner
 from tutor.services import interaction_record, row_validate
 
 pytestmark = pytest.mark.django_db
@@ -377,7 +377,7 @@ def test_parallel_creations_of_one_course_give_one_201_and_400s(postgresql):
 
 @pytest.mark.django_db(transaction=True)
 def test_parallel_imports_of_one_curriculum_store_it_once(postgresql):
-    from tutor.services import course_create
+    from curriculum.services import course_create
 
     course = course_create(slug="racing")
     raw_key = key_for(course)

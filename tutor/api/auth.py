@@ -9,9 +9,10 @@ from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import BasePermission
 
 from tutor.api.keys import api_key_check
-from tutor.errors import NotFound
-from tutor.models import ApiKey, Course
-from tutor.services import course_get
+from core.errors import NotFound
+from tutor.models import ApiKey
+from curriculum.models import Course
+from curriculum.services import course_get
 
 
 class ApiKeyAuthentication(BaseAuthentication):

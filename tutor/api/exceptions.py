@@ -14,7 +14,7 @@ from rest_framework.exceptions import APIException, ErrorDetail, ParseError, Val
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from tutor.errors import ServiceError, Unavailable
+from core.errors import ServiceError, Unavailable
 
 
 class PayloadTooLarge(APIException):

@@ -11,9 +11,10 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils import timezone as django_timezone
 
-from tutor.errors import ServiceError
-from tutor.models import ApiKey, Course, rate_validate
-from tutor.recheck import Recent
+from core.errors import ServiceError
+from tutor.models import ApiKey, rate_validate
+from curriculum.models import Course
+from core.recheck import Recent
 
 KEY_MARK = "kt"
 LAST_USED_RESOLUTION = timedelta(minutes=1)

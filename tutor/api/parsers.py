@@ -11,7 +11,7 @@ from rest_framework.parsers import BaseParser
 from rest_framework.renderers import JSONRenderer
 
 from tutor.api.exceptions import PayloadTooLarge
-from tutor.validation import JSONRefused, json_loads
+from core.validation import JSONRefused, json_loads
 
 
 def _too_large(size: str, limit: int) -> PayloadTooLarge:

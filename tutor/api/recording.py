@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tutor.api.selectors import stored_mastery
-from tutor.models import Course
+from curriculum.models import Course
 from tutor.services import RecordResult, Row, interaction_record
 
 

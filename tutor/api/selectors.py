@@ -7,10 +7,11 @@ from datetime import datetime
 
 from django.db.models import QuerySet
 
-from curriculum.models import Item, Skill
+from curriculum.models import Item, Skill, Course
 from tracing.models import Mastery
-from tutor.hot_queries import CHUNK, item_shown
-from tutor.models import Course, Interaction, Learner
+from core.sql import CHUNK
+from tutor.hot_queries import item_shown
+from tutor.models import Interaction, Learner
 
 
 def interactions_query(*, course: Course, learner: str | None = None, skill: str | None = None,

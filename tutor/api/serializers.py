@@ -9,7 +9,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from tracing.estimators import ESTIMATORS, estimator_params
-from tutor.errors import ServiceError
+from core.errors import ServiceError
 from tutor.services import MAX_BATCH, Row, row_validate
 
 MAX_PREDICT_ITEMS = 1000

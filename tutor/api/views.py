@@ -14,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from curriculum.services import curriculum_import, graph_for_course, learner_view, next_item_choose
+from curriculum.services import curriculum_import, graph_for_course, learner_view, next_item_choose, course_create
 from tracing.models import Fit
 from tracing.services import (
     fit_create,
@@ -30,8 +30,8 @@ from tutor.api.recording import BatchOutcome, batch_record
 from tutor.api.throttling import ApiKeyRateThrottle
 from tutor.api.xapi import statements_map
 from tutor.enrolments import enrolment_delete, enrolment_get, enrolment_put
-from tutor.errors import NotFound, ServiceError
-from tutor.services import course_create, learner_get, learner_get_or_new
+from core.errors import NotFound, ServiceError
+from tutor.services import learner_get, learner_get_or_new
 
 COURSE = OpenApiParameter("course", str, OpenApiParameter.PATH, description="The course id (slug).")
 LEARNER = OpenApiParameter("learner", str, OpenApiParameter.PATH, description="The learner's id in your system.")

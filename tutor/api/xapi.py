@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from tutor.errors import ServiceError
-from tutor.validation import clean_number, clean_text, text_problem
+from core.errors import ServiceError
+from core.validation import clean_number, clean_text, text_problem
 
 ANSWERED = "http://adlnet.gov/expapi/verbs/answered"
 _DURATION = re.compile(r"^P(?:(?P<days>\d+(?:\.\d+)?)D)?(?:T(?:(?P<hours>\d+(?:\.\d+)?)H)?"

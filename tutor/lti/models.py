@@ -15,7 +15,7 @@ class LtiCourseLink(models.Model):
     deployment = models.ForeignKey("lti_tool.LtiDeployment", on_delete=models.CASCADE, related_name="course_links")
     context_id = models.CharField(max_length=255, blank=True,
                                   help_text="The LMS context (course) id from the launch; empty = every context.")
-    course = models.ForeignKey("tutor.Course", on_delete=models.CASCADE, related_name="lti_links")
+    course = models.ForeignKey("curriculum.Course", on_delete=models.CASCADE, related_name="lti_links")
     learner_prefix = models.CharField(
         max_length=64, blank=True,
         help_text="Prepended to the LTI user id (sub) to form the learner id, e.g. 'moodle:' when several "

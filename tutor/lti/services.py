@@ -35,9 +35,10 @@ from rest_framework.throttling import SimpleRateThrottle
 
 from tracing.models import Mastery
 from tutor.enrolments import EnrolmentConflict, enrolment_set
-from tutor.hot_queries import keyed_rows
+from core.sql import keyed_rows
 from tutor.lti.models import LtiCourseLink, LtiGradeTarget
-from tutor.models import Course, Enrolment, Learner
+from tutor.models import Enrolment, Learner
+from curriculum.models import Course
 from tutor.services import learner_get_or_create
 
 logger = logging.getLogger(__name__)

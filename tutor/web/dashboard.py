@@ -13,9 +13,9 @@ from django.db.models import Count, Max, Sum
 from django.db.models.functions import TruncDate
 
 from curriculum.graph import AUTHORED, LEARNED, PrerequisiteGraph
-from curriculum.models import Item, Prerequisite, Skill
+from curriculum.models import Item, Prerequisite, Skill, Course
 from tracing.models import Fit, Mastery
-from tutor.models import Course, Interaction, Learner
+from tutor.models import Interaction, Learner
 
 GUESS_OVER_SLIP = 0.3
 """An item whose guess exceeds its slip by more than this is answered right without the skill too often."""

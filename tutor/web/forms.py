@@ -6,7 +6,7 @@ from django import forms
 
 from curriculum.answers import MAX_RESPONSE_LENGTH
 from tracing.estimators import ESTIMATORS
-from tutor.validation import JSONRefused, json_loads
+from core.validation import JSONRefused, json_loads
 
 
 class AnswerForm(forms.Form):

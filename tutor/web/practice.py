@@ -14,11 +14,11 @@ from django.utils import timezone as django_timezone
 from django.utils.timesince import timeuntil
 
 from curriculum.answers import assess_answer
-from curriculum.models import Item, Skill
+from curriculum.models import Item, Skill, Course
 from curriculum.policy import Seen, skill_evidence, skill_mastered
 from curriculum.services import graph_for_course, learner_reviews, learner_view, next_item_choose
 from tracing.services import course_model
-from tutor.models import Course, Interaction, Learner
+from tutor.models import Interaction, Learner
 from tutor.services import interaction_record
 
 TOKEN_SALT = "tutor.web.question"

@@ -19,8 +19,9 @@ from tracing.estimators import ESTIMATORS
 from tracing.models import Fit
 from tracing.services import fit_create
 from tutor.enrolments import course_for_user, courses_for_user, enrolment_learner
-from tutor.errors import NotFound, ServiceError
-from tutor.models import Course, Learner
+from core.errors import NotFound, ServiceError
+from tutor.models import Learner
+from curriculum.models import Course
 from tutor.web import dashboard, practice, svg
 from tutor.web.forms import AnswerForm, FitStartForm, GoalForm
 

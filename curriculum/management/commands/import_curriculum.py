@@ -8,8 +8,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from curriculum.services import course_from_document, curriculum_import
-from tutor.errors import ServiceError
-from tutor.validation import json_loads
+from core.errors import ServiceError
+from core.validation import json_loads
 
 
 class Command(BaseCommand):

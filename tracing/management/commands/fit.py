@@ -8,9 +8,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from tracing.estimators import ESTIMATORS
 from tracing.services import fit_create
-from tutor.errors import ServiceError
-from tutor.services import course_get
-from tutor.validation import json_loads
+from core.errors import ServiceError
+from curriculum.services import course_get
+from core.validation import json_loads
 
 
 class Command(BaseCommand):

@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from tutor.api.keys import api_key_create
-from tutor.errors import ServiceError
-from tutor.services import course_get
+from core.errors import ServiceError
+from curriculum.services import course_get
 
 
 class Command(BaseCommand):

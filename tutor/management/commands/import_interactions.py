@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from tracing.formats import FORMATS, FormatError
-from tutor.errors import ServiceError
+from core.errors import ServiceError
 from tutor.importing import file_import
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from tutor.errors import NotFound
+from core.errors import NotFound
 from tutor.lti.models import LtiGradeTarget
 from tutor.lti.services import lti_grade_passback
 from tutor.models import Learner
-from tutor.services import course_get
+from curriculum.services import course_get
 
 
 class Command(BaseCommand):

@@ -1,0 +1,67 @@
+"""Generic SQL helpers for SQLite and PostgreSQL alike: IN-lists in chunks, upserts, and values in the
+form each database stores. They know no table; callers name theirs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from django.db import connection
+from django.utils.dateparse import parse_datetime
+
+CHUNK = 5_000  # below SQLite's bound on query variables
+
+
+def rows(sql: str, params: Sequence[Any]) -> list[tuple]:
+    """The rows of one query."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def keyed_rows(sql: str, first: Sequence[Any], values: Sequence[Any], *, pairs: bool = True) -> Any:
+    """``sql`` with one ``{marks}`` for an IN list, run per chunk of ``values``; rows (key, value) as a dict,
+    or with ``pairs=False`` the rows as a list of tuples."""
+    found: list[tuple] = []
+    for start in range(0, len(values), CHUNK):
+        chunk = list(values[start:start + CHUNK])
+        found.extend(rows(sql.format(marks=", ".join(["%s"] * len(chunk))), [*first, *chunk]))
+    return dict(found) if pairs else found
+
+
+def upsert(*, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], conflict: Sequence[str],
+           update: Sequence[str]) -> None:
+    """INSERT ... ON CONFLICT (``conflict``) DO UPDATE SET ``update``, in chunks (SQLite and PostgreSQL).
+
+    Values must already be in database form: datetimes through ``db_datetime``, JSON as text.
+    """
+    width = len(columns)
+    per_statement = max(1, CHUNK // width)
+    head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+    tail = (f" ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET "
+            + ", ".join(f"{column} = excluded.{column}" for column in update))
+    row_marks = "(" + ", ".join(["%s"] * width) + ")"
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), per_statement):
+            chunk = rows[start:start + per_statement]
+            cursor.execute(head + ", ".join([row_marks] * len(chunk)) + tail,
+                           [value for row in chunk for value in row])
+
+
+def db_datetime(moment: datetime) -> Any:
+    """An aware datetime as the database stores it (SQLite: naive UTC text; PostgreSQL: as is)."""
+    return connection.ops.adapt_datetimefield_value(moment)
+
+
+def json_value(value: Any) -> Any:
+    """A JSON column as read back: SQLite hands text, PostgreSQL the decoded value."""
+    return json.loads(value) if isinstance(value, (str, bytes)) else value
+
+
+def moment(value: Any) -> datetime:
+    """A datetime column as read back in raw SQL, aware and in UTC."""
+    # SQLite hands back text where PostgreSQL hands back an aware datetime; both are stored in UTC.
+    parsed = parse_datetime(value) if isinstance(value, str) else value
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)

@@ -1,0 +1,24 @@
+"""LtiCourseLink.course points at curriculum.Course (the same table; curriculum 0003 says why)."""
+
+import django.db.models.deletion
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+
+    dependencies = [
+        ("curriculum", "0003_course"),
+        ("tutor_lti", "0001_initial"),
+    ]
+
+    operations = [
+        migrations.SeparateDatabaseAndState(
+            state_operations=[
+                migrations.AlterField(
+                    model_name="lticourselink", name="course",
+                    field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name="lti_links",
+                                            to="curriculum.course")),
+            ],
+            database_operations=[],
+        ),
+    ]
