@@ -181,7 +181,7 @@ def main() -> None:
         from django.core.management import call_command
 
         from curriculum.models import Item
-        from tutor.api.keys import api_key_create
+        from tutor.keys import api_key_create
         from curriculum.models import Course
 
         call_command("migrate", "--no-input", verbosity=0)

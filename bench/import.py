@@ -29,19 +29,19 @@ def main() -> None:
     # A throwaway test database, so the bench never touches real data.
     old = setup_databases(verbosity=0, interactive=False)
     try:
-        from tutor.importing import file_import
+        from tutor.actions import answers_import
         from tutor.models import Interaction
 
         started = time.perf_counter()
         per_file = {}
         for path in files:
             step = time.perf_counter()
-            summary = file_import(course_slug="assist2009", path=path, format="dkvmn")
+            summary = answers_import(course_slug="assist2009", path=path, format="dkvmn")
             per_file[path.name] = {**summary, "seconds": round(time.perf_counter() - step, 2)}
         wall = time.perf_counter() - started
         stored = Interaction.objects.count()
         step = time.perf_counter()
-        again = file_import(course_slug="assist2009", path=files[0], format="dkvmn")
+        again = answers_import(course_slug="assist2009", path=files[0], format="dkvmn")
         reimport = time.perf_counter() - step
         emit({
             "bench": "import",

@@ -6,10 +6,10 @@ Usage: python bench/policy.py [--learners 500] [--workers 2] [--model bkt] [--pa
 The demo course (curriculum/demo/arithmetic.json) is imported with
 ``curriculum_import`` into a temporary SQLite database. A pilot cohort taught
 in textbook order gives the course its data, and the course's model is fitted
-on it through ``fit_create`` (the Celery task runs in-process), as a course
+on it through ``fit_start`` (the Celery task runs in-process), as a course
 that ran before going adaptive would be. Then the same evaluation cohort
 (same seeds, hidden knowledge from curriculum/simulation.py) is tutored by
-three policies, every answer stored with ``tutor.services.interaction_record``:
+three policies, every answer stored with ``tutor.actions.answers_record``:
 
 - random: uniform over the items, never the same twice in a row;
 - fixed: the textbook sequence, items grouped by skill in topological order
@@ -17,7 +17,7 @@ three policies, every answer stored with ``tutor.services.interaction_record``:
 - mastery: the standard baseline, BKT mastery learning in topological order:
   each skill is practised (its items in turn) until the course model's
   P(known) >= 0.95, then the next skill;
-- ours: ``curriculum.services.next_item_choose`` before every answer. When it
+- ours: ``tutor.actions.next_item_choose`` before every answer. When it
   declares the goals done the learner stops; one who does not truly know
   them all comes back the next day (at most ``RETURNS`` times), when the
   policy's check of skills not practised for a day may catch what they forgot.
@@ -97,7 +97,7 @@ def course_prepare(*, document: dict, slug: str, model: str | None, params: dict
                    policy: dict | None = None) -> Any:
     """Create and import the course; teach a pilot cohort in textbook order and fit ``model`` on it."""
     from curriculum.services import curriculum_import
-    from tracing.services import fit_create
+    from tutor.actions import fit_start
     from curriculum.services import course_create
 
     course = course_create(slug=slug, name=document.get("course", {}).get("name", slug))
@@ -115,7 +115,7 @@ def course_prepare(*, document: dict, slug: str, model: str | None, params: dict
                 correct, moment = learner.answer(item)
                 rows.append(_row(f"pilot-{index}", step, simulated.item_ids[item], correct, moment))
             _record(course, rows, update_mastery=False)
-        fit = fit_create(course=course, kind=model, params=params, inline=True)
+        fit = fit_start(course=course, kind=model, params=params, inline=True)
         fit.refresh_from_db()
         if fit.status != "succeeded":
             sys.exit(f"the pilot fit of {model} did not succeed: {fit.status} {fit.error}")
@@ -128,9 +128,11 @@ def _row(learner: str, step: int, item: str, correct: float, moment: float) -> d
 
 
 def _record(course: Any, rows: list[dict[str, Any]], *, update_mastery: bool = True) -> Any:
+    from tutor.actions import answers_record
     from tutor.services import interaction_record
 
-    return interaction_record(course=course, rows=rows, update_mastery=update_mastery)
+    # The baselines keep their own mastery: their answers are stored without the online update.
+    return answers_record(course=course, rows=rows) if update_mastery else interaction_record(course=course, rows=rows)
 
 
 def _retry_gap_days(course: Any) -> float:
@@ -160,7 +162,7 @@ def learner_tutor(*, course: Any, simulated: SimulatedCourse, policy: str, seed:
                   posttest_at: int, goals: Sequence[int], timings: dict[str, float],
                   learner_class: Any = SimulatedLearner) -> dict[str, Any]:
     """Tutor one simulated learner with ``policy``; their outcome and the steps taken."""
-    from curriculum.services import next_item_choose
+    from tutor.actions import next_item_choose
     from tutor.services import learner_get_or_create
 
     learner = learner_class(simulated, seed=seed)

@@ -1,35 +1,23 @@
-"""The Django edge of the curriculum: import a course's skills and items, its graph, and the next item."""
+"""The curriculum's services: courses, importing a course's skills, items and prerequisites, its graph
+(authored and learned edges) and its policy settings."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-import numpy as np
 from django.db import IntegrityError, transaction
 from django.utils.text import slugify
-from django.utils import timezone as django_timezone
 
 from curriculum.graph import AUTHORED, LEARNED, CycleError, Edge, PrerequisiteGraph, find_cycle
 from curriculum.models import Item, Prerequisite, Skill, Course
-from curriculum.policy import (Answer, Choice, Evidence, ItemSpec, PolicyConfig, ReviewDue, Seen, candidate_skills,
-                               catalog, next_item, review_schedule, skill_evidence, skill_mastered)
-from tracing.models import Fit
+from curriculum.policies.base import PolicyConfig
 from core.errors import NotFound, ServiceError
-from tutor.hot_queries import learner_exposure
-from tutor.models import Learner
 from core.validation import clean_text, text_problem
 
 DOCUMENT_KEYS = {"course", "skills", "items", "prerequisites", "policy"}
 COURSE_KEYS = {"id", "name", "description"}
-SKILL_KEYS = {"id", "name", "description"}
-ITEM_KEYS = {"id", "skills", "body", "answer", "choices", "answer_format", "explanation", "difficulty"}
-EDGE_KEYS = {"from", "to"}
-HISTORY_LENGTH = 50
-"""Answers read back for the policy's struggle and repetition checks."""
 
 
 class CurriculumError(ServiceError):
@@ -87,15 +75,15 @@ def _choice(value: Any, where: str) -> str:
         raise CurriculumError(f"{where} {error}") from None
 
 
-def _entries(document: Mapping[str, Any], key: str, allowed: set[str]) -> list[Mapping[str, Any]]:
+def _entries(document: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
     entries = document.get(key) or []
     if not isinstance(entries, list):
         raise CurriculumError(f"{key} must be a list, got {type(entries).__name__}")
     for position, entry in enumerate(entries):
         if not isinstance(entry, Mapping):
             raise CurriculumError(f"{key}[{position}] must be an object, got {type(entry).__name__}")
-    # Fields beyond ``allowed`` are the author's metadata (a source link, a tag): kept out of the
-    # tables but not an error, unlike an unknown top-level key, which is usually a typo.
+    # Fields an entry has beyond those read are the author's metadata (a source link, a tag): kept out
+    # of the tables but not an error, unlike an unknown top-level key, which is usually a typo.
     return entries
 
 
@@ -126,7 +114,7 @@ def document_validate(document: Any, *, known_skills: Iterable[str] = (),
             raise CurriculumError(f"course must be an object with fields {', '.join(sorted(COURSE_KEYS))}")
 
     skills = []
-    for position, entry in enumerate(_entries(document, "skills", SKILL_KEYS)):
+    for position, entry in enumerate(_entries(document, "skills")):
         where = f"skills[{position}]"
         skills.append(_SkillRow(id=_identifier(entry.get("id"), f"{where}.id"),
                                 name=_text(entry.get("name"), f"{where}.name", limit=300),
@@ -135,7 +123,7 @@ def document_validate(document: Any, *, known_skills: Iterable[str] = (),
     known = set(known_skills) | {skill.id for skill in skills}
 
     items = []
-    for position, entry in enumerate(_entries(document, "items", ITEM_KEYS)):
+    for position, entry in enumerate(_entries(document, "items")):
         where = f"items[{position}]"
         item_id = _identifier(entry.get("id"), f"{where}.id")
         where = f"item {item_id!r}"
@@ -164,7 +152,7 @@ def document_validate(document: Any, *, known_skills: Iterable[str] = (),
     _unique([item.id for item in items], "item")
 
     edges: list[tuple[str, str]] = []
-    for position, entry in enumerate(_entries(document, "prerequisites", EDGE_KEYS)):
+    for position, entry in enumerate(_entries(document, "prerequisites")):
         where = f"prerequisites[{position}]"
         source = _identifier(entry.get("from"), f"{where}.from")
         target = _identifier(entry.get("to"), f"{where}.to")
@@ -310,7 +298,7 @@ def course_from_document(*, document: Mapping[str, Any], slug: str | None = None
     return course_create(slug=slug, name=name, description=description), True
 
 
-def learned_edges_store(*, course: Course, fit: Fit | None, edges: Iterable[Edge | Sequence[Any]]) -> int:
+def learned_edges_store(*, course: Course, fit_pk: int | None, edges: Iterable[Edge | Sequence[Any]]) -> int:
     """Replace the course's learned prerequisites with ``edges``; returns how many were stored.
 
     ``edges`` are (prerequisite skill id, skill id, probability) triples or
@@ -332,7 +320,7 @@ def learned_edges_store(*, course: Course, fit: Fit | None, edges: Iterable[Edge
     with transaction.atomic():
         Prerequisite.objects.filter(course=course, origin=LEARNED).delete()
         Prerequisite.objects.bulk_create([
-            Prerequisite(course=course, source_id=source, target_id=target, origin=LEARNED, weight=weight, fit=fit)
+            Prerequisite(course=course, source_id=source, target_id=target, origin=LEARNED, weight=weight, fit_id=fit_pk)
             for (source, target), weight in sorted(best.items())
         ])
     return len(best)
@@ -356,191 +344,9 @@ def graph_for_course(*, course: Course, include_learned: bool = True, min_weight
     return graph
 
 
-def policy_graph(*, course: Course, model: Any) -> PrerequisiteGraph:
-    """The graph the policy reads (``graph_for_course`` with its defaults), built once per course model:
-    the model's cache key covers the prerequisite edges, so a changed edge gives a fresh graph."""
-    return model.memo("policy_graph", lambda: graph_for_course(course=course))
-
-
 def course_policy(*, course: Course) -> PolicyConfig:
     """The course's policy settings (defaults where unset)."""
     try:
         return PolicyConfig.from_json(course.policy)
     except ValueError as error:
         raise ServiceError(f"course {course.slug!r} has bad policy settings: {error}", code="invalid_policy") from None
-
-
-@dataclass
-class LearnerView:
-    """What the policy, the learner page and the API read of one learner at one moment.
-
-    ``mastery`` P(known) per skill now (after forgetting), ``mastery_before`` at the last answer,
-    ``seen`` the learner's record per item, ``history`` the last answers (oldest first),
-    ``last_practice`` per skill when last answered (epoch seconds), ``evidence`` per skill.
-    """
-
-    model: Any
-    state: Any
-    moment: float
-    now_mastery: np.ndarray
-    mastery: dict[str, float]
-    mastery_before: dict[str, float]
-    items: list[ItemSpec]
-    seen: dict[str, Seen]
-    history: list[Answer]
-    last_practice: dict[str, float]
-    evidence: dict[str, Evidence]
-    graph: PrerequisiteGraph
-    config: PolicyConfig
-
-    def mastered(self, skill: str) -> bool:
-        """The one mastery rule (``curriculum.policy.skill_mastered``) for ``skill`` now."""
-        return skill_mastered(self.mastery.get(skill, 0.0), self.evidence.get(skill), self.config)
-
-
-def learner_view(*, course: Course, learner: Learner, now: datetime | None = None) -> LearnerView:
-    """Read ``learner``'s state under the course's active model, and their practice, once.
-
-    ``learner`` may be unsaved (no answers yet): the model's prior then stands for them.
-    """
-    from tracing.services import course_model, learner_state  # keeps model code out of import time
-
-    model = course_model(course)
-    estimator = model.estimator
-    state = learner_state(learner=learner, model=model)
-    moment = (now or django_timezone.now()).timestamp()
-    now_mastery = np.asarray(estimator.mastery_at(state, moment), dtype=np.float64)
-    mastery = {skill: float(now_mastery[index]) for skill, index in model.skill_index.items()}
-    mastery_before = {skill: float(state.mastery[index]) for skill, index in model.skill_index.items()}
-    items, _, _ = model.memo("policy_items", lambda: _policy_items(model, course))
-    # Item primary keys, no joins: the model's vocabulary names the items and their skills.
-    item_of_pk, skills_of_pk = model.memo("item_of_pk", lambda: _items_by_pk(model, items))
-    recent, record = learner_exposure(learner_pk=learner.pk, limit=HISTORY_LENGTH)
-    history = [Answer(item_of_pk[pk], correct) for pk, correct in recent if pk in item_of_pk]
-    seen = {item_of_pk[pk]: Seen(count, last, wrong) for pk, (count, last, wrong) in record.items() if pk in item_of_pk}
-    last_practice: dict[str, float] = {}
-    for pk, (_, last, _) in record.items():
-        for skill in skills_of_pk.get(pk, ()):
-            last_practice[skill] = max(last_practice.get(skill, 0.0), last)
-    return LearnerView(model=model, state=state, moment=moment, now_mastery=now_mastery, mastery=mastery,
-                       mastery_before=mastery_before, items=items, seen=seen, history=history,
-                       last_practice=last_practice, evidence=skill_evidence(items, seen),
-                       graph=policy_graph(course=course, model=model), config=course_policy(course=course))
-
-
-FADE_PROBES = (1 / 24, 3 / 24, 6 / 24, 12 / 24, 1, 2, 3, 5, 7, 10, 14, 21, 30, 45, 60)
-"""Days ahead at which a model's forgetting is read to find when a skill fades (then refined by bisection)."""
-
-
-def learner_reviews(*, course: Course, view: LearnerView) -> list[ReviewDue]:
-    """The reviews the policy schedules for the learner of ``view`` (``curriculum.policy.review_schedule``),
-    soonest first: when each skill mastered at its last practice fades below the threshold under the
-    model's forgetting (looked for up to 60 days ahead, to the minute) or is due its recheck."""
-    estimator, config = view.model.estimator, view.config
-    index = view.model.skill_index
-    watched = [skill for skill, value in view.mastery_before.items() if value >= config.threshold and skill in index]
-    fade_at: dict[str, float | None] = {}
-    if watched and config.review:
-        columns = np.array([index[skill] for skill in watched], dtype=np.int64)
-
-        def below(at: float) -> np.ndarray:
-            return np.asarray(estimator.mastery_at(view.state, at), dtype=np.float64)[columns] < config.threshold
-
-        # Without practice P(known) only falls, so the first probe below the threshold brackets the moment.
-        probes = [view.moment] + [view.moment + days * 86_400.0 for days in FADE_PROBES]
-        crossed = np.array([below(at) for at in probes])  # (probes, watched skills)
-        for position, skill in enumerate(watched):
-            hits = np.flatnonzero(crossed[:, position])
-            if not len(hits):
-                fade_at[skill] = None
-                continue
-            if hits[0] == 0:
-                fade_at[skill] = view.moment  # faded already: due now
-                continue
-            start, end = probes[hits[0] - 1], probes[hits[0]]
-            while end - start > 60.0:
-                middle = (start + end) / 2
-                start, end = (start, middle) if below(middle)[position] else (middle, end)
-            fade_at[skill] = end
-    return review_schedule(mastery_before=view.mastery_before, graph=view.graph, items=view.items, config=config,
-                           last_practice=view.last_practice, fade_at=fade_at)
-
-
-def next_item_choose(*, course: Course, learner: Learner, now: datetime | None = None,
-                     goals: Sequence[str] | None = None) -> Choice:
-    """The next item for ``learner``, read from the course's model, graph and policy settings.
-
-    Mastery now (after forgetting), mastery at the last answer, P(correct) of
-    every item and, for the items of the skills the policy may pick, the
-    expected mastery gain from a one-step look-ahead of the model all come
-    from the tracing layer's active model for the course. ``learner`` may be
-    unsaved (a learner with no answers yet: the model's prior). ``goals``
-    (skill ids of the course) replace the course's goals for this choice; one
-    that is not a skill of the course is a ServiceError naming ``goal``.
-    """
-    view = learner_view(course=course, learner=learner, now=now)
-    unknown = [goal for goal in goals or () if goal not in view.graph]
-    if unknown:
-        raise ServiceError(f"goal {unknown[0]!r} is not a skill of course {course.slug!r}", code="unknown_skill",
-                           field="goal")
-    model, estimator, state, moment = view.model, view.model.estimator, view.state, view.moment
-    _, known, indices = model.memo("policy_items", lambda: _policy_items(model, course))
-    probabilities = estimator.predict_next(state, indices, at=moment) if len(indices) else np.zeros(0)
-    p_correct = dict(zip(known, map(float, probabilities)))
-    config = view.config
-    if goals is not None:
-        config = dataclasses.replace(config, goals=tuple(goals))
-    candidates = candidate_skills(mastery=view.mastery, graph=view.graph, items=view.items, config=config,
-                                  mastery_before=view.mastery_before, history=view.history, seen=view.seen,
-                                  evidence=view.evidence)
-    gain = _expected_gain(estimator, state, model.item_index, model.skill_index,
-                          catalog(view.graph, view.items, tuple(config.goals))[1], candidates, p_correct,
-                          view.now_mastery, moment)
-    return next_item(mastery=view.mastery, graph=view.graph, items=view.items, config=config, p_correct=p_correct,
-                     gain=gain, mastery_before=view.mastery_before, history=view.history,
-                     last_practice=view.last_practice, now=moment, seen=view.seen, evidence=view.evidence)
-
-
-def _policy_items(model: Any, course: Course) -> tuple[list[ItemSpec], list[str], np.ndarray]:
-    """The course's items as the policy sees them, and those the model knows with their model indices."""
-    vocabulary = model.vocabulary
-    difficulty = dict(Item.objects.filter(course=course).values_list("id", "difficulty"))
-    items = [ItemSpec(item_id, tuple(vocabulary.skill_ids[column] for column in np.flatnonzero(row)),
-                      difficulty.get(pk))
-             for item_id, pk, row in zip(vocabulary.item_ids, vocabulary.item_pk, vocabulary.q_matrix)]
-    known = [item for item in vocabulary.item_ids if item in model.item_index]
-    return items, known, np.array([model.item_index[item] for item in known], dtype=np.int64)
-
-
-def _items_by_pk(model: Any, items: Sequence[ItemSpec]) -> tuple[dict[int, str], dict[int, tuple[str, ...]]]:
-    """Item primary key -> external id, and -> the item's skills."""
-    pks = model.vocabulary.item_pk
-    return ({pk: item.id for pk, item in zip(pks, items)}, {pk: item.skills for pk, item in zip(pks, items)})
-
-
-def _expected_gain(estimator: Any, state: Any, item_index: Mapping[str, int], skill_index: Mapping[str, int],
-                   items_of_skill: Mapping[str, Sequence[ItemSpec]], candidates: Mapping[str, str],
-                   p_correct: Mapping[str, float], now_mastery: np.ndarray, moment: float) -> dict[str, float]:
-    """Per item of a candidate skill: E[mastery of its skills after answering it] - mastery now
-    (one-step look-ahead)."""
-    chosen: dict[str, list[int]] = {}
-    for skill in candidates:
-        for item in items_of_skill.get(skill, ()):
-            if item.id in chosen or item.id not in item_index:
-                continue
-            columns = [skill_index[other] for other in item.skills if other in skill_index]
-            if columns:
-                chosen[item.id] = columns
-    if not chosen:
-        return {}
-    indices = np.array([item_index[item] for item in chosen], dtype=np.int64)
-    after_correct = estimator.update_each(state, indices, correct=1.0, at=moment)
-    after_wrong = estimator.update_each(state, indices, correct=0.0, at=moment)
-    # One array expression over every (item, skill) pair, summed per item: a loop of small numpy
-    # operations per item cost more than the look-ahead itself.
-    rows = np.repeat(np.arange(len(chosen)), [len(columns) for columns in chosen.values()])
-    columns = np.fromiter((column for each in chosen.values() for column in each), dtype=np.int64, count=len(rows))
-    probability = np.array([p_correct[item] for item in chosen], dtype=np.float64)[rows]
-    expected = probability * after_correct[rows, columns] + (1.0 - probability) * after_wrong[rows, columns]
-    gain = np.bincount(rows, weights=expected - now_mastery[columns], minlength=len(chosen))
-    return dict(zip(chosen, gain.tolist()))

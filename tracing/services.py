@@ -19,24 +19,27 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from celery import current_app
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count
 from django.utils import timezone as django_timezone
 
-from curriculum.models import Item, Prerequisite, Skill, Course
+from curriculum.models import Course, Item, Prerequisite, Skill
+from curriculum.services import learned_edges_store
 from tracing.background import FitRunner
 from tracing.estimators import ESTIMATORS, estimator_params, get_estimator
 from tracing.estimators.base import Estimator, LearnerState
 from tracing.estimators.hyper import ParamError
+from tracing.evaluation import evaluate, evaluate_multistep, split_learners
 from tracing.models import Fit, LearnerTrace, Mastery
-from core.errors import Conflict, ServiceError, Unavailable
+from core.errors import Conflict, ServiceError
 from core.sql import CHUNK, db_datetime, json_value, keyed_rows, upsert
 from tutor.hot_queries import learners_lock
 from tutor.models import Interaction, Learner
 from core.recheck import Recent
-from tutor.selectors import Vocabulary, course_vocabulary, interactions_for_fit, learner_history
+from tracing.selectors import Vocabulary, course_vocabulary, interactions_for_fit, learner_history
 
 logger = logging.getLogger(__name__)
 
@@ -444,17 +447,21 @@ def _place_holders(course: Course) -> list[Fit]:
     return list(Fit.objects.filter(course=course, status__in=(Fit.QUEUED, Fit.RUNNING)).order_by("created_at", "id"))
 
 
+def fits_in_process() -> bool:
+    """True where fits run in this process (no broker: Celery's eager mode); False where a worker takes them."""
+    return bool(current_app.conf.task_always_eager)
+
+
 def fit_create(*, course: Course, kind: str, params: dict[str, Any] | None = None, inline: bool = False) -> Fit:
-    """Validate the request, store a queued Fit and start it after commit.
+    """Validate the request and store a queued Fit; where fits run in this process, start it after commit.
 
-    With a broker the Celery task is queued (with this fit's time limit). Without one the fit runs
-    in this process: in the background thread (``tracing.background``) so the caller returns at once,
-    or, with ``inline`` (management commands, whose process would end before a background thread
-    finished) or setting TRACING_FITS_INLINE, before this returns. At most TRACING_FITS_PER_COURSE
-    fits of a course may be queued or running: beyond that, Conflict (409) names the oldest of them.
+    Without a broker the fit runs in the background thread (``tracing.background``) so the caller
+    returns at once, or, with ``inline`` (management commands, whose process would end before a
+    background thread finished) or setting TRACING_FITS_INLINE, before this returns. With a broker
+    the fit stays queued for ``tracing.tasks.fit_queue``, which ``tutor.actions.fit_start`` calls.
+    At most TRACING_FITS_PER_COURSE fits of a course may be queued or running: beyond that,
+    Conflict (409) names the oldest of them.
     """
-    from tracing.tasks import fit_run_task
-
     params = fit_params_check(kind=kind, params=params)
     answers = Interaction.objects.filter(course=course).count()
     time_limit = fit_time_limit(answers=answers)
@@ -471,29 +478,14 @@ def fit_create(*, course: Course, kind: str, params: dict[str, Any] | None = Non
                            "has finished", code="fit_in_progress",
                            detail={"fits": [{"id": fit.pk, "model": fit.kind, "status": fit.status} for fit in holders],
                                    "limit": cap})
-        in_process = fit_run_task.app.conf.task_always_eager
+        in_process = fits_in_process()
         background = in_process and not (inline or settings.TRACING_FITS_INLINE)
         fit = Fit.objects.create(course=course, kind=kind, params=params, time_limit=time_limit,
                                  task_id=_runner_owner() if background else "")
-
-        def enqueue() -> None:
-            if background:
-                _runner.submit(fit.pk, course.pk)
-                return
-            try:
-                # The Fit row carries the outcome: no result subscription, so a result store that is
-                # down cannot wedge this process's Celery backend.
-                result = fit_run_task.apply_async(args=[fit.pk], retry=False, ignore_result=True,
-                                                  soft_time_limit=time_limit, time_limit=time_limit + 60)
-            except Exception as error:  # the broker is down: say so rather than leave a fit queued forever
-                Fit.objects.filter(pk=fit.pk).update(status=Fit.FAILED, error=f"could not queue the fit: {error}",
-                                                     finished_at=django_timezone.now())
-                raise Unavailable("the task queue is unavailable; the fit was not started, try again later",
-                                  code="broker_unavailable") from error
-            if result.id and not in_process:
-                Fit.objects.filter(pk=fit.pk, task_id="").update(task_id=result.id)
-
-        transaction.on_commit(enqueue, robust=False)
+        if background:
+            transaction.on_commit(lambda: _runner.submit(fit.pk, course.pk), robust=False)
+        elif in_process:
+            transaction.on_commit(lambda: fit_run(fit_id=fit.pk), robust=False)
     fit.refresh_from_db()
     return fit
 
@@ -543,9 +535,7 @@ _runner = FitRunner(run=lambda fit_id: fit_run(fit_id=fit_id), on_start=fits_res
 def fits_background_start() -> None:
     """Start this process's background fit runner where fits run in-process (no broker): at once, so
     fits an ended process left are resumed without waiting for a new request."""
-    from tracing.tasks import fit_run_task
-
-    if fit_run_task.app.conf.task_always_eager and not settings.TRACING_FITS_INLINE:
+    if fits_in_process() and not settings.TRACING_FITS_INLINE:
         _runner.start()
 
 
@@ -587,8 +577,6 @@ def fit_run(*, fit_id: int) -> Fit:
     Any failure, or running past the fit's time limit, marks the Fit failed with the reason and
     leaves the previous active fit in place.
     """
-    from tracing.evaluation import evaluate, evaluate_multistep, split_learners
-
     with transaction.atomic():
         fit = Fit.objects.select_for_update().select_related("course").get(pk=fit_id)
         if fit.status in (Fit.SUCCEEDED, Fit.FAILED):
@@ -650,7 +638,6 @@ def fit_run(*, fit_id: int) -> Fit:
 
 def _activate(fit: Fit, estimator: Estimator, data, vocabulary: Vocabulary, artifact: Path,
               metrics: dict[str, Any], last_id: int | None) -> None:
-    from curriculum.services import learned_edges_store
 
     with transaction.atomic():
         # Answers being recorded finish first and new ones wait for this transaction, so the activation
@@ -666,9 +653,19 @@ def _activate(fit: Fit, estimator: Estimator, data, vocabulary: Vocabulary, arti
                       "skills": data.n_skills, "last_interaction_id": last_id},
         )
         fit.refresh_from_db()
-        learned_edges_store(course=fit.course, fit=fit, edges=estimator.learned_prerequisites())
+        learned_edges_store(course=fit.course, fit_pk=fit.pk, edges=estimator.learned_prerequisites())
         mastery_recompute(course=fit.course, fit=fit, estimator=estimator, data=data, vocabulary=vocabulary)
         transaction.on_commit(lambda: course_model_forget(fit.course))
+
+
+def mastery_refresh(*, course: Course, learner_pks: Sequence[int]) -> int:
+    """Replay these learners' whole histories under the course's active model and store their mastery
+    (after a file import, which stores answers without the online update); returns how many."""
+    model = course_model(course)
+    ordered = sorted(set(learner_pks))
+    for start in range(0, len(ordered), CHUNK):
+        _mastery_write(model, _replay_many(model, ordered[start:start + CHUNK]), django_timezone.now())
+    return len(ordered)
 
 
 def mastery_recompute(*, course: Course, fit: Fit, estimator: Estimator, data, vocabulary: Vocabulary) -> int:

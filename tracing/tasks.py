@@ -1,22 +1,42 @@
-"""Thin Celery wrappers over tracing.services."""
+"""Thin Celery wrappers over tracing.services, and the one place a fit is handed to a worker."""
 
 from __future__ import annotations
 
+import os
+import socket
+
 from celery import shared_task
+from django.utils import timezone as django_timezone
+
+from core.errors import Unavailable
+from tracing import services
+from tracing.models import Fit
 
 
-# fit_create passes each fit's own limits (they grow with the course); these are for a task sent without them.
+# fit_queue passes each fit's own limits (they grow with the course); these are for a task sent without them.
 @shared_task(acks_late=True, reject_on_worker_lost=True, soft_time_limit=3600, time_limit=3660)
 def fit_run_task(fit_id: int) -> str:
-    from tracing import services  # keeps torch and pyro out of the web process's import path
-
     return services.fit_run(fit_id=fit_id).status
+
+
+def fit_queue(*, fit: Fit) -> None:
+    """Send a queued fit to the workers with its time limit; a broker that is down fails the fit and
+    raises Unavailable (503) rather than leave it queued for ever."""
+    try:
+        # The Fit row carries the outcome: no result subscription, so a result store that is
+        # down cannot wedge this process's Celery backend.
+        result = fit_run_task.apply_async(args=[fit.pk], retry=False, ignore_result=True,
+                                          soft_time_limit=fit.time_limit, time_limit=fit.time_limit + 60)
+    except Exception as error:
+        Fit.objects.filter(pk=fit.pk).update(status=Fit.FAILED, error=f"could not queue the fit: {error}",
+                                             finished_at=django_timezone.now())
+        raise Unavailable("the task queue is unavailable; the fit was not started, try again later",
+                          code="broker_unavailable") from error
+    if result.id:
+        Fit.objects.filter(pk=fit.pk, task_id="").update(task_id=result.id)
 
 
 @shared_task
 def ping_task(value: int) -> dict:
     """Round trip through the broker: proves a worker is consuming (used by health checks and CI)."""
-    import os
-    import socket
-
     return {"value": value, "pid": os.getpid(), "host": socket.gethostname()}

@@ -16,6 +16,8 @@ from curriculum.services import course_from_document, curriculum_import
 from curriculum.simulation import SimulatedCourse, SimulatedLearner, topological_order
 from tutor.models import Interaction
 from curriculum.models import Course
+from tracing.estimators import ESTIMATORS
+from tutor.actions import fit_start
 from tutor.services import Row, interactions_import
 
 DEMO_DOCUMENT = Path(__file__).resolve().parent.parent / "curriculum" / "demo" / "arithmetic.json"
@@ -77,16 +79,12 @@ def demo_setup(*, simulate: bool = True, fit: bool = True) -> dict[str, Any]:
     if simulate:
         result["simulated_interactions"] = demo_history_simulate(course=course, document=document)
     if fit and not course.fits.filter(status="succeeded").exists():
-        from tracing.services import fit_create
-
         kind = "bkt" if _has_kind("bkt") else "rate"
-        fitted = fit_create(course=course, kind=kind, inline=True)  # a command: no background to wait for
+        fitted = fit_start(course=course, kind=kind, inline=True)  # a command: no background to wait for
         fitted.refresh_from_db()
         result["fit"] = {"id": fitted.pk, "kind": kind, "status": fitted.status}
     return result
 
 
 def _has_kind(kind: str) -> bool:
-    from tracing.estimators import ESTIMATORS
-
     return kind in ESTIMATORS

@@ -17,12 +17,10 @@ from django.db import connection
 
 from core import sql
 from core.sql import CHUNK, keyed_rows
-from curriculum.models import Item
 from tutor.models import Interaction, Learner
 
 _INTERACTION = Interaction._meta.db_table
 _LEARNER = Learner._meta.db_table
-_ITEM = Item._meta.db_table
 
 
 def stored_client_ids(*, course_pk: int, client_ids: Sequence[str]) -> dict[str, int]:
@@ -95,13 +93,3 @@ def _epoch(timestamp: str) -> str:
 
 def _seconds(value: Any) -> float:
     return value if isinstance(value, float) else sql.moment(value).timestamp()
-
-
-def item_shown(*, course_pk: int, external_id: str) -> dict[str, Any] | None:
-    """What a client may show of an item (never its answer)."""
-    rows = sql.rows(f"SELECT body, choices, answer_format FROM {_ITEM} WHERE course_id = %s AND external_id = %s",
-                 [course_pk, external_id])
-    if not rows:
-        return None
-    body, choices, answer_format = rows[0]
-    return {"body": body, "choices": sql.json_value(choices), "answer_format": answer_format}

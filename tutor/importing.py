@@ -65,8 +65,10 @@ def _rows(path: Path, records: list[Record]) -> list[Row]:
 
 
 def file_import(*, course_slug: str, path: Path, format: str, course_name: str = "",
-                on_rows: Callable[[int], Any] | None = None) -> dict[str, int]:
-    """Import one file into a course, creating the course, skills and items it needs.
+                on_rows: Callable[[int], Any] | None = None) -> tuple[dict[str, int], Course, list[int]]:
+    """Import one file into a course, creating the course, skills and items it needs. Returns a
+    summary, the course, and the learners (pks) with new answers; their mastery is the caller's
+    (``tutor.actions.answers_import``).
 
     Raises FormatError (file, line, reason) before anything is written: the file's syntax, and every
     value checked as the API checks it (a timestamp outside the accepted range, say).
@@ -80,6 +82,7 @@ def file_import(*, course_slug: str, path: Path, format: str, course_name: str =
             course.save(update_fields=["has_clock"])
         skills_created, items_created = _vocabulary_ensure(course, records)
         result = interactions_import(course=course, rows=rows, on_batch=on_rows)
-    return {"created": result.created_count, "duplicates": result.duplicate_count,
-            "learners_created": result.learners_created, "items_created": items_created,
-            "skills_created": skills_created, "rows": len(records)}
+    summary = {"created": result.created_count, "duplicates": result.duplicate_count,
+               "learners_created": result.learners_created, "items_created": items_created,
+               "skills_created": skills_created, "rows": len(records)}
+    return summary, course, sorted(result.learners.values())

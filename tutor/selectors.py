@@ -1,70 +1,35 @@
-"""Read-side queries that turn stored interactions into the tracing package's Dataset."""
+"""Reads of learners and their answers that the interfaces need beyond the services: filtered lists."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from datetime import datetime
 
-import numpy as np
+from django.db.models import QuerySet
 
-from curriculum.models import Item, Skill, Course
-from tracing.data import Dataset
+from curriculum.models import Course
 from tutor.models import Interaction, Learner
 
 
-@dataclass(frozen=True)
-class Vocabulary:
-    """A course's items and skills in a fixed order, and the Q-matrix (n_items, n_skills) bool."""
-
-    item_ids: tuple[str, ...]
-    skill_ids: tuple[str, ...]
-    q_matrix: np.ndarray
-    item_pk: tuple[int, ...]
-    skill_pk: tuple[int, ...]
-
-
-def course_vocabulary(*, course: Course) -> Vocabulary:
-    items = list(Item.objects.filter(course=course).order_by("id").values_list("id", "external_id"))
-    skills = list(Skill.objects.filter(course=course).order_by("id").values_list("id", "external_id"))
-    item_row = {pk: row for row, (pk, _) in enumerate(items)}
-    skill_column = {pk: column for column, (pk, _) in enumerate(skills)}
-    q_matrix = np.zeros((len(items), len(skills)), dtype=bool)
-    links = Item.skills.through.objects.filter(item__course=course).values_list("item_id", "skill_id")
-    for item_pk, skill_pk in links:
-        q_matrix[item_row[item_pk], skill_column[skill_pk]] = True
-    return Vocabulary(
-        item_ids=tuple(e for _, e in items), skill_ids=tuple(e for _, e in skills), q_matrix=q_matrix,
-        item_pk=tuple(pk for pk, _ in items), skill_pk=tuple(pk for pk, _ in skills),
-    )
+def interactions_query(*, course: Course, learner: str | None = None, skill: str | None = None,
+                       item: str | None = None, since: datetime | None = None,
+                       until: datetime | None = None) -> QuerySet[Interaction]:
+    """The course's interactions, oldest first; ``since`` inclusive, ``until`` exclusive."""
+    rows = Interaction.objects.filter(course=course)
+    if learner is not None:
+        rows = rows.filter(learner__external_id=learner)
+    if item is not None:
+        rows = rows.filter(item__external_id=item)
+    if skill is not None:
+        rows = rows.filter(item__skills__course=course, item__skills__external_id=skill)
+    if since is not None:
+        rows = rows.filter(timestamp__gte=since)
+    if until is not None:
+        rows = rows.filter(timestamp__lt=until)
+    return (rows.select_related("learner", "item").order_by("timestamp", "id")
+            .only("id", "client_id", "correct", "timestamp", "response_time", "created_at",
+                  "learner__external_id", "item__external_id"))
 
 
-def _dataset(course: Course, vocabulary: Vocabulary, queryset, learner_names: dict[int, str]) -> Dataset:
-    item_row = {pk: row for row, pk in enumerate(vocabulary.item_pk)}
-    # Answers keep arriving while a fit reads the course: rows of a learner or an item created after the
-    # names and the vocabulary were read are left out (the fit's activation replays those learners).
-    rows = [row for row in queryset.order_by("learner_id", "timestamp", "id")
-            .values_list("learner_id", "item_id", "correct", "timestamp")
-            if row[0] in learner_names and row[1] in item_row]
-    learner_pks = sorted({r[0] for r in rows})
-    learner_index = {pk: index for index, pk in enumerate(learner_pks)}
-    learner = np.fromiter((learner_index[r[0]] for r in rows), dtype=np.int32, count=len(rows))
-    item = np.fromiter((item_row[r[1]] for r in rows), dtype=np.int32, count=len(rows))
-    correct = np.fromiter((r[2] for r in rows), dtype=np.float32, count=len(rows))
-    timestamp = np.fromiter((r[3].timestamp() for r in rows), dtype=np.float64, count=len(rows))
-    return Dataset(
-        learner=learner, item=item, correct=correct, timestamp=timestamp, q_matrix=vocabulary.q_matrix,
-        item_ids=vocabulary.item_ids, skill_ids=vocabulary.skill_ids,
-        learner_ids=tuple(learner_names[pk] for pk in learner_pks), has_time=course.has_clock,
-    )
-
-
-def interactions_for_fit(*, course: Course, vocabulary: Vocabulary | None = None) -> Dataset:
-    """Every interaction of the course as one Dataset, learners in id order, rows in time order."""
-    vocabulary = vocabulary or course_vocabulary(course=course)
-    names = dict(Learner.objects.filter(course=course).values_list("id", "external_id"))
-    return _dataset(course, vocabulary, Interaction.objects.filter(course=course), names)
-
-
-def learner_history(*, learner: Learner, vocabulary: Vocabulary) -> Dataset:
-    """One learner's interactions as a one-learner Dataset (empty if none)."""
-    return _dataset(learner.course, vocabulary, Interaction.objects.filter(learner=learner),
-                    {learner.pk: learner.external_id})
+def learners_query(*, course: Course) -> QuerySet[Learner]:
+    """The course's learners by id."""
+    return Learner.objects.filter(course=course).order_by("external_id")

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone as django_timezone
 
@@ -48,7 +47,12 @@ class RecordResult:
     created_count: int = 0
     duplicate_count: int = 0
     learners_created: int = 0
+    learners: dict[str, int] = field(default_factory=dict)
+    """External id -> pk of every learner with a new answer."""
     mastery: dict[str, dict[str, float]] = field(default_factory=dict)
+    results: list[dict[str, Any]] = field(default_factory=list)
+    """Per input row, its fate (``tutor.actions.answers_record`` fills it: status created|duplicate and
+    the stored interaction's number)."""
 
 
 def _learner_from_row(course: Course, external_id: str, row: tuple[int, int | None, datetime]) -> Learner:
@@ -199,16 +203,20 @@ def interaction_record(
     *,
     course: Course,
     rows: Sequence[Mapping[str, Any] | Row],
-    update_mastery: bool = True,
     limit: int | None = MAX_BATCH,
+    item_pks: Mapping[str, int] | None = None,
+    lock_learners: bool = False,
+    on_stored: Callable[[RecordResult], None] | None = None,
 ) -> RecordResult:
     """Store a batch of answers atomically; a client id already stored is a duplicate, not an error.
 
-    Every row is validated before anything is written. Unknown learners are
-    created; an unknown item fails the whole batch. With ``update_mastery`` the
-    active fit updates each learner's mastery in the same transaction (the
-    result carries the new values). Retrying the same batch stores nothing twice
-    and returns the same interactions as duplicates.
+    Every row is validated before anything is written. Unknown learners are created; an unknown
+    item fails the whole batch. Retrying the same batch stores nothing twice and returns the same
+    interactions as duplicates. ``on_stored`` runs in the same transaction once the rows are in:
+    the action layer's online mastery update (``tutor.actions.answers_record``), which this floor
+    does not import. ``item_pks`` (item id -> pk, where the caller has them) saves a query;
+    ``lock_learners`` holds the learners' rows from before the insert to the commit, so one
+    learner's batches are applied one after another.
     """
     if limit is not None and len(rows) > limit:
         raise ServiceError(f"a batch holds at most {limit} interactions, got {len(rows)}", code="batch_too_large")
@@ -225,7 +233,10 @@ def interaction_record(
     for attempt in range(2):
         try:
             with transaction.atomic():
-                return _record(course, validated, update_mastery)
+                result = _record(course, validated, item_pks, lock_learners, keep=limit is not None)
+                if on_stored is not None and result.created:
+                    on_stored(result)
+                return result
         except IntegrityError:
             # A concurrent request stored one of these client ids between our check and
             # our insert: the whole batch rolled back, and a second pass sees them as duplicates.
@@ -234,16 +245,12 @@ def interaction_record(
     raise AssertionError("unreachable")
 
 
-def _record(course: Course, rows: list[Row], update_mastery: bool) -> RecordResult:
+def _record(course: Course, rows: list[Row], item_pks: Mapping[str, int] | None, lock_learners: bool,
+            keep: bool) -> RecordResult:
     result = RecordResult()
     if not rows:
         return result
-    model = None
-    if update_mastery:
-        from tracing.services import course_model  # the tracing layer loads models lazily
-
-        model = course_model(course)
-    items = _items_resolve(course, {row.item for row in rows}, cached=model.item_pks if model else None)
+    items = _items_resolve(course, {row.item for row in rows}, cached=item_pks)
     client_ids = sorted({row.client_id for row in rows if row.client_id is not None})
     existing: dict[str, int] = {}
     if len(client_ids) > SCAN_ABOVE:
@@ -265,32 +272,27 @@ def _record(course: Course, rows: list[Row], update_mastery: bool) -> RecordResu
                 fresh_ids.add(row.client_id)
     # Rows repeating an id stored before, and rows repeating an id earlier in this batch: both store nothing.
     result.duplicate_count = len(rows) - len(fresh)
-    if duplicate_ids and len(rows) <= MAX_BATCH:
+    if duplicate_ids and keep:
         # API batches answer with the stored rows; file imports only need the count.
         stored = Interaction.objects.select_related("learner", "item").in_bulk(duplicate_ids)
         result.duplicates = [stored[pk] for pk in duplicate_ids]
-    learners, result.learners_created = _learners_resolve(course, {row.learner for row in fresh})
-    if model is not None and fresh and settings.TUTOR_LEARNER_LOCK:
+    result.learners, result.learners_created = _learners_resolve(course, {row.learner for row in fresh})
+    if lock_learners and fresh:
         # Before the answers go in and the learners' states are read: a second request for one of these
         # learners waits here until this one commits, then reads the state this one wrote.
-        learners_lock(learner_pks=list(learners.values()))
-    if len(fresh) > CHUNK and not update_mastery and connection.vendor == "postgresql":
-        _copy_insert(course, fresh, learners, items)
+        learners_lock(learner_pks=list(result.learners.values()))
+    if not keep and len(fresh) > CHUNK and connection.vendor == "postgresql":
+        _copy_insert(course, fresh, result.learners, items)
         result.created_count = len(fresh)
     else:
         objects = [
-            Interaction(course=course, learner_id=learners[row.learner], item_id=items[row.item],
+            Interaction(course=course, learner_id=result.learners[row.learner], item_id=items[row.item],
                         correct=row.correct, timestamp=row.timestamp, response_time=row.response_time,
                         client_id=row.client_id, response=row.response)
             for row in fresh
         ]
         result.created = Interaction.objects.bulk_create(objects, batch_size=CHUNK)
         result.created_count = len(result.created)
-    if model is not None and result.created:
-        from tracing.services import mastery_apply
-
-        result.mastery = mastery_apply(course=course, interactions=result.created, model=model,
-                                       learner_names={pk: name for name, pk in learners.items()})
     return result
 
 
@@ -314,14 +316,16 @@ def interactions_import(*, course: Course, rows: Iterable[Row], on_batch: Progre
                         batch: int = 200_000) -> RecordResult:
     """Store many answers (a file) in one transaction: all or nothing, duplicates skipped.
 
-    Mastery is not updated per row; the caller recomputes it in bulk after.
+    Mastery is not updated per row: ``tutor.actions.answers_import`` refreshes it for the learners
+    the result names.
     """
     total = RecordResult()
     with transaction.atomic():
         pending: list[Row] = []
 
         def flush() -> None:
-            part = interaction_record(course=course, rows=pending, update_mastery=False, limit=None)
+            part = interaction_record(course=course, rows=pending, limit=None)
+            total.learners.update(part.learners)
             total.created_count += part.created_count
             total.duplicate_count += part.duplicate_count
             total.learners_created += part.learners_created

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from curriculum.graph import PrerequisiteGraph
-from curriculum.policy import Answer, ItemSpec, PolicyConfig, candidate_skills, next_item
+from curriculum.policies.frontier import candidate_skills, next_item
+from curriculum.policies.base import Answer, ItemSpec, PolicyConfig
 
 # a -> b -> c, a -> d
 GRAPH = PrerequisiteGraph(["a", "b", "c", "d"], [("a", "b"), ("b", "c"), ("a", "d")])
@@ -142,7 +143,7 @@ def test_skills_unpractised_for_days_are_checked_before_done():
 
 # Exposure control and the evidence behind mastery (issue 21).
 
-from curriculum.policy import Evidence, Seen, skill_evidence, skill_mastered  # noqa: E402
+from curriculum.policies.base import Evidence, Seen, skill_evidence, skill_mastered  # noqa: E402
 
 POOL = [ItemSpec(f"s{n:02d}", ("s",), difficulty=1 + n % 3) for n in range(12)]
 ONE = PrerequisiteGraph(["s"], [])

@@ -7,11 +7,12 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from curriculum.services import curriculum_import, learner_view, next_item_choose
+from curriculum.services import curriculum_import
+from tutor.actions import next_item_choose, answers_record
+from tracing.practice import learner_view
 from tests.tutor.api_support import client_for, key_for
 from tutor.models import Learner
 from curriculum.models import Course
-from tutor.services import interaction_record
 from tutor.web.practice import MASTERED, learner_progress
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
@@ -38,7 +39,7 @@ def course_with(policy: dict | None = None) -> Course:
 
 
 def record(course: Course, learner: str, item: str, correct: float, at: datetime) -> None:
-    interaction_record(course=course, rows=[{"id": f"{learner}-{at.timestamp()}", "learner": learner, "item": item,
+    answers_record(course=course, rows=[{"id": f"{learner}-{at.timestamp()}", "learner": learner, "item": item,
                                              "correct": correct, "timestamp": at.isoformat()}])
 
 
@@ -162,8 +163,9 @@ def test_fading_skills_are_due_when_the_model_says_they_fall_below_the_threshold
     import numpy as np
 
     from curriculum.graph import PrerequisiteGraph
-    from curriculum.policy import ItemSpec, PolicyConfig, candidate_skills, next_item
-    from curriculum.services import LearnerView, learner_reviews
+    from curriculum.policies.frontier import candidate_skills, next_item
+    from curriculum.policies.base import ItemSpec, PolicyConfig
+    from tracing.practice import LearnerView, learner_reviews
 
     graph = PrerequisiteGraph(["a", "b"], [])
     items = [ItemSpec(f"{skill}{n}", (skill,)) for skill in "ab" for n in range(3)]

@@ -11,8 +11,8 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from curriculum.models import Item, Prerequisite, Skill, Course
-from curriculum.services import (CurriculumError, curriculum_import, graph_for_course, learned_edges_store,
-                                 next_item_choose)
+from curriculum.services import CurriculumError, curriculum_import, graph_for_course, learned_edges_store
+from tutor.actions import next_item_choose
 from tutor.models import Learner
 
 DOCUMENT = {
@@ -107,7 +107,7 @@ def test_cycle_through_edges_already_stored_is_rejected(course):
 @pytest.mark.django_db
 def test_learned_edges_never_replace_authored_ones(course):
     curriculum_import(course=course, document=DOCUMENT)
-    stored = learned_edges_store(course=course, fit=None, edges=[
+    stored = learned_edges_store(course=course, fit_pk=None, edges=[
         ("count", "add", 0.3),            # authored already: skipped
         ("count", "frac-equiv", 0.9),
         ("frac-add", "count", 0.8),       # would close a cycle with authored edges
@@ -127,16 +127,16 @@ def test_learned_edges_never_replace_authored_ones(course):
     assert graph_for_course(course=course, include_learned=False).edge("count", "frac-equiv") is None
 
     # A new learned set replaces the old one.
-    assert learned_edges_store(course=course, fit=None, edges=[("count", "frac-add", 0.7)]) == 1
+    assert learned_edges_store(course=course, fit_pk=None, edges=[("count", "frac-add", 0.7)]) == 1
     learned = list(Prerequisite.objects.filter(course=course, origin="learned")
                    .values_list("source__external_id", "target__external_id"))
     assert learned == [("count", "frac-add")]
 
 
 def answer(course, learner, item, correct, at):
-    from tutor.services import interaction_record
+    from tutor.actions import answers_record
 
-    interaction_record(course=course, rows=[{"id": f"{learner}-{at.timestamp()}", "learner": learner,
+    answers_record(course=course, rows=[{"id": f"{learner}-{at.timestamp()}", "learner": learner,
                                              "item": item, "correct": correct, "timestamp": at.isoformat()}])
 
 

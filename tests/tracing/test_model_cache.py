@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 
 from curriculum.models import Item, Prerequisite, Skill
-from curriculum.services import course_from_document, curriculum_import, policy_graph
+from curriculum.services import course_from_document, curriculum_import
+from tracing.practice import policy_graph
 from tracing.models import Fit, LearnerTrace, Mastery
 from tracing.services import _replay, course_model, fit_create
 from tutor.demo import demo_document, demo_history_simulate
 from tutor.models import Learner
-from tutor.services import interaction_record
+from tutor.actions import answers_record
 
 pytestmark = pytest.mark.django_db
 START = datetime(2026, 11, 1, 9, 0, tzinfo=timezone.utc)
@@ -94,11 +95,10 @@ def test_the_policy_graph_follows_every_edge_change(demo):
 def test_an_items_difficulty_changed_in_place_is_seen_at_once(demo):
     """A curriculum re-import updates an item's difficulty in place; the policy's view of the items
     (which questions count as harder evidence) must follow, as it follows an edge's weight."""
-    from curriculum.services import _policy_items
+    from tracing.practice import policy_items
 
     def difficulty_of(external_id: str):
-        model = course_model(demo)
-        items, _, _ = model.memo("policy_items", lambda: _policy_items(model, demo))
+        items, _, _ = policy_items(model=course_model(demo), course=demo)
         return next(item.difficulty for item in items if item.id == external_id)
 
     item = Item.objects.filter(course=demo).order_by("id").first()
@@ -118,7 +118,7 @@ def test_a_batch_update_equals_a_replay_of_each_history(demo):
     # One late answer for an old learner: that learner is replayed, the others updated from their traces.
     rows.append({"id": "cache-late", "learner": old[0].external_id, "item": items[0], "correct": 1,
                  "timestamp": "2020-01-01T00:00:00Z"})
-    result = interaction_record(course=demo, rows=rows)
+    result = answers_record(course=demo, rows=rows)
     model = course_model(demo)
     skills = model.vocabulary.skill_ids
     for learner in Learner.objects.filter(course=demo, external_id__in=result.mastery):

@@ -17,6 +17,7 @@ from tutor.demo import demo_document, demo_history_simulate
 from core.errors import ServiceError
 from tutor.models import Learner
 from curriculum.models import Course
+from tutor.actions import answers_record
 from tutor.services import interaction_record
 
 pytestmark = pytest.mark.django_db
@@ -91,7 +92,7 @@ def test_online_update_uses_the_active_fit(demo, django_capture_on_commit_callba
     item = demo.items.first()
     skill = item.skills.first().external_id
     before = course_model(demo).estimator.initial_state().mastery
-    result = interaction_record(course=demo, rows=[{"learner": "new", "item": item.external_id, "correct": 1,
+    result = answers_record(course=demo, rows=[{"learner": "new", "item": item.external_id, "correct": 1,
                                                     "timestamp": "2026-11-25T10:00:00Z"}])
     index = course_model(demo).skill_index[skill]
     assert result.mastery["new"][skill] > before[index]
@@ -112,7 +113,7 @@ def tiny_course_create(*, learners: int, answers: int):
     course, _ = course_from_document(document=document)
     curriculum_import(course=course, document=document)
     items = list(course.items.order_by("id").values_list("external_id", flat=True))[:6]
-    interaction_record(course=course, rows=[
+    answers_record(course=course, rows=[
         {"learner": f"l{number}", "item": items[(number + step) % 6], "correct": (number * step + step) % 3 > 0,
          "timestamp": f"2026-11-25T10:{step:02d}:00Z"}
         for number in range(learners) for step in range(answers)])
@@ -137,7 +138,7 @@ class AnsweredDuringTheFit(BKT):
 
     def fit(self, data, *, seed=0, progress=None):
         if not ANSWERS_DURING_FIT:
-            ANSWERS_DURING_FIT.append(interaction_record(course=Course.objects.get(slug="arithmetic"), rows=[
+            ANSWERS_DURING_FIT.append(answers_record(course=Course.objects.get(slug="arithmetic"), rows=[
                 {"id": "late-1", "learner": "sim-01", "item": data.item_ids[0], "correct": 1}]))
         return super().fit(data, seed=seed, progress=progress)
 
@@ -172,9 +173,9 @@ def test_an_answer_recorded_on_the_previous_fit_is_not_lost_to_the_new_one(
     fit = run_fit(demo, "bkt", {"forgets": True}, capture=django_capture_on_commit_callbacks)
     assert fit.active and course_model(demo).fit == previous.fit  # this process has not seen it yet
     item = demo.items.order_by("id").first().external_id
-    interaction_record(course=demo, rows=[{"learner": "sim-02", "item": item, "correct": 1}])
+    answers_record(course=demo, rows=[{"learner": "sim-02", "item": item, "correct": 1}])
     settings.TRACING_MODEL_RECHECK = 0.0  # the process reads the change
-    interaction_record(course=demo, rows=[{"learner": "sim-02", "item": item, "correct": 0}])
+    answers_record(course=demo, rows=[{"learner": "sim-02", "item": item, "correct": 0}])
     model = course_model(demo)
     assert model.fit == fit
     learner = Learner.objects.get(course=demo, external_id="sim-02")
@@ -188,7 +189,7 @@ def test_a_fit_leaves_out_learners_and_items_that_arrive_while_it_reads_the_cour
     """The fit reads the vocabulary, then the learners' names, then the answers: a learner or an item
     created in between (a class answering while the fit starts) must not fail the fit."""
     from curriculum.models import Item
-    from tutor import selectors
+    from tracing import selectors
 
     vocabulary = selectors.course_vocabulary(course=demo)
     skill = demo.skills.order_by("id").first()
@@ -197,9 +198,9 @@ def test_a_fit_leaves_out_learners_and_items_that_arrive_while_it_reads_the_cour
     real_dataset = selectors._dataset
 
     def answers_arrive_first(course, vocabulary, queryset, names):
-        interaction_record(course=course, rows=[
+        interaction_record(course=course, rows=[  # stored only: the fit's own read is what is tested
             {"learner": "late-learner", "item": vocabulary.item_ids[0], "correct": 1},
-            {"learner": "sim-01", "item": "late-item", "correct": 0}], update_mastery=False)
+            {"learner": "sim-01", "item": "late-item", "correct": 0}])
         return real_dataset(course, vocabulary, queryset, names)
 
     monkeypatch.setattr(selectors, "_dataset", answers_arrive_first)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rest_framework.test import APIClient
 
 from curriculum.services import curriculum_import, course_create
-from tutor.api.keys import api_key_create
+from tutor.keys import api_key_create
 
 CURRICULUM = {
     "skills": [{"id": "count", "name": "Counting"}, {"id": "add", "name": "Adding"},

@@ -27,14 +27,14 @@ def demo_course_create():
 
 def answers_simulate(course, *, learners: int = 12, answers: int = 24, seed: int = 0,
                      start: datetime | None = None) -> int:
-    """Simulated learners who learn as they practise, stored through interaction_record; returns the count.
+    """Simulated learners who learn as they practise, stored through answers_record; returns the count.
 
     Each learner works through the skills in prerequisite order; a known skill
     is answered right with P 0.85, an unknown one with P 0.25, and each answer
     teaches the skill with P 0.3, so learning curves fall and a fit has signal.
     """
     from curriculum.models import Item
-    from tutor.services import interaction_record
+    from tutor.actions import answers_record
     from tutor.web.dashboard import skills_in_order
 
     generator = random.Random(seed)
@@ -61,7 +61,7 @@ def answers_simulate(course, *, learners: int = 12, answers: int = 24, seed: int
             moment += timedelta(minutes=3 + generator.random() * 60)
             if skill in known and right:
                 position += 1
-        stored += interaction_record(course=course, rows=rows).created_count
+        stored += answers_record(course=course, rows=rows).created_count
     return stored
 
 

@@ -142,7 +142,7 @@ from django.urls import reverse  # noqa: E402
 from tests.tutor.api_support import course_with_curriculum  # noqa: E402
 from tutor.enrolments import enrolment_set  # noqa: E402
 from tutor.models import Enrolment, Interaction, Learner  # noqa: E402
-from tutor.services import interaction_record  # noqa: E402
+from tutor.actions import answers_record  # noqa: E402
 
 LEARNER_PAGES = ["learn", "learn_question", "learn_mastery"]
 
@@ -209,7 +209,7 @@ def test_a_local_username_equal_to_an_imported_learner_does_not_take_it_over(cli
                                                                               django_user_model, fast_passwords):
     history = [{"id": f"file-{step}", "learner": "alice", "item": "q2", "correct": 1,
                 "timestamp": f"2026-11-20T10:0{step}:00Z"} for step in range(6)]
-    interaction_record(course=course, rows=history)
+    answers_record(course=course, rows=history)
     imported = Learner.objects.get(course=course, external_id="alice")
 
     local = django_user_model.objects.create_user(username="alice", password=PASSWORD)
@@ -236,7 +236,7 @@ def test_a_local_username_equal_to_an_imported_learner_does_not_take_it_over(cli
 def test_an_account_keeps_its_learner_when_a_file_later_uses_its_id(client, learner_user, three_courses):
     demo = three_courses["demo"]
     client.force_login(learner_user)
-    interaction_record(course=demo, rows=[{"id": "f1", "learner": f"user:{learner_user.pk}", "item": "q1",
+    answers_record(course=demo, rows=[{"id": "f1", "learner": f"user:{learner_user.pk}", "item": "q1",
                                            "correct": 1, "timestamp": "2026-11-20T10:00:00Z"}])
     client.get("/learn/demo/")
     mine = Enrolment.objects.get(course=demo, user=learner_user).learner
@@ -276,7 +276,7 @@ def test_staff_enrol_accounts_in_the_admin(client, django_user_model, fast_passw
     imported.refresh_from_db()
     assert imported.user is None and not Enrolment.objects.filter(course=algebra, user=pupil).exists()
 
-    client.post("/admin/tutor/course/", {"action": "open_to_all_signed_in", "_selected_action": [geometry.pk]})
+    client.post("/admin/curriculum/course/", {"action": "open_to_all_signed_in", "_selected_action": [geometry.pk]})
     geometry.refresh_from_db()
     assert geometry.open_to_all
 

@@ -13,7 +13,7 @@ from django.test import override_settings
 
 from curriculum.services import learned_edges_store
 from tests.tutor.api_support import CURRICULUM, client_for, course_with_curriculum, key_for
-from tutor.api.keys import api_key_create
+from tutor.keys import api_key_create
 from tutor.models import ApiKey, Interaction, Learner
 
 pytestmark = pytest.mark.django_db
@@ -84,7 +84,7 @@ def test_curriculum_import_is_idempotent_and_validated(course, api):
 
 
 def test_graph_has_authored_and_learned_edges_with_origin_and_weight(course, api):
-    learned_edges_store(course=course, fit=None, edges=[("count", "frac-add", 0.8), ("q", "x", 0.9),
+    learned_edges_store(course=course, fit_pk=None, edges=[("count", "frac-add", 0.8), ("q", "x", 0.9),
                                                         ("count", "frac-add", 0.3)])
     response = api.get(url(course, "/graph"))
     assert response.status_code == 200

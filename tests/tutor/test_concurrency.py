@@ -19,7 +19,7 @@ from tracing.estimators.base import LearnerState
 from tracing.models import Fit, LearnerTrace, Mastery
 from tracing.services import _replay, course_model, fit_run
 from tutor.models import Interaction, Learner
-from tutor.services import interaction_record
+from tutor.actions import answers_record
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -33,7 +33,7 @@ def fitted_course(postgresql, settings, tmp_path):
     settings.ARTIFACT_ROOT = tmp_path
     course = course_with_curriculum("race")
     generator = random.Random(1)
-    interaction_record(course=course, rows=[
+    answers_record(course=course, rows=[
         {"learner": f"sim-{number}", "item": generator.choice(ITEMS), "correct": int(generator.random() < 0.6),
          "timestamp": (START - timedelta(days=2, minutes=number * 40 - step)).isoformat()}
         for number in range(12) for step in range(15)])
@@ -68,14 +68,14 @@ def test_parallel_answers_for_one_learner_match_a_replay(fitted_course):
     """Rounds of 8 answers at once, stamped on arrival (no timestamp sent), as from a busy LMS, through
     the service, the REST API and xAPI in turn."""
     rounds = 4
-    interaction_record(course=fitted_course, rows=[{"learner": "ada", "item": "q1", "correct": 1}])
+    answers_record(course=fitted_course, rows=[{"learner": "ada", "item": "q1", "correct": 1}])
     key = key_for(fitted_course)
     base = f"/api/v1/courses/{fitted_course.slug}"
 
     def post(number: int, round_: int) -> None:
         item, correct = ITEMS[(number + round_) % 4], (number + round_) % 3 > 0
         if number % 3 == 0:
-            interaction_record(course=fitted_course, rows=[{"id": f"t{number}-{round_}", "learner": "ada",
+            answers_record(course=fitted_course, rows=[{"id": f"t{number}-{round_}", "learner": "ada",
                                                             "item": item, "correct": correct}])
             return
         if number % 3 == 1:
@@ -116,9 +116,9 @@ def test_the_lock_is_one_query_taken_before_the_answer_goes_in_and_the_state_is_
     from django.db import connection as default
     from django.test.utils import CaptureQueriesContext
 
-    interaction_record(course=fitted_course, rows=[{"learner": "ada", "item": "q1", "correct": 1}])
+    answers_record(course=fitted_course, rows=[{"learner": "ada", "item": "q1", "correct": 1}])
     with CaptureQueriesContext(default) as queries:
-        interaction_record(course=fitted_course, rows=[{"learner": "ada", "item": "q2", "correct": 0}])
+        answers_record(course=fitted_course, rows=[{"learner": "ada", "item": "q2", "correct": 0}])
     statements = [query["sql"] for query in queries.captured_queries]
     locks = [n for n, sql in enumerate(statements) if "FOR NO KEY UPDATE" in sql]
     assert len(locks) == 1, statements
@@ -142,7 +142,7 @@ def test_answers_recorded_while_fits_activate_match_a_replay_under_the_new_fit(f
             fitting.clear()
             return
         while fitting.is_set() or posted[number] < 3:
-            interaction_record(course=fitted_course, rows=[{
+            answers_record(course=fitted_course, rows=[{
                 "id": f"f{number}-{posted[number]}", "learner": learners[number % 4],
                 "item": ITEMS[(number + posted[number]) % 4], "correct": (number * posted[number]) % 3 > 0}])
             posted[number] += 1

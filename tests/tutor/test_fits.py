@@ -19,6 +19,7 @@ from tracing import estimators, services
 from tracing.background import FitRunner, Pending, next_pending
 from tracing.estimators.baselines import SkillRate
 from tracing.models import Fit
+from tutor import actions
 from core.errors import Conflict, ServiceError
 
 GATE = threading.Event()
@@ -219,7 +220,7 @@ def test_a_running_fit_long_past_its_limit_no_longer_holds_a_place(course, api, 
 @pytest.mark.django_db
 def test_a_queued_celery_task_carries_the_fits_time_limit(course, monkeypatch, django_capture_on_commit_callbacks):
     """With a broker the limit goes with the task: Celery stops it (soft, then hard) past the limit.
-    The broker is the edge replaced here: what fit_create hands it is what a worker would receive."""
+    The broker is the edge replaced here: what fit_start hands it is what a worker would receive."""
     from tracing.tasks import fit_run_task
 
     sent = {}
@@ -234,7 +235,7 @@ def test_a_queued_celery_task_carries_the_fits_time_limit(course, monkeypatch, d
     monkeypatch.setattr(fit_run_task, "apply_async", apply_async)
     fit_run_task.app.conf.task_always_eager = False  # a broker is named (tests/conftest.py restores it)
     with django_capture_on_commit_callbacks(execute=True):
-        fit = services.fit_create(course=course, kind="rate")
+        fit = actions.fit_start(course=course, kind="rate")
     fit.refresh_from_db()
     assert fit.time_limit == services.fit_time_limit(answers=course.interactions.count()) and fit.task_id == "task-1"
     assert sent["args"] == [fit.pk] and sent["soft_time_limit"] == fit.time_limit

@@ -8,6 +8,7 @@ from django.db.models import Max
 from curriculum.models import Item, Skill, Course
 from tracing.models import Mastery
 from core import sql
+from curriculum import selectors as curriculum_selectors
 from tutor import hot_queries
 from core.errors import NotFound
 from tutor.models import Interaction, Learner
@@ -56,10 +57,10 @@ def test_reads_match_the_orm(course):
 
 
 def test_item_shown_decodes_choices_and_hides_the_answer(course):
-    assert hot_queries.item_shown(course_pk=course.pk, external_id="mc") == {
+    assert curriculum_selectors.item_shown(course_pk=course.pk, external_id="mc") == {
         "body": "2 + 2?", "choices": ["3", "4"], "answer_format": ""}
-    assert hot_queries.item_shown(course_pk=course.pk, external_id="typed")["choices"] is None
-    assert hot_queries.item_shown(course_pk=course.pk, external_id="missing") is None
+    assert curriculum_selectors.item_shown(course_pk=course.pk, external_id="typed")["choices"] is None
+    assert curriculum_selectors.item_shown(course_pk=course.pk, external_id="missing") is None
 
 
 def test_lookups_split_long_lists_into_chunks(course, monkeypatch):

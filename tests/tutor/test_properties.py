@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from curriculum.models import Item, Prerequisite, Skill, Course
 from tests.tutor.api_support import client_for, course_with_curriculum, key_for
 from tracing.models import Fit, Mastery
-from tutor.api.keys import api_key_create
+from tutor.keys import api_key_create
 from tutor.api.xapi import ANSWERED
 from tutor.models import Interaction, Learner
 

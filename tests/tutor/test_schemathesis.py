@@ -19,8 +19,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.tutor.api_support import course_with_curriculum
-from tutor.api.keys import api_key_create
-from tutor.services import interaction_record
+from tutor.keys import api_key_create
+from tutor.actions import answers_record
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
@@ -39,7 +39,7 @@ def _load_schema():
 @pytest.fixture
 def global_key(db):
     course = course_with_curriculum("fractions")
-    interaction_record(course=course, rows=[
+    answers_record(course=course, rows=[
         {"id": f"s{step}", "learner": "u1", "item": ["q1", "q2", "q17"][step % 3], "correct": step % 2,
          "timestamp": f"2026-11-25T10:0{step}:00Z"} for step in range(6)])
     return api_key_create(name="schemathesis", course=None)[1]

@@ -16,7 +16,7 @@ from django.test import Client, override_settings
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from tests.tutor.api_support import client_for, course_with_curriculum, key_for
-from tutor.api.keys import api_key_create
+from tutor.keys import api_key_create
 from tutor.models import ApiKey
 
 REPO = Path(__file__).resolve().parents[2]

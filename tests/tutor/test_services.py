@@ -3,7 +3,7 @@ import pytest
 from curriculum.models import Item, Skill, Course
 from core.errors import ServiceError
 from tutor.models import Interaction, Learner
-from tutor.services import interaction_record
+from tutor.actions import answers_record
 
 pytestmark = pytest.mark.django_db
 
@@ -24,7 +24,7 @@ def rows(*specs):
 
 
 def test_records_creates_learners_and_returns_mastery(course):
-    result = interaction_record(course=course, rows=rows(("u1", "add-0", 1), ("u2", "sub-1", 0)))
+    result = answers_record(course=course, rows=rows(("u1", "add-0", 1), ("u2", "sub-1", 0)))
     assert len(result.created) == 2 and result.learners_created == 2
     assert set(result.mastery) == {"u1", "u2"}
     assert set(result.mastery["u1"]) == {"add", "sub"}
@@ -32,8 +32,8 @@ def test_records_creates_learners_and_returns_mastery(course):
 
 
 def test_a_correct_answer_raises_mastery_of_its_skill(course):
-    first = interaction_record(course=course, rows=rows(("u1", "add-0", 0)))
-    second = interaction_record(course=course, rows=[{**rows(("u1", "add-1", 1))[0], "id": "later",
+    first = answers_record(course=course, rows=rows(("u1", "add-0", 0)))
+    second = answers_record(course=course, rows=[{**rows(("u1", "add-1", 1))[0], "id": "later",
                                                       "timestamp": "2026-11-25T11:00:00Z"}])
     assert second.mastery["u1"]["add"] > first.mastery["u1"]["add"]
     assert second.mastery["u1"]["sub"] == pytest.approx(first.mastery["u1"]["sub"])
@@ -41,15 +41,15 @@ def test_a_correct_answer_raises_mastery_of_its_skill(course):
 
 def test_retry_is_idempotent(course):
     batch = rows(("u1", "add-0", 1), ("u1", "add-1", 0))
-    first = interaction_record(course=course, rows=batch)
-    again = interaction_record(course=course, rows=batch)
+    first = answers_record(course=course, rows=batch)
+    again = answers_record(course=course, rows=batch)
     assert len(again.created) == 0 and [i.pk for i in again.duplicates] == [i.pk for i in first.created]
     assert Interaction.objects.count() == 2
 
 
 def test_unknown_item_rejects_the_whole_batch(course):
     with pytest.raises(ServiceError) as error:
-        interaction_record(course=course, rows=rows(("u1", "add-0", 1), ("u1", "nope", 1)))
+        answers_record(course=course, rows=rows(("u1", "add-0", 1), ("u1", "nope", 1)))
     assert error.value.code == "unknown_item" and "'nope'" in error.value.message
     assert Interaction.objects.count() == 0 and Learner.objects.count() == 0
 
@@ -62,7 +62,7 @@ def test_bad_rows_name_row_and_field(course, field, value, code):
     batch = rows(("u1", "add-0", 1), ("u1", "add-1", 1))
     batch[1][field] = value
     with pytest.raises(ServiceError) as error:
-        interaction_record(course=course, rows=batch)
+        answers_record(course=course, rows=batch)
     assert error.value.code == code and error.value.index == 1 and error.value.field == field
     assert Interaction.objects.count() == 0
 
@@ -71,19 +71,19 @@ def test_same_id_twice_with_different_content_is_refused(course):
     batch = rows(("u1", "add-0", 1), ("u1", "add-1", 0))
     batch[1]["id"] = batch[0]["id"]
     with pytest.raises(ServiceError, match="appears twice"):
-        interaction_record(course=course, rows=batch)
+        answers_record(course=course, rows=batch)
 
 
 def test_batch_limit(course):
     with pytest.raises(ServiceError) as error:
-        interaction_record(course=course, rows=[{}] * 3, limit=2)
+        answers_record(course=course, rows=[{}] * 3, limit=2)
     assert error.value.code == "batch_too_large"
 
 
 def test_late_answer_is_replayed_in_time_order(course):
-    interaction_record(course=course, rows=[{"learner": "u1", "item": "add-0", "correct": 1,
+    answers_record(course=course, rows=[{"learner": "u1", "item": "add-0", "correct": 1,
                                              "timestamp": "2026-11-25T12:00:00Z"}])
-    late = interaction_record(course=course, rows=[{"learner": "u1", "item": "add-1", "correct": 0,
+    late = answers_record(course=course, rows=[{"learner": "u1", "item": "add-1", "correct": 0,
                                                     "timestamp": "2026-11-25T09:00:00Z"}])
     from tracing.services import course_model, learner_state
 

@@ -19,12 +19,13 @@ from tests.threads import together
 from tests.tutor.api_support import client_for, course_with_curriculum, key_for
 from tracing.models import Fit
 from tracing.services import fit_create
-from tutor.api.keys import api_key_create
+from tutor.keys import api_key_create
 from tutor.api.parsers import BoundedJSONParser
 from tutor.api.xapi import ANSWERED
 from core.errors import ServiceError
 from tutor.models import Interaction, Learner
-from tutor.services import interaction_record, row_validate
+from tutor.services import row_validate
+from tutor.actions import answers_record
 
 pytestmark = pytest.mark.django_db
 START = datetime(2026, 11, 25, 10, 0, tzinfo=timezone.utc)
@@ -134,9 +135,9 @@ def test_the_bound_settings_read_seconds_durations_and_moments(skew, earliest, s
 
 
 def test_the_web_page_and_lti_path_share_the_check(course):
-    # The learner page and LTI record through interaction_record, which validates every dict row.
+    # The learner page and LTI record through answers_record, which validates every dict row.
     with pytest.raises(ServiceError) as refused:
-        interaction_record(course=course, rows=[answer(timestamp=datetime(9999, 12, 31, 23, tzinfo=timezone(
+        answers_record(course=course, rows=[answer(timestamp=datetime(9999, 12, 31, 23, tzinfo=timezone(
             timedelta(hours=-5))))])
     assert refused.value.field == "timestamp"
     assert Interaction.objects.count() == 0

@@ -268,7 +268,7 @@ def test_running_fit_progress_is_served_as_json(staff_client, busy_course):
 
 def test_graph_page_tells_authored_and_learned_edges_apart(staff_client, demo_course):
     fit = Fit.objects.create(course=demo_course, kind=KIND, status=Fit.SUCCEEDED)
-    stored = learned_edges_store(course=demo_course, fit=fit, edges=[
+    stored = learned_edges_store(course=demo_course, fit_pk=fit.pk, edges=[
         ("compare-numbers", "decimals-basics", 0.8), ("place-value", "compare-numbers", 0.9)])
     assert stored == 1  # the service keeps the authored edge where both exist
     authored = Prerequisite.objects.get(course=demo_course, origin="authored", source__external_id="place-value",
@@ -347,10 +347,10 @@ def test_learner_pages_may_be_framed_only_when_lti_iframes_are_on(learner_client
 
 
 def test_a_web_answer_queues_the_lms_grade_passback(learner_client, demo_course, monkeypatch):
-    from tutor.lti import services as lti_services
+    from tutor import actions
 
     queued = []
-    monkeypatch.setattr(lti_services, "lti_grade_passback_enqueue", lambda *, learner_ids: queued.append(set(learner_ids)))
+    monkeypatch.setattr(actions, "lti_grade_passback_enqueue", lambda *, learner_ids: queued.append(set(learner_ids)))
     page = learner_client.get(reverse("learn", args=["arithmetic"]))
     token = _token(page.content.decode())
     item = _item_of(token)

@@ -1,6 +1,6 @@
 from django.contrib import admin, messages
 
-from tutor.api.keys import api_key_issue
+from tutor.keys import api_key_issue
 from tutor.models import ApiKey
 
 

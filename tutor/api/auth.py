@@ -8,7 +8,7 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import BasePermission
 
-from tutor.api.keys import api_key_check
+from tutor.keys import api_key_check
 from core.errors import NotFound
 from tutor.models import ApiKey
 from curriculum.models import Course

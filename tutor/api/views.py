@@ -14,24 +14,26 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from curriculum.services import curriculum_import, graph_for_course, learner_view, next_item_choose, course_create
+from curriculum.services import course_create, curriculum_import, graph_for_course
 from tracing.models import Fit
+from tracing.practice import learner_view
 from tracing.services import (
-    fit_create,
     fits_for_course,
     learner_outlook,
     mastery_get,
     predict_items,
 )
-from tutor.api import selectors, serializers as shapes
+from curriculum import selectors as curriculum_selectors
+from tutor import selectors
+from tutor.api import serializers as shapes
 from tutor.api.auth import ApiKeyAuthentication, CourseClient, GlobalClient, course_for_request, courses_for_request
 from tutor.api.parsers import BoundedJSONParser
-from tutor.api.recording import BatchOutcome, batch_record
 from tutor.api.throttling import ApiKeyRateThrottle
 from tutor.api.xapi import statements_map
 from tutor.enrolments import enrolment_delete, enrolment_get, enrolment_put
 from core.errors import NotFound, ServiceError
-from tutor.services import learner_get, learner_get_or_new
+from tutor.actions import answers_record, fit_start, next_item_choose
+from tutor.services import RecordResult, learner_get, learner_get_or_new
 
 COURSE = OpenApiParameter("course", str, OpenApiParameter.PATH, description="The course id (slug).")
 LEARNER = OpenApiParameter("learner", str, OpenApiParameter.PATH, description="The learner's id in your system.")
@@ -114,14 +116,10 @@ class ApiListView(ApiView, generics.ListAPIView):
     pagination_class = Pages
 
 
-def _record_response(outcome: BatchOutcome) -> Response:
-    from tutor.lti.services import lti_grade_passback_enqueue
-
-    lti_grade_passback_enqueue(learner_ids={interaction.learner_id for interaction in outcome.result.created})
-    body = {"created": outcome.result.created_count, "duplicates": outcome.result.duplicate_count,
-            "learners_created": outcome.result.learners_created, "results": outcome.results,
-            "mastery": outcome.mastery}
-    return Response(body, status=status.HTTP_201_CREATED if outcome.any_created else status.HTTP_200_OK)
+def _record_response(result: RecordResult) -> Response:
+    body = {"created": result.created_count, "duplicates": result.duplicate_count,
+            "learners_created": result.learners_created, "results": result.results, "mastery": result.mastery}
+    return Response(body, status=status.HTTP_201_CREATED if result.created_count else status.HTTP_200_OK)
 
 
 class CoursesView(ApiListView):
@@ -169,7 +167,7 @@ class GraphView(ApiView):
         query.is_valid(raise_exception=True)
         course_object = course_for_request(request, course)
         graph = graph_for_course(course=course_object, **query.validated_data)
-        names = selectors.skill_names(course=course_object)
+        names = curriculum_selectors.skill_names(course=course_object)
         return Response({
             "skills": [{"id": skill, "name": names.get(skill, "")} for skill in graph.topological_order()],
             "edges": [{"from": edge.source, "to": edge.target, "origin": edge.origin, "weight": edge.weight}
@@ -206,7 +204,7 @@ class InteractionsView(ApiListView):
         course_object = course_for_request(request, course)
         batch = shapes.InteractionBatch(data=request.data)
         batch.is_valid(raise_exception=True)
-        return _record_response(batch_record(course=course_object, rows=shapes.rows_of(batch.validated_data)))
+        return _record_response(answers_record(course=course_object, rows=shapes.rows_of(batch.validated_data)))
 
 
 class LearnersView(ApiListView):
@@ -261,7 +259,7 @@ class NextView(ApiView):
         choice = next_item_choose(course=course_object,
                                   learner=learner_get_or_new(course=course_object, external_id=learner),
                                   goals=(goal,) if goal is not None else None)
-        item = selectors.item_public(course=course_object, item=choice.item) if choice.item else None
+        item = curriculum_selectors.item_shown(course_pk=course_object.pk, external_id=choice.item) if choice.item else None
         return Response({
             "learner": learner, "item": choice.item, "skill": choice.skill, "why": choice.why,
             "p_correct": choice.p_correct, "expected_gain": choice.expected_gain, "mastery": choice.mastery,
@@ -326,7 +324,7 @@ class PredictView(ApiView):
         form = shapes.PredictIn(data=request.data)
         form.is_valid(raise_exception=True)
         items = list(dict.fromkeys(form.validated_data["items"]))
-        missing = sorted(set(items) - selectors.items_existing(course=course_object, ids=items))
+        missing = sorted(set(items) - curriculum_selectors.items_existing(course=course_object, ids=items))
         if missing:
             raise ServiceError(f"unknown item(s) in course {course!r}: {', '.join(map(repr, missing[:10]))}",
                                code="unknown_item", field="items", detail={"unknown_items": missing[:100]})
@@ -365,9 +363,7 @@ class FitsView(ApiListView):
         course_object = course_for_request(request, course)
         form = shapes.FitCreate(data=request.data)
         form.is_valid(raise_exception=True)
-        fit = fit_create(course=course_object, kind=form.validated_data["model"],
-                         params=form.validated_data["params"])
-        fit.refresh_from_db()  # with TRACING_FITS_INLINE it has already run
+        fit = fit_start(course=course_object, kind=form.validated_data["model"], params=form.validated_data["params"])
         response = Response(_fit_body(fit), status=status.HTTP_202_ACCEPTED)
         response["Location"] = f"/api/v1/courses/{course_object.slug}/fits/{fit.pk}"
         return response
@@ -401,7 +397,7 @@ class XapiStatementsView(ApiView):
         form = shapes.XapiStatements(data=request.data)
         form.is_valid(raise_exception=True)
         statements = form.validated_data["statements"]
-        mapped = statements_map(statements, existing_items=lambda ids: selectors.items_existing(
+        mapped = statements_map(statements, existing_items=lambda ids: curriculum_selectors.items_existing(
             course=course_object, ids=ids))
         batch = shapes.InteractionBatch(data=mapped.rows) if mapped.rows else None
         results: list[dict[str, Any]] = [
@@ -414,12 +410,9 @@ class XapiStatementsView(ApiView):
                 batch.is_valid(raise_exception=True)
             except ServiceError as error:
                 raise _per_statement(error, mapped.positions) from None
-            outcome = batch_record(course=course_object, rows=shapes.rows_of(batch.validated_data))
-            from tutor.lti.services import lti_grade_passback_enqueue
-
-            lti_grade_passback_enqueue(learner_ids={i.learner_id for i in outcome.result.created})
-            created = outcome.any_created
-            body.update(created=outcome.result.created_count, duplicates=outcome.result.duplicate_count,
+            outcome = answers_record(course=course_object, rows=shapes.rows_of(batch.validated_data))
+            created = outcome.created_count > 0
+            body.update(created=outcome.created_count, duplicates=outcome.duplicate_count,
                         mastery=outcome.mastery)
             results += [{"index": position, "id": row["id"], "status": row["status"],
                          "interaction": row["interaction"]} for position, row in zip(mapped.positions, outcome.results)]

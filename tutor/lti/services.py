@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -35,7 +34,6 @@ from rest_framework.throttling import SimpleRateThrottle
 
 from tracing.models import Mastery
 from tutor.enrolments import EnrolmentConflict, enrolment_set
-from core.sql import keyed_rows
 from tutor.lti.models import LtiCourseLink, LtiGradeTarget
 from tutor.models import Enrolment, Learner
 from curriculum.models import Course
@@ -224,24 +222,3 @@ def lti_grade_passback(*, learner: Learner) -> list[PassbackOutcome]:
                                                                 last_error="")
             outcomes.append(PassbackOutcome(target.pk, score, True))
     return outcomes
-
-
-def lti_grade_passback_enqueue(*, learner_ids: Iterable[int]) -> int:
-    """Queue a passback, after commit, for each of these learners that has a gradebook; returns how many."""
-    wanted = sorted(set(learner_ids))
-    if not wanted:
-        return 0
-    # Plain SQL: this runs after every recorded answer (tutor/hot_queries.py says why).
-    with_targets = sorted(keyed_rows(f"SELECT DISTINCT learner_id, 1 FROM {LtiGradeTarget._meta.db_table} "
-                                     "WHERE learner_id IN ({marks})", [], wanted))
-    from tutor.lti.tasks import lti_grade_passback_task
-
-    for learner_id in with_targets:
-        def enqueue(learner_id: int = learner_id) -> None:
-            try:
-                lti_grade_passback_task.delay(learner_id)
-            except Exception:  # the answers are stored; a lost grade update is retried by the next answer
-                logger.exception("could not queue the LTI grade passback of learner %s", learner_id)
-
-        transaction.on_commit(enqueue)
-    return len(with_targets)

@@ -15,11 +15,12 @@ from django.utils.timesince import timeuntil
 
 from curriculum.answers import assess_answer
 from curriculum.models import Item, Skill, Course
-from curriculum.policy import Seen, skill_evidence, skill_mastered
-from curriculum.services import graph_for_course, learner_reviews, learner_view, next_item_choose
+from curriculum.policies.base import Seen, skill_evidence, skill_mastered
+from curriculum.services import graph_for_course
 from tracing.services import course_model
 from tutor.models import Interaction, Learner
-from tutor.services import interaction_record
+from tracing.practice import learner_reviews, learner_view
+from tutor.actions import answers_record, next_item_choose
 
 TOKEN_SALT = "tutor.web.question"
 TOKEN_MAX_AGE = 24 * 3600
@@ -91,7 +92,7 @@ class Progress:
 def learner_progress(*, course: Course, learner: Learner, now: datetime | None = None) -> Progress:
     """Every skill of the course in prerequisite order with the learner's mastery and status.
 
-    A skill is mastered by the policy's one rule (``curriculum.policy.skill_mastered``: P(known) >=
+    A skill is mastered by the policy's one rule (``curriculum.policies.base.skill_mastered``: P(known) >=
     the course's threshold on at least ``min_answers`` answers, one above the easiest level where
     levels differ); locked while a direct prerequisite is not mastered; otherwise in progress.
     """
@@ -231,15 +232,11 @@ def answer_submit(*, course: Course, learner: Learner, token: str, response: str
     check = assess_answer(item.answer, response, choices=item.choices, answer_format=item.answer_format or None)
     now = django_timezone.now()
     elapsed = max(now.timestamp() - float(payload.get("issued", now.timestamp())), 0.0)
-    result = interaction_record(course=course, rows=[{
+    result = answers_record(course=course, rows=[{
         "id": client_id, "learner": learner.external_id, "item": item.external_id,
         "correct": 1 if check.correct else 0, "timestamp": now, "response": response[:2000],
         "response_time": round(elapsed, 3),
     }])
-    if result.created:
-        from tutor.lti.services import lti_grade_passback_enqueue
-
-        lti_grade_passback_enqueue(learner_ids={learner.pk})
     return Feedback(item, response, check.correct, check.reason, duplicate=not result.created)
 
 

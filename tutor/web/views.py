@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from tracing.estimators import ESTIMATORS
 from tracing.models import Fit
-from tracing.services import fit_create
+from tutor.actions import fit_start
 from tutor.enrolments import course_for_user, courses_for_user, enrolment_learner
 from core.errors import NotFound, ServiceError
 from tutor.models import Learner
@@ -290,7 +290,7 @@ def dashboard_fits(request: HttpRequest, slug: str) -> HttpResponse:
         try:
             # Queued for a worker, or without a broker for this process's background thread: either way
             # the page answers at once and polls the fit's progress.
-            fit = fit_create(course=course, kind=form.cleaned_data["model"], params=form.cleaned_data["params"])
+            fit = fit_start(course=course, kind=form.cleaned_data["model"], params=form.cleaned_data["params"])
         except ServiceError as failure:
             error, failed_status = failure.message, failure.status
         else:

@@ -7,7 +7,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from tracing.estimators import ESTIMATORS
-from tracing.services import fit_create
+from tutor.actions import fit_start
 from core.errors import ServiceError
 from curriculum.services import course_get
 from core.validation import json_loads
@@ -28,7 +28,7 @@ class Command(BaseCommand):
             raise CommandError(f"--params is not JSON: {error}") from None
         try:
             # inline: without a broker a background thread would die with this command's process.
-            fit = fit_create(course=course_get(slug=course), kind=model, params=parsed, inline=True)
+            fit = fit_start(course=course_get(slug=course), kind=model, params=parsed, inline=True)
         except ServiceError as error:
             raise CommandError(error.message) from None
         fit.refresh_from_db()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from tutor.api.keys import api_key_create
+from tutor.keys import api_key_create
 from core.errors import ServiceError
 from curriculum.services import course_get
 

@@ -9,7 +9,7 @@ from tqdm import tqdm
 
 from tracing.formats import FORMATS, FormatError
 from core.errors import ServiceError
-from tutor.importing import file_import
+from tutor.actions import answers_import
 
 
 class Command(BaseCommand):
@@ -31,8 +31,8 @@ class Command(BaseCommand):
         for path in files:
             with tqdm(desc=path.name, unit=" rows", disable=no_progress or None, file=self.stderr._out) as bar:
                 try:
-                    summary = file_import(course_slug=course, course_name=name, path=path, format=format,
-                                          on_rows=bar.update)
+                    summary = answers_import(course_slug=course, course_name=name, path=path, format=format,
+                                              on_rows=bar.update)
                 except FormatError as error:
                     raise CommandError(f"{error} (nothing of {path.name} was imported)") from None
                 except ServiceError as error:
@@ -40,5 +40,5 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"{path.name}: {summary['created']} interactions added, {summary['duplicates']} already present, "
                 f"{summary['learners_created']} new learners, {summary['items_created']} new items, "
-                f"{summary['skills_created']} new skills"
+                f"{summary['skills_created']} new skills, mastery updated for {summary['mastery_updated']} learners"
             )
