@@ -197,9 +197,3 @@ def assess_answer(expected: str, response: str, *, choices: list[str] | None = N
     if not _has_form(response_number, answer_format):
         return AnswerCheck(False, "wrong_form")
     return AnswerCheck(True, "correct")
-
-
-def check_answer(expected: str, response: str, *, choices: list[str] | None = None,
-                 answer_format: str | None = None) -> bool:
-    """True when ``response`` is a correct answer for an item whose canonical answer is ``expected``."""
-    return assess_answer(expected, response, choices=choices, answer_format=answer_format).correct

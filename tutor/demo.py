@@ -81,7 +81,6 @@ def demo_setup(*, simulate: bool = True, fit: bool = True) -> dict[str, Any]:
     if fit and not course.fits.filter(status="succeeded").exists():
         kind = "bkt" if _has_kind("bkt") else "rate"
         fitted = fit_start(course=course, kind=kind, inline=True)  # a command: no background to wait for
-        fitted.refresh_from_db()
         result["fit"] = {"id": fitted.pk, "kind": kind, "status": fitted.status}
     return result
 

@@ -11,7 +11,6 @@ from curriculum.answers import (
     MAX_RESPONSE_LENGTH,
     AnswerCheck,
     assess_answer,
-    check_answer,
     normalise_text,
     parse_number,
 )
@@ -43,7 +42,7 @@ from curriculum.answers import (
     ("yes", "YES"),
 ])
 def test_equivalent_forms_are_accepted(expected: str, response: str) -> None:
-    assert check_answer(expected, response)
+    assert assess_answer(expected, response).correct
 
 
 @pytest.mark.parametrize(("expected", "response"), [
@@ -64,7 +63,7 @@ def test_equivalent_forms_are_accepted(expected: str, response: str) -> None:
     ("12", "1 2"),
 ])
 def test_wrong_answers_are_rejected(expected: str, response: str) -> None:
-    assert not check_answer(expected, response)
+    assert not assess_answer(expected, response).correct
 
 
 @pytest.mark.parametrize("response", [
@@ -77,80 +76,80 @@ def test_garbage_is_rejected_without_raising(response: str) -> None:
         result = assess_answer(expected, response)
         assert not result.correct
         assert isinstance(result, AnswerCheck)
-    assert not check_answer("5/6", response, choices=["5/6", "1/6", "2/3"])
+    assert not assess_answer("5/6", response, choices=["5/6", "1/6", "2/3"]).correct
 
 
 @pytest.mark.parametrize("response", [None, 56, 5.0, b"5/6", ["5/6"]])
 def test_non_string_responses_are_rejected(response: object) -> None:
-    assert not check_answer("5/6", response)  # type: ignore[arg-type]
+    assert not assess_answer("5/6", response).correct  # type: ignore[arg-type]
 
 
 def test_overlong_responses_are_rejected_even_when_they_would_parse() -> None:
     padded = " " * MAX_RESPONSE_LENGTH + "7"
     assert normalise_text(padded) == "7"
     assert assess_answer("7", padded) == AnswerCheck(False, "unreadable")
-    assert check_answer("7", padded[-MAX_RESPONSE_LENGTH:])
+    assert assess_answer("7", padded[-MAX_RESPONSE_LENGTH:]).correct
 
 
 def test_simplest_form_is_required_only_when_the_item_asks() -> None:
-    assert check_answer("2/3", "4/6")
+    assert assess_answer("2/3", "4/6").correct
     assert assess_answer("2/3", "4/6", answer_format="simplest") == AnswerCheck(False, "wrong_form")
-    assert check_answer("2/3", " 2 / 3 ", answer_format="simplest")
-    assert check_answer("17/9", "17/9", answer_format="simplest")
-    assert not check_answer("17/9", "1 8/9", answer_format="simplest")
-    assert not check_answer("2/3", "0.666", answer_format="simplest")
-    assert check_answer("2", "2", answer_format="simplest")
-    assert not check_answer("2", "2/1", answer_format="simplest")
-    assert not check_answer("2", "4/2", answer_format="simplest")
+    assert assess_answer("2/3", " 2 / 3 ", answer_format="simplest").correct
+    assert assess_answer("17/9", "17/9", answer_format="simplest").correct
+    assert not assess_answer("17/9", "1 8/9", answer_format="simplest").correct
+    assert not assess_answer("2/3", "0.666", answer_format="simplest").correct
+    assert assess_answer("2", "2", answer_format="simplest").correct
+    assert not assess_answer("2", "2/1", answer_format="simplest").correct
+    assert not assess_answer("2", "4/2", answer_format="simplest").correct
     assert assess_answer("2/3", "3/4", answer_format="simplest").reason == "wrong"
 
 
 def test_mixed_number_form() -> None:
-    assert check_answer("2 3/4", "2 3/4", answer_format="mixed")
-    assert check_answer("2 3/4", "  2   3/4 ", answer_format="mixed")
+    assert assess_answer("2 3/4", "2 3/4", answer_format="mixed").correct
+    assert assess_answer("2 3/4", "  2   3/4 ", answer_format="mixed").correct
     assert assess_answer("2 3/4", "11/4", answer_format="mixed").reason == "wrong_form"
-    assert not check_answer("2 3/4", "2.75", answer_format="mixed")
-    assert not check_answer("2 1/2", "2 2/4", answer_format="mixed")
-    assert check_answer("3", "3", answer_format="mixed")
-    assert check_answer("1/2", "1/2", answer_format="mixed")
-    assert not check_answer("1/2", "2/4", answer_format="mixed")
+    assert not assess_answer("2 3/4", "2.75", answer_format="mixed").correct
+    assert not assess_answer("2 1/2", "2 2/4", answer_format="mixed").correct
+    assert assess_answer("3", "3", answer_format="mixed").correct
+    assert assess_answer("1/2", "1/2", answer_format="mixed").correct
+    assert not assess_answer("1/2", "2/4", answer_format="mixed").correct
 
 
 def test_improper_fraction_form() -> None:
-    assert check_answer("11/4", "11/4", answer_format="fraction")
-    assert check_answer("11/4", "22/8", answer_format="fraction")
+    assert assess_answer("11/4", "11/4", answer_format="fraction").correct
+    assert assess_answer("11/4", "22/8", answer_format="fraction").correct
     assert assess_answer("11/4", "2 3/4", answer_format="fraction").reason == "wrong_form"
-    assert not check_answer("11/4", "2.75", answer_format="fraction")
+    assert not assess_answer("11/4", "2.75", answer_format="fraction").correct
 
 
 def test_decimal_form() -> None:
-    assert check_answer("0.15", ".15", answer_format="decimal")
-    assert check_answer("0.15", "0.150", answer_format="decimal")
-    assert check_answer("4", "4", answer_format="decimal")
+    assert assess_answer("0.15", ".15", answer_format="decimal").correct
+    assert assess_answer("0.15", "0.150", answer_format="decimal").correct
+    assert assess_answer("4", "4", answer_format="decimal").correct
     assert assess_answer("0.15", "3/20", answer_format="decimal").reason == "wrong_form"
     assert assess_answer("0.15", "0.16", answer_format="decimal").reason == "wrong"
 
 
 def test_an_empty_answer_format_means_none() -> None:
-    assert check_answer("2/3", "4/6", answer_format="")
+    assert assess_answer("2/3", "4/6", answer_format="").correct
 
 
 def test_unknown_answer_format_is_an_authoring_error() -> None:
     with pytest.raises(ValueError, match="answer_format"):
-        check_answer("1/2", "1/2", answer_format="lowest")
+        assess_answer("1/2", "1/2", answer_format="lowest").correct
 
 
 def test_multiple_choice_compares_the_chosen_text() -> None:
     choices = ["3 1/4", "13/4", "2 1/4", "4 1/4"]
-    assert check_answer("3 1/4", "3 1/4", choices=choices)
-    assert check_answer("3 1/4", " 3   1/4 ", choices=choices)
+    assert assess_answer("3 1/4", "3 1/4", choices=choices).correct
+    assert assess_answer("3 1/4", " 3   1/4 ", choices=choices).correct
     # An equal value that is another choice, or no choice at all, is not the chosen answer.
     assert assess_answer("3 1/4", "13/4", choices=choices) == AnswerCheck(False, "wrong")
     assert assess_answer("3 1/4", "3.25", choices=choices) == AnswerCheck(False, "not_a_choice")
     assert assess_answer("3 1/4", "", choices=choices) == AnswerCheck(False, "unreadable")
-    assert not check_answer("<", "less", choices=["<", ">", "="])
-    assert check_answer("<", "<", choices=["<", ">", "="])
-    assert not check_answer("34,759", "34759", choices=["34,759", "74,512"])
+    assert not assess_answer("<", "less", choices=["<", ">", "="]).correct
+    assert assess_answer("<", "<", choices=["<", ">", "="]).correct
+    assert not assess_answer("34,759", "34759", choices=["34,759", "74,512"]).correct
 
 
 def test_reasons_tell_wrong_from_unreadable() -> None:
@@ -184,5 +183,5 @@ def test_random_rationals_round_trip_through_every_written_form() -> None:
         if 10 ** 6 % value.denominator == 0:
             forms.append(f"{float(value):,.6f}")
         for form in forms:
-            assert check_answer(canonical, form), (canonical, form)
-        assert not check_answer(canonical, str(value + Fraction(1, value.denominator * 7)))
+            assert assess_answer(canonical, form).correct, (canonical, form)
+        assert not assess_answer(canonical, str(value + Fraction(1, value.denominator * 7))).correct

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from curriculum.answers import ANSWER_FORMATS, check_answer, parse_number
+from curriculum.answers import ANSWER_FORMATS, assess_answer, parse_number
 
 DEMO = Path(__file__).resolve().parents[2] / "curriculum" / "demo"
 DOCUMENT_PATH = DEMO / "arithmetic.json"
@@ -142,14 +142,14 @@ def test_multiple_choice_items_hold_their_answer_exactly_once(document: dict) ->
 def test_every_answer_passes_the_checker_and_near_misses_do_not(document: dict) -> None:
     for item in document["items"]:
         options = {"choices": item["choices"], "answer_format": item.get("answer_format")}
-        assert check_answer(item["answer"], item["answer"], **options), item["id"]
-        assert check_answer(item["answer"], f"  {item['answer']} ", **options), item["id"]
+        assert assess_answer(item["answer"], item["answer"], **options).correct, item["id"]
+        assert assess_answer(item["answer"], f"  {item['answer']} ", **options).correct, item["id"]
         if item["choices"] is not None:
             for choice in item["choices"]:
-                assert check_answer(item["answer"], choice, **options) == (choice == item["answer"]), item["id"]
+                assert assess_answer(item["answer"], choice, **options).correct == (choice == item["answer"]), item["id"]
         elif (number := parse_number(item["answer"])) is not None:
-            assert not check_answer(item["answer"], str(number.value + 1), **options), item["id"]
-            assert not check_answer(item["answer"], str(number.value + Fraction(1, 7)), **options), item["id"]
+            assert not assess_answer(item["answer"], str(number.value + 1), **options).correct, item["id"]
+            assert not assess_answer(item["answer"], str(number.value + Fraction(1, 7)), **options).correct, item["id"]
         else:
             assert item["answer"] in {"<", ">", "="}, item["id"]
 
@@ -292,7 +292,7 @@ def test_answers_match_values_recomputed_from_the_question(document: dict) -> No
         if exact is not None:
             assert item["answer"] == exact, (item["id"], exact)
         else:
-            assert check_answer(item["answer"], computed), (item["id"], item["body"], computed)
+            assert assess_answer(item["answer"], computed).correct, (item["id"], item["body"], computed)
     # The rules must keep covering the course, or this test would quietly check nothing.
     assert derived >= 0.8 * len(document["items"])
 
@@ -308,11 +308,11 @@ def test_format_marked_answers_are_written_in_that_form(document: dict) -> None:
         assert number is not None, item["id"]
         if answer_format == "simplest":
             assert "simplest form" in item["body"], item["id"]
-            assert not check_answer(item["answer"], f"{number.value.numerator * 2}/{number.value.denominator * 2}",
-                                    answer_format=answer_format), item["id"]
+            assert not assess_answer(item["answer"], f"{number.value.numerator * 2}/{number.value.denominator * 2}",
+                                    answer_format=answer_format).correct, item["id"]
         if answer_format == "mixed":
             assert number.form == "mixed" and "mixed number" in item["body"], item["id"]
-            assert not check_answer(item["answer"], str(number.value), answer_format=answer_format), item["id"]
+            assert not assess_answer(item["answer"], str(number.value), answer_format=answer_format).correct, item["id"]
         if answer_format == "fraction":
             assert number.form == "fraction" and "improper fraction" in item["body"], item["id"]
         if answer_format == "decimal":

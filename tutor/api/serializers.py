@@ -83,7 +83,11 @@ class ItemDocument(serializers.Serializer):
 
 class PrerequisiteDocument(serializers.Serializer):
     to = serializers.CharField(max_length=200, help_text="The skill that needs the prerequisite.")
-    locals()["from"] = serializers.CharField(max_length=200, help_text="The prerequisite skill.")
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # "from" is a Python keyword, so it cannot be a class attribute: it is added here.
+        return {**super().get_fields(),
+                "from": serializers.CharField(max_length=200, help_text="The prerequisite skill.")}
 
 
 class CurriculumDocument(serializers.Serializer):
@@ -124,7 +128,10 @@ class GraphEdge(serializers.Serializer):
     origin = serializers.ChoiceField(choices=["authored", "learned"],
                                      help_text="`authored` (from the curriculum) or `learned` (inferred by a fit).")
     weight = serializers.FloatField(help_text="1 for authored edges; the edge's probability for learned ones.")
-    locals()["from"] = serializers.CharField(help_text="The prerequisite skill.")
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # "from" is a Python keyword, so it cannot be a class attribute: it is added here.
+        return {**super().get_fields(), "from": serializers.CharField(help_text="The prerequisite skill.")}
 
 
 class Graph(serializers.Serializer):

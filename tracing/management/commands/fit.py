@@ -31,7 +31,6 @@ class Command(BaseCommand):
             fit = fit_start(course=course_get(slug=course), kind=model, params=parsed, inline=True)
         except ServiceError as error:
             raise CommandError(error.message) from None
-        fit.refresh_from_db()
         self.stdout.write(json.dumps({"id": fit.pk, "status": fit.status, "metrics": fit.metrics,
                                       "timings": fit.timings, "error": fit.error}, indent=2))
         if fit.status == "failed":
