@@ -248,3 +248,40 @@ def test_policy_ordering_on_a_small_simulated_cohort():
     assert mean_items("ours") < mean_items("fixed") < mean_items("random")
     assert summary["ours"]["posttest_after_100_mean"] >= summary["fixed"]["posttest_after_100_mean"]
     assert summary["ours"]["reasons"].get("frontier", 0) > 0
+
+
+class _FirstItemPolicy:
+    """A policy a plug-in author might write: always the course's first item, for a reason of its own."""
+
+    kind = "first-item"
+
+    def candidates(self, **inputs):
+        return {}
+
+    def choose(self, *, items, **inputs):
+        from curriculum.policies.base import Choice
+
+        return Choice(item=items[0].id, skill=items[0].skills[0], why="first-item")
+
+    def reviews(self, **inputs):
+        return []
+
+
+def test_a_course_picks_its_policy_by_kind_from_the_registry(course, monkeypatch):
+    """Policies are pluggable like estimators: a dotted path in the registry, chosen by the course's
+    ``kind``; an unknown kind is refused when the settings are read."""
+    from curriculum import policies
+    from curriculum.policies.base import PolicyConfig
+    from curriculum.policies.frontier import FrontierPolicy
+
+    assert isinstance(policies.get_policy("frontier"), FrontierPolicy)
+    with pytest.raises(ValueError, match="unknown policy kind 'nope'"):
+        PolicyConfig.from_json({"kind": "nope"})
+    monkeypatch.setitem(policies.POLICIES, "first-item", f"{__name__}._FirstItemPolicy")
+    curriculum_import(course=course, document={**DOCUMENT, "policy": {"kind": "first-item"}})
+    course.refresh_from_db()
+    choice = next_item_choose(course=course, learner=Learner(course=course, external_id="new"), now=START)
+    assert (choice.item, choice.why) == ("count-0", "first-item")
+    course.policy = {"kind": "frontier"}
+    course.save()
+    assert next_item_choose(course=course, learner=Learner(course=course, external_id="new"), now=START).why == "frontier"
