@@ -21,7 +21,7 @@ class Fit(models.Model):
     snapshot = models.JSONField(default=dict, blank=True, help_text="What the fit saw: counts and the last interaction id.")
     timings = models.JSONField(default=dict, blank=True)
     fitted_params = models.JSONField(default=dict, blank=True)
-    artifact = models.CharField(max_length=500, blank=True, help_text="Path of the saved model under ARTIFACT_ROOT.")
+    artifact = models.CharField(max_length=500, blank=True, help_text="Name of the saved model in the artifacts storage (settings.STORAGES).")
     task_id = models.CharField(max_length=64, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     time_limit = models.PositiveIntegerField(null=True, blank=True,

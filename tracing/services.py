@@ -28,6 +28,7 @@ from django.utils import timezone as django_timezone
 
 from curriculum.models import Course, Item, Prerequisite, Skill
 from curriculum.services import learned_edges_store
+from tracing.artifacts import artifact_load, artifact_save
 from tracing.background import FitRunner
 from tracing.estimators import ESTIMATORS, estimator_params, get_estimator
 from tracing.estimators.base import Estimator, LearnerState
@@ -174,7 +175,7 @@ def course_model(course: Course) -> CourseModel:
     fit = Fit.objects.filter(pk=signature[0]).first() if signature[0] else None
     vocabulary = course_vocabulary(course=course)
     if fit is not None:
-        estimator = get_estimator(fit.kind).load(Path(settings.ARTIFACT_ROOT) / fit.artifact)
+        estimator = artifact_load(kind=fit.kind, name=fit.artifact)
     else:
         estimator = _default_estimator(vocabulary)
     model = CourseModel(estimator=estimator, fit=fit, vocabulary=vocabulary)
@@ -612,10 +613,7 @@ def fit_run(*, fit_id: int) -> Fit:
         step = time.perf_counter()
         estimator = estimator_class(**fit.params).fit(data, seed=0, progress=lambda s, f: progress(s, 0.5 + f * 0.45))
         timings["fit_s"] = time.perf_counter() - step
-        artifact = Path(course.slug) / f"fit-{fit.pk}.{fit.kind}"
-        path = Path(settings.ARTIFACT_ROOT) / artifact
-        path.parent.mkdir(parents=True, exist_ok=True)
-        estimator.save(path)
+        artifact = artifact_save(estimator=estimator, name=f"{course.slug}/fit-{fit.pk}.{fit.kind}")
         progress("activating", 0.96)
         step = time.perf_counter()
         _activate(fit, estimator, data, vocabulary, artifact, metrics, last_id)
@@ -636,7 +634,7 @@ def fit_run(*, fit_id: int) -> Fit:
     return fit
 
 
-def _activate(fit: Fit, estimator: Estimator, data, vocabulary: Vocabulary, artifact: Path,
+def _activate(fit: Fit, estimator: Estimator, data, vocabulary: Vocabulary, artifact: str,
               metrics: dict[str, Any], last_id: int | None) -> None:
 
     with transaction.atomic():

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -101,6 +103,32 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").exists() else []
 MEDIA_ROOT = Path(env("TUTOR_MEDIA_ROOT", default=str(BASE_DIR / "media")))
 ARTIFACT_ROOT = Path(env("TUTOR_ARTIFACT_ROOT", default=str(BASE_DIR / "artifacts")))
+"""Where fitted models are written with the file-system storage (the default), one folder per course."""
+
+TUTOR_ARTIFACT_STORAGE = env("TUTOR_ARTIFACT_STORAGE", default="filesystem")
+"""filesystem (ARTIFACT_ROOT: one machine, or a shared volume) or s3 (S3-compatible object storage
+through django-storages: every web process and worker on any machine reads the same fits)."""
+if TUTOR_ARTIFACT_STORAGE == "filesystem":
+    _artifacts: dict[str, Any] = {"BACKEND": "tracing.artifacts.ArtifactFileSystemStorage"}
+elif TUTOR_ARTIFACT_STORAGE == "s3":
+    _artifacts = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {
+        "bucket_name": env("TUTOR_ARTIFACT_BUCKET"),
+        "location": env("TUTOR_ARTIFACT_PREFIX", default="artifacts"),
+        "endpoint_url": env("TUTOR_ARTIFACT_S3_ENDPOINT", default=None),  # MinIO, Ceph, moto...
+        "region_name": env("TUTOR_ARTIFACT_S3_REGION", default=None),
+        "access_key": env("TUTOR_ARTIFACT_S3_ACCESS_KEY", default=None),  # None: boto3's usual chain
+        "secret_key": env("TUTOR_ARTIFACT_S3_SECRET_KEY", default=None),
+        "file_overwrite": False, "default_acl": None, "querystring_auth": True,
+    }}
+else:
+    raise ImproperlyConfigured(f"TUTOR_ARTIFACT_STORAGE must be filesystem or s3, not {TUTOR_ARTIFACT_STORAGE!r}")
+TUTOR_ARTIFACT_CACHE = Path(env("TUTOR_ARTIFACT_CACHE", default=str(Path(tempfile.gettempdir()) / "tutor-artifacts")))
+"""With object storage, where a process keeps the fits it downloaded (a fit's artifact never changes)."""
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "artifacts": _artifacts,
+}
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
