@@ -6,6 +6,7 @@ import os
 import socket
 
 from celery import shared_task
+from django.conf import settings
 from django.utils import timezone as django_timezone
 
 from core.errors import Unavailable
@@ -19,13 +20,19 @@ def fit_run_task(fit_id: int) -> str:
     return services.fit_run(fit_id=fit_id).status
 
 
+def fit_queue_name(fit: Fit) -> str:
+    """The queue a fit goes to: the GPU workers' for the kinds settings.TRACING_GPU_KINDS names, else the
+    CPU fits' (README, Configuration)."""
+    return settings.TRACING_GPU_FIT_QUEUE if fit.kind in settings.TRACING_GPU_KINDS else settings.TRACING_FIT_QUEUE
+
+
 def fit_queue(*, fit: Fit) -> None:
     """Send a queued fit to the workers with its time limit; a broker that is down fails the fit and
     raises Unavailable (503) rather than leave it queued for ever."""
     try:
         # The Fit row carries the outcome: no result subscription, so a result store that is
         # down cannot wedge this process's Celery backend.
-        result = fit_run_task.apply_async(args=[fit.pk], retry=False, ignore_result=True,
+        result = fit_run_task.apply_async(args=[fit.pk], retry=False, ignore_result=True, queue=fit_queue_name(fit),
                                           soft_time_limit=fit.time_limit, time_limit=fit.time_limit + 60)
     except Exception as error:
         Fit.objects.filter(pk=fit.pk).update(status=Fit.FAILED, error=f"could not queue the fit: {error}",

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import environ
+from kombu import Queue
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.dateparse import parse_duration
 
@@ -291,6 +292,23 @@ fit, the full fit and the evaluation together); past it, it is stopped and marke
 # the longest fit, or a long fit would run twice.
 CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = max(
     CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout", 0), TRACING_FIT_TIME_LIMIT_MAX + 400)
+
+# Queues by kind of work, so that machines can specialise: a plain `celery -A tutor worker` takes every
+# queue below (CPU fits, LMS grade passback, maintenance); a worker with a GPU adds `-Q fits-gpu`
+# (or takes only that), and the kinds named in TRACING_GPU_KINDS are sent there. LMS passback waits
+# on other servers, so it has its own queue: a slow LMS never holds a fit's place, and a long fit
+# never delays grades.
+TRACING_FIT_QUEUE = "fits"
+TRACING_GPU_FIT_QUEUE = "fits-gpu"
+TRACING_GPU_KINDS = env.list("TRACING_GPU_KINDS", default=[])
+"""Model kinds whose fits go to the GPU queue (e.g. dkt,cakt,sakt where GPU workers run); none by default."""
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = [Queue(name) for name in ("celery", TRACING_FIT_QUEUE, "lms", "maintenance")]
+CELERY_TASK_ROUTES = {
+    "tracing.tasks.fit_run_task": {"queue": TRACING_FIT_QUEUE},  # GPU kinds: tracing.tasks.fit_queue
+    "tutor.lti.tasks.lti_grade_passback_task": {"queue": "lms"},
+    "tracing.tasks.ping_task": {"queue": "maintenance"},
+}
 # --- end fits -------------------------------------------------------------------------------------
 
 # --- Sign-in throttling and client addresses (tutor/client_ip.py, tests/tutor/test_access.py) -----

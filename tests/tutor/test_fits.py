@@ -239,7 +239,34 @@ def test_a_queued_celery_task_carries_the_fits_time_limit(course, monkeypatch, d
     fit.refresh_from_db()
     assert fit.time_limit == services.fit_time_limit(answers=course.interactions.count()) and fit.task_id == "task-1"
     assert sent["args"] == [fit.pk] and sent["soft_time_limit"] == fit.time_limit
-    assert sent["time_limit"] == fit.time_limit + 60
+    assert sent["time_limit"] == fit.time_limit + 60 and sent["queue"] == "fits"
+
+
+@pytest.mark.django_db
+def test_work_goes_to_queues_by_kind(course, settings, monkeypatch, django_capture_on_commit_callbacks):
+    """CPU fits, GPU fits (only for the kinds a deployment names), LMS passback and maintenance each
+    have their queue (README, Configuration), so machines can specialise."""
+    from tracing.tasks import fit_run_task
+    from tutor.celery import app
+
+    sent = []
+
+    class Sent:
+        id = "task-2"
+
+    monkeypatch.setattr(fit_run_task, "apply_async", lambda **options: sent.append(options["queue"]) or Sent())
+    fit_run_task.app.conf.task_always_eager = False
+    settings.TRACING_GPU_KINDS = ["dkt"]
+    settings.TRACING_FITS_PER_COURSE = 5
+    with django_capture_on_commit_callbacks(execute=True):
+        actions.fit_start(course=course, kind="rate")
+        actions.fit_start(course=course, kind="dkt")
+    assert sent == ["fits", "fits-gpu"]
+    route = app.amqp.router.route
+    assert route({}, "tutor.lti.tasks.lti_grade_passback_task")["queue"].name == "lms"
+    assert route({}, "tracing.tasks.ping_task")["queue"].name == "maintenance"
+    # A plain worker takes every queue but the GPU one.
+    assert {queue.name for queue in app.conf.task_queues} == {"celery", "fits", "lms", "maintenance"}
 
 
 # ------------------------------------------------------------------ item 5: no broker, still 202 at once
