@@ -20,7 +20,7 @@ from curriculum.policies import get_policy
 from curriculum.policies.base import Choice, catalog_build
 from core.errors import ServiceError
 from tracing.models import Fit
-from tracing.practice import expected_gain, learner_view, policy_items
+from tracing.practice import LearnerView, expected_gain, learner_view, policy_items
 from tracing.selectors import stored_mastery
 from tracing.services import course_model, fit_create, fits_in_process, mastery_apply, mastery_refresh
 from tracing.tasks import fit_queue
@@ -104,7 +104,7 @@ def fit_start(*, course: Course, kind: str, params: dict[str, Any] | None = None
 
 
 def next_item_choose(*, course: Course, learner: Learner, now: datetime | None = None,
-                     goals: Sequence[str] | None = None) -> Choice:
+                     goals: Sequence[str] | None = None, view: LearnerView | None = None) -> Choice:
     """The next item for ``learner`` (REST, the learner page, LTI launches): the course's policy over
     its graph, reading the course's active model.
 
@@ -114,9 +114,10 @@ def next_item_choose(*, course: Course, learner: Learner, now: datetime | None =
     from the tracing layer's active model for the course. ``learner`` may be
     unsaved (a learner with no answers yet: the model's prior). ``goals``
     (skill ids of the course) replace the course's goals for this choice; one
-    that is not a skill of the course is a ServiceError naming ``goal``.
+    that is not a skill of the course is a ServiceError naming ``goal``. ``view``: the learner's
+    ``learner_view`` at ``now`` where the caller has just read it (the learner page shows it too).
     """
-    view = learner_view(course=course, learner=learner, now=now)
+    view = view or learner_view(course=course, learner=learner, now=now)
     unknown = [goal for goal in goals or () if goal not in view.graph]
     if unknown:
         raise ServiceError(f"goal {unknown[0]!r} is not a skill of course {course.slug!r}", code="unknown_skill",

@@ -19,7 +19,7 @@ from curriculum.policies.base import Seen, skill_evidence, skill_mastered
 from curriculum.services import graph_for_course
 from tracing.services import course_model
 from tutor.models import Interaction, Learner
-from tracing.practice import learner_reviews, learner_view
+from tracing.practice import LearnerView, learner_reviews, learner_view
 from tutor.actions import answers_record, next_item_choose
 
 TOKEN_SALT = "tutor.web.question"
@@ -89,14 +89,16 @@ class Progress:
         return [skill for skill in self.skills if skill.status == LOCKED]
 
 
-def learner_progress(*, course: Course, learner: Learner, now: datetime | None = None) -> Progress:
+def learner_progress(*, course: Course, learner: Learner, now: datetime | None = None,
+                     view: LearnerView | None = None) -> Progress:
     """Every skill of the course in prerequisite order with the learner's mastery and status.
 
     A skill is mastered by the policy's one rule (``curriculum.policies.base.skill_mastered``: P(known) >=
     the course's threshold on at least ``min_answers`` answers, one above the easiest level where
     levels differ); locked while a direct prerequisite is not mastered; otherwise in progress.
+    ``view``: the learner's ``learner_view`` where the caller has read it already.
     """
-    view = learner_view(course=course, learner=learner, now=now)
+    view = view or learner_view(course=course, learner=learner, now=now)
     mastery, graph, config = view.mastery, view.graph, view.config
     names = dict(Skill.objects.filter(course=course).values_list("external_id", "name"))
     mastered = {skill for skill in graph.skills if view.mastered(skill)}
@@ -173,9 +175,11 @@ def goal_choices(*, course: Course) -> list[tuple[str, str]]:
     return [(skill, names.get(skill) or skill) for skill in graph_for_course(course=course).topological_order()]
 
 
-def question_next(*, course: Course, learner: Learner, goal: str | None = None) -> Question:
-    """The next question; with ``goal`` (a skill id of the course) the policy works towards that skill."""
-    choice = next_item_choose(course=course, learner=learner, goals=(goal,) if goal else None)
+def question_next(*, course: Course, learner: Learner, goal: str | None = None,
+                  view: LearnerView | None = None) -> Question:
+    """The next question; with ``goal`` (a skill id of the course) the policy works towards that skill.
+    ``view``: the learner's ``learner_view`` where the caller has read it already."""
+    choice = next_item_choose(course=course, learner=learner, goals=(goal,) if goal else None, view=view)
     names = dict(Skill.objects.filter(course=course).values_list("external_id", "name"))
     item = Item.objects.filter(course=course, external_id=choice.item).first() if choice.item else None
     token = ""

@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from tracing.estimators import ESTIMATORS
 from tracing.models import Fit
+from tracing.practice import LearnerView, learner_view
 from tutor.actions import fit_start
 from tutor.enrolments import course_for_user, courses_for_user, enrolment_learner
 from core.errors import NotFound, ServiceError
@@ -70,8 +71,9 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "web/home.html", {"courses": courses, "started": started})
 
 
-def _mastery_context(course: Course, learner: Learner, *, compact: bool = True) -> dict[str, Any]:
-    progress = practice.learner_progress(course=course, learner=learner)
+def _mastery_context(course: Course, learner: Learner, *, compact: bool = True,
+                     view: LearnerView | None = None) -> dict[str, Any]:
+    progress = practice.learner_progress(course=course, learner=learner, view=view)
     return {"progress": progress, "threshold_percent": round(progress.threshold * 100), "compact": compact}
 
 
@@ -83,11 +85,14 @@ def _goal(request: HttpRequest, course: Course, learner: Learner) -> str | None:
 
 def _practice_context(request: HttpRequest, course: Course, learner: Learner, **extra: Any) -> dict[str, Any]:
     goal = _goal(request, course, learner)
-    question = extra.pop("question", None) or practice.question_next(course=course, learner=learner, goal=goal)
+    # One read of the learner's state serves the question and the mastery panel.
+    view = learner_view(course=course, learner=learner)
+    question = extra.pop("question", None) or practice.question_next(course=course, learner=learner, goal=goal,
+                                                                       view=view)
     goal_form = GoalForm(initial={"goal": goal or ""}, skills=practice.goal_choices(course=course))
     return {"course": course, "learner": learner, "question": question, "goal_form": goal_form, "goal": goal,
             "form": extra.pop("form", None) or AnswerForm(initial={"token": question.token}),
-            **_mastery_context(course, learner), **extra}
+            **_mastery_context(course, learner, view=view), **extra}
 
 
 @lti_frameable
