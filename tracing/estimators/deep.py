@@ -37,15 +37,15 @@ Conventions (shared by DKT, CAKT and SAKT):
 * Device. Fitting uses CUDA when ``torch.cuda.is_available()`` at fit time, else
   the CPU; the fitted network then lives on the CPU for prediction and online
   updates (batch-of-one steps are faster there). ``threads`` bounds torch's CPU
-  threads while fitting and batch-predicting, restoring the previous value after;
-  online calls (one learner's window) use one thread, as more only spin.
+  threads while fitting and batch-predicting (``torch_threads``, as the pyro
+  estimators do), restoring the previous value after; online calls (one
+  learner's window) use one thread, as more only spin.
 * Artifact: one ``torch.save`` file of plain containers and tensors (config,
   vocabulary, Q-matrix, state dict), readable with ``weights_only=True``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 import time
@@ -60,6 +60,7 @@ from torch import nn
 
 from tracing.data import Dataset
 from tracing.estimators.base import Estimator, LearnerState, Progress
+from tracing.estimators.torch_threads import torch_threads
 from tracing.evaluation import auc
 
 Batch = dict[str, torch.Tensor]
@@ -231,20 +232,6 @@ class TracingNetwork(nn.Module):
     def window_extras(self, items: np.ndarray) -> dict[str, np.ndarray]:
         """Per-window inputs beyond item and answer, from the window's items (T,): name -> (T, ...)."""
         return {}
-
-
-# ---------------------------------------------------------------- hyper-parameters
-
-
-@contextlib.contextmanager
-def torch_threads(count: int) -> Iterator[None]:
-    """Bound torch's intra-op threads for a call, restoring the previous count after."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 # ---------------------------------------------------------------- the estimator

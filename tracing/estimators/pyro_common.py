@@ -23,6 +23,8 @@ import torch
 
 from tracing.data import Dataset
 from tracing.estimators.base import Progress, no_progress
+from tracing.estimators.torch_threads import torch_threads
+
 
 @contextlib.contextmanager
 def fitting_context(*, threads: int, seed: int | None = None) -> Iterator[None]:
@@ -31,15 +33,11 @@ def fitting_context(*, threads: int, seed: int | None = None) -> Iterator[None]:
     The previous thread count and pyro setting are restored on exit so a worker
     that runs several fits in turn is left as it was found.
     """
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    if seed is not None:
-        pyro.set_rng_seed(int(seed))
-    try:
+    with torch_threads(threads):
+        if seed is not None:
+            pyro.set_rng_seed(int(seed))
         with pyro.settings.context(module_local_params=True):
             yield
-    finally:
-        torch.set_num_threads(previous_threads)
 
 
 @dataclass(frozen=True)
