@@ -26,43 +26,22 @@ product is a noisy AND, each prerequisite i of k blocking a practice step on k w
 probability gamma_l (1 - r^i), so practice teaches k little while its prerequisites
 are unknown. lambda_l is the learner's learning speed.
 
-Why the direction of an edge is identifiable. If i -> k, practice on k is fruitless
-while i is unknown and fruitful once it is known; learning i never depends on k. The
-reverse edge k -> i would block learning i until k is known, which contradicts every
-learner who learns i first. So the likelihood separates the two wherever learners
-practise a dependent skill before knowing all its prerequisites (in a course, the
-learners who move on without having learnt a skill or who forgot it), see
-tracing.simulate's ``"course"`` policy. Two things the model had before and which
-hid this: (1) the paper's drift term b^k = gamma sum_i A_ik z^i / K pulled z^k towards
-its prerequisites' level in both directions, so an edge k -> i explained "knowing
-k implies knowing i" as well as i -> k explained "not knowing i implies not knowing
-k", and on simulated data the strong edges pointed backwards; it is left out. (2)
-Without a learning-speed trait, knowing the skill taught just before k in the course
-stood in for "this learner learns fast", and the fit drew false edges from a skill's
-course predecessor; lambda_l removes that confound. gamma_l starts near 0.9 so a
-single edge can gate learning strongly (at 0.5 the fit stacked redundant edges).
-Limits that remain: the filter keeps one belief per skill, so "k known implies i
-known" never reaches i's belief. An edge from a grandparent (a second witness of the
-parent's state) or from a skill learnt just before k whose knowledge implies one of k's
-prerequisites (a fresher witness than that prerequisite's own decayed estimate) can
-then add likelihood and be drawn, more so with more data, and the prerequisite it
-stands in for can be missed. Tried and dropped: readiness as progress from the resting
-level to the ceiling (no change), a prerequisite's readiness discounted by its own
-gate (recall fell to 0.2), edge logits starting at 0 (worse), a sparser edge prior
-(rho 0.02 for 0.05: the same edges; 0.005: weak spurious edges go, weak true ones too,
-recall 0.6 on bench graph 1; a prior moves a logit by a few nats while the
-fresher-witness and grandparent edges sit at q >= 0.9 on 800 learners).
+Two departures from the paper, both so that an edge's direction can be learned. The
+paper's drift term b^k = gamma sum_i A_ik z^i / K (z^k pulled towards its prerequisites'
+level) is left out: it explains an edge k -> i as well as i -> k. The learning-speed
+trait lambda_l is added: without it, knowing the skill taught just before k stands in
+for "this learner learns fast". With the graph acting through learning only, i -> k
+makes practice on k fruitless while i is unknown and learning i never depends on k, so
+the likelihood separates the two directions wherever learners practise a skill before
+knowing all its prerequisites (tracing.simulate's ``"course"`` policy).
+
+A limit: the filter keeps one belief per skill, so "k known implies i known" never
+reaches i's belief, and an edge from a grandparent, or from a skill taught just before
+k whose knowledge implies one of k's prerequisites, can add likelihood and be drawn.
 ``learned_prerequisites()`` reports the graph transitively reduced
 (:func:`drop_implied_edges`), as prerequisite maps are drawn and as tracing.simulate
 plants them; this is what a fit stores for the course (``reduced=False`` gives every
-edge over the threshold). It removes grandparent edges, which add no order that a path
-does not already give, but where a fresher-witness edge j -> k is learned beside the
-true i -> j and i -> k it removes the true i -> k instead. Fresher-witness edges need
-j taught just before k for (nearly) every learner: when classes follow different
-topological orders of the graph (tracing.simulate's ``cohorts``), the spurious edges
-left on the bench's planted graphs are grandparent edges only. bench/psikt.py reports precision and recall on
-five planted graphs, with one syllabus for all and with a syllabus per class, with
-both readouts.
+edge over the threshold).
 
 Inference. The knowledge z is integrated out by an assumed-density (Kalman-style)
 filter with a diagonal Gaussian per learner: the drift step above is linear in z;
@@ -90,6 +69,9 @@ expected graph at prediction time.
 Time. ``unit_seconds`` (default one day) is the time unit of alpha. Untimed data
 (``Dataset.has_time`` False) stores step numbers as timestamps; there the unit is one
 answer, so dt counts answers in between.
+
+Lab notes (the forms tried and dropped, the starting values, the figures on the
+bench's planted graphs): docs/psikt-notes.md.
 """
 
 from __future__ import annotations
