@@ -1,6 +1,6 @@
 """Convolution-augmented Knowledge Tracing (Yang, Zhu & Lu, "Deep Knowledge Tracing
 with Learning Curves", 2020), implemented from the paper's description
-(``MODELS.md``), not from its code.
+(``../shared/MODELS.md``), not from its code.
 
 For row t (predicted from rows < t):
 
