@@ -7,7 +7,7 @@ marks where each learner's rows start, so learner ``l`` owns rows
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -159,7 +159,7 @@ class Dataset:
 def dataset_from_records(
     records: Iterable[tuple[str, str, float, float]],
     *,
-    item_skills: dict[str, Sequence[str]] | None = None,
+    item_skills: Mapping[str, Sequence[str]] | None = None,
     has_time: bool = True,
     skill_ids: Sequence[str] | None = None,
     item_ids: Sequence[str] | None = None,
@@ -181,13 +181,13 @@ def dataset_from_records(
     item_index = {name: index for index, name in enumerate(items)}
     if skill_ids is None:
         skill_set: set[str] = set()
-        for item in items:
-            skill_set.update(item_skills.get(item, (item,)))
+        for item_id in items:
+            skill_set.update(item_skills.get(item_id, (item_id,)))
         skill_ids = sorted(skill_set)
     skill_index = {name: index for index, name in enumerate(skill_ids)}
     q_matrix = np.zeros((len(items), len(skill_ids)), dtype=bool)
-    for item, index in item_index.items():
-        for skill in item_skills.get(item, (item,)):
+    for item_id, index in item_index.items():
+        for skill in item_skills.get(item_id, (item_id,)):
             q_matrix[index, skill_index[skill]] = True
 
     learner = np.fromiter((learner_index[r[0]] for r in records), dtype=np.int32, count=len(records))

@@ -117,6 +117,8 @@ class Estimator(abc.ABC):
     # Set by ``fit`` (and ``load``/``untrained``) to the vocabulary the model was fitted on.
     _item_ids: tuple[str, ...] = ()
     _skill_ids: tuple[str, ...] = ()
+    # (n_items, n_skills) bool: item j practises skill k. Set with the vocabulary.
+    q_matrix: np.ndarray
 
     @property
     def item_ids(self) -> tuple[str, ...]:

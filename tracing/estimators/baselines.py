@@ -51,7 +51,8 @@ class SkillRate(Estimator):
 
     def _item_probability(self, mastery: np.ndarray, items: np.ndarray) -> np.ndarray:
         q = self.q_matrix[items]
-        return (q * mastery).sum(axis=1) / np.maximum(q.sum(axis=1), 1)
+        probability: np.ndarray = (q * mastery).sum(axis=1) / np.maximum(q.sum(axis=1), 1)
+        return probability
 
     def initial_state(self) -> LearnerState:
         return LearnerState(

@@ -115,7 +115,7 @@ class BKT(Estimator):
         return len(self._skill_ids)
 
     @property
-    def q_matrix(self) -> np.ndarray:
+    def q_matrix(self) -> np.ndarray:  # type: ignore[override]  # read-only: BKT keeps the links
         """(n_items, n_skills) bool, rebuilt from the item -> skill links."""
         matrix = np.zeros((len(self._item_ids), self.n_skills), dtype=bool)
         items = np.repeat(np.arange(len(self._item_ids)), np.diff(self.item_start))
@@ -286,7 +286,8 @@ class BKT(Estimator):
         joint_known = known * (correct * (1.0 - slip) + (1.0 - correct) * slip)
         evidence = joint_known + (1.0 - known) * (correct * guess + (1.0 - correct) * (1.0 - guess))
         posterior = joint_known / evidence
-        return posterior * (1.0 - self.forget_rates[skills]) + (1.0 - posterior) * self.learns[skills]
+        after: np.ndarray = posterior * (1.0 - self.forget_rates[skills]) + (1.0 - posterior) * self.learns[skills]
+        return after
 
     def _prior_class(self, memory: dict[str, Any], correct: float) -> tuple[int, float, int]:
         """(answers counted, their correct sum, prior class) after one more answer (multiprior)."""

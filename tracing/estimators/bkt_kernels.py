@@ -30,9 +30,12 @@ def _clip(value: float, low: float, high: float) -> float:
 
 
 @njit(cache=True)
-def _em_skill(skill, sequence_start, observation_emission, observation_correct, sequence_weight, sequence_class,
-              skill_sequence_start, emission_start, prior, learn, forget, guess, slip, fit_forget, max_iter, tol,
-              max_guess, max_slip, loglik, iterations, max_length):
+def _em_skill(skill: int, sequence_start: np.ndarray, observation_emission: np.ndarray,
+              observation_correct: np.ndarray, sequence_weight: np.ndarray, sequence_class: np.ndarray,
+              skill_sequence_start: np.ndarray, emission_start: np.ndarray, prior: np.ndarray, learn: np.ndarray,
+              forget: np.ndarray, guess: np.ndarray, slip: np.ndarray, fit_forget: bool, max_iter: int, tol: float,
+              max_guess: float, max_slip: float, loglik: np.ndarray, iterations: np.ndarray,
+              max_length: int) -> None:
     """EM for every restart of one skill, advanced together over the data.
 
     Restarts are independent, so stepping them side by side gives the CPU
@@ -204,8 +207,9 @@ def _em_skill(skill, sequence_start, observation_emission, observation_correct, 
 
 
 @njit(cache=True)
-def _move_lane(source, target, prior_count, guess_count, guess_total, slip_count, slip_total, learn_count,
-               learn_total, forget_count, forget_total):
+def _move_lane(source: int, target: int, prior_count: np.ndarray, guess_count: np.ndarray,
+               guess_total: np.ndarray, slip_count: np.ndarray, slip_total: np.ndarray, learn_count: np.ndarray,
+               learn_total: np.ndarray, forget_count: np.ndarray, forget_total: np.ndarray) -> None:
     prior_count[:, target] = prior_count[:, source]
     guess_count[:, target] = guess_count[:, source]
     guess_total[:, target] = guess_total[:, source]
@@ -218,9 +222,11 @@ def _move_lane(source, target, prior_count, guess_count, guess_total, slip_count
 
 
 @njit(parallel=True, cache=True)
-def em_fit(sequence_start, observation_emission, observation_correct, sequence_weight, sequence_class,
-           skill_sequence_start, emission_start, prior, learn, forget, guess, slip, fit_forget, max_iter, tol,
-           max_guess, max_slip, task_skill, bin_start, loglik, iterations):
+def em_fit(sequence_start: np.ndarray, observation_emission: np.ndarray, observation_correct: np.ndarray,
+           sequence_weight: np.ndarray, sequence_class: np.ndarray, skill_sequence_start: np.ndarray,
+           emission_start: np.ndarray, prior: np.ndarray, learn: np.ndarray, forget: np.ndarray, guess: np.ndarray,
+           slip: np.ndarray, fit_forget: bool, max_iter: int, tol: float, max_guess: float, max_slip: float,
+           task_skill: np.ndarray, bin_start: np.ndarray, loglik: np.ndarray, iterations: np.ndarray) -> None:
     """Run EM for every restart of the skills in ``task_skill``, in place on the parameter arrays.
 
     Parameters are (R, K, C) ``prior``, (R, K) ``learn``/``forget``, (R, E)
@@ -241,8 +247,10 @@ def em_fit(sequence_start, observation_emission, observation_correct, sequence_w
 
 
 @njit(parallel=True, cache=True)
-def filter_sequences(sequence_start, observation_emission, observation_correct, sequence_skill, sequence_class,
-                     prior, learn, forget, guess, slip, predicted, final):
+def filter_sequences(sequence_start: np.ndarray, observation_emission: np.ndarray, observation_correct: np.ndarray,
+                     sequence_skill: np.ndarray, sequence_class: np.ndarray, prior: np.ndarray, learn: np.ndarray,
+                     forget: np.ndarray, guess: np.ndarray, slip: np.ndarray, predicted: np.ndarray,
+                     final: np.ndarray) -> None:
     """The BKT filter over every sequence.
 
     ``prior`` is (K, C); ``learn``/``forget`` (K,); ``guess``/``slip`` (E,).
@@ -268,7 +276,8 @@ def filter_sequences(sequence_start, observation_emission, observation_correct, 
 
 
 @njit(cache=True)
-def sequence_hashes(sequence_start, observation_emission, observation_correct, sequence_skill, sequence_class):
+def sequence_hashes(sequence_start: np.ndarray, observation_emission: np.ndarray, observation_correct: np.ndarray,
+                    sequence_skill: np.ndarray, sequence_class: np.ndarray) -> np.ndarray:
     """A 64-bit hash per sequence of (skill, class, emissions, answers); equal sequences hash equal."""
     n_sequence = len(sequence_start) - 1
     hashes = np.empty(n_sequence, dtype=np.uint64)
@@ -286,7 +295,8 @@ def sequence_hashes(sequence_start, observation_emission, observation_correct, s
 
 
 @njit(cache=True)
-def _same_sequence(first, second, sequence_start, observation_emission, observation_correct):
+def _same_sequence(first: int, second: int, sequence_start: np.ndarray, observation_emission: np.ndarray,
+                   observation_correct: np.ndarray) -> bool:
     length = sequence_start[first + 1] - sequence_start[first]
     if length != sequence_start[second + 1] - sequence_start[second]:
         return False
@@ -299,8 +309,9 @@ def _same_sequence(first, second, sequence_start, observation_emission, observat
 
 
 @njit(cache=True)
-def deduplicate(order, hashes, sequence_start, observation_emission, observation_correct, sequence_skill,
-                sequence_class):
+def deduplicate(order: np.ndarray, hashes: np.ndarray, sequence_start: np.ndarray, observation_emission: np.ndarray,
+                observation_correct: np.ndarray, sequence_skill: np.ndarray,
+                sequence_class: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Merge identical sequences; ``order`` sorts sequences by (skill, hash).
 
     Returns (representative (U,), weight (U,) float64) in skill order: the first
@@ -337,7 +348,8 @@ def deduplicate(order, hashes, sequence_start, observation_emission, observation
 
 
 @njit(cache=True)
-def gather(representative, sequence_start, observation_emission, observation_correct):
+def gather(representative: np.ndarray, sequence_start: np.ndarray, observation_emission: np.ndarray,
+           observation_correct: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The observations of the chosen sequences, contiguous: (start (U+1,), emission, correct)."""
     n = len(representative)
     start = np.empty(n + 1, dtype=np.int64)
@@ -357,7 +369,8 @@ def gather(representative, sequence_start, observation_emission, observation_cor
 
 
 @njit(cache=True)
-def expand(item, learner, correct, row_class, item_start, pair_skill, n_skills):
+def expand(item: np.ndarray, learner: np.ndarray, correct: np.ndarray, row_class: np.ndarray,
+           item_start: np.ndarray, pair_skill: np.ndarray, n_skills: int) -> tuple[np.ndarray, ...]:
     """Rows -> observations grouped by skill, then learner, then time (a stable counting sort).
 
     Rows must be grouped by learner and time-ordered inside a learner. Returns

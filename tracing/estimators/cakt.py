@@ -75,6 +75,7 @@ class BandedConv3d(nn.Conv3d):
         for offset in range(3):
             target = torch.arange(max(0, 1 - offset), min(depth, depth + 1 - offset))
             banded[:, target, :, target + offset - 1] = self.weight[:, :, offset]
+        assert self.bias is not None  # built with a bias (nn.Conv3d's default)
         folded = nn.functional.conv2d(
             volume.reshape(batch, channels * depth, height, width),
             banded.reshape(out_channels * depth, channels * depth, 3, 3),
@@ -137,7 +138,7 @@ class CAKTNetwork(TracingNetwork):
         live = (recent >= 0).any(dim=-1)
         if real is not None:
             live = live & real
-        empty = self.convolution(answers.new_zeros(1, 1, recent_count, self.frame, self.frame))
+        empty: torch.Tensor = self.convolution(answers.new_zeros(1, 1, recent_count, self.frame, self.frame))
         curve = empty.mean(dim=2).reshape(1, 1, size).expand(batch, queries, size)
         if not bool(live.any()):
             return curve

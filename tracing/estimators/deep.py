@@ -197,6 +197,9 @@ class TracingNetwork(nn.Module):
     the ``queries`` items.
     """
 
+    item_skills: torch.Tensor  # buffers, registered in __init__
+    item_weights: torch.Tensor
+
     def __init__(self, q_matrix: np.ndarray) -> None:
         super().__init__()
         skills, weights = skill_table(q_matrix)
@@ -215,19 +218,23 @@ class TracingNetwork(nn.Module):
         """
         skills = self.item_skills[item]  # (B, T, K)
         weights = self.item_weights[item].unsqueeze(-1)  # (B, T, K, 1)
-        wrong = table(skills)
-        right = table(skills + self.n_skills)
+        wrong: torch.Tensor = table(skills)
+        right: torch.Tensor = table(skills + self.n_skills)
         score = correct.unsqueeze(-1).unsqueeze(-1)
         return ((score * right + (1.0 - score) * wrong) * weights).sum(dim=-2)
 
     def skill_embedding(self, table: nn.Embedding, item: torch.Tensor) -> torch.Tensor:
         """(...) items -> (..., E): skill embeddings averaged over the item's skills."""
-        return (table(self.item_skills[item]) * self.item_weights[item].unsqueeze(-1)).sum(dim=-2)
+        embedded: torch.Tensor = table(self.item_skills[item])
+        return (embedded * self.item_weights[item].unsqueeze(-1)).sum(dim=-2)
 
     def read_skills(self, skill_logits: torch.Tensor, item: torch.Tensor) -> torch.Tensor:
         """(..., n_skills) per-skill logits and (...) items -> (...) the item's logit (mean over its skills)."""
         picked = torch.gather(skill_logits, -1, self.item_skills[item])
         return (picked * self.item_weights[item]).sum(dim=-1)
+
+    def predict_last(self, batch: Batch, queries: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
 
     def window_extras(self, items: np.ndarray) -> dict[str, np.ndarray]:
         """Per-window inputs beyond item and answer, from the window's items (T,): name -> (T, ...)."""
@@ -272,13 +279,14 @@ class DeepEstimator(Estimator):
         mask = np.zeros((size, length), dtype=bool)
         scored = np.zeros((size, length), dtype=bool)
         extras: dict[str, list[np.ndarray]] = {}
+        network = self._require_fitted()
         for index, (items, answers) in enumerate(zip(item_rows, correct_rows)):
             n = len(items)
             item[index, :n] = items
             correct[index, :n] = answers
             mask[index, :n] = True
             scored[index, :n] = True if scored_rows is None else scored_rows[index]
-            for name, value in self.network.window_extras(np.asarray(items, dtype=np.int64)).items():
+            for name, value in network.window_extras(np.asarray(items, dtype=np.int64)).items():
                 extras.setdefault(name, []).append(value)
         batch: Batch = {
             "item": torch.from_numpy(item), "correct": torch.from_numpy(correct),
@@ -308,20 +316,23 @@ class DeepEstimator(Estimator):
         self._item_ids, self._skill_ids = data.item_ids, data.skill_ids
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         with torch_threads(config["threads"]):
-            self.network = self.build_network(self.q_matrix).to(device)
+            network = self.build_network(self.q_matrix).to(device)
+            self.network = network
             train, valid = self._carve(data, seed)
             train_windows = Windows.cut(train, self.window)
             valid_windows = Windows.cut(valid, self.window) if valid is not None else None
-            optimiser = torch.optim.Adam(self.network.parameters(), lr=config["learning_rate"],
+            optimiser = torch.optim.Adam(network.parameters(), lr=config["learning_rate"],
                                          weight_decay=config["weight_decay"])
-            best_auc, best_state, best_optimiser, waited = -math.inf, None, None, 0
+            best_auc, waited = -math.inf, 0
+            best_state: dict[str, Any] | None = None
+            best_optimiser: dict[str, Any] | None = None
             rate = config["learning_rate"]
             self.history = []
             for epoch in range(1, config["max_epochs"] + 1):
                 started = time.perf_counter()
                 loss = self._train_epoch(train, train_windows, optimiser, rng, device)
                 record = {"epoch": epoch, "loss": loss, "learning_rate": rate}
-                if valid_windows is not None and len(valid_windows):
+                if valid is not None and valid_windows is not None and len(valid_windows):
                     probability = self._predict_windows(valid, valid_windows, device)
                     record["valid_auc"] = auc(valid.correct, probability)
                     score = record["valid_auc"] if math.isfinite(record["valid_auc"]) else -loss
@@ -331,16 +342,17 @@ class DeepEstimator(Estimator):
                 self.history.append(record)
                 if score > best_auc:
                     best_auc, waited, self.best_epoch = score, 0, epoch
-                    best_state = copy.deepcopy(self.network.state_dict())
+                    best_state = copy.deepcopy(network.state_dict())
                     if config["plateau_decay"] < 1.0:
                         best_optimiser = copy.deepcopy(optimiser.state_dict())
                 else:
                     waited += 1
-                    if config["plateau_decay"] < 1.0 and best_optimiser is not None and waited < config["patience"]:
+                    if (config["plateau_decay"] < 1.0 and best_state is not None and best_optimiser is not None
+                            and waited < config["patience"]):
                         # The epoch past the best one moved away from it (on CAKT, overfitting): step
                         # back and go on from there with smaller steps rather than from the worse weights.
                         rate *= config["plateau_decay"]
-                        self.network.load_state_dict(best_state)
+                        network.load_state_dict(best_state)
                         optimiser.load_state_dict(copy.deepcopy(best_optimiser))
                         for group in optimiser.param_groups:
                             group["lr"] = rate
@@ -349,8 +361,8 @@ class DeepEstimator(Estimator):
                 if waited >= config["patience"]:
                     break
             if best_state is not None:
-                self.network.load_state_dict(best_state)
-            self.network = self.network.to("cpu").eval()
+                network.load_state_dict(best_state)
+            self.network = network.to("cpu").eval()
         if progress:
             progress("fit", 1.0)
         return self
@@ -363,7 +375,8 @@ class DeepEstimator(Estimator):
 
     def _train_epoch(self, data: Dataset, windows: Windows, optimiser: torch.optim.Optimizer,
                      rng: np.random.Generator, device: torch.device) -> float:
-        self.network.train()
+        network = self._require_fitted()
+        network.train()
         total, count = 0.0, 0
         for indices in windows.batches(self.config["batch_size"], rng, balance_rows=True):
             batch = self._window_batch(data, windows, indices, device)
@@ -373,7 +386,7 @@ class DeepEstimator(Estimator):
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             if self.config["gradient_clip"] > 0:
-                nn.utils.clip_grad_norm_(self.network.parameters(), self.config["gradient_clip"])
+                nn.utils.clip_grad_norm_(network.parameters(), self.config["gradient_clip"])
             optimiser.step()
             total += float(loss.detach()) * n
             count += n
@@ -381,7 +394,7 @@ class DeepEstimator(Estimator):
 
     def loss(self, batch: Batch) -> tuple[torch.Tensor, int]:
         """Mean binary cross-entropy over scored real rows, and their count; padding never enters."""
-        logits = self.network(batch)
+        logits = self._require_fitted()(batch)
         where = batch["mask"] & batch["scored"]
         count = int(where.sum())
         loss = nn.functional.binary_cross_entropy_with_logits(logits[where], batch["correct"][where])
@@ -391,11 +404,11 @@ class DeepEstimator(Estimator):
 
     @torch.no_grad()
     def _predict_windows(self, data: Dataset, windows: Windows, device: torch.device | str = "cpu") -> np.ndarray:
-        self.network.eval()
+        network = self._require_fitted().eval()
         out = np.full(data.n_rows, np.nan, dtype=np.float64)
         for indices in windows.batches(max(self.config["batch_size"], 128)):
             batch = self._window_batch(data, windows, indices, device)
-            probability = torch.sigmoid(self.network(batch)).double().cpu().numpy()
+            probability = torch.sigmoid(network(batch)).double().cpu().numpy()
             for position, index in enumerate(indices):
                 rows, scored = windows.rows[index], windows.scored[index]
                 out[rows[scored]] = probability[position, :len(rows)][scored]
@@ -441,7 +454,7 @@ class DeepEstimator(Estimator):
     def _mastery(self, memory: dict[str, Any]) -> np.ndarray:
         n_items = len(self._item_ids)
         pseudo = n_items + np.arange(len(self._skill_ids))
-        return 1.0 / (1.0 + np.exp(-self._next_logits(memory, pseudo)))
+        return _sigmoid(self._next_logits(memory, pseudo))
 
     def update(self, state: LearnerState, *, item: int, correct: float, at: float) -> LearnerState:
         memory = state.memory
@@ -457,7 +470,7 @@ class DeepEstimator(Estimator):
 
     def predict_next(self, state: LearnerState, items: np.ndarray, *, at: float | None = None) -> np.ndarray:
         items = np.asarray(items, dtype=np.int64).reshape(-1)
-        return 1.0 / (1.0 + np.exp(-self._next_logits(state.memory, items)))
+        return _sigmoid(self._next_logits(state.memory, items))
 
     def final_states(self, data: Dataset) -> list[LearnerState]:
         """Every learner's state after all their rows: one context per learner, no replay."""
@@ -507,6 +520,11 @@ class DeepEstimator(Estimator):
         model.best_epoch = int(payload.get("best_epoch", 0))
         model.history = list(payload.get("history", []))
         return model
+
+
+def _sigmoid(logits: np.ndarray) -> np.ndarray:
+    probability: np.ndarray = 1.0 / (1.0 + np.exp(-logits))
+    return probability
 
 
 def shifted(states: torch.Tensor, initial: torch.Tensor | None = None) -> torch.Tensor:

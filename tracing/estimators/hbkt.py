@@ -32,13 +32,14 @@ import pyro
 import pyro.distributions as dist
 import torch
 from pyro.infer import TraceMeanField_ELBO
-from pyro.nn import PyroModule, PyroParam
+from pyro.nn import PyroModule
 from torch.distributions import constraints
 
 from tracing.data import Dataset
 from tracing.estimators import hyper
 from tracing.estimators.base import Estimator, LearnerState, Progress, no_progress
 from tracing.estimators.pyro_common import (
+    pyro_param,
     fitting_context,
     load_artifact,
     pad_learners,
@@ -86,6 +87,9 @@ def forward_filter(course: dict[str, torch.Tensor], offsets: torch.Tensor, batch
 class PopulationModel(PyroModule):
     """The generative model with the course-level parameters (module-local)."""
 
+    share: torch.Tensor  # buffers, registered in __init__
+    practised: torch.Tensor
+
     def __init__(self, *, q_matrix: np.ndarray, n_learners: int, base: float) -> None:
         super().__init__()
         n_skills = q_matrix.shape[1]
@@ -94,11 +98,11 @@ class PopulationModel(PyroModule):
         self.register_buffer("share", torch.as_tensor(share, dtype=torch.float32))
         self.register_buffer("practised", torch.as_tensor(q_matrix, dtype=torch.float32))
         self.base = base
-        self.learn_logit = PyroParam(torch.full((n_skills,), -2.0))
-        self.prior_logit = PyroParam(torch.full((n_skills,), -1.0))
-        self.guess = PyroParam(torch.full((n_skills,), 0.2), constraint=constraints.interval(0.0, 0.5))
-        self.slip = PyroParam(torch.full((n_skills,), 0.1), constraint=constraints.interval(0.0, 0.5))
-        self.population_scale = PyroParam(torch.full((2,), 0.5), constraint=constraints.positive)
+        self.learn_logit = pyro_param(torch.full((n_skills,), -2.0))
+        self.prior_logit = pyro_param(torch.full((n_skills,), -1.0))
+        self.guess = pyro_param(torch.full((n_skills,), 0.2), constraint=constraints.interval(0.0, 0.5))
+        self.slip = pyro_param(torch.full((n_skills,), 0.1), constraint=constraints.interval(0.0, 0.5))
+        self.population_scale = pyro_param(torch.full((2,), 0.5), constraint=constraints.positive)
 
     def course(self) -> dict[str, torch.Tensor]:
         return {"learn_logit": self.learn_logit, "prior_logit": self.prior_logit, "guess": self.guess,
@@ -115,8 +119,8 @@ class PopulationModel(PyroModule):
 class LearnerGuide(PyroModule):
     def __init__(self, n_learners: int) -> None:
         super().__init__()
-        self.loc = PyroParam(torch.zeros(n_learners, 2))
-        self.scale = PyroParam(torch.full((n_learners, 2), 0.1), constraint=constraints.positive)
+        self.loc = pyro_param(torch.zeros(n_learners, 2))
+        self.scale = pyro_param(torch.full((n_learners, 2), 0.1), constraint=constraints.positive)
 
     def forward(self, batch: dict[str, torch.Tensor], index: torch.Tensor) -> None:
         with pyro.plate("learners", self.loc.shape[0], subsample=index):
@@ -161,7 +165,8 @@ class HierarchicalBKT(Estimator):
                 picked = torch.as_tensor(index, dtype=torch.long)
                 width = max(1, int(padded["mask"][picked].sum(1).max()))
                 batch = {name: value[picked][:, :width] for name, value in padded.items()}
-                return elbo.differentiable_loss(model, guide, batch, picked)
+                value: torch.Tensor = elbo.differentiable_loss(model, guide, batch, picked)
+                return value
 
             self.losses = run_svi(loss, list(model.parameters()) + list(guide.parameters()),
                                   n_learners=data.n_learners, batch_size=min(self.batch_size, data.n_learners),
@@ -240,7 +245,8 @@ class HierarchicalBKT(Estimator):
 
     def _chance(self, known: np.ndarray) -> np.ndarray:
         chance = known * (1 - self.arrays["slip"]) + (1 - known) * self.arrays["guess"]
-        return np.clip(chance, _EDGE, 1 - _EDGE)
+        clipped: np.ndarray = np.clip(chance, _EDGE, 1 - _EDGE)
+        return clipped
 
     def update(self, state: LearnerState, *, item: int, correct: float, at: float) -> LearnerState:
         known = np.asarray(state.mastery, dtype=np.float64)
@@ -258,7 +264,8 @@ class HierarchicalBKT(Estimator):
         items = np.asarray(items, dtype=np.int64)
         share = self.q_matrix[items] / np.maximum(self.q_matrix[items].sum(axis=1, keepdims=True), 1)
         no_skill = ~self.q_matrix[items].any(axis=1)
-        return share @ self._chance(np.asarray(state.mastery)) + no_skill * float(self.arrays["base"])
+        probability: np.ndarray = share @ self._chance(np.asarray(state.mastery)) + no_skill * float(self.arrays["base"])
+        return probability
 
     # ----------------------------------------------------------------- interpretation
 
@@ -274,9 +281,15 @@ class HierarchicalBKT(Estimator):
                 "prior_offset": {"mean": float(loc[1]), "sd": float(scale[1])}}
 
     def params(self) -> dict[str, Any]:
-        sigmoid = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
-        round_ = lambda values: dict(zip(self._skill_ids, np.round(values, 4).tolist()))  # noqa: E731
-        return {"prior": round_(sigmoid(self.arrays["prior_logit"])), "learns": round_(sigmoid(self.arrays["learn_logit"])),
+        def sigmoid(logits: np.ndarray) -> np.ndarray:
+            probability: np.ndarray = 1 / (1 + np.exp(-logits))
+            return probability
+
+        def round_(values: np.ndarray) -> dict[str, float]:
+            return dict(zip(self._skill_ids, np.round(values, 4).tolist()))
+
+        return {"prior": round_(sigmoid(self.arrays["prior_logit"])),
+                "learns": round_(sigmoid(self.arrays["learn_logit"])),
                 "guesses": round_(self.arrays["guess"]), "slips": round_(self.arrays["slip"]),
                 "population_scale": {"learn_logit": float(self.arrays["population_scale"][0]),
                                      "prior_logit": float(self.arrays["population_scale"][1])},
@@ -286,7 +299,7 @@ class HierarchicalBKT(Estimator):
 
     def save(self, path: Path) -> None:
         meta = {"kind": self.kind, "hyper": self.hyper_parameters(), "item_ids": list(self._item_ids),
-                "skill_ids": list(self._skill_ids), "learners": sorted(self.learner_index, key=self.learner_index.get),
+                "skill_ids": list(self._skill_ids), "learners": sorted(self.learner_index, key=self.learner_index.__getitem__),
                 "timings": self.timings}
         save_artifact(path, meta, {**self.arrays, "q_matrix": self.q_matrix})
 

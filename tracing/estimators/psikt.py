@@ -87,7 +87,7 @@ import pyro.distributions as dist
 import torch
 from pyro.distributions.torch_distribution import TorchDistributionMixin
 from pyro.infer import TraceMeanField_ELBO
-from pyro.nn import PyroModule, PyroParam
+from pyro.nn import PyroModule
 from torch.distributions import constraints
 from torch.distributions.kl import register_kl
 from torch.distributions.relaxed_bernoulli import LogitRelaxedBernoulli as _TorchLogitRelaxedBernoulli
@@ -97,6 +97,7 @@ from tracing.data import Dataset
 from tracing.estimators import hyper
 from tracing.estimators.base import Estimator, LearnerState, Progress, no_progress
 from tracing.estimators.pyro_common import (
+    pyro_param,
     fitting_context,
     load_artifact,
     pad_learners,
@@ -116,7 +117,7 @@ class LogitRelaxedBernoulli(_TorchLogitRelaxedBernoulli, TorchDistributionMixin)
     has_rsample = True  # torch samples it by reparameterisation but leaves the flag unset
 
 
-@register_kl(LogitRelaxedBernoulli, LogitRelaxedBernoulli)
+@register_kl(LogitRelaxedBernoulli, LogitRelaxedBernoulli)  # type: ignore[untyped-decorator]  # torch's is unannotated
 def _kl_relaxed_bernoulli(posterior: LogitRelaxedBernoulli, prior: LogitRelaxedBernoulli) -> torch.Tensor:
     # The KL of the Bernoulli laws the relaxations stand for (their zero-temperature limit):
     # closed form and noiseless, where a Monte Carlo estimate over K^2 edges swamps the ELBO.
@@ -237,7 +238,8 @@ def practise(mean: torch.Tensor, variance: torch.Tensor, gain: torch.Tensor, pra
 def readiness_of(mean: torch.Tensor, variance: torch.Tensor, scale: torch.Tensor,
                  typical: torch.Tensor) -> torch.Tensor:
     """P(correct) on an item of average difficulty for each skill alone, (B, K): the mastery."""
-    return torch.special.ndtr((scale * mean + typical) * torch.rsqrt(1 + scale**2 * variance))
+    readiness: torch.Tensor = torch.special.ndtr((scale * mean + typical) * torch.rsqrt(1 + scale**2 * variance))
+    return readiness
 
 
 def run_filter(course: dict[str, torch.Tensor], raw: torch.Tensor, batch: dict[str, torch.Tensor],
@@ -283,6 +285,10 @@ def run_filter(course: dict[str, torch.Tensor], raw: torch.Tensor, batch: dict[s
 class CourseModel(PyroModule):
     """The generative model; holds the course-level parameters (module-local, never global)."""
 
+    share: torch.Tensor  # buffers, registered in __init__
+    practised: torch.Tensor
+    off_diagonal: torch.Tensor
+
     def __init__(self, *, q_matrix: np.ndarray, item_rate: np.ndarray, n_learners: int, edge_prior: float,
                  temperature: float) -> None:
         super().__init__()
@@ -294,15 +300,15 @@ class CourseModel(PyroModule):
         self.register_buffer("off_diagonal", 1 - torch.eye(n_skills))
         self.edge_prior_logit = math.log(edge_prior / (1 - edge_prior))
         rate = torch.as_tensor(np.clip(item_rate, 0.05, 0.95), dtype=torch.float32)
-        self.bias = PyroParam(torch.special.ndtri(rate))
-        self.scale = PyroParam(torch.tensor(1.0), constraint=constraints.positive)
-        self.gain = PyroParam(torch.full((n_skills,), 0.1), constraint=constraints.unit_interval)
-        self.ceiling = PyroParam(torch.full((n_skills,), 2.0))
-        self.noise = PyroParam(torch.tensor(0.05), constraint=constraints.positive)
+        self.bias = pyro_param(torch.special.ndtri(rate))
+        self.scale = pyro_param(torch.tensor(1.0), constraint=constraints.positive)
+        self.gain = pyro_param(torch.full((n_skills,), 0.1), constraint=constraints.unit_interval)
+        self.ceiling = pyro_param(torch.full((n_skills,), 2.0))
+        self.noise = pyro_param(torch.tensor(0.05), constraint=constraints.positive)
         # gamma starts near 0.9: an edge, once there, gates learning strongly; a gamma of 0.5
         # capped the gate at halving the gain, and the fit stacked redundant edges to sharpen it.
-        self.population_loc = PyroParam(torch.tensor([math.log(0.2), 0.0, 0.0, 2.0, 0.0]))
-        self.population_scale = PyroParam(torch.full((N_TRAITS,), 0.5), constraint=constraints.positive)
+        self.population_loc = pyro_param(torch.tensor([math.log(0.2), 0.0, 0.0, 2.0, 0.0]))
+        self.population_scale = pyro_param(torch.full((N_TRAITS,), 0.5), constraint=constraints.positive)
 
     def course(self, graph: torch.Tensor) -> dict[str, torch.Tensor]:
         typical = (self.practised.T @ self.bias) / torch.clamp(self.practised.sum(0), min=1)
@@ -330,9 +336,9 @@ class CourseGuide(PyroModule):
                  temperature: float) -> None:
         super().__init__()
         self.temperature = temperature
-        self.edge_logits = PyroParam(torch.full((n_skills, n_skills), -2.0))
-        self.trait_loc = PyroParam(population_loc.detach().expand(n_learners, N_TRAITS).clone())
-        self.trait_scale = PyroParam(torch.full((n_learners, N_TRAITS), 0.1), constraint=constraints.positive)
+        self.edge_logits = pyro_param(torch.full((n_skills, n_skills), -2.0))
+        self.trait_loc = pyro_param(population_loc.detach().expand(n_learners, N_TRAITS).clone())
+        self.trait_scale = pyro_param(torch.full((n_learners, N_TRAITS), 0.1), constraint=constraints.positive)
 
     def forward(self, batch: dict[str, torch.Tensor], index: torch.Tensor) -> None:
         pyro.sample("graph", LogitRelaxedBernoulli(torch.tensor(self.temperature),
@@ -364,8 +370,8 @@ class AbsorbModel(PyroModule):
 class AbsorbGuide(PyroModule):
     def __init__(self, prior_loc: torch.Tensor, prior_scale: torch.Tensor) -> None:
         super().__init__()
-        self.trait_loc = PyroParam(prior_loc.clone())
-        self.trait_scale = PyroParam(torch.minimum(prior_scale, torch.tensor(0.1)).clone(),
+        self.trait_loc = pyro_param(prior_loc.clone())
+        self.trait_scale = pyro_param(torch.minimum(prior_scale, torch.tensor(0.1)).clone(),
                                      constraint=constraints.positive)
 
     def forward(self, batch: dict[str, torch.Tensor], index: torch.Tensor) -> None:
@@ -444,7 +450,8 @@ class PsiKT(Estimator):
 
             def loss(index: np.ndarray) -> torch.Tensor:
                 batch = _batch_tensors(padded, index)
-                return elbo.differentiable_loss(model, guide, batch, torch.as_tensor(index))
+                value: torch.Tensor = elbo.differentiable_loss(model, guide, batch, torch.as_tensor(index))
+                return value
 
             self.losses = run_svi(loss, list(model.parameters()) + list(guide.parameters()),
                                   n_learners=data.n_learners, batch_size=min(self.batch_size, data.n_learners),
@@ -497,7 +504,10 @@ class PsiKT(Estimator):
         padded_numpy.elapsed[:, 0] = first_gap
         with fitting_context(threads=self.threads, seed=seed):
             course = {name: value.float() for name, value in self._course_tensors().items()}
-            as_float = lambda array: torch.as_tensor(array, dtype=torch.float32)  # noqa: E731
+
+            def as_float(array: np.ndarray) -> torch.Tensor:
+                return torch.as_tensor(array, dtype=torch.float32)
+
             starts = (torch.as_tensor(resume), as_float(start_mean), as_float(start_variance))
             model = AbsorbModel(course=course, prior_loc=as_float(prior_loc), prior_scale=as_float(prior_scale),
                                 starts=starts)
@@ -506,7 +516,9 @@ class PsiKT(Estimator):
             elbo = TraceMeanField_ELBO()
 
             def loss(index: np.ndarray) -> torch.Tensor:
-                return elbo.differentiable_loss(model, guide, _batch_tensors(padded, index), torch.as_tensor(index))
+                value: torch.Tensor = elbo.differentiable_loss(model, guide, _batch_tensors(padded, index),
+                                                               torch.as_tensor(index))
+                return value
 
             # Each learner's traits are its own parameters, so a pass over the newcomers is what
             # counts: on DBE-KT22, 10 passes at 0.1 gave the multi-step AUC of 60 passes at 0.05.
@@ -656,7 +668,8 @@ class PsiKT(Estimator):
     def _typical(self) -> np.ndarray:
         """Mean emission offset c_j of each skill's items, (K,)."""
         counts = self.q_matrix.sum(axis=0)
-        return (self.q_matrix.T.astype(np.float64) @ self.arrays["bias"]) / np.maximum(counts, 1)
+        typical: np.ndarray = (self.q_matrix.T.astype(np.float64) @ self.arrays["bias"]) / np.maximum(counts, 1)
+        return typical
 
     def _mastery(self, mean: np.ndarray, variance: np.ndarray) -> np.ndarray:
         """P(correct) on an item of average difficulty for each skill alone, (K,)."""
@@ -706,14 +719,15 @@ class PsiKT(Estimator):
 
     def predict_next(self, state: LearnerState, items: np.ndarray, *, at: float | None = None) -> np.ndarray:
         course = self._course_tensors()
-        items = torch.as_tensor(np.asarray(items, dtype=np.int64))
+        chosen = torch.as_tensor(np.asarray(items, dtype=np.int64))
         mean, variance, raw, gap = self._unpack(state, at)
         with torch.no_grad():
             mean, variance = drift(mean, variance, raw, gap)
-            weight = course["weight"][items]
-            location, _ = answer_location(mean.expand(len(items), -1), variance.expand(len(items), -1),
-                                          weight, course["bias"][items])
-            return torch.special.ndtr(location).numpy()
+            weight = course["weight"][chosen]
+            location, _ = answer_location(mean.expand(len(chosen), -1), variance.expand(len(chosen), -1),
+                                          weight, course["bias"][chosen])
+            probability: np.ndarray = torch.special.ndtr(location).numpy()
+            return probability
 
     def mastery_at(self, state: LearnerState, at: float) -> np.ndarray:
         """Mastery after drifting to ``at`` with no practice: it relaxes towards the long-run level."""
@@ -726,7 +740,7 @@ class PsiKT(Estimator):
 
     def edge_probabilities(self) -> np.ndarray:
         """q(A_ik = 1), (K, K): skill i is a prerequisite of skill k; zero diagonal."""
-        probability = 1 / (1 + np.exp(-self.arrays["edge_logits"]))
+        probability: np.ndarray = 1 / (1 + np.exp(-self.arrays["edge_logits"]))
         np.fill_diagonal(probability, 0.0)
         return probability
 
@@ -774,7 +788,7 @@ class PsiKT(Estimator):
     def save(self, path: Path) -> None:
         meta = {"kind": self.kind, "hyper": self.hyper_parameters(), "unit": self.unit,
                 "item_ids": list(self._item_ids), "skill_ids": list(self._skill_ids),
-                "learners": sorted(self.learner_index, key=self.learner_index.get),
+                "learners": sorted(self.learner_index, key=self.learner_index.__getitem__),
                 "timings": self.timings}
         save_artifact(path, meta, {**self.arrays, "q_matrix": self.q_matrix})
 

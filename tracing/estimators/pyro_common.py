@@ -15,11 +15,13 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pyro
 import torch
+from pyro.nn import PyroParam
+from torch.distributions import constraints
 
 from tracing.data import Dataset
 from tracing.estimators.base import Progress, no_progress
@@ -38,6 +40,12 @@ def fitting_context(*, threads: int, seed: int | None = None) -> Iterator[None]:
             pyro.set_rng_seed(int(seed))
         with pyro.settings.context(module_local_params=True):
             yield
+
+
+def pyro_param(init: torch.Tensor, constraint: constraints.Constraint = constraints.real) -> torch.Tensor:
+    """A learnable attribute of a ``PyroModule`` (``PyroParam``), typed as the tensor the attribute
+    reads back as: the module's ``__setattr__`` turns it into a parameter, out of a type checker's sight."""
+    return cast(torch.Tensor, PyroParam(init, constraint=constraint))
 
 
 @dataclass(frozen=True)
@@ -145,7 +153,8 @@ def run_svi(loss: Callable[[np.ndarray], torch.Tensor], parameters: list[torch.n
 def save_artifact(path: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
     """One .npz file: the arrays plus a JSON document under the key ``meta``."""
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
+    named: dict[str, Any] = arrays  # numpy's stub fears a key named allow_pickle among them
+    np.savez_compressed(buffer, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **named)
     Path(path).write_bytes(buffer.getvalue())
 
 
