@@ -99,7 +99,7 @@ class Dataset:
             index = np.zeros(0, dtype=np.int64)
         else:
             index = np.concatenate(
-                [np.arange(self.offsets[l], self.offsets[l + 1]) for l in learners]
+                [np.arange(self.offsets[learner], self.offsets[learner + 1]) for learner in learners]
             )
         new_learner = np.repeat(np.arange(len(learners), dtype=np.int32), self.lengths[learners])
         return Dataset(
@@ -110,7 +110,7 @@ class Dataset:
             q_matrix=self.q_matrix,
             item_ids=self.item_ids,
             skill_ids=self.skill_ids,
-            learner_ids=tuple(self.learner_ids[l] for l in learners),
+            learner_ids=tuple(self.learner_ids[learner] for learner in learners),
             has_time=self.has_time,
         )
 

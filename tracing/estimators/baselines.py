@@ -74,7 +74,7 @@ class SkillRate(Estimator):
 
     def predict_proba(self, data: Dataset) -> np.ndarray:
         out = np.empty(data.n_rows, dtype=np.float64)
-        for learner, rows in data.sequences():
+        for _learner, rows in data.sequences():
             state = self.initial_state()
             for row in range(rows.start, rows.stop):
                 out[row] = self.predict_next(state, data.item[row : row + 1])[0]

@@ -39,10 +39,10 @@ from tracing.data import Dataset
 from tracing.estimators import hyper
 from tracing.estimators.base import Estimator, LearnerState, Progress, no_progress
 from tracing.estimators.pyro_common import (
-    pyro_param,
     fitting_context,
     load_artifact,
     pad_learners,
+    pyro_param,
     run_svi,
     save_artifact,
     time_unit,
@@ -218,7 +218,7 @@ class HierarchicalBKT(Estimator):
         for chunk in np.array_split(np.arange(data.n_learners), max(1, data.n_learners // 512)):
             if len(chunk):
                 probability, _ = self._run(data, chunk, offsets[chunk])
-                rows = np.concatenate([np.arange(*data.rows(l).indices(data.n_rows)) for l in chunk])
+                rows = np.concatenate([np.arange(*data.rows(learner).indices(data.n_rows)) for learner in chunk])
                 out[rows] = probability[rows]
         return out
 

@@ -97,10 +97,10 @@ from tracing.data import Dataset
 from tracing.estimators import hyper
 from tracing.estimators.base import Estimator, LearnerState, Progress, no_progress
 from tracing.estimators.pyro_common import (
-    pyro_param,
     fitting_context,
     load_artifact,
     pad_learners,
+    pyro_param,
     run_svi,
     save_artifact,
     time_unit,
@@ -640,7 +640,7 @@ class PsiKT(Estimator):
         for chunk in np.array_split(learners, max(1, data.n_learners // 512)):
             if len(chunk):
                 probability, _, _ = self._filter(data, chunk, raw[chunk])
-                chosen = np.concatenate([np.arange(*data.rows(l).indices(data.n_rows)) for l in chunk])
+                chosen = np.concatenate([np.arange(*data.rows(learner).indices(data.n_rows)) for learner in chunk])
                 out[chosen] = probability[chosen]
         return out
 
