@@ -74,7 +74,7 @@ def find_cycle(skills: Sequence[str], edges: Iterable[Edge | EdgeTuple]) -> list
                 colour[path.pop()] = black
                 iterators.pop()
             elif colour[child] == grey:
-                return path[path.index(child):] + [child]
+                return path[path.index(child) :] + [child]
             elif colour[child] == white:
                 colour[child] = grey
                 path.append(child)
@@ -199,8 +199,11 @@ class PrerequisiteGraph:
     def frontier(self, mastered: Collection[str]) -> list[str]:
         """Skills not in ``mastered`` whose direct prerequisites all are, in topological order."""
         done = self.mask(mastered)
-        return [self.skills[position] for position in self._order
-                if not done >> position & 1 and self._parents[position] & ~done == 0]
+        return [
+            self.skills[position]
+            for position in self._order
+            if not done >> position & 1 and self._parents[position] & ~done == 0
+        ]
 
     def edge(self, source: str, target: str) -> Edge | None:
         return self.edges.get((source, target))
@@ -215,14 +218,16 @@ class PrerequisiteGraph:
             keep |= (1 << position) | self._ancestors[position]
         skills = [skill for position, skill in enumerate(self.skills) if keep >> position & 1]
         kept = set(skills)
-        return PrerequisiteGraph(skills, [edge for (source, target), edge in self.edges.items()
-                                          if source in kept and target in kept])
+        return PrerequisiteGraph(
+            skills, [edge for (source, target), edge in self.edges.items() if source in kept and target in kept]
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
             "skills": list(self.skills),
-            "edges": [{"from": e.source, "to": e.target, "weight": e.weight, "origin": e.origin}
-                      for e in self.edges.values()],
+            "edges": [
+                {"from": e.source, "to": e.target, "weight": e.weight, "origin": e.origin} for e in self.edges.values()
+            ],
         }
 
     @classmethod

@@ -47,8 +47,10 @@ class Dataset:
             )
         if n and np.any(np.diff(self.learner) < 0):
             raise ValueError("rows must be grouped by learner in ascending learner order")
-        counts = np.bincount(self.learner, minlength=len(self.learner_ids)) if n else np.zeros(
-            len(self.learner_ids), dtype=np.int64
+        counts = (
+            np.bincount(self.learner, minlength=len(self.learner_ids))
+            if n
+            else np.zeros(len(self.learner_ids), dtype=np.int64)
         )
         offsets = np.zeros(len(self.learner_ids) + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
@@ -135,8 +137,7 @@ class Dataset:
             has_time=self.has_time,
         )
 
-    def with_vocabulary(self, item_ids: Sequence[str], skill_ids: Sequence[str],
-                        q_matrix: np.ndarray) -> Dataset:
+    def with_vocabulary(self, item_ids: Sequence[str], skill_ids: Sequence[str], q_matrix: np.ndarray) -> Dataset:
         """Re-express the rows against a larger item/skill vocabulary (a fitted model's)."""
         position = {item_id: index for index, item_id in enumerate(item_ids)}
         missing = [i for i in self.item_ids if i not in position]
@@ -175,9 +176,7 @@ def dataset_from_records(
     item_skills = item_skills or {}
     learner_names = sorted({r[0] for r in records})
     learner_index = {name: index for index, name in enumerate(learner_names)}
-    items = list(item_ids) if item_ids is not None else sorted(
-        {r[1] for r in records} | set(item_skills)
-    )
+    items = list(item_ids) if item_ids is not None else sorted({r[1] for r in records} | set(item_skills))
     item_index = {name: index for index, name in enumerate(items)}
     if skill_ids is None:
         skill_set: set[str] = set()

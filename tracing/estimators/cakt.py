@@ -52,7 +52,7 @@ def recent_same_concept(concepts: np.ndarray, recent: int) -> np.ndarray:
         earlier = seen.setdefault(concept, [])
         if earlier:
             last = earlier[-recent:]
-            out[position, recent - len(last):] = last
+            out[position, recent - len(last) :] = last
         earlier.append(position)
     return out
 
@@ -79,7 +79,8 @@ class BandedConv3d(nn.Conv3d):
         folded = nn.functional.conv2d(
             volume.reshape(batch, channels * depth, height, width),
             banded.reshape(out_channels * depth, channels * depth, 3, 3),
-            self.bias.repeat_interleave(depth), padding=1,
+            self.bias.repeat_interleave(depth),
+            padding=1,
         )
         return folded.reshape(batch, out_channels, depth, height, width)
 
@@ -95,8 +96,9 @@ class ResidualBlock3d(nn.Module):
 
 
 class CAKTNetwork(TracingNetwork):
-    def __init__(self, q_matrix: np.ndarray, *, frame: int, recent: int, channels: int, blocks: int,
-                 hidden: int, dropout: float) -> None:
+    def __init__(
+        self, q_matrix: np.ndarray, *, frame: int, recent: int, channels: int, blocks: int, hidden: int, dropout: float
+    ) -> None:
         super().__init__(q_matrix)
         size = frame * frame
         self.frame, self.recent = frame, recent
@@ -104,7 +106,8 @@ class CAKTNetwork(TracingNetwork):
         self.overall = nn.LSTM(size, size, batch_first=True)
         self.decay = nn.Parameter(torch.zeros(()))
         self.convolution = nn.Sequential(
-            BandedConv3d(1, channels), nn.ReLU(),
+            BandedConv3d(1, channels),
+            nn.ReLU(),
             *[ResidualBlock3d(channels) for _ in range(blocks)],
             nn.Conv3d(channels, 1, 1),
         )
@@ -117,8 +120,9 @@ class CAKTNetwork(TracingNetwork):
     def window_extras(self, items: np.ndarray) -> dict[str, np.ndarray]:
         return {"recent": recent_same_concept(self.primary[items], self.recent)}
 
-    def _curve(self, answers: torch.Tensor, recent: torch.Tensor, now: torch.Tensor,
-               real: torch.Tensor | None = None) -> torch.Tensor:
+    def _curve(
+        self, answers: torch.Tensor, recent: torch.Tensor, now: torch.Tensor, real: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Learning-curve features (B, Q, H²) for Q positions per batch row.
 
         ``answers`` (B, T, H²) are the answer embeddings, ``recent`` (B, Q, k) the
@@ -183,11 +187,16 @@ class CAKTNetwork(TracingNetwork):
             carry = None
         concepts = self.primary[queries.numpy()]
         history = self.primary[item[0].numpy()]
-        recent = np.stack([recent_same_concept(np.append(history, concept), self.recent)[-1]
-                           for concept in concepts]) if len(concepts) else np.zeros((0, self.recent), np.int64)
-        curve = self._curve(answers.expand(len(queries), -1, -1) if length else
-                            torch.zeros(len(queries), 0, size),
-                            torch.from_numpy(recent).unsqueeze(1), torch.full((len(queries), 1), length))
+        recent = (
+            np.stack([recent_same_concept(np.append(history, concept), self.recent)[-1] for concept in concepts])
+            if len(concepts)
+            else np.zeros((0, self.recent), np.int64)
+        )
+        curve = self._curve(
+            answers.expand(len(queries), -1, -1) if length else torch.zeros(len(queries), 0, size),
+            torch.from_numpy(recent).unsqueeze(1),
+            torch.full((len(queries), 1), length),
+        )
         fused_input = self._fuse(curve, overall_last.expand(len(queries), -1).unsqueeze(1))  # (M, 1, H²)
         if carry is not None:
             carry = tuple(part.expand(-1, len(queries), -1).contiguous() for part in carry)
@@ -203,6 +212,12 @@ class CAKT(DeepEstimator):
 
     def build_network(self, q_matrix: np.ndarray) -> CAKTNetwork:
         config = self.config
-        return CAKTNetwork(q_matrix, frame=config["frame"], recent=config["recent"],
-                           channels=config["channels"], blocks=config["blocks"], hidden=config["hidden"],
-                           dropout=config["dropout"])
+        return CAKTNetwork(
+            q_matrix,
+            frame=config["frame"],
+            recent=config["recent"],
+            channels=config["channels"],
+            blocks=config["blocks"],
+            hidden=config["hidden"],
+            dropout=config["dropout"],
+        )

@@ -122,8 +122,9 @@ class Windows:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def batches(self, batch_size: int, rng: np.random.Generator | None = None, *,
-                balance_rows: bool = False) -> Iterator[np.ndarray]:
+    def batches(
+        self, batch_size: int, rng: np.random.Generator | None = None, *, balance_rows: bool = False
+    ) -> Iterator[np.ndarray]:
         """Window indices per batch; windows of similar length share a batch (little padding).
 
         With ``balance_rows`` a batch holds about ``batch_size`` windows of the mean
@@ -146,7 +147,7 @@ class Windows:
                     groups.append(order[start:end])
                     start = end
         else:
-            groups = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+            groups = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
         if rng is not None:
             rng.shuffle(groups)
         yield from groups
@@ -183,8 +184,8 @@ def skill_table(q_matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     weights = np.zeros((len(full), width), dtype=np.float32)
     for row, mask in enumerate(full):
         ids = np.flatnonzero(mask)
-        skills[row, :len(ids)] = ids
-        weights[row, :len(ids)] = 1.0 / max(len(ids), 1)
+        skills[row, : len(ids)] = ids
+        weights[row, : len(ids)] = 1.0 / max(len(ids), 1)
     return skills, weights
 
 
@@ -269,8 +270,13 @@ class DeepEstimator(Estimator):
 
     # ------------------------------------------------------------ batching
 
-    def _batch(self, item_rows: list[np.ndarray], correct_rows: list[np.ndarray],
-               scored_rows: list[np.ndarray] | None = None, device: torch.device | str = "cpu") -> Batch:
+    def _batch(
+        self,
+        item_rows: list[np.ndarray],
+        correct_rows: list[np.ndarray],
+        scored_rows: list[np.ndarray] | None = None,
+        device: torch.device | str = "cpu",
+    ) -> Batch:
         """Pad windows (lists of (T_w,) arrays) into (B, T) tensors; ``mask`` marks real rows."""
         length = max(len(r) for r in item_rows)
         size = len(item_rows)
@@ -289,21 +295,25 @@ class DeepEstimator(Estimator):
             for name, value in network.window_extras(np.asarray(items, dtype=np.int64)).items():
                 extras.setdefault(name, []).append(value)
         batch: Batch = {
-            "item": torch.from_numpy(item), "correct": torch.from_numpy(correct),
-            "mask": torch.from_numpy(mask), "scored": torch.from_numpy(scored),
+            "item": torch.from_numpy(item),
+            "correct": torch.from_numpy(correct),
+            "mask": torch.from_numpy(mask),
+            "scored": torch.from_numpy(scored),
         }
         for name, values in extras.items():
             padded = np.full((size, length) + values[0].shape[1:], -1, dtype=values[0].dtype)
             for index, value in enumerate(values):
-                padded[index, :len(value)] = value
+                padded[index, : len(value)] = value
             batch[name] = torch.from_numpy(padded)
         return {name: tensor.to(device) for name, tensor in batch.items()}
 
-    def _window_batch(self, data: Dataset, windows: Windows, indices: np.ndarray,
-                      device: torch.device | str = "cpu") -> Batch:
+    def _window_batch(
+        self, data: Dataset, windows: Windows, indices: np.ndarray, device: torch.device | str = "cpu"
+    ) -> Batch:
         rows = [windows.rows[i] for i in indices]
-        return self._batch([data.item[r] for r in rows], [data.correct[r] for r in rows],
-                           [windows.scored[i] for i in indices], device)
+        return self._batch(
+            [data.item[r] for r in rows], [data.correct[r] for r in rows], [windows.scored[i] for i in indices], device
+        )
 
     # ------------------------------------------------------------ fitting
 
@@ -321,8 +331,9 @@ class DeepEstimator(Estimator):
             train, valid = self._carve(data, seed)
             train_windows = Windows.cut(train, self.window)
             valid_windows = Windows.cut(valid, self.window) if valid is not None else None
-            optimiser = torch.optim.Adam(network.parameters(), lr=config["learning_rate"],
-                                         weight_decay=config["weight_decay"])
+            optimiser = torch.optim.Adam(
+                network.parameters(), lr=config["learning_rate"], weight_decay=config["weight_decay"]
+            )
             best_auc, waited = -math.inf, 0
             best_state: dict[str, Any] | None = None
             best_optimiser: dict[str, Any] | None = None
@@ -347,8 +358,12 @@ class DeepEstimator(Estimator):
                         best_optimiser = copy.deepcopy(optimiser.state_dict())
                 else:
                     waited += 1
-                    if (config["plateau_decay"] < 1.0 and best_state is not None and best_optimiser is not None
-                            and waited < config["patience"]):
+                    if (
+                        config["plateau_decay"] < 1.0
+                        and best_state is not None
+                        and best_optimiser is not None
+                        and waited < config["patience"]
+                    ):
                         # The epoch past the best one moved away from it (on CAKT, overfitting): step
                         # back and go on from there with smaller steps rather than from the worse weights.
                         rate *= config["plateau_decay"]
@@ -373,8 +388,14 @@ class DeepEstimator(Estimator):
             return data, None
         return data.subset(train), data.subset(valid)
 
-    def _train_epoch(self, data: Dataset, windows: Windows, optimiser: torch.optim.Optimizer,
-                     rng: np.random.Generator, device: torch.device) -> float:
+    def _train_epoch(
+        self,
+        data: Dataset,
+        windows: Windows,
+        optimiser: torch.optim.Optimizer,
+        rng: np.random.Generator,
+        device: torch.device,
+    ) -> float:
         network = self._require_fitted()
         network.train()
         total, count = 0.0, 0
@@ -411,7 +432,7 @@ class DeepEstimator(Estimator):
             probability = torch.sigmoid(network(batch)).double().cpu().numpy()
             for position, index in enumerate(indices):
                 rows, scored = windows.rows[index], windows.scored[index]
-                out[rows[scored]] = probability[position, :len(rows)][scored]
+                out[rows[scored]] = probability[position, : len(rows)][scored]
         return out
 
     def _require_fitted(self) -> TracingNetwork:
@@ -480,8 +501,11 @@ class DeepEstimator(Estimator):
             rows = data.rows(learner)
             count = rows.stop - rows.start
             start = rows.start + context_start(count, self.window)
-            memory = {"item": data.item[start:rows.stop].astype(int).tolist(),
-                      "correct": data.correct[start:rows.stop].astype(float).tolist(), "count": count}
+            memory = {
+                "item": data.item[start : rows.stop].astype(int).tolist(),
+                "correct": data.correct[start : rows.stop].astype(float).tolist(),
+                "count": count,
+            }
             at = float(data.timestamp[rows.stop - 1]) if count else None
             states.append(LearnerState(mastery=self._mastery(memory), memory=memory, at=at))
         return states
@@ -489,21 +513,28 @@ class DeepEstimator(Estimator):
     # ------------------------------------------------------------ artifact
 
     def params(self) -> dict[str, Any]:
-        return {"config": dict(self.config), "best_epoch": self.best_epoch,
-                "epochs": len(self.history), "history": self.history}
+        return {
+            "config": dict(self.config),
+            "best_epoch": self.best_epoch,
+            "epochs": len(self.history),
+            "history": self.history,
+        }
 
     def save(self, path: Path) -> None:
         network = self._require_fitted()
-        torch.save({
-            "kind": self.kind,
-            "config": dict(self.config),
-            "item_ids": list(self._item_ids),
-            "skill_ids": list(self._skill_ids),
-            "q_matrix": torch.from_numpy(self.q_matrix.astype(np.uint8)),
-            "state_dict": {name: tensor.cpu() for name, tensor in network.state_dict().items()},
-            "best_epoch": self.best_epoch,
-            "history": [dict(record) for record in self.history],
-        }, Path(path))
+        torch.save(
+            {
+                "kind": self.kind,
+                "config": dict(self.config),
+                "item_ids": list(self._item_ids),
+                "skill_ids": list(self._skill_ids),
+                "q_matrix": torch.from_numpy(self.q_matrix.astype(np.uint8)),
+                "state_dict": {name: tensor.cpu() for name, tensor in network.state_dict().items()},
+                "best_epoch": self.best_epoch,
+                "history": [dict(record) for record in self.history],
+            },
+            Path(path),
+        )
 
     @classmethod
     def load(cls, path: Path) -> Self:
@@ -531,4 +562,3 @@ def shifted(states: torch.Tensor, initial: torch.Tensor | None = None) -> torch.
     """(B, T, H) states after each row -> (B, T, H) states before each row (``initial`` or zeros first)."""
     first = torch.zeros_like(states[:, :1]) if initial is None else initial.expand(states.shape[0], 1, -1)
     return torch.cat([first, states[:, :-1]], dim=1)
-

@@ -51,8 +51,11 @@ from tracing.estimators.pyro_common import (
 _EDGE = 1e-6
 
 
-def forward_filter(course: dict[str, torch.Tensor], offsets: torch.Tensor, batch: dict[str, torch.Tensor],
-                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def forward_filter(
+    course: dict[str, torch.Tensor],
+    offsets: torch.Tensor,
+    batch: dict[str, torch.Tensor],
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Forward algorithm over a padded batch: (log-likelihood (B,), P(correct) (B, T), P(known) (B, K)).
 
     ``course``: ``learn_logit``, ``prior_logit``, ``guess``, ``slip`` (K,), ``share`` (J, K)
@@ -105,9 +108,15 @@ class PopulationModel(PyroModule):
         self.population_scale = pyro_param(torch.full((2,), 0.5), constraint=constraints.positive)
 
     def course(self) -> dict[str, torch.Tensor]:
-        return {"learn_logit": self.learn_logit, "prior_logit": self.prior_logit, "guess": self.guess,
-                "slip": self.slip, "share": self.share, "practised": self.practised,
-                "base": torch.tensor(self.base)}
+        return {
+            "learn_logit": self.learn_logit,
+            "prior_logit": self.prior_logit,
+            "guess": self.guess,
+            "slip": self.slip,
+            "share": self.share,
+            "practised": self.practised,
+            "base": torch.tensor(self.base),
+        }
 
     def forward(self, batch: dict[str, torch.Tensor], index: torch.Tensor) -> None:
         with pyro.plate("learners", self.n_learners, subsample=index):
@@ -157,8 +166,9 @@ class HierarchicalBKT(Estimator):
         with fitting_context(threads=self.threads, seed=seed):
             model = PopulationModel(q_matrix=data.q_matrix, n_learners=data.n_learners, base=base)
             guide = LearnerGuide(data.n_learners)
-            padded = pad_learners(data, np.arange(data.n_learners), unit=time_unit(data, 1.0),
-                                  max_length=self.max_length).torch()
+            padded = pad_learners(
+                data, np.arange(data.n_learners), unit=time_unit(data, 1.0), max_length=self.max_length
+            ).torch()
             elbo = TraceMeanField_ELBO()
 
             def loss(index: np.ndarray) -> torch.Tensor:
@@ -168,13 +178,22 @@ class HierarchicalBKT(Estimator):
                 value: torch.Tensor = elbo.differentiable_loss(model, guide, batch, picked)
                 return value
 
-            self.losses = run_svi(loss, list(model.parameters()) + list(guide.parameters()),
-                                  n_learners=data.n_learners, batch_size=min(self.batch_size, data.n_learners),
-                                  steps=self.steps, learning_rate=self.learning_rate, seed=seed,
-                                  progress=progress, lengths=np.minimum(data.lengths, self.max_length))
+            self.losses = run_svi(
+                loss,
+                list(model.parameters()) + list(guide.parameters()),
+                n_learners=data.n_learners,
+                batch_size=min(self.batch_size, data.n_learners),
+                steps=self.steps,
+                learning_rate=self.learning_rate,
+                seed=seed,
+                progress=progress,
+                lengths=np.minimum(data.lengths, self.max_length),
+            )
             with torch.no_grad():
-                self.arrays = {name: getattr(model, name).double().numpy().copy()
-                               for name in ("learn_logit", "prior_logit", "guess", "slip", "population_scale")}
+                self.arrays = {
+                    name: getattr(model, name).double().numpy().copy()
+                    for name in ("learn_logit", "prior_logit", "guess", "slip", "population_scale")
+                }
                 self.arrays["base"] = np.array(base)
                 self.arrays["trait_loc"] = guide.loc.double().numpy().copy()
                 self.arrays["trait_scale"] = guide.scale.double().numpy().copy()
@@ -187,8 +206,10 @@ class HierarchicalBKT(Estimator):
 
     def _course(self) -> dict[str, torch.Tensor]:
         share = self.q_matrix / np.maximum(self.q_matrix.sum(axis=1, keepdims=True), 1)
-        course = {name: torch.as_tensor(self.arrays[name], dtype=torch.float64)
-                  for name in ("learn_logit", "prior_logit", "guess", "slip", "base")}
+        course = {
+            name: torch.as_tensor(self.arrays[name], dtype=torch.float64)
+            for name in ("learn_logit", "prior_logit", "guess", "slip", "base")
+        }
         course["share"] = torch.as_tensor(share, dtype=torch.float64)
         course["practised"] = torch.as_tensor(self.q_matrix, dtype=torch.float64)
         return course
@@ -205,8 +226,9 @@ class HierarchicalBKT(Estimator):
     def _run(self, data: Dataset, learners: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         padded = pad_learners(data, learners, unit=1.0)
         with torch.no_grad():
-            _, probability, known = forward_filter(self._course(), torch.as_tensor(offsets, dtype=torch.float64),
-                                                   padded.torch(torch.float64))
+            _, probability, known = forward_filter(
+                self._course(), torch.as_tensor(offsets, dtype=torch.float64), padded.torch(torch.float64)
+            )
         out = np.full(data.n_rows, np.nan)
         out[padded.rows[padded.mask]] = probability.numpy()[padded.mask]
         return out, known.numpy()
@@ -236,8 +258,11 @@ class HierarchicalBKT(Estimator):
         return states
 
     def _state(self, known: np.ndarray, offsets: np.ndarray, at: float | None, learner: str | None) -> LearnerState:
-        return LearnerState(mastery=np.asarray(known, dtype=np.float64).copy(),
-                            memory={"traits": [float(offsets[0]), float(offsets[1])], "learner": learner}, at=at)
+        return LearnerState(
+            mastery=np.asarray(known, dtype=np.float64).copy(),
+            memory={"traits": [float(offsets[0]), float(offsets[1])], "learner": learner},
+            at=at,
+        )
 
     def initial_state(self) -> LearnerState:
         known = 1 / (1 + np.exp(-self.arrays["prior_logit"]))
@@ -264,7 +289,9 @@ class HierarchicalBKT(Estimator):
         items = np.asarray(items, dtype=np.int64)
         share = self.q_matrix[items] / np.maximum(self.q_matrix[items].sum(axis=1, keepdims=True), 1)
         no_skill = ~self.q_matrix[items].any(axis=1)
-        probability: np.ndarray = share @ self._chance(np.asarray(state.mastery)) + no_skill * float(self.arrays["base"])
+        probability: np.ndarray = share @ self._chance(np.asarray(state.mastery)) + no_skill * float(
+            self.arrays["base"]
+        )
         return probability
 
     # ----------------------------------------------------------------- interpretation
@@ -277,8 +304,10 @@ class HierarchicalBKT(Estimator):
             loc, scale = np.zeros(2), self.arrays["population_scale"]
         else:
             loc, scale = self.arrays["trait_loc"][slot], self.arrays["trait_scale"][slot]
-        return {"learning_offset": {"mean": float(loc[0]), "sd": float(scale[0])},
-                "prior_offset": {"mean": float(loc[1]), "sd": float(scale[1])}}
+        return {
+            "learning_offset": {"mean": float(loc[0]), "sd": float(scale[0])},
+            "prior_offset": {"mean": float(loc[1]), "sd": float(scale[1])},
+        }
 
     def params(self) -> dict[str, Any]:
         def sigmoid(logits: np.ndarray) -> np.ndarray:
@@ -288,19 +317,30 @@ class HierarchicalBKT(Estimator):
         def round_(values: np.ndarray) -> dict[str, float]:
             return dict(zip(self._skill_ids, np.round(values, 4).tolist()))
 
-        return {"prior": round_(sigmoid(self.arrays["prior_logit"])),
-                "learns": round_(sigmoid(self.arrays["learn_logit"])),
-                "guesses": round_(self.arrays["guess"]), "slips": round_(self.arrays["slip"]),
-                "population_scale": {"learn_logit": float(self.arrays["population_scale"][0]),
-                                     "prior_logit": float(self.arrays["population_scale"][1])},
-                "final_loss": self.losses[-1] if self.losses else None, **self.timings}
+        return {
+            "prior": round_(sigmoid(self.arrays["prior_logit"])),
+            "learns": round_(sigmoid(self.arrays["learn_logit"])),
+            "guesses": round_(self.arrays["guess"]),
+            "slips": round_(self.arrays["slip"]),
+            "population_scale": {
+                "learn_logit": float(self.arrays["population_scale"][0]),
+                "prior_logit": float(self.arrays["population_scale"][1]),
+            },
+            "final_loss": self.losses[-1] if self.losses else None,
+            **self.timings,
+        }
 
     # ----------------------------------------------------------------- persistence
 
     def save(self, path: Path) -> None:
-        meta = {"kind": self.kind, "hyper": self.hyper_parameters(), "item_ids": list(self._item_ids),
-                "skill_ids": list(self._skill_ids), "learners": sorted(self.learner_index, key=self.learner_index.__getitem__),
-                "timings": self.timings}
+        meta = {
+            "kind": self.kind,
+            "hyper": self.hyper_parameters(),
+            "item_ids": list(self._item_ids),
+            "skill_ids": list(self._skill_ids),
+            "learners": sorted(self.learner_index, key=self.learner_index.__getitem__),
+            "timings": self.timings,
+        }
         save_artifact(path, meta, {**self.arrays, "q_matrix": self.q_matrix})
 
     @classmethod

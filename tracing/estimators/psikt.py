@@ -122,8 +122,9 @@ def _kl_relaxed_bernoulli(posterior: LogitRelaxedBernoulli, prior: LogitRelaxedB
     # The KL of the Bernoulli laws the relaxations stand for (their zero-temperature limit):
     # closed form and noiseless, where a Monte Carlo estimate over K^2 edges swamps the ELBO.
     q, p = posterior.logits, prior.logits
-    return (torch.sigmoid(q) * (F.logsigmoid(q) - F.logsigmoid(p))
-            + torch.sigmoid(-q) * (F.logsigmoid(-q) - F.logsigmoid(-p)))
+    return torch.sigmoid(q) * (F.logsigmoid(q) - F.logsigmoid(p)) + torch.sigmoid(-q) * (
+        F.logsigmoid(-q) - F.logsigmoid(-p)
+    )
 
 
 def drop_implied_edges(probability: np.ndarray, chosen: np.ndarray) -> np.ndarray:
@@ -167,21 +168,24 @@ def initial_knowledge(raw: torch.Tensor, n_skills: int) -> tuple[torch.Tensor, t
     return mean, variance
 
 
-def drift(mean: torch.Tensor, variance: torch.Tensor, raw: torch.Tensor,
-          elapsed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def drift(
+    mean: torch.Tensor, variance: torch.Tensor, raw: torch.Tensor, elapsed: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The OU step over ``elapsed`` (B,) time units: mean and variance (B, K) of z afterwards."""
     alpha, mu, sigma, *_ = trait_values(raw)
     decay = torch.exp(-alpha * elapsed)[:, None]
     return _drift(mean, variance, decay, mu[:, None], (sigma**2 / (2 * alpha))[:, None])
 
 
-def _drift(mean: torch.Tensor, variance: torch.Tensor, decay: torch.Tensor, level: torch.Tensor,
-           stationary: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _drift(
+    mean: torch.Tensor, variance: torch.Tensor, decay: torch.Tensor, level: torch.Tensor, stationary: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     return decay * mean + (1 - decay) * level, decay**2 * variance + stationary * (1 - decay**2)
 
 
-def answer_location(mean: torch.Tensor, variance: torch.Tensor, weight: torch.Tensor,
-                    bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def answer_location(
+    mean: torch.Tensor, variance: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Probit location and 1/sqrt(1 + var f): P(correct) = Phi(location); all (B,).
 
     ``weight`` (B, K) is the emission row of the answered item, ``bias`` (B,) its offset.
@@ -192,8 +196,14 @@ def answer_location(mean: torch.Tensor, variance: torch.Tensor, weight: torch.Te
     return centre * shrink, shrink
 
 
-def observe(mean: torch.Tensor, variance: torch.Tensor, weight: torch.Tensor, location: torch.Tensor,
-            shrink: torch.Tensor, correct: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def observe(
+    mean: torch.Tensor,
+    variance: torch.Tensor,
+    weight: torch.Tensor,
+    location: torch.Tensor,
+    shrink: torch.Tensor,
+    correct: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Moment-matched posterior (B, K) of z after the answer ``correct`` (B,), >= 0.5 counts as right.
 
     A zero ``weight`` row leaves z as it was (how padding is skipped).
@@ -221,8 +231,15 @@ def prerequisite_gate(readiness: torch.Tensor, coupling: torch.Tensor, graph: to
     return torch.exp(torch.log1p(-coupling * (1 - readiness)) @ graph)
 
 
-def practise(mean: torch.Tensor, variance: torch.Tensor, gain: torch.Tensor, practised: torch.Tensor,
-             ceiling: torch.Tensor, noise: torch.Tensor, gate: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def practise(
+    mean: torch.Tensor,
+    variance: torch.Tensor,
+    gain: torch.Tensor,
+    practised: torch.Tensor,
+    ceiling: torch.Tensor,
+    noise: torch.Tensor,
+    gate: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Practice moves knowledge: z^k moves a fraction of the way to ``ceiling`` (K,).
 
     The fraction is eta_k (``gain``, (B, K)) times the prerequisite ``gate`` (B, K) (see
@@ -235,15 +252,20 @@ def practise(mean: torch.Tensor, variance: torch.Tensor, gain: torch.Tensor, pra
     return mean + step * (ceiling - mean), (1 - step) ** 2 * variance + noise * practised
 
 
-def readiness_of(mean: torch.Tensor, variance: torch.Tensor, scale: torch.Tensor,
-                 typical: torch.Tensor) -> torch.Tensor:
+def readiness_of(
+    mean: torch.Tensor, variance: torch.Tensor, scale: torch.Tensor, typical: torch.Tensor
+) -> torch.Tensor:
     """P(correct) on an item of average difficulty for each skill alone, (B, K): the mastery."""
     readiness: torch.Tensor = torch.special.ndtr((scale * mean + typical) * torch.rsqrt(1 + scale**2 * variance))
     return readiness
 
 
-def run_filter(course: dict[str, torch.Tensor], raw: torch.Tensor, batch: dict[str, torch.Tensor],
-               start: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, ...]:
+def run_filter(
+    course: dict[str, torch.Tensor],
+    raw: torch.Tensor,
+    batch: dict[str, torch.Tensor],
+    start: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, ...]:
     """Filter a padded batch: (log-likelihood (B,), P(correct) (B, T), final mean, final variance).
 
     ``course`` holds ``weight`` (J, K), ``bias`` (J,), ``gain`` (J, K) (eta_k on the item's
@@ -273,12 +295,19 @@ def run_filter(course: dict[str, torch.Tensor], raw: torch.Tensor, batch: dict[s
         locations.append(location)
         mean, variance = observe(mean, variance, weight, location, shrink, correct[:, step])
         readiness = readiness_of(mean, variance, course["scale"], course["typical"])
-        mean, variance = practise(mean, variance, learner_gain(course["gain"][answered] * on, speed),
-                                  course["practised"][answered] * on, course["ceiling"], course["noise"],
-                                  prerequisite_gate(readiness, coupling, graph))
+        mean, variance = practise(
+            mean,
+            variance,
+            learner_gain(course["gain"][answered] * on, speed),
+            course["practised"][answered] * on,
+            course["ceiling"],
+            course["noise"],
+            prerequisite_gate(readiness, coupling, graph),
+        )
     location = torch.stack(locations, dim=1)
-    log_likelihood = (live * (correct * torch.special.log_ndtr(location)
-                              + (1 - correct) * torch.special.log_ndtr(-location))).sum(1)
+    log_likelihood = (
+        live * (correct * torch.special.log_ndtr(location) + (1 - correct) * torch.special.log_ndtr(-location))
+    ).sum(1)
     return log_likelihood, torch.special.ndtr(location), mean, variance
 
 
@@ -289,8 +318,9 @@ class CourseModel(PyroModule):
     practised: torch.Tensor
     off_diagonal: torch.Tensor
 
-    def __init__(self, *, q_matrix: np.ndarray, item_rate: np.ndarray, n_learners: int, edge_prior: float,
-                 temperature: float) -> None:
+    def __init__(
+        self, *, q_matrix: np.ndarray, item_rate: np.ndarray, n_learners: int, edge_prior: float, temperature: float
+    ) -> None:
         super().__init__()
         n_items, n_skills = q_matrix.shape
         self.n_learners, self.n_skills, self.temperature = n_learners, n_skills, temperature
@@ -312,15 +342,21 @@ class CourseModel(PyroModule):
 
     def course(self, graph: torch.Tensor) -> dict[str, torch.Tensor]:
         typical = (self.practised.T @ self.bias) / torch.clamp(self.practised.sum(0), min=1)
-        return {"weight": self.scale * self.share, "bias": self.bias, "gain": self.gain * self.practised,
-                "scale": self.scale, "typical": typical,
-                "practised": self.practised, "ceiling": self.ceiling, "noise": self.noise,
-                "graph": graph * self.off_diagonal}
+        return {
+            "weight": self.scale * self.share,
+            "bias": self.bias,
+            "gain": self.gain * self.practised,
+            "scale": self.scale,
+            "typical": typical,
+            "practised": self.practised,
+            "ceiling": self.ceiling,
+            "noise": self.noise,
+            "graph": graph * self.off_diagonal,
+        }
 
     def forward(self, batch: dict[str, torch.Tensor], index: torch.Tensor) -> None:
         shape = (self.n_skills, self.n_skills)
-        prior = LogitRelaxedBernoulli(torch.tensor(self.temperature),
-                                      logits=torch.full(shape, self.edge_prior_logit))
+        prior = LogitRelaxedBernoulli(torch.tensor(self.temperature), logits=torch.full(shape, self.edge_prior_logit))
         graph = torch.sigmoid(pyro.sample("graph", prior.to_event(2)))
         course = self.course(graph)
         with pyro.plate("learners", self.n_learners, subsample=index):
@@ -332,8 +368,7 @@ class CourseModel(PyroModule):
 class CourseGuide(PyroModule):
     """q(A) relaxed Bernoulli per edge, q(s_l) Normal per learner."""
 
-    def __init__(self, *, n_learners: int, n_skills: int, population_loc: torch.Tensor,
-                 temperature: float) -> None:
+    def __init__(self, *, n_learners: int, n_skills: int, population_loc: torch.Tensor, temperature: float) -> None:
         super().__init__()
         self.temperature = temperature
         self.edge_logits = pyro_param(torch.full((n_skills, n_skills), -2.0))
@@ -341,8 +376,7 @@ class CourseGuide(PyroModule):
         self.trait_scale = pyro_param(torch.full((n_learners, N_TRAITS), 0.1), constraint=constraints.positive)
 
     def forward(self, batch: dict[str, torch.Tensor], index: torch.Tensor) -> None:
-        pyro.sample("graph", LogitRelaxedBernoulli(torch.tensor(self.temperature),
-                                                   logits=self.edge_logits).to_event(2))
+        pyro.sample("graph", LogitRelaxedBernoulli(torch.tensor(self.temperature), logits=self.edge_logits).to_event(2))
         with pyro.plate("learners", self.trait_loc.shape[0], subsample=index):
             pyro.sample("traits", dist.Normal(self.trait_loc[index], self.trait_scale[index]).to_event(1))
 
@@ -350,8 +384,14 @@ class CourseGuide(PyroModule):
 class AbsorbModel(PyroModule):
     """Per-learner traits only, course-level parameters frozen: the prior is the course posterior."""
 
-    def __init__(self, *, course: dict[str, torch.Tensor], prior_loc: torch.Tensor, prior_scale: torch.Tensor,
-                 starts: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> None:
+    def __init__(
+        self,
+        *,
+        course: dict[str, torch.Tensor],
+        prior_loc: torch.Tensor,
+        prior_scale: torch.Tensor,
+        starts: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    ) -> None:
         super().__init__()
         self.frozen, self.prior_loc, self.prior_scale = course, prior_loc, prior_scale
         self.starts = starts  # resume flag (B,), mean (B, K), variance (B, K)
@@ -361,8 +401,10 @@ class AbsorbModel(PyroModule):
             raw = pyro.sample("traits", dist.Normal(self.prior_loc[index], self.prior_scale[index]).to_event(1))
             resume, mean, variance = (part[index] for part in self.starts)
             fresh_mean, fresh_variance = initial_knowledge(raw, mean.shape[1])
-            start = (torch.where(resume[:, None], mean, fresh_mean),
-                     torch.where(resume[:, None], variance, fresh_variance))
+            start = (
+                torch.where(resume[:, None], mean, fresh_mean),
+                torch.where(resume[:, None], variance, fresh_variance),
+            )
             log_likelihood, *_ = run_filter(self.frozen, raw, batch, start)
             pyro.factor("answers", log_likelihood)
 
@@ -371,8 +413,9 @@ class AbsorbGuide(PyroModule):
     def __init__(self, prior_loc: torch.Tensor, prior_scale: torch.Tensor) -> None:
         super().__init__()
         self.trait_loc = pyro_param(prior_loc.clone())
-        self.trait_scale = pyro_param(torch.minimum(prior_scale, torch.tensor(0.1)).clone(),
-                                     constraint=constraints.positive)
+        self.trait_scale = pyro_param(
+            torch.minimum(prior_scale, torch.tensor(0.1)).clone(), constraint=constraints.positive
+        )
 
     def forward(self, batch: dict[str, torch.Tensor], index: torch.Tensor) -> None:
         with pyro.plate("learners", self.trait_loc.shape[0], subsample=index):
@@ -394,8 +437,7 @@ def _with_all_traits(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     if missing <= 0:
         return arrays
     arrays = dict(arrays)
-    for name, fill in (("population_loc", 0.0), ("population_scale", 0.5), ("trait_loc", 0.0),
-                       ("trait_scale", 0.5)):
+    for name, fill in (("population_loc", 0.0), ("population_scale", 0.5), ("trait_loc", 0.0), ("trait_scale", 0.5)):
         value = arrays[name]
         arrays[name] = np.concatenate([value, np.full(value.shape[:-1] + (missing,), fill)], axis=-1)
     return arrays
@@ -418,8 +460,16 @@ class PsiKT(Estimator):
     def configure(self, config: dict[str, Any]) -> None:
         super().configure(config)
         self.steps, self.batch_size, self.learning_rate = config["steps"], config["batch_size"], config["learning_rate"]
-        self.max_length, self.unit_seconds, self.edge_prior = config["max_length"], config["unit_seconds"], config["edge_prior"]
-        self.temperature, self.absorb_steps, self.threads = config["temperature"], config["absorb_steps"], config["threads"]
+        self.max_length, self.unit_seconds, self.edge_prior = (
+            config["max_length"],
+            config["unit_seconds"],
+            config["edge_prior"],
+        )
+        self.temperature, self.absorb_steps, self.threads = (
+            config["temperature"],
+            config["absorb_steps"],
+            config["threads"],
+        )
         self.unit = 1.0
         self.q_matrix = np.zeros((0, 0), dtype=bool)
         self.arrays: dict[str, np.ndarray] = {}
@@ -440,12 +490,20 @@ class PsiKT(Estimator):
         overall = float(data.correct.mean()) if data.n_rows else 0.5
         item_rate = (hits + 2 * overall) / (counts + 2)
         with fitting_context(threads=self.threads, seed=seed):
-            model = CourseModel(q_matrix=data.q_matrix, item_rate=item_rate, n_learners=data.n_learners,
-                                edge_prior=self.edge_prior, temperature=self.temperature)
-            guide = CourseGuide(n_learners=data.n_learners, n_skills=data.n_skills,
-                                population_loc=model.population_loc, temperature=self.temperature)
-            padded = pad_learners(data, np.arange(data.n_learners), unit=self.unit,
-                                  max_length=self.max_length).torch()
+            model = CourseModel(
+                q_matrix=data.q_matrix,
+                item_rate=item_rate,
+                n_learners=data.n_learners,
+                edge_prior=self.edge_prior,
+                temperature=self.temperature,
+            )
+            guide = CourseGuide(
+                n_learners=data.n_learners,
+                n_skills=data.n_skills,
+                population_loc=model.population_loc,
+                temperature=self.temperature,
+            )
+            padded = pad_learners(data, np.arange(data.n_learners), unit=self.unit, max_length=self.max_length).torch()
             elbo = TraceMeanField_ELBO()
 
             def loss(index: np.ndarray) -> torch.Tensor:
@@ -453,10 +511,17 @@ class PsiKT(Estimator):
                 value: torch.Tensor = elbo.differentiable_loss(model, guide, batch, torch.as_tensor(index))
                 return value
 
-            self.losses = run_svi(loss, list(model.parameters()) + list(guide.parameters()),
-                                  n_learners=data.n_learners, batch_size=min(self.batch_size, data.n_learners),
-                                  steps=self.steps, learning_rate=self.learning_rate, seed=seed,
-                                  progress=progress, lengths=np.minimum(data.lengths, self.max_length))
+            self.losses = run_svi(
+                loss,
+                list(model.parameters()) + list(guide.parameters()),
+                n_learners=data.n_learners,
+                batch_size=min(self.batch_size, data.n_learners),
+                steps=self.steps,
+                learning_rate=self.learning_rate,
+                seed=seed,
+                progress=progress,
+                lengths=np.minimum(data.lengths, self.max_length),
+            )
             with torch.no_grad():
                 self.arrays = {
                     "bias": model.bias.double().numpy().copy(),
@@ -476,8 +541,15 @@ class PsiKT(Estimator):
         progress("svi", 1.0)
         return self
 
-    def absorb(self, data: Dataset, *, seed: int = 0, steps: int | None = None,
-               learning_rate: float = 0.1, progress: Progress | None = None) -> Self:
+    def absorb(
+        self,
+        data: Dataset,
+        *,
+        seed: int = 0,
+        steps: int | None = None,
+        learning_rate: float = 0.1,
+        progress: Progress | None = None,
+    ) -> Self:
         """Fit only the traits of ``data``'s learners, the course posterior (graph, items, gains,
         population) frozen: the incremental path for new learners and new answers.
 
@@ -492,10 +564,12 @@ class PsiKT(Estimator):
         data = self.aligned(data)
         known = np.array([self.learner_index.get(name, -1) for name in data.learner_ids], dtype=np.int64)
         resume = known >= 0
-        prior_loc = np.where(resume[:, None], self.arrays["trait_loc"][np.maximum(known, 0)],
-                             self.arrays["population_loc"][None, :])
-        prior_scale = np.where(resume[:, None], self.arrays["trait_scale"][np.maximum(known, 0)],
-                               self.arrays["population_scale"][None, :])
+        prior_loc = np.where(
+            resume[:, None], self.arrays["trait_loc"][np.maximum(known, 0)], self.arrays["population_loc"][None, :]
+        )
+        prior_scale = np.where(
+            resume[:, None], self.arrays["trait_scale"][np.maximum(known, 0)], self.arrays["population_scale"][None, :]
+        )
         start_mean = np.where(resume[:, None], self.arrays["end_mean"][np.maximum(known, 0)], 0.0)
         start_variance = np.where(resume[:, None], self.arrays["end_variance"][np.maximum(known, 0)], 1.0)
         start_at = np.where(resume, self.arrays["end_at"][np.maximum(known, 0)], np.nan)
@@ -509,25 +583,35 @@ class PsiKT(Estimator):
                 return torch.as_tensor(array, dtype=torch.float32)
 
             starts = (torch.as_tensor(resume), as_float(start_mean), as_float(start_variance))
-            model = AbsorbModel(course=course, prior_loc=as_float(prior_loc), prior_scale=as_float(prior_scale),
-                                starts=starts)
+            model = AbsorbModel(
+                course=course, prior_loc=as_float(prior_loc), prior_scale=as_float(prior_scale), starts=starts
+            )
             guide = AbsorbGuide(as_float(prior_loc), as_float(prior_scale))
             padded = padded_numpy.torch()
             elbo = TraceMeanField_ELBO()
 
             def loss(index: np.ndarray) -> torch.Tensor:
-                value: torch.Tensor = elbo.differentiable_loss(model, guide, _batch_tensors(padded, index),
-                                                               torch.as_tensor(index))
+                value: torch.Tensor = elbo.differentiable_loss(
+                    model, guide, _batch_tensors(padded, index), torch.as_tensor(index)
+                )
                 return value
 
             # Each learner's traits are its own parameters, so a pass over the newcomers is what
             # counts: on DBE-KT22, 10 passes at 0.1 gave the multi-step AUC of 60 passes at 0.05.
             batch_size = min(max(self.batch_size, 128), data.n_learners)
             passes = steps or self.absorb_steps
-            run_svi(loss, list(guide.parameters()), n_learners=data.n_learners, batch_size=batch_size,
-                    steps=passes * -(-data.n_learners // batch_size), learning_rate=learning_rate, seed=seed,
-                    progress=progress,
-                    stage="absorb", lengths=np.minimum(data.lengths, self.max_length))
+            run_svi(
+                loss,
+                list(guide.parameters()),
+                n_learners=data.n_learners,
+                batch_size=batch_size,
+                steps=passes * -(-data.n_learners // batch_size),
+                learning_rate=learning_rate,
+                seed=seed,
+                progress=progress,
+                stage="absorb",
+                lengths=np.minimum(data.lengths, self.max_length),
+            )
             with torch.no_grad():
                 new_loc = guide.trait_loc.double().numpy().copy()
                 new_scale = guide.trait_scale.double().numpy().copy()
@@ -588,8 +672,9 @@ class PsiKT(Estimator):
                 loc[position], scale[position] = self.arrays["trait_loc"][slot], self.arrays["trait_scale"][slot]
         return loc, scale
 
-    def _filter(self, data: Dataset, learners: np.ndarray, raw: np.ndarray,
-                starts: tuple[np.ndarray, ...] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _filter(
+        self, data: Dataset, learners: np.ndarray, raw: np.ndarray, starts: tuple[np.ndarray, ...] | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Run the float64 filter over ``learners``: (P(correct) per row of data, final mean, final var)."""
         padded = pad_learners(data, learners, unit=self.unit)
         if starts is not None:
@@ -601,20 +686,31 @@ class PsiKT(Estimator):
             if starts is not None:
                 resume = torch.as_tensor(starts[0][learners])[:, None]
                 fresh_mean, fresh_variance = initial_knowledge(raw_tensor, len(self._skill_ids))
-                start = (torch.where(resume, torch.as_tensor(starts[1][learners]), fresh_mean),
-                         torch.where(resume, torch.as_tensor(starts[2][learners]), fresh_variance))
+                start = (
+                    torch.where(resume, torch.as_tensor(starts[1][learners]), fresh_mean),
+                    torch.where(resume, torch.as_tensor(starts[2][learners]), fresh_variance),
+                )
             _, probability, mean, variance = run_filter(self._course_tensors(), raw_tensor, tensors, start)
         out = np.full(data.n_rows, np.nan)
         out[padded.rows[padded.mask]] = probability.numpy()[padded.mask]
         return out, mean.numpy(), variance.numpy()
 
-    def _store_end_states(self, data: Dataset, learners: np.ndarray, *, slots: np.ndarray | None = None,
-                          starts: tuple[np.ndarray, ...] | None = None) -> None:
+    def _store_end_states(
+        self,
+        data: Dataset,
+        learners: np.ndarray,
+        *,
+        slots: np.ndarray | None = None,
+        starts: tuple[np.ndarray, ...] | None = None,
+    ) -> None:
         slots = learners if slots is None else slots
         size = len(self.learner_index)
         if "end_mean" not in self.arrays:
-            self.arrays.update(end_mean=np.zeros((0, len(self._skill_ids))),
-                               end_variance=np.zeros((0, len(self._skill_ids))), end_at=np.zeros(0))
+            self.arrays.update(
+                end_mean=np.zeros((0, len(self._skill_ids))),
+                end_variance=np.zeros((0, len(self._skill_ids))),
+                end_at=np.zeros(0),
+            )
         self._grow(size)
         raw = self.arrays["trait_loc"][slots]
         for chunk in np.array_split(np.arange(len(learners)), max(1, len(learners) // 512)):
@@ -655,14 +751,29 @@ class PsiKT(Estimator):
             _, mean, variance = self._filter(data, chunk, loc[chunk])
             for position, learner in enumerate(chunk):
                 at = float(data.timestamp[data.offsets[learner + 1] - 1]) if data.lengths[learner] else None
-                states.append(self._state(mean[position], variance[position], loc[learner], scale[learner], at,
-                                          data.learner_ids[learner]))
+                states.append(
+                    self._state(
+                        mean[position], variance[position], loc[learner], scale[learner], at, data.learner_ids[learner]
+                    )
+                )
         return states
 
-    def _state(self, mean: np.ndarray, variance: np.ndarray, loc: np.ndarray, scale: np.ndarray,
-               at: float | None, learner: str | None) -> LearnerState:
-        memory = {"mean": mean.tolist(), "variance": variance.tolist(), "trait_loc": loc.tolist(),
-                  "trait_scale": scale.tolist(), "learner": learner}
+    def _state(
+        self,
+        mean: np.ndarray,
+        variance: np.ndarray,
+        loc: np.ndarray,
+        scale: np.ndarray,
+        at: float | None,
+        learner: str | None,
+    ) -> LearnerState:
+        memory = {
+            "mean": mean.tolist(),
+            "variance": variance.tolist(),
+            "trait_loc": loc.tolist(),
+            "trait_scale": scale.tolist(),
+            "learner": learner,
+        }
         return LearnerState(mastery=self._mastery(mean, variance), memory=memory, at=at)
 
     def _typical(self) -> np.ndarray:
@@ -673,9 +784,12 @@ class PsiKT(Estimator):
 
     def _mastery(self, mean: np.ndarray, variance: np.ndarray) -> np.ndarray:
         """P(correct) on an item of average difficulty for each skill alone, (K,)."""
-        return readiness_of(torch.as_tensor(mean), torch.as_tensor(variance),
-                            torch.as_tensor(self.arrays["scale"], dtype=torch.float64),
-                            torch.as_tensor(self._typical())).numpy()
+        return readiness_of(
+            torch.as_tensor(mean),
+            torch.as_tensor(variance),
+            torch.as_tensor(self.arrays["scale"], dtype=torch.float64),
+            torch.as_tensor(self._typical()),
+        ).numpy()
 
     def initial_state(self) -> LearnerState:
         loc, scale = self.arrays["population_loc"], self.arrays["population_scale"]
@@ -686,9 +800,14 @@ class PsiKT(Estimator):
         """The stored state of a fitted or absorbed learner at the end of its absorbed rows."""
         slot = self.learner_index[learner_id]
         at = float(self.arrays["end_at"][slot])
-        return self._state(self.arrays["end_mean"][slot], self.arrays["end_variance"][slot],
-                           self.arrays["trait_loc"][slot], self.arrays["trait_scale"][slot],
-                           None if math.isnan(at) else at, learner_id)
+        return self._state(
+            self.arrays["end_mean"][slot],
+            self.arrays["end_variance"][slot],
+            self.arrays["trait_loc"][slot],
+            self.arrays["trait_scale"][slot],
+            None if math.isnan(at) else at,
+            learner_id,
+        )
 
     def _unpack(self, state: LearnerState, at: float | None) -> tuple[torch.Tensor, ...]:
         memory = state.memory
@@ -705,17 +824,30 @@ class PsiKT(Estimator):
             mean, variance = drift(mean, variance, raw, gap)
             weight, bias = course["weight"][[item]], course["bias"][[item]]
             location, shrink = answer_location(mean, variance, weight, bias)
-            mean, variance = observe(mean, variance, weight, location, shrink,
-                                     torch.tensor([correct], dtype=torch.float64))
+            mean, variance = observe(
+                mean, variance, weight, location, shrink, torch.tensor([correct], dtype=torch.float64)
+            )
             readiness = readiness_of(mean, variance, course["scale"], course["typical"])
             _, _, _, coupling, speed = trait_values(raw)
             gate = prerequisite_gate(readiness, coupling[:, None], course["graph"])
-            mean, variance = practise(mean, variance, learner_gain(course["gain"][[item]], speed[:, None]),
-                                      course["practised"][[item]],
-                                      course["ceiling"], course["noise"], gate)
+            mean, variance = practise(
+                mean,
+                variance,
+                learner_gain(course["gain"][[item]], speed[:, None]),
+                course["practised"][[item]],
+                course["ceiling"],
+                course["noise"],
+                gate,
+            )
         memory = state.memory
-        return self._state(mean[0].numpy(), variance[0].numpy(), np.asarray(memory["trait_loc"]),
-                           np.asarray(memory["trait_scale"]), float(at), memory.get("learner"))
+        return self._state(
+            mean[0].numpy(),
+            variance[0].numpy(),
+            np.asarray(memory["trait_loc"]),
+            np.asarray(memory["trait_scale"]),
+            float(at),
+            memory.get("learner"),
+        )
 
     def predict_next(self, state: LearnerState, items: np.ndarray, *, at: float | None = None) -> np.ndarray:
         course = self._course_tensors()
@@ -724,8 +856,9 @@ class PsiKT(Estimator):
         with torch.no_grad():
             mean, variance = drift(mean, variance, raw, gap)
             weight = course["weight"][chosen]
-            location, _ = answer_location(mean.expand(len(chosen), -1), variance.expand(len(chosen), -1),
-                                          weight, course["bias"][chosen])
+            location, _ = answer_location(
+                mean.expand(len(chosen), -1), variance.expand(len(chosen), -1), weight, course["bias"][chosen]
+            )
             probability: np.ndarray = torch.special.ndtr(location).numpy()
             return probability
 
@@ -776,20 +909,32 @@ class PsiKT(Estimator):
     def params(self) -> dict[str, Any]:
         population = {}
         for position, name in enumerate(TRAIT_NAMES):
-            population[name] = {"loc": float(self.arrays["population_loc"][position]),
-                                "scale": float(self.arrays["population_scale"][position])}
-        return {"population_traits_raw": population, "emission_scale": float(self.arrays["scale"]),
-                "mean_gain": float(self.arrays["gain"].mean()), "unit": self.unit,
-                "edges_over_half": len(self.learned_prerequisites(0.5, reduced=False)),
-                "final_loss": self.losses[-1] if self.losses else None, **self.timings}
+            population[name] = {
+                "loc": float(self.arrays["population_loc"][position]),
+                "scale": float(self.arrays["population_scale"][position]),
+            }
+        return {
+            "population_traits_raw": population,
+            "emission_scale": float(self.arrays["scale"]),
+            "mean_gain": float(self.arrays["gain"].mean()),
+            "unit": self.unit,
+            "edges_over_half": len(self.learned_prerequisites(0.5, reduced=False)),
+            "final_loss": self.losses[-1] if self.losses else None,
+            **self.timings,
+        }
 
     # ----------------------------------------------------------------- persistence
 
     def save(self, path: Path) -> None:
-        meta = {"kind": self.kind, "hyper": self.hyper_parameters(), "unit": self.unit,
-                "item_ids": list(self._item_ids), "skill_ids": list(self._skill_ids),
-                "learners": sorted(self.learner_index, key=self.learner_index.__getitem__),
-                "timings": self.timings}
+        meta = {
+            "kind": self.kind,
+            "hyper": self.hyper_parameters(),
+            "unit": self.unit,
+            "item_ids": list(self._item_ids),
+            "skill_ids": list(self._skill_ids),
+            "learners": sorted(self.learner_index, key=self.learner_index.__getitem__),
+            "timings": self.timings,
+        }
         save_artifact(path, meta, {**self.arrays, "q_matrix": self.q_matrix})
 
     @classmethod

@@ -74,8 +74,9 @@ class Padded:
         }
 
 
-def pad_learners(data: Dataset, learners: Sequence[int] | np.ndarray, *, unit: float,
-                 max_length: int | None = None) -> Padded:
+def pad_learners(
+    data: Dataset, learners: Sequence[int] | np.ndarray, *, unit: float, max_length: int | None = None
+) -> Padded:
     """Pad the rows of ``learners`` (indices into ``data``) to their longest sequence.
 
     ``unit`` is the model's time unit in the timestamps' units (seconds, or steps when
@@ -119,13 +120,23 @@ def minibatches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) 
     """
     jitter = rng.uniform(0.0, 0.3 * max(float(np.std(lengths)), 1.0), size=len(lengths))
     order = np.argsort(lengths + jitter, kind="stable")
-    batches = [np.sort(order[start:start + batch_size]) for start in range(0, len(order), batch_size)]
+    batches = [np.sort(order[start : start + batch_size]) for start in range(0, len(order), batch_size)]
     return [batches[index] for index in rng.permutation(len(batches))]
 
 
-def run_svi(loss: Callable[[np.ndarray], torch.Tensor], parameters: list[torch.nn.Parameter], *,
-            n_learners: int, batch_size: int, steps: int, learning_rate: float, seed: int,
-            progress: Progress | None, lengths: np.ndarray, stage: str = "svi") -> list[float]:
+def run_svi(
+    loss: Callable[[np.ndarray], torch.Tensor],
+    parameters: list[torch.nn.Parameter],
+    *,
+    n_learners: int,
+    batch_size: int,
+    steps: int,
+    learning_rate: float,
+    seed: int,
+    progress: Progress | None,
+    lengths: np.ndarray,
+    stage: str = "svi",
+) -> list[float]:
     """Minimise ``loss(learner_indices)`` (a minibatch ELBO loss) with Adam over length-bucketed minibatches.
 
     Returns the loss of every step divided by ``n_learners`` (a per-learner figure).

@@ -29,8 +29,7 @@ class SAKTNetwork(TracingNetwork):
         self.start = nn.Parameter(torch.zeros(1, 1, size))
         self.attention = nn.MultiheadAttention(size, heads, dropout=dropout, batch_first=True)
         self.attention_norm = nn.LayerNorm(size)
-        self.feed_forward = nn.Sequential(nn.Linear(size, size), nn.ReLU(), nn.Dropout(dropout),
-                                          nn.Linear(size, size))
+        self.feed_forward = nn.Sequential(nn.Linear(size, size), nn.ReLU(), nn.Dropout(dropout), nn.Linear(size, size))
         self.feed_forward_norm = nn.LayerNorm(size)
         self.dropout = nn.Dropout(dropout)
         self.output = nn.Linear(size, 1)
@@ -73,8 +72,8 @@ class SAKT(DeepEstimator):
     kind = "sakt"
     PARAMS = hyper.SAKT
 
-
     def build_network(self, q_matrix: np.ndarray) -> SAKTNetwork:
         config = self.config
-        return SAKTNetwork(q_matrix, size=config["size"], heads=config["heads"], window=config["window"],
-                           dropout=config["dropout"])
+        return SAKTNetwork(
+            q_matrix, size=config["size"], heads=config["heads"], window=config["window"], dropout=config["dropout"]
+        )
