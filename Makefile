@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install install-dev browser axe worker clean
+.PHONY: run test check install install-dev browser axe worker clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,8 +44,17 @@ run: install
 test: install-dev browser axe
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Lint, format and types (settings in pyproject.toml): what CI runs before the tests. All three run,
+# so one pass shows every finding; `ruff check --fix .` and `ruff format .` repair most of the first two.
+check: install-dev
+	@status=0; \
+	$(BIN)/ruff check --output-format concise . || status=1; \
+	$(BIN)/ruff format --check --output-format concise . || status=1; \
+	$(BIN)/mypy || status=1; \
+	exit $$status
+
 worker: install
 	$(BIN)/celery -A tutor worker --loglevel=info --concurrency=1
 
 clean:
-	rm -rf $(VENV) db.sqlite3 staticfiles artifacts test-artifacts .axe
+	rm -rf $(VENV) db.sqlite3 staticfiles artifacts test-artifacts .axe .mypy_cache .ruff_cache

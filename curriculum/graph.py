@@ -9,8 +9,10 @@ a few integer operations per skill even for hundreds of skills.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 AUTHORED = "authored"
 LEARNED = "learned"
@@ -26,6 +28,10 @@ class Edge:
     origin: str = AUTHORED
 
 
+EdgeTuple = tuple[str, str] | tuple[str, str, float] | tuple[str, str, float, str]
+"""An edge written as a tuple: ``(source, target[, weight[, origin]])``."""
+
+
 class GraphError(ValueError):
     """A graph that cannot be built (unknown skill, self-loop)."""
 
@@ -38,13 +44,13 @@ class CycleError(GraphError):
         super().__init__("cycle: " + " -> ".join(self.cycle))
 
 
-def _as_edge(edge: Edge | tuple) -> Edge:
+def _as_edge(edge: Edge | EdgeTuple) -> Edge:
     if isinstance(edge, Edge):
         return edge
     return Edge(*edge)
 
 
-def find_cycle(skills: Sequence[str], edges: Iterable[Edge | tuple]) -> list[str] | None:
+def find_cycle(skills: Sequence[str], edges: Iterable[Edge | EdgeTuple]) -> list[str] | None:
     """A cycle among ``edges`` as ``[a, b, ..., a]``, or None when the graph is acyclic.
 
     Iterative depth-first search (no recursion limit on long chains); the cycle
@@ -68,7 +74,7 @@ def find_cycle(skills: Sequence[str], edges: Iterable[Edge | tuple]) -> list[str
                 colour[path.pop()] = black
                 iterators.pop()
             elif colour[child] == grey:
-                return path[path.index(child):] + [child]
+                return path[path.index(child) :] + [child]
             elif colour[child] == white:
                 colour[child] = grey
                 path.append(child)
@@ -84,11 +90,10 @@ class PrerequisiteGraph:
     between the same pair keep the highest weight, authored winning ties.
     """
 
-    def __init__(self, skills: Sequence[str], edges: Iterable[Edge | tuple] = ()) -> None:
+    def __init__(self, skills: Sequence[str], edges: Iterable[Edge | EdgeTuple] = ()) -> None:
         self.skills: tuple[str, ...] = tuple(skills)
         if len(set(self.skills)) != len(self.skills):
-            seen: set[str] = set()
-            duplicates = sorted({s for s in self.skills if s in seen or seen.add(s)})
+            duplicates = sorted(skill for skill, count in Counter(self.skills).items() if count > 1)
             raise GraphError(f"duplicate skills: {', '.join(duplicates)}")
         self.index: dict[str, int] = {skill: position for position, skill in enumerate(self.skills)}
         self.edges: dict[tuple[str, str], Edge] = {}
@@ -194,8 +199,11 @@ class PrerequisiteGraph:
     def frontier(self, mastered: Collection[str]) -> list[str]:
         """Skills not in ``mastered`` whose direct prerequisites all are, in topological order."""
         done = self.mask(mastered)
-        return [self.skills[position] for position in self._order
-                if not done >> position & 1 and self._parents[position] & ~done == 0]
+        return [
+            self.skills[position]
+            for position in self._order
+            if not done >> position & 1 and self._parents[position] & ~done == 0
+        ]
 
     def edge(self, source: str, target: str) -> Edge | None:
         return self.edges.get((source, target))
@@ -210,18 +218,20 @@ class PrerequisiteGraph:
             keep |= (1 << position) | self._ancestors[position]
         skills = [skill for position, skill in enumerate(self.skills) if keep >> position & 1]
         kept = set(skills)
-        return PrerequisiteGraph(skills, [edge for (source, target), edge in self.edges.items()
-                                          if source in kept and target in kept])
+        return PrerequisiteGraph(
+            skills, [edge for (source, target), edge in self.edges.items() if source in kept and target in kept]
+        )
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "skills": list(self.skills),
-            "edges": [{"from": e.source, "to": e.target, "weight": e.weight, "origin": e.origin}
-                      for e in self.edges.values()],
+            "edges": [
+                {"from": e.source, "to": e.target, "weight": e.weight, "origin": e.origin} for e in self.edges.values()
+            ],
         }
 
     @classmethod
-    def acyclic(cls, skills: Sequence[str], edges: Iterable[Edge | tuple]) -> tuple[PrerequisiteGraph, list[Edge]]:
+    def acyclic(cls, skills: Sequence[str], edges: Iterable[Edge | EdgeTuple]) -> tuple[PrerequisiteGraph, list[Edge]]:
         """Build a graph keeping as many edges as possible: the graph and the edges left out.
 
         Edges are taken strongest first (authored before learned, then by weight),

@@ -7,7 +7,7 @@ marks where each learner's rows start, so learner ``l`` owns rows
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -47,8 +47,10 @@ class Dataset:
             )
         if n and np.any(np.diff(self.learner) < 0):
             raise ValueError("rows must be grouped by learner in ascending learner order")
-        counts = np.bincount(self.learner, minlength=len(self.learner_ids)) if n else np.zeros(
-            len(self.learner_ids), dtype=np.int64
+        counts = (
+            np.bincount(self.learner, minlength=len(self.learner_ids))
+            if n
+            else np.zeros(len(self.learner_ids), dtype=np.int64)
         )
         offsets = np.zeros(len(self.learner_ids) + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
@@ -99,7 +101,7 @@ class Dataset:
             index = np.zeros(0, dtype=np.int64)
         else:
             index = np.concatenate(
-                [np.arange(self.offsets[l], self.offsets[l + 1]) for l in learners]
+                [np.arange(self.offsets[learner], self.offsets[learner + 1]) for learner in learners]
             )
         new_learner = np.repeat(np.arange(len(learners), dtype=np.int32), self.lengths[learners])
         return Dataset(
@@ -110,7 +112,7 @@ class Dataset:
             q_matrix=self.q_matrix,
             item_ids=self.item_ids,
             skill_ids=self.skill_ids,
-            learner_ids=tuple(self.learner_ids[l] for l in learners),
+            learner_ids=tuple(self.learner_ids[learner] for learner in learners),
             has_time=self.has_time,
         )
 
@@ -135,8 +137,7 @@ class Dataset:
             has_time=self.has_time,
         )
 
-    def with_vocabulary(self, item_ids: Sequence[str], skill_ids: Sequence[str],
-                        q_matrix: np.ndarray) -> Dataset:
+    def with_vocabulary(self, item_ids: Sequence[str], skill_ids: Sequence[str], q_matrix: np.ndarray) -> Dataset:
         """Re-express the rows against a larger item/skill vocabulary (a fitted model's)."""
         position = {item_id: index for index, item_id in enumerate(item_ids)}
         missing = [i for i in self.item_ids if i not in position]
@@ -159,7 +160,7 @@ class Dataset:
 def dataset_from_records(
     records: Iterable[tuple[str, str, float, float]],
     *,
-    item_skills: dict[str, Sequence[str]] | None = None,
+    item_skills: Mapping[str, Sequence[str]] | None = None,
     has_time: bool = True,
     skill_ids: Sequence[str] | None = None,
     item_ids: Sequence[str] | None = None,
@@ -175,19 +176,17 @@ def dataset_from_records(
     item_skills = item_skills or {}
     learner_names = sorted({r[0] for r in records})
     learner_index = {name: index for index, name in enumerate(learner_names)}
-    items = list(item_ids) if item_ids is not None else sorted(
-        {r[1] for r in records} | set(item_skills)
-    )
+    items = list(item_ids) if item_ids is not None else sorted({r[1] for r in records} | set(item_skills))
     item_index = {name: index for index, name in enumerate(items)}
     if skill_ids is None:
         skill_set: set[str] = set()
-        for item in items:
-            skill_set.update(item_skills.get(item, (item,)))
+        for item_id in items:
+            skill_set.update(item_skills.get(item_id, (item_id,)))
         skill_ids = sorted(skill_set)
     skill_index = {name: index for index, name in enumerate(skill_ids)}
     q_matrix = np.zeros((len(items), len(skill_ids)), dtype=bool)
-    for item, index in item_index.items():
-        for skill in item_skills.get(item, (item,)):
+    for item_id, index in item_index.items():
+        for skill in item_skills.get(item_id, (item_id,)):
             q_matrix[index, skill_index[skill]] = True
 
     learner = np.fromiter((learner_index[r[0]] for r in records), dtype=np.int32, count=len(records))

@@ -23,7 +23,8 @@ ESTIMATORS: dict[str, str] = {
 
 def import_string(dotted_path: str) -> type:
     module_path, _, name = dotted_path.rpartition(".")
-    return getattr(import_module(module_path), name)
+    imported: type = getattr(import_module(module_path), name)
+    return imported
 
 
 def get_estimator(kind: str) -> type[Estimator]:

@@ -79,8 +79,7 @@ class Estimator(abc.ABC):
         return dict(self.config)
 
     @abc.abstractmethod
-    def fit(self, data: Dataset, *, seed: int = 0, progress: Progress | None = None) -> Self:
-        ...
+    def fit(self, data: Dataset, *, seed: int = 0, progress: Progress | None = None) -> Self: ...
 
     @abc.abstractmethod
     def predict_proba(self, data: Dataset) -> np.ndarray:
@@ -101,8 +100,10 @@ class Estimator(abc.ABC):
     def update_each(self, state: LearnerState, items: np.ndarray, *, correct: float, at: float) -> np.ndarray:
         """(M, K) mastery after answering each of ``items`` (M,) next with ``correct``: row m is
         ``update(state, item=items[m], ...).mastery``. A look-ahead; estimators may vectorise it."""
-        rows = [np.asarray(self.update(state, item=int(item), correct=correct, at=at).mastery, dtype=np.float64)
-                for item in np.asarray(items, dtype=np.int64)]
+        rows = [
+            np.asarray(self.update(state, item=int(item), correct=correct, at=at).mastery, dtype=np.float64)
+            for item in np.asarray(items, dtype=np.int64)
+        ]
         return np.stack(rows) if rows else np.zeros((0, len(state.mastery)))
 
     @abc.abstractmethod
@@ -111,12 +112,13 @@ class Estimator(abc.ABC):
 
     @classmethod
     @abc.abstractmethod
-    def load(cls, path: Path) -> Self:
-        ...
+    def load(cls, path: Path) -> Self: ...
 
     # Set by ``fit`` (and ``load``/``untrained``) to the vocabulary the model was fitted on.
     _item_ids: tuple[str, ...] = ()
     _skill_ids: tuple[str, ...] = ()
+    # (n_items, n_skills) bool: item j practises skill k. Set with the vocabulary.
+    q_matrix: np.ndarray
 
     @property
     def item_ids(self) -> tuple[str, ...]:

@@ -51,7 +51,8 @@ class SkillRate(Estimator):
 
     def _item_probability(self, mastery: np.ndarray, items: np.ndarray) -> np.ndarray:
         q = self.q_matrix[items]
-        return (q * mastery).sum(axis=1) / np.maximum(q.sum(axis=1), 1)
+        probability: np.ndarray = (q * mastery).sum(axis=1) / np.maximum(q.sum(axis=1), 1)
+        return probability
 
     def initial_state(self) -> LearnerState:
         return LearnerState(
@@ -73,23 +74,31 @@ class SkillRate(Estimator):
 
     def predict_proba(self, data: Dataset) -> np.ndarray:
         out = np.empty(data.n_rows, dtype=np.float64)
-        for learner, rows in data.sequences():
+        for _learner, rows in data.sequences():
             state = self.initial_state()
             for row in range(rows.start, rows.stop):
                 out[row] = self.predict_next(state, data.item[row : row + 1])[0]
-                state = self.update(state, item=int(data.item[row]), correct=float(data.correct[row]),
-                                    at=float(data.timestamp[row]))
+                state = self.update(
+                    state, item=int(data.item[row]), correct=float(data.correct[row]), at=float(data.timestamp[row])
+                )
         return out
 
     def params(self) -> dict[str, Any]:
         return {"skill_rate": dict(zip(self._skill_ids, np.round(self.rate, 4).tolist()))}
 
     def save(self, path: Path) -> None:
-        Path(path).write_text(json.dumps({
-            "kind": self.kind, "prior_strength": self.prior_strength, "rate": self.rate.tolist(),
-            "q_matrix": self.q_matrix.astype(int).tolist(), "item_ids": self._item_ids,
-            "skill_ids": self._skill_ids,
-        }))
+        Path(path).write_text(
+            json.dumps(
+                {
+                    "kind": self.kind,
+                    "prior_strength": self.prior_strength,
+                    "rate": self.rate.tolist(),
+                    "q_matrix": self.q_matrix.astype(int).tolist(),
+                    "item_ids": self._item_ids,
+                    "skill_ids": self._skill_ids,
+                }
+            )
+        )
 
     @classmethod
     def load(cls, path: Path) -> Self:

@@ -62,9 +62,18 @@ class _Expanded:
     """
 
     def __init__(self, data: Dataset, item_start: np.ndarray, pair_skill: np.ndarray, row_class: np.ndarray) -> None:
-        (self.row, self.pair, self.skill, self.correct, self.sequence_start, self.sequence_skill,
-         self.sequence_learner, self.sequence_class) = bkt_kernels.expand(
-            data.item, data.learner, data.correct, row_class, item_start, pair_skill, len(data.skill_ids))
+        (
+            self.row,
+            self.pair,
+            self.skill,
+            self.correct,
+            self.sequence_start,
+            self.sequence_skill,
+            self.sequence_learner,
+            self.sequence_class,
+        ) = bkt_kernels.expand(
+            data.item, data.learner, data.correct, row_class, item_start, pair_skill, len(data.skill_ids)
+        )
 
 
 class BKT(Estimator):
@@ -91,8 +100,17 @@ class BKT(Estimator):
         self.fit_info: dict[str, Any] = {}
 
     @classmethod
-    def untrained(cls, *, item_ids: tuple[str, ...], skill_ids: tuple[str, ...], q_matrix: np.ndarray,
-                  prior: float = 0.1, learns: float = 0.15, guesses: float = 0.2, slips: float = 0.1) -> Self:
+    def untrained(
+        cls,
+        *,
+        item_ids: tuple[str, ...],
+        skill_ids: tuple[str, ...],
+        q_matrix: np.ndarray,
+        prior: float = 0.1,
+        learns: float = 0.15,
+        guesses: float = 0.2,
+        slips: float = 0.1,
+    ) -> Self:
         """Textbook BKT parameters (Corbett & Anderson's typical ranges) for a course with no fit yet."""
         model = cls()
         q_matrix = np.asarray(q_matrix, dtype=bool)
@@ -115,7 +133,7 @@ class BKT(Estimator):
         return len(self._skill_ids)
 
     @property
-    def q_matrix(self) -> np.ndarray:
+    def q_matrix(self) -> np.ndarray:  # type: ignore[override]  # read-only: BKT keeps the links
         """(n_items, n_skills) bool, rebuilt from the item -> skill links."""
         matrix = np.zeros((len(self._item_ids), self.n_skills), dtype=bool)
         items = np.repeat(np.arange(len(self._item_ids)), np.diff(self.item_start))
@@ -174,32 +192,59 @@ class BKT(Estimator):
         emission_start = np.concatenate([[0], np.cumsum(per_skill)]).astype(np.int64)
         emission = emission_of_pair[expanded.pair].astype(np.int32)
 
-        hashes = bkt_kernels.sequence_hashes(expanded.sequence_start, emission, expanded.correct,
-                                             expanded.sequence_skill, expanded.sequence_class)
+        hashes = bkt_kernels.sequence_hashes(
+            expanded.sequence_start, emission, expanded.correct, expanded.sequence_skill, expanded.sequence_class
+        )
         order = np.lexsort((hashes, expanded.sequence_skill))
-        representative, weight = bkt_kernels.deduplicate(order, hashes, expanded.sequence_start, emission,
-                                                         expanded.correct, expanded.sequence_skill,
-                                                         expanded.sequence_class)
+        representative, weight = bkt_kernels.deduplicate(
+            order,
+            hashes,
+            expanded.sequence_start,
+            emission,
+            expanded.correct,
+            expanded.sequence_skill,
+            expanded.sequence_class,
+        )
         sequence_start, unique_emission, unique_correct = bkt_kernels.gather(
-            representative, expanded.sequence_start, emission, expanded.correct)
+            representative, expanded.sequence_start, emission, expanded.correct
+        )
         unique_skill = expanded.sequence_skill[representative]
         unique_class = expanded.sequence_class[representative]
         skill_sequence_start = np.concatenate([[0], np.cumsum(np.bincount(unique_skill, minlength=n_skills))])
 
         rng = np.random.default_rng(seed)
-        prior, learn, forget, guess, slip = self._initial_parameters(rng, n_restarts, n_skills, n_classes,
-                                                                     int(emission_start[-1]))
+        prior, learn, forget, guess, slip = self._initial_parameters(
+            rng, n_restarts, n_skills, n_classes, int(emission_start[-1])
+        )
         work = np.bincount(unique_skill, weights=np.diff(sequence_start).astype(np.float64), minlength=n_skills)
         task_skill, bin_start = _schedule(work)
         loglik = np.zeros((n_restarts, n_skills))
         iterations = np.zeros((n_restarts, n_skills), dtype=np.int64)
         if progress:
             progress("em", 0.1)
-        bkt_kernels.em_fit(sequence_start, unique_emission, unique_correct, weight, unique_class,
-                           skill_sequence_start.astype(np.int64), emission_start, prior, learn, forget, guess, slip,
-                           self.forgets, self.max_iter, self.tol, min(self.max_guess, 1 - bkt_kernels.EPSILON),
-                           min(self.max_slip, 1 - bkt_kernels.EPSILON), task_skill,
-                           bin_start, loglik, iterations)
+        bkt_kernels.em_fit(
+            sequence_start,
+            unique_emission,
+            unique_correct,
+            weight,
+            unique_class,
+            skill_sequence_start.astype(np.int64),
+            emission_start,
+            prior,
+            learn,
+            forget,
+            guess,
+            slip,
+            self.forgets,
+            self.max_iter,
+            self.tol,
+            min(self.max_guess, 1 - bkt_kernels.EPSILON),
+            min(self.max_slip, 1 - bkt_kernels.EPSILON),
+            task_skill,
+            bin_start,
+            loglik,
+            iterations,
+        )
 
         best = np.argmax(loglik, axis=0)  # (K,) each skill keeps its best restart
         skill_index = np.arange(n_skills)
@@ -214,15 +259,18 @@ class BKT(Estimator):
         self.answers = np.bincount(expanded.skill, minlength=n_skills).astype(np.float64)
         self._fill_unseen(np.bincount(expanded.pair, minlength=len(self.pair_skill)))
         self.fit_info = {
-            "sequences": int(len(expanded.sequence_skill)), "unique_sequences": int(len(representative)),
-            "iterations": int(iterations.sum()), "loglik": float(loglik[best, skill_index].sum()),
+            "sequences": int(len(expanded.sequence_skill)),
+            "unique_sequences": int(len(representative)),
+            "iterations": int(iterations.sum()),
+            "loglik": float(loglik[best, skill_index].sum()),
         }
         if progress:
             progress("em", 1.0)
         return self
 
-    def _initial_parameters(self, rng: np.random.Generator, n_restarts: int, n_skills: int, n_classes: int,
-                            n_emissions: int) -> tuple[np.ndarray, ...]:
+    def _initial_parameters(
+        self, rng: np.random.Generator, n_restarts: int, n_skills: int, n_classes: int, n_emissions: int
+    ) -> tuple[np.ndarray, ...]:
         """(R, ...) starting points: restart 0 a typical BKT fit, the rest drawn at random."""
         prior = rng.uniform(0.05, 0.95, (n_restarts, n_skills, n_classes))
         learn = rng.uniform(0.01, 0.4, (n_restarts, n_skills))
@@ -250,8 +298,9 @@ class BKT(Estimator):
             fallback = np.average(values[pair_seen], weights=pair_answers[pair_seen]) if pair_seen.any() else 0.2
             for pair in np.flatnonzero(~pair_seen):
                 same_skill = pair_seen & (self.pair_skill == self.pair_skill[pair])
-                values[pair] = (np.average(values[same_skill], weights=pair_answers[same_skill])
-                                if same_skill.any() else fallback)
+                values[pair] = (
+                    np.average(values[same_skill], weights=pair_answers[same_skill]) if same_skill.any() else fallback
+                )
 
     # Prediction -----------------------------------------------------------------
 
@@ -259,9 +308,20 @@ class BKT(Estimator):
         expanded = _Expanded(data, self.item_start, self.pair_skill, self._row_classes(data))
         predicted = np.empty(len(expanded.row))
         final = np.empty(len(expanded.sequence_skill))
-        bkt_kernels.filter_sequences(expanded.sequence_start, expanded.pair.astype(np.int32), expanded.correct,
-                                     expanded.sequence_skill, expanded.sequence_class, self.prior, self.learns,
-                                     self.forget_rates, self.guesses, self.slips, predicted, final)
+        bkt_kernels.filter_sequences(
+            expanded.sequence_start,
+            expanded.pair.astype(np.int32),
+            expanded.correct,
+            expanded.sequence_skill,
+            expanded.sequence_class,
+            self.prior,
+            self.learns,
+            self.forget_rates,
+            self.guesses,
+            self.slips,
+            predicted,
+            final,
+        )
         return expanded, predicted, final
 
     def predict_proba(self, data: Dataset) -> np.ndarray:
@@ -286,7 +346,8 @@ class BKT(Estimator):
         joint_known = known * (correct * (1.0 - slip) + (1.0 - correct) * slip)
         evidence = joint_known + (1.0 - known) * (correct * guess + (1.0 - correct) * (1.0 - guess))
         posterior = joint_known / evidence
-        return posterior * (1.0 - self.forget_rates[skills]) + (1.0 - posterior) * self.learns[skills]
+        after: np.ndarray = posterior * (1.0 - self.forget_rates[skills]) + (1.0 - posterior) * self.learns[skills]
+        return after
 
     def _prior_class(self, memory: dict[str, Any], correct: float) -> tuple[int, float, int]:
         """(answers counted, their correct sum, prior class) after one more answer (multiprior)."""
@@ -361,8 +422,11 @@ class BKT(Estimator):
         for learner in range(data.n_learners):
             memory: dict[str, Any] = {}
             if self.multiprior:
-                memory = {"answered": int(answered[learner]), "correct": float(correct_sum[learner]),
-                          "practised": sorted(practised[learner])}
+                memory = {
+                    "answered": int(answered[learner]),
+                    "correct": float(correct_sum[learner]),
+                    "practised": sorted(practised[learner]),
+                }
             at = float(last_at[learner]) if lengths[learner] else None
             states.append(LearnerState(mastery=mastery[learner], memory=memory, at=at))
         return states
@@ -394,14 +458,27 @@ class BKT(Estimator):
 
     def save(self, path: Path) -> None:
         """One JSON file: hyper-parameters, vocabulary, item -> skill links and all parameters."""
-        Path(path).write_text(json.dumps({
-            "kind": self.kind, "format": ARTIFACT_FORMAT, "hyper_parameters": self.hyper_parameters(),
-            "item_ids": list(self._item_ids), "skill_ids": list(self._skill_ids),
-            "item_start": self.item_start.tolist(), "pair_skill": self.pair_skill.tolist(),
-            "prior": self.prior.tolist(), "learns": self.learns.tolist(), "forgets": self.forget_rates.tolist(),
-            "guesses": self.guesses.tolist(), "slips": self.slips.tolist(), "answers": self.answers.tolist(),
-            "base_rate": self.base_rate, "fit_info": self.fit_info,
-        }))
+        Path(path).write_text(
+            json.dumps(
+                {
+                    "kind": self.kind,
+                    "format": ARTIFACT_FORMAT,
+                    "hyper_parameters": self.hyper_parameters(),
+                    "item_ids": list(self._item_ids),
+                    "skill_ids": list(self._skill_ids),
+                    "item_start": self.item_start.tolist(),
+                    "pair_skill": self.pair_skill.tolist(),
+                    "prior": self.prior.tolist(),
+                    "learns": self.learns.tolist(),
+                    "forgets": self.forget_rates.tolist(),
+                    "guesses": self.guesses.tolist(),
+                    "slips": self.slips.tolist(),
+                    "answers": self.answers.tolist(),
+                    "base_rate": self.base_rate,
+                    "fit_info": self.fit_info,
+                }
+            )
+        )
 
     @classmethod
     def load(cls, path: Path) -> Self:
@@ -413,8 +490,13 @@ class BKT(Estimator):
         model.item_start = np.asarray(payload["item_start"], dtype=np.int64)
         model.pair_skill = np.asarray(payload["pair_skill"], dtype=np.int64)
         model.prior = np.asarray(payload["prior"], dtype=np.float64).reshape(len(model._skill_ids), model.n_classes)
-        for name, key in (("learns", "learns"), ("forget_rates", "forgets"), ("guesses", "guesses"),
-                          ("slips", "slips"), ("answers", "answers")):
+        for name, key in (
+            ("learns", "learns"),
+            ("forget_rates", "forgets"),
+            ("guesses", "guesses"),
+            ("slips", "slips"),
+            ("answers", "answers"),
+        ):
             setattr(model, name, np.asarray(payload[key], dtype=np.float64))
         model.base_rate = float(payload["base_rate"])
         model.fit_info = payload.get("fit_info", {})

@@ -30,9 +30,29 @@ def _clip(value: float, low: float, high: float) -> float:
 
 
 @njit(cache=True)
-def _em_skill(skill, sequence_start, observation_emission, observation_correct, sequence_weight, sequence_class,
-              skill_sequence_start, emission_start, prior, learn, forget, guess, slip, fit_forget, max_iter, tol,
-              max_guess, max_slip, loglik, iterations, max_length):
+def _em_skill(
+    skill: int,
+    sequence_start: np.ndarray,
+    observation_emission: np.ndarray,
+    observation_correct: np.ndarray,
+    sequence_weight: np.ndarray,
+    sequence_class: np.ndarray,
+    skill_sequence_start: np.ndarray,
+    emission_start: np.ndarray,
+    prior: np.ndarray,
+    learn: np.ndarray,
+    forget: np.ndarray,
+    guess: np.ndarray,
+    slip: np.ndarray,
+    fit_forget: bool,
+    max_iter: int,
+    tol: float,
+    max_guess: float,
+    max_slip: float,
+    loglik: np.ndarray,
+    iterations: np.ndarray,
+    max_length: int,
+) -> None:
     """EM for every restart of one skill, advanced together over the data.
 
     Restarts are independent, so stepping them side by side gives the CPU
@@ -146,8 +166,9 @@ def _em_skill(skill, sequence_start, observation_emission, observation_correct, 
                     to_learn = lane_learn[lane]
                     to_forget = lane_forget[lane]
                     message_known = (s + correct * (1.0 - 2.0 * s)) * beta_known[lane] * inverse_scale[step, lane]
-                    message_unknown = ((1.0 - g) + correct * (2.0 * g - 1.0)) * beta_unknown[lane] \
-                        * inverse_scale[step, lane]
+                    message_unknown = (
+                        ((1.0 - g) + correct * (2.0 * g - 1.0)) * beta_unknown[lane] * inverse_scale[step, lane]
+                    )
                     before = weight * alpha[step - 1, lane]
                     not_before = weight - before
                     learned = not_before * to_learn * message_known
@@ -176,19 +197,22 @@ def _em_skill(skill, sequence_start, observation_emission, observation_correct, 
             restart = lane_restart[lane]
             for klass in range(n_class):
                 if prior_total[klass] > 0.0:
-                    prior[restart, skill, klass] = _clip(prior_count[klass, lane] / prior_total[klass], EPSILON,
-                                                         1.0 - EPSILON)
+                    prior[restart, skill, klass] = _clip(
+                        prior_count[klass, lane] / prior_total[klass], EPSILON, 1.0 - EPSILON
+                    )
             if learn_total[lane] > 0.0:
                 learn[restart, skill] = _clip(learn_count[lane] / learn_total[lane], EPSILON, 1.0 - EPSILON)
             if fit_forget and forget_total[lane] > 0.0:
                 forget[restart, skill] = _clip(forget_count[lane] / forget_total[lane], EPSILON, 1.0 - EPSILON)
             for local in range(n_emission):
                 if guess_total[local, lane] > 0.0:
-                    guess[restart, first_emission + local] = _clip(guess_count[local, lane] / guess_total[local, lane],
-                                                                   EPSILON, max_guess)
+                    guess[restart, first_emission + local] = _clip(
+                        guess_count[local, lane] / guess_total[local, lane], EPSILON, max_guess
+                    )
                 if slip_total[local, lane] > 0.0:
-                    slip[restart, first_emission + local] = _clip(slip_count[local, lane] / slip_total[local, lane],
-                                                                  EPSILON, max_slip)
+                    slip[restart, first_emission + local] = _clip(
+                        slip_count[local, lane] / slip_total[local, lane], EPSILON, max_slip
+                    )
             loglik[restart, skill] = lane_loglik[lane]
             iterations[restart, skill] = iteration
             if lane_loglik[lane] - previous[restart] < tol * answers:
@@ -196,16 +220,38 @@ def _em_skill(skill, sequence_start, observation_emission, observation_correct, 
                 n_lane -= 1
                 lane_restart[lane] = lane_restart[n_lane]
                 lane_loglik[lane] = lane_loglik[n_lane]
-                _move_lane(n_lane, lane, prior_count, guess_count, guess_total, slip_count, slip_total,
-                           learn_count, learn_total, forget_count, forget_total)
+                _move_lane(
+                    n_lane,
+                    lane,
+                    prior_count,
+                    guess_count,
+                    guess_total,
+                    slip_count,
+                    slip_total,
+                    learn_count,
+                    learn_total,
+                    forget_count,
+                    forget_total,
+                )
             else:
                 previous[restart] = lane_loglik[lane]
                 lane += 1
 
 
 @njit(cache=True)
-def _move_lane(source, target, prior_count, guess_count, guess_total, slip_count, slip_total, learn_count,
-               learn_total, forget_count, forget_total):
+def _move_lane(
+    source: int,
+    target: int,
+    prior_count: np.ndarray,
+    guess_count: np.ndarray,
+    guess_total: np.ndarray,
+    slip_count: np.ndarray,
+    slip_total: np.ndarray,
+    learn_count: np.ndarray,
+    learn_total: np.ndarray,
+    forget_count: np.ndarray,
+    forget_total: np.ndarray,
+) -> None:
     prior_count[:, target] = prior_count[:, source]
     guess_count[:, target] = guess_count[:, source]
     guess_total[:, target] = guess_total[:, source]
@@ -218,9 +264,29 @@ def _move_lane(source, target, prior_count, guess_count, guess_total, slip_count
 
 
 @njit(parallel=True, cache=True)
-def em_fit(sequence_start, observation_emission, observation_correct, sequence_weight, sequence_class,
-           skill_sequence_start, emission_start, prior, learn, forget, guess, slip, fit_forget, max_iter, tol,
-           max_guess, max_slip, task_skill, bin_start, loglik, iterations):
+def em_fit(
+    sequence_start: np.ndarray,
+    observation_emission: np.ndarray,
+    observation_correct: np.ndarray,
+    sequence_weight: np.ndarray,
+    sequence_class: np.ndarray,
+    skill_sequence_start: np.ndarray,
+    emission_start: np.ndarray,
+    prior: np.ndarray,
+    learn: np.ndarray,
+    forget: np.ndarray,
+    guess: np.ndarray,
+    slip: np.ndarray,
+    fit_forget: bool,
+    max_iter: int,
+    tol: float,
+    max_guess: float,
+    max_slip: float,
+    task_skill: np.ndarray,
+    bin_start: np.ndarray,
+    loglik: np.ndarray,
+    iterations: np.ndarray,
+) -> None:
     """Run EM for every restart of the skills in ``task_skill``, in place on the parameter arrays.
 
     Parameters are (R, K, C) ``prior``, (R, K) ``learn``/``forget``, (R, E)
@@ -235,14 +301,46 @@ def em_fit(sequence_start, observation_emission, observation_correct, sequence_w
         max_length = max(max_length, sequence_start[sequence + 1] - sequence_start[sequence])
     for bin_index in prange(len(bin_start) - 1):
         for task in range(bin_start[bin_index], bin_start[bin_index + 1]):
-            _em_skill(task_skill[task], sequence_start, observation_emission, observation_correct,
-                      sequence_weight, sequence_class, skill_sequence_start, emission_start, prior, learn, forget,
-                      guess, slip, fit_forget, max_iter, tol, max_guess, max_slip, loglik, iterations, max_length)
+            _em_skill(
+                task_skill[task],
+                sequence_start,
+                observation_emission,
+                observation_correct,
+                sequence_weight,
+                sequence_class,
+                skill_sequence_start,
+                emission_start,
+                prior,
+                learn,
+                forget,
+                guess,
+                slip,
+                fit_forget,
+                max_iter,
+                tol,
+                max_guess,
+                max_slip,
+                loglik,
+                iterations,
+                max_length,
+            )
 
 
 @njit(parallel=True, cache=True)
-def filter_sequences(sequence_start, observation_emission, observation_correct, sequence_skill, sequence_class,
-                     prior, learn, forget, guess, slip, predicted, final):
+def filter_sequences(
+    sequence_start: np.ndarray,
+    observation_emission: np.ndarray,
+    observation_correct: np.ndarray,
+    sequence_skill: np.ndarray,
+    sequence_class: np.ndarray,
+    prior: np.ndarray,
+    learn: np.ndarray,
+    forget: np.ndarray,
+    guess: np.ndarray,
+    slip: np.ndarray,
+    predicted: np.ndarray,
+    final: np.ndarray,
+) -> None:
     """The BKT filter over every sequence.
 
     ``prior`` is (K, C); ``learn``/``forget`` (K,); ``guess``/``slip`` (E,).
@@ -268,7 +366,13 @@ def filter_sequences(sequence_start, observation_emission, observation_correct, 
 
 
 @njit(cache=True)
-def sequence_hashes(sequence_start, observation_emission, observation_correct, sequence_skill, sequence_class):
+def sequence_hashes(
+    sequence_start: np.ndarray,
+    observation_emission: np.ndarray,
+    observation_correct: np.ndarray,
+    sequence_skill: np.ndarray,
+    sequence_class: np.ndarray,
+) -> np.ndarray:
     """A 64-bit hash per sequence of (skill, class, emissions, answers); equal sequences hash equal."""
     n_sequence = len(sequence_start) - 1
     hashes = np.empty(n_sequence, dtype=np.uint64)
@@ -286,7 +390,13 @@ def sequence_hashes(sequence_start, observation_emission, observation_correct, s
 
 
 @njit(cache=True)
-def _same_sequence(first, second, sequence_start, observation_emission, observation_correct):
+def _same_sequence(
+    first: int,
+    second: int,
+    sequence_start: np.ndarray,
+    observation_emission: np.ndarray,
+    observation_correct: np.ndarray,
+) -> bool:
     length = sequence_start[first + 1] - sequence_start[first]
     if length != sequence_start[second + 1] - sequence_start[second]:
         return False
@@ -299,8 +409,15 @@ def _same_sequence(first, second, sequence_start, observation_emission, observat
 
 
 @njit(cache=True)
-def deduplicate(order, hashes, sequence_start, observation_emission, observation_correct, sequence_skill,
-                sequence_class):
+def deduplicate(
+    order: np.ndarray,
+    hashes: np.ndarray,
+    sequence_start: np.ndarray,
+    observation_emission: np.ndarray,
+    observation_correct: np.ndarray,
+    sequence_skill: np.ndarray,
+    sequence_class: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
     """Merge identical sequences; ``order`` sorts sequences by (skill, hash).
 
     Returns (representative (U,), weight (U,) float64) in skill order: the first
@@ -316,13 +433,17 @@ def deduplicate(order, hashes, sequence_start, observation_emission, observation
     while position < n:
         sequence = order[position]
         merged = False
-        if position > 0 and hashes[sequence] == hashes[order[position - 1]] \
-                and sequence_skill[sequence] == sequence_skill[order[position - 1]]:
+        if (
+            position > 0
+            and hashes[sequence] == hashes[order[position - 1]]
+            and sequence_skill[sequence] == sequence_skill[order[position - 1]]
+        ):
             # Compare with the representatives of this hash run (almost always one).
             for candidate in range(run_start, n_unique):
                 other = representative[candidate]
                 if sequence_class[other] == sequence_class[sequence] and _same_sequence(
-                        other, sequence, sequence_start, observation_emission, observation_correct):
+                    other, sequence, sequence_start, observation_emission, observation_correct
+                ):
                     weight[candidate] += 1.0
                     merged = True
                     break
@@ -337,7 +458,12 @@ def deduplicate(order, hashes, sequence_start, observation_emission, observation
 
 
 @njit(cache=True)
-def gather(representative, sequence_start, observation_emission, observation_correct):
+def gather(
+    representative: np.ndarray,
+    sequence_start: np.ndarray,
+    observation_emission: np.ndarray,
+    observation_correct: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The observations of the chosen sequences, contiguous: (start (U+1,), emission, correct)."""
     n = len(representative)
     start = np.empty(n + 1, dtype=np.int64)
@@ -357,7 +483,15 @@ def gather(representative, sequence_start, observation_emission, observation_cor
 
 
 @njit(cache=True)
-def expand(item, learner, correct, row_class, item_start, pair_skill, n_skills):
+def expand(
+    item: np.ndarray,
+    learner: np.ndarray,
+    correct: np.ndarray,
+    row_class: np.ndarray,
+    item_start: np.ndarray,
+    pair_skill: np.ndarray,
+    n_skills: int,
+) -> tuple[np.ndarray, ...]:
     """Rows -> observations grouped by skill, then learner, then time (a stable counting sort).
 
     Rows must be grouped by learner and time-ordered inside a learner. Returns
@@ -388,8 +522,11 @@ def expand(item, learner, correct, row_class, item_start, pair_skill, n_skills):
     for position in range(total):
         out_skill[position] = pair_skill[out_pair[position]]
         out_correct[position] = correct[out_row[position]]
-        if position == 0 or out_skill[position] != out_skill[position - 1] \
-                or learner[out_row[position]] != learner[out_row[position - 1]]:
+        if (
+            position == 0
+            or out_skill[position] != out_skill[position - 1]
+            or learner[out_row[position]] != learner[out_row[position - 1]]
+        ):
             n_sequence += 1
     sequence_start = np.empty(n_sequence + 1, dtype=np.int64)
     sequence_skill = np.empty(n_sequence, dtype=np.int64)
@@ -397,13 +534,15 @@ def expand(item, learner, correct, row_class, item_start, pair_skill, n_skills):
     sequence_class = np.empty(n_sequence, dtype=np.int64)
     sequence = 0
     for position in range(total):
-        if position == 0 or out_skill[position] != out_skill[position - 1] \
-                or learner[out_row[position]] != learner[out_row[position - 1]]:
+        if (
+            position == 0
+            or out_skill[position] != out_skill[position - 1]
+            or learner[out_row[position]] != learner[out_row[position - 1]]
+        ):
             sequence_start[sequence] = position
             sequence_skill[sequence] = out_skill[position]
             sequence_learner[sequence] = learner[out_row[position]]
             sequence_class[sequence] = row_class[out_row[position]]
             sequence += 1
     sequence_start[n_sequence] = total
-    return (out_row, out_pair, out_skill, out_correct, sequence_start, sequence_skill, sequence_learner,
-            sequence_class)
+    return (out_row, out_pair, out_skill, out_correct, sequence_start, sequence_skill, sequence_learner, sequence_class)

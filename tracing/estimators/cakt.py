@@ -1,6 +1,6 @@
 """Convolution-augmented Knowledge Tracing (Yang, Zhu & Lu, "Deep Knowledge Tracing
 with Learning Curves", 2020), implemented from the paper's description
-(``MODELS.md``), not from its code.
+(``../shared/MODELS.md``), not from its code.
 
 For row t (predicted from rows < t):
 
@@ -52,7 +52,7 @@ def recent_same_concept(concepts: np.ndarray, recent: int) -> np.ndarray:
         earlier = seen.setdefault(concept, [])
         if earlier:
             last = earlier[-recent:]
-            out[position, recent - len(last):] = last
+            out[position, recent - len(last) :] = last
         earlier.append(position)
     return out
 
@@ -75,10 +75,12 @@ class BandedConv3d(nn.Conv3d):
         for offset in range(3):
             target = torch.arange(max(0, 1 - offset), min(depth, depth + 1 - offset))
             banded[:, target, :, target + offset - 1] = self.weight[:, :, offset]
+        assert self.bias is not None  # built with a bias (nn.Conv3d's default)
         folded = nn.functional.conv2d(
             volume.reshape(batch, channels * depth, height, width),
             banded.reshape(out_channels * depth, channels * depth, 3, 3),
-            self.bias.repeat_interleave(depth), padding=1,
+            self.bias.repeat_interleave(depth),
+            padding=1,
         )
         return folded.reshape(batch, out_channels, depth, height, width)
 
@@ -94,8 +96,9 @@ class ResidualBlock3d(nn.Module):
 
 
 class CAKTNetwork(TracingNetwork):
-    def __init__(self, q_matrix: np.ndarray, *, frame: int, recent: int, channels: int, blocks: int,
-                 hidden: int, dropout: float) -> None:
+    def __init__(
+        self, q_matrix: np.ndarray, *, frame: int, recent: int, channels: int, blocks: int, hidden: int, dropout: float
+    ) -> None:
         super().__init__(q_matrix)
         size = frame * frame
         self.frame, self.recent = frame, recent
@@ -103,7 +106,8 @@ class CAKTNetwork(TracingNetwork):
         self.overall = nn.LSTM(size, size, batch_first=True)
         self.decay = nn.Parameter(torch.zeros(()))
         self.convolution = nn.Sequential(
-            BandedConv3d(1, channels), nn.ReLU(),
+            BandedConv3d(1, channels),
+            nn.ReLU(),
             *[ResidualBlock3d(channels) for _ in range(blocks)],
             nn.Conv3d(channels, 1, 1),
         )
@@ -116,8 +120,9 @@ class CAKTNetwork(TracingNetwork):
     def window_extras(self, items: np.ndarray) -> dict[str, np.ndarray]:
         return {"recent": recent_same_concept(self.primary[items], self.recent)}
 
-    def _curve(self, answers: torch.Tensor, recent: torch.Tensor, now: torch.Tensor,
-               real: torch.Tensor | None = None) -> torch.Tensor:
+    def _curve(
+        self, answers: torch.Tensor, recent: torch.Tensor, now: torch.Tensor, real: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Learning-curve features (B, Q, H²) for Q positions per batch row.
 
         ``answers`` (B, T, H²) are the answer embeddings, ``recent`` (B, Q, k) the
@@ -137,7 +142,7 @@ class CAKTNetwork(TracingNetwork):
         live = (recent >= 0).any(dim=-1)
         if real is not None:
             live = live & real
-        empty = self.convolution(answers.new_zeros(1, 1, recent_count, self.frame, self.frame))
+        empty: torch.Tensor = self.convolution(answers.new_zeros(1, 1, recent_count, self.frame, self.frame))
         curve = empty.mean(dim=2).reshape(1, 1, size).expand(batch, queries, size)
         if not bool(live.any()):
             return curve
@@ -182,11 +187,16 @@ class CAKTNetwork(TracingNetwork):
             carry = None
         concepts = self.primary[queries.numpy()]
         history = self.primary[item[0].numpy()]
-        recent = np.stack([recent_same_concept(np.append(history, concept), self.recent)[-1]
-                           for concept in concepts]) if len(concepts) else np.zeros((0, self.recent), np.int64)
-        curve = self._curve(answers.expand(len(queries), -1, -1) if length else
-                            torch.zeros(len(queries), 0, size),
-                            torch.from_numpy(recent).unsqueeze(1), torch.full((len(queries), 1), length))
+        recent = (
+            np.stack([recent_same_concept(np.append(history, concept), self.recent)[-1] for concept in concepts])
+            if len(concepts)
+            else np.zeros((0, self.recent), np.int64)
+        )
+        curve = self._curve(
+            answers.expand(len(queries), -1, -1) if length else torch.zeros(len(queries), 0, size),
+            torch.from_numpy(recent).unsqueeze(1),
+            torch.full((len(queries), 1), length),
+        )
         fused_input = self._fuse(curve, overall_last.expand(len(queries), -1).unsqueeze(1))  # (M, 1, H²)
         if carry is not None:
             carry = tuple(part.expand(-1, len(queries), -1).contiguous() for part in carry)
@@ -202,6 +212,12 @@ class CAKT(DeepEstimator):
 
     def build_network(self, q_matrix: np.ndarray) -> CAKTNetwork:
         config = self.config
-        return CAKTNetwork(q_matrix, frame=config["frame"], recent=config["recent"],
-                           channels=config["channels"], blocks=config["blocks"], hidden=config["hidden"],
-                           dropout=config["dropout"])
+        return CAKTNetwork(
+            q_matrix,
+            frame=config["frame"],
+            recent=config["recent"],
+            channels=config["channels"],
+            blocks=config["blocks"],
+            hidden=config["hidden"],
+            dropout=config["dropout"],
+        )

@@ -37,15 +37,15 @@ Conventions (shared by DKT, CAKT and SAKT):
 * Device. Fitting uses CUDA when ``torch.cuda.is_available()`` at fit time, else
   the CPU; the fitted network then lives on the CPU for prediction and online
   updates (batch-of-one steps are faster there). ``threads`` bounds torch's CPU
-  threads while fitting and batch-predicting, restoring the previous value after;
-  online calls (one learner's window) use one thread, as more only spin.
+  threads while fitting and batch-predicting (``torch_threads``, as the pyro
+  estimators do), restoring the previous value after; online calls (one
+  learner's window) use one thread, as more only spin.
 * Artifact: one ``torch.save`` file of plain containers and tensors (config,
   vocabulary, Q-matrix, state dict), readable with ``weights_only=True``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 import time
@@ -60,6 +60,7 @@ from torch import nn
 
 from tracing.data import Dataset
 from tracing.estimators.base import Estimator, LearnerState, Progress
+from tracing.estimators.torch_threads import torch_threads
 from tracing.evaluation import auc
 
 Batch = dict[str, torch.Tensor]
@@ -121,8 +122,9 @@ class Windows:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def batches(self, batch_size: int, rng: np.random.Generator | None = None, *,
-                balance_rows: bool = False) -> Iterator[np.ndarray]:
+    def batches(
+        self, batch_size: int, rng: np.random.Generator | None = None, *, balance_rows: bool = False
+    ) -> Iterator[np.ndarray]:
         """Window indices per batch; windows of similar length share a batch (little padding).
 
         With ``balance_rows`` a batch holds about ``batch_size`` windows of the mean
@@ -145,7 +147,7 @@ class Windows:
                     groups.append(order[start:end])
                     start = end
         else:
-            groups = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+            groups = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
         if rng is not None:
             rng.shuffle(groups)
         yield from groups
@@ -182,8 +184,8 @@ def skill_table(q_matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     weights = np.zeros((len(full), width), dtype=np.float32)
     for row, mask in enumerate(full):
         ids = np.flatnonzero(mask)
-        skills[row, :len(ids)] = ids
-        weights[row, :len(ids)] = 1.0 / max(len(ids), 1)
+        skills[row, : len(ids)] = ids
+        weights[row, : len(ids)] = 1.0 / max(len(ids), 1)
     return skills, weights
 
 
@@ -195,6 +197,9 @@ class TracingNetwork(nn.Module):
     -> (M,) logits of a next row (after a one-learner history, B = 1) for each of
     the ``queries`` items.
     """
+
+    item_skills: torch.Tensor  # buffers, registered in __init__
+    item_weights: torch.Tensor
 
     def __init__(self, q_matrix: np.ndarray) -> None:
         super().__init__()
@@ -214,37 +219,27 @@ class TracingNetwork(nn.Module):
         """
         skills = self.item_skills[item]  # (B, T, K)
         weights = self.item_weights[item].unsqueeze(-1)  # (B, T, K, 1)
-        wrong = table(skills)
-        right = table(skills + self.n_skills)
+        wrong: torch.Tensor = table(skills)
+        right: torch.Tensor = table(skills + self.n_skills)
         score = correct.unsqueeze(-1).unsqueeze(-1)
         return ((score * right + (1.0 - score) * wrong) * weights).sum(dim=-2)
 
     def skill_embedding(self, table: nn.Embedding, item: torch.Tensor) -> torch.Tensor:
         """(...) items -> (..., E): skill embeddings averaged over the item's skills."""
-        return (table(self.item_skills[item]) * self.item_weights[item].unsqueeze(-1)).sum(dim=-2)
+        embedded: torch.Tensor = table(self.item_skills[item])
+        return (embedded * self.item_weights[item].unsqueeze(-1)).sum(dim=-2)
 
     def read_skills(self, skill_logits: torch.Tensor, item: torch.Tensor) -> torch.Tensor:
         """(..., n_skills) per-skill logits and (...) items -> (...) the item's logit (mean over its skills)."""
         picked = torch.gather(skill_logits, -1, self.item_skills[item])
         return (picked * self.item_weights[item]).sum(dim=-1)
 
+    def predict_last(self, batch: Batch, queries: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
     def window_extras(self, items: np.ndarray) -> dict[str, np.ndarray]:
         """Per-window inputs beyond item and answer, from the window's items (T,): name -> (T, ...)."""
         return {}
-
-
-# ---------------------------------------------------------------- hyper-parameters
-
-
-@contextlib.contextmanager
-def torch_threads(count: int) -> Iterator[None]:
-    """Bound torch's intra-op threads for a call, restoring the previous count after."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 # ---------------------------------------------------------------- the estimator
@@ -275,8 +270,13 @@ class DeepEstimator(Estimator):
 
     # ------------------------------------------------------------ batching
 
-    def _batch(self, item_rows: list[np.ndarray], correct_rows: list[np.ndarray],
-               scored_rows: list[np.ndarray] | None = None, device: torch.device | str = "cpu") -> Batch:
+    def _batch(
+        self,
+        item_rows: list[np.ndarray],
+        correct_rows: list[np.ndarray],
+        scored_rows: list[np.ndarray] | None = None,
+        device: torch.device | str = "cpu",
+    ) -> Batch:
         """Pad windows (lists of (T_w,) arrays) into (B, T) tensors; ``mask`` marks real rows."""
         length = max(len(r) for r in item_rows)
         size = len(item_rows)
@@ -285,30 +285,35 @@ class DeepEstimator(Estimator):
         mask = np.zeros((size, length), dtype=bool)
         scored = np.zeros((size, length), dtype=bool)
         extras: dict[str, list[np.ndarray]] = {}
+        network = self._require_fitted()
         for index, (items, answers) in enumerate(zip(item_rows, correct_rows)):
             n = len(items)
             item[index, :n] = items
             correct[index, :n] = answers
             mask[index, :n] = True
             scored[index, :n] = True if scored_rows is None else scored_rows[index]
-            for name, value in self.network.window_extras(np.asarray(items, dtype=np.int64)).items():
+            for name, value in network.window_extras(np.asarray(items, dtype=np.int64)).items():
                 extras.setdefault(name, []).append(value)
         batch: Batch = {
-            "item": torch.from_numpy(item), "correct": torch.from_numpy(correct),
-            "mask": torch.from_numpy(mask), "scored": torch.from_numpy(scored),
+            "item": torch.from_numpy(item),
+            "correct": torch.from_numpy(correct),
+            "mask": torch.from_numpy(mask),
+            "scored": torch.from_numpy(scored),
         }
         for name, values in extras.items():
             padded = np.full((size, length) + values[0].shape[1:], -1, dtype=values[0].dtype)
             for index, value in enumerate(values):
-                padded[index, :len(value)] = value
+                padded[index, : len(value)] = value
             batch[name] = torch.from_numpy(padded)
         return {name: tensor.to(device) for name, tensor in batch.items()}
 
-    def _window_batch(self, data: Dataset, windows: Windows, indices: np.ndarray,
-                      device: torch.device | str = "cpu") -> Batch:
+    def _window_batch(
+        self, data: Dataset, windows: Windows, indices: np.ndarray, device: torch.device | str = "cpu"
+    ) -> Batch:
         rows = [windows.rows[i] for i in indices]
-        return self._batch([data.item[r] for r in rows], [data.correct[r] for r in rows],
-                           [windows.scored[i] for i in indices], device)
+        return self._batch(
+            [data.item[r] for r in rows], [data.correct[r] for r in rows], [windows.scored[i] for i in indices], device
+        )
 
     # ------------------------------------------------------------ fitting
 
@@ -321,20 +326,24 @@ class DeepEstimator(Estimator):
         self._item_ids, self._skill_ids = data.item_ids, data.skill_ids
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         with torch_threads(config["threads"]):
-            self.network = self.build_network(self.q_matrix).to(device)
+            network = self.build_network(self.q_matrix).to(device)
+            self.network = network
             train, valid = self._carve(data, seed)
             train_windows = Windows.cut(train, self.window)
             valid_windows = Windows.cut(valid, self.window) if valid is not None else None
-            optimiser = torch.optim.Adam(self.network.parameters(), lr=config["learning_rate"],
-                                         weight_decay=config["weight_decay"])
-            best_auc, best_state, best_optimiser, waited = -math.inf, None, None, 0
+            optimiser = torch.optim.Adam(
+                network.parameters(), lr=config["learning_rate"], weight_decay=config["weight_decay"]
+            )
+            best_auc, waited = -math.inf, 0
+            best_state: dict[str, Any] | None = None
+            best_optimiser: dict[str, Any] | None = None
             rate = config["learning_rate"]
             self.history = []
             for epoch in range(1, config["max_epochs"] + 1):
                 started = time.perf_counter()
                 loss = self._train_epoch(train, train_windows, optimiser, rng, device)
                 record = {"epoch": epoch, "loss": loss, "learning_rate": rate}
-                if valid_windows is not None and len(valid_windows):
+                if valid is not None and valid_windows is not None and len(valid_windows):
                     probability = self._predict_windows(valid, valid_windows, device)
                     record["valid_auc"] = auc(valid.correct, probability)
                     score = record["valid_auc"] if math.isfinite(record["valid_auc"]) else -loss
@@ -344,16 +353,21 @@ class DeepEstimator(Estimator):
                 self.history.append(record)
                 if score > best_auc:
                     best_auc, waited, self.best_epoch = score, 0, epoch
-                    best_state = copy.deepcopy(self.network.state_dict())
+                    best_state = copy.deepcopy(network.state_dict())
                     if config["plateau_decay"] < 1.0:
                         best_optimiser = copy.deepcopy(optimiser.state_dict())
                 else:
                     waited += 1
-                    if config["plateau_decay"] < 1.0 and best_optimiser is not None and waited < config["patience"]:
+                    if (
+                        config["plateau_decay"] < 1.0
+                        and best_state is not None
+                        and best_optimiser is not None
+                        and waited < config["patience"]
+                    ):
                         # The epoch past the best one moved away from it (on CAKT, overfitting): step
                         # back and go on from there with smaller steps rather than from the worse weights.
                         rate *= config["plateau_decay"]
-                        self.network.load_state_dict(best_state)
+                        network.load_state_dict(best_state)
                         optimiser.load_state_dict(copy.deepcopy(best_optimiser))
                         for group in optimiser.param_groups:
                             group["lr"] = rate
@@ -362,8 +376,8 @@ class DeepEstimator(Estimator):
                 if waited >= config["patience"]:
                     break
             if best_state is not None:
-                self.network.load_state_dict(best_state)
-            self.network = self.network.to("cpu").eval()
+                network.load_state_dict(best_state)
+            self.network = network.to("cpu").eval()
         if progress:
             progress("fit", 1.0)
         return self
@@ -374,9 +388,16 @@ class DeepEstimator(Estimator):
             return data, None
         return data.subset(train), data.subset(valid)
 
-    def _train_epoch(self, data: Dataset, windows: Windows, optimiser: torch.optim.Optimizer,
-                     rng: np.random.Generator, device: torch.device) -> float:
-        self.network.train()
+    def _train_epoch(
+        self,
+        data: Dataset,
+        windows: Windows,
+        optimiser: torch.optim.Optimizer,
+        rng: np.random.Generator,
+        device: torch.device,
+    ) -> float:
+        network = self._require_fitted()
+        network.train()
         total, count = 0.0, 0
         for indices in windows.batches(self.config["batch_size"], rng, balance_rows=True):
             batch = self._window_batch(data, windows, indices, device)
@@ -386,7 +407,7 @@ class DeepEstimator(Estimator):
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             if self.config["gradient_clip"] > 0:
-                nn.utils.clip_grad_norm_(self.network.parameters(), self.config["gradient_clip"])
+                nn.utils.clip_grad_norm_(network.parameters(), self.config["gradient_clip"])
             optimiser.step()
             total += float(loss.detach()) * n
             count += n
@@ -394,7 +415,7 @@ class DeepEstimator(Estimator):
 
     def loss(self, batch: Batch) -> tuple[torch.Tensor, int]:
         """Mean binary cross-entropy over scored real rows, and their count; padding never enters."""
-        logits = self.network(batch)
+        logits = self._require_fitted()(batch)
         where = batch["mask"] & batch["scored"]
         count = int(where.sum())
         loss = nn.functional.binary_cross_entropy_with_logits(logits[where], batch["correct"][where])
@@ -404,14 +425,14 @@ class DeepEstimator(Estimator):
 
     @torch.no_grad()
     def _predict_windows(self, data: Dataset, windows: Windows, device: torch.device | str = "cpu") -> np.ndarray:
-        self.network.eval()
+        network = self._require_fitted().eval()
         out = np.full(data.n_rows, np.nan, dtype=np.float64)
         for indices in windows.batches(max(self.config["batch_size"], 128)):
             batch = self._window_batch(data, windows, indices, device)
-            probability = torch.sigmoid(self.network(batch)).double().cpu().numpy()
+            probability = torch.sigmoid(network(batch)).double().cpu().numpy()
             for position, index in enumerate(indices):
                 rows, scored = windows.rows[index], windows.scored[index]
-                out[rows[scored]] = probability[position, :len(rows)][scored]
+                out[rows[scored]] = probability[position, : len(rows)][scored]
         return out
 
     def _require_fitted(self) -> TracingNetwork:
@@ -454,7 +475,7 @@ class DeepEstimator(Estimator):
     def _mastery(self, memory: dict[str, Any]) -> np.ndarray:
         n_items = len(self._item_ids)
         pseudo = n_items + np.arange(len(self._skill_ids))
-        return 1.0 / (1.0 + np.exp(-self._next_logits(memory, pseudo)))
+        return _sigmoid(self._next_logits(memory, pseudo))
 
     def update(self, state: LearnerState, *, item: int, correct: float, at: float) -> LearnerState:
         memory = state.memory
@@ -470,7 +491,7 @@ class DeepEstimator(Estimator):
 
     def predict_next(self, state: LearnerState, items: np.ndarray, *, at: float | None = None) -> np.ndarray:
         items = np.asarray(items, dtype=np.int64).reshape(-1)
-        return 1.0 / (1.0 + np.exp(-self._next_logits(state.memory, items)))
+        return _sigmoid(self._next_logits(state.memory, items))
 
     def final_states(self, data: Dataset) -> list[LearnerState]:
         """Every learner's state after all their rows: one context per learner, no replay."""
@@ -480,8 +501,11 @@ class DeepEstimator(Estimator):
             rows = data.rows(learner)
             count = rows.stop - rows.start
             start = rows.start + context_start(count, self.window)
-            memory = {"item": data.item[start:rows.stop].astype(int).tolist(),
-                      "correct": data.correct[start:rows.stop].astype(float).tolist(), "count": count}
+            memory = {
+                "item": data.item[start : rows.stop].astype(int).tolist(),
+                "correct": data.correct[start : rows.stop].astype(float).tolist(),
+                "count": count,
+            }
             at = float(data.timestamp[rows.stop - 1]) if count else None
             states.append(LearnerState(mastery=self._mastery(memory), memory=memory, at=at))
         return states
@@ -489,21 +513,28 @@ class DeepEstimator(Estimator):
     # ------------------------------------------------------------ artifact
 
     def params(self) -> dict[str, Any]:
-        return {"config": dict(self.config), "best_epoch": self.best_epoch,
-                "epochs": len(self.history), "history": self.history}
+        return {
+            "config": dict(self.config),
+            "best_epoch": self.best_epoch,
+            "epochs": len(self.history),
+            "history": self.history,
+        }
 
     def save(self, path: Path) -> None:
         network = self._require_fitted()
-        torch.save({
-            "kind": self.kind,
-            "config": dict(self.config),
-            "item_ids": list(self._item_ids),
-            "skill_ids": list(self._skill_ids),
-            "q_matrix": torch.from_numpy(self.q_matrix.astype(np.uint8)),
-            "state_dict": {name: tensor.cpu() for name, tensor in network.state_dict().items()},
-            "best_epoch": self.best_epoch,
-            "history": [dict(record) for record in self.history],
-        }, Path(path))
+        torch.save(
+            {
+                "kind": self.kind,
+                "config": dict(self.config),
+                "item_ids": list(self._item_ids),
+                "skill_ids": list(self._skill_ids),
+                "q_matrix": torch.from_numpy(self.q_matrix.astype(np.uint8)),
+                "state_dict": {name: tensor.cpu() for name, tensor in network.state_dict().items()},
+                "best_epoch": self.best_epoch,
+                "history": [dict(record) for record in self.history],
+            },
+            Path(path),
+        )
 
     @classmethod
     def load(cls, path: Path) -> Self:
@@ -522,8 +553,12 @@ class DeepEstimator(Estimator):
         return model
 
 
+def _sigmoid(logits: np.ndarray) -> np.ndarray:
+    probability: np.ndarray = 1.0 / (1.0 + np.exp(-logits))
+    return probability
+
+
 def shifted(states: torch.Tensor, initial: torch.Tensor | None = None) -> torch.Tensor:
     """(B, T, H) states after each row -> (B, T, H) states before each row (``initial`` or zeros first)."""
     first = torch.zeros_like(states[:, :1]) if initial is None else initial.expand(states.shape[0], 1, -1)
     return torch.cat([first, states[:, :-1]], dim=1)
-

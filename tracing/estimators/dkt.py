@@ -20,8 +20,9 @@ class DKTNetwork(TracingNetwork):
     def __init__(self, q_matrix: np.ndarray, *, embedding: int, hidden: int, layers: int, dropout: float) -> None:
         super().__init__(q_matrix)
         self.embedding = nn.Embedding(2 * self.n_skills, embedding)
-        self.lstm = nn.LSTM(embedding, hidden, num_layers=layers, batch_first=True,
-                            dropout=dropout if layers > 1 else 0.0)
+        self.lstm = nn.LSTM(
+            embedding, hidden, num_layers=layers, batch_first=True, dropout=dropout if layers > 1 else 0.0
+        )
         self.dropout = nn.Dropout(dropout)
         self.output = nn.Linear(hidden, self.n_skills)
 
@@ -38,8 +39,7 @@ class DKTNetwork(TracingNetwork):
         if length == 0:
             state = torch.zeros(1, self.lstm.hidden_size)
         else:
-            inputs = self.interaction_embedding(self.embedding, batch["item"][:, :length],
-                                                batch["correct"][:, :length])
+            inputs = self.interaction_embedding(self.embedding, batch["item"][:, :length], batch["correct"][:, :length])
             state = self.lstm(inputs)[0][:, -1]
         skill_logits = self.output(self.dropout(state))  # (1, n_skills)
         return self.read_skills(skill_logits.expand(len(queries), -1), queries)
@@ -53,5 +53,10 @@ class DKT(DeepEstimator):
 
     def build_network(self, q_matrix: np.ndarray) -> DKTNetwork:
         config = self.config
-        return DKTNetwork(q_matrix, embedding=config["embedding"], hidden=config["hidden"],
-                          layers=config["layers"], dropout=config["dropout"])
+        return DKTNetwork(
+            q_matrix,
+            embedding=config["embedding"],
+            hidden=config["hidden"],
+            layers=config["layers"],
+            dropout=config["dropout"],
+        )

@@ -32,7 +32,7 @@ import pyro
 import pyro.distributions as dist
 import torch
 from pyro.infer import TraceMeanField_ELBO
-from pyro.nn import PyroModule, PyroParam
+from pyro.nn import PyroModule
 from torch.distributions import constraints
 
 from tracing.data import Dataset
@@ -42,6 +42,7 @@ from tracing.estimators.pyro_common import (
     fitting_context,
     load_artifact,
     pad_learners,
+    pyro_param,
     run_svi,
     save_artifact,
     time_unit,
@@ -50,8 +51,11 @@ from tracing.estimators.pyro_common import (
 _EDGE = 1e-6
 
 
-def forward_filter(course: dict[str, torch.Tensor], offsets: torch.Tensor, batch: dict[str, torch.Tensor],
-                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def forward_filter(
+    course: dict[str, torch.Tensor],
+    offsets: torch.Tensor,
+    batch: dict[str, torch.Tensor],
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Forward algorithm over a padded batch: (log-likelihood (B,), P(correct) (B, T), P(known) (B, K)).
 
     ``course``: ``learn_logit``, ``prior_logit``, ``guess``, ``slip`` (K,), ``share`` (J, K)
@@ -86,6 +90,9 @@ def forward_filter(course: dict[str, torch.Tensor], offsets: torch.Tensor, batch
 class PopulationModel(PyroModule):
     """The generative model with the course-level parameters (module-local)."""
 
+    share: torch.Tensor  # buffers, registered in __init__
+    practised: torch.Tensor
+
     def __init__(self, *, q_matrix: np.ndarray, n_learners: int, base: float) -> None:
         super().__init__()
         n_skills = q_matrix.shape[1]
@@ -94,16 +101,22 @@ class PopulationModel(PyroModule):
         self.register_buffer("share", torch.as_tensor(share, dtype=torch.float32))
         self.register_buffer("practised", torch.as_tensor(q_matrix, dtype=torch.float32))
         self.base = base
-        self.learn_logit = PyroParam(torch.full((n_skills,), -2.0))
-        self.prior_logit = PyroParam(torch.full((n_skills,), -1.0))
-        self.guess = PyroParam(torch.full((n_skills,), 0.2), constraint=constraints.interval(0.0, 0.5))
-        self.slip = PyroParam(torch.full((n_skills,), 0.1), constraint=constraints.interval(0.0, 0.5))
-        self.population_scale = PyroParam(torch.full((2,), 0.5), constraint=constraints.positive)
+        self.learn_logit = pyro_param(torch.full((n_skills,), -2.0))
+        self.prior_logit = pyro_param(torch.full((n_skills,), -1.0))
+        self.guess = pyro_param(torch.full((n_skills,), 0.2), constraint=constraints.interval(0.0, 0.5))
+        self.slip = pyro_param(torch.full((n_skills,), 0.1), constraint=constraints.interval(0.0, 0.5))
+        self.population_scale = pyro_param(torch.full((2,), 0.5), constraint=constraints.positive)
 
     def course(self) -> dict[str, torch.Tensor]:
-        return {"learn_logit": self.learn_logit, "prior_logit": self.prior_logit, "guess": self.guess,
-                "slip": self.slip, "share": self.share, "practised": self.practised,
-                "base": torch.tensor(self.base)}
+        return {
+            "learn_logit": self.learn_logit,
+            "prior_logit": self.prior_logit,
+            "guess": self.guess,
+            "slip": self.slip,
+            "share": self.share,
+            "practised": self.practised,
+            "base": torch.tensor(self.base),
+        }
 
     def forward(self, batch: dict[str, torch.Tensor], index: torch.Tensor) -> None:
         with pyro.plate("learners", self.n_learners, subsample=index):
@@ -115,8 +128,8 @@ class PopulationModel(PyroModule):
 class LearnerGuide(PyroModule):
     def __init__(self, n_learners: int) -> None:
         super().__init__()
-        self.loc = PyroParam(torch.zeros(n_learners, 2))
-        self.scale = PyroParam(torch.full((n_learners, 2), 0.1), constraint=constraints.positive)
+        self.loc = pyro_param(torch.zeros(n_learners, 2))
+        self.scale = pyro_param(torch.full((n_learners, 2), 0.1), constraint=constraints.positive)
 
     def forward(self, batch: dict[str, torch.Tensor], index: torch.Tensor) -> None:
         with pyro.plate("learners", self.loc.shape[0], subsample=index):
@@ -153,23 +166,34 @@ class HierarchicalBKT(Estimator):
         with fitting_context(threads=self.threads, seed=seed):
             model = PopulationModel(q_matrix=data.q_matrix, n_learners=data.n_learners, base=base)
             guide = LearnerGuide(data.n_learners)
-            padded = pad_learners(data, np.arange(data.n_learners), unit=time_unit(data, 1.0),
-                                  max_length=self.max_length).torch()
+            padded = pad_learners(
+                data, np.arange(data.n_learners), unit=time_unit(data, 1.0), max_length=self.max_length
+            ).torch()
             elbo = TraceMeanField_ELBO()
 
             def loss(index: np.ndarray) -> torch.Tensor:
                 picked = torch.as_tensor(index, dtype=torch.long)
                 width = max(1, int(padded["mask"][picked].sum(1).max()))
                 batch = {name: value[picked][:, :width] for name, value in padded.items()}
-                return elbo.differentiable_loss(model, guide, batch, picked)
+                value: torch.Tensor = elbo.differentiable_loss(model, guide, batch, picked)
+                return value
 
-            self.losses = run_svi(loss, list(model.parameters()) + list(guide.parameters()),
-                                  n_learners=data.n_learners, batch_size=min(self.batch_size, data.n_learners),
-                                  steps=self.steps, learning_rate=self.learning_rate, seed=seed,
-                                  progress=progress, lengths=np.minimum(data.lengths, self.max_length))
+            self.losses = run_svi(
+                loss,
+                list(model.parameters()) + list(guide.parameters()),
+                n_learners=data.n_learners,
+                batch_size=min(self.batch_size, data.n_learners),
+                steps=self.steps,
+                learning_rate=self.learning_rate,
+                seed=seed,
+                progress=progress,
+                lengths=np.minimum(data.lengths, self.max_length),
+            )
             with torch.no_grad():
-                self.arrays = {name: getattr(model, name).double().numpy().copy()
-                               for name in ("learn_logit", "prior_logit", "guess", "slip", "population_scale")}
+                self.arrays = {
+                    name: getattr(model, name).double().numpy().copy()
+                    for name in ("learn_logit", "prior_logit", "guess", "slip", "population_scale")
+                }
                 self.arrays["base"] = np.array(base)
                 self.arrays["trait_loc"] = guide.loc.double().numpy().copy()
                 self.arrays["trait_scale"] = guide.scale.double().numpy().copy()
@@ -182,8 +206,10 @@ class HierarchicalBKT(Estimator):
 
     def _course(self) -> dict[str, torch.Tensor]:
         share = self.q_matrix / np.maximum(self.q_matrix.sum(axis=1, keepdims=True), 1)
-        course = {name: torch.as_tensor(self.arrays[name], dtype=torch.float64)
-                  for name in ("learn_logit", "prior_logit", "guess", "slip", "base")}
+        course = {
+            name: torch.as_tensor(self.arrays[name], dtype=torch.float64)
+            for name in ("learn_logit", "prior_logit", "guess", "slip", "base")
+        }
         course["share"] = torch.as_tensor(share, dtype=torch.float64)
         course["practised"] = torch.as_tensor(self.q_matrix, dtype=torch.float64)
         return course
@@ -200,8 +226,9 @@ class HierarchicalBKT(Estimator):
     def _run(self, data: Dataset, learners: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         padded = pad_learners(data, learners, unit=1.0)
         with torch.no_grad():
-            _, probability, known = forward_filter(self._course(), torch.as_tensor(offsets, dtype=torch.float64),
-                                                   padded.torch(torch.float64))
+            _, probability, known = forward_filter(
+                self._course(), torch.as_tensor(offsets, dtype=torch.float64), padded.torch(torch.float64)
+            )
         out = np.full(data.n_rows, np.nan)
         out[padded.rows[padded.mask]] = probability.numpy()[padded.mask]
         return out, known.numpy()
@@ -213,7 +240,7 @@ class HierarchicalBKT(Estimator):
         for chunk in np.array_split(np.arange(data.n_learners), max(1, data.n_learners // 512)):
             if len(chunk):
                 probability, _ = self._run(data, chunk, offsets[chunk])
-                rows = np.concatenate([np.arange(*data.rows(l).indices(data.n_rows)) for l in chunk])
+                rows = np.concatenate([np.arange(*data.rows(learner).indices(data.n_rows)) for learner in chunk])
                 out[rows] = probability[rows]
         return out
 
@@ -231,8 +258,11 @@ class HierarchicalBKT(Estimator):
         return states
 
     def _state(self, known: np.ndarray, offsets: np.ndarray, at: float | None, learner: str | None) -> LearnerState:
-        return LearnerState(mastery=np.asarray(known, dtype=np.float64).copy(),
-                            memory={"traits": [float(offsets[0]), float(offsets[1])], "learner": learner}, at=at)
+        return LearnerState(
+            mastery=np.asarray(known, dtype=np.float64).copy(),
+            memory={"traits": [float(offsets[0]), float(offsets[1])], "learner": learner},
+            at=at,
+        )
 
     def initial_state(self) -> LearnerState:
         known = 1 / (1 + np.exp(-self.arrays["prior_logit"]))
@@ -240,7 +270,8 @@ class HierarchicalBKT(Estimator):
 
     def _chance(self, known: np.ndarray) -> np.ndarray:
         chance = known * (1 - self.arrays["slip"]) + (1 - known) * self.arrays["guess"]
-        return np.clip(chance, _EDGE, 1 - _EDGE)
+        clipped: np.ndarray = np.clip(chance, _EDGE, 1 - _EDGE)
+        return clipped
 
     def update(self, state: LearnerState, *, item: int, correct: float, at: float) -> LearnerState:
         known = np.asarray(state.mastery, dtype=np.float64)
@@ -258,7 +289,10 @@ class HierarchicalBKT(Estimator):
         items = np.asarray(items, dtype=np.int64)
         share = self.q_matrix[items] / np.maximum(self.q_matrix[items].sum(axis=1, keepdims=True), 1)
         no_skill = ~self.q_matrix[items].any(axis=1)
-        return share @ self._chance(np.asarray(state.mastery)) + no_skill * float(self.arrays["base"])
+        probability: np.ndarray = share @ self._chance(np.asarray(state.mastery)) + no_skill * float(
+            self.arrays["base"]
+        )
+        return probability
 
     # ----------------------------------------------------------------- interpretation
 
@@ -270,24 +304,43 @@ class HierarchicalBKT(Estimator):
             loc, scale = np.zeros(2), self.arrays["population_scale"]
         else:
             loc, scale = self.arrays["trait_loc"][slot], self.arrays["trait_scale"][slot]
-        return {"learning_offset": {"mean": float(loc[0]), "sd": float(scale[0])},
-                "prior_offset": {"mean": float(loc[1]), "sd": float(scale[1])}}
+        return {
+            "learning_offset": {"mean": float(loc[0]), "sd": float(scale[0])},
+            "prior_offset": {"mean": float(loc[1]), "sd": float(scale[1])},
+        }
 
     def params(self) -> dict[str, Any]:
-        sigmoid = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731
-        round_ = lambda values: dict(zip(self._skill_ids, np.round(values, 4).tolist()))  # noqa: E731
-        return {"prior": round_(sigmoid(self.arrays["prior_logit"])), "learns": round_(sigmoid(self.arrays["learn_logit"])),
-                "guesses": round_(self.arrays["guess"]), "slips": round_(self.arrays["slip"]),
-                "population_scale": {"learn_logit": float(self.arrays["population_scale"][0]),
-                                     "prior_logit": float(self.arrays["population_scale"][1])},
-                "final_loss": self.losses[-1] if self.losses else None, **self.timings}
+        def sigmoid(logits: np.ndarray) -> np.ndarray:
+            probability: np.ndarray = 1 / (1 + np.exp(-logits))
+            return probability
+
+        def round_(values: np.ndarray) -> dict[str, float]:
+            return dict(zip(self._skill_ids, np.round(values, 4).tolist()))
+
+        return {
+            "prior": round_(sigmoid(self.arrays["prior_logit"])),
+            "learns": round_(sigmoid(self.arrays["learn_logit"])),
+            "guesses": round_(self.arrays["guess"]),
+            "slips": round_(self.arrays["slip"]),
+            "population_scale": {
+                "learn_logit": float(self.arrays["population_scale"][0]),
+                "prior_logit": float(self.arrays["population_scale"][1]),
+            },
+            "final_loss": self.losses[-1] if self.losses else None,
+            **self.timings,
+        }
 
     # ----------------------------------------------------------------- persistence
 
     def save(self, path: Path) -> None:
-        meta = {"kind": self.kind, "hyper": self.hyper_parameters(), "item_ids": list(self._item_ids),
-                "skill_ids": list(self._skill_ids), "learners": sorted(self.learner_index, key=self.learner_index.get),
-                "timings": self.timings}
+        meta = {
+            "kind": self.kind,
+            "hyper": self.hyper_parameters(),
+            "item_ids": list(self._item_ids),
+            "skill_ids": list(self._skill_ids),
+            "learners": sorted(self.learner_index, key=self.learner_index.__getitem__),
+            "timings": self.timings,
+        }
         save_artifact(path, meta, {**self.arrays, "q_matrix": self.q_matrix})
 
     @classmethod

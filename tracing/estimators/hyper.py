@@ -169,63 +169,93 @@ class HyperParameters:
             if name not in declared:
                 known = ", ".join(sorted(declared)) or "none"
                 raise UnknownParamError(f"{owner} has no parameter {_shown(name)}; it has: {known}", name=name)
-        config = {name: param.check(params.get(name, param.default), bounded=bounded)
-                  for name, param in declared.items()}
+        config = {
+            name: param.check(params.get(name, param.default), bounded=bounded) for name, param in declared.items()
+        }
         for rule in self.rules:
             rule(config)
         return config
 
     def schema(self) -> dict[str, Any]:
         """The parameters as one OpenAPI object schema (no others allowed)."""
-        return {"type": "object", "additionalProperties": False,
-                "properties": {param.name: param.schema() for param in self.params}}
+        return {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {param.name: param.schema() for param in self.params},
+        }
 
 
-THREADS = Param("threads", int, None, 1, MAX_THREADS, f"torch CPU threads (default env {THREADS_ENV} or 2)",
-                default_from=default_threads)
+THREADS = Param(
+    "threads",
+    int,
+    None,
+    1,
+    MAX_THREADS,
+    f"torch CPU threads (default env {THREADS_ENV} or 2)",
+    default_from=default_threads,
+)
 
-RATE = HyperParameters((
-    Param("prior_strength", float, 5.0, 0.0, 1e6, "weight, in answers, of the course's rate in a learner's "
-          "Beta posterior", open_low=True),
-))
+RATE = HyperParameters(
+    (
+        Param(
+            "prior_strength",
+            float,
+            5.0,
+            0.0,
+            1e6,
+            "weight, in answers, of the course's rate in a learner's Beta posterior",
+            open_low=True,
+        ),
+    )
+)
 
-BKT = HyperParameters((
-    Param("forgets", bool, False, help="fit a forgetting transition too"),
-    Param("multigs", bool, False, help="one guess and slip per (item, skill) link (KT-IDEM)"),
-    Param("multiprior", bool, False, help="prior per learner class read from earlier answers (PPS)"),
-    Param("restarts", int, 5, 1, 20, "EM starts per skill (restart 0 is a typical BKT start), best kept"),
-    Param("max_iter", int, 100, 1, 1000, "EM iterations per restart at most"),
-    Param("tol", float, 3e-5, 0.0, 1.0, "stop a restart when an iteration gains less than this (nats per answer)"),
-    Param("max_guess", float, 0.5, 0.0, 1.0, "upper bound of P(correct | unknown)", open_low=True),
-    Param("max_slip", float, 0.5, 0.0, 1.0, "upper bound of P(wrong | known)", open_low=True),
-    Param("prior_window", int, 10, 1, 1000, "first answers that decide a learner's prior class (multiprior)"),
-    Param("prior_bins", int, 2, 1, 20, "prior classes by correct rate (multiprior)"),
-))
+BKT = HyperParameters(
+    (
+        Param("forgets", bool, False, help="fit a forgetting transition too"),
+        Param("multigs", bool, False, help="one guess and slip per (item, skill) link (KT-IDEM)"),
+        Param("multiprior", bool, False, help="prior per learner class read from earlier answers (PPS)"),
+        Param("restarts", int, 5, 1, 20, "EM starts per skill (restart 0 is a typical BKT start), best kept"),
+        Param("max_iter", int, 100, 1, 1000, "EM iterations per restart at most"),
+        Param("tol", float, 3e-5, 0.0, 1.0, "stop a restart when an iteration gains less than this (nats per answer)"),
+        Param("max_guess", float, 0.5, 0.0, 1.0, "upper bound of P(correct | unknown)", open_low=True),
+        Param("max_slip", float, 0.5, 0.0, 1.0, "upper bound of P(wrong | known)", open_low=True),
+        Param("prior_window", int, 10, 1, 1000, "first answers that decide a learner's prior class (multiprior)"),
+        Param("prior_bins", int, 2, 1, 20, "prior classes by correct rate (multiprior)"),
+    )
+)
 
 _STEPS = Param("steps", int, 300, 1, 5000, "SVI steps")
-_MAX_LENGTH = Param("max_length", int, 200, 2, 10_000, "first rows of each learner used in fitting "
-                    "(prediction reads all)")
+_MAX_LENGTH = Param(
+    "max_length", int, 200, 2, 10_000, "first rows of each learner used in fitting (prediction reads all)"
+)
 
-HBKT = HyperParameters((
-    _STEPS,
-    Param("batch_size", int, 128, 1, 4096, "learners per SVI step"),
-    Param("learning_rate", float, 0.05, 0.0, 1.0, "Adam step size", open_low=True),
-    _MAX_LENGTH,
-    THREADS,
-))
+HBKT = HyperParameters(
+    (
+        _STEPS,
+        Param("batch_size", int, 128, 1, 4096, "learners per SVI step"),
+        Param("learning_rate", float, 0.05, 0.0, 1.0, "Adam step size", open_low=True),
+        _MAX_LENGTH,
+        THREADS,
+    )
+)
 
-PSIKT = HyperParameters((
-    _STEPS,
-    Param("batch_size", int, 64, 1, 4096, "learners per SVI step"),
-    Param("learning_rate", float, 0.03, 0.0, 1.0, "Adam step size", open_low=True),
-    _MAX_LENGTH,
-    Param("unit_seconds", float, 86400.0, 0.0, 1e8, "time unit of the forgetting rate on clocked data",
-          open_low=True),
-    Param("edge_prior", float, 0.05, 0.0, 0.5, "prior probability of a prerequisite edge (sparsity)", open_low=True),
-    Param("temperature", float, 0.5, 0.0, 10.0, "temperature of the relaxed edges", open_low=True),
-    Param("absorb_steps", int, 10, 1, 1000, "SVI passes over newcomers when they are absorbed without a refit"),
-    THREADS,
-))
+PSIKT = HyperParameters(
+    (
+        _STEPS,
+        Param("batch_size", int, 64, 1, 4096, "learners per SVI step"),
+        Param("learning_rate", float, 0.03, 0.0, 1.0, "Adam step size", open_low=True),
+        _MAX_LENGTH,
+        Param(
+            "unit_seconds", float, 86400.0, 0.0, 1e8, "time unit of the forgetting rate on clocked data", open_low=True
+        ),
+        Param(
+            "edge_prior", float, 0.05, 0.0, 0.5, "prior probability of a prerequisite edge (sparsity)", open_low=True
+        ),
+        Param("temperature", float, 0.5, 0.0, 10.0, "temperature of the relaxed edges", open_low=True),
+        Param("absorb_steps", int, 10, 1, 1000, "SVI passes over newcomers when they are absorbed without a refit"),
+        THREADS,
+    )
+)
 
 _DEEP = (
     Param("window", int, 200, 4, 2000, "rows per window (even)"),
@@ -235,8 +265,15 @@ _DEEP = (
     Param("dropout", float, 0.2, 0.0, 0.9, "dropout before the output layer"),
     Param("max_epochs", int, 30, 1, 500, "epochs at most"),
     Param("patience", int, 3, 1, 100, "epochs without a better validation AUC before stopping"),
-    Param("plateau_decay", float, 1.0, 0.01, 1.0, "after an epoch without a better validation AUC, go back to the "
-          "best weights (and optimiser state) and multiply the step size by this; 1: off"),
+    Param(
+        "plateau_decay",
+        float,
+        1.0,
+        0.01,
+        1.0,
+        "after an epoch without a better validation AUC, go back to the "
+        "best weights (and optimiser state) and multiply the step size by this; 1: off",
+    ),
     Param("validation_fraction", float, 0.1, 0.0, 0.5, "share of training learners held out for early stopping"),
     Param("gradient_clip", float, 10.0, 0.0, 1e6, "max gradient norm (0: none)"),
     THREADS,
@@ -246,8 +283,9 @@ _DEEP = (
 def _deep(*own: Param, rules: tuple[Callable[[Mapping[str, Any]], None], ...] = ()) -> HyperParameters:
     """The common deep parameters, with a model's own ones added or replacing a common default."""
     mine = {param.name: param for param in own}
-    return HyperParameters((*(mine.pop(param.name, param) for param in _DEEP), *mine.values()),
-                           rules=(_even_window, *rules))
+    return HyperParameters(
+        (*(mine.pop(param.name, param) for param in _DEEP), *mine.values()), rules=(_even_window, *rules)
+    )
 
 
 DKT = _deep(
@@ -266,8 +304,14 @@ DKT = _deep(
 CAKT = _deep(
     # CAKT overfits within a few epochs on assist2015 (validation AUC falls after its best epoch):
     # after a worse epoch it returns to the best weights and halves the step size (see ``deep``).
-    Param("plateau_decay", float, 0.5, 0.01, 1.0, "step-size factor after an epoch without a better "
-          "validation AUC, from the best weights; 1: off"),
+    Param(
+        "plateau_decay",
+        float,
+        0.5,
+        0.01,
+        1.0,
+        "step-size factor after an epoch without a better validation AUC, from the best weights; 1: off",
+    ),
     Param("frame", int, 8, 2, 64, "H: answers are embedded as H x H frames"),
     Param("recent", int, 8, 1, 64, "k: earlier rows on the same concept read by the convolution"),
     Param("channels", int, 4, 1, 64, "channels of the 3D convolution blocks"),
@@ -282,7 +326,13 @@ SAKT = _deep(
 )
 
 BY_KIND: dict[str, HyperParameters] = {
-    "rate": RATE, "bkt": BKT, "hbkt": HBKT, "psikt": PSIKT, "dkt": DKT, "cakt": CAKT, "sakt": SAKT,
+    "rate": RATE,
+    "bkt": BKT,
+    "hbkt": HBKT,
+    "psikt": PSIKT,
+    "dkt": DKT,
+    "cakt": CAKT,
+    "sakt": SAKT,
 }
 """kind -> its hyper-parameters, for callers that must not import the estimator (the web process):
 each estimator class names the same object as its ``PARAMS``."""

@@ -26,43 +26,22 @@ product is a noisy AND, each prerequisite i of k blocking a practice step on k w
 probability gamma_l (1 - r^i), so practice teaches k little while its prerequisites
 are unknown. lambda_l is the learner's learning speed.
 
-Why the direction of an edge is identifiable. If i -> k, practice on k is fruitless
-while i is unknown and fruitful once it is known; learning i never depends on k. The
-reverse edge k -> i would block learning i until k is known, which contradicts every
-learner who learns i first. So the likelihood separates the two wherever learners
-practise a dependent skill before knowing all its prerequisites (in a course, the
-learners who move on without having learnt a skill or who forgot it), see
-tracing.simulate's ``"course"`` policy. Two things the model had before and which
-hid this: (1) the paper's drift term b^k = gamma sum_i A_ik z^i / K pulled z^k towards
-its prerequisites' level in both directions, so an edge k -> i explained "knowing
-k implies knowing i" as well as i -> k explained "not knowing i implies not knowing
-k", and on simulated data the strong edges pointed backwards; it is left out. (2)
-Without a learning-speed trait, knowing the skill taught just before k in the course
-stood in for "this learner learns fast", and the fit drew false edges from a skill's
-course predecessor; lambda_l removes that confound. gamma_l starts near 0.9 so a
-single edge can gate learning strongly (at 0.5 the fit stacked redundant edges).
-Limits that remain: the filter keeps one belief per skill, so "k known implies i
-known" never reaches i's belief. An edge from a grandparent (a second witness of the
-parent's state) or from a skill learnt just before k whose knowledge implies one of k's
-prerequisites (a fresher witness than that prerequisite's own decayed estimate) can
-then add likelihood and be drawn, more so with more data, and the prerequisite it
-stands in for can be missed. Tried and dropped: readiness as progress from the resting
-level to the ceiling (no change), a prerequisite's readiness discounted by its own
-gate (recall fell to 0.2), edge logits starting at 0 (worse), a sparser edge prior
-(rho 0.02 for 0.05: the same edges; 0.005: weak spurious edges go, weak true ones too,
-recall 0.6 on bench graph 1; a prior moves a logit by a few nats while the
-fresher-witness and grandparent edges sit at q >= 0.9 on 800 learners).
+Two departures from the paper, both so that an edge's direction can be learned. The
+paper's drift term b^k = gamma sum_i A_ik z^i / K (z^k pulled towards its prerequisites'
+level) is left out: it explains an edge k -> i as well as i -> k. The learning-speed
+trait lambda_l is added: without it, knowing the skill taught just before k stands in
+for "this learner learns fast". With the graph acting through learning only, i -> k
+makes practice on k fruitless while i is unknown and learning i never depends on k, so
+the likelihood separates the two directions wherever learners practise a skill before
+knowing all its prerequisites (tracing.simulate's ``"course"`` policy).
+
+A limit: the filter keeps one belief per skill, so "k known implies i known" never
+reaches i's belief, and an edge from a grandparent, or from a skill taught just before
+k whose knowledge implies one of k's prerequisites, can add likelihood and be drawn.
 ``learned_prerequisites()`` reports the graph transitively reduced
 (:func:`drop_implied_edges`), as prerequisite maps are drawn and as tracing.simulate
 plants them; this is what a fit stores for the course (``reduced=False`` gives every
-edge over the threshold). It removes grandparent edges, which add no order that a path
-does not already give, but where a fresher-witness edge j -> k is learned beside the
-true i -> j and i -> k it removes the true i -> k instead. Fresher-witness edges need
-j taught just before k for (nearly) every learner: when classes follow different
-topological orders of the graph (tracing.simulate's ``cohorts``), the spurious edges
-left on the bench's planted graphs are grandparent edges only. bench/psikt.py reports precision and recall on
-five planted graphs, with one syllabus for all and with a syllabus per class, with
-both readouts.
+edge over the threshold).
 
 Inference. The knowledge z is integrated out by an assumed-density (Kalman-style)
 filter with a diagonal Gaussian per learner: the drift step above is linear in z;
@@ -90,6 +69,9 @@ expected graph at prediction time.
 Time. ``unit_seconds`` (default one day) is the time unit of alpha. Untimed data
 (``Dataset.has_time`` False) stores step numbers as timestamps; there the unit is one
 answer, so dt counts answers in between.
+
+Lab notes (the forms tried and dropped, the starting values, the figures on the
+bench's planted graphs): docs/psikt-notes.md.
 """
 
 from __future__ import annotations
@@ -105,7 +87,7 @@ import pyro.distributions as dist
 import torch
 from pyro.distributions.torch_distribution import TorchDistributionMixin
 from pyro.infer import TraceMeanField_ELBO
-from pyro.nn import PyroModule, PyroParam
+from pyro.nn import PyroModule
 from torch.distributions import constraints
 from torch.distributions.kl import register_kl
 from torch.distributions.relaxed_bernoulli import LogitRelaxedBernoulli as _TorchLogitRelaxedBernoulli
@@ -118,6 +100,7 @@ from tracing.estimators.pyro_common import (
     fitting_context,
     load_artifact,
     pad_learners,
+    pyro_param,
     run_svi,
     save_artifact,
     time_unit,
@@ -134,13 +117,14 @@ class LogitRelaxedBernoulli(_TorchLogitRelaxedBernoulli, TorchDistributionMixin)
     has_rsample = True  # torch samples it by reparameterisation but leaves the flag unset
 
 
-@register_kl(LogitRelaxedBernoulli, LogitRelaxedBernoulli)
+@register_kl(LogitRelaxedBernoulli, LogitRelaxedBernoulli)  # type: ignore[untyped-decorator]  # torch's is unannotated
 def _kl_relaxed_bernoulli(posterior: LogitRelaxedBernoulli, prior: LogitRelaxedBernoulli) -> torch.Tensor:
     # The KL of the Bernoulli laws the relaxations stand for (their zero-temperature limit):
     # closed form and noiseless, where a Monte Carlo estimate over K^2 edges swamps the ELBO.
     q, p = posterior.logits, prior.logits
-    return (torch.sigmoid(q) * (F.logsigmoid(q) - F.logsigmoid(p))
-            + torch.sigmoid(-q) * (F.logsigmoid(-q) - F.logsigmoid(-p)))
+    return torch.sigmoid(q) * (F.logsigmoid(q) - F.logsigmoid(p)) + torch.sigmoid(-q) * (
+        F.logsigmoid(-q) - F.logsigmoid(-p)
+    )
 
 
 def drop_implied_edges(probability: np.ndarray, chosen: np.ndarray) -> np.ndarray:
@@ -184,21 +168,24 @@ def initial_knowledge(raw: torch.Tensor, n_skills: int) -> tuple[torch.Tensor, t
     return mean, variance
 
 
-def drift(mean: torch.Tensor, variance: torch.Tensor, raw: torch.Tensor,
-          elapsed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def drift(
+    mean: torch.Tensor, variance: torch.Tensor, raw: torch.Tensor, elapsed: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The OU step over ``elapsed`` (B,) time units: mean and variance (B, K) of z afterwards."""
     alpha, mu, sigma, *_ = trait_values(raw)
     decay = torch.exp(-alpha * elapsed)[:, None]
     return _drift(mean, variance, decay, mu[:, None], (sigma**2 / (2 * alpha))[:, None])
 
 
-def _drift(mean: torch.Tensor, variance: torch.Tensor, decay: torch.Tensor, level: torch.Tensor,
-           stationary: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _drift(
+    mean: torch.Tensor, variance: torch.Tensor, decay: torch.Tensor, level: torch.Tensor, stationary: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     return decay * mean + (1 - decay) * level, decay**2 * variance + stationary * (1 - decay**2)
 
 
-def answer_location(mean: torch.Tensor, variance: torch.Tensor, weight: torch.Tensor,
-                    bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def answer_location(
+    mean: torch.Tensor, variance: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Probit location and 1/sqrt(1 + var f): P(correct) = Phi(location); all (B,).
 
     ``weight`` (B, K) is the emission row of the answered item, ``bias`` (B,) its offset.
@@ -209,8 +196,14 @@ def answer_location(mean: torch.Tensor, variance: torch.Tensor, weight: torch.Te
     return centre * shrink, shrink
 
 
-def observe(mean: torch.Tensor, variance: torch.Tensor, weight: torch.Tensor, location: torch.Tensor,
-            shrink: torch.Tensor, correct: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def observe(
+    mean: torch.Tensor,
+    variance: torch.Tensor,
+    weight: torch.Tensor,
+    location: torch.Tensor,
+    shrink: torch.Tensor,
+    correct: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Moment-matched posterior (B, K) of z after the answer ``correct`` (B,), >= 0.5 counts as right.
 
     A zero ``weight`` row leaves z as it was (how padding is skipped).
@@ -238,8 +231,15 @@ def prerequisite_gate(readiness: torch.Tensor, coupling: torch.Tensor, graph: to
     return torch.exp(torch.log1p(-coupling * (1 - readiness)) @ graph)
 
 
-def practise(mean: torch.Tensor, variance: torch.Tensor, gain: torch.Tensor, practised: torch.Tensor,
-             ceiling: torch.Tensor, noise: torch.Tensor, gate: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def practise(
+    mean: torch.Tensor,
+    variance: torch.Tensor,
+    gain: torch.Tensor,
+    practised: torch.Tensor,
+    ceiling: torch.Tensor,
+    noise: torch.Tensor,
+    gate: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Practice moves knowledge: z^k moves a fraction of the way to ``ceiling`` (K,).
 
     The fraction is eta_k (``gain``, (B, K)) times the prerequisite ``gate`` (B, K) (see
@@ -252,14 +252,20 @@ def practise(mean: torch.Tensor, variance: torch.Tensor, gain: torch.Tensor, pra
     return mean + step * (ceiling - mean), (1 - step) ** 2 * variance + noise * practised
 
 
-def readiness_of(mean: torch.Tensor, variance: torch.Tensor, scale: torch.Tensor,
-                 typical: torch.Tensor) -> torch.Tensor:
+def readiness_of(
+    mean: torch.Tensor, variance: torch.Tensor, scale: torch.Tensor, typical: torch.Tensor
+) -> torch.Tensor:
     """P(correct) on an item of average difficulty for each skill alone, (B, K): the mastery."""
-    return torch.special.ndtr((scale * mean + typical) * torch.rsqrt(1 + scale**2 * variance))
+    readiness: torch.Tensor = torch.special.ndtr((scale * mean + typical) * torch.rsqrt(1 + scale**2 * variance))
+    return readiness
 
 
-def run_filter(course: dict[str, torch.Tensor], raw: torch.Tensor, batch: dict[str, torch.Tensor],
-               start: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, ...]:
+def run_filter(
+    course: dict[str, torch.Tensor],
+    raw: torch.Tensor,
+    batch: dict[str, torch.Tensor],
+    start: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, ...]:
     """Filter a padded batch: (log-likelihood (B,), P(correct) (B, T), final mean, final variance).
 
     ``course`` holds ``weight`` (J, K), ``bias`` (J,), ``gain`` (J, K) (eta_k on the item's
@@ -289,20 +295,32 @@ def run_filter(course: dict[str, torch.Tensor], raw: torch.Tensor, batch: dict[s
         locations.append(location)
         mean, variance = observe(mean, variance, weight, location, shrink, correct[:, step])
         readiness = readiness_of(mean, variance, course["scale"], course["typical"])
-        mean, variance = practise(mean, variance, learner_gain(course["gain"][answered] * on, speed),
-                                  course["practised"][answered] * on, course["ceiling"], course["noise"],
-                                  prerequisite_gate(readiness, coupling, graph))
+        mean, variance = practise(
+            mean,
+            variance,
+            learner_gain(course["gain"][answered] * on, speed),
+            course["practised"][answered] * on,
+            course["ceiling"],
+            course["noise"],
+            prerequisite_gate(readiness, coupling, graph),
+        )
     location = torch.stack(locations, dim=1)
-    log_likelihood = (live * (correct * torch.special.log_ndtr(location)
-                              + (1 - correct) * torch.special.log_ndtr(-location))).sum(1)
+    log_likelihood = (
+        live * (correct * torch.special.log_ndtr(location) + (1 - correct) * torch.special.log_ndtr(-location))
+    ).sum(1)
     return log_likelihood, torch.special.ndtr(location), mean, variance
 
 
 class CourseModel(PyroModule):
     """The generative model; holds the course-level parameters (module-local, never global)."""
 
-    def __init__(self, *, q_matrix: np.ndarray, item_rate: np.ndarray, n_learners: int, edge_prior: float,
-                 temperature: float) -> None:
+    share: torch.Tensor  # buffers, registered in __init__
+    practised: torch.Tensor
+    off_diagonal: torch.Tensor
+
+    def __init__(
+        self, *, q_matrix: np.ndarray, item_rate: np.ndarray, n_learners: int, edge_prior: float, temperature: float
+    ) -> None:
         super().__init__()
         n_items, n_skills = q_matrix.shape
         self.n_learners, self.n_skills, self.temperature = n_learners, n_skills, temperature
@@ -312,27 +330,33 @@ class CourseModel(PyroModule):
         self.register_buffer("off_diagonal", 1 - torch.eye(n_skills))
         self.edge_prior_logit = math.log(edge_prior / (1 - edge_prior))
         rate = torch.as_tensor(np.clip(item_rate, 0.05, 0.95), dtype=torch.float32)
-        self.bias = PyroParam(torch.special.ndtri(rate))
-        self.scale = PyroParam(torch.tensor(1.0), constraint=constraints.positive)
-        self.gain = PyroParam(torch.full((n_skills,), 0.1), constraint=constraints.unit_interval)
-        self.ceiling = PyroParam(torch.full((n_skills,), 2.0))
-        self.noise = PyroParam(torch.tensor(0.05), constraint=constraints.positive)
+        self.bias = pyro_param(torch.special.ndtri(rate))
+        self.scale = pyro_param(torch.tensor(1.0), constraint=constraints.positive)
+        self.gain = pyro_param(torch.full((n_skills,), 0.1), constraint=constraints.unit_interval)
+        self.ceiling = pyro_param(torch.full((n_skills,), 2.0))
+        self.noise = pyro_param(torch.tensor(0.05), constraint=constraints.positive)
         # gamma starts near 0.9: an edge, once there, gates learning strongly; a gamma of 0.5
         # capped the gate at halving the gain, and the fit stacked redundant edges to sharpen it.
-        self.population_loc = PyroParam(torch.tensor([math.log(0.2), 0.0, 0.0, 2.0, 0.0]))
-        self.population_scale = PyroParam(torch.full((N_TRAITS,), 0.5), constraint=constraints.positive)
+        self.population_loc = pyro_param(torch.tensor([math.log(0.2), 0.0, 0.0, 2.0, 0.0]))
+        self.population_scale = pyro_param(torch.full((N_TRAITS,), 0.5), constraint=constraints.positive)
 
     def course(self, graph: torch.Tensor) -> dict[str, torch.Tensor]:
         typical = (self.practised.T @ self.bias) / torch.clamp(self.practised.sum(0), min=1)
-        return {"weight": self.scale * self.share, "bias": self.bias, "gain": self.gain * self.practised,
-                "scale": self.scale, "typical": typical,
-                "practised": self.practised, "ceiling": self.ceiling, "noise": self.noise,
-                "graph": graph * self.off_diagonal}
+        return {
+            "weight": self.scale * self.share,
+            "bias": self.bias,
+            "gain": self.gain * self.practised,
+            "scale": self.scale,
+            "typical": typical,
+            "practised": self.practised,
+            "ceiling": self.ceiling,
+            "noise": self.noise,
+            "graph": graph * self.off_diagonal,
+        }
 
     def forward(self, batch: dict[str, torch.Tensor], index: torch.Tensor) -> None:
         shape = (self.n_skills, self.n_skills)
-        prior = LogitRelaxedBernoulli(torch.tensor(self.temperature),
-                                      logits=torch.full(shape, self.edge_prior_logit))
+        prior = LogitRelaxedBernoulli(torch.tensor(self.temperature), logits=torch.full(shape, self.edge_prior_logit))
         graph = torch.sigmoid(pyro.sample("graph", prior.to_event(2)))
         course = self.course(graph)
         with pyro.plate("learners", self.n_learners, subsample=index):
@@ -344,17 +368,15 @@ class CourseModel(PyroModule):
 class CourseGuide(PyroModule):
     """q(A) relaxed Bernoulli per edge, q(s_l) Normal per learner."""
 
-    def __init__(self, *, n_learners: int, n_skills: int, population_loc: torch.Tensor,
-                 temperature: float) -> None:
+    def __init__(self, *, n_learners: int, n_skills: int, population_loc: torch.Tensor, temperature: float) -> None:
         super().__init__()
         self.temperature = temperature
-        self.edge_logits = PyroParam(torch.full((n_skills, n_skills), -2.0))
-        self.trait_loc = PyroParam(population_loc.detach().expand(n_learners, N_TRAITS).clone())
-        self.trait_scale = PyroParam(torch.full((n_learners, N_TRAITS), 0.1), constraint=constraints.positive)
+        self.edge_logits = pyro_param(torch.full((n_skills, n_skills), -2.0))
+        self.trait_loc = pyro_param(population_loc.detach().expand(n_learners, N_TRAITS).clone())
+        self.trait_scale = pyro_param(torch.full((n_learners, N_TRAITS), 0.1), constraint=constraints.positive)
 
     def forward(self, batch: dict[str, torch.Tensor], index: torch.Tensor) -> None:
-        pyro.sample("graph", LogitRelaxedBernoulli(torch.tensor(self.temperature),
-                                                   logits=self.edge_logits).to_event(2))
+        pyro.sample("graph", LogitRelaxedBernoulli(torch.tensor(self.temperature), logits=self.edge_logits).to_event(2))
         with pyro.plate("learners", self.trait_loc.shape[0], subsample=index):
             pyro.sample("traits", dist.Normal(self.trait_loc[index], self.trait_scale[index]).to_event(1))
 
@@ -362,8 +384,14 @@ class CourseGuide(PyroModule):
 class AbsorbModel(PyroModule):
     """Per-learner traits only, course-level parameters frozen: the prior is the course posterior."""
 
-    def __init__(self, *, course: dict[str, torch.Tensor], prior_loc: torch.Tensor, prior_scale: torch.Tensor,
-                 starts: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> None:
+    def __init__(
+        self,
+        *,
+        course: dict[str, torch.Tensor],
+        prior_loc: torch.Tensor,
+        prior_scale: torch.Tensor,
+        starts: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    ) -> None:
         super().__init__()
         self.frozen, self.prior_loc, self.prior_scale = course, prior_loc, prior_scale
         self.starts = starts  # resume flag (B,), mean (B, K), variance (B, K)
@@ -373,8 +401,10 @@ class AbsorbModel(PyroModule):
             raw = pyro.sample("traits", dist.Normal(self.prior_loc[index], self.prior_scale[index]).to_event(1))
             resume, mean, variance = (part[index] for part in self.starts)
             fresh_mean, fresh_variance = initial_knowledge(raw, mean.shape[1])
-            start = (torch.where(resume[:, None], mean, fresh_mean),
-                     torch.where(resume[:, None], variance, fresh_variance))
+            start = (
+                torch.where(resume[:, None], mean, fresh_mean),
+                torch.where(resume[:, None], variance, fresh_variance),
+            )
             log_likelihood, *_ = run_filter(self.frozen, raw, batch, start)
             pyro.factor("answers", log_likelihood)
 
@@ -382,9 +412,10 @@ class AbsorbModel(PyroModule):
 class AbsorbGuide(PyroModule):
     def __init__(self, prior_loc: torch.Tensor, prior_scale: torch.Tensor) -> None:
         super().__init__()
-        self.trait_loc = PyroParam(prior_loc.clone())
-        self.trait_scale = PyroParam(torch.minimum(prior_scale, torch.tensor(0.1)).clone(),
-                                     constraint=constraints.positive)
+        self.trait_loc = pyro_param(prior_loc.clone())
+        self.trait_scale = pyro_param(
+            torch.minimum(prior_scale, torch.tensor(0.1)).clone(), constraint=constraints.positive
+        )
 
     def forward(self, batch: dict[str, torch.Tensor], index: torch.Tensor) -> None:
         with pyro.plate("learners", self.trait_loc.shape[0], subsample=index):
@@ -406,8 +437,7 @@ def _with_all_traits(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     if missing <= 0:
         return arrays
     arrays = dict(arrays)
-    for name, fill in (("population_loc", 0.0), ("population_scale", 0.5), ("trait_loc", 0.0),
-                       ("trait_scale", 0.5)):
+    for name, fill in (("population_loc", 0.0), ("population_scale", 0.5), ("trait_loc", 0.0), ("trait_scale", 0.5)):
         value = arrays[name]
         arrays[name] = np.concatenate([value, np.full(value.shape[:-1] + (missing,), fill)], axis=-1)
     return arrays
@@ -430,8 +460,16 @@ class PsiKT(Estimator):
     def configure(self, config: dict[str, Any]) -> None:
         super().configure(config)
         self.steps, self.batch_size, self.learning_rate = config["steps"], config["batch_size"], config["learning_rate"]
-        self.max_length, self.unit_seconds, self.edge_prior = config["max_length"], config["unit_seconds"], config["edge_prior"]
-        self.temperature, self.absorb_steps, self.threads = config["temperature"], config["absorb_steps"], config["threads"]
+        self.max_length, self.unit_seconds, self.edge_prior = (
+            config["max_length"],
+            config["unit_seconds"],
+            config["edge_prior"],
+        )
+        self.temperature, self.absorb_steps, self.threads = (
+            config["temperature"],
+            config["absorb_steps"],
+            config["threads"],
+        )
         self.unit = 1.0
         self.q_matrix = np.zeros((0, 0), dtype=bool)
         self.arrays: dict[str, np.ndarray] = {}
@@ -452,22 +490,38 @@ class PsiKT(Estimator):
         overall = float(data.correct.mean()) if data.n_rows else 0.5
         item_rate = (hits + 2 * overall) / (counts + 2)
         with fitting_context(threads=self.threads, seed=seed):
-            model = CourseModel(q_matrix=data.q_matrix, item_rate=item_rate, n_learners=data.n_learners,
-                                edge_prior=self.edge_prior, temperature=self.temperature)
-            guide = CourseGuide(n_learners=data.n_learners, n_skills=data.n_skills,
-                                population_loc=model.population_loc, temperature=self.temperature)
-            padded = pad_learners(data, np.arange(data.n_learners), unit=self.unit,
-                                  max_length=self.max_length).torch()
+            model = CourseModel(
+                q_matrix=data.q_matrix,
+                item_rate=item_rate,
+                n_learners=data.n_learners,
+                edge_prior=self.edge_prior,
+                temperature=self.temperature,
+            )
+            guide = CourseGuide(
+                n_learners=data.n_learners,
+                n_skills=data.n_skills,
+                population_loc=model.population_loc,
+                temperature=self.temperature,
+            )
+            padded = pad_learners(data, np.arange(data.n_learners), unit=self.unit, max_length=self.max_length).torch()
             elbo = TraceMeanField_ELBO()
 
             def loss(index: np.ndarray) -> torch.Tensor:
                 batch = _batch_tensors(padded, index)
-                return elbo.differentiable_loss(model, guide, batch, torch.as_tensor(index))
+                value: torch.Tensor = elbo.differentiable_loss(model, guide, batch, torch.as_tensor(index))
+                return value
 
-            self.losses = run_svi(loss, list(model.parameters()) + list(guide.parameters()),
-                                  n_learners=data.n_learners, batch_size=min(self.batch_size, data.n_learners),
-                                  steps=self.steps, learning_rate=self.learning_rate, seed=seed,
-                                  progress=progress, lengths=np.minimum(data.lengths, self.max_length))
+            self.losses = run_svi(
+                loss,
+                list(model.parameters()) + list(guide.parameters()),
+                n_learners=data.n_learners,
+                batch_size=min(self.batch_size, data.n_learners),
+                steps=self.steps,
+                learning_rate=self.learning_rate,
+                seed=seed,
+                progress=progress,
+                lengths=np.minimum(data.lengths, self.max_length),
+            )
             with torch.no_grad():
                 self.arrays = {
                     "bias": model.bias.double().numpy().copy(),
@@ -487,8 +541,15 @@ class PsiKT(Estimator):
         progress("svi", 1.0)
         return self
 
-    def absorb(self, data: Dataset, *, seed: int = 0, steps: int | None = None,
-               learning_rate: float = 0.1, progress: Progress | None = None) -> Self:
+    def absorb(
+        self,
+        data: Dataset,
+        *,
+        seed: int = 0,
+        steps: int | None = None,
+        learning_rate: float = 0.1,
+        progress: Progress | None = None,
+    ) -> Self:
         """Fit only the traits of ``data``'s learners, the course posterior (graph, items, gains,
         population) frozen: the incremental path for new learners and new answers.
 
@@ -503,10 +564,12 @@ class PsiKT(Estimator):
         data = self.aligned(data)
         known = np.array([self.learner_index.get(name, -1) for name in data.learner_ids], dtype=np.int64)
         resume = known >= 0
-        prior_loc = np.where(resume[:, None], self.arrays["trait_loc"][np.maximum(known, 0)],
-                             self.arrays["population_loc"][None, :])
-        prior_scale = np.where(resume[:, None], self.arrays["trait_scale"][np.maximum(known, 0)],
-                               self.arrays["population_scale"][None, :])
+        prior_loc = np.where(
+            resume[:, None], self.arrays["trait_loc"][np.maximum(known, 0)], self.arrays["population_loc"][None, :]
+        )
+        prior_scale = np.where(
+            resume[:, None], self.arrays["trait_scale"][np.maximum(known, 0)], self.arrays["population_scale"][None, :]
+        )
         start_mean = np.where(resume[:, None], self.arrays["end_mean"][np.maximum(known, 0)], 0.0)
         start_variance = np.where(resume[:, None], self.arrays["end_variance"][np.maximum(known, 0)], 1.0)
         start_at = np.where(resume, self.arrays["end_at"][np.maximum(known, 0)], np.nan)
@@ -515,25 +578,40 @@ class PsiKT(Estimator):
         padded_numpy.elapsed[:, 0] = first_gap
         with fitting_context(threads=self.threads, seed=seed):
             course = {name: value.float() for name, value in self._course_tensors().items()}
-            as_float = lambda array: torch.as_tensor(array, dtype=torch.float32)  # noqa: E731
+
+            def as_float(array: np.ndarray) -> torch.Tensor:
+                return torch.as_tensor(array, dtype=torch.float32)
+
             starts = (torch.as_tensor(resume), as_float(start_mean), as_float(start_variance))
-            model = AbsorbModel(course=course, prior_loc=as_float(prior_loc), prior_scale=as_float(prior_scale),
-                                starts=starts)
+            model = AbsorbModel(
+                course=course, prior_loc=as_float(prior_loc), prior_scale=as_float(prior_scale), starts=starts
+            )
             guide = AbsorbGuide(as_float(prior_loc), as_float(prior_scale))
             padded = padded_numpy.torch()
             elbo = TraceMeanField_ELBO()
 
             def loss(index: np.ndarray) -> torch.Tensor:
-                return elbo.differentiable_loss(model, guide, _batch_tensors(padded, index), torch.as_tensor(index))
+                value: torch.Tensor = elbo.differentiable_loss(
+                    model, guide, _batch_tensors(padded, index), torch.as_tensor(index)
+                )
+                return value
 
             # Each learner's traits are its own parameters, so a pass over the newcomers is what
             # counts: on DBE-KT22, 10 passes at 0.1 gave the multi-step AUC of 60 passes at 0.05.
             batch_size = min(max(self.batch_size, 128), data.n_learners)
             passes = steps or self.absorb_steps
-            run_svi(loss, list(guide.parameters()), n_learners=data.n_learners, batch_size=batch_size,
-                    steps=passes * -(-data.n_learners // batch_size), learning_rate=learning_rate, seed=seed,
-                    progress=progress,
-                    stage="absorb", lengths=np.minimum(data.lengths, self.max_length))
+            run_svi(
+                loss,
+                list(guide.parameters()),
+                n_learners=data.n_learners,
+                batch_size=batch_size,
+                steps=passes * -(-data.n_learners // batch_size),
+                learning_rate=learning_rate,
+                seed=seed,
+                progress=progress,
+                stage="absorb",
+                lengths=np.minimum(data.lengths, self.max_length),
+            )
             with torch.no_grad():
                 new_loc = guide.trait_loc.double().numpy().copy()
                 new_scale = guide.trait_scale.double().numpy().copy()
@@ -594,8 +672,9 @@ class PsiKT(Estimator):
                 loc[position], scale[position] = self.arrays["trait_loc"][slot], self.arrays["trait_scale"][slot]
         return loc, scale
 
-    def _filter(self, data: Dataset, learners: np.ndarray, raw: np.ndarray,
-                starts: tuple[np.ndarray, ...] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _filter(
+        self, data: Dataset, learners: np.ndarray, raw: np.ndarray, starts: tuple[np.ndarray, ...] | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Run the float64 filter over ``learners``: (P(correct) per row of data, final mean, final var)."""
         padded = pad_learners(data, learners, unit=self.unit)
         if starts is not None:
@@ -607,20 +686,31 @@ class PsiKT(Estimator):
             if starts is not None:
                 resume = torch.as_tensor(starts[0][learners])[:, None]
                 fresh_mean, fresh_variance = initial_knowledge(raw_tensor, len(self._skill_ids))
-                start = (torch.where(resume, torch.as_tensor(starts[1][learners]), fresh_mean),
-                         torch.where(resume, torch.as_tensor(starts[2][learners]), fresh_variance))
+                start = (
+                    torch.where(resume, torch.as_tensor(starts[1][learners]), fresh_mean),
+                    torch.where(resume, torch.as_tensor(starts[2][learners]), fresh_variance),
+                )
             _, probability, mean, variance = run_filter(self._course_tensors(), raw_tensor, tensors, start)
         out = np.full(data.n_rows, np.nan)
         out[padded.rows[padded.mask]] = probability.numpy()[padded.mask]
         return out, mean.numpy(), variance.numpy()
 
-    def _store_end_states(self, data: Dataset, learners: np.ndarray, *, slots: np.ndarray | None = None,
-                          starts: tuple[np.ndarray, ...] | None = None) -> None:
+    def _store_end_states(
+        self,
+        data: Dataset,
+        learners: np.ndarray,
+        *,
+        slots: np.ndarray | None = None,
+        starts: tuple[np.ndarray, ...] | None = None,
+    ) -> None:
         slots = learners if slots is None else slots
         size = len(self.learner_index)
         if "end_mean" not in self.arrays:
-            self.arrays.update(end_mean=np.zeros((0, len(self._skill_ids))),
-                               end_variance=np.zeros((0, len(self._skill_ids))), end_at=np.zeros(0))
+            self.arrays.update(
+                end_mean=np.zeros((0, len(self._skill_ids))),
+                end_variance=np.zeros((0, len(self._skill_ids))),
+                end_at=np.zeros(0),
+            )
         self._grow(size)
         raw = self.arrays["trait_loc"][slots]
         for chunk in np.array_split(np.arange(len(learners)), max(1, len(learners) // 512)):
@@ -646,7 +736,7 @@ class PsiKT(Estimator):
         for chunk in np.array_split(learners, max(1, data.n_learners // 512)):
             if len(chunk):
                 probability, _, _ = self._filter(data, chunk, raw[chunk])
-                chosen = np.concatenate([np.arange(*data.rows(l).indices(data.n_rows)) for l in chunk])
+                chosen = np.concatenate([np.arange(*data.rows(learner).indices(data.n_rows)) for learner in chunk])
                 out[chosen] = probability[chosen]
         return out
 
@@ -661,26 +751,45 @@ class PsiKT(Estimator):
             _, mean, variance = self._filter(data, chunk, loc[chunk])
             for position, learner in enumerate(chunk):
                 at = float(data.timestamp[data.offsets[learner + 1] - 1]) if data.lengths[learner] else None
-                states.append(self._state(mean[position], variance[position], loc[learner], scale[learner], at,
-                                          data.learner_ids[learner]))
+                states.append(
+                    self._state(
+                        mean[position], variance[position], loc[learner], scale[learner], at, data.learner_ids[learner]
+                    )
+                )
         return states
 
-    def _state(self, mean: np.ndarray, variance: np.ndarray, loc: np.ndarray, scale: np.ndarray,
-               at: float | None, learner: str | None) -> LearnerState:
-        memory = {"mean": mean.tolist(), "variance": variance.tolist(), "trait_loc": loc.tolist(),
-                  "trait_scale": scale.tolist(), "learner": learner}
+    def _state(
+        self,
+        mean: np.ndarray,
+        variance: np.ndarray,
+        loc: np.ndarray,
+        scale: np.ndarray,
+        at: float | None,
+        learner: str | None,
+    ) -> LearnerState:
+        memory = {
+            "mean": mean.tolist(),
+            "variance": variance.tolist(),
+            "trait_loc": loc.tolist(),
+            "trait_scale": scale.tolist(),
+            "learner": learner,
+        }
         return LearnerState(mastery=self._mastery(mean, variance), memory=memory, at=at)
 
     def _typical(self) -> np.ndarray:
         """Mean emission offset c_j of each skill's items, (K,)."""
         counts = self.q_matrix.sum(axis=0)
-        return (self.q_matrix.T.astype(np.float64) @ self.arrays["bias"]) / np.maximum(counts, 1)
+        typical: np.ndarray = (self.q_matrix.T.astype(np.float64) @ self.arrays["bias"]) / np.maximum(counts, 1)
+        return typical
 
     def _mastery(self, mean: np.ndarray, variance: np.ndarray) -> np.ndarray:
         """P(correct) on an item of average difficulty for each skill alone, (K,)."""
-        return readiness_of(torch.as_tensor(mean), torch.as_tensor(variance),
-                            torch.as_tensor(self.arrays["scale"], dtype=torch.float64),
-                            torch.as_tensor(self._typical())).numpy()
+        return readiness_of(
+            torch.as_tensor(mean),
+            torch.as_tensor(variance),
+            torch.as_tensor(self.arrays["scale"], dtype=torch.float64),
+            torch.as_tensor(self._typical()),
+        ).numpy()
 
     def initial_state(self) -> LearnerState:
         loc, scale = self.arrays["population_loc"], self.arrays["population_scale"]
@@ -691,9 +800,14 @@ class PsiKT(Estimator):
         """The stored state of a fitted or absorbed learner at the end of its absorbed rows."""
         slot = self.learner_index[learner_id]
         at = float(self.arrays["end_at"][slot])
-        return self._state(self.arrays["end_mean"][slot], self.arrays["end_variance"][slot],
-                           self.arrays["trait_loc"][slot], self.arrays["trait_scale"][slot],
-                           None if math.isnan(at) else at, learner_id)
+        return self._state(
+            self.arrays["end_mean"][slot],
+            self.arrays["end_variance"][slot],
+            self.arrays["trait_loc"][slot],
+            self.arrays["trait_scale"][slot],
+            None if math.isnan(at) else at,
+            learner_id,
+        )
 
     def _unpack(self, state: LearnerState, at: float | None) -> tuple[torch.Tensor, ...]:
         memory = state.memory
@@ -710,28 +824,43 @@ class PsiKT(Estimator):
             mean, variance = drift(mean, variance, raw, gap)
             weight, bias = course["weight"][[item]], course["bias"][[item]]
             location, shrink = answer_location(mean, variance, weight, bias)
-            mean, variance = observe(mean, variance, weight, location, shrink,
-                                     torch.tensor([correct], dtype=torch.float64))
+            mean, variance = observe(
+                mean, variance, weight, location, shrink, torch.tensor([correct], dtype=torch.float64)
+            )
             readiness = readiness_of(mean, variance, course["scale"], course["typical"])
             _, _, _, coupling, speed = trait_values(raw)
             gate = prerequisite_gate(readiness, coupling[:, None], course["graph"])
-            mean, variance = practise(mean, variance, learner_gain(course["gain"][[item]], speed[:, None]),
-                                      course["practised"][[item]],
-                                      course["ceiling"], course["noise"], gate)
+            mean, variance = practise(
+                mean,
+                variance,
+                learner_gain(course["gain"][[item]], speed[:, None]),
+                course["practised"][[item]],
+                course["ceiling"],
+                course["noise"],
+                gate,
+            )
         memory = state.memory
-        return self._state(mean[0].numpy(), variance[0].numpy(), np.asarray(memory["trait_loc"]),
-                           np.asarray(memory["trait_scale"]), float(at), memory.get("learner"))
+        return self._state(
+            mean[0].numpy(),
+            variance[0].numpy(),
+            np.asarray(memory["trait_loc"]),
+            np.asarray(memory["trait_scale"]),
+            float(at),
+            memory.get("learner"),
+        )
 
     def predict_next(self, state: LearnerState, items: np.ndarray, *, at: float | None = None) -> np.ndarray:
         course = self._course_tensors()
-        items = torch.as_tensor(np.asarray(items, dtype=np.int64))
+        chosen = torch.as_tensor(np.asarray(items, dtype=np.int64))
         mean, variance, raw, gap = self._unpack(state, at)
         with torch.no_grad():
             mean, variance = drift(mean, variance, raw, gap)
-            weight = course["weight"][items]
-            location, _ = answer_location(mean.expand(len(items), -1), variance.expand(len(items), -1),
-                                          weight, course["bias"][items])
-            return torch.special.ndtr(location).numpy()
+            weight = course["weight"][chosen]
+            location, _ = answer_location(
+                mean.expand(len(chosen), -1), variance.expand(len(chosen), -1), weight, course["bias"][chosen]
+            )
+            probability: np.ndarray = torch.special.ndtr(location).numpy()
+            return probability
 
     def mastery_at(self, state: LearnerState, at: float) -> np.ndarray:
         """Mastery after drifting to ``at`` with no practice: it relaxes towards the long-run level."""
@@ -744,7 +873,7 @@ class PsiKT(Estimator):
 
     def edge_probabilities(self) -> np.ndarray:
         """q(A_ik = 1), (K, K): skill i is a prerequisite of skill k; zero diagonal."""
-        probability = 1 / (1 + np.exp(-self.arrays["edge_logits"]))
+        probability: np.ndarray = 1 / (1 + np.exp(-self.arrays["edge_logits"]))
         np.fill_diagonal(probability, 0.0)
         return probability
 
@@ -780,20 +909,32 @@ class PsiKT(Estimator):
     def params(self) -> dict[str, Any]:
         population = {}
         for position, name in enumerate(TRAIT_NAMES):
-            population[name] = {"loc": float(self.arrays["population_loc"][position]),
-                                "scale": float(self.arrays["population_scale"][position])}
-        return {"population_traits_raw": population, "emission_scale": float(self.arrays["scale"]),
-                "mean_gain": float(self.arrays["gain"].mean()), "unit": self.unit,
-                "edges_over_half": len(self.learned_prerequisites(0.5, reduced=False)),
-                "final_loss": self.losses[-1] if self.losses else None, **self.timings}
+            population[name] = {
+                "loc": float(self.arrays["population_loc"][position]),
+                "scale": float(self.arrays["population_scale"][position]),
+            }
+        return {
+            "population_traits_raw": population,
+            "emission_scale": float(self.arrays["scale"]),
+            "mean_gain": float(self.arrays["gain"].mean()),
+            "unit": self.unit,
+            "edges_over_half": len(self.learned_prerequisites(0.5, reduced=False)),
+            "final_loss": self.losses[-1] if self.losses else None,
+            **self.timings,
+        }
 
     # ----------------------------------------------------------------- persistence
 
     def save(self, path: Path) -> None:
-        meta = {"kind": self.kind, "hyper": self.hyper_parameters(), "unit": self.unit,
-                "item_ids": list(self._item_ids), "skill_ids": list(self._skill_ids),
-                "learners": sorted(self.learner_index, key=self.learner_index.get),
-                "timings": self.timings}
+        meta = {
+            "kind": self.kind,
+            "hyper": self.hyper_parameters(),
+            "unit": self.unit,
+            "item_ids": list(self._item_ids),
+            "skill_ids": list(self._skill_ids),
+            "learners": sorted(self.learner_index, key=self.learner_index.__getitem__),
+            "timings": self.timings,
+        }
         save_artifact(path, meta, {**self.arrays, "q_matrix": self.q_matrix})
 
     @classmethod

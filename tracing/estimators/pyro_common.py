@@ -15,14 +15,18 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pyro
 import torch
+from pyro.nn import PyroParam
+from torch.distributions import constraints
 
 from tracing.data import Dataset
 from tracing.estimators.base import Progress, no_progress
+from tracing.estimators.torch_threads import torch_threads
+
 
 @contextlib.contextmanager
 def fitting_context(*, threads: int, seed: int | None = None) -> Iterator[None]:
@@ -31,15 +35,17 @@ def fitting_context(*, threads: int, seed: int | None = None) -> Iterator[None]:
     The previous thread count and pyro setting are restored on exit so a worker
     that runs several fits in turn is left as it was found.
     """
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    if seed is not None:
-        pyro.set_rng_seed(int(seed))
-    try:
+    with torch_threads(threads):
+        if seed is not None:
+            pyro.set_rng_seed(int(seed))
         with pyro.settings.context(module_local_params=True):
             yield
-    finally:
-        torch.set_num_threads(previous_threads)
+
+
+def pyro_param(init: torch.Tensor, constraint: constraints.Constraint = constraints.real) -> torch.Tensor:
+    """A learnable attribute of a ``PyroModule`` (``PyroParam``), typed as the tensor the attribute
+    reads back as: the module's ``__setattr__`` turns it into a parameter, out of a type checker's sight."""
+    return cast(torch.Tensor, PyroParam(init, constraint=constraint))
 
 
 @dataclass(frozen=True)
@@ -68,8 +74,9 @@ class Padded:
         }
 
 
-def pad_learners(data: Dataset, learners: Sequence[int] | np.ndarray, *, unit: float,
-                 max_length: int | None = None) -> Padded:
+def pad_learners(
+    data: Dataset, learners: Sequence[int] | np.ndarray, *, unit: float, max_length: int | None = None
+) -> Padded:
     """Pad the rows of ``learners`` (indices into ``data``) to their longest sequence.
 
     ``unit`` is the model's time unit in the timestamps' units (seconds, or steps when
@@ -113,13 +120,23 @@ def minibatches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) 
     """
     jitter = rng.uniform(0.0, 0.3 * max(float(np.std(lengths)), 1.0), size=len(lengths))
     order = np.argsort(lengths + jitter, kind="stable")
-    batches = [np.sort(order[start:start + batch_size]) for start in range(0, len(order), batch_size)]
+    batches = [np.sort(order[start : start + batch_size]) for start in range(0, len(order), batch_size)]
     return [batches[index] for index in rng.permutation(len(batches))]
 
 
-def run_svi(loss: Callable[[np.ndarray], torch.Tensor], parameters: list[torch.nn.Parameter], *,
-            n_learners: int, batch_size: int, steps: int, learning_rate: float, seed: int,
-            progress: Progress | None, lengths: np.ndarray, stage: str = "svi") -> list[float]:
+def run_svi(
+    loss: Callable[[np.ndarray], torch.Tensor],
+    parameters: list[torch.nn.Parameter],
+    *,
+    n_learners: int,
+    batch_size: int,
+    steps: int,
+    learning_rate: float,
+    seed: int,
+    progress: Progress | None,
+    lengths: np.ndarray,
+    stage: str = "svi",
+) -> list[float]:
     """Minimise ``loss(learner_indices)`` (a minibatch ELBO loss) with Adam over length-bucketed minibatches.
 
     Returns the loss of every step divided by ``n_learners`` (a per-learner figure).
@@ -147,7 +164,8 @@ def run_svi(loss: Callable[[np.ndarray], torch.Tensor], parameters: list[torch.n
 def save_artifact(path: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
     """One .npz file: the arrays plus a JSON document under the key ``meta``."""
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
+    named: dict[str, Any] = arrays  # numpy's stub fears a key named allow_pickle among them
+    np.savez_compressed(buffer, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **named)
     Path(path).write_bytes(buffer.getvalue())
 
 

@@ -29,8 +29,7 @@ class SAKTNetwork(TracingNetwork):
         self.start = nn.Parameter(torch.zeros(1, 1, size))
         self.attention = nn.MultiheadAttention(size, heads, dropout=dropout, batch_first=True)
         self.attention_norm = nn.LayerNorm(size)
-        self.feed_forward = nn.Sequential(nn.Linear(size, size), nn.ReLU(), nn.Dropout(dropout),
-                                          nn.Linear(size, size))
+        self.feed_forward = nn.Sequential(nn.Linear(size, size), nn.ReLU(), nn.Dropout(dropout), nn.Linear(size, size))
         self.feed_forward_norm = nn.LayerNorm(size)
         self.dropout = nn.Dropout(dropout)
         self.output = nn.Linear(size, 1)
@@ -39,13 +38,15 @@ class SAKTNetwork(TracingNetwork):
         """(B, T) answers -> (B, T + 1, D): start token then each answer, with positions 0..T."""
         answers = self.interaction_embedding(self.interactions, item, correct)
         keys = torch.cat([self.start.expand(item.shape[0], 1, -1), answers], dim=1)
-        return keys + self.positions(torch.arange(keys.shape[1], device=keys.device))
+        positions: torch.Tensor = self.positions(torch.arange(keys.shape[1], device=keys.device))
+        return keys + positions
 
     def _read(self, queries: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         attended, _ = self.attention(queries, keys, keys, attn_mask=mask, need_weights=False)
         hidden = self.attention_norm(queries + self.dropout(attended))
         hidden = self.feed_forward_norm(hidden + self.dropout(self.feed_forward(hidden)))
-        return self.output(self.dropout(hidden)).squeeze(-1)
+        logits: torch.Tensor = self.output(self.dropout(hidden))
+        return logits.squeeze(-1)
 
     def forward(self, batch: Batch) -> torch.Tensor:
         """(B, T) logits: row t attends to the start token and rows < t."""
@@ -71,8 +72,8 @@ class SAKT(DeepEstimator):
     kind = "sakt"
     PARAMS = hyper.SAKT
 
-
     def build_network(self, q_matrix: np.ndarray) -> SAKTNetwork:
         config = self.config
-        return SAKTNetwork(q_matrix, size=config["size"], heads=config["heads"], window=config["window"],
-                           dropout=config["dropout"])
+        return SAKTNetwork(
+            q_matrix, size=config["size"], heads=config["heads"], window=config["window"], dropout=config["dropout"]
+        )
