@@ -115,13 +115,13 @@ def parse_number(text: str) -> ParsedNumber | None:
     if not text or sum(character.isdigit() for character in text) > _MAX_DIGITS:
         return None
     if match := _INTEGER_RE.fullmatch(text):
-        value = int(match["whole"].replace(",", ""))
-        return ParsedNumber(Fraction(-value if match["sign"] == "-" else value), "integer")
+        whole_number = int(match["whole"].replace(",", ""))
+        return ParsedNumber(Fraction(-whole_number if match["sign"] == "-" else whole_number), "integer")
     if match := _DECIMAL_RE.fullmatch(text):
         sign = match["sign"] or match["sign2"] or ""
         whole = (match["whole"] or match["whole2"] or "0").replace(",", "")
         fraction = match["fraction"] or ""
-        value = Fraction(int(whole + fraction), 10 ** len(fraction))
+        value: Fraction = Fraction(int(whole + fraction), 10 ** len(fraction))
         return ParsedNumber(-value if sign == "-" else value, "decimal")
     if match := _FRACTION_RE.fullmatch(text):
         numerator, denominator = int(match["numerator"]), int(match["denominator"])
@@ -130,11 +130,11 @@ def parse_number(text: str) -> ParsedNumber | None:
         value = Fraction(numerator, denominator)
         return ParsedNumber(-value if match["sign"] == "-" else value, "fraction", numerator, denominator)
     if match := _MIXED_RE.fullmatch(text):
-        whole, numerator, denominator = int(match["whole"]), int(match["numerator"]), int(match["denominator"])
+        whole_part, numerator, denominator = int(match["whole"]), int(match["numerator"]), int(match["denominator"])
         # "1 5/4" is not a mixed number a learner means; reading it as 2 1/4 would guess.
         if denominator == 0 or numerator >= denominator:
             return None
-        value = whole + Fraction(numerator, denominator)
+        value = whole_part + Fraction(numerator, denominator)
         return ParsedNumber(-value if match["sign"] == "-" else value, "mixed", numerator, denominator)
     return None
 
@@ -142,19 +142,21 @@ def parse_number(text: str) -> ParsedNumber | None:
 def _has_form(number: ParsedNumber, answer_format: str | None) -> bool:
     if answer_format is None:
         return True
+    # Fractions and mixed numbers carry their written numerator and denominator (integers and decimals none).
+    numerator, denominator = number.numerator or 0, number.denominator or 1
     if answer_format == "simplest":
         if number.form == "integer":
             return True
-        return (number.form == "fraction" and number.denominator > 1
-                and math.gcd(number.numerator, number.denominator) == 1)
+        return (number.form == "fraction" and denominator > 1
+                and math.gcd(numerator, denominator) == 1)
     if answer_format == "mixed":
         if number.form == "integer":
             return True
         if number.form == "mixed":
-            return number.numerator > 0 and math.gcd(number.numerator, number.denominator) == 1
+            return numerator > 0 and math.gcd(numerator, denominator) == 1
         # A proper fraction is already as mixed as it gets.
-        return (number.form == "fraction" and number.numerator < number.denominator
-                and math.gcd(number.numerator, number.denominator) == 1)
+        return (number.form == "fraction" and numerator < denominator
+                and math.gcd(numerator, denominator) == 1)
     if answer_format == "fraction":
         return number.form == "fraction"
     if answer_format == "decimal":

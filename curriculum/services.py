@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -88,8 +89,7 @@ def _entries(document: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
 
 
 def _unique(ids: Sequence[str], what: str) -> None:
-    seen: set[str] = set()
-    duplicates = sorted({i for i in ids if i in seen or seen.add(i)})
+    duplicates = sorted(identifier for identifier, count in Counter(ids).items() if count > 1)
     if duplicates:
         raise CurriculumError(f"duplicate {what} id(s): {', '.join(duplicates)}", code="duplicate_id")
 
@@ -224,18 +224,18 @@ def curriculum_import(*, course: Course, document: Mapping[str, Any]) -> dict[st
         stored_items = {item.external_id: item for item in Item.objects.filter(course=course)
                         .prefetch_related("skills")}
         fields = ("body", "answer", "choices", "answer_format", "explanation", "difficulty")
-        for row in items:
-            item = stored_items.get(row.id)
-            wanted_skills = {stored_skills[skill].pk for skill in row.skills}
+        for entry in items:
+            item = stored_items.get(entry.id)
+            wanted_skills = {stored_skills[skill].pk for skill in entry.skills}
             if item is None:
-                item = Item.objects.create(course=course, external_id=row.id,
-                                           **{name: getattr(row, name) for name in fields})
+                item = Item.objects.create(course=course, external_id=entry.id,
+                                           **{name: getattr(entry, name) for name in fields})
                 item.skills.set(wanted_skills)
                 summary["items"]["created"] += 1
                 continue
-            changed = [name for name in fields if getattr(item, name) != getattr(row, name)]
+            changed = [name for name in fields if getattr(item, name) != getattr(entry, name)]
             for name in changed:
-                setattr(item, name, getattr(row, name))
+                setattr(item, name, getattr(entry, name))
             if changed:
                 item.save(update_fields=changed)
             if {skill.pk for skill in item.skills.all()} != wanted_skills:
@@ -293,8 +293,9 @@ def course_from_document(*, document: Mapping[str, Any], slug: str | None = None
     course = Course.objects.filter(slug=slug).first()
     if course is not None:
         return course, False
-    name = header.get("name") if isinstance(header.get("name"), str) else ""
-    description = header.get("description") if isinstance(header.get("description"), str) else ""
+    name, description = header.get("name"), header.get("description")
+    name = name if isinstance(name, str) else ""
+    description = description if isinstance(description, str) else ""
     return course_create(slug=slug, name=name, description=description), True
 
 
@@ -313,8 +314,11 @@ def learned_edges_store(*, course: Course, fit_pk: int | None, edges: Iterable[E
         source, target, weight = (edge.source, edge.target, edge.weight) if isinstance(edge, Edge) else (
             edge[0], edge[1], edge[2] if len(edge) > 2 else 1.0)
         weight = float(weight)
-        pair = (skill_pk.get(source), skill_pk.get(target))
-        if None in pair or pair[0] == pair[1] or pair in authored or not 0.0 < weight <= 1.0:
+        source_pk, target_pk = skill_pk.get(source), skill_pk.get(target)
+        if source_pk is None or target_pk is None:
+            continue
+        pair = (source_pk, target_pk)
+        if source_pk == target_pk or pair in authored or not 0.0 < weight <= 1.0:
             continue
         best[pair] = max(weight, best.get(pair, 0.0))
     with transaction.atomic():

@@ -169,9 +169,9 @@ def expected_gain(estimator: Any, state: Any, item_index: Mapping[str, int], ski
     after_wrong = estimator.update_each(state, indices, correct=0.0, at=moment)
     # One array expression over every (item, skill) pair, summed per item: a loop of small numpy
     # operations per item cost more than the look-ahead itself.
-    rows = np.repeat(np.arange(len(chosen)), [len(columns) for columns in chosen.values()])
-    columns = np.fromiter((column for each in chosen.values() for column in each), dtype=np.int64, count=len(rows))
+    rows = np.repeat(np.arange(len(chosen)), [len(each) for each in chosen.values()])
+    pairs = np.fromiter((column for each in chosen.values() for column in each), dtype=np.int64, count=len(rows))
     probability = np.array([p_correct[item] for item in chosen], dtype=np.float64)[rows]
-    expected = probability * after_correct[rows, columns] + (1.0 - probability) * after_wrong[rows, columns]
-    gain = np.bincount(rows, weights=expected - now_mastery[columns], minlength=len(chosen))
+    expected = probability * after_correct[rows, pairs] + (1.0 - probability) * after_wrong[rows, pairs]
+    gain = np.bincount(rows, weights=expected - now_mastery[pairs], minlength=len(chosen))
     return dict(zip(chosen, gain.tolist()))

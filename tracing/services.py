@@ -11,11 +11,10 @@ import threading
 import time
 import traceback
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,7 +22,7 @@ from celery import current_app
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count
+from django.db.models import Count, QuerySet
 from django.utils import timezone as django_timezone
 
 from curriculum.models import Course, Item, Prerequisite, Skill
@@ -696,5 +695,5 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def fits_for_course(*, course: Course) -> Iterable[Fit]:
+def fits_for_course(*, course: Course) -> QuerySet[Fit]:
     return Fit.objects.filter(course=course).order_by("-created_at")

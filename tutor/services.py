@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, overload
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone as django_timezone
@@ -99,6 +99,10 @@ def _row_error(index: int, name: str, reason: str, code: str) -> ServiceError:
     return ServiceError(f"row {index}: {name} {reason}", code=code, field=name, index=index)
 
 
+@overload
+def _text(value: Any, name: str, index: int, *, required: Literal[True] = True, limit: int = 200) -> str: ...
+@overload
+def _text(value: Any, name: str, index: int, *, required: bool, limit: int = 200) -> str | None: ...
 def _text(value: Any, name: str, index: int, *, required: bool = True, limit: int = 200) -> str | None:
     if value is None or value == "":
         if required:

@@ -144,7 +144,7 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 4000}
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {"visibility_timeout": 4000}
 TRACING_MODEL_RECHECK = env.float("TRACING_MODEL_RECHECK", default=1.0)
 """Seconds a server process reuses a course's signature (active fit, items, skills, links, edges) before
 reading it again (one query less per request); so a new fit or curriculum change made in another process
@@ -331,7 +331,7 @@ TUTOR_PROXY_COUNT = env.int("TUTOR_PROXY_COUNT", default=0)
 """Reverse proxies in front of the app that append the client to X-Forwarded-For. 0: the client is
 REMOTE_ADDR (a header a client sends itself is never trusted)."""
 if TUTOR_PROXY_COUNT:
-    AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
+    AXES_IPWARE_META_PRECEDENCE_ORDER: tuple[str, ...] = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
     AXES_IPWARE_PROXY_COUNT = TUTOR_PROXY_COUNT
     AXES_IPWARE_PROXY_ORDER = "right-most"  # each proxy appends; the left part is the client's to forge
 else:

@@ -212,7 +212,7 @@ class Choice:
     min_answers: int = 0
 
     def reason(self) -> dict[str, Any]:
-        reason = {"skill": self.skill, "why": self.why, "p_correct": self.p_correct,
+        reason: dict[str, Any] = {"skill": self.skill, "why": self.why, "p_correct": self.p_correct,
                   "expected_gain": self.expected_gain, "mastery": self.mastery}
         if self.struggling is not None:
             reason["struggling"] = self.struggling
@@ -272,7 +272,8 @@ def skill_evidence(items: Sequence[ItemSpec], seen: Mapping[str, Seen], *,
             continue
         for skill in item.skills:
             answers[skill] += record.answers
-            if item.difficulty is not None and easiest[skill] is not None and item.difficulty > easiest[skill]:
+            lowest = easiest[skill]
+            if item.difficulty is not None and lowest is not None and item.difficulty > lowest:
                 harder[skill] = True
     return {skill: Evidence(answers[skill], harder[skill]) for skill in easiest}
 

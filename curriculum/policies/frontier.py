@@ -40,6 +40,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from curriculum.graph import PrerequisiteGraph
 from curriculum.policies.base import (CONFIRM, DONE, FRONTIER, REMEDIATION, REVIEW, Answer, Catalog, Choice,
@@ -167,8 +168,9 @@ def review_schedule(*, mastery_before: Mapping[str, float], graph: PrerequisiteG
         if skill not in items_by_skill or float(mastery_before.get(skill, 0.0)) < config.threshold:
             continue
         options = []
-        if config.review and fade_at and fade_at.get(skill) is not None:
-            options.append((float(fade_at[skill]), "fade"))
+        fades = fade_at.get(skill) if config.review and fade_at else None
+        if fades is not None:
+            options.append((float(fades), "fade"))
         if config.review_after_days is not None and last_practice.get(skill) is not None:
             options.append((float(last_practice[skill]) + config.review_after_days * 86_400.0, "recheck"))
         if options:
@@ -220,7 +222,8 @@ def next_item(*, mastery: Mapping[str, float], graph: PrerequisiteGraph, items: 
         if not stale:
             return Choice(item=None, skill=None, why=DONE, done=True, goals_mastered=goals_mastered,
                           goals_total=len(state.goals))
-        candidates, prompted = {stale: REVIEW}, {}
+        candidates: dict[str, str] = {stale: REVIEW}
+        prompted: dict[str, str] = {}
     else:
         candidates, prompted = _candidates(state, config=config, mastery_before=mastery_before, history=history)
     last = history[-1].item if history else None
@@ -230,10 +233,10 @@ def next_item(*, mastery: Mapping[str, float], graph: PrerequisiteGraph, items: 
     wait_until = None if now is None else now - config.retry_gap_minutes * 60.0
     low, high = config.band
 
-    def pick(candidates: Mapping[str, str]) -> tuple | None:
-        best: tuple | None = None
+    def pick(candidates: Mapping[str, str]) -> tuple[Any, ...] | None:
+        best: tuple[Any, ...] | None = None
         for skill, why in candidates.items():
-            chosen: tuple | None = None
+            chosen: tuple[Any, ...] | None = None
             pool = state.items_by_skill.get(skill, ())
             # A skill that looks known on thin evidence asks for an item above its easiest level first.
             levels = [item.difficulty for item in pool if item.difficulty is not None]
@@ -319,4 +322,4 @@ class FrontierPolicy(Policy):
                 config: PolicyConfig, last_practice: Mapping[str, float] | None,
                 fade_at: Mapping[str, float | None]) -> list[ReviewDue]:
         return review_schedule(mastery_before=mastery_before, graph=graph, items=items, config=config,
-                               last_practice=last_practice, fade_at=fade_at)
+                               last_practice=last_practice or {}, fade_at=fade_at)

@@ -25,7 +25,7 @@ class Error(serializers.Serializer):
     detail = serializers.JSONField(required=False, help_text="More about the error (e.g. the unknown ids).")
 
 
-class StrictText:
+class StrictText(serializers.CharField):
     """A string field that takes JSON strings only: DRF's CharField turns 12 into "12" and 1.0 into "1.0",
     so an id sent as a number would silently become another id. Mixed into CharField and SlugField."""
 
@@ -37,7 +37,7 @@ class StrictText:
         return super().to_internal_value(data)
 
 
-class Text(StrictText, serializers.CharField):
+class Text(StrictText):
     pass
 
 

@@ -125,11 +125,12 @@ def statements_map(statements: list[Any], *, existing_items: Callable[[Iterable[
             row["id"] = statement["id"]
         if statement.get("timestamp") is not None:
             row["timestamp"] = statement["timestamp"]
-        seconds = duration_seconds(result.get("duration"))
+        details: Mapping[str, Any] = result if isinstance(result, Mapping) else {}
+        seconds = duration_seconds(details.get("duration"))
         if seconds is not None:
             row["response_time"] = seconds
-        if isinstance(result.get("response"), str):
-            row["response"] = result["response"][:2000]
+        if isinstance(details.get("response"), str):
+            row["response"] = details["response"][:2000]
         pending.append((index, row, iri.strip()))
     # Only names that could be item ids are looked up: percent-decoding can yield a NUL, which a query cannot hold.
     known = existing_items({name for _, _, iri in pending for name in item_candidates(iri)

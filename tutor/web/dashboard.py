@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -141,7 +141,7 @@ def mastery_matrix(*, course: Course, limit: int = 40) -> MasteryMatrix:
     return MasteryMatrix(learners, skills, values, Learner.objects.filter(course=course).count())
 
 
-def learning_curves(answers: Sequence[tuple[int, Sequence[int], float]], *, max_attempts: int = 10,
+def learning_curves(answers: Iterable[tuple[int, Sequence[int], float]], *, max_attempts: int = 10,
                     ) -> dict[int, list[tuple[int, float, int]]]:
     """Error rate by attempt number, per skill (pure).
 

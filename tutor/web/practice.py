@@ -307,7 +307,7 @@ def sitting_summary(*, course: Course, learner: Learner, now: datetime | None = 
         record = seen.get(item)
         seen[item] = Seen((record.answers if record else 0) + 1, moment.timestamp())
     moment = sitting[0][2].timestamp() if sitting else (now or django_timezone.now()).timestamp()
-    before_values = np.asarray(estimator.mastery_at(state, moment), dtype=np.float64) if sitting else None
+    before_values = np.asarray(estimator.mastery_at(state, moment), dtype=np.float64)
     view = learner_view(course=course, learner=learner, now=now)
     evidence_before = skill_evidence(view.items, seen)
     skills_of = {item.id: item.skills for item in view.items}

@@ -348,7 +348,7 @@ def prerequisite_graph(skills: Sequence[str], names: Mapping[str, str], edges: S
         f'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="{colour}"/></marker>'
         for origin, (colour, _, _) in EDGE_STYLE.items()) + '</defs>')
     if legend:
-        x = margin
+        x: float = margin
         for origin, (colour, dash, text) in EDGE_STYLE.items():
             parts.append(f'<line x1="{x}" x2="{x + 26}" y1="{margin + 2}" y2="{margin + 2}" stroke="{colour}" '
                          f'stroke-width="2"{dash}/>')

@@ -22,7 +22,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, course: str | None, is_global: bool, name: str, rate: str, **options) -> None:
         try:
-            course_object = None if is_global else course_get(slug=course)
+            course_object = None if is_global else course_get(slug=course or "")
             key, raw = api_key_create(name=name, course=course_object, rate=rate)
         except ServiceError as error:  # NotFound is one
             raise CommandError(error.message) from None
