@@ -34,8 +34,8 @@ def answers_record(*, course: Course, rows: Sequence[Mapping[str, Any] | Row], l
     """Store a batch of answers, update the learners' mastery online in the same transaction, and queue
     the LMS grade passback of the learners with new answers once it commits.
 
-    ``results`` says what became of each row: a row whose client id was stored before, or appeared earlier in this batch, is a duplicate
-    pointing at the stored interaction. Learners with new answers get the mastery the update
+    ``results`` says what became of each row: a row whose client id was stored before, or appeared
+    earlier in this batch, is a duplicate pointing at the stored interaction. Learners with new answers get the mastery the update
     produced; learners whose rows were all duplicates get their stored mastery, so a retried batch
     answers as the first attempt did (``mastery`` names every learner of the batch).
     """
@@ -48,18 +48,17 @@ def answers_record(*, course: Course, rows: Sequence[Mapping[str, Any] | Row], l
 
     result = interaction_record(course=course, rows=rows, limit=limit, item_pks=model.item_pks,
                                 lock_learners=settings.TUTOR_LEARNER_LOCK, on_stored=online_update)
-    _outcome(course, rows, result)
+    _outcome(course, result)
     return result
 
 
-def _outcome(course: Course, rows: Sequence[Mapping[str, Any] | Row], result: RecordResult) -> None:
+def _outcome(course: Course, result: RecordResult) -> None:
     created = iter(result.created)
     next_duplicate = 0  # duplicates come back in input order, one per row whose id was stored before
     stored_by_id: dict[str, int] = {}
     results: list[dict[str, Any]] = []
-    for index, row in enumerate(rows):
-        client_id, learner, item = ((row.client_id, row.learner, row.item) if isinstance(row, Row)
-                                    else (row.get("id"), row.get("learner"), row.get("item")))
+    for index, row in enumerate(result.rows):
+        client_id, learner, item = row.client_id, row.learner, row.item
         if (client_id is not None and next_duplicate < len(result.duplicates)
                 and result.duplicates[next_duplicate].client_id == client_id):
             status, number = "duplicate", result.duplicates[next_duplicate].pk

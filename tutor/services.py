@@ -50,6 +50,8 @@ class RecordResult:
     learners: dict[str, int] = field(default_factory=dict)
     """External id -> pk of every learner with a new answer."""
     mastery: dict[str, dict[str, float]] = field(default_factory=dict)
+    rows: list[Row] = field(default_factory=list)
+    """The batch's rows as validated, in input order."""
     results: list[dict[str, Any]] = field(default_factory=list)
     """Per input row, its fate (``tutor.actions.answers_record`` fills it: status created|duplicate and
     the stored interaction's number)."""
@@ -238,6 +240,7 @@ def interaction_record(
         try:
             with transaction.atomic():
                 result = _record(course, validated, item_pks, lock_learners, keep=limit is not None)
+                result.rows = validated
                 if on_stored is not None and result.created:
                     on_stored(result)
                 return result
