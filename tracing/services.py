@@ -11,7 +11,7 @@ import threading
 import time
 import traceback
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -59,7 +59,7 @@ class CourseModel:
     vocabulary: Vocabulary
     _memo: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
-    def memo(self, name: str, build: Callable[[], Any]) -> Any:
+    def memo(self, name: Hashable, build: Callable[[], Any]) -> Any:
         """``build()``, computed once per model: for data derived from the course as this model saw it
         (the prerequisite graph, item specs). The cache key covers items, skills, links and prerequisite
         edges, so such data is as fresh as the model itself. Treat the result as read-only."""
