@@ -57,7 +57,7 @@ class CourseModel:
     estimator: Estimator
     fit: Fit | None
     vocabulary: Vocabulary
-    _memo: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    _memo: dict[Hashable, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def memo(self, name: Hashable, build: Callable[[], Any]) -> Any:
         """``build()``, computed once per model: for data derived from the course as this model saw it
