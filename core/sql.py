@@ -21,14 +21,19 @@ def rows(sql: str, params: Sequence[Any]) -> list[tuple]:
         return cursor.fetchall()
 
 
-def keyed_rows(sql: str, first: Sequence[Any], values: Sequence[Any], *, pairs: bool = True) -> Any:
-    """``sql`` with one ``{marks}`` for an IN list, run per chunk of ``values``; rows (key, value) as a dict,
-    or with ``pairs=False`` the rows as a list of tuples."""
+def rows_in(sql: str, first: Sequence[Any], values: Sequence[Any]) -> list[tuple]:
+    """``sql`` with one ``{marks}`` for an IN list, run per chunk of ``values`` (after the ``first``
+    parameters); every chunk's rows."""
     found: list[tuple] = []
     for start in range(0, len(values), CHUNK):
         chunk = list(values[start:start + CHUNK])
         found.extend(rows(sql.format(marks=", ".join(["%s"] * len(chunk))), [*first, *chunk]))
-    return dict(found) if pairs else found
+    return found
+
+
+def keyed_rows(sql: str, first: Sequence[Any], values: Sequence[Any]) -> dict[Any, Any]:
+    """``rows_in`` of a query selecting (key, value) pairs, as a dict."""
+    return dict(rows_in(sql, first, values))
 
 
 def upsert(*, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], conflict: Sequence[str],

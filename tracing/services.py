@@ -35,7 +35,7 @@ from tracing.estimators.hyper import ParamError
 from tracing.evaluation import evaluate, evaluate_multistep, split_learners
 from tracing.models import Fit, LearnerTrace, Mastery
 from core.errors import Conflict, ServiceError
-from core.sql import CHUNK, db_datetime, json_value, keyed_rows, upsert
+from core.sql import CHUNK, db_datetime, json_value, keyed_rows, rows_in, upsert
 from tutor.hot_queries import learners_lock
 from tutor.models import Interaction, Learner
 from core.recheck import Recent
@@ -235,8 +235,8 @@ def _traces_current(course: Course, model: CourseModel, learner_pks: Sequence[in
     active fit is read, and a stale model is replaced, so an answer is never folded into an old fit's
     state after a new fit took over. Traces under an older fit are ignored (those learners are replayed).
     """
-    found = keyed_rows(f"SELECT learner_id, fit_id, state FROM {LearnerTrace._meta.db_table} "
-                       "WHERE learner_id IN ({marks})", [], learner_pks, pairs=False)
+    found = rows_in(f"SELECT learner_id, fit_id, state FROM {LearnerTrace._meta.db_table} "
+                    "WHERE learner_id IN ({marks})", [], learner_pks)
     mine = model.fit.pk if model.fit is not None else None
     if any(fit_pk != mine for _, fit_pk, _ in found):
         active = Fit.objects.filter(course=course, active=True).values_list("id", flat=True).first()
