@@ -284,11 +284,36 @@ def test_graph_page_tells_authored_and_learned_edges_apart(staff_client, demo_co
 
 # --- pure helpers -----------------------------------------------------------------------------------------
 
-def test_learning_curves_count_attempts_per_learner_and_skill():
-    answers = [(1, [10], 0.0), (1, [10], 1.0), (1, [10, 11], 1.0), (2, [10], 0.0), (2, [11], 1.0)]
-    curves = dashboard.learning_curves(answers, max_attempts=2)
-    assert curves[10] == [(1, 1.0, 2), (2, 0.0, 1)]  # the third attempt of learner 1 is past max_attempts
-    assert curves[11] == [(1, 0.0, 2)]
+def _curves_by_hand(course, max_attempts, min_answers):
+    """The learning curves counted in Python, answer by answer: the oracle for the SQL."""
+    skills_of: dict[int, list[int]] = {}
+    for item_pk, skill_pk in Item.skills.through.objects.filter(item__course=course).values_list("item_id", "skill_id"):
+        skills_of.setdefault(item_pk, []).append(skill_pk)
+    attempts: dict[tuple[int, int], int] = {}
+    tally: dict[tuple[int, int], list[float]] = {}
+    for learner, item, correct in (Interaction.objects.filter(course=course).order_by("learner_id", "timestamp", "id")
+                                   .values_list("learner_id", "item_id", "correct")):
+        for skill in skills_of.get(item, []):
+            attempts[learner, skill] = number = attempts.get((learner, skill), 0) + 1
+            if number <= max_attempts:
+                count = tally.setdefault((skill, number), [0, 0.0])
+                count[0] += 1
+                count[1] += 1.0 - correct
+    curves: dict[int, list[tuple[int, float, int]]] = {}
+    for (skill, number), (count, wrong) in sorted(tally.items()):
+        if count >= min_answers:
+            curves.setdefault(skill, []).append((number, wrong / count, count))
+    return curves
+
+
+def test_learning_curves_count_each_learners_attempts_per_skill_in_sql(demo_course):
+    answers_simulate(demo_course, learners=6, answers=30)
+    _, curves = dashboard.course_learning_curves(course=demo_course, max_attempts=4, min_answers=2)
+    expected = _curves_by_hand(demo_course, max_attempts=4, min_answers=2)
+    assert curves.keys() == expected.keys() and curves
+    for skill, points in expected.items():
+        assert [(a, c) for a, _, c in curves[skill]] == [(a, c) for a, _, c in points]
+        assert [rate for _, rate, _ in curves[skill]] == pytest.approx([rate for _, rate, _ in points])
 
 
 def test_parameters_are_read_per_skill_and_per_item():

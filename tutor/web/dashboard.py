@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
 from django.db.models import Count, Max, Sum
 from django.db.models.functions import TruncDate
+
+from core import sql
 
 from curriculum.graph import AUTHORED, LEARNED, PrerequisiteGraph
 from curriculum.models import Item, Prerequisite, Skill, Course
@@ -141,51 +143,34 @@ def mastery_matrix(*, course: Course, limit: int = 40) -> MasteryMatrix:
     return MasteryMatrix(learners, skills, values, Learner.objects.filter(course=course).count())
 
 
-def learning_curves(answers: Iterable[tuple[int, Sequence[int], float]], *, max_attempts: int = 10,
-                    ) -> dict[int, list[tuple[int, float, int]]]:
-    """Error rate by attempt number, per skill (pure).
-
-    ``answers`` are (learner, skills of the item, correct in [0, 1]) in time
-    order within each learner. Returns skill -> [(attempt, error rate,
-    answers)] for attempts 1..``max_attempts`` that have answers; a learner's
-    n-th answer on any item of a skill is that skill's attempt n.
-    """
-    attempts: dict[tuple[int, int], int] = defaultdict(int)
-    wrong: dict[int, list[float]] = defaultdict(lambda: [0.0] * max_attempts)
-    seen: dict[int, list[int]] = defaultdict(lambda: [0] * max_attempts)
-    for learner, skills, correct in answers:
-        for skill in skills:
-            attempts[learner, skill] += 1
-            number = attempts[learner, skill]
-            if number <= max_attempts:
-                wrong[skill][number - 1] += 1.0 - correct
-                seen[skill][number - 1] += 1
-    return {skill: [(number + 1, wrong[skill][number] / count, count)
-                    for number, count in enumerate(counts) if count]
-            for skill, counts in seen.items()}
-
-
 def course_learning_curves(*, course: Course, max_attempts: int = 10, max_rows: int = 500_000, min_answers: int = 3,
                            ) -> tuple[list[Skill], dict[int, list[tuple[int, float, int]]]]:
-    """Learning curves of every skill from the course's answers (the latest ``max_rows`` at most).
+    """Learning curves of every skill from the course's answers (the latest ``max_rows`` at most): skill pk ->
+    [(attempt, error rate, answers)] for attempts 1..``max_attempts``, where a learner's n-th answer on any item
+    of a skill is that skill's attempt n.
 
-    Attempt numbers with fewer than ``min_answers`` answers are left out: one
-    learner's single answer would draw a 0 or 1 spike that says nothing.
+    One SQL statement numbers each learner's attempts per skill (a window over the learner-history index)
+    and counts per (skill, attempt): no answer crosses into Python. Attempt numbers with fewer than
+    ``min_answers`` answers are left out: one learner's single answer would draw a 0 or 1 spike that
+    says nothing.
     """
-    links: dict[int, list[int]] = defaultdict(list)
-    for item_pk, skill_pk in Item.skills.through.objects.filter(item__course=course).values_list("item_id", "skill_id"):
-        links[item_pk].append(skill_pk)
-    rows = Interaction.objects.filter(course=course)
-    total = rows.count()
-    if total > max_rows:
-        cutoff = rows.order_by("-id").values_list("id", flat=True)[max_rows - 1]
-        rows = rows.filter(id__gte=cutoff)
-    answers = ((learner, links.get(item, ()), correct) for learner, item, correct in
-               rows.order_by("learner_id", "timestamp", "id").values_list("learner_id", "item_id", "correct")
-               .iterator(chunk_size=20_000))
-    curves = learning_curves(answers, max_attempts=max_attempts)
-    return skills_in_order(course=course), {skill: [point for point in points if point[2] >= min_answers]
-                                            for skill, points in curves.items()}
+    interactions = Interaction.objects.filter(course=course)
+    cutoff = 0
+    if interactions.count() > max_rows:
+        cutoff = interactions.order_by("-id").values_list("id", flat=True)[max_rows - 1]
+    links = Item.skills.through._meta.db_table
+    found = sql.rows(
+        f"SELECT skill_id, attempt, COUNT(*), SUM(1.0 - correct) FROM ("
+        f" SELECT link.skill_id, answer.correct, ROW_NUMBER() OVER ("
+        f"  PARTITION BY answer.learner_id, link.skill_id ORDER BY answer.timestamp, answer.id) AS attempt"
+        f" FROM {Interaction._meta.db_table} answer JOIN {links} link ON link.item_id = answer.item_id"
+        f" WHERE answer.course_id = %s AND answer.id >= %s) numbered"
+        f" WHERE attempt <= %s GROUP BY skill_id, attempt HAVING COUNT(*) >= %s ORDER BY skill_id, attempt",
+        [course.pk, cutoff, max_attempts, min_answers])
+    curves: dict[int, list[tuple[int, float, int]]] = {}
+    for skill_pk, attempt, count, wrong in found:
+        curves.setdefault(skill_pk, []).append((int(attempt), float(wrong) / count, int(count)))
+    return skills_in_order(course=course), curves
 
 
 @dataclass
