@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import base64
+import functools
+import json
+import operator
 import re
+from datetime import datetime
 from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import generics, status
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.pagination import LimitOffsetPagination
+from django.db import models
+from django.db.models import Q, QuerySet
+from django.utils.dateparse import parse_datetime
+from rest_framework.pagination import BasePagination
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
 from curriculum.services import course_create, curriculum_import, graph_for_course
@@ -55,46 +64,113 @@ def errors(*codes: int) -> dict[int, OpenApiResponse]:
     return {code: OpenApiResponse(shapes.Error, description=meaning[code]) for code in (401, 403, 429, *codes)}
 
 
-class Pages(LimitOffsetPagination):
-    """``?limit=`` 1 to 1000 (default 100) and ``?offset=`` >= 0: anything else is a 400, not a silent default."""
+class Pages(BasePagination):
+    """Keyset pages: ``?limit=`` 1 to 1000 (default 100), and ``?after=`` the cursor a page's ``next`` URL
+    carries. A page is read from where the last one ended, over the list's index (no OFFSET, which
+    reads and drops every row before the page: on a course of millions of answers the last pages cost
+    seconds). The cursor holds the last row's ordering values; anything else in ``after`` is a 400."""
 
     default_limit = 100
     max_limit = 1000
-    max_offset = 10**12
 
-    def _query_integer(self, request: Request, name: str, low: int, high: int) -> int | None:
-        text = request.query_params.get(name)
+    def _limit(self, request: Request) -> int:
+        text = request.query_params.get("limit")
         if text is None:
-            return None
-        if not re.fullmatch(r"[0-9]{1,13}", text) or not low <= int(text) <= high:
-            raise ServiceError(f"{name} must be an integer from {low} to {high}, got {text[:32]!r}",
-                               code=f"invalid_{name}", field=name)
+            return self.default_limit
+        if not re.fullmatch(r"[0-9]{1,13}", text) or not 1 <= int(text) <= self.max_limit:
+            raise ServiceError(f"limit must be an integer from 1 to {self.max_limit}, got {text[:32]!r}",
+                               code="invalid_limit", field="limit")
         return int(text)
 
+    @staticmethod
+    def _keys(queryset: QuerySet) -> list[str]:
+        keys = [str(key) for key in (queryset.query.order_by or queryset.model._meta.ordering)]
+        if keys[-1].lstrip("-") not in ("id", "pk"):
+            keys.append("pk")  # ties end on the primary key, so every row has one place
+        return keys
+
+    @staticmethod
+    def _field(model: Any, key: str) -> Any:
+        name = key.lstrip("-")
+        return model._meta.pk if name == "pk" else model._meta.get_field(name)
+
+    def _decode(self, text: str, model: Any, keys: list[str]) -> list[Any]:
+        invalid = ServiceError("after must be the cursor of a page's next URL", code="invalid_after", field="after")
+        try:
+            values = json.loads(base64.urlsafe_b64decode(text.encode("ascii") + b"=" * (-len(text) % 4)))
+        except (ValueError, UnicodeError):
+            raise invalid from None
+        if not isinstance(values, list) or len(values) != len(keys):
+            raise invalid
+        decoded = []
+        for key, value in zip(keys, values):
+            field = self._field(model, key)
+            if isinstance(field, models.DateTimeField):
+                moment = parse_datetime(value) if isinstance(value, str) else None
+                if moment is None or moment.tzinfo is None:
+                    raise invalid
+                decoded.append(moment)
+            elif isinstance(field, (models.AutoField, models.BigAutoField, models.IntegerField)):
+                if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+                    raise invalid
+                decoded.append(value)
+            elif isinstance(value, str) and len(value) <= 1000:
+                decoded.append(value)
+            else:
+                raise invalid
+        return decoded
+
+    @staticmethod
+    def _encode(values: list[Any]) -> str:
+        plain = [value.isoformat() if isinstance(value, datetime) else value for value in values]
+        return base64.urlsafe_b64encode(json.dumps(plain, separators=(",", ":")).encode()).decode().rstrip("=")
+
+    def paginate_queryset(self, queryset: QuerySet, request: Request, view: Any = None) -> list[Any]:
+        if "offset" in request.query_params:
+            raise ServiceError("offset is not accepted: follow each page's next URL (keyset pages, ?after=)",
+                               code="invalid_offset", field="offset")
+        self.request, self.limit, keys = request, self._limit(request), self._keys(queryset)
+        queryset = queryset.order_by(*keys)
+        after = request.query_params.get("after")
+        if after is not None:
+            values = self._decode(after, queryset.model, keys)
+            # (a, b) after (x, y): a > x, or a = x and b > y (< for a descending key).
+            clauses: list[Q] = []
+            equal: dict[str, Any] = {}
+            for key, value in zip(keys, values):
+                name = key.lstrip("-")
+                clauses.append(Q(**equal, **{f"{name}__{'lt' if key.startswith('-') else 'gt'}": value}))
+                equal[name] = value
+            queryset = queryset.filter(functools.reduce(operator.or_, clauses))
+        rows = list(queryset[: self.limit + 1])
+        self.next_cursor = None
+        if len(rows) > self.limit:
+            rows = rows[: self.limit]
+            last = rows[-1]
+            self.next_cursor = self._encode([getattr(last, key.lstrip("-")) for key in keys])
+        return rows
+
+    def get_paginated_response(self, data: Any) -> Response:
+        next_url = None
+        if self.next_cursor is not None:
+            next_url = replace_query_param(self.request.build_absolute_uri(), "after", self.next_cursor)
+        return Response({"next": next_url, "results": data})
+
     def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
-        parameters = super().get_schema_operation_parameters(view)
-        bounds = {self.limit_query_param: (1, self.max_limit, self.default_limit),
-                  self.offset_query_param: (0, self.max_offset, 0)}
-        for parameter in parameters:
-            low, high, default = bounds[parameter["name"]]
-            parameter["schema"].update(minimum=low, maximum=high, default=default)
-            parameter["description"] += f" An integer from {low} to {high}; anything else is a 400."
-        return parameters
-
-    def get_limit(self, request: Request) -> int:
-        limit = self._query_integer(request, self.limit_query_param, 1, self.max_limit)
-        return self.default_limit if limit is None else limit
-
-    def get_offset(self, request: Request) -> int:
-        return self._query_integer(request, self.offset_query_param, 0, self.max_offset) or 0
+        return [
+            {"name": "limit", "required": False, "in": "query",
+             "description": f"Rows per page, an integer from 1 to {self.max_limit}; anything else is a 400.",
+             "schema": {"type": "integer", "minimum": 1, "maximum": self.max_limit, "default": self.default_limit}},
+            {"name": "after", "required": False, "in": "query",
+             "description": "The cursor of the previous page's `next` URL; anything else is a 400.",
+             "schema": {"type": "string"}},
+        ]
 
     def get_paginated_response_schema(self, schema: dict) -> dict:
-        described = super().get_paginated_response_schema(schema)
-        notes = {"count": "Rows matching in all.", "next": "URL of the next page, or null.",
-                 "previous": "URL of the previous page, or null.", "results": "This page's rows."}
-        for name, note in notes.items():
-            described["properties"][name]["description"] = note
-        return described
+        return {"type": "object", "required": ["results"], "properties": {
+            "next": {"type": "string", "nullable": True, "format": "uri",
+                     "description": "URL of the next page (the same query with its cursor), or null after the last."},
+            "results": {**schema, "description": "This page's rows."}}}
 
 
 class ApiView(APIView):
