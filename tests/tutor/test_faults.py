@@ -339,7 +339,7 @@ def test_with_redis_down_answers_are_recorded_and_a_fit_is_refused_at_once(stack
     queued = _wait(lambda: (reply := stack.request("POST", f"/api/v1/courses/{COURSE}/fits", {"model": "bkt"}))
                    .status == 202 and reply, 30, "a fit request to be accepted again", interval=0.5)
     assert queued.body["status"] == "queued"
-    assert int(stack.redis.command("LLEN", "celery").strip().lstrip(b":")) >= 1
+    assert int(stack.redis.command("LLEN", "fits").strip().lstrip(b":")) >= 1  # the CPU fits queue
     assert stack.request("GET", "/health/").body["status"] == "ok"
 
 
