@@ -29,12 +29,15 @@ from lti_tool.models import Key, LtiLaunch, LtiUser
 from pylti1p3.assignments_grades import AssignmentsGradesService
 from pylti1p3.grade import Grade
 from pylti1p3.lineitem import LineItem
+from pylti1p3.names_roles import NamesRolesProvisioningService
 from pylti1p3.service_connector import ServiceConnector
 from rest_framework.throttling import SimpleRateThrottle
 
 from tracing.models import Mastery
 from tutor.enrolments import EnrolmentConflict, enrolment_set
-from tutor.lti.models import LtiCourseLink, LtiGradeTarget
+from tutor.lti.classes import class_for_context, class_member_put, learner_launched, teaching_grant_put
+from tutor.lti.models import ClassMember, CourseClass, LtiCourseLink, LtiGradeTarget
+from tutor.lti.roles import LEARNER, TEACHING_ROLES, launch_role
 from tutor.models import Enrolment, Learner
 from curriculum.models import Course
 from tutor.services import learner_get_or_create
@@ -44,6 +47,7 @@ logger = logging.getLogger(__name__)
 SCORE_SCOPE = "https://purl.imsglobal.org/spec/lti-ags/scope/score"
 LINEITEM_SCOPE = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem"
 AGS_CLAIM = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
+NRPS_SCOPE = "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly"
 HTTP_TIMEOUT = 10.0
 MASTERY_TAG = "kt-mastery"
 
@@ -58,10 +62,15 @@ class LaunchRefused(Exception):
 
 @dataclass(frozen=True)
 class LaunchResult:
+    """``learner`` is None for a teaching launch (instructor, teaching assistant, administrator), which
+    opens ``course_class`` on the dashboard instead of the learner page."""
+
     course: Course
-    learner: Learner
+    learner: Learner | None
     user: Any
     redirect_url: str
+    role: str = LEARNER
+    course_class: CourseClass | None = None
 
 
 def lti_key_ensure() -> Key:
@@ -127,6 +136,12 @@ def lti_launch_complete(*, launch: LtiLaunch) -> LaunchResult:
         raise LaunchRefused(f"This LMS placement (deployment {launch.deployment.deployment_id!r}, context "
                             f"{context_id or '-'!r}) is not linked to a course yet. Ask an administrator to add an "
                             f"LTI course link for it.")
+    role = launch_role(launch.roles_claim)
+    nrps = launch.nrps_claim or {}
+    title = str(context.get("title") or context.get("label") or "")
+    if role in TEACHING_ROLES:
+        return _teaching_launch(launch=launch, link=link, context_id=context_id, title=title, role=role,
+                                memberships_url=str(nrps.get("context_memberships_url") or ""))
     with transaction.atomic():
         user = _user_for(launch.user)
         learner = learner_get_or_create(course=link.course, external_id=f"{link.learner_prefix}{launch.user.sub}",
@@ -151,8 +166,38 @@ def lti_launch_complete(*, launch: LtiLaunch) -> LaunchResult:
                 lineitems_url=ags.get("lineitems") or "",
                 defaults={"user_sub": launch.user.sub, "scopes": scopes,
                           "resource_link_id": str(resource_link.get("id", ""))})
+        if context_id:
+            # The learner's context is their class: they are on its roster from their first launch.
+            course_class = class_for_context(course=link.course, deployment=launch.deployment, context_id=context_id,
+                                             title=title, memberships_url=str(nrps.get("context_memberships_url") or ""))
+            learner_launched(course_class=course_class, learner=learner, lms_user_id=launch.user.sub,
+                             name=_display_name(launch.user))
     redirect_url = settings.TUTOR_LTI_LAUNCH_REDIRECT.format(course=link.course.slug)
     return LaunchResult(course=link.course, learner=learner, user=user, redirect_url=redirect_url)
+
+
+def _display_name(lti_user: LtiUser) -> str:
+    return (lti_user.name or " ".join(part for part in (lti_user.given_name, lti_user.family_name) if part)).strip()
+
+
+def _teaching_launch(*, launch: LtiLaunch, link: LtiCourseLink, context_id: str, title: str, role: str,
+                     memberships_url: str) -> LaunchResult:
+    """An instructor's, teaching assistant's or administrator's launch: a grant on the class of this
+    context (made now if new), no learner, no site-staff rights; the roster is fetched from the LMS
+    once this commits. A launch without a context has no class to open and is refused."""
+    if not context_id:
+        raise LaunchRefused("This LMS placement sends no course context, so there is no class to show its "
+                            "teacher; launch the tool from inside an LMS course.", status=400)
+    with transaction.atomic():
+        user = _user_for(launch.user)
+        course_class = class_for_context(course=link.course, deployment=launch.deployment, context_id=context_id,
+                                         title=title, memberships_url=memberships_url)
+        teaching_grant_put(course_class=course_class, user=user, role=role, at=django_timezone.now())
+        class_member_put(course_class=course_class, external_id=f"{link.learner_prefix}{launch.user.sub}",
+                         lms_user_id=launch.user.sub, name=_display_name(launch.user), role=role)
+    redirect_url = settings.TUTOR_LTI_TEACHER_REDIRECT.format(course=link.course.slug, course_class=course_class.pk)
+    return LaunchResult(course=link.course, learner=None, user=user, redirect_url=redirect_url, role=role,
+                        course_class=course_class)
 
 
 def learner_grade(*, learner: Learner) -> float:
@@ -222,3 +267,50 @@ def lti_grade_passback(*, learner: Learner) -> list[PassbackOutcome]:
                                                                 last_error="")
             outcomes.append(PassbackOutcome(target.pk, score, True))
     return outcomes
+
+
+@dataclass(frozen=True)
+class RosterOutcome:
+    members: int
+    learners: int
+    removed: int
+
+
+def lti_roster_sync(*, course_class: CourseClass, session: requests.Session | None = None) -> RosterOutcome:
+    """Fetch the class's roster from the LMS (Names and Role Provisioning Services, every page) and store
+    it: name, LMS user id, role and status of each member, no e-mail address. Members the LMS no longer
+    lists are kept, marked deleted (their answers stay). The outcome, or the error, is stored on the class;
+    an error is raised too (a task retries it)."""
+    if course_class.source != CourseClass.LTI or not course_class.memberships_url:
+        raise ValueError(f"class {course_class.pk} has no LMS roster service")
+    deployment = course_class.deployment
+    link = course_link_for(deployment=deployment, context_id=course_class.context_id)
+    prefix = link.learner_prefix if link is not None else ""
+    try:
+        with (session or _TimeoutSession()) as http:
+            connector = ServiceConnector(deployment.registration.to_registration(), requests_session=http)
+            members = NamesRolesProvisioningService(
+                connector, {"context_memberships_url": course_class.memberships_url}).get_members()
+    except Exception as error:  # the LMS's answer or the network
+        CourseClass.objects.filter(pk=course_class.pk).update(roster_error=str(error)[:2000])
+        raise
+    seen, learners = set(), 0
+    with transaction.atomic():
+        for member in members:
+            user_id = str(member.get("user_id") or "")
+            if not user_id:
+                continue
+            role = launch_role(member.get("roles"))
+            name = str(member.get("name") or " ".join(
+                str(member.get(part) or "") for part in ("given_name", "family_name")).strip())
+            status = str(member.get("status") or "Active").lower()
+            external_id = f"{prefix}{user_id}"
+            class_member_put(course_class=course_class, external_id=external_id, lms_user_id=user_id, name=name,
+                             role=role, status=status if status in (ClassMember.ACTIVE, ClassMember.INACTIVE)
+                             else ClassMember.DELETED)
+            seen.add(external_id)
+            learners += role == LEARNER
+        removed = (ClassMember.objects.filter(course_class=course_class).exclude(lms_user_id="")
+                   .exclude(external_id__in=seen).update(status=ClassMember.DELETED))
+        CourseClass.objects.filter(pk=course_class.pk).update(roster_synced_at=django_timezone.now(), roster_error="")
+    return RosterOutcome(members=len(seen), learners=learners, removed=removed)

@@ -22,6 +22,7 @@ from pylti1p3.contrib.django import DjangoCacheDataStorage, DjangoOIDCLogin
 
 from tutor.client_ip import client_ip
 from tutor.lti.services import LaunchRefused, lti_key_ensure, lti_launch_complete, lti_login_allow
+from tutor.lti.tasks import lti_roster_sync_enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +114,13 @@ class LaunchView(View):
             return refused(request, error.message, reason="launch: " + error.message, status=error.status)
         login(request, result.user, backend="django.contrib.auth.backends.ModelBackend")
         request.session[SESSION_KEY] = launch.get_launch_id()
-        logger.info("LTI launch: %s signed in to %s", result.learner, result.course)
+        if result.course_class is not None:
+            logger.info("LTI launch: %s (%s) opens class %s of %s", result.user, result.role, result.course_class.pk,
+                        result.course)
+            if result.course_class.memberships_url:
+                lti_roster_sync_enqueue(course_class_id=result.course_class.pk)
+        else:
+            logger.info("LTI launch: %s signed in to %s", result.learner, result.course)
         return HttpResponseRedirect(result.redirect_url)
 
     def get(self, request: HttpRequest) -> HttpResponse:
