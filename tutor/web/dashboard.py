@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from django.db.models import Count, Max, Sum
+from django.db.models import Count, Max, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
 from curriculum.graph import AUTHORED, LEARNED, PrerequisiteGraph
@@ -38,10 +38,17 @@ def courses_overview() -> list[dict[str, Any]]:
     } for course in Course.objects.order_by("slug")]
 
 
-def course_counts(*, course: Course) -> dict[str, Any]:
-    totals = Interaction.objects.filter(course=course).aggregate(n=Count("id"), correct=Sum("correct"))
+def _answers(course: Course, learners: QuerySet[Learner] | None) -> QuerySet[Interaction]:
+    """The course's answers, or those of ``learners`` only (a teacher's class)."""
+    answers = Interaction.objects.filter(course=course)
+    return answers if learners is None else answers.filter(learner__in=learners.values("pk"))
+
+
+def course_counts(*, course: Course, learners: QuerySet[Learner] | None = None) -> dict[str, Any]:
+    """The course's counts; answers and learners of ``learners`` only when given."""
+    totals = _answers(course, learners).aggregate(n=Count("id"), correct=Sum("correct"))
     return {
-        "learners": Learner.objects.filter(course=course).count(),
+        "learners": (Learner.objects.filter(course=course) if learners is None else learners).count(),
         "interactions": totals["n"] or 0,
         "correct_share": (totals["correct"] or 0) / totals["n"] if totals["n"] else None,
         "skills": Skill.objects.filter(course=course).count(),
@@ -76,14 +83,14 @@ def _next_bucket(day: date, bucket: str) -> date:
     return day + timedelta(days=1)
 
 
-def activity(*, course: Course, max_buckets: int = 120) -> Activity:
+def activity(*, course: Course, max_buckets: int = 120, learners: QuerySet[Learner] | None = None) -> Activity:
     """Answers over time, by day, week or month so that at most ``max_buckets`` bars are drawn.
 
     A course whose timestamps are synthetic step numbers is bucketed by the
     day the answers were stored instead.
     """
     moment = "timestamp" if course.has_clock else "created_at"
-    rows = (Interaction.objects.filter(course=course).annotate(day=TruncDate(moment)).values("day")
+    rows = (_answers(course, learners).annotate(day=TruncDate(moment)).values("day")
             .annotate(total=Count("id"), correct=Sum("correct")).order_by("day"))
     per_day = {row["day"]: (row["total"], row["correct"] or 0.0) for row in rows if row["day"] is not None}
     if not per_day:
@@ -126,10 +133,12 @@ class MasteryMatrix:
     total_learners: int
 
 
-def mastery_matrix(*, course: Course, limit: int = 40) -> MasteryMatrix:
-    """The ``limit`` most active learners against every skill (prerequisite order)."""
+def mastery_matrix(*, course: Course, limit: int = 40, learners: QuerySet[Learner] | None = None) -> MasteryMatrix:
+    """The ``limit`` most active learners (of ``learners`` when given) against every skill (prerequisite order)."""
     skills = skills_in_order(course=course)
-    learners = list(Learner.objects.filter(course=course).annotate(answers=Count("interactions"))
+    pool = Learner.objects.filter(course=course) if learners is None else learners
+    total = pool.count()
+    learners = list(Learner.objects.filter(pk__in=pool.values("pk")).annotate(answers=Count("interactions"))
                     .order_by("-answers", "external_id")[:limit])
     column = {skill.pk: index for index, skill in enumerate(skills)}
     row = {learner.pk: index for index, learner in enumerate(learners)}
@@ -138,7 +147,7 @@ def mastery_matrix(*, course: Course, limit: int = 40) -> MasteryMatrix:
             "learner_id", "skill_id", "probability"):
         if skill_pk in column:
             values[row[learner_pk]][column[skill_pk]] = probability
-    return MasteryMatrix(learners, skills, values, Learner.objects.filter(course=course).count())
+    return MasteryMatrix(learners, skills, values, total)
 
 
 def learning_curves(answers: Sequence[tuple[int, Sequence[int], float]], *, max_attempts: int = 10,
@@ -166,7 +175,7 @@ def learning_curves(answers: Sequence[tuple[int, Sequence[int], float]], *, max_
 
 
 def course_learning_curves(*, course: Course, max_attempts: int = 10, max_rows: int = 500_000, min_answers: int = 3,
-                           ) -> tuple[list[Skill], dict[int, list[tuple[int, float, int]]]]:
+                           learners: QuerySet[Learner] | None = None) -> tuple[list[Skill], dict[int, list[tuple[int, float, int]]]]:
     """Learning curves of every skill from the course's answers (the latest ``max_rows`` at most).
 
     Attempt numbers with fewer than ``min_answers`` answers are left out: one
@@ -175,7 +184,7 @@ def course_learning_curves(*, course: Course, max_attempts: int = 10, max_rows: 
     links: dict[int, list[int]] = defaultdict(list)
     for item_pk, skill_pk in Item.skills.through.objects.filter(item__course=course).values_list("item_id", "skill_id"):
         links[item_pk].append(skill_pk)
-    rows = Interaction.objects.filter(course=course)
+    rows = _answers(course, learners)
     total = rows.count()
     if total > max_rows:
         cutoff = rows.order_by("-id").values_list("id", flat=True)[max_rows - 1]

@@ -22,7 +22,10 @@ from tutor.enrolments import course_for_user, courses_for_user, enrolment_learne
 from core.errors import NotFound, ServiceError
 from tutor.models import Learner
 from curriculum.models import Course
+from tutor.lti.classes import TeachingScope, teaching_courses, teaching_scope
+from tutor.lti.models import CourseClass
 from tutor.web import dashboard, practice, svg
+from tutor.web.access import class_chosen, staff_required, teaching_required
 from tutor.web.forms import AnswerForm, FitStartForm, GoalForm
 
 STATUS_FILL = {practice.MASTERED: "#16a34a", practice.IN_PROGRESS: "#dbeafe", practice.LOCKED: "#f1f5f9"}
@@ -191,36 +194,45 @@ def learn_summary(request: HttpRequest, slug: str) -> HttpResponse:
                                                     goal=_goal(request, course, learner))})
 
 
-def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Anonymous users go to the login page; signed-in users who are not staff get 403."""
-    @login_required
-    @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not request.user.is_staff:
-            raise PermissionDenied("the dashboard is for staff")
-        return view(request, *args, **kwargs)
-    return wrapped
-
-
-@staff_required
+@login_required
 @require_GET
 def dashboard_index(request: HttpRequest) -> HttpResponse:
-    return render(request, "web/dashboard/index.html", {"rows": dashboard.courses_overview()})
+    """Site staff: every course. A teacher: the courses of their classes, counted over their learners."""
+    if request.user.is_staff:
+        return render(request, "web/dashboard/index.html", {"rows": dashboard.courses_overview(), "staff": True})
+    rows = []
+    for course in teaching_courses(user=request.user).order_by("slug"):
+        scope = teaching_scope(user=request.user, course=course)
+        counts = dashboard.course_counts(course=course, learners=scope.learners())
+        rows.append({"course": course, "learners": counts["learners"], "interactions": counts["interactions"],
+                     "skills": counts["skills"], "items": counts["items"], "active_fit": counts["active_fit"],
+                     "classes": scope.classes})
+    if not rows:
+        raise PermissionDenied("the dashboard is for staff and teachers")
+    return render(request, "web/dashboard/index.html", {"rows": rows, "staff": False})
 
 
-def _tabs(course: Course, current: str) -> dict[str, Any]:
-    return {"course": course, "tab": current, "counts": dashboard.course_counts(course=course)}
+def _tabs(course: Course, current: str, scope: TeachingScope | None = None,
+          course_class: CourseClass | None = None) -> dict[str, Any]:
+    """The course head: counts over what the viewer sees (a class, a teacher's classes, or all), the
+    class filter, and the tabs (Items and Fits are site staff's)."""
+    staff = scope is None or scope.everything
+    learners = None if staff and course_class is None else scope.learners(course_class)
+    return {"course": course, "tab": current, "counts": dashboard.course_counts(course=course, learners=learners),
+            "staff": staff, "classes": scope.classes if scope is not None else [], "course_class": course_class}
 
 
-@staff_required
+@teaching_required
 @require_GET
-def dashboard_course(request: HttpRequest, slug: str) -> HttpResponse:
-    """Overview: activity over time, the mastery heatmap and learning curves per skill."""
-    course = _course(slug)
-    activity = dashboard.activity(course=course)
-    matrix = dashboard.mastery_matrix(course=course)
-    skills, curves = dashboard.course_learning_curves(course=course)
-    context = _tabs(course, "overview")
+def dashboard_course(request: HttpRequest, scope: TeachingScope) -> HttpResponse:
+    """Overview: activity over time, the mastery heatmap and learning curves per skill, over the chosen
+    class's learners (a teacher: their classes' learners; staff: everyone, unless a class is chosen)."""
+    course, course_class = scope.course, class_chosen(request, scope)
+    learners = None if scope.everything and course_class is None else scope.learners(course_class)
+    activity = dashboard.activity(course=course, learners=learners)
+    matrix = dashboard.mastery_matrix(course=course, learners=learners)
+    skills, curves = dashboard.course_learning_curves(course=course, learners=learners)
+    context = _tabs(course, "overview", scope, course_class)
     context["activity"] = activity
     context["activity_svg"] = mark_safe(svg.bar_chart(
         activity.labels, activity.totals, activity.correct, label=f"Answers per {activity.bucket}"))
@@ -253,13 +265,13 @@ def dashboard_items(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "web/dashboard/items.html", context)
 
 
-@staff_required
+@teaching_required
 @require_GET
-def dashboard_graph(request: HttpRequest, slug: str) -> HttpResponse:
+def dashboard_graph(request: HttpRequest, scope: TeachingScope) -> HttpResponse:
     """The prerequisite graph: authored and learned edges told apart, in layers by topological order."""
-    course = _course(slug)
+    course = scope.course
     data = dashboard.graph_data(course=course)
-    context = _tabs(course, "graph")
+    context = _tabs(course, "graph", scope)
     context["graph"] = data
     context["graph_svg"] = mark_safe(svg.prerequisite_graph(
         data.skills, data.names, [svg.GraphEdge(*edge) for edge in data.edges], data.layout_edges,
