@@ -100,7 +100,9 @@ class ClassMember(models.Model):
     STATUSES = [(ACTIVE, "active"), (INACTIVE, "inactive"), (DELETED, "no longer on the LMS roster")]
 
     course_class = models.ForeignKey(CourseClass, on_delete=models.CASCADE, related_name="members")
-    external_id = models.CharField(max_length=200, help_text="The learner id in the course (link prefix + LMS user id).")
+    external_id = models.CharField(max_length=200, blank=True,
+                                   help_text="The learner id in the course (link prefix + LMS user id); "
+                                             "for a staff group, left empty: the learner's id.")
     lms_user_id = models.CharField(max_length=255, blank=True)
     name = models.CharField(max_length=200, blank=True)
     role = models.CharField(max_length=16, choices=ROLES, default=LEARNER)

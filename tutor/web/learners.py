@@ -27,6 +27,34 @@ PROGRESS_EPSILON = 0.01
 """Mean mastery must rise by more than this over the window to count as progress."""
 
 
+WHY_TEXT = {
+    "frontier": "{skill} is next: its prerequisites are mastered and it is not yet.",
+    "review": "{skill} was mastered, but has probably faded since it was last practised.",
+    "remediation": "{struggling} has been hard lately, so the tutor goes back to {skill}, which it builds on.",
+    "confirm": "{skill} looks known ({percent}%), but counts as mastered only after {needed} answers{harder}; "
+               "{answers} given so far.",
+}
+"""The policy's reason for the next item, told to the teacher (the learner page says it to the learner)."""
+
+
+def choice_text(choice: Choice, names: dict[str, str]) -> str:
+    """What comes next for the learner and why, in words."""
+    if choice.done:
+        return "Every goal skill of the course is mastered."
+    if choice.item is None:
+        return ("Nothing to practise right now: the items this learner is ready for were just answered, and one "
+                "answered wrongly waits a few minutes before it comes back.")
+    evidence = choice.evidence
+    text = WHY_TEXT.get(choice.why, "The item practises {skill}.").format(
+        skill=names.get(choice.skill or "", choice.skill), struggling=names.get(choice.struggling or "", choice.struggling),
+        percent=round(100 * (choice.mastery or 0.0)), needed=choice.min_answers,
+        answers=evidence.answers if evidence else 0,
+        harder=", one of them above the easiest level" if evidence and not evidence.harder else "")
+    if choice.p_correct is not None:
+        text += f" The model expects about a {round(100 * choice.p_correct)}% chance of a right answer."
+    return text
+
+
 @dataclass(frozen=True)
 class FlagRules:
     no_progress_answers: int

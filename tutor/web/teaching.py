@@ -17,7 +17,6 @@ from tutor.models import Learner
 from tutor.web import learners as reports
 from tutor.web import svg
 from tutor.web.access import class_chosen, teaching_required
-from tutor.web.practice import reason_text
 from tutor.web.views import _tabs
 
 
@@ -45,7 +44,7 @@ def dashboard_learner(request: HttpRequest, scope: TeachingScope, learner_id: in
     context = _tabs(scope.course, "learners", scope)
     names = report.skill_names
     context.update(
-        report=report, reason=reason_text(report.choice, names),
+        report=report, reason=reports.choice_text(report.choice, names),
         next_skill=names.get(report.choice.skill or "", report.choice.skill),
         skills=[{"id": skill, "name": names.get(skill, skill),
                  "percent": round(100 * float(report.history.mastery[-1, index]))}
