@@ -48,7 +48,7 @@ def test_a_teacher_filters_by_class_and_opens_a_learner(browser, live_server, dj
     assert sorted(names) == ["Nora Notyet", "Pupil 0", "Pupil 1", "Pupil 2"]
     assert "not started" in page.locator("table.roster tbody tr", has_text="Nora Notyet").inner_text()
     assert page.get_by_role("link", name="Nora Notyet").count() == 0  # no page before the first answer
-    _screenshot(page, "teacher-class")
+    _screenshot(page, "teacher-class", readme=True)
     problems = {"learners": _axe(page)} if AXE.exists() else {}
 
     page.get_by_role("link", name="Overview").click()
@@ -65,7 +65,7 @@ def test_a_teacher_filters_by_class_and_opens_a_learner(browser, live_server, dj
     assert page.locator(".next-reason").inner_text()
     assert page.locator("svg.mastery-line path").count() == 1
     assert page.locator("table.history tbody tr").count() == 12
-    _screenshot(page, "teacher-learner")
+    _screenshot(page, "teacher-learner", readme=True)
     if AXE.exists():
         problems["learner"] = _axe(page)
     assert {name: found for name, found in problems.items() if found} == {}
