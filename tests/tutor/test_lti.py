@@ -259,9 +259,12 @@ def platform_for(lms: LmsServer, *, deployment: str = "dep-1", issuer: str = ISS
 def launch_form(client, lms: LmsServer, *, user: str = "student-1", expiration: int | None = None,
                 own_line_item: bool = True, roles: list[str] | None = None, name: str = "Ada Lovelace",
                 context: str = "context-7", context_title: str = "Fractions 101", roster: bool = False,
+                deep_link_return: str | None = None, custom: dict | None = None, line_item: str | None = None,
                 **platform_options: Any) -> dict:
     """The browser's trip: platform login initiation -> tool -> platform auth -> the signed launch form."""
     platform = platform_for(lms, **platform_options)
+    if deep_link_return:
+        platform.get_registration().set_deeplink_launch_url("http://testserver/lti/launch/")
     login = Login(None, platform)
     login.set_lti_message_hint(hint="resource-link-1")
     preflight = login.initiate_login(user)
@@ -278,8 +281,13 @@ def launch_form(client, lms: LmsServer, *, user: str = "student-1", expiration: 
     launch.set_launch_context_claim(context, context_title=context_title)
     if roster:
         launch.set_nrps(context_memberships_url=f"{lms.url}/memberships")
+    if deep_link_return:
+        launch.set_dl(deep_link_return, title="Add a tool", accept_types={"ltiResourceLink"},
+                      extra_data={"opaque": "lms-state"})
+    if custom:
+        launch.set_custom_parameters_claim(custom)
     launch.set_ags(lineitems_url=f"{lms.url}/lineitems",
-                   lineitem_url=f"{lms.url}/lineitems/1" if own_line_item else None)
+                   lineitem_url=line_item or (f"{lms.url}/lineitems/1" if own_line_item else None))
     if expiration is not None:
         launch.set_id_token_expiration(expiration)
     form = launch.lti_launch()

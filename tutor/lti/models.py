@@ -40,6 +40,9 @@ class LtiGradeTarget(models.Model):
     lineitem_url = models.URLField(max_length=500, blank=True, help_text="The launch's own line item, if any.")
     lineitems_url = models.URLField(max_length=500, blank=True, help_text="The context's line item container.")
     resource_link_id = models.CharField(max_length=255, blank=True)
+    activity = models.ForeignKey("PracticeActivity", null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="grade_targets",
+                                 help_text="A placed activity: graded from the mastery of its goal skills.")
     scopes = models.JSONField(default=list)
     last_score = models.FloatField(null=True, blank=True, help_text="Last score sent, in [0, 1].")
     last_sent_at = models.DateTimeField(null=True, blank=True)
@@ -135,3 +138,23 @@ class TeachingGrant(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} teaches {self.course_class}"
+
+
+class PracticeActivity(models.Model):
+    """A practice activity an instructor placed in the LMS by Deep Linking: the course and the goal skills.
+    Its launches practise towards those goals, and its own AGS line item gets the mean mastery of them."""
+
+    course = models.ForeignKey("curriculum.Course", on_delete=models.CASCADE, related_name="lti_activities")
+    deployment = models.ForeignKey("lti_tool.LtiDeployment", on_delete=models.CASCADE, related_name="+")
+    context_id = models.CharField(max_length=255, blank=True)
+    title = models.CharField(max_length=200)
+    goals = models.JSONField(default=list, help_text="Skill ids of the course the activity practises towards.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "practice activities"
+
+    def __str__(self) -> str:
+        return f"{self.course.slug}: {self.title}"

@@ -27,6 +27,7 @@ from django.db.models import Sum
 from django.utils import timezone as django_timezone
 from lti_tool.models import Key, LtiLaunch, LtiUser
 from pylti1p3.assignments_grades import AssignmentsGradesService
+from pylti1p3.deep_link_resource import DeepLinkResource
 from pylti1p3.grade import Grade
 from pylti1p3.lineitem import LineItem
 from pylti1p3.names_roles import NamesRolesProvisioningService
@@ -36,10 +37,11 @@ from rest_framework.throttling import SimpleRateThrottle
 from tracing.models import Mastery
 from tutor.enrolments import EnrolmentConflict, enrolment_set
 from tutor.lti.classes import class_for_context, class_member_put, learner_launched, teaching_grant_put
-from tutor.lti.models import ClassMember, CourseClass, LtiCourseLink, LtiGradeTarget
+from tutor.lti.models import ClassMember, CourseClass, LtiCourseLink, LtiGradeTarget, PracticeActivity
 from tutor.lti.roles import LEARNER, TEACHING_ROLES, launch_role
 from tutor.models import Enrolment, Learner
-from curriculum.models import Course
+from core.errors import ServiceError
+from curriculum.models import Course, Skill
 from tutor.services import learner_get_or_create
 
 logger = logging.getLogger(__name__)
@@ -50,6 +52,7 @@ AGS_CLAIM = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
 NRPS_SCOPE = "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly"
 HTTP_TIMEOUT = 10.0
 MASTERY_TAG = "kt-mastery"
+ACTIVITY_TAG = "kt-goals"
 
 
 class LaunchRefused(Exception):
@@ -71,6 +74,7 @@ class LaunchResult:
     redirect_url: str
     role: str = LEARNER
     course_class: CourseClass | None = None
+    activity: PracticeActivity | None = None
 
 
 def lti_key_ensure() -> Key:
@@ -139,6 +143,7 @@ def lti_launch_complete(*, launch: LtiLaunch) -> LaunchResult:
     role = launch_role(launch.roles_claim)
     nrps = launch.nrps_claim or {}
     title = str(context.get("title") or context.get("label") or "")
+    activity = _activity_of(launch, link)
     if role in TEACHING_ROLES:
         return _teaching_launch(launch=launch, link=link, context_id=context_id, title=title, role=role,
                                 memberships_url=str(nrps.get("context_memberships_url") or ""))
@@ -164,7 +169,7 @@ def lti_launch_complete(*, launch: LtiLaunch) -> LaunchResult:
             LtiGradeTarget.objects.update_or_create(
                 learner=learner, registration=launch.registration, lineitem_url=ags.get("lineitem") or "",
                 lineitems_url=ags.get("lineitems") or "",
-                defaults={"user_sub": launch.user.sub, "scopes": scopes,
+                defaults={"user_sub": launch.user.sub, "scopes": scopes, "activity": activity,
                           "resource_link_id": str(resource_link.get("id", ""))})
         if context_id:
             # The learner's context is their class: they are on its roster from their first launch.
@@ -173,7 +178,68 @@ def lti_launch_complete(*, launch: LtiLaunch) -> LaunchResult:
             learner_launched(course_class=course_class, learner=learner, lms_user_id=launch.user.sub,
                              name=_display_name(launch.user))
     redirect_url = settings.TUTOR_LTI_LAUNCH_REDIRECT.format(course=link.course.slug)
-    return LaunchResult(course=link.course, learner=learner, user=user, redirect_url=redirect_url)
+    return LaunchResult(course=link.course, learner=learner, user=user, redirect_url=redirect_url, activity=activity)
+
+
+ACTIVITY_PARAMETER = "tutor_activity"
+"""The custom parameter a placed activity's resource link carries: the activity's id."""
+
+
+def _activity_of(launch: LtiLaunch, link: LtiCourseLink) -> PracticeActivity | None:
+    """The placed activity this resource link launches (its custom parameter), if any. One of another
+    course or deployment (a copied link) is refused rather than practised in the wrong place."""
+    wanted = launch.get_custom_claim(ACTIVITY_PARAMETER)
+    if not wanted:
+        return None
+    activity = PracticeActivity.objects.filter(pk=int(wanted) if str(wanted).isdigit() else None,
+                                               course=link.course, deployment=launch.deployment).first()
+    if activity is None:
+        raise LaunchRefused("This activity is not available any more; ask your teacher to place it again.",
+                            status=404)
+    return activity
+
+
+def lti_deep_link_start(*, launch: LtiLaunch) -> LaunchResult:
+    """A Deep Linking request: only a teacher of a linked context may place an activity; they get the
+    class's grant as on a teaching launch, and then choose the activity's goals."""
+    context = launch.context_claim or {}
+    context_id = str(context.get("id", ""))
+    link = course_link_for(deployment=launch.deployment, context_id=context_id)
+    if link is None:
+        raise LaunchRefused(f"This LMS placement (deployment {launch.deployment.deployment_id!r}, context "
+                            f"{context_id or '-'!r}) is not linked to a course yet. Ask an administrator to add an "
+                            f"LTI course link for it.")
+    role = launch_role(launch.roles_claim)
+    if role not in TEACHING_ROLES:
+        raise LaunchRefused("Only teachers can place a practice activity.")
+    nrps = launch.nrps_claim or {}
+    return _teaching_launch(launch=launch, link=link, context_id=context_id, role=role,
+                            title=str(context.get("title") or context.get("label") or ""),
+                            memberships_url=str(nrps.get("context_memberships_url") or ""))
+
+
+def activity_place(*, launch: LtiLaunch, user: Any, title: str, goals: list[str]) -> PracticeActivity:
+    """Store the activity a teacher placed from this Deep Linking launch: its course (the context's
+    link), title and goal skills (at least one, each a skill of the course)."""
+    context_id = str((launch.context_claim or {}).get("id", ""))
+    link = course_link_for(deployment=launch.deployment, context_id=context_id)
+    if link is None:
+        raise ServiceError("this placement is not linked to a course", field="course")
+    known = set(Skill.objects.filter(course=link.course, external_id__in=goals).values_list("external_id", flat=True))
+    if not goals or set(goals) - known:
+        raise ServiceError("choose one or more skills of the course as the activity's goals", field="goals")
+    title = (title or "").strip()[:200] or f"Practice: {link.course.name}"
+    return PracticeActivity.objects.create(course=link.course, deployment=launch.deployment, context_id=context_id,
+                                           title=title, goals=list(dict.fromkeys(goals)), created_by=user)
+
+
+def activity_resource(*, activity: PracticeActivity, launch_url: str) -> DeepLinkResource:
+    """The content item sent back to the LMS: a resource link to the tool's launch URL carrying the
+    activity's id, with a line item of its own (out of 100) that its grades go to."""
+    column = (LineItem().set_label(activity.title[:100]).set_score_maximum(100).set_tag(ACTIVITY_TAG)
+              .set_resource_id(f"activity-{activity.pk}"))
+    return (DeepLinkResource().set_url(launch_url).set_title(activity.title)
+            .set_custom_params({ACTIVITY_PARAMETER: str(activity.pk)}).set_lineitem(column))
 
 
 def _display_name(lti_user: LtiUser) -> str:
@@ -200,12 +266,16 @@ def _teaching_launch(*, launch: LtiLaunch, link: LtiCourseLink, context_id: str,
                         course_class=course_class)
 
 
-def learner_grade(*, learner: Learner) -> float:
-    """Mean mastery over the course's skills, in [0, 1]; a skill without an estimate counts as 0."""
-    total = learner.course.skills.count()
+def learner_grade(*, learner: Learner, skills: list[str] | None = None) -> float:
+    """Mean mastery over the course's skills (over ``skills``, a placed activity's goals, when given), in
+    [0, 1]; a skill without an estimate counts as 0."""
+    course_skills = learner.course.skills.all()
+    if skills is not None:
+        course_skills = course_skills.filter(external_id__in=skills)
+    total = course_skills.count()
     if total == 0:
         return 0.0
-    known = Mastery.objects.filter(learner=learner, skill__course=learner.course_id).aggregate(
+    known = Mastery.objects.filter(learner=learner, skill__in=course_skills).aggregate(
         total=Sum("probability"))["total"] or 0.0
     return min(max(float(known) / total, 0.0), 1.0)
 
@@ -234,6 +304,12 @@ def _send(target: LtiGradeTarget, score: float, session: requests.Session) -> No
              .set_activity_progress("InProgress").set_grading_progress("FullyGraded").set_user_id(target.user_sub))
     if target.lineitem_url:
         service.put_grade(grade)
+    elif target.activity is not None:  # a placed activity whose link came without its line item: find or make it
+        column = (LineItem().set_tag(ACTIVITY_TAG).set_label(target.activity.title[:100]).set_score_maximum(100)
+                  .set_resource_id(f"activity-{target.activity_id}"))
+        if target.resource_link_id:
+            column.set_resource_link_id(target.resource_link_id)
+        service.put_grade(grade, column)
     else:  # no line item of its own: find or create the course's mastery column
         column = (LineItem().set_tag(MASTERY_TAG).set_label("Mastery").set_score_maximum(100)
                   .set_resource_id(target.learner.course.slug))
@@ -243,18 +319,22 @@ def _send(target: LtiGradeTarget, score: float, session: requests.Session) -> No
 
 
 def lti_grade_passback(*, learner: Learner) -> list[PassbackOutcome]:
-    """Post the learner's grade (mean mastery) to every LMS gradebook it came from.
+    """Post the learner's grade to every LMS gradebook it came from: the mean mastery over the course's
+    skills, or over a placed activity's goal skills on that activity's own line item.
 
     Each target's outcome is stored on it (last score, time, error); a failure is
     logged and reported, never raised, so one unreachable LMS does not stop the others.
     """
-    targets = list(LtiGradeTarget.objects.select_related("registration", "learner__course").filter(learner=learner))
+    targets = list(LtiGradeTarget.objects.select_related("registration", "learner__course", "activity")
+                   .filter(learner=learner))
     if not targets:
         return []
-    score = learner_grade(learner=learner)
+    course_score = learner_grade(learner=learner)
     outcomes = []
     with _TimeoutSession() as session:
         for target in targets:
+            score = (course_score if target.activity is None
+                     else learner_grade(learner=learner, skills=list(target.activity.goals)))
             try:
                 _send(target, score, session)
             except Exception as error:  # the LMS's answer or the network: record it, try the others

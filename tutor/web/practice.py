@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from datetime import timezone as dt_timezone
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -173,9 +174,11 @@ def goal_choices(*, course: Course) -> list[tuple[str, str]]:
     return [(skill, names.get(skill) or skill) for skill in graph_for_course(course=course).topological_order()]
 
 
-def question_next(*, course: Course, learner: Learner, goal: str | None = None) -> Question:
-    """The next question; with ``goal`` (a skill id of the course) the policy works towards that skill."""
-    choice = next_item_choose(course=course, learner=learner, goals=(goal,) if goal else None)
+def question_next(*, course: Course, learner: Learner, goal: str | None = None,
+                  goals: Sequence[str] | None = None) -> Question:
+    """The next question; with ``goal`` (a skill id of the course) the policy works towards that skill,
+    else with ``goals`` (a placed LMS activity's) towards those."""
+    choice = next_item_choose(course=course, learner=learner, goals=(goal,) if goal else goals or None)
     names = dict(Skill.objects.filter(course=course).values_list("external_id", "name"))
     item = Item.objects.filter(course=course, external_id=choice.item).first() if choice.item else None
     token = ""

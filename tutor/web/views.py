@@ -23,7 +23,8 @@ from core.errors import NotFound, ServiceError
 from tutor.models import Learner
 from curriculum.models import Course
 from tutor.lti.classes import TeachingScope, teaching_courses, teaching_scope
-from tutor.lti.models import CourseClass
+from tutor.lti.models import CourseClass, PracticeActivity
+from tutor.lti.views import ACTIVITY_SESSION_KEY
 from tutor.web import dashboard, practice, svg
 from tutor.web.access import class_chosen, staff_required, teaching_required
 from tutor.web.forms import AnswerForm, FitStartForm, GoalForm
@@ -84,11 +85,24 @@ def _goal(request: HttpRequest, course: Course, learner: Learner) -> str | None:
     return goal if goal and course.skills.filter(external_id=goal).exists() else None
 
 
+def _activity_goals(request: HttpRequest, course: Course) -> list[str] | None:
+    """The goal skills of the LMS activity this session was launched into (Deep Linking), if any."""
+    activity_pk = request.session.get(ACTIVITY_SESSION_KEY.format(course=course.slug))
+    activity = PracticeActivity.objects.filter(pk=activity_pk, course=course).first() if activity_pk else None
+    if activity is None:
+        return None
+    known = set(course.skills.filter(external_id__in=activity.goals).values_list("external_id", flat=True))
+    return [goal for goal in activity.goals if goal in known] or None
+
+
 def _practice_context(request: HttpRequest, course: Course, learner: Learner, **extra: Any) -> dict[str, Any]:
     goal = _goal(request, course, learner)
-    question = extra.pop("question", None) or practice.question_next(course=course, learner=learner, goal=goal)
+    activity_goals = _activity_goals(request, course)
+    question = extra.pop("question", None) or practice.question_next(course=course, learner=learner, goal=goal,
+                                                                     goals=activity_goals)
     goal_form = GoalForm(initial={"goal": goal or ""}, skills=practice.goal_choices(course=course))
     return {"course": course, "learner": learner, "question": question, "goal_form": goal_form, "goal": goal,
+            "activity_goals": activity_goals,
             "form": extra.pop("form", None) or AnswerForm(initial={"token": question.token}),
             **_mastery_context(course, learner), **extra}
 
@@ -108,7 +122,8 @@ def learn(request: HttpRequest, slug: str) -> HttpResponse:
 def learn_question(request: HttpRequest, slug: str) -> HttpResponse:
     """The next question alone, for the page to swap in without a reload."""
     course, learner = _learner_page(request, slug)
-    question = practice.question_next(course=course, learner=learner, goal=_goal(request, course, learner))
+    question = practice.question_next(course=course, learner=learner, goal=_goal(request, course, learner),
+                                      goals=_activity_goals(request, course))
     return render(request, "web/_question.html", {"course": course, "question": question,
                                                   "form": AnswerForm(initial={"token": question.token})})
 
