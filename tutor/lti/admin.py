@@ -2,7 +2,8 @@ from django import forms
 from django.contrib import admin
 
 import tutor.api.admin  # noqa: F401  (the API key admin is registered beside the API; this app loads it)
-from tutor.lti.models import ClassMember, CourseClass, LtiCourseLink, LtiGradeTarget, TeachingGrant
+from tutor.lti.models import (ClassMember, CourseClass, LtiCourseLink, LtiGradeTarget, PracticeActivity,
+                              TeachingGrant)
 
 
 @admin.register(LtiCourseLink)
@@ -76,3 +77,15 @@ class CourseClassAdmin(admin.ModelAdmin):
     raw_id_fields = ("deployment",)
     readonly_fields = ("roster_synced_at", "roster_error")
     inlines = [ClassMemberInline, TeachingGrantInline]
+
+
+@admin.register(PracticeActivity)
+class PracticeActivityAdmin(admin.ModelAdmin):
+    """Placed by instructors through their LMS (Deep Linking); staff may correct a title or the goals."""
+
+    list_display = ("title", "course", "context_id", "created_by", "created_at")
+    list_filter = ("course",)
+    readonly_fields = ("course", "deployment", "context_id", "created_by", "created_at")
+
+    def has_add_permission(self, request) -> bool:
+        return False
