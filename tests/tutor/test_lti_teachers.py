@@ -180,3 +180,17 @@ def test_another_deployment_with_the_same_context_id_is_another_class(lms, tool,
     assert CourseClass.objects.filter(context_id="context-7").count() == 2
     mine = CourseClass.objects.get(grants__user__username__endswith="teacher-2")
     assert first.get(f"/dashboard/fractions/learners/?class={mine.pk}").status_code == 404
+
+
+def test_a_teacher_the_lms_lists_as_a_learner_now_loses_the_class(lms, tool, course):
+    lms.members = list(ROSTER)
+    teacher, response = _launch(lms, user="teacher-1", roles=[INSTRUCTOR], name="Grace Hopper")
+    admin, _ = _launch(lms, user="admin-9", roles=[ADMINISTRATOR], name="Ann Admin")  # not on the course roster
+    course_class = CourseClass.objects.get(context_id="context-7")
+    assert lti_roster_sync(course_class=course_class).revoked == 0
+
+    lms.members = [dict(member, roles=[LEARNER_ROLE]) if member["user_id"] == "teacher-1" else member
+                   for member in ROSTER]
+    assert lti_roster_sync(course_class=course_class).revoked == 1
+    assert teacher.get(response["Location"]).status_code == 403
+    assert admin.get(response["Location"]).status_code == 200

@@ -37,7 +37,8 @@ from rest_framework.throttling import SimpleRateThrottle
 from tracing.models import Mastery
 from tutor.enrolments import EnrolmentConflict, enrolment_set
 from tutor.lti.classes import class_for_context, class_member_put, learner_launched, teaching_grant_put
-from tutor.lti.models import ClassMember, CourseClass, LtiCourseLink, LtiGradeTarget, PracticeActivity
+from tutor.lti.models import (ClassMember, CourseClass, LtiCourseLink, LtiGradeTarget, PracticeActivity,
+                              TeachingGrant)
 from tutor.lti.roles import LEARNER, TEACHING_ROLES, launch_role
 from tutor.models import Enrolment, Learner
 from core.errors import ServiceError
@@ -354,6 +355,7 @@ class RosterOutcome:
     members: int
     learners: int
     removed: int
+    revoked: int = 0
 
 
 def lti_roster_sync(*, course_class: CourseClass, session: requests.Session | None = None) -> RosterOutcome:
@@ -392,5 +394,23 @@ def lti_roster_sync(*, course_class: CourseClass, session: requests.Session | No
             learners += role == LEARNER
         removed = (ClassMember.objects.filter(course_class=course_class).exclude(lms_user_id="")
                    .exclude(external_id__in=seen).update(status=ClassMember.DELETED))
+        revoked = _grants_revoke(course_class, members)
         CourseClass.objects.filter(pk=course_class.pk).update(roster_synced_at=django_timezone.now(), roster_error="")
-    return RosterOutcome(members=len(seen), learners=learners, removed=removed)
+    return RosterOutcome(members=len(seen), learners=learners, removed=removed, revoked=revoked)
+
+
+def _grants_revoke(course_class: CourseClass, members: list[dict[str, Any]]) -> int:
+    """End the teaching grants of people the LMS now lists in this context as no longer teaching it
+    (another role, or inactive). Someone the roster does not list keeps theirs: an institution
+    administrator may launch from a course without being a member of it."""
+    listed = {str(member.get("user_id")): (launch_role(member.get("roles")) in TEACHING_ROLES
+                                           and str(member.get("status") or "Active").lower() == ClassMember.ACTIVE)
+              for member in members if member.get("user_id")}
+    revoked = 0
+    registration = course_class.deployment.registration_id
+    for grant in TeachingGrant.objects.filter(course_class=course_class):
+        subs = LtiUser.objects.filter(auth_user=grant.user_id, registration=registration).values_list("sub", flat=True)
+        if any(sub in listed for sub in subs) and not any(listed.get(sub) for sub in subs):
+            grant.delete()
+            revoked += 1
+    return revoked
