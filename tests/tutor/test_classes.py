@@ -104,3 +104,17 @@ def test_staff_see_everyone_and_filter_by_class(client, staff_user):
     assert overview.context["counts"]["learners"] == 1 and overview.context["counts"]["interactions"] == 1
     assert client.get("/dashboard/fractions/").context["counts"]["learners"] == 2
     assert client.get("/dashboard/fractions/items/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_the_teacher_pages_may_sit_in_the_lms_iframe_only_when_it_is_on(client, django_user_model, settings):
+    course = course_with_curriculum("fractions")
+    group = CourseClass.objects.create(course=course, name="Group A", source=CourseClass.STAFF)
+    teacher = django_user_model.objects.create_user(username="tess", password="x")
+    TeachingGrant.objects.create(course_class=group, user=teacher)
+    client.force_login(teacher)
+    assert client.get("/dashboard/fractions/learners/")["X-Frame-Options"] == "DENY"
+    settings.TUTOR_LTI_IFRAME, settings.TUTOR_LTI_FRAME_ANCESTORS = True, ["https://lms.example"]
+    response = client.get("/dashboard/fractions/learners/")
+    assert "X-Frame-Options" not in response
+    assert response["Content-Security-Policy"] == "frame-ancestors 'self' https://lms.example"

@@ -6,6 +6,7 @@ from __future__ import annotations
 from functools import wraps
 from typing import Any, Callable
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
@@ -13,6 +14,21 @@ from django.http import Http404, HttpRequest, HttpResponse
 from curriculum.models import Course
 from tutor.lti.classes import TeachingScope, teaching_scope
 from tutor.lti.models import CourseClass
+
+
+def lti_frameable(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Learner pages may sit in the LMS's iframe when TUTOR_LTI_IFRAME is on; framing stays denied otherwise."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        response = view(request, *args, **kwargs)
+        if settings.TUTOR_LTI_IFRAME:
+            response.xframe_options_exempt = True
+            response["Content-Security-Policy"] = "frame-ancestors 'self' " + " ".join(
+                settings.TUTOR_LTI_FRAME_ANCESTORS)
+        return response
+
+    return wrapped
 
 
 def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -41,7 +57,8 @@ def teaching_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRe
                 raise Http404("no such course")
             raise PermissionDenied("this dashboard is for the course's teachers and staff")
         return view(request, scope, *args, **kwargs)
-    return wrapped
+    # A teacher's launch lands here, inside the LMS's iframe where the learner pages may sit too.
+    return lti_frameable(wrapped)
 
 
 def class_chosen(request: HttpRequest, scope: TeachingScope) -> CourseClass | None:

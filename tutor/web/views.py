@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from functools import wraps
-from typing import Any, Callable
+from typing import Any
 
-from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -26,7 +24,7 @@ from tutor.lti.classes import TeachingScope, teaching_courses, teaching_scope
 from tutor.lti.models import CourseClass, PracticeActivity
 from tutor.lti.views import ACTIVITY_SESSION_KEY
 from tutor.web import dashboard, practice, svg
-from tutor.web.access import class_chosen, staff_required, teaching_required
+from tutor.web.access import class_chosen, lti_frameable, staff_required, teaching_required
 from tutor.web.forms import AnswerForm, FitStartForm, GoalForm
 
 STATUS_FILL = {practice.MASTERED: "#16a34a", practice.IN_PROGRESS: "#dbeafe", practice.LOCKED: "#f1f5f9"}
@@ -44,21 +42,6 @@ def _learner_page(request: HttpRequest, slug: str) -> tuple[Course, Learner]:
         return course, enrolment_learner(course=course, user=request.user)
     except NotFound:
         raise Http404("no such course") from None
-
-
-def lti_frameable(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Learner pages may sit in the LMS's iframe when TUTOR_LTI_IFRAME is on; framing stays denied otherwise."""
-
-    @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        response = view(request, *args, **kwargs)
-        if settings.TUTOR_LTI_IFRAME:
-            response.xframe_options_exempt = True
-            response["Content-Security-Policy"] = "frame-ancestors 'self' " + " ".join(
-                settings.TUTOR_LTI_FRAME_ANCESTORS)
-        return response
-
-    return wrapped
 
 
 def _wants_fragment(request: HttpRequest) -> bool:
