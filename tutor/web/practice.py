@@ -284,7 +284,7 @@ class SittingSummary:
 
 
 def sitting_summary(*, course: Course, learner: Learner, now: datetime | None = None,
-                    goal: str | None = None) -> SittingSummary:
+                    goal: str | None = None, goals: Sequence[str] | None = None) -> SittingSummary:
     """The summary shown when the learner stops: this sitting's answers (since the last pause of
     ``SITTING_GAP``), each practised skill's mastery before the sitting and now, and the next step (towards
     ``goal``, as on the practice page)."""
@@ -327,7 +327,7 @@ def sitting_summary(*, course: Course, learner: Learner, now: datetime | None = 
                                skill_mastered(before, evidence_before.get(skill), view.config),
                                after[skill].status == MASTERED))
     moves.sort(key=lambda move: move.before - move.after)
-    question = question_next(course=course, learner=learner, goal=goal)
+    question = question_next(course=course, learner=learner, goal=goal, goals=goals)
     return SittingSummary(answers=len(sitting), correct=sum(correct >= 0.5 for _, correct, _ in sitting),
                           started=sitting[0][2] if sitting else None, moves=moves, next_skill=question.skill_name,
                           next_reason=question.reason, done=question.done, reviews=progress.reviews)

@@ -189,7 +189,8 @@ def learn_summary(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "web/summary.html", {"course": course, "learner": learner,
                                                 "summary": practice.sitting_summary(
                                                     course=course, learner=learner,
-                                                    goal=_goal(request, course, learner))})
+                                                    goal=_goal(request, course, learner),
+                                                    goals=_activity_goals(request, course))})
 
 
 @login_required
