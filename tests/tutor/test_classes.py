@@ -118,3 +118,21 @@ def test_the_teacher_pages_may_sit_in_the_lms_iframe_only_when_it_is_on(client, 
     response = client.get("/dashboard/fractions/learners/")
     assert "X-Frame-Options" not in response
     assert response["Content-Security-Policy"] == "frame-ancestors 'self' https://lms.example"
+
+
+@pytest.mark.django_db
+def test_mastery_history_ends_where_the_stored_mastery_is(isolated_models):
+    from tracing.models import Mastery
+    from tracing.practice import mastery_history
+
+    course = course_with_curriculum("fractions")
+    api = client_for(key_for(course))
+    rows = [{"id": f"r{step}", "learner": "ann", "item": ["q1", "q2", "q17"][step % 3], "correct": step % 2,
+             "timestamp": f"2026-11-25T10:{step:02d}:00Z"} for step in range(9)]
+    assert api.post("/api/v1/courses/fractions/interactions", rows, format="json").status_code == 201
+    learner = Learner.objects.get(external_id="ann")
+    history = mastery_history(course=course, learner=learner)
+    assert history.mastery.shape == (9, 3) and len(history.at) == 9 and list(history.at) == sorted(history.at)
+    stored = dict(Mastery.objects.filter(learner=learner).values_list("skill__external_id", "probability"))
+    assert dict(zip(history.skills, history.mastery[-1])) == pytest.approx(stored, abs=1e-6)
+    assert history.mean()[-1] == pytest.approx(sum(stored.values()) / 3, abs=1e-6)
