@@ -17,6 +17,7 @@ from curriculum.policies import get_policy
 from curriculum.policies.base import (Answer, Evidence, ItemSpec, PolicyConfig, ReviewDue, Seen, item_levels,
                                       skill_evidence, skill_mastered)
 from curriculum.services import course_policy, graph_for_course
+from tracing.selectors import learner_history
 from tracing.services import CourseModel, course_model, learner_state
 from tutor.hot_queries import learner_exposure
 from tutor.models import Learner
@@ -175,3 +176,37 @@ def expected_gain(estimator: Any, state: Any, item_index: Mapping[str, int], ski
     expected = probability * after_correct[rows, pairs] + (1.0 - probability) * after_wrong[rows, pairs]
     gain = np.bincount(rows, weights=expected - now_mastery[pairs], minlength=len(chosen))
     return dict(zip(chosen, gain.tolist()))
+
+
+@dataclass(frozen=True)
+class MasteryHistory:
+    """The learner's mastery after each answer under the course's active model, oldest first:
+    ``at`` (answers,) epoch seconds, ``mastery`` (answers, skills) P(known) at that answer, columns in
+    ``skills`` order. Answers on items the model does not know leave the row as it was."""
+
+    at: np.ndarray
+    mastery: np.ndarray
+    skills: tuple[str, ...]
+
+    def mean(self) -> np.ndarray:
+        """(answers,) mean P(known) over the skills after each answer."""
+        return self.mastery.mean(axis=1) if self.mastery.size else np.zeros(len(self.at))
+
+
+def mastery_history(*, course: Course, learner: Learner, model: CourseModel | None = None) -> MasteryHistory:
+    """Replay ``learner``'s answers through the course's active model, keeping the state after each
+    one (the stored mastery keeps only the last): what the teacher's learner page draws over time."""
+    model = model or course_model(course)
+    estimator = model.estimator
+    history = learner_history(learner=learner, vocabulary=model.vocabulary)
+    skills = tuple(estimator.skill_ids)
+    state = estimator.initial_state()
+    rows = np.zeros((history.n_rows, len(skills)), dtype=np.float64)
+    for row in range(history.n_rows):
+        index = model.item_index.get(history.item_ids[history.item[row]])
+        if index is not None:
+            state = estimator.update(state, item=index, correct=float(history.correct[row]),
+                                     at=float(history.timestamp[row]))
+        rows[row] = np.asarray(state.mastery, dtype=np.float64)
+    return MasteryHistory(at=np.asarray(history.timestamp[:history.n_rows], dtype=np.float64), mastery=rows,
+                          skills=skills)

@@ -230,6 +230,14 @@ SPECTACULAR_SETTINGS.update({
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 TUTOR_LTI_LAUNCH_REDIRECT = env("TUTOR_LTI_LAUNCH_REDIRECT", default="/learn/{course}/")
 """Where a successful LTI launch sends the learner; {course} is the course slug."""
+TUTOR_LTI_TEACHER_REDIRECT = env("TUTOR_LTI_TEACHER_REDIRECT", default="/dashboard/{course}/learners/?class={course_class}")
+"""Where an instructor's (teaching assistant's, administrator's) launch sends them; {course_class} is the class id."""
+TUTOR_FLAG_NO_PROGRESS_ANSWERS = env.int("TUTOR_FLAG_NO_PROGRESS_ANSWERS", default=10)
+"""The dashboard flags a learner whose mean mastery has not risen over their last this many answers."""
+TUTOR_FLAG_QUIET_DAYS = env.int("TUTOR_FLAG_QUIET_DAYS", default=7)
+"""The dashboard flags a learner who started but has not answered for this many days."""
+TUTOR_FLAG_STUCK_ANSWERS = env.int("TUTOR_FLAG_STUCK_ANSWERS", default=6)
+"""The dashboard flags a learner sent to remediation whose struggling skill has not risen over this many answers."""
 TUTOR_LTI_IFRAME = env.bool("TUTOR_LTI_IFRAME", default=False)
 TUTOR_LTI_FRAME_ANCESTORS = env.list("TUTOR_LTI_FRAME_ANCESTORS", default=["https:"])
 """Origins allowed to frame the learner pages when TUTOR_LTI_IFRAME is on (CSP frame-ancestors)."""
@@ -307,6 +315,7 @@ CELERY_TASK_QUEUES = [Queue(name) for name in ("celery", TRACING_FIT_QUEUE, "lms
 CELERY_TASK_ROUTES = {
     "tracing.tasks.fit_run_task": {"queue": TRACING_FIT_QUEUE},  # GPU kinds: tracing.tasks.fit_queue
     "tutor.lti.tasks.lti_grade_passback_task": {"queue": "lms"},
+    "tutor.lti.tasks.lti_roster_sync_task": {"queue": "lms"},
     "tracing.tasks.ping_task": {"queue": "maintenance"},
 }
 # --- end fits -------------------------------------------------------------------------------------

@@ -24,7 +24,8 @@ from lti1p3platform.oidc_login import OIDCLoginAbstract
 from lti1p3platform.registration import Registration
 from lti1p3platform.request import Request
 from lti1p3platform.score import UpdateScoreStatus
-from lti1p3platform.service_connector import AssignmentsGradesService
+from lti1p3platform.membership import Context
+from lti1p3platform.service_connector import AssignmentsGradesService, NamesRoleProvisioningService
 from lti_tool.models import LtiDeployment, LtiRegistration
 
 from tests.tutor.api_support import client_for, course_with_curriculum, key_for
@@ -107,14 +108,31 @@ class Gradebook(AssignmentsGradesService):
         return {"content": [], "has_next": False}
 
 
+class Roster(NamesRoleProvisioningService):
+    """The LMS context's members (NRPS), ``page_size`` a page; the platform checks the tool's token."""
+
+    members: list[dict] = []
+    page_size = 2
+
+    def get_member_data_page(self, page: Any = 1, **kwargs: Any) -> dict:
+        start = (int(page) - 1) * self.page_size
+        return {"content": [dict(member) for member in self.members[start:start + self.page_size]],
+                "has_next": start + self.page_size < len(self.members)}
+
+    def get_context_by_id(self) -> Context:
+        return Context(id="context-7", label="F101", title="Fractions 101")
+
+
 class LmsServer:
-    """The platform's JWKS, token and AGS score endpoints on 127.0.0.1."""
+    """The platform's JWKS, token, AGS score and NRPS membership endpoints on 127.0.0.1."""
 
     def __init__(self) -> None:
         self.platform: Platform | None = None
         self.scores: list[dict] = []
         self.columns: list[dict] = []
         self.refusals: list[str] = []
+        self.members: list[dict] = []
+        self.roster_requests = 0
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -147,6 +165,27 @@ class LmsServer:
             def do_GET(self) -> None:
                 if self.path == "/jwks":
                     self._answer(200, outer.platform.get_jwks())
+                elif self.path.startswith("/memberships"):
+                    outer.roster_requests += 1
+                    query = dict(parse_qsl(urlsplit(self.path).query))
+                    request = PlainRequest(method="GET", get=query, headers=dict(self.headers.items()))
+                    service = Roster(request, outer.platform, context_memberships_url=f"{outer.url}/memberships")
+                    service.members = outer.members
+                    response = service.handle_resp(service.handle_get_members)
+                    if response.code >= 400:
+                        outer.refusals.append(f"GET {self.path}: {response.code} {response.message}")
+                        self._answer(response.code, {"error": response.message})
+                        return
+                    page = int(query.get("page", 1))
+                    body = response.result
+                    self.send_response(200)
+                    if page * Roster.page_size < len(outer.members):  # NRPS pages by a Link header
+                        self.send_header("Link", f'<{outer.url}/memberships?page={page + 1}>; rel="next"')
+                    data = json.dumps(body).encode()
+                    self.send_header("Content-Type", "application/vnd.ims.lti-nrps.v2.membershipcontainer+json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
                 elif self.path.startswith("/lineitems"):
                     service = self._gradebook()
                     self._serve(service, service.handle_get_lineitems)
@@ -218,9 +257,14 @@ def platform_for(lms: LmsServer, *, deployment: str = "dep-1", issuer: str = ISS
 
 
 def launch_form(client, lms: LmsServer, *, user: str = "student-1", expiration: int | None = None,
-                own_line_item: bool = True, **platform_options: Any) -> dict:
+                own_line_item: bool = True, roles: list[str] | None = None, name: str = "Ada Lovelace",
+                context: str = "context-7", context_title: str = "Fractions 101", roster: bool = False,
+                deep_link_return: str | None = None, custom: dict | None = None, line_item: str | None = None,
+                **platform_options: Any) -> dict:
     """The browser's trip: platform login initiation -> tool -> platform auth -> the signed launch form."""
     platform = platform_for(lms, **platform_options)
+    if deep_link_return:
+        platform.get_registration().set_deeplink_launch_url("http://testserver/lti/launch/")
     login = Login(None, platform)
     login.set_lti_message_hint(hint="resource-link-1")
     preflight = login.initiate_login(user)
@@ -231,11 +275,19 @@ def launch_form(client, lms: LmsServer, *, user: str = "student-1", expiration: 
     assert redirect["Location"].startswith(f"{ISSUER}/auth?")
     auth_request = dict(parse_qsl(urlsplit(redirect["Location"]).query))
     launch = Launch(PlainRequest(get=auth_request), platform)
-    launch.set_user_data(user, [LEARNER_ROLE], full_name="Ada Lovelace", email_address="ada@example.com")
+    launch.set_user_data(user, roles or [LEARNER_ROLE], full_name=name,
+                         email_address=f"{name.split()[0].lower()}@example.com")
     launch.set_resource_link_claim("resource-link-1", title="Practice fractions")
-    launch.set_launch_context_claim("context-7", context_title="Fractions 101")
+    launch.set_launch_context_claim(context, context_title=context_title)
+    if roster:
+        launch.set_nrps(context_memberships_url=f"{lms.url}/memberships")
+    if deep_link_return:
+        launch.set_dl(deep_link_return, title="Add a tool", accept_types={"ltiResourceLink"},
+                      extra_data={"opaque": "lms-state"})
+    if custom:
+        launch.set_custom_parameters_claim(custom)
     launch.set_ags(lineitems_url=f"{lms.url}/lineitems",
-                   lineitem_url=f"{lms.url}/lineitems/1" if own_line_item else None)
+                   lineitem_url=line_item or (f"{lms.url}/lineitems/1" if own_line_item else None))
     if expiration is not None:
         launch.set_id_token_expiration(expiration)
     form = launch.lti_launch()

@@ -97,7 +97,7 @@ def test_every_page_refuses_a_post_without_the_csrf_token(staff_user, demo_cours
     strict.force_login(staff_user)
     refused = {}
     for route in sorted(set(web + WEB_FORMS)):
-        path = _fill(route, slug=demo_course.slug, fit_id="1")
+        path = _fill(route, slug=demo_course.slug, fit_id="1", learner_id="1", class_id="1")
         refused[route] = strict.post(path, {"item": "x", "answer": "1"}).status_code
     assert set(refused.values()) == {403}, refused
 

@@ -27,16 +27,22 @@ from django.db.models import Sum
 from django.utils import timezone as django_timezone
 from lti_tool.models import Key, LtiLaunch, LtiUser
 from pylti1p3.assignments_grades import AssignmentsGradesService
+from pylti1p3.deep_link_resource import DeepLinkResource
 from pylti1p3.grade import Grade
 from pylti1p3.lineitem import LineItem
+from pylti1p3.names_roles import NamesRolesProvisioningService
 from pylti1p3.service_connector import ServiceConnector
 from rest_framework.throttling import SimpleRateThrottle
 
 from tracing.models import Mastery
 from tutor.enrolments import EnrolmentConflict, enrolment_set
-from tutor.lti.models import LtiCourseLink, LtiGradeTarget
+from tutor.lti.classes import class_for_context, class_member_put, learner_launched, teaching_grant_put
+from tutor.lti.models import (ClassMember, CourseClass, LtiCourseLink, LtiGradeTarget, PracticeActivity,
+                              TeachingGrant)
+from tutor.lti.roles import LEARNER, TEACHING_ROLES, launch_role
 from tutor.models import Enrolment, Learner
-from curriculum.models import Course
+from core.errors import ServiceError
+from curriculum.models import Course, Skill
 from tutor.services import learner_get_or_create
 
 logger = logging.getLogger(__name__)
@@ -44,8 +50,10 @@ logger = logging.getLogger(__name__)
 SCORE_SCOPE = "https://purl.imsglobal.org/spec/lti-ags/scope/score"
 LINEITEM_SCOPE = "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem"
 AGS_CLAIM = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
+NRPS_SCOPE = "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly"
 HTTP_TIMEOUT = 10.0
 MASTERY_TAG = "kt-mastery"
+ACTIVITY_TAG = "kt-goals"
 
 
 class LaunchRefused(Exception):
@@ -58,10 +66,16 @@ class LaunchRefused(Exception):
 
 @dataclass(frozen=True)
 class LaunchResult:
+    """``learner`` is None for a teaching launch (instructor, teaching assistant, administrator), which
+    opens ``course_class`` on the dashboard instead of the learner page."""
+
     course: Course
-    learner: Learner
+    learner: Learner | None
     user: Any
     redirect_url: str
+    role: str = LEARNER
+    course_class: CourseClass | None = None
+    activity: PracticeActivity | None = None
 
 
 def lti_key_ensure() -> Key:
@@ -127,6 +141,13 @@ def lti_launch_complete(*, launch: LtiLaunch) -> LaunchResult:
         raise LaunchRefused(f"This LMS placement (deployment {launch.deployment.deployment_id!r}, context "
                             f"{context_id or '-'!r}) is not linked to a course yet. Ask an administrator to add an "
                             f"LTI course link for it.")
+    role = launch_role(launch.roles_claim)
+    nrps = launch.nrps_claim or {}
+    title = str(context.get("title") or context.get("label") or "")
+    activity = _activity_of(launch, link)
+    if role in TEACHING_ROLES:
+        return _teaching_launch(launch=launch, link=link, context_id=context_id, title=title, role=role,
+                                memberships_url=str(nrps.get("context_memberships_url") or ""))
     with transaction.atomic():
         user = _user_for(launch.user)
         learner = learner_get_or_create(course=link.course, external_id=f"{link.learner_prefix}{launch.user.sub}",
@@ -149,18 +170,113 @@ def lti_launch_complete(*, launch: LtiLaunch) -> LaunchResult:
             LtiGradeTarget.objects.update_or_create(
                 learner=learner, registration=launch.registration, lineitem_url=ags.get("lineitem") or "",
                 lineitems_url=ags.get("lineitems") or "",
-                defaults={"user_sub": launch.user.sub, "scopes": scopes,
+                defaults={"user_sub": launch.user.sub, "scopes": scopes, "activity": activity,
                           "resource_link_id": str(resource_link.get("id", ""))})
+        if context_id:
+            # The learner's context is their class: they are on its roster from their first launch.
+            course_class = class_for_context(course=link.course, deployment=launch.deployment, context_id=context_id,
+                                             title=title, memberships_url=str(nrps.get("context_memberships_url") or ""))
+            learner_launched(course_class=course_class, learner=learner, lms_user_id=launch.user.sub,
+                             name=_display_name(launch.user))
     redirect_url = settings.TUTOR_LTI_LAUNCH_REDIRECT.format(course=link.course.slug)
-    return LaunchResult(course=link.course, learner=learner, user=user, redirect_url=redirect_url)
+    return LaunchResult(course=link.course, learner=learner, user=user, redirect_url=redirect_url, activity=activity)
 
 
-def learner_grade(*, learner: Learner) -> float:
-    """Mean mastery over the course's skills, in [0, 1]; a skill without an estimate counts as 0."""
-    total = learner.course.skills.count()
+ACTIVITY_PARAMETER = "tutor_activity"
+"""The custom parameter a placed activity's resource link carries: the activity's id."""
+
+
+def _activity_of(launch: LtiLaunch, link: LtiCourseLink) -> PracticeActivity | None:
+    """The placed activity this resource link launches (its custom parameter), if any. One of another
+    course or deployment (a copied link) is refused rather than practised in the wrong place."""
+    wanted = launch.get_custom_claim(ACTIVITY_PARAMETER)
+    if not wanted:
+        return None
+    activity = PracticeActivity.objects.filter(pk=int(wanted) if str(wanted).isdigit() else None,
+                                               course=link.course, deployment=launch.deployment).first()
+    if activity is None:
+        raise LaunchRefused("This activity is not available any more; ask your teacher to place it again.",
+                            status=404)
+    return activity
+
+
+def lti_deep_link_start(*, launch: LtiLaunch) -> LaunchResult:
+    """A Deep Linking request: only a teacher of a linked context may place an activity; they get the
+    class's grant as on a teaching launch, and then choose the activity's goals."""
+    context = launch.context_claim or {}
+    context_id = str(context.get("id", ""))
+    link = course_link_for(deployment=launch.deployment, context_id=context_id)
+    if link is None:
+        raise LaunchRefused(f"This LMS placement (deployment {launch.deployment.deployment_id!r}, context "
+                            f"{context_id or '-'!r}) is not linked to a course yet. Ask an administrator to add an "
+                            f"LTI course link for it.")
+    role = launch_role(launch.roles_claim)
+    if role not in TEACHING_ROLES:
+        raise LaunchRefused("Only teachers can place a practice activity.")
+    nrps = launch.nrps_claim or {}
+    return _teaching_launch(launch=launch, link=link, context_id=context_id, role=role,
+                            title=str(context.get("title") or context.get("label") or ""),
+                            memberships_url=str(nrps.get("context_memberships_url") or ""))
+
+
+def activity_place(*, launch: LtiLaunch, user: Any, title: str, goals: list[str]) -> PracticeActivity:
+    """Store the activity a teacher placed from this Deep Linking launch: its course (the context's
+    link), title and goal skills (at least one, each a skill of the course)."""
+    context_id = str((launch.context_claim or {}).get("id", ""))
+    link = course_link_for(deployment=launch.deployment, context_id=context_id)
+    if link is None:
+        raise ServiceError("this placement is not linked to a course", field="course")
+    known = set(Skill.objects.filter(course=link.course, external_id__in=goals).values_list("external_id", flat=True))
+    if not goals or set(goals) - known:
+        raise ServiceError("choose one or more skills of the course as the activity's goals", field="goals")
+    title = (title or "").strip()[:200] or f"Practice: {link.course.name}"
+    return PracticeActivity.objects.create(course=link.course, deployment=launch.deployment, context_id=context_id,
+                                           title=title, goals=list(dict.fromkeys(goals)), created_by=user)
+
+
+def activity_resource(*, activity: PracticeActivity, launch_url: str) -> DeepLinkResource:
+    """The content item sent back to the LMS: a resource link to the tool's launch URL carrying the
+    activity's id, with a line item of its own (out of 100) that its grades go to."""
+    column = (LineItem().set_label(activity.title[:100]).set_score_maximum(100).set_tag(ACTIVITY_TAG)
+              .set_resource_id(f"activity-{activity.pk}"))
+    return (DeepLinkResource().set_url(launch_url).set_title(activity.title)
+            .set_custom_params({ACTIVITY_PARAMETER: str(activity.pk)}).set_lineitem(column))
+
+
+def _display_name(lti_user: LtiUser) -> str:
+    return (lti_user.name or " ".join(part for part in (lti_user.given_name, lti_user.family_name) if part)).strip()
+
+
+def _teaching_launch(*, launch: LtiLaunch, link: LtiCourseLink, context_id: str, title: str, role: str,
+                     memberships_url: str) -> LaunchResult:
+    """An instructor's, teaching assistant's or administrator's launch: a grant on the class of this
+    context (made now if new), no learner, no site-staff rights; the roster is fetched from the LMS
+    once this commits. A launch without a context has no class to open and is refused."""
+    if not context_id:
+        raise LaunchRefused("This LMS placement sends no course context, so there is no class to show its "
+                            "teacher; launch the tool from inside an LMS course.", status=400)
+    with transaction.atomic():
+        user = _user_for(launch.user)
+        course_class = class_for_context(course=link.course, deployment=launch.deployment, context_id=context_id,
+                                         title=title, memberships_url=memberships_url)
+        teaching_grant_put(course_class=course_class, user=user, role=role, at=django_timezone.now())
+        class_member_put(course_class=course_class, external_id=f"{link.learner_prefix}{launch.user.sub}",
+                         lms_user_id=launch.user.sub, name=_display_name(launch.user), role=role)
+    redirect_url = settings.TUTOR_LTI_TEACHER_REDIRECT.format(course=link.course.slug, course_class=course_class.pk)
+    return LaunchResult(course=link.course, learner=None, user=user, redirect_url=redirect_url, role=role,
+                        course_class=course_class)
+
+
+def learner_grade(*, learner: Learner, skills: list[str] | None = None) -> float:
+    """Mean mastery over the course's skills (over ``skills``, a placed activity's goals, when given), in
+    [0, 1]; a skill without an estimate counts as 0."""
+    course_skills = learner.course.skills.all()
+    if skills is not None:
+        course_skills = course_skills.filter(external_id__in=skills)
+    total = course_skills.count()
     if total == 0:
         return 0.0
-    known = Mastery.objects.filter(learner=learner, skill__course=learner.course_id).aggregate(
+    known = Mastery.objects.filter(learner=learner, skill__in=course_skills).aggregate(
         total=Sum("probability"))["total"] or 0.0
     return min(max(float(known) / total, 0.0), 1.0)
 
@@ -189,6 +305,12 @@ def _send(target: LtiGradeTarget, score: float, session: requests.Session) -> No
              .set_activity_progress("InProgress").set_grading_progress("FullyGraded").set_user_id(target.user_sub))
     if target.lineitem_url:
         service.put_grade(grade)
+    elif target.activity is not None:  # a placed activity whose link came without its line item: find or make it
+        column = (LineItem().set_tag(ACTIVITY_TAG).set_label(target.activity.title[:100]).set_score_maximum(100)
+                  .set_resource_id(f"activity-{target.activity_id}"))
+        if target.resource_link_id:
+            column.set_resource_link_id(target.resource_link_id)
+        service.put_grade(grade, column)
     else:  # no line item of its own: find or create the course's mastery column
         column = (LineItem().set_tag(MASTERY_TAG).set_label("Mastery").set_score_maximum(100)
                   .set_resource_id(target.learner.course.slug))
@@ -198,18 +320,22 @@ def _send(target: LtiGradeTarget, score: float, session: requests.Session) -> No
 
 
 def lti_grade_passback(*, learner: Learner) -> list[PassbackOutcome]:
-    """Post the learner's grade (mean mastery) to every LMS gradebook it came from.
+    """Post the learner's grade to every LMS gradebook it came from: the mean mastery over the course's
+    skills, or over a placed activity's goal skills on that activity's own line item.
 
     Each target's outcome is stored on it (last score, time, error); a failure is
     logged and reported, never raised, so one unreachable LMS does not stop the others.
     """
-    targets = list(LtiGradeTarget.objects.select_related("registration", "learner__course").filter(learner=learner))
+    targets = list(LtiGradeTarget.objects.select_related("registration", "learner__course", "activity")
+                   .filter(learner=learner))
     if not targets:
         return []
-    score = learner_grade(learner=learner)
+    course_score = learner_grade(learner=learner)
     outcomes = []
     with _TimeoutSession() as session:
         for target in targets:
+            score = (course_score if target.activity is None
+                     else learner_grade(learner=learner, skills=list(target.activity.goals)))
             try:
                 _send(target, score, session)
             except Exception as error:  # the LMS's answer or the network: record it, try the others
@@ -222,3 +348,69 @@ def lti_grade_passback(*, learner: Learner) -> list[PassbackOutcome]:
                                                                 last_error="")
             outcomes.append(PassbackOutcome(target.pk, score, True))
     return outcomes
+
+
+@dataclass(frozen=True)
+class RosterOutcome:
+    members: int
+    learners: int
+    removed: int
+    revoked: int = 0
+
+
+def lti_roster_sync(*, course_class: CourseClass, session: requests.Session | None = None) -> RosterOutcome:
+    """Fetch the class's roster from the LMS (Names and Role Provisioning Services, every page) and store
+    it: name, LMS user id, role and status of each member, no e-mail address. Members the LMS no longer
+    lists are kept, marked deleted (their answers stay). The outcome, or the error, is stored on the class;
+    an error is raised too (a task retries it)."""
+    if course_class.source != CourseClass.LTI or not course_class.memberships_url:
+        raise ValueError(f"class {course_class.pk} has no LMS roster service")
+    deployment = course_class.deployment
+    link = course_link_for(deployment=deployment, context_id=course_class.context_id)
+    prefix = link.learner_prefix if link is not None else ""
+    try:
+        with (session or _TimeoutSession()) as http:
+            connector = ServiceConnector(deployment.registration.to_registration(), requests_session=http)
+            members = NamesRolesProvisioningService(
+                connector, {"context_memberships_url": course_class.memberships_url}).get_members()
+    except Exception as error:  # the LMS's answer or the network
+        CourseClass.objects.filter(pk=course_class.pk).update(roster_error=str(error)[:2000])
+        raise
+    seen, learners = set(), 0
+    with transaction.atomic():
+        for member in members:
+            user_id = str(member.get("user_id") or "")
+            if not user_id:
+                continue
+            role = launch_role(member.get("roles"))
+            name = str(member.get("name") or " ".join(
+                str(member.get(part) or "") for part in ("given_name", "family_name")).strip())
+            status = str(member.get("status") or "Active").lower()
+            external_id = f"{prefix}{user_id}"
+            class_member_put(course_class=course_class, external_id=external_id, lms_user_id=user_id, name=name,
+                             role=role, status=status if status in (ClassMember.ACTIVE, ClassMember.INACTIVE)
+                             else ClassMember.DELETED)
+            seen.add(external_id)
+            learners += role == LEARNER
+        removed = (ClassMember.objects.filter(course_class=course_class).exclude(lms_user_id="")
+                   .exclude(external_id__in=seen).update(status=ClassMember.DELETED))
+        revoked = _grants_revoke(course_class, members)
+        CourseClass.objects.filter(pk=course_class.pk).update(roster_synced_at=django_timezone.now(), roster_error="")
+    return RosterOutcome(members=len(seen), learners=learners, removed=removed, revoked=revoked)
+
+
+def _grants_revoke(course_class: CourseClass, members: list[dict[str, Any]]) -> int:
+    """End the teaching grants of people the LMS now lists in this context as no longer teaching it
+    (another role, or inactive). Someone the roster does not list keeps theirs: an institution
+    administrator may launch from a course without being a member of it."""
+    listed = {str(member.get("user_id")): (launch_role(member.get("roles")) in TEACHING_ROLES
+                                           and str(member.get("status") or "Active").lower() == ClassMember.ACTIVE)
+              for member in members if member.get("user_id")}
+    revoked = 0
+    registration = course_class.deployment.registration_id
+    for grant in TeachingGrant.objects.filter(course_class=course_class):
+        subs = LtiUser.objects.filter(auth_user=grant.user_id, registration=registration).values_list("sub", flat=True)
+        if any(sub in listed for sub in subs) and not any(listed.get(sub) for sub in subs):
+            grant.delete()
+            revoked += 1
+    return revoked

@@ -9,8 +9,8 @@ from celery import shared_task
 from django.db import transaction
 
 from core.sql import keyed_rows
-from tutor.lti.models import LtiGradeTarget
-from tutor.lti.services import lti_grade_passback
+from tutor.lti.models import CourseClass, LtiGradeTarget
+from tutor.lti.services import lti_grade_passback, lti_roster_sync
 from tutor.models import Learner
 
 logger = logging.getLogger(__name__)
@@ -46,3 +46,29 @@ def lti_grade_passback_enqueue(*, learner_ids: Iterable[int]) -> int:
 
         transaction.on_commit(enqueue)
     return len(with_targets)
+
+
+@shared_task(bind=True, acks_late=True, max_retries=3, soft_time_limit=300, time_limit=330)
+def lti_roster_sync_task(self, course_class_id: int) -> dict:
+    course_class = CourseClass.objects.select_related("deployment__registration").filter(pk=course_class_id).first()
+    if course_class is None or not course_class.memberships_url:
+        return {"members": 0}
+    try:
+        outcome = lti_roster_sync(course_class=course_class)
+    except Exception:  # recorded on the class by the service; an LMS that is down now may be up later
+        logger.warning("LTI roster sync of class %s failed", course_class_id, exc_info=True)
+        if self.request.is_eager:
+            return {"members": 0, "failed": True}
+        raise self.retry(countdown=60 * 2 ** self.request.retries)
+    return {"members": outcome.members, "learners": outcome.learners, "removed": outcome.removed}
+
+
+def lti_roster_sync_enqueue(*, course_class_id: int) -> None:
+    """Queue a roster fetch of the class once the current transaction commits (a teacher's launch)."""
+    def enqueue() -> None:
+        try:
+            lti_roster_sync_task.delay(course_class_id)
+        except Exception:  # the launch stands; the class page's refresh fetches it again
+            logger.exception("could not queue the LTI roster sync of class %s", course_class_id)
+
+    transaction.on_commit(enqueue)

@@ -7,4 +7,5 @@ urlpatterns = [
     path("login/", views.LoginView.as_view(), name="lti-login"),
     path("login/<uuid:registration_uuid>/", views.LoginView.as_view(), name="lti-login-registration"),
     path("launch/", views.LaunchView.as_view(), name="lti-launch"),
+    path("deep-link/", views.DeepLinkView.as_view(), name="lti-deep-link"),
 ]

@@ -10,6 +10,7 @@ from django.contrib.auth import login
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.clickjacking import xframe_options_exempt
@@ -21,9 +22,18 @@ from lti_tool.views import OIDCLoginInitView
 from pylti1p3.contrib.django import DjangoCacheDataStorage, DjangoOIDCLogin
 
 from tutor.client_ip import client_ip
-from tutor.lti.services import LaunchRefused, lti_key_ensure, lti_launch_complete, lti_login_allow
+from core.errors import ServiceError
+from curriculum.services import graph_for_course
+from curriculum.models import Skill
+from tutor.lti.services import (LaunchRefused, activity_place, activity_resource, course_link_for, lti_deep_link_start,
+                                lti_key_ensure, lti_launch_complete, lti_login_allow)
+from tutor.lti.tasks import lti_roster_sync_enqueue
 
 logger = logging.getLogger(__name__)
+
+
+ACTIVITY_SESSION_KEY = "tutor-lti-activity:{course}"
+"""The session's current placed activity in a course (its id), set by the launch that opened it."""
 
 
 class ShortLivedOIDCLogin(DjangoOIDCLogin):
@@ -103,19 +113,82 @@ class LaunchView(View):
         if not launch.deployment.is_active:
             return refused(request, "This learning platform deployment is not enabled for this tool yet.",
                            reason=f"launch: inactive or unknown deployment {launch.deployment.deployment_id!r}")
-        if not launch.is_resource_launch:
-            return refused(request, "Only course links (resource link launches) are supported.",
+        if not launch.is_resource_launch and not launch.is_deep_link_launch:
+            return refused(request, "Only course links and activity placement (deep linking) are supported.",
                            reason="launch: unsupported message type", status=400)
         sync_data_from_launch(launch)
         try:
-            result = lti_launch_complete(launch=launch)
+            result = (lti_deep_link_start if launch.is_deep_link_launch else lti_launch_complete)(launch=launch)
         except LaunchRefused as error:
             return refused(request, error.message, reason="launch: " + error.message, status=error.status)
         login(request, result.user, backend="django.contrib.auth.backends.ModelBackend")
         request.session[SESSION_KEY] = launch.get_launch_id()
-        logger.info("LTI launch: %s signed in to %s", result.learner, result.course)
+        if launch.is_deep_link_launch:
+            logger.info("LTI deep linking: %s places an activity of %s", result.user, result.course)
+            return HttpResponseRedirect(reverse("lti-deep-link"))
+        # The learner page practises towards the activity's goals while this launch's activity is the latest.
+        activity_key = ACTIVITY_SESSION_KEY.format(course=result.course.slug)
+        if result.activity is not None:
+            request.session[activity_key] = result.activity.pk
+        else:
+            request.session.pop(activity_key, None)
+        if result.course_class is not None:
+            logger.info("LTI launch: %s (%s) opens class %s of %s", result.user, result.role, result.course_class.pk,
+                        result.course)
+            if result.course_class.memberships_url:
+                lti_roster_sync_enqueue(course_class_id=result.course_class.pk)
+        else:
+            logger.info("LTI launch: %s signed in to %s", result.learner, result.course)
         return HttpResponseRedirect(result.redirect_url)
 
     def get(self, request: HttpRequest) -> HttpResponse:
         return refused(request, "This page is opened by your learning platform, not directly.",
                        reason="launch: GET", status=405)
+
+
+@method_decorator((xframe_options_exempt,), name="dispatch")
+class DeepLinkView(View):
+    """After a Deep Linking launch: the teacher names the activity and picks its goal skills; the answer
+    is the signed Deep Linking response, posted back to the LMS by the browser."""
+
+    def _launch(self, request: HttpRequest):
+        launch_id = request.session.get(SESSION_KEY)
+        if not request.user.is_authenticated or not launch_id:
+            return None
+        try:
+            launch = get_launch_from_request(request, launch_id)
+        except Exception:  # expired from the cache, or never there
+            return None
+        return launch if launch.is_deep_link_launch else None
+
+    def _form(self, request: HttpRequest, launch, *, error: str = "", status: int = 200) -> HttpResponse:
+        link = course_link_for(deployment=launch.deployment,
+                               context_id=str((launch.context_claim or {}).get("id", "")))
+        names = dict(Skill.objects.filter(course=link.course).values_list("external_id", "name"))
+        skills = [(skill, names.get(skill) or skill) for skill in graph_for_course(course=link.course).topological_order()]
+        return render(request, "lti/deep_link.html", {
+            "course": link.course, "skills": skills, "error": error,
+            "title": request.POST.get("title", f"Practice: {link.course.name}"),
+            "chosen": set(request.POST.getlist("goals"))}, status=status)
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        launch = self._launch(request)
+        if launch is None:
+            return refused(request, "Start placing an activity from your learning platform.",
+                           reason="deep link: no deep linking launch in this session", status=400)
+        return self._form(request, launch)
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        launch = self._launch(request)
+        if launch is None:
+            return refused(request, "Start placing an activity from your learning platform.",
+                           reason="deep link: no deep linking launch in this session", status=400)
+        try:
+            activity = activity_place(launch=launch, user=request.user, title=request.POST.get("title", ""),
+                                      goals=request.POST.getlist("goals"))
+        except ServiceError as error:
+            return self._form(request, launch, error=error.message, status=400)
+        request.session.pop(SESSION_KEY, None)  # one placement per Deep Linking launch
+        logger.info("LTI deep linking: %s placed activity %s (%s)", request.user, activity.pk, activity.goals)
+        resource = activity_resource(activity=activity, launch_url=request.build_absolute_uri(reverse("lti-launch")))
+        return launch.deep_link_response([resource])

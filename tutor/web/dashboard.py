@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from django.db.models import Count, Max, Sum
+from django.db.models import Count, Max, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
 from core import sql
@@ -40,10 +40,17 @@ def courses_overview() -> list[dict[str, Any]]:
     } for course in Course.objects.order_by("slug")]
 
 
-def course_counts(*, course: Course) -> dict[str, Any]:
-    totals = Interaction.objects.filter(course=course).aggregate(n=Count("id"), correct=Sum("correct"))
+def _answers(course: Course, learners: QuerySet[Learner] | None) -> QuerySet[Interaction]:
+    """The course's answers, or those of ``learners`` only (a teacher's class)."""
+    answers = Interaction.objects.filter(course=course)
+    return answers if learners is None else answers.filter(learner__in=learners.values("pk"))
+
+
+def course_counts(*, course: Course, learners: QuerySet[Learner] | None = None) -> dict[str, Any]:
+    """The course's counts; answers and learners of ``learners`` only when given."""
+    totals = _answers(course, learners).aggregate(n=Count("id"), correct=Sum("correct"))
     return {
-        "learners": Learner.objects.filter(course=course).count(),
+        "learners": (Learner.objects.filter(course=course) if learners is None else learners).count(),
         "interactions": totals["n"] or 0,
         "correct_share": (totals["correct"] or 0) / totals["n"] if totals["n"] else None,
         "skills": Skill.objects.filter(course=course).count(),
@@ -78,14 +85,14 @@ def _next_bucket(day: date, bucket: str) -> date:
     return day + timedelta(days=1)
 
 
-def activity(*, course: Course, max_buckets: int = 120) -> Activity:
+def activity(*, course: Course, max_buckets: int = 120, learners: QuerySet[Learner] | None = None) -> Activity:
     """Answers over time, by day, week or month so that at most ``max_buckets`` bars are drawn.
 
     A course whose timestamps are synthetic step numbers is bucketed by the
     day the answers were stored instead.
     """
     moment = "timestamp" if course.has_clock else "created_at"
-    rows = (Interaction.objects.filter(course=course).annotate(day=TruncDate(moment)).values("day")
+    rows = (_answers(course, learners).annotate(day=TruncDate(moment)).values("day")
             .annotate(total=Count("id"), correct=Sum("correct")).order_by("day"))
     per_day = {row["day"]: (row["total"], row["correct"] or 0.0) for row in rows if row["day"] is not None}
     if not per_day:
@@ -128,10 +135,12 @@ class MasteryMatrix:
     total_learners: int
 
 
-def mastery_matrix(*, course: Course, limit: int = 40) -> MasteryMatrix:
-    """The ``limit`` most active learners against every skill (prerequisite order)."""
+def mastery_matrix(*, course: Course, limit: int = 40, learners: QuerySet[Learner] | None = None) -> MasteryMatrix:
+    """The ``limit`` most active learners (of ``learners`` when given) against every skill (prerequisite order)."""
     skills = skills_in_order(course=course)
-    learners = list(Learner.objects.filter(course=course).annotate(answers=Count("interactions"))
+    pool = Learner.objects.filter(course=course) if learners is None else learners
+    total = pool.count()
+    learners = list(Learner.objects.filter(pk__in=pool.values("pk")).annotate(answers=Count("interactions"))
                     .order_by("-answers", "external_id")[:limit])
     column = {skill.pk: index for index, skill in enumerate(skills)}
     row = {learner.pk: index for index, learner in enumerate(learners)}
@@ -140,33 +149,37 @@ def mastery_matrix(*, course: Course, limit: int = 40) -> MasteryMatrix:
             "learner_id", "skill_id", "probability"):
         if skill_pk in column:
             values[row[learner_pk]][column[skill_pk]] = probability
-    return MasteryMatrix(learners, skills, values, Learner.objects.filter(course=course).count())
+    return MasteryMatrix(learners, skills, values, total)
 
 
 def course_learning_curves(*, course: Course, max_attempts: int = 10, max_rows: int = 500_000, min_answers: int = 3,
-                           ) -> tuple[list[Skill], dict[int, list[tuple[int, float, int]]]]:
-    """Learning curves of every skill from the course's answers (the latest ``max_rows`` at most): skill pk ->
-    [(attempt, error rate, answers)] for attempts 1..``max_attempts``, where a learner's n-th answer on any item
-    of a skill is that skill's attempt n.
+                           learners: QuerySet[Learner] | None = None) -> tuple[list[Skill], dict[int, list[tuple[int, float, int]]]]:
+    """Learning curves of every skill from the course's answers (the latest ``max_rows`` at most; those of
+    ``learners`` only when given, a teacher's class): skill pk -> [(attempt, error rate, answers)] for
+    attempts 1..``max_attempts``, where a learner's n-th answer on any item of a skill is that skill's attempt n.
 
     One SQL statement numbers each learner's attempts per skill (a window over the learner-history index)
     and counts per (skill, attempt): no answer crosses into Python. Attempt numbers with fewer than
     ``min_answers`` answers are left out: one learner's single answer would draw a 0 or 1 spike that
     says nothing.
     """
-    interactions = Interaction.objects.filter(course=course)
+    answers = _answers(course, learners)
     cutoff = 0
-    if interactions.count() > max_rows:
-        cutoff = interactions.order_by("-id").values_list("id", flat=True)[max_rows - 1]
+    if answers.count() > max_rows:
+        cutoff = answers.order_by("-id").values_list("id", flat=True)[max_rows - 1]
     links = Item.skills.through._meta.db_table
+    scope, scope_params = "", []
+    if learners is not None:
+        subquery, scope_params = learners.values("pk").query.sql_with_params()
+        scope = f" AND answer.learner_id IN ({subquery})"
     found = sql.rows(
         f"SELECT skill_id, attempt, COUNT(*), SUM(1.0 - correct) FROM ("
         f" SELECT link.skill_id, answer.correct, ROW_NUMBER() OVER ("
         f"  PARTITION BY answer.learner_id, link.skill_id ORDER BY answer.timestamp, answer.id) AS attempt"
         f" FROM {Interaction._meta.db_table} answer JOIN {links} link ON link.item_id = answer.item_id"
-        f" WHERE answer.course_id = %s AND answer.id >= %s) numbered"
+        f" WHERE answer.course_id = %s AND answer.id >= %s{scope}) numbered"
         f" WHERE attempt <= %s GROUP BY skill_id, attempt HAVING COUNT(*) >= %s ORDER BY skill_id, attempt",
-        [course.pk, cutoff, max_attempts, min_answers])
+        [course.pk, cutoff, *scope_params, max_attempts, min_answers])
     curves: dict[int, list[tuple[int, float, int]]] = {}
     for skill_pk, attempt, count, wrong in found:
         curves.setdefault(skill_pk, []).append((int(attempt), float(wrong) / count, int(count)))

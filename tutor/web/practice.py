@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from datetime import timezone as dt_timezone
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -176,10 +177,11 @@ def goal_choices(*, course: Course) -> list[tuple[str, str]]:
 
 
 def question_next(*, course: Course, learner: Learner, goal: str | None = None,
-                  view: LearnerView | None = None) -> Question:
-    """The next question; with ``goal`` (a skill id of the course) the policy works towards that skill.
-    ``view``: the learner's ``learner_view`` where the caller has read it already."""
-    choice = next_item_choose(course=course, learner=learner, goals=(goal,) if goal else None, view=view)
+                  goals: Sequence[str] | None = None, view: LearnerView | None = None) -> Question:
+    """The next question; with ``goal`` (a skill id of the course) the policy works towards that skill,
+    else with ``goals`` (a placed LMS activity's) towards those. ``view``: the learner's ``learner_view``
+    where the caller has read it already."""
+    choice = next_item_choose(course=course, learner=learner, goals=(goal,) if goal else goals or None, view=view)
     names = dict(Skill.objects.filter(course=course).values_list("external_id", "name"))
     item = Item.objects.filter(course=course, external_id=choice.item).first() if choice.item else None
     token = ""
@@ -285,7 +287,7 @@ class SittingSummary:
 
 
 def sitting_summary(*, course: Course, learner: Learner, now: datetime | None = None,
-                    goal: str | None = None) -> SittingSummary:
+                    goal: str | None = None, goals: Sequence[str] | None = None) -> SittingSummary:
     """The summary shown when the learner stops: this sitting's answers (since the last pause of
     ``SITTING_GAP``), each practised skill's mastery before the sitting and now, and the next step (towards
     ``goal``, as on the practice page)."""
@@ -328,7 +330,7 @@ def sitting_summary(*, course: Course, learner: Learner, now: datetime | None = 
                                skill_mastered(before, evidence_before.get(skill), view.config),
                                after[skill].status == MASTERED))
     moves.sort(key=lambda move: move.before - move.after)
-    question = question_next(course=course, learner=learner, goal=goal)
+    question = question_next(course=course, learner=learner, goal=goal, goals=goals)
     return SittingSummary(answers=len(sitting), correct=sum(correct >= 0.5 for _, correct, _ in sitting),
                           started=sitting[0][2] if sitting else None, moves=moves, next_skill=question.skill_name,
                           next_reason=question.reason, done=question.done, reviews=progress.reviews)

@@ -181,6 +181,33 @@ def curve(points: Sequence[tuple[int, float, int]], *, label: str, width: int = 
     return "".join(parts) + "</svg>"
 
 
+def mastery_line(values: Sequence[float], *, label: str, width: int = 560, height: int = 160,
+                 threshold: float | None = None) -> str:
+    """A learner's mean P(known) (0..1) after each answer, oldest left; a dashed line at ``threshold``."""
+    left, right, top, bottom = 34, 10, 10, 22
+    plot_width, plot_height = width - left - right, height - top - bottom
+    parts = [_open(width, height, label, "mastery-line")]
+    for tick in (0.0, 0.5, 1.0):
+        y = top + plot_height * (1 - tick)
+        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{_number(y)}" y2="{_number(y)}" stroke="{GRID}"/>')
+        parts.append(_text(left - 4, y + 3, f"{tick:.0%}", size=9, anchor="end"))
+    if threshold is not None:
+        y = top + plot_height * (1 - threshold)
+        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{_number(y)}" y2="{_number(y)}" '
+                     f'stroke="{GREEN}" stroke-dasharray="4 3"><title>mastery threshold {threshold:.0%}</title></line>')
+    if not values:
+        parts.append(_text(left + plot_width / 2, top + plot_height / 2, "no answers yet", size=10, anchor="middle"))
+        return "".join(parts) + "</svg>"
+    step = plot_width / max(len(values) - 1, 1)
+    path = " ".join(f"{'M' if index == 0 else 'L'}{_number(left + index * step)},"
+                    f"{_number(top + plot_height * (1 - min(max(value, 0.0), 1.0)))}"
+                    for index, value in enumerate(values))
+    parts.append(f'<path d="{path}" fill="none" stroke="{BLUE}" stroke-width="1.8"/>')
+    parts.append(_text(left, height - 6, "first answer", size=9))
+    parts.append(_text(width - right, height - 6, f"now ({values[-1]:.0%})", size=9, anchor="end"))
+    return "".join(parts) + "</svg>"
+
+
 @dataclass(frozen=True)
 class GraphEdge:
     """``source`` is a prerequisite of ``target``; ``origin`` is authored, learned or both."""

@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from tutor.web import views
+from tutor.web import teaching, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -17,6 +17,10 @@ urlpatterns = [
     path("learn/<slug:slug>/goal/", views.learn_goal, name="learn_goal"),
     path("dashboard/", views.dashboard_index, name="dashboard"),
     path("dashboard/<slug:slug>/", views.dashboard_course, name="dashboard_course"),
+    path("dashboard/<slug:slug>/learners/", teaching.dashboard_learners, name="dashboard_learners"),
+    path("dashboard/<slug:slug>/learners/<int:learner_id>/", teaching.dashboard_learner, name="dashboard_learner"),
+    path("dashboard/<slug:slug>/classes/<int:class_id>/roster/", teaching.dashboard_roster_refresh,
+         name="dashboard_roster_refresh"),
     path("dashboard/<slug:slug>/items/", views.dashboard_items, name="dashboard_items"),
     path("dashboard/<slug:slug>/graph/", views.dashboard_graph, name="dashboard_graph"),
     path("dashboard/<slug:slug>/fits/", views.dashboard_fits, name="dashboard_fits"),

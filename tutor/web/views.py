@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from functools import wraps
-from typing import Any, Callable
+from typing import Any
 
-from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -23,7 +21,11 @@ from tutor.enrolments import course_for_user, courses_for_user, enrolment_learne
 from core.errors import NotFound, ServiceError
 from tutor.models import Learner
 from curriculum.models import Course
+from tutor.lti.classes import TeachingScope, teaching_courses, teaching_scope
+from tutor.lti.models import CourseClass, PracticeActivity
+from tutor.lti.views import ACTIVITY_SESSION_KEY
 from tutor.web import dashboard, practice, svg
+from tutor.web.access import class_chosen, lti_frameable, staff_required, teaching_required
 from tutor.web.forms import AnswerForm, FitStartForm, GoalForm
 
 STATUS_FILL = {practice.MASTERED: "#16a34a", practice.IN_PROGRESS: "#dbeafe", practice.LOCKED: "#f1f5f9"}
@@ -41,21 +43,6 @@ def _learner_page(request: HttpRequest, slug: str) -> tuple[Course, Learner]:
         return course, enrolment_learner(course=course, user=request.user)
     except NotFound:
         raise Http404("no such course") from None
-
-
-def lti_frameable(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Learner pages may sit in the LMS's iframe when TUTOR_LTI_IFRAME is on; framing stays denied otherwise."""
-
-    @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        response = view(request, *args, **kwargs)
-        if settings.TUTOR_LTI_IFRAME:
-            response.xframe_options_exempt = True
-            response["Content-Security-Policy"] = "frame-ancestors 'self' " + " ".join(
-                settings.TUTOR_LTI_FRAME_ANCESTORS)
-        return response
-
-    return wrapped
 
 
 def _wants_fragment(request: HttpRequest) -> bool:
@@ -83,14 +70,26 @@ def _goal(request: HttpRequest, course: Course, learner: Learner) -> str | None:
     return goal if goal and course.skills.filter(external_id=goal).exists() else None
 
 
+def _activity_goals(request: HttpRequest, course: Course) -> list[str] | None:
+    """The goal skills of the LMS activity this session was launched into (Deep Linking), if any."""
+    activity_pk = request.session.get(ACTIVITY_SESSION_KEY.format(course=course.slug))
+    activity = PracticeActivity.objects.filter(pk=activity_pk, course=course).first() if activity_pk else None
+    if activity is None:
+        return None
+    known = set(course.skills.filter(external_id__in=activity.goals).values_list("external_id", flat=True))
+    return [goal for goal in activity.goals if goal in known] or None
+
+
 def _practice_context(request: HttpRequest, course: Course, learner: Learner, **extra: Any) -> dict[str, Any]:
     goal = _goal(request, course, learner)
+    activity_goals = _activity_goals(request, course)
     # One read of the learner's state serves the question and the mastery panel.
     view = learner_view(course=course, learner=learner)
     question = extra.pop("question", None) or practice.question_next(course=course, learner=learner, goal=goal,
-                                                                       view=view)
+                                                                     goals=activity_goals, view=view)
     goal_form = GoalForm(initial={"goal": goal or ""}, skills=practice.goal_choices(course=course))
     return {"course": course, "learner": learner, "question": question, "goal_form": goal_form, "goal": goal,
+            "activity_goals": activity_goals,
             "form": extra.pop("form", None) or AnswerForm(initial={"token": question.token}),
             **_mastery_context(course, learner, view=view), **extra}
 
@@ -110,7 +109,8 @@ def learn(request: HttpRequest, slug: str) -> HttpResponse:
 def learn_question(request: HttpRequest, slug: str) -> HttpResponse:
     """The next question alone, for the page to swap in without a reload."""
     course, learner = _learner_page(request, slug)
-    question = practice.question_next(course=course, learner=learner, goal=_goal(request, course, learner))
+    question = practice.question_next(course=course, learner=learner, goal=_goal(request, course, learner),
+                                      goals=_activity_goals(request, course))
     return render(request, "web/_question.html", {"course": course, "question": question,
                                                   "form": AnswerForm(initial={"token": question.token})})
 
@@ -193,39 +193,49 @@ def learn_summary(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "web/summary.html", {"course": course, "learner": learner,
                                                 "summary": practice.sitting_summary(
                                                     course=course, learner=learner,
-                                                    goal=_goal(request, course, learner))})
+                                                    goal=_goal(request, course, learner),
+                                                    goals=_activity_goals(request, course))})
 
 
-def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Anonymous users go to the login page; signed-in users who are not staff get 403."""
-    @login_required
-    @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not request.user.is_staff:
-            raise PermissionDenied("the dashboard is for staff")
-        return view(request, *args, **kwargs)
-    return wrapped
-
-
-@staff_required
+@login_required
 @require_GET
 def dashboard_index(request: HttpRequest) -> HttpResponse:
-    return render(request, "web/dashboard/index.html", {"rows": dashboard.courses_overview()})
+    """Site staff: every course. A teacher: the courses of their classes, counted over their learners."""
+    if request.user.is_staff:
+        return render(request, "web/dashboard/index.html", {"rows": dashboard.courses_overview(), "staff": True})
+    rows = []
+    for course in teaching_courses(user=request.user).order_by("slug"):
+        scope = teaching_scope(user=request.user, course=course)
+        counts = dashboard.course_counts(course=course, learners=scope.learners())
+        rows.append({"course": course, "learners": counts["learners"], "interactions": counts["interactions"],
+                     "skills": counts["skills"], "items": counts["items"], "active_fit": counts["active_fit"],
+                     "classes": scope.classes})
+    if not rows:
+        raise PermissionDenied("the dashboard is for staff and teachers")
+    return render(request, "web/dashboard/index.html", {"rows": rows, "staff": False})
 
 
-def _tabs(course: Course, current: str) -> dict[str, Any]:
-    return {"course": course, "tab": current, "counts": dashboard.course_counts(course=course)}
+def _tabs(course: Course, current: str, scope: TeachingScope | None = None,
+          course_class: CourseClass | None = None) -> dict[str, Any]:
+    """The course head: counts over what the viewer sees (a class, a teacher's classes, or all), the
+    class filter, and the tabs (Items and Fits are site staff's)."""
+    staff = scope is None or scope.everything
+    learners = None if staff and course_class is None else scope.learners(course_class)
+    return {"course": course, "tab": current, "counts": dashboard.course_counts(course=course, learners=learners),
+            "staff": staff, "classes": scope.classes if scope is not None else [], "course_class": course_class}
 
 
-@staff_required
+@teaching_required
 @require_GET
-def dashboard_course(request: HttpRequest, slug: str) -> HttpResponse:
-    """Overview: activity over time, the mastery heatmap and learning curves per skill."""
-    course = _course(slug)
-    activity = dashboard.activity(course=course)
-    matrix = dashboard.mastery_matrix(course=course)
-    skills, curves = dashboard.course_learning_curves(course=course)
-    context = _tabs(course, "overview")
+def dashboard_course(request: HttpRequest, scope: TeachingScope) -> HttpResponse:
+    """Overview: activity over time, the mastery heatmap and learning curves per skill, over the chosen
+    class's learners (a teacher: their classes' learners; staff: everyone, unless a class is chosen)."""
+    course, course_class = scope.course, class_chosen(request, scope)
+    learners = None if scope.everything and course_class is None else scope.learners(course_class)
+    activity = dashboard.activity(course=course, learners=learners)
+    matrix = dashboard.mastery_matrix(course=course, learners=learners)
+    skills, curves = dashboard.course_learning_curves(course=course, learners=learners)
+    context = _tabs(course, "overview", scope, course_class)
     context["activity"] = activity
     context["activity_svg"] = mark_safe(svg.bar_chart(
         activity.labels, activity.totals, activity.correct, label=f"Answers per {activity.bucket}"))
@@ -258,13 +268,13 @@ def dashboard_items(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "web/dashboard/items.html", context)
 
 
-@staff_required
+@teaching_required
 @require_GET
-def dashboard_graph(request: HttpRequest, slug: str) -> HttpResponse:
+def dashboard_graph(request: HttpRequest, scope: TeachingScope) -> HttpResponse:
     """The prerequisite graph: authored and learned edges told apart, in layers by topological order."""
-    course = _course(slug)
+    course = scope.course
     data = dashboard.graph_data(course=course)
-    context = _tabs(course, "graph")
+    context = _tabs(course, "graph", scope)
     context["graph"] = data
     context["graph_svg"] = mark_safe(svg.prerequisite_graph(
         data.skills, data.names, [svg.GraphEdge(*edge) for edge in data.edges], data.layout_edges,

@@ -1,0 +1,182 @@
+"""Read-side queries for the teacher's pages: a class's learners with their flags, and one learner's
+report (history, mastery over time, traits, what comes next and why). Plain data out, no HTML."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.db.models import Count, Max
+from django.utils import timezone as django_timezone
+
+from curriculum.models import Course, Skill
+from curriculum.policies.base import REMEDIATION, Choice
+from tracing.practice import MasteryHistory, mastery_history
+from tracing.services import course_model, learner_outlook, learner_state
+from tutor.actions import next_item_choose
+from tutor.lti.classes import TeachingScope, class_roster
+from tutor.lti.models import ClassMember
+from tutor.models import Interaction, Learner
+from tutor.web.dashboard import Flag
+
+PROGRESS_EPSILON = 0.01
+"""Mean mastery must rise by more than this over the window to count as progress."""
+
+
+WHY_TEXT = {
+    "frontier": "{skill} is next: its prerequisites are mastered and it is not yet.",
+    "review": "{skill} was mastered, but has probably faded since it was last practised.",
+    "remediation": "{struggling} has been hard lately, so the tutor goes back to {skill}, which it builds on.",
+    "confirm": "{skill} looks known ({percent}%), but counts as mastered only after {needed} answers{harder}; "
+               "{answers} given so far.",
+}
+"""The policy's reason for the next item, told to the teacher (the learner page says it to the learner)."""
+
+
+def choice_text(choice: Choice, names: dict[str, str]) -> str:
+    """What comes next for the learner and why, in words."""
+    if choice.done:
+        return "Every goal skill of the course is mastered."
+    if choice.item is None:
+        return ("Nothing to practise right now: the items this learner is ready for were just answered, and one "
+                "answered wrongly waits a few minutes before it comes back.")
+    evidence = choice.evidence
+    text = WHY_TEXT.get(choice.why, "The item practises {skill}.").format(
+        skill=names.get(choice.skill or "", choice.skill), struggling=names.get(choice.struggling or "", choice.struggling),
+        percent=round(100 * (choice.mastery or 0.0)), needed=choice.min_answers,
+        answers=evidence.answers if evidence else 0,
+        harder=", one of them above the easiest level" if evidence and not evidence.harder else "")
+    if choice.p_correct is not None:
+        text += f" The model expects about a {round(100 * choice.p_correct)}% chance of a right answer."
+    return text
+
+
+@dataclass(frozen=True)
+class FlagRules:
+    no_progress_answers: int
+    quiet_days: int
+    stuck_answers: int
+
+    @classmethod
+    def from_settings(cls) -> FlagRules:
+        return cls(settings.TUTOR_FLAG_NO_PROGRESS_ANSWERS, settings.TUTOR_FLAG_QUIET_DAYS,
+                   settings.TUTOR_FLAG_STUCK_ANSWERS)
+
+
+def learner_flags(*, rules: FlagRules, mean_mastery: Sequence[float], last_answer_at: datetime | None,
+                  now: datetime, why: str | None = None, struggling: Sequence[float] = ()) -> list[Flag]:
+    """What a teacher should look at for one learner (pure).
+
+    ``mean_mastery`` is the learner's mean P(known) after each answer, oldest first; ``why`` the
+    policy's reason for their next item, ``struggling`` the P(known) after each answer of the skill
+    that sent them to remediation. Stuck in remediation: sent there, and that skill has not risen over
+    the last ``stuck_answers`` answers. No progress: mean mastery not higher than ``no_progress_answers``
+    answers ago. Gone quiet: no answer for ``quiet_days`` days.
+    """
+    flags = []
+    window = rules.stuck_answers
+    if why == REMEDIATION and len(struggling) > window and struggling[-1] <= struggling[-1 - window] + PROGRESS_EPSILON:
+        flags.append(Flag("stuck in remediation", f"sent back to a prerequisite, and the skill it struggles with "
+                                                  f"has not risen over the last {window} answers"))
+    window = rules.no_progress_answers
+    if len(mean_mastery) > window and mean_mastery[-1] <= mean_mastery[-1 - window] + PROGRESS_EPSILON:
+        flags.append(Flag("no progress", f"mean mastery {100 * mean_mastery[-1]:.0f}% is no higher than "
+                                         f"{window} answers ago ({100 * mean_mastery[-1 - window]:.0f}%)"))
+    if last_answer_at is not None and now - last_answer_at >= timedelta(days=rules.quiet_days):
+        flags.append(Flag("gone quiet", f"no answer for {(now - last_answer_at).days} days "
+                                        f"(flagged after {rules.quiet_days})"))
+    return flags
+
+
+def _last_answers(course: Course, learner_pks: Sequence[int]) -> dict[int, tuple[int, datetime | None]]:
+    """learner pk -> (answers, when last answered); stored time where the course's timestamps are steps."""
+    moment = "timestamp" if course.has_clock else "created_at"
+    return {row["learner"]: (row["n"], row["last"]) for row in
+            Interaction.objects.filter(learner__in=learner_pks).values("learner")
+            .annotate(n=Count("id"), last=Max(moment))}
+
+
+@dataclass
+class LearnerReport:
+    """Everything the teacher's learner page shows of one learner."""
+
+    learner: Learner
+    name: str
+    classes: list[str]
+    answers: int
+    last_answer_at: datetime | None
+    choice: Choice
+    skill_names: dict[str, str]
+    history: MasteryHistory
+    traits: dict[str, Any]
+    flags: list[Flag]
+    recent: list[Interaction] = field(default_factory=list)
+    """The latest answers, newest first."""
+
+
+def _choice_and_flags(course: Course, learner: Learner, history: MasteryHistory, last: datetime | None,
+                      now: datetime, rules: FlagRules) -> tuple[Choice, list[Flag]]:
+    choice = next_item_choose(course=course, learner=learner, now=now)
+    struggling: Sequence[float] = ()
+    if choice.why == REMEDIATION and choice.struggling in history.skills:
+        struggling = history.mastery[:, history.skills.index(choice.struggling)].tolist()
+    flags = learner_flags(rules=rules, mean_mastery=history.mean().tolist(), last_answer_at=last, now=now,
+                          why=choice.why, struggling=struggling)
+    return choice, flags
+
+
+def learner_report(*, scope: TeachingScope, learner: Learner, recent: int = 50,
+                   now: datetime | None = None) -> LearnerReport:
+    course, now = scope.course, now or django_timezone.now()
+    model = course_model(course)
+    history = mastery_history(course=course, learner=learner, model=model)
+    answers, last = _last_answers(course, [learner.pk]).get(learner.pk, (0, None))
+    choice, flags = _choice_and_flags(course, learner, history, last, now, FlagRules.from_settings())
+    members = list(ClassMember.objects.filter(learner=learner, course_class__in=scope.classes)
+                   .select_related("course_class"))
+    traits = learner_outlook(learner=learner, model=model, state=learner_state(learner=learner, model=model))["traits"]
+    return LearnerReport(
+        learner=learner, name=next((member.name for member in members if member.name), ""),
+        classes=[member.course_class.name for member in members], answers=answers, last_answer_at=last,
+        choice=choice, skill_names={skill: name or skill for skill, name in
+                                    Skill.objects.filter(course=course).values_list("external_id", "name")},
+        history=history, traits=traits or {}, flags=flags,
+        recent=list(Interaction.objects.filter(learner=learner).select_related("item")
+                    .prefetch_related("item__skills").order_by("-timestamp", "-id")[:recent]))
+
+
+def roster_rows(*, scope: TeachingScope, course_class: Any = None, flag_limit: int = 200,
+                now: datetime | None = None) -> list[dict[str, Any]]:
+    """The class's learners (every learner the scope shows without a class), those not started too,
+    each with answers, last answer, mean mastery and flags (replayed for the first ``flag_limit``)."""
+    course, now = scope.course, now or django_timezone.now()
+    rows = class_roster(scope=scope, course_class=course_class)
+    started = [row["learner"].pk for row in rows if row["learner"] is not None]
+    counts = _last_answers(course, started)
+    rules, model = FlagRules.from_settings(), course_model(course) if started else None
+    for position, row in enumerate(rows):
+        learner = row["learner"]
+        answers, last = counts.get(learner.pk, (0, None)) if learner is not None else (0, None)
+        row.update(answers=answers, last_answer_at=last, mean=None, flags=[], why=None)
+        if learner is None or not answers:
+            continue
+        if position < flag_limit:
+            history = mastery_history(course=course, learner=learner, model=model)
+            choice, row["flags"] = _choice_and_flags(course, learner, history, last, now, rules)
+            row["mean"], row["why"] = float(history.mean()[-1]) if len(history.at) else None, choice.why
+        else:
+            row["flags"] = learner_flags(rules=rules, mean_mastery=(), last_answer_at=last, now=now)
+    return rows
+
+
+def mean_series(history: MasteryHistory, *, points: int = 200) -> list[float]:
+    """Mean mastery after each answer, thinned to at most ``points`` (the last one kept)."""
+    mean = history.mean()
+    if len(mean) <= points:
+        return mean.tolist()
+    picks = np.unique(np.linspace(0, len(mean) - 1, points).round().astype(int))
+    return mean[picks].tolist()
