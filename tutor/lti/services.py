@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -399,7 +400,7 @@ def lti_roster_sync(*, course_class: CourseClass, session: requests.Session | No
     return RosterOutcome(members=len(seen), learners=learners, removed=removed, revoked=revoked)
 
 
-def _grants_revoke(course_class: CourseClass, members: list[dict[str, Any]]) -> int:
+def _grants_revoke(course_class: CourseClass, members: Sequence[Any]) -> int:
     """End the teaching grants of people the LMS now lists in this context as no longer teaching it
     (another role, or inactive). Someone the roster does not list keeps theirs: an institution
     administrator may launch from a course without being a member of it."""

@@ -8,7 +8,7 @@ import secrets
 from django.conf import settings
 from django.contrib.auth import login
 from django.core.cache import cache
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.decorators import method_decorator
@@ -164,6 +164,8 @@ class DeepLinkView(View):
     def _form(self, request: HttpRequest, launch, *, error: str = "", status: int = 200) -> HttpResponse:
         link = course_link_for(deployment=launch.deployment,
                                context_id=str((launch.context_claim or {}).get("id", "")))
+        if link is None:
+            raise Http404("no course is linked to this LMS context")
         names = dict(Skill.objects.filter(course=link.course).values_list("external_id", "name"))
         skills = [(skill, names.get(skill) or skill) for skill in graph_for_course(course=link.course).topological_order()]
         return render(request, "lti/deep_link.html", {

@@ -170,8 +170,9 @@ def course_learning_curves(*, course: Course, max_attempts: int = 10, max_rows: 
     links = Item.skills.through._meta.db_table
     scope, scope_params = "", []
     if learners is not None:
-        subquery, scope_params = learners.values("pk").query.sql_with_params()
-        scope = f" AND answer.learner_id IN ({subquery})"
+        # A class: its learners' keys (a class is hundreds or a few thousand learners, not millions).
+        scope_params = list(learners.order_by().values_list("pk", flat=True).distinct())
+        scope = f" AND answer.learner_id IN ({', '.join(['%s'] * len(scope_params)) or 'NULL'})"
     found = sql.rows(
         f"SELECT skill_id, attempt, COUNT(*), SUM(1.0 - correct) FROM ("
         f" SELECT link.skill_id, answer.correct, ROW_NUMBER() OVER ("

@@ -13,7 +13,6 @@ from django.views.decorators.http import require_GET, require_POST
 from tutor.lti.classes import TeachingScope
 from tutor.lti.models import CourseClass
 from tutor.lti.services import lti_roster_sync
-from tutor.models import Learner
 from tutor.web import learners as reports
 from tutor.web import svg
 from tutor.web.access import class_chosen, teaching_required

@@ -206,6 +206,8 @@ def dashboard_index(request: HttpRequest) -> HttpResponse:
     rows = []
     for course in teaching_courses(user=request.user).order_by("slug"):
         scope = teaching_scope(user=request.user, course=course)
+        if scope is None:
+            continue
         counts = dashboard.course_counts(course=course, learners=scope.learners())
         rows.append({"course": course, "learners": counts["learners"], "interactions": counts["interactions"],
                      "skills": counts["skills"], "items": counts["items"], "active_fit": counts["active_fit"],
@@ -220,7 +222,7 @@ def _tabs(course: Course, current: str, scope: TeachingScope | None = None,
     """The course head: counts over what the viewer sees (a class, a teacher's classes, or all), the
     class filter, and the tabs (Items and Fits are site staff's)."""
     staff = scope is None or scope.everything
-    learners = None if staff and course_class is None else scope.learners(course_class)
+    learners = None if scope is None or (scope.everything and course_class is None) else scope.learners(course_class)
     return {"course": course, "tab": current, "counts": dashboard.course_counts(course=course, learners=learners),
             "staff": staff, "classes": scope.classes if scope is not None else [], "course_class": course_class}
 
