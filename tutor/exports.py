@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 import requests
 from django.conf import settings
+from django.http import StreamingHttpResponse
 
 from core.errors import NotFound, ServiceError
 from curriculum.models import Course, Item, Skill
@@ -216,6 +217,16 @@ def export_stream(*, course: Course, name: str, fit: int | None = None) -> Itera
     if name == "statements.jsonl":
         return statements_jsonl(course=course)
     raise NotFound(f"no export {name!r}: one of {', '.join(EXPORTS)}", field="export")
+
+
+def export_response(*, course: Course, name: str, fit: int | None = None) -> StreamingHttpResponse:
+    """The export ``name`` as a download named after the course, streamed as it is read (the API's and
+    the dashboard's). A missing export or fit raises before the first byte."""
+    stream = export_stream(course=course, name=name, fit=fit)
+    response = StreamingHttpResponse(stream, content_type=f"{EXPORTS[name]}; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{course.slug}-{name}"'
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 def _batches(values: Iterable[Any], size: int) -> Iterator[list[Any]]:

@@ -170,6 +170,20 @@ def learner_erase(*, course: Course, external_id: str, by: Any = None, via: str 
             erased_by=eraser, actor=label, via=via, account_deleted=bool(leaving), counts=dict(sorted(counts.items())))
 
 
+def learner_erase_preview(*, course: Course, external_id: str) -> dict[str, Any]:
+    """What erasing the learner would delete (the dashboard's confirmation page shows it): row counts, and
+    which accounts would go and which stay (with the reason)."""
+    learner = Learner.objects.filter(course=course, external_id=external_id).first()
+    if learner is None:
+        raise NotFound(f"learner {external_id!r} not found in course {course.slug!r}", field="learner")
+    accounts = [{"username": user.get_username(), "deleted": _account_is_theirs_alone(user, course, learner)}
+                for user in _accounts(learner)]
+    return {"learner": learner.external_id, "interactions": Interaction.objects.filter(learner=learner).count(),
+            "mastery": Mastery.objects.filter(learner=learner).count(),
+            "traces": LearnerTrace.objects.filter(learner=learner).count(),
+            "grade_targets": LtiGradeTarget.objects.filter(learner=learner).count(), "accounts": accounts}
+
+
 def _when(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
