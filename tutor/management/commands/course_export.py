@@ -7,7 +7,6 @@ A course's interactions, mastery or fitted parameters as CSV, or its interaction
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -45,7 +44,7 @@ class Command(BaseCommand):
             chunks = export_stream(course=course_object, name=export, fit=fit)
             if out is None:
                 for chunk in chunks:
-                    sys.stdout.write(chunk)
+                    self.stdout.write(chunk, ending="")
                 return
             with out.open("w", encoding="utf-8", newline="") as handle:
                 for chunk in chunks:
