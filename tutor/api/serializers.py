@@ -459,10 +459,10 @@ class ExportQuery(serializers.Serializer):
 class LearnerExport(serializers.Serializer):
     """The access-request document (tutor.privacy.learner_export)."""
 
-    course = serializers.CharField()
-    learner = serializers.CharField()
-    created_at = serializers.DateTimeField()
-    goal = serializers.CharField()
+    course = serializers.CharField(help_text="The course id.")
+    learner = serializers.CharField(help_text="The learner's id in the course.")
+    created_at = serializers.DateTimeField(help_text="When the learner was first stored.")
+    goal = serializers.CharField(help_text="The skill they chose to work towards (empty: the course's goals).")
     accounts = serializers.ListField(child=serializers.DictField(), help_text="The accounts that practise as "
                                      "this learner: username, names, email, dates.")
     enrolments = serializers.ListField(child=serializers.DictField(), help_text="Their enrolments, in every course.")
@@ -470,4 +470,4 @@ class LearnerExport(serializers.Serializer):
     mastery = serializers.ListField(child=serializers.DictField(), help_text="P(known) per skill.")
     traces = serializers.ListField(child=serializers.DictField(), help_text="The models' stored state per fit.")
     lti = serializers.DictField(help_text="LMS identities (users) and grade targets.")
-    exported_at = serializers.DateTimeField()
+    exported_at = serializers.DateTimeField(help_text="When this document was made.")
