@@ -26,6 +26,7 @@ from lti_tool.models import LtiUser
 from core.errors import NotFound, ServiceError
 from curriculum.models import Course
 from tracing.models import Fit, LearnerTrace, Mastery
+from tracing.services import fits_learner_forget
 from tutor.hot_queries import learners_lock
 from tutor.lti.models import LtiGradeTarget
 from tutor.models import ApiKey, Enrolment, Erasure, Interaction, Learner
@@ -120,7 +121,8 @@ def learner_erase(*, course: Course, external_id: str, by: Any = None, via: str 
                   confirm: str | None = None) -> Erasure:
     """Erase the course's learner ``external_id``: their answers, mastery, traces, LMS grade targets and
     enrolment, their account where it belongs to no other course (with its LTI identities, sessions and
-    sign-in records), and the admin's history of these rows; mark the fits trained on their answers;
+    sign-in records), and the admin's history of these rows; mark the fits trained on their answers,
+    and rewrite the saved models that name them (tracing.services.fits_learner_forget);
     and leave an Erasure saying who did it, when and how many rows went from each table.
 
     All or nothing, in one transaction that holds the learner's lock. ``confirm`` must repeat the
@@ -164,9 +166,13 @@ def learner_erase(*, course: Course, external_id: str, by: Any = None, via: str 
         fits = _fits_mark(course, first_answer)
         if fits:
             counts["tracing.Fit (marked)"] = fits
+        digest = learner_digest(course_slug=course.slug, external_id=external_id)
+        # Models with per-learner parameters name their learners in the saved artifact.
+        rewritten = fits_learner_forget(course=course, learner=external_id, replacement=f"erased:{digest[:16]}")
+        if rewritten:
+            counts["tracing.Fit (artifact rewritten)"] = rewritten
         return Erasure.objects.create(
-            course=course, course_slug=course.slug, learner_number=learner.pk,
-            learner_digest=learner_digest(course_slug=course.slug, external_id=external_id),
+            course=course, course_slug=course.slug, learner_number=learner.pk, learner_digest=digest,
             erased_by=eraser, actor=label, via=via, account_deleted=bool(leaving), counts=dict(sorted(counts.items())))
 
 

@@ -238,3 +238,40 @@ def test_the_data_pages_are_for_staff(launched, client, django_user_model):  # n
         assert client.get(url).status_code == 403, url
     assert client.post("/dashboard/fractions/erase/", {"learner": "student-1", "confirm": "student-1"}).status_code == 403
     assert Learner.objects.filter(external_id="student-1").exists()
+
+
+def test_a_saved_model_that_names_its_learners_forgets_the_erased_one(db, settings, tmp_path,
+                                                                      django_capture_on_commit_callbacks):
+    """hbkt keeps per-learner parameters and names their learners in its artifact: the erasure rewrites
+    it under a new name, points the fit there and deletes the original, and the model still serves."""
+    from tracing.artifacts import artifact_storage
+    from tracing.services import course_model
+
+    settings.ARTIFACT_ROOT = tmp_path
+    course = course_with_curriculum("named")
+    for number in range(6):
+        answers_for(course, f"pupil-{number}", 12, seed=number)
+    fit = fit_run(fit_id=Fit.objects.create(course=course, kind="hbkt", params={"steps": 20}).pk)
+    assert fit.status == Fit.SUCCEEDED, fit.error
+    original = fit.artifact
+    assert b"pupil-3" in _artifact_meta(artifact_storage(), original)
+    with django_capture_on_commit_callbacks(execute=True):
+        erasure = learner_erase(course=course, external_id="pupil-3", confirm="pupil-3")
+    fit.refresh_from_db()
+    assert erasure.counts["tracing.Fit (artifact rewritten)"] == 1 and fit.artifact != original
+    assert not artifact_storage().exists(original)
+    meta = _artifact_meta(artifact_storage(), fit.artifact)
+    assert b"pupil-3" not in meta and f"erased:{erasure.learner_digest[:16]}".encode() in meta
+    assert b"pupil-2" in meta
+    model = course_model(course)
+    assert model.fit.artifact == fit.artifact and "pupil-3" not in model.estimator.learner_index
+    answers_for(course, "pupil-2", 2, prefix="later")  # the rewritten model takes answers as before
+
+
+def _artifact_meta(storage, name: str) -> bytes:
+    import io
+
+    import numpy as np
+
+    with storage.open(name, "rb") as handle, np.load(io.BytesIO(handle.read())) as archive:
+        return archive["meta"].tobytes()
