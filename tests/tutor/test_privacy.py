@@ -92,7 +92,7 @@ def launched(client, lms, tool, course, settings, tmp_path, fast_passwords):  # 
     fit = fit_now(course)
     Client().post("/accounts/login/", {"username": learner.user.username, "password": "wrong"},
                   REMOTE_ADDR="10.0.0.9")
-    LogEntry.objects.create(user=get_user_model().objects.create_user("admin", is_staff=True),
+    LogEntry.objects.create(user=get_user_model().objects.create_user("editor", is_staff=True),
                             content_type=ContentType.objects.get_for_model(Learner), object_id=str(learner.pk),
                             object_repr=str(learner), action_flag=CHANGE)
     return learner, fit
@@ -275,3 +275,12 @@ def _artifact_meta(storage, name: str) -> bytes:
 
     with storage.open(name, "rb") as handle, np.load(io.BytesIO(handle.read())) as archive:
         return archive["meta"].tobytes()
+
+
+def test_the_admin_lists_erasures_read_only(launched, course, admin_client):  # noqa: F811
+    learner_erase(course=course, external_id="student-1", confirm="student-1")
+    page = admin_client.get("/admin/tutor/erasure/")
+    assert page.status_code == 200 and b"management command" in page.content
+    erasure = Erasure.objects.get()
+    assert admin_client.post(f"/admin/tutor/erasure/{erasure.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert admin_client.get("/admin/tutor/erasure/add/").status_code == 403
