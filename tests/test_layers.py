@@ -32,7 +32,7 @@ FLOOR_RULES: tuple[tuple[str, int], ...] = (
     ("curriculum.admin", INTERFACES), ("tracing.admin", INTERFACES), ("tutor.urls", INTERFACES),
     ("tutor.wsgi", INTERFACES), ("tutor.health", INTERFACES), ("tutor.management", INTERFACES),
     ("tracing.management", INTERFACES), ("curriculum.management", INTERFACES),
-    ("tutor.actions", ACTIONS), ("tutor.demo", ACTIONS),
+    ("tutor.actions", ACTIONS), ("tutor.demo", ACTIONS), ("tutor.privacy", ACTIONS), ("tutor.exports", ACTIONS),
     ("tracing", TRACING), ("tutor.lti", TRACING),  # the LMS passback reads mastery: beside tracing
     ("tutor", LEARNERS), ("curriculum", CURRICULUM),
 )

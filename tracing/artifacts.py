@@ -4,12 +4,18 @@ process or worker loads the course's active fit wherever it was fitted."""
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import tempfile
+import zipfile
 from pathlib import Path
+
+import numpy as np
 
 from django.conf import settings
 from django.core.files import File
+from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, Storage, storages
 
 from tracing.estimators import get_estimator
@@ -69,3 +75,46 @@ def _local_path(name: str) -> Path:
             if os.path.exists(partial):
                 os.unlink(partial)
     return local
+
+
+def artifact_learner_rename(data: bytes, *, learner: str, replacement: str) -> bytes | None:
+    """The artifact ``data`` with the learner ``learner`` renamed ``replacement`` in the list of learners
+    that models with per-learner parameters (hbkt, psikt: one .npz whose ``meta`` JSON names them in
+    slot order) keep; None where the artifact names no learners or not this one. The slots and their
+    arrays stay as they are: only the name that ties a slot to a person goes."""
+    if not zipfile.is_zipfile(io.BytesIO(data)):
+        return None
+    with np.load(io.BytesIO(data)) as archive:
+        if "meta" not in archive.files:
+            return None
+        arrays = {name: archive[name] for name in archive.files}
+    meta = json.loads(arrays.pop("meta").tobytes().decode())
+    learners = meta.get("learners")
+    if not isinstance(learners, list) or learner not in learners:
+        return None
+    meta["learners"] = [replacement if name == learner else name for name in learners]
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
+    return buffer.getvalue()
+
+
+def artifact_learner_forget(*, name: str, learner: str, replacement: str) -> str | None:
+    """Store a copy of the artifact ``name`` that no longer names ``learner`` (artifact_learner_rename),
+    under a name of its own (artifacts never change once written: processes cache them by name), and
+    return that name; None where the artifact did not name the learner. The caller points the fit at
+    the copy and deletes the original once that commits (artifact_delete)."""
+    storage = artifact_storage()
+    with storage.open(name, "rb") as handle:
+        renamed = artifact_learner_rename(handle.read(), learner=learner, replacement=replacement)
+    if renamed is None:
+        return None
+    stem, dot, suffix = name.rpartition(".")
+    return storage.save(f"{stem}-scrubbed{dot}{suffix}" if dot else f"{name}-scrubbed", ContentFile(renamed))
+
+
+def artifact_delete(*, name: str) -> None:
+    """Delete the artifact ``name`` from the storage and from this machine's download cache."""
+    artifact_storage().delete(name)
+    local = Path(settings.TUTOR_ARTIFACT_CACHE) / name
+    if local.exists():
+        local.unlink()

@@ -26,6 +26,10 @@ class Fit(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     time_limit = models.PositiveIntegerField(null=True, blank=True,
                                              help_text="Seconds one attempt may run; grows with the course's answers.")
+    erased_learners = models.PositiveIntegerField(
+        default=0, help_text="Learners whose answers this fit was trained on and who have since been erased; "
+                             "a refit (the next fit's activation) leaves a model without them.")
+    erased_at = models.DateTimeField(null=True, blank=True, help_text="When the last of them was erased.")
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -27,7 +27,7 @@ from django.utils import timezone as django_timezone
 
 from curriculum.models import Course, Item, Prerequisite, Skill
 from curriculum.services import learned_edges_store
-from tracing.artifacts import artifact_load, artifact_save
+from tracing.artifacts import artifact_delete, artifact_learner_forget, artifact_load, artifact_save
 from tracing.background import FitRunner
 from tracing.estimators import ESTIMATORS, estimator_params, get_estimator
 from tracing.estimators.base import Estimator, LearnerState
@@ -113,10 +113,13 @@ def _course_signature(course: Course) -> tuple[Any, ...]:
     Q-matrix links and prerequisite edges. Ids only grow, so adding or removing any of them changes
     (count, max id) or (count, sum of ids); external ids are identities and never renamed in place;
     an edge's weight may change in place (a refit's learned edges), so their weights are summed too, and
-    so may an item's difficulty (a curriculum re-import), so the items' (id, difficulty) pairs are summed."""
+    so may an item's difficulty (a curriculum re-import), so the items' (id, difficulty) pairs are summed.
+    The active fit's count of erased learners is in it too: an erasure rewrites the fit's artifact without
+    the learner's name (fits_learner_forget), and every process then loads the rewritten one."""
     fit, item, skill = Fit._meta.db_table, Item._meta.db_table, Skill._meta.db_table
     link, edge = Item.skills.through._meta.db_table, Prerequisite._meta.db_table
     sql = (f"SELECT (SELECT id FROM {fit} WHERE course_id = %s AND active LIMIT 1), "
+           f"(SELECT coalesce(max(erased_learners), 0) FROM {fit} WHERE course_id = %s AND active), "
            f"items.n, items.top, items.levels, skills.n, skills.top, links.n, links.total, edges.n, edges.total, edges.weight "
            f"FROM (SELECT count(*) AS n, coalesce(max(id), 0) AS top, "
            f"coalesce(sum(CAST(id AS BIGINT) * (coalesce(difficulty, -1) + 2)), 0) AS levels "
@@ -127,7 +130,7 @@ def _course_signature(course: Course) -> tuple[Any, ...]:
            f"(SELECT count(*) AS n, coalesce(sum(id), 0) AS total, coalesce(sum(weight), 0) AS weight "
            f"FROM {edge} WHERE course_id = %s) AS edges")
     with connection.cursor() as cursor:
-        cursor.execute(sql, [course.pk] * 5)
+        cursor.execute(sql, [course.pk] * 6)
         row = cursor.fetchone()
     return (row[0] or 0, *(int(value) for value in row[1:-1]), float(row[-1]))
 
@@ -653,6 +656,25 @@ def _activate(fit: Fit, estimator: Estimator, data, vocabulary: Vocabulary, arti
         learned_edges_store(course=fit.course, fit_pk=fit.pk, edges=estimator.learned_prerequisites())
         mastery_recompute(course=fit.course, fit=fit, estimator=estimator, data=data, vocabulary=vocabulary)
         transaction.on_commit(lambda: course_model_forget(fit.course))
+
+
+def fits_learner_forget(*, course: Course, learner: str, replacement: str) -> int:
+    """Rewrite the artifacts of the course's fits that name ``learner`` (models with per-learner
+    parameters keep learner ids) to name ``replacement`` instead, point the fits at the rewritten
+    copies, and delete the originals once the caller's transaction commits; returns how many fits
+    changed. Runs inside the erasure's transaction: a failure here leaves the fits as they were (a
+    rewritten copy already stored names nobody)."""
+    changed = 0
+    for fit_pk, name in Fit.objects.filter(course=course).exclude(artifact="").values_list("pk", "artifact"):
+        renamed = artifact_learner_forget(name=name, learner=learner, replacement=replacement)
+        if renamed is None:
+            continue
+        Fit.objects.filter(pk=fit_pk).update(artifact=renamed)
+        transaction.on_commit(lambda name=name: artifact_delete(name=name))
+        changed += 1
+    if changed:
+        transaction.on_commit(lambda: course_model_forget(course))
+    return changed
 
 
 def mastery_refresh(*, course: Course, learner_pks: Sequence[int]) -> int:

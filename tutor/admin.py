@@ -6,7 +6,7 @@ from django.contrib.auth.admin import UserAdmin
 
 from tutor.enrolments import enrolment_delete, enrolment_set
 from core.errors import ServiceError
-from tutor.models import Enrolment, Interaction, Learner
+from tutor.models import Enrolment, Erasure, Interaction, Learner
 from curriculum.models import Course
 
 
@@ -125,3 +125,23 @@ class InteractionAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False  # append-only
+
+
+@admin.register(Erasure)
+class ErasureAdmin(admin.ModelAdmin):
+    """The audit log of erasures: read only (an erasure is made by tutor.privacy.learner_erase, and its
+    record is evidence that must not be edited)."""
+
+    list_display = ("erased_at", "course_slug", "learner_number", "actor", "via", "account_deleted")
+    list_filter = ("via", "account_deleted")
+    search_fields = ("course_slug", "learner_digest", "actor")
+    readonly_fields = [field.name for field in Erasure._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -126,3 +126,34 @@ class ApiKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…, {self.course.slug if self.course_id else 'all courses'})"
+
+
+class Erasure(models.Model):
+    """One learner erased (tutor.privacy.learner_erase): who asked, when, and how many rows went from each
+    table. It names the learner only by the number their row had and a keyed hash of their id in the
+    course (HMAC with the server's secret), never by the id itself: the point is to forget them, while
+    someone who knows the id can still check whether it was erased (``tutor.privacy.learner_digest``)."""
+
+    API, DASHBOARD, COMMAND = "api", "dashboard", "command"
+    VIA = [(API, "API"), (DASHBOARD, "dashboard"), (COMMAND, "management command")]
+
+    course = models.ForeignKey(Course, null=True, blank=True, on_delete=models.SET_NULL, related_name="erasures")
+    course_slug = models.CharField(max_length=64, help_text="The course's id when the erasure ran.")
+    learner_number = models.BigIntegerField(help_text="The erased learner's row number (no longer in use).")
+    learner_digest = models.CharField(max_length=64, db_index=True,
+                                      help_text="HMAC-SHA256 of the course and the learner's id, hex.")
+    erased_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                  related_name="+", help_text="The staff member who erased, if one did.")
+    actor = models.CharField(max_length=200, help_text="Who erased: a staff username, an API key's prefix and "
+                                                        "name, or the management command.")
+    via = models.CharField(max_length=16, choices=VIA)
+    account_deleted = models.BooleanField(default=False,
+                                          help_text="The learner's account went too (it belonged to no other course).")
+    counts = models.JSONField(default=dict, help_text="Rows deleted per table (app_label.Model -> count).")
+    erased_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-erased_at"]
+
+    def __str__(self) -> str:
+        return f"{self.course_slug}: learner #{self.learner_number} erased by {self.actor}"

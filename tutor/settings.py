@@ -228,6 +228,9 @@ SPECTACULAR_SETTINGS.update({
 # pylti1p3 keeps OIDC state and nonces in the cache: with several web processes it must be shared
 # (CACHE_URL=redis://... or a database cache), or a launch may land on a process that never saw its login.
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+# xAPI exports name learners' accounts and activities under this IRI (tutor/exports.py): the server's public
+# address, so statements sent to an LRS say where they came from.
+TUTOR_XAPI_BASE_IRI = env("TUTOR_XAPI_BASE_IRI", default="http://localhost:8000")
 TUTOR_LTI_LAUNCH_REDIRECT = env("TUTOR_LTI_LAUNCH_REDIRECT", default="/learn/{course}/")
 """Where a successful LTI launch sends the learner; {course} is the course slug."""
 TUTOR_LTI_TEACHER_REDIRECT = env("TUTOR_LTI_TEACHER_REDIRECT", default="/dashboard/{course}/learners/?class={course_class}")

@@ -527,7 +527,8 @@ def test_schema_and_docs_describe_every_endpoint_without_a_cdn(client):
                      f"{prefix}/learners", f"{prefix}/learners/{{learner}}/mastery",
                      f"{prefix}/learners/{{learner}}/next", f"{prefix}/learners/{{learner}}/enrolment",
                      f"{prefix}/predict", f"{prefix}/fits",
-                     f"{prefix}/fits/{{fit}}", f"{prefix}/xapi/statements"}
+                     f"{prefix}/fits/{{fit}}", f"{prefix}/xapi/statements", f"{prefix}/learners/{{learner}}",
+                     f"{prefix}/learners/{{learner}}/export", f"{prefix}/exports/{{export}}"}
     for name, component in document["components"]["schemas"].items():
         for field, spec in component.get("properties", {}).items():
             assert spec.get("description") or "$ref" in spec or "allOf" in spec, f"{name}.{field} undocumented"

@@ -356,6 +356,10 @@ class FitOut(serializers.Serializer):
     created_at = serializers.DateTimeField(help_text="When it was requested.")
     started_at = serializers.DateTimeField(allow_null=True, help_text="When a worker started it.")
     finished_at = serializers.DateTimeField(allow_null=True, help_text="When it ended.")
+    erased_learners = serializers.IntegerField(
+        help_text="Learners this fit was trained on who have since been erased (0: none). The model may still "
+                  "carry what it learned from their answers; a new fit, once active, does not.")
+    erased_at = serializers.DateTimeField(allow_null=True, help_text="When the last of them was erased.")
 
 
 class XapiStatements(serializers.Serializer):
@@ -425,3 +429,45 @@ class EnrolmentOut(serializers.Serializer):
                                      help_text="How the enrolment was made: an LTI launch, staff, the API, or the "
                                                "user opening a course open to all.")
     created_at = serializers.DateTimeField(help_text="When the account was enrolled.")
+
+
+class EraseQuery(serializers.Serializer):
+    confirm = serializers.CharField(max_length=200, required=False, default=None,
+                                    help_text="The learner's id again: an erasure without it is refused (400 "
+                                              "`confirmation_required`).")
+
+
+class ErasureOut(serializers.Serializer):
+    course = serializers.CharField(source="course_slug", help_text="The course id.")
+    learner_number = serializers.IntegerField(help_text="The erased learner's former row number.")
+    learner_digest = serializers.CharField(help_text="HMAC-SHA256 (keyed by the server's secret) of the course and "
+                                                     "the learner's id: the audit record's only trace of who it was.")
+    actor = serializers.CharField(help_text="Who erased: the API key's prefix and name, or a staff username.")
+    via = serializers.CharField(help_text="api, dashboard or command.")
+    account_deleted = serializers.BooleanField(help_text="The learner's account was deleted too (it belonged to "
+                                                         "no other course and had no staff rights).")
+    counts = serializers.DictField(child=serializers.IntegerField(),
+                                   help_text="Rows deleted per table (app_label.Model), and fits marked.")
+    erased_at = serializers.DateTimeField(help_text="When.")
+
+
+class ExportQuery(serializers.Serializer):
+    fit = serializers.IntegerField(min_value=1, required=False,
+                                   help_text="parameters.csv only: this fit's parameters instead of the active fit's.")
+
+
+class LearnerExport(serializers.Serializer):
+    """The access-request document (tutor.privacy.learner_export)."""
+
+    course = serializers.CharField(help_text="The course id.")
+    learner = serializers.CharField(help_text="The learner's id in the course.")
+    created_at = serializers.DateTimeField(help_text="When the learner was first stored.")
+    goal = serializers.CharField(help_text="The skill they chose to work towards (empty: the course's goals).")
+    accounts = serializers.ListField(child=serializers.DictField(), help_text="The accounts that practise as "
+                                     "this learner: username, names, email, dates.")
+    enrolments = serializers.ListField(child=serializers.DictField(), help_text="Their enrolments, in every course.")
+    interactions = serializers.ListField(child=serializers.DictField(), help_text="Every answer, oldest first.")
+    mastery = serializers.ListField(child=serializers.DictField(), help_text="P(known) per skill.")
+    traces = serializers.ListField(child=serializers.DictField(), help_text="The models' stored state per fit.")
+    lti = serializers.DictField(help_text="LMS identities (users) and grade targets.")
+    exported_at = serializers.DateTimeField(help_text="When this document was made.")

@@ -10,6 +10,8 @@ import re
 from datetime import datetime
 from typing import Any
 
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import generics, status
 from rest_framework.authentication import SessionAuthentication
@@ -42,11 +44,17 @@ from tutor.api.xapi import statements_map
 from tutor.enrolments import enrolment_delete, enrolment_get, enrolment_put
 from core.errors import NotFound, ServiceError
 from tutor.actions import answers_record, fit_start, next_item_choose
+from tutor.exports import EXPORTS, export_response
+from tutor.models import Erasure
+from tutor.privacy import learner_erase, learner_export
 from tutor.services import RecordResult, learner_get, learner_get_or_new
 
 COURSE = OpenApiParameter("course", str, OpenApiParameter.PATH, description="The course id (slug).")
 LEARNER = OpenApiParameter("learner", str, OpenApiParameter.PATH, description="The learner's id in your system.")
 FIT = OpenApiParameter("fit", int, OpenApiParameter.PATH, description="The fit number.")
+EXPORT = OpenApiParameter("export", str, OpenApiParameter.PATH, enum=sorted(EXPORTS),
+                          description="Which export: interactions.csv, mastery.csv, parameters.csv (the active fit's, "
+                                      "or ?fit=N) or statements.jsonl (xAPI, one statement a line).")
 
 
 def errors(*codes: int) -> dict[int, OpenApiResponse]:
@@ -389,6 +397,60 @@ class EnrolmentView(ApiView):
         learner_object = learner_get(course=course_object, external_id=_learner_path(learner))
         enrolment_delete(enrolment=enrolment_get(course=course_object, learner=learner_object))
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class LearnerView(ApiView):
+    @extend_schema(
+        summary="Erase a learner and everything held about them", tags=["privacy"],
+        parameters=[COURSE, LEARNER, shapes.EraseQuery],
+        description="Deletes the learner's answers, mastery, model traces, LMS grade targets and enrolment, and "
+                    "their account where it belongs to no other course (with its LTI identities, sessions and "
+                    "sign-in records); marks the course's fits trained on their answers (`erased_learners` in "
+                    "the fit's body) until a new fit is active. All or nothing. `?confirm=` must repeat the "
+                    "learner's id. Answers the audit record, which names the learner only by a keyed hash.",
+        responses={200: shapes.ErasureOut, **errors(400, 404)})
+    def delete(self, request: Request, course: str, learner: str) -> Response:
+        course_object = course_for_request(request, course)
+        query = shapes.EraseQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        erasure = learner_erase(course=course_object, external_id=_learner_path(learner),
+                                by=request.auth if request.auth is not None else request.user, via=Erasure.API,
+                                confirm=query.validated_data["confirm"])
+        return Response(shapes.ErasureOut(erasure).data)
+
+
+class LearnerExportView(ApiView):
+    @extend_schema(summary="Everything held about one learner (an access request)", tags=["privacy"],
+                   parameters=[COURSE, LEARNER],
+                   description="One JSON document: the learner, their answers, mastery and model traces, the "
+                               "accounts that practise as them with their enrolments, and their LMS identities "
+                               "and grade targets.",
+                   responses={200: shapes.LearnerExport, **errors(400, 404)})
+    def get(self, request: Request, course: str, learner: str) -> Response:
+        course_object = course_for_request(request, course)
+        return Response(learner_export(course=course_object, external_id=_learner_path(learner)))
+
+
+class ExportView(ApiView):
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
+        # The export is CSV or JSON lines whatever Accept says; only an error answers JSON.
+        return super().perform_content_negotiation(request, force=True)
+
+    @extend_schema(
+        summary="Export the course's data, streamed", tags=["exports"], parameters=[COURSE, EXPORT, shapes.ExportQuery],
+        description="Streamed as it is read, so any size of course downloads in constant memory. "
+                    "interactions.csv: id, learner, item, correct, timestamp, response_time, client_id, response, "
+                    "stored_at. mastery.csv: learner, skill, probability, updated_at, fit. parameters.csv: fit, "
+                    "model, parameter, skill, item, value (404 while the course has no active fit). "
+                    "statements.jsonl: one xAPI 'answered' statement a line, which POST xapi/statements maps back "
+                    "to the same answers (statement id = the answer's id where that is a UUID).",
+        responses={(200, "text/csv"): OpenApiTypes.STR, (200, "application/x-ndjson"): OpenApiTypes.STR,
+                   **errors(400, 404)})
+    def get(self, request: Request, course: str, export: str) -> StreamingHttpResponse:
+        course_object = course_for_request(request, course)
+        query = shapes.ExportQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        return export_response(course=course_object, name=export, fit=query.validated_data.get("fit"))
 
 
 class PredictView(ApiView):

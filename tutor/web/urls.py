@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from tutor.web import teaching, views
+from tutor.web import privacy_views, teaching, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -25,5 +25,10 @@ urlpatterns = [
     path("dashboard/<slug:slug>/graph/", views.dashboard_graph, name="dashboard_graph"),
     path("dashboard/<slug:slug>/fits/", views.dashboard_fits, name="dashboard_fits"),
     path("dashboard/<slug:slug>/fits/table/", views.dashboard_fits_table, name="dashboard_fits_table"),
+    path("dashboard/<slug:slug>/data/", privacy_views.dashboard_data, name="dashboard_data"),
+    path("dashboard/<slug:slug>/exports/<str:export>", privacy_views.dashboard_export, name="dashboard_export"),
+    path("dashboard/<slug:slug>/erase/", privacy_views.dashboard_erase, name="dashboard_erase"),
+    path("dashboard/<slug:slug>/learner-export/", privacy_views.dashboard_learner_export,
+         name="dashboard_learner_export"),
     path("dashboard/<slug:slug>/fits/<int:fit_id>.json", views.dashboard_fit_status, name="dashboard_fit_status"),
 ]
