@@ -18,7 +18,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
 from django.contrib.sessions.models import Session
 from django.db import models, transaction
-from django.db.models import F, Min, Q
+from django.db.models import F, Min, Q, QuerySet
 from django.utils import timezone as django_timezone
 from django.utils.crypto import salted_hmac
 from lti_tool.models import LtiUser
@@ -28,7 +28,7 @@ from curriculum.models import Course
 from tracing.models import Fit, LearnerTrace, Mastery
 from tracing.services import fits_learner_forget
 from tutor.hot_queries import learners_lock
-from tutor.lti.models import LtiGradeTarget
+from tutor.lti.models import ClassMember, LtiGradeTarget
 from tutor.models import ApiKey, Enrolment, Erasure, Interaction, Learner
 
 ACCOUNT_FIELDS = ("username", "first_name", "last_name", "email", "is_active", "date_joined", "last_login")
@@ -152,6 +152,8 @@ def learner_erase(*, course: Course, external_id: str, by: Any = None, via: str 
         _delete(counts, LearnerTrace.objects.filter(learner=learner))
         _delete(counts, LtiGradeTarget.objects.filter(learner=learner))
         _delete(counts, Enrolment.objects.filter(pk__in=enrolments))
+        # Class rosters hold the learner's name and LMS id, linked or (not started yet) by id only.
+        _delete(counts, _memberships(course, learner))
         _admin_log_forget(counts, [(Learner, [learner.pk]), (Enrolment, enrolments),
                                    (LtiGradeTarget, [pk for pk, _, _ in targets]), (LtiUser, lti_user_pks),
                                    (get_user_model(), [user.pk for user in leaving])])
@@ -241,6 +243,15 @@ def learner_export(*, course: Course, external_id: str) -> dict[str, Any]:
         "interactions": interactions,
         "mastery": mastery,
         "traces": traces,
-        "lti": {"users": lti_users, "grade_targets": grade_targets},
+        "lti": {"users": lti_users, "grade_targets": grade_targets,
+                "classes": [{"class": name, "name": member_name, "lms_user_id": lms_id, "role": role, "status": status}
+                            for name, member_name, lms_id, role, status in _memberships(course, learner).order_by(
+                                "pk").values_list("course_class__name", "name", "lms_user_id", "role", "status")]},
         "exported_at": django_timezone.now().isoformat(),
     }
+
+
+def _memberships(course: Course, learner: Learner) -> QuerySet[ClassMember]:
+    """The learner's places on the course's class rosters: linked to them, or listed by their id."""
+    return ClassMember.objects.filter(Q(learner=learner) | Q(course_class__course=course,
+                                                             external_id=learner.external_id))

@@ -41,7 +41,7 @@ class Command(BaseCommand):
                 sent = statements_post(course=course_object, endpoint=lrs, username=lrs_user, password=lrs_password)
                 self.stderr.write(f"{sent} statements sent to {lrs}")
                 return
-            chunks = export_stream(course=course_object, name=export, fit=fit)
+            chunks = export_stream(course=course_object, name=export or "", fit=fit)
             if out is None:
                 for chunk in chunks:
                     self.stdout.write(chunk, ending="")
