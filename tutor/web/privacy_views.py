@@ -15,15 +15,15 @@ from tutor.exports import EXPORTS, export_response
 from tutor.models import Erasure
 from tutor.privacy import learner_erase, learner_erase_preview, learner_export
 from tutor.web.access import staff_required
-from tutor.web.views import _course, _tabs
+from tutor.web.views import course_head, dashboard_course_get
 
 
 @staff_required
 @require_GET
 def dashboard_data(request: HttpRequest, slug: str) -> HttpResponse:
     """Download links for the course's exports, the form that finds a learner to erase, recent erasures."""
-    course = _course(slug)
-    context = {**_tabs(course, "data"), "exports": list(EXPORTS),
+    course = dashboard_course_get(slug)
+    context = {**course_head(course, "data"), "exports": list(EXPORTS),
                "erasures": Erasure.objects.filter(course=course).select_related("erased_by")[:20],
                "erased": request.GET.get("erased"), "missing": request.GET.get("missing")}
     return render(request, "web/dashboard/data.html", context)
@@ -32,7 +32,7 @@ def dashboard_data(request: HttpRequest, slug: str) -> HttpResponse:
 @staff_required
 @require_GET
 def dashboard_export(request: HttpRequest, slug: str, export: str) -> StreamingHttpResponse:
-    course = _course(slug)
+    course = dashboard_course_get(slug)
     if export not in EXPORTS:
         raise Http404("no such export")
     try:
@@ -46,7 +46,7 @@ def dashboard_export(request: HttpRequest, slug: str, export: str) -> StreamingH
 def dashboard_erase(request: HttpRequest, slug: str) -> HttpResponse:
     """GET ?learner=: what the erasure would delete, and a form that asks for the learner's id again;
     POST: erase."""
-    course = _course(slug)
+    course = dashboard_course_get(slug)
     external_id = (request.POST if request.method == "POST" else request.GET).get("learner", "").strip()
     try:
         preview = learner_erase_preview(course=course, external_id=external_id)
@@ -62,7 +62,7 @@ def dashboard_erase(request: HttpRequest, slug: str) -> HttpResponse:
                      else failure.message)
         else:
             return redirect(f"{reverse('dashboard_data', args=[course.slug])}?erased={erasure.pk}")
-    return render(request, "web/dashboard/erase.html", {**_tabs(course, "data"), "preview": preview, "error": error},
+    return render(request, "web/dashboard/erase.html", {**course_head(course, "data"), "preview": preview, "error": error},
                   status=400 if error else 200)
 
 
@@ -70,7 +70,7 @@ def dashboard_erase(request: HttpRequest, slug: str) -> HttpResponse:
 @require_GET
 def dashboard_learner_export(request: HttpRequest, slug: str) -> HttpResponse:
     """Everything held about one learner (?learner=), as a JSON download."""
-    course = _course(slug)
+    course = dashboard_course_get(slug)
     try:
         document = learner_export(course=course, external_id=request.GET.get("learner", ""))
     except NotFound:

@@ -16,7 +16,7 @@ from tutor.lti.services import lti_roster_sync
 from tutor.web import learners as reports
 from tutor.web import svg
 from tutor.web.access import class_chosen, teaching_required
-from tutor.web.views import _tabs
+from tutor.web.views import course_head
 
 
 @teaching_required
@@ -24,7 +24,7 @@ from tutor.web.views import _tabs
 def dashboard_learners(request: HttpRequest, scope: TeachingScope) -> HttpResponse:
     """Every learner of the chosen class (or of all the viewer's classes) by name, with flags."""
     course_class = class_chosen(request, scope)
-    context = _tabs(scope.course, "learners", scope, course_class)
+    context = course_head(scope.course, "learners", scope, course_class)
     rows = reports.roster_rows(scope=scope, course_class=course_class)
     context.update(rows=rows, flagged=sum(bool(row["flags"]) for row in rows),
                    not_started=sum(row["learner"] is None or not row["answers"] for row in rows),
@@ -40,7 +40,7 @@ def dashboard_learner(request: HttpRequest, scope: TeachingScope, learner_id: in
     if learner is None:
         raise Http404("no such learner")
     report = reports.learner_report(scope=scope, learner=learner)
-    context = _tabs(scope.course, "learners", scope)
+    context = course_head(scope.course, "learners", scope)
     names = report.skill_names
     context.update(
         report=report, reason=reports.choice_text(report.choice, names),

@@ -31,7 +31,8 @@ from tutor.web.forms import AnswerForm, FitStartForm, GoalForm
 STATUS_FILL = {practice.MASTERED: "#16a34a", practice.IN_PROGRESS: "#dbeafe", practice.LOCKED: "#f1f5f9"}
 
 
-def _course(slug: str) -> Course:
+def dashboard_course_get(slug: str) -> Course:
+    """The course of a dashboard URL, or 404 (each page checks who may see it)."""
     return get_object_or_404(Course, slug=slug)
 
 
@@ -217,7 +218,7 @@ def dashboard_index(request: HttpRequest) -> HttpResponse:
     return render(request, "web/dashboard/index.html", {"rows": rows, "staff": False})
 
 
-def _tabs(course: Course, current: str, scope: TeachingScope | None = None,
+def course_head(course: Course, current: str, scope: TeachingScope | None = None,
           course_class: CourseClass | None = None) -> dict[str, Any]:
     """The course head: counts over what the viewer sees (a class, a teacher's classes, or all), the
     class filter, and the tabs (Items and Fits are site staff's)."""
@@ -237,7 +238,7 @@ def dashboard_course(request: HttpRequest, scope: TeachingScope) -> HttpResponse
     activity = dashboard.activity(course=course, learners=learners)
     matrix = dashboard.mastery_matrix(course=course, learners=learners)
     skills, curves = dashboard.course_learning_curves(course=course, learners=learners)
-    context = _tabs(course, "overview", scope, course_class)
+    context = course_head(course, "overview", scope, course_class)
     context["activity"] = activity
     context["activity_svg"] = mark_safe(svg.bar_chart(
         activity.labels, activity.totals, activity.correct, label=f"Answers per {activity.bucket}"))
@@ -259,8 +260,8 @@ def dashboard_course(request: HttpRequest, scope: TeachingScope) -> HttpResponse
 @require_GET
 def dashboard_items(request: HttpRequest, slug: str) -> HttpResponse:
     """Items with their fitted parameters and flags, and the per-skill parameters."""
-    course = _course(slug)
-    context = _tabs(course, "items")
+    course = dashboard_course_get(slug)
+    context = course_head(course, "items")
     fit = context["counts"]["active_fit"]
     context.update(dashboard.item_table(course=course, fit=fit))
     context["fit"] = fit
@@ -276,7 +277,7 @@ def dashboard_graph(request: HttpRequest, scope: TeachingScope) -> HttpResponse:
     """The prerequisite graph: authored and learned edges told apart, in layers by topological order."""
     course = scope.course
     data = dashboard.graph_data(course=course)
-    context = _tabs(course, "graph", scope)
+    context = course_head(course, "graph", scope)
     context["graph"] = data
     context["graph_svg"] = mark_safe(svg.prerequisite_graph(
         data.skills, data.names, [svg.GraphEdge(*edge) for edge in data.edges], data.layout_edges,
@@ -300,7 +301,7 @@ def _fits_context(course: Course) -> dict[str, Any]:
 @require_http_methods(["GET", "POST"])
 def dashboard_fits(request: HttpRequest, slug: str) -> HttpResponse:
     """The course's fits with their metrics side by side, and the form that starts one."""
-    course = _course(slug)
+    course = dashboard_course_get(slug)
     form = FitStartForm(request.POST or None)
     error, failed_status = None, 400
     if request.method == "POST" and form.is_valid():
@@ -312,7 +313,7 @@ def dashboard_fits(request: HttpRequest, slug: str) -> HttpResponse:
             error, failed_status = failure.message, failure.status
         else:
             return redirect(f"{reverse('dashboard_fits', args=[course.slug])}?started={fit.pk}")
-    context = {**_tabs(course, "fits"), **_fits_context(course), "form": form, "error": error,
+    context = {**course_head(course, "fits"), **_fits_context(course), "form": form, "error": error,
                "started": request.GET.get("started"), "kinds": sorted(ESTIMATORS)}
     return render(request, "web/dashboard/fits.html", context, status=failed_status if request.method == "POST" else 200)
 
@@ -320,7 +321,7 @@ def dashboard_fits(request: HttpRequest, slug: str) -> HttpResponse:
 @staff_required
 @require_GET
 def dashboard_fits_table(request: HttpRequest, slug: str) -> HttpResponse:
-    return render(request, "web/dashboard/_fits_table.html", _fits_context(_course(slug)))
+    return render(request, "web/dashboard/_fits_table.html", _fits_context(dashboard_course_get(slug)))
 
 
 @staff_required
