@@ -42,13 +42,15 @@ run: install
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 # The suite on one process per core (pytest-xdist, at most 4; each process has its own test database:
-# test-db.sqlite3_gw0, test_<name>_gw0, ...), handed out a whole module at a time, modules with slow tests
-# first (see tests/conftest.py); then, in one process, the tests that use the Celery worker .ci/run starts,
-# which reads test_<name> itself.
+# test-db.sqlite3_gw0, test_<name>_gw0, ...). Each process starts on its own contiguous share of the tests,
+# modules with slow tests first, and one that runs out takes tests from the end of another's share
+# (worksteal; loadscope would keep modules whole, but runs only one of the tests that share a node id, as
+# schemathesis's do). Then, in one process, the tests that use the Celery worker .ci/run starts, which
+# reads test_<name> itself.
 # PYTEST_ARGS go to both passes, e.g. PYTEST_ARGS='-x tests/tutor'.
 TEST_PROCESSES ?= auto
 test: install-dev browser axe
-	$(BIN)/python -m pytest -n $(TEST_PROCESSES) --maxprocesses 4 --dist loadscope --no-loadscope-reorder $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_PROCESSES) --maxprocesses 4 --dist worksteal $(PYTEST_ARGS)
 	$(BIN)/python -m pytest --live-worker $(PYTEST_ARGS)
 
 # The same without the tests marked slow (more than about 5 s each): a quick check while working.

@@ -40,9 +40,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Under xdist, modules with slow tests first; the tests that use the shared Celery worker run in a pass
     of their own, in one process.
 
-    `make test` hands out whole modules (``--dist loadscope``), so that a module-scoped fixture (a fit, a
-    chromium, a private PostgreSQL) is built once, by one process; the longest units go first, so that no
-    process is left with a long module while the others are done.
+    `make test` gives each process a contiguous share of this order and lets one that runs out take tests
+    from the end of another's (``--dist worksteal``): with the slow modules first, a module-scoped fixture
+    (a fit, a chromium, a private PostgreSQL) is rarely built twice, and no process is left with a long
+    module at the end while the others are done.
 
     The shared Celery worker reads the database ``test_<name>``; a pytest-xdist process works in
     ``test_<name>_gw<N>``, where that worker would not find what the test wrote. So where a broker is
