@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test check install install-dev browser axe worker clean
+.PHONY: run test test-quick check install install-dev browser axe worker clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,8 +41,21 @@ run: install
 	@echo
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
+# The suite on one process per core (pytest-xdist, at most 4; each process has its own test database:
+# test-db.sqlite3_gw0, test_<name>_gw0, ...). Each process starts on its own contiguous share of the tests,
+# modules with slow tests first, and one that runs out takes tests from the end of another's share
+# (worksteal; loadscope would keep modules whole, but runs only one of the tests that share a node id, as
+# schemathesis's do). Then, in one process, the tests that use the Celery worker .ci/run starts, which
+# reads test_<name> itself.
+# PYTEST_ARGS go to both passes, e.g. PYTEST_ARGS='-x tests/tutor'.
+TEST_PROCESSES ?= auto
 test: install-dev browser axe
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_PROCESSES) --maxprocesses 4 --dist worksteal $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --live-worker $(PYTEST_ARGS)
+
+# The same without the tests marked slow (more than about 5 s each): a quick check while working.
+test-quick:
+	$(MAKE) test PYTEST_ARGS='-m "not slow" $(PYTEST_ARGS)'
 
 # Lint, format and types (settings in pyproject.toml): what CI runs before the tests. All three run,
 # so one pass shows every finding; `ruff check --fix .` and `ruff format .` repair most of the first two.

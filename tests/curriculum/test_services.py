@@ -226,6 +226,7 @@ def small_course_document() -> dict:
     }
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_policy_ordering_on_a_small_simulated_cohort():
     from bench.policy import cohort_run, course_prepare, summarise

@@ -19,7 +19,12 @@ FAST_PARAMS: dict[str, dict] = {
 }
 
 
-@pytest.fixture(scope="module", params=sorted(ESTIMATORS))
+# Kinds whose fit and checks here take more than about 5 s: marked slow (`make test-quick` leaves them out).
+SLOW_KINDS = {"cakt", "psikt", "sakt"}
+
+
+@pytest.fixture(scope="module", params=[pytest.param(kind, marks=pytest.mark.slow) if kind in SLOW_KINDS else kind
+                                        for kind in sorted(ESTIMATORS)])
 def fitted(request, dbe_slice):
     """Each kind is fitted once per module: the checks below only read it."""
     kind = request.param

@@ -26,7 +26,7 @@ def simulation():
 
 
 @pytest.fixture(scope="module")
-def fitted(simulation):
+def fitted(simulation):  # about 10 s: the tests that read it are marked slow
     return PsiKT(steps=120, **FAST).fit(simulation.data, seed=0)
 
 
@@ -50,11 +50,13 @@ def test_model_and_guide_run_on_a_tiny_batch_without_global_params(simulation):
     assert len(pyro.get_param_store()) == 0  # parameters are module-local: nothing leaks between fits
 
 
+@pytest.mark.slow
 def test_svi_loss_falls(fitted):
     losses = np.asarray(fitted.losses)
     assert losses[-20:].mean() < losses[:10].mean() - 0.5
 
 
+@pytest.mark.slow
 def test_graph_recovers_planted_edges_on_simulated_data():
     # Learners follow a course in a topological order of the planted DAG (tracing.simulate's
     # "course" policy). An edge counts as learned when q(A_ik = 1) >= 0.5. This small graph
@@ -76,6 +78,7 @@ def test_graph_recovers_planted_edges_on_simulated_data():
         assert probability[target, source] < 0.2, (source, target, probability[target, source])
 
 
+@pytest.mark.slow
 def test_mastery_decays_towards_the_long_run_level_without_practice(fitted, simulation):
     state = fitted.initial_state()
     at = 1_000_000.0
@@ -92,6 +95,7 @@ def test_mastery_decays_towards_the_long_run_level_without_practice(fitted, simu
     assert all(trait["sd"] > 0 for trait in traits.values())
 
 
+@pytest.mark.slow
 def test_absorb_fits_newcomers_against_the_frozen_course_posterior(fitted, simulation):
     before = {name: fitted.arrays[name].copy() for name in ("edge_logits", "bias", "gain", "population_loc")}
     newcomers = simulate_learners(simulation.graph, n_learners=20, n_answers=50, seed=9).data
@@ -139,6 +143,7 @@ def test_bad_hyper_parameters_are_rejected():
         PsiKT(steps=0)
 
 
+@pytest.mark.slow
 def test_artifact_from_before_the_learning_speed_trait_still_loads(fitted, simulation, tmp_path):
     from tracing.estimators.pyro_common import load_artifact, save_artifact
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -462,14 +463,17 @@ def test_the_default_rate_serves_500_learners_answering_every_10_seconds():
 
 
 def _redis_cache_url() -> str:
-    """A Redis database of the CI broker's server for cache tests (db 3: the broker and results use 0 and 1)."""
+    """The CI result backend's Redis database (else the broker's) for cache tests. They use a key prefix of
+    their own and delete only their keys: another database of that server may be someone else's, and the
+    broker's holds the worker's queues."""
     broker = os.environ.get("CELERY_BROKER_URL", "")
     if not broker.startswith("redis://"):
         message = "needs Redis: CELERY_BROKER_URL does not name one"
         if os.environ.get("REQUIRE_SERVICES") == "1":
             pytest.fail(message)
         pytest.skip(message)
-    return broker.rsplit("/", 1)[0] + "/3"
+    results = os.environ.get("CELERY_RESULT_BACKEND", "")
+    return results if results.startswith("redis://") else broker
 
 
 def test_the_throttle_counts_in_redis_in_one_round_trip(course, monkeypatch):
@@ -493,8 +497,8 @@ def test_the_throttle_counts_in_redis_in_one_round_trip(course, monkeypatch):
         return batched(self, *args, **kwargs)
 
     with override_settings(TUTOR_API_RATE="3/min", CACHES={"default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": location, "KEY_PREFIX": "t"}}):
-        cache.clear()
+            "BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": location,
+            "KEY_PREFIX": f"test-{uuid.uuid4().hex}"}}):  # fresh counters, beside anything else in that database
         clock = [6_000_030.0]  # half way through a minute
         monkeypatch.setattr("tutor.api.throttling.time.time", lambda: clock[0])
         client = client_for(key_for(course, "redis"))
@@ -514,7 +518,7 @@ def test_the_throttle_counts_in_redis_in_one_round_trip(course, monkeypatch):
         clock[0] += 30.0  # 40 s in: it weighs 1/3, so one more request fits
         assert client.get(url(course, "/learners")).status_code == 200
         assert cache.get(f"{counter}:{window + 1}") == 1
-        cache.clear()
+        cache.delete_many([f"{counter}:{window}", f"{counter}:{window + 1}"])
 
 
 def test_schema_and_docs_describe_every_endpoint_without_a_cdn(client):

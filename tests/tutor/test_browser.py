@@ -198,6 +198,7 @@ def test_learner_page_fits_a_phone(browser, live_server, learner_user):
     page.context.close()
 
 
+@pytest.mark.slow
 def test_staff_starts_a_fit_and_follows_it(browser, live_server, staff_user):
     course = demo_course_create()
     answers_simulate(course, learners=10, answers=20)
@@ -302,6 +303,7 @@ def test_a_learner_sees_only_their_courses_and_a_guesser_gets_the_lockout_page(b
     assert [error for error in console.errors if "404" not in error] == []
 
 
+@pytest.mark.slow
 def test_thirty_answers_on_one_skill_show_no_question_twice_while_unseen_ones_remain(browser, live_server,
                                                                                        learner_user):
     from curriculum.services import graph_for_course
@@ -334,6 +336,7 @@ def test_thirty_answers_on_one_skill_show_no_question_twice_while_unseen_ones_re
     page.context.close()
 
 
+@pytest.mark.slow
 def test_every_learner_and_dashboard_page_passes_axe_and_loads_without_404(browser, live_server, learner_user,
                                                                             staff_user):
     if not AXE.exists():
