@@ -71,10 +71,14 @@ def run_pybkt(arrays: Path, variant: str, repeats: int, seed: int) -> dict:
     data = np.load(arrays)
 
     def frame(prefix: str) -> pd.DataFrame:
-        return pd.DataFrame({
-            "user_id": data[f"{prefix}_learner"], "skill_name": data[f"{prefix}_skill"].astype(str),
-            "correct": data[f"{prefix}_correct"].astype(int), "order_id": np.arange(len(data[f"{prefix}_learner"])),
-        })
+        return pd.DataFrame(
+            {
+                "user_id": data[f"{prefix}_learner"],
+                "skill_name": data[f"{prefix}_skill"].astype(str),
+                "correct": data[f"{prefix}_correct"].astype(int),
+                "order_id": np.arange(len(data[f"{prefix}_learner"])),
+            }
+        )
 
     train, test = frame("train"), frame("test")
     times, cpu_times = [], []
@@ -86,8 +90,13 @@ def run_pybkt(arrays: Path, variant: str, repeats: int, seed: int) -> dict:
         times.append(time.perf_counter() - start)
         cpu_times.append(time.process_time() - cpu)
     predicted = model.predict(data=test).sort_values("order_id")["correct_predictions"].to_numpy()
-    return {"fit_seconds": times, "fit_cpu_seconds": cpu_times, "predicted": predicted.tolist(),
-            "peak_memory_mib": peak_memory_mib(), "e_step": Path(e_step.__file__).name}
+    return {
+        "fit_seconds": times,
+        "fit_cpu_seconds": cpu_times,
+        "predicted": predicted.tolist(),
+        "peak_memory_mib": peak_memory_mib(),
+        "e_step": Path(e_step.__file__).name,
+    }
 
 
 # Child: ours ---------------------------------------------------------------------------
@@ -106,12 +115,19 @@ def _datasets(arrays: Path):
     for prefix in ("train", "test"):
         learner = data[f"{prefix}_learner"].astype(np.int32)
         n_learners = int(learner.max()) + 1 if len(learner) else 0
-        result.append(Dataset(
-            learner=learner, item=data[f"{prefix}_skill"].astype(np.int32),
-            correct=data[f"{prefix}_correct"].astype(np.float32), timestamp=np.arange(len(learner), dtype=np.float64),
-            q_matrix=q_matrix, item_ids=ids, skill_ids=ids, learner_ids=tuple(map(str, range(n_learners))),
-            has_time=False,
-        ))
+        result.append(
+            Dataset(
+                learner=learner,
+                item=data[f"{prefix}_skill"].astype(np.int32),
+                correct=data[f"{prefix}_correct"].astype(np.float32),
+                timestamp=np.arange(len(learner), dtype=np.float64),
+                q_matrix=q_matrix,
+                item_ids=ids,
+                skill_ids=ids,
+                learner_ids=tuple(map(str, range(n_learners))),
+                has_time=False,
+            )
+        )
     return result
 
 
@@ -131,20 +147,32 @@ def run_ours(arrays: Path, variant: str, repeats: int, seed: int) -> dict:
         model.fit(train, seed=seed)
         times.append(time.perf_counter() - start)
         cpu_times.append(time.process_time() - cpu)
-    return {"fit_seconds": times, "fit_cpu_seconds": cpu_times, "predicted": model.predict_proba(test).tolist(),
-            "peak_memory_mib": peak_memory_mib(), "import_seconds": import_seconds, "fit_info": model.fit_info}
+    return {
+        "fit_seconds": times,
+        "fit_cpu_seconds": cpu_times,
+        "predicted": model.predict_proba(test).tolist(),
+        "peak_memory_mib": peak_memory_mib(),
+        "import_seconds": import_seconds,
+        "fit_info": model.fit_info,
+    }
 
 
 # Parent ------------------------------------------------------------------------------------
 
 
-def child(python: Path, mode: str, arrays: Path, variant: str, repeats: int, seed: int,
-          env: dict | None = None) -> dict:
+def child(
+    python: Path, mode: str, arrays: Path, variant: str, repeats: int, seed: int, env: dict | None = None
+) -> dict:
     command = [str(python), str(Path(__file__).resolve()), mode, str(arrays), variant, str(repeats), str(seed)]
     # Idle OpenMP threads sleep rather than spin (both sides): on a shared machine
     # spinning would bill pyBKT for CPU it only waits with.
-    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT,
-                            env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_WAIT_POLICY": "PASSIVE", **(env or {})})
+    result = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_WAIT_POLICY": "PASSIVE", **(env or {})},
+    )
     if result.returncode:
         raise SystemExit(f"{mode} failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.splitlines()[-1])
@@ -158,11 +186,22 @@ def export(name: str, folder: Path, target: Path) -> dict:
     base = folder / name
     train, test = load_dataset(base / f"{name}_train.csv", base / f"{name}_test.csv", format="dkvmn")
     # DKVMN items are their own skills (identity Q-matrix), so the item index is the skill index.
-    np.savez(target, n_skills=train.n_skills,
-             train_learner=train.learner, train_skill=train.item, train_correct=train.correct,
-             test_learner=test.learner, test_skill=test.item, test_correct=test.correct)
-    return {"train_rows": train.n_rows, "test_rows": test.n_rows, "skills": train.n_skills,
-            "train_learners": train.n_learners}
+    np.savez(
+        target,
+        n_skills=train.n_skills,
+        train_learner=train.learner,
+        train_skill=train.item,
+        train_correct=train.correct,
+        test_learner=test.learner,
+        test_skill=test.item,
+        test_correct=test.correct,
+    )
+    return {
+        "train_rows": train.n_rows,
+        "test_rows": test.n_rows,
+        "skills": train.n_skills,
+        "train_learners": train.n_learners,
+    }
 
 
 def cold_cost(arrays: Path, seed: int) -> dict:
@@ -175,9 +214,12 @@ def cold_cost(arrays: Path, seed: int) -> dict:
     def overhead(run: dict) -> float:
         return run["import_seconds"] + run["fit_seconds"][0] - run["fit_seconds"][1]
 
-    return {"compile_seconds": round(overhead(compile_run), 3), "cached_seconds": round(overhead(cached_run), 3),
-            "import_seconds_cached": round(cached_run["import_seconds"], 3),
-            "note": "import of tracing.estimators.bkt (numba) + first fit - warm fit, numpy already imported"}
+    return {
+        "compile_seconds": round(overhead(compile_run), 3),
+        "cached_seconds": round(overhead(cached_run), 3),
+        "import_seconds_cached": round(cached_run["import_seconds"], 3),
+        "note": "import of tracing.estimators.bkt (numba) + first fit - warm fit, numpy already imported",
+    }
 
 
 def main() -> None:
@@ -198,8 +240,11 @@ def main() -> None:
     if not PYBKT_PYTHON.exists():
         raise SystemExit(f"{PYBKT_PYTHON} is missing: run bench/setup_pybkt.sh first")
 
-    report: dict = {"machine": {"cpus": os.cpu_count(), "load_average_at_start": os.getloadavg()[0]},
-                    "repeats": args.repeats, "datasets": {}}
+    report: dict = {
+        "machine": {"cpus": os.cpu_count(), "load_average_at_start": os.getloadavg()[0]},
+        "repeats": args.repeats,
+        "datasets": {},
+    }
     with tempfile.TemporaryDirectory() as scratch:
         for name in args.datasets:
             arrays = Path(scratch) / f"{name}.npz"
@@ -216,7 +261,8 @@ def main() -> None:
                 for side, run in runs.items():
                     scores = metrics(answers, np.asarray(run["predicted"]))
                     row[side] = {
-                        "auc": round(scores["auc"], 4), "rmse": round(scores["rmse"], 4),
+                        "auc": round(scores["auc"], 4),
+                        "rmse": round(scores["rmse"], 4),
                         "fit_seconds": round(statistics.median(run["fit_seconds"][1:]), 3),
                         "fit_seconds_all": [round(t, 3) for t in run["fit_seconds"]],
                         "fit_cpu_seconds": round(statistics.median(run["fit_cpu_seconds"][1:]), 3),
@@ -225,7 +271,8 @@ def main() -> None:
                 row["ours"]["fit_info"] = runs["ours"]["fit_info"]
                 row["time_ratio_ours_over_pybkt"] = round(row["ours"]["fit_seconds"] / row["pybkt"]["fit_seconds"], 3)
                 row["cpu_ratio_ours_over_pybkt"] = round(
-                    row["ours"]["fit_cpu_seconds"] / row["pybkt"]["fit_cpu_seconds"], 3)
+                    row["ours"]["fit_cpu_seconds"] / row["pybkt"]["fit_cpu_seconds"], 3
+                )
                 row["auc_difference_ours_minus_pybkt"] = round(row["ours"]["auc"] - row["pybkt"]["auc"], 4)
                 entry[variant] = row
             report["datasets"][name] = entry

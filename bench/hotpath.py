@@ -28,7 +28,7 @@ import random
 import statistics
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,13 +42,21 @@ COURSE = "arithmetic"
 def _configure(args: argparse.Namespace) -> str:
     base = args.postgres.rstrip("/")
     url = database_fresh(base, args.database)
-    os.environ.update({
-        "DATABASE_URL": url, "DJANGO_DEBUG": "false", "DJANGO_SECRET_KEY": "bench-" + "k" * 60,
-        "DJANGO_SECURE_SSL_REDIRECT": "false", "DJANGO_LOG_LEVEL": "WARNING", "TUTOR_API_RATE": "10000000/min",
-        "CELERY_TASK_ALWAYS_EAGER": "true", "TRACING_TORCH_THREADS": "1", "DJANGO_ALLOWED_HOSTS": "testserver",
-        # The throttle's counters live in the cache: Redis, as in production.
-        "CACHE_URL": os.environ.get("BENCH_CACHE_URL", "rediscache://127.0.0.1:6379/4"),
-    })
+    os.environ.update(
+        {
+            "DATABASE_URL": url,
+            "DJANGO_DEBUG": "false",
+            "DJANGO_SECRET_KEY": "bench-" + "k" * 60,
+            "DJANGO_SECURE_SSL_REDIRECT": "false",
+            "DJANGO_LOG_LEVEL": "WARNING",
+            "TUTOR_API_RATE": "10000000/min",
+            "CELERY_TASK_ALWAYS_EAGER": "true",
+            "TRACING_TORCH_THREADS": "1",
+            "DJANGO_ALLOWED_HOSTS": "testserver",
+            # The throttle's counters live in the cache: Redis, as in production.
+            "CACHE_URL": os.environ.get("BENCH_CACHE_URL", "rediscache://127.0.0.1:6379/4"),
+        }
+    )
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tutor.settings")
     import django
 
@@ -68,12 +76,23 @@ class Caller:
     def __call__(self, method: str, path: str, body: Any = None) -> tuple[int, bytes]:
         payload = json.dumps(body).encode() if body is not None else b""
         environ = {
-            "REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": "", "SERVER_NAME": "testserver",
-            "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.url_scheme": "http",
-            "wsgi.input": io.BytesIO(payload), "wsgi.errors": sys.stderr, "wsgi.version": (1, 0),
-            "wsgi.multithread": False, "wsgi.multiprocess": True, "wsgi.run_once": False,
-            "CONTENT_LENGTH": str(len(payload)), "CONTENT_TYPE": "application/json",
-            "HTTP_AUTHORIZATION": f"Token {self.key}", "REMOTE_ADDR": "127.0.0.1",
+            "REQUEST_METHOD": method,
+            "PATH_INFO": path,
+            "QUERY_STRING": "",
+            "SERVER_NAME": "testserver",
+            "SERVER_PORT": "80",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(payload),
+            "wsgi.errors": sys.stderr,
+            "wsgi.version": (1, 0),
+            "wsgi.multithread": False,
+            "wsgi.multiprocess": True,
+            "wsgi.run_once": False,
+            "CONTENT_LENGTH": str(len(payload)),
+            "CONTENT_TYPE": "application/json",
+            "HTTP_AUTHORIZATION": f"Token {self.key}",
+            "REMOTE_ADDR": "127.0.0.1",
         }
         status: list[str] = []
         chunks = self.application(environ, lambda line, headers, exc_info=None: status.append(line))
@@ -85,11 +104,18 @@ class Caller:
 
 def _seed(call: Caller, args: argparse.Namespace, items: list[str]) -> None:
     generator = random.Random(1)
-    start = datetime(2026, 10, 1, tzinfo=timezone.utc)
+    start = datetime(2026, 10, 1, tzinfo=UTC)
     for first in range(0, args.history, 10_000):
-        rows = [{"id": f"seed-{n}", "learner": f"learner-{n % args.learners:04d}", "item": generator.choice(items),
-                 "correct": int(generator.random() < 0.6), "timestamp": (start + timedelta(seconds=n)).isoformat()}
-                for n in range(first, min(args.history, first + 10_000))]
+        rows = [
+            {
+                "id": f"seed-{n}",
+                "learner": f"learner-{n % args.learners:04d}",
+                "item": generator.choice(items),
+                "correct": int(generator.random() < 0.6),
+                "timestamp": (start + timedelta(seconds=n)).isoformat(),
+            }
+            for n in range(first, min(args.history, first + 10_000))
+        ]
         status, body = call("POST", f"/api/v1/courses/{COURSE}/interactions", rows)
         if status != 201:
             sys.exit(f"seeding answered {status}: {body[:300]!r}")
@@ -97,12 +123,17 @@ def _seed(call: Caller, args: argparse.Namespace, items: list[str]) -> None:
 
 def _jobs(args: argparse.Namespace, items: list[str], label: str) -> list[tuple[str, str, Any]]:
     generator = random.Random(label)
-    moment = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    moment = datetime(2026, 11, 1, tzinfo=UTC)
     jobs = []
     for number in range(args.requests):
         learner = f"learner-{generator.randrange(args.learners):04d}"
-        row = {"id": f"{label}-{number}", "learner": learner, "item": generator.choice(items),
-               "correct": int(generator.random() < 0.6), "timestamp": (moment + timedelta(seconds=number)).isoformat()}
+        row = {
+            "id": f"{label}-{number}",
+            "learner": learner,
+            "item": generator.choice(items),
+            "correct": int(generator.random() < 0.6),
+            "timestamp": (moment + timedelta(seconds=number)).isoformat(),
+        }
         jobs.append(("interactions", f"/api/v1/courses/{COURSE}/interactions", row))
         jobs.append(("next", f"/api/v1/courses/{COURSE}/learners/{learner}/next", None))
     return jobs
@@ -131,8 +162,12 @@ class Collections:
         gc.callbacks.remove(self._track)
 
     def summary(self) -> dict[str, Any]:
-        return {"tracked_objects": len(gc.get_objects()), "frozen_objects": gc.get_freeze_count(),
-                "collections": self.count, "ms": [round(1000 * s, 1) for s in self.seconds]}
+        return {
+            "tracked_objects": len(gc.get_objects()),
+            "frozen_objects": gc.get_freeze_count(),
+            "collections": self.count,
+            "ms": [round(1000 * s, 1) for s in self.seconds],
+        }
 
 
 def _measure(call: Caller, jobs: list[tuple[str, str, Any]]) -> dict[str, dict[str, float]]:
@@ -145,9 +180,14 @@ def _measure(call: Caller, jobs: list[tuple[str, str, Any]]) -> dict[str, dict[s
         wall[endpoint].append(time.perf_counter() - wall_start)
         if status not in (200, 201):
             sys.exit(f"{endpoint} answered {status}: {raw[:300]!r}")
-    return {endpoint: {"cpu_ms_mean": round(1000 * statistics.fmean(cpu[endpoint]), 2),
-                       "cpu_ms_median": round(1000 * statistics.median(cpu[endpoint]), 2),
-                       "wall_ms_median": round(1000 * statistics.median(wall[endpoint]), 2)} for endpoint in cpu}
+    return {
+        endpoint: {
+            "cpu_ms_mean": round(1000 * statistics.fmean(cpu[endpoint]), 2),
+            "cpu_ms_median": round(1000 * statistics.median(cpu[endpoint]), 2),
+            "wall_ms_median": round(1000 * statistics.median(wall[endpoint]), 2),
+        }
+        for endpoint in cpu
+    }
 
 
 def _queries(call: Caller, jobs: list[tuple[str, str, Any]]) -> dict[str, dict[str, Any]]:
@@ -161,8 +201,10 @@ def _queries(call: Caller, jobs: list[tuple[str, str, Any]]) -> dict[str, dict[s
             call("POST" if body is not None else "GET", path, body)
         counts[endpoint].append(len(captured.captured_queries))
         example.setdefault(endpoint, [query["sql"][:160] for query in captured.captured_queries])
-    return {endpoint: {"mean": round(statistics.fmean(values), 2), "max": max(values), "example": example[endpoint]}
-            for endpoint, values in counts.items()}
+    return {
+        endpoint: {"mean": round(statistics.fmean(values), 2), "max": max(values), "example": example[endpoint]}
+        for endpoint, values in counts.items()
+    }
 
 
 def main() -> None:
@@ -180,9 +222,8 @@ def main() -> None:
     try:
         from django.core.management import call_command
 
-        from curriculum.models import Item
+        from curriculum.models import Course, Item
         from tutor.keys import api_key_create
-        from curriculum.models import Course
 
         call_command("migrate", "--no-input", verbosity=0)
         call_command("demo_setup", stdout=io.StringIO())
@@ -196,10 +237,16 @@ def main() -> None:
         _measure(call, _jobs(warm, items, "warm"))
         with Collections() as collections:
             per_request = _measure(call, _jobs(args, items, "measured"))
-        result: dict[str, Any] = {"bench": "hotpath", "learners": args.learners, "history": args.history,
-                                  "requests_per_endpoint": args.requests, "seed_s": round(seed_s, 2),
-                                  "per_request": per_request, "gc": collections.summary(),
-                                  "queries": _queries(call, _jobs(warm, items, "counted"))}
+        result: dict[str, Any] = {
+            "bench": "hotpath",
+            "learners": args.learners,
+            "history": args.history,
+            "requests_per_endpoint": args.requests,
+            "seed_s": round(seed_s, 2),
+            "per_request": per_request,
+            "gc": collections.summary(),
+            "queries": _queries(call, _jobs(warm, items, "counted")),
+        }
         if args.profile:
             profiler = cProfile.Profile(time.process_time)  # CPU, not waits on PostgreSQL
             profiler.runcall(_measure, call, _jobs(args, items, "profiled"))

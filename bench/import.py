@@ -43,18 +43,23 @@ def main() -> None:
         step = time.perf_counter()
         again = answers_import(course_slug="assist2009", path=files[0], format="dkvmn")
         reimport = time.perf_counter() - step
-        emit({
-            "bench": "import",
-            "database": connection.vendor,
-            "files": per_file,
-            "interactions_stored": stored,
-            "wall_s": round(wall, 2),
-            "rows_per_s": round(stored / wall),
-            "peak_rss_mb": peak_rss_mb(),
-            "reimport_train": {"created": again["created"], "duplicates": again["duplicates"],
-                               "seconds": round(reimport, 2)},
-            "targets": {"wall_s": 20, "peak_rss_mb": 1024},
-        })
+        emit(
+            {
+                "bench": "import",
+                "database": connection.vendor,
+                "files": per_file,
+                "interactions_stored": stored,
+                "wall_s": round(wall, 2),
+                "rows_per_s": round(stored / wall),
+                "peak_rss_mb": peak_rss_mb(),
+                "reimport_train": {
+                    "created": again["created"],
+                    "duplicates": again["duplicates"],
+                    "seconds": round(reimport, 2),
+                },
+                "targets": {"wall_s": 20, "peak_rss_mb": 1024},
+            }
+        )
     finally:
         teardown_databases(old, verbosity=0)
 

@@ -43,7 +43,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +52,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import REPO, database_fresh, emit, postgres  # noqa: E402
 
 COURSE = "arithmetic"
-SETTLE = {"full": ["VACUUM (ANALYZE)", "CHECKPOINT"], "analyze": ["ANALYZE"], "vacuum": ["VACUUM"],
-          "checkpoint": ["CHECKPOINT"], "none": []}
+SETTLE = {
+    "full": ["VACUUM (ANALYZE)", "CHECKPOINT"],
+    "analyze": ["ANALYZE"],
+    "vacuum": ["VACUUM"],
+    "checkpoint": ["CHECKPOINT"],
+    "none": [],
+}
 MAX_LAG_S = 10.0
 """A request not sent within this many seconds of its schedule is dropped (and counted): the run stays bounded."""
 
@@ -79,8 +84,9 @@ class Server:
     processes: list[subprocess.Popen] = field(default_factory=list)
 
     def manage(self, *args: str) -> str:
-        done = subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env=self.env, capture_output=True,
-                              text=True, timeout=900)
+        done = subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=REPO, env=self.env, capture_output=True, text=True, timeout=900
+        )
         if done.returncode:
             sys.exit(f"manage.py {' '.join(args)} failed:\n{done.stderr[-3000:]}")
         return done.stdout
@@ -110,17 +116,44 @@ def _setup(args: argparse.Namespace, root: Path) -> Server:
     database_fresh(base, args.database)
     redis_port = _free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith(("DJANGO_", "CELERY_", "DATABASE"))}
-    env.update({
-        "DATABASE_URL": f"{base}/{args.database}", "CELERY_BROKER_URL": f"redis://127.0.0.1:{redis_port}/0",
-        "CACHE_URL": f"rediscache://127.0.0.1:{redis_port}/2", "TUTOR_ARTIFACT_ROOT": str(root / "artifacts"),
-        "DJANGO_DEBUG": "false", "DJANGO_SECRET_KEY": "bench-" + "k" * 60, "DJANGO_SECURE_SSL_REDIRECT": "false",
-        "DJANGO_LOG_LEVEL": "WARNING", "TUTOR_API_RATE": "10000000/min", "PYTHONUNBUFFERED": "1",
-        "TRACING_TORCH_THREADS": "1", "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1",
-    })
+    env.update(
+        {
+            "DATABASE_URL": f"{base}/{args.database}",
+            "CELERY_BROKER_URL": f"redis://127.0.0.1:{redis_port}/0",
+            "CACHE_URL": f"rediscache://127.0.0.1:{redis_port}/2",
+            "TUTOR_ARTIFACT_ROOT": str(root / "artifacts"),
+            "DJANGO_DEBUG": "false",
+            "DJANGO_SECRET_KEY": "bench-" + "k" * 60,
+            "DJANGO_SECURE_SSL_REDIRECT": "false",
+            "DJANGO_LOG_LEVEL": "WARNING",
+            "TUTOR_API_RATE": "10000000/min",
+            "PYTHONUNBUFFERED": "1",
+            "TRACING_TORCH_THREADS": "1",
+            "OMP_NUM_THREADS": "1",
+            "NUMBA_NUM_THREADS": "1",
+        }
+    )
     server = Server(env=env, port=_free_port())
-    server.processes.append(subprocess.Popen(
-        ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(root)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
+    server.processes.append(
+        subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(redis_port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(root),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    )
     server.manage("migrate", "--no-input", "-v0")
     server.env["CELERY_TASK_ALWAYS_EAGER"] = "true"  # the demo's first fit runs here: no worker in this bench
     server.manage("demo_setup")
@@ -134,12 +167,36 @@ def _gunicorn_start(server: Server, args: argparse.Namespace, root: Path, *, loc
     """gunicorn as the last of ``server.processes``, with or without the per-learner lock; waits until it answers."""
     server.env["TUTOR_LEARNER_LOCK"] = "true" if lock else "false"
     log = open(root / "gunicorn.log", "a")  # noqa: SIM115 - closed with the process
-    server.processes.append(subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "tutor.wsgi:application", "--bind", f"127.0.0.1:{server.port}",
-         "--workers", str(args.workers), "--threads", str(args.threads), "--worker-class",
-         "gthread" if args.threads > 1 else "sync", "--timeout", "120", "--keep-alive", "5",
-         "--backlog", "2048", *args.gunicorn_arg], cwd=REPO, env=server.env, stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True))
+    server.processes.append(
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "tutor.wsgi:application",
+                "--bind",
+                f"127.0.0.1:{server.port}",
+                "--workers",
+                str(args.workers),
+                "--threads",
+                str(args.threads),
+                "--worker-class",
+                "gthread" if args.threads > 1 else "sync",
+                "--timeout",
+                "120",
+                "--keep-alive",
+                "5",
+                "--backlog",
+                "2048",
+                *args.gunicorn_arg,
+            ],
+            cwd=REPO,
+            env=server.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
@@ -163,14 +220,19 @@ def _gunicorn_stop(server: Server) -> None:
 
 
 def _items(server: Server) -> list[str]:
-    return [row[0] for row in postgres(server.env["DATABASE_URL"],
-                                        "SELECT i.external_id FROM curriculum_item i JOIN tutor_course c "
-                                        f"ON c.id = i.course_id WHERE c.slug = '{COURSE}' ORDER BY i.id")]
+    return [
+        row[0]
+        for row in postgres(
+            server.env["DATABASE_URL"],
+            "SELECT i.external_id FROM curriculum_item i JOIN tutor_course c "
+            f"ON c.id = i.course_id WHERE c.slug = '{COURSE}' ORDER BY i.id",
+        )
+    ]
 
 
 def _batch_ingest(server: Server, args: argparse.Namespace, items: list[str]) -> dict[str, Any]:
     generator = random.Random(1)
-    start = datetime(2026, 10, 1, tzinfo=timezone.utc)
+    start = datetime(2026, 10, 1, tzinfo=UTC)
     timings, created = [], 0
     total_started = time.perf_counter()
     for batch_number in range((args.batch_total + args.batch_size - 1) // args.batch_size):
@@ -178,9 +240,15 @@ def _batch_ingest(server: Server, args: argparse.Namespace, items: list[str]) ->
         rows = []
         for offset in range(size):
             number = batch_number * args.batch_size + offset
-            rows.append({"id": f"batch-{number}", "learner": f"learner-{number % args.learners:04d}",
-                         "item": generator.choice(items), "correct": int(generator.random() < 0.6),
-                         "timestamp": (start + timedelta(seconds=number)).isoformat()})
+            rows.append(
+                {
+                    "id": f"batch-{number}",
+                    "learner": f"learner-{number % args.learners:04d}",
+                    "item": generator.choice(items),
+                    "correct": int(generator.random() < 0.6),
+                    "timestamp": (start + timedelta(seconds=number)).isoformat(),
+                }
+            )
         started = time.perf_counter()
         status, body = server.request("POST", f"/api/v1/courses/{COURSE}/interactions", rows, timeout=600)
         timings.append(time.perf_counter() - started)
@@ -188,10 +256,18 @@ def _batch_ingest(server: Server, args: argparse.Namespace, items: list[str]) ->
             sys.exit(f"batch {batch_number} answered {status}: {str(body)[:500]}")
         created += body["created"]
     wall = time.perf_counter() - total_started
-    return {"interactions": args.batch_total, "batch_size": args.batch_size, "created": created,
-            "wall_s": round(wall, 2), "rows_per_s": round(args.batch_total / wall),
-            "batch_s": {"min": round(min(timings), 2), "max": round(max(timings), 2),
-                        "mean": round(sum(timings) / len(timings), 2)}}
+    return {
+        "interactions": args.batch_total,
+        "batch_size": args.batch_size,
+        "created": created,
+        "wall_s": round(wall, 2),
+        "rows_per_s": round(args.batch_total / wall),
+        "batch_s": {
+            "min": round(min(timings), 2),
+            "max": round(max(timings), 2),
+            "mean": round(sum(timings) / len(timings), 2),
+        },
+    }
 
 
 @dataclass
@@ -257,8 +333,9 @@ class _Connections:
             writer.close()
 
 
-async def _drive(server: Server, args: argparse.Namespace, schedule: list[tuple[float, tuple]]
-                 ) -> tuple[list[Outcome], list[str], float]:
+async def _drive(
+    server: Server, args: argparse.Namespace, schedule: list[tuple[float, tuple]]
+) -> tuple[list[Outcome], list[str], float]:
     """Send each job at its offset (s) from now, open loop, from one event loop in one thread.
 
     A pool of client threads would add its own waits for the GIL to the latencies it measures.
@@ -271,8 +348,10 @@ async def _drive(server: Server, args: argparse.Namespace, schedule: list[tuple[
     persist = "keep-alive" if args.keep_alive else "close"
 
     def request(path: str, body: Any) -> bytes:
-        head = f"{'GET' if body is None else 'POST'} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n" \
-               f"Authorization: Token {server.key}\r\nConnection: {persist}\r\n"
+        head = (
+            f"{'GET' if body is None else 'POST'} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: Token {server.key}\r\nConnection: {persist}\r\n"
+        )
         if body is None:
             return (head + "\r\n").encode()
         payload = json.dumps(body).encode()
@@ -291,8 +370,15 @@ async def _drive(server: Server, args: argparse.Namespace, schedule: list[tuple[
             status, raw = await asyncio.wait_for(connections.exchange(request(path, body)), 30)
             if endpoint == "interactions" and status == 201:
                 created = json.loads(raw)["results"][0]["status"] == "created"
-        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, asyncio.TimeoutError, ValueError,
-                KeyError, IndexError):
+        except (
+            TimeoutError,
+            OSError,
+            asyncio.IncompleteReadError,
+            asyncio.LimitOverrunError,
+            ValueError,
+            KeyError,
+            IndexError,
+        ):
             status = 0
         done = loop.time()
         outcomes.append(Outcome(endpoint, status, done - scheduled, done - sent, client_id, created, offset))
@@ -304,8 +390,9 @@ async def _drive(server: Server, args: argparse.Namespace, schedule: list[tuple[
     return outcomes, dropped, loop.time() - origin
 
 
-def _mixed_load(server: Server, args: argparse.Namespace, items: list[str], rate: float, duration: float,
-                label: str) -> dict[str, Any]:
+def _mixed_load(
+    server: Server, args: argparse.Namespace, items: list[str], rate: float, duration: float, label: str
+) -> dict[str, Any]:
     generator = random.Random(2)
     total = int(rate * duration)
     schedule: list[tuple[float, tuple]] = []
@@ -321,9 +408,17 @@ def _mixed_load(server: Server, args: argparse.Namespace, items: list[str], rate
             previous_post = (offset, learner)
             posts += 1
             client_id = f"{label}-{number}"
-            job = ("interactions", f"/api/v1/courses/{COURSE}/interactions",
-                   {"id": client_id, "learner": learner, "item": generator.choice(items),
-                    "correct": int(generator.random() < 0.6)}, client_id)
+            job = (
+                "interactions",
+                f"/api/v1/courses/{COURSE}/interactions",
+                {
+                    "id": client_id,
+                    "learner": learner,
+                    "item": generator.choice(items),
+                    "correct": int(generator.random() < 0.6),
+                },
+                client_id,
+            )
         else:
             job = ("next", f"/api/v1/courses/{COURSE}/learners/{learner}/next", None, None)
         schedule.append((offset, job))
@@ -331,27 +426,44 @@ def _mixed_load(server: Server, args: argparse.Namespace, items: list[str], rate
     generator_before = time.process_time()
     outcomes, dropped, wall = asyncio.run(_drive(server, args, schedule))
     cpu_after, background_after = _cpu_seconds(server), _background(server)
-    cpu = {name: round(sum(seconds - cpu_before[name].get(pid, 0.0) for pid, seconds in cpu_after[name].items())
-                       * 1000 / max(1, len(outcomes)), 2) for name in cpu_after}
+    cpu = {
+        name: round(
+            sum(seconds - cpu_before[name].get(pid, 0.0) for pid, seconds in cpu_after[name].items())
+            * 1000
+            / max(1, len(outcomes)),
+            2,
+        )
+        for name in cpu_after
+    }
     # The load generator shares the machine: its own CPU is part of what the server competes with.
     cpu["load_generator"] = round((time.process_time() - generator_before) * 1000 / max(1, len(outcomes)), 2)
     done = list(outcomes)
-    result: dict[str, Any] = {"target_rps": rate, "duration_s": duration, "requests": total,
-                              "completed": len(done), "achieved_rps": round(len(done) / wall, 1),
-                              "errors": sum(1 for o in done if not 200 <= o.status < 300),
-                              "dropped_late": len(dropped), "cpu_ms_per_request": cpu,
-                              "postgres_background": {name: background_after[name] - background_before[name]
-                                                      for name in background_after}}
+    result: dict[str, Any] = {
+        "target_rps": rate,
+        "duration_s": duration,
+        "requests": total,
+        "completed": len(done),
+        "achieved_rps": round(len(done) / wall, 1),
+        "errors": sum(1 for o in done if not 200 <= o.status < 300),
+        "dropped_late": len(dropped),
+        "cpu_ms_per_request": cpu,
+        "postgres_background": {name: background_after[name] - background_before[name] for name in background_after},
+    }
     for endpoint in ("interactions", "next"):
         mine = [o for o in done if o.endpoint == endpoint]
         fine = [o.latency for o in mine if 200 <= o.status < 300]
         result[endpoint] = {
-            "requests": len(mine), "errors": sum(1 for o in mine if not 200 <= o.status < 300),
-            "p50_ms": _percentile(fine, 0.50), "p95_ms": _percentile(fine, 0.95), "p99_ms": _percentile(fine, 0.99),
+            "requests": len(mine),
+            "errors": sum(1 for o in mine if not 200 <= o.status < 300),
+            "p50_ms": _percentile(fine, 0.50),
+            "p95_ms": _percentile(fine, 0.95),
+            "p99_ms": _percentile(fine, 0.99),
             "max_ms": _percentile(fine, 1.0),
             "service_p50_ms": _percentile([o.service for o in mine if 200 <= o.status < 300], 0.50),
             "service_p99_ms": _percentile([o.service for o in mine if 200 <= o.status < 300], 0.99),
-            "statuses": dict(sorted({str(o.status): sum(1 for x in mine if x.status == o.status) for o in mine}.items())),
+            "statuses": dict(
+                sorted({str(o.status): sum(1 for x in mine if x.status == o.status) for o in mine}.items())
+            ),
         }
     # Does the tail grow during the run, or come in bursts? p99 (both endpoints) per 10 s slice.
     slices: dict[int, list[float]] = {}
@@ -361,23 +473,36 @@ def _mixed_load(server: Server, args: argparse.Namespace, items: list[str], rate
     result["p99_ms_per_10s"] = [_percentile(slices[index], 0.99) for index in sorted(slices)]
     result["tcp_sockets_after"] = _tcp_sockets()
     acknowledged = {o.client_id for o in done if o.endpoint == "interactions" and o.created}
-    stored = postgres(server.env["DATABASE_URL"],
-                       f"SELECT client_id FROM tutor_interaction WHERE client_id LIKE '{label}-%'")
+    stored = postgres(
+        server.env["DATABASE_URL"], f"SELECT client_id FROM tutor_interaction WHERE client_id LIKE '{label}-%'"
+    )
     stored_ids = [row[0] for row in stored]
-    result["integrity"] = {"acknowledged": len(acknowledged), "stored": len(stored_ids),
-                           "lost": len(acknowledged - set(stored_ids)),
-                           "doubled": len(stored_ids) - len(set(stored_ids)),
-                           "stored_without_ack": len(set(stored_ids) - acknowledged)}
+    result["integrity"] = {
+        "acknowledged": len(acknowledged),
+        "stored": len(stored_ids),
+        "lost": len(acknowledged - set(stored_ids)),
+        "doubled": len(stored_ids) - len(set(stored_ids)),
+        "stored_without_ack": len(set(stored_ids) - acknowledged),
+    }
     if contended:
-        result["contended"] = {"posts": posts // 5, "learners": len(contended),
-                               "replay_check": _mastery_check(server, sorted(contended))}
+        result["contended"] = {
+            "posts": posts // 5,
+            "learners": len(contended),
+            "replay_check": _mastery_check(server, sorted(contended)),
+        }
     return result
 
 
 def _mastery_check(server: Server, learners: list[str]) -> dict[str, Any]:
     """bench/mastery_check.py on these learners: stored mastery and trace against a replay of their answers."""
-    done = subprocess.run([sys.executable, str(REPO / "bench" / "mastery_check.py"), COURSE, *learners], cwd=REPO,
-                          env=server.env, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "mastery_check.py"), COURSE, *learners],
+        cwd=REPO,
+        env=server.env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     if done.returncode:
         return {"error": done.stderr[-2000:]}
     return json.loads(done.stdout)
@@ -387,33 +512,44 @@ def _lock_cost(on: dict[str, Any], off: dict[str, Any]) -> dict[str, Any]:
     """With the lock minus without it: latency (ms) per endpoint and percentile, CPU (ms per request)."""
     cost: dict[str, Any] = {}
     for endpoint in ("interactions", "next"):
-        cost[endpoint] = {name: (round(on[endpoint][name] - off[endpoint][name], 2)
-                                 if on[endpoint][name] is not None and off[endpoint][name] is not None else None)
-                          for name in ("p50_ms", "p95_ms", "p99_ms", "service_p50_ms", "service_p99_ms")}
-    cost["cpu_ms_per_request"] = {name: round(on["cpu_ms_per_request"][name] - off["cpu_ms_per_request"][name], 2)
-                                  for name in on["cpu_ms_per_request"]}
+        cost[endpoint] = {
+            name: (
+                round(on[endpoint][name] - off[endpoint][name], 2)
+                if on[endpoint][name] is not None and off[endpoint][name] is not None
+                else None
+            )
+            for name in ("p50_ms", "p95_ms", "p99_ms", "service_p50_ms", "service_p99_ms")
+        }
+    cost["cpu_ms_per_request"] = {
+        name: round(on["cpu_ms_per_request"][name] - off["cpu_ms_per_request"][name], 2)
+        for name in on["cpu_ms_per_request"]
+    }
     cost["errors"] = {"lock_on": on["errors"], "lock_off": off["errors"]}
     if "contended" in on:
-        cost["learners_differing_from_replay"] = {tag: run["contended"]["replay_check"].get("differing")
-                                                 for tag, run in (("lock_on", on), ("lock_off", off))}
+        cost["learners_differing_from_replay"] = {
+            tag: run["contended"]["replay_check"].get("differing") for tag, run in (("lock_on", on), ("lock_off", off))
+        }
     return cost
 
 
 def _background(server: Server) -> dict[str, int]:
     """Counters of what PostgreSQL did on its own (autovacuum, autoanalyze, checkpoints): tail latency suspects."""
-    tables = postgres(server.env["DATABASE_URL"],
-                      "SELECT coalesce(sum(autovacuum_count), 0), coalesce(sum(autoanalyze_count), 0) "
-                      "FROM pg_stat_user_tables")[0]
-    checkpoints = postgres(server.env["DATABASE_URL"],
-                           "SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter")[0]
+    tables = postgres(
+        server.env["DATABASE_URL"],
+        "SELECT coalesce(sum(autovacuum_count), 0), coalesce(sum(autoanalyze_count), 0) FROM pg_stat_user_tables",
+    )[0]
+    checkpoints = postgres(
+        server.env["DATABASE_URL"], "SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter"
+    )[0]
     return {"autovacuums": int(tables[0]), "autoanalyzes": int(tables[1]), "checkpoints": int(checkpoints[0])}
 
 
 def _tcp_sockets() -> dict[str, int]:
     """The kernel's TCP socket counts (in use, TIME_WAIT): a new connection per request leaves many behind."""
     try:
-        fields = next(line for line in Path("/proc/net/sockstat").read_text().splitlines()
-                      if line.startswith("TCP:")).split()[1:]
+        fields = next(
+            line for line in Path("/proc/net/sockstat").read_text().splitlines() if line.startswith("TCP:")
+        ).split()[1:]
     except (OSError, StopIteration):
         return {}
     counts = dict(zip(fields[::2], (int(value) for value in fields[1::2]), strict=False))
@@ -435,11 +571,17 @@ def _cpu_seconds(server: Server) -> dict[str, dict[int, float]]:
     for task in Path(f"/proc/{master}/task").glob("*"):
         children = task / "children"
         workers.extend(int(pid) for pid in children.read_text().split()) if children.exists() else None
-    backends = [row[0] for row in postgres(server.env["DATABASE_URL"],
-                                            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-                                            "AND pid <> pg_backend_pid()")]
-    return {"gunicorn": {pid: _process_cpu(pid) for pid in workers},
-            "postgres": {pid: _process_cpu(pid) for pid in backends}}
+    backends = [
+        row[0]
+        for row in postgres(
+            server.env["DATABASE_URL"],
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+    ]
+    return {
+        "gunicorn": {pid: _process_cpu(pid) for pid in workers},
+        "postgres": {pid: _process_cpu(pid) for pid in backends},
+    }
 
 
 def _stop(server: Server | None) -> None:
@@ -465,25 +607,45 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker (gthread when > 1)")
     parser.add_argument("--clients", type=int, default=64, help="connections open at once, at most")
-    parser.add_argument("--keep-alive", action="store_true",
-                        help="reuse connections between requests (as a pooled HTTP client does; gunicorn's sync "
-                             "workers close them anyway, gthread workers keep them)")
-    parser.add_argument("--settle", choices=sorted(SETTLE), default="full",
-                        help="what runs between the batch ingest and the mixed load: full = VACUUM (ANALYZE) then "
-                             "CHECKPOINT, as after any bulk load; the others one part of it; none starts the "
-                             "load straight away (autovacuum then reacts to the ingest during the run)")
-    parser.add_argument("--gunicorn-arg", action="append", default=[],
-                        help="an extra gunicorn argument (repeatable), e.g. --gunicorn-arg=--max-requests=0")
-    parser.add_argument("--find-max", action="store_true",
-                        help="before the main run, step the rate up in 10 s runs until errors, p99 over --slo-ms "
-                             "or the server falls behind (under 95%% of the target rate)")
+    parser.add_argument(
+        "--keep-alive",
+        action="store_true",
+        help="reuse connections between requests (as a pooled HTTP client does; gunicorn's sync "
+        "workers close them anyway, gthread workers keep them)",
+    )
+    parser.add_argument(
+        "--settle",
+        choices=sorted(SETTLE),
+        default="full",
+        help="what runs between the batch ingest and the mixed load: full = VACUUM (ANALYZE) then "
+        "CHECKPOINT, as after any bulk load; the others one part of it; none starts the "
+        "load straight away (autovacuum then reacts to the ingest during the run)",
+    )
+    parser.add_argument(
+        "--gunicorn-arg",
+        action="append",
+        default=[],
+        help="an extra gunicorn argument (repeatable), e.g. --gunicorn-arg=--max-requests=0",
+    )
+    parser.add_argument(
+        "--find-max",
+        action="store_true",
+        help="before the main run, step the rate up in 10 s runs until errors, p99 over --slo-ms "
+        "or the server falls behind (under 95%% of the target rate)",
+    )
     parser.add_argument("--slo-ms", type=float, default=50.0, help="p99 bound for --find-max")
-    parser.add_argument("--contended", action="store_true",
-                        help="every fifth POST goes out with the one before it, for the same learner; then the "
-                             "contended learners' mastery is checked against a replay of their answers")
-    parser.add_argument("--compare-lock", action="store_true",
-                        help="run the mixed load with the per-learner lock and again without it (gunicorn "
-                             "restarted with TUTOR_LEARNER_LOCK=false), and report the lock's cost")
+    parser.add_argument(
+        "--contended",
+        action="store_true",
+        help="every fifth POST goes out with the one before it, for the same learner; then the "
+        "contended learners' mastery is checked against a replay of their answers",
+    )
+    parser.add_argument(
+        "--compare-lock",
+        action="store_true",
+        help="run the mixed load with the per-learner lock and again without it (gunicorn "
+        "restarted with TUTOR_LEARNER_LOCK=false), and report the lock's cost",
+    )
     parser.add_argument("--database", default=os.environ.get("BENCH_DATABASE", "kt_bench_load"))
     parser.add_argument("--postgres", default=os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432"))
     args = parser.parse_args()
@@ -498,9 +660,15 @@ def main() -> None:
         items = _items(server)
         result: dict[str, Any] = {
             "machine": {"cores": os.cpu_count(), "load_average_before": [round(x, 2) for x in os.getloadavg()]},
-            "server": {"gunicorn_workers": args.workers, "threads": args.threads, "clients": args.clients,
-                       "keep_alive": args.keep_alive, "gunicorn_args": args.gunicorn_arg},
-            "setup_s": round(time.perf_counter() - setup_started, 1), "learners": args.learners,
+            "server": {
+                "gunicorn_workers": args.workers,
+                "threads": args.threads,
+                "clients": args.clients,
+                "keep_alive": args.keep_alive,
+                "gunicorn_args": args.gunicorn_arg,
+            },
+            "setup_s": round(time.perf_counter() - setup_started, 1),
+            "learners": args.learners,
         }
         if not args.batch_total:  # every learner needs a history before GET next can find them
             args.batch_total, args.batch_size = args.learners, args.learners
@@ -520,10 +688,20 @@ def main() -> None:
             for rate in (10, 20, 40, 60, 80, 100, 150, 200, 250, 300, 400):
                 step = _mixed_load(server, args, items, rate, 10, f"step{rate}")
                 p99 = {e: step[e]["p99_ms"] for e in ("interactions", "next")}
-                steps.append({"rate": rate, "errors": step["errors"], "achieved_rps": step["achieved_rps"],
-                              "p99_ms": p99, "lost": step["integrity"]["lost"]})
-                if (step["errors"] or step["achieved_rps"] < 0.95 * rate
-                        or max(value or 1e9 for value in p99.values()) > args.slo_ms):
+                steps.append(
+                    {
+                        "rate": rate,
+                        "errors": step["errors"],
+                        "achieved_rps": step["achieved_rps"],
+                        "p99_ms": p99,
+                        "lost": step["integrity"]["lost"],
+                    }
+                )
+                if (
+                    step["errors"]
+                    or step["achieved_rps"] < 0.95 * rate
+                    or max(value or 1e9 for value in p99.values()) > args.slo_ms
+                ):
                     break
                 sustained = rate
             result["rate_steps"] = {"slo_p99_ms": args.slo_ms, "highest_sustained_rps": sustained, "steps": steps}

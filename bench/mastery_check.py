@@ -23,11 +23,11 @@ django.setup()
 import numpy as np  # noqa: E402
 
 from bench.common import emit  # noqa: E402
+from curriculum.services import course_get  # noqa: E402
 from tracing.estimators.base import LearnerState  # noqa: E402
 from tracing.models import LearnerTrace, Mastery  # noqa: E402
 from tracing.services import _replay, course_model  # noqa: E402
 from tutor.models import Learner  # noqa: E402
-from curriculum.services import course_get  # noqa: E402
 
 TOLERANCE = 1e-6
 
@@ -57,8 +57,16 @@ def main() -> None:
         worst = max(worst, gap)
         if gap > TOLERANCE:
             differing.append(learner.external_id)
-    emit({"course": course.slug, "fit": model.fit.pk if model.fit else None, "learners": checked,
-          "differing": len(differing), "max_abs_difference": round(worst, 6), "examples": differing[:5]})
+    emit(
+        {
+            "course": course.slug,
+            "fit": model.fit.pk if model.fit else None,
+            "learners": checked,
+            "differing": len(differing),
+            "max_abs_difference": round(worst, 6),
+            "examples": differing[:5],
+        }
+    )
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +69,7 @@ POLICIES = ("random", "fixed", "mastery", "ours", "oracle")
 SIMULATORS = {"classic": (SimulatedCourse, SimulatedLearner), "sittings": (SittingsCourse, SittingsLearner)}
 WARMUP_SEED = 50_000
 MASTERY_THRESHOLD = 0.95
-START = datetime(2026, 1, 5, 8, 0, tzinfo=timezone.utc)
+START = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
 PILOT_SEED = 1_000_000
 EVALUATION_SEED = 0
 RETURNS = 3
@@ -92,13 +92,21 @@ def django_setup(folder: Path) -> None:
     call_command("migrate", verbosity=0)
 
 
-def course_prepare(*, document: dict, slug: str, model: str | None, params: dict, pilot: int,
-                   pilot_items: int, simulated: SimulatedCourse, learner_class: Any = SimulatedLearner,
-                   policy: dict | None = None) -> Any:
+def course_prepare(
+    *,
+    document: dict,
+    slug: str,
+    model: str | None,
+    params: dict,
+    pilot: int,
+    pilot_items: int,
+    simulated: SimulatedCourse,
+    learner_class: Any = SimulatedLearner,
+    policy: dict | None = None,
+) -> Any:
     """Create and import the course; teach a pilot cohort in textbook order and fit ``model`` on it."""
-    from curriculum.services import curriculum_import
+    from curriculum.services import course_create, curriculum_import
     from tutor.actions import fit_start
-    from curriculum.services import course_create
 
     course = course_create(slug=slug, name=document.get("course", {}).get("name", slug))
     curriculum_import(course=course, document=document)
@@ -123,8 +131,13 @@ def course_prepare(*, document: dict, slug: str, model: str | None, params: dict
 
 
 def _row(learner: str, step: int, item: str, correct: float, moment: float) -> dict[str, Any]:
-    return {"id": f"{learner}/{step}", "learner": learner, "item": item, "correct": correct,
-            "timestamp": (START + timedelta(seconds=moment)).isoformat()}
+    return {
+        "id": f"{learner}/{step}",
+        "learner": learner,
+        "item": item,
+        "correct": correct,
+        "timestamp": (START + timedelta(seconds=moment)).isoformat(),
+    }
 
 
 def _record(course: Any, rows: list[dict[str, Any]], *, update_mastery: bool = True) -> Any:
@@ -148,8 +161,13 @@ def _oracle(simulated: Any, learner: Any, seen: dict[int, int]) -> int:
     graph = simulated.graph
     order = [graph.index[name] for name in graph.topological_order()]
     items_of = simulated.skill_items()
-    ready = [skill for skill in order if not learner.known[skill]
-             and all(learner.known[parent] for parent in simulated.parents[skill]) and items_of[skill]]
+    ready = [
+        skill
+        for skill in order
+        if not learner.known[skill]
+        and all(learner.known[parent] for parent in simulated.parents[skill])
+        and items_of[skill]
+    ]
     if ready:
         pool = items_of[ready[0]]
     else:
@@ -158,9 +176,18 @@ def _oracle(simulated: Any, learner: Any, seen: dict[int, int]) -> int:
     return min(pool, key=lambda item: (item in seen, seen.get(item, -1)))
 
 
-def learner_tutor(*, course: Any, simulated: SimulatedCourse, policy: str, seed: int, max_items: int,
-                  posttest_at: int, goals: Sequence[int], timings: dict[str, float],
-                  learner_class: Any = SimulatedLearner) -> dict[str, Any]:
+def learner_tutor(
+    *,
+    course: Any,
+    simulated: SimulatedCourse,
+    policy: str,
+    seed: int,
+    max_items: int,
+    posttest_at: int,
+    goals: Sequence[int],
+    timings: dict[str, float],
+    learner_class: Any = SimulatedLearner,
+) -> dict[str, Any]:
     """Tutor one simulated learner with ``policy``; their outcome and the steps taken."""
     from tutor.actions import next_item_choose
     from tutor.services import learner_get_or_create
@@ -190,8 +217,9 @@ def learner_tutor(*, course: Any, simulated: SimulatedCourse, policy: str, seed:
     while step < max_items and (mastered_at is None or step < posttest_at):
         if policy == "ours":
             started = time.perf_counter()
-            choice = next_item_choose(course=course, learner=record,
-                                      now=START + timedelta(seconds=learner.time_of(step)))
+            choice = next_item_choose(
+                course=course, learner=record, now=START + timedelta(seconds=learner.time_of(step))
+            )
             timings["next_item_choose_s"] += time.perf_counter() - started
             timings["next_item_choose_calls"] += 1
             if choice.done and mastered_at is None and returns < RETURNS:
@@ -212,8 +240,9 @@ def learner_tutor(*, course: Any, simulated: SimulatedCourse, policy: str, seed:
             item = sequence[step % len(sequence)]
         elif policy == "mastery":
             names = simulated.graph.skills
-            todo = [skill for skill in order if items_of[skill]
-                    and model_mastery.get(names[skill], 0.0) < MASTERY_THRESHOLD]
+            todo = [
+                skill for skill in order if items_of[skill] and model_mastery.get(names[skill], 0.0) < MASTERY_THRESHOLD
+            ]
             skill = todo[0] if todo else order[step % len(order)]
             item = min(items_of[skill], key=lambda item: (item in seen, seen.get(item, -1)))
         elif policy == "oracle":
@@ -224,8 +253,10 @@ def learner_tutor(*, course: Any, simulated: SimulatedCourse, policy: str, seed:
             skills = simulated.item_skills[item]
             if all(learner.known[skill] for skill in skills):
                 asked_known += 1
-            elif any(not learner.known[skill] and all(learner.known[parent] for parent in simulated.parents[skill])
-                     for skill in skills):
+            elif any(
+                not learner.known[skill] and all(learner.known[parent] for parent in simulated.parents[skill])
+                for skill in skills
+            ):
                 asked_ready += 1
         seen[item] = step
         correct, moment = learner.answer(item)
@@ -249,10 +280,18 @@ def learner_tutor(*, course: Any, simulated: SimulatedCourse, policy: str, seed:
     if posttest is None:
         posttest = learner.post_test(goals)  # stopped early: tested where they stopped
     asked = min(step, posttest_at)
-    return {"items_to_mastery": mastered_at, "posttest": posttest, "items": step,
-            "declared_done_unmastered": declared_done and not learner.knows_all(goals), "returns": returns,
-            "reasons": reasons, "asked": asked, "asked_known": asked_known, "asked_ready": asked_ready,
-            "waits": waits}
+    return {
+        "items_to_mastery": mastered_at,
+        "posttest": posttest,
+        "items": step,
+        "declared_done_unmastered": declared_done and not learner.knows_all(goals),
+        "returns": returns,
+        "reasons": reasons,
+        "asked": asked,
+        "asked_known": asked_known,
+        "asked_ready": asked_ready,
+        "waits": waits,
+    }
 
 
 def _prior_mastery(course: Any, record: Any) -> dict[str, float]:
@@ -264,18 +303,40 @@ def _prior_mastery(course: Any, record: Any) -> dict[str, float]:
     return {skill: float(state.mastery[index]) for skill, index in model.skill_index.items()}
 
 
-def cohort_run(*, course: Any, simulated: SimulatedCourse, policies: Sequence[str], seeds: Sequence[int],
-               max_items: int, posttest_at: int = 100, learner_class: Any = SimulatedLearner) -> dict[str, Any]:
+def cohort_run(
+    *,
+    course: Any,
+    simulated: SimulatedCourse,
+    policies: Sequence[str],
+    seeds: Sequence[int],
+    max_items: int,
+    posttest_at: int = 100,
+    learner_class: Any = SimulatedLearner,
+) -> dict[str, Any]:
     """Tutor every seed's learner with every policy; per policy the outcomes and service timings."""
     goals = list(range(simulated.n_skills))
     out: dict[str, Any] = {}
     for policy in policies:
-        timings = {"next_item_choose_s": 0.0, "next_item_choose_calls": 0, "interaction_record_s": 0.0,
-                   "interaction_record_calls": 0}
-        outcomes = [learner_tutor(course=course, simulated=simulated, policy=policy, seed=seed,
-                                  max_items=max_items, posttest_at=posttest_at, goals=goals, timings=timings,
-                                  learner_class=learner_class)
-                    for seed in seeds]
+        timings = {
+            "next_item_choose_s": 0.0,
+            "next_item_choose_calls": 0,
+            "interaction_record_s": 0.0,
+            "interaction_record_calls": 0,
+        }
+        outcomes = [
+            learner_tutor(
+                course=course,
+                simulated=simulated,
+                policy=policy,
+                seed=seed,
+                max_items=max_items,
+                posttest_at=posttest_at,
+                goals=goals,
+                timings=timings,
+                learner_class=learner_class,
+            )
+            for seed in seeds
+        ]
         out[policy] = {"outcomes": outcomes, "timings": timings}
     return out
 
@@ -300,10 +361,12 @@ def summarise(outcomes: list[dict[str, Any]], max_items: int) -> dict[str, Any]:
         "declared_done_unmastered": int(sum(o["declared_done_unmastered"] for o in outcomes)),
         "came_back_after_done": int(sum(o.get("returns", 0) > 0 for o in outcomes)),
         "posttest_after_100_mean": round(float(np.mean([o["posttest"] for o in outcomes])), 4),
-        "share_asked_on_known_skills": round(sum(o.get("asked_known", 0) for o in outcomes)
-                                             / max(sum(o.get("asked", 0) for o in outcomes), 1), 4),
-        "share_asked_on_ready_skills": round(sum(o.get("asked_ready", 0) for o in outcomes)
-                                             / max(sum(o.get("asked", 0) for o in outcomes), 1), 4),
+        "share_asked_on_known_skills": round(
+            sum(o.get("asked_known", 0) for o in outcomes) / max(sum(o.get("asked", 0) for o in outcomes), 1), 4
+        ),
+        "share_asked_on_ready_skills": round(
+            sum(o.get("asked_ready", 0) for o in outcomes) / max(sum(o.get("asked", 0) for o in outcomes), 1), 4
+        ),
         "items_to_mastery_mean_capped": round(float(np.mean(np.minimum(items, max_items))), 1),
         "reasons": reasons,
         "cap": max_items,
@@ -317,12 +380,26 @@ def _worker(job: dict[str, Any]) -> dict[str, Any]:
     course_class, learner_class = SIMULATORS[job["simulator"]]
     simulated = course_class.from_document(document, seed=0)
     started = time.perf_counter()
-    course = course_prepare(document=document, slug="arithmetic", model=job["model"], params=job["params"],
-                            pilot=job["pilot"], pilot_items=job["pilot_items"], simulated=simulated,
-                            learner_class=learner_class, policy=job["policy"])
+    course = course_prepare(
+        document=document,
+        slug="arithmetic",
+        model=job["model"],
+        params=job["params"],
+        pilot=job["pilot"],
+        pilot_items=job["pilot_items"],
+        simulated=simulated,
+        learner_class=learner_class,
+        policy=job["policy"],
+    )
     prepare_s = time.perf_counter() - started
-    result = cohort_run(course=course, simulated=simulated, policies=job["policies"], seeds=job["seeds"],
-                        max_items=job["max_items"], learner_class=learner_class)
+    result = cohort_run(
+        course=course,
+        simulated=simulated,
+        policies=job["policies"],
+        seeds=job["seeds"],
+        max_items=job["max_items"],
+        learner_class=learner_class,
+    )
     from tracing.models import Fit
 
     fit = Fit.objects.filter(course=course, active=True).first()
@@ -342,8 +419,12 @@ def main() -> None:
     parser.add_argument("--max-items", type=int, default=1000)
     parser.add_argument("--policies", default=",".join(POLICIES))
     parser.add_argument("--simulator", choices=sorted(SIMULATORS), default="classic")
-    parser.add_argument("--seeds", choices=("evaluation", "warmup"), default="evaluation",
-                        help="warmup: other learners, for choosing settings; report on evaluation")
+    parser.add_argument(
+        "--seeds",
+        choices=("evaluation", "warmup"),
+        default="evaluation",
+        help="warmup: other learners, for choosing settings; report on evaluation",
+    )
     parser.add_argument("--policy", default="", help="the course's policy settings as JSON (default: none set)")
     args = parser.parse_args()
     if not DOCUMENT.exists():
@@ -357,10 +438,20 @@ def main() -> None:
     seeds = [first + index for index in range(args.learners)]
     policy_settings = json.loads(args.policy) if args.policy else None
     workers = max(1, min(args.workers, args.learners))
-    jobs = [{"model": args.model, "params": json.loads(args.params), "pilot": args.pilot,
-             "pilot_items": args.pilot_items, "policies": policies, "seeds": seeds[index::workers],
-             "max_items": args.max_items, "simulator": args.simulator, "policy": policy_settings}
-            for index in range(workers)]
+    jobs = [
+        {
+            "model": args.model,
+            "params": json.loads(args.params),
+            "pilot": args.pilot,
+            "pilot_items": args.pilot_items,
+            "policies": policies,
+            "seeds": seeds[index::workers],
+            "max_items": args.max_items,
+            "simulator": args.simulator,
+            "policy": policy_settings,
+        }
+        for index in range(workers)
+    ]
     started = time.perf_counter()
     if workers == 1:
         parts = [_worker(jobs[0])]
@@ -371,10 +462,19 @@ def main() -> None:
         with multiprocessing.get_context("fork").Pool(workers) as pool:
             parts = pool.map(_worker, jobs)
     wall = time.perf_counter() - started
-    result: dict[str, Any] = {"bench": "policy", "course": "arithmetic", "model": args.model,
-                              "params": json.loads(args.params), "pilot_learners": args.pilot,
-                              "pilot_items": args.pilot_items, "learners": args.learners, "simulator": args.simulator,
-                              "seeds": args.seeds, "course_policy": policy_settings, "policies": {}}
+    result: dict[str, Any] = {
+        "bench": "policy",
+        "course": "arithmetic",
+        "model": args.model,
+        "params": json.loads(args.params),
+        "pilot_learners": args.pilot,
+        "pilot_items": args.pilot_items,
+        "learners": args.learners,
+        "simulator": args.simulator,
+        "seeds": args.seeds,
+        "course_policy": policy_settings,
+        "policies": {},
+    }
     for policy in policies:
         outcomes = [o for part in parts for o in part[policy]["outcomes"]]
         summary = summarise(outcomes, args.max_items)
@@ -390,10 +490,15 @@ def main() -> None:
         fixed, ours = result["policies"]["fixed"], result["policies"]["ours"]
         if fixed["items_to_mastery_median"] and ours["items_to_mastery_median"]:
             result["ours_vs_fixed_items_median"] = round(
-                1 - ours["items_to_mastery_median"] / fixed["items_to_mastery_median"], 4)
+                1 - ours["items_to_mastery_median"] / fixed["items_to_mastery_median"], 4
+            )
         if fixed["items_to_mastery_p90"] and ours["items_to_mastery_p90"]:
-            result["ours_vs_fixed_items_p90"] = round(1 - ours["items_to_mastery_p90"] / fixed["items_to_mastery_p90"], 4)
-        result["ours_minus_fixed_posttest"] = round(ours["posttest_after_100_mean"] - fixed["posttest_after_100_mean"], 4)
+            result["ours_vs_fixed_items_p90"] = round(
+                1 - ours["items_to_mastery_p90"] / fixed["items_to_mastery_p90"], 4
+            )
+        result["ours_minus_fixed_posttest"] = round(
+            ours["posttest_after_100_mean"] - fixed["posttest_after_100_mean"], 4
+        )
     result["fit_metrics"] = parts[0]["_meta"]["fit_metrics"]
     result["prepare_s"] = round(parts[0]["_meta"]["prepare_s"], 2)
     result["wall_s"] = round(wall, 1)

@@ -10,8 +10,15 @@ class ServiceError(Exception):
 
     status = 400
 
-    def __init__(self, message: str, *, code: str = "invalid", field: str | None = None,
-                 index: int | None = None, detail: Any = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str = "invalid",
+        field: str | None = None,
+        index: int | None = None,
+        detail: Any = None,
+    ) -> None:
         super().__init__(message)
         self.message, self.code, self.field, self.index, self.detail = message, code, field, index, detail
 

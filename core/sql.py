@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db import connection
@@ -26,7 +26,7 @@ def rows_in(sql: str, first: Sequence[Any], values: Sequence[Any]) -> list[tuple
     parameters); every chunk's rows."""
     found: list[tuple] = []
     for start in range(0, len(values), CHUNK):
-        chunk = list(values[start:start + CHUNK])
+        chunk = list(values[start : start + CHUNK])
         found.extend(rows(sql.format(marks=", ".join(["%s"] * len(chunk))), [*first, *chunk]))
     return found
 
@@ -36,8 +36,9 @@ def keyed_rows(sql: str, first: Sequence[Any], values: Sequence[Any]) -> dict[An
     return dict(rows_in(sql, first, values))
 
 
-def upsert(*, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], conflict: Sequence[str],
-           update: Sequence[str]) -> None:
+def upsert(
+    *, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], conflict: Sequence[str], update: Sequence[str]
+) -> None:
     """INSERT ... ON CONFLICT (``conflict``) DO UPDATE SET ``update``, in chunks (SQLite and PostgreSQL).
 
     Values must already be in database form: datetimes through ``db_datetime``, JSON as text.
@@ -45,14 +46,14 @@ def upsert(*, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
     width = len(columns)
     per_statement = max(1, CHUNK // width)
     head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
-    tail = (f" ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET "
-            + ", ".join(f"{column} = excluded.{column}" for column in update))
+    tail = f" ON CONFLICT ({', '.join(conflict)}) DO UPDATE SET " + ", ".join(
+        f"{column} = excluded.{column}" for column in update
+    )
     row_marks = "(" + ", ".join(["%s"] * width) + ")"
     with connection.cursor() as cursor:
         for start in range(0, len(rows), per_statement):
-            chunk = rows[start:start + per_statement]
-            cursor.execute(head + ", ".join([row_marks] * len(chunk)) + tail,
-                           [value for row in chunk for value in row])
+            chunk = rows[start : start + per_statement]
+            cursor.execute(head + ", ".join([row_marks] * len(chunk)) + tail, [value for row in chunk for value in row])
 
 
 def db_datetime(moment: datetime) -> Any:
@@ -69,4 +70,4 @@ def moment(value: Any) -> datetime:
     """A datetime column as read back in raw SQL, aware and in UTC."""
     # SQLite hands back text where PostgreSQL hands back an aware datetime; both are stored in UTC.
     parsed = parse_datetime(value) if isinstance(value, str) else value
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)

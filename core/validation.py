@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -36,8 +36,11 @@ def _refuse_constant(name: str) -> Any:
 def _bounded_int(text: str) -> int:
     # The digit count is checked first: int() of a 4,000-digit string is the slow part.
     if len(text.lstrip("-")) > 19 or abs(int(text)) > MAX_JSON_INTEGER:
-        raise JSONRefused(f"the integer {text[:24]}{'...' if len(text) > 24 else ''} is out of range "
-                          f"(at most {MAX_JSON_INTEGER} in magnitude)", code="invalid_number")
+        raise JSONRefused(
+            f"the integer {text[:24]}{'...' if len(text) > 24 else ''} is out of range "
+            f"(at most {MAX_JSON_INTEGER} in magnitude)",
+            code="invalid_number",
+        )
     return int(text)
 
 
@@ -84,8 +87,7 @@ def json_loads(text: str | bytes) -> Any:
     if isinstance(text, bytes):
         text = text.decode("utf-8")
     try:
-        document = json.loads(text, parse_constant=_refuse_constant, parse_int=_bounded_int,
-                              parse_float=_finite_float)
+        document = json.loads(text, parse_constant=_refuse_constant, parse_int=_bounded_int, parse_float=_finite_float)
     except RecursionError:
         raise JSONRefused("the JSON is nested too deeply", code="malformed_json") from None
     _strings_checked(document)
@@ -146,7 +148,7 @@ def clean_timestamp(value: Any, *, now: datetime | None = None) -> datetime:
             seconds = math.inf
         if not math.isfinite(seconds) or not earliest.timestamp() <= seconds <= latest.timestamp():
             raise ValueError(_out_of_range(earliest, latest))
-        return datetime.fromtimestamp(seconds, tz=timezone.utc)
+        return datetime.fromtimestamp(seconds, tz=UTC)
     elif isinstance(value, str) and value.strip():
         try:
             moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
@@ -155,9 +157,9 @@ def clean_timestamp(value: Any, *, now: datetime | None = None) -> datetime:
     else:
         raise ValueError("must be an ISO 8601 string or unix seconds")
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     try:
-        moment = moment.astimezone(timezone.utc)
+        moment = moment.astimezone(UTC)
     except OverflowError:  # past year 9999 or before year 1 once in UTC
         raise ValueError(_out_of_range(earliest, latest)) from None
     if not earliest <= moment <= latest:
@@ -166,8 +168,10 @@ def clean_timestamp(value: Any, *, now: datetime | None = None) -> datetime:
 
 
 def _out_of_range(earliest: datetime, latest: datetime) -> str:
-    return (f"must lie between {earliest.isoformat().replace('+00:00', 'Z')} and now plus "
-            f"{_seconds_text(settings.TUTOR_CLOCK_SKEW)} ({latest.isoformat(timespec='seconds').replace('+00:00', 'Z')})")
+    return (
+        f"must lie between {earliest.isoformat().replace('+00:00', 'Z')} and now plus "
+        f"{_seconds_text(settings.TUTOR_CLOCK_SKEW)} ({latest.isoformat(timespec='seconds').replace('+00:00', 'Z')})"
+    )
 
 
 def _seconds_text(delta: timedelta) -> str:
@@ -176,5 +180,12 @@ def _seconds_text(delta: timedelta) -> str:
 
 
 def _kind(value: Any) -> str:
-    return {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "a list",
-            dict: "an object", type(None): "null"}.get(type(value), type(value).__name__)
+    return {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "an object",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)

@@ -51,20 +51,24 @@ MAX_RESPONSE_LENGTH = 200
 ANSWER_FORMATS = frozenset({"simplest", "mixed", "fraction", "decimal"})
 
 # Look-alike characters a phone keyboard or a copy-paste brings in.
-_TRANSLATION = str.maketrans({
-    "\u2044": "/",  # fraction slash
-    "\u2215": "/",  # division slash
-    "\u2212": "-",  # minus sign
-    "\u2013": "-",  # en dash
-    "\u00a0": " ",  # no-break space
-    "\u202f": " ",  # narrow no-break space
-})
+_TRANSLATION = str.maketrans(
+    {
+        "\u2044": "/",  # fraction slash
+        "\u2215": "/",  # division slash
+        "\u2212": "-",  # minus sign
+        "\u2013": "-",  # en dash
+        "\u00a0": " ",  # no-break space
+        "\u202f": " ",  # narrow no-break space
+    }
+)
 
 _WHOLE = r"(?:\d{1,3}(?:,\d{3})+|\d+)"
 _INTEGER_RE = re.compile(rf"(?P<sign>[+-]?)(?P<whole>{_WHOLE})")
 # "0.5", ".5" and "5." are all decimals a learner types.
-_DECIMAL_RE = re.compile(rf"(?P<sign>[+-]?)(?P<whole>{_WHOLE})?\.(?P<fraction>\d+)"
-                         rf"|(?P<sign2>[+-]?)(?P<whole2>{_WHOLE})\.")
+_DECIMAL_RE = re.compile(
+    rf"(?P<sign>[+-]?)(?P<whole>{_WHOLE})?\.(?P<fraction>\d+)"
+    rf"|(?P<sign2>[+-]?)(?P<whole2>{_WHOLE})\."
+)
 _FRACTION_RE = re.compile(r"(?P<sign>[+-]?)(?P<numerator>\d+)\s*/\s*(?P<denominator>\d+)")
 _MIXED_RE = re.compile(r"(?P<sign>[+-]?)(?P<whole>\d+)\s+(?P<numerator>\d+)\s*/\s*(?P<denominator>\d+)")
 # Digits beyond this are not arithmetic a learner types; it also bounds Fraction's work.
@@ -147,16 +151,14 @@ def _has_form(number: ParsedNumber, answer_format: str | None) -> bool:
     if answer_format == "simplest":
         if number.form == "integer":
             return True
-        return (number.form == "fraction" and denominator > 1
-                and math.gcd(numerator, denominator) == 1)
+        return number.form == "fraction" and denominator > 1 and math.gcd(numerator, denominator) == 1
     if answer_format == "mixed":
         if number.form == "integer":
             return True
         if number.form == "mixed":
             return numerator > 0 and math.gcd(numerator, denominator) == 1
         # A proper fraction is already as mixed as it gets.
-        return (number.form == "fraction" and numerator < denominator
-                and math.gcd(numerator, denominator) == 1)
+        return number.form == "fraction" and numerator < denominator and math.gcd(numerator, denominator) == 1
     if answer_format == "fraction":
         return number.form == "fraction"
     if answer_format == "decimal":
@@ -164,8 +166,9 @@ def _has_form(number: ParsedNumber, answer_format: str | None) -> bool:
     raise ValueError(f"unknown answer_format {answer_format!r}; expected one of {sorted(ANSWER_FORMATS)}")
 
 
-def assess_answer(expected: str, response: str, *, choices: list[str] | None = None,
-                  answer_format: str | None = None) -> AnswerCheck:
+def assess_answer(
+    expected: str, response: str, *, choices: list[str] | None = None, answer_format: str | None = None
+) -> AnswerCheck:
     """Judge ``response`` against the canonical ``expected`` answer; see the module docstring for the rules.
 
     ``expected``, ``choices`` and ``answer_format`` come from the curriculum (an

@@ -12,11 +12,16 @@ class Course(models.Model):
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     has_clock = models.BooleanField(
-        default=True, help_text="False when timestamps are synthetic step numbers (e.g. DKVMN files).")
-    policy = models.JSONField(default=dict, blank=True, help_text="Next-item policy settings (threshold, band, goals, review).")
+        default=True, help_text="False when timestamps are synthetic step numbers (e.g. DKVMN files)."
+    )
+    policy = models.JSONField(
+        default=dict, blank=True, help_text="Next-item policy settings (threshold, band, goals, review)."
+    )
     open_to_all = models.BooleanField(
-        default=False, help_text="Any signed-in user may practise it (the demo course is); otherwise only the "
-                                 "users enrolled in it (by an LTI launch, staff or the API).")
+        default=False,
+        help_text="Any signed-in user may practise it (the demo course is); otherwise only the "
+        "users enrolled in it (by an LTI launch, staff or the API).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -53,7 +58,9 @@ class Item(models.Model):
     body = models.TextField(blank=True)
     choices = models.JSONField(null=True, blank=True, help_text="Multiple-choice options, or null for a typed answer.")
     answer = models.TextField(blank=True)
-    answer_format = models.CharField(max_length=32, blank=True, help_text="e.g. 'simplest' when only lowest terms count.")
+    answer_format = models.CharField(
+        max_length=32, blank=True, help_text="e.g. 'simplest' when only lowest terms count."
+    )
     explanation = models.TextField(blank=True)
     difficulty = models.PositiveSmallIntegerField(null=True, blank=True)
 

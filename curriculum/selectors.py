@@ -15,8 +15,11 @@ def items_existing(*, course: Course, ids: Iterable[str]) -> set[str]:
     wanted = sorted(set(ids))
     found: set[str] = set()
     for start in range(0, len(wanted), CHUNK):
-        found.update(Item.objects.filter(course=course, external_id__in=wanted[start:start + CHUNK])
-                     .values_list("external_id", flat=True))
+        found.update(
+            Item.objects.filter(course=course, external_id__in=wanted[start : start + CHUNK]).values_list(
+                "external_id", flat=True
+            )
+        )
     return found
 
 
@@ -28,8 +31,10 @@ def skill_names(*, course: Course) -> dict[str, str]:
 # Plain SQL: the next-item path asks for it on every request (tutor/hot_queries.py says why).
 def item_shown(*, course_pk: int, external_id: str) -> dict[str, Any] | None:
     """What a client may show of an item (never its answer)."""
-    rows = sql.rows(f"SELECT body, choices, answer_format FROM {Item._meta.db_table} WHERE course_id = %s AND external_id = %s",
-                 [course_pk, external_id])
+    rows = sql.rows(
+        f"SELECT body, choices, answer_format FROM {Item._meta.db_table} WHERE course_id = %s AND external_id = %s",
+        [course_pk, external_id],
+    )
     if not rows:
         return None
     body, choices, answer_format = rows[0]

@@ -11,11 +11,11 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 
-from curriculum.graph import AUTHORED, LEARNED, CycleError, Edge, PrerequisiteGraph, find_cycle
-from curriculum.models import Item, Prerequisite, Skill, Course
-from curriculum.policies.base import PolicyConfig
 from core.errors import NotFound, ServiceError
 from core.validation import clean_text, text_problem
+from curriculum.graph import AUTHORED, LEARNED, CycleError, Edge, PrerequisiteGraph, find_cycle
+from curriculum.models import Course, Item, Prerequisite, Skill
+from curriculum.policies.base import PolicyConfig
 
 DOCUMENT_KEYS = {"course", "skills", "items", "prerequisites", "policy"}
 COURSE_KEYS = {"id", "name", "description"}
@@ -94,9 +94,9 @@ def _unique(ids: Sequence[str], what: str) -> None:
         raise CurriculumError(f"duplicate {what} id(s): {', '.join(duplicates)}", code="duplicate_id")
 
 
-def document_validate(document: Any, *, known_skills: Iterable[str] = (),
-                      authored_edges: Iterable[tuple[str, str]] = ()) -> tuple[
-                          list[_SkillRow], list[_ItemRow], list[tuple[str, str]], PolicyConfig | None]:
+def document_validate(
+    document: Any, *, known_skills: Iterable[str] = (), authored_edges: Iterable[tuple[str, str]] = ()
+) -> tuple[list[_SkillRow], list[_ItemRow], list[tuple[str, str]], PolicyConfig | None]:
     """Check a whole curriculum document before anything is written.
 
     ``known_skills`` are the course's skills already stored (items and edges may
@@ -107,7 +107,9 @@ def document_validate(document: Any, *, known_skills: Iterable[str] = (),
         raise CurriculumError(f"the curriculum must be a JSON object, got {type(document).__name__}")
     unknown = sorted(set(document) - DOCUMENT_KEYS)
     if unknown:
-        raise CurriculumError(f"unknown top-level key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(DOCUMENT_KEYS))}")
+        raise CurriculumError(
+            f"unknown top-level key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(DOCUMENT_KEYS))}"
+        )
     if "course" in document and document["course"] is not None:
         course = document["course"]
         if not isinstance(course, Mapping) or set(course) - COURSE_KEYS:
@@ -116,9 +118,13 @@ def document_validate(document: Any, *, known_skills: Iterable[str] = (),
     skills = []
     for position, entry in enumerate(_entries(document, "skills")):
         where = f"skills[{position}]"
-        skills.append(_SkillRow(id=_identifier(entry.get("id"), f"{where}.id"),
-                                name=_text(entry.get("name"), f"{where}.name", limit=300),
-                                description=_text(entry.get("description"), f"{where}.description")))
+        skills.append(
+            _SkillRow(
+                id=_identifier(entry.get("id"), f"{where}.id"),
+                name=_text(entry.get("name"), f"{where}.name", limit=300),
+                description=_text(entry.get("description"), f"{where}.description"),
+            )
+        )
     _unique([skill.id for skill in skills], "skill")
     known = set(known_skills) | {skill.id for skill in skills}
 
@@ -140,15 +146,22 @@ def document_validate(document: Any, *, known_skills: Iterable[str] = (),
                 raise CurriculumError(f"{where}: choices must be null or a non-empty list of strings")
             choices = [_choice(choice, f"{where}: choices[{number}]") for number, choice in enumerate(choices)]
         difficulty = entry.get("difficulty")
-        if difficulty is not None and (isinstance(difficulty, bool) or not isinstance(difficulty, int)
-                                       or not 0 <= difficulty <= 32767):
+        if difficulty is not None and (
+            isinstance(difficulty, bool) or not isinstance(difficulty, int) or not 0 <= difficulty <= 32767
+        ):
             raise CurriculumError(f"{where}: difficulty must be null or a non-negative integer, got {difficulty!r}")
-        items.append(_ItemRow(
-            id=item_id, skills=tuple(dict.fromkeys(item_skills)), body=_text(entry.get("body"), f"{where}: body"),
-            answer=_text(entry.get("answer"), f"{where}: answer"), choices=choices,
-            answer_format=_text(entry.get("answer_format"), f"{where}: answer_format", limit=32),
-            explanation=_text(entry.get("explanation"), f"{where}: explanation"), difficulty=difficulty,
-        ))
+        items.append(
+            _ItemRow(
+                id=item_id,
+                skills=tuple(dict.fromkeys(item_skills)),
+                body=_text(entry.get("body"), f"{where}: body"),
+                answer=_text(entry.get("answer"), f"{where}: answer"),
+                choices=choices,
+                answer_format=_text(entry.get("answer_format"), f"{where}: answer_format", limit=32),
+                explanation=_text(entry.get("explanation"), f"{where}: explanation"),
+                difficulty=difficulty,
+            )
+        )
     _unique([item.id for item in items], "item")
 
     edges: list[tuple[str, str]] = []
@@ -158,8 +171,9 @@ def document_validate(document: Any, *, known_skills: Iterable[str] = (),
         target = _identifier(entry.get("to"), f"{where}.to")
         for end in (source, target):
             if end not in known:
-                raise CurriculumError(f"{where} ({source} -> {target}) names unknown skill {end!r}",
-                                      code="unknown_skill")
+                raise CurriculumError(
+                    f"{where} ({source} -> {target}) names unknown skill {end!r}", code="unknown_skill"
+                )
         if source == target:
             raise CurriculumError(f"{where}: skill {source!r} cannot be its own prerequisite", code="cycle")
         if (source, target) in edges:
@@ -168,8 +182,7 @@ def document_validate(document: Any, *, known_skills: Iterable[str] = (),
     ordered_skills = [skill.id for skill in skills] + sorted(known - {skill.id for skill in skills})
     cycle = find_cycle(ordered_skills, list(dict.fromkeys([*authored_edges, *edges])))
     if cycle is not None:
-        raise CurriculumError(f"the prerequisites contain a {CycleError(cycle)}", code="cycle",
-                              detail={"cycle": cycle})
+        raise CurriculumError(f"the prerequisites contain a {CycleError(cycle)}", code="cycle", detail={"cycle": cycle})
 
     policy = None
     if document.get("policy") is not None:
@@ -179,8 +192,9 @@ def document_validate(document: Any, *, known_skills: Iterable[str] = (),
             raise CurriculumError(f"policy: {error}", code="invalid_policy") from None
         unknown_goals = [goal for goal in policy.goals if goal not in known]
         if unknown_goals:
-            raise CurriculumError(f"policy goals name unknown skill(s) {', '.join(unknown_goals)}",
-                                  code="unknown_skill")
+            raise CurriculumError(
+                f"policy goals name unknown skill(s) {', '.join(unknown_goals)}", code="unknown_skill"
+            )
     return skills, items, edges, policy
 
 
@@ -199,10 +213,14 @@ def curriculum_import(*, course: Course, document: Mapping[str, Any]) -> dict[st
         # violation), and each would check its edges for cycles without seeing the other's.
         Course.objects.select_for_update().filter(pk=course.pk).values_list("pk").first()
         stored_skills = {skill.external_id: skill for skill in Skill.objects.select_for_update().filter(course=course)}
-        stored_edges = set(Prerequisite.objects.filter(course=course, origin=AUTHORED)
-                           .values_list("source__external_id", "target__external_id"))
-        skills, items, edges, policy = document_validate(document, known_skills=stored_skills,
-                                                         authored_edges=stored_edges)
+        stored_edges = set(
+            Prerequisite.objects.filter(course=course, origin=AUTHORED).values_list(
+                "source__external_id", "target__external_id"
+            )
+        )
+        skills, items, edges, policy = document_validate(
+            document, known_skills=stored_skills, authored_edges=stored_edges
+        )
         summary: dict[str, Any] = {
             "skills": {"created": 0, "updated": 0, "unchanged": 0},
             "items": {"created": 0, "updated": 0, "unchanged": 0},
@@ -211,8 +229,9 @@ def curriculum_import(*, course: Course, document: Mapping[str, Any]) -> dict[st
         for row in skills:
             skill = stored_skills.get(row.id)
             if skill is None:
-                stored_skills[row.id] = Skill.objects.create(course=course, external_id=row.id, name=row.name,
-                                                             description=row.description)
+                stored_skills[row.id] = Skill.objects.create(
+                    course=course, external_id=row.id, name=row.name, description=row.description
+                )
                 summary["skills"]["created"] += 1
             elif (skill.name, skill.description) != (row.name, row.description):
                 skill.name, skill.description = row.name, row.description
@@ -221,15 +240,17 @@ def curriculum_import(*, course: Course, document: Mapping[str, Any]) -> dict[st
             else:
                 summary["skills"]["unchanged"] += 1
 
-        stored_items = {item.external_id: item for item in Item.objects.filter(course=course)
-                        .prefetch_related("skills")}
+        stored_items = {
+            item.external_id: item for item in Item.objects.filter(course=course).prefetch_related("skills")
+        }
         fields = ("body", "answer", "choices", "answer_format", "explanation", "difficulty")
         for entry in items:
             item = stored_items.get(entry.id)
             wanted_skills = {stored_skills[skill].pk for skill in entry.skills}
             if item is None:
-                item = Item.objects.create(course=course, external_id=entry.id,
-                                           **{name: getattr(entry, name) for name in fields})
+                item = Item.objects.create(
+                    course=course, external_id=entry.id, **{name: getattr(entry, name) for name in fields}
+                )
                 item.skills.set(wanted_skills)
                 summary["items"]["created"] += 1
                 continue
@@ -247,8 +268,9 @@ def curriculum_import(*, course: Course, document: Mapping[str, Any]) -> dict[st
             if (source, target) in stored_edges:
                 summary["prerequisites"]["unchanged"] += 1
                 continue
-            Prerequisite.objects.create(course=course, source=stored_skills[source], target=stored_skills[target],
-                                        origin=AUTHORED, weight=1.0)
+            Prerequisite.objects.create(
+                course=course, source=stored_skills[source], target=stored_skills[target], origin=AUTHORED, weight=1.0
+            )
             summary["prerequisites"]["created"] += 1
 
         if policy is not None and course.policy != policy.to_json():
@@ -262,8 +284,9 @@ def course_create(*, slug: str, name: str = "", description: str = "") -> Course
     """A new course; its id must be a slug not taken yet."""
     slug = slug.strip()
     if not slug or slugify(slug) != slug:
-        raise ServiceError(f"course id {slug!r} must be a slug (lowercase letters, digits, - and _)",
-                           code="invalid_slug", field="id")
+        raise ServiceError(
+            f"course id {slug!r} must be a slug (lowercase letters, digits, - and _)", code="invalid_slug", field="id"
+        )
     if Course.objects.filter(slug=slug).exists():
         raise ServiceError(f"course {slug!r} already exists", code="exists", field="id")
     try:
@@ -288,8 +311,7 @@ def course_from_document(*, document: Mapping[str, Any], slug: str | None = None
     header = header if isinstance(header, Mapping) else {}
     slug = slug or header.get("id")
     if not isinstance(slug, str) or not slug:
-        raise CurriculumError("no course given: pass one or set \"course\": {\"id\": ...} in the document",
-                              field="course")
+        raise CurriculumError('no course given: pass one or set "course": {"id": ...} in the document', field="course")
     course = Course.objects.filter(slug=slug).first()
     if course is not None:
         return course, False
@@ -311,8 +333,11 @@ def learned_edges_store(*, course: Course, fit_pk: int | None, edges: Iterable[E
     authored = set(Prerequisite.objects.filter(course=course, origin=AUTHORED).values_list("source_id", "target_id"))
     best: dict[tuple[int, int], float] = {}
     for edge in edges:
-        source, target, weight = (edge.source, edge.target, edge.weight) if isinstance(edge, Edge) else (
-            edge[0], edge[1], edge[2] if len(edge) > 2 else 1.0)
+        source, target, weight = (
+            (edge.source, edge.target, edge.weight)
+            if isinstance(edge, Edge)
+            else (edge[0], edge[1], edge[2] if len(edge) > 2 else 1.0)
+        )
         weight = float(weight)
         source_pk, target_pk = skill_pk.get(source), skill_pk.get(target)
         if source_pk is None or target_pk is None:
@@ -323,10 +348,14 @@ def learned_edges_store(*, course: Course, fit_pk: int | None, edges: Iterable[E
         best[pair] = max(weight, best.get(pair, 0.0))
     with transaction.atomic():
         Prerequisite.objects.filter(course=course, origin=LEARNED).delete()
-        Prerequisite.objects.bulk_create([
-            Prerequisite(course=course, source_id=source, target_id=target, origin=LEARNED, weight=weight, fit_id=fit_pk)
-            for (source, target), weight in sorted(best.items())
-        ])
+        Prerequisite.objects.bulk_create(
+            [
+                Prerequisite(
+                    course=course, source_id=source, target_id=target, origin=LEARNED, weight=weight, fit_id=fit_pk
+                )
+                for (source, target), weight in sorted(best.items())
+            ]
+        )
     return len(best)
 
 
@@ -342,8 +371,12 @@ def graph_for_course(*, course: Course, include_learned: bool = True, min_weight
         rows = rows.exclude(origin=LEARNED, weight__lt=min_weight)
     else:
         rows = rows.filter(origin=AUTHORED)
-    edges = [Edge(source, target, weight, origin) for source, target, weight, origin
-             in rows.values_list("source__external_id", "target__external_id", "weight", "origin")]
+    edges = [
+        Edge(source, target, weight, origin)
+        for source, target, weight, origin in rows.values_list(
+            "source__external_id", "target__external_id", "weight", "origin"
+        )
+    ]
     graph, _ = PrerequisiteGraph.acyclic(skills, edges)
     return graph
 

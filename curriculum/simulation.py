@@ -67,7 +67,9 @@ class SimulatedCourse:
             graph=graph,
             item_ids=tuple(item["id"] for item in items),
             item_skills=tuple(tuple(graph.index[skill] for skill in item["skills"]) for item in items),
-            guess=guess, slip=slip, skill_rate=skill_rate,
+            guess=guess,
+            slip=slip,
+            skill_rate=skill_rate,
             parents=tuple(tuple(graph.index[parent] for parent in graph.parents(skill)) for skill in skills),
         )
 
@@ -87,8 +89,9 @@ class SimulatedCourse:
 class SimulatedLearner:
     """One learner's hidden knowledge; ``answer`` draws the outcome and applies learning."""
 
-    def __init__(self, course: SimulatedCourse, *, seed: int, forget_median: float = 0.02,
-                 session_length: int = 30) -> None:
+    def __init__(
+        self, course: SimulatedCourse, *, seed: int, forget_median: float = 0.02, session_length: int = 30
+    ) -> None:
         self.course = course
         traits = np.random.default_rng([seed, 2])
         self.learner_rate = float(np.exp(traits.normal(0.0, 0.4)))
@@ -168,5 +171,6 @@ def random_order(course: SimulatedCourse, *, seed: int) -> Any:
 def topological_order(course: SimulatedCourse) -> list[int]:
     """The textbook sequence: items grouped by skill in topological order, document order inside; repeated."""
     rank = {course.graph.index[name]: position for position, name in enumerate(course.graph.topological_order())}
-    return sorted(range(len(course.item_ids)),
-                  key=lambda item: (max(rank[skill] for skill in course.item_skills[item]), item))
+    return sorted(
+        range(len(course.item_ids)), key=lambda item: (max(rank[skill] for skill in course.item_skills[item]), item)
+    )

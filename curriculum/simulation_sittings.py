@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from curriculum.simulation import SECONDS_PER_ANSWER, DAY, SimulatedCourse
+from curriculum.simulation import DAY, SECONDS_PER_ANSWER, SimulatedCourse
 
 LEAK = 0.15
 """How much an unknown prerequisite still lets a skill be learned (1: no gating, 0: hard gating)."""

@@ -15,8 +15,10 @@ LIVE_WORKER = "live_worker"
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
-        "--live-worker", action="store_true",
-        help="run only the tests that use the Celery worker .ci/run starts (the second pass of `make test`)")
+        "--live-worker",
+        action="store_true",
+        help="run only the tests that use the Celery worker .ci/run starts (the second pass of `make test`)",
+    )
 
 
 def _xdist_worker(config: pytest.Config) -> bool:
@@ -82,8 +84,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     """
     config = session.config
     if config.getoption("live_worker") and not _broker():
-        pytest.exit("no CELERY_BROKER_URL: the tests that use a Celery worker were skipped in the first pass",
-                    returncode=pytest.ExitCode.OK)
+        pytest.exit(
+            "no CELERY_BROKER_URL: the tests that use a Celery worker were skipped in the first pass",
+            returncode=pytest.ExitCode.OK,
+        )
     if _xdist_worker(config) or not config.getoption("numprocesses", None) or config.option.collectonly:
         return
     bkt_kernels_warm()
@@ -99,18 +103,23 @@ def bkt_kernels_warm() -> None:
     rng = np.random.default_rng(0)
     learner = np.repeat(np.arange(learners, dtype=np.int32), 6)
     data = Dataset(
-        learner=learner, item=rng.integers(0, items, len(learner)).astype(np.int32),
+        learner=learner,
+        item=rng.integers(0, items, len(learner)).astype(np.int32),
         correct=(rng.random(len(learner)) < 0.6).astype(np.float32),
-        timestamp=np.arange(len(learner), dtype=np.float64), q_matrix=np.eye(items, dtype=bool),
-        item_ids=tuple(f"item{i}" for i in range(items)), skill_ids=tuple(f"skill{i}" for i in range(items)),
-        learner_ids=tuple(f"learner{i}" for i in range(learners)), has_time=False)
+        timestamp=np.arange(len(learner), dtype=np.float64),
+        q_matrix=np.eye(items, dtype=bool),
+        item_ids=tuple(f"item{i}" for i in range(items)),
+        skill_ids=tuple(f"skill{i}" for i in range(items)),
+        learner_ids=tuple(f"learner{i}" for i in range(learners)),
+        has_time=False,
+    )
     BKT().fit(data).predict_proba(data)
 
 
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     random.seed(0)
-    np.random.seed(0)
+    np.random.seed(0)  # noqa: NPY002 - seeds the legacy global generator that libraries may still draw from
     try:
         import torch
     except ImportError:
@@ -141,8 +150,9 @@ def assist_slice():
     """(train, test) Datasets from the committed assist2009_updated slice (shared vocabulary)."""
     from tracing.formats import load_dataset
 
-    return tuple(load_dataset(FIXTURES / "assist2009_train_slice.csv", FIXTURES / "assist2009_test_slice.csv",
-                              format="dkvmn"))
+    return tuple(
+        load_dataset(FIXTURES / "assist2009_train_slice.csv", FIXTURES / "assist2009_test_slice.csv", format="dkvmn")
+    )
 
 
 @pytest.fixture(scope="session")
@@ -198,5 +208,6 @@ def _fits_inline(settings):
     """Tests that start a fit read its result at once: without a broker, run it inside the call (the
     product runs it on a background thread; tests/tutor/test_fits.py covers that)."""
     settings.TRACING_FITS_INLINE = True
-from tests.threads import postgresql  # noqa: E402,F401 - a fixture for every test module
 
+
+from tests.threads import postgresql  # noqa: E402,F401 - a fixture for every test module

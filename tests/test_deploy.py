@@ -26,8 +26,11 @@ def _environment(service: str) -> dict[str, str]:
     values = {}
     for name, value in SERVICES[service]["environment"].items():
         # ${NAME:?message} and ${NAME:-default}: fill in what an operator would.
-        values[name] = re.sub(r"\$\{(\w+):([?-])([^}]*)\}",
-                              lambda m: m.group(3) if m.group(2) == "-" else f"given-{m.group(1).lower()}", str(value))
+        values[name] = re.sub(
+            r"\$\{(\w+):([?-])([^}]*)\}",
+            lambda m: m.group(3) if m.group(2) == "-" else f"given-{m.group(1).lower()}",
+            str(value),
+        )
     return values
 
 
@@ -67,10 +70,20 @@ def test_the_image_installs_the_pinned_requirements():
 
 
 def test_django_deploy_checks_pass_under_the_compose_environment():
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "CELERY_", "DJANGO_"))},
-           **_environment("web1"), "DJANGO_SECRET_KEY": secrets.token_urlsafe(48), "DJANGO_HSTS_SECONDS": "31536000"}
-    result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "CELERY_", "DJANGO_"))},
+        **_environment("web1"),
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(48),
+        "DJANGO_HSTS_SECONDS": "31536000",
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     # Plain HTTP behind the compose proxy until TLS is put in front: the one warning is the SSL redirect.
     problems = [line for line in result.stderr.splitlines() if re.match(r"\?: \(security\.W\d+\)", line)]
     assert [line.split(")")[0] for line in problems] == ["?: (security.W008"], result.stderr

@@ -19,22 +19,47 @@ APPS = ("curriculum", "tutor", "tracing")
 PURE = -1
 CONFIG, CURRICULUM, LEARNERS, TRACING, ACTIONS, INTERFACES = 0, 1, 2, 3, 4, 5
 
-PURE_MODULES = ("tracing.data", "tracing.evaluation", "tracing.formats", "tracing.simulate", "tracing.estimators",
-                "curriculum.graph", "curriculum.policies", "curriculum.answers", "curriculum.simulation",
-                "curriculum.simulation_sittings")
+PURE_MODULES = (
+    "tracing.data",
+    "tracing.evaluation",
+    "tracing.formats",
+    "tracing.simulate",
+    "tracing.estimators",
+    "curriculum.graph",
+    "curriculum.policies",
+    "curriculum.answers",
+    "curriculum.simulation",
+    "curriculum.simulation_sittings",
+)
 """Importable from any floor; they import only each other and libraries, never Django."""
 
 FLOOR_RULES: tuple[tuple[str, int], ...] = (
     # The first rule whose prefix matches a module decides its floor.
-    ("tutor.settings", CONFIG), ("tutor.celery", CONFIG), ("core", CONFIG),
-    ("tutor.api", INTERFACES), ("tutor.web", INTERFACES), ("tutor.lti.views", INTERFACES),
-    ("tutor.lti.urls", INTERFACES), ("tutor.lti.admin", INTERFACES), ("tutor.admin", INTERFACES),
-    ("curriculum.admin", INTERFACES), ("tracing.admin", INTERFACES), ("tutor.urls", INTERFACES),
-    ("tutor.wsgi", INTERFACES), ("tutor.health", INTERFACES), ("tutor.management", INTERFACES),
-    ("tracing.management", INTERFACES), ("curriculum.management", INTERFACES),
-    ("tutor.actions", ACTIONS), ("tutor.demo", ACTIONS), ("tutor.privacy", ACTIONS), ("tutor.exports", ACTIONS),
-    ("tracing", TRACING), ("tutor.lti", TRACING),  # the LMS passback reads mastery: beside tracing
-    ("tutor", LEARNERS), ("curriculum", CURRICULUM),
+    ("tutor.settings", CONFIG),
+    ("tutor.celery", CONFIG),
+    ("core", CONFIG),
+    ("tutor.api", INTERFACES),
+    ("tutor.web", INTERFACES),
+    ("tutor.lti.views", INTERFACES),
+    ("tutor.lti.urls", INTERFACES),
+    ("tutor.lti.admin", INTERFACES),
+    ("tutor.admin", INTERFACES),
+    ("curriculum.admin", INTERFACES),
+    ("tracing.admin", INTERFACES),
+    ("tutor.urls", INTERFACES),
+    ("tutor.wsgi", INTERFACES),
+    ("tutor.health", INTERFACES),
+    ("tutor.management", INTERFACES),
+    ("tracing.management", INTERFACES),
+    ("curriculum.management", INTERFACES),
+    ("tutor.actions", ACTIONS),
+    ("tutor.demo", ACTIONS),
+    ("tutor.privacy", ACTIONS),
+    ("tutor.exports", ACTIONS),
+    ("tracing", TRACING),
+    ("tutor.lti", TRACING),  # the LMS passback reads mastery: beside tracing
+    ("tutor", LEARNERS),
+    ("curriculum", CURRICULUM),
 )
 FORBIDDEN_IN_PURE = ("django", "rest_framework", "celery", "drf_spectacular")
 
@@ -74,8 +99,9 @@ def _imports(path: Path, module: str, known: dict[str, Path]) -> set[str]:
 
 
 def floor(module: str) -> int:
-    if module.startswith(PURE_MODULES) and any(module == pure or module.startswith(pure + ".")
-                                               for pure in PURE_MODULES):
+    if module.startswith(PURE_MODULES) and any(
+        module == pure or module.startswith(pure + ".") for pure in PURE_MODULES
+    ):
         return PURE
     if module == "tutor":
         return CONFIG  # the package's __init__ only loads the Celery app
@@ -89,8 +115,9 @@ def _graph() -> dict[str, set[str]]:
     known = _modules()
     graph = {}
     for module, path in known.items():
-        graph[module] = {target for target in _imports(path, module, known) if target.split(".")[0] in PACKAGES
-                         and target != module}
+        graph[module] = {
+            target for target in _imports(path, module, known) if target.split(".")[0] in PACKAGES and target != module
+        }
         for target in graph[module]:
             assert target in known, f"{module} imports {target}, which is not a module of the project"
     return graph
@@ -107,8 +134,12 @@ def test_every_module_has_a_floor():
 
 
 def test_imports_point_down_the_floors():
-    upward = sorted(f"{module} (floor {floor(module)}) imports {target} (floor {floor(target)})"
-                    for module, targets in _graph().items() for target in targets if floor(target) > floor(module))
+    upward = sorted(
+        f"{module} (floor {floor(module)}) imports {target} (floor {floor(target)})"
+        for module, targets in _graph().items()
+        for target in targets
+        if floor(target) > floor(module)
+    )
     assert not upward, "\n".join(upward)
 
 
@@ -168,15 +199,21 @@ def _cycles(graph: dict[str, set[str]]) -> list[set[str]]:
 
 
 def test_no_import_circle_spans_two_apps():
-    spanning = [sorted(component) for component in _cycles(_graph())
-                if len({module.split(".")[0] for module in component} & set(APPS)) > 1]
+    spanning = [
+        sorted(component)
+        for component in _cycles(_graph())
+        if len({module.split(".")[0] for module in component} & set(APPS)) > 1
+    ]
     assert not spanning, spanning
 
 
 def test_the_check_finds_a_circle_and_an_upward_import():
     """The checks above are not vacuous: a made-up graph with an app-spanning circle is caught."""
-    graph = {"tutor.services": {"tracing.services"}, "tracing.services": {"curriculum.services"},
-             "curriculum.services": {"tutor.services"}}
+    graph = {
+        "tutor.services": {"tracing.services"},
+        "tracing.services": {"curriculum.services"},
+        "curriculum.services": {"tutor.services"},
+    }
     assert _cycles(graph) == [{"tutor.services", "tracing.services", "curriculum.services"}]
     assert floor("curriculum.services") < floor("tutor.services") < floor("tracing.services")
     assert floor("tracing.estimators.bkt") == PURE and floor("tutor.api.views") == INTERFACES

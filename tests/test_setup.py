@@ -34,11 +34,21 @@ def test_readme_names_exactly_the_two_make_commands(clone):
     assert "make test" in ci and "DATABASE_URL" in ci and "celery -A tutor worker" in ci
 
 
-@pytest.mark.parametrize("target,expected", [
-    ("run", ["pip install --quiet -r requirements.txt", "manage.py migrate", "manage.py demo_setup",
-             "manage.py runserver"]),
-    ("test", ["pip install --quiet -r requirements-dev.txt", "-m pytest"]),
-])
+@pytest.mark.parametrize(
+    "target,expected",
+    [
+        (
+            "run",
+            [
+                "pip install --quiet -r requirements.txt",
+                "manage.py migrate",
+                "manage.py demo_setup",
+                "manage.py runserver",
+            ],
+        ),
+        ("test", ["pip install --quiet -r requirements-dev.txt", "-m pytest"]),
+    ],
+)
 def test_make_targets_do_the_whole_set_up(clone, target, expected):
     plan = subprocess.run(["make", "-n", "-B", target], cwd=clone, capture_output=True, text=True, check=True).stdout
     for step in expected:
@@ -51,8 +61,7 @@ def test_embedded_set_up_runs_in_the_clone(clone):
         env.pop(name, None)  # the embedded default: SQLite in the clone, tasks in-process
     manage = [sys.executable, "manage.py"]
     subprocess.run(manage + ["migrate", "--no-input", "-v0"], cwd=clone, env=env, check=True, timeout=300)
-    result = subprocess.run(manage + ["demo_setup"], cwd=clone, env=env, capture_output=True, text=True,
-                            timeout=600)
+    result = subprocess.run(manage + ["demo_setup"], cwd=clone, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     assert '"status": "succeeded"' in result.stdout, result.stdout[-2000:]
     assert (clone / "db.sqlite3").exists()

@@ -12,7 +12,6 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-
 from django.conf import settings
 from django.core.files import File
 from django.core.files.base import ContentFile

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from tracing.data import Dataset, dataset_from_records
@@ -58,7 +58,7 @@ def parse_timestamp(value: str) -> float:
     except ValueError:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
         if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
+            moment = moment.replace(tzinfo=UTC)
         return moment.timestamp()
     return number / 1000.0 if number > 1e11 else number
 
@@ -94,8 +94,9 @@ def read_dkvmn(path: Path) -> Iterator[Record]:
             raise FormatError(path, number, f"length {length} but {len(skills)} skill ids and {len(answers)} answers")
         learner = f"{path.stem}:{start // 3 + 1}"
         for step, (skill, answer) in enumerate(zip(skills, answers)):
-            yield Record(learner, skill, (skill,), _correct(path, number + 2, answer), float(step), number + 1,
-                         timed=False)
+            yield Record(
+                learner, skill, (skill,), _correct(path, number + 2, answer), float(step), number + 1, timed=False
+            )
 
 
 def _read_lines(path: Path) -> list[str]:
@@ -103,7 +104,7 @@ def _read_lines(path: Path) -> list[str]:
         try:
             return handle.read().splitlines()
         except UnicodeDecodeError as error:
-            raise FormatError(path, error.object[:error.start].count(b"\n") + 1, "not UTF-8 text") from None
+            raise FormatError(path, error.object[: error.start].count(b"\n") + 1, "not UTF-8 text") from None
 
 
 def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
@@ -150,8 +151,15 @@ def read_pybkt(path: Path) -> Iterator[Record]:
     for line, row in _csv_rows(path):
         if not checked:
             checked = True
-            _require(path, row, tuple(row), ("user_id",), ("skill_name", "skill_id"), ("correct",),
-                     ("order_id", "start_time", "timestamp"))
+            _require(
+                path,
+                row,
+                tuple(row),
+                ("user_id",),
+                ("skill_name", "skill_id"),
+                ("correct",),
+                ("order_id", "start_time", "timestamp"),
+            )
         skill = (row.get("skill_name") or row.get("skill_id") or "").strip()
         if not skill:
             continue  # ASSISTments leaves the skill blank on untagged problems; pyBKT drops them too.
@@ -218,8 +226,16 @@ def read_csv(path: Path) -> Iterator[Record]:
             response_time = float(response) if response else None
         except ValueError:
             raise FormatError(path, line, f"response_time must be a number, got {response!r}") from None
-        yield Record(learner, item, skills, _correct(path, line, (row.get("correct") or "").strip()), timestamp,
-                     line, client_id=(row.get("id") or "").strip() or None, response_time=response_time)
+        yield Record(
+            learner,
+            item,
+            skills,
+            _correct(path, line, (row.get("correct") or "").strip()),
+            timestamp,
+            line,
+            client_id=(row.get("id") or "").strip() or None,
+            response_time=response_time,
+        )
 
 
 def read_dbe(path: Path) -> Iterator[Record]:
@@ -254,8 +270,14 @@ def read_dbe(path: Path) -> Iterator[Record]:
             raise FormatError(path, number + 1, f"length {length} does not match the sequences")
         for question, answer, moment in zip(questions, answers, times):
             item = item_name.get(question, question)
-            yield Record(f"dbe:{learner}", item, tuple(item_skills.get(item, ())),
-                         _correct(path, number + 3, answer), float(moment), number + 2)
+            yield Record(
+                f"dbe:{learner}",
+                item,
+                tuple(item_skills.get(item, ())),
+                _correct(path, number + 3, answer),
+                float(moment),
+                number + 2,
+            )
 
 
 def _dbe_vocabulary(path: Path) -> tuple[dict[str, str], dict[str, list[str]]]:
@@ -271,7 +293,8 @@ def _dbe_vocabulary(path: Path) -> tuple[dict[str, str], dict[str, list[str]]]:
         with links.open(encoding="utf-8", newline="") as handle:
             for row in csv.DictReader(handle):
                 item_skills.setdefault(f"q{row['question_id'].strip()}", []).append(
-                    f"kc{row['knowledgecomponent_id'].strip()}")
+                    f"kc{row['knowledgecomponent_id'].strip()}"
+                )
     return item_name, item_skills
 
 
@@ -300,7 +323,10 @@ def load_dataset(*files: Path | str, format: str) -> list[Dataset]:
     return [
         dataset_from_records(
             ((r.learner, r.item, r.correct, r.timestamp) for r in records),
-            item_skills=item_skills, item_ids=items, skill_ids=skills, has_time=has_time,
+            item_skills=item_skills,
+            item_ids=items,
+            skill_ids=skills,
+            has_time=has_time,
         )
         for records in per_file
     ]

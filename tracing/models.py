@@ -18,17 +18,24 @@ class Fit(models.Model):
     progress = models.FloatField(default=0.0)
     error = models.TextField(blank=True)
     metrics = models.JSONField(default=dict, blank=True, help_text="Held-out metrics (next-step, multi-step).")
-    snapshot = models.JSONField(default=dict, blank=True, help_text="What the fit saw: counts and the last interaction id.")
+    snapshot = models.JSONField(
+        default=dict, blank=True, help_text="What the fit saw: counts and the last interaction id."
+    )
     timings = models.JSONField(default=dict, blank=True)
     fitted_params = models.JSONField(default=dict, blank=True)
-    artifact = models.CharField(max_length=500, blank=True, help_text="Name of the saved model in the artifacts storage (settings.STORAGES).")
+    artifact = models.CharField(
+        max_length=500, blank=True, help_text="Name of the saved model in the artifacts storage (settings.STORAGES)."
+    )
     task_id = models.CharField(max_length=64, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
-    time_limit = models.PositiveIntegerField(null=True, blank=True,
-                                             help_text="Seconds one attempt may run; grows with the course's answers.")
+    time_limit = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Seconds one attempt may run; grows with the course's answers."
+    )
     erased_learners = models.PositiveIntegerField(
-        default=0, help_text="Learners whose answers this fit was trained on and who have since been erased; "
-                             "a refit (the next fit's activation) leaves a model without them.")
+        default=0,
+        help_text="Learners whose answers this fit was trained on and who have since been erased; "
+        "a refit (the next fit's activation) leaves a model without them.",
+    )
     erased_at = models.DateTimeField(null=True, blank=True, help_text="When the last of them was erased.")
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -36,7 +43,9 @@ class Fit(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["course"], condition=models.Q(active=True), name="fit_one_active_per_course"),
+            models.UniqueConstraint(
+                fields=["course"], condition=models.Q(active=True), name="fit_one_active_per_course"
+            ),
         ]
         indexes = [models.Index(fields=["course", "-created_at"], name="fit_course_recent")]
         ordering = ["-created_at"]
@@ -57,6 +66,9 @@ class Mastery(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["learner", "skill"], name="mastery_unique")]
 
+    def __str__(self) -> str:
+        return f"{self.learner_id}:{self.skill_id}={self.probability:.3f}"
+
 
 class LearnerTrace(models.Model):
     """The active fit's full state for one learner (LearnerState as JSON), so the next answer
@@ -69,3 +81,6 @@ class LearnerTrace(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["learner", "fit"], name="trace_unique")]
+
+    def __str__(self) -> str:
+        return f"trace of {self.learner_id} under fit {self.fit_id}"

@@ -14,8 +14,17 @@ from django.utils import timezone as django_timezone
 from curriculum.graph import PrerequisiteGraph
 from curriculum.models import Course, Item
 from curriculum.policies import get_policy
-from curriculum.policies.base import (Answer, Evidence, ItemSpec, PolicyConfig, ReviewDue, Seen, item_levels,
-                                      skill_evidence, skill_mastered)
+from curriculum.policies.base import (
+    Answer,
+    Evidence,
+    ItemSpec,
+    PolicyConfig,
+    ReviewDue,
+    Seen,
+    item_levels,
+    skill_evidence,
+    skill_mastered,
+)
 from curriculum.services import course_policy, graph_for_course
 from tracing.selectors import learner_history
 from tracing.services import CourseModel, course_model, learner_state
@@ -82,11 +91,21 @@ def learner_view(*, course: Course, learner: Learner, now: datetime | None = Non
     for pk, (_, last, _) in record.items():
         for skill in skills_of_pk.get(pk, ()):
             last_practice[skill] = max(last_practice.get(skill, 0.0), last)
-    return LearnerView(model=model, state=state, moment=moment, now_mastery=now_mastery, mastery=mastery,
-                       mastery_before=mastery_before, items=items, seen=seen, history=history,
-                       last_practice=last_practice,
-                       evidence=skill_evidence(items, seen, levels=model.memo("item_levels", lambda: item_levels(items))),
-                       graph=policy_graph(course=course, model=model), config=course_policy(course=course))
+    return LearnerView(
+        model=model,
+        state=state,
+        moment=moment,
+        now_mastery=now_mastery,
+        mastery=mastery,
+        mastery_before=mastery_before,
+        items=items,
+        seen=seen,
+        history=history,
+        last_practice=last_practice,
+        evidence=skill_evidence(items, seen, levels=model.memo("item_levels", lambda: item_levels(items))),
+        graph=policy_graph(course=course, model=model),
+        config=course_policy(course=course),
+    )
 
 
 FADE_PROBES = (1 / 24, 3 / 24, 6 / 24, 12 / 24, 1, 2, 3, 5, 7, 10, 14, 21, 30, 45, 60)
@@ -123,8 +142,14 @@ def learner_reviews(*, course: Course, view: LearnerView) -> list[ReviewDue]:
                 middle = (start + end) / 2
                 start, end = (start, middle) if below(middle)[position] else (middle, end)
             fade_at[skill] = end
-    return get_policy(config.kind).reviews(mastery_before=view.mastery_before, graph=view.graph, items=view.items,
-                                           config=config, last_practice=view.last_practice, fade_at=fade_at)
+    return get_policy(config.kind).reviews(
+        mastery_before=view.mastery_before,
+        graph=view.graph,
+        items=view.items,
+        config=config,
+        last_practice=view.last_practice,
+        fade_at=fade_at,
+    )
 
 
 def policy_items(*, model: CourseModel, course: Course) -> tuple[list[ItemSpec], list[str], np.ndarray]:
@@ -136,9 +161,10 @@ def policy_items(*, model: CourseModel, course: Course) -> tuple[list[ItemSpec],
 def _policy_items(model: CourseModel, course: Course) -> tuple[list[ItemSpec], list[str], np.ndarray]:
     vocabulary = model.vocabulary
     difficulty = dict(Item.objects.filter(course=course).values_list("id", "difficulty"))
-    items = [ItemSpec(item_id, tuple(vocabulary.skill_ids[column] for column in np.flatnonzero(row)),
-                      difficulty.get(pk))
-             for item_id, pk, row in zip(vocabulary.item_ids, vocabulary.item_pk, vocabulary.q_matrix)]
+    items = [
+        ItemSpec(item_id, tuple(vocabulary.skill_ids[column] for column in np.flatnonzero(row)), difficulty.get(pk))
+        for item_id, pk, row in zip(vocabulary.item_ids, vocabulary.item_pk, vocabulary.q_matrix)
+    ]
     known = [item for item in vocabulary.item_ids if item in model.item_index]
     return items, known, np.array([model.item_index[item] for item in known], dtype=np.int64)
 
@@ -149,9 +175,17 @@ def _items_by_pk(model: CourseModel, items: Sequence[ItemSpec]) -> tuple[dict[in
     return ({pk: item.id for pk, item in zip(pks, items)}, {pk: item.skills for pk, item in zip(pks, items)})
 
 
-def expected_gain(estimator: Any, state: Any, item_index: Mapping[str, int], skill_index: Mapping[str, int],
-                   items_of_skill: Mapping[str, Sequence[ItemSpec]], candidates: Mapping[str, str],
-                   p_correct: Mapping[str, float], now_mastery: np.ndarray, moment: float) -> dict[str, float]:
+def expected_gain(
+    estimator: Any,
+    state: Any,
+    item_index: Mapping[str, int],
+    skill_index: Mapping[str, int],
+    items_of_skill: Mapping[str, Sequence[ItemSpec]],
+    candidates: Mapping[str, str],
+    p_correct: Mapping[str, float],
+    now_mastery: np.ndarray,
+    moment: float,
+) -> dict[str, float]:
     """Per item of a candidate skill: E[mastery of its skills after answering it] - mastery now, the
     model's one-step look-ahead (``estimator.update_each`` after a right and after a wrong answer,
     weighted by P(correct)). ``now_mastery`` (skills,) is P(known) now in the model's skill order."""
@@ -205,8 +239,10 @@ def mastery_history(*, course: Course, learner: Learner, model: CourseModel | No
     for row in range(history.n_rows):
         index = model.item_index.get(history.item_ids[history.item[row]])
         if index is not None:
-            state = estimator.update(state, item=index, correct=float(history.correct[row]),
-                                     at=float(history.timestamp[row]))
+            state = estimator.update(
+                state, item=index, correct=float(history.correct[row]), at=float(history.timestamp[row])
+            )
         rows[row] = np.asarray(state.mastery, dtype=np.float64)
-    return MasteryHistory(at=np.asarray(history.timestamp[:history.n_rows], dtype=np.float64), mastery=rows,
-                          skills=skills)
+    return MasteryHistory(
+        at=np.asarray(history.timestamp[: history.n_rows], dtype=np.float64), mastery=rows, skills=skills
+    )

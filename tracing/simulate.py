@@ -91,8 +91,9 @@ class Simulation:
         return {(self.data.skill_ids[i], self.data.skill_ids[k]) for i, k in zip(sources, targets)}
 
 
-def random_prerequisite_graph(n_skills: int, *, max_parents: int = 2, root_share: float = 0.25,
-                              seed: int = 0) -> np.ndarray:
+def random_prerequisite_graph(
+    n_skills: int, *, max_parents: int = 2, root_share: float = 0.25, seed: int = 0
+) -> np.ndarray:
     """A random DAG (K, K) bool over skills in topological order 0..K-1.
 
     Skill 0 and about ``root_share`` of the others have no prerequisite; every other
@@ -140,13 +141,28 @@ def course_order(graph: np.ndarray, rng: np.random.Generator | None = None) -> n
     return np.asarray(order)
 
 
-def simulate_learners(graph: np.ndarray, *, n_learners: int = 200, n_answers: int = 120,
-                      learn: float = 0.3, forget: float = 0.05, trait_spread: float = 0.4,
-                      guess: float = 0.2, slip: float = 0.1, frontier_share: float = 0.6,
-                      review_share: float = 0.15, session_length: int = 10, answer_gap_seconds: float = 30.0,
-                      session_gap_days: float = 1.0, policy: str = "frontier", mastery_streak: int = 3,
-                      max_attempts: int = 6, explore_share: float = 0.1, cohorts: int = 1,
-                      seed: int = 0) -> Simulation:
+def simulate_learners(
+    graph: np.ndarray,
+    *,
+    n_learners: int = 200,
+    n_answers: int = 120,
+    learn: float = 0.3,
+    forget: float = 0.05,
+    trait_spread: float = 0.4,
+    guess: float = 0.2,
+    slip: float = 0.1,
+    frontier_share: float = 0.6,
+    review_share: float = 0.15,
+    session_length: int = 10,
+    answer_gap_seconds: float = 30.0,
+    session_gap_days: float = 1.0,
+    policy: str = "frontier",
+    mastery_streak: int = 3,
+    max_attempts: int = 6,
+    explore_share: float = 0.1,
+    cohorts: int = 1,
+    seed: int = 0,
+) -> Simulation:
     """Simulate ``n_learners`` learners answering ``n_answers`` items each over the DAG ``graph`` (K, K).
 
     Items are the skills themselves (item ``s<k>`` practises skill ``s<k>``). ``learn``
@@ -230,12 +246,22 @@ def simulate_learners(graph: np.ndarray, *, n_learners: int = 200, n_answers: in
         learner_ids=tuple(f"sim{learner}" for learner in range(n_learners)),
         has_time=True,
     )
-    return Simulation(data=data, graph=graph, learn=learn_rate, forget=forget_rate,
-                      known=np.asarray(known_rows, dtype=bool), orders=np.asarray(orders))
+    return Simulation(
+        data=data,
+        graph=graph,
+        learn=learn_rate,
+        forget=forget_rate,
+        known=np.asarray(known_rows, dtype=bool),
+        orders=np.asarray(orders),
+    )
 
 
 def edge_recovery(truth: set[tuple[str, str]], found: set[tuple[str, str]]) -> dict[str, float]:
     """Precision and recall of ``found`` edges against the ``truth`` (both (from, to) id pairs)."""
     hits = len(truth & found)
-    return {"precision": hits / len(found) if found else 0.0, "recall": hits / len(truth) if truth else 1.0,
-            "true_edges": len(truth), "found_edges": len(found)}
+    return {
+        "precision": hits / len(found) if found else 0.0,
+        "recall": hits / len(truth) if truth else 1.0,
+        "true_edges": len(truth),
+        "found_edges": len(found),
+    }

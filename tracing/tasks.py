@@ -32,13 +32,21 @@ def fit_queue(*, fit: Fit) -> None:
     try:
         # The Fit row carries the outcome: no result subscription, so a result store that is
         # down cannot wedge this process's Celery backend.
-        result = fit_run_task.apply_async(args=[fit.pk], retry=False, ignore_result=True, queue=fit_queue_name(fit),
-                                          soft_time_limit=fit.time_limit, time_limit=fit.time_limit + 60)
+        result = fit_run_task.apply_async(
+            args=[fit.pk],
+            retry=False,
+            ignore_result=True,
+            queue=fit_queue_name(fit),
+            soft_time_limit=fit.time_limit,
+            time_limit=fit.time_limit + 60,
+        )
     except Exception as error:
-        Fit.objects.filter(pk=fit.pk).update(status=Fit.FAILED, error=f"could not queue the fit: {error}",
-                                             finished_at=django_timezone.now())
-        raise Unavailable("the task queue is unavailable; the fit was not started, try again later",
-                          code="broker_unavailable") from error
+        Fit.objects.filter(pk=fit.pk).update(
+            status=Fit.FAILED, error=f"could not queue the fit: {error}", finished_at=django_timezone.now()
+        )
+        raise Unavailable(
+            "the task queue is unavailable; the fit was not started, try again later", code="broker_unavailable"
+        ) from error
     if result.id:
         Fit.objects.filter(pk=fit.pk, task_id="").update(task_id=result.id)
 

@@ -15,10 +15,10 @@ import numpy as np
 from django.conf import settings
 from django.db import transaction
 
+from core.errors import ServiceError
 from curriculum.models import Course
 from curriculum.policies import get_policy
 from curriculum.policies.base import Choice, catalog_build
-from core.errors import ServiceError
 from tracing.models import Fit
 from tracing.practice import LearnerView, expected_gain, learner_view, policy_items
 from tracing.selectors import stored_mastery
@@ -35,19 +35,30 @@ def answers_record(*, course: Course, rows: Sequence[Mapping[str, Any] | Row], l
     the LMS grade passback of the learners with new answers once it commits.
 
     ``results`` says what became of each row: a row whose client id was stored before, or appeared
-    earlier in this batch, is a duplicate pointing at the stored interaction. Learners with new answers get the mastery the update
-    produced; learners whose rows were all duplicates get their stored mastery, so a retried batch
-    answers as the first attempt did (``mastery`` names every learner of the batch).
+    earlier in this batch, is a duplicate pointing at the stored interaction. Learners with new answers
+    get the mastery the update produced; learners whose rows were all duplicates get their stored
+    mastery, so a retried batch answers as the first attempt did (``mastery`` names every learner of
+    the batch).
     """
     model = course_model(course)
 
     def online_update(result: RecordResult) -> None:
-        result.mastery = mastery_apply(course=course, interactions=result.created, model=model,
-                                       learner_names={pk: name for name, pk in result.learners.items()})
+        result.mastery = mastery_apply(
+            course=course,
+            interactions=result.created,
+            model=model,
+            learner_names={pk: name for name, pk in result.learners.items()},
+        )
         lti_grade_passback_enqueue(learner_ids={interaction.learner_id for interaction in result.created})
 
-    result = interaction_record(course=course, rows=rows, limit=limit, item_pks=model.item_pks,
-                                lock_learners=settings.TUTOR_LEARNER_LOCK, on_stored=online_update)
+    result = interaction_record(
+        course=course,
+        rows=rows,
+        limit=limit,
+        item_pks=model.item_pks,
+        lock_learners=settings.TUTOR_LEARNER_LOCK,
+        on_stored=online_update,
+    )
     _outcome(course, result)
     return result
 
@@ -59,8 +70,11 @@ def _outcome(course: Course, result: RecordResult) -> None:
     results: list[dict[str, Any]] = []
     for index, row in enumerate(result.rows):
         client_id, learner, item = row.client_id, row.learner, row.item
-        if (client_id is not None and next_duplicate < len(result.duplicates)
-                and result.duplicates[next_duplicate].client_id == client_id):
+        if (
+            client_id is not None
+            and next_duplicate < len(result.duplicates)
+            and result.duplicates[next_duplicate].client_id == client_id
+        ):
             status, number = "duplicate", result.duplicates[next_duplicate].pk
             next_duplicate += 1
         elif client_id is not None and client_id in stored_by_id:
@@ -69,22 +83,25 @@ def _outcome(course: Course, result: RecordResult) -> None:
             status, number = "created", next(created).pk
         if client_id is not None:
             stored_by_id.setdefault(client_id, number)
-        results.append({"index": index, "id": client_id, "status": status, "interaction": number,
-                        "learner": learner, "item": item})
+        results.append(
+            {"index": index, "id": client_id, "status": status, "interaction": number, "learner": learner, "item": item}
+        )
     missing = {entry["learner"] for entry in results} - set(result.mastery)
     if missing:
         result.mastery.update(stored_mastery(course=course, learners=missing))
     result.results = results
 
 
-def answers_import(*, course_slug: str, path: Path, format: str, course_name: str = "",
-                   on_rows: Callable[[int], Any] | None = None) -> dict[str, int]:
+def answers_import(
+    *, course_slug: str, path: Path, format: str, course_name: str = "", on_rows: Callable[[int], Any] | None = None
+) -> dict[str, int]:
     """Import one file of answers (``tutor.importing.file_import``: all or nothing), then, in the same
     transaction, refresh the mastery of every learner with new answers under the course's active model,
     and queue their LMS grade passback once it commits. Returns the import's summary."""
     with transaction.atomic():
-        summary, course, learner_pks = file_import(course_slug=course_slug, course_name=course_name, path=path,
-                                                   format=format, on_rows=on_rows)
+        summary, course, learner_pks = file_import(
+            course_slug=course_slug, course_name=course_name, path=path, format=format, on_rows=on_rows
+        )
         summary["mastery_updated"] = mastery_refresh(course=course, learner_pks=learner_pks)
         lti_grade_passback_enqueue(learner_ids=learner_pks)
     return summary
@@ -102,8 +119,14 @@ def fit_start(*, course: Course, kind: str, params: dict[str, Any] | None = None
     return fit
 
 
-def next_item_choose(*, course: Course, learner: Learner, now: datetime | None = None,
-                     goals: Sequence[str] | None = None, view: LearnerView | None = None) -> Choice:
+def next_item_choose(
+    *,
+    course: Course,
+    learner: Learner,
+    now: datetime | None = None,
+    goals: Sequence[str] | None = None,
+    view: LearnerView | None = None,
+) -> Choice:
     """The next item for ``learner`` (REST, the learner page, LTI launches): the course's policy over
     its graph, reading the course's active model.
 
@@ -119,8 +142,9 @@ def next_item_choose(*, course: Course, learner: Learner, now: datetime | None =
     view = view or learner_view(course=course, learner=learner, now=now)
     unknown = [goal for goal in goals or () if goal not in view.graph]
     if unknown:
-        raise ServiceError(f"goal {unknown[0]!r} is not a skill of course {course.slug!r}", code="unknown_skill",
-                           field="goal")
+        raise ServiceError(
+            f"goal {unknown[0]!r} is not a skill of course {course.slug!r}", code="unknown_skill", field="goal"
+        )
     model, estimator, state, moment = view.model, view.model.estimator, view.state, view.moment
     _, known, indices = policy_items(model=model, course=course)
     probabilities = estimator.predict_next(state, indices, at=moment) if len(indices) else np.zeros(0)
@@ -131,14 +155,40 @@ def next_item_choose(*, course: Course, learner: Learner, now: datetime | None =
     policy = get_policy(config.kind)
     # Per course model and goals: the policy's catalog is the same for every learner.
     catalog = model.memo(("catalog", config.goals), lambda: catalog_build(view.graph, view.items, config.goals))
-    candidates = policy.candidates(mastery=view.mastery, graph=view.graph, items=view.items, config=config,
-                                   mastery_before=view.mastery_before, history=view.history, seen=view.seen,
-                                   evidence=view.evidence, catalog=catalog)
-    gain = expected_gain(estimator, state, model.item_index, model.skill_index, catalog[1], candidates, p_correct,
-                         view.now_mastery, moment)
-    return policy.choose(mastery=view.mastery, graph=view.graph, items=view.items, config=config, p_correct=p_correct,
-                         gain=gain, mastery_before=view.mastery_before, history=view.history,
-                         last_practice=view.last_practice, now=moment, seen=view.seen, evidence=view.evidence,
-                         catalog=catalog)
-
-
+    candidates = policy.candidates(
+        mastery=view.mastery,
+        graph=view.graph,
+        items=view.items,
+        config=config,
+        mastery_before=view.mastery_before,
+        history=view.history,
+        seen=view.seen,
+        evidence=view.evidence,
+        catalog=catalog,
+    )
+    gain = expected_gain(
+        estimator,
+        state,
+        model.item_index,
+        model.skill_index,
+        catalog[1],
+        candidates,
+        p_correct,
+        view.now_mastery,
+        moment,
+    )
+    return policy.choose(
+        mastery=view.mastery,
+        graph=view.graph,
+        items=view.items,
+        config=config,
+        p_correct=p_correct,
+        gain=gain,
+        mastery_before=view.mastery_before,
+        history=view.history,
+        last_practice=view.last_practice,
+        now=moment,
+        seen=view.seen,
+        evidence=view.evidence,
+        catalog=catalog,
+    )

@@ -4,10 +4,10 @@ from django.contrib.admin.helpers import ActionForm
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 
-from tutor.enrolments import enrolment_delete, enrolment_set
 from core.errors import ServiceError
-from tutor.models import Enrolment, Erasure, Interaction, Learner
 from curriculum.models import Course
+from tutor.enrolments import enrolment_delete, enrolment_set
+from tutor.models import Enrolment, Erasure, Interaction, Learner
 
 
 @admin.register(Course)
@@ -46,9 +46,14 @@ class EnrolmentForm(forms.ModelForm):
         user = data.get("user") or getattr(self.instance, "user", None)
         if course is not None and learner is not None and learner.course_id != course.pk:
             self.add_error("learner", "This learner belongs to another course.")
-        elif learner is not None and user is not None and (
+        elif (
+            learner is not None
+            and user is not None
+            and (
                 learner.user_id not in (None, user.pk)
-                or Enrolment.objects.filter(learner=learner).exclude(user=user).exists()):
+                or Enrolment.objects.filter(learner=learner).exclude(user=user).exists()
+            )
+        ):
             self.add_error("learner", "This learner is tied to another account: end that enrolment first.")
         return data
 
@@ -69,8 +74,9 @@ class EnrolmentAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change) -> None:
         try:
-            enrolment, _ = enrolment_set(course=obj.course, user=obj.user, learner=obj.learner,
-                                         source=obj.source if change else Enrolment.STAFF)
+            enrolment, _ = enrolment_set(
+                course=obj.course, user=obj.user, learner=obj.learner, source=obj.source if change else Enrolment.STAFF
+            )
         except ServiceError as error:
             self.message_user(request, error.message, level=messages.ERROR)
             return
@@ -111,8 +117,9 @@ class TutorUserAdmin(UserAdmin):
             self.message_user(request, "Choose a course beside the action first.", level=messages.ERROR)
             return
         created = sum(enrolment_set(course=course, user=user, source=Enrolment.STAFF)[1] for user in queryset)
-        self.message_user(request, f"{created} user(s) enrolled in {course.slug} "
-                                   f"({queryset.count() - created} already were).")
+        self.message_user(
+            request, f"{created} user(s) enrolled in {course.slug} ({queryset.count() - created} already were)."
+        )
 
 
 @admin.register(Interaction)

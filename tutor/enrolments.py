@@ -17,8 +17,8 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 
 from core.errors import NotFound, ServiceError
-from tutor.models import Enrolment, Learner
 from curriculum.models import Course
+from tutor.models import Enrolment, Learner
 from tutor.services import learner_get_or_create
 
 WEB_LEARNER_PREFIX = "user:"
@@ -47,8 +47,9 @@ def course_for_user(*, user: Any, slug: str) -> Course:
 def _learner_new(*, course: Course, user: Any) -> Learner:
     external_id = f"{WEB_LEARNER_PREFIX}{user.pk}"
     while True:
-        learner, created = Learner.objects.get_or_create(course=course, external_id=external_id,
-                                                         defaults={"user": user})
+        learner, created = Learner.objects.get_or_create(
+            course=course, external_id=external_id, defaults={"user": user}
+        )
         if created or learner.user_id == user.pk:
             return learner
         # Taken by a learner of a file or an LMS: that one stays theirs.
@@ -65,8 +66,9 @@ def enrolment_learner(*, course: Course, user: Any) -> Learner:
     """
     with transaction.atomic():
         if course.open_to_all:
-            enrolment, _ = Enrolment.objects.get_or_create(course=course, user=user,
-                                                           defaults={"source": Enrolment.OPEN})
+            enrolment, _ = Enrolment.objects.get_or_create(
+                course=course, user=user, defaults={"source": Enrolment.OPEN}
+            )
         enrolment = Enrolment.objects.select_for_update().filter(course=course, user=user).first()
         if enrolment is None:
             raise NotFound(f"course {course.slug!r} not found", field="course")
@@ -74,15 +76,17 @@ def enrolment_learner(*, course: Course, user: Any) -> Learner:
             learner = Learner.objects.get(pk=enrolment.learner_id)
             learner.course = course
             return learner
-        learner = (Learner.objects.filter(course=course, user=user, enrolment__isnull=True).order_by("id").first()
-                   or _learner_new(course=course, user=user))
+        learner = Learner.objects.filter(course=course, user=user, enrolment__isnull=True).order_by(
+            "id"
+        ).first() or _learner_new(course=course, user=user)
         enrolment.learner = learner
         enrolment.save(update_fields=["learner"])
         return learner
 
 
-def enrolment_set(*, course: Course, user: Any, learner: Learner | None = None,
-                  source: str = Enrolment.STAFF) -> tuple[Enrolment, bool]:
+def enrolment_set(
+    *, course: Course, user: Any, learner: Learner | None = None, source: str = Enrolment.STAFF
+) -> tuple[Enrolment, bool]:
     """Enrol ``user`` in ``course``, as ``learner`` when given (an explicit tie: staff, the API, an LTI
     launch); returns (enrolment, created). A learner tied to another account is refused (409): untie it
     first. An existing enrolment keeps its source and takes the new learner."""
@@ -95,9 +99,12 @@ def enrolment_set(*, course: Course, user: Any, learner: Learner | None = None,
             if other or learner.user_id not in (None, user.pk):
                 raise EnrolmentConflict(
                     f"learner {learner.external_id!r} is tied to another account; remove that enrolment first",
-                    code="learner_taken", field="learner")
-        enrolment, created = Enrolment.objects.get_or_create(course=course, user=user,
-                                                             defaults={"source": source, "learner": learner})
+                    code="learner_taken",
+                    field="learner",
+                )
+        enrolment, created = Enrolment.objects.get_or_create(
+            course=course, user=user, defaults={"source": source, "learner": learner}
+        )
         if learner is not None:
             if not created and enrolment.learner_id != learner.pk:
                 enrolment = Enrolment.objects.select_for_update().get(pk=enrolment.pk)

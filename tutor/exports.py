@@ -37,12 +37,25 @@ CHUNK_BYTES = 64 * 1024
 LRS_BATCH = 500
 """Statements per POST to a learning record store (LRSs commonly cap a request's size)."""
 
-INTERACTION_COLUMNS = ("id", "learner", "item", "correct", "timestamp", "response_time", "client_id", "response",
-                       "stored_at")
+INTERACTION_COLUMNS = (
+    "id",
+    "learner",
+    "item",
+    "correct",
+    "timestamp",
+    "response_time",
+    "client_id",
+    "response",
+    "stored_at",
+)
 MASTERY_COLUMNS = ("learner", "skill", "probability", "updated_at", "fit")
 PARAMETER_COLUMNS = ("fit", "model", "parameter", "skill", "item", "value")
-EXPORTS = {"interactions.csv": "text/csv", "mastery.csv": "text/csv", "parameters.csv": "text/csv",
-           "statements.jsonl": "application/x-ndjson"}
+EXPORTS = {
+    "interactions.csv": "text/csv",
+    "mastery.csv": "text/csv",
+    "parameters.csv": "text/csv",
+    "statements.jsonl": "application/x-ndjson",
+}
 
 
 class LrsFailed(ServiceError):
@@ -84,30 +97,71 @@ def _when(value: datetime | None) -> str:
 
 def interactions_csv(*, course: Course) -> Iterator[str]:
     """Every answer of the course in the order stored, one CSV row each (INTERACTION_COLUMNS)."""
-    rows = (Interaction.objects.filter(course=course).order_by("pk").values_list(
-        "pk", "learner__external_id", "item__external_id", "correct", "timestamp", "response_time", "client_id",
-        "response", "created_at").iterator(chunk_size=CHUNK_ROWS))
-    return _chunked(_csv(INTERACTION_COLUMNS, (
-        (pk, learner, item, correct, _when(at), "" if seconds is None else seconds, client_id or "", response,
-         _when(stored)) for pk, learner, item, correct, at, seconds, client_id, response, stored in rows)))
+    rows = (
+        Interaction.objects.filter(course=course)
+        .order_by("pk")
+        .values_list(
+            "pk",
+            "learner__external_id",
+            "item__external_id",
+            "correct",
+            "timestamp",
+            "response_time",
+            "client_id",
+            "response",
+            "created_at",
+        )
+        .iterator(chunk_size=CHUNK_ROWS)
+    )
+    return _chunked(
+        _csv(
+            INTERACTION_COLUMNS,
+            (
+                (
+                    pk,
+                    learner,
+                    item,
+                    correct,
+                    _when(at),
+                    "" if seconds is None else seconds,
+                    client_id or "",
+                    response,
+                    _when(stored),
+                )
+                for pk, learner, item, correct, at, seconds, client_id, response, stored in rows
+            ),
+        )
+    )
 
 
 def mastery_csv(*, course: Course) -> Iterator[str]:
     """Every stored P(learner knows skill), by learner then skill (MASTERY_COLUMNS)."""
-    rows = (Mastery.objects.filter(learner__course=course).order_by("learner__external_id", "skill__external_id")
-            .values_list("learner__external_id", "skill__external_id", "probability", "updated_at", "fit_id")
-            .iterator(chunk_size=CHUNK_ROWS))
-    return _chunked(_csv(MASTERY_COLUMNS, (
-        (learner, skill, probability, _when(at), fit or "") for learner, skill, probability, at, fit in rows)))
+    rows = (
+        Mastery.objects.filter(learner__course=course)
+        .order_by("learner__external_id", "skill__external_id")
+        .values_list("learner__external_id", "skill__external_id", "probability", "updated_at", "fit_id")
+        .iterator(chunk_size=CHUNK_ROWS)
+    )
+    return _chunked(
+        _csv(
+            MASTERY_COLUMNS,
+            ((learner, skill, probability, _when(at), fit or "") for learner, skill, probability, at, fit in rows),
+        )
+    )
 
 
 def export_fit(*, course: Course, fit: int | None = None) -> Fit:
     """The fit whose parameters are exported: ``fit`` if given, else the active one."""
-    found = (Fit.objects.filter(course=course, pk=fit) if fit is not None
-             else Fit.objects.filter(course=course, active=True)).first()
+    found = (
+        Fit.objects.filter(course=course, pk=fit) if fit is not None else Fit.objects.filter(course=course, active=True)
+    ).first()
     if found is None:
-        raise NotFound(f"fit {fit} not found in course {course.slug!r}" if fit is not None
-                       else f"course {course.slug!r} has no active fit yet", field="fit")
+        raise NotFound(
+            f"fit {fit} not found in course {course.slug!r}"
+            if fit is not None
+            else f"course {course.slug!r} has no active fit yet",
+            field="fit",
+        )
     return found
 
 
@@ -115,6 +169,7 @@ def parameter_rows(params: Any, *, skills: set[str], items: set[str]) -> Iterato
     """(parameter, skill, item, value) for every number, text or flag in a fit's parameters, whatever the
     model's layout: a key that is a skill or item id of the course fills that column, the other keys
     (joined by dots) name the parameter. Pure."""
+
     def walk(value: Any, path: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], Any]]:
         if isinstance(value, Mapping):
             for key, inner in value.items():
@@ -122,8 +177,11 @@ def parameter_rows(params: Any, *, skills: set[str], items: set[str]) -> Iterato
         elif isinstance(value, (list, tuple)):
             for index, inner in enumerate(value):
                 yield from walk(inner, (*path, str(index)))
-        elif value is None or isinstance(value, (bool, str)) or (isinstance(value, (int, float))
-                                                                   and math.isfinite(value)):
+        elif (
+            value is None
+            or isinstance(value, (bool, str))
+            or (isinstance(value, (int, float)) and math.isfinite(value))
+        ):
             yield path, value
 
     for path, value in walk(params or {}, ()):
@@ -138,8 +196,12 @@ def parameters_csv(*, course: Course, fit: int | None = None) -> Iterator[str]:
     found = export_fit(course=course, fit=fit)
     skills = set(Skill.objects.filter(course=course).values_list("external_id", flat=True))
     items = set(Item.objects.filter(course=course).values_list("external_id", flat=True))
-    return _chunked(_csv(PARAMETER_COLUMNS, ((found.pk, found.kind, *row) for row in parameter_rows(
-        found.fitted_params, skills=skills, items=items))))
+    return _chunked(
+        _csv(
+            PARAMETER_COLUMNS,
+            ((found.pk, found.kind, *row) for row in parameter_rows(found.fitted_params, skills=skills, items=items)),
+        )
+    )
 
 
 def _base() -> str:
@@ -159,8 +221,18 @@ def _duration(seconds: float) -> str:
     return f"PT{text}S"
 
 
-def statement_of(*, course_slug: str, pk: int, learner: str, item: str, correct: float, timestamp: datetime,
-                 response_time: float | None, client_id: str | None, response: str) -> dict[str, Any]:
+def statement_of(
+    *,
+    course_slug: str,
+    pk: int,
+    learner: str,
+    item: str,
+    correct: float,
+    timestamp: datetime,
+    response_time: float | None,
+    client_id: str | None,
+    response: str,
+) -> dict[str, Any]:
     """One stored answer as an xAPI 'answered' statement. Its id is the answer's client id where that is
     a UUID (an answer that came in as a statement goes back out under its own id), else a UUID derived
     from the server, course and answer number, so exporting twice gives the same ids."""
@@ -181,24 +253,51 @@ def statement_of(*, course_slug: str, pk: int, learner: str, item: str, correct:
         "id": statement_id,
         "actor": {"objectType": "Agent", "account": {"homePage": _base(), "name": learner}},
         "verb": {"id": ANSWERED, "display": {"en-US": "answered"}},
-        "object": {"objectType": "Activity", "id": activity_iri(course_slug=course_slug, item=item),
-                   "definition": {"type": "http://adlnet.gov/expapi/activities/cmi.interaction"}},
+        "object": {
+            "objectType": "Activity",
+            "id": activity_iri(course_slug=course_slug, item=item),
+            "definition": {"type": "http://adlnet.gov/expapi/activities/cmi.interaction"},
+        },
         "result": result,
         "timestamp": timestamp.isoformat(),
-        "context": {"contextActivities": {"grouping": [{"id": f"{_base()}/courses/{quote(course_slug, safe='')}",
-                                                        "objectType": "Activity"}]}},
+        "context": {
+            "contextActivities": {
+                "grouping": [{"id": f"{_base()}/courses/{quote(course_slug, safe='')}", "objectType": "Activity"}]
+            }
+        },
         "version": XAPI_VERSION,
     }
 
 
 def statements(*, course: Course) -> Iterator[dict[str, Any]]:
     """Every answer of the course as an xAPI statement, in the order stored."""
-    rows = (Interaction.objects.filter(course=course).order_by("pk").values_list(
-        "pk", "learner__external_id", "item__external_id", "correct", "timestamp", "response_time", "client_id",
-        "response").iterator(chunk_size=CHUNK_ROWS))
+    rows = (
+        Interaction.objects.filter(course=course)
+        .order_by("pk")
+        .values_list(
+            "pk",
+            "learner__external_id",
+            "item__external_id",
+            "correct",
+            "timestamp",
+            "response_time",
+            "client_id",
+            "response",
+        )
+        .iterator(chunk_size=CHUNK_ROWS)
+    )
     for pk, learner, item, correct, timestamp, response_time, client_id, response in rows:
-        yield statement_of(course_slug=course.slug, pk=pk, learner=learner, item=item, correct=correct,
-                           timestamp=timestamp, response_time=response_time, client_id=client_id, response=response)
+        yield statement_of(
+            course_slug=course.slug,
+            pk=pk,
+            learner=learner,
+            item=item,
+            correct=correct,
+            timestamp=timestamp,
+            response_time=response_time,
+            client_id=client_id,
+            response=response,
+        )
 
 
 def statements_jsonl(*, course: Course) -> Iterator[str]:
@@ -240,8 +339,16 @@ def _batches(values: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield batch
 
 
-def statements_post(*, course: Course, endpoint: str, username: str = "", password: str = "",
-                    batch: int = LRS_BATCH, session: requests.Session | None = None, timeout: float = 30.0) -> int:
+def statements_post(
+    *,
+    course: Course,
+    endpoint: str,
+    username: str = "",
+    password: str = "",
+    batch: int = LRS_BATCH,
+    session: requests.Session | None = None,
+    timeout: float = 30.0,
+) -> int:
     """POST the course's statements to a learning record store's statements resource (``endpoint``, e.g.
     ``https://lrs.example/xapi/statements``) in batches, with HTTP basic credentials; returns how many
     were sent. A batch the LRS refuses stops the export with a ServiceError naming its status (the ids
@@ -254,10 +361,13 @@ def statements_post(*, course: Course, endpoint: str, username: str = "", passwo
         try:
             response = session.post(endpoint, data=json.dumps(chunk), headers=headers, auth=auth, timeout=timeout)
         except requests.RequestException as error:
-            raise LrsFailed(f"the LRS at {endpoint} could not be reached after {sent} statements: {error}",
-                            code="lrs_unreachable") from None
+            raise LrsFailed(
+                f"the LRS at {endpoint} could not be reached after {sent} statements: {error}", code="lrs_unreachable"
+            ) from None
         if response.status_code >= 300:
-            raise LrsFailed(f"the LRS at {endpoint} answered {response.status_code} after {sent} statements: "
-                            f"{response.text[:300]}", code="lrs_refused")
+            raise LrsFailed(
+                f"the LRS at {endpoint} answered {response.status_code} after {sent} statements: {response.text[:300]}",
+                code="lrs_refused",
+            )
         sent += len(chunk)
     return sent

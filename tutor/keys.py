@@ -12,9 +12,9 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone as django_timezone
 
 from core.errors import ServiceError
-from tutor.models import ApiKey, rate_validate
-from curriculum.models import Course
 from core.recheck import Recent
+from curriculum.models import Course
+from tutor.models import ApiKey, rate_validate
 
 KEY_MARK = "kt"
 LAST_USED_RESOLUTION = timedelta(minutes=1)

@@ -15,11 +15,15 @@ from curriculum.models import Course
 class Learner(models.Model):
     course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="learners")
     external_id = models.CharField(max_length=200)
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                             related_name="learners")
-    goal = models.CharField(max_length=200, blank=True, default="",
-                            help_text="The skill this learner chose to work towards on the learner page; empty: "
-                                      "the course's goals.")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="learners"
+    )
+    goal = models.CharField(
+        max_length=200,
+        blank=True,
+        default="",
+        help_text="The skill this learner chose to work towards on the learner page; empty: the course's goals.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -43,8 +47,14 @@ class Enrolment(models.Model):
 
     course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="enrolments")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="enrolments")
-    learner = models.OneToOneField(Learner, null=True, blank=True, on_delete=models.SET_NULL, related_name="enrolment",
-                                   help_text="The learner this account practises as; made on the first visit if empty.")
+    learner = models.OneToOneField(
+        Learner,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="enrolment",
+        help_text="The learner this account practises as; made on the first visit if empty.",
+    )
     source = models.CharField(max_length=8, choices=SOURCES, default=STAFF)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -62,20 +72,28 @@ class Interaction(models.Model):
     course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="interactions")
     learner = models.ForeignKey(Learner, on_delete=models.CASCADE, related_name="interactions")
     item = models.ForeignKey("curriculum.Item", on_delete=models.PROTECT, related_name="interactions")
-    correct = models.FloatField(validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
-                                help_text="1 = correct, 0 = wrong, or a score in [0, 1].")
+    correct = models.FloatField(
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="1 = correct, 0 = wrong, or a score in [0, 1].",
+    )
     timestamp = models.DateTimeField()
     response_time = models.FloatField(null=True, blank=True, help_text="Seconds taken to answer.")
-    client_id = models.CharField(max_length=200, null=True, blank=True,
-                                 help_text="The client's id for this answer; a retry with the same id stores nothing new.")
+    client_id = models.CharField(  # noqa: DJ001 - NULL, not "": the unique constraint lets many rows have none
+        max_length=200,
+        null=True,
+        blank=True,
+        help_text="The client's id for this answer; a retry with the same id stores nothing new.",
+    )
     response = models.TextField(blank=True, help_text="What the learner answered, where the page recorded it.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["course", "client_id"], name="interaction_client_id_unique_per_course"),
-            models.CheckConstraint(condition=models.Q(correct__gte=0.0) & models.Q(correct__lte=1.0),
-                                   name="interaction_correct_in_unit_interval"),
+            models.CheckConstraint(
+                condition=models.Q(correct__gte=0.0) & models.Q(correct__lte=1.0),
+                name="interaction_correct_in_unit_interval",
+            ),
         ]
         indexes = [
             models.Index(fields=["learner", "timestamp", "id"], name="interaction_learner_history"),
@@ -95,8 +113,10 @@ RATE = re.compile(r"([1-9][0-9]{0,8})/(s|sec|second|m|min|minute|h|hour|d|day)")
 def rate_validate(value: str) -> None:
     """Refuse anything but N/sec, N/min, N/hour or N/day with a whole N from 1 to 999,999,999."""
     if not RATE.fullmatch(value):
-        raise ValidationError(f"{value!r} is not a rate: write a whole number of requests per sec, min, hour or "
-                              "day, e.g. 6000/min", code="invalid_rate")
+        raise ValidationError(
+            f"{value!r} is not a rate: write a whole number of requests per sec, min, hour or day, e.g. 6000/min",
+            code="invalid_rate",
+        )
 
 
 class ApiKey(models.Model):
@@ -107,16 +127,26 @@ class ApiKey(models.Model):
     """
 
     name = models.CharField(max_length=200, help_text="Who uses the key, e.g. 'Moodle production'.")
-    course = models.ForeignKey(Course, null=True, blank=True, on_delete=models.CASCADE, related_name="api_keys",
-                               help_text="The one course this key reaches; empty for a global admin key.")
+    course = models.ForeignKey(
+        Course,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="api_keys",
+        help_text="The one course this key reaches; empty for a global admin key.",
+    )
     prefix = models.CharField(max_length=16, unique=True, editable=False)
     digest = models.CharField(max_length=64, editable=False, help_text="SHA-256 of the whole key, hex.")
     is_active = models.BooleanField(default=True, help_text="Untick to revoke the key.")
     rate = models.CharField(
-        max_length=24, blank=True, default="", validators=[rate_validate],
+        max_length=24,
+        blank=True,
+        default="",
+        validators=[rate_validate],
         help_text="Requests this key may make per period, e.g. 6000/min or 100/sec (sec, min, hour, day); "
-                  "empty: the server's TUTOR_API_RATE. One key usually serves a whole LMS: size it from its "
-                  "learners (README, REST API).")
+        "empty: the server's TUTOR_API_RATE. One key usually serves a whole LMS: size it from its "
+        "learners (README, REST API).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
 
@@ -140,15 +170,25 @@ class Erasure(models.Model):
     course = models.ForeignKey(Course, null=True, blank=True, on_delete=models.SET_NULL, related_name="erasures")
     course_slug = models.CharField(max_length=64, help_text="The course's id when the erasure ran.")
     learner_number = models.BigIntegerField(help_text="The erased learner's row number (no longer in use).")
-    learner_digest = models.CharField(max_length=64, db_index=True,
-                                      help_text="HMAC-SHA256 of the course and the learner's id, hex.")
-    erased_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                  related_name="+", help_text="The staff member who erased, if one did.")
-    actor = models.CharField(max_length=200, help_text="Who erased: a staff username, an API key's prefix and "
-                                                        "name, or the management command.")
+    learner_digest = models.CharField(
+        max_length=64, db_index=True, help_text="HMAC-SHA256 of the course and the learner's id, hex."
+    )
+    erased_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The staff member who erased, if one did.",
+    )
+    actor = models.CharField(
+        max_length=200,
+        help_text="Who erased: a staff username, an API key's prefix and name, or the management command.",
+    )
     via = models.CharField(max_length=16, choices=VIA)
-    account_deleted = models.BooleanField(default=False,
-                                          help_text="The learner's account went too (it belonged to no other course).")
+    account_deleted = models.BooleanField(
+        default=False, help_text="The learner's account went too (it belonged to no other course)."
+    )
     counts = models.JSONField(default=dict, help_text="Rows deleted per table (app_label.Model -> count).")
     erased_at = models.DateTimeField(auto_now_add=True)
 

@@ -37,8 +37,7 @@ ACCOUNT_FIELDS = ("username", "first_name", "last_name", "email", "is_active", "
 def learner_digest(*, course_slug: str, external_id: str) -> str:
     """The keyed hash an Erasure stores instead of the learner's id: whoever knows the id (and runs this
     server, whose secret keys it) can check that it was erased; the table alone does not tell whom."""
-    return salted_hmac("tutor.privacy.learner_digest", f"{course_slug}\n{external_id}",
-                       algorithm="sha256").hexdigest()
+    return salted_hmac("tutor.privacy.learner_digest", f"{course_slug}\n{external_id}", algorithm="sha256").hexdigest()
 
 
 def _actor(by: Any) -> tuple[Any, str]:
@@ -97,8 +96,11 @@ def _admin_log_forget(counts: Counter, objects: Iterable[tuple[type[models.Model
 def _sessions_end(counts: Counter, user_pks: set[int]) -> None:
     """Sessions carry the account's number only inside their encoded data, so each is read."""
     wanted = {str(pk) for pk in user_pks}
-    ended = [session.pk for session in Session.objects.iterator()
-             if str(session.get_decoded().get("_auth_user_id")) in wanted]
+    ended = [
+        session.pk
+        for session in Session.objects.iterator()
+        if str(session.get_decoded().get("_auth_user_id")) in wanted
+    ]
     _delete(counts, Session.objects.filter(pk__in=ended))
 
 
@@ -117,8 +119,9 @@ def _fits_mark(course: Course, first_answer: int | None) -> int:
     return marked
 
 
-def learner_erase(*, course: Course, external_id: str, by: Any = None, via: str = Erasure.COMMAND,
-                  confirm: str | None = None) -> Erasure:
+def learner_erase(
+    *, course: Course, external_id: str, by: Any = None, via: str = Erasure.COMMAND, confirm: str | None = None
+) -> Erasure:
     """Erase the course's learner ``external_id``: their answers, mastery, traces, LMS grade targets and
     enrolment, their account where it belongs to no other course (with its LTI identities, sessions and
     sign-in records), and the admin's history of these rows; mark the fits trained on their answers,
@@ -130,8 +133,11 @@ def learner_erase(*, course: Course, external_id: str, by: Any = None, via: str 
     staff user, the API key or a label for whoever asked.
     """
     if confirm != external_id:
-        raise ServiceError("to erase a learner, confirm with their id (the confirm field must equal the learner)",
-                           code="confirmation_required", field="confirm")
+        raise ServiceError(
+            "to erase a learner, confirm with their id (the confirm field must equal the learner)",
+            code="confirmation_required",
+            field="confirm",
+        )
     eraser, label = _actor(by)
     counts: Counter = Counter()
     with transaction.atomic():
@@ -139,8 +145,11 @@ def learner_erase(*, course: Course, external_id: str, by: Any = None, via: str 
         accounts = _accounts(learner)
         leaving = [user for user in accounts if _account_is_theirs_alone(user, course, learner)]
         first_answer = Interaction.objects.filter(learner=learner).aggregate(first=Min("id"))["first"]
-        enrolments = list(Enrolment.objects.filter(Q(learner=learner) | Q(course=course, user__in=accounts))
-                          .values_list("pk", flat=True))
+        enrolments = list(
+            Enrolment.objects.filter(Q(learner=learner) | Q(course=course, user__in=accounts)).values_list(
+                "pk", flat=True
+            )
+        )
         targets = list(LtiGradeTarget.objects.filter(learner=learner).values_list("pk", "registration_id", "user_sub"))
         unclaimed = Q(pk__in=[])  # LTI identities of the grade targets that no account holds
         for registration, sub in {(registration, sub) for _, registration, sub in targets}:
@@ -154,9 +163,16 @@ def learner_erase(*, course: Course, external_id: str, by: Any = None, via: str 
         _delete(counts, Enrolment.objects.filter(pk__in=enrolments))
         # Class rosters hold the learner's name and LMS id, linked or (not started yet) by id only.
         _delete(counts, _memberships(course, learner))
-        _admin_log_forget(counts, [(Learner, [learner.pk]), (Enrolment, enrolments),
-                                   (LtiGradeTarget, [pk for pk, _, _ in targets]), (LtiUser, lti_user_pks),
-                                   (get_user_model(), [user.pk for user in leaving])])
+        _admin_log_forget(
+            counts,
+            [
+                (Learner, [learner.pk]),
+                (Enrolment, enrolments),
+                (LtiGradeTarget, [pk for pk, _, _ in targets]),
+                (LtiUser, lti_user_pks),
+                (get_user_model(), [user.pk for user in leaving]),
+            ],
+        )
         _delete(counts, Learner.objects.filter(pk=learner.pk))
         _delete(counts, LtiUser.objects.filter(pk__in=lti_user_pks))
         if leaving:
@@ -174,8 +190,16 @@ def learner_erase(*, course: Course, external_id: str, by: Any = None, via: str 
         if rewritten:
             counts["tracing.Fit (artifact rewritten)"] = rewritten
         return Erasure.objects.create(
-            course=course, course_slug=course.slug, learner_number=learner.pk, learner_digest=digest,
-            erased_by=eraser, actor=label, via=via, account_deleted=bool(leaving), counts=dict(sorted(counts.items())))
+            course=course,
+            course_slug=course.slug,
+            learner_number=learner.pk,
+            learner_digest=digest,
+            erased_by=eraser,
+            actor=label,
+            via=via,
+            account_deleted=bool(leaving),
+            counts=dict(sorted(counts.items())),
+        )
 
 
 def learner_erase_preview(*, course: Course, external_id: str) -> dict[str, Any]:
@@ -184,12 +208,18 @@ def learner_erase_preview(*, course: Course, external_id: str) -> dict[str, Any]
     learner = Learner.objects.filter(course=course, external_id=external_id).first()
     if learner is None:
         raise NotFound(f"learner {external_id!r} not found in course {course.slug!r}", field="learner")
-    accounts = [{"username": user.get_username(), "deleted": _account_is_theirs_alone(user, course, learner)}
-                for user in _accounts(learner)]
-    return {"learner": learner.external_id, "interactions": Interaction.objects.filter(learner=learner).count(),
-            "mastery": Mastery.objects.filter(learner=learner).count(),
-            "traces": LearnerTrace.objects.filter(learner=learner).count(),
-            "grade_targets": LtiGradeTarget.objects.filter(learner=learner).count(), "accounts": accounts}
+    accounts = [
+        {"username": user.get_username(), "deleted": _account_is_theirs_alone(user, course, learner)}
+        for user in _accounts(learner)
+    ]
+    return {
+        "learner": learner.external_id,
+        "interactions": Interaction.objects.filter(learner=learner).count(),
+        "mastery": Mastery.objects.filter(learner=learner).count(),
+        "traces": LearnerTrace.objects.filter(learner=learner).count(),
+        "grade_targets": LtiGradeTarget.objects.filter(learner=learner).count(),
+        "accounts": accounts,
+    }
 
 
 def _when(value: Any) -> str | None:
@@ -205,53 +235,113 @@ def learner_export(*, course: Course, external_id: str) -> dict[str, Any]:
         raise NotFound(f"learner {external_id!r} not found in course {course.slug!r}", field="learner")
     accounts = _accounts(learner)
     interactions = [
-        {"id": pk, "item": item, "correct": correct, "timestamp": _when(timestamp), "response_time": response_time,
-         "client_id": client_id, "response": response, "stored_at": _when(created_at)}
-        for pk, item, correct, timestamp, response_time, client_id, response, created_at in
-        Interaction.objects.filter(learner=learner).order_by("timestamp", "id").values_list(
-            "pk", "item__external_id", "correct", "timestamp", "response_time", "client_id", "response", "created_at")]
-    mastery = [{"skill": skill, "probability": probability, "updated_at": _when(updated_at), "fit": fit}
-               for skill, probability, updated_at, fit in Mastery.objects.filter(learner=learner)
-               .order_by("skill__external_id").values_list("skill__external_id", "probability", "updated_at", "fit_id")]
-    traces = [{"fit": fit, "model": kind, "state": state, "updated_at": _when(updated_at)}
-              for fit, kind, state, updated_at in LearnerTrace.objects.filter(learner=learner).order_by("fit_id")
-              .values_list("fit_id", "fit__kind", "state", "updated_at")]
-    enrolments = [{"course": slug, "learner": learner_id, "source": source, "created_at": _when(created_at)}
-                  for slug, learner_id, source, created_at in Enrolment.objects.filter(
-                      Q(learner=learner) | Q(user__in=accounts)).order_by("course__slug").values_list(
-                      "course__slug", "learner__external_id", "source", "created_at")]
-    grade_targets = [{"platform": name, "user_sub": sub, "lineitem_url": lineitem, "lineitems_url": lineitems,
-                      "resource_link_id": link, "last_score": score, "last_sent_at": _when(sent)}
-                     for name, sub, lineitem, lineitems, link, score, sent in
-                     LtiGradeTarget.objects.filter(learner=learner).order_by("pk").values_list(
-                         "registration__name", "user_sub", "lineitem_url", "lineitems_url", "resource_link_id",
-                         "last_score", "last_sent_at")]
-    lti_users = [{"platform": name, "sub": sub, "name": full, "given_name": given, "family_name": family,
-                  "email": email, "picture_url": picture, "first_seen": _when(created)}
-                 for name, sub, full, given, family, email, picture, created in
-                 LtiUser.objects.filter(auth_user__in=accounts).order_by("pk").values_list(
-                     "registration__name", "sub", "name", "given_name", "family_name", "email", "picture_url",
-                     "datetime_created")]
+        {
+            "id": pk,
+            "item": item,
+            "correct": correct,
+            "timestamp": _when(timestamp),
+            "response_time": response_time,
+            "client_id": client_id,
+            "response": response,
+            "stored_at": _when(created_at),
+        }
+        for pk, item, correct, timestamp, response_time, client_id, response, created_at in Interaction.objects.filter(
+            learner=learner
+        )
+        .order_by("timestamp", "id")
+        .values_list(
+            "pk", "item__external_id", "correct", "timestamp", "response_time", "client_id", "response", "created_at"
+        )
+    ]
+    mastery = [
+        {"skill": skill, "probability": probability, "updated_at": _when(updated_at), "fit": fit}
+        for skill, probability, updated_at, fit in Mastery.objects.filter(learner=learner)
+        .order_by("skill__external_id")
+        .values_list("skill__external_id", "probability", "updated_at", "fit_id")
+    ]
+    traces = [
+        {"fit": fit, "model": kind, "state": state, "updated_at": _when(updated_at)}
+        for fit, kind, state, updated_at in LearnerTrace.objects.filter(learner=learner)
+        .order_by("fit_id")
+        .values_list("fit_id", "fit__kind", "state", "updated_at")
+    ]
+    enrolments = [
+        {"course": slug, "learner": learner_id, "source": source, "created_at": _when(created_at)}
+        for slug, learner_id, source, created_at in Enrolment.objects.filter(Q(learner=learner) | Q(user__in=accounts))
+        .order_by("course__slug")
+        .values_list("course__slug", "learner__external_id", "source", "created_at")
+    ]
+    grade_targets = [
+        {
+            "platform": name,
+            "user_sub": sub,
+            "lineitem_url": lineitem,
+            "lineitems_url": lineitems,
+            "resource_link_id": link,
+            "last_score": score,
+            "last_sent_at": _when(sent),
+        }
+        for name, sub, lineitem, lineitems, link, score, sent in LtiGradeTarget.objects.filter(learner=learner)
+        .order_by("pk")
+        .values_list(
+            "registration__name",
+            "user_sub",
+            "lineitem_url",
+            "lineitems_url",
+            "resource_link_id",
+            "last_score",
+            "last_sent_at",
+        )
+    ]
+    lti_users = [
+        {
+            "platform": name,
+            "sub": sub,
+            "name": full,
+            "given_name": given,
+            "family_name": family,
+            "email": email,
+            "picture_url": picture,
+            "first_seen": _when(created),
+        }
+        for name, sub, full, given, family, email, picture, created in LtiUser.objects.filter(auth_user__in=accounts)
+        .order_by("pk")
+        .values_list(
+            "registration__name", "sub", "name", "given_name", "family_name", "email", "picture_url", "datetime_created"
+        )
+    ]
     return {
         "course": course.slug,
         "learner": learner.external_id,
         "created_at": _when(learner.created_at),
         "goal": learner.goal,
-        "accounts": [{name: (_when(getattr(user, name)) if name in ("date_joined", "last_login")
-                             else getattr(user, name)) for name in ACCOUNT_FIELDS} for user in accounts],
+        "accounts": [
+            {
+                name: (_when(getattr(user, name)) if name in ("date_joined", "last_login") else getattr(user, name))
+                for name in ACCOUNT_FIELDS
+            }
+            for user in accounts
+        ],
         "enrolments": enrolments,
         "interactions": interactions,
         "mastery": mastery,
         "traces": traces,
-        "lti": {"users": lti_users, "grade_targets": grade_targets,
-                "classes": [{"class": name, "name": member_name, "lms_user_id": lms_id, "role": role, "status": status}
-                            for name, member_name, lms_id, role, status in _memberships(course, learner).order_by(
-                                "pk").values_list("course_class__name", "name", "lms_user_id", "role", "status")]},
+        "lti": {
+            "users": lti_users,
+            "grade_targets": grade_targets,
+            "classes": [
+                {"class": name, "name": member_name, "lms_user_id": lms_id, "role": role, "status": status}
+                for name, member_name, lms_id, role, status in _memberships(course, learner)
+                .order_by("pk")
+                .values_list("course_class__name", "name", "lms_user_id", "role", "status")
+            ],
+        },
         "exported_at": django_timezone.now().isoformat(),
     }
 
 
 def _memberships(course: Course, learner: Learner) -> QuerySet[ClassMember]:
     """The learner's places on the course's class rosters: linked to them, or listed by their id."""
-    return ClassMember.objects.filter(Q(learner=learner) | Q(course_class__course=course,
-                                                             external_id=learner.external_id))
+    return ClassMember.objects.filter(
+        Q(learner=learner) | Q(course_class__course=course, external_id=learner.external_id)
+    )

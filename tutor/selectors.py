@@ -10,9 +10,15 @@ from curriculum.models import Course
 from tutor.models import Interaction, Learner
 
 
-def interactions_query(*, course: Course, learner: str | None = None, skill: str | None = None,
-                       item: str | None = None, since: datetime | None = None,
-                       until: datetime | None = None) -> QuerySet[Interaction]:
+def interactions_query(
+    *,
+    course: Course,
+    learner: str | None = None,
+    skill: str | None = None,
+    item: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> QuerySet[Interaction]:
     """The course's interactions, oldest first; ``since`` inclusive, ``until`` exclusive."""
     rows = Interaction.objects.filter(course=course)
     if learner is not None:
@@ -25,9 +31,20 @@ def interactions_query(*, course: Course, learner: str | None = None, skill: str
         rows = rows.filter(timestamp__gte=since)
     if until is not None:
         rows = rows.filter(timestamp__lt=until)
-    return (rows.select_related("learner", "item").order_by("timestamp", "id")
-            .only("id", "client_id", "correct", "timestamp", "response_time", "created_at",
-                  "learner__external_id", "item__external_id"))
+    return (
+        rows.select_related("learner", "item")
+        .order_by("timestamp", "id")
+        .only(
+            "id",
+            "client_id",
+            "correct",
+            "timestamp",
+            "response_time",
+            "created_at",
+            "learner__external_id",
+            "item__external_id",
+        )
+    )
 
 
 def learners_query(*, course: Course) -> QuerySet[Learner]:

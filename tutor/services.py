@@ -10,12 +10,12 @@ from typing import Any, Literal, overload
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone as django_timezone
 
-from curriculum.models import Item, Course
 from core.errors import NotFound, ServiceError
 from core.sql import CHUNK
+from core.validation import clean_number, clean_text, clean_timestamp
+from curriculum.models import Course, Item
 from tutor.hot_queries import learner_pks, learner_row, learners_lock, stored_client_ids
 from tutor.models import Interaction, Learner
-from core.validation import clean_number, clean_text, clean_timestamp
 
 MAX_BATCH = 10_000
 SCAN_ABOVE = 4 * CHUNK  # more client ids than this: scan the course's ids once instead of IN (...) lookups
@@ -58,8 +58,11 @@ class RecordResult:
 
 
 def _learner_from_row(course: Course, external_id: str, row: tuple[int, int | None, datetime]) -> Learner:
-    learner = Learner.from_db(connection.alias, ["id", "course_id", "external_id", "user_id", "created_at"],
-                              [row[0], course.pk, external_id, row[1], row[2]])
+    learner = Learner.from_db(
+        connection.alias,
+        ["id", "course_id", "external_id", "user_id", "created_at"],
+        [row[0], course.pk, external_id, row[1], row[2]],
+    )
     learner.course = course  # the caller's object: no second query for learner.course
     return learner
 
@@ -78,14 +81,14 @@ def learner_get_or_new(*, course: Course, external_id: str) -> Learner:
     if row is not None:
         return _learner_from_row(course, external_id, row)
     if not 0 < len(external_id) <= 200 or external_id != external_id.strip():
-        raise ServiceError("learner must be 1 to 200 characters with no surrounding spaces",
-                           code="invalid_length", field="learner")
+        raise ServiceError(
+            "learner must be 1 to 200 characters with no surrounding spaces", code="invalid_length", field="learner"
+        )
     return Learner(course=course, external_id=external_id)
 
 
 def learner_get_or_create(*, course: Course, external_id: str, user: Any = None) -> Learner:
-    learner, created = Learner.objects.get_or_create(course=course, external_id=external_id,
-                                                     defaults={"user": user})
+    learner, created = Learner.objects.get_or_create(course=course, external_id=external_id, defaults={"user": user})
     if not created and user is not None and learner.user_id is None:
         learner.user = user
         learner.save(update_fields=["user"])
@@ -113,9 +116,15 @@ def _text(value: Any, name: str, index: int, *, required: bool = True, limit: in
     try:
         return clean_text(value, limit=limit)
     except ValueError as error:
-        code = "invalid_type" if not isinstance(value, str) else (
-            "invalid_length" if str(error).startswith(("must be at most", "must not be empty"))
-            else "invalid_character")
+        code = (
+            "invalid_type"
+            if not isinstance(value, str)
+            else (
+                "invalid_length"
+                if str(error).startswith(("must be at most", "must not be empty"))
+                else "invalid_character"
+            )
+        )
         raise _row_error(index, name, str(error), code) from None
 
 
@@ -133,21 +142,30 @@ def row_validate(raw: Mapping[str, Any], index: int = 0, *, now: datetime | None
         correct = clean_number(float(correct) if isinstance(correct, bool) else correct, low=0.0, high=1.0)
     except ValueError:
         shown = repr(correct) if isinstance(correct, (bool, float)) or correct is None else _kind_of(correct)
-        raise _row_error(index, "correct", f"must be 0, 1 or a score in [0, 1], got {shown}",
-                         "invalid_correct") from None
+        raise _row_error(
+            index, "correct", f"must be 0, 1 or a score in [0, 1], got {shown}", "invalid_correct"
+        ) from None
     response_time = raw.get("response_time")
     if response_time is not None:
         try:
             response_time = clean_number(response_time, low=0.0, high=MAX_RESPONSE_TIME)
         except ValueError:
-            raise _row_error(index, "response_time", f"must be a number of seconds in [0, {MAX_RESPONSE_TIME:g}]",
-                             "invalid_response_time") from None
+            raise _row_error(
+                index,
+                "response_time",
+                f"must be a number of seconds in [0, {MAX_RESPONSE_TIME:g}]",
+                "invalid_response_time",
+            ) from None
     response = raw.get("response") or ""
     try:
         response = clean_text(response, limit=MAX_RESPONSE_LENGTH, strip=False, allow_empty=True)
     except ValueError as error:
-        raise _row_error(index, "response", f"must be a string of at most {MAX_RESPONSE_LENGTH} characters "
-                                            f"({error})", "invalid_response") from None
+        raise _row_error(
+            index,
+            "response",
+            f"must be a string of at most {MAX_RESPONSE_LENGTH} characters ({error})",
+            "invalid_response",
+        ) from None
     raw_time = raw.get("timestamp")
     if raw_time is None:
         timestamp = now or django_timezone.now()
@@ -173,7 +191,7 @@ def _kind_of(value: Any) -> str:
 
 def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
     for start in range(0, len(values), CHUNK):
-        yield values[start:start + CHUNK]
+        yield values[start : start + CHUNK]
 
 
 def _learners_resolve(course: Course, names: set[str]) -> tuple[dict[str, int], int]:
@@ -181,8 +199,9 @@ def _learners_resolve(course: Course, names: set[str]) -> tuple[dict[str, int], 
     known = learner_pks(course_pk=course.pk, external_ids=ordered)
     missing = [name for name in ordered if name not in known]
     if missing:
-        Learner.objects.bulk_create([Learner(course=course, external_id=name) for name in missing],
-                                    batch_size=CHUNK, ignore_conflicts=True)
+        Learner.objects.bulk_create(
+            [Learner(course=course, external_id=name) for name in missing], batch_size=CHUNK, ignore_conflicts=True
+        )
         known.update(learner_pks(course_pk=course.pk, external_ids=missing))
     return known, len(missing)
 
@@ -195,13 +214,18 @@ def _items_resolve(course: Course, names: set[str], cached: Mapping[str, int] | 
     ordered = sorted(names)
     known: dict[str, int] = {}
     for chunk in _chunks(ordered):
-        known.update(Item.objects.filter(course=course, external_id__in=chunk).order_by()
-                     .values_list("external_id", "id"))
+        known.update(
+            Item.objects.filter(course=course, external_id__in=chunk).order_by().values_list("external_id", "id")
+        )
     missing = [name for name in ordered if name not in known]
     if missing:
         shown = ", ".join(repr(m) for m in missing[:10]) + (" ..." if len(missing) > 10 else "")
-        raise ServiceError(f"{len(missing)} unknown item(s) in course {course.slug!r}: {shown}",
-                           code="unknown_item", field="item", detail={"unknown_items": missing[:100]})
+        raise ServiceError(
+            f"{len(missing)} unknown item(s) in course {course.slug!r}: {shown}",
+            code="unknown_item",
+            field="item",
+            detail={"unknown_items": missing[:100]},
+        )
     return known
 
 
@@ -233,8 +257,12 @@ def interaction_record(
         if row.client_id is None:
             continue
         if row.client_id in seen and validated[seen[row.client_id]] != row:
-            raise ServiceError(f"row {index}: id {row.client_id!r} appears twice in the batch with different content",
-                               code="duplicate_id_in_batch", field="id", index=index)
+            raise ServiceError(
+                f"row {index}: id {row.client_id!r} appears twice in the batch with different content",
+                code="duplicate_id_in_batch",
+                field="id",
+                index=index,
+            )
         seen.setdefault(row.client_id, index)
     for attempt in range(2):
         try:
@@ -252,8 +280,9 @@ def interaction_record(
     raise AssertionError("unreachable")
 
 
-def _record(course: Course, rows: list[Row], item_pks: Mapping[str, int] | None, lock_learners: bool,
-            keep: bool) -> RecordResult:
+def _record(
+    course: Course, rows: list[Row], item_pks: Mapping[str, int] | None, lock_learners: bool, keep: bool
+) -> RecordResult:
     result = RecordResult()
     if not rows:
         return result
@@ -263,8 +292,14 @@ def _record(course: Course, rows: list[Row], item_pks: Mapping[str, int] | None,
     if len(client_ids) > SCAN_ABOVE:
         # A file-sized batch: one scan of the course's ids beats many IN (...) queries.
         wanted = set(client_ids)
-        existing.update(pair for pair in Interaction.objects.filter(course=course, client_id__isnull=False)
-                        .order_by().values_list("client_id", "id").iterator(chunk_size=20_000) if pair[0] in wanted)
+        existing.update(
+            pair
+            for pair in Interaction.objects.filter(course=course, client_id__isnull=False)
+            .order_by()
+            .values_list("client_id", "id")
+            .iterator(chunk_size=20_000)
+            if pair[0] in wanted
+        )
     else:
         existing.update(stored_client_ids(course_pk=course.pk, client_ids=client_ids))
     fresh: list[Row] = []
@@ -293,9 +328,16 @@ def _record(course: Course, rows: list[Row], item_pks: Mapping[str, int] | None,
         result.created_count = len(fresh)
     else:
         objects = [
-            Interaction(course=course, learner_id=result.learners[row.learner], item_id=items[row.item],
-                        correct=row.correct, timestamp=row.timestamp, response_time=row.response_time,
-                        client_id=row.client_id, response=row.response)
+            Interaction(
+                course=course,
+                learner_id=result.learners[row.learner],
+                item_id=items[row.item],
+                correct=row.correct,
+                timestamp=row.timestamp,
+                response_time=row.response_time,
+                client_id=row.client_id,
+                response=row.response,
+            )
             for row in fresh
         ]
         result.created = Interaction.objects.bulk_create(objects, batch_size=CHUNK)
@@ -305,22 +347,43 @@ def _record(course: Course, rows: list[Row], item_pks: Mapping[str, int] | None,
 
 def _copy_insert(course: Course, rows: list[Row], learners: dict[str, int], items: dict[str, int]) -> None:
     """PostgreSQL COPY straight from the rows: no model instances, several times faster than INSERT."""
-    columns = ("course_id", "learner_id", "item_id", "correct", "timestamp", "response_time", "client_id",
-               "response", "created_at")
+    columns = (
+        "course_id",
+        "learner_id",
+        "item_id",
+        "correct",
+        "timestamp",
+        "response_time",
+        "client_id",
+        "response",
+        "created_at",
+    )
     now = django_timezone.now()
     with connection.cursor() as cursor:
         raw = cursor.cursor  # the psycopg 3 cursor under Django's wrapper
         with raw.copy(f"COPY {Interaction._meta.db_table} ({', '.join(columns)}) FROM STDIN") as copy:
             for row in rows:
-                copy.write_row((course.pk, learners[row.learner], items[row.item], row.correct, row.timestamp,
-                                row.response_time, row.client_id, row.response, now))
+                copy.write_row(
+                    (
+                        course.pk,
+                        learners[row.learner],
+                        items[row.item],
+                        row.correct,
+                        row.timestamp,
+                        row.response_time,
+                        row.client_id,
+                        row.response,
+                        now,
+                    )
+                )
 
 
 ProgressBar = Callable[[int], None]
 
 
-def interactions_import(*, course: Course, rows: Iterable[Row], on_batch: ProgressBar | None = None,
-                        batch: int = 200_000) -> RecordResult:
+def interactions_import(
+    *, course: Course, rows: Iterable[Row], on_batch: ProgressBar | None = None, batch: int = 200_000
+) -> RecordResult:
     """Store many answers (a file) in one transaction: all or nothing, duplicates skipped.
 
     Mastery is not updated per row: ``tutor.actions.answers_import`` refreshes it for the learners

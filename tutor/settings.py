@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import re
 import tempfile
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import environ
-from kombu import Queue
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.dateparse import parse_duration
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -73,8 +73,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # (SQLite refuses the upgrade at once: waiting could deadlock), so transactions begin IMMEDIATE,
     # taking the write lock first and waiting up to `timeout` seconds for it (the busy timeout); WAL
     # lets reads (next item, pages) go on while one transaction writes.
-    DATABASES["default"].setdefault("OPTIONS", {}).update({
-        "timeout": 30, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL"})
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"timeout": 30, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL"}
+    )
     # Tests on a file too: an in-memory test database shares one cache between connections, whose
     # table locks fail at once ("database table is locked") instead of waiting, so a fit on the
     # background thread could not run beside a request as it does under `make run`.
@@ -112,15 +113,20 @@ through django-storages: every web process and worker on any machine reads the s
 if TUTOR_ARTIFACT_STORAGE == "filesystem":
     _artifacts: dict[str, Any] = {"BACKEND": "tracing.artifacts.ArtifactFileSystemStorage"}
 elif TUTOR_ARTIFACT_STORAGE == "s3":
-    _artifacts = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {
-        "bucket_name": env("TUTOR_ARTIFACT_BUCKET"),
-        "location": env("TUTOR_ARTIFACT_PREFIX", default="artifacts"),
-        "endpoint_url": env("TUTOR_ARTIFACT_S3_ENDPOINT", default=None),  # MinIO, Ceph, moto...
-        "region_name": env("TUTOR_ARTIFACT_S3_REGION", default=None),
-        "access_key": env("TUTOR_ARTIFACT_S3_ACCESS_KEY", default=None),  # None: boto3's usual chain
-        "secret_key": env("TUTOR_ARTIFACT_S3_SECRET_KEY", default=None),
-        "file_overwrite": False, "default_acl": None, "querystring_auth": True,
-    }}
+    _artifacts = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env("TUTOR_ARTIFACT_BUCKET"),
+            "location": env("TUTOR_ARTIFACT_PREFIX", default="artifacts"),
+            "endpoint_url": env("TUTOR_ARTIFACT_S3_ENDPOINT", default=None),  # MinIO, Ceph, moto...
+            "region_name": env("TUTOR_ARTIFACT_S3_REGION", default=None),
+            "access_key": env("TUTOR_ARTIFACT_S3_ACCESS_KEY", default=None),  # None: boto3's usual chain
+            "secret_key": env("TUTOR_ARTIFACT_S3_SECRET_KEY", default=None),
+            "file_overwrite": False,
+            "default_acl": None,
+            "querystring_auth": True,
+        },
+    }
 else:
     raise ImproperlyConfigured(f"TUTOR_ARTIFACT_STORAGE must be filesystem or s3, not {TUTOR_ARTIFACT_STORAGE!r}")
 TUTOR_ARTIFACT_CACHE = Path(env("TUTOR_ARTIFACT_CACHE", default=str(Path(tempfile.gettempdir()) / "tutor-artifacts")))
@@ -193,7 +199,7 @@ def _moment(name: str, default: str) -> datetime:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise ImproperlyConfigured(f"{name}={text!r}: give an ISO 8601 moment such as 1970-01-01T00:00:00Z") from None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 # Every answer's moment (REST, xAPI, web page, file import) must lie in [earliest, now + skew] once in UTC:
@@ -217,13 +223,15 @@ arrive at once lose each other's updates."""
 # so other DRF views keep DRF's defaults; errors everywhere share one JSON shape.
 REST_FRAMEWORK["EXCEPTION_HANDLER"] = "tutor.api.exceptions.api_exception_handler"
 
-SPECTACULAR_SETTINGS.update({
-    "SWAGGER_UI_DIST": "SIDECAR",
-    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-    "REDOC_DIST": "SIDECAR",
-    "COMPONENT_SPLIT_REQUEST": True,
-    "SCHEMA_PATH_PREFIX": r"/api/v1",
-})
+SPECTACULAR_SETTINGS.update(
+    {
+        "SWAGGER_UI_DIST": "SIDECAR",
+        "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+        "REDOC_DIST": "SIDECAR",
+        "COMPONENT_SPLIT_REQUEST": True,
+        "SCHEMA_PATH_PREFIX": r"/api/v1",
+    }
+)
 
 # pylti1p3 keeps OIDC state and nonces in the cache: with several web processes it must be shared
 # (CACHE_URL=redis://... or a database cache), or a launch may land on a process that never saw its login.
@@ -233,7 +241,9 @@ CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 TUTOR_XAPI_BASE_IRI = env("TUTOR_XAPI_BASE_IRI", default="http://localhost:8000")
 TUTOR_LTI_LAUNCH_REDIRECT = env("TUTOR_LTI_LAUNCH_REDIRECT", default="/learn/{course}/")
 """Where a successful LTI launch sends the learner; {course} is the course slug."""
-TUTOR_LTI_TEACHER_REDIRECT = env("TUTOR_LTI_TEACHER_REDIRECT", default="/dashboard/{course}/learners/?class={course_class}")
+TUTOR_LTI_TEACHER_REDIRECT = env(
+    "TUTOR_LTI_TEACHER_REDIRECT", default="/dashboard/{course}/learners/?class={course_class}"
+)
 """Where an instructor's (teaching assistant's, administrator's) launch sends them; {course_class} is the class id."""
 TUTOR_FLAG_NO_PROGRESS_ANSWERS = env.int("TUTOR_FLAG_NO_PROGRESS_ANSWERS", default=10)
 """The dashboard flags a learner whose mean mastery has not risen over their last this many answers."""
@@ -276,12 +286,12 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 # Fail fast when the broker is down: a fit request answers 503 in a second instead of hanging on
 # connection retries; recording and next-item never touch the broker.
 CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=2.0)
-CELERY_BROKER_TRANSPORT_OPTIONS.update({"socket_connect_timeout": 2.0, "socket_timeout": 10.0,
-                                        "max_retries": 1})
+CELERY_BROKER_TRANSPORT_OPTIONS.update({"socket_connect_timeout": 2.0, "socket_timeout": 10.0, "max_retries": 1})
 CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = 2.0
 CELERY_REDIS_SOCKET_TIMEOUT = 10.0
-CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"retry_policy": {"max_retries": 1, "interval_start": 0,
-                                                            "interval_step": 0.2, "interval_max": 0.5}}
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {
+    "retry_policy": {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+}
 if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
     # A database that stops answering fails a request in seconds rather than holding a worker.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 3)
@@ -302,7 +312,8 @@ fit, the full fit and the evaluation together); past it, it is stopped and marke
 # Redis hands an unacknowledged task to another worker after the visibility timeout: it must outlast
 # the longest fit, or a long fit would run twice.
 CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = max(
-    CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout", 0), TRACING_FIT_TIME_LIMIT_MAX + 400)
+    CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout", 0), TRACING_FIT_TIME_LIMIT_MAX + 400
+)
 
 # Queues by kind of work, so that machines can specialise: a plain `celery -A tutor worker` takes every
 # queue below (CPU fits, LMS grade passback, maintenance); a worker with a GPU adds `-Q fits-gpu`

@@ -21,7 +21,7 @@ def _freeze_long_lived() -> None:
 
     import tracing.estimators.bkt  # noqa: F401 - the default model; other kinds load with their first fit
 
-    get_resolver().url_patterns  # imports the views and, through them, the services
+    _ = get_resolver().url_patterns  # imports the views and, through them, the services
     gc.collect()
     gc.freeze()
 

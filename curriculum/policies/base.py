@@ -54,9 +54,14 @@ class Answer:
 
 
 POLICY_LIMITS: dict[str, tuple[float, float]] = {
-    "threshold": (0.0, 1.0), "band": (0.0, 1.0), "review_after_days": (0.0, 3650.0),
-    "struggle_window": (1, 1000), "struggle_errors": (1, 1000), "avoid_recent": (1, 1000),
-    "min_answers": (0, 1000), "retry_gap_minutes": (0.0, 525_600.0),
+    "threshold": (0.0, 1.0),
+    "band": (0.0, 1.0),
+    "review_after_days": (0.0, 3650.0),
+    "struggle_window": (1, 1000),
+    "struggle_errors": (1, 1000),
+    "avoid_recent": (1, 1000),
+    "min_answers": (0, 1000),
+    "retry_gap_minutes": (0.0, 525_600.0),
 }
 """Outer bounds of the numeric policy settings (``PolicyConfig`` checks how they relate)."""
 
@@ -212,18 +217,31 @@ class Choice:
     min_answers: int = 0
 
     def reason(self) -> dict[str, Any]:
-        reason: dict[str, Any] = {"skill": self.skill, "why": self.why, "p_correct": self.p_correct,
-                  "expected_gain": self.expected_gain, "mastery": self.mastery}
+        reason: dict[str, Any] = {
+            "skill": self.skill,
+            "why": self.why,
+            "p_correct": self.p_correct,
+            "expected_gain": self.expected_gain,
+            "mastery": self.mastery,
+        }
         if self.struggling is not None:
             reason["struggling"] = self.struggling
         if self.why == CONFIRM and self.evidence is not None:
-            reason["evidence"] = {"answers": self.evidence.answers, "needed": self.min_answers,
-                                  "harder": self.evidence.harder}
+            reason["evidence"] = {
+                "answers": self.evidence.answers,
+                "needed": self.min_answers,
+                "harder": self.evidence.harder,
+            }
         return reason
 
     def to_json(self) -> dict[str, Any]:
-        return {"item": self.item, "done": self.done, "reason": self.reason(),
-                "goals_mastered": self.goals_mastered, "goals_total": self.goals_total}
+        return {
+            "item": self.item,
+            "done": self.done,
+            "reason": self.reason(),
+            "goals_mastered": self.goals_mastered,
+            "goals_total": self.goals_total,
+        }
 
 
 def seen_from_history(history: Sequence[Answer]) -> dict[str, Seen]:
@@ -233,8 +251,9 @@ def seen_from_history(history: Sequence[Answer]) -> dict[str, Seen]:
     for position, answer in enumerate(history):
         before = seen.get(answer.item)
         at = float(answer.at) if answer.at is not None else float(position)
-        wrong = answer.at if answer.correct < 0.5 and answer.at is not None else (
-            before.last_wrong_at if before else None)
+        wrong = (
+            answer.at if answer.correct < 0.5 and answer.at is not None else (before.last_wrong_at if before else None)
+        )
         seen[answer.item] = Seen((before.answers if before else 0) + 1, at, wrong)
     return seen
 
@@ -258,8 +277,9 @@ def item_levels(items: Sequence[ItemSpec]) -> ItemLevels:
     return by_id, easiest, differ
 
 
-def skill_evidence(items: Sequence[ItemSpec], seen: Mapping[str, Seen], *,
-                   levels: ItemLevels | None = None) -> dict[str, Evidence]:
+def skill_evidence(
+    items: Sequence[ItemSpec], seen: Mapping[str, Seen], *, levels: ItemLevels | None = None
+) -> dict[str, Evidence]:
     """Per skill tested by ``items``: how many answers the learner gave on its items, and whether one
     of them was above the skill's easiest difficulty level (True where its levels do not differ).
     ``levels``: ``item_levels(items)`` where the caller keeps it."""
@@ -334,24 +354,51 @@ class Policy(abc.ABC):
     kind: ClassVar[str]
 
     @abc.abstractmethod
-    def candidates(self, *, mastery: Mapping[str, float], graph: PrerequisiteGraph, items: Sequence[ItemSpec],
-                   config: PolicyConfig, mastery_before: Mapping[str, float] | None = None,
-                   history: Sequence[Answer] = (), seen: Mapping[str, Seen] | None = None,
-                   evidence: Mapping[str, Evidence] | None = None, catalog: Catalog | None = None) -> dict[str, str]:
+    def candidates(
+        self,
+        *,
+        mastery: Mapping[str, float],
+        graph: PrerequisiteGraph,
+        items: Sequence[ItemSpec],
+        config: PolicyConfig,
+        mastery_before: Mapping[str, float] | None = None,
+        history: Sequence[Answer] = (),
+        seen: Mapping[str, Seen] | None = None,
+        evidence: Mapping[str, Evidence] | None = None,
+        catalog: Catalog | None = None,
+    ) -> dict[str, str]:
         """Skill id -> why (frontier, review, remediation, confirm) for the skills it may pick now."""
 
     @abc.abstractmethod
-    def choose(self, *, mastery: Mapping[str, float], graph: PrerequisiteGraph, items: Sequence[ItemSpec],
-               config: PolicyConfig, p_correct: Mapping[str, float] | None = None,
-               gain: Mapping[str, float] | None = None, mastery_before: Mapping[str, float] | None = None,
-               history: Sequence[Answer] = (), last_practice: Mapping[str, float] | None = None,
-               now: float | None = None, seen: Mapping[str, Seen] | None = None,
-               evidence: Mapping[str, Evidence] | None = None, catalog: Catalog | None = None) -> Choice:
+    def choose(
+        self,
+        *,
+        mastery: Mapping[str, float],
+        graph: PrerequisiteGraph,
+        items: Sequence[ItemSpec],
+        config: PolicyConfig,
+        p_correct: Mapping[str, float] | None = None,
+        gain: Mapping[str, float] | None = None,
+        mastery_before: Mapping[str, float] | None = None,
+        history: Sequence[Answer] = (),
+        last_practice: Mapping[str, float] | None = None,
+        now: float | None = None,
+        seen: Mapping[str, Seen] | None = None,
+        evidence: Mapping[str, Evidence] | None = None,
+        catalog: Catalog | None = None,
+    ) -> Choice:
         """The next item and why."""
 
     @abc.abstractmethod
-    def reviews(self, *, mastery_before: Mapping[str, float], graph: PrerequisiteGraph, items: Sequence[ItemSpec],
-                config: PolicyConfig, last_practice: Mapping[str, float] | None,
-                fade_at: Mapping[str, float | None]) -> list[ReviewDue]:
+    def reviews(
+        self,
+        *,
+        mastery_before: Mapping[str, float],
+        graph: PrerequisiteGraph,
+        items: Sequence[ItemSpec],
+        config: PolicyConfig,
+        last_practice: Mapping[str, float] | None,
+        fade_at: Mapping[str, float | None],
+    ) -> list[ReviewDue]:
         """The reviews it will bring, soonest first (``fade_at``: per skill, when the model's forgetting
         takes it below the threshold, None: not within the horizon looked at)."""

@@ -43,9 +43,26 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from curriculum.graph import PrerequisiteGraph
-from curriculum.policies.base import (CONFIRM, DONE, FRONTIER, REMEDIATION, REVIEW, Answer, Catalog, Choice,
-                                      Evidence, ItemSpec, Policy, PolicyConfig, ReviewDue, Seen, catalog_build,
-                                      seen_from_history, skill_evidence, skill_mastered)
+from curriculum.policies.base import (
+    CONFIRM,
+    DONE,
+    FRONTIER,
+    REMEDIATION,
+    REVIEW,
+    Answer,
+    Catalog,
+    Choice,
+    Evidence,
+    ItemSpec,
+    Policy,
+    PolicyConfig,
+    ReviewDue,
+    Seen,
+    catalog_build,
+    seen_from_history,
+    skill_evidence,
+    skill_mastered,
+)
 
 
 @dataclass
@@ -62,10 +79,18 @@ class _State:
     confirming: set[str] = field(default_factory=set)
 
 
-def _prepare(*, mastery: Mapping[str, float], graph: PrerequisiteGraph, items: Sequence[ItemSpec],
-             config: PolicyConfig, mastery_before: Mapping[str, float] | None,
-             history: Sequence[Answer] = (), seen: Mapping[str, Seen] | None = None,
-             evidence: Mapping[str, Evidence] | None = None, catalog: Catalog | None = None) -> _State:
+def _prepare(
+    *,
+    mastery: Mapping[str, float],
+    graph: PrerequisiteGraph,
+    items: Sequence[ItemSpec],
+    config: PolicyConfig,
+    mastery_before: Mapping[str, float] | None,
+    history: Sequence[Answer] = (),
+    seen: Mapping[str, Seen] | None = None,
+    evidence: Mapping[str, Evidence] | None = None,
+    catalog: Catalog | None = None,
+) -> _State:
     goals = tuple(config.goals) or graph.skills
     relevant, items_by_skill = catalog if catalog is not None else catalog_build(graph, items, tuple(config.goals))
     now = {skill: float(mastery.get(skill, 0.0)) for skill in relevant.skills}
@@ -75,20 +100,42 @@ def _prepare(*, mastery: Mapping[str, float], graph: PrerequisiteGraph, items: S
         level = {skill: max(value, float(mastery_before.get(skill, 0.0))) for skill, value in now.items()}
     seen = dict(seen) if seen is not None else seen_from_history(history)
     evidence = dict(evidence) if evidence is not None else skill_evidence(items, seen)
-    mastered = {skill for skill, value in level.items()
-                if skill in items_by_skill and skill_mastered(value, evidence.get(skill), config)}
-    confirming = {skill for skill, value in level.items()
-                  if skill in items_by_skill and value >= config.threshold and skill not in mastered}
+    mastered = {
+        skill
+        for skill, value in level.items()
+        if skill in items_by_skill and skill_mastered(value, evidence.get(skill), config)
+    }
+    confirming = {
+        skill
+        for skill, value in level.items()
+        if skill in items_by_skill and value >= config.threshold and skill not in mastered
+    }
     # A skill no item tests can never be practised; let it not block what depends on it.
     mastered |= {skill for skill in relevant.skills if skill not in items_by_skill}
-    return _State(graph=relevant, mastery=level, mastered=mastered, goals=goals, items_by_skill=items_by_skill,
-                  seen=seen, evidence=evidence, confirming=confirming)
+    return _State(
+        graph=relevant,
+        mastery=level,
+        mastered=mastered,
+        goals=goals,
+        items_by_skill=items_by_skill,
+        seen=seen,
+        evidence=evidence,
+        confirming=confirming,
+    )
 
 
-def candidate_skills(*, mastery: Mapping[str, float], graph: PrerequisiteGraph, items: Sequence[ItemSpec],
-                     config: PolicyConfig, mastery_before: Mapping[str, float] | None = None,
-                     history: Sequence[Answer] = (), seen: Mapping[str, Seen] | None = None,
-                     evidence: Mapping[str, Evidence] | None = None, catalog: Catalog | None = None) -> dict[str, str]:
+def candidate_skills(
+    *,
+    mastery: Mapping[str, float],
+    graph: PrerequisiteGraph,
+    items: Sequence[ItemSpec],
+    config: PolicyConfig,
+    mastery_before: Mapping[str, float] | None = None,
+    history: Sequence[Answer] = (),
+    seen: Mapping[str, Seen] | None = None,
+    evidence: Mapping[str, Evidence] | None = None,
+    catalog: Catalog | None = None,
+) -> dict[str, str]:
     """The skills the policy may pick next, each with its reason (frontier, review, remediation, confirm).
 
     Callers use it to limit costly look-ahead (expected gain) to the items of
@@ -99,27 +146,39 @@ def candidate_skills(*, mastery: Mapping[str, float], graph: PrerequisiteGraph, 
     ``skill_evidence(items, seen)`` where the caller has it already, ``catalog``
     ``catalog_build(graph, items, config.goals)`` where the caller keeps it.
     """
-    state = _prepare(mastery=mastery, graph=graph, items=items, config=config, mastery_before=mastery_before,
-                     history=history, seen=seen, evidence=evidence, catalog=catalog)
+    state = _prepare(
+        mastery=mastery,
+        graph=graph,
+        items=items,
+        config=config,
+        mastery_before=mastery_before,
+        history=history,
+        seen=seen,
+        evidence=evidence,
+        catalog=catalog,
+    )
     return _candidates(state, config=config, mastery_before=mastery_before, history=history)[0]
 
 
-def _candidates(state: _State, *, config: PolicyConfig, mastery_before: Mapping[str, float] | None,
-                history: Sequence[Answer]) -> tuple[dict[str, str], dict[str, str]]:
+def _candidates(
+    state: _State, *, config: PolicyConfig, mastery_before: Mapping[str, float] | None, history: Sequence[Answer]
+) -> tuple[dict[str, str], dict[str, str]]:
     """(skill -> why, remediation skill -> the struggling skill that prompted it)."""
     candidates: dict[str, str] = {}
     for skill in state.graph.frontier(state.mastered):
         if skill in state.confirming:
             candidates[skill] = CONFIRM
             continue
-        decayed = (config.review and mastery_before is not None
-                   and float(mastery_before.get(skill, 0.0)) >= config.threshold)
+        decayed = (
+            config.review and mastery_before is not None and float(mastery_before.get(skill, 0.0)) >= config.threshold
+        )
         candidates[skill] = REVIEW if decayed else FRONTIER
     prompted: dict[str, str] = {}
     if config.remediation and history:
         item_skills = {item.id: item.skills for items in state.items_by_skill.values() for item in items}
-        recent_skills = {skill for answer in history[-config.struggle_window:]
-                         for skill in item_skills.get(answer.item, ())}
+        recent_skills = {
+            skill for answer in history[-config.struggle_window :] for skill in item_skills.get(answer.item, ())
+        }
         for skill in [skill for skill, why in candidates.items() if why == FRONTIER]:
             ancestors = set(state.graph.ancestors(skill))
             errors = answered = 0
@@ -132,8 +191,9 @@ def _candidates(state: _State, *, config: PolicyConfig, mastery_before: Mapping[
                     errors += answer.correct < 0.5
             if errors < config.struggle_errors:
                 continue
-            weak = [ancestor for ancestor in ancestors
-                    if ancestor not in recent_skills and ancestor in state.items_by_skill]
+            weak = [
+                ancestor for ancestor in ancestors if ancestor not in recent_skills and ancestor in state.items_by_skill
+            ]
             if weak:
                 # The least-known prerequisite, nearest to the struggling skill on ties.
                 target = min(weak, key=lambda a: (state.mastery[a], -state.graph.rank(a)))
@@ -143,21 +203,30 @@ def _candidates(state: _State, *, config: PolicyConfig, mastery_before: Mapping[
     return candidates, prompted
 
 
-def _stale(state: _State, *, config: PolicyConfig, last_practice: Mapping[str, float] | None,
-           now: float | None) -> str | None:
+def _stale(
+    state: _State, *, config: PolicyConfig, last_practice: Mapping[str, float] | None, now: float | None
+) -> str | None:
     """The practised skill longest unpractised beyond ``review_after_days``, or None."""
     if config.review_after_days is None or not last_practice or now is None:
         return None
     limit = now - config.review_after_days * 86_400.0
-    stale = [(last_practice[skill], state.graph.rank(skill), skill) for skill in state.graph.skills
-             if skill in state.items_by_skill and last_practice.get(skill) is not None
-             and last_practice[skill] < limit]
+    stale = [
+        (last_practice[skill], state.graph.rank(skill), skill)
+        for skill in state.graph.skills
+        if skill in state.items_by_skill and last_practice.get(skill) is not None and last_practice[skill] < limit
+    ]
     return min(stale)[2] if stale else None
 
 
-def review_schedule(*, mastery_before: Mapping[str, float], graph: PrerequisiteGraph, items: Sequence[ItemSpec],
-                    config: PolicyConfig, last_practice: Mapping[str, float],
-                    fade_at: Mapping[str, float | None] | None = None) -> list[ReviewDue]:
+def review_schedule(
+    *,
+    mastery_before: Mapping[str, float],
+    graph: PrerequisiteGraph,
+    items: Sequence[ItemSpec],
+    config: PolicyConfig,
+    last_practice: Mapping[str, float],
+    fade_at: Mapping[str, float | None] | None = None,
+) -> list[ReviewDue]:
     """The reviews the policy schedules for one learner, soonest first: every goal-relevant skill that was
     mastered at its last practice (``mastery_before`` >= threshold), due at the earlier of when it fades
     (``fade_at``: per skill the first moment P(known) falls below the threshold, None if not within the
@@ -185,12 +254,22 @@ def _fallback_p(item: ItemSpec, mastery: Mapping[str, float]) -> float:
     return 0.2 + 0.7 * sum(known) / len(known)
 
 
-def next_item(*, mastery: Mapping[str, float], graph: PrerequisiteGraph, items: Sequence[ItemSpec],
-              config: PolicyConfig, p_correct: Mapping[str, float] | None = None,
-              gain: Mapping[str, float] | None = None, mastery_before: Mapping[str, float] | None = None,
-              history: Sequence[Answer] = (), last_practice: Mapping[str, float] | None = None,
-              now: float | None = None, seen: Mapping[str, Seen] | None = None,
-              evidence: Mapping[str, Evidence] | None = None, catalog: Catalog | None = None) -> Choice:
+def next_item(
+    *,
+    mastery: Mapping[str, float],
+    graph: PrerequisiteGraph,
+    items: Sequence[ItemSpec],
+    config: PolicyConfig,
+    p_correct: Mapping[str, float] | None = None,
+    gain: Mapping[str, float] | None = None,
+    mastery_before: Mapping[str, float] | None = None,
+    history: Sequence[Answer] = (),
+    last_practice: Mapping[str, float] | None = None,
+    now: float | None = None,
+    seen: Mapping[str, Seen] | None = None,
+    evidence: Mapping[str, Evidence] | None = None,
+    catalog: Catalog | None = None,
+) -> Choice:
     """Choose the next item for one learner.
 
     ``mastery``: P(known) per skill id now (after forgetting, where the model has it).
@@ -213,15 +292,26 @@ def next_item(*, mastery: Mapping[str, float], graph: PrerequisiteGraph, items: 
     Skills absent from ``mastery`` count as unknown (0); items absent from
     ``p_correct`` get P(correct) = 0.2 + 0.7 * mean mastery of their skills.
     """
-    state = _prepare(mastery=mastery, graph=graph, items=items, config=config, mastery_before=mastery_before,
-                     history=history, seen=seen, evidence=evidence, catalog=catalog)
-    goals_mastered = sum(skill_mastered(state.mastery.get(goal, 0.0), state.evidence.get(goal), config)
-                         for goal in state.goals)
+    state = _prepare(
+        mastery=mastery,
+        graph=graph,
+        items=items,
+        config=config,
+        mastery_before=mastery_before,
+        history=history,
+        seen=seen,
+        evidence=evidence,
+        catalog=catalog,
+    )
+    goals_mastered = sum(
+        skill_mastered(state.mastery.get(goal, 0.0), state.evidence.get(goal), config) for goal in state.goals
+    )
     if all(goal in state.mastered for goal in state.goals):
         stale = _stale(state, config=config, last_practice=last_practice, now=now)
         if not stale:
-            return Choice(item=None, skill=None, why=DONE, done=True, goals_mastered=goals_mastered,
-                          goals_total=len(state.goals))
+            return Choice(
+                item=None, skill=None, why=DONE, done=True, goals_mastered=goals_mastered, goals_total=len(state.goals)
+            )
         candidates: dict[str, str] = {stale: REVIEW}
         prompted: dict[str, str] = {}
     else:
@@ -246,12 +336,18 @@ def next_item(*, mastery: Mapping[str, float], graph: PrerequisiteGraph, items: 
                 if item.id == last:
                     continue
                 record = state.seen.get(item.id)
-                if (record is not None and record.last_wrong_at is not None and wait_until is not None
-                        and record.last_wrong_at > wait_until):
+                if (
+                    record is not None
+                    and record.last_wrong_at is not None
+                    and wait_until is not None
+                    and record.last_wrong_at > wait_until
+                ):
                     continue
                 # Skip items that also test a skill the learner is not ready for.
-                if any(other != skill and other in state.graph and other not in state.mastered
-                       and other not in candidates for other in item.skills):
+                if any(
+                    other != skill and other in state.graph and other not in state.mastered and other not in candidates
+                    for other in item.skills
+                ):
                     continue
                 if p_correct is not None and item.id in p_correct:
                     probability = float(p_correct[item.id])
@@ -265,8 +361,13 @@ def next_item(*, mastery: Mapping[str, float], graph: PrerequisiteGraph, items: 
                 # Within a skill: a harder item where the evidence needs one, then never seen, then seen
                 # longest ago (a repeat only once the pool is used up), then in (or nearest) the band,
                 # then the larger gain; the earliest listed item wins full ties, so choices are reproducible.
-                key = (harder or not want_harder, record is None, -record.last_at if record is not None else 0.0,
-                       -distance, round(expected, 12))
+                key = (
+                    harder or not want_harder,
+                    record is None,
+                    -record.last_at if record is not None else 0.0,
+                    -distance,
+                    round(expected, 12),
+                )
                 if chosen is None or key > chosen[0]:
                     chosen = (key, item, probability, expected)
             if chosen is None:
@@ -283,16 +384,30 @@ def next_item(*, mastery: Mapping[str, float], graph: PrerequisiteGraph, items: 
     if best is None and not all(goal in state.mastered for goal in state.goals):
         # Every question of the candidate skills is waiting out a wrong answer (or was just answered):
         # practise a mastered skill meanwhile rather than give an answer key back.
-        best = pick({skill: REVIEW for skill in state.graph.skills
-                     if skill in state.mastered and skill in state.items_by_skill and skill not in candidates})
+        best = pick(
+            {
+                skill: REVIEW
+                for skill in state.graph.skills
+                if skill in state.mastered and skill in state.items_by_skill and skill not in candidates
+            }
+        )
     if best is None:
         # No item fits but the one just answered; an item twice in a row teaches nothing new.
-        return Choice(item=None, skill=None, why=FRONTIER, goals_mastered=goals_mastered,
-                      goals_total=len(state.goals))
+        return Choice(item=None, skill=None, why=FRONTIER, goals_mastered=goals_mastered, goals_total=len(state.goals))
     _, item, skill, why, probability, expected = best
-    return Choice(item=item.id, skill=skill, why=why, p_correct=probability, expected_gain=expected,
-                  mastery=state.mastery[skill], struggling=prompted.get(skill), goals_mastered=goals_mastered,
-                  goals_total=len(state.goals), evidence=state.evidence.get(skill), min_answers=config.min_answers)
+    return Choice(
+        item=item.id,
+        skill=skill,
+        why=why,
+        p_correct=probability,
+        expected_gain=expected,
+        mastery=state.mastery[skill],
+        struggling=prompted.get(skill),
+        goals_mastered=goals_mastered,
+        goals_total=len(state.goals),
+        evidence=state.evidence.get(skill),
+        min_answers=config.min_answers,
+    )
 
 
 class FrontierPolicy(Policy):
@@ -300,26 +415,79 @@ class FrontierPolicy(Policy):
 
     kind = "frontier"
 
-    def candidates(self, *, mastery: Mapping[str, float], graph: PrerequisiteGraph, items: Sequence[ItemSpec],
-                   config: PolicyConfig, mastery_before: Mapping[str, float] | None = None,
-                   history: Sequence[Answer] = (), seen: Mapping[str, Seen] | None = None,
-                   evidence: Mapping[str, Evidence] | None = None, catalog: Catalog | None = None) -> dict[str, str]:
-        return candidate_skills(mastery=mastery, graph=graph, items=items, config=config,
-                                mastery_before=mastery_before, history=history, seen=seen, evidence=evidence,
-                                catalog=catalog)
+    def candidates(
+        self,
+        *,
+        mastery: Mapping[str, float],
+        graph: PrerequisiteGraph,
+        items: Sequence[ItemSpec],
+        config: PolicyConfig,
+        mastery_before: Mapping[str, float] | None = None,
+        history: Sequence[Answer] = (),
+        seen: Mapping[str, Seen] | None = None,
+        evidence: Mapping[str, Evidence] | None = None,
+        catalog: Catalog | None = None,
+    ) -> dict[str, str]:
+        return candidate_skills(
+            mastery=mastery,
+            graph=graph,
+            items=items,
+            config=config,
+            mastery_before=mastery_before,
+            history=history,
+            seen=seen,
+            evidence=evidence,
+            catalog=catalog,
+        )
 
-    def choose(self, *, mastery: Mapping[str, float], graph: PrerequisiteGraph, items: Sequence[ItemSpec],
-               config: PolicyConfig, p_correct: Mapping[str, float] | None = None,
-               gain: Mapping[str, float] | None = None, mastery_before: Mapping[str, float] | None = None,
-               history: Sequence[Answer] = (), last_practice: Mapping[str, float] | None = None,
-               now: float | None = None, seen: Mapping[str, Seen] | None = None,
-               evidence: Mapping[str, Evidence] | None = None, catalog: Catalog | None = None) -> Choice:
-        return next_item(mastery=mastery, graph=graph, items=items, config=config, p_correct=p_correct, gain=gain,
-                         mastery_before=mastery_before, history=history, last_practice=last_practice, now=now,
-                         seen=seen, evidence=evidence, catalog=catalog)
+    def choose(
+        self,
+        *,
+        mastery: Mapping[str, float],
+        graph: PrerequisiteGraph,
+        items: Sequence[ItemSpec],
+        config: PolicyConfig,
+        p_correct: Mapping[str, float] | None = None,
+        gain: Mapping[str, float] | None = None,
+        mastery_before: Mapping[str, float] | None = None,
+        history: Sequence[Answer] = (),
+        last_practice: Mapping[str, float] | None = None,
+        now: float | None = None,
+        seen: Mapping[str, Seen] | None = None,
+        evidence: Mapping[str, Evidence] | None = None,
+        catalog: Catalog | None = None,
+    ) -> Choice:
+        return next_item(
+            mastery=mastery,
+            graph=graph,
+            items=items,
+            config=config,
+            p_correct=p_correct,
+            gain=gain,
+            mastery_before=mastery_before,
+            history=history,
+            last_practice=last_practice,
+            now=now,
+            seen=seen,
+            evidence=evidence,
+            catalog=catalog,
+        )
 
-    def reviews(self, *, mastery_before: Mapping[str, float], graph: PrerequisiteGraph, items: Sequence[ItemSpec],
-                config: PolicyConfig, last_practice: Mapping[str, float] | None,
-                fade_at: Mapping[str, float | None]) -> list[ReviewDue]:
-        return review_schedule(mastery_before=mastery_before, graph=graph, items=items, config=config,
-                               last_practice=last_practice or {}, fade_at=fade_at)
+    def reviews(
+        self,
+        *,
+        mastery_before: Mapping[str, float],
+        graph: PrerequisiteGraph,
+        items: Sequence[ItemSpec],
+        config: PolicyConfig,
+        last_practice: Mapping[str, float] | None,
+        fade_at: Mapping[str, float | None],
+    ) -> list[ReviewDue]:
+        return review_schedule(
+            mastery_before=mastery_before,
+            graph=graph,
+            items=items,
+            config=config,
+            last_practice=last_practice or {},
+            fade_at=fade_at,
+        )

@@ -16,61 +16,95 @@ from curriculum.answers import (
 )
 
 
-@pytest.mark.parametrize(("expected", "response"), [
-    ("5/6", "5/6"),
-    ("5/6", " 5 / 6 "),
-    ("5/6", "\t5/ 6\n"),
-    ("5/6", "10/12"),
-    ("5/6", "5\u20446"),
-    ("1000", "1,000"),
-    ("1000", " 1000 "),
-    ("1234567", "1,234,567"),
-    ("87111", "87,111"),
-    ("0.5", ".5"),
-    ("0.5", "0.50"),
-    ("0.5", "1/2"),
-    ("2.3", "2.30"),
-    ("7", "7.0"),
-    ("7", "7."),
-    ("7", "+7"),
-    ("3/2", "1 1/2"),
-    ("3/2", "1.5"),
-    ("17/12", "1 5/12"),
-    ("1", "4/4"),
-    ("2 3/4", "11/4"),
-    (">", " > "),
-    ("yes", "YES"),
-])
+@pytest.mark.parametrize(
+    ("expected", "response"),
+    [
+        ("5/6", "5/6"),
+        ("5/6", " 5 / 6 "),
+        ("5/6", "\t5/ 6\n"),
+        ("5/6", "10/12"),
+        ("5/6", "5\u20446"),
+        ("1000", "1,000"),
+        ("1000", " 1000 "),
+        ("1234567", "1,234,567"),
+        ("87111", "87,111"),
+        ("0.5", ".5"),
+        ("0.5", "0.50"),
+        ("0.5", "1/2"),
+        ("2.3", "2.30"),
+        ("7", "7.0"),
+        ("7", "7."),
+        ("7", "+7"),
+        ("3/2", "1 1/2"),
+        ("3/2", "1.5"),
+        ("17/12", "1 5/12"),
+        ("1", "4/4"),
+        ("2 3/4", "11/4"),
+        (">", " > "),
+        ("yes", "YES"),
+    ],
+)
 def test_equivalent_forms_are_accepted(expected: str, response: str) -> None:
     assert assess_answer(expected, response).correct
 
 
-@pytest.mark.parametrize(("expected", "response"), [
-    ("5/6", "6/5"),
-    ("5/6", "5/7"),
-    ("5/6", "0.83"),
-    ("1000", "100"),
-    ("1000", "10,00"),
-    ("1000", "1,0000"),
-    ("0.5", "5"),
-    ("0.5", "0.05"),
-    ("3/2", "1 2/3"),
-    ("3/2", "-3/2"),
-    ("7", "-7"),
-    (">", "<"),
-    (">", "="),
-    ("yes", "no"),
-    ("12", "1 2"),
-])
+@pytest.mark.parametrize(
+    ("expected", "response"),
+    [
+        ("5/6", "6/5"),
+        ("5/6", "5/7"),
+        ("5/6", "0.83"),
+        ("1000", "100"),
+        ("1000", "10,00"),
+        ("1000", "1,0000"),
+        ("0.5", "5"),
+        ("0.5", "0.05"),
+        ("3/2", "1 2/3"),
+        ("3/2", "-3/2"),
+        ("7", "-7"),
+        (">", "<"),
+        (">", "="),
+        ("yes", "no"),
+        ("12", "1 2"),
+    ],
+)
 def test_wrong_answers_are_rejected(expected: str, response: str) -> None:
     assert not assess_answer(expected, response).correct
 
 
-@pytest.mark.parametrize("response", [
-    "", "   ", "abc", "5/", "/6", "5//6", "5/0", "1 5/0", "1 7/4", "nan", "inf", "-inf", "1e3", "0x10", "1_000",
-    "5/6/7", "..5", "1,00.5", "½", "2 + 3", "5 apples", "None", "\x00", "\u202e5/6", "9" * 31, "9" * 10_000,
-    "1" + "," * 5_000, "1/" + "2" * 200,
-])
+@pytest.mark.parametrize(
+    "response",
+    [
+        "",
+        "   ",
+        "abc",
+        "5/",
+        "/6",
+        "5//6",
+        "5/0",
+        "1 5/0",
+        "1 7/4",
+        "nan",
+        "inf",
+        "-inf",
+        "1e3",
+        "0x10",
+        "1_000",
+        "5/6/7",
+        "..5",
+        "1,00.5",
+        "½",
+        "2 + 3",
+        "5 apples",
+        "None",
+        "\x00",
+        "\u202e5/6",
+        "9" * 31,
+        "9" * 10_000,
+        "1" + "," * 5_000,
+        "1/" + "2" * 200,
+    ],
+)
 def test_garbage_is_rejected_without_raising(response: str) -> None:
     for expected in ("5/6", "7", "0.5", "2 3/4", ">"):
         result = assess_answer(expected, response)
@@ -136,7 +170,7 @@ def test_an_empty_answer_format_means_none() -> None:
 
 def test_unknown_answer_format_is_an_authoring_error() -> None:
     with pytest.raises(ValueError, match="answer_format"):
-        assess_answer("1/2", "1/2", answer_format="lowest").correct
+        assess_answer("1/2", "1/2", answer_format="lowest")
 
 
 def test_multiple_choice_compares_the_chosen_text() -> None:
@@ -180,7 +214,7 @@ def test_random_rationals_round_trip_through_every_written_form() -> None:
         forms = [f"{value.numerator * scale}/{value.denominator * scale}", f" {canonical} "]
         if remainder and whole:
             forms.append(f"{whole} {remainder}/{value.denominator}")
-        if 10 ** 6 % value.denominator == 0:
+        if 10**6 % value.denominator == 0:
             forms.append(f"{float(value):,.6f}")
         for form in forms:
             assert assess_answer(canonical, form).correct, (canonical, form)

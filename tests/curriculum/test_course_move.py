@@ -7,10 +7,18 @@ import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
-BEFORE = [("tutor", "0005_learner_goal"), ("curriculum", "0002_initial"), ("tracing", "0002_fit_time_limit"),
-          ("tutor_lti", "0001_initial")]
-AFTER = [("tutor", "0006_course_moved"), ("curriculum", "0003_course"), ("tracing", "0003_course_moved"),
-         ("tutor_lti", "0002_course_moved")]
+BEFORE = [
+    ("tutor", "0005_learner_goal"),
+    ("curriculum", "0002_initial"),
+    ("tracing", "0002_fit_time_limit"),
+    ("tutor_lti", "0001_initial"),
+]
+AFTER = [
+    ("tutor", "0006_course_moved"),
+    ("curriculum", "0003_course"),
+    ("tracing", "0003_course_moved"),
+    ("tutor_lti", "0002_course_moved"),
+]
 
 
 def _migrate(targets):
@@ -38,8 +46,9 @@ def test_courses_and_their_rows_survive_the_move():
     assert (moved.pk, moved.name, moved.open_to_all) == (course.pk, "Kept", True)
     assert new.get_model("tutor", "Learner").objects.get(pk=learner.pk).course_id == moved.pk
     assert moved.skills.count() == 1 and moved.fits.count() == 1 and moved.learners.count() == 1
-    labels = set(new.get_model("contenttypes", "ContentType").objects.filter(model="course")
-                 .values_list("app_label", flat=True))
+    labels = set(
+        new.get_model("contenttypes", "ContentType").objects.filter(model="course").values_list("app_label", flat=True)
+    )
     assert labels == {"curriculum"}
     with connection.cursor() as cursor:
         assert "tutor_course" in connection.introspection.table_names(cursor)

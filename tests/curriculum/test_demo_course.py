@@ -55,20 +55,23 @@ def test_committed_json_is_the_generator_output_byte_for_byte(generator) -> None
 
 def test_generator_cli_check_runs_without_django(tmp_path: Path) -> None:
     # Runs the script as its own __main__ and reports whether anything pulled Django in.
-    probe = "\n".join([
-        "import runpy, sys",
-        f"sys.argv = [{str(GENERATOR_PATH)!r}, '--check']",
-        "try:",
-        "    runpy.run_path(sys.argv[0], run_name='__main__')",
-        "except SystemExit as stop:",
-        "    code = stop.code",
-        "sys.exit(3 if 'django' in sys.modules else code)",
-    ])
+    probe = "\n".join(
+        [
+            "import runpy, sys",
+            f"sys.argv = [{str(GENERATOR_PATH)!r}, '--check']",
+            "try:",
+            "    runpy.run_path(sys.argv[0], run_name='__main__')",
+            "except SystemExit as stop:",
+            "    code = stop.code",
+            "sys.exit(3 if 'django' in sys.modules else code)",
+        ]
+    )
     assert subprocess.run([sys.executable, "-c", probe], cwd=tmp_path).returncode == 0
     stale = tmp_path / "stale.json"
     stale.write_text("{}\n", encoding="utf-8")
-    result = subprocess.run([sys.executable, str(GENERATOR_PATH), "--check", "--output", str(stale)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, str(GENERATOR_PATH), "--check", "--output", str(stale)], capture_output=True, text=True
+    )
     assert result.returncode == 1 and "stale" in result.stderr
 
 
@@ -146,7 +149,9 @@ def test_every_answer_passes_the_checker_and_near_misses_do_not(document: dict) 
         assert assess_answer(item["answer"], f"  {item['answer']} ", **options).correct, item["id"]
         if item["choices"] is not None:
             for choice in item["choices"]:
-                assert assess_answer(item["answer"], choice, **options).correct == (choice == item["answer"]), item["id"]
+                assert assess_answer(item["answer"], choice, **options).correct == (choice == item["answer"]), item[
+                    "id"
+                ]
         elif (number := parse_number(item["answer"])) is not None:
             assert not assess_answer(item["answer"], str(number.value + 1), **options).correct, item["id"]
             assert not assess_answer(item["answer"], str(number.value + Fraction(1, 7)), **options).correct, item["id"]
@@ -224,51 +229,89 @@ def derive(item: dict) -> tuple[str, str | None] | None:
     """(an answer computed from the body, the exact text it must be when it must match a choice); None if no rule."""
     body, choices = item["body"], item["choices"]
     rules = [
-        (rf"({NUMBER}) ([-+×÷]) ({NUMBER}) = \?",
-         lambda m: str(_operate(value(m[1]), m[2], value(m[3])))),
+        (rf"({NUMBER}) ([-+×÷]) ({NUMBER}) = \?", lambda m: str(_operate(value(m[1]), m[2], value(m[3])))),
         (r"Fill in the missing number: (\d+) × \? = (\d+)", lambda m: str(value(m[2]) / value(m[1]))),
         (r"Fill in the missing number: (\d+/\d+) = \?/(\d+)", lambda m: str(value(m[1]) * int(m[2]))),
         (r"Fill in the missing number: (\d+/\d+) = (\d+)/\?", lambda m: str(int(m[2]) / value(m[1]))),
-        (rf"Which symbol makes this true: ({NUMBER}) \? ({NUMBER}) \(answer <, > or =\)",
-         lambda m: "<" if value(m[1]) < value(m[2]) else ">" if value(m[1]) > value(m[2]) else "="),
+        (
+            rf"Which symbol makes this true: ({NUMBER}) \? ({NUMBER}) \(answer <, > or =\)",
+            lambda m: "<" if value(m[1]) < value(m[2]) else ">" if value(m[1]) > value(m[2]) else "=",
+        ),
         (r"What digit is in the ([a-z ]+) place of ([\d,.]+)\?", lambda m: str(_digit(m[2], m[1]))),
-        (r"What is the value of the digit (\d) in ([\d,]+)\?",
-         lambda m: str(int(m[1]) * 10 ** (len(m[2].replace(",", "")) - 1 - m[2].replace(",", "").index(m[1])))),
+        (
+            r"What is the value of the digit (\d) in ([\d,]+)\?",
+            lambda m: str(int(m[1]) * 10 ** (len(m[2].replace(",", "")) - 1 - m[2].replace(",", "").index(m[1]))),
+        ),
         (r"What is the greatest common factor of (\d+) and (\d+)\?", lambda m: str(math.gcd(int(m[1]), int(m[2])))),
         (r"What is the least common multiple of (\d+) and (\d+)\?", lambda m: str(math.lcm(int(m[1]), int(m[2])))),
-        (r"What is the least common denominator of \d+/(\d+) and \d+/(\d+)\?",
-         lambda m: str(math.lcm(int(m[1]), int(m[2])))),
-        (r"What is the smallest multiple of (\d+) that is greater than (\d+)\?",
-         lambda m: str((int(m[2]) // int(m[1]) + 1) * int(m[1]))),
+        (
+            r"What is the least common denominator of \d+/(\d+) and \d+/(\d+)\?",
+            lambda m: str(math.lcm(int(m[1]), int(m[2]))),
+        ),
+        (
+            r"What is the smallest multiple of (\d+) that is greater than (\d+)\?",
+            lambda m: str((int(m[2]) // int(m[1]) + 1) * int(m[1])),
+        ),
         (r"What is the remainder when (\d+) is divided by (\d+)\?", lambda m: str(int(m[1]) % int(m[2]))),
-        (r"How many factors does (\d+) have \(count 1 and \d+ too\)\?",
-         lambda m: str(sum(int(m[1]) % d == 0 for d in range(1, int(m[1]) + 1)))),
+        (
+            r"How many factors does (\d+) have \(count 1 and \d+ too\)\?",
+            lambda m: str(sum(int(m[1]) % d == 0 for d in range(1, int(m[1]) + 1))),
+        ),
         (r"What is (\d+/\d+) of (\d+)\?", lambda m: str(value(m[1]) * int(m[2]))),
         (r"Write (\d+/\d+) in simplest form\.", lambda m: str(value(m[1]))),
-        (r"Write ([\d. /]+) as (?:a mixed number|an improper fraction|a decimal|a fraction in simplest form)\.",
-         lambda m: str(value(m[1]))),
-        (r"What number has (.+)\?", lambda m: str(sum(
-            int(count) * 10 ** PLACES[{"one": "ones", "ten": "tens", "hundred": "hundreds", "thousand": "thousands",
-                                       "ten thousand": "ten thousands"}.get(place, place)]
-            for count, place in re.findall(r"(\d+) ([a-z ]+?)(?:,| and|$)", m[1])))),
-        (r"(\d+) pupils go on a trip in minibuses that seat (\d+) pupils each\..*",
-         lambda m: str(-(-int(m[1]) // int(m[2])))),
+        (
+            r"Write ([\d. /]+) as (?:a mixed number|an improper fraction|a decimal|a fraction in simplest form)\.",
+            lambda m: str(value(m[1])),
+        ),
+        (
+            r"What number has (.+)\?",
+            lambda m: str(
+                sum(
+                    int(count)
+                    * 10
+                    ** PLACES[
+                        {
+                            "one": "ones",
+                            "ten": "tens",
+                            "hundred": "hundreds",
+                            "thousand": "thousands",
+                            "ten thousand": "ten thousands",
+                        }.get(place, place)
+                    ]
+                    for count, place in re.findall(r"(\d+) ([a-z ]+?)(?:,| and|$)", m[1])
+                )
+            ),
+        ),
+        (
+            r"(\d+) pupils go on a trip in minibuses that seat (\d+) pupils each\..*",
+            lambda m: str(-(-int(m[1]) // int(m[2]))),
+        ),
         (r"(\d+) apples are shared equally among (\d+) baskets\..*", lambda m: str(int(m[1]) // int(m[2]))),
         (r"A crate holds (\d+) bottles\. How many bottles are in (\d+) crates\?", lambda m: str(int(m[1]) * int(m[2]))),
     ]
     choice_rules = [
-        (r"Which of these (?:numbers|fractions|decimals) is the (greatest|smallest)\?",
-         lambda m: (max if m[1] == "greatest" else min)(choices, key=value)),
-        (r"Which of these numbers is a factor of (\d+)\?",
-         lambda m: _single(choices, lambda c: int(m[1]) % int(c) == 0)),
-        (r"Which of these numbers is a multiple of (\d+)\?",
-         lambda m: _single(choices, lambda c: int(c) % int(m[1]) == 0)),
+        (
+            r"Which of these (?:numbers|fractions|decimals) is the (greatest|smallest)\?",
+            lambda m: (max if m[1] == "greatest" else min)(choices, key=value),
+        ),
+        (
+            r"Which of these numbers is a factor of (\d+)\?",
+            lambda m: _single(choices, lambda c: int(m[1]) % int(c) == 0),
+        ),
+        (
+            r"Which of these numbers is a multiple of (\d+)\?",
+            lambda m: _single(choices, lambda c: int(c) % int(m[1]) == 0),
+        ),
         (r"Which fraction is equivalent to (\d+/\d+)\?", lambda m: _single(choices, lambda c: value(c) == value(m[1]))),
-        (r"Which is (\d+/\d+) in simplest form\?", lambda m: _single(
-            choices, lambda c: value(c) == value(m[1]) and math.gcd(*map(int, c.split("/"))) == 1)),
+        (
+            r"Which is (\d+/\d+) in simplest form\?",
+            lambda m: _single(choices, lambda c: value(c) == value(m[1]) and math.gcd(*map(int, c.split("/"))) == 1),
+        ),
         (r"Which mixed number equals (\d+/\d+)\?", lambda m: _single(choices, lambda c: value(c) == value(m[1]))),
-        (r"Which number has the digit (\d) in the ([a-z ]+) place\?",
-         lambda m: _single(choices, lambda c: _digit(c, m[2]) == int(m[1]))),
+        (
+            r"Which number has the digit (\d) in the ([a-z ]+) place\?",
+            lambda m: _single(choices, lambda c: _digit(c, m[2]) == int(m[1])),
+        ),
     ]
     if choices is not None:
         for pattern, rule in choice_rules:
@@ -308,8 +351,11 @@ def test_format_marked_answers_are_written_in_that_form(document: dict) -> None:
         assert number is not None, item["id"]
         if answer_format == "simplest":
             assert "simplest form" in item["body"], item["id"]
-            assert not assess_answer(item["answer"], f"{number.value.numerator * 2}/{number.value.denominator * 2}",
-                                    answer_format=answer_format).correct, item["id"]
+            assert not assess_answer(
+                item["answer"],
+                f"{number.value.numerator * 2}/{number.value.denominator * 2}",
+                answer_format=answer_format,
+            ).correct, item["id"]
         if answer_format == "mixed":
             assert number.form == "mixed" and "mixed number" in item["body"], item["id"]
             assert not assess_answer(item["answer"], str(number.value), answer_format=answer_format).correct, item["id"]

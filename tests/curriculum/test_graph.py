@@ -10,8 +10,14 @@ from curriculum.graph import CycleError, Edge, GraphError, PrerequisiteGraph, fi
 
 # count -> add -> frac-equiv -> frac-add -> frac-mixed;  count -> mult -> frac-equiv
 SKILLS = ["frac-mixed", "frac-add", "frac-equiv", "mult", "add", "count", "geometry"]
-EDGES = [("count", "add"), ("count", "mult"), ("add", "frac-equiv"), ("mult", "frac-equiv"),
-         ("frac-equiv", "frac-add"), ("frac-add", "frac-mixed")]
+EDGES = [
+    ("count", "add"),
+    ("count", "mult"),
+    ("add", "frac-equiv"),
+    ("mult", "frac-equiv"),
+    ("frac-equiv", "frac-add"),
+    ("frac-add", "frac-mixed"),
+]
 
 
 @pytest.fixture
@@ -79,8 +85,7 @@ def test_acyclic_drops_the_learned_edge_that_closes_a_cycle():
 def test_large_random_dag_is_consistent():
     rng = random.Random(1)
     skills = [f"s{index}" for index in range(400)]
-    edges = {(skills[i], skills[j]) for _ in range(1500)
-             for i, j in [sorted(rng.sample(range(400), 2))]}
+    edges = {(skills[i], skills[j]) for _ in range(1500) for i, j in [sorted(rng.sample(range(400), 2))]}
     graph = PrerequisiteGraph(list(reversed(skills)), edges)
     position = {skill: index for index, skill in enumerate(graph.topological_order())}
     assert all(position[s] < position[t] for s, t in edges)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from curriculum.graph import PrerequisiteGraph
-from curriculum.policies.frontier import candidate_skills, next_item
 from curriculum.policies.base import Answer, ItemSpec, PolicyConfig
+from curriculum.policies.frontier import candidate_skills, next_item
 
 # a -> b -> c, a -> d
 GRAPH = PrerequisiteGraph(["a", "b", "c", "d"], [("a", "b"), ("b", "c"), ("a", "d")])
@@ -37,8 +37,13 @@ def test_reason_fields_match_the_state():
     assert choice.mastery == pytest.approx(0.4)
     assert choice.goals_mastered == 1
     reason = choice.to_json()["reason"]
-    assert reason == {"skill": "b", "why": "frontier", "p_correct": choice.p_correct,
-                      "expected_gain": choice.expected_gain, "mastery": choice.mastery}
+    assert reason == {
+        "skill": "b",
+        "why": "frontier",
+        "p_correct": choice.p_correct,
+        "expected_gain": choice.expected_gain,
+        "mastery": choice.mastery,
+    }
     # Never a skill whose prerequisites are not mastered, whatever its gain.
     choice = choose(mastery, p_correct=p_correct, gain=gain | {"c0": 5.0})
     assert choice.skill != "c"
@@ -59,8 +64,7 @@ def test_no_item_twice_in_a_row():
         assert not history or choice.item != history[-1].item
         history.append(Answer(choice.item, 0.0))
     # With one item only, nothing rather than a repeat.
-    single = next_item(mastery=mastery, graph=GRAPH, items=only[:1], config=CONFIG,
-                       history=[Answer("a0", 1.0)])
+    single = next_item(mastery=mastery, graph=GRAPH, items=only[:1], config=CONFIG, history=[Answer("a0", 1.0)])
     assert single.item is None and not single.done
 
 
@@ -122,8 +126,14 @@ def test_config_from_json_rejects_bad_settings():
     config = PolicyConfig.from_json({"threshold": 0.9, "band": [0.5, 0.8], "goals": ["c"], "review": False})
     assert config.threshold == 0.9 and config.band == (0.5, 0.8) and config.goals == ("c",)
     assert PolicyConfig.from_json(config.to_json()) == config
-    for bad in ({"thresold": 0.9}, {"threshold": 1.5}, {"band": [0.9, 0.1]}, {"review": "yes"},
-                {"goals": "c"}, {"struggle_window": 2.5}):
+    for bad in (
+        {"thresold": 0.9},
+        {"threshold": 1.5},
+        {"band": [0.9, 0.1]},
+        {"review": "yes"},
+        {"goals": "c"},
+        {"struggle_window": 2.5},
+    ):
         with pytest.raises(ValueError):
             PolicyConfig.from_json(bad)
 
@@ -137,8 +147,9 @@ def test_skills_unpractised_for_days_are_checked_before_done():
     assert not choice.done and choice.why == "review" and choice.skill == "a"
     last |= {"a": 5.5 * day, "d": 5.5 * day}
     assert choose(mastered, last_practice=last, now=5.6 * day).done
-    assert choose(mastered, last_practice={"a": 0.0}, now=9 * day,
-                  config=PolicyConfig(review_after_days=None, min_answers=0)).done
+    assert choose(
+        mastered, last_practice={"a": 0.0}, now=9 * day, config=PolicyConfig(review_after_days=None, min_answers=0)
+    ).done
 
 
 # Exposure control and the evidence behind mastery (issue 21).
@@ -149,21 +160,24 @@ POOL = [ItemSpec(f"s{n:02d}", ("s",), difficulty=1 + n % 3) for n in range(12)]
 ONE = PrerequisiteGraph(["s"], [])
 
 
-def _walk(answers: int, correct, *, config=PolicyConfig(), mastery=0.5, minutes=1.0):
+def _walk(answers: int, correct, *, config=None, mastery=0.5, minutes=1.0):
+    config = config or PolicyConfig()
     """Answer ``answers`` questions of one skill, one a minute; ``correct(n)`` says which were right."""
     history, seen, shown = [], {}, []
     for n in range(answers):
         now = n * 60.0 * minutes
-        choice = next_item(mastery={"s": mastery}, graph=ONE, items=POOL, config=config, history=history,
-                           seen=seen, now=now)
+        choice = next_item(
+            mastery={"s": mastery}, graph=ONE, items=POOL, config=config, history=history, seen=seen, now=now
+        )
         shown.append(choice.item)
         if choice.item is None:
             continue
         right = correct(n)
         history.append(Answer(choice.item, float(right), now))
         before = seen.get(choice.item)
-        seen[choice.item] = Seen((before.answers if before else 0) + 1, now,
-                                 now if not right else (before.last_wrong_at if before else None))
+        seen[choice.item] = Seen(
+            (before.answers if before else 0) + 1, now, now if not right else (before.last_wrong_at if before else None)
+        )
     return shown
 
 
@@ -189,8 +203,15 @@ def test_a_wrong_answer_waits_out_the_gap():
     # With no question left but that one and the last, nothing rather than a premature repeat.
     pool = POOL[:2]
     seen = {"s00": Seen(1, 0.0, 0.0), "s01": Seen(1, 60.0)}
-    choice = next_item(mastery={"s": 0.5}, graph=ONE, items=pool, config=config,
-                       history=[Answer("s00", 0.0, 0.0), Answer("s01", 1.0, 60.0)], seen=seen, now=120.0)
+    choice = next_item(
+        mastery={"s": 0.5},
+        graph=ONE,
+        items=pool,
+        config=config,
+        history=[Answer("s00", 0.0, 0.0), Answer("s01", 1.0, 60.0)],
+        seen=seen,
+        now=120.0,
+    )
     assert choice.item is None and not choice.done
 
 
@@ -198,8 +219,9 @@ def test_never_mastered_before_the_minimum_number_of_answers():
     config = PolicyConfig(min_answers=3)
     history, seen = [], {}
     for n in range(5):
-        choice = next_item(mastery={"s": 0.99}, graph=ONE, items=POOL, config=config, history=history, seen=seen,
-                           now=n * 600.0)
+        choice = next_item(
+            mastery={"s": 0.99}, graph=ONE, items=POOL, config=config, history=history, seen=seen, now=n * 600.0
+        )
         evidence = skill_evidence(POOL, seen)["s"]
         assert skill_mastered(0.99, evidence, config) == (evidence.answers >= 3 and evidence.harder)
         if n < 3:
@@ -232,7 +254,12 @@ def test_config_reads_the_new_settings():
     config = PolicyConfig.from_json({"min_answers": 5, "retry_gap_minutes": 2.5})
     assert config.min_answers == 5 and config.retry_gap_minutes == 2.5
     assert PolicyConfig.from_json(config.to_json()) == config
-    for bad in ({"min_answers": -1}, {"min_answers": 1.5}, {"retry_gap_minutes": -1}, {"retry_gap_minutes": True},
-                {"retry_gap_minutes": "soon"}):
+    for bad in (
+        {"min_answers": -1},
+        {"min_answers": 1.5},
+        {"retry_gap_minutes": -1},
+        {"retry_gap_minutes": True},
+        {"retry_gap_minutes": "soon"},
+    ):
         with pytest.raises(ValueError):
             PolicyConfig.from_json(bad)

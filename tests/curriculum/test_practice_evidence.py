@@ -3,19 +3,19 @@ waits out its gap, and a skill never shows mastered (page, API, policy) on fewer
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from curriculum.services import curriculum_import
-from tutor.actions import next_item_choose, answers_record
-from tracing.practice import learner_view
-from tests.tutor.api_support import client_for, key_for
-from tutor.models import Learner
 from curriculum.models import Course
+from curriculum.services import curriculum_import
+from tests.tutor.api_support import client_for, key_for
+from tracing.practice import learner_view
+from tutor.actions import answers_record, next_item_choose
+from tutor.models import Learner
 from tutor.web.practice import MASTERED, learner_progress
 
-START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 POOL = 12
 
 
@@ -23,10 +23,20 @@ def document(policy: dict | None = None) -> dict:
     # One skill with a dozen questions at three levels, and one that builds on it.
     return {
         "skills": [{"id": "mult", "name": "Multiplication facts"}, {"id": "div", "name": "Long division"}],
-        "items": [{"id": f"mult-{n:02d}", "skills": ["mult"], "body": f"{n} x 3", "answer": str(3 * n),
-                   "difficulty": 1 + n % 3} for n in range(POOL)]
-        + [{"id": f"div-{n}", "skills": ["div"], "body": f"{3 * n} / 3", "answer": str(n), "difficulty": 1 + n % 2}
-           for n in range(6)],
+        "items": [
+            {
+                "id": f"mult-{n:02d}",
+                "skills": ["mult"],
+                "body": f"{n} x 3",
+                "answer": str(3 * n),
+                "difficulty": 1 + n % 3,
+            }
+            for n in range(POOL)
+        ]
+        + [
+            {"id": f"div-{n}", "skills": ["div"], "body": f"{3 * n} / 3", "answer": str(n), "difficulty": 1 + n % 2}
+            for n in range(6)
+        ],
         "prerequisites": [{"from": "mult", "to": "div"}],
         **({"policy": policy} if policy else {}),
     }
@@ -39,8 +49,18 @@ def course_with(policy: dict | None = None) -> Course:
 
 
 def record(course: Course, learner: str, item: str, correct: float, at: datetime) -> None:
-    answers_record(course=course, rows=[{"id": f"{learner}-{at.timestamp()}", "learner": learner, "item": item,
-                                             "correct": correct, "timestamp": at.isoformat()}])
+    answers_record(
+        course=course,
+        rows=[
+            {
+                "id": f"{learner}-{at.timestamp()}",
+                "learner": learner,
+                "item": item,
+                "correct": correct,
+                "timestamp": at.isoformat(),
+            }
+        ],
+    )
 
 
 @pytest.mark.django_db
@@ -83,8 +103,11 @@ def test_a_skill_never_shows_mastered_on_fewer_answers_than_the_course_minimum()
     while True:
         view = learner_view(course=course, learner=learner, now=at)
         progress = {skill.id: skill for skill in learner_progress(course=course, learner=learner, now=at).skills}
-        rows = {row["skill"]: row for row in api.get(f"/api/v1/courses/facts/learners/bo/mastery").json()["mastery"]} \
-            if answers else {}
+        rows = (
+            {row["skill"]: row for row in api.get("/api/v1/courses/facts/learners/bo/mastery").json()["mastery"]}
+            if answers
+            else {}
+        )
         shown_mastered = progress["mult"].status == MASTERED
         assert shown_mastered == view.mastered("mult")
         if rows:
@@ -139,7 +162,9 @@ def test_the_review_list_is_what_the_policy_schedules():
     reviews = progress.reviews
     # Both skills mastered; each comes back a day after its last practice, mult (practised first) first.
     assert [(review.id, review.reason, review.due_now) for review in reviews] == [
-        ("mult", "recheck", False), ("div", "recheck", False)]
+        ("mult", "recheck", False),
+        ("div", "recheck", False),
+    ]
     assert reviews[0].due == START + timedelta(hours=4, days=1) and reviews[1].due == at + timedelta(days=1)
     # The policy agrees: done until the first review is due, then that review, then the next.
     before = next_item_choose(course=course, learner=learner, now=reviews[0].due - timedelta(minutes=1))
@@ -151,8 +176,7 @@ def test_the_review_list_is_what_the_policy_schedules():
     # Shown on the page, with when.
     from django.template.loader import render_to_string
 
-    html = render_to_string("web/_mastery_bars.html", {"progress": progress, "threshold_percent": 60,
-                                                       "compact": True})
+    html = render_to_string("web/_mastery_bars.html", {"progress": progress, "threshold_percent": 60, "compact": True})
     assert 'data-skill="mult"' in html and "in 17\xa0hours, 59\xa0minutes" in html
 
 
@@ -163,8 +187,8 @@ def test_fading_skills_are_due_when_the_model_says_they_fall_below_the_threshold
     import numpy as np
 
     from curriculum.graph import PrerequisiteGraph
-    from curriculum.policies.frontier import candidate_skills, next_item
     from curriculum.policies.base import ItemSpec, PolicyConfig
+    from curriculum.policies.frontier import candidate_skills, next_item
     from tracing.practice import LearnerView, learner_reviews
 
     graph = PrerequisiteGraph(["a", "b"], [])
@@ -180,9 +204,21 @@ def test_fading_skills_are_due_when_the_model_says_they_fall_below_the_threshold
 
     model = SimpleNamespace(estimator=Forgetting(), skill_index={"a": 0, "b": 1})
     config = PolicyConfig(min_answers=0, review_after_days=None)
-    view = LearnerView(model=model, state=None, moment=0.0, now_mastery=np.array([0.99, 0.99]),
-                       mastery={"a": 0.99, "b": 0.99}, mastery_before={"a": 0.99, "b": 0.99}, items=items, seen={},
-                       history=[], last_practice={"a": 0.0, "b": 0.0}, evidence={}, graph=graph, config=config)
+    view = LearnerView(
+        model=model,
+        state=None,
+        moment=0.0,
+        now_mastery=np.array([0.99, 0.99]),
+        mastery={"a": 0.99, "b": 0.99},
+        mastery_before={"a": 0.99, "b": 0.99},
+        items=items,
+        seen={},
+        history=[],
+        last_practice={"a": 0.0, "b": 0.0},
+        evidence={},
+        graph=graph,
+        config=config,
+    )
     reviews = learner_reviews(course=None, view=view)
     assert [review.skill for review in reviews] == ["a", "b"] and {r.reason for r in reviews} == {"fade"}
     for review, rate in zip(reviews, Forgetting.rates):
@@ -191,9 +227,16 @@ def test_fading_skills_are_due_when_the_model_says_they_fall_below_the_threshold
         # The policy takes it up as a review from then on, and not before.
         for moment, expect in ((review.due_at - 120, False), (review.due_at + 1, True)):
             now = dict(zip("ab", Forgetting().mastery_at(None, moment)))
-            candidates = candidate_skills(mastery=now, graph=graph, items=items, config=config,
-                                          mastery_before={"a": 0.99, "b": 0.99})
+            candidates = candidate_skills(
+                mastery=now, graph=graph, items=items, config=config, mastery_before={"a": 0.99, "b": 0.99}
+            )
             assert (candidates.get(review.skill) == "review") == expect
-    first = next_item(mastery=dict(zip("ab", Forgetting().mastery_at(None, reviews[0].due_at + 1))), graph=graph,
-                      items=items, config=config, mastery_before={"a": 0.99, "b": 0.99}, now=reviews[0].due_at + 1)
+    first = next_item(
+        mastery=dict(zip("ab", Forgetting().mastery_at(None, reviews[0].due_at + 1))),
+        graph=graph,
+        items=items,
+        config=config,
+        mastery_before={"a": 0.99, "b": 0.99},
+        now=reviews[0].due_at + 1,
+    )
     assert (first.skill, first.why) == ("a", "review")

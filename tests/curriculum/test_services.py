@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 
-from curriculum.models import Item, Prerequisite, Skill, Course
+from curriculum.models import Course, Item, Prerequisite, Skill
 from curriculum.services import CurriculumError, curriculum_import, graph_for_course, learned_edges_store
 from tutor.actions import next_item_choose
 from tutor.models import Learner
@@ -25,13 +25,28 @@ DOCUMENT = {
     ],
     "items": [
         {"id": f"{skill}-{n}", "skills": [skill], "body": f"{skill} question {n}", "answer": str(n)}
-        for skill in ("count", "add", "frac-equiv", "frac-add") for n in range(3)
-    ] + [{"id": "mix", "skills": ["add", "count"], "body": "2+3", "answer": "5", "choices": ["4", "5"],
-          "answer_format": "", "explanation": "count on", "difficulty": 2}],
-    "prerequisites": [{"from": "count", "to": "add"}, {"from": "add", "to": "frac-equiv"},
-                      {"from": "frac-equiv", "to": "frac-add"}],
+        for skill in ("count", "add", "frac-equiv", "frac-add")
+        for n in range(3)
+    ]
+    + [
+        {
+            "id": "mix",
+            "skills": ["add", "count"],
+            "body": "2+3",
+            "answer": "5",
+            "choices": ["4", "5"],
+            "answer_format": "",
+            "explanation": "count on",
+            "difficulty": 2,
+        }
+    ],
+    "prerequisites": [
+        {"from": "count", "to": "add"},
+        {"from": "add", "to": "frac-equiv"},
+        {"from": "frac-equiv", "to": "frac-add"},
+    ],
 }
-START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -40,8 +55,12 @@ def course(db) -> Course:
 
 
 def counts(course):
-    return (Skill.objects.filter(course=course).count(), Item.objects.filter(course=course).count(),
-            Prerequisite.objects.filter(course=course).count(), Item.skills.through.objects.count())
+    return (
+        Skill.objects.filter(course=course).count(),
+        Item.objects.filter(course=course).count(),
+        Prerequisite.objects.filter(course=course).count(),
+        Item.skills.through.objects.count(),
+    )
 
 
 @pytest.mark.django_db
@@ -73,18 +92,23 @@ def test_import_creates_everything_and_is_idempotent(course):
     assert counts(course)[:3] == (4, 13, 3)
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda d: d["prerequisites"].append({"from": "frac-add", "to": "count"}),
-     "cycle: count -> add -> frac-equiv -> frac-add -> count"),
-    (lambda d: d["items"].append({"id": "x", "skills": ["nope"]}), "unknown skill(s) nope"),
-    (lambda d: d["items"].append(dict(d["items"][0])), "duplicate item id(s): count-0"),
-    (lambda d: d["skills"].append({"id": "add"}), "duplicate skill id(s): add"),
-    (lambda d: d["items"][-1].update(difficulty="hard"), "difficulty must be null or a non-negative integer"),
-    (lambda d: d["items"][-1].update(skills="add"), "skills must be a non-empty list"),
-    (lambda d: d["prerequisites"].append({"from": "add", "to": "zzz"}), "unknown skill 'zzz'"),
-    (lambda d: d.update(prerequisite=[]), "unknown top-level key(s) prerequisite"),
-    (lambda d: d["skills"][1].update(name=["x"]), "skills[1].name must be a string"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (
+            lambda d: d["prerequisites"].append({"from": "frac-add", "to": "count"}),
+            "cycle: count -> add -> frac-equiv -> frac-add -> count",
+        ),
+        (lambda d: d["items"].append({"id": "x", "skills": ["nope"]}), "unknown skill(s) nope"),
+        (lambda d: d["items"].append(dict(d["items"][0])), "duplicate item id(s): count-0"),
+        (lambda d: d["skills"].append({"id": "add"}), "duplicate skill id(s): add"),
+        (lambda d: d["items"][-1].update(difficulty="hard"), "difficulty must be null or a non-negative integer"),
+        (lambda d: d["items"][-1].update(skills="add"), "skills must be a non-empty list"),
+        (lambda d: d["prerequisites"].append({"from": "add", "to": "zzz"}), "unknown skill 'zzz'"),
+        (lambda d: d.update(prerequisite=[]), "unknown top-level key(s) prerequisite"),
+        (lambda d: d["skills"][1].update(name=["x"]), "skills[1].name must be a string"),
+    ],
+)
 @pytest.mark.django_db
 def test_bad_document_is_rejected_whole(course, mutate, message):
     document = copy.deepcopy(DOCUMENT)
@@ -107,13 +131,18 @@ def test_cycle_through_edges_already_stored_is_rejected(course):
 @pytest.mark.django_db
 def test_learned_edges_never_replace_authored_ones(course):
     curriculum_import(course=course, document=DOCUMENT)
-    stored = learned_edges_store(course=course, fit_pk=None, edges=[
-        ("count", "add", 0.3),            # authored already: skipped
-        ("count", "frac-equiv", 0.9),
-        ("frac-add", "count", 0.8),       # would close a cycle with authored edges
-        ("add", "frac-add", 0.2),         # below the graph's default min_weight
-        ("nope", "add", 0.9), ("add", "add", 0.9),
-    ])
+    stored = learned_edges_store(
+        course=course,
+        fit_pk=None,
+        edges=[
+            ("count", "add", 0.3),  # authored already: skipped
+            ("count", "frac-equiv", 0.9),
+            ("frac-add", "count", 0.8),  # would close a cycle with authored edges
+            ("add", "frac-add", 0.2),  # below the graph's default min_weight
+            ("nope", "add", 0.9),
+            ("add", "add", 0.9),
+        ],
+    )
     assert stored == 3
     authored = Prerequisite.objects.get(course=course, source__external_id="count", target__external_id="add")
     assert authored.origin == "authored" and authored.weight == 1.0
@@ -128,16 +157,29 @@ def test_learned_edges_never_replace_authored_ones(course):
 
     # A new learned set replaces the old one.
     assert learned_edges_store(course=course, fit_pk=None, edges=[("count", "frac-add", 0.7)]) == 1
-    learned = list(Prerequisite.objects.filter(course=course, origin="learned")
-                   .values_list("source__external_id", "target__external_id"))
+    learned = list(
+        Prerequisite.objects.filter(course=course, origin="learned").values_list(
+            "source__external_id", "target__external_id"
+        )
+    )
     assert learned == [("count", "frac-add")]
 
 
 def answer(course, learner, item, correct, at):
     from tutor.actions import answers_record
 
-    answers_record(course=course, rows=[{"id": f"{learner}-{at.timestamp()}", "learner": learner,
-                                             "item": item, "correct": correct, "timestamp": at.isoformat()}])
+    answers_record(
+        course=course,
+        rows=[
+            {
+                "id": f"{learner}-{at.timestamp()}",
+                "learner": learner,
+                "item": item,
+                "correct": correct,
+                "timestamp": at.isoformat(),
+            }
+        ],
+    )
 
 
 @pytest.mark.django_db
@@ -151,7 +193,7 @@ def test_next_item_follows_the_graph_and_never_repeats(course):
 
     at = START
     previous = None
-    for step in range(12):
+    for _ in range(12):
         choice = next_item_choose(course=course, learner=learner, now=at)
         assert choice.item is not None and choice.item != previous
         model = course_model(course)
@@ -220,8 +262,11 @@ def small_course_document() -> dict:
     return {
         "course": {"id": "small", "name": "Small"},
         "skills": [{"id": skill} for skill in skills],
-        "items": [{"id": f"{skill}-{n}", "skills": [skill], "answer": "1", "difficulty": 2}
-                  for skill in skills for n in range(5)],
+        "items": [
+            {"id": f"{skill}-{n}", "skills": [skill], "answer": "1", "difficulty": 2}
+            for skill in skills
+            for n in range(5)
+        ],
         "prerequisites": [{"from": source, "to": target} for source, target in edges],
     }
 
@@ -234,17 +279,30 @@ def test_policy_ordering_on_a_small_simulated_cohort():
 
     document = small_course_document()
     simulated = SimulatedCourse.from_document(document, seed=0)
-    course = course_prepare(document=document, slug="small", model="bkt", params={"restarts": 1, "max_iter": 30},
-                            pilot=60, pilot_items=40,
-                            simulated=simulated)
+    course = course_prepare(
+        document=document,
+        slug="small",
+        model="bkt",
+        params={"restarts": 1, "max_iter": 30},
+        pilot=60,
+        pilot_items=40,
+        simulated=simulated,
+    )
     seeds = list(range(12))
-    result = cohort_run(course=course, simulated=simulated, policies=["random", "fixed", "ours"], seeds=seeds,
-                        max_items=150, posttest_at=20)
+    result = cohort_run(
+        course=course,
+        simulated=simulated,
+        policies=["random", "fixed", "ours"],
+        seeds=seeds,
+        max_items=150,
+        posttest_at=20,
+    )
     summary = {policy: summarise(result[policy]["outcomes"], 150) for policy in result}
 
     def mean_items(policy):
-        return np.mean([o["items_to_mastery"] if o["items_to_mastery"] is not None else 150
-                        for o in result[policy]["outcomes"]])
+        return np.mean(
+            [o["items_to_mastery"] if o["items_to_mastery"] is not None else 150 for o in result[policy]["outcomes"]]
+        )
 
     assert mean_items("ours") < mean_items("fixed") < mean_items("random")
     assert summary["ours"]["posttest_after_100_mean"] >= summary["fixed"]["posttest_after_100_mean"]
@@ -285,4 +343,6 @@ def test_a_course_picks_its_policy_by_kind_from_the_registry(course, monkeypatch
     assert (choice.item, choice.why) == ("count-0", "first-item")
     course.policy = {"kind": "frontier"}
     course.save()
-    assert next_item_choose(course=course, learner=Learner(course=course, external_id="new"), now=START).why == "frontier"
+    assert (
+        next_item_choose(course=course, learner=Learner(course=course, external_id="new"), now=START).why == "frontier"
+    )

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-
 from curriculum.simulation_sittings import SittingsCourse, SittingsLearner
 
 DEMO = Path(__file__).resolve().parents[2] / "curriculum" / "demo" / "arithmetic.json"

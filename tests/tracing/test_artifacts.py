@@ -29,9 +29,22 @@ def s3(settings, tmp_path):
     endpoint = f"http://{host}:{port}"
     client = boto3.client("s3", endpoint_url=endpoint, **CREDENTIALS)
     client.create_bucket(Bucket=BUCKET)
-    settings.STORAGES = {**settings.STORAGES, "artifacts": {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {
-        "bucket_name": BUCKET, "location": "artifacts", "endpoint_url": endpoint, "region_name": "us-east-1",
-        "access_key": "test", "secret_key": "test", "file_overwrite": False, "default_acl": None}}}
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "artifacts": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": BUCKET,
+                "location": "artifacts",
+                "endpoint_url": endpoint,
+                "region_name": "us-east-1",
+                "access_key": "test",
+                "secret_key": "test",
+                "file_overwrite": False,
+                "default_acl": None,
+            },
+        },
+    }
     settings.TUTOR_ARTIFACT_CACHE = tmp_path / "downloaded"
     settings.ARTIFACT_ROOT = tmp_path / "not-used"
     yield client

@@ -13,8 +13,16 @@ FAST_PARAMS: dict[str, dict] = {
     "hbkt": {"steps": 20, "batch_size": 16, "max_length": 60, "threads": 1},
     "psikt": {"steps": 12, "batch_size": 16, "max_length": 50, "threads": 1},
     "dkt": {"hidden": 32, "embedding": 32, "window": 40, "max_epochs": 3, "batch_size": 16, "learning_rate": 0.005},
-    "cakt": {"frame": 4, "recent": 4, "channels": 2, "hidden": 32, "window": 40, "max_epochs": 2, "batch_size": 16,
-             "learning_rate": 0.005},
+    "cakt": {
+        "frame": 4,
+        "recent": 4,
+        "channels": 2,
+        "hidden": 32,
+        "window": 40,
+        "max_epochs": 2,
+        "batch_size": 16,
+        "learning_rate": 0.005,
+    },
     "sakt": {"size": 32, "heads": 2, "window": 40, "max_epochs": 3, "batch_size": 16, "learning_rate": 0.005},
 }
 
@@ -23,8 +31,10 @@ FAST_PARAMS: dict[str, dict] = {
 SLOW_KINDS = {"cakt", "psikt", "sakt"}
 
 
-@pytest.fixture(scope="module", params=[pytest.param(kind, marks=pytest.mark.slow) if kind in SLOW_KINDS else kind
-                                        for kind in sorted(ESTIMATORS)])
+@pytest.fixture(
+    scope="module",
+    params=[pytest.param(kind, marks=pytest.mark.slow) if kind in SLOW_KINDS else kind for kind in sorted(ESTIMATORS)],
+)
 def fitted(request, dbe_slice):
     """Each kind is fitted once per module: the checks below only read it."""
     kind = request.param
@@ -50,9 +60,10 @@ def test_online_update_agrees_with_batch_prediction(fitted):
         state = estimator.initial_state()
         online = []
         for row in range(rows.start, rows.stop):
-            online.append(estimator.predict_next(state, test.item[row:row + 1], at=float(test.timestamp[row]))[0])
-            state = estimator.update(state, item=int(test.item[row]), correct=float(test.correct[row]),
-                                     at=float(test.timestamp[row]))
+            online.append(estimator.predict_next(state, test.item[row : row + 1], at=float(test.timestamp[row]))[0])
+            state = estimator.update(
+                state, item=int(test.item[row]), correct=float(test.correct[row]), at=float(test.timestamp[row])
+            )
         np.testing.assert_allclose(online, batch[rows], atol=1e-4, err_msg=kind)
         assert state.mastery.shape == (test.n_skills,)
         assert np.all((state.mastery >= 0) & (state.mastery <= 1))
@@ -65,8 +76,12 @@ def test_state_survives_json(fitted):
     state = estimator.replay(test, 0)
     again = LearnerState.from_json(state.to_json())
     items = np.arange(min(5, test.n_items))
-    np.testing.assert_allclose(estimator.predict_next(again, items, at=state.at),
-                               estimator.predict_next(state, items, at=state.at), atol=1e-6, err_msg=kind)
+    np.testing.assert_allclose(
+        estimator.predict_next(again, items, at=state.at),
+        estimator.predict_next(state, items, at=state.at),
+        atol=1e-6,
+        err_msg=kind,
+    )
 
 
 def test_save_load_gives_identical_predictions(fitted, tmp_path):

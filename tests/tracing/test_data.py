@@ -24,9 +24,16 @@ def test_subset_and_truncate_keep_sequences_intact(dbe_slice):
 
 def test_unsorted_learners_are_rejected():
     with pytest.raises(ValueError, match="grouped"):
-        Dataset(learner=np.array([1, 0]), item=np.array([0, 0]), correct=np.array([1.0, 0.0]),
-                timestamp=np.array([0.0, 1.0]), q_matrix=np.ones((1, 1), bool), item_ids=("i",),
-                skill_ids=("s",), learner_ids=("a", "b"))
+        Dataset(
+            learner=np.array([1, 0]),
+            item=np.array([0, 0]),
+            correct=np.array([1.0, 0.0]),
+            timestamp=np.array([0.0, 1.0]),
+            q_matrix=np.ones((1, 1), bool),
+            item_ids=("i",),
+            skill_ids=("s",),
+            learner_ids=("a", "b"),
+        )
 
 
 def test_split_is_by_learner_and_reproducible(dbe_slice):
@@ -43,7 +50,9 @@ def test_auc_matches_pairwise_definition():
     labels = rng.integers(0, 2, 200)
     scores = np.round(rng.random(200), 1)  # many ties
     pos, neg = scores[labels == 1], scores[labels == 0]
-    pairwise = ((pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()) / (len(pos) * len(neg))
+    pairwise = ((pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()) / (
+        len(pos) * len(neg)
+    )
     assert auc(labels, scores) == pytest.approx(pairwise)
 
 
@@ -62,7 +71,9 @@ def test_dkvmn_reader_reports_the_line_at_fault(tmp_path):
 
 def test_correct_out_of_range_is_rejected(tmp_path):
     path = tmp_path / "plain.csv"
-    path.write_text("learner,item,skill,correct,timestamp\nu1,q1,s1,1,2026-01-01T00:00:00Z\nu1,q2,s1,2,2026-01-01T00:01:00Z\n")
+    path.write_text(
+        "learner,item,skill,correct,timestamp\nu1,q1,s1,1,2026-01-01T00:00:00Z\nu1,q2,s1,2,2026-01-01T00:01:00Z\n"
+    )
     with pytest.raises(FormatError) as error:
         list(read_records(path, "csv"))
     assert error.value.line == 3 and "[0, 1]" in error.value.reason

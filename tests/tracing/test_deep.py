@@ -51,7 +51,7 @@ def test_windows_predict_every_row_once_with_bounded_context(length):
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_row_balanced_batches_cover_every_window_once_within_the_row_budget(seed):
-    lengths = np.random.default_rng(seed).choice([2, 3, 5, 40, 120, 200], size=500, p=[.3, .2, .2, .1, .1, .1])
+    lengths = np.random.default_rng(seed).choice([2, 3, 5, 40, 120, 200], size=500, p=[0.3, 0.2, 0.2, 0.1, 0.1, 0.1])
     windows = Windows([np.arange(n) for n in lengths], [np.ones(n, dtype=bool) for n in lengths])
     batch_size = 16
     groups = list(windows.batches(batch_size, np.random.default_rng(seed), balance_rows=True))
@@ -139,11 +139,26 @@ def test_plateau_decay_returns_to_the_best_weights_with_half_the_step(assist_sli
         return loss
 
     monkeypatch.setattr(DKT, "_train_epoch", recording)
-    estimator = DKT(**TINY[DKT], learning_rate=0.01, plateau_decay=0.5, patience=3, max_epochs=20,
-                    validation_fraction=0.3, threads=1).fit(learners(train, 10), seed=0)
+    estimator = DKT(
+        **TINY[DKT],
+        learning_rate=0.01,
+        plateau_decay=0.5,
+        patience=3,
+        max_epochs=20,
+        validation_fraction=0.3,
+        threads=1,
+    ).fit(learners(train, 10), seed=0)
     # Worse epochs 3, 4, 6, 7 each halve the step; the third worse epoch in a row (8) stops the fit.
-    assert [r["learning_rate"] for r in estimator.history] == [0.01, 0.01, 0.01, 0.005, 0.0025, 0.0025,
-                                                               0.00125, 0.000625]
+    assert [r["learning_rate"] for r in estimator.history] == [
+        0.01,
+        0.01,
+        0.01,
+        0.005,
+        0.0025,
+        0.0025,
+        0.00125,
+        0.000625,
+    ]
     assert estimator.best_epoch == 5
     # Epochs 4 and 5 start from epoch 2's weights, 7 and 8 from epoch 5's; the fit ends on epoch 5's.
     for epoch, best in ((4, 2), (5, 2), (7, 5), (8, 5)):
@@ -153,8 +168,9 @@ def test_plateau_decay_returns_to_the_best_weights_with_half_the_step(assist_sli
         torch.testing.assert_close(tensor, ends[4][name], atol=0, rtol=0)
     # Off (DKT's default): the step never changes.
     scores = iter([0.6, 0.7, 0.65, 0.66, 0.72, 0.5, 0.5, 0.5, 0.5])
-    plain = DKT(**TINY[DKT], learning_rate=0.01, patience=3, max_epochs=20, validation_fraction=0.3,
-                threads=1).fit(learners(train, 10), seed=0)
+    plain = DKT(**TINY[DKT], learning_rate=0.01, patience=3, max_epochs=20, validation_fraction=0.3, threads=1).fit(
+        learners(train, 10), seed=0
+    )
     assert {r["learning_rate"] for r in plain.history} == {0.01} and len(plain.history) == 8
 
 
@@ -196,7 +212,7 @@ def test_online_update_equals_batch_across_window_moves(cls, assist_slice):
     state = estimator.initial_state()
     online = []
     for row in range(data.n_rows):
-        online.append(estimator.predict_next(state, data.item[row:row + 1])[0])
+        online.append(estimator.predict_next(state, data.item[row : row + 1])[0])
         state = estimator.update(state, item=int(data.item[row]), correct=float(data.correct[row]), at=float(row))
         assert len(state.memory["item"]) < 8
     np.testing.assert_allclose(online, batch, atol=1e-5)
@@ -215,7 +231,7 @@ def test_long_sequences_are_predicted_from_their_context_window(cls, assist_slic
     for row in (0, 9, 10, 14, 15, 24, 36):
         start = context_start(row, window)
         keep = np.zeros(data.n_rows, dtype=bool)
-        keep[start:row + 1] = True
+        keep[start : row + 1] = True
         alone = estimator.predict_proba(data.with_rows(keep))
         assert alone[-1] == pytest.approx(whole[row], abs=1e-5)
 
@@ -224,8 +240,17 @@ def test_dkt_overfits_a_small_real_slice(assist_slice):
     train, _ = assist_slice
     data = learners(train, 12)
     fractions = []
-    estimator = DKT(hidden=32, embedding=32, dropout=0.0, learning_rate=0.01, max_epochs=25, patience=25,
-                    validation_fraction=0.0, batch_size=8, threads=1)
+    estimator = DKT(
+        hidden=32,
+        embedding=32,
+        dropout=0.0,
+        learning_rate=0.01,
+        max_epochs=25,
+        patience=25,
+        validation_fraction=0.0,
+        batch_size=8,
+        threads=1,
+    )
     estimator.fit(data, seed=0, progress=lambda stage, fraction: fractions.append(fraction))
     losses = [record["loss"] for record in estimator.history]
     # From about the entropy of the answers down to less than two thirds of it.
@@ -258,10 +283,20 @@ def test_fit_is_reproducible_and_restores_threads(assist_slice):
     np.testing.assert_array_equal(first, second)
 
 
-@pytest.mark.parametrize("params", [
-    {"window": 7}, {"window": 2}, {"learning_rate": 0}, {"dropout": 1.5}, {"hidden": 0},
-    {"batch_size": 2.5}, {"patience": True}, {"threads": 0}, {"validation_fraction": 0.9},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"window": 7},
+        {"window": 2},
+        {"learning_rate": 0},
+        {"dropout": 1.5},
+        {"hidden": 0},
+        {"batch_size": 2.5},
+        {"patience": True},
+        {"threads": 0},
+        {"validation_fraction": 0.9},
+    ],
+)
 def test_bad_hyper_parameters_raise_value_error(params):
     with pytest.raises(ValueError):
         DKT(**params)

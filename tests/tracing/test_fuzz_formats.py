@@ -11,17 +11,55 @@ from hypothesis import strategies as st
 
 from tracing.formats import READERS, FormatError, Record
 
-FUZZ = settings(max_examples=120, deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=120,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 
 # Tokens the parsers branch on, so examples reach past the first check of each format.
-TOKENS = ["0", "1", "2", "3", "10", "-1", "0.5", "1.5", "nan", "inf", "1e309", "", " ", ",", ";", "\t", "a", "é",
-          "\x00", "\ufeff", '"', "1700000000", "1700000000000", "2026-01-01T00:00:00Z", "2026-13-01", "99999999999999999999"]
+TOKENS = [
+    "0",
+    "1",
+    "2",
+    "3",
+    "10",
+    "-1",
+    "0.5",
+    "1.5",
+    "nan",
+    "inf",
+    "1e309",
+    "",
+    " ",
+    ",",
+    ";",
+    "\t",
+    "a",
+    "é",
+    "\x00",
+    "\ufeff",
+    '"',
+    "1700000000",
+    "1700000000000",
+    "2026-01-01T00:00:00Z",
+    "2026-13-01",
+    "99999999999999999999",
+]
 HEADERS = {
-    "csv": ["learner,item,skill,correct,timestamp", "learner,item,skill,correct,timestamp,id,response_time",
-            "learner\titem\tcorrect\ttimestamp", "item,correct"],
-    "pybkt": ["user_id,skill_name,correct,order_id", "user_id,skill_id,problem_id,correct,start_time,ms_first_response",
-              "user_id\tskill_name\tcorrect\torder_id", "user_id,correct"],
+    "csv": [
+        "learner,item,skill,correct,timestamp",
+        "learner,item,skill,correct,timestamp,id,response_time",
+        "learner\titem\tcorrect\ttimestamp",
+        "item,correct",
+    ],
+    "pybkt": [
+        "user_id,skill_name,correct,order_id",
+        "user_id,skill_id,problem_id,correct,start_time,ms_first_response",
+        "user_id\tskill_name\tcorrect\torder_id",
+        "user_id,correct",
+    ],
     "dbe": ["user_id,seq_len;question_seq,correctness_seq,time_seq"],
     "dkvmn": [""],
 }

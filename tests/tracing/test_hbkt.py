@@ -16,8 +16,17 @@ from tracing.simulate import simulate_learners  # noqa: E402
 @pytest.fixture(scope="module")
 def simulation():
     # No prerequisites and no forgetting: plain BKT whose learning rate differs by learner.
-    return simulate_learners(np.zeros((3, 3), dtype=bool), n_learners=150, n_answers=40, learn=0.15,
-                             forget=0.0, trait_spread=0.9, frontier_share=0.0, review_share=0.0, seed=5)
+    return simulate_learners(
+        np.zeros((3, 3), dtype=bool),
+        n_learners=150,
+        n_answers=40,
+        learn=0.15,
+        forget=0.0,
+        trait_spread=0.9,
+        frontier_share=0.0,
+        review_share=0.0,
+        seed=5,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -40,11 +49,20 @@ def test_model_and_guide_run_on_a_tiny_batch_without_global_params(simulation):
 
 def test_forward_filter_is_the_exact_marginal_likelihood():
     # One skill, two answers: enumerate the four hidden paths by hand.
-    course = {"learn_logit": torch.tensor([0.0]), "prior_logit": torch.tensor([-1.0]),
-              "guess": torch.tensor([0.2]), "slip": torch.tensor([0.1]), "share": torch.ones(1, 1),
-              "practised": torch.ones(1, 1), "base": torch.tensor(0.5)}
-    batch = {"item": torch.zeros(1, 2, dtype=torch.long), "correct": torch.tensor([[0.0, 1.0]]),
-             "mask": torch.ones(1, 2, dtype=torch.bool)}
+    course = {
+        "learn_logit": torch.tensor([0.0]),
+        "prior_logit": torch.tensor([-1.0]),
+        "guess": torch.tensor([0.2]),
+        "slip": torch.tensor([0.1]),
+        "share": torch.ones(1, 1),
+        "practised": torch.ones(1, 1),
+        "base": torch.tensor(0.5),
+    }
+    batch = {
+        "item": torch.zeros(1, 2, dtype=torch.long),
+        "correct": torch.tensor([[0.0, 1.0]]),
+        "mask": torch.ones(1, 2, dtype=torch.bool),
+    }
     log_likelihood, _, _ = forward_filter(course, torch.zeros(1, 2), batch)
     prior, learn, guess, slip = 1 / (1 + np.e), 0.5, 0.2, 0.1
     total = 0.0
@@ -83,9 +101,16 @@ def fitted_data_first(fitted):
     from tracing.data import Dataset
 
     name = next(iter(fitted.learner_index))
-    return Dataset(learner=np.zeros(1, dtype=np.int32), item=np.zeros(1, dtype=np.int32),
-                   correct=np.ones(1, dtype=np.float32), timestamp=np.zeros(1), q_matrix=fitted.q_matrix,
-                   item_ids=fitted.item_ids, skill_ids=fitted.skill_ids, learner_ids=(name,))
+    return Dataset(
+        learner=np.zeros(1, dtype=np.int32),
+        item=np.zeros(1, dtype=np.int32),
+        correct=np.ones(1, dtype=np.float32),
+        timestamp=np.zeros(1),
+        q_matrix=fitted.q_matrix,
+        item_ids=fitted.item_ids,
+        skill_ids=fitted.skill_ids,
+        learner_ids=(name,),
+    )
 
 
 def test_bad_hyper_parameters_are_rejected():

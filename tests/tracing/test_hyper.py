@@ -10,12 +10,25 @@ from tracing.estimators import ESTIMATORS, estimator_params, get_estimator
 from tracing.estimators.hyper import MAX_THREADS, ParamError, UnknownParamError, default_threads
 
 ABSURD = [
-    ("hbkt", {"steps": 10**9}), ("psikt", {"steps": 10**9}), ("psikt", {"absorb_steps": 10**9}),
-    ("bkt", {"max_iter": 10**9}), ("bkt", {"restarts": 100}), ("bkt", {"prior_window": 10**9}),
-    ("dkt", {"threads": 64}), ("hbkt", {"threads": 64}), ("psikt", {"threads": 64}), ("cakt", {"threads": 64}),
-    ("dkt", {"max_epochs": 10**6}), ("dkt", {"patience": 10**6}), ("dkt", {"hidden": 4096}),
-    ("dkt", {"batch_size": 100_000}), ("cakt", {"channels": 256}), ("sakt", {"heads": 64, "size": 1024}),
-    ("hbkt", {"batch_size": 10**9}), ("psikt", {"max_length": 10**9}), ("rate", {"prior_strength": 1e300}),
+    ("hbkt", {"steps": 10**9}),
+    ("psikt", {"steps": 10**9}),
+    ("psikt", {"absorb_steps": 10**9}),
+    ("bkt", {"max_iter": 10**9}),
+    ("bkt", {"restarts": 100}),
+    ("bkt", {"prior_window": 10**9}),
+    ("dkt", {"threads": 64}),
+    ("hbkt", {"threads": 64}),
+    ("psikt", {"threads": 64}),
+    ("cakt", {"threads": 64}),
+    ("dkt", {"max_epochs": 10**6}),
+    ("dkt", {"patience": 10**6}),
+    ("dkt", {"hidden": 4096}),
+    ("dkt", {"batch_size": 100_000}),
+    ("cakt", {"channels": 256}),
+    ("sakt", {"heads": 64, "size": 1024}),
+    ("hbkt", {"batch_size": 10**9}),
+    ("psikt", {"max_length": 10**9}),
+    ("rate", {"prior_strength": 1e300}),
 ]
 
 
@@ -41,14 +54,21 @@ def test_absurd_values_that_would_hold_a_worker_are_refused(kind, params):
     assert caught.value.name in params
 
 
-@pytest.mark.parametrize(("kind", "params"), [
-    # The configurations README's benchmarks run (bench/bkt.py, bench/deep.py, bench/psikt.py).
-    ("bkt", {"restarts": 5, "forgets": True}), ("bkt", {"multigs": True, "multiprior": True}),
-    ("psikt", {"steps": 150, "batch_size": 128, "max_length": 150, "threads": 1}),
-    ("hbkt", {"steps": 150, "batch_size": 128, "max_length": 150, "threads": 1}),
-    ("dkt", {"max_epochs": 8}), ("dkt", {"threads": 1, "validation_fraction": 0.1}),
-    ("cakt", {"plateau_decay": 1.0}), ("cakt", {"channels": 8}), ("dkt", {"hidden": 200}),
-])
+@pytest.mark.parametrize(
+    ("kind", "params"),
+    [
+        # The configurations README's benchmarks run (bench/bkt.py, bench/deep.py, bench/psikt.py).
+        ("bkt", {"restarts": 5, "forgets": True}),
+        ("bkt", {"multigs": True, "multiprior": True}),
+        ("psikt", {"steps": 150, "batch_size": 128, "max_length": 150, "threads": 1}),
+        ("hbkt", {"steps": 150, "batch_size": 128, "max_length": 150, "threads": 1}),
+        ("dkt", {"max_epochs": 8}),
+        ("dkt", {"threads": 1, "validation_fraction": 0.1}),
+        ("cakt", {"plateau_decay": 1.0}),
+        ("cakt", {"channels": 8}),
+        ("dkt", {"hidden": 200}),
+    ],
+)
 def test_realistic_configurations_still_validate(kind, params):
     config = estimator_params(kind).check(params, owner=kind)
     assert all(config[name] == value for name, value in params.items())

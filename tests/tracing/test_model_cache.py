@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
 
 from curriculum.models import Item, Prerequisite, Skill
 from curriculum.services import course_from_document, curriculum_import
-from tracing.practice import policy_graph
 from tracing.models import Fit, LearnerTrace, Mastery
+from tracing.practice import policy_graph
 from tracing.services import _replay, course_model, fit_create
+from tutor.actions import answers_record
 from tutor.demo import demo_document, demo_history_simulate
 from tutor.models import Learner
-from tutor.actions import answers_record
 
 pytestmark = pytest.mark.django_db
-START = datetime(2026, 11, 1, 9, 0, tzinfo=timezone.utc)
+START = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -60,7 +60,8 @@ def test_a_new_item_skill_or_fit_is_seen_at_once(demo, django_capture_on_commit_
 
 
 def test_a_signature_is_reused_for_the_recheck_time_and_a_fit_here_is_seen_at_once(
-        demo, settings, monkeypatch, django_assert_num_queries, django_capture_on_commit_callbacks):
+    demo, settings, monkeypatch, django_assert_num_queries, django_capture_on_commit_callbacks
+):
     settings.TRACING_MODEL_RECHECK = 1.0
     clock = [5000.0]
     monkeypatch.setattr("core.recheck.time.monotonic", lambda: clock[0])
@@ -82,8 +83,9 @@ def test_the_policy_graph_follows_every_edge_change(demo):
     assert policy_graph(course=demo, model=course_model(demo)) is first  # built once per model
     source, target = Skill.objects.filter(course=demo).order_by("-id")[:2]
     assert first.edge(source.external_id, target.external_id) is None
-    edge = Prerequisite.objects.create(course=demo, source=source, target=target, origin=Prerequisite.LEARNED,
-                                       weight=0.4)
+    edge = Prerequisite.objects.create(
+        course=demo, source=source, target=target, origin=Prerequisite.LEARNED, weight=0.4
+    )
     assert policy_graph(course=demo, model=course_model(demo)).edge(source.external_id, target.external_id) is None
     Prerequisite.objects.filter(pk=edge.pk).update(weight=0.9)  # a refit re-weighs its edge in place
     graph = policy_graph(course=demo, model=course_model(demo))
@@ -113,11 +115,25 @@ def test_a_batch_update_equals_a_replay_of_each_history(demo):
     rows = []
     for number in range(60):
         learner = old[number % 3].external_id if number % 2 else f"fresh-{number % 4}"
-        rows.append({"id": f"cache-{number}", "learner": learner, "item": items[number % len(items)],
-                     "correct": (number * 7) % 3 != 0, "timestamp": (START + timedelta(minutes=number)).isoformat()})
+        rows.append(
+            {
+                "id": f"cache-{number}",
+                "learner": learner,
+                "item": items[number % len(items)],
+                "correct": (number * 7) % 3 != 0,
+                "timestamp": (START + timedelta(minutes=number)).isoformat(),
+            }
+        )
     # One late answer for an old learner: that learner is replayed, the others updated from their traces.
-    rows.append({"id": "cache-late", "learner": old[0].external_id, "item": items[0], "correct": 1,
-                 "timestamp": "2020-01-01T00:00:00Z"})
+    rows.append(
+        {
+            "id": "cache-late",
+            "learner": old[0].external_id,
+            "item": items[0],
+            "correct": 1,
+            "timestamp": "2020-01-01T00:00:00Z",
+        }
+    )
     result = answers_record(course=demo, rows=rows)
     model = course_model(demo)
     skills = model.vocabulary.skill_ids

@@ -34,10 +34,10 @@ def test_model_and_guide_run_on_a_tiny_batch_without_global_params(simulation):
     data = simulation.data.subset(np.arange(3))
     pyro.clear_param_store()
     with fitting_context(threads=1, seed=0):
-        model = CourseModel(q_matrix=data.q_matrix, item_rate=np.full(data.n_items, 0.6), n_learners=3,
-                            edge_prior=0.05, temperature=0.5)
-        guide = CourseGuide(n_learners=3, n_skills=data.n_skills, population_loc=model.population_loc,
-                            temperature=0.5)
+        model = CourseModel(
+            q_matrix=data.q_matrix, item_rate=np.full(data.n_items, 0.6), n_learners=3, edge_prior=0.05, temperature=0.5
+        )
+        guide = CourseGuide(n_learners=3, n_skills=data.n_skills, population_loc=model.population_loc, temperature=0.5)
         batch = pad_learners(data, np.arange(3), unit=86400.0).torch()
         index = torch.arange(3)
         guide_trace = pyro.poutine.trace(guide).get_trace(batch, index)
@@ -99,9 +99,16 @@ def test_mastery_decays_towards_the_long_run_level_without_practice(fitted, simu
 def test_absorb_fits_newcomers_against_the_frozen_course_posterior(fitted, simulation):
     before = {name: fitted.arrays[name].copy() for name in ("edge_logits", "bias", "gain", "population_loc")}
     newcomers = simulate_learners(simulation.graph, n_learners=20, n_answers=50, seed=9).data
-    newcomers = Dataset(learner=newcomers.learner, item=newcomers.item, correct=newcomers.correct,
-                        timestamp=newcomers.timestamp, q_matrix=newcomers.q_matrix, item_ids=newcomers.item_ids,
-                        skill_ids=newcomers.skill_ids, learner_ids=tuple(f"new{l}" for l in range(20)))
+    newcomers = Dataset(
+        learner=newcomers.learner,
+        item=newcomers.item,
+        correct=newcomers.correct,
+        timestamp=newcomers.timestamp,
+        q_matrix=newcomers.q_matrix,
+        item_ids=newcomers.item_ids,
+        skill_ids=newcomers.skill_ids,
+        learner_ids=tuple(f"new{number}" for number in range(20)),
+    )
     fitted.absorb(newcomers, seed=0, steps=60)
     for name, value in before.items():
         np.testing.assert_array_equal(fitted.arrays[name], value, err_msg=name)
@@ -115,9 +122,16 @@ def test_absorb_fits_newcomers_against_the_frozen_course_posterior(fitted, simul
     np.testing.assert_allclose(state.mastery, replayed.mastery, atol=1e-6)
     # Continual learning: the next period starts from the stored state and posterior.
     more = newcomers.subset([0])
-    later = Dataset(learner=more.learner, item=more.item, correct=np.ones_like(more.correct),
-                    timestamp=more.timestamp + 7 * 86400.0, q_matrix=more.q_matrix, item_ids=more.item_ids,
-                    skill_ids=more.skill_ids, learner_ids=more.learner_ids)
+    later = Dataset(
+        learner=more.learner,
+        item=more.item,
+        correct=np.ones_like(more.correct),
+        timestamp=more.timestamp + 7 * 86400.0,
+        q_matrix=more.q_matrix,
+        item_ids=more.item_ids,
+        skill_ids=more.skill_ids,
+        learner_ids=more.learner_ids,
+    )
     scale_before = fitted.arrays["trait_scale"][slots[0]].copy()
     fitted.absorb(later, seed=0, steps=40, learning_rate=0.05)
     assert len(fitted.learner_index) == 100 + 20
@@ -128,9 +142,17 @@ def test_absorb_fits_newcomers_against_the_frozen_course_posterior(fitted, simul
 
 def test_untimed_data_counts_one_unit_per_answer(simulation):
     data = simulation.data.subset(np.arange(10))
-    untimed = Dataset(learner=data.learner, item=data.item, correct=data.correct,
-                      timestamp=np.arange(data.n_rows, dtype=np.float64), q_matrix=data.q_matrix,
-                      item_ids=data.item_ids, skill_ids=data.skill_ids, learner_ids=data.learner_ids, has_time=False)
+    untimed = Dataset(
+        learner=data.learner,
+        item=data.item,
+        correct=data.correct,
+        timestamp=np.arange(data.n_rows, dtype=np.float64),
+        q_matrix=data.q_matrix,
+        item_ids=data.item_ids,
+        skill_ids=data.skill_ids,
+        learner_ids=data.learner_ids,
+        has_time=False,
+    )
     model = PsiKT(steps=3, **FAST).fit(untimed, seed=0)
     assert model.unit == 1.0
     assert model.learner_traits(model.initial_state())["forgetting_rate"]["unit"] == "per 1 step"

@@ -6,18 +6,18 @@ import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 
+from core.errors import ServiceError
+from curriculum.models import Course
 from curriculum.services import course_from_document, curriculum_import
 from tracing import estimators
-from tracing.estimators.baselines import SkillRate
 from tracing.estimators.base import LearnerState
+from tracing.estimators.baselines import SkillRate
 from tracing.estimators.bkt import BKT
 from tracing.models import Fit, LearnerTrace, Mastery
 from tracing.services import _replay, course_model, fit_create
-from tutor.demo import demo_document, demo_history_simulate
-from core.errors import ServiceError
-from tutor.models import Learner
-from curriculum.models import Course
 from tutor.actions import answers_record
+from tutor.demo import demo_document, demo_history_simulate
+from tutor.models import Learner
 from tutor.services import interaction_record
 
 pytestmark = pytest.mark.django_db
@@ -54,7 +54,7 @@ def test_a_fit_activates_stores_metrics_and_recomputes_mastery(demo, django_capt
     assert fit.status == Fit.SUCCEEDED and fit.active, fit.error
     assert fit.metrics["next_step"]["n"] > 0 and 0 <= fit.metrics["next_step"]["auc"] <= 1
     assert fit.snapshot["learners"] == 20 and fit.progress == 1.0
-    assert (Path(fit.artifact).suffix == ".rate")
+    assert Path(fit.artifact).suffix == ".rate"
     assert Mastery.objects.filter(fit=fit).count() == 20 * demo.skills.count()
     assert course_model(demo).fit == fit
 
@@ -76,10 +76,15 @@ def test_a_second_fit_replaces_the_first(demo, django_capture_on_commit_callback
     assert Fit.objects.filter(course=demo, active=True).count() == 1
 
 
-@pytest.mark.parametrize("kind,params,code", [
-    ("nope", {}, "unknown_model"), ("rate", {"prior_strength": -1}, "invalid_params"),
-    ("rate", {"bogus": 1}, "invalid_params"), ("rate", [1, 2], "invalid_params"),
-])
+@pytest.mark.parametrize(
+    "kind,params,code",
+    [
+        ("nope", {}, "unknown_model"),
+        ("rate", {"prior_strength": -1}, "invalid_params"),
+        ("rate", {"bogus": 1}, "invalid_params"),
+        ("rate", [1, 2], "invalid_params"),
+    ],
+)
 def test_bad_fit_requests_are_refused_before_queueing(demo, kind, params, code):
     with pytest.raises(ServiceError) as error:
         fit_create(course=demo, kind=kind, params=params)
@@ -92,8 +97,10 @@ def test_online_update_uses_the_active_fit(demo, django_capture_on_commit_callba
     item = demo.items.first()
     skill = item.skills.first().external_id
     before = course_model(demo).estimator.initial_state().mastery
-    result = answers_record(course=demo, rows=[{"learner": "new", "item": item.external_id, "correct": 1,
-                                                    "timestamp": "2026-11-25T10:00:00Z"}])
+    result = answers_record(
+        course=demo,
+        rows=[{"learner": "new", "item": item.external_id, "correct": 1, "timestamp": "2026-11-25T10:00:00Z"}],
+    )
     index = course_model(demo).skill_index[skill]
     assert result.mastery["new"][skill] > before[index]
     assert Mastery.objects.get(learner__external_id="new", skill__external_id=skill).fit == fit
@@ -113,16 +120,26 @@ def tiny_course_create(*, learners: int, answers: int):
     course, _ = course_from_document(document=document)
     curriculum_import(course=course, document=document)
     items = list(course.items.order_by("id").values_list("external_id", flat=True))[:6]
-    answers_record(course=course, rows=[
-        {"learner": f"l{number}", "item": items[(number + step) % 6], "correct": (number * step + step) % 3 > 0,
-         "timestamp": f"2026-11-25T10:{step:02d}:00Z"}
-        for number in range(learners) for step in range(answers)])
+    answers_record(
+        course=course,
+        rows=[
+            {
+                "learner": f"l{number}",
+                "item": items[(number + step) % 6],
+                "correct": (number * step + step) % 3 > 0,
+                "timestamp": f"2026-11-25T10:{step:02d}:00Z",
+            }
+            for number in range(learners)
+            for step in range(answers)
+        ],
+    )
     return course
 
 
 @pytest.mark.parametrize("kind", ["bkt", "rate"])
 def test_a_tiny_course_fits_and_says_how_many_learners_the_multistep_evaluation_skipped(
-        kind, settings, tmp_path, django_capture_on_commit_callbacks):
+    kind, settings, tmp_path, django_capture_on_commit_callbacks
+):
     settings.ARTIFACT_ROOT = tmp_path
     course = tiny_course_create(learners=6, answers=8)  # held-out learners have 8 answers: fewer than the horizon
     fit = run_fit(course, kind, capture=django_capture_on_commit_callbacks)
@@ -138,8 +155,12 @@ class AnsweredDuringTheFit(BKT):
 
     def fit(self, data, *, seed=0, progress=None):
         if not ANSWERS_DURING_FIT:
-            ANSWERS_DURING_FIT.append(answers_record(course=Course.objects.get(slug="arithmetic"), rows=[
-                {"id": "late-1", "learner": "sim-01", "item": data.item_ids[0], "correct": 1}]))
+            ANSWERS_DURING_FIT.append(
+                answers_record(
+                    course=Course.objects.get(slug="arithmetic"),
+                    rows=[{"id": "late-1", "learner": "sim-01", "item": data.item_ids[0], "correct": 1}],
+                )
+            )
         return super().fit(data, seed=seed, progress=progress)
 
 
@@ -163,7 +184,8 @@ def test_answers_stored_while_a_fit_runs_are_in_its_mastery(demo, django_capture
 
 
 def test_an_answer_recorded_on_the_previous_fit_is_not_lost_to_the_new_one(
-        demo, settings, django_capture_on_commit_callbacks, monkeypatch):
+    demo, settings, django_capture_on_commit_callbacks, monkeypatch
+):
     """Another process serves the previous fit for up to TRACING_MODEL_RECHECK seconds after a new one is
     activated; what it records there must still reach the new fit's trace."""
     run_fit(demo, "bkt", capture=django_capture_on_commit_callbacks)
@@ -198,9 +220,13 @@ def test_a_fit_leaves_out_learners_and_items_that_arrive_while_it_reads_the_cour
     real_dataset = selectors._dataset
 
     def answers_arrive_first(course, vocabulary, queryset, names):
-        interaction_record(course=course, rows=[  # stored only: the fit's own read is what is tested
-            {"learner": "late-learner", "item": vocabulary.item_ids[0], "correct": 1},
-            {"learner": "sim-01", "item": "late-item", "correct": 0}])
+        interaction_record(
+            course=course,
+            rows=[  # stored only: the fit's own read is what is tested
+                {"learner": "late-learner", "item": vocabulary.item_ids[0], "correct": 1},
+                {"learner": "sim-01", "item": "late-item", "correct": 0},
+            ],
+        )
         return real_dataset(course, vocabulary, queryset, names)
 
     monkeypatch.setattr(selectors, "_dataset", answers_arrive_first)

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 from rest_framework.test import APIClient
 
-from curriculum.services import curriculum_import, course_create
+from curriculum.services import course_create, curriculum_import
 from tutor.keys import api_key_create
 
 CURRICULUM = {
-    "skills": [{"id": "count", "name": "Counting"}, {"id": "add", "name": "Adding"},
-               {"id": "frac-add", "name": "Adding fractions"}],
-    "items": [{"id": "q1", "skills": ["count"], "body": "3 + 0 = ?", "answer": "3"},
-              {"id": "q2", "skills": ["add"], "body": "2 + 2 = ?", "answer": "4"},
-              {"id": "q3", "skills": ["add"], "body": "5 + 3 = ?", "answer": "8", "choices": ["7", "8", "9"]},
-              {"id": "q17", "skills": ["frac-add", "add"], "body": "1/2 + 1/3 = ?", "answer": "5/6"}],
+    "skills": [
+        {"id": "count", "name": "Counting"},
+        {"id": "add", "name": "Adding"},
+        {"id": "frac-add", "name": "Adding fractions"},
+    ],
+    "items": [
+        {"id": "q1", "skills": ["count"], "body": "3 + 0 = ?", "answer": "3"},
+        {"id": "q2", "skills": ["add"], "body": "2 + 2 = ?", "answer": "4"},
+        {"id": "q3", "skills": ["add"], "body": "5 + 3 = ?", "answer": "8", "choices": ["7", "8", "9"]},
+        {"id": "q17", "skills": ["frac-add", "add"], "body": "1/2 + 1/3 = ?", "answer": "5/6"},
+    ],
     "prerequisites": [{"from": "count", "to": "add"}, {"from": "add", "to": "frac-add"}],
 }
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -25,8 +25,9 @@ def demo_course_create():
     return course
 
 
-def answers_simulate(course, *, learners: int = 12, answers: int = 24, seed: int = 0,
-                     start: datetime | None = None) -> int:
+def answers_simulate(
+    course, *, learners: int = 12, answers: int = 24, seed: int = 0, start: datetime | None = None
+) -> int:
     """Simulated learners who learn as they practise, stored through answers_record; returns the count.
 
     Each learner works through the skills in prerequisite order; a known skill
@@ -38,7 +39,7 @@ def answers_simulate(course, *, learners: int = 12, answers: int = 24, seed: int
     from tutor.web.dashboard import skills_in_order
 
     generator = random.Random(seed)
-    start = start or datetime.now(timezone.utc) - timedelta(days=14)
+    start = start or datetime.now(UTC) - timedelta(days=14)
     items_by_skill: dict[str, list[str]] = {}
     for item in Item.objects.filter(course=course).prefetch_related("skills").order_by("id"):
         first = item.skills.all()[0].external_id
@@ -55,9 +56,15 @@ def answers_simulate(course, *, learners: int = 12, answers: int = 24, seed: int
             right = generator.random() < (0.85 if skill in known else 0.25)
             if generator.random() < 0.3:
                 known.add(skill)
-            rows.append({"id": f"sim-{seed}-{number}-{step}", "learner": f"sim-{number:02d}",
-                         "item": generator.choice(items_by_skill[skill]), "correct": int(right),
-                         "timestamp": moment.isoformat()})
+            rows.append(
+                {
+                    "id": f"sim-{seed}-{number}-{step}",
+                    "learner": f"sim-{number:02d}",
+                    "item": generator.choice(items_by_skill[skill]),
+                    "correct": int(right),
+                    "timestamp": moment.isoformat(),
+                }
+            )
             moment += timedelta(minutes=3 + generator.random() * 60)
             if skill in known and right:
                 position += 1

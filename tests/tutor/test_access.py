@@ -22,6 +22,7 @@ LOGIN_PAGES = ["/accounts/login/", "/admin/login/"]
 
 # --- sign-in throttling and passwords (item 10) -----------------------------------------------------------
 
+
 def _sign_in(client: Client, path: str, password: str):
     return client.post(path, {"username": "grace", "password": password, "next": "/"})
 
@@ -66,8 +67,12 @@ def test_a_few_typos_do_not_lock_anyone_out(staff_user):
 
 def test_django_standard_password_validators_are_all_on(django_user_model):
     names = {type(validator).__name__ for validator in get_default_password_validators()}
-    assert names == {"UserAttributeSimilarityValidator", "MinimumLengthValidator", "CommonPasswordValidator",
-                     "NumericPasswordValidator"}
+    assert names == {
+        "UserAttributeSimilarityValidator",
+        "MinimumLengthValidator",
+        "CommonPasswordValidator",
+        "NumericPasswordValidator",
+    }
     user = django_user_model(username="margaret.hamilton", email="margaret@example.org")
     for weak in ["demo", "password123", "4815162342108", "margaret.hamilton"]:
         with pytest.raises(ValidationError):
@@ -77,13 +82,20 @@ def test_django_standard_password_validators_are_all_on(django_user_model):
 
 # --- LTI login initiation and refusals (items 10 and 13) --------------------------------------------------
 
-from tests.tutor.test_lti import CLIENT_ID, ISSUER, launch_form, lms, tool, course  # noqa: E402,F401  (fixtures)
+from tests.tutor.test_lti import CLIENT_ID, ISSUER, course, launch_form, lms, tool  # noqa: E402,F401  (fixtures)
 
 
 def _login_initiation(client: Client):
-    return client.post("/lti/login/", {"iss": ISSUER, "client_id": CLIENT_ID, "login_hint": "student-1",
-                                       "lti1p3_new_window": "1",
-                                       "target_link_uri": "http://testserver/lti/launch/"})
+    return client.post(
+        "/lti/login/",
+        {
+            "iss": ISSUER,
+            "client_id": CLIENT_ID,
+            "login_hint": "student-1",
+            "lti1p3_new_window": "1",
+            "target_link_uri": "http://testserver/lti/launch/",
+        },
+    )
 
 
 def test_lti_login_initiation_is_limited_per_address(tool, settings):
@@ -140,16 +152,16 @@ def test_a_refused_launch_shows_a_plain_sentence_and_logs_the_reason(client, lms
 from django.urls import reverse  # noqa: E402
 
 from tests.tutor.api_support import course_with_curriculum  # noqa: E402
+from tutor.actions import answers_record  # noqa: E402
 from tutor.enrolments import enrolment_set  # noqa: E402
 from tutor.models import Enrolment, Interaction, Learner  # noqa: E402
-from tutor.actions import answers_record  # noqa: E402
 
 LEARNER_PAGES = ["learn", "learn_question", "learn_mastery"]
 
 
 @pytest.fixture
 def three_courses(db):
-    """"algebra" the user is enrolled in by staff, "geometry" nobody opened to them, "demo" open to all."""
+    """ "algebra" the user is enrolled in by staff, "geometry" nobody opened to them, "demo" open to all."""
     courses = {slug: course_with_curriculum(slug) for slug in ("algebra", "geometry", "demo")}
     courses["demo"].open_to_all = True
     courses["demo"].save(update_fields=["open_to_all"])
@@ -205,10 +217,20 @@ def test_an_lti_learner_reaches_only_the_linked_course(client, lms, tool, course
 
 # --- a username never picks a learner (item 7) ------------------------------------------------------------
 
-def test_a_local_username_equal_to_an_imported_learner_does_not_take_it_over(client, lms, tool, course,
-                                                                              django_user_model, fast_passwords):
-    history = [{"id": f"file-{step}", "learner": "alice", "item": "q2", "correct": 1,
-                "timestamp": f"2026-11-20T10:0{step}:00Z"} for step in range(6)]
+
+def test_a_local_username_equal_to_an_imported_learner_does_not_take_it_over(
+    client, lms, tool, course, django_user_model, fast_passwords
+):
+    history = [
+        {
+            "id": f"file-{step}",
+            "learner": "alice",
+            "item": "q2",
+            "correct": 1,
+            "timestamp": f"2026-11-20T10:0{step}:00Z",
+        }
+        for step in range(6)
+    ]
     answers_record(course=course, rows=history)
     imported = Learner.objects.get(course=course, external_id="alice")
 
@@ -236,8 +258,18 @@ def test_a_local_username_equal_to_an_imported_learner_does_not_take_it_over(cli
 def test_an_account_keeps_its_learner_when_a_file_later_uses_its_id(client, learner_user, three_courses):
     demo = three_courses["demo"]
     client.force_login(learner_user)
-    answers_record(course=demo, rows=[{"id": "f1", "learner": f"user:{learner_user.pk}", "item": "q1",
-                                           "correct": 1, "timestamp": "2026-11-20T10:00:00Z"}])
+    answers_record(
+        course=demo,
+        rows=[
+            {
+                "id": "f1",
+                "learner": f"user:{learner_user.pk}",
+                "item": "q1",
+                "correct": 1,
+                "timestamp": "2026-11-20T10:00:00Z",
+            }
+        ],
+    )
     client.get("/learn/demo/")
     mine = Enrolment.objects.get(course=demo, user=learner_user).learner
     assert mine.external_id.startswith(f"user:{learner_user.pk}-")  # the file's learner stays the file's
@@ -251,28 +283,30 @@ def test_staff_enrol_accounts_in_the_admin(client, django_user_model, fast_passw
     geometry, algebra = three_courses["geometry"], three_courses["algebra"]
 
     # An action on the users list, with the course chosen beside it.
-    client.post("/admin/auth/user/", {"action": "enrol_in_course", "_selected_action": [pupil.pk],
-                                      "course": geometry.pk})
+    client.post(
+        "/admin/auth/user/", {"action": "enrol_in_course", "_selected_action": [pupil.pk], "course": geometry.pk}
+    )
     assert Enrolment.objects.get(course=geometry, user=pupil).source == Enrolment.STAFF
 
     # The enrolment form ties the account to a named learner (one imported from a file, say).
     imported = Learner.objects.create(course=algebra, external_id="p-7")
-    added = client.post("/admin/tutor/enrolment/add/", {"course": algebra.pk, "user": pupil.pk,
-                                                        "learner": imported.pk})
+    added = client.post("/admin/tutor/enrolment/add/", {"course": algebra.pk, "user": pupil.pk, "learner": imported.pk})
     assert added.status_code == 302
     imported.refresh_from_db()
     assert imported.user == pupil and Enrolment.objects.get(course=algebra, user=pupil).learner == imported
 
     # A learner tied to another account is refused on the form, and nothing changes.
     other = django_user_model.objects.create_user("other")
-    refused = client.post("/admin/tutor/enrolment/add/", {"course": algebra.pk, "user": other.pk,
-                                                          "learner": imported.pk})
+    refused = client.post(
+        "/admin/tutor/enrolment/add/", {"course": algebra.pk, "user": other.pk, "learner": imported.pk}
+    )
     assert refused.status_code == 200 and b"tied to another account" in refused.content
     assert not Enrolment.objects.filter(user=other).exists()
 
     # Ending the enrolment unties the learner; its answers stay.
-    client.post(f"/admin/tutor/enrolment/{Enrolment.objects.get(course=algebra, user=pupil).pk}/delete/",
-                {"post": "yes"})
+    client.post(
+        f"/admin/tutor/enrolment/{Enrolment.objects.get(course=algebra, user=pupil).pk}/delete/", {"post": "yes"}
+    )
     imported.refresh_from_db()
     assert imported.user is None and not Enrolment.objects.filter(course=algebra, user=pupil).exists()
 
@@ -294,8 +328,13 @@ def test_the_api_enrols_an_account_as_a_learner(client, django_user_model, three
 
     made = api.put(url, {"user": "pupil"}, format="json")
     assert made.status_code == 201, made.content
-    assert made.json() | {"created_at": None} == {"course": "geometry", "learner": "lms-77", "user": "pupil",
-                                                  "source": "api", "created_at": None}
+    assert made.json() | {"created_at": None} == {
+        "course": "geometry",
+        "learner": "lms-77",
+        "user": "pupil",
+        "source": "api",
+        "created_at": None,
+    }
     assert api.put(url, {"user": "pupil"}, format="json").status_code == 200  # idempotent
     assert api.get(url).json()["user"] == "pupil"
 
@@ -314,18 +353,18 @@ def test_the_api_refuses_bad_enrolments_with_a_reason_and_writes_nothing(django_
     api = client_for(key_for(geometry))
     owner = django_user_model.objects.create_user("owner")
     django_user_model.objects.create_user("intruder")
-    assert api.put("/api/v1/courses/geometry/learners/taken/enrolment", {"user": "owner"},
-                   format="json").status_code == 201
+    assert (
+        api.put("/api/v1/courses/geometry/learners/taken/enrolment", {"user": "owner"}, format="json").status_code
+        == 201
+    )
 
     cases = [
         ("/api/v1/courses/geometry/learners/new-1/enrolment", {"user": "nobody"}, 400, "unknown_user", "user"),
         ("/api/v1/courses/geometry/learners/new-2/enrolment", {}, 400, "required", "user"),
         ("/api/v1/courses/geometry/learners/new-3/enrolment", {"user": ["owner"]}, 400, "invalid", "user"),
         ("/api/v1/courses/geometry/learners/new-4/enrolment", {"user": "x" * 151}, 400, "max_length", "user"),
-        (f"/api/v1/courses/geometry/learners/{'l' * 201}/enrolment", {"user": "owner"}, 400, "max_length",
-         "learner"),
-        ("/api/v1/courses/geometry/learners/taken/enrolment", {"user": "intruder"}, 409, "learner_taken",
-         "learner"),
+        (f"/api/v1/courses/geometry/learners/{'l' * 201}/enrolment", {"user": "owner"}, 400, "max_length", "learner"),
+        ("/api/v1/courses/geometry/learners/taken/enrolment", {"user": "intruder"}, 409, "learner_taken", "learner"),
         ("/api/v1/courses/algebra/learners/new-5/enrolment", {"user": "owner"}, 404, "not_found", "course"),
     ]
     for url, body, status, code, field in cases:
@@ -395,16 +434,22 @@ def test_api_enrolments_at_once_give_a_learner_to_one_account(postgresql, django
         def enrol(number: int) -> int:
             # Half the threads name one account, the others each their own: one account gets the learner.
             user = "pupil-0" if number % 2 == 0 else f"pupil-{number}"
-            return clients[number].put(f"/api/v1/courses/contested/learners/{learner_id}/enrolment",
-                                       {"user": user}, format="json").status_code
+            return (
+                clients[number]
+                .put(f"/api/v1/courses/contested/learners/{learner_id}/enrolment", {"user": user}, format="json")
+                .status_code
+            )
 
         statuses = together(enrol)
         assert all(isinstance(status, int) for status in statuses), statuses
         learner = Learner.objects.get(course=course, external_id=learner_id)
         winner = Enrolment.objects.select_related("user").get(course=course, learner=learner)
         assert learner.user == winner.user
-        won = [number for number in range(THREADS) if (number % 2 == 0 and winner.user.username == "pupil-0")
-               or winner.user.username == f"pupil-{number}"]
+        won = [
+            number
+            for number in range(THREADS)
+            if (number % 2 == 0 and winner.user.username == "pupil-0") or winner.user.username == f"pupil-{number}"
+        ]
         assert all(statuses[number] in (200, 201) for number in won), statuses
         assert all(statuses[number] == 409 for number in range(THREADS) if number not in won), statuses
     assert Learner.objects.filter(course=course).count() == 4

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.cache import cache
@@ -18,7 +18,7 @@ from tutor.keys import api_key_create
 from tutor.models import ApiKey, Interaction, Learner
 
 pytestmark = pytest.mark.django_db
-START = datetime(2026, 11, 25, 10, 0, tzinfo=timezone.utc)
+START = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -37,9 +37,16 @@ def url(course, tail: str = "") -> str:
 
 def answers(learner: str, count: int, *, start: datetime = START, prefix: str = "a") -> list[dict]:
     items = ["q1", "q2", "q3", "q17"]
-    return [{"id": f"{prefix}-{learner}-{step}", "learner": learner, "item": items[step % 4],
-             "correct": (step * 7 + len(learner)) % 3 != 0, "timestamp": (start + timedelta(minutes=step)).isoformat()}
-            for step in range(count)]
+    return [
+        {
+            "id": f"{prefix}-{learner}-{step}",
+            "learner": learner,
+            "item": items[step % 4],
+            "correct": (step * 7 + len(learner)) % 3 != 0,
+            "timestamp": (start + timedelta(minutes=step)).isoformat(),
+        }
+        for step in range(count)
+    ]
 
 
 def test_create_course_with_a_global_key_only():
@@ -68,33 +75,40 @@ def test_course_list_shows_only_the_keys_course(course, api):
 
 
 def test_curriculum_import_is_idempotent_and_validated(course, api):
-    document = {"skills": [{"id": "mul", "name": "Multiplying"}],
-                "items": [{"id": "m1", "skills": ["mul", "add"], "body": "2 x 3"}],
-                "prerequisites": [{"from": "add", "to": "mul"}]}
+    document = {
+        "skills": [{"id": "mul", "name": "Multiplying"}],
+        "items": [{"id": "m1", "skills": ["mul", "add"], "body": "2 x 3"}],
+        "prerequisites": [{"from": "add", "to": "mul"}],
+    }
     first = api.post(url(course, "/curriculum"), document, format="json")
     assert first.status_code == 200, first.content
     assert first.json()["skills"]["created"] == 1 and first.json()["prerequisites"]["created"] == 1
     second = api.post(url(course, "/curriculum"), document, format="json")
     assert second.json()["skills"] == {"created": 0, "updated": 0, "unchanged": 1}
 
-    cycle = api.post(url(course, "/curriculum"), {"prerequisites": [{"from": "frac-add", "to": "count"}]},
-                     format="json")
+    cycle = api.post(
+        url(course, "/curriculum"), {"prerequisites": [{"from": "frac-add", "to": "count"}]}, format="json"
+    )
     assert cycle.status_code == 400 and cycle.json()["code"] == "cycle"
     not_object = api.post(url(course, "/curriculum"), [1, 2], format="json")
     assert not_object.status_code == 400 and not_object.json()["code"] == "invalid_curriculum"
 
 
 def test_graph_has_authored_and_learned_edges_with_origin_and_weight(course, api):
-    learned_edges_store(course=course, fit_pk=None, edges=[("count", "frac-add", 0.8), ("q", "x", 0.9),
-                                                        ("count", "frac-add", 0.3)])
+    learned_edges_store(
+        course=course, fit_pk=None, edges=[("count", "frac-add", 0.8), ("q", "x", 0.9), ("count", "frac-add", 0.3)]
+    )
     response = api.get(url(course, "/graph"))
     assert response.status_code == 200
     body = response.json()
     assert [skill["id"] for skill in body["skills"]] == ["count", "add", "frac-add"]
     assert body["skills"][0]["name"] == "Counting"
     edges = {(edge["from"], edge["to"]): (edge["origin"], edge["weight"]) for edge in body["edges"]}
-    assert edges == {("count", "add"): ("authored", 1.0), ("add", "frac-add"): ("authored", 1.0),
-                     ("count", "frac-add"): ("learned", 0.8)}
+    assert edges == {
+        ("count", "add"): ("authored", 1.0),
+        ("add", "frac-add"): ("authored", 1.0),
+        ("count", "frac-add"): ("learned", 0.8),
+    }
     strict = api.get(url(course, "/graph"), {"min_weight": 0.9}).json()
     assert {(edge["from"], edge["to"]) for edge in strict["edges"]} == {("count", "add"), ("add", "frac-add")}
     authored = api.get(url(course, "/graph"), {"include_learned": "false"}).json()
@@ -110,8 +124,9 @@ def test_record_one_interaction_returns_rows_and_new_mastery(course, api):
     body = response.json()
     assert body["created"] == 1 and body["duplicates"] == 0 and body["learners_created"] == 1
     stored = Interaction.objects.get(client_id="lms-123")
-    assert body["results"] == [{"index": 0, "id": "lms-123", "status": "created", "interaction": stored.pk,
-                                "learner": "u42", "item": "q17"}]
+    assert body["results"] == [
+        {"index": 0, "id": "lms-123", "status": "created", "interaction": stored.pk, "learner": "u42", "item": "q17"}
+    ]
     assert set(body["mastery"]["u42"]) == {"count", "add", "frac-add"}
     assert all(0.0 <= value <= 1.0 for value in body["mastery"]["u42"].values())
 
@@ -142,8 +157,12 @@ def test_a_bad_row_fails_the_whole_batch_naming_row_and_field(course, api):
     batch[3]["correct"] = 7
     response = api.post(url(course, "/interactions"), batch, format="json")
     assert response.status_code == 400
-    assert response.json() | {"message": ""} == {"code": "invalid_correct", "field": "correct", "index": 3,
-                                                  "message": ""}
+    assert response.json() | {"message": ""} == {
+        "code": "invalid_correct",
+        "field": "correct",
+        "index": 3,
+        "message": "",
+    }
     assert "row 3" in response.json()["message"]
     batch[3]["correct"] = 1
     batch[4]["item"] = "nope"
@@ -153,20 +172,27 @@ def test_a_bad_row_fails_the_whole_batch_naming_row_and_field(course, api):
     assert not Interaction.objects.exists() and not Learner.objects.exists()
 
 
-@pytest.mark.parametrize(("body", "content_type", "status", "code"), [
-    (b'{"learner": "u1", "item": ', "application/json", 400, "malformed_json"),
-    (b'"just a string"', "application/json", 400, "invalid_type"),
-    (b"[]", "application/json", 400, "empty_batch"),
-    (b'{"learner": "u1", "item": "q1", "correct": NaN}', "application/json", 400, "malformed_json"),
-    (b'{"learner": 5.5, "item": "q1", "correct": 1}', "application/json", 400, "invalid_type"),
-    (b'{"learner": "u1", "item": "q1", "correct": "yes"}', "application/json", 400, "invalid_correct"),
-    (b'{"learner": "u1", "item": "q1", "correct": 1, "timestamp": "yesterday"}', "application/json", 400,
-     "invalid_timestamp"),
-    (b'{"learner": "u\\u0000", "item": "q1", "correct": 1}', "application/json", 400, "invalid_character"),
-    (b"[" * 100_000 + b"]" * 100_000, "application/json", 400, "malformed_json"),
-    (b"learner=u1&item=q1&correct=1", "application/x-www-form-urlencoded", 415, "unsupported_media_type"),
-    (b"\xff\xfe not utf-8", "application/json", 400, "malformed_json"),
-])
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "code"),
+    [
+        (b'{"learner": "u1", "item": ', "application/json", 400, "malformed_json"),
+        (b'"just a string"', "application/json", 400, "invalid_type"),
+        (b"[]", "application/json", 400, "empty_batch"),
+        (b'{"learner": "u1", "item": "q1", "correct": NaN}', "application/json", 400, "malformed_json"),
+        (b'{"learner": 5.5, "item": "q1", "correct": 1}', "application/json", 400, "invalid_type"),
+        (b'{"learner": "u1", "item": "q1", "correct": "yes"}', "application/json", 400, "invalid_correct"),
+        (
+            b'{"learner": "u1", "item": "q1", "correct": 1, "timestamp": "yesterday"}',
+            "application/json",
+            400,
+            "invalid_timestamp",
+        ),
+        (b'{"learner": "u\\u0000", "item": "q1", "correct": 1}', "application/json", 400, "invalid_character"),
+        (b"[" * 100_000 + b"]" * 100_000, "application/json", 400, "malformed_json"),
+        (b"learner=u1&item=q1&correct=1", "application/x-www-form-urlencoded", 415, "unsupported_media_type"),
+        (b"\xff\xfe not utf-8", "application/json", 400, "malformed_json"),
+    ],
+)
 def test_bad_input_never_gets_a_500(course, api, body, content_type, status, code):
     response = api.generic("POST", url(course, "/interactions"), body, content_type=content_type)
     assert response.status_code == status, response.content
@@ -175,8 +201,9 @@ def test_bad_input_never_gets_a_500(course, api, body, content_type, status, cod
 
 
 def test_batch_limits(course, api):
-    too_many = api.post(url(course, "/interactions"), [{"learner": "u", "item": "q1", "correct": 1}] * 10_001,
-                        format="json")
+    too_many = api.post(
+        url(course, "/interactions"), [{"learner": "u", "item": "q1", "correct": 1}] * 10_001, format="json"
+    )
     assert too_many.status_code == 400 and too_many.json()["code"] == "batch_too_large"
     with override_settings(TUTOR_API_MAX_BODY_BYTES=1000):
         huge = api.post(url(course, "/interactions"), answers("u1", 40), format="json")
@@ -211,8 +238,10 @@ def test_list_interactions_with_filters_and_pages(course, api):
     assert len(mine["results"]) == 4 and {row["learner"] for row in mine["results"]} == {"u2"}
     adding = api.get(url(course, "/interactions"), {"skill": "add"}).json()
     assert len(adding["results"]) == 9 and {row["item"] for row in adding["results"]} == {"q2", "q3", "q17"}
-    window = api.get(url(course, "/interactions"), {"since": (START + timedelta(minutes=2)).isoformat(),
-                                                    "until": (START + timedelta(minutes=4)).isoformat()}).json()
+    window = api.get(
+        url(course, "/interactions"),
+        {"since": (START + timedelta(minutes=2)).isoformat(), "until": (START + timedelta(minutes=4)).isoformat()},
+    ).json()
     assert len(window["results"]) == 4
     assert {row["timestamp"][11:16] for row in window["results"]} == {"10:02", "10:03"}
     bad = api.get(url(course, "/interactions"), {"since": "last tuesday"})
@@ -305,7 +334,9 @@ def test_fits_run_and_report(course, api, django_capture_on_commit_callbacks):
     assert [row["id"] for row in listed["results"]] == [fit["id"]]
 
     unknown = api.post(url(course, "/fits"), {"model": "oracle"}, format="json")
-    assert unknown.status_code == 400 and unknown.json()["code"] == "unknown_model" and unknown.json()["field"] == "model"
+    assert (
+        unknown.status_code == 400 and unknown.json()["code"] == "unknown_model" and unknown.json()["field"] == "model"
+    )
     bad_params = api.post(url(course, "/fits"), {"model": "rate", "params": {"nonsense": 1}}, format="json")
     assert bad_params.status_code == 400 and bad_params.json()["code"] == "invalid_params"
     wrong_type = api.post(url(course, "/fits"), {"model": "rate", "params": [1]}, format="json")
@@ -314,11 +345,17 @@ def test_fits_run_and_report(course, api, django_capture_on_commit_callbacks):
 
 
 ENDPOINTS = [
-    ("get", "/graph", None), ("post", "/curriculum", {"skills": []}), ("get", "/interactions", None),
-    ("post", "/interactions", {"learner": "u1", "item": "q1", "correct": 1}), ("get", "/learners", None),
-    ("get", "/learners/u1/mastery", None), ("get", "/learners/u1/next", None),
-    ("post", "/predict", {"learner": "u1", "items": ["q1"]}), ("get", "/fits", None),
-    ("post", "/fits", {"model": "rate"}), ("get", "/fits/1", None),
+    ("get", "/graph", None),
+    ("post", "/curriculum", {"skills": []}),
+    ("get", "/interactions", None),
+    ("post", "/interactions", {"learner": "u1", "item": "q1", "correct": 1}),
+    ("get", "/learners", None),
+    ("get", "/learners/u1/mastery", None),
+    ("get", "/learners/u1/next", None),
+    ("post", "/predict", {"learner": "u1", "items": ["q1"]}),
+    ("get", "/fits", None),
+    ("post", "/fits", {"model": "rate"}),
+    ("get", "/fits/1", None),
     ("post", "/xapi/statements", {"verb": {"id": "http://adlnet.gov/expapi/verbs/answered"}}),
 ]
 
@@ -326,8 +363,9 @@ ENDPOINTS = [
 @pytest.mark.parametrize(("method", "tail", "body"), ENDPOINTS)
 def test_a_course_key_sees_nothing_of_another_course(course, method, tail, body):
     other = course_with_curriculum("other")
-    client_for(key_for(other)).post(url(other, "/interactions"), {"learner": "u1", "item": "q1", "correct": 1},
-                                    format="json")
+    client_for(key_for(other)).post(
+        url(other, "/interactions"), {"learner": "u1", "item": "q1", "correct": 1}, format="json"
+    )
     response = getattr(client_for(key_for(course)), method)(url(other, tail), body, format="json")
     assert response.status_code == 404, response.content
     assert response.json() == {"code": "not_found", "message": "course 'other' not found", "field": "course"}
@@ -437,8 +475,9 @@ def test_a_key_s_own_rate_replaces_the_default(course):
 
 @pytest.mark.parametrize("rate", ["lots", "0/min", "-5/min", "5/week", "5 / min", "1e3/min", "5/", "1234567890/s"])
 def test_a_bad_key_rate_is_refused_in_the_admin_and_the_command(admin_client, course, rate):
-    response = admin_client.post("/admin/tutor/apikey/add/", {"name": "bad", "course": course.pk, "is_active": "on",
-                                                               "rate": rate})
+    response = admin_client.post(
+        "/admin/tutor/apikey/add/", {"name": "bad", "course": course.pk, "is_active": "on", "rate": rate}
+    )
     assert response.status_code == 200 and "is not a rate" in response.content.decode()
     with pytest.raises(CommandError, match="is not a rate"):
         call_command("apikey_create", "--course", course.slug, "--name", "bad", f"--rate={rate}")
@@ -446,8 +485,9 @@ def test_a_bad_key_rate_is_refused_in_the_admin_and_the_command(admin_client, co
 
 
 def test_staff_set_a_key_s_rate_in_the_admin(admin_client, course):
-    response = admin_client.post("/admin/tutor/apikey/add/", {"name": "moodle", "course": course.pk,
-                                                               "is_active": "on", "rate": "12000/min"})
+    response = admin_client.post(
+        "/admin/tutor/apikey/add/", {"name": "moodle", "course": course.pk, "is_active": "on", "rate": "12000/min"}
+    )
     assert response.status_code == 302
     assert ApiKey.objects.get(name="moodle").rate == "12000/min"
 
@@ -496,9 +536,16 @@ def test_the_throttle_counts_in_redis_in_one_round_trip(course, monkeypatch):
         trips.append("pipeline")
         return batched(self, *args, **kwargs)
 
-    with override_settings(TUTOR_API_RATE="3/min", CACHES={"default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": location,
-            "KEY_PREFIX": f"test-{uuid.uuid4().hex}"}}):  # fresh counters, beside anything else in that database
+    with override_settings(
+        TUTOR_API_RATE="3/min",
+        CACHES={
+            "default": {
+                "BACKEND": "django.core.cache.backends.redis.RedisCache",
+                "LOCATION": location,
+                "KEY_PREFIX": f"test-{uuid.uuid4().hex}",
+            }
+        },
+    ):  # fresh counters, beside anything else in that database
         clock = [6_000_030.0]  # half way through a minute
         monkeypatch.setattr("tutor.api.throttling.time.time", lambda: clock[0])
         client = client_for(key_for(course, "redis"))
@@ -527,12 +574,23 @@ def test_schema_and_docs_describe_every_endpoint_without_a_cdn(client):
     document = schema.json()
     paths = set(document["paths"])
     prefix = "/api/v1/courses/{course}"
-    assert paths == {"/api/v1/courses", f"{prefix}/curriculum", f"{prefix}/graph", f"{prefix}/interactions",
-                     f"{prefix}/learners", f"{prefix}/learners/{{learner}}/mastery",
-                     f"{prefix}/learners/{{learner}}/next", f"{prefix}/learners/{{learner}}/enrolment",
-                     f"{prefix}/predict", f"{prefix}/fits",
-                     f"{prefix}/fits/{{fit}}", f"{prefix}/xapi/statements", f"{prefix}/learners/{{learner}}",
-                     f"{prefix}/learners/{{learner}}/export", f"{prefix}/exports/{{export}}"}
+    assert paths == {
+        "/api/v1/courses",
+        f"{prefix}/curriculum",
+        f"{prefix}/graph",
+        f"{prefix}/interactions",
+        f"{prefix}/learners",
+        f"{prefix}/learners/{{learner}}/mastery",
+        f"{prefix}/learners/{{learner}}/next",
+        f"{prefix}/learners/{{learner}}/enrolment",
+        f"{prefix}/predict",
+        f"{prefix}/fits",
+        f"{prefix}/fits/{{fit}}",
+        f"{prefix}/xapi/statements",
+        f"{prefix}/learners/{{learner}}",
+        f"{prefix}/learners/{{learner}}/export",
+        f"{prefix}/exports/{{export}}",
+    }
     for name, component in document["components"]["schemas"].items():
         for field, spec in component.get("properties", {}).items():
             assert spec.get("description") or "$ref" in spec or "allOf" in spec, f"{name}.{field} undocumented"

@@ -22,13 +22,19 @@ CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 SCREENSHOTS = ROOT / "docs" / "screenshots"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 KIND = "bkt" if "bkt" in ESTIMATORS else "rate"
 TIMEOUT_MS = 15_000
 
 if not CHROMIUM.exists():
-    print(f"skipping the browser tests: {CHROMIUM} is absent (apt-get install -y chromium)")
     pytest.skip(f"{CHROMIUM} is absent: install Debian's chromium to run the browser tests", allow_module_level=True)
 
 # Playwright's sync API runs an event loop in this thread; the ORM calls the tests make beside it are safe.
@@ -82,8 +88,11 @@ def _screenshot(page, name: str, *, readme: bool = False) -> None:
     if readme and os.environ.get("UPDATE_SCREENSHOTS"):
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         height = min(page.evaluate("document.documentElement.scrollHeight"), 1300)
-        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True,
-                        clip={"x": 0, "y": 0, "width": page.viewport_size["width"], "height": height})
+        page.screenshot(
+            path=str(SCREENSHOTS / f"{name}.png"),
+            full_page=True,
+            clip={"x": 0, "y": 0, "width": page.viewport_size["width"], "height": height},
+        )
     assert path.stat().st_size > 5_000
 
 
@@ -121,9 +130,12 @@ def _axe(page) -> list[str]:
     if not page.evaluate("typeof window.axe !== 'undefined'"):
         page.add_script_tag(path=str(AXE))
     result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
-    return [f"{violation['id']} ({violation['impact']}): {node['target']}"
-            for violation in result["violations"] if violation["impact"] in ("serious", "critical")
-            for node in violation["nodes"]]
+    return [
+        f"{violation['id']} ({violation['impact']}): {node['target']}"
+        for violation in result["violations"]
+        if violation["impact"] in ("serious", "critical")
+        for node in violation["nodes"]
+    ]
 
 
 def _percent(page, skill: str) -> int:
@@ -233,12 +245,17 @@ def test_staff_starts_a_fit_and_follows_it(browser, live_server, staff_user):
     progress = page.locator(f"#fit-{running.pk} .progress")
     assert progress.get_attribute("aria-valuenow") == "20"
     Fit.objects.filter(pk=running.pk).update(progress=0.65, stage="fit")
-    page.wait_for_function(f"document.querySelector('#fit-{running.pk} .progress')"
-                           f".getAttribute('aria-valuenow') === '65'")
+    page.wait_for_function(
+        f"document.querySelector('#fit-{running.pk} .progress').getAttribute('aria-valuenow') === '65'"
+    )
     assert "fit · 65%" in page.locator(f"#fit-{running.pk} [data-role=stage]").inner_text()
     _screenshot(page, "dashboard-fits-running")
-    Fit.objects.filter(pk=running.pk).update(status=Fit.SUCCEEDED, progress=1.0, stage="done", metrics={
-        "next_step": {"auc": 0.612, "rmse": 0.47, "logloss": 0.64, "accuracy": 0.66, "n": 40}})
+    Fit.objects.filter(pk=running.pk).update(
+        status=Fit.SUCCEEDED,
+        progress=1.0,
+        stage="done",
+        metrics={"next_step": {"auc": 0.612, "rmse": 0.47, "logloss": 0.64, "accuracy": 0.66, "n": 40}},
+    )
     page.locator(f"#fit-{running.pk} td.num", has_text="0.612").wait_for()  # the table was fetched again
     assert page.locator(f"#fit-{running.pk} .badge-succeeded").count() == 1
     assert page.locator(f"#fit-{running.pk} .progress").count() == 0
@@ -269,7 +286,6 @@ def test_non_staff_user_is_refused_the_dashboard(browser, live_server, learner_u
     anonymous.goto("/dashboard/")
     assert "/accounts/login/?next=/dashboard/" in anonymous.url
     anonymous.context.close()
-
 
 
 def test_a_learner_sees_only_their_courses_and_a_guesser_gets_the_lockout_page(browser, live_server, learner_user):
@@ -304,8 +320,9 @@ def test_a_learner_sees_only_their_courses_and_a_guesser_gets_the_lockout_page(b
 
 
 @pytest.mark.slow
-def test_thirty_answers_on_one_skill_show_no_question_twice_while_unseen_ones_remain(browser, live_server,
-                                                                                       learner_user):
+def test_thirty_answers_on_one_skill_show_no_question_twice_while_unseen_ones_remain(
+    browser, live_server, learner_user
+):
     from curriculum.services import graph_for_course
 
     course = demo_course_create()
@@ -337,10 +354,10 @@ def test_thirty_answers_on_one_skill_show_no_question_twice_while_unseen_ones_re
 
 
 @pytest.mark.slow
-def test_every_learner_and_dashboard_page_passes_axe_and_loads_without_404(browser, live_server, learner_user,
-                                                                            staff_user):
+def test_every_learner_and_dashboard_page_passes_axe_and_loads_without_404(
+    browser, live_server, learner_user, staff_user
+):
     if not AXE.exists():
-        print(f"skipping the accessibility check: {AXE} is absent (make axe)")
         pytest.skip(f"{AXE} is absent: run `make axe` (npm) to check accessibility")
     course = demo_course_create()
     answers_simulate(course, learners=6, answers=12)

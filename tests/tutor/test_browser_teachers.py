@@ -27,8 +27,12 @@ def test_a_teacher_filters_by_class_and_opens_a_learner(browser, live_server, dj
     second = CourseClass.objects.create(course=course, name="Class B", source=CourseClass.STAFF)
     for number in range(6):
         learner = Learner.objects.get(course=course, external_id=f"sim-{number:02d}")
-        ClassMember.objects.create(course_class=first if number < 3 else second, learner=learner,
-                                   external_id=learner.external_id, name=f"Pupil {number}")
+        ClassMember.objects.create(
+            course_class=first if number < 3 else second,
+            learner=learner,
+            external_id=learner.external_id,
+            name=f"Pupil {number}",
+        )
     ClassMember.objects.create(course_class=first, external_id="roster-only", name="Nora Notyet")
     teacher = django_user_model.objects.create_user(username="tess", password=PASSWORD)
     for course_class in (first, second):

@@ -3,7 +3,7 @@ learners only; and the teacher's flags and role rules, which are plain functions
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -14,48 +14,84 @@ from tutor.models import Learner
 from tutor.web.learners import FlagRules, learner_flags
 
 VOCABULARY = "http://purl.imsglobal.org/vocab/lis/v2/"
-NOW = datetime(2026, 12, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
 RULES = FlagRules(no_progress_answers=3, quiet_days=7, stuck_answers=2)
 
 
-@pytest.mark.parametrize("roles, role", [
-    ([VOCABULARY + "membership#Learner"], "learner"),
-    ([VOCABULARY + "membership#Instructor"], "instructor"),
-    (["Instructor"], "instructor"),
-    ([VOCABULARY + "membership/Instructor#TeachingAssistant"], "ta"),
-    ([VOCABULARY + "membership#Administrator"], "administrator"),
-    ([VOCABULARY + "institution/person#Administrator"], "administrator"),
-    ([VOCABULARY + "system/person#Administrator"], "administrator"),
-    ([VOCABULARY + "institution/person#Administrator", VOCABULARY + "membership#Learner"], "learner"),
-    ([VOCABULARY + "institution/person#Administrator", VOCABULARY + "membership#Instructor",
-      VOCABULARY + "system/person#Administrator"], "instructor"),  # Moodle's site administrator teaching
-    ([VOCABULARY + "institution/person#Instructor"], "learner"),  # a faculty member, no role in this course
-    ([VOCABULARY + "membership#Mentor"], "learner"),
-    ([], "learner"), (None, "learner"), ([42, "http://example.com/#Instructor"], "learner"),
-])
+@pytest.mark.parametrize(
+    "roles, role",
+    [
+        ([VOCABULARY + "membership#Learner"], "learner"),
+        ([VOCABULARY + "membership#Instructor"], "instructor"),
+        (["Instructor"], "instructor"),
+        ([VOCABULARY + "membership/Instructor#TeachingAssistant"], "ta"),
+        ([VOCABULARY + "membership#Administrator"], "administrator"),
+        ([VOCABULARY + "institution/person#Administrator"], "administrator"),
+        ([VOCABULARY + "system/person#Administrator"], "administrator"),
+        ([VOCABULARY + "institution/person#Administrator", VOCABULARY + "membership#Learner"], "learner"),
+        (
+            [
+                VOCABULARY + "institution/person#Administrator",
+                VOCABULARY + "membership#Instructor",
+                VOCABULARY + "system/person#Administrator",
+            ],
+            "instructor",
+        ),  # Moodle's site administrator teaching
+        ([VOCABULARY + "institution/person#Instructor"], "learner"),  # a faculty member, no role in this course
+        ([VOCABULARY + "membership#Mentor"], "learner"),
+        ([], "learner"),
+        (None, "learner"),
+        ([42, "http://example.com/#Instructor"], "learner"),
+    ],
+)
 def test_launch_role(roles, role):
     assert launch_role(roles) == role
 
 
 def test_flags_stuck_no_progress_and_quiet():
     assert learner_flags(rules=RULES, mean_mastery=[0.2, 0.3, 0.4, 0.5], last_answer_at=NOW, now=NOW) == []
-    labels = [flag.label for flag in learner_flags(
-        rules=RULES, mean_mastery=[0.4, 0.41, 0.405, 0.40], last_answer_at=NOW - timedelta(days=8), now=NOW,
-        why="remediation", struggling=[0.3, 0.29, 0.25, 0.29])]
+    labels = [
+        flag.label
+        for flag in learner_flags(
+            rules=RULES,
+            mean_mastery=[0.4, 0.41, 0.405, 0.40],
+            last_answer_at=NOW - timedelta(days=8),
+            now=NOW,
+            why="remediation",
+            struggling=[0.3, 0.29, 0.25, 0.29],
+        )
+    ]
     assert labels == ["stuck in remediation", "no progress", "gone quiet"]
     # Remediation that works is not stuck; too few answers say nothing yet; a week less a minute is not quiet.
-    assert learner_flags(rules=RULES, mean_mastery=[0.4], last_answer_at=NOW - timedelta(days=7, minutes=-1),
-                         now=NOW, why="remediation", struggling=[0.2, 0.3, 0.5]) == []
+    assert (
+        learner_flags(
+            rules=RULES,
+            mean_mastery=[0.4],
+            last_answer_at=NOW - timedelta(days=7, minutes=-1),
+            now=NOW,
+            why="remediation",
+            struggling=[0.2, 0.3, 0.5],
+        )
+        == []
+    )
 
 
 @pytest.mark.django_db
 def test_a_staff_group_and_its_teacher(client, django_user_model):
     course = course_with_curriculum("fractions")
     api = client_for(key_for(course))
-    start = datetime.now(timezone.utc) - timedelta(days=1)
-    rows = [{"id": f"{learner}-{step}", "learner": learner, "item": "q1", "correct": step % 2,
-             "timestamp": (start + timedelta(minutes=step)).isoformat()}
-            for learner in ("ann", "ben", "cat") for step in range(4)]
+    start = datetime.now(UTC) - timedelta(days=1)
+    rows = [
+        {
+            "id": f"{learner}-{step}",
+            "learner": learner,
+            "item": "q1",
+            "correct": step % 2,
+            "timestamp": (start + timedelta(minutes=step)).isoformat(),
+        }
+        for learner in ("ann", "ben", "cat")
+        for step in range(4)
+    ]
     assert api.post("/api/v1/courses/fractions/interactions", rows, format="json").status_code == 201
     group = CourseClass.objects.create(course=course, name="Group A", source=CourseClass.STAFF)
     other = CourseClass.objects.create(course=course, name="Group B", source=CourseClass.STAFF)
@@ -88,8 +124,10 @@ def test_a_staff_group_and_its_teacher(client, django_user_model):
 def test_staff_see_everyone_and_filter_by_class(client, staff_user):
     course = course_with_curriculum("fractions")
     api = client_for(key_for(course))
-    rows = [{"id": f"{learner}-0", "learner": learner, "item": "q1", "correct": 1,
-             "timestamp": "2026-11-25T10:00:00Z"} for learner in ("ann", "ben")]
+    rows = [
+        {"id": f"{learner}-0", "learner": learner, "item": "q1", "correct": 1, "timestamp": "2026-11-25T10:00:00Z"}
+        for learner in ("ann", "ben")
+    ]
     assert api.post("/api/v1/courses/fractions/interactions", rows, format="json").status_code == 201
     group = CourseClass.objects.create(course=course, name="Group A", source=CourseClass.STAFF)
     ClassMember.objects.create(course_class=group, learner=Learner.objects.get(external_id="ann"), external_id="ann")
@@ -98,8 +136,9 @@ def test_staff_see_everyone_and_filter_by_class(client, staff_user):
     everyone = client.get("/dashboard/fractions/learners/")
     assert sorted(row["external_id"] for row in everyone.context["rows"]) == ["ann", "ben", "dan"]
     only = client.get(f"/dashboard/fractions/learners/?class={group.pk}")
-    assert [row["external_id"] for row in only.context["rows"]] == ["dan", "ann"] or \
-        sorted(row["external_id"] for row in only.context["rows"]) == ["ann", "dan"]
+    assert [row["external_id"] for row in only.context["rows"]] == ["dan", "ann"] or sorted(
+        row["external_id"] for row in only.context["rows"]
+    ) == ["ann", "dan"]
     overview = client.get(f"/dashboard/fractions/?class={group.pk}")
     assert overview.context["counts"]["learners"] == 1 and overview.context["counts"]["interactions"] == 1
     assert client.get("/dashboard/fractions/").context["counts"]["learners"] == 2
@@ -127,8 +166,16 @@ def test_mastery_history_ends_where_the_stored_mastery_is(isolated_models):
 
     course = course_with_curriculum("fractions")
     api = client_for(key_for(course))
-    rows = [{"id": f"r{step}", "learner": "ann", "item": ["q1", "q2", "q17"][step % 3], "correct": step % 2,
-             "timestamp": f"2026-11-25T10:{step:02d}:00Z"} for step in range(9)]
+    rows = [
+        {
+            "id": f"r{step}",
+            "learner": "ann",
+            "item": ["q1", "q2", "q17"][step % 3],
+            "correct": step % 2,
+            "timestamp": f"2026-11-25T10:{step:02d}:00Z",
+        }
+        for step in range(9)
+    ]
     assert api.post("/api/v1/courses/fractions/interactions", rows, format="json").status_code == 201
     learner = Learner.objects.get(external_id="ann")
     history = mastery_history(course=course, learner=learner)

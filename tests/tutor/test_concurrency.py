@@ -8,7 +8,7 @@ import random
 import threading
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -18,12 +18,12 @@ from tests.tutor.api_support import client_for, course_with_curriculum, key_for
 from tracing.estimators.base import LearnerState
 from tracing.models import Fit, LearnerTrace, Mastery
 from tracing.services import _replay, course_model, fit_run
-from tutor.models import Interaction, Learner
 from tutor.actions import answers_record
+from tutor.models import Interaction, Learner
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-START = datetime(2026, 11, 25, 10, 0, tzinfo=timezone.utc)
+START = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 ITEMS = ["q1", "q2", "q3", "q17"]
 
 
@@ -33,10 +33,19 @@ def fitted_course(postgresql, settings, tmp_path):
     settings.ARTIFACT_ROOT = tmp_path
     course = course_with_curriculum("race")
     generator = random.Random(1)
-    answers_record(course=course, rows=[
-        {"learner": f"sim-{number}", "item": generator.choice(ITEMS), "correct": int(generator.random() < 0.6),
-         "timestamp": (START - timedelta(days=2, minutes=number * 40 - step)).isoformat()}
-        for number in range(12) for step in range(15)])
+    answers_record(
+        course=course,
+        rows=[
+            {
+                "learner": f"sim-{number}",
+                "item": generator.choice(ITEMS),
+                "correct": int(generator.random() < 0.6),
+                "timestamp": (START - timedelta(days=2, minutes=number * 40 - step)).isoformat(),
+            }
+            for number in range(12)
+            for step in range(15)
+        ],
+    )
     fit = Fit.objects.create(course=course, kind="bkt", params={})
     fit = fit_run(fit_id=fit.pk)
     assert fit.status == Fit.SUCCEEDED, fit.error
@@ -60,8 +69,9 @@ def assert_matches_replay(course, external_id: str, answers: int) -> None:
     stored = dict(Mastery.objects.filter(learner=learner).values_list("skill__external_id", "probability"))
     expected = dict(zip(model.estimator.skill_ids, replayed.mastery.tolist()))
     assert stored.keys() == expected.keys()
-    np.testing.assert_allclose([stored[s] for s in expected], list(expected.values()), atol=1e-9,
-                               err_msg=f"mastery of {external_id}")
+    np.testing.assert_allclose(
+        [stored[s] for s in expected], list(expected.values()), atol=1e-9, err_msg=f"mastery of {external_id}"
+    )
 
 
 def test_parallel_answers_for_one_learner_match_a_replay(fitted_course):
@@ -75,18 +85,29 @@ def test_parallel_answers_for_one_learner_match_a_replay(fitted_course):
     def post(number: int, round_: int) -> None:
         item, correct = ITEMS[(number + round_) % 4], (number + round_) % 3 > 0
         if number % 3 == 0:
-            answers_record(course=fitted_course, rows=[{"id": f"t{number}-{round_}", "learner": "ada",
-                                                            "item": item, "correct": correct}])
+            answers_record(
+                course=fitted_course,
+                rows=[{"id": f"t{number}-{round_}", "learner": "ada", "item": item, "correct": correct}],
+            )
             return
         if number % 3 == 1:
-            response = client_for(key).post(f"{base}/interactions", {
-                "id": f"t{number}-{round_}", "learner": "ada", "item": item, "correct": int(correct)}, format="json")
+            response = client_for(key).post(
+                f"{base}/interactions",
+                {"id": f"t{number}-{round_}", "learner": "ada", "item": item, "correct": int(correct)},
+                format="json",
+            )
         else:
-            response = client_for(key).post(f"{base}/xapi/statements", {
-                "id": str(uuid.UUID(int=number * 100 + round_)), "actor": {"account": {"name": "ada"}},
-                "verb": {"id": "http://adlnet.gov/expapi/verbs/answered"},
-                "object": {"id": f"https://lms.example/activities/{item}"}, "result": {"success": correct}},
-                format="json")
+            response = client_for(key).post(
+                f"{base}/xapi/statements",
+                {
+                    "id": str(uuid.UUID(int=number * 100 + round_)),
+                    "actor": {"account": {"name": "ada"}},
+                    "verb": {"id": "http://adlnet.gov/expapi/verbs/answered"},
+                    "object": {"id": f"https://lms.example/activities/{item}"},
+                    "result": {"success": correct},
+                },
+                format="json",
+            )
         assert response.status_code == 201, response.content
 
     in_threads(post, rounds=rounds)
@@ -100,9 +121,16 @@ def test_parallel_batches_over_several_learners_match_a_replay_and_do_not_deadlo
     key = key_for(fitted_course)
 
     def post(number: int, round_: int) -> None:
-        order = learners[number % 4:] + learners[:number % 4]
-        rows = [{"id": f"b{number}-{round_}-{name}", "learner": name, "item": ITEMS[(number + round_ + n) % 4],
-                 "correct": (number + n + round_) % 2} for n, name in enumerate(order)]
+        order = learners[number % 4 :] + learners[: number % 4]
+        rows = [
+            {
+                "id": f"b{number}-{round_}-{name}",
+                "learner": name,
+                "item": ITEMS[(number + round_ + n) % 4],
+                "correct": (number + n + round_) % 2,
+            }
+            for n, name in enumerate(order)
+        ]
         response = client_for(key).post(f"/api/v1/courses/{fitted_course.slug}/interactions", rows, format="json")
         assert response.status_code == 201, response.content
 
@@ -142,13 +170,24 @@ def test_answers_recorded_while_fits_activate_match_a_replay_under_the_new_fit(f
             fitting.clear()
             return
         while fitting.is_set() or posted[number] < 3:
-            answers_record(course=fitted_course, rows=[{
-                "id": f"f{number}-{posted[number]}", "learner": learners[number % 4],
-                "item": ITEMS[(number + posted[number]) % 4], "correct": (number * posted[number]) % 3 > 0}])
+            answers_record(
+                course=fitted_course,
+                rows=[
+                    {
+                        "id": f"f{number}-{posted[number]}",
+                        "learner": learners[number % 4],
+                        "item": ITEMS[(number + posted[number]) % 4],
+                        "correct": (number * posted[number]) % 3 > 0,
+                    }
+                ],
+            )
             posted[number] += 1
 
     in_threads(work, rounds=1)
     for name in learners:
         before = 15 if name.startswith("sim-") else 0
-        assert_matches_replay(fitted_course, name, before + sum(
-            count for number, count in enumerate(posted) if number and learners[number % 4] == name))
+        assert_matches_replay(
+            fitted_course,
+            name,
+            before + sum(count for number, count in enumerate(posted) if number and learners[number % 4] == name),
+        )

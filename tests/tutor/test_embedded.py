@@ -37,14 +37,24 @@ def free_port() -> int:
 def embedded_server(tmp_path):
     """(port, API key, SQLite file) of `manage.py runserver` on the embedded default settings."""
     database = tmp_path / "db.sqlite3"
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("DJANGO_", "CELERY_", "DATABASE_", "CACHE_", "TUTOR_", "TRACING_"))}
-    env.update({"DATABASE_URL": f"sqlite:///{database}", "TUTOR_ARTIFACT_ROOT": str(tmp_path / "artifacts"),
-                "DJANGO_LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1"})
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DJANGO_", "CELERY_", "DATABASE_", "CACHE_", "TUTOR_", "TRACING_"))
+    }
+    env.update(
+        {
+            "DATABASE_URL": f"sqlite:///{database}",
+            "TUTOR_ARTIFACT_ROOT": str(tmp_path / "artifacts"),
+            "DJANGO_LOG_LEVEL": "WARNING",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
 
     def manage(*args: str) -> str:
-        done = subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env=env, capture_output=True,
-                              text=True, timeout=300)
+        done = subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+        )
         assert done.returncode == 0, done.stderr[-3000:]
         return done.stdout
 
@@ -53,8 +63,13 @@ def embedded_server(tmp_path):
     key = manage("apikey_create", "--course", "arithmetic", "--name", "classroom").strip().splitlines()[-1]
     port = free_port()
     log = open(tmp_path / "server.log", "w")  # noqa: SIM115 - closed below
-    server = subprocess.Popen([sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
-                              cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}"],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -106,9 +121,13 @@ def test_a_class_of_30_answering_at_once_gets_no_error_and_loses_nothing(embedde
                 failures.append(("next", status, body))
                 continue
             answer_id = f"class-{number:02d}-{round_}"
-            status, body = request(port, key, "POST", f"{base}/interactions",
-                                   {"id": answer_id, "learner": name, "item": body["item"],
-                                    "correct": (number + round_) % 2})
+            status, body = request(
+                port,
+                key,
+                "POST",
+                f"{base}/interactions",
+                {"id": answer_id, "learner": name, "item": body["item"], "correct": (number + round_) % 2},
+            )
             if status == 201:
                 acknowledged.append(answer_id)
             else:
@@ -122,6 +141,8 @@ def test_a_class_of_30_answering_at_once_gets_no_error_and_loses_nothing(embedde
     assert not failures, failures[:5]
     assert len(acknowledged) == LEARNERS * ROUNDS
     with sqlite3.connect(database) as stored:
-        ids = {row[0] for row in stored.execute("SELECT client_id FROM tutor_interaction WHERE client_id LIKE 'class-%'")}
+        ids = {
+            row[0] for row in stored.execute("SELECT client_id FROM tutor_interaction WHERE client_id LIKE 'class-%'")
+        }
         assert ids == set(acknowledged)
         assert stored.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -11,7 +11,7 @@ import json
 import threading
 import uuid
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -28,7 +28,7 @@ from tutor.models import ApiKey, Interaction
 
 pytestmark = pytest.mark.django_db
 
-START = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
+START = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 BASE = "/api/v1/courses/fractions/exports"
 
 
@@ -39,12 +39,16 @@ def course(settings, tmp_path):
     settings.ARTIFACT_ROOT = tmp_path
     course = course_with_curriculum("fractions")
     from curriculum.services import curriculum_import
+
     curriculum_import(course=course, document={"items": [{"id": "http://items.example/q/99", "skills": ["add"]}]})
     rows = []
     for step in range(24):
-        row: dict[str, Any] = {"learner": f"learner-{step % 4}", "item": ["q1", "q2", "q3", "q17",
-                                                                        "http://items.example/q/99"][step % 5],
-                               "correct": [1, 0, 0.5, 1][step % 4], "timestamp": (START + timedelta(minutes=step)).isoformat()}
+        row: dict[str, Any] = {
+            "learner": f"learner-{step % 4}",
+            "item": ["q1", "q2", "q3", "q17", "http://items.example/q/99"][step % 5],
+            "correct": [1, 0, 0.5, 1][step % 4],
+            "timestamp": (START + timedelta(minutes=step)).isoformat(),
+        }
         if step % 3 == 0:
             row["id"] = str(uuid.UUID(int=step + 1))
         elif step % 3 == 1:
@@ -105,18 +109,30 @@ def test_mastery_and_parameters_csv(course, api):
 
 
 def test_parameter_rows_find_skills_and_items_in_any_layout():
-    params = {"skills": {"add": {"prior": 0.2, "guesses": {"q1": 0.1}}}, "item_rate": {"q2": 0.7}, "note": "v2",
-              "bad": float("nan"), "list": [1, 2]}
+    params = {
+        "skills": {"add": {"prior": 0.2, "guesses": {"q1": 0.1}}},
+        "item_rate": {"q2": 0.7},
+        "note": "v2",
+        "bad": float("nan"),
+        "list": [1, 2],
+    }
     assert list(parameter_rows(params, skills={"add"}, items={"q1", "q2"})) == [
-        ("skills.prior", "add", "", 0.2), ("skills.guesses", "add", "q1", 0.1), ("item_rate", "", "q2", 0.7),
-        ("note", "", "", "v2"), ("list.0", "", "", 1), ("list.1", "", "", 2)]
+        ("skills.prior", "add", "", 0.2),
+        ("skills.guesses", "add", "q1", 0.1),
+        ("item_rate", "", "q2", 0.7),
+        ("note", "", "", "v2"),
+        ("list.0", "", "", 1),
+        ("list.1", "", "", 2),
+    ]
 
 
 def _answers(course) -> Counter:
-    return Counter((learner, item, correct, timestamp, response_time, response) for learner, item, correct, timestamp,
-                   response_time, response in Interaction.objects.filter(course=course).values_list(
-                       "learner__external_id", "item__external_id", "correct", "timestamp", "response_time",
-                       "response"))
+    return Counter(
+        (learner, item, correct, timestamp, response_time, response)
+        for learner, item, correct, timestamp, response_time, response in Interaction.objects.filter(
+            course=course
+        ).values_list("learner__external_id", "item__external_id", "correct", "timestamp", "response_time", "response")
+    )
 
 
 def test_statements_go_back_in_through_the_xapi_endpoint_as_the_same_answers(course, api):
@@ -131,6 +147,7 @@ def test_statements_go_back_in_through_the_xapi_endpoint_as_the_same_answers(cou
 
     copy = course_with_curriculum("copy")
     from curriculum.services import curriculum_import
+
     curriculum_import(course=copy, document={"items": [{"id": "http://items.example/q/99", "skills": ["add"]}]})
     response = client_for(key_for(copy)).post("/api/v1/courses/copy/xapi/statements", statements, format="json")
     assert response.status_code == 201, response.content
@@ -161,8 +178,9 @@ class Lrs:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 lrs.batches.append(body)
                 lrs.headers.append(dict(self.headers))
-                payload = json.dumps([statement["id"] for statement in body] if lrs.status == 200
-                                     else {"error": "refused"}).encode()
+                payload = json.dumps(
+                    [statement["id"] for statement in body] if lrs.status == 200 else {"error": "refused"}
+                ).encode()
                 self.send_response(lrs.status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
@@ -190,7 +208,8 @@ def test_statements_are_posted_to_a_learning_record_store_in_batches(course):
     assert headers["X-Experience-API-Version"] == "1.0.3" and headers["Content-Type"] == "application/json"
     assert headers["Authorization"] == "Basic " + base64.b64encode(b"tutor:s3cret").decode()
     assert [statement["id"] for batch in lrs.batches for statement in batch] == [
-        statement["id"] for statement in exports.statements(course=course)]
+        statement["id"] for statement in exports.statements(course=course)
+    ]
 
 
 def test_a_refusing_or_absent_store_stops_the_export_with_its_reason(course):
@@ -209,8 +228,9 @@ def test_the_command_writes_a_file_or_posts_to_a_store(course, tmp_path):
     call_command("course_export", "--course", "fractions", "--export", "statements.jsonl", "--out", str(out))
     assert len(out.read_text().splitlines()) == 24
     with Lrs() as lrs:
-        call_command("course_export", "--course", "fractions", "--lrs", lrs.url, "--lrs-user", "u",
-                     "--lrs-password", "p")
+        call_command(
+            "course_export", "--course", "fractions", "--lrs", lrs.url, "--lrs-user", "u", "--lrs-password", "p"
+        )
     assert sum(map(len, lrs.batches)) == 24
     with pytest.raises(CommandError, match="no active fit"):
         call_command("course_export", "--course", "fractions", "--export", "parameters.csv", "--out", str(out))

@@ -85,10 +85,23 @@ class PrivatePostgres:
         subprocess.run([*self.prefix, str(self.bin / tool), *args], check=True, capture_output=True, timeout=120)
 
     def start(self) -> None:
-        options = (f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1 -c fsync=off "
-                   f"-c synchronous_commit=off -c full_page_writes=off")
-        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.data / "server.log"), "-w", "-t", "60",
-                  "start")
+        options = (
+            f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1 -c fsync=off "
+            f"-c synchronous_commit=off -c full_page_writes=off"
+        )
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-o",
+            options,
+            "-l",
+            str(self.data / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
 
     def stop(self) -> None:
         self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "60", "stop")
@@ -110,8 +123,22 @@ class PrivateRedis:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.root)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.root),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         _wait(self.ping, 20, "the private Redis")
 
     def stop(self) -> None:
@@ -157,8 +184,14 @@ class Stack:
     processes: list[subprocess.Popen] = field(default_factory=list)
 
     def manage(self, *args: str, timeout: float = 300) -> str:
-        done = subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env=self.env, capture_output=True,
-                              text=True, timeout=timeout)
+        done = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=REPO,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         assert done.returncode == 0, f"manage.py {' '.join(args)} failed:\n{done.stderr[-3000:]}"
         return done.stdout
 
@@ -186,8 +219,14 @@ class Stack:
         return self.postgres.query("faults", sql, *params)[0][0]
 
     def spawn(self, *command: str, **extra_env: str) -> subprocess.Popen:
-        process = subprocess.Popen(list(command), cwd=REPO, env={**self.env, **extra_env},
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            list(command),
+            cwd=REPO,
+            env={**self.env, **extra_env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.processes.append(process)
         return process
 
@@ -214,13 +253,21 @@ def stack():
     postgres.start()
     redis.start()
     env = {key: value for key, value in os.environ.items() if not key.startswith(("DJANGO_", "CELERY_", "DATABASE"))}
-    env.update({
-        "DATABASE_URL": postgres.url("faults"), "CELERY_BROKER_URL": redis.url(0),
-        "CELERY_RESULT_BACKEND": redis.url(1), "TUTOR_ARTIFACT_ROOT": str(root / "artifacts"),
-        "DJANGO_DEBUG": "false", "DJANGO_SECRET_KEY": "faults-" + "x" * 60, "DJANGO_SECURE_SSL_REDIRECT": "false",
-        "TUTOR_API_RATE": "100000/min", "PYTHONUNBUFFERED": "1", "DJANGO_LOG_LEVEL": "WARNING",
-        "TRACING_TORCH_THREADS": "1",
-    })
+    env.update(
+        {
+            "DATABASE_URL": postgres.url("faults"),
+            "CELERY_BROKER_URL": redis.url(0),
+            "CELERY_RESULT_BACKEND": redis.url(1),
+            "TUTOR_ARTIFACT_ROOT": str(root / "artifacts"),
+            "DJANGO_DEBUG": "false",
+            "DJANGO_SECRET_KEY": "faults-" + "x" * 60,
+            "DJANGO_SECURE_SSL_REDIRECT": "false",
+            "TUTOR_API_RATE": "100000/min",
+            "PYTHONUNBUFFERED": "1",
+            "DJANGO_LOG_LEVEL": "WARNING",
+            "TRACING_TORCH_THREADS": "1",
+        }
+    )
     built = Stack(root, postgres, redis, env)
     try:
         postgres.query("postgres", "CREATE DATABASE faults")
@@ -231,9 +278,20 @@ def stack():
         del built.env["CELERY_TASK_ALWAYS_EAGER"]
         built.key = built.manage("apikey_create", "--course", COURSE, "--name", "faults").strip().splitlines()[-1]
         built.port = _free_port()
-        built.server = built.spawn(sys.executable, "-m", "gunicorn", "tutor.wsgi:application", "--bind",
-                                   f"127.0.0.1:{built.port}", "--workers", "2", "--timeout", "60",
-                                   "--graceful-timeout", "5")
+        built.server = built.spawn(
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "tutor.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{built.port}",
+            "--workers",
+            "2",
+            "--timeout",
+            "60",
+            "--graceful-timeout",
+            "5",
+        )
 
         def healthy() -> bool:
             try:
@@ -256,13 +314,20 @@ def stack():
 
 def _answer(stack: Stack, client_id: str, learner: str = "fault-learner", item: str | None = None) -> Reply:
     item = item or stack.postgres.query("faults", "SELECT external_id FROM curriculum_item ORDER BY id LIMIT 1")[0][0]
-    return stack.request("POST", f"/api/v1/courses/{COURSE}/interactions",
-                         {"id": client_id, "learner": learner, "item": item, "correct": 1})
+    return stack.request(
+        "POST",
+        f"/api/v1/courses/{COURSE}/interactions",
+        {"id": client_id, "learner": learner, "item": item, "correct": 1},
+    )
 
 
 def _fit_rows(stack: Stack) -> dict[int, tuple[str, bool, int]]:
-    return {pk: (status, active, attempts) for pk, status, active, attempts in stack.postgres.query(
-        "faults", "SELECT id, status, active, attempts FROM tracing_fit")}
+    return {
+        pk: (status, active, attempts)
+        for pk, status, active, attempts in stack.postgres.query(
+            "faults", "SELECT id, status, active, attempts FROM tracing_fit"
+        )
+    }
 
 
 def _children(pid: int) -> list[int]:
@@ -278,18 +343,35 @@ def test_a_worker_killed_mid_fit_keeps_the_previous_fit_and_the_task_is_redelive
     before = _fit_rows(stack)
     previous = [pk for pk, (_, active, _) in before.items() if active]
     assert len(previous) == 1, "demo_setup leaves one active fit"
-    worker = stack.spawn(sys.executable, "-m", "celery", "-A", "tutor", "worker", "--concurrency=1", "--pool=prefork",
-                         "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel=WARNING",
-                         DATABASE_CONN_MAX_AGE="0")
+    worker = stack.spawn(
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "tutor",
+        "worker",
+        "--concurrency=1",
+        "--pool=prefork",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        "--loglevel=WARNING",
+        DATABASE_CONN_MAX_AGE="0",
+    )
     try:
         # A fit that takes seconds however idle the machine is (400 SVI steps, about 10 s per pass on
         # the demo course; BKT's EM finishes in well under a second there): there is a "mid" to kill it in.
-        slow = stack.request("POST", f"/api/v1/courses/{COURSE}/fits",
-                             {"model": "hbkt", "params": {"steps": 400, "threads": 1}})
+        slow = stack.request(
+            "POST", f"/api/v1/courses/{COURSE}/fits", {"model": "hbkt", "params": {"steps": 400, "threads": 1}}
+        )
         assert slow.status == 202, slow.body
         fit = slow.body["id"]
-        _wait(lambda: _fit_rows(stack)[fit][0] == "running" and _children(worker.pid), 90,
-              "the worker to start the fit", interval=0.05)
+        _wait(
+            lambda: _fit_rows(stack)[fit][0] == "running" and _children(worker.pid),
+            90,
+            "the worker to start the fit",
+            interval=0.05,
+        )
         time.sleep(0.5)
         assert _fit_rows(stack)[fit][0] == "running", "the fit finished before it could be killed: make it slower"
         for child in _children(worker.pid):
@@ -300,15 +382,15 @@ def test_a_worker_killed_mid_fit_keeps_the_previous_fit_and_the_task_is_redelive
 
         # acks_late + reject_on_worker_lost: the message goes back to the queue and the fit runs again.
         _wait(lambda: _fit_rows(stack)[fit][2] >= 2, 90, "the redelivered task to start a second attempt")
-        _wait(lambda: _fit_rows(stack)[fit][0] in ("succeeded", "failed"), 240, "the retried fit to finish",
-              interval=0.3)
+        _wait(
+            lambda: _fit_rows(stack)[fit][0] in ("succeeded", "failed"), 240, "the retried fit to finish", interval=0.3
+        )
         status, active, attempts = _fit_rows(stack)[fit]
         assert (status, active, attempts) == ("succeeded", True, 2)
 
         fresh = stack.request("POST", f"/api/v1/courses/{COURSE}/fits", {"model": "bkt"})
         assert fresh.status == 202, fresh.body
-        _wait(lambda: _fit_rows(stack)[fresh.body["id"]][0] in ("succeeded", "failed"), 120, "a new fit",
-              interval=0.3)
+        _wait(lambda: _fit_rows(stack)[fresh.body["id"]][0] in ("succeeded", "failed"), 120, "a new fit", interval=0.3)
         assert _fit_rows(stack)[fresh.body["id"]][:2] == ("succeeded", True)
         assert sum(active for _, active, _ in _fit_rows(stack).values()) == 1
     finally:
@@ -336,8 +418,14 @@ def test_with_redis_down_answers_are_recorded_and_a_fit_is_refused_at_once(stack
         stack.redis.start()
 
     # Back without restarting the app: the next fit request reaches the queue.
-    queued = _wait(lambda: (reply := stack.request("POST", f"/api/v1/courses/{COURSE}/fits", {"model": "bkt"}))
-                   .status == 202 and reply, 30, "a fit request to be accepted again", interval=0.5)
+    queued = _wait(
+        lambda: (
+            (reply := stack.request("POST", f"/api/v1/courses/{COURSE}/fits", {"model": "bkt"})).status == 202 and reply
+        ),
+        30,
+        "a fit request to be accepted again",
+        interval=0.5,
+    )
     assert queued.body["status"] == "queued"
     assert int(stack.redis.command("LLEN", "fits").strip().lstrip(b":")) >= 1  # the CPU fits queue
     assert stack.request("GET", "/health/").body["status"] == "ok"
@@ -347,14 +435,23 @@ def test_postgresql_restarted_under_the_server_fails_cleanly_then_recovers(stack
     assert _answer(stack, "pg-before").status == 201
     stack.postgres.stop()
     try:
-        for attempt, (method, path) in enumerate([
-            ("POST", None),
-            ("GET", f"/api/v1/courses/{COURSE}/learners/fault-learner/next"),
-            ("GET", "/health/"),
-        ] * 2):
-            reply = (stack.request("POST", f"/api/v1/courses/{COURSE}/interactions",
-                                   {"id": f"pg-down-{attempt}", "learner": "fault-learner", "item": "x", "correct": 1})
-                     if path is None else stack.request(method, path))
+        for attempt, (method, path) in enumerate(
+            [
+                ("POST", None),
+                ("GET", f"/api/v1/courses/{COURSE}/learners/fault-learner/next"),
+                ("GET", "/health/"),
+            ]
+            * 2
+        ):
+            reply = (
+                stack.request(
+                    "POST",
+                    f"/api/v1/courses/{COURSE}/interactions",
+                    {"id": f"pg-down-{attempt}", "learner": "fault-learner", "item": "x", "correct": 1},
+                )
+                if path is None
+                else stack.request(method, path)
+            )
             assert reply.status == 503, (method, path, reply.status, reply.body)
             assert isinstance(reply.body, dict), reply.body
             if path == "/health/":
@@ -382,12 +479,24 @@ def test_an_import_killed_mid_way_leaves_nothing_of_the_file(stack):
         writer = csv.writer(handle)
         writer.writerow(["learner", "item", "skill", "correct", "timestamp"])
         for number in range(rows):
-            writer.writerow([f"u{number % 2000}", f"i{number % 97}", f"s{number % 13}", number % 2,
-                             1_700_000_000 + number])
-    importer = stack.spawn(sys.executable, "manage.py", "import_interactions", "--course", "imported",
-                           "--format", "csv", "--no-progress", str(path))
-    activity = ("SELECT pid, query_start, query FROM pg_stat_activity WHERE datname = 'faults' "
-                "AND pid <> pg_backend_pid() AND xact_start IS NOT NULL")
+            writer.writerow(
+                [f"u{number % 2000}", f"i{number % 97}", f"s{number % 13}", number % 2, 1_700_000_000 + number]
+            )
+    importer = stack.spawn(
+        sys.executable,
+        "manage.py",
+        "import_interactions",
+        "--course",
+        "imported",
+        "--format",
+        "csv",
+        "--no-progress",
+        str(path),
+    )
+    activity = (
+        "SELECT pid, query_start, query FROM pg_stat_activity WHERE datname = 'faults' "
+        "AND pid <> pg_backend_pid() AND xact_start IS NOT NULL"
+    )
 
     def copy_started():
         return [row for row in stack.postgres.query("faults", activity) if row[2].lstrip().upper().startswith("COPY")]
@@ -401,8 +510,11 @@ def test_an_import_killed_mid_way_leaves_nothing_of_the_file(stack):
     _wait(later_statement, 240, "the import to go past its first batch", interval=0.01)
     os.killpg(importer.pid, signal.SIGKILL)
     importer.wait(timeout=10)
-    _wait(lambda: not stack.postgres.query("faults", activity + " AND pid = %s", first[0]), 30,
-          "PostgreSQL to end the killed import's transaction")
+    _wait(
+        lambda: not stack.postgres.query("faults", activity + " AND pid = %s", first[0]),
+        30,
+        "PostgreSQL to end the killed import's transaction",
+    )
 
     assert stack.count("SELECT count(*) FROM tutor_course WHERE slug = 'imported'") == 0
     assert stack.count("SELECT count(*) FROM tutor_interaction WHERE client_id LIKE %s", f"{path.name}:%") == 0

@@ -12,6 +12,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
+from core.errors import Conflict, ServiceError
 from tests.threads import together
 from tests.tutor.api_support import client_for, key_for
 from tests.tutor.conftest import answers_simulate
@@ -20,7 +21,6 @@ from tracing.background import FitRunner, Pending, next_pending
 from tracing.estimators.baselines import SkillRate
 from tracing.models import Fit
 from tutor import actions
-from core.errors import Conflict, ServiceError
 
 GATE = threading.Event()
 """Holds Gated fits until a test opens it (a fit that takes as long as the test needs)."""
@@ -67,17 +67,26 @@ def fits_url(course, tail=""):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("model", "params", "field"), [
-    ("hbkt", {"steps": 10**9}, "params.steps"), ("bkt", {"max_iter": 10**9}, "params.max_iter"),
-    ("bkt", {"restarts": 100}, "params.restarts"), ("dkt", {"threads": 64}, "params.threads"),
-    ("psikt", {"absorb_steps": 10**6}, "params.absorb_steps"), ("dkt", {"hidden": 10**6}, "params.hidden"),
-    ("bkt", {"restart": 3}, "params.restart"), ("psikt", {"steps": "300"}, "params.steps"),
-    ("bkt", {"\ud800": 1}, "params"), ("bkt", {"max_guess": 10**400}, "params.max_guess"),
-])
+@pytest.mark.parametrize(
+    ("model", "params", "field"),
+    [
+        ("hbkt", {"steps": 10**9}, "params.steps"),
+        ("bkt", {"max_iter": 10**9}, "params.max_iter"),
+        ("bkt", {"restarts": 100}, "params.restarts"),
+        ("dkt", {"threads": 64}, "params.threads"),
+        ("psikt", {"absorb_steps": 10**6}, "params.absorb_steps"),
+        ("dkt", {"hidden": 10**6}, "params.hidden"),
+        ("bkt", {"restart": 3}, "params.restart"),
+        ("psikt", {"steps": "300"}, "params.steps"),
+        ("bkt", {"\ud800": 1}, "params"),
+        ("bkt", {"max_guess": 10**400}, "params.max_guess"),
+    ],
+)
 def test_out_of_bounds_unknown_and_unprintable_parameters_are_a_400_naming_them(course, api, model, params, field):
     # Sent as JSON text: a lone surrogate travels as the escape "\\ud800", as any client would send it.
-    response = api.post(fits_url(course), json.dumps({"model": model, "params": params}),
-                        content_type="application/json")
+    response = api.post(
+        fits_url(course), json.dumps({"model": model, "params": params}), content_type="application/json"
+    )
     assert response.status_code == 400, response.content
     body = response.json()
     # A lone surrogate or a number beyond a float is refused by the strict JSON parser before the
@@ -109,12 +118,19 @@ def test_the_schema_shows_every_models_parameters_with_their_bounds(client):
     union = schema["components"]["schemas"][body["schema"]["$ref"].rsplit("/", 1)[1]]
     assert union["discriminator"]["propertyName"] == "model"
     assert set(union["discriminator"]["mapping"]) == set(estimators.ESTIMATORS)
-    shapes = {kind: schema["components"]["schemas"][ref.rsplit("/", 1)[1]]
-              for kind, ref in union["discriminator"]["mapping"].items()}
+    shapes = {
+        kind: schema["components"]["schemas"][ref.rsplit("/", 1)[1]]
+        for kind, ref in union["discriminator"]["mapping"].items()
+    }
     hbkt = shapes["hbkt"]["properties"]["params"]
     assert hbkt["additionalProperties"] is False
-    assert hbkt["properties"]["steps"] | {"description": ""} == {"type": "integer", "minimum": 1, "maximum": 5000,
-                                                                 "default": 300, "description": ""}
+    assert hbkt["properties"]["steps"] | {"description": ""} == {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": 5000,
+        "default": 300,
+        "description": "",
+    }
     assert shapes["dkt"]["properties"]["params"]["properties"]["threads"]["maximum"] == 16
     for kind, shape in shapes.items():
         for name, declared in shape["properties"]["params"]["properties"].items():
@@ -135,8 +151,10 @@ def test_a_course_may_hold_only_so_many_queued_or_running_fits(course, api, sett
     assert response.status_code == 409, response.content
     body = response.json()
     assert body["code"] == "fit_in_progress" and f"fit {running.pk} (dkt, running)" in body["message"]
-    assert body["detail"]["fits"] == [{"id": running.pk, "model": "dkt", "status": "running"},
-                                      {"id": queued.pk, "model": "bkt", "status": "queued"}]
+    assert body["detail"]["fits"] == [
+        {"id": running.pk, "model": "dkt", "status": "running"},
+        {"id": queued.pk, "model": "bkt", "status": "queued"},
+    ]
     assert Fit.objects.count() == 2
     Fit.objects.filter(pk=running.pk).update(status=Fit.SUCCEEDED)  # a place frees up
     assert api.post(fits_url(course), {"model": "rate"}, format="json").status_code == 202
@@ -184,8 +202,9 @@ def test_the_time_limit_grows_with_the_course_and_is_capped(settings):
 
 
 @pytest.mark.django_db
-def test_a_fit_past_its_time_limit_fails_and_the_previous_one_stays_active(course, settings, monkeypatch,
-                                                                            django_capture_on_commit_callbacks):
+def test_a_fit_past_its_time_limit_fails_and_the_previous_one_stays_active(
+    course, settings, monkeypatch, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         previous = services.fit_create(course=course, kind="rate")
     previous.refresh_from_db()
@@ -210,8 +229,13 @@ def test_a_running_fit_long_past_its_limit_no_longer_holds_a_place(course, api, 
     from django.utils import timezone
 
     settings.TRACING_FITS_PER_COURSE = 1
-    lost = Fit.objects.create(course=course, kind="dkt", status=Fit.RUNNING, time_limit=600,
-                              started_at=timezone.now() - timedelta(seconds=600 + services.FIT_REAP_GRACE_S + 5))
+    lost = Fit.objects.create(
+        course=course,
+        kind="dkt",
+        status=Fit.RUNNING,
+        time_limit=600,
+        started_at=timezone.now() - timedelta(seconds=600 + services.FIT_REAP_GRACE_S + 5),
+    )
     assert api.post(fits_url(course), {"model": "rate"}, format="json").status_code == 202
     lost.refresh_from_db()
     assert lost.status == Fit.FAILED and "time limit of 600 s" in lost.error

@@ -28,13 +28,26 @@ def _status_with_forwarded_https(tmp_path: Path, **extra_env: str) -> tuple[int,
     """The status and Location of GET /accounts/login/ sent over plain HTTP from 127.0.0.1 with
     ``X-Forwarded-Proto: https``, with DJANGO_DEBUG off (so plain HTTP is redirected to HTTPS)."""
     port = _free_port()
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("DJANGO_", "DATABASE", "FORWARDED_ALLOW_IPS"))}
-    env.update({"DJANGO_DEBUG": "false", "DJANGO_SECRET_KEY": "proxy-" + "x" * 60,
-                "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}", **extra_env})
-    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "tutor.wsgi:application", "--bind",
-                               f"127.0.0.1:{port}", "--workers", "1"], cwd=REPO, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DJANGO_", "DATABASE", "FORWARDED_ALLOW_IPS"))
+    }
+    env.update(
+        {
+            "DJANGO_DEBUG": "false",
+            "DJANGO_SECRET_KEY": "proxy-" + "x" * 60,
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+            **extra_env,
+        }
+    )
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "tutor.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers", "1"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 60
         while True:

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from curriculum.models import Item, Skill, Course
+from curriculum.models import Course, Item, Skill
 from tutor.models import Interaction, Learner
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -20,8 +20,9 @@ def test_dkvmn_import_creates_course_items_and_is_idempotent():
     train, test = FIXTURES / "assist2009_train_slice.csv", FIXTURES / "assist2009_test_slice.csv"
     run("--course", "a09", "--format", "dkvmn", train, test)
     course = Course.objects.get(slug="a09")
-    expected = sum(len(line.split(",")) for line in train.read_text().splitlines()[1::3]) + \
-        sum(len(line.split(",")) for line in test.read_text().splitlines()[1::3])
+    expected = sum(len(line.split(",")) for line in train.read_text().splitlines()[1::3]) + sum(
+        len(line.split(",")) for line in test.read_text().splitlines()[1::3]
+    )
     assert Interaction.objects.filter(course=course).count() == expected
     assert Learner.objects.filter(course=course).count() == 150
     assert not course.has_clock
@@ -52,25 +53,31 @@ def test_pybkt_csv_merges_multi_skill_rows(tmp_path):
     course = Course.objects.get(slug="sb")
     assert Interaction.objects.filter(course=course).count() == 3  # the untagged row is skipped like pyBKT does
     assert set(Item.objects.get(course=course, external_id="502").skills.values_list("external_id", flat=True)) == {
-        "Addition", "Subtraction"}
+        "Addition",
+        "Subtraction",
+    }
     assert Interaction.objects.get(course=course, client_id="101").response_time == 5.0
 
 
 def test_plain_csv_with_iso_timestamps(tmp_path):
     path = tmp_path / "plain.csv"
-    path.write_text("learner,item,skill,correct,timestamp\nu1,q1,s1;s2,1,2026-11-25T10:00:00Z\n"
-                    "u1,q2,s2,0.5,1764064860\n")
+    path.write_text(
+        "learner,item,skill,correct,timestamp\nu1,q1,s1;s2,1,2026-11-25T10:00:00Z\nu1,q2,s2,0.5,1764064860\n"
+    )
     run("--course", "plain", "--format", "csv", path)
     course = Course.objects.get(slug="plain")
     assert sorted(Interaction.objects.filter(course=course).values_list("correct", flat=True)) == [0.5, 1.0]
     assert Skill.objects.filter(course=course).count() == 2
 
 
-@pytest.mark.parametrize("content,line,reason", [
-    ("2\n1,2\n1,0\n3\n1,2,3\n1,x,0\n", 6, "integers"),
-    ("2\n1,2\n1,0\n2\n1,2\n", 5, "ends inside a record"),
-    ("2\n1,2\n1,7\n", 3, "[0, 1]"),
-])
+@pytest.mark.parametrize(
+    "content,line,reason",
+    [
+        ("2\n1,2\n1,0\n3\n1,2,3\n1,x,0\n", 6, "integers"),
+        ("2\n1,2\n1,0\n2\n1,2\n", 5, "ends inside a record"),
+        ("2\n1,2\n1,7\n", 3, "[0, 1]"),
+    ],
+)
 def test_malformed_dkvmn_names_file_and_line_and_keeps_nothing(tmp_path, content, line, reason):
     path = tmp_path / "broken.csv"
     path.write_text(content)

@@ -19,12 +19,12 @@ import jwt
 import pytest
 from jwcrypto.jwk import JWK
 from lti1p3platform.ltiplatform import LTI1P3PlatformConfAbstract
+from lti1p3platform.membership import Context
 from lti1p3platform.message_launch import LTIAdvantageMessageLaunchAbstract
 from lti1p3platform.oidc_login import OIDCLoginAbstract
 from lti1p3platform.registration import Registration
 from lti1p3platform.request import Request
 from lti1p3platform.score import UpdateScoreStatus
-from lti1p3platform.membership import Context
 from lti1p3platform.service_connector import AssignmentsGradesService, NamesRoleProvisioningService
 from lti_tool.models import LtiDeployment, LtiRegistration
 
@@ -50,10 +50,24 @@ STRANGER_PUBLIC, STRANGER_PRIVATE = _key_pair()
 
 
 class PlainRequest(Request):
-    def __init__(self, *, method: str = "GET", get: dict | None = None, form: dict | None = None,
-                 headers: dict | None = None, body: Any = None) -> None:
-        self.request = {"method": method, "form_data": form or {}, "get_data": get or {}, "headers": headers or {},
-                        "content_type": "application/json", "path": "/", "json": body}
+    def __init__(
+        self,
+        *,
+        method: str = "GET",
+        get: dict | None = None,
+        form: dict | None = None,
+        headers: dict | None = None,
+        body: Any = None,
+    ) -> None:
+        self.request = {
+            "method": method,
+            "form_data": form or {},
+            "get_data": get or {},
+            "headers": headers or {},
+            "content_type": "application/json",
+            "path": "/",
+            "json": body,
+        }
 
 
 class Platform(LTI1P3PlatformConfAbstract):
@@ -116,8 +130,10 @@ class Roster(NamesRoleProvisioningService):
 
     def get_member_data_page(self, page: Any = 1, **kwargs: Any) -> dict:
         start = (int(page) - 1) * self.page_size
-        return {"content": [dict(member) for member in self.members[start:start + self.page_size]],
-                "has_next": start + self.page_size < len(self.members)}
+        return {
+            "content": [dict(member) for member in self.members[start : start + self.page_size]],
+            "has_next": start + self.page_size < len(self.members),
+        }
 
     def get_context_by_id(self) -> Context:
         return Context(id="context-7", label="F101", title="Fractions 101")
@@ -149,8 +165,12 @@ class LmsServer:
 
             def _gradebook(self, body: Any = None, line_item: str | None = None) -> Gradebook:
                 request = PlainRequest(method=self.command, headers=dict(self.headers.items()), body=body)
-                service = Gradebook(request, outer.platform, lineitems_url=f"{outer.url}/lineitems",
-                                    lineitem_url=f"{outer.url}/lineitems/{line_item}" if line_item else None)
+                service = Gradebook(
+                    request,
+                    outer.platform,
+                    lineitems_url=f"{outer.url}/lineitems",
+                    lineitem_url=f"{outer.url}/lineitems/{line_item}" if line_item else None,
+                )
                 service.scores, service.columns = outer.scores, outer.columns
                 return service
 
@@ -159,8 +179,14 @@ class LmsServer:
                 if response.code >= 400:
                     outer.refusals.append(f"{self.command} {self.path}: {response.code} {response.message}")
                 result = response.result
-                self._answer(response.code, result["content"] if isinstance(result, dict) and "content" in result
-                             else result if result is not None else {"status": response.message})
+                self._answer(
+                    response.code,
+                    result["content"]
+                    if isinstance(result, dict) and "content" in result
+                    else result
+                    if result is not None
+                    else {"status": response.message},
+                )
 
             def do_GET(self) -> None:
                 if self.path == "/jwks":
@@ -239,8 +265,13 @@ def course():
 def tool(course, lms, client):
     """The tool's side, set up as an admin would: registration, active deployment, course link."""
     registration = LtiRegistration.objects.create(
-        name="Test LMS", issuer=ISSUER, client_id=CLIENT_ID, auth_url=f"{ISSUER}/auth",
-        token_url=f"{lms.url}/token", keyset_url=f"{lms.url}/jwks")
+        name="Test LMS",
+        issuer=ISSUER,
+        client_id=CLIENT_ID,
+        auth_url=f"{ISSUER}/auth",
+        token_url=f"{lms.url}/token",
+        keyset_url=f"{lms.url}/jwks",
+    )
     deployment = LtiDeployment.objects.create(registration=registration, deployment_id="dep-1", is_active=True)
     LtiCourseLink.objects.create(deployment=deployment, context_id="", course=course)
     lms.tool_jwks = client.get("/lti/jwks/").json()
@@ -248,19 +279,38 @@ def tool(course, lms, client):
 
 
 def platform_for(lms: LmsServer, *, deployment: str = "dep-1", issuer: str = ISSUER) -> Platform:
-    registration = (Registration().set_iss(issuer).set_client_id(CLIENT_ID).set_deployment_id(deployment)
-                    .set_launch_url("http://testserver/lti/launch/").set_oidc_login_url("http://testserver/lti/login/")
-                    .set_platform_public_key(PLATFORM_PUBLIC).set_platform_private_key(PLATFORM_PRIVATE)
-                    .set_tool_key_set(lms.tool_jwks))
+    registration = (
+        Registration()
+        .set_iss(issuer)
+        .set_client_id(CLIENT_ID)
+        .set_deployment_id(deployment)
+        .set_launch_url("http://testserver/lti/launch/")
+        .set_oidc_login_url("http://testserver/lti/login/")
+        .set_platform_public_key(PLATFORM_PUBLIC)
+        .set_platform_private_key(PLATFORM_PRIVATE)
+        .set_tool_key_set(lms.tool_jwks)
+    )
     lms.platform = Platform(registration=registration)
     return lms.platform
 
 
-def launch_form(client, lms: LmsServer, *, user: str = "student-1", expiration: int | None = None,
-                own_line_item: bool = True, roles: list[str] | None = None, name: str = "Ada Lovelace",
-                context: str = "context-7", context_title: str = "Fractions 101", roster: bool = False,
-                deep_link_return: str | None = None, custom: dict | None = None, line_item: str | None = None,
-                **platform_options: Any) -> dict:
+def launch_form(
+    client,
+    lms: LmsServer,
+    *,
+    user: str = "student-1",
+    expiration: int | None = None,
+    own_line_item: bool = True,
+    roles: list[str] | None = None,
+    name: str = "Ada Lovelace",
+    context: str = "context-7",
+    context_title: str = "Fractions 101",
+    roster: bool = False,
+    deep_link_return: str | None = None,
+    custom: dict | None = None,
+    line_item: str | None = None,
+    **platform_options: Any,
+) -> dict:
     """The browser's trip: platform login initiation -> tool -> platform auth -> the signed launch form."""
     platform = platform_for(lms, **platform_options)
     if deep_link_return:
@@ -275,19 +325,23 @@ def launch_form(client, lms: LmsServer, *, user: str = "student-1", expiration: 
     assert redirect["Location"].startswith(f"{ISSUER}/auth?")
     auth_request = dict(parse_qsl(urlsplit(redirect["Location"]).query))
     launch = Launch(PlainRequest(get=auth_request), platform)
-    launch.set_user_data(user, roles or [LEARNER_ROLE], full_name=name,
-                         email_address=f"{name.split()[0].lower()}@example.com")
+    launch.set_user_data(
+        user, roles or [LEARNER_ROLE], full_name=name, email_address=f"{name.split()[0].lower()}@example.com"
+    )
     launch.set_resource_link_claim("resource-link-1", title="Practice fractions")
     launch.set_launch_context_claim(context, context_title=context_title)
     if roster:
         launch.set_nrps(context_memberships_url=f"{lms.url}/memberships")
     if deep_link_return:
-        launch.set_dl(deep_link_return, title="Add a tool", accept_types={"ltiResourceLink"},
-                      extra_data={"opaque": "lms-state"})
+        launch.set_dl(
+            deep_link_return, title="Add a tool", accept_types={"ltiResourceLink"}, extra_data={"opaque": "lms-state"}
+        )
     if custom:
         launch.set_custom_parameters_claim(custom)
-    launch.set_ags(lineitems_url=f"{lms.url}/lineitems",
-                   lineitem_url=line_item or (f"{lms.url}/lineitems/1" if own_line_item else None))
+    launch.set_ags(
+        lineitems_url=f"{lms.url}/lineitems",
+        lineitem_url=line_item or (f"{lms.url}/lineitems/1" if own_line_item else None),
+    )
     if expiration is not None:
         launch.set_id_token_expiration(expiration)
     form = launch.lti_launch()
@@ -295,8 +349,9 @@ def launch_form(client, lms: LmsServer, *, user: str = "student-1", expiration: 
     return {"id_token": form["id_token"], "state": form["state"]}
 
 
-def test_launch_signs_the_learner_in_and_mastery_reaches_the_gradebook(client, lms, tool, course,
-                                                                       django_capture_on_commit_callbacks):
+def test_launch_signs_the_learner_in_and_mastery_reaches_the_gradebook(
+    client, lms, tool, course, django_capture_on_commit_callbacks
+):
     response = client.post("/lti/launch/", launch_form(client, lms))
     assert response.status_code == 302, response.content
     assert response["Location"] == "/learn/fractions/"
@@ -306,8 +361,16 @@ def test_launch_signs_the_learner_in_and_mastery_reaches_the_gradebook(client, l
     assert target.lineitem_url == f"{lms.url}/lineitems/1" and target.resource_link_id == "resource-link-1"
 
     api = client_for(key_for(course))
-    rows = [{"id": f"r{step}", "learner": "student-1", "item": ["q1", "q2", "q17"][step % 3], "correct": step % 2,
-             "timestamp": f"2026-11-25T10:0{step}:00Z"} for step in range(5)]
+    rows = [
+        {
+            "id": f"r{step}",
+            "learner": "student-1",
+            "item": ["q1", "q2", "q17"][step % 3],
+            "correct": step % 2,
+            "timestamp": f"2026-11-25T10:0{step}:00Z",
+        }
+        for step in range(5)
+    ]
     with django_capture_on_commit_callbacks(execute=True):
         assert api.post("/api/v1/courses/fractions/interactions", rows, format="json").status_code == 201
     assert lms.refusals == []
@@ -354,8 +417,18 @@ def _resigned(token: str, private_key: str) -> str:
     return jwt.encode(payload, private_key, algorithm="RS256", headers={"kid": header["kid"]})
 
 
-@pytest.mark.parametrize("attack", ["bad_signature", "expired", "replayed", "unknown_deployment",
-                                    "unlinked_deployment", "unknown_issuer", "tampered_claims"])
+@pytest.mark.parametrize(
+    "attack",
+    [
+        "bad_signature",
+        "expired",
+        "replayed",
+        "unknown_deployment",
+        "unlinked_deployment",
+        "unknown_issuer",
+        "tampered_claims",
+    ],
+)
 def test_invalid_launches_are_refused_with_a_page_and_logged(client, lms, tool, course, caplog, attack):
     options: dict[str, Any] = {}
     if attack == "expired":
@@ -366,9 +439,14 @@ def test_invalid_launches_are_refused_with_a_page_and_logged(client, lms, tool, 
         LtiDeployment.objects.create(registration=tool, deployment_id="dep-2", is_active=True)
         options["deployment"] = "dep-2"
     elif attack == "unknown_issuer":
-        LtiRegistration.objects.create(name="Other", issuer="https://other.example", client_id=CLIENT_ID,
-                                       auth_url=f"{ISSUER}/auth", token_url=f"{lms.url}/token",
-                                       keyset_url=f"{lms.url}/jwks")
+        LtiRegistration.objects.create(
+            name="Other",
+            issuer="https://other.example",
+            client_id=CLIENT_ID,
+            auth_url=f"{ISSUER}/auth",
+            token_url=f"{lms.url}/token",
+            keyset_url=f"{lms.url}/jwks",
+        )
         options["issuer"] = "https://other.example"
     form = launch_form(client, lms, **options)
     if attack == "unknown_issuer":
@@ -396,8 +474,17 @@ def test_invalid_launches_are_refused_with_a_page_and_logged(client, lms, tool, 
 def test_launch_endpoints_refuse_strays(client, tool):
     assert client.post("/lti/launch/", {}).status_code == 400
     assert client.get("/lti/launch/").status_code == 405
-    assert client.get("/lti/login/", {"iss": "https://nobody.example", "login_hint": "x",
-                                      "target_link_uri": "http://testserver/lti/launch/",
-                                      "lti1p3_new_window": "1"}).status_code == 400
+    assert (
+        client.get(
+            "/lti/login/",
+            {
+                "iss": "https://nobody.example",
+                "login_hint": "x",
+                "target_link_uri": "http://testserver/lti/launch/",
+                "lti1p3_new_window": "1",
+            },
+        ).status_code
+        == 400
+    )
     keys = client.get("/lti/jwks/").json()["keys"]
     assert len(keys) == 1 and keys[0]["alg"] == "RS256" and "d" not in keys[0]

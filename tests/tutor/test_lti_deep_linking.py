@@ -23,8 +23,12 @@ RETURN_URL = "https://lms.example/deep-link-return"
 
 def _place(lms, goals: list[str], title: str = "Adding practice") -> tuple[Client, dict]:
     teacher = Client()
-    response = teacher.post("/lti/launch/", launch_form(teacher, lms, user="teacher-1", roles=[INSTRUCTOR],
-                                                        name="Grace Hopper", deep_link_return=RETURN_URL))
+    response = teacher.post(
+        "/lti/launch/",
+        launch_form(
+            teacher, lms, user="teacher-1", roles=[INSTRUCTOR], name="Grace Hopper", deep_link_return=RETURN_URL
+        ),
+    )
     assert response.status_code == 302 and response["Location"] == "/lti/deep-link/", response.content
     page = teacher.get("/lti/deep-link/")
     assert page.status_code == 200 and b'value="frac-add"' in page.content
@@ -37,7 +41,8 @@ def _place(lms, goals: list[str], title: str = "Adding practice") -> tuple[Clien
 
 
 def test_an_instructor_places_an_activity_and_its_grade_arrives_on_its_own_line_item(
-        lms, tool, course, django_capture_on_commit_callbacks):
+    lms, tool, course, django_capture_on_commit_callbacks
+):
     teacher, placed = _place(lms, ["add"])
     activity = PracticeActivity.objects.get()
     assert activity.course == course and activity.goals == ["add"] and activity.context_id == "context-7"
@@ -49,8 +54,7 @@ def test_an_instructor_places_an_activity_and_its_grade_arrives_on_its_own_line_
 
     # The LMS made line item 5 for the placed link; a learner launches it.
     learner_client = Client()
-    form = launch_form(learner_client, lms, user="student-1", custom=item["custom"],
-                       line_item=f"{lms.url}/lineitems/5")
+    form = launch_form(learner_client, lms, user="student-1", custom=item["custom"], line_item=f"{lms.url}/lineitems/5")
     assert learner_client.post("/lti/launch/", form)["Location"] == "/learn/fractions/"
     learner = Learner.objects.get(course=course, external_id="student-1")
     target = LtiGradeTarget.objects.get(learner=learner)
@@ -62,8 +66,16 @@ def test_an_instructor_places_an_activity_and_its_grade_arrives_on_its_own_line_
     assert page.context["question"].item.external_id in {"q1", "q2", "q3"}
 
     api = client_for(key_for(course))
-    rows = [{"id": f"r{step}", "learner": "student-1", "item": ["q1", "q2", "q17"][step % 3], "correct": 1,
-             "timestamp": f"2026-11-25T10:0{step}:00Z"} for step in range(6)]
+    rows = [
+        {
+            "id": f"r{step}",
+            "learner": "student-1",
+            "item": ["q1", "q2", "q17"][step % 3],
+            "correct": 1,
+            "timestamp": f"2026-11-25T10:0{step}:00Z",
+        }
+        for step in range(6)
+    ]
     with django_capture_on_commit_callbacks(execute=True):
         assert api.post("/api/v1/courses/fractions/interactions", rows, format="json").status_code == 201
     assert lms.refusals == []
@@ -80,8 +92,12 @@ def test_placing_needs_a_teacher_and_goals_of_the_course(lms, tool, course):
     assert learner.get("/lti/deep-link/").status_code == 400
 
     teacher = Client()
-    teacher.post("/lti/launch/", launch_form(teacher, lms, user="teacher-1", roles=[INSTRUCTOR], name="Grace Hopper",
-                                             deep_link_return=RETURN_URL))
+    teacher.post(
+        "/lti/launch/",
+        launch_form(
+            teacher, lms, user="teacher-1", roles=[INSTRUCTOR], name="Grace Hopper", deep_link_return=RETURN_URL
+        ),
+    )
     for goals in ([], ["no-such-skill"]):
         refused = teacher.post("/lti/deep-link/", {"title": "x", "goals": goals})
         assert refused.status_code == 400 and b"goals" in refused.content

@@ -4,7 +4,7 @@ show every learner of the class by name. The platform's side is the one of tests
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.test import Client
@@ -33,17 +33,34 @@ ROSTER = [
 
 def _answers(course, learner: str, count: int = 6) -> None:
     api = client_for(key_for(course, name=f"key-{learner}"))
-    start = datetime.now(timezone.utc) - timedelta(hours=1)
-    rows = [{"id": f"{learner}-{step}", "learner": learner, "item": ["q1", "q2", "q17"][step % 3],
-             "correct": step % 2, "timestamp": (start + timedelta(minutes=step)).isoformat()} for step in range(count)]
+    start = datetime.now(UTC) - timedelta(hours=1)
+    rows = [
+        {
+            "id": f"{learner}-{step}",
+            "learner": learner,
+            "item": ["q1", "q2", "q17"][step % 3],
+            "correct": step % 2,
+            "timestamp": (start + timedelta(minutes=step)).isoformat(),
+        }
+        for step in range(count)
+    ]
     assert api.post(f"/api/v1/courses/{course.slug}/interactions", rows, format="json").status_code == 201
 
 
-def _launch(lms, *, user: str, roles: list[str], name: str, context: str = "context-7",
-            capture=None, roster: bool = True) -> tuple[Client, object]:
+def _launch(
+    lms, *, user: str, roles: list[str], name: str, context: str = "context-7", capture=None, roster: bool = True
+) -> tuple[Client, object]:
     browser = Client()
-    form = launch_form(browser, lms, user=user, roles=roles, name=name, context=context, roster=roster,
-                       context_title="Fractions 101" if context == "context-7" else f"Class {context}")
+    form = launch_form(
+        browser,
+        lms,
+        user=user,
+        roles=roles,
+        name=name,
+        context=context,
+        roster=roster,
+        context_title="Fractions 101" if context == "context-7" else f"Class {context}",
+    )
     if capture is not None:
         with capture(execute=True):
             response = browser.post("/lti/launch/", form)
@@ -53,7 +70,8 @@ def _launch(lms, *, user: str, roles: list[str], name: str, context: str = "cont
 
 
 def test_instructor_launch_opens_the_class_with_its_lms_roster_and_nothing_else(
-        lms, tool, course, django_capture_on_commit_callbacks):
+    lms, tool, course, django_capture_on_commit_callbacks
+):
     lms.members = list(ROSTER)
     # Ada launches as a learner first and answers; a learner of another LMS context too.
     ada, response = _launch(lms, user="student-1", roles=[LEARNER_ROLE], name="Ada Lovelace")
@@ -63,8 +81,9 @@ def test_instructor_launch_opens_the_class_with_its_lms_roster_and_nothing_else(
     assert response.status_code == 302
     _answers(course, "student-9")
 
-    teacher, response = _launch(lms, user="teacher-1", roles=[INSTRUCTOR], name="Grace Hopper",
-                                capture=django_capture_on_commit_callbacks)
+    teacher, response = _launch(
+        lms, user="teacher-1", roles=[INSTRUCTOR], name="Grace Hopper", capture=django_capture_on_commit_callbacks
+    )
     course_class = CourseClass.objects.get(course=course, context_id="context-7")
     assert response.status_code == 302, response.content
     assert response["Location"] == f"/dashboard/fractions/learners/?class={course_class.pk}"
@@ -104,8 +123,13 @@ def test_instructor_launch_opens_the_class_with_its_lms_roster_and_nothing_else(
     assert overview.context["counts"]["interactions"] == 6
     assert [learner.external_id for learner in overview.context["matrix"].learners] == ["student-1"]
     course_with_curriculum("geometry")
-    for path in ("/dashboard/geometry/", "/dashboard/geometry/learners/", "/dashboard/fractions/items/",
-                 "/dashboard/fractions/fits/", "/dashboard/nothing-here/"):
+    for path in (
+        "/dashboard/geometry/",
+        "/dashboard/geometry/learners/",
+        "/dashboard/fractions/items/",
+        "/dashboard/fractions/fits/",
+        "/dashboard/nothing-here/",
+    ):
         assert teacher.get(path).status_code == 403, path
     assert teacher.get("/admin/").status_code == 302  # to the admin's login: not staff
     assert teacher.get("/learn/fractions/").status_code == 404  # teaching is not practising
@@ -117,8 +141,14 @@ def test_instructor_launch_opens_the_class_with_its_lms_roster_and_nothing_else(
     assert ada.get("/dashboard/").status_code == 403
 
 
-@pytest.mark.parametrize("roles, role", [([TEACHING_ASSISTANT], "ta"), ([ADMINISTRATOR], "administrator"),
-                                         ([VOCABULARY + "membership#Administrator", LEARNER_ROLE], "administrator")])
+@pytest.mark.parametrize(
+    "roles, role",
+    [
+        ([TEACHING_ASSISTANT], "ta"),
+        ([ADMINISTRATOR], "administrator"),
+        ([VOCABULARY + "membership#Administrator", LEARNER_ROLE], "administrator"),
+    ],
+)
 def test_teaching_assistants_and_administrators_get_the_class_too(lms, tool, course, roles, role):
     teacher, response = _launch(lms, user="staff-7", roles=roles, name="Tim Berners", roster=False)
     assert response.status_code == 302 and response["Location"].startswith("/dashboard/fractions/learners/?class=")
@@ -145,6 +175,7 @@ def test_the_roster_follows_the_lms_and_a_refusal_is_kept_on_the_class(lms, tool
 
     # The teacher's refresh button does the same; a platform that refuses the tool is reported, not a 500.
     from lti1p3platform.registration import Registration
+
     from tests.tutor.test_lti import STRANGER_PUBLIC
 
     lms.platform.get_registration().set_tool_key_set({"keys": [Registration.get_jwk(STRANGER_PUBLIC)]})
@@ -171,8 +202,9 @@ def test_a_launch_without_a_context_cannot_open_a_class(lms, tool, course):
 
 def test_another_deployment_with_the_same_context_id_is_another_class(lms, tool, course):
     LtiDeployment.objects.create(registration=tool, deployment_id="dep-2", is_active=True)
-    LtiCourseLink.objects.create(deployment=LtiDeployment.objects.get(deployment_id="dep-2"), context_id="",
-                                 course=course)
+    LtiCourseLink.objects.create(
+        deployment=LtiDeployment.objects.get(deployment_id="dep-2"), context_id="", course=course
+    )
     first, _ = _launch(lms, user="teacher-1", roles=[INSTRUCTOR], name="Grace Hopper")
     browser = Client()
     form = launch_form(browser, lms, user="teacher-2", roles=[INSTRUCTOR], name="Alan Turing", deployment="dep-2")
@@ -189,8 +221,9 @@ def test_a_teacher_the_lms_lists_as_a_learner_now_loses_the_class(lms, tool, cou
     course_class = CourseClass.objects.get(context_id="context-7")
     assert lti_roster_sync(course_class=course_class).revoked == 0
 
-    lms.members = [dict(member, roles=[LEARNER_ROLE]) if member["user_id"] == "teacher-1" else member
-                   for member in ROSTER]
+    lms.members = [
+        dict(member, roles=[LEARNER_ROLE]) if member["user_id"] == "teacher-1" else member for member in ROSTER
+    ]
     assert lti_roster_sync(course_class=course_class).revoked == 1
     assert teacher.get(response["Location"]).status_code == 403
     assert admin.get(response["Location"]).status_code == 200

@@ -1,7 +1,7 @@
 import pytest
 from django.db import IntegrityError, transaction
 
-from curriculum.models import Item, Prerequisite, Skill, Course
+from curriculum.models import Course, Item, Prerequisite, Skill
 from tutor.models import Interaction, Learner
 
 pytestmark = pytest.mark.django_db
@@ -29,14 +29,15 @@ def test_client_id_is_unique_per_course_and_correct_is_bounded(course):
     item = Item.objects.get(external_id="i1")
     from django.utils import timezone
 
-    Interaction.objects.create(course=course, learner=learner, item=item, correct=1, timestamp=timezone.now(),
-                               client_id="x")
+    Interaction.objects.create(
+        course=course, learner=learner, item=item, correct=1, timestamp=timezone.now(), client_id="x"
+    )
     with pytest.raises(IntegrityError), transaction.atomic():
-        Interaction.objects.create(course=course, learner=learner, item=item, correct=0,
-                                   timestamp=timezone.now(), client_id="x")
+        Interaction.objects.create(
+            course=course, learner=learner, item=item, correct=0, timestamp=timezone.now(), client_id="x"
+        )
     with pytest.raises(IntegrityError), transaction.atomic():
-        Interaction.objects.create(course=course, learner=learner, item=item, correct=1.5,
-                                   timestamp=timezone.now())
+        Interaction.objects.create(course=course, learner=learner, item=item, correct=1.5, timestamp=timezone.now())
 
 
 def test_prerequisite_self_loop_is_refused(course):

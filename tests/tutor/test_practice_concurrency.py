@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connections
@@ -12,7 +12,7 @@ from tests.tutor.api_support import client_for, course_with_curriculum, key_for
 from tutor.models import Interaction, Learner
 
 pytestmark = pytest.mark.django_db(transaction=True)
-START = datetime(2026, 11, 25, 10, 0, tzinfo=timezone.utc)
+START = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 
 
 def test_first_item_reads_and_first_answers_at_once(postgresql):
@@ -31,8 +31,13 @@ def test_first_item_reads_and_first_answers_at_once(postgresql):
 
     def answer(number: int) -> int:
         try:
-            row = {"id": f"first-{number}", "learner": "newbie", "item": "q1", "correct": number % 2,
-                   "timestamp": (START + timedelta(seconds=number)).isoformat()}
+            row = {
+                "id": f"first-{number}",
+                "learner": "newbie",
+                "item": "q1",
+                "correct": number % 2,
+                "timestamp": (START + timedelta(seconds=number)).isoformat(),
+            }
             return client_for(key).post(f"{base}/interactions", row, format="json").status_code
         finally:
             connections.close_all()

@@ -23,8 +23,9 @@ def _isolated(isolated_models):
 def _answer(client, html: str, *, right: bool) -> str:
     token = re.search(r'name="token" value="([^"]+)"', html).group(1)
     item = Item.objects.get(external_id=signing.loads(token, salt=practice.TOKEN_SALT)["item"])
-    response = client.post(reverse("learn_answer", args=["arithmetic"]),
-                           {"token": token, "response": item.answer if right else "no idea"})
+    response = client.post(
+        reverse("learn_answer", args=["arithmetic"]), {"token": token, "response": item.answer if right else "no idea"}
+    )
     assert response.status_code == 200
     return response.content.decode()
 

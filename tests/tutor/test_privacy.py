@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.apps import apps
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
-from django.core.management import call_command
 from django.contrib.sessions.models import Session
+from django.core.management import call_command
 from django.db import models
 from django.test import Client
 
@@ -30,17 +30,28 @@ from tutor.privacy import learner_digest, learner_erase
 
 pytestmark = pytest.mark.django_db
 
-START = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
+START = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 ITEMS = ["q1", "q2", "q3", "q17"]
 LEARNER_URL = "/api/v1/courses/fractions/learners/student-1"
 
 
 def answers_for(course, learner: str, count: int, *, seed: int = 0, prefix: str = "") -> None:
     generator = random.Random(seed)
-    answers_record(course=course, rows=[
-        {"id": f"{prefix or learner}-{step}", "learner": learner, "item": generator.choice(ITEMS),
-         "correct": int(generator.random() < 0.6), "timestamp": (START + timedelta(minutes=step)).isoformat(),
-         "response": f"{learner} wrote {step}", "response_time": 3.5} for step in range(count)])
+    answers_record(
+        course=course,
+        rows=[
+            {
+                "id": f"{prefix or learner}-{step}",
+                "learner": learner,
+                "item": generator.choice(ITEMS),
+                "correct": int(generator.random() < 0.6),
+                "timestamp": (START + timedelta(minutes=step)).isoformat(),
+                "response": f"{learner} wrote {step}",
+                "response_time": 3.5,
+            }
+            for step in range(count)
+        ],
+    )
 
 
 def fit_now(course) -> Fit:
@@ -63,17 +74,22 @@ def references(*, learner_pks: set[int], user_pks: set[int], texts: set[str]) ->
                 wanted = learner_pks if field.related_model is Learner else user_pks
                 hits = model._default_manager.filter(**{f"{column}__in": wanted}).count() if wanted else 0
             elif isinstance(field, (models.CharField, models.TextField, models.JSONField)):
-                hits = sum(1 for value in model._default_manager.values_list(column, flat=True)
-                           if value is not None and any(text in (value if isinstance(value, str)
-                                                                 else json.dumps(value)) for text in texts))
+                hits = sum(
+                    1
+                    for value in model._default_manager.values_list(column, flat=True)
+                    if value is not None
+                    and any(text in (value if isinstance(value, str) else json.dumps(value)) for text in texts)
+                )
             elif field.primary_key and model in (Learner, user_model):
                 hits = model._default_manager.filter(pk__in=learner_pks if model is Learner else user_pks).count()
             else:
                 continue
             if hits:
                 found.append(f"{model._meta.label}.{column}: {hits}")
-    sessions = sum(str(session.get_decoded().get("_auth_user_id")) in {str(pk) for pk in user_pks}
-                   for session in Session.objects.all())
+    sessions = sum(
+        str(session.get_decoded().get("_auth_user_id")) in {str(pk) for pk in user_pks}
+        for session in Session.objects.all()
+    )
     if sessions:
         found.append(f"sessions.Session (decoded): {sessions}")
     return found
@@ -90,11 +106,14 @@ def launched(client, lms, tool, course, settings, tmp_path, fast_passwords):  # 
     for number in range(4):
         answers_for(course, f"sim-{number}", 15, seed=number + 1)
     fit = fit_now(course)
-    Client().post("/accounts/login/", {"username": learner.user.username, "password": "wrong"},
-                  REMOTE_ADDR="10.0.0.9")
-    LogEntry.objects.create(user=get_user_model().objects.create_user("editor", is_staff=True),
-                            content_type=ContentType.objects.get_for_model(Learner), object_id=str(learner.pk),
-                            object_repr=str(learner), action_flag=CHANGE)
+    Client().post("/accounts/login/", {"username": learner.user.username, "password": "wrong"}, REMOTE_ADDR="10.0.0.9")
+    LogEntry.objects.create(
+        user=get_user_model().objects.create_user("editor", is_staff=True),
+        content_type=ContentType.objects.get_for_model(Learner),
+        object_id=str(learner.pk),
+        object_repr=str(learner),
+        action_flag=CHANGE,
+    )
     return learner, fit
 
 
@@ -103,9 +122,18 @@ def test_erasure_through_the_api_leaves_nothing_of_the_learner_in_any_table(laun
     user = learner.user
     texts = {"student-1", user.username, "ada@example.com", "Lovelace"}
     before = references(learner_pks={learner.pk}, user_pks={user.pk}, texts=texts)
-    for expected in ("tutor.Interaction.learner_id", "tracing.Mastery.learner_id", "tracing.LearnerTrace.learner_id",
-                     "tutor_lti.LtiGradeTarget.learner_id", "tutor.Enrolment.user_id", "lti_tool.LtiUser.auth_user_id",
-                     "axes.AccessAttempt.username", "axes.AccessLog.username", "admin.LogEntry.object_repr", "sessions.Session (decoded)"):
+    for expected in (
+        "tutor.Interaction.learner_id",
+        "tracing.Mastery.learner_id",
+        "tracing.LearnerTrace.learner_id",
+        "tutor_lti.LtiGradeTarget.learner_id",
+        "tutor.Enrolment.user_id",
+        "lti_tool.LtiUser.auth_user_id",
+        "axes.AccessAttempt.username",
+        "axes.AccessLog.username",
+        "admin.LogEntry.object_repr",
+        "sessions.Session (decoded)",
+    ):
         assert any(line.startswith(expected) for line in before), (expected, "; ".join(before))
     kept = Interaction.objects.exclude(learner=learner).count()
 
@@ -146,8 +174,10 @@ def test_an_erasure_is_all_or_nothing(launched, course, monkeypatch):  # noqa: F
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(privacy, "_fits_mark", broken)
-    counts = {model: model.objects.count() for model in (Interaction, Mastery, LearnerTrace, LtiGradeTarget,
-                                                         Enrolment, Learner, get_user_model())}
+    counts = {
+        model: model.objects.count()
+        for model in (Interaction, Mastery, LearnerTrace, LtiGradeTarget, Enrolment, Learner, get_user_model())
+    }
     with pytest.raises(RuntimeError):
         learner_erase(course=course, external_id="student-1", confirm="student-1")
     assert {model: model.objects.count() for model in counts} == counts and not Erasure.objects.exists()
@@ -156,12 +186,17 @@ def test_an_erasure_is_all_or_nothing(launched, course, monkeypatch):  # noqa: F
 def test_an_account_with_another_course_stays_and_keeps_that_course(db, django_user_model):
     first, second = course_with_curriculum("first"), course_with_curriculum("second")
     user = django_user_model.objects.create_user("bea")
-    for course in (first, second):
-        learner = Learner.objects.create(course=course, external_id="bea", user=user)
-        enrolment_set(course=course, user=user, learner=learner, source=Enrolment.STAFF)
+    for each in (first, second):
+        learner = Learner.objects.create(course=each, external_id="bea", user=user)
+        enrolment_set(course=each, user=user, learner=learner, source=Enrolment.STAFF)
         answers_for(course, "bea", 3)
-    erasure = learner_erase(course=first, external_id="bea", by=django_user_model.objects.create_user(
-        "officer", is_staff=True), via=Erasure.DASHBOARD, confirm="bea")
+    erasure = learner_erase(
+        course=first,
+        external_id="bea",
+        by=django_user_model.objects.create_user("officer", is_staff=True),
+        via=Erasure.DASHBOARD,
+        confirm="bea",
+    )
     assert not erasure.account_deleted and erasure.actor == "user officer"
     assert django_user_model.objects.filter(pk=user.pk).exists()
     assert list(Enrolment.objects.filter(user=user).values_list("course__slug", flat=True)) == ["second"]
@@ -189,8 +224,14 @@ def test_the_access_export_holds_everything_about_the_learner(launched, course):
     assert {row["skill"] for row in document["mastery"]} == {"count", "add", "frac-add"}
     assert [trace["fit"] for trace in document["traces"]] == [fit.pk]
     assert document["accounts"][0]["email"] == "ada@example.com"
-    assert document["enrolments"] == [{"course": "fractions", "learner": "student-1", "source": "lti",
-                                       "created_at": document["enrolments"][0]["created_at"]}]
+    assert document["enrolments"] == [
+        {
+            "course": "fractions",
+            "learner": "student-1",
+            "source": "lti",
+            "created_at": document["enrolments"][0]["created_at"],
+        }
+    ]
     assert document["lti"]["users"][0]["name"] == "Ada Lovelace"
     assert document["lti"]["grade_targets"][0]["user_sub"] == "student-1"
     assert api.get("/api/v1/courses/fractions/learners/nobody/export").status_code == 404
@@ -233,15 +274,22 @@ def test_the_dashboard_reviews_confirms_and_erases(launched, course, client, dja
 
 def test_the_data_pages_are_for_staff(launched, client, django_user_model):  # noqa: F811
     client.force_login(django_user_model.objects.create_user("pupil"))
-    for url in ("/dashboard/fractions/data/", "/dashboard/fractions/exports/interactions.csv",
-                "/dashboard/fractions/erase/?learner=student-1", "/dashboard/fractions/learner-export/?learner=student-1"):
+    for url in (
+        "/dashboard/fractions/data/",
+        "/dashboard/fractions/exports/interactions.csv",
+        "/dashboard/fractions/erase/?learner=student-1",
+        "/dashboard/fractions/learner-export/?learner=student-1",
+    ):
         assert client.get(url).status_code == 403, url
-    assert client.post("/dashboard/fractions/erase/", {"learner": "student-1", "confirm": "student-1"}).status_code == 403
+    assert (
+        client.post("/dashboard/fractions/erase/", {"learner": "student-1", "confirm": "student-1"}).status_code == 403
+    )
     assert Learner.objects.filter(external_id="student-1").exists()
 
 
-def test_a_saved_model_that_names_its_learners_forgets_the_erased_one(db, settings, tmp_path,
-                                                                      django_capture_on_commit_callbacks):
+def test_a_saved_model_that_names_its_learners_forgets_the_erased_one(
+    db, settings, tmp_path, django_capture_on_commit_callbacks
+):
     """hbkt keeps per-learner parameters and names their learners in its artifact: the erasure rewrites
     it under a new name, points the fit there and deletes the original, and the model still serves."""
     from tracing.artifacts import artifact_storage

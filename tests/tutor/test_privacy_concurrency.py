@@ -28,8 +28,10 @@ def orphans() -> int:
     with connection.cursor() as cursor:
         total = 0
         for model in (Interaction, Mastery, LearnerTrace):
-            cursor.execute(f"SELECT COUNT(*) FROM {model._meta.db_table} AS row LEFT JOIN {Learner._meta.db_table} "
-                           f"AS learner ON learner.id = row.learner_id WHERE learner.id IS NULL")
+            cursor.execute(
+                f"SELECT COUNT(*) FROM {model._meta.db_table} AS row LEFT JOIN {Learner._meta.db_table} "
+                f"AS learner ON learner.id = row.learner_id WHERE learner.id IS NULL"
+            )
             total += cursor.fetchone()[0]
     return total
 
@@ -38,19 +40,38 @@ def test_answers_during_an_erasure_leave_no_orphans_and_none_is_lost(fitted_cour
     course = fitted_course
     for round_ in range(ROUNDS):
         name = f"target-{round_}"
-        answers_record(course=course, rows=[
-            {"id": f"{name}-before-{step}", "learner": name, "item": ITEMS[step % 4], "correct": step % 2,
-             "timestamp": (START + timedelta(minutes=step)).isoformat()} for step in range(10)])
+        answers_record(
+            course=course,
+            rows=[
+                {
+                    "id": f"{name}-before-{step}",
+                    "learner": name,
+                    "item": ITEMS[step % 4],
+                    "correct": step % 2,
+                    "timestamp": (START + timedelta(minutes=step)).isoformat(),
+                }
+                for step in range(10)
+            ],
+        )
         erased_pk = Learner.objects.get(course=course, external_id=name).pk
 
         def work(number: int) -> None:
             if number == round_ % THREADS:
                 learner_erase(course=course, external_id=name, confirm=name)
                 return
-            answers_record(course=course, rows=[
-                {"id": f"{name}-during-{number}-{step}", "learner": name, "item": ITEMS[(number + step) % 4],
-                 "correct": (number + step) % 2, "timestamp": (START + timedelta(hours=1, minutes=number * 5 + step))
-                 .isoformat()} for step in range(PER_THREAD)])
+            answers_record(
+                course=course,
+                rows=[
+                    {
+                        "id": f"{name}-during-{number}-{step}",
+                        "learner": name,
+                        "item": ITEMS[(number + step) % 4],
+                        "correct": (number + step) % 2,
+                        "timestamp": (START + timedelta(hours=1, minutes=number * 5 + step)).isoformat(),
+                    }
+                    for step in range(PER_THREAD)
+                ],
+            )
 
         together(work)
 

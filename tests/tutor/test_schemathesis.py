@@ -19,8 +19,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.tutor.api_support import course_with_curriculum
-from tutor.keys import api_key_create
 from tutor.actions import answers_record
+from tutor.keys import api_key_create
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
@@ -39,9 +39,19 @@ def _load_schema():
 @pytest.fixture
 def global_key(db):
     course = course_with_curriculum("fractions")
-    answers_record(course=course, rows=[
-        {"id": f"s{step}", "learner": "u1", "item": ["q1", "q2", "q17"][step % 3], "correct": step % 2,
-         "timestamp": f"2026-11-25T10:0{step}:00Z"} for step in range(6)])
+    answers_record(
+        course=course,
+        rows=[
+            {
+                "id": f"s{step}",
+                "learner": "u1",
+                "item": ["q1", "q2", "q17"][step % 3],
+                "correct": step % 2,
+                "timestamp": f"2026-11-25T10:0{step}:00Z",
+            }
+            for step in range(6)
+        ],
+    )
     return api_key_create(name="schemathesis", course=None)[1]
 
 
@@ -67,11 +77,13 @@ schema = _load_schema()
 
 @pytest.mark.slow
 @schema.parametrize()
-@settings(max_examples=15, deadline=None, derandomize=True, database=None,
-          suppress_health_check=list(HealthCheck))
+@settings(max_examples=15, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
 def test_api_answers_as_documented(case, global_key, in_test_transaction):
-    if "course" in case.path_parameters and case.operation.method.upper() != "POST" or case.path_parameters.get(
-            "course", "").isascii() is False:
+    if (
+        "course" in case.path_parameters
+        and case.operation.method.upper() != "POST"
+        or case.path_parameters.get("course", "").isascii() is False
+    ):
         # Mostly a course that exists, so the success paths run; other courses are tested in test_api.
         case.path_parameters["course"] = "fractions"
     if "learner" in case.path_parameters and len(case.path_parameters["learner"]) % 2 == 0:

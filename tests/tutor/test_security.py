@@ -24,14 +24,21 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _production_env(**extra: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("DJANGO_")}
-    env.update({"DJANGO_DEBUG": "false", "DJANGO_SECRET_KEY": secrets.token_urlsafe(64),
-                "DJANGO_SETTINGS_MODULE": "tutor.settings", **extra})
+    env.update(
+        {
+            "DJANGO_DEBUG": "false",
+            "DJANGO_SECRET_KEY": secrets.token_urlsafe(64),
+            "DJANGO_SETTINGS_MODULE": "tutor.settings",
+            **extra,
+        }
+    )
     return env
 
 
 def _manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=180)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=180
+    )
 
 
 def test_check_deploy_is_clean_in_production_settings():
@@ -42,28 +49,50 @@ def test_check_deploy_is_clean_in_production_settings():
 
 def test_without_the_hsts_flag_the_only_deploy_warning_is_hsts():
     done = _manage("check", "--deploy", env=_production_env())
-    warnings = sorted({word.strip("():") for word in (done.stdout + done.stderr).split() if word.startswith("(")
-                       and "." in word and word.rstrip(")").rsplit(".", 1)[-1][:1] in "WE"})
+    warnings = sorted(
+        {
+            word.strip("():")
+            for word in (done.stdout + done.stderr).split()
+            if word.startswith("(") and "." in word and word.rstrip(")").rsplit(".", 1)[-1][:1] in "WE"
+        }
+    )
     assert warnings == ["security.W004"], done.stdout + done.stderr
 
 
 def test_production_settings_are_strict_and_need_a_secret_key():
-    probe = ("import json, django; django.setup(); from django.conf import settings as s; print(json.dumps({"
-             "'debug': s.DEBUG, 'session': s.SESSION_COOKIE_SECURE, 'csrf': s.CSRF_COOKIE_SECURE, "
-             "'httponly': s.SESSION_COOKIE_HTTPONLY, 'redirect': s.SECURE_SSL_REDIRECT, 'hsts': s.SECURE_HSTS_SECONDS, "
-             "'frame': s.X_FRAME_OPTIONS, 'body': s.DATA_UPLOAD_MAX_MEMORY_SIZE}))")
-    done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, env=_production_env(), capture_output=True,
-                          text=True, timeout=120)
+    probe = (
+        "import json, django; django.setup(); from django.conf import settings as s; print(json.dumps({"
+        "'debug': s.DEBUG, 'session': s.SESSION_COOKIE_SECURE, 'csrf': s.CSRF_COOKIE_SECURE, "
+        "'httponly': s.SESSION_COOKIE_HTTPONLY, 'redirect': s.SECURE_SSL_REDIRECT, 'hsts': s.SECURE_HSTS_SECONDS, "
+        "'frame': s.X_FRAME_OPTIONS, 'body': s.DATA_UPLOAD_MAX_MEMORY_SIZE}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO, env=_production_env(), capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     values = json.loads(done.stdout.strip().splitlines()[-1])
-    assert values == {**values, "debug": False, "session": True, "csrf": True, "httponly": True, "redirect": True,
-                      "hsts": 0, "frame": "DENY"}
+    assert values == {
+        **values,
+        "debug": False,
+        "session": True,
+        "csrf": True,
+        "httponly": True,
+        "redirect": True,
+        "hsts": 0,
+        "frame": "DENY",
+    }
     assert 0 < values["body"] <= 64 * 1024 * 1024
 
     without_key = _production_env()
     del without_key["DJANGO_SECRET_KEY"]
-    refused = subprocess.run([sys.executable, "-c", "import django; django.setup()"], cwd=REPO, env=without_key,
-                             capture_output=True, text=True, timeout=120)
+    refused = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        cwd=REPO,
+        env=without_key,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert refused.returncode != 0 and "DJANGO_SECRET_KEY" in refused.stderr
 
 
@@ -90,8 +119,11 @@ WEB_FORMS = ["accounts/login/", "accounts/logout/", "admin/login/", "admin/logou
 
 @pytest.mark.django_db
 def test_every_page_refuses_a_post_without_the_csrf_token(staff_user, demo_course):
-    web = [route for route in _routes(get_resolver()) if not route.startswith(("api/", "lti/", "admin/", "health/"))
-           and "^" not in route]
+    web = [
+        route
+        for route in _routes(get_resolver())
+        if not route.startswith(("api/", "lti/", "admin/", "health/")) and "^" not in route
+    ]
     assert "learn/<slug:slug>/answer/" in web, "the answer form's route moved: update this test"
     strict = Client(enforce_csrf_checks=True)
     strict.force_login(staff_user)
@@ -112,8 +144,11 @@ def test_the_api_refuses_a_session_post_without_the_csrf_token(staff_user):
     course = course_with_curriculum("csrf")
     strict = Client(enforce_csrf_checks=True)
     strict.force_login(staff_user)
-    response = strict.post(f"/api/v1/courses/{course.slug}/interactions",
-                           json.dumps({"learner": "u1", "item": "q1", "correct": 1}), content_type="application/json")
+    response = strict.post(
+        f"/api/v1/courses/{course.slug}/interactions",
+        json.dumps({"learner": "u1", "item": "q1", "correct": 1}),
+        content_type="application/json",
+    )
     assert response.status_code == 403 and "CSRF" in response.json()["message"]
 
 
@@ -127,8 +162,12 @@ def test_api_keys_are_stored_only_as_digests():
         stored = " ".join(str(value) for row in cursor.fetchall() for value in row)
     assert secret not in stored and raw not in stored
     assert client_for(raw).get(f"/api/v1/courses/{course.slug}/learners").status_code == 200
-    assert client_for(raw[:-1] + ("A" if raw[-1] != "A" else "B")).get(
-        f"/api/v1/courses/{course.slug}/learners").status_code == 401
+    assert (
+        client_for(raw[:-1] + ("A" if raw[-1] != "A" else "B"))
+        .get(f"/api/v1/courses/{course.slug}/learners")
+        .status_code
+        == 401
+    )
 
 
 def _course_routes() -> list[str]:
@@ -140,9 +179,11 @@ def test_every_course_route_hides_other_courses_and_their_learners():
     mine, theirs = course_with_curriculum("mine"), course_with_curriculum("theirs")
     my_key, their_key = key_for(mine), key_for(theirs)
     for key, course, correct in ((my_key, mine, 1), (their_key, theirs, 0)):
-        stored = client_for(key).post(f"/api/v1/courses/{course.slug}/interactions",
-                                      {"id": f"{course.slug}-1", "learner": "u1", "item": "q1", "correct": correct},
-                                      format="json")
+        stored = client_for(key).post(
+            f"/api/v1/courses/{course.slug}/interactions",
+            {"id": f"{course.slug}-1", "learner": "u1", "item": "q1", "correct": correct},
+            format="json",
+        )
         assert stored.status_code == 201, stored.content
     their_fit = client_for(their_key).post(f"/api/v1/courses/{theirs.slug}/fits", {"model": "rate"}, format="json")
     assert their_fit.status_code == 202, their_fit.content
@@ -154,8 +195,9 @@ def test_every_course_route_hides_other_courses_and_their_learners():
     for route in routes:
         path = _fill(route, course=theirs.slug, learner="u1", fit=str(their_fit.json()["id"]))
         for method in ("get", "post"):
-            response = getattr(me, method)(path, {"learner": "u1", "item": "q1", "correct": 1, "model": "rate",
-                                                  "items": ["q1"]}, format="json")
+            response = getattr(me, method)(
+                path, {"learner": "u1", "item": "q1", "correct": 1, "model": "rate", "items": ["q1"]}, format="json"
+            )
             if response.status_code not in (404, 405):
                 leaks.append((method, route, response.status_code))
             elif response.status_code == 404:
@@ -169,8 +211,11 @@ def test_every_course_route_hides_other_courses_and_their_learners():
     assert me.get(f"/api/v1/courses/{mine.slug}/fits/{their_fit.json()['id']}").status_code == 404
     # A learner id known only in the other course is a new learner here: the prior, nothing of theirs
     # (issue 21 made next answer learners with no answers yet; it was a 404).
-    client_for(their_key).post(f"/api/v1/courses/{theirs.slug}/interactions",
-                               {"id": "theirs-2", "learner": "their-only", "item": "q2", "correct": 0}, format="json")
+    client_for(their_key).post(
+        f"/api/v1/courses/{theirs.slug}/interactions",
+        {"id": "theirs-2", "learner": "their-only", "item": "q2", "correct": 0},
+        format="json",
+    )
     only_theirs = me.get(f"/api/v1/courses/{mine.slug}/learners/their-only/next")
     fresh = me.get(f"/api/v1/courses/{mine.slug}/learners/nobody/next")
     assert only_theirs.status_code == fresh.status_code == 200

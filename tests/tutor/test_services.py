@@ -1,9 +1,9 @@
 import pytest
 
-from curriculum.models import Item, Skill, Course
 from core.errors import ServiceError
-from tutor.models import Interaction, Learner
+from curriculum.models import Course, Item, Skill
 from tutor.actions import answers_record
+from tutor.models import Interaction, Learner
 
 pytestmark = pytest.mark.django_db
 
@@ -19,8 +19,10 @@ def course():
 
 
 def rows(*specs):
-    return [{"id": f"c{n}", "learner": learner, "item": item, "correct": correct,
-             "timestamp": f"2026-11-25T10:00:{n:02d}Z"} for n, (learner, item, correct) in enumerate(specs)]
+    return [
+        {"id": f"c{n}", "learner": learner, "item": item, "correct": correct, "timestamp": f"2026-11-25T10:00:{n:02d}Z"}
+        for n, (learner, item, correct) in enumerate(specs)
+    ]
 
 
 def test_records_creates_learners_and_returns_mastery(course):
@@ -33,8 +35,9 @@ def test_records_creates_learners_and_returns_mastery(course):
 
 def test_a_correct_answer_raises_mastery_of_its_skill(course):
     first = answers_record(course=course, rows=rows(("u1", "add-0", 0)))
-    second = answers_record(course=course, rows=[{**rows(("u1", "add-1", 1))[0], "id": "later",
-                                                      "timestamp": "2026-11-25T11:00:00Z"}])
+    second = answers_record(
+        course=course, rows=[{**rows(("u1", "add-1", 1))[0], "id": "later", "timestamp": "2026-11-25T11:00:00Z"}]
+    )
     assert second.mastery["u1"]["add"] > first.mastery["u1"]["add"]
     assert second.mastery["u1"]["sub"] == pytest.approx(first.mastery["u1"]["sub"])
 
@@ -54,10 +57,16 @@ def test_unknown_item_rejects_the_whole_batch(course):
     assert Interaction.objects.count() == 0 and Learner.objects.count() == 0
 
 
-@pytest.mark.parametrize("field,value,code", [
-    ("correct", 2, "invalid_correct"), ("correct", "yes", "invalid_correct"), ("timestamp", "soon", "invalid_timestamp"),
-    ("learner", "", "required"), ("response_time", -1, "invalid_response_time"),
-])
+@pytest.mark.parametrize(
+    "field,value,code",
+    [
+        ("correct", 2, "invalid_correct"),
+        ("correct", "yes", "invalid_correct"),
+        ("timestamp", "soon", "invalid_timestamp"),
+        ("learner", "", "required"),
+        ("response_time", -1, "invalid_response_time"),
+    ],
+)
 def test_bad_rows_name_row_and_field(course, field, value, code):
     batch = rows(("u1", "add-0", 1), ("u1", "add-1", 1))
     batch[1][field] = value
@@ -81,10 +90,12 @@ def test_batch_limit(course):
 
 
 def test_late_answer_is_replayed_in_time_order(course):
-    answers_record(course=course, rows=[{"learner": "u1", "item": "add-0", "correct": 1,
-                                             "timestamp": "2026-11-25T12:00:00Z"}])
-    late = answers_record(course=course, rows=[{"learner": "u1", "item": "add-1", "correct": 0,
-                                                    "timestamp": "2026-11-25T09:00:00Z"}])
+    answers_record(
+        course=course, rows=[{"learner": "u1", "item": "add-0", "correct": 1, "timestamp": "2026-11-25T12:00:00Z"}]
+    )
+    late = answers_record(
+        course=course, rows=[{"learner": "u1", "item": "add-1", "correct": 0, "timestamp": "2026-11-25T09:00:00Z"}]
+    )
     from tracing.services import course_model, learner_state
 
     learner = Learner.objects.get(external_id="u1")

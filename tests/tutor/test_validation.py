@@ -4,33 +4,32 @@ half-way; a refused value leaves the course working."""
 from __future__ import annotations
 
 import base64
-
 import io
 import json
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from django.core.management import CommandError, call_command
 from django.test import override_settings
 from django.urls import reverse
 
-from curriculum.models import Skill, Course
+from core.errors import ServiceError
+from curriculum.models import Course, Skill
 from curriculum.services import CurriculumError, document_validate
 from tests.threads import together
 from tests.tutor.api_support import client_for, course_with_curriculum, key_for
 from tracing.models import Fit
 from tracing.services import fit_create
-from tutor.keys import api_key_create
+from tutor.actions import answers_record
 from tutor.api.parsers import BoundedJSONParser
 from tutor.api.xapi import ANSWERED
-from core.errors import ServiceError
+from tutor.keys import api_key_create
 from tutor.models import Interaction, Learner
 from tutor.services import row_validate
-from tutor.actions import answers_record
 
 pytestmark = pytest.mark.django_db
-START = datetime(2026, 11, 25, 10, 0, tzinfo=timezone.utc)
+START = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 # Valid as written, but past year 9999 / before year 1 once converted to UTC: what took a course down.
 BEYOND_9999 = "9999-12-31T23:00:00-05:00"
 BEFORE_YEAR_1 = "0001-01-01T00:30:00+01:00"
@@ -55,13 +54,25 @@ def post_raw(api, path: str, body: str | bytes):
 
 
 def answer(step: int = 0, **fields) -> dict:
-    return {"id": f"ok-{step}", "learner": "u1", "item": "q1", "correct": 1,
-            "timestamp": (START + timedelta(minutes=step)).isoformat(), **fields}
+    return {
+        "id": f"ok-{step}",
+        "learner": "u1",
+        "item": "q1",
+        "correct": 1,
+        "timestamp": (START + timedelta(minutes=step)).isoformat(),
+        **fields,
+    }
 
 
 def statement(**fields) -> dict:
-    return {"id": "st-1", "actor": {"account": {"name": "u1"}}, "verb": {"id": ANSWERED},
-            "object": {"id": "http://example.com/q1"}, "result": {"success": True}, **fields}
+    return {
+        "id": "st-1",
+        "actor": {"account": {"name": "u1"}},
+        "verb": {"id": ANSWERED},
+        "object": {"id": "http://example.com/q1"},
+        "result": {"success": True},
+        **fields,
+    }
 
 
 def assert_course_still_works(course, api, capture, staff) -> None:
@@ -80,10 +91,12 @@ def assert_course_still_works(course, api, capture, staff) -> None:
 # --- item 1: timestamps bounded at the one validation point -------------------------------------------
 
 
-@pytest.mark.parametrize("moment", [BEYOND_9999, BEFORE_YEAR_1, "1969-12-31T23:59:59Z", 1e20, -1, 10**30,
-                                    "2999-01-01T00:00:00Z"])
+@pytest.mark.parametrize(
+    "moment", [BEYOND_9999, BEFORE_YEAR_1, "1969-12-31T23:59:59Z", 1e20, -1, 10**30, "2999-01-01T00:00:00Z"]
+)
 def test_a_timestamp_outside_the_bounds_is_refused_and_the_course_keeps_working(
-        course, api, moment, django_capture_on_commit_callbacks, client, staff_user):
+    course, api, moment, django_capture_on_commit_callbacks, client, staff_user
+):
     single = api.post(url(course, "/interactions"), answer(timestamp=moment), format="json")
     assert single.status_code == 400, single.content
     assert single.json()["code"] in ("invalid_timestamp", "invalid_number")
@@ -101,37 +114,59 @@ def test_a_timestamp_outside_the_bounds_is_refused_and_the_course_keeps_working(
 def test_the_reproduction_from_the_issue_names_the_field(course, api):
     response = api.post(url(course, "/interactions"), answer(timestamp=BEYOND_9999), format="json")
     body = response.json()
-    assert (response.status_code, body["code"], body["field"], body["index"]) == (400, "invalid_timestamp",
-                                                                                   "timestamp", 0)
+    assert (response.status_code, body["code"], body["field"], body["index"]) == (
+        400,
+        "invalid_timestamp",
+        "timestamp",
+        0,
+    )
     assert "1970-01-01T00:00:00Z" in body["message"]
-    xapi = api.post(url(course, "/xapi/statements"), [statement(), statement(id="st-2", timestamp=BEFORE_YEAR_1)],
-                    format="json").json()
+    xapi = api.post(
+        url(course, "/xapi/statements"), [statement(), statement(id="st-2", timestamp=BEFORE_YEAR_1)], format="json"
+    ).json()
     assert (xapi["code"], xapi["field"], xapi["index"]) == ("invalid_timestamp", "timestamp", 1)
 
 
 def test_the_bounds_are_settings(course, api, settings):
-    settings.TUTOR_EARLIEST_TIMESTAMP = datetime(2020, 1, 1, tzinfo=timezone.utc)
+    settings.TUTOR_EARLIEST_TIMESTAMP = datetime(2020, 1, 1, tzinfo=UTC)
     settings.TUTOR_CLOCK_SKEW = timedelta(seconds=60)
-    now = datetime.now(timezone.utc)
-    refused = [answer(0, timestamp="2019-12-31T23:59:59Z"), answer(1, timestamp=(now + timedelta(minutes=5)).isoformat())]
+    now = datetime.now(UTC)
+    refused = [
+        answer(0, timestamp="2019-12-31T23:59:59Z"),
+        answer(1, timestamp=(now + timedelta(minutes=5)).isoformat()),
+    ]
     for row in refused:
         assert api.post(url(course, "/interactions"), row, format="json").status_code == 400
-    accepted = [answer(2, timestamp="2020-01-01T00:00:00Z"), answer(3, timestamp=(now + timedelta(seconds=30)).isoformat())]
+    accepted = [
+        answer(2, timestamp="2020-01-01T00:00:00Z"),
+        answer(3, timestamp=(now + timedelta(seconds=30)).isoformat()),
+    ]
     assert api.post(url(course, "/interactions"), accepted, format="json").status_code == 201
 
 
-@pytest.mark.parametrize("skew, earliest, shown", [
-    ("P2D", "2000-01-01", "172800.0 2000-01-01T00:00:00+00:00"),
-    ("90", "2000-01-01T01:00:00+01:00", "90.0 2000-01-01T00:00:00+00:00"),
-    ("banana", "2000-01-01", "ImproperlyConfigured"), ("60", "yesterday", "ImproperlyConfigured")])
+@pytest.mark.parametrize(
+    "skew, earliest, shown",
+    [
+        ("P2D", "2000-01-01", "172800.0 2000-01-01T00:00:00+00:00"),
+        ("90", "2000-01-01T01:00:00+01:00", "90.0 2000-01-01T00:00:00+00:00"),
+        ("banana", "2000-01-01", "ImproperlyConfigured"),
+        ("60", "yesterday", "ImproperlyConfigured"),
+    ],
+)
 def test_the_bound_settings_read_seconds_durations_and_moments(skew, earliest, shown):
     import subprocess
     import sys
 
-    script = ("import django; django.setup(); from django.conf import settings; "
-              "print(settings.TUTOR_CLOCK_SKEW.total_seconds(), settings.TUTOR_EARLIEST_TIMESTAMP.isoformat())")
-    environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "tutor.settings", "TUTOR_CLOCK_SKEW": skew,
-                   "TUTOR_EARLIEST_TIMESTAMP": earliest}
+    script = (
+        "import django; django.setup(); from django.conf import settings; "
+        "print(settings.TUTOR_CLOCK_SKEW.total_seconds(), settings.TUTOR_EARLIEST_TIMESTAMP.isoformat())"
+    )
+    environment = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tutor.settings",
+        "TUTOR_CLOCK_SKEW": skew,
+        "TUTOR_EARLIEST_TIMESTAMP": earliest,
+    }
     done = subprocess.run([sys.executable, "-c", script], env=environment, capture_output=True, text=True, timeout=60)
     assert shown in done.stdout + done.stderr
 
@@ -139,20 +174,27 @@ def test_the_bound_settings_read_seconds_durations_and_moments(skew, earliest, s
 def test_the_web_page_and_lti_path_share_the_check(course):
     # The learner page and LTI record through answers_record, which validates every dict row.
     with pytest.raises(ServiceError) as refused:
-        answers_record(course=course, rows=[answer(timestamp=datetime(9999, 12, 31, 23, tzinfo=timezone(
-            timedelta(hours=-5))))])
+        answers_record(
+            course=course, rows=[answer(timestamp=datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-5))))]
+        )
     assert refused.value.field == "timestamp"
     assert Interaction.objects.count() == 0
 
 
-@pytest.mark.parametrize("format, header, good, bad", [
-    ("csv", "learner,item,skill,correct,timestamp", "u1,q1,s1,1,2026-01-01T00:00:00Z",
-     f"u1,q2,s1,0,{BEYOND_9999}"),
-    ("csv", "learner,item,skill,correct,timestamp", "u1,q1,s1,1,1767225600", "u1,q2,s1,0,1e20"),
-    ("csv", "learner,item,skill,correct,timestamp", "u1,q1,s1,1,1767225600", "u1,q2,s1,0,nan"),
-    ("pybkt", "user_id,skill_name,correct,order_id,start_time", "7,s1,1,1,2026-01-01 10:00:00",
-     f"7,s1,0,2,{BEFORE_YEAR_1}"),
-])
+@pytest.mark.parametrize(
+    "format, header, good, bad",
+    [
+        ("csv", "learner,item,skill,correct,timestamp", "u1,q1,s1,1,2026-01-01T00:00:00Z", f"u1,q2,s1,0,{BEYOND_9999}"),
+        ("csv", "learner,item,skill,correct,timestamp", "u1,q1,s1,1,1767225600", "u1,q2,s1,0,1e20"),
+        ("csv", "learner,item,skill,correct,timestamp", "u1,q1,s1,1,1767225600", "u1,q2,s1,0,nan"),
+        (
+            "pybkt",
+            "user_id,skill_name,correct,order_id,start_time",
+            "7,s1,1,1,2026-01-01 10:00:00",
+            f"7,s1,0,2,{BEFORE_YEAR_1}",
+        ),
+    ],
+)
 def test_the_importer_reports_file_line_reason_and_writes_nothing(tmp_path, format, header, good, bad):
     path = tmp_path / "answers.csv"
     path.write_text(f"{header}\n{good}\n{bad}\n{good.replace('q1', 'q3')}\n", encoding="utf-8")
@@ -166,8 +208,10 @@ def test_the_dbe_importer_bounds_its_unix_seconds(tmp_path):
     folder = tmp_path / "pyedmine_preprocessed"
     folder.mkdir()
     path = folder / "data.txt"
-    path.write_text("user_id,seq_len;question_seq,correctness_seq,time_seq\n"
-                    "1\n2\n1,2\n1,0\n1767225600,100000000000000000000\n", encoding="utf-8")
+    path.write_text(
+        "user_id,seq_len;question_seq,correctness_seq,time_seq\n1\n2\n1,2\n1,0\n1767225600,100000000000000000000\n",
+        encoding="utf-8",
+    )
     with pytest.raises(CommandError) as refused:
         call_command("import_interactions", "--course", "dbe", "--format", "dbe", str(path), "--no-progress")
     assert f"{path}:4: timestamp must lie between" in str(refused.value)
@@ -176,8 +220,11 @@ def test_the_dbe_importer_bounds_its_unix_seconds(tmp_path):
 
 def test_the_importer_checks_skill_ids_too(tmp_path):
     path = tmp_path / "answers.csv"
-    path.write_text("learner,item,skill,correct,timestamp\nu1,q1,s1,1,2026-01-01T00:00:00Z\n"
-                    f"u1,q2,{'s' * 201},0,2026-01-01T00:01:00Z\n", encoding="utf-8")
+    path.write_text(
+        "learner,item,skill,correct,timestamp\nu1,q1,s1,1,2026-01-01T00:00:00Z\n"
+        f"u1,q2,{'s' * 201},0,2026-01-01T00:01:00Z\n",
+        encoding="utf-8",
+    )
     with pytest.raises(CommandError, match=f"{path}:3: skill must be at most 200 characters"):
         call_command("import_interactions", "--course", "imported", "--format", "csv", str(path), "--no-progress")
     assert not Course.objects.filter(slug="imported").exists()
@@ -189,37 +236,52 @@ def test_the_importer_checks_skill_ids_too(tmp_path):
 HUNDREDS = "1" + "0" * 300
 
 
-@pytest.mark.parametrize("tail, body, code", [
-    ("/interactions", f'{{"learner": "u1", "item": "q1", "correct": {HUNDREDS}}}', "invalid_number"),
-    ("/interactions", f'{{"learner": "u1", "item": "q1", "correct": 1, "response_time": {HUNDREDS}}}',
-     "invalid_number"),
-    ("/interactions", '{"learner": "u1", "item": "q1", "correct": 1, "response_time": 1e300}',
-     "invalid_response_time"),
-    ("/interactions", '{"learner": "u1", "item": "q1", "correct": 1e400}', "invalid_number"),
-    ("/interactions", '{"learner": "u1", "item": "q1", "correct": 1, "timestamp": 1e20}', "invalid_timestamp"),
-    ("/interactions", '{"learner": "\\ud800", "item": "q1", "correct": 1}', "invalid_character"),
-    ("/interactions", '{"learner": "u1", "item": "q1", "correct": 1, "response": "\\udc00"}', "invalid_character"),
-    ("/interactions", '{"learner": "u1", "item": "q1", "correct": 1, "id": "a\\ud83d"}', "invalid_character"),
-    ("/interactions", '{"learner": "u1", "item": "q1", "correct": Infinity}', "malformed_json"),
-    ("/xapi/statements", json.dumps(statement(result={"score": {"scaled": 0.5}})).replace("0.5", HUNDREDS),
-     "invalid_number"),
-    ("/xapi/statements", json.dumps(statement(actor={"mbox": "mailto:XX"})).replace("XX", "\\ud800"),
-     "invalid_character"),
-    ("/curriculum", '{"skills": [{"id": "\\ud800"}]}', "invalid_character"),
-    ("/curriculum", '{"items": [{"id": "q9", "skills": ["count"], "body": "\\udfff"}]}', "invalid_character"),
-    ("/curriculum", '{"policy": [1, 2]}', "invalid_policy"),
-    ("/curriculum", '{"policy": 5}', "invalid_policy"),
-    ("/curriculum", '{"policy": "threshold"}', "invalid_policy"),
-    ("/curriculum", '{"policy": {"review_after_days": 1e400}}', "invalid_number"),
-    ("/curriculum", '{"policy": {"review_after_days": 1e300}}', "invalid_policy"),
-    ("/curriculum", '{"policy": {"avoid_recent": 1e300}}', "invalid_policy"),
-    ("/curriculum", f'{{"policy": {{"struggle_window": {HUNDREDS}}}}}', "invalid_number"),
-    ("/curriculum", '{"policy": {"struggle_window": 1000000000000, "struggle_errors": 1}}', "invalid_policy"),
-    ("/curriculum", '{"policy": {"threshold": "0.9"}}', "invalid_policy"),
-    ("/fits", '{"model": "rate", "params": {"\\ud800": 1}}', "invalid_character"),
-    ("/fits", '{"model": "bkt", "params": {"restarts": 1e400}}', "invalid_number"),
-    ("/predict", '{"learner": "\\ud800", "items": ["q1"]}', "invalid_character"),
-])
+@pytest.mark.parametrize(
+    "tail, body, code",
+    [
+        ("/interactions", f'{{"learner": "u1", "item": "q1", "correct": {HUNDREDS}}}', "invalid_number"),
+        (
+            "/interactions",
+            f'{{"learner": "u1", "item": "q1", "correct": 1, "response_time": {HUNDREDS}}}',
+            "invalid_number",
+        ),
+        (
+            "/interactions",
+            '{"learner": "u1", "item": "q1", "correct": 1, "response_time": 1e300}',
+            "invalid_response_time",
+        ),
+        ("/interactions", '{"learner": "u1", "item": "q1", "correct": 1e400}', "invalid_number"),
+        ("/interactions", '{"learner": "u1", "item": "q1", "correct": 1, "timestamp": 1e20}', "invalid_timestamp"),
+        ("/interactions", '{"learner": "\\ud800", "item": "q1", "correct": 1}', "invalid_character"),
+        ("/interactions", '{"learner": "u1", "item": "q1", "correct": 1, "response": "\\udc00"}', "invalid_character"),
+        ("/interactions", '{"learner": "u1", "item": "q1", "correct": 1, "id": "a\\ud83d"}', "invalid_character"),
+        ("/interactions", '{"learner": "u1", "item": "q1", "correct": Infinity}', "malformed_json"),
+        (
+            "/xapi/statements",
+            json.dumps(statement(result={"score": {"scaled": 0.5}})).replace("0.5", HUNDREDS),
+            "invalid_number",
+        ),
+        (
+            "/xapi/statements",
+            json.dumps(statement(actor={"mbox": "mailto:XX"})).replace("XX", "\\ud800"),
+            "invalid_character",
+        ),
+        ("/curriculum", '{"skills": [{"id": "\\ud800"}]}', "invalid_character"),
+        ("/curriculum", '{"items": [{"id": "q9", "skills": ["count"], "body": "\\udfff"}]}', "invalid_character"),
+        ("/curriculum", '{"policy": [1, 2]}', "invalid_policy"),
+        ("/curriculum", '{"policy": 5}', "invalid_policy"),
+        ("/curriculum", '{"policy": "threshold"}', "invalid_policy"),
+        ("/curriculum", '{"policy": {"review_after_days": 1e400}}', "invalid_number"),
+        ("/curriculum", '{"policy": {"review_after_days": 1e300}}', "invalid_policy"),
+        ("/curriculum", '{"policy": {"avoid_recent": 1e300}}', "invalid_policy"),
+        ("/curriculum", f'{{"policy": {{"struggle_window": {HUNDREDS}}}}}', "invalid_number"),
+        ("/curriculum", '{"policy": {"struggle_window": 1000000000000, "struggle_errors": 1}}', "invalid_policy"),
+        ("/curriculum", '{"policy": {"threshold": "0.9"}}', "invalid_policy"),
+        ("/fits", '{"model": "rate", "params": {"\\ud800": 1}}', "invalid_character"),
+        ("/fits", '{"model": "bkt", "params": {"restarts": 1e400}}', "invalid_number"),
+        ("/predict", '{"learner": "\\ud800", "items": ["q1"]}', "invalid_character"),
+    ],
+)
 def test_hostile_values_get_a_400_and_store_nothing(course, api, tail, body, code):
     policy = Course.objects.get(pk=course.pk).policy
     response = post_raw(api, url(course, tail), body)
@@ -232,17 +294,23 @@ def test_hostile_values_get_a_400_and_store_nothing(course, api, tail, body, cod
 
 def test_the_hand_written_validators_hold_without_the_parser(course):
     """Rows, curriculum documents and fit params can arrive from Python (LTI, the web page, commands)."""
-    for row, field in [({"learner": "u1", "item": "q1", "correct": 10**400}, "correct"),
-                       ({"learner": "u1", "item": "q1", "correct": 1, "response_time": 10**400}, "response_time"),
-                       ({"learner": "u1", "item": "q1", "correct": 1, "timestamp": float("nan")}, "timestamp"),
-                       ({"learner": "u\ud800", "item": "q1", "correct": 1}, "learner"),
-                       ({"learner": "u1", "item": "q1", "correct": 1, "response": "\udc00"}, "response")]:
+    for row, field in [
+        ({"learner": "u1", "item": "q1", "correct": 10**400}, "correct"),
+        ({"learner": "u1", "item": "q1", "correct": 1, "response_time": 10**400}, "response_time"),
+        ({"learner": "u1", "item": "q1", "correct": 1, "timestamp": float("nan")}, "timestamp"),
+        ({"learner": "u\ud800", "item": "q1", "correct": 1}, "learner"),
+        ({"learner": "u1", "item": "q1", "correct": 1, "response": "\udc00"}, "response"),
+    ]:
         with pytest.raises(ServiceError) as refused:
             row_validate(row)
         assert refused.value.field == field
-    for document in [{"skills": [{"id": "s\ud800"}]}, {"skills": [{"id": "s", "name": "\udfff"}]},
-                     {"policy": {"struggle_window": float("inf")}}, {"policy": {"threshold": 10**400}},
-                     {"policy": [["threshold", 0.5]]}]:
+    for document in [
+        {"skills": [{"id": "s\ud800"}]},
+        {"skills": [{"id": "s", "name": "\udfff"}]},
+        {"policy": {"struggle_window": float("inf")}},
+        {"policy": {"threshold": 10**400}},
+        {"policy": [["threshold", 0.5]]},
+    ]:
         with pytest.raises(CurriculumError):
             document_validate(document)
     for params in [{"\ud800": 1}, {"x" * 100: 1}, {"not a name": 1}]:
@@ -298,13 +366,26 @@ def test_the_streamed_size_is_counted_without_a_content_length():
     assert BoundedJSONParser().parse(io.BytesIO(b'{"a": 1}'), "application/json", {"request": None}) == {"a": 1}
 
 
-@pytest.mark.parametrize("query, code", [
-    ({"limit": "abc"}, "invalid_limit"), ({"limit": "-1"}, "invalid_limit"), ({"limit": "0"}, "invalid_limit"),
-    ({"limit": "1001"}, "invalid_limit"), ({"limit": "1e3"}, "invalid_limit"), ({"limit": " 5"}, "invalid_limit"),
-    ({"limit": "9" * 40}, "invalid_limit"), ({"offset": "0"}, "invalid_offset"), ({"offset": "x"}, "invalid_offset"),
-    ({"after": "x"}, "invalid_after"), ({"after": "W10"}, "invalid_after"), ({"after": "WyJhIiwiYiJd"}, "invalid_after"),
-    ({"after": "eyJhIjoxfQ"}, "invalid_after"), ({"after": "WzEsIDJd"}, "invalid_after"), ({"after": "%%%"}, "invalid_after"),
-])
+@pytest.mark.parametrize(
+    "query, code",
+    [
+        ({"limit": "abc"}, "invalid_limit"),
+        ({"limit": "-1"}, "invalid_limit"),
+        ({"limit": "0"}, "invalid_limit"),
+        ({"limit": "1001"}, "invalid_limit"),
+        ({"limit": "1e3"}, "invalid_limit"),
+        ({"limit": " 5"}, "invalid_limit"),
+        ({"limit": "9" * 40}, "invalid_limit"),
+        ({"offset": "0"}, "invalid_offset"),
+        ({"offset": "x"}, "invalid_offset"),
+        ({"after": "x"}, "invalid_after"),
+        ({"after": "W10"}, "invalid_after"),
+        ({"after": "WyJhIiwiYiJd"}, "invalid_after"),
+        ({"after": "eyJhIjoxfQ"}, "invalid_after"),
+        ({"after": "WzEsIDJd"}, "invalid_after"),
+        ({"after": "%%%"}, "invalid_after"),
+    ],
+)
 def test_limit_offset_and_cursors_that_are_not_ours_get_a_400(course, api, query, code):
     for tail in ("/interactions", "/learners", "/fits"):
         response = api.get(url(course, tail), query)
@@ -372,6 +453,7 @@ def test_parallel_senders_of_one_batch_with_repeats_count_every_row(postgresql):
     assert all(body["created"] + body["duplicates"] == len(batch) for _, body in replies)
     assert Interaction.objects.filter(course=course).count() == 5
 
+
 @pytest.mark.django_db(transaction=True)
 def test_parallel_creations_of_one_course_give_one_201_and_400s(postgresql):
     raw_key = api_key_create(name="admin", course=None)[1]
@@ -383,16 +465,20 @@ def test_parallel_creations_of_one_course_give_one_201_and_400s(postgresql):
     assert sorted(together(lambda number: create())) == [(201, "")] + [(400, "exists")] * 7
     assert Course.objects.filter(slug="raced").count() == 1
 
+
 @pytest.mark.django_db(transaction=True)
 def test_parallel_imports_of_one_curriculum_store_it_once(postgresql):
     from curriculum.services import course_create
 
     course = course_create(slug="racing")
     raw_key = key_for(course)
-    document = {"skills": [{"id": f"s{n}"} for n in range(20)],
-                "items": [{"id": f"q{n}", "skills": [f"s{n}"]} for n in range(20)],
-                "prerequisites": [{"from": f"s{n}", "to": f"s{n + 1}"} for n in range(19)]}
-    replies = together(lambda number: client_for(raw_key).post(url(course, "/curriculum"), document, format="json")
-                          .status_code)
+    document = {
+        "skills": [{"id": f"s{n}"} for n in range(20)],
+        "items": [{"id": f"q{n}", "skills": [f"s{n}"]} for n in range(20)],
+        "prerequisites": [{"from": f"s{n}", "to": f"s{n + 1}"} for n in range(19)],
+    }
+    replies = together(
+        lambda number: client_for(raw_key).post(url(course, "/curriculum"), document, format="json").status_code
+    )
     assert replies == [200] * 8
     assert Skill.objects.filter(course=course).count() == 20

@@ -43,18 +43,35 @@ def _item_of(token: str) -> Item:
 
 # --- access ---------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name, args", [("home", []), ("learn", ["arithmetic"]), ("dashboard", []),
-                                        ("dashboard_course", ["arithmetic"]), ("dashboard_fits", ["arithmetic"])])
+
+@pytest.mark.parametrize(
+    "name, args",
+    [
+        ("home", []),
+        ("learn", ["arithmetic"]),
+        ("dashboard", []),
+        ("dashboard_course", ["arithmetic"]),
+        ("dashboard_fits", ["arithmetic"]),
+    ],
+)
 def test_anonymous_users_are_sent_to_sign_in(client, db, name, args):
     response = client.get(reverse(name, args=args))
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("login"))
 
 
-@pytest.mark.parametrize("name, args", [("dashboard", []), ("dashboard_course", ["arithmetic"]),
-                                        ("dashboard_items", ["arithmetic"]), ("dashboard_graph", ["arithmetic"]),
-                                        ("dashboard_fits", ["arithmetic"]), ("dashboard_fits_table", ["arithmetic"]),
-                                        ("dashboard_fit_status", ["arithmetic", 1])])
+@pytest.mark.parametrize(
+    "name, args",
+    [
+        ("dashboard", []),
+        ("dashboard_course", ["arithmetic"]),
+        ("dashboard_items", ["arithmetic"]),
+        ("dashboard_graph", ["arithmetic"]),
+        ("dashboard_fits", ["arithmetic"]),
+        ("dashboard_fits_table", ["arithmetic"]),
+        ("dashboard_fit_status", ["arithmetic", 1]),
+    ],
+)
 def test_non_staff_users_are_refused_the_dashboard(learner_client, name, args):
     response = learner_client.get(reverse(name, args=args))
     assert response.status_code == 403
@@ -83,16 +100,19 @@ def test_answer_post_without_csrf_token_is_rejected(learner_user, demo_course):
     strict = Client(enforce_csrf_checks=True)
     strict.force_login(learner_user)
     page = strict.get(reverse("learn", args=["arithmetic"]))
-    response = strict.post(reverse("learn_answer", args=["arithmetic"]),
-                           {"token": _token(page.content.decode()), "response": "1"})
+    response = strict.post(
+        reverse("learn_answer", args=["arithmetic"]), {"token": _token(page.content.decode()), "response": "1"}
+    )
     assert response.status_code == 403
     assert not Interaction.objects.exists()
 
 
 # --- learner page -----------------------------------------------------------------------------------------
 
-def test_first_visit_creates_the_learner_and_shows_a_question_with_its_reason(learner_client, learner_user,
-                                                                              demo_course):
+
+def test_first_visit_creates_the_learner_and_shows_a_question_with_its_reason(
+    learner_client, learner_user, demo_course
+):
     response = learner_client.get(reverse("learn", args=["arithmetic"]))
     assert response.status_code == 200
     learner = Learner.objects.get(course=demo_course, user=learner_user)
@@ -112,8 +132,9 @@ def test_learner_linked_by_an_lms_launch_is_reused(learner_client, learner_user,
     assert list(Learner.objects.filter(course=demo_course)) == [linked]
 
 
-def test_a_username_taken_by_another_account_gets_its_own_learner(learner_client, learner_user, demo_course,
-                                                                  django_user_model):
+def test_a_username_taken_by_another_account_gets_its_own_learner(
+    learner_client, learner_user, demo_course, django_user_model
+):
     other = django_user_model.objects.create_user(username="someone-else")
     Learner.objects.create(course=demo_course, external_id="ada", user=other)
     learner_client.get(reverse("learn", args=["arithmetic"]))
@@ -129,8 +150,9 @@ def test_right_answer_is_recorded_once_and_moves_mastery(learner_client, learner
     learner = Learner.objects.get(course=demo_course, user=learner_user)
     before = {s.id: s.probability for s in practice.learner_progress(course=demo_course, learner=learner).skills}
 
-    response = learner_client.post(reverse("learn_answer", args=["arithmetic"]),
-                                   {"token": token, "response": f"  {item.answer} "}, **FETCH)
+    response = learner_client.post(
+        reverse("learn_answer", args=["arithmetic"]), {"token": token, "response": f"  {item.answer} "}, **FETCH
+    )
     assert response.status_code == 200
     payload = response.json()
     assert payload["correct"] is True and payload["duplicate"] is False
@@ -143,8 +165,9 @@ def test_right_answer_is_recorded_once_and_moves_mastery(learner_client, learner
     bar = re.search(rf'data-skill="{re.escape(skill)}" data-percent="(\d+)"', payload["mastery"])
     assert bar and int(bar.group(1)) == round(100 * after[skill])
 
-    again = learner_client.post(reverse("learn_answer", args=["arithmetic"]),
-                                {"token": token, "response": "something else"}, **FETCH).json()
+    again = learner_client.post(
+        reverse("learn_answer", args=["arithmetic"]), {"token": token, "response": "something else"}, **FETCH
+    ).json()
     assert again["duplicate"] is True and again["correct"] is True  # the stored answer, not the resent one
     assert Interaction.objects.filter(learner=learner).count() == 1
 
@@ -152,10 +175,14 @@ def test_right_answer_is_recorded_once_and_moves_mastery(learner_client, learner
 def test_wrong_answer_shows_the_answer_and_the_explanation(learner_client, demo_course):
     token = _token(learner_client.get(reverse("learn", args=["arithmetic"])).content.decode())
     item = _item_of(token)
-    response = item.choices[0] if item.choices and item.choices[0] != item.answer else (
-        item.choices[1] if item.choices else "999999")
-    payload = learner_client.post(reverse("learn_answer", args=["arithmetic"]),
-                                  {"token": token, "response": response}, **FETCH).json()
+    response = (
+        item.choices[0]
+        if item.choices and item.choices[0] != item.answer
+        else (item.choices[1] if item.choices else "999999")
+    )
+    payload = learner_client.post(
+        reverse("learn_answer", args=["arithmetic"]), {"token": token, "response": response}, **FETCH
+    ).json()
     assert payload["correct"] is False
     assert "Not quite" in payload["feedback"]
     assert item.answer in payload["feedback"]
@@ -165,7 +192,9 @@ def test_wrong_answer_shows_the_answer_and_the_explanation(learner_client, demo_
 def test_plain_form_post_without_javascript_renders_feedback_and_the_next_question(learner_client, demo_course):
     token = _token(learner_client.get(reverse("learn", args=["arithmetic"])).content.decode())
     item = _item_of(token)
-    response = learner_client.post(reverse("learn_answer", args=["arithmetic"]), {"token": token, "response": item.answer})
+    response = learner_client.post(
+        reverse("learn_answer", args=["arithmetic"]), {"token": token, "response": item.answer}
+    )
     assert response.status_code == 200
     html = response.content.decode()
     assert "feedback-right" in html
@@ -176,8 +205,9 @@ def test_empty_and_forged_answers_store_nothing(learner_client, demo_course, lea
     url = reverse("learn_answer", args=["arithmetic"])
     token = _token(learner_client.get(reverse("learn", args=["arithmetic"])).content.decode())
     assert learner_client.post(url, {"token": token, "response": "  "}, **FETCH).status_code == 400
-    forged = signing.dumps({"item": "place-value-01", "learner": 999, "nonce": "x", "issued": 0},
-                           salt=practice.TOKEN_SALT)
+    forged = signing.dumps(
+        {"item": "place-value-01", "learner": 999, "nonce": "x", "issued": 0}, salt=practice.TOKEN_SALT
+    )
     response = learner_client.post(url, {"token": forged, "response": "7"}, **FETCH)
     assert response.status_code == 409 and response.json()["stale"] is True
     assert learner_client.post(url, {"token": "garbage", "response": "7"}, **FETCH).status_code == 409
@@ -202,6 +232,7 @@ def test_unknown_course_is_404(learner_client, db):
 
 # --- dashboard ------------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def busy_course(demo_course):
     answers_simulate(demo_course, learners=8, answers=20)
@@ -224,8 +255,9 @@ def test_course_overview_draws_activity_heatmap_and_curves(staff_client, busy_co
     assert "attempt 1:" in html
 
 
-def test_fit_started_from_the_dashboard_runs_and_shows_metrics(staff_client, busy_course,
-                                                               django_capture_on_commit_callbacks):
+def test_fit_started_from_the_dashboard_runs_and_shows_metrics(
+    staff_client, busy_course, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         response = staff_client.post(reverse("dashboard_fits", args=["arithmetic"]), {"model": KIND, "params": ""})
     assert response.status_code == 302
@@ -261,20 +293,34 @@ def test_running_fit_progress_is_served_as_json(staff_client, busy_course):
     page = staff_client.get(reverse("dashboard_fits", args=["arithmetic"])).content.decode()
     assert f'data-running="{fit.pk}"' in page and "evaluate:em · 37%" in page
     status = staff_client.get(reverse("dashboard_fit_status", args=["arithmetic", fit.pk])).json()
-    assert status == {"id": fit.pk, "kind": KIND, "status": "running", "stage": "evaluate:em", "progress": 0.37,
-                      "active": False, "error": "", "finished": False, "metrics": {}}
+    assert status == {
+        "id": fit.pk,
+        "kind": KIND,
+        "status": "running",
+        "stage": "evaluate:em",
+        "progress": 0.37,
+        "active": False,
+        "error": "",
+        "finished": False,
+        "metrics": {},
+    }
     assert staff_client.get(reverse("dashboard_fit_status", args=["other", fit.pk])).status_code == 404
 
 
 def test_graph_page_tells_authored_and_learned_edges_apart(staff_client, demo_course):
     fit = Fit.objects.create(course=demo_course, kind=KIND, status=Fit.SUCCEEDED)
-    stored = learned_edges_store(course=demo_course, fit_pk=fit.pk, edges=[
-        ("compare-numbers", "decimals-basics", 0.8), ("place-value", "compare-numbers", 0.9)])
+    stored = learned_edges_store(
+        course=demo_course,
+        fit_pk=fit.pk,
+        edges=[("compare-numbers", "decimals-basics", 0.8), ("place-value", "compare-numbers", 0.9)],
+    )
     assert stored == 1  # the service keeps the authored edge where both exist
-    authored = Prerequisite.objects.get(course=demo_course, origin="authored", source__external_id="place-value",
-                                        target__external_id="compare-numbers")
-    Prerequisite.objects.create(course=demo_course, source=authored.source, target=authored.target,
-                                origin="learned", weight=0.9, fit=fit)  # as an older import may have left it
+    authored = Prerequisite.objects.get(
+        course=demo_course, origin="authored", source__external_id="place-value", target__external_id="compare-numbers"
+    )
+    Prerequisite.objects.create(
+        course=demo_course, source=authored.source, target=authored.target, origin="learned", weight=0.9, fit=fit
+    )  # as an older import may have left it
     html = staff_client.get(reverse("dashboard_graph", args=["arithmetic"])).content.decode()
     assert html.count('class="edge edge-learned"') == 1
     assert html.count('class="edge edge-both"') == 1
@@ -284,6 +330,7 @@ def test_graph_page_tells_authored_and_learned_edges_apart(staff_client, demo_co
 
 # --- pure helpers -----------------------------------------------------------------------------------------
 
+
 def _curves_by_hand(course, max_attempts, min_answers):
     """The learning curves counted in Python, answer by answer: the oracle for the SQL."""
     skills_of: dict[int, list[int]] = {}
@@ -291,8 +338,11 @@ def _curves_by_hand(course, max_attempts, min_answers):
         skills_of.setdefault(item_pk, []).append(skill_pk)
     attempts: dict[tuple[int, int], int] = {}
     tally: dict[tuple[int, int], list[float]] = {}
-    for learner, item, correct in (Interaction.objects.filter(course=course).order_by("learner_id", "timestamp", "id")
-                                   .values_list("learner_id", "item_id", "correct")):
+    for learner, item, correct in (
+        Interaction.objects.filter(course=course)
+        .order_by("learner_id", "timestamp", "id")
+        .values_list("learner_id", "item_id", "correct")
+    ):
         for skill in skills_of.get(item, []):
             attempts[learner, skill] = number = attempts.get((learner, skill), 0) + 1
             if number <= max_attempts:
@@ -317,13 +367,25 @@ def test_learning_curves_count_each_learners_attempts_per_skill_in_sql(demo_cour
 
 
 def test_parameters_are_read_per_skill_and_per_item():
-    params = {"variant": {"forgets": False}, "skills": {
-        "a": {"prior": 0.2, "learns": 0.1, "answers": 40, "guesses": {"q1": 0.6, "q2": 0.1},
-              "slips": {"q1": 0.1, "q2": 0.2}, "priors": {"fast": 0.3}},
-        "b": {"prior": 0.5, "learns": 0.001, "guesses": 0.2, "slips": 0.1}}}
+    params = {
+        "variant": {"forgets": False},
+        "skills": {
+            "a": {
+                "prior": 0.2,
+                "learns": 0.1,
+                "answers": 40,
+                "guesses": {"q1": 0.6, "q2": 0.1},
+                "slips": {"q1": 0.1, "q2": 0.2},
+                "priors": {"fast": 0.3},
+            },
+            "b": {"prior": 0.5, "learns": 0.001, "guesses": 0.2, "slips": 0.1},
+        },
+    }
     read = dashboard.parameters_read(params, skill_ids={"a", "b"}, item_ids={"q1", "q2", "q3"})
-    assert read.skills == {"a": {"prior": 0.2, "learns": 0.1}, "b": {"prior": 0.5, "learns": 0.001, "guesses": 0.2,
-                                                                    "slips": 0.1}}
+    assert read.skills == {
+        "a": {"prior": 0.2, "learns": 0.1},
+        "b": {"prior": 0.5, "learns": 0.001, "guesses": 0.2, "slips": 0.1},
+    }
     assert read.items == {"q1": {"guesses": 0.6, "slips": 0.1}, "q2": {"guesses": 0.1, "slips": 0.2}}
     assert read.other == {"variant": {"forgets": False}}
     rate = dashboard.parameters_read({"skill_rate": {"a": 0.4}}, skill_ids={"a"}, item_ids=set())
@@ -355,6 +417,7 @@ def test_svg_text_is_escaped_and_scales_are_round():
 
 
 # --- embedding in an LMS ----------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("iframe", [False, True])
 def test_learner_pages_may_be_framed_only_when_lti_iframes_are_on(learner_client, demo_course, settings, iframe):

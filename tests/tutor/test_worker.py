@@ -19,9 +19,9 @@ def test_a_task_crosses_the_broker_to_another_process(live_worker):
 
 
 def test_a_fit_of_the_demo_course_runs_on_the_worker(live_worker):
+    from curriculum.services import course_from_document, curriculum_import
     from tracing.services import fit_create
     from tutor.demo import demo_document, demo_history_simulate
-    from curriculum.services import course_from_document, curriculum_import
 
     document = demo_document()
     course, _ = course_from_document(document=document)

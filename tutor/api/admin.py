@@ -16,5 +16,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         raw = None if change else api_key_issue(obj)
         super().save_model(request, obj, form, change)
         if raw is not None:
-            messages.warning(request, f"The key for {obj.name!r} is {raw} — copy it now: it is stored hashed "
-                                      f"and will not be shown again.")
+            messages.warning(
+                request,
+                f"The key for {obj.name!r} is {raw} — copy it now: it is stored hashed and will not be shown again.",
+            )

@@ -8,11 +8,11 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import BasePermission
 
-from tutor.keys import api_key_check
 from core.errors import NotFound
-from tutor.models import ApiKey
 from curriculum.models import Course
 from curriculum.services import course_get
+from tutor.keys import api_key_check
+from tutor.models import ApiKey
 
 
 class ApiKeyAuthentication(BaseAuthentication):
@@ -44,10 +44,14 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
     name = "ApiKey"
 
     def get_security_definition(self, auto_schema):
-        return {"type": "apiKey", "in": "header", "name": "Authorization",
-                "description": "`Token <key>`. A key is scoped to one course (a key for course A gets 404 for "
-                               "anything of course B) or, for a global admin key, to all courses. Create one "
-                               "with `manage.py apikey_create --course SLUG --name NAME` or in the admin."}
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "`Token <key>`. A key is scoped to one course (a key for course A gets 404 for "
+            "anything of course B) or, for a global admin key, to all courses. Create one "
+            "with `manage.py apikey_create --course SLUG --name NAME` or in the admin.",
+        }
 
 
 def _is_staff(request) -> bool:

@@ -6,5 +6,6 @@ from django.http import HttpRequest, JsonResponse
 
 
 def api_not_found(request: HttpRequest) -> JsonResponse:
-    return JsonResponse({"code": "not_found", "message": f"no API endpoint at {request.path}; see /api/docs/"},
-                        status=404)
+    return JsonResponse(
+        {"code": "not_found", "message": f"no API endpoint at {request.path}; see /api/docs/"}, status=404
+    )

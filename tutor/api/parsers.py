@@ -10,13 +10,14 @@ from rest_framework.exceptions import ParseError
 from rest_framework.parsers import BaseParser
 from rest_framework.renderers import JSONRenderer
 
-from tutor.api.exceptions import PayloadTooLarge
 from core.validation import JSONRefused, json_loads
+from tutor.api.exceptions import PayloadTooLarge
 
 
 def _too_large(size: str, limit: int) -> PayloadTooLarge:
-    return PayloadTooLarge(f"the request body has {size} bytes; at most {limit} are accepted "
-                           f"(send a large batch as several requests)")
+    return PayloadTooLarge(
+        f"the request body has {size} bytes; at most {limit} are accepted (send a large batch as several requests)"
+    )
 
 
 class BoundedJSONParser(BaseParser):

@@ -61,8 +61,9 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
         earlier, counted = _count(current, previous, timeout=2 * duration + 1)
         if earlier * (1.0 - overlap) + counted > limit:
             cache.decr(current)  # a refused request does not count against the caller
-            self._wait = max(1.0, _free_after(limit=limit, earlier=earlier, stored=counted - 1, overlap=overlap)
-                             * duration)
+            self._wait = max(
+                1.0, _free_after(limit=limit, earlier=earlier, stored=counted - 1, overlap=overlap) * duration
+            )
             return False
         return True
 

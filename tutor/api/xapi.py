@@ -28,8 +28,10 @@ from core.errors import ServiceError
 from core.validation import clean_number, clean_text, text_problem
 
 ANSWERED = "http://adlnet.gov/expapi/verbs/answered"
-_DURATION = re.compile(r"^P(?:(?P<days>\d+(?:\.\d+)?)D)?(?:T(?:(?P<hours>\d+(?:\.\d+)?)H)?"
-                       r"(?:(?P<minutes>\d+(?:\.\d+)?)M)?(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?$")
+_DURATION = re.compile(
+    r"^P(?:(?P<days>\d+(?:\.\d+)?)D)?(?:T(?:(?P<hours>\d+(?:\.\d+)?)H)?"
+    r"(?:(?P<minutes>\d+(?:\.\d+)?)M)?(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?$"
+)
 
 
 @dataclass
@@ -49,9 +51,12 @@ def learner_of(actor: Any, index: int) -> str:
     if not isinstance(actor, Mapping):
         raise _error(index, "actor", "actor must be an object naming one learner")
     account = actor.get("account")
-    candidates = [("actor.account.name", account.get("name") if isinstance(account, Mapping) else None),
-                  ("actor.mbox", actor.get("mbox")), ("actor.mbox_sha1sum", actor.get("mbox_sha1sum")),
-                  ("actor.openid", actor.get("openid"))]
+    candidates = [
+        ("actor.account.name", account.get("name") if isinstance(account, Mapping) else None),
+        ("actor.mbox", actor.get("mbox")),
+        ("actor.mbox_sha1sum", actor.get("mbox_sha1sum")),
+        ("actor.openid", actor.get("openid")),
+    ]
     for where, value in candidates:
         if isinstance(value, str) and value.strip():
             try:
@@ -82,8 +87,9 @@ def duration_seconds(value: Any) -> float | None:
 
 def _correct(result: Any, index: int) -> float:
     if not isinstance(result, Mapping):
-        raise _error(index, "result", "an answered statement needs result.score.scaled or result.success",
-                     code="xapi_no_result")
+        raise _error(
+            index, "result", "an answered statement needs result.score.scaled or result.success", code="xapi_no_result"
+        )
     score = result.get("score")
     if isinstance(score, Mapping) and "scaled" in score:
         try:
@@ -94,8 +100,9 @@ def _correct(result: Any, index: int) -> float:
     success = result.get("success")
     if isinstance(success, bool):
         return 1.0 if success else 0.0
-    raise _error(index, "result", "an answered statement needs result.score.scaled or result.success",
-                 code="xapi_no_result")
+    raise _error(
+        index, "result", "an answered statement needs result.score.scaled or result.success", code="xapi_no_result"
+    )
 
 
 def statements_map(statements: list[Any], *, existing_items: Callable[[Iterable[str]], set[str]]) -> Mapped:
@@ -133,8 +140,14 @@ def statements_map(statements: list[Any], *, existing_items: Callable[[Iterable[
             row["response"] = details["response"][:2000]
         pending.append((index, row, iri.strip()))
     # Only names that could be item ids are looked up: percent-decoding can yield a NUL, which a query cannot hold.
-    known = existing_items({name for _, _, iri in pending for name in item_candidates(iri)
-                            if len(name) <= 200 and text_problem(name) is None})
+    known = existing_items(
+        {
+            name
+            for _, _, iri in pending
+            for name in item_candidates(iri)
+            if len(name) <= 200 and text_problem(name) is None
+        }
+    )
     for index, row, iri in pending:
         full, short = item_candidates(iri)
         if full in known:
@@ -142,8 +155,12 @@ def statements_map(statements: list[Any], *, existing_items: Callable[[Iterable[
         elif short in known:
             row["item"] = short
         else:
-            raise _error(index, "object.id", f"activity {iri!r} matches no item of the course "
-                                             f"(tried the full IRI and {short!r})", code="unknown_item")
+            raise _error(
+                index,
+                "object.id",
+                f"activity {iri!r} matches no item of the course (tried the full IRI and {short!r})",
+                code="unknown_item",
+            )
         mapped.rows.append(row)
         mapped.positions.append(index)
     return mapped

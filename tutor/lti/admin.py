@@ -2,8 +2,7 @@ from django import forms
 from django.contrib import admin
 
 import tutor.api.admin  # noqa: F401  (the API key admin is registered beside the API; this app loads it)
-from tutor.lti.models import (ClassMember, CourseClass, LtiCourseLink, LtiGradeTarget, PracticeActivity,
-                              TeachingGrant)
+from tutor.lti.models import ClassMember, CourseClass, LtiCourseLink, LtiGradeTarget, PracticeActivity, TeachingGrant
 
 
 @admin.register(LtiCourseLink)

@@ -18,17 +18,24 @@ from tutor.lti.models import ClassMember, CourseClass, TeachingGrant
 from tutor.models import Learner
 
 
-def class_for_context(*, course: Course, deployment: Any, context_id: str, title: str = "",
-                      memberships_url: str = "") -> CourseClass:
+def class_for_context(
+    *, course: Course, deployment: Any, context_id: str, title: str = "", memberships_url: str = ""
+) -> CourseClass:
     """The class of this LMS context in ``course``, made on the first launch from it; a later launch
     refreshes its name and its roster service URL."""
     name = (title or context_id or "LMS class")[:200]
     course_class, created = CourseClass.objects.get_or_create(
-        course=course, deployment=deployment, context_id=context_id, source=CourseClass.LTI,
-        defaults={"name": name, "memberships_url": memberships_url})
-    changed = {field: value for field, value in (("name", name if title else None),
-                                                 ("memberships_url", memberships_url or None))
-               if value is not None and getattr(course_class, field) != value}
+        course=course,
+        deployment=deployment,
+        context_id=context_id,
+        source=CourseClass.LTI,
+        defaults={"name": name, "memberships_url": memberships_url},
+    )
+    changed = {
+        field: value
+        for field, value in (("name", name if title else None), ("memberships_url", memberships_url or None))
+        if value is not None and getattr(course_class, field) != value
+    }
     if not created and changed:
         for field, value in changed.items():
             setattr(course_class, field, value)
@@ -36,9 +43,16 @@ def class_for_context(*, course: Course, deployment: Any, context_id: str, title
     return course_class
 
 
-def class_member_put(*, course_class: CourseClass, external_id: str, lms_user_id: str = "", name: str = "",
-                     role: str = ClassMember.LEARNER, status: str = ClassMember.ACTIVE,
-                     learner: Learner | None = None) -> ClassMember:
+def class_member_put(
+    *,
+    course_class: CourseClass,
+    external_id: str,
+    lms_user_id: str = "",
+    name: str = "",
+    role: str = ClassMember.LEARNER,
+    status: str = ClassMember.ACTIVE,
+    learner: Learner | None = None,
+) -> ClassMember:
     """Add or refresh one roster entry; its learner is the course's learner with this id, where there is one."""
     if learner is None:
         learner = Learner.objects.filter(course=course_class.course_id, external_id=external_id).first()
@@ -47,14 +61,16 @@ def class_member_put(*, course_class: CourseClass, external_id: str, lms_user_id
         defaults["lms_user_id"] = lms_user_id
     if name:
         defaults["name"] = name[:200]
-    member, _ = ClassMember.objects.update_or_create(course_class=course_class, external_id=external_id,
-                                                     defaults=defaults)
+    member, _ = ClassMember.objects.update_or_create(
+        course_class=course_class, external_id=external_id, defaults=defaults
+    )
     return member
 
 
 def teaching_grant_put(*, course_class: CourseClass, user: Any, role: str, at: Any = None) -> TeachingGrant:
-    grant, _ = TeachingGrant.objects.update_or_create(course_class=course_class, user=user,
-                                                      defaults={"role": role, "last_launch_at": at})
+    grant, _ = TeachingGrant.objects.update_or_create(
+        course_class=course_class, user=user, defaults={"role": role, "last_launch_at": at}
+    )
     return grant
 
 
@@ -104,11 +120,21 @@ def class_roster(*, scope: TeachingScope, course_class: CourseClass | None = Non
     id: ``name``, ``external_id``, ``learner`` (None: not started), ``status``, ``classes``."""
     classes = [course_class] if course_class is not None else scope.classes
     rows: dict[str, dict[str, Any]] = {}
-    for member in (ClassMember.objects.filter(course_class__in=classes, role=ClassMember.LEARNER)
-                   .select_related("learner", "course_class").order_by("name", "external_id")):
-        row = rows.setdefault(member.external_id, {"external_id": member.external_id, "name": member.name,
-                                                   "learner": member.learner, "status": member.status,
-                                                   "classes": []})
+    for member in (
+        ClassMember.objects.filter(course_class__in=classes, role=ClassMember.LEARNER)
+        .select_related("learner", "course_class")
+        .order_by("name", "external_id")
+    ):
+        row = rows.setdefault(
+            member.external_id,
+            {
+                "external_id": member.external_id,
+                "name": member.name,
+                "learner": member.learner,
+                "status": member.status,
+                "classes": [],
+            },
+        )
         row["classes"].append(member.course_class.name)
         row["name"] = row["name"] or member.name
         row["learner"] = row["learner"] or member.learner
@@ -116,13 +142,23 @@ def class_roster(*, scope: TeachingScope, course_class: CourseClass | None = Non
             row["status"] = ClassMember.ACTIVE
     if scope.everything and course_class is None:
         for learner in Learner.objects.filter(course=scope.course).exclude(external_id__in=list(rows)):
-            rows[learner.external_id] = {"external_id": learner.external_id, "name": "", "learner": learner,
-                                         "status": "", "classes": []}
+            rows[learner.external_id] = {
+                "external_id": learner.external_id,
+                "name": "",
+                "learner": learner,
+                "status": "",
+                "classes": [],
+            }
     return sorted(rows.values(), key=lambda row: ((row["name"] or row["external_id"]).lower(), row["external_id"]))
 
 
 def learner_launched(*, course_class: CourseClass, learner: Learner, lms_user_id: str, name: str) -> ClassMember:
     """A learner's launch from the class's context puts them on its roster (before any roster sync)."""
     with transaction.atomic():
-        return class_member_put(course_class=course_class, external_id=learner.external_id,
-                                lms_user_id=lms_user_id, name=name, learner=learner)
+        return class_member_put(
+            course_class=course_class,
+            external_id=learner.external_id,
+            lms_user_id=lms_user_id,
+            name=name,
+            learner=learner,
+        )

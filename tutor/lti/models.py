@@ -14,13 +14,16 @@ class LtiCourseLink(models.Model):
     """
 
     deployment = models.ForeignKey("lti_tool.LtiDeployment", on_delete=models.CASCADE, related_name="course_links")
-    context_id = models.CharField(max_length=255, blank=True,
-                                  help_text="The LMS context (course) id from the launch; empty = every context.")
+    context_id = models.CharField(
+        max_length=255, blank=True, help_text="The LMS context (course) id from the launch; empty = every context."
+    )
     course = models.ForeignKey("curriculum.Course", on_delete=models.CASCADE, related_name="lti_links")
     learner_prefix = models.CharField(
-        max_length=64, blank=True,
+        max_length=64,
+        blank=True,
         help_text="Prepended to the LTI user id (sub) to form the learner id, e.g. 'moodle:' when several "
-                  "platforms share a course.")
+        "platforms share a course.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -40,9 +43,14 @@ class LtiGradeTarget(models.Model):
     lineitem_url = models.URLField(max_length=500, blank=True, help_text="The launch's own line item, if any.")
     lineitems_url = models.URLField(max_length=500, blank=True, help_text="The context's line item container.")
     resource_link_id = models.CharField(max_length=255, blank=True)
-    activity = models.ForeignKey("PracticeActivity", null=True, blank=True, on_delete=models.SET_NULL,
-                                 related_name="grade_targets",
-                                 help_text="A placed activity: graded from the mastery of its goal skills.")
+    activity = models.ForeignKey(
+        "PracticeActivity",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="grade_targets",
+        help_text="A placed activity: graded from the mastery of its goal skills.",
+    )
     scopes = models.JSONField(default=list)
     last_score = models.FloatField(null=True, blank=True, help_text="Last score sent, in [0, 1].")
     last_sent_at = models.DateTimeField(null=True, blank=True)
@@ -50,8 +58,11 @@ class LtiGradeTarget(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["learner", "registration", "lineitem_url", "lineitems_url"],
-                                               name="lti_grade_target_unique")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["learner", "registration", "lineitem_url", "lineitems_url"], name="lti_grade_target_unique"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.learner} -> {self.lineitem_url or self.lineitems_url}"
@@ -71,19 +82,27 @@ class CourseClass(models.Model):
     course = models.ForeignKey("curriculum.Course", on_delete=models.CASCADE, related_name="classes")
     name = models.CharField(max_length=200)
     source = models.CharField(max_length=8, choices=SOURCES, default=STAFF)
-    deployment = models.ForeignKey("lti_tool.LtiDeployment", null=True, blank=True, on_delete=models.CASCADE,
-                                   related_name="+")
+    deployment = models.ForeignKey(
+        "lti_tool.LtiDeployment", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
     context_id = models.CharField(max_length=255, blank=True, help_text="The LMS context id (LMS classes).")
     memberships_url = models.URLField(
-        max_length=500, blank=True,
-        help_text="The context's Names and Role Provisioning Services URL, from the last launch that named it.")
+        max_length=500,
+        blank=True,
+        help_text="The context's Names and Role Provisioning Services URL, from the last launch that named it.",
+    )
     roster_synced_at = models.DateTimeField(null=True, blank=True)
     roster_error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["course", "deployment", "context_id"],
-                                               condition=models.Q(source="lti"), name="class_unique_lms_context")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["course", "deployment", "context_id"],
+                condition=models.Q(source="lti"),
+                name="class_unique_lms_context",
+            )
+        ]
         ordering = ["course", "name", "id"]
         verbose_name = "class"
         verbose_name_plural = "classes"
@@ -97,21 +116,29 @@ class ClassMember(models.Model):
     a launch, or added by staff. No e-mail address is kept; ``learner`` is set once they have one."""
 
     LEARNER, INSTRUCTOR, TEACHING_ASSISTANT, ADMINISTRATOR = "learner", "instructor", "ta", "administrator"
-    ROLES = [(LEARNER, "learner"), (INSTRUCTOR, "instructor"), (TEACHING_ASSISTANT, "teaching assistant"),
-             (ADMINISTRATOR, "administrator")]
+    ROLES = [
+        (LEARNER, "learner"),
+        (INSTRUCTOR, "instructor"),
+        (TEACHING_ASSISTANT, "teaching assistant"),
+        (ADMINISTRATOR, "administrator"),
+    ]
     ACTIVE, INACTIVE, DELETED = "active", "inactive", "deleted"
     STATUSES = [(ACTIVE, "active"), (INACTIVE, "inactive"), (DELETED, "no longer on the LMS roster")]
 
     course_class = models.ForeignKey(CourseClass, on_delete=models.CASCADE, related_name="members")
-    external_id = models.CharField(max_length=200, blank=True,
-                                   help_text="The learner id in the course (link prefix + LMS user id); "
-                                             "for a staff group, left empty: the learner's id.")
+    external_id = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="The learner id in the course (link prefix + LMS user id); "
+        "for a staff group, left empty: the learner's id.",
+    )
     lms_user_id = models.CharField(max_length=255, blank=True)
     name = models.CharField(max_length=200, blank=True)
     role = models.CharField(max_length=16, choices=ROLES, default=LEARNER)
     status = models.CharField(max_length=16, choices=STATUSES, default=ACTIVE)
-    learner = models.ForeignKey("tutor.Learner", null=True, blank=True, on_delete=models.SET_NULL,
-                                related_name="class_memberships")
+    learner = models.ForeignKey(
+        "tutor.Learner", null=True, blank=True, on_delete=models.SET_NULL, related_name="class_memberships"
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -149,8 +176,9 @@ class PracticeActivity(models.Model):
     context_id = models.CharField(max_length=255, blank=True)
     title = models.CharField(max_length=200)
     goals = models.JSONField(default=list, help_text="Skill ids of the course the activity practises towards.")
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -29,7 +29,7 @@ def _split(role: str) -> tuple[str, str, str]:
         return (_CONTEXT, role, "") if "/" not in role else ("", "", "")
     base, _, name = role.partition("#")
     if base.startswith(_CONTEXT + "/"):  # a sub-role: membership/<Principal>#<Sub>
-        return _CONTEXT, base[len(_CONTEXT) + 1:], name
+        return _CONTEXT, base[len(_CONTEXT) + 1 :], name
     return base, name, ""
 
 

@@ -25,7 +25,7 @@ def lti_grade_passback_task(self, learner_id: int) -> dict:
     failed = [outcome for outcome in outcomes if not outcome.ok]
     if failed and not self.request.is_eager:
         # An LMS that is down now may be up later: back off 1, 2, 4... minutes.
-        raise self.retry(countdown=60 * 2 ** self.request.retries)
+        raise self.retry(countdown=60 * 2**self.request.retries)
     return {"sent": len(outcomes) - len(failed), "failed": len(failed)}
 
 
@@ -35,9 +35,15 @@ def lti_grade_passback_enqueue(*, learner_ids: Iterable[int]) -> int:
     if not wanted:
         return 0
     # Plain SQL: this runs after every recorded answer (tutor/hot_queries.py says why).
-    with_targets = sorted(keyed_rows(f"SELECT DISTINCT learner_id, 1 FROM {LtiGradeTarget._meta.db_table} "
-                                     "WHERE learner_id IN ({marks})", [], wanted))
+    with_targets = sorted(
+        keyed_rows(
+            f"SELECT DISTINCT learner_id, 1 FROM {LtiGradeTarget._meta.db_table} WHERE learner_id IN ({{marks}})",
+            [],
+            wanted,
+        )
+    )
     for learner_id in with_targets:
+
         def enqueue(learner_id: int = learner_id) -> None:
             try:
                 lti_grade_passback_task.delay(learner_id)
@@ -59,12 +65,13 @@ def lti_roster_sync_task(self, course_class_id: int) -> dict:
         logger.warning("LTI roster sync of class %s failed", course_class_id, exc_info=True)
         if self.request.is_eager:
             return {"members": 0, "failed": True}
-        raise self.retry(countdown=60 * 2 ** self.request.retries)
+        raise self.retry(countdown=60 * 2**self.request.retries) from None
     return {"members": outcome.members, "learners": outcome.learners, "removed": outcome.removed}
 
 
 def lti_roster_sync_enqueue(*, course_class_id: int) -> None:
     """Queue a roster fetch of the class once the current transaction commits (a teacher's launch)."""
+
     def enqueue() -> None:
         try:
             lti_roster_sync_task.delay(course_class_id)

@@ -3,8 +3,9 @@ made by an instructor's LTI launch) the pages of that class's course, showing th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import wraps
-from typing import Any, Callable
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
@@ -25,7 +26,8 @@ def lti_frameable(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespon
         if settings.TUTOR_LTI_IFRAME:
             response.xframe_options_exempt = True
             response["Content-Security-Policy"] = "frame-ancestors 'self' " + " ".join(
-                settings.TUTOR_LTI_FRAME_ANCESTORS)
+                settings.TUTOR_LTI_FRAME_ANCESTORS
+            )
         return response
 
     return wrapped
@@ -34,12 +36,14 @@ def lti_frameable(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespon
 def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """Anonymous users go to the login page; signed-in users who are not staff get 403 (teachers too:
     pages that read every learner of a course, or change it, are the site staff's)."""
+
     @login_required
     @wraps(view)
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if not request.user.is_staff:
             raise PermissionDenied("the dashboard is for staff")
         return view(request, *args, **kwargs)
+
     return wrapped
 
 
@@ -47,6 +51,7 @@ def teaching_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRe
     """A course's dashboard page for site staff and for the course's teachers: the view gets the
     ``TeachingScope`` instead of the slug. Anyone else gets 403 whether or not the course exists
     (staff get 404 for a course that does not)."""
+
     @login_required
     @wraps(view)
     def wrapped(request: HttpRequest, slug: str, *args: Any, **kwargs: Any) -> HttpResponse:
@@ -57,6 +62,7 @@ def teaching_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRe
                 raise Http404("no such course")
             raise PermissionDenied("this dashboard is for the course's teachers and staff")
         return view(request, scope, *args, **kwargs)
+
     # A teacher's launch lands here, inside the LMS's iframe where the learner pages may sit too.
     return lti_frameable(wrapped)
 

@@ -13,9 +13,8 @@ from django.db.models import Count, Max, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
 from core import sql
-
 from curriculum.graph import AUTHORED, LEARNED, PrerequisiteGraph
-from curriculum.models import Item, Prerequisite, Skill, Course
+from curriculum.models import Course, Item, Prerequisite, Skill
 from tracing.models import Fit, Mastery
 from tutor.models import Interaction, Learner
 
@@ -27,17 +26,27 @@ LOW_LEARNING = 0.01
 
 def courses_overview() -> list[dict[str, Any]]:
     """Every course with its counts and active fit, one query per table."""
+
     def counts(model: Any) -> dict[int, int]:
         return dict(model.objects.values_list("course").annotate(n=Count("id")).values_list("course", "n"))
 
     learners, interactions, skills, items = counts(Learner), counts(Interaction), counts(Skill), counts(Item)
-    last = dict(Interaction.objects.values_list("course").annotate(last=Max("created_at")).values_list("course", "last"))
+    last = dict(
+        Interaction.objects.values_list("course").annotate(last=Max("created_at")).values_list("course", "last")
+    )
     active = {fit.course_id: fit for fit in Fit.objects.filter(active=True)}
-    return [{
-        "course": course, "learners": learners.get(course.pk, 0), "interactions": interactions.get(course.pk, 0),
-        "skills": skills.get(course.pk, 0), "items": items.get(course.pk, 0), "last_activity": last.get(course.pk),
-        "active_fit": active.get(course.pk),
-    } for course in Course.objects.order_by("slug")]
+    return [
+        {
+            "course": course,
+            "learners": learners.get(course.pk, 0),
+            "interactions": interactions.get(course.pk, 0),
+            "skills": skills.get(course.pk, 0),
+            "items": items.get(course.pk, 0),
+            "last_activity": last.get(course.pk),
+            "active_fit": active.get(course.pk),
+        }
+        for course in Course.objects.order_by("slug")
+    ]
 
 
 def _answers(course: Course, learners: QuerySet[Learner] | None) -> QuerySet[Interaction]:
@@ -92,8 +101,13 @@ def activity(*, course: Course, max_buckets: int = 120, learners: QuerySet[Learn
     day the answers were stored instead.
     """
     moment = "timestamp" if course.has_clock else "created_at"
-    rows = (_answers(course, learners).annotate(day=TruncDate(moment)).values("day")
-            .annotate(total=Count("id"), correct=Sum("correct")).order_by("day"))
+    rows = (
+        _answers(course, learners)
+        .annotate(day=TruncDate(moment))
+        .values("day")
+        .annotate(total=Count("id"), correct=Sum("correct"))
+        .order_by("day")
+    )
     per_day = {row["day"]: (row["total"], row["correct"] or 0.0) for row in rows if row["day"] is not None}
     if not per_day:
         return Activity([], [], [], "day")
@@ -119,7 +133,8 @@ def skills_in_order(*, course: Course) -> list[Skill]:
     """The course's skills, each after its authored prerequisites."""
     skills = list(Skill.objects.filter(course=course).order_by("id"))
     edges = Prerequisite.objects.filter(course=course, origin=AUTHORED).values_list(
-        "source__external_id", "target__external_id")
+        "source__external_id", "target__external_id"
+    )
     graph, _ = PrerequisiteGraph.acyclic([skill.external_id for skill in skills], list(edges))
     rank = {skill: position for position, skill in enumerate(graph.topological_order())}
     return sorted(skills, key=lambda skill: rank[skill.external_id])
@@ -140,20 +155,30 @@ def mastery_matrix(*, course: Course, limit: int = 40, learners: QuerySet[Learne
     skills = skills_in_order(course=course)
     pool = Learner.objects.filter(course=course) if learners is None else learners
     total = pool.count()
-    learners = list(Learner.objects.filter(pk__in=pool.values("pk")).annotate(answers=Count("interactions"))
-                    .order_by("-answers", "external_id")[:limit])
+    learners = list(
+        Learner.objects.filter(pk__in=pool.values("pk"))
+        .annotate(answers=Count("interactions"))
+        .order_by("-answers", "external_id")[:limit]
+    )
     column = {skill.pk: index for index, skill in enumerate(skills)}
     row = {learner.pk: index for index, learner in enumerate(learners)}
     values: list[list[float | None]] = [[None] * len(skills) for _ in learners]
     for learner_pk, skill_pk, probability in Mastery.objects.filter(learner__in=row).values_list(
-            "learner_id", "skill_id", "probability"):
+        "learner_id", "skill_id", "probability"
+    ):
         if skill_pk in column:
             values[row[learner_pk]][column[skill_pk]] = probability
     return MasteryMatrix(learners, skills, values, total)
 
 
-def course_learning_curves(*, course: Course, max_attempts: int = 10, max_rows: int = 500_000, min_answers: int = 3,
-                           learners: QuerySet[Learner] | None = None) -> tuple[list[Skill], dict[int, list[tuple[int, float, int]]]]:
+def course_learning_curves(
+    *,
+    course: Course,
+    max_attempts: int = 10,
+    max_rows: int = 500_000,
+    min_answers: int = 3,
+    learners: QuerySet[Learner] | None = None,
+) -> tuple[list[Skill], dict[int, list[tuple[int, float, int]]]]:
     """Learning curves of every skill from the course's answers (the latest ``max_rows`` at most; those of
     ``learners`` only when given, a teacher's class): skill pk -> [(attempt, error rate, answers)] for
     attempts 1..``max_attempts``, where a learner's n-th answer on any item of a skill is that skill's attempt n.
@@ -180,7 +205,8 @@ def course_learning_curves(*, course: Course, max_attempts: int = 10, max_rows: 
         f" FROM {Interaction._meta.db_table} answer JOIN {links} link ON link.item_id = answer.item_id"
         f" WHERE answer.course_id = %s AND answer.id >= %s{scope}) numbered"
         f" WHERE attempt <= %s GROUP BY skill_id, attempt HAVING COUNT(*) >= %s ORDER BY skill_id, attempt",
-        [course.pk, cutoff, *scope_params, max_attempts, min_answers])
+        [course.pk, cutoff, *scope_params, max_attempts, min_answers],
+    )
     curves: dict[int, list[tuple[int, float, int]]] = {}
     for skill_pk, attempt, count, wrong in found:
         curves.setdefault(skill_pk, []).append((int(attempt), float(wrong) / count, int(count)))
@@ -247,10 +273,17 @@ def item_flags(guess: float | None, slip: float | None, learns: float | None) ->
     """Warnings about an item's (or a skill's) fitted parameters (pure)."""
     flags = []
     if guess is not None and slip is not None and guess > slip + GUESS_OVER_SLIP:
-        flags.append(Flag("guess > slip", f"guess {guess:.2f} exceeds slip {slip:.2f} by more than "
-                                          f"{GUESS_OVER_SLIP}: answerable without the skill?"))
+        flags.append(
+            Flag(
+                "guess > slip",
+                f"guess {guess:.2f} exceeds slip {slip:.2f} by more than "
+                f"{GUESS_OVER_SLIP}: answerable without the skill?",
+            )
+        )
     if learns is not None and learns < LOW_LEARNING:
-        flags.append(Flag("no learning", f"near-zero learning (P(learn) {learns:.3f}): practice barely moves the skill"))
+        flags.append(
+            Flag("no learning", f"near-zero learning (P(learn) {learns:.3f}): practice barely moves the skill")
+        )
     return flags
 
 
@@ -263,12 +296,19 @@ def item_table(*, course: Course, fit: Fit | None, limit: int = 500) -> dict[str
     skills = skills_in_order(course=course)
     skill_name = {skill.external_id: skill.name or skill.external_id for skill in skills}
     items = list(Item.objects.filter(course=course).prefetch_related("skills").order_by("id"))
-    stats = {row["item"]: row for row in Interaction.objects.filter(course=course).values("item")
-             .annotate(n=Count("id"), correct=Sum("correct"))}
-    params = parameters_read(fit.fitted_params if fit else {}, skill_ids=set(skill_name),
-                             item_ids={item.external_id for item in items})
-    skill_columns = sorted({key for entry in params.skills.values() for key in entry},
-                           key=lambda key: ((["prior", "learns", "guesses", "slips", "forgets"] + [key]).index(key), key))
+    stats = {
+        row["item"]: row
+        for row in Interaction.objects.filter(course=course)
+        .values("item")
+        .annotate(n=Count("id"), correct=Sum("correct"))
+    }
+    params = parameters_read(
+        fit.fitted_params if fit else {}, skill_ids=set(skill_name), item_ids={item.external_id for item in items}
+    )
+    skill_columns = sorted(
+        {key for entry in params.skills.values() for key in entry},
+        key=lambda key: ((["prior", "learns", "guesses", "slips", "forgets"] + [key]).index(key), key),
+    )
     rows = []
     for item in items:
         item_skills = [skill.external_id for skill in item.skills.all()]
@@ -278,19 +318,35 @@ def item_table(*, course: Course, fit: Fit | None, limit: int = 500) -> dict[str
         slip = own.get("slips", first.get("slips"))
         learns = [params.skills[s]["learns"] for s in item_skills if "learns" in params.skills.get(s, {})]
         answered = stats.get(item.pk)
-        rows.append({
-            "item": item, "skills": [skill_name.get(s, s) for s in item_skills],
-            "answers": answered["n"] if answered else 0,
-            "correct_share": answered["correct"] / answered["n"] if answered else None,
-            "guess": guess, "slip": slip, "per_item": "guesses" in own,
-            "flags": item_flags(guess, slip, min(learns) if learns else None),
-        })
-    skill_rows = [{"skill": skill, "values": [params.skills.get(skill.external_id, {}).get(key) for key in skill_columns],
-                   "flags": item_flags(None, None, params.skills.get(skill.external_id, {}).get("learns"))}
-                  for skill in skills]
+        rows.append(
+            {
+                "item": item,
+                "skills": [skill_name.get(s, s) for s in item_skills],
+                "answers": answered["n"] if answered else 0,
+                "correct_share": answered["correct"] / answered["n"] if answered else None,
+                "guess": guess,
+                "slip": slip,
+                "per_item": "guesses" in own,
+                "flags": item_flags(guess, slip, min(learns) if learns else None),
+            }
+        )
+    skill_rows = [
+        {
+            "skill": skill,
+            "values": [params.skills.get(skill.external_id, {}).get(key) for key in skill_columns],
+            "flags": item_flags(None, None, params.skills.get(skill.external_id, {}).get("learns")),
+        }
+        for skill in skills
+    ]
     rows.sort(key=lambda row: (not row["flags"], -row["answers"]))
-    return {"items": rows[:limit], "total_items": len(rows), "skill_rows": skill_rows, "skill_columns": skill_columns,
-            "other": params.other, "flagged": sum(bool(row["flags"]) for row in rows)}
+    return {
+        "items": rows[:limit],
+        "total_items": len(rows),
+        "skill_rows": skill_rows,
+        "skill_columns": skill_columns,
+        "other": params.other,
+        "flagged": sum(bool(row["flags"]) for row in rows),
+    }
 
 
 @dataclass(frozen=True)
@@ -307,8 +363,11 @@ def graph_data(*, course: Course) -> GraphData:
     """Every stored prerequisite edge, authored and learned told apart, and an acyclic subset to lay them out."""
     skills = list(Skill.objects.filter(course=course).order_by("id").values_list("external_id", "name"))
     ids = [skill for skill, _ in skills]
-    rows = list(Prerequisite.objects.filter(course=course).values_list(
-        "source__external_id", "target__external_id", "origin", "weight"))
+    rows = list(
+        Prerequisite.objects.filter(course=course).values_list(
+            "source__external_id", "target__external_id", "origin", "weight"
+        )
+    )
     merged: dict[tuple[str, str], tuple[str, float]] = {}
     for source, target, origin, weight in rows:
         previous = merged.get((source, target))
@@ -317,14 +376,17 @@ def graph_data(*, course: Course) -> GraphData:
         elif previous[0] != origin:
             learned_weight = weight if origin == LEARNED else previous[1]
             merged[source, target] = ("both", learned_weight)
-    layout_source = [(source, target, 1.0 if origin != LEARNED else weight, AUTHORED if origin != LEARNED else LEARNED)
-                     for (source, target), (origin, weight) in merged.items()]
+    layout_source = [
+        (source, target, 1.0 if origin != LEARNED else weight, AUTHORED if origin != LEARNED else LEARNED)
+        for (source, target), (origin, weight) in merged.items()
+    ]
     graph, dropped = PrerequisiteGraph.acyclic(ids, layout_source)
     return GraphData(
         skills=[skill for skill in graph.topological_order()],
         names={skill: name or skill for skill, name in skills},
         edges=[(source, target, origin, weight) for (source, target), (origin, weight) in sorted(merged.items())],
-        layout_edges=list(graph.edges), dropped=len(dropped),
+        layout_edges=list(graph.edges),
+        dropped=len(dropped),
     )
 
 
@@ -337,28 +399,38 @@ def fits_table(*, course: Course, limit: int = 50) -> list[dict[str, Any]]:
     for fit in Fit.objects.filter(course=course).order_by("-created_at")[:limit]:
         next_step = (fit.metrics or {}).get("next_step") or {}
         multi_step = (fit.metrics or {}).get("multi_step") or {}
-        rows.append({
-            "fit": fit,
-            "next_step": [next_step.get(name) for name in METRIC_COLUMNS],
-            "multi_step_auc": multi_step.get("auc"),
-            "test_learners": (fit.metrics or {}).get("test_learners"),
-            "seconds": (fit.timings or {}).get("total_s"),
-        })
+        rows.append(
+            {
+                "fit": fit,
+                "next_step": [next_step.get(name) for name in METRIC_COLUMNS],
+                "multi_step_auc": multi_step.get("auc"),
+                "test_learners": (fit.metrics or {}).get("test_learners"),
+                "seconds": (fit.timings or {}).get("total_s"),
+            }
+        )
     best = {}
     for column, name in enumerate(METRIC_COLUMNS):
         values = [row["next_step"][column] for row in rows if row["next_step"][column] is not None]
         if len(values) > 1:
             best[column] = max(values) if name in ("auc", "accuracy") else min(values)
     for row in rows:
-        row["cells"] = [{"value": value, "best": column in best and value == best[column]}
-                        for column, value in enumerate(row["next_step"])]
+        row["cells"] = [
+            {"value": value, "best": column in best and value == best[column]}
+            for column, value in enumerate(row["next_step"])
+        ]
     return rows
 
 
 def fit_progress(fit: Fit) -> dict[str, Any]:
     """The small JSON the fits page polls while a fit runs."""
     return {
-        "id": fit.pk, "kind": fit.kind, "status": fit.status, "stage": fit.stage, "progress": fit.progress,
-        "active": fit.active, "error": fit.error, "finished": fit.status in (Fit.SUCCEEDED, Fit.FAILED),
+        "id": fit.pk,
+        "kind": fit.kind,
+        "status": fit.status,
+        "stage": fit.stage,
+        "progress": fit.progress,
+        "active": fit.active,
+        "error": fit.error,
+        "finished": fit.status in (Fit.SUCCEEDED, Fit.FAILED),
         "metrics": fit.metrics or {},
     }

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from django import forms
 
+from core.validation import JSONRefused, json_loads
 from curriculum.answers import MAX_RESPONSE_LENGTH
 from tracing.estimators import ESTIMATORS
-from core.validation import JSONRefused, json_loads
 
 
 class AnswerForm(forms.Form):
     token = forms.CharField(widget=forms.HiddenInput, max_length=1000)
-    response = forms.CharField(max_length=MAX_RESPONSE_LENGTH, strip=True,
-                               error_messages={"required": "Type an answer (or pick a choice) first."})
+    response = forms.CharField(
+        max_length=MAX_RESPONSE_LENGTH,
+        strip=True,
+        error_messages={"required": "Type an answer (or pick a choice) first."},
+    )
 
 
 class GoalForm(forms.Form):
@@ -31,8 +34,11 @@ def model_choices() -> list[tuple[str, str]]:
 
 class FitStartForm(forms.Form):
     model = forms.ChoiceField(choices=model_choices)
-    params = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2, "placeholder": '{"forgets": true}'}),
-                             help_text="Optional hyper-parameters as a JSON object.")
+    params = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2, "placeholder": '{"forgets": true}'}),
+        help_text="Optional hyper-parameters as a JSON object.",
+    )
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -32,7 +32,7 @@ WHY_TEXT = {
     "review": "{skill} was mastered, but has probably faded since it was last practised.",
     "remediation": "{struggling} has been hard lately, so the tutor goes back to {skill}, which it builds on.",
     "confirm": "{skill} looks known ({percent}%), but counts as mastered only after {needed} answers{harder}; "
-               "{answers} given so far.",
+    "{answers} given so far.",
 }
 """The policy's reason for the next item, told to the teacher (the learner page says it to the learner)."""
 
@@ -42,14 +42,19 @@ def choice_text(choice: Choice, names: dict[str, str]) -> str:
     if choice.done:
         return "Every goal skill of the course is mastered."
     if choice.item is None:
-        return ("Nothing to practise right now: the items this learner is ready for were just answered, and one "
-                "answered wrongly waits a few minutes before it comes back.")
+        return (
+            "Nothing to practise right now: the items this learner is ready for were just answered, and one "
+            "answered wrongly waits a few minutes before it comes back."
+        )
     evidence = choice.evidence
     text = WHY_TEXT.get(choice.why, "The item practises {skill}.").format(
-        skill=names.get(choice.skill or "", choice.skill), struggling=names.get(choice.struggling or "", choice.struggling),
-        percent=round(100 * (choice.mastery or 0.0)), needed=choice.min_answers,
+        skill=names.get(choice.skill or "", choice.skill),
+        struggling=names.get(choice.struggling or "", choice.struggling),
+        percent=round(100 * (choice.mastery or 0.0)),
+        needed=choice.min_answers,
         answers=evidence.answers if evidence else 0,
-        harder=", one of them above the easiest level" if evidence and not evidence.harder else "")
+        harder=", one of them above the easiest level" if evidence and not evidence.harder else "",
+    )
     if choice.p_correct is not None:
         text += f" The model expects about a {round(100 * choice.p_correct)}% chance of a right answer."
     return text
@@ -63,12 +68,20 @@ class FlagRules:
 
     @classmethod
     def from_settings(cls) -> FlagRules:
-        return cls(settings.TUTOR_FLAG_NO_PROGRESS_ANSWERS, settings.TUTOR_FLAG_QUIET_DAYS,
-                   settings.TUTOR_FLAG_STUCK_ANSWERS)
+        return cls(
+            settings.TUTOR_FLAG_NO_PROGRESS_ANSWERS, settings.TUTOR_FLAG_QUIET_DAYS, settings.TUTOR_FLAG_STUCK_ANSWERS
+        )
 
 
-def learner_flags(*, rules: FlagRules, mean_mastery: Sequence[float], last_answer_at: datetime | None,
-                  now: datetime, why: str | None = None, struggling: Sequence[float] = ()) -> list[Flag]:
+def learner_flags(
+    *,
+    rules: FlagRules,
+    mean_mastery: Sequence[float],
+    last_answer_at: datetime | None,
+    now: datetime,
+    why: str | None = None,
+    struggling: Sequence[float] = (),
+) -> list[Flag]:
     """What a teacher should look at for one learner (pure).
 
     ``mean_mastery`` is the learner's mean P(known) after each answer, oldest first; ``why`` the
@@ -80,24 +93,38 @@ def learner_flags(*, rules: FlagRules, mean_mastery: Sequence[float], last_answe
     flags = []
     window = rules.stuck_answers
     if why == REMEDIATION and len(struggling) > window and struggling[-1] <= struggling[-1 - window] + PROGRESS_EPSILON:
-        flags.append(Flag("stuck in remediation", f"sent back to a prerequisite, and the skill it struggles with "
-                                                  f"has not risen over the last {window} answers"))
+        flags.append(
+            Flag(
+                "stuck in remediation",
+                f"sent back to a prerequisite, and the skill it struggles with "
+                f"has not risen over the last {window} answers",
+            )
+        )
     window = rules.no_progress_answers
     if len(mean_mastery) > window and mean_mastery[-1] <= mean_mastery[-1 - window] + PROGRESS_EPSILON:
-        flags.append(Flag("no progress", f"mean mastery {100 * mean_mastery[-1]:.0f}% is no higher than "
-                                         f"{window} answers ago ({100 * mean_mastery[-1 - window]:.0f}%)"))
+        flags.append(
+            Flag(
+                "no progress",
+                f"mean mastery {100 * mean_mastery[-1]:.0f}% is no higher than "
+                f"{window} answers ago ({100 * mean_mastery[-1 - window]:.0f}%)",
+            )
+        )
     if last_answer_at is not None and now - last_answer_at >= timedelta(days=rules.quiet_days):
-        flags.append(Flag("gone quiet", f"no answer for {(now - last_answer_at).days} days "
-                                        f"(flagged after {rules.quiet_days})"))
+        flags.append(
+            Flag("gone quiet", f"no answer for {(now - last_answer_at).days} days (flagged after {rules.quiet_days})")
+        )
     return flags
 
 
 def _last_answers(course: Course, learner_pks: Sequence[int]) -> dict[int, tuple[int, datetime | None]]:
     """learner pk -> (answers, when last answered); stored time where the course's timestamps are steps."""
     moment = "timestamp" if course.has_clock else "created_at"
-    return {row["learner"]: (row["n"], row["last"]) for row in
-            Interaction.objects.filter(learner__in=learner_pks).values("learner")
-            .annotate(n=Count("id"), last=Max(moment))}
+    return {
+        row["learner"]: (row["n"], row["last"])
+        for row in Interaction.objects.filter(learner__in=learner_pks)
+        .values("learner")
+        .annotate(n=Count("id"), last=Max(moment))
+    }
 
 
 @dataclass
@@ -118,39 +145,62 @@ class LearnerReport:
     """The latest answers, newest first."""
 
 
-def _choice_and_flags(course: Course, learner: Learner, history: MasteryHistory, last: datetime | None,
-                      now: datetime, rules: FlagRules) -> tuple[Choice, list[Flag]]:
+def _choice_and_flags(
+    course: Course, learner: Learner, history: MasteryHistory, last: datetime | None, now: datetime, rules: FlagRules
+) -> tuple[Choice, list[Flag]]:
     choice = next_item_choose(course=course, learner=learner, now=now)
     struggling: Sequence[float] = ()
     if choice.why == REMEDIATION and choice.struggling in history.skills:
         struggling = history.mastery[:, history.skills.index(choice.struggling)].tolist()
-    flags = learner_flags(rules=rules, mean_mastery=history.mean().tolist(), last_answer_at=last, now=now,
-                          why=choice.why, struggling=struggling)
+    flags = learner_flags(
+        rules=rules,
+        mean_mastery=history.mean().tolist(),
+        last_answer_at=last,
+        now=now,
+        why=choice.why,
+        struggling=struggling,
+    )
     return choice, flags
 
 
-def learner_report(*, scope: TeachingScope, learner: Learner, recent: int = 50,
-                   now: datetime | None = None) -> LearnerReport:
+def learner_report(
+    *, scope: TeachingScope, learner: Learner, recent: int = 50, now: datetime | None = None
+) -> LearnerReport:
     course, now = scope.course, now or django_timezone.now()
     model = course_model(course)
     history = mastery_history(course=course, learner=learner, model=model)
     answers, last = _last_answers(course, [learner.pk]).get(learner.pk, (0, None))
     choice, flags = _choice_and_flags(course, learner, history, last, now, FlagRules.from_settings())
-    members = list(ClassMember.objects.filter(learner=learner, course_class__in=scope.classes)
-                   .select_related("course_class"))
+    members = list(
+        ClassMember.objects.filter(learner=learner, course_class__in=scope.classes).select_related("course_class")
+    )
     traits = learner_outlook(learner=learner, model=model, state=learner_state(learner=learner, model=model))["traits"]
     return LearnerReport(
-        learner=learner, name=next((member.name for member in members if member.name), ""),
-        classes=[member.course_class.name for member in members], answers=answers, last_answer_at=last,
-        choice=choice, skill_names={skill: name or skill for skill, name in
-                                    Skill.objects.filter(course=course).values_list("external_id", "name")},
-        history=history, traits=traits or {}, flags=flags,
-        recent=list(Interaction.objects.filter(learner=learner).select_related("item")
-                    .prefetch_related("item__skills").order_by("-timestamp", "-id")[:recent]))
+        learner=learner,
+        name=next((member.name for member in members if member.name), ""),
+        classes=[member.course_class.name for member in members],
+        answers=answers,
+        last_answer_at=last,
+        choice=choice,
+        skill_names={
+            skill: name or skill
+            for skill, name in Skill.objects.filter(course=course).values_list("external_id", "name")
+        },
+        history=history,
+        traits=traits or {},
+        flags=flags,
+        recent=list(
+            Interaction.objects.filter(learner=learner)
+            .select_related("item")
+            .prefetch_related("item__skills")
+            .order_by("-timestamp", "-id")[:recent]
+        ),
+    )
 
 
-def roster_rows(*, scope: TeachingScope, course_class: Any = None, flag_limit: int = 200,
-                now: datetime | None = None) -> list[dict[str, Any]]:
+def roster_rows(
+    *, scope: TeachingScope, course_class: Any = None, flag_limit: int = 200, now: datetime | None = None
+) -> list[dict[str, Any]]:
     """The class's learners (every learner the scope shows without a class), those not started too,
     each with answers, last answer, mean mastery and flags (replayed for the first ``flag_limit``)."""
     course, now = scope.course, now or django_timezone.now()

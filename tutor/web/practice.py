@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from datetime import datetime
-from datetime import timezone as dt_timezone
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -15,13 +14,13 @@ from django.utils import timezone as django_timezone
 from django.utils.timesince import timeuntil
 
 from curriculum.answers import assess_answer
-from curriculum.models import Item, Skill, Course
+from curriculum.models import Course, Item, Skill
 from curriculum.policies.base import Seen, skill_evidence, skill_mastered
 from curriculum.services import graph_for_course
-from tracing.services import course_model
-from tutor.models import Interaction, Learner
 from tracing.practice import LearnerView, learner_reviews, learner_view
+from tracing.services import course_model
 from tutor.actions import answers_record, next_item_choose
+from tutor.models import Interaction, Learner
 
 TOKEN_SALT = "tutor.web.question"
 TOKEN_MAX_AGE = 24 * 3600
@@ -33,7 +32,7 @@ WHY_TEXT = {
     "review": "You had mastered {skill}, but it has probably faded since you last practised it.",
     "remediation": "{struggling} has been hard lately, so we go back to {skill}, which it builds on.",
     "confirm": "{skill} looks known ({percent}%), but it counts as mastered only after {needed} answers{harder}; "
-               "you have given {answers}.",
+    "you have given {answers}.",
 }
 
 
@@ -69,8 +68,11 @@ class Review:
 
     @property
     def reason_text(self) -> str:
-        return ("your memory of it has probably faded by then" if self.reason == "fade"
-                else "not practised for a while: checked again before you finish")
+        return (
+            "your memory of it has probably faded by then"
+            if self.reason == "fade"
+            else "not practised for a while: checked again before you finish"
+        )
 
 
 @dataclass(frozen=True)
@@ -90,8 +92,9 @@ class Progress:
         return [skill for skill in self.skills if skill.status == LOCKED]
 
 
-def learner_progress(*, course: Course, learner: Learner, now: datetime | None = None,
-                     view: LearnerView | None = None) -> Progress:
+def learner_progress(
+    *, course: Course, learner: Learner, now: datetime | None = None, view: LearnerView | None = None
+) -> Progress:
     """Every skill of the course in prerequisite order with the learner's mastery and status.
 
     A skill is mastered by the policy's one rule (``curriculum.policies.base.skill_mastered``: P(known) >=
@@ -109,17 +112,35 @@ def learner_progress(*, course: Course, learner: Learner, now: datetime | None =
         status = MASTERED if skill in mastered else (LOCKED if waiting else IN_PROGRESS)
         evidence = view.evidence.get(skill)
         answers = evidence.answers if evidence else 0
-        skills.append(SkillProgress(skill, names.get(skill) or skill, mastery.get(skill, 0.0), status, waiting,
-                                    answers, evidence_text(mastery.get(skill, 0.0), evidence, config)))
-    moment = datetime.fromtimestamp(view.moment, tz=dt_timezone.utc)
+        skills.append(
+            SkillProgress(
+                skill,
+                names.get(skill) or skill,
+                mastery.get(skill, 0.0),
+                status,
+                waiting,
+                answers,
+                evidence_text(mastery.get(skill, 0.0), evidence, config),
+            )
+        )
+    moment = datetime.fromtimestamp(view.moment, tz=UTC)
     reviews = []
     for due in learner_reviews(course=course, view=view):
-        at = datetime.fromtimestamp(due.due_at, tz=dt_timezone.utc)
+        at = datetime.fromtimestamp(due.due_at, tz=UTC)
         due_now = due.due_at <= view.moment
-        reviews.append(Review(due.skill, names.get(due.skill) or due.skill, at, due_now, due.reason,
-                              "due now" if due_now else f"in {timeuntil(at, now=moment)}"))
-    return Progress(skills=skills, threshold=config.threshold, graph=graph, min_answers=config.min_answers,
-                    reviews=tuple(reviews))
+        reviews.append(
+            Review(
+                due.skill,
+                names.get(due.skill) or due.skill,
+                at,
+                due_now,
+                due.reason,
+                "due now" if due_now else f"in {timeuntil(at, now=moment)}",
+            )
+        )
+    return Progress(
+        skills=skills, threshold=config.threshold, graph=graph, min_answers=config.min_answers, reviews=tuple(reviews)
+    )
 
 
 def evidence_text(probability: float, evidence: Any, config: Any) -> str:
@@ -156,14 +177,19 @@ def reason_text(choice: Any, names: dict[str, str]) -> str:
     if choice.done:
         return "You have mastered every skill of this course."
     if choice.item is None:
-        return ("There is no other question to practise right now: the ones you are ready for were just answered, "
-                "and a question answered wrongly waits a few minutes before it comes back. Come back shortly.")
+        return (
+            "There is no other question to practise right now: the ones you are ready for were just answered, "
+            "and a question answered wrongly waits a few minutes before it comes back. Come back shortly."
+        )
     evidence = choice.evidence
     text = WHY_TEXT.get(choice.why, "This item practises {skill}.").format(
-        skill=names.get(choice.skill, choice.skill), struggling=names.get(choice.struggling or "", choice.struggling),
-        percent=round(100 * (choice.mastery or 0.0)), needed=choice.min_answers,
+        skill=names.get(choice.skill, choice.skill),
+        struggling=names.get(choice.struggling or "", choice.struggling),
+        percent=round(100 * (choice.mastery or 0.0)),
+        needed=choice.min_answers,
         answers=evidence.answers if evidence else 0,
-        harder=", one of them above the easiest level" if evidence and not evidence.harder else "")
+        harder=", one of them above the easiest level" if evidence and not evidence.harder else "",
+    )
     if choice.p_correct is not None:
         text += f" We expect about a {round(100 * choice.p_correct)}% chance you get it right"
         text += ", the level where practice teaches most." if 0.55 <= choice.p_correct <= 0.9 else "."
@@ -176,8 +202,14 @@ def goal_choices(*, course: Course) -> list[tuple[str, str]]:
     return [(skill, names.get(skill) or skill) for skill in graph_for_course(course=course).topological_order()]
 
 
-def question_next(*, course: Course, learner: Learner, goal: str | None = None,
-                  goals: Sequence[str] | None = None, view: LearnerView | None = None) -> Question:
+def question_next(
+    *,
+    course: Course,
+    learner: Learner,
+    goal: str | None = None,
+    goals: Sequence[str] | None = None,
+    view: LearnerView | None = None,
+) -> Question:
     """The next question; with ``goal`` (a skill id of the course) the policy works towards that skill,
     else with ``goals`` (a placed LMS activity's) towards those. ``view``: the learner's ``learner_view``
     where the caller has read it already."""
@@ -187,14 +219,26 @@ def question_next(*, course: Course, learner: Learner, goal: str | None = None,
     token = ""
     if item is not None:
         # The nonce becomes the interaction's client id: submitting the same rendering twice stores one answer.
-        token = signing.dumps({"item": item.external_id, "learner": learner.pk, "nonce": uuid.uuid4().hex,
-                               "issued": django_timezone.now().timestamp()}, salt=TOKEN_SALT)
+        token = signing.dumps(
+            {
+                "item": item.external_id,
+                "learner": learner.pk,
+                "nonce": uuid.uuid4().hex,
+                "issued": django_timezone.now().timestamp(),
+            },
+            salt=TOKEN_SALT,
+        )
     reason = reason_text(choice, names)
     if choice.done and goal:
         reason = f"You have mastered your goal, {names.get(goal) or goal}, and everything it builds on."
-    return Question(item=item, reason=reason, token=token,
-                    skill_name=names.get(choice.skill or "", "") or (choice.skill or ""),
-                    p_correct=choice.p_correct, done=choice.done)
+    return Question(
+        item=item,
+        reason=reason,
+        token=token,
+        skill_name=names.get(choice.skill or "", "") or (choice.skill or ""),
+        p_correct=choice.p_correct,
+        done=choice.done,
+    )
 
 
 class BadToken(Exception):
@@ -233,16 +277,27 @@ def answer_submit(*, course: Course, learner: Learner, token: str, response: str
     client_id = f"web-{payload['nonce']}"
     stored = Interaction.objects.filter(course=course, client_id=client_id).first()
     if stored is not None:
-        check = assess_answer(item.answer, stored.response, choices=item.choices, answer_format=item.answer_format or None)
+        check = assess_answer(
+            item.answer, stored.response, choices=item.choices, answer_format=item.answer_format or None
+        )
         return Feedback(item, stored.response, stored.correct >= 0.5, check.reason, duplicate=True)
     check = assess_answer(item.answer, response, choices=item.choices, answer_format=item.answer_format or None)
     now = django_timezone.now()
     elapsed = max(now.timestamp() - float(payload.get("issued", now.timestamp())), 0.0)
-    result = answers_record(course=course, rows=[{
-        "id": client_id, "learner": learner.external_id, "item": item.external_id,
-        "correct": 1 if check.correct else 0, "timestamp": now, "response": response[:2000],
-        "response_time": round(elapsed, 3),
-    }])
+    result = answers_record(
+        course=course,
+        rows=[
+            {
+                "id": client_id,
+                "learner": learner.external_id,
+                "item": item.external_id,
+                "correct": 1 if check.correct else 0,
+                "timestamp": now,
+                "response": response[:2000],
+                "response_time": round(elapsed, 3),
+            }
+        ],
+    )
     return Feedback(item, response, check.correct, check.reason, duplicate=not result.created)
 
 
@@ -286,14 +341,23 @@ class SittingSummary:
     reviews: tuple[Review, ...]
 
 
-def sitting_summary(*, course: Course, learner: Learner, now: datetime | None = None,
-                    goal: str | None = None, goals: Sequence[str] | None = None) -> SittingSummary:
+def sitting_summary(
+    *,
+    course: Course,
+    learner: Learner,
+    now: datetime | None = None,
+    goal: str | None = None,
+    goals: Sequence[str] | None = None,
+) -> SittingSummary:
     """The summary shown when the learner stops: this sitting's answers (since the last pause of
     ``SITTING_GAP``), each practised skill's mastery before the sitting and now, and the next step (towards
     ``goal``, as on the practice page)."""
     progress = learner_progress(course=course, learner=learner, now=now)
-    rows = list(Interaction.objects.filter(learner=learner).order_by("timestamp", "id")
-                .values_list("item__external_id", "correct", "timestamp"))
+    rows = list(
+        Interaction.objects.filter(learner=learner)
+        .order_by("timestamp", "id")
+        .values_list("item__external_id", "correct", "timestamp")
+    )
     start = len(rows)
     while start > 0 and (start == len(rows) or (rows[start][2] - rows[start - 1][2]).total_seconds() < SITTING_GAP):
         start -= 1
@@ -304,8 +368,7 @@ def sitting_summary(*, course: Course, learner: Learner, now: datetime | None = 
     seen: dict[str, Seen] = {}
     for item, correct, moment in earlier:
         if item in model.item_index:
-            state = estimator.update(state, item=model.item_index[item], correct=float(correct),
-                                     at=moment.timestamp())
+            state = estimator.update(state, item=model.item_index[item], correct=float(correct), at=moment.timestamp())
         record = seen.get(item)
         seen[item] = Seen((record.answers if record else 0) + 1, moment.timestamp())
     moment = sitting[0][2].timestamp() if sitting else (now or django_timezone.now()).timestamp()
@@ -326,11 +389,27 @@ def sitting_summary(*, course: Course, learner: Learner, now: datetime | None = 
         if skill not in model.skill_index or skill not in after:
             continue
         before = float(before_values[model.skill_index[skill]])
-        moves.append(SkillMove(skill, names.get(skill, skill), answers, correct, before, after[skill].probability,
-                               skill_mastered(before, evidence_before.get(skill), view.config),
-                               after[skill].status == MASTERED))
+        moves.append(
+            SkillMove(
+                skill,
+                names.get(skill, skill),
+                answers,
+                correct,
+                before,
+                after[skill].probability,
+                skill_mastered(before, evidence_before.get(skill), view.config),
+                after[skill].status == MASTERED,
+            )
+        )
     moves.sort(key=lambda move: move.before - move.after)
     question = question_next(course=course, learner=learner, goal=goal, goals=goals)
-    return SittingSummary(answers=len(sitting), correct=sum(correct >= 0.5 for _, correct, _ in sitting),
-                          started=sitting[0][2] if sitting else None, moves=moves, next_skill=question.skill_name,
-                          next_reason=question.reason, done=question.done, reviews=progress.reviews)
+    return SittingSummary(
+        answers=len(sitting),
+        correct=sum(correct >= 0.5 for _, correct, _ in sitting),
+        started=sitting[0][2] if sitting else None,
+        moves=moves,
+        next_skill=question.skill_name,
+        next_reason=question.reason,
+        done=question.done,
+        reviews=progress.reviews,
+    )

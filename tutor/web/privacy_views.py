@@ -23,9 +23,13 @@ from tutor.web.views import course_head, dashboard_course_get
 def dashboard_data(request: HttpRequest, slug: str) -> HttpResponse:
     """Download links for the course's exports, the form that finds a learner to erase, recent erasures."""
     course = dashboard_course_get(slug)
-    context = {**course_head(course, "data"), "exports": list(EXPORTS),
-               "erasures": Erasure.objects.filter(course=course).select_related("erased_by")[:20],
-               "erased": request.GET.get("erased"), "missing": request.GET.get("missing")}
+    context = {
+        **course_head(course, "data"),
+        "exports": list(EXPORTS),
+        "erasures": Erasure.objects.filter(course=course).select_related("erased_by")[:20],
+        "erased": request.GET.get("erased"),
+        "missing": request.GET.get("missing"),
+    }
     return render(request, "web/dashboard/data.html", context)
 
 
@@ -55,15 +59,27 @@ def dashboard_erase(request: HttpRequest, slug: str) -> HttpResponse:
     error = None
     if request.method == "POST":
         try:
-            erasure = learner_erase(course=course, external_id=external_id, by=request.user, via=Erasure.DASHBOARD,
-                                    confirm=request.POST.get("confirm", "").strip())
+            erasure = learner_erase(
+                course=course,
+                external_id=external_id,
+                by=request.user,
+                via=Erasure.DASHBOARD,
+                confirm=request.POST.get("confirm", "").strip(),
+            )
         except ServiceError as failure:
-            error = ("Type the learner's id exactly to confirm." if failure.code == "confirmation_required"
-                     else failure.message)
+            error = (
+                "Type the learner's id exactly to confirm."
+                if failure.code == "confirmation_required"
+                else failure.message
+            )
         else:
             return redirect(f"{reverse('dashboard_data', args=[course.slug])}?erased={erasure.pk}")
-    return render(request, "web/dashboard/erase.html", {**course_head(course, "data"), "preview": preview, "error": error},
-                  status=400 if error else 200)
+    return render(
+        request,
+        "web/dashboard/erase.html",
+        {**course_head(course, "data"), "preview": preview, "error": error},
+        status=400 if error else 200,
+    )
 
 
 @staff_required

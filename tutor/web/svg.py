@@ -41,15 +41,28 @@ def ramp_colour(value: float) -> str:
 
 
 def _open(width: float, height: float, label: str, css_class: str) -> str:
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" class="chart {css_class}" viewBox="0 0 {_number(width)} '
-            f'{_number(height)}" width="{_number(width)}" height="{_number(height)}" role="img" '
-            f'aria-label="{escape(label)}"><title>{escape(label)}</title>')
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart {css_class}" viewBox="0 0 {_number(width)} '
+        f'{_number(height)}" width="{_number(width)}" height="{_number(height)}" role="img" '
+        f'aria-label="{escape(label)}"><title>{escape(label)}</title>'
+    )
 
 
-def _text(x: float, y: float, text: str, *, size: int = 11, anchor: str = "start", fill: str = MUTED,
-          weight: str = "normal", extra: str = "") -> str:
-    return (f'<text x="{_number(x)}" y="{_number(y)}" font-size="{size}" text-anchor="{anchor}" fill="{fill}" '
-            f'font-weight="{weight}"{extra}>{escape(text)}</text>')
+def _text(
+    x: float,
+    y: float,
+    text: str,
+    *,
+    size: int = 11,
+    anchor: str = "start",
+    fill: str = MUTED,
+    weight: str = "normal",
+    extra: str = "",
+) -> str:
+    return (
+        f'<text x="{_number(x)}" y="{_number(y)}" font-size="{size}" text-anchor="{anchor}" fill="{fill}" '
+        f'font-weight="{weight}"{extra}>{escape(text)}</text>'
+    )
 
 
 def _nice_max(value: float, ticks: int = 4) -> float:
@@ -64,9 +77,17 @@ def _nice_max(value: float, ticks: int = 4) -> float:
     return 10 * power * ticks
 
 
-def bar_chart(labels: Sequence[str], totals: Sequence[float], highlighted: Sequence[float] | None = None, *,
-              label: str, highlight_name: str = "correct", rest_name: str = "wrong", width: int = 1100,
-              height: int = 240) -> str:
+def bar_chart(
+    labels: Sequence[str],
+    totals: Sequence[float],
+    highlighted: Sequence[float] | None = None,
+    *,
+    label: str,
+    highlight_name: str = "correct",
+    rest_name: str = "wrong",
+    width: int = 1100,
+    height: int = 240,
+) -> str:
     """Vertical bars, one per label; ``highlighted`` (<= total) is drawn as the lower part of each bar.
 
     ``labels``, ``totals`` and ``highlighted`` have the same length (one per
@@ -94,11 +115,15 @@ def bar_chart(labels: Sequence[str], totals: Sequence[float], highlighted: Seque
         tip = f"{labels[index]}: {total:,.0f} answers"
         if highlighted is not None:
             tip += f", {highlighted[index]:,.0f} {highlight_name}"
-        parts.append(f'<g><title>{escape(tip)}</title>')
-        parts.append(f'<rect x="{_number(x)}" y="{_number(top + plot_height - full)}" width="{_number(bar)}" '
-                     f'height="{_number(full - lower)}" fill="#cbd5e1"/>')
-        parts.append(f'<rect x="{_number(x)}" y="{_number(top + plot_height - lower)}" width="{_number(bar)}" '
-                     f'height="{_number(lower)}" fill="{BLUE}"/></g>')
+        parts.append(f"<g><title>{escape(tip)}</title>")
+        parts.append(
+            f'<rect x="{_number(x)}" y="{_number(top + plot_height - full)}" width="{_number(bar)}" '
+            f'height="{_number(full - lower)}" fill="#cbd5e1"/>'
+        )
+        parts.append(
+            f'<rect x="{_number(x)}" y="{_number(top + plot_height - lower)}" width="{_number(bar)}" '
+            f'height="{_number(lower)}" fill="{BLUE}"/></g>'
+        )
     every = max(1, math.ceil(count / 8))
     for index in range(0, count, every):
         parts.append(_text(left + (index + 0.5) * slot, height - bottom + 16, labels[index], anchor="middle"))
@@ -111,8 +136,15 @@ def bar_chart(labels: Sequence[str], totals: Sequence[float], highlighted: Seque
     return "".join(parts) + "</svg>"
 
 
-def heatmap(row_labels: Sequence[str], column_labels: Sequence[str], values: Sequence[Sequence[float | None]], *,
-            label: str, column_titles: Sequence[str] | None = None, cell: int = 22) -> str:
+def heatmap(
+    row_labels: Sequence[str],
+    column_labels: Sequence[str],
+    values: Sequence[Sequence[float | None]],
+    *,
+    label: str,
+    column_titles: Sequence[str] | None = None,
+    cell: int = 22,
+) -> str:
     """A grid of probabilities: ``values`` is (rows, columns), None where nothing is known.
 
     Column labels are written at 45 degrees above the grid; hovering a cell
@@ -126,7 +158,9 @@ def heatmap(row_labels: Sequence[str], column_labels: Sequence[str], values: Seq
     parts = [_open(width, height, label, "heatmap")]
     for column, text in enumerate(column_labels):
         x = left + column * cell + cell / 2
-        parts.append(_text(x, top - 6, text, size=10, extra=f' transform="rotate(-45 {_number(x)} {_number(top - 6)})"'))
+        parts.append(
+            _text(x, top - 6, text, size=10, extra=f' transform="rotate(-45 {_number(x)} {_number(top - 6)})"')
+        )
     for row, text in enumerate(row_labels):
         y = top + row * cell
         parts.append(_text(left - 6, y + cell * 0.7, text, size=10, anchor="end"))
@@ -136,20 +170,25 @@ def heatmap(row_labels: Sequence[str], column_labels: Sequence[str], values: Seq
                 fill, shown = "#ffffff", "no estimate"
             else:
                 fill, shown = ramp_colour(value), f"P(known) = {value:.2f}"
-            parts.append(f'<rect x="{_number(x)}" y="{_number(y)}" width="{cell - 1}" height="{cell - 1}" '
-                         f'fill="{fill}" stroke="{GRID}" stroke-width="0.5"><title>{escape(text)} · '
-                         f'{escape(column_titles[column])}: {shown}</title></rect>')
+            parts.append(
+                f'<rect x="{_number(x)}" y="{_number(y)}" width="{cell - 1}" height="{cell - 1}" '
+                f'fill="{fill}" stroke="{GRID}" stroke-width="0.5"><title>{escape(text)} · '
+                f"{escape(column_titles[column])}: {shown}</title></rect>"
+            )
     legend_y = top + cell * len(row_labels) + 12
     for step in range(11):
-        parts.append(f'<rect x="{_number(left + step * 14)}" y="{_number(legend_y)}" width="14" height="10" '
-                     f'fill="{ramp_colour(step / 10)}"/>')
+        parts.append(
+            f'<rect x="{_number(left + step * 14)}" y="{_number(legend_y)}" width="14" height="10" '
+            f'fill="{ramp_colour(step / 10)}"/>'
+        )
     parts.append(_text(left - 4, legend_y + 9, "0", size=10, anchor="end"))
     parts.append(_text(left + 11 * 14 + 4, legend_y + 9, "1  P(known)", size=10))
     return "".join(parts) + "</svg>"
 
 
-def curve(points: Sequence[tuple[int, float, int]], *, label: str, width: int = 200, height: int = 110,
-          max_x: int = 10) -> str:
+def curve(
+    points: Sequence[tuple[int, float, int]], *, label: str, width: int = 200, height: int = 110, max_x: int = 10
+) -> str:
     """A small learning curve: error rate (0..1) against attempt number 1..``max_x``.
 
     ``points`` are (attempt, error rate, answers); the dots' size grows with
@@ -169,20 +208,26 @@ def curve(points: Sequence[tuple[int, float, int]], *, label: str, width: int = 
         parts.append(_text(left + plot_width / 2, top + plot_height / 2, "no answers", size=10, anchor="middle"))
         return "".join(parts) + "</svg>"
     most = max(count for _, _, count in points)
-    coordinates = [(left + plot_width * (attempt - 1) / max(max_x - 1, 1), top + plot_height * (1 - error), count,
-                    attempt, error) for attempt, error, count in points]
-    path = " ".join(f"{'M' if index == 0 else 'L'}{_number(x)},{_number(y)}"
-                    for index, (x, y, *_) in enumerate(coordinates))
+    coordinates = [
+        (left + plot_width * (attempt - 1) / max(max_x - 1, 1), top + plot_height * (1 - error), count, attempt, error)
+        for attempt, error, count in points
+    ]
+    path = " ".join(
+        f"{'M' if index == 0 else 'L'}{_number(x)},{_number(y)}" for index, (x, y, *_) in enumerate(coordinates)
+    )
     parts.append(f'<path d="{path}" fill="none" stroke="{RED}" stroke-width="1.8"/>')
     for x, y, count, attempt, error in coordinates:
         radius = 1.5 + 2.5 * math.sqrt(count / most)
-        parts.append(f'<circle cx="{_number(x)}" cy="{_number(y)}" r="{_number(radius)}" fill="{RED}">'
-                     f'<title>attempt {attempt}: {error:.0%} wrong of {count} answers</title></circle>')
+        parts.append(
+            f'<circle cx="{_number(x)}" cy="{_number(y)}" r="{_number(radius)}" fill="{RED}">'
+            f"<title>attempt {attempt}: {error:.0%} wrong of {count} answers</title></circle>"
+        )
     return "".join(parts) + "</svg>"
 
 
-def mastery_line(values: Sequence[float], *, label: str, width: int = 560, height: int = 160,
-                 threshold: float | None = None) -> str:
+def mastery_line(
+    values: Sequence[float], *, label: str, width: int = 560, height: int = 160, threshold: float | None = None
+) -> str:
     """A learner's mean P(known) (0..1) after each answer, oldest left; a dashed line at ``threshold``."""
     left, right, top, bottom = 34, 10, 10, 22
     plot_width, plot_height = width - left - right, height - top - bottom
@@ -193,15 +238,19 @@ def mastery_line(values: Sequence[float], *, label: str, width: int = 560, heigh
         parts.append(_text(left - 4, y + 3, f"{tick:.0%}", size=9, anchor="end"))
     if threshold is not None:
         y = top + plot_height * (1 - threshold)
-        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{_number(y)}" y2="{_number(y)}" '
-                     f'stroke="{GREEN}" stroke-dasharray="4 3"><title>mastery threshold {threshold:.0%}</title></line>')
+        parts.append(
+            f'<line x1="{left}" x2="{width - right}" y1="{_number(y)}" y2="{_number(y)}" '
+            f'stroke="{GREEN}" stroke-dasharray="4 3"><title>mastery threshold {threshold:.0%}</title></line>'
+        )
     if not values:
         parts.append(_text(left + plot_width / 2, top + plot_height / 2, "no answers yet", size=10, anchor="middle"))
         return "".join(parts) + "</svg>"
     step = plot_width / max(len(values) - 1, 1)
-    path = " ".join(f"{'M' if index == 0 else 'L'}{_number(left + index * step)},"
-                    f"{_number(top + plot_height * (1 - min(max(value, 0.0), 1.0)))}"
-                    for index, value in enumerate(values))
+    path = " ".join(
+        f"{'M' if index == 0 else 'L'}{_number(left + index * step)},"
+        f"{_number(top + plot_height * (1 - min(max(value, 0.0), 1.0)))}"
+        for index, value in enumerate(values)
+    )
     parts.append(f'<path d="{path}" fill="none" stroke="{BLUE}" stroke-width="1.8"/>')
     parts.append(_text(left, height - 6, "first answer", size=9))
     parts.append(_text(width - right, height - 6, f"now ({values[-1]:.0%})", size=9, anchor="end"))
@@ -230,9 +279,18 @@ class Layout:
     height: float
 
 
-def layout(skills: Sequence[str], edges: Sequence[tuple[str, str]], *, node_width: float = 150,
-           node_height: float = 46, gap_x: float = 18, gap_y: float = 46, top: float = 0, margin: float = 14,
-           sweeps: int = 8) -> Layout:
+def layout(
+    skills: Sequence[str],
+    edges: Sequence[tuple[str, str]],
+    *,
+    node_width: float = 150,
+    node_height: float = 46,
+    gap_x: float = 18,
+    gap_y: float = 46,
+    top: float = 0,
+    margin: float = 14,
+    sweeps: int = 8,
+) -> Layout:
     """A layered drawing of an acyclic graph (Sugiyama style).
 
     Each skill sits one layer below its deepest prerequisite (longest path).
@@ -303,10 +361,12 @@ def layout(skills: Sequence[str], edges: Sequence[tuple[str, str]], *, node_widt
     for sweep in range(sweeps):
         downward = sweep % 2 == 0
         neighbours = up if downward else down
-        for index in (range(1, len(rows)) if downward else range(len(rows) - 2, -1, -1)):
+        for index in range(1, len(rows)) if downward else range(len(rows) - 2, -1, -1):
             centre = place()
 
-            def key(node: str) -> float:
+            def key(
+                node: str, centre: dict[str, float] = centre, neighbours: dict[str, list[str]] = neighbours
+            ) -> float:
                 near = [centre[other] for other in neighbours[node]]
                 return sum(near) / len(near) if near else centre[node]
 
@@ -316,12 +376,20 @@ def layout(skills: Sequence[str], edges: Sequence[tuple[str, str]], *, node_widt
             best = (score, [list(row) for row in rows])
     rows = best[1]
     centre = place()
-    position = {node: (centre[node] - node_width / 2, top + margin + index * (node_height + gap_y))
-                for index, row in enumerate(rows) for node in row if not node.startswith("\0")}
+    position = {
+        node: (centre[node] - node_width / 2, top + margin + index * (node_height + gap_y))
+        for index, row in enumerate(rows)
+        for node in row
+        if not node.startswith("\0")
+    }
     height = top + 2 * margin + len(rows) * node_height + max(len(rows) - 1, 0) * gap_y
-    return Layout(rows=[[node for node in row if not node.startswith("\0")] for row in rows], position=position,
-                  bends={pair: [centre[node] for node in chain] for pair, chain in chains.items() if chain},
-                  width=width, height=height)
+    return Layout(
+        rows=[[node for node in row if not node.startswith("\0")] for row in rows],
+        position=position,
+        bends={pair: [centre[node] for node in chain] for pair, chain in chains.items() if chain},
+        width=width,
+        height=height,
+    )
 
 
 def layers(skills: Sequence[str], edges: Sequence[tuple[str, str]]) -> list[list[str]]:
@@ -351,10 +419,18 @@ EDGE_STYLE = {
 }
 
 
-def prerequisite_graph(skills: Sequence[str], names: Mapping[str, str], edges: Sequence[GraphEdge],
-                       layout_edges: Sequence[tuple[str, str]], *, label: str,
-                       fills: Mapping[str, str] | None = None, captions: Mapping[str, str] | None = None,
-                       legend: bool = True, node_width: int = 150) -> str:
+def prerequisite_graph(
+    skills: Sequence[str],
+    names: Mapping[str, str],
+    edges: Sequence[GraphEdge],
+    layout_edges: Sequence[tuple[str, str]],
+    *,
+    label: str,
+    fills: Mapping[str, str] | None = None,
+    captions: Mapping[str, str] | None = None,
+    legend: bool = True,
+    node_width: int = 150,
+) -> str:
     """The skills as boxes in layers (prerequisites above), edges as curves from bottom to top.
 
     ``layout_edges`` (acyclic) place the skills; ``edges`` are drawn, styled
@@ -366,19 +442,33 @@ def prerequisite_graph(skills: Sequence[str], names: Mapping[str, str], edges: S
     captions = captions or {}
     node_height, gap_y, margin = 46, 46, 14
     legend_height = 26 if legend else 0
-    placed = layout(skills, layout_edges, node_width=node_width, node_height=node_height, gap_y=gap_y,
-                    top=legend_height, margin=margin)
+    placed = layout(
+        skills,
+        layout_edges,
+        node_width=node_width,
+        node_height=node_height,
+        gap_y=gap_y,
+        top=legend_height,
+        margin=margin,
+    )
     position, width, height = placed.position, placed.width, placed.height
     parts = [_open(width, height, label, "graph")]
-    parts.append('<defs>' + "".join(
-        f'<marker id="arrow-{origin}" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
-        f'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="{colour}"/></marker>'
-        for origin, (colour, _, _) in EDGE_STYLE.items()) + '</defs>')
+    parts.append(
+        "<defs>"
+        + "".join(
+            f'<marker id="arrow-{origin}" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
+            f'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="{colour}"/></marker>'
+            for origin, (colour, _, _) in EDGE_STYLE.items()
+        )
+        + "</defs>"
+    )
     if legend:
         x: float = margin
-        for origin, (colour, dash, text) in EDGE_STYLE.items():
-            parts.append(f'<line x1="{x}" x2="{x + 26}" y1="{margin + 2}" y2="{margin + 2}" stroke="{colour}" '
-                         f'stroke-width="2"{dash}/>')
+        for colour, dash, text in EDGE_STYLE.values():
+            parts.append(
+                f'<line x1="{x}" x2="{x + 26}" y1="{margin + 2}" y2="{margin + 2}" stroke="{colour}" '
+                f'stroke-width="2"{dash}/>'
+            )
             parts.append(_text(x + 32, margin + 6, text, size=11))
             x += 42 + 6.2 * len(text)
     for edge in edges:
@@ -392,7 +482,10 @@ def prerequisite_graph(skills: Sequence[str], names: Mapping[str, str], edges: S
         if y2 <= y1:  # drawn against the layering (a learned edge that conflicts): route around the side
             x1, y1, x2, y2 = sx + node_width, sy + node_height / 2, tx + node_width, ty + node_height / 2
             bend = 40 + abs(y2 - y1) / 4
-            d = f"M{_number(x1)},{_number(y1)} C{_number(x1 + bend)},{_number(y1)} {_number(x2 + bend)},{_number(y2)} {_number(x2)},{_number(y2)}"
+            d = (
+                f"M{_number(x1)},{_number(y1)} C{_number(x1 + bend)},{_number(y1)} "
+                f"{_number(x2 + bend)},{_number(y2)} {_number(x2)},{_number(y2)}"
+            )
         else:
             # Through the edge's virtual nodes: straight down each layer it crosses, curves in the gaps.
             points = [(x1, y1)]
@@ -405,16 +498,20 @@ def prerequisite_graph(skills: Sequence[str], names: Mapping[str, str], edges: S
                 (ax, ay), (bx, by) = points[index - 1], points[index]
                 if index % 2:  # a gap between layers
                     middle = (ay + by) / 2
-                    d += f" C{_number(ax)},{_number(middle)} {_number(bx)},{_number(middle)} {_number(bx)},{_number(by)}"
+                    d += (
+                        f" C{_number(ax)},{_number(middle)} {_number(bx)},{_number(middle)} {_number(bx)},{_number(by)}"
+                    )
                 else:
                     d += f" L{_number(bx)},{_number(by)}"
         opacity = 1.0 if edge.origin != "learned" else 0.35 + 0.65 * min(max(edge.weight, 0.0), 1.0)
         tip = f"{names.get(edge.source, edge.source)} → {names.get(edge.target, edge.target)}: {text}"
         if edge.origin != "authored":
             tip += f" (weight {edge.weight:.2f})"
-        parts.append(f'<path class="edge edge-{escape(edge.origin)}" d="{d}" fill="none" stroke="{colour}" '
-                     f'stroke-width="1.6" opacity="{opacity:.2f}"{dash} marker-end="url(#arrow-{escape(edge.origin)})">'
-                     f'<title>{escape(tip)}</title></path>')
+        parts.append(
+            f'<path class="edge edge-{escape(edge.origin)}" d="{d}" fill="none" stroke="{colour}" '
+            f'stroke-width="1.6" opacity="{opacity:.2f}"{dash} marker-end="url(#arrow-{escape(edge.origin)})">'
+            f"<title>{escape(tip)}</title></path>"
+        )
     for skill in skills:
         x, y = position[skill]
         fill = fills.get(skill, "#ffffff")
@@ -423,17 +520,30 @@ def prerequisite_graph(skills: Sequence[str], names: Mapping[str, str], edges: S
         name = names.get(skill, skill)
         lines = _wrap(name, 22)
         caption = captions.get(skill)
-        parts.append(f'<g class="node" data-skill="{escape(skill)}"><title>{escape(name)}'
-                     f'{" · " + escape(caption) if caption else ""}</title>')
-        parts.append(f'<rect x="{_number(x)}" y="{_number(y)}" width="{node_width}" height="{node_height}" rx="8" '
-                     f'fill="{fill}" stroke="#94a3b8"/>')
+        parts.append(
+            f'<g class="node" data-skill="{escape(skill)}"><title>{escape(name)}'
+            f"{' · ' + escape(caption) if caption else ''}</title>"
+        )
+        parts.append(
+            f'<rect x="{_number(x)}" y="{_number(y)}" width="{node_width}" height="{node_height}" rx="8" '
+            f'fill="{fill}" stroke="#94a3b8"/>'
+        )
         total_lines = len(lines) + (1 if caption else 0)
         first = y + node_height / 2 - (total_lines - 1) * 6.5 + 4
         for index, line in enumerate(lines):
-            parts.append(_text(x + node_width / 2, first + index * 13, line, size=11, anchor="middle", fill=ink,
-                               weight="600"))
+            parts.append(
+                _text(x + node_width / 2, first + index * 13, line, size=11, anchor="middle", fill=ink, weight="600")
+            )
         if caption:
-            parts.append(_text(x + node_width / 2, first + len(lines) * 13, caption, size=10, anchor="middle",
-                               fill="#e2e8f0" if dark else MUTED))
+            parts.append(
+                _text(
+                    x + node_width / 2,
+                    first + len(lines) * 13,
+                    caption,
+                    size=10,
+                    anchor="middle",
+                    fill="#e2e8f0" if dark else MUTED,
+                )
+            )
         parts.append("</g>")
     return "".join(parts) + "</svg>"

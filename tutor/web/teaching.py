@@ -26,9 +26,12 @@ def dashboard_learners(request: HttpRequest, scope: TeachingScope) -> HttpRespon
     course_class = class_chosen(request, scope)
     context = course_head(scope.course, "learners", scope, course_class)
     rows = reports.roster_rows(scope=scope, course_class=course_class)
-    context.update(rows=rows, flagged=sum(bool(row["flags"]) for row in rows),
-                   not_started=sum(row["learner"] is None or not row["answers"] for row in rows),
-                   shown_classes=[course_class] if course_class else scope.classes)
+    context.update(
+        rows=rows,
+        flagged=sum(bool(row["flags"]) for row in rows),
+        not_started=sum(row["learner"] is None or not row["answers"] for row in rows),
+        shown_classes=[course_class] if course_class else scope.classes,
+    )
     return render(request, "web/dashboard/learners.html", context)
 
 
@@ -43,15 +46,29 @@ def dashboard_learner(request: HttpRequest, scope: TeachingScope, learner_id: in
     context = course_head(scope.course, "learners", scope)
     names = report.skill_names
     context.update(
-        report=report, reason=reports.choice_text(report.choice, names),
+        report=report,
+        reason=reports.choice_text(report.choice, names),
         next_skill=names.get(report.choice.skill or "", report.choice.skill),
-        skills=[{"id": skill, "name": names.get(skill, skill),
-                 "percent": round(100 * float(report.history.mastery[-1, index]))}
-                for index, skill in enumerate(report.history.skills)] if len(report.history.at) else [],
-        traits=[{"name": name.replace("_", " "), **(value if isinstance(value, dict) else {"mean": value})}
-                for name, value in report.traits.items()],
-        mastery_svg=mark_safe(svg.mastery_line(reports.mean_series(report.history),
-                                               label=f"Mean mastery after each answer of {learner.external_id}")))
+        skills=[
+            {
+                "id": skill,
+                "name": names.get(skill, skill),
+                "percent": round(100 * float(report.history.mastery[-1, index])),
+            }
+            for index, skill in enumerate(report.history.skills)
+        ]
+        if len(report.history.at)
+        else [],
+        traits=[
+            {"name": name.replace("_", " "), **(value if isinstance(value, dict) else {"mean": value})}
+            for name, value in report.traits.items()
+        ],
+        mastery_svg=mark_safe(
+            svg.mastery_line(
+                reports.mean_series(report.history), label=f"Mean mastery after each answer of {learner.external_id}"
+            )
+        ),
+    )
     return render(request, "web/dashboard/learner.html", context)
 
 

@@ -19,8 +19,11 @@ urlpatterns = [
     path("dashboard/<slug:slug>/", views.dashboard_course, name="dashboard_course"),
     path("dashboard/<slug:slug>/learners/", teaching.dashboard_learners, name="dashboard_learners"),
     path("dashboard/<slug:slug>/learners/<int:learner_id>/", teaching.dashboard_learner, name="dashboard_learner"),
-    path("dashboard/<slug:slug>/classes/<int:class_id>/roster/", teaching.dashboard_roster_refresh,
-         name="dashboard_roster_refresh"),
+    path(
+        "dashboard/<slug:slug>/classes/<int:class_id>/roster/",
+        teaching.dashboard_roster_refresh,
+        name="dashboard_roster_refresh",
+    ),
     path("dashboard/<slug:slug>/items/", views.dashboard_items, name="dashboard_items"),
     path("dashboard/<slug:slug>/graph/", views.dashboard_graph, name="dashboard_graph"),
     path("dashboard/<slug:slug>/fits/", views.dashboard_fits, name="dashboard_fits"),
@@ -28,7 +31,8 @@ urlpatterns = [
     path("dashboard/<slug:slug>/data/", privacy_views.dashboard_data, name="dashboard_data"),
     path("dashboard/<slug:slug>/exports/<str:export>", privacy_views.dashboard_export, name="dashboard_export"),
     path("dashboard/<slug:slug>/erase/", privacy_views.dashboard_erase, name="dashboard_erase"),
-    path("dashboard/<slug:slug>/learner-export/", privacy_views.dashboard_learner_export,
-         name="dashboard_learner_export"),
+    path(
+        "dashboard/<slug:slug>/learner-export/", privacy_views.dashboard_learner_export, name="dashboard_learner_export"
+    ),
     path("dashboard/<slug:slug>/fits/<int:fit_id>.json", views.dashboard_fit_status, name="dashboard_fit_status"),
 ]

@@ -13,17 +13,17 @@ from django.urls import reverse
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from core.errors import NotFound, ServiceError
+from curriculum.models import Course
 from tracing.estimators import ESTIMATORS
 from tracing.models import Fit
 from tracing.practice import LearnerView, learner_view
 from tutor.actions import fit_start
 from tutor.enrolments import course_for_user, courses_for_user, enrolment_learner
-from core.errors import NotFound, ServiceError
-from tutor.models import Learner
-from curriculum.models import Course
 from tutor.lti.classes import TeachingScope, teaching_courses, teaching_scope
 from tutor.lti.models import CourseClass, PracticeActivity
 from tutor.lti.views import ACTIVITY_SESSION_KEY
+from tutor.models import Learner
 from tutor.web import dashboard, practice, svg
 from tutor.web.access import class_chosen, lti_frameable, staff_required, teaching_required
 from tutor.web.forms import AnswerForm, FitStartForm, GoalForm
@@ -59,8 +59,9 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "web/home.html", {"courses": courses, "started": started})
 
 
-def _mastery_context(course: Course, learner: Learner, *, compact: bool = True,
-                     view: LearnerView | None = None) -> dict[str, Any]:
+def _mastery_context(
+    course: Course, learner: Learner, *, compact: bool = True, view: LearnerView | None = None
+) -> dict[str, Any]:
     progress = practice.learner_progress(course=course, learner=learner, view=view)
     return {"progress": progress, "threshold_percent": round(progress.threshold * 100), "compact": compact}
 
@@ -86,13 +87,21 @@ def _practice_context(request: HttpRequest, course: Course, learner: Learner, **
     activity_goals = _activity_goals(request, course)
     # One read of the learner's state serves the question and the mastery panel.
     view = learner_view(course=course, learner=learner)
-    question = extra.pop("question", None) or practice.question_next(course=course, learner=learner, goal=goal,
-                                                                     goals=activity_goals, view=view)
+    question = extra.pop("question", None) or practice.question_next(
+        course=course, learner=learner, goal=goal, goals=activity_goals, view=view
+    )
     goal_form = GoalForm(initial={"goal": goal or ""}, skills=practice.goal_choices(course=course))
-    return {"course": course, "learner": learner, "question": question, "goal_form": goal_form, "goal": goal,
-            "activity_goals": activity_goals,
-            "form": extra.pop("form", None) or AnswerForm(initial={"token": question.token}),
-            **_mastery_context(course, learner, view=view), **extra}
+    return {
+        "course": course,
+        "learner": learner,
+        "question": question,
+        "goal_form": goal_form,
+        "goal": goal,
+        "activity_goals": activity_goals,
+        "form": extra.pop("form", None) or AnswerForm(initial={"token": question.token}),
+        **_mastery_context(course, learner, view=view),
+        **extra,
+    }
 
 
 @lti_frameable
@@ -110,10 +119,14 @@ def learn(request: HttpRequest, slug: str) -> HttpResponse:
 def learn_question(request: HttpRequest, slug: str) -> HttpResponse:
     """The next question alone, for the page to swap in without a reload."""
     course, learner = _learner_page(request, slug)
-    question = practice.question_next(course=course, learner=learner, goal=_goal(request, course, learner),
-                                      goals=_activity_goals(request, course))
-    return render(request, "web/_question.html", {"course": course, "question": question,
-                                                  "form": AnswerForm(initial={"token": question.token})})
+    question = practice.question_next(
+        course=course, learner=learner, goal=_goal(request, course, learner), goals=_activity_goals(request, course)
+    )
+    return render(
+        request,
+        "web/_question.html",
+        {"course": course, "question": question, "form": AnswerForm(initial={"token": question.token})},
+    )
 
 
 @lti_frameable
@@ -130,23 +143,27 @@ def learn_answer(request: HttpRequest, slug: str) -> HttpResponse:
             return JsonResponse({"error": " ".join(m for errors in form.errors.values() for m in errors)}, status=400)
         return render(request, "web/learn.html", _practice_context(request, course, learner), status=400)
     try:
-        feedback = practice.answer_submit(course=course, learner=learner, token=form.cleaned_data["token"],
-                                          response=form.cleaned_data["response"])
+        feedback = practice.answer_submit(
+            course=course, learner=learner, token=form.cleaned_data["token"], response=form.cleaned_data["response"]
+        )
     except practice.BadToken as error:
         if fragment:
             return JsonResponse({"error": str(error), "stale": True}, status=409)
-        return render(request, "web/learn.html", _practice_context(request, course, learner, notice=str(error)),
-                      status=409)
+        return render(
+            request, "web/learn.html", _practice_context(request, course, learner, notice=str(error)), status=409
+        )
     mastery = _mastery_context(course, learner)
     context = {"feedback": feedback, "feedback_text": practice.FEEDBACK_TEXT.get(feedback.reason, ""), **mastery}
     if fragment:
-        return JsonResponse({
-            "correct": feedback.correct,
-            "duplicate": feedback.duplicate,
-            "feedback": render_to_string("web/_feedback.html", {"course": course, **context}, request=request),
-            "mastery": render_to_string("web/_mastery_bars.html", context, request=request),
-            "mastered": mastery["progress"].mastered,
-        })
+        return JsonResponse(
+            {
+                "correct": feedback.correct,
+                "duplicate": feedback.duplicate,
+                "feedback": render_to_string("web/_feedback.html", {"course": course, **context}, request=request),
+                "mastery": render_to_string("web/_mastery_bars.html", context, request=request),
+                "mastered": mastery["progress"].mastered,
+            }
+        )
     return render(request, "web/learn.html", _practice_context(request, course, learner, **context))
 
 
@@ -160,13 +177,18 @@ def learn_mastery(request: HttpRequest, slug: str) -> HttpResponse:
     progress = context["progress"]
     graph = progress.graph
     names = {skill.id: skill.name for skill in progress.skills}
-    context["map_svg"] = mark_safe(svg.prerequisite_graph(
-        [skill.id for skill in progress.skills], names,
-        [svg.GraphEdge(edge.source, edge.target, "authored") for edge in graph.edges.values()],
-        list(graph.edges), label=f"Your skills in {course.name}", legend=False,
-        fills={skill.id: STATUS_FILL[skill.status] for skill in progress.skills},
-        captions={skill.id: f"{skill.percent}% · {skill.status.replace('-', ' ')}" for skill in progress.skills},
-    ))
+    context["map_svg"] = mark_safe(
+        svg.prerequisite_graph(
+            [skill.id for skill in progress.skills],
+            names,
+            [svg.GraphEdge(edge.source, edge.target, "authored") for edge in graph.edges.values()],
+            list(graph.edges),
+            label=f"Your skills in {course.name}",
+            legend=False,
+            fills={skill.id: STATUS_FILL[skill.status] for skill in progress.skills},
+            captions={skill.id: f"{skill.percent}% · {skill.status.replace('-', ' ')}" for skill in progress.skills},
+        )
+    )
     return render(request, "web/mastery.html", context)
 
 
@@ -178,8 +200,12 @@ def learn_goal(request: HttpRequest, slug: str) -> HttpResponse:
     course, learner = _learner_page(request, slug)
     form = GoalForm(request.POST, skills=practice.goal_choices(course=course))
     if not form.is_valid():
-        return render(request, "web/learn.html", _practice_context(
-            request, course, learner, notice="please pick one of the listed skills as your goal"), status=400)
+        return render(
+            request,
+            "web/learn.html",
+            _practice_context(request, course, learner, notice="please pick one of the listed skills as your goal"),
+            status=400,
+        )
     learner.goal = form.cleaned_data["goal"] or ""
     learner.save(update_fields=["goal"])
     return redirect("learn", slug=course.slug)
@@ -191,11 +217,20 @@ def learn_goal(request: HttpRequest, slug: str) -> HttpResponse:
 def learn_summary(request: HttpRequest, slug: str) -> HttpResponse:
     """Shown when the learner stops: this sitting's answers, what moved, what is next and the reviews due."""
     course, learner = _learner_page(request, slug)
-    return render(request, "web/summary.html", {"course": course, "learner": learner,
-                                                "summary": practice.sitting_summary(
-                                                    course=course, learner=learner,
-                                                    goal=_goal(request, course, learner),
-                                                    goals=_activity_goals(request, course))})
+    return render(
+        request,
+        "web/summary.html",
+        {
+            "course": course,
+            "learner": learner,
+            "summary": practice.sitting_summary(
+                course=course,
+                learner=learner,
+                goal=_goal(request, course, learner),
+                goals=_activity_goals(request, course),
+            ),
+        },
+    )
 
 
 @login_required
@@ -210,22 +245,37 @@ def dashboard_index(request: HttpRequest) -> HttpResponse:
         if scope is None:
             continue
         counts = dashboard.course_counts(course=course, learners=scope.learners())
-        rows.append({"course": course, "learners": counts["learners"], "interactions": counts["interactions"],
-                     "skills": counts["skills"], "items": counts["items"], "active_fit": counts["active_fit"],
-                     "classes": scope.classes})
+        rows.append(
+            {
+                "course": course,
+                "learners": counts["learners"],
+                "interactions": counts["interactions"],
+                "skills": counts["skills"],
+                "items": counts["items"],
+                "active_fit": counts["active_fit"],
+                "classes": scope.classes,
+            }
+        )
     if not rows:
         raise PermissionDenied("the dashboard is for staff and teachers")
     return render(request, "web/dashboard/index.html", {"rows": rows, "staff": False})
 
 
-def course_head(course: Course, current: str, scope: TeachingScope | None = None,
-          course_class: CourseClass | None = None) -> dict[str, Any]:
+def course_head(
+    course: Course, current: str, scope: TeachingScope | None = None, course_class: CourseClass | None = None
+) -> dict[str, Any]:
     """The course head: counts over what the viewer sees (a class, a teacher's classes, or all), the
     class filter, and the tabs (Items and Fits are site staff's)."""
     staff = scope is None or scope.everything
     learners = None if scope is None or (scope.everything and course_class is None) else scope.learners(course_class)
-    return {"course": course, "tab": current, "counts": dashboard.course_counts(course=course, learners=learners),
-            "staff": staff, "classes": scope.classes if scope is not None else [], "course_class": course_class}
+    return {
+        "course": course,
+        "tab": current,
+        "counts": dashboard.course_counts(course=course, learners=learners),
+        "staff": staff,
+        "classes": scope.classes if scope is not None else [],
+        "course_class": course_class,
+    }
 
 
 @teaching_required
@@ -240,17 +290,32 @@ def dashboard_course(request: HttpRequest, scope: TeachingScope) -> HttpResponse
     skills, curves = dashboard.course_learning_curves(course=course, learners=learners)
     context = course_head(course, "overview", scope, course_class)
     context["activity"] = activity
-    context["activity_svg"] = mark_safe(svg.bar_chart(
-        activity.labels, activity.totals, activity.correct, label=f"Answers per {activity.bucket}"))
+    context["activity_svg"] = mark_safe(
+        svg.bar_chart(activity.labels, activity.totals, activity.correct, label=f"Answers per {activity.bucket}")
+    )
     context["matrix"] = matrix
-    context["heatmap_svg"] = mark_safe(svg.heatmap(
-        [learner.external_id[:24] for learner in matrix.learners], [skill.external_id for skill in matrix.skills],
-        matrix.values, column_titles=[skill.name or skill.external_id for skill in matrix.skills],
-        label="Mastery of the most active learners by skill")) if matrix.learners and matrix.skills else ""
+    context["heatmap_svg"] = (
+        mark_safe(
+            svg.heatmap(
+                [learner.external_id[:24] for learner in matrix.learners],
+                [skill.external_id for skill in matrix.skills],
+                matrix.values,
+                column_titles=[skill.name or skill.external_id for skill in matrix.skills],
+                label="Mastery of the most active learners by skill",
+            )
+        )
+        if matrix.learners and matrix.skills
+        else ""
+    )
     context["curves"] = [
-        {"skill": skill, "points": curves.get(skill.pk, []),
-         "answers": sum(count for _, _, count in curves.get(skill.pk, [])),
-         "svg": mark_safe(svg.curve(curves.get(skill.pk, []), label=f"Error rate by attempt: {skill.name or skill.external_id}"))}
+        {
+            "skill": skill,
+            "points": curves.get(skill.pk, []),
+            "answers": sum(count for _, _, count in curves.get(skill.pk, [])),
+            "svg": mark_safe(
+                svg.curve(curves.get(skill.pk, []), label=f"Error rate by attempt: {skill.name or skill.external_id}")
+            ),
+        }
         for skill in skills
     ]
     return render(request, "web/dashboard/course.html", context)
@@ -279,22 +344,43 @@ def dashboard_graph(request: HttpRequest, scope: TeachingScope) -> HttpResponse:
     data = dashboard.graph_data(course=course)
     context = course_head(course, "graph", scope)
     context["graph"] = data
-    context["graph_svg"] = mark_safe(svg.prerequisite_graph(
-        data.skills, data.names, [svg.GraphEdge(*edge) for edge in data.edges], data.layout_edges,
-        label=f"Prerequisite graph of {course.name}")) if data.skills else ""
-    context["edge_counts"] = {origin: sum(edge[2] == origin for edge in data.edges)
-                              for origin in ("authored", "learned", "both")}
+    context["graph_svg"] = (
+        mark_safe(
+            svg.prerequisite_graph(
+                data.skills,
+                data.names,
+                [svg.GraphEdge(*edge) for edge in data.edges],
+                data.layout_edges,
+                label=f"Prerequisite graph of {course.name}",
+            )
+        )
+        if data.skills
+        else ""
+    )
+    context["edge_counts"] = {
+        origin: sum(edge[2] == origin for edge in data.edges) for origin in ("authored", "learned", "both")
+    }
     context["learned_edges"] = [
-        {"source": data.names.get(source, source), "target": data.names.get(target, target), "weight": weight,
-         "authored": origin == "both"}
-        for source, target, origin, weight in sorted(data.edges, key=lambda edge: -edge[3]) if origin != "authored"]
+        {
+            "source": data.names.get(source, source),
+            "target": data.names.get(target, target),
+            "weight": weight,
+            "authored": origin == "both",
+        }
+        for source, target, origin, weight in sorted(data.edges, key=lambda edge: -edge[3])
+        if origin != "authored"
+    ]
     return render(request, "web/dashboard/graph.html", context)
 
 
 def _fits_context(course: Course) -> dict[str, Any]:
     rows = dashboard.fits_table(course=course)
-    return {"course": course, "fits": rows, "metric_columns": dashboard.METRIC_COLUMNS,
-            "running": [row["fit"].pk for row in rows if row["fit"].status in (Fit.QUEUED, Fit.RUNNING)]}
+    return {
+        "course": course,
+        "fits": rows,
+        "metric_columns": dashboard.METRIC_COLUMNS,
+        "running": [row["fit"].pk for row in rows if row["fit"].status in (Fit.QUEUED, Fit.RUNNING)],
+    }
 
 
 @staff_required
@@ -313,9 +399,17 @@ def dashboard_fits(request: HttpRequest, slug: str) -> HttpResponse:
             error, failed_status = failure.message, failure.status
         else:
             return redirect(f"{reverse('dashboard_fits', args=[course.slug])}?started={fit.pk}")
-    context = {**course_head(course, "fits"), **_fits_context(course), "form": form, "error": error,
-               "started": request.GET.get("started"), "kinds": sorted(ESTIMATORS)}
-    return render(request, "web/dashboard/fits.html", context, status=failed_status if request.method == "POST" else 200)
+    context = {
+        **course_head(course, "fits"),
+        **_fits_context(course),
+        "form": form,
+        "error": error,
+        "started": request.GET.get("started"),
+        "kinds": sorted(ESTIMATORS),
+    }
+    return render(
+        request, "web/dashboard/fits.html", context, status=failed_status if request.method == "POST" else 200
+    )
 
 
 @staff_required

@@ -7,14 +7,16 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
-from curriculum.services import course_from_document, curriculum_import
 from core.errors import ServiceError
 from core.validation import json_loads
+from curriculum.services import course_from_document, curriculum_import
 
 
 class Command(BaseCommand):
-    help = ("Import a curriculum document (skills, items, prerequisites) into a course, created from the "
-            "document's \"course\" field when missing. All or nothing; re-importing adds nothing.")
+    help = (
+        "Import a curriculum document (skills, items, prerequisites) into a course, created from the "
+        'document\'s "course" field when missing. All or nothing; re-importing adds nothing.'
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("file", type=Path)
@@ -33,6 +35,9 @@ class Command(BaseCommand):
                 summary = curriculum_import(course=target, document=document)
         except ServiceError as error:
             raise CommandError(f"{file}: {error.message} (nothing was imported)") from None
-        parts = [f"{kind}: " + ", ".join(f"{count} {what}" for what, count in counts.items())
-                 for kind, counts in summary.items() if isinstance(counts, dict)]
+        parts = [
+            f"{kind}: " + ", ".join(f"{count} {what}" for what, count in counts.items())
+            for kind, counts in summary.items()
+            if isinstance(counts, dict)
+        ]
         self.stdout.write(f"course {target.slug}{' (created)' if created else ''}; " + "; ".join(parts))

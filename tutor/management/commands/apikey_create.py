@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from tutor.keys import api_key_create
 from core.errors import ServiceError
 from curriculum.services import course_get
+from tutor.keys import api_key_create
 
 
 class Command(BaseCommand):
-    help = ("Create an API key for one course (or, with --global, for every course and for creating courses). "
-            "The key is printed once; only its hash is stored.")
+    help = (
+        "Create an API key for one course (or, with --global, for every course and for creating courses). "
+        "The key is printed once; only its hash is stored."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         scope = parser.add_mutually_exclusive_group(required=True)
@@ -26,6 +28,8 @@ class Command(BaseCommand):
             key, raw = api_key_create(name=name, course=course_object, rate=rate)
         except ServiceError as error:  # NotFound is one
             raise CommandError(error.message) from None
-        self.stderr.write(f"API key {key.prefix} for {course_object.slug if course_object else 'all courses'} "
-                          f"({name}); copy it now, it is not shown again:")
+        self.stderr.write(
+            f"API key {key.prefix} for {course_object.slug if course_object else 'all courses'} "
+            f"({name}); copy it now, it is not shown again:"
+        )
         self.stdout.write(raw)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from core.errors import NotFound
+from curriculum.services import course_get
 from tutor.lti.models import LtiGradeTarget
 from tutor.lti.services import lti_grade_passback
 from tutor.models import Learner
-from curriculum.services import course_get
 
 
 class Command(BaseCommand):
