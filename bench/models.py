@@ -44,13 +44,20 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from bench.common import REPO, dataset_path  # noqa: E402
-from tracing.data import Dataset, concat  # noqa: E402
-from tracing.evaluation import (bootstrap_difference, calibration, chunked, learner_folds, mean_std,  # noqa: E402
-                                metrics, multistep_predict)
-from tracing.formats import load_dataset  # noqa: E402
+from bench.common import REPO, dataset_path
+from tracing.data import Dataset, concat
+from tracing.evaluation import (
+    bootstrap_difference,
+    calibration,
+    chunked,
+    learner_folds,
+    mean_std,
+    metrics,
+    multistep_predict,
+)
+from tracing.formats import load_dataset
 
 HORIZON = 10
 FOLDS = 5
@@ -114,7 +121,7 @@ def expansion_rows(data: Dataset, *, min_pairs: int = 20, agreement: float = 0.9
     rows = np.flatnonzero(candidate)
     pair = skill[rows - 1] * (int(skill.max()) + 1) + skill[rows]
     agree = (data.correct[rows] >= 0.5) == (data.correct[rows - 1] >= 0.5)
-    keys, inverse, counts = np.unique(pair, return_inverse=True, return_counts=True)
+    _, inverse, counts = np.unique(pair, return_inverse=True, return_counts=True)
     rate = np.bincount(inverse, weights=agree) / counts
     expanded = (counts >= min_pairs) & (rate >= agreement)
     flags = np.zeros(data.n_rows, dtype=bool)
@@ -250,7 +257,7 @@ def summarise(dataset: str, data: Dataset, results: dict[str, list[dict[str, Any
                             "ece": _r(calibrated["ece"]), "max_gap": _r(calibrated["max_gap"]),
                             "reliability": [{**b, "predicted": _r(b["predicted"], 3), "observed": _r(b["observed"], 3)}
                                             for b in calibrated["bins"]],
-                            "rows": int(len(answers))}
+                            "rows": len(answers)}
         output["protocols"][protocol] = table
     output["fits"] = {model: {"fit_seconds": mean_std([o["meta"]["fit_seconds"] for o in outcomes]),
                               "epochs": [o["meta"].get("epochs") for o in outcomes],
@@ -304,10 +311,11 @@ def verdict(comparison: dict[str, Any]) -> str:
 
 
 def render(report: dict[str, Any]) -> str:
-    lines = [BEGIN, "", f"Rendered by `bench/models.py --render` from `{report['results_file']}` "
-             f"(run {report['finished']}, code {report['commit']}, {report['folds']} folds by learner, "
-             f"{'QUICK CHECK, not for claims' if report['quick'] else 'full run'}). Do not edit by hand.", ""]
-    for dataset, result in report["datasets"].items():
+    heading = (f"Rendered by `bench/models.py --render` from `{report['results_file']}` "
+               f"(run {report['finished']}, code {report['commit']}, {report['folds']} folds by learner, "
+               f"{'QUICK CHECK, not for claims' if report['quick'] else 'full run'}). Do not edit by hand.")
+    lines = [BEGIN, "", heading, ""]
+    for result in report["datasets"].values():
         lines += [f"**{result['what']}**: {result['learners']} learners, {result['rows']} rows"
                   + (f" ({result['subsample']})" if result.get("subsample") else "")
                   + (f"; rows flagged as multi-skill expansion: {result['expansion_rows_share']:.1%}"
@@ -326,8 +334,9 @@ def render(report: dict[str, Any]) -> str:
             epochs = ", ".join(f"{e} ({b})" for e, b in zip(fit["epochs"], fit["best_epoch"])) if fit["epochs"][0] else "–"
             lines.append(f"| {LABELS[model]} | {fit['fit_seconds']['mean']:.1f} | {epochs} |")
         if result["comparisons"]:
-            lines += ["", "| comparison (paired bootstrap over learners, 95%) | protocol | AUC difference [interval] | "
-                      "RMSE difference [interval] | reading |", "|---|---|---|---|---|"]
+            header = ("| comparison (paired bootstrap over learners, 95%) | protocol | AUC difference [interval] | "
+                      "RMSE difference [interval] | reading |")
+            lines += ["", header, "|---|---|---|---|---|"]
             for c in result["comparisons"]:
                 first = LABELS.get(c["first"], c["first"])
                 lines.append(f"| {first} − {LABELS.get(c['second'], c['second'])} | {PROTOCOL_NAMES[c['protocol']]} | "
@@ -354,7 +363,7 @@ def render(report: dict[str, Any]) -> str:
 
 def readme_rewrite(report: dict[str, Any], readme: Path = README) -> None:
     text = readme.read_text()
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
+    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.DOTALL)
     if not pattern.search(text):
         sys.exit(f"{readme} has no {BEGIN} ... {END} block to rewrite")
     readme.write_text(pattern.sub(lambda _: render(report), text, count=1))
@@ -421,7 +430,7 @@ def main() -> None:
                     started = time.perf_counter()
                     try:
                         outcome = fold_run(sample, model, test_learners, fold, args.quick)
-                    except Exception:  # a failed fold is reported; the others go on
+                    except Exception:  # noqa: BLE001 - a failed fold is reported; the others go on
                         print(f"{dataset} {model} fold {fold} failed:\n{traceback.format_exc()}", file=sys.stderr)
                         break
                     fold_store(work, dataset, model, fold, outcome)

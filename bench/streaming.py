@@ -24,13 +24,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from bench.common import REPO, dataset_path  # noqa: E402
-from tracing.data import Dataset  # noqa: E402
-from tracing.estimators import get_estimator  # noqa: E402
-from tracing.evaluation import calibration, metrics  # noqa: E402
-from tracing.formats import load_dataset  # noqa: E402
+from bench.common import REPO, dataset_path
+from tracing.data import Dataset
+from tracing.estimators import get_estimator
+from tracing.evaluation import calibration, metrics
+from tracing.formats import load_dataset
 
 MODELS = {"bkt": ("bkt", {}), "bkt_item": ("bkt", {"multigs": True}), "dkt": ("dkt", {"threads": 1}),
           "psikt": ("psikt", {"threads": 1})}

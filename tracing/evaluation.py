@@ -51,7 +51,7 @@ def metrics(correct: np.ndarray, probability: np.ndarray) -> dict[str, float]:
         "rmse": float(np.sqrt(np.mean((correct - probability) ** 2))),
         "logloss": float(-np.mean(correct * np.log(probability) + (1 - correct) * np.log(1 - probability))),
         "accuracy": float(np.mean((probability >= 0.5) == (correct >= 0.5))),
-        "n": int(len(correct)),
+        "n": len(correct),
     }
 
 
@@ -192,7 +192,7 @@ def bootstrap_difference(correct: np.ndarray, first: np.ndarray, second: np.ndar
     return {"auc_difference": float(observed_auc), "auc_interval": [float(auc_low), float(auc_high)],
             "rmse_difference": float(observed_rmse), "rmse_interval": [float(rmse_low), float(rmse_high)],
             "auc_excludes_zero": bool(auc_low > 0 or auc_high < 0), "level": level, "draws": draws,
-            "learners": n_groups, "rows": int(len(labels))}
+            "learners": n_groups, "rows": len(labels)}
 
 
 def chunked(data: Dataset, *, chunk: int = 200, min_rows: int = 3) -> tuple[Dataset, np.ndarray, np.ndarray]:
@@ -219,8 +219,9 @@ def chunked(data: Dataset, *, chunk: int = 200, min_rows: int = 3) -> tuple[Data
 
 def mean_std(values: list[float]) -> dict[str, float]:
     """Mean and sample standard deviation (ddof 1) of per-fold figures; NaNs left out."""
-    array = np.asarray([value for value in values if value == value], dtype=np.float64)
+    array = np.asarray(values, dtype=np.float64)
+    array = array[~np.isnan(array)]
     if len(array) == 0:
         return {"mean": float("nan"), "std": float("nan"), "n": 0}
     return {"mean": float(array.mean()), "std": float(array.std(ddof=1)) if len(array) > 1 else 0.0,
-            "n": int(len(array))}
+            "n": len(array)}

@@ -16,12 +16,12 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("pyro")
 
-from bench import models as models_bench  # noqa: E402
-from bench import psikt as psikt_bench  # noqa: E402
-from tracing.data import Dataset, concat  # noqa: E402
-from tracing.estimators import get_estimator  # noqa: E402
-from tracing.evaluation import multistep_predict, split_learners  # noqa: E402
-from tracing.simulate import simulate_learners  # noqa: E402
+from bench import models as models_bench
+from bench import psikt as psikt_bench
+from tracing.data import Dataset, concat
+from tracing.estimators import get_estimator
+from tracing.evaluation import multistep_predict, split_learners
+from tracing.simulate import simulate_learners
 
 HORIZON = psikt_bench.HORIZON
 

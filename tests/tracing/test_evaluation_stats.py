@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from tracing.data import Dataset
-from tracing.evaluation import auc, bootstrap_difference, calibration, chunked, learner_folds, mean_std
+from tracing.evaluation import (
+    auc,
+    bootstrap_difference,
+    calibration,
+    chunked,
+    learner_folds,
+    mean_std,
+)
 
 
 def _dataset(lengths: list[int]) -> Dataset:
