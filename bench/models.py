@@ -87,7 +87,7 @@ DATASETS: dict[str, dict[str, Any]] = {
                  "comparisons": [("psikt", "bkt_item"), ("psikt", "dkt"), ("bkt_item", "bkt"), ("dkt", "bkt_item"),
                                  ("psikt", "bkt")]},
     "assist2015": {"what": "ASSISTments 2015 (DKVMN files pooled), skill level (100 skills), no multi-skill rows",
-                   "models": ["bkt", "dkt"], "learners": 2000, "comparisons": [("dkt", "bkt")]},
+                   "models": ["bkt", "dkt"], "learners": 1000, "comparisons": [("dkt", "bkt")]},
     "assist2009_updated": {"what": "ASSISTments 2009 updated (DKVMN files pooled), skill level, carries the "
                            "multi-skill expansion", "models": ["bkt", "dkt"], "learners": 1000,
                            "comparisons": [("dkt", "bkt")]},
