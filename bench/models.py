@@ -344,6 +344,16 @@ def render(report: dict[str, Any]) -> str:
                              f"{c['auc_difference']:+.4f} [{c['auc_interval'][0]:+.4f}, {c['auc_interval'][1]:+.4f}] | "
                              f"{c['rmse_difference']:+.4f} [{c['rmse_interval'][0]:+.4f}, {c['rmse_interval'][1]:+.4f}] | "
                              f"{verdict(c)} |")
+        if result["comparisons"]:
+            lines += ["", "Readings (AUC; \"level with\" where the 95% interval holds zero):", ""]
+            pairs: dict[tuple[str, str], list[str]] = {}
+            for c in result["comparisons"]:
+                pairs.setdefault((c["first"], c["second"]), []).append(
+                    f"{PROTOCOL_NAMES[c['protocol']]}: {verdict(c)} ({c['auc_difference']:+.4f} "
+                    f"[{c['auc_interval'][0]:+.4f}, {c['auc_interval'][1]:+.4f}])")
+            for (first, second), readings in pairs.items():
+                lines.append(f"- {LABELS.get(first, first)} against {LABELS.get(second, second)}: "
+                             + "; ".join(readings) + ".")
         table = result["protocols"]["next_step"]
         lines += ["", "Reliability, next step (observed correct rate / rows, per bin of predicted P(correct)):", "",
                   "| P(correct) | " + " | ".join(LABELS[m] for m in models if m in table) + " |",
