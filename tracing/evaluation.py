@@ -139,25 +139,27 @@ def calibration(correct: np.ndarray, probability: np.ndarray, *, bins: int = 10)
 
 
 class _SortedScores:
-    """One model's scores sorted once, so that a weighted AUC costs O(rows) per bootstrap draw."""
+    """One model's scores sorted once, so that a learner-weighted AUC costs O(rows) per bootstrap draw."""
 
-    def __init__(self, labels: np.ndarray, scores: np.ndarray) -> None:
-        self.order = np.argsort(scores, kind="mergesort")
-        ordered = scores[self.order]
+    def __init__(self, labels: np.ndarray, scores: np.ndarray, group_index: np.ndarray) -> None:
+        order = np.argsort(scores, kind="mergesort")
+        ordered = scores[order]
         self.starts = np.concatenate([[0], np.flatnonzero(np.diff(ordered)) + 1])
-        self.positive = labels[self.order]
+        self.positive = labels[order]
+        self.group = group_index[order]
 
-    def auc(self, weights: np.ndarray) -> float:
-        weights = weights[self.order]
+    def auc(self, counts: np.ndarray) -> float:
+        """AUC with each row weighted by its learner's count in ``counts`` (ties given half credit)."""
+        weights = counts[self.group]
         positive = np.add.reduceat(weights * self.positive, self.starts)
-        negative = np.add.reduceat(weights * (1.0 - self.positive), self.starts)
+        negative = np.add.reduceat(weights, self.starts) - positive
         below = np.cumsum(negative) - negative
         total = positive.sum() * negative.sum()
         return float(np.sum(positive * (below + 0.5 * negative)) / total) if total > 0 else float("nan")
 
 
-def _weighted_rmse(labels: np.ndarray, probability: np.ndarray, weights: np.ndarray) -> float:
-    return float(np.sqrt(np.sum(weights * (labels - probability) ** 2) / np.sum(weights)))
+def _rmse(squared_error_by_group: np.ndarray, rows_by_group: np.ndarray, counts: np.ndarray) -> float:
+    return float(np.sqrt(counts @ squared_error_by_group / (counts @ rows_by_group)))
 
 
 def bootstrap_difference(correct: np.ndarray, first: np.ndarray, second: np.ndarray, groups: np.ndarray, *,
@@ -176,23 +178,27 @@ def bootstrap_difference(correct: np.ndarray, first: np.ndarray, second: np.ndar
     n_groups = int(group_index.max()) + 1 if len(group_index) else 0
     if n_groups < 2:
         raise ValueError("bootstrap needs at least two learners")
-    sorted_first, sorted_second = _SortedScores(labels, first), _SortedScores(labels, second)
-    ones = np.ones(len(labels))
+    sorted_first = _SortedScores(labels, first, group_index)
+    sorted_second = _SortedScores(labels, second, group_index)
+    rows = np.bincount(group_index, minlength=n_groups).astype(np.float64)
+    error_first = np.bincount(group_index, weights=(labels - first) ** 2, minlength=n_groups)
+    error_second = np.bincount(group_index, weights=(labels - second) ** 2, minlength=n_groups)
+    ones = np.ones(n_groups)
     observed_auc = sorted_first.auc(ones) - sorted_second.auc(ones)
-    observed_rmse = _weighted_rmse(labels, first, ones) - _weighted_rmse(labels, second, ones)
+    observed_rmse = _rmse(error_first, rows, ones) - _rmse(error_second, rows, ones)
     rng = np.random.default_rng(seed)
     auc_draws, rmse_draws = np.empty(draws), np.empty(draws)
     for draw in range(draws):
-        weights = np.bincount(rng.integers(0, n_groups, n_groups), minlength=n_groups)[group_index].astype(np.float64)
-        auc_draws[draw] = sorted_first.auc(weights) - sorted_second.auc(weights)
-        rmse_draws[draw] = _weighted_rmse(labels, first, weights) - _weighted_rmse(labels, second, weights)
+        counts = np.bincount(rng.integers(0, n_groups, n_groups), minlength=n_groups).astype(np.float64)
+        auc_draws[draw] = sorted_first.auc(counts) - sorted_second.auc(counts)
+        rmse_draws[draw] = _rmse(error_first, rows, counts) - _rmse(error_second, rows, counts)
     tail = (1.0 - level) / 2 * 100
     auc_low, auc_high = np.nanpercentile(auc_draws, [tail, 100 - tail])
     rmse_low, rmse_high = np.nanpercentile(rmse_draws, [tail, 100 - tail])
     return {"auc_difference": float(observed_auc), "auc_interval": [float(auc_low), float(auc_high)],
             "rmse_difference": float(observed_rmse), "rmse_interval": [float(rmse_low), float(rmse_high)],
             "auc_excludes_zero": bool(auc_low > 0 or auc_high < 0), "level": level, "draws": draws,
-            "learners": n_groups, "rows": len(labels)}
+            "learners": n_groups, "rows": int(len(labels))}
 
 
 def chunked(data: Dataset, *, chunk: int = 200, min_rows: int = 3) -> tuple[Dataset, np.ndarray, np.ndarray]:
