@@ -198,7 +198,7 @@ def bootstrap_difference(correct: np.ndarray, first: np.ndarray, second: np.ndar
     return {"auc_difference": float(observed_auc), "auc_interval": [float(auc_low), float(auc_high)],
             "rmse_difference": float(observed_rmse), "rmse_interval": [float(rmse_low), float(rmse_high)],
             "auc_excludes_zero": bool(auc_low > 0 or auc_high < 0), "level": level, "draws": draws,
-            "learners": n_groups, "rows": int(len(labels))}
+            "learners": n_groups, "rows": len(labels)}
 
 
 def chunked(data: Dataset, *, chunk: int = 200, min_rows: int = 3) -> tuple[Dataset, np.ndarray, np.ndarray]:
