@@ -372,12 +372,40 @@ def render(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def readme_rewrite(report: dict[str, Any], readme: Path = README) -> None:
-    text = readme.read_text()
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.DOTALL)
+STREAM_BEGIN, STREAM_END = "<!-- bench:streaming:begin -->", "<!-- bench:streaming:end -->"
+STREAMING = REPO / "bench" / "results" / "streaming.json"
+
+
+def render_streaming(report: dict[str, Any]) -> str:
+    """bench/streaming.py's JSON as a table: accuracy per block of answers and per-answer latency."""
+    heading = (f"Rendered by `bench/models.py --render` from `bench/results/streaming.json` ({report['dataset']}, "
+               f"{report['learners']} learners, {report['answers']} answers, refit every {report['every']} answers). "
+               "Do not edit by hand.")
+    header = ("| model | AUC per block of answers, in time order | ECE per block | predict + update ms: "
+              "median / p90 / p99 | refit s (last) |")
+    lines = [STREAM_BEGIN, "", heading, "", header, "|---|---|---|---|---|"]
+    for model, result in report["models"].items():
+        aucs = ", ".join(f"{block['auc']:.3f}" for block in result["blocks"])
+        eces = ", ".join(f"{block['ece']:.3f}" for block in result["blocks"])
+        latency = result["latency_ms"]
+        lines.append(f"| {LABELS.get(model, model)} | {aucs} | {eces} | {latency['median']:.3f} / "
+                     f"{latency['p90']:.3f} / {latency['p99']:.3f} | {result['refits'][-1]['seconds']:.1f} |")
+    return "\n".join([*lines, "", STREAM_END])
+
+
+def _block_replace(text: str, begin: str, end: str, body: str, readme: Path) -> str:
+    pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.DOTALL)
     if not pattern.search(text):
-        sys.exit(f"{readme} has no {BEGIN} ... {END} block to rewrite")
-    readme.write_text(pattern.sub(lambda _: render(report), text, count=1))
+        sys.exit(f"{readme} has no {begin} ... {end} block to rewrite")
+    return pattern.sub(lambda _: body, text, count=1)
+
+
+def readme_rewrite(report: dict[str, Any], readme: Path = README, streaming: dict[str, Any] | None = None) -> None:
+    """README's model block from ``report``, and its streaming block from ``streaming`` when given."""
+    text = _block_replace(readme.read_text(), BEGIN, END, render(report), readme)
+    if streaming is not None:
+        text = _block_replace(text, STREAM_BEGIN, STREAM_END, render_streaming(streaming), readme)
+    readme.write_text(text)
 
 
 # ---------------------------------------------------------------- driver
@@ -415,7 +443,8 @@ def main() -> None:
     args = parser.parse_args()
     out = args.out or (QUICK_RESULTS if args.quick else RESULTS)
     if args.render:
-        readme_rewrite(json.loads(out.read_text()))
+        readme_rewrite(json.loads(out.read_text()),
+                       streaming=json.loads(STREAMING.read_text()) if STREAMING.exists() else None)
         return
     work = args.work or REPO / ".bench" / ("models-quick" if args.quick else "models")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
