@@ -16,7 +16,9 @@ Usage (JSON on stdout; ``--out`` also writes it to a file):
 
 Data: ``$KT_DATASETS`` or ``<repo>/../shared/datasets``. AUC is over every test row
 (``auc``); ``auc_pykt_rows`` leaves out the first row of each 200-row chunk, as
-pyKT's evaluation does, for a like-for-like comparison with pyKT's figure.
+pyKT's evaluation does, but our models keep their sliding context there while pyKT restarts
+it every 200 rows (and drops pieces under 3 rows): not pyKT's protocol. ``bench/models.py``
+evaluates under pyKT's chunks properly (``chunked``) and keeps the protocols apart.
 """
 
 from __future__ import annotations

@@ -51,7 +51,7 @@ def metrics(correct: np.ndarray, probability: np.ndarray) -> dict[str, float]:
         "rmse": float(np.sqrt(np.mean((correct - probability) ** 2))),
         "logloss": float(-np.mean(correct * np.log(probability) + (1 - correct) * np.log(1 - probability))),
         "accuracy": float(np.mean((probability >= 0.5) == (correct >= 0.5))),
-        "n": int(len(correct)),
+        "n": len(correct),
     }
 
 
@@ -96,3 +96,138 @@ def evaluate_multistep(estimator: Estimator, test: Dataset, *, horizon: int = 10
     evaluated = int(np.count_nonzero(test.lengths > horizon))
     return {**metrics(answers, probabilities), "horizon": horizon, "learners": evaluated,
             "skipped_learners": test.n_learners - evaluated}
+
+
+# ---------------------------------------------------------------- comparison statistics (issue 16)
+
+
+def learner_folds(n_learners: int, *, folds: int = 5, seed: int = 0) -> list[np.ndarray]:
+    """``folds`` disjoint, sorted sets of learner indices covering every learner once (k-fold by learner)."""
+    if folds < 2 or folds > n_learners:
+        raise ValueError(f"need 2 <= folds <= n_learners, got {folds} folds for {n_learners} learners")
+    order = np.random.default_rng(seed).permutation(n_learners)
+    return [np.sort(part) for part in np.array_split(order, folds)]
+
+
+def calibration(correct: np.ndarray, probability: np.ndarray, *, bins: int = 10) -> dict[str, Any]:
+    """Expected calibration error over ``bins`` equal-width bins of P(correct), and the reliability
+    table behind it: per bin its range, row count, mean predicted probability and observed rate.
+
+    ECE is the row-weighted mean of |observed rate - mean prediction| over the bins (empty bins
+    count nothing); ``max_gap`` the worst bin holding at least 1% of the rows.
+    """
+    correct = np.asarray(correct, dtype=np.float64)
+    probability = np.clip(np.asarray(probability, dtype=np.float64), 0.0, 1.0)
+    if len(correct) == 0:
+        return {"ece": float("nan"), "max_gap": float("nan"), "bins": []}
+    which = np.minimum((probability * bins).astype(np.int64), bins - 1)
+    count = np.bincount(which, minlength=bins)
+    predicted = np.bincount(which, weights=probability, minlength=bins)
+    observed = np.bincount(which, weights=correct, minlength=bins)
+    table, ece, max_gap = [], 0.0, 0.0
+    for index in range(bins):
+        if count[index] == 0:
+            continue
+        mean_p, rate = predicted[index] / count[index], observed[index] / count[index]
+        gap = abs(rate - mean_p)
+        ece += gap * count[index] / len(correct)
+        if count[index] >= 0.01 * len(correct):
+            max_gap = max(max_gap, gap)
+        table.append({"low": index / bins, "high": (index + 1) / bins, "n": int(count[index]),
+                      "predicted": float(mean_p), "observed": float(rate)})
+    return {"ece": float(ece), "max_gap": float(max_gap), "bins": table}
+
+
+class _SortedScores:
+    """One model's scores sorted once, so that a learner-weighted AUC costs O(rows) per bootstrap draw."""
+
+    def __init__(self, labels: np.ndarray, scores: np.ndarray, group_index: np.ndarray) -> None:
+        order = np.argsort(scores, kind="mergesort")
+        ordered = scores[order]
+        self.starts = np.concatenate([[0], np.flatnonzero(np.diff(ordered)) + 1])
+        self.positive = labels[order]
+        self.group = group_index[order]
+
+    def auc(self, counts: np.ndarray) -> float:
+        """AUC with each row weighted by its learner's count in ``counts`` (ties given half credit)."""
+        weights = counts[self.group]
+        positive = np.add.reduceat(weights * self.positive, self.starts)
+        negative = np.add.reduceat(weights, self.starts) - positive
+        below = np.cumsum(negative) - negative
+        total = positive.sum() * negative.sum()
+        return float(np.sum(positive * (below + 0.5 * negative)) / total) if total > 0 else float("nan")
+
+
+def _rmse(squared_error_by_group: np.ndarray, rows_by_group: np.ndarray, counts: np.ndarray) -> float:
+    return float(np.sqrt(counts @ squared_error_by_group / (counts @ rows_by_group)))
+
+
+def bootstrap_difference(correct: np.ndarray, first: np.ndarray, second: np.ndarray, groups: np.ndarray, *,
+                         draws: int = 1000, seed: int = 0, level: float = 0.95) -> dict[str, Any]:
+    """Paired bootstrap of ``first`` minus ``second`` (two models' P(correct) on the same rows), for
+    AUC and RMSE, resampling whole learners (``groups``: a learner id per row) with replacement.
+
+    Paired: both models are scored on the same draw of learners, so what the two share (which
+    learners happen to be easy) cancels. Returns the observed differences and percentile
+    intervals; ``auc_excludes_zero`` says whether the AUC interval lies on one side of zero.
+    """
+    labels = (np.asarray(correct, dtype=np.float64) >= 0.5).astype(np.float64)
+    first = np.asarray(first, dtype=np.float64)
+    second = np.asarray(second, dtype=np.float64)
+    _, group_index = np.unique(np.asarray(groups), return_inverse=True)
+    n_groups = int(group_index.max()) + 1 if len(group_index) else 0
+    if n_groups < 2:
+        raise ValueError("bootstrap needs at least two learners")
+    sorted_first = _SortedScores(labels, first, group_index)
+    sorted_second = _SortedScores(labels, second, group_index)
+    rows = np.bincount(group_index, minlength=n_groups).astype(np.float64)
+    error_first = np.bincount(group_index, weights=(labels - first) ** 2, minlength=n_groups)
+    error_second = np.bincount(group_index, weights=(labels - second) ** 2, minlength=n_groups)
+    ones = np.ones(n_groups)
+    observed_auc = sorted_first.auc(ones) - sorted_second.auc(ones)
+    observed_rmse = _rmse(error_first, rows, ones) - _rmse(error_second, rows, ones)
+    rng = np.random.default_rng(seed)
+    auc_draws, rmse_draws = np.empty(draws), np.empty(draws)
+    for draw in range(draws):
+        counts = np.bincount(rng.integers(0, n_groups, n_groups), minlength=n_groups).astype(np.float64)
+        auc_draws[draw] = sorted_first.auc(counts) - sorted_second.auc(counts)
+        rmse_draws[draw] = _rmse(error_first, rows, counts) - _rmse(error_second, rows, counts)
+    tail = (1.0 - level) / 2 * 100
+    auc_low, auc_high = np.nanpercentile(auc_draws, [tail, 100 - tail])
+    rmse_low, rmse_high = np.nanpercentile(rmse_draws, [tail, 100 - tail])
+    return {"auc_difference": float(observed_auc), "auc_interval": [float(auc_low), float(auc_high)],
+            "rmse_difference": float(observed_rmse), "rmse_interval": [float(rmse_low), float(rmse_high)],
+            "auc_excludes_zero": bool(auc_low > 0 or auc_high < 0), "level": level, "draws": draws,
+            "learners": n_groups, "rows": len(labels)}
+
+
+def chunked(data: Dataset, *, chunk: int = 200, min_rows: int = 3) -> tuple[Dataset, np.ndarray, np.ndarray]:
+    """pyKT's evaluation protocol as data: each learner's sequence cut into ``chunk``-row pieces, each
+    piece a learner of its own (context restarts), pieces under ``min_rows`` rows dropped.
+
+    Returns (chunked data, the original row index of each of its rows, which rows are scored): pyKT
+    scores every row of a piece but its first (predicted from nothing).
+    """
+    position = np.arange(data.n_rows) - data.offsets[data.learner]
+    piece = position // chunk
+    piece_length = np.minimum(data.lengths[data.learner] - piece * chunk, chunk)
+    keep = np.flatnonzero(piece_length >= min_rows)
+    key = data.learner[keep].astype(np.int64) * (int(piece.max(initial=0)) + 1) + piece[keep]
+    _, first, new_learner = np.unique(key, return_index=True, return_inverse=True)
+    names = [f"{data.learner_ids[data.learner[keep[row]]]}#{piece[keep[row]]}" for row in first]
+    pieces = Dataset(learner=new_learner.astype(np.int32), item=data.item[keep], correct=data.correct[keep],
+                     timestamp=data.timestamp[keep], q_matrix=data.q_matrix, item_ids=data.item_ids,
+                     skill_ids=data.skill_ids, learner_ids=tuple(names),
+                     has_time=data.has_time)
+    scored = position[keep] % chunk != 0
+    return pieces, keep, scored
+
+
+def mean_std(values: list[float]) -> dict[str, float]:
+    """Mean and sample standard deviation (ddof 1) of per-fold figures; NaNs left out."""
+    array = np.asarray(values, dtype=np.float64)
+    array = array[~np.isnan(array)]
+    if len(array) == 0:
+        return {"mean": float("nan"), "std": float("nan"), "n": 0}
+    return {"mean": float(array.mean()), "std": float(array.std(ddof=1)) if len(array) > 1 else 0.0,
+            "n": len(array)}

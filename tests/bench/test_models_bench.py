@@ -1,0 +1,75 @@
+"""bench/models.py: the expansion-row flag, row bookkeeping across protocols, README rendering."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from bench import models as bench
+from tracing.data import Dataset
+
+
+def _dataset(skills: list[list[int]], answers: list[list[int]]) -> Dataset:
+    learner = np.repeat(np.arange(len(skills)), [len(s) for s in skills]).astype(np.int32)
+    n_skills = 1 + max(max(s) for s in skills)
+    return Dataset(learner=learner, item=np.concatenate(skills).astype(np.int32),
+                   correct=np.concatenate(answers).astype(np.float32), timestamp=np.arange(len(learner), dtype=float),
+                   q_matrix=np.eye(n_skills, dtype=bool), item_ids=tuple(map(str, range(n_skills))),
+                   skill_ids=tuple(map(str, range(n_skills))), learner_ids=tuple(f"l{i}" for i in range(len(skills))),
+                   has_time=False)
+
+
+def test_expansion_rows_flags_pairs_that_always_agree_never_from_the_row_itself():
+    rng = np.random.default_rng(0)
+    skills, answers = [], []
+    for _ in range(30):
+        # Skill 0 then 1 is one answer copied per skill (always the same correctness);
+        # 2 then 3 are genuine neighbours whose answers agree about half the time.
+        first, other = rng.integers(0, 2, 2)
+        skills.append([0, 1, 2, 3])
+        answers.append([first, first, other, rng.integers(0, 2)])
+    data = _dataset(skills, answers)
+    flags = bench.expansion_rows(data, min_pairs=20, agreement=0.98)
+    assert flags.reshape(30, 4).tolist() == [[False, True, False, False]] * 30
+    # A pair seen too rarely is never flagged.
+    assert not bench.expansion_rows(data.subset(np.arange(10)), min_pairs=20).any()
+
+
+def test_protocol_arrays_map_chunked_rows_back_to_flags():
+    lengths = [5, 7]
+    outcome = {"arrays": {"rows_learner": np.repeat([0, 1], lengths), "correct": np.arange(12) % 2 * 1.0,
+                          "next_step": np.linspace(0, 1, 12), "chunk_rows": np.array([1, 2, 3, 6, 7, 8, 9]),
+                          "chunked": np.linspace(0, 1, 7)}}
+    flags = np.zeros(12, dtype=bool)
+    flags[[2, 7]] = True
+    offsets = np.array([0, 5])
+    kept = bench._protocol_arrays([outcome], "chunked_without_expansion", flags, offsets)[0]
+    assert kept[0].tolist() == (np.array([1, 3, 6, 8, 9]) % 2).tolist()
+    assert len(kept[1]) == 5
+    next_step = bench._protocol_arrays([outcome], "next_step_without_expansion", flags, offsets)[0]
+    assert len(next_step[0]) == 10
+
+
+def test_render_rewrites_only_the_marked_block(tmp_path):
+    entry = {"auc": {"mean": 0.8, "std": 0.01, "n": 5}, "rmse": {"mean": 0.4, "std": 0.002, "n": 5}, "ece": 0.02,
+             "rows": 100, "reliability": [{"low": 0.5, "high": 0.6, "n": 100, "predicted": 0.55, "observed": 0.56}]}
+    report = {"results_file": "bench/results/models.json", "finished": "now", "commit": "abc", "folds": 5,
+              "quick": False, "datasets": {"toy": {
+                  "what": "toy", "learners": 10, "rows": 100, "subsample": None,
+                  "protocols": {"next_step": {"bkt": entry, "dkt": entry}},
+                  "fits": {m: {"fit_seconds": {"mean": 1.0}, "epochs": [None], "best_epoch": [None]} for m in ("bkt", "dkt")},
+                  "comparisons": [{"first": "dkt", "second": "bkt", "protocol": "next_step", "auc_difference": 0.001,
+                                   "auc_interval": [-0.002, 0.004], "rmse_difference": 0.0,
+                                   "rmse_interval": [-0.001, 0.001]}]}}}
+    readme = tmp_path / "README.md"
+    readme.write_text(f"before\n{bench.BEGIN}\nold figures\n{bench.END}\nafter\n")
+    bench.readme_rewrite(json.loads(json.dumps(report)), readme)
+    text = readme.read_text()
+    assert text.startswith("before\n") and text.endswith("after\n") and "old figures" not in text
+    assert "| DKT − BKT (skill) | next step, all earlier rows | +0.0010 [-0.0020, +0.0040] |" in text
+    assert "level with" in text and "0.8000 ± 0.0100" in text
+    readme.write_text("no block\n")
+    with pytest.raises(SystemExit):
+        bench.readme_rewrite(report, readme)
