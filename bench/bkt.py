@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 PYBKT_PYTHON = ROOT / ".bench" / "pybkt-venv" / "bin" / "python"
@@ -82,7 +83,7 @@ def run_pybkt(arrays: Path, variant: str, repeats: int, seed: int) -> dict:
 
     train, test = frame("train"), frame("test")
     times, cpu_times = [], []
-    model = None
+    model: Any = None
     for _ in range(repeats + 1):
         model = Model(seed=seed, num_fits=5)
         start, cpu = time.perf_counter(), time.process_time()
@@ -140,7 +141,7 @@ def run_ours(arrays: Path, variant: str, repeats: int, seed: int) -> dict:
     import_seconds = time.perf_counter() - start
     train, test = _datasets(arrays)
     times, cpu_times = [], []
-    model = None
+    model: Any = None
     for _ in range(repeats + 1):
         model = BKT(restarts=5, **VARIANTS[variant])
         start, cpu = time.perf_counter(), time.process_time()

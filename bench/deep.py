@@ -31,6 +31,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 DATASETS = ("assist2009_updated", "assist2015")
@@ -39,7 +40,13 @@ PUBLISHED = {  # DKVMN paper (Zhang et al., WWW 2017), test AUC on these exact f
     "assist2015": {"bkt": 0.64, "dkt": 0.7252, "dkvmn": 0.7268},
 }
 PYKT_CHUNK = 200
-PYKT_DKT = {"emb_size": 200, "dropout": 0.2, "learning_rate": 1e-3, "batch_size": 256, "num_epochs": 200}
+PYKT_DKT: dict[str, Any] = {
+    "emb_size": 200,
+    "dropout": 0.2,
+    "learning_rate": 1e-3,
+    "batch_size": 256,
+    "num_epochs": 200,
+}
 
 
 def data_root() -> Path:
@@ -81,15 +88,19 @@ def run_ours(dataset: str, kind: str, params: dict, seed: int, threads: int) -> 
     cls = get_estimator(kind)
     if issubclass(cls, DeepEstimator):
         params = {"threads": threads, **params}
-    estimator = cls(**params)
+    estimator: Any = cls(**params)
     started, cpu_started = time.perf_counter(), cpu_seconds()
     estimator.fit(train, seed=seed)
     fit_seconds, fit_cpu_seconds = time.perf_counter() - started, cpu_seconds() - cpu_started
     started = time.perf_counter()
     probability = estimator.predict_proba(test)
     predict_seconds = time.perf_counter() - started
-    result = {"dataset": dataset, "model": kind, "params": params,
-              **{key: value for key, value in metrics(test.correct, probability).items()}}
+    result = {
+        "dataset": dataset,
+        "model": kind,
+        "params": params,
+        **{key: value for key, value in metrics(test.correct, probability).items()},
+    }
     position = np.arange(test.n_rows) - test.offsets[test.learner]
     pykt_rows = position % PYKT_CHUNK != 0
     result["auc_pykt_rows"] = metrics(test.correct[pykt_rows], probability[pykt_rows])["auc"]
@@ -100,8 +111,12 @@ def run_ours(dataset: str, kind: str, params: dict, seed: int, threads: int) -> 
         result["best_valid_auc"] = max(record.get("valid_auc", float("nan")) for record in history)
         result["seconds_per_epoch"] = float(np.mean([record["seconds"] for record in history]))
         result["history"] = history
-    result.update(fit_seconds=fit_seconds, predict_seconds=predict_seconds, peak_memory_mb=peak_memory_mb(),
-                  fit_cpu_seconds=fit_cpu_seconds)
+    result.update(
+        fit_seconds=fit_seconds,
+        predict_seconds=predict_seconds,
+        peak_memory_mb=peak_memory_mb(),
+        fit_cpu_seconds=fit_cpu_seconds,
+    )
     return result
 
 
@@ -127,17 +142,19 @@ def write_pykt_files(dataset: str, folder: Path, seed: int, fraction: float) -> 
             answers = [int(round(float(a))) for a in data.correct[span]]
             # pyKT's preprocessing: 200-row chunks, the last padded with -1, chunks under 3 rows dropped.
             for start in range(0, len(concepts), PYKT_CHUNK):
-                chunk_c, chunk_r = concepts[start:start + PYKT_CHUNK], answers[start:start + PYKT_CHUNK]
+                chunk_c, chunk_r = concepts[start : start + PYKT_CHUNK], answers[start : start + PYKT_CHUNK]
                 if len(chunk_c) < 3:
                     continue
                 pad = PYKT_CHUNK - len(chunk_c)
                 fields = [chunk_c + [-1] * pad, chunk_r + [-1] * pad, [1] * len(chunk_c) + [-1] * pad]
-                lines.append(f"{fold_of(learner)},{learner}," + ",".join(
-                    '"' + ",".join(map(str, field)) + '"' for field in fields))
+                lines.append(
+                    f"{fold_of(learner)},{learner},"
+                    + ",".join('"' + ",".join(map(str, field)) + '"' for field in fields)
+                )
         return "\n".join(lines) + "\n"
 
-    (folder / "train_valid_sequences.csv").write_text(rows(train, lambda l: 0 if l in is_valid else 1))
-    (folder / "test_sequences.csv").write_text(rows(test, lambda l: -1))
+    (folder / "train_valid_sequences.csv").write_text(rows(train, lambda learner: 0 if learner in is_valid else 1))
+    (folder / "test_sequences.csv").write_text(rows(test, lambda learner: -1))
     return train.n_skills
 
 
@@ -156,7 +173,7 @@ def run_pykt(folder: Path, num_c: int, seed: int, threads: int) -> dict:
     from torch.nn.functional import one_hot
     from torch.utils.data import DataLoader
 
-    np.random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 - pyKT draws from numpy's global generator
     torch.manual_seed(seed)
     data_file = str(folder / "train_valid_sequences.csv")
     for cached in folder.glob("*.pkl"):
@@ -169,13 +186,15 @@ def run_pykt(folder: Path, num_c: int, seed: int, threads: int) -> dict:
     checkpoints = folder / "checkpoints"
     checkpoints.mkdir(exist_ok=True)
     started, cpu_started = time.perf_counter(), cpu_seconds()
-    *_, valid_auc, _, best_epoch = train_model(model, train_loader, valid_loader, PYKT_DKT["num_epochs"],
-                                               optimiser, str(checkpoints), save_model=True)
+    *_, valid_auc, _, best_epoch = train_model(
+        model, train_loader, valid_loader, PYKT_DKT["num_epochs"], optimiser, str(checkpoints), save_model=True
+    )
     fit_seconds, fit_cpu_seconds = time.perf_counter() - started, cpu_seconds() - cpu_started
     model.load_state_dict(torch.load(checkpoints / "qid_model.ckpt", map_location="cpu"))
     model.eval()
-    test_loader = DataLoader(loader.KTDataset(str(folder / "test_sequences.csv"), ["concepts"], {-1}),
-                             batch_size=batch, shuffle=False)
+    test_loader = DataLoader(
+        loader.KTDataset(str(folder / "test_sequences.csv"), ["concepts"], {-1}), batch_size=batch, shuffle=False
+    )
     truths, scores = [], []
     with torch.no_grad():
         for data in test_loader:
@@ -186,11 +205,18 @@ def run_pykt(folder: Path, num_c: int, seed: int, threads: int) -> dict:
     truth, score = np.concatenate(truths), np.concatenate(scores).astype(np.float64)
     epochs = best_epoch + 10  # pyKT stops 10 epochs after its best
     return {
-        "model": "pykt_dkt", "params": PYKT_DKT, "auc": float(skm.roc_auc_score(truth, score)),
+        "model": "pykt_dkt",
+        "params": PYKT_DKT,
+        "auc": float(skm.roc_auc_score(truth, score)),
         "rmse": float(np.sqrt(np.mean((truth - score) ** 2))),
-        "accuracy": float(np.mean((score >= 0.5) == (truth >= 0.5))), "n": int(len(truth)),
-        "epochs": epochs, "best_epoch": int(best_epoch), "best_valid_auc": float(valid_auc),
-        "seconds_per_epoch": fit_seconds / epochs, "fit_seconds": fit_seconds, "fit_cpu_seconds": fit_cpu_seconds,
+        "accuracy": float(np.mean((score >= 0.5) == (truth >= 0.5))),
+        "n": int(len(truth)),
+        "epochs": epochs,
+        "best_epoch": int(best_epoch),
+        "best_valid_auc": float(valid_auc),
+        "seconds_per_epoch": fit_seconds / epochs,
+        "fit_seconds": fit_seconds,
+        "fit_cpu_seconds": fit_cpu_seconds,
         "peak_memory_mb": peak_memory_mb(),
     }
 
@@ -209,7 +235,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", default="all", help=f"one of {', '.join(DATASETS)} or all")
     parser.add_argument("--models", default="bkt,dkt,cakt,sakt", help="registry kinds, comma-separated")
-    parser.add_argument("--params", action="append", default=[], help='KIND=JSON hyper-parameters, e.g. dkt={"hidden":200}')
+    parser.add_argument(
+        "--params", action="append", default=[], help='KIND=JSON hyper-parameters, e.g. dkt={"hidden":200}'
+    )
     parser.add_argument("--skip-pykt", action="store_true")
     parser.add_argument("--pykt-python", default=str(REPO / ".bench" / "pykt" / "bin" / "python"))
     parser.add_argument("--threads", type=int, default=2)
@@ -223,8 +251,13 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.worker == "ours":
-        print(json.dumps(run_ours(args.dataset, args.model, json.loads(args.params[0]) if args.params else {},
-                                  args.seed, args.threads)))
+        print(
+            json.dumps(
+                run_ours(
+                    args.dataset, args.model, json.loads(args.params[0]) if args.params else {}, args.seed, args.threads
+                )
+            )
+        )
         return
     if args.worker == "pykt":
         print(json.dumps(run_pykt(args.folder, args.num_c, args.seed, args.threads)))
@@ -236,10 +269,21 @@ def main() -> None:
         overrides[kind] = json.loads(text)
     datasets = DATASETS if args.dataset == "all" else (args.dataset,)
     # PASSIVE: on a shared machine, spinning OpenMP threads wait on descheduled peers (both sides alike).
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads),
-           "OMP_WAIT_POLICY": "PASSIVE"}
-    report = {"threads": args.threads, "omp_wait_policy": "PASSIVE", "seed": args.seed, "validation_fraction": args.validation_fraction,
-              "cpu_count": os.cpu_count(), "load_average_at_start": os.getloadavg(), "runs": []}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": str(args.threads),
+        "MKL_NUM_THREADS": str(args.threads),
+        "OMP_WAIT_POLICY": "PASSIVE",
+    }
+    report = {
+        "threads": args.threads,
+        "omp_wait_policy": "PASSIVE",
+        "seed": args.seed,
+        "validation_fraction": args.validation_fraction,
+        "cpu_count": os.cpu_count(),
+        "load_average_at_start": os.getloadavg(),
+        "runs": [],
+    }
     for dataset in datasets:
         dataset_files(dataset)
         rows = []
@@ -247,8 +291,22 @@ def main() -> None:
             params = dict(overrides.get(kind, {}))
             if kind in ("dkt", "cakt", "sakt"):
                 params.setdefault("validation_fraction", args.validation_fraction)
-            command = [sys.executable, __file__, "--worker", "ours", "--dataset", dataset, "--model", kind,
-                       "--seed", str(args.seed), "--threads", str(args.threads), "--params", json.dumps(params)]
+            command = [
+                sys.executable,
+                __file__,
+                "--worker",
+                "ours",
+                "--dataset",
+                dataset,
+                "--model",
+                kind,
+                "--seed",
+                str(args.seed),
+                "--threads",
+                str(args.threads),
+                "--params",
+                json.dumps(params),
+            ]
             started = time.perf_counter()
             row = worker(command, env)
             row.setdefault("model", kind)
@@ -261,8 +319,20 @@ def main() -> None:
             else:
                 folder = REPO / ".bench" / "pykt_data" / dataset
                 num_c = write_pykt_files(dataset, folder, args.seed, args.validation_fraction)
-                command = [args.pykt_python, __file__, "--worker", "pykt", "--folder", str(folder),
-                           "--num-c", str(num_c), "--seed", str(args.seed), "--threads", str(args.threads)]
+                command = [
+                    args.pykt_python,
+                    __file__,
+                    "--worker",
+                    "pykt",
+                    "--folder",
+                    str(folder),
+                    "--num-c",
+                    str(num_c),
+                    "--seed",
+                    str(args.seed),
+                    "--threads",
+                    str(args.threads),
+                ]
                 started = time.perf_counter()
                 row = worker(command, env)
                 row.setdefault("model", "pykt_dkt")

@@ -124,7 +124,7 @@ def _seed(call: Caller, args: argparse.Namespace, items: list[str]) -> None:
 def _jobs(args: argparse.Namespace, items: list[str], label: str) -> list[tuple[str, str, Any]]:
     generator = random.Random(label)
     moment = datetime(2026, 11, 1, tzinfo=UTC)
-    jobs = []
+    jobs: list[tuple[str, str, Any]] = []
     for number in range(args.requests):
         learner = f"learner-{generator.randrange(args.learners):04d}"
         row = {

@@ -420,7 +420,7 @@ def _mixed_load(
                 client_id,
             )
         else:
-            job = ("next", f"/api/v1/courses/{COURSE}/learners/{learner}/next", None, None)
+            job = ("next", f"/api/v1/courses/{COURSE}/learners/{learner}/next", None, None)  # type: ignore[assignment]
         schedule.append((offset, job))
     cpu_before, background_before = _cpu_seconds(server), _background(server)
     generator_before = time.process_time()

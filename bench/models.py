@@ -75,22 +75,41 @@ MODELS: dict[str, tuple[str, dict[str, Any]]] = {
     "psikt": ("psikt", {"threads": 1}),
 }
 QUICK_PARAMS = {"dkt": {"max_epochs": 3}, "psikt": {"steps": 20}, "bkt": {"restarts": 2}, "bkt_item": {"restarts": 2}}
-LABELS = {"bkt": "BKT (skill)", "bkt_item": "BKT, item-level (`multigs`, KT-IDEM)", "dkt": "DKT",
-          "psikt": "psikt (PSI-KT-style)"}
+LABELS = {
+    "bkt": "BKT (skill)",
+    "bkt_item": "BKT, item-level (`multigs`, KT-IDEM)",
+    "dkt": "DKT",
+    "psikt": "psikt (PSI-KT-style)",
+}
 
 # name -> what it is, the models that run on it, the comparisons claimed, learners used in the full run
 # (None: all). Sized so the full run ends in about an hour and a half on one shared core (DKT's
 # 5 folds on all of DBE-KT22 take about 30 minutes there).
 DATASETS: dict[str, dict[str, Any]] = {
-    "dbe_kt22": {"what": "DBE-KT22, question level (212 questions, 93 concepts), real timestamps",
-                 "models": ["bkt", "bkt_item", "dkt", "psikt"], "learners": None,
-                 "comparisons": [("psikt", "bkt_item"), ("psikt", "dkt"), ("bkt_item", "bkt"), ("dkt", "bkt_item"),
-                                 ("psikt", "bkt")]},
-    "assist2015": {"what": "ASSISTments 2015 (DKVMN files pooled), skill level (100 skills), no multi-skill rows",
-                   "models": ["bkt", "dkt"], "learners": 1000, "comparisons": [("dkt", "bkt")]},
-    "assist2009_updated": {"what": "ASSISTments 2009 updated (DKVMN files pooled), skill level, carries the "
-                           "multi-skill expansion", "models": ["bkt", "dkt"], "learners": 1000,
-                           "comparisons": [("dkt", "bkt")]},
+    "dbe_kt22": {
+        "what": "DBE-KT22, question level (212 questions, 93 concepts), real timestamps",
+        "models": ["bkt", "bkt_item", "dkt", "psikt"],
+        "learners": None,
+        "comparisons": [
+            ("psikt", "bkt_item"),
+            ("psikt", "dkt"),
+            ("bkt_item", "bkt"),
+            ("dkt", "bkt_item"),
+            ("psikt", "bkt"),
+        ],
+    },
+    "assist2015": {
+        "what": "ASSISTments 2015 (DKVMN files pooled), skill level (100 skills), no multi-skill rows",
+        "models": ["bkt", "dkt"],
+        "learners": 1000,
+        "comparisons": [("dkt", "bkt")],
+    },
+    "assist2009_updated": {
+        "what": "ASSISTments 2009 updated (DKVMN files pooled), skill level, carries the multi-skill expansion",
+        "models": ["bkt", "dkt"],
+        "learners": 1000,
+        "comparisons": [("dkt", "bkt")],
+    },
 }
 
 
@@ -100,8 +119,9 @@ DATASETS: dict[str, dict[str, Any]] = {
 def dataset_load(name: str) -> Dataset:
     if name == "dbe_kt22":
         return load_dataset(dataset_path("dbe_kt22", "pyedmine_preprocessed", "data.txt"), format="dbe")[0]
-    train, test = load_dataset(dataset_path(name, f"{name}_train.csv"), dataset_path(name, f"{name}_test.csv"),
-                               format="dkvmn")
+    train, test = load_dataset(
+        dataset_path(name, f"{name}_train.csv"), dataset_path(name, f"{name}_test.csv"), format="dkvmn"
+    )
     # The two files number their learners alike: names made distinct before pooling.
     train = dataclasses.replace(train, learner_ids=tuple(f"train:{n}" for n in train.learner_ids))
     test = dataclasses.replace(test, learner_ids=tuple(f"test:{n}" for n in test.learner_ids))
@@ -142,7 +162,7 @@ def fold_run(data: Dataset, model: str, test_learners: np.ndarray, fold: int, qu
     train_learners = np.setdiff1d(np.arange(data.n_learners), test_learners)
     train, test = data.subset(train_learners), data.subset(test_learners)
     started = time.perf_counter()
-    estimator = get_estimator(kind)(**params).fit(train, seed=fold)
+    estimator: Any = get_estimator(kind)(**params).fit(train, seed=fold)  # psikt absorbs, deep ones log epochs
     fit_seconds = time.perf_counter() - started
     started = time.perf_counter()
     next_step = estimator.predict_proba(test)
@@ -151,20 +171,34 @@ def fold_run(data: Dataset, model: str, test_learners: np.ndarray, fold: int, qu
     chunk_probability = estimator.predict_proba(pieces)
     answers, multistep = multistep_predict(estimator, test, horizon=HORIZON)
     long_enough = test_learners[test.lengths > HORIZON]
-    arrays = {"rows_learner": test_learners[test.learner], "correct": test.correct.astype(np.float64),
-              "next_step": next_step, "chunk_rows": piece_rows[scored], "chunked": chunk_probability[scored],
-              "multistep_learner": np.repeat(long_enough, HORIZON), "multistep_correct": answers,
-              "multistep": multistep}
+    arrays = {
+        "rows_learner": test_learners[test.learner],
+        "correct": test.correct.astype(np.float64),
+        "next_step": next_step,
+        "chunk_rows": piece_rows[scored],
+        "chunked": chunk_probability[scored],
+        "multistep_learner": np.repeat(long_enough, HORIZON),
+        "multistep_correct": answers,
+        "multistep": multistep,
+    }
     if kind == "psikt":
         history = test.truncate(np.maximum(test.lengths - HORIZON, 0))
         estimator.absorb(history, seed=fold)
         arrays["multistep_absorbed"] = multistep_predict(estimator, test, horizon=HORIZON)[1]
-    meta = {"fit_seconds": fit_seconds, "predict_seconds": predict_seconds, "params": params,
-            "train_learners": int(train.n_learners), "test_learners": int(test.n_learners)}
+    meta = {
+        "fit_seconds": fit_seconds,
+        "predict_seconds": predict_seconds,
+        "params": params,
+        "train_learners": int(train.n_learners),
+        "test_learners": int(test.n_learners),
+    }
     history_log = getattr(estimator, "history", None)
     if history_log:
-        meta.update(epochs=len(history_log), best_epoch=int(estimator.best_epoch),
-                    best_valid_auc=float(max(r.get("valid_auc", float("nan")) for r in history_log)))
+        meta.update(
+            epochs=len(history_log),
+            best_epoch=int(estimator.best_epoch),
+            best_valid_auc=float(max(r.get("valid_auc", float("nan")) for r in history_log)),
+        )
     return {"arrays": arrays, "meta": meta}
 
 
@@ -191,8 +225,9 @@ def fold_store(work: Path, dataset: str, model: str, fold: int, outcome: dict[st
 # ---------------------------------------------------------------- aggregation
 
 
-def _protocol_arrays(outcomes: list[dict[str, Any]], protocol: str, flags: np.ndarray | None,
-                     learner_rows: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def _protocol_arrays(
+    outcomes: list[dict[str, Any]], protocol: str, flags: np.ndarray | None, learner_rows: np.ndarray
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Per fold (answers, probabilities, learner of each row) under ``protocol``."""
     per_fold = []
     for outcome in outcomes:
@@ -208,6 +243,7 @@ def _protocol_arrays(outcomes: list[dict[str, Any]], protocol: str, flags: np.nd
             answers, probability, learners = a["correct"][rows], a["chunked"], a["rows_learner"][rows]
             global_rows = (learner_rows[a["rows_learner"]] + _positions(a["rows_learner"]))[rows]
         if protocol.endswith("without_expansion"):
+            assert flags is not None, "only assist2009_updated has expansion protocols, and it has flags"
             keep = ~flags[global_rows]
             answers, probability, learners = answers[keep], probability[keep], learners[keep]
         per_fold.append((answers, probability, learners))
@@ -225,8 +261,14 @@ def _r(value: float, digits: int = 4) -> float:
     return round(float(value), digits)
 
 
-def summarise(dataset: str, data: Dataset, results: dict[str, list[dict[str, Any]]], flags: np.ndarray | None,
-              draws: int, subsample: str | None) -> dict[str, Any]:
+def summarise(
+    dataset: str,
+    data: Dataset,
+    results: dict[str, list[dict[str, Any]]],
+    flags: np.ndarray | None,
+    draws: int,
+    subsample: str | None,
+) -> dict[str, Any]:
     spec = DATASETS[dataset]
     protocols = ["next_step", "chunked", "multistep"]
     if flags is not None:
@@ -234,9 +276,15 @@ def summarise(dataset: str, data: Dataset, results: dict[str, list[dict[str, Any
     if "psikt" in results:
         protocols.append("multistep_absorbed")
     learner_rows = data.offsets[:-1]
-    output: dict[str, Any] = {"what": spec["what"], "learners": int(data.n_learners), "rows": int(data.n_rows),
-                              "subsample": subsample,
-                              "folds": len(next(iter(results.values()))), "protocols": {}, "fits": {}}
+    output: dict[str, Any] = {
+        "what": spec["what"],
+        "learners": int(data.n_learners),
+        "rows": int(data.n_rows),
+        "subsample": subsample,
+        "folds": len(next(iter(results.values()))),
+        "protocols": {},
+        "fits": {},
+    }
     if flags is not None:
         output["expansion_rows_share"] = _r(flags.mean())
     pooled: dict[str, dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
@@ -252,19 +300,28 @@ def summarise(dataset: str, data: Dataset, results: dict[str, list[dict[str, Any
             learners = np.concatenate([f[2] for f in per_fold])
             pooled.setdefault(protocol, {})[model] = (answers, probability, learners)
             calibrated = calibration(answers, probability)
-            table[model] = {"auc": {k: _r(v) for k, v in mean_std([m["auc"] for m in fold_metrics]).items()},
-                            "rmse": {k: _r(v) for k, v in mean_std([m["rmse"] for m in fold_metrics]).items()},
-                            "pooled_auc": _r(metrics(answers, probability)["auc"]),
-                            "ece": _r(calibrated["ece"]), "max_gap": _r(calibrated["max_gap"]),
-                            "reliability": [{**b, "predicted": _r(b["predicted"], 3), "observed": _r(b["observed"], 3)}
-                                            for b in calibrated["bins"]],
-                            "rows": len(answers)}
+            table[model] = {
+                "auc": {k: _r(v) for k, v in mean_std([m["auc"] for m in fold_metrics]).items()},
+                "rmse": {k: _r(v) for k, v in mean_std([m["rmse"] for m in fold_metrics]).items()},
+                "pooled_auc": _r(metrics(answers, probability)["auc"]),
+                "ece": _r(calibrated["ece"]),
+                "max_gap": _r(calibrated["max_gap"]),
+                "reliability": [
+                    {**b, "predicted": _r(b["predicted"], 3), "observed": _r(b["observed"], 3)}
+                    for b in calibrated["bins"]
+                ],
+                "rows": len(answers),
+            }
         output["protocols"][protocol] = table
-    output["fits"] = {model: {"fit_seconds": mean_std([o["meta"]["fit_seconds"] for o in outcomes]),
-                              "epochs": [o["meta"].get("epochs") for o in outcomes],
-                              "best_epoch": [o["meta"].get("best_epoch") for o in outcomes],
-                              "params": outcomes[0]["meta"]["params"]}
-                      for model, outcomes in results.items()}
+    output["fits"] = {
+        model: {
+            "fit_seconds": mean_std([o["meta"]["fit_seconds"] for o in outcomes]),
+            "epochs": [o["meta"].get("epochs") for o in outcomes],
+            "best_epoch": [o["meta"].get("best_epoch") for o in outcomes],
+            "params": outcomes[0]["meta"]["params"],
+        }
+        for model, outcomes in results.items()
+    }
     comparisons = []
     for first, second in spec["comparisons"]:
         if first not in results or second not in results:
@@ -276,15 +333,31 @@ def summarise(dataset: str, data: Dataset, results: dict[str, list[dict[str, Any
             if not (np.array_equal(a[0], b[0]) and np.array_equal(a[2], b[2])):
                 raise RuntimeError(f"{dataset} {protocol}: {first} and {second} were scored on different rows")
             interval = bootstrap_difference(a[0], a[1], b[1], a[2], draws=draws, seed=0)
-            comparisons.append({"first": first, "second": second, "protocol": protocol,
-                                **{k: (_r(v) if isinstance(v, float) else [_r(x) for x in v] if isinstance(v, list)
-                                       else v) for k, v in interval.items()}})
+            comparisons.append(
+                {
+                    "first": first,
+                    "second": second,
+                    "protocol": protocol,
+                    **{
+                        k: (_r(v) if isinstance(v, float) else [_r(x) for x in v] if isinstance(v, list) else v)
+                        for k, v in interval.items()
+                    },
+                }
+            )
     if "psikt" in results and "bkt_item" in results:
         a, b = pooled["multistep_absorbed"]["psikt"], pooled["multistep"]["bkt_item"]
         interval = bootstrap_difference(a[0], a[1], b[1], a[2], draws=draws, seed=0)
-        comparisons.append({"first": "psikt, history absorbed", "second": "bkt_item", "protocol": "multistep",
-                            **{k: (_r(v) if isinstance(v, float) else [_r(x) for x in v] if isinstance(v, list)
-                                   else v) for k, v in interval.items()}})
+        comparisons.append(
+            {
+                "first": "psikt, history absorbed",
+                "second": "bkt_item",
+                "protocol": "multistep",
+                **{
+                    k: (_r(v) if isinstance(v, float) else [_r(x) for x in v] if isinstance(v, list) else v)
+                    for k, v in interval.items()
+                },
+            }
+        )
     output["comparisons"] = comparisons
     return output
 
@@ -296,10 +369,14 @@ def _pm(entry: dict[str, float]) -> str:
     return f"{entry['mean']:.4f} ± {entry['std']:.4f}"
 
 
-PROTOCOL_NAMES = {"next_step": "next step, all earlier rows", "chunked": "pyKT's chunks (200 rows)",
-                  "next_step_without_expansion": "next step, expansion rows left out",
-                  "chunked_without_expansion": "pyKT's chunks, expansion rows left out",
-                  "multistep": "10 steps ahead", "multistep_absorbed": "10 steps ahead, history absorbed (psikt)"}
+PROTOCOL_NAMES = {
+    "next_step": "next step, all earlier rows",
+    "chunked": "pyKT's chunks (200 rows)",
+    "next_step_without_expansion": "next step, expansion rows left out",
+    "chunked_without_expansion": "pyKT's chunks, expansion rows left out",
+    "multistep": "10 steps ahead",
+    "multistep_absorbed": "10 steps ahead, history absorbed (psikt)",
+}
 
 
 def verdict(comparison: dict[str, Any]) -> str:
@@ -312,15 +389,24 @@ def verdict(comparison: dict[str, Any]) -> str:
 
 
 def render(report: dict[str, Any]) -> str:
-    heading = (f"Rendered by `bench/models.py --render` from `{report['results_file']}` "
-               f"(run {report['finished']}, code {report['commit']}, {report['folds']} folds by learner, "
-               f"{'QUICK CHECK, not for claims' if report['quick'] else 'full run'}). Do not edit by hand.")
+    heading = (
+        f"Rendered by `bench/models.py --render` from `{report['results_file']}` "
+        f"(run {report['finished']}, code {report['commit']}, {report['folds']} folds by learner, "
+        f"{'QUICK CHECK, not for claims' if report['quick'] else 'full run'}). Do not edit by hand."
+    )
     lines = [BEGIN, "", heading, ""]
     for result in report["datasets"].values():
-        lines += [f"**{result['what']}**: {result['learners']} learners, {result['rows']} rows"
-                  + (f" ({result['subsample']})" if result.get("subsample") else "")
-                  + (f"; rows flagged as multi-skill expansion: {result['expansion_rows_share']:.1%}"
-                     if "expansion_rows_share" in result else "") + ".", ""]
+        lines += [
+            f"**{result['what']}**: {result['learners']} learners, {result['rows']} rows"
+            + (f" ({result['subsample']})" if result.get("subsample") else "")
+            + (
+                f"; rows flagged as multi-skill expansion: {result['expansion_rows_share']:.1%}"
+                if "expansion_rows_share" in result
+                else ""
+            )
+            + ".",
+            "",
+        ]
         models = list(result["fits"])
         lines += ["| model | protocol | AUC (mean ± std over folds) | RMSE | ECE | rows |", "|---|---|---|---|---|---|"]
         for protocol, table in result["protocols"].items():
@@ -328,36 +414,50 @@ def render(report: dict[str, Any]) -> str:
                 if model not in table:
                     continue
                 entry = table[model]
-                lines.append(f"| {LABELS[model]} | {PROTOCOL_NAMES[protocol]} | {_pm(entry['auc'])} | "
-                             f"{_pm(entry['rmse'])} | {entry['ece']:.4f} | {entry['rows']} |")
+                lines.append(
+                    f"| {LABELS[model]} | {PROTOCOL_NAMES[protocol]} | {_pm(entry['auc'])} | "
+                    f"{_pm(entry['rmse'])} | {entry['ece']:.4f} | {entry['rows']} |"
+                )
         lines += ["", "| model | fit s per fold (mean) | epochs per fold (best) |", "|---|---|---|"]
         for model, fit in result["fits"].items():
-            epochs = ", ".join(f"{e} ({b})" for e, b in zip(fit["epochs"], fit["best_epoch"])) if fit["epochs"][0] else "–"
+            epochs = (
+                ", ".join(f"{e} ({b})" for e, b in zip(fit["epochs"], fit["best_epoch"])) if fit["epochs"][0] else "–"
+            )
             lines.append(f"| {LABELS[model]} | {fit['fit_seconds']['mean']:.1f} | {epochs} |")
         if result["comparisons"]:
-            header = ("| comparison (paired bootstrap over learners, 95%) | protocol | AUC difference [interval] | "
-                      "RMSE difference [interval] | reading |")
+            header = (
+                "| comparison (paired bootstrap over learners, 95%) | protocol | AUC difference [interval] | "
+                "RMSE difference [interval] | reading |"
+            )
             lines += ["", header, "|---|---|---|---|---|"]
             for c in result["comparisons"]:
                 first = LABELS.get(c["first"], c["first"])
-                lines.append(f"| {first} − {LABELS.get(c['second'], c['second'])} | {PROTOCOL_NAMES[c['protocol']]} | "
-                             f"{c['auc_difference']:+.4f} [{c['auc_interval'][0]:+.4f}, {c['auc_interval'][1]:+.4f}] | "
-                             f"{c['rmse_difference']:+.4f} [{c['rmse_interval'][0]:+.4f}, {c['rmse_interval'][1]:+.4f}] | "
-                             f"{verdict(c)} |")
+                lines.append(
+                    f"| {first} − {LABELS.get(c['second'], c['second'])} | {PROTOCOL_NAMES[c['protocol']]} | "
+                    f"{c['auc_difference']:+.4f} [{c['auc_interval'][0]:+.4f}, {c['auc_interval'][1]:+.4f}] | "
+                    f"{c['rmse_difference']:+.4f} [{c['rmse_interval'][0]:+.4f}, {c['rmse_interval'][1]:+.4f}] | "
+                    f"{verdict(c)} |"
+                )
         if result["comparisons"]:
-            lines += ["", "Readings (AUC; \"level with\" where the 95% interval holds zero):", ""]
+            lines += ["", 'Readings (AUC; "level with" where the 95% interval holds zero):', ""]
             pairs: dict[tuple[str, str], list[str]] = {}
             for c in result["comparisons"]:
                 pairs.setdefault((c["first"], c["second"]), []).append(
                     f"{PROTOCOL_NAMES[c['protocol']]}: {verdict(c)} ({c['auc_difference']:+.4f} "
-                    f"[{c['auc_interval'][0]:+.4f}, {c['auc_interval'][1]:+.4f}])")
+                    f"[{c['auc_interval'][0]:+.4f}, {c['auc_interval'][1]:+.4f}])"
+                )
             for (first, second), readings in pairs.items():
-                lines.append(f"- {LABELS.get(first, first)} against {LABELS.get(second, second)}: "
-                             + "; ".join(readings) + ".")
+                lines.append(
+                    f"- {LABELS.get(first, first)} against {LABELS.get(second, second)}: " + "; ".join(readings) + "."
+                )
         table = result["protocols"]["next_step"]
-        lines += ["", "Reliability, next step (observed correct rate / rows, per bin of predicted P(correct)):", "",
-                  "| P(correct) | " + " | ".join(LABELS[m] for m in models if m in table) + " |",
-                  "|---|" + "---|" * len([m for m in models if m in table])]
+        lines += [
+            "",
+            "Reliability, next step (observed correct rate / rows, per bin of predicted P(correct)):",
+            "",
+            "| P(correct) | " + " | ".join(LABELS[m] for m in models if m in table) + " |",
+            "|---|" + "---|" * len([m for m in models if m in table]),
+        ]
         for index in range(10):
             low, high = index / 10, (index + 1) / 10
             cells = []
@@ -378,18 +478,24 @@ STREAMING = REPO / "bench" / "results" / "streaming.json"
 
 def render_streaming(report: dict[str, Any]) -> str:
     """bench/streaming.py's JSON as a table: accuracy per block of answers and per-answer latency."""
-    heading = (f"Rendered by `bench/models.py --render` from `bench/results/streaming.json` ({report['dataset']}, "
-               f"{report['learners']} learners, {report['answers']} answers, refit every {report['every']} answers). "
-               "Do not edit by hand.")
-    header = ("| model | AUC per block of answers, in time order | ECE per block | predict + update ms: "
-              "median / p90 / p99 | refit s (last) |")
+    heading = (
+        f"Rendered by `bench/models.py --render` from `bench/results/streaming.json` ({report['dataset']}, "
+        f"{report['learners']} learners, {report['answers']} answers, refit every {report['every']} answers). "
+        "Do not edit by hand."
+    )
+    header = (
+        "| model | AUC per block of answers, in time order | ECE per block | predict + update ms: "
+        "median / p90 / p99 | refit s (last) |"
+    )
     lines = [STREAM_BEGIN, "", heading, "", header, "|---|---|---|---|---|"]
     for model, result in report["models"].items():
         aucs = ", ".join(f"{block['auc']:.3f}" for block in result["blocks"])
         eces = ", ".join(f"{block['ece']:.3f}" for block in result["blocks"])
         latency = result["latency_ms"]
-        lines.append(f"| {LABELS.get(model, model)} | {aucs} | {eces} | {latency['median']:.3f} / "
-                     f"{latency['p90']:.3f} / {latency['p99']:.3f} | {result['refits'][-1]['seconds']:.1f} |")
+        lines.append(
+            f"| {LABELS.get(model, model)} | {aucs} | {eces} | {latency['median']:.3f} / "
+            f"{latency['p90']:.3f} / {latency['p99']:.3f} | {result['refits'][-1]['seconds']:.1f} |"
+        )
     return "\n".join([*lines, "", STREAM_END])
 
 
@@ -416,8 +522,9 @@ def _commit() -> str:
     try:
         import subprocess
 
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                               check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
     except Exception:  # noqa: BLE001 - a tarball without git still benches
         return str(head)
 
@@ -436,30 +543,44 @@ def main() -> None:
     parser.add_argument("--models", default="", help="only these models (default: each dataset's list)")
     parser.add_argument("--folds", type=int, default=FOLDS)
     parser.add_argument("--draws", type=int, default=1000, help="bootstrap draws")
-    parser.add_argument("--out", type=Path, help=f"JSON results (default {RESULTS.relative_to(REPO)}, "
-                        f"--quick: {QUICK_RESULTS.relative_to(REPO)})")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help=f"JSON results (default {RESULTS.relative_to(REPO)}, --quick: {QUICK_RESULTS.relative_to(REPO)})",
+    )
     parser.add_argument("--work", type=Path, help="per-fold predictions (default .bench/models[-quick])")
     parser.add_argument("--render", action="store_true", help="rewrite README's block from --out and stop")
     args = parser.parse_args()
     out = args.out or (QUICK_RESULTS if args.quick else RESULTS)
     if args.render:
-        readme_rewrite(json.loads(out.read_text()),
-                       streaming=json.loads(STREAMING.read_text()) if STREAMING.exists() else None)
+        readme_rewrite(
+            json.loads(out.read_text()), streaming=json.loads(STREAMING.read_text()) if STREAMING.exists() else None
+        )
         return
     work = args.work or REPO / ".bench" / ("models-quick" if args.quick else "models")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    report: dict[str, Any] = {"quick": args.quick, "folds": args.folds, "horizon": HORIZON, "draws": args.draws,
-                              "commit": _commit(), "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                              "results_file": str(out.relative_to(REPO)) if out.is_relative_to(REPO) else str(out),
-                              "load_average_at_start": os.getloadavg(), "datasets": {}}
+    report: dict[str, Any] = {
+        "quick": args.quick,
+        "folds": args.folds,
+        "horizon": HORIZON,
+        "draws": args.draws,
+        "commit": _commit(),
+        "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "results_file": str(out.relative_to(REPO)) if out.is_relative_to(REPO) else str(out),
+        "load_average_at_start": os.getloadavg(),
+        "datasets": {},
+    }
     only = [m for m in args.models.split(",") if m]
     for dataset in [d for d in args.datasets.split(",") if d]:
         spec = DATASETS[dataset]
         data = dataset_load(dataset)
         everyone = np.arange(data.n_learners)
         size = 200 if args.quick else spec["learners"]
-        chosen = everyone if size is None or size >= data.n_learners else np.sort(
-            np.random.default_rng(0).permutation(data.n_learners)[:size])
+        chosen = (
+            everyone
+            if size is None or size >= data.n_learners
+            else np.sort(np.random.default_rng(0).permutation(data.n_learners)[:size])
+        )
         flags_all = expansion_rows(data) if dataset == "assist2009_updated" else None
         sample = data.subset(chosen)
         flags = None
@@ -483,20 +604,38 @@ def main() -> None:
                         print(f"{dataset} {model} fold {fold} failed:\n{traceback.format_exc()}", file=sys.stderr)
                         break
                     fold_store(work, cache_key, model, fold, outcome)
-                    print(f"{time.strftime('%H:%M:%S')} {dataset} {model} fold {fold}: "
-                          f"{time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+                    print(
+                        f"{time.strftime('%H:%M:%S')} {dataset} {model} fold {fold}: "
+                        f"{time.perf_counter() - started:.0f} s",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                 outcomes.append(outcome)
             if len(outcomes) == args.folds:
                 results[model] = outcomes
         if results:
-            subsample = (None if len(chosen) == data.n_learners else
-                         f"{len(chosen)} learners drawn at random (seed 0) of {data.n_learners}")
+            subsample = (
+                None
+                if len(chosen) == data.n_learners
+                else f"{len(chosen)} learners drawn at random (seed 0) of {data.n_learners}"
+            )
             report["datasets"][dataset] = summarise(dataset, sample, results, flags, args.draws, subsample)
             _write(out, report)  # after each dataset: a run cut short still leaves what it finished
     _write(out, report)
-    print(json.dumps({name: {"comparisons": [(c["first"], c["second"], c["protocol"], c["auc_difference"],
-                                              c["auc_interval"]) for c in result["comparisons"]]}
-                      for name, result in report["datasets"].items()}, indent=1))
+    print(
+        json.dumps(
+            {
+                name: {
+                    "comparisons": [
+                        (c["first"], c["second"], c["protocol"], c["auc_difference"], c["auc_interval"])
+                        for c in result["comparisons"]
+                    ]
+                }
+                for name, result in report["datasets"].items()
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

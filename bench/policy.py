@@ -66,7 +66,10 @@ from curriculum.simulation_sittings import SittingsCourse, SittingsLearner  # no
 
 DOCUMENT = REPO / "curriculum" / "demo" / "arithmetic.json"
 POLICIES = ("random", "fixed", "mastery", "ours", "oracle")
-SIMULATORS = {"classic": (SimulatedCourse, SimulatedLearner), "sittings": (SittingsCourse, SittingsLearner)}
+SIMULATORS: dict[str, tuple[Any, Any]] = {
+    "classic": (SimulatedCourse, SimulatedLearner),
+    "sittings": (SittingsCourse, SittingsLearner),
+}
 WARMUP_SEED = 50_000
 MASTERY_THRESHOLD = 0.95
 START = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)

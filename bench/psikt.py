@@ -6,7 +6,8 @@
 For each dataset (DBE-KT22 with real timestamps, learners split 80/20 with seed 0;
 assist2009_updated train -> test files): next-step metrics, multi-step metrics
 (the last 10 answers of each test learner predicted from the rows before them), fit
-time and peak RSS of the process that fitted, for psikt, hbkt, bkt, item-level bkt (`multigs`) and dkt (its own defaults and early stopping). Each
+time and peak RSS of the process that fitted, for psikt, hbkt, bkt, item-level bkt
+(`multigs`) and dkt (its own defaults and early stopping). Each
 model fits in its own forked process so its peak memory is its own. For psikt also:
 multi-step after absorbing each test learner's history (traits fitted with the course
 frozen), the time to absorb 100 new learners against refitting from scratch, and the
@@ -39,8 +40,13 @@ import numpy as np  # noqa: E402
 from bench.common import dataset_path, emit, peak_rss_mb  # noqa: E402
 from tracing.data import Dataset, concat  # noqa: E402
 from tracing.estimators import ESTIMATORS, get_estimator  # noqa: E402
-from tracing.evaluation import (evaluate, evaluate_multistep, metrics, multistep_predict,  # noqa: E402
-                                split_learners)
+from tracing.evaluation import (
+    evaluate,
+    evaluate_multistep,
+    metrics,
+    multistep_predict,  # noqa: E402
+    split_learners,
+)
 from tracing.formats import load_dataset  # noqa: E402
 from tracing.simulate import edge_recovery, random_prerequisite_graph, simulate_learners  # noqa: E402
 
@@ -50,8 +56,13 @@ HORIZON = 10
 def settings(quick: bool) -> dict[str, dict[str, Any]]:
     scale = 0.25 if quick else 1.0
     return {
-        "psikt": {"steps": max(10, int(150 * scale)), "batch_size": 128, "max_length": 150, "threads": 1,
-                  "absorb_steps": 10},
+        "psikt": {
+            "steps": max(10, int(150 * scale)),
+            "batch_size": 128,
+            "max_length": 150,
+            "threads": 1,
+            "absorb_steps": 10,
+        },
         "hbkt": {"steps": max(10, int(150 * scale)), "batch_size": 128, "max_length": 150, "threads": 1},
         "bkt": {},
         # Item-level BKT (KT-IDEM): psikt has a difficulty per item, so the comparison needs a BKT that has one.
@@ -69,8 +80,15 @@ def _rounded(result: dict[str, Any]) -> dict[str, Any]:
     return {key: round(value, 4) if isinstance(value, float) else value for key, value in result.items()}
 
 
-def _fit_and_score(kind: str, params: dict[str, Any], train: Dataset, test: Dataset, extra: bool,
-                   refit: bool, queue: multiprocessing.Queue) -> None:
+def _fit_and_score(
+    kind: str,
+    params: dict[str, Any],
+    train: Dataset,
+    test: Dataset,
+    extra: bool,
+    refit: bool,
+    queue: multiprocessing.Queue,
+) -> None:
     try:
         started = time.perf_counter()
         estimator = get_estimator(kind)(**params).fit(train, seed=0)
@@ -85,14 +103,20 @@ def _fit_and_score(kind: str, params: dict[str, Any], train: Dataset, test: Data
         queue.put({"error": traceback.format_exc(limit=3)})
 
 
-def _psikt_extras(estimator: Any, params: dict[str, Any], train: Dataset, test: Dataset, *,
-                  refit: bool) -> dict[str, Any]:
+def _psikt_extras(
+    estimator: Any, params: dict[str, Any], train: Dataset, test: Dataset, *, refit: bool
+) -> dict[str, Any]:
     result: dict[str, Any] = absorb_timing(estimator, params, train, test) if refit else {}
     answers, probabilities = history_absorbed_predict(estimator, test)
     evaluated = int(np.count_nonzero(test.lengths > HORIZON))
-    result["multistep_after_absorbing_history"] = _rounded({
-        **metrics(answers, probabilities), "horizon": HORIZON, "learners": evaluated,
-        "skipped_learners": test.n_learners - evaluated})
+    result["multistep_after_absorbing_history"] = _rounded(
+        {
+            **metrics(answers, probabilities),
+            "horizon": HORIZON,
+            "learners": evaluated,
+            "skipped_learners": test.n_learners - evaluated,
+        }
+    )
     result["learned_edges_over_half"] = len(estimator.learned_prerequisites(0.5, reduced=False))
     return result
 
@@ -112,9 +136,11 @@ def absorb_timing(estimator: Any, params: dict[str, Any], train: Dataset, test: 
     started = time.perf_counter()
     get_estimator("psikt")(**params).fit(concat(train, newcomers), seed=0)
     refit_seconds = time.perf_counter() - started
-    return {"absorb_100_learners_seconds": round(absorb_seconds, 2),
-            "refit_with_100_learners_seconds": round(refit_seconds, 1),
-            "absorb_speedup": round(refit_seconds / absorb_seconds, 1)}
+    return {
+        "absorb_100_learners_seconds": round(absorb_seconds, 2),
+        "refit_with_100_learners_seconds": round(refit_seconds, 1),
+        "absorb_speedup": round(refit_seconds / absorb_seconds, 1),
+    }
 
 
 def history_absorbed_predict(estimator: Any, test: Dataset) -> tuple[np.ndarray, np.ndarray]:
@@ -124,8 +150,9 @@ def history_absorbed_predict(estimator: Any, test: Dataset) -> tuple[np.ndarray,
     return multistep_predict(estimator, test, horizon=HORIZON)
 
 
-def run_isolated(kind: str, params: dict[str, Any], train: Dataset, test: Dataset, *, extra: bool = False,
-                 refit: bool = False) -> dict:
+def run_isolated(
+    kind: str, params: dict[str, Any], train: Dataset, test: Dataset, *, extra: bool = False, refit: bool = False
+) -> dict:
     context = multiprocessing.get_context("fork")
     queue = context.Queue()
     process = context.Process(target=_fit_and_score, args=(kind, params, train, test, extra, refit, queue))
@@ -135,8 +162,9 @@ def run_isolated(kind: str, params: dict[str, Any], train: Dataset, test: Datase
     return result
 
 
-def compare(train: Dataset, test: Dataset, quick: bool, *, refit: bool,
-            kinds: list[str] | None = None) -> dict[str, Any]:
+def compare(
+    train: Dataset, test: Dataset, quick: bool, *, refit: bool, kinds: list[str] | None = None
+) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for kind, params in settings(quick).items():
         if kinds and kind not in kinds:
@@ -167,29 +195,39 @@ SYLLABI = {
 DEFAULT_SYLLABI = ("single_order", "class_orders")
 
 
-def _readout(estimator: Any, skill_ids: tuple[str, ...], planted: set[tuple[str, str]],
-             reduced: bool) -> dict[str, Any]:
+def _readout(
+    estimator: Any, skill_ids: tuple[str, ...], planted: set[tuple[str, str]], reduced: bool
+) -> dict[str, Any]:
     """Recovery of the ``planted`` edges; missed and spurious edges listed with their q(A_ik = 1)."""
     found = {(source, target) for source, target, _ in estimator.learned_prerequisites(0.5, reduced=reduced)}
     matrix, index = estimator.edge_probabilities(), {skill: position for position, skill in enumerate(skill_ids)}
 
     def with_q(edges: set[tuple[str, str]]) -> list[list[Any]]:
-        return sorted([source, target, round(float(matrix[index[source], index[target]]), 2)]
-                      for source, target in edges)
+        return sorted(
+            [source, target, round(float(matrix[index[source], index[target]]), 2)] for source, target in edges
+        )
 
     recovery = _rounded(edge_recovery(planted, found))
-    return {**recovery, "meets_target": recovery["precision"] >= 0.8 and recovery["recall"] >= 0.8,
-            "found": with_q(found), "missed": with_q(planted - found), "spurious": with_q(found - planted),
-            "reversed": sorted((target, source) for source, target in planted if (target, source) in found)}
+    return {
+        **recovery,
+        "meets_target": recovery["precision"] >= 0.8 and recovery["recall"] >= 0.8,
+        "found": with_q(found),
+        "missed": with_q(planted - found),
+        "spurious": with_q(found - planted),
+        "reversed": sorted((target, source) for source, target in planted if (target, source) in found),
+    }
 
 
 def _worst(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"worst_precision": min(run["precision"] for run in runs),
-            "worst_recall": min(run["recall"] for run in runs),
-            "mean_precision": round(float(np.mean([run["precision"] for run in runs])), 4),
-            "mean_recall": round(float(np.mean([run["recall"] for run in runs])), 4),
-            "graphs_meeting_target": sum(run["meets_target"] for run in runs), "graphs": len(runs),
-            "all_meet_target": all(run["meets_target"] for run in runs)}
+    return {
+        "worst_precision": min(run["precision"] for run in runs),
+        "worst_recall": min(run["recall"] for run in runs),
+        "mean_precision": round(float(np.mean([run["precision"] for run in runs])), 4),
+        "mean_recall": round(float(np.mean([run["recall"] for run in runs])), 4),
+        "graphs_meeting_target": sum(run["meets_target"] for run in runs),
+        "graphs": len(runs),
+        "all_meet_target": all(run["meets_target"] for run in runs),
+    }
 
 
 def synthetic(quick: bool, syllabi: list[str] | None = None) -> dict[str, Any]:
@@ -198,28 +236,53 @@ def synthetic(quick: bool, syllabi: list[str] | None = None) -> dict[str, Any]:
     SYLLABI: per graph and the worst case over graphs, for the full and the reduced readout."""
     steps = 150 if quick else 600
     seeds = GRAPH_SEEDS[:2] if quick else GRAPH_SEEDS
-    output: dict[str, Any] = {"target": 0.8, "threshold": 0.5, "steps": steps, "headline_readout": "reduced",
-                              "skills": 10, "learners": 800, "answers_each": 100, "policy": "course"}
+    output: dict[str, Any] = {
+        "target": 0.8,
+        "threshold": 0.5,
+        "steps": steps,
+        "headline_readout": "reduced",
+        "skills": 10,
+        "learners": 800,
+        "answers_each": 100,
+        "policy": "course",
+    }
     for syllabus, (cohorts, description) in SYLLABI.items():
         if syllabus not in (syllabi or DEFAULT_SYLLABI):
             continue
         runs = []
         for graph_seed in seeds:
             graph = random_prerequisite_graph(output["skills"], seed=graph_seed)
-            simulation = simulate_learners(graph, n_learners=output["learners"], n_answers=output["answers_each"],
-                                           policy=output["policy"], cohorts=cohorts, seed=graph_seed)
+            simulation = simulate_learners(
+                graph,
+                n_learners=output["learners"],
+                n_answers=output["answers_each"],
+                policy=output["policy"],
+                cohorts=cohorts,
+                seed=graph_seed,
+            )
             started = time.perf_counter()
-            estimator = get_estimator("psikt")(steps=steps, batch_size=100, learning_rate=0.05,
-                                               threads=1).fit(simulation.data, seed=0)
+            estimator = get_estimator("psikt")(steps=steps, batch_size=100, learning_rate=0.05, threads=1).fit(
+                simulation.data, seed=0
+            )
             fit_seconds = round(time.perf_counter() - started, 1)
             planted = simulation.edges()
-            runs.append({"graph_seed": graph_seed, "fit_seconds": fit_seconds,
-                         "distinct_orders": len({tuple(order) for order in simulation.orders}),
-                         **_readout(estimator, simulation.data.skill_ids, planted, False),
-                         "transitively_reduced": _readout(estimator, simulation.data.skill_ids, planted, True)})
+            runs.append(
+                {
+                    "graph_seed": graph_seed,
+                    "fit_seconds": fit_seconds,
+                    "distinct_orders": len({tuple(order) for order in simulation.orders}),
+                    **_readout(estimator, simulation.data.skill_ids, planted, False),
+                    "transitively_reduced": _readout(estimator, simulation.data.skill_ids, planted, True),
+                }
+            )
         reduced = [run["transitively_reduced"] for run in runs]
-        output[syllabus] = {"syllabus": description, "cohorts": cohorts, **_worst(runs), "reduced": _worst(reduced),
-                            "runs": runs}
+        output[syllabus] = {
+            "syllabus": description,
+            "cohorts": cohorts,
+            **_worst(runs),
+            "reduced": _worst(reduced),
+            "runs": runs,
+        }
     # Headline: the transitively reduced readout (learned_prerequisites(), what a fit stores), as
     # the planted graphs are reduced. "full" (every edge with q >= 0.5) is reported beside it:
     # it also counts grandparent edges, which a path of learned edges already implies.
@@ -243,27 +306,49 @@ def absorb_choice(quick: bool) -> dict[str, Any]:
     runs = [{"absorb": "none", "validation_10_step_auc": round(metrics(answers, plain)["auc"], 4)}]
     for steps in ABSORB_GRID["absorb_steps"]:
         for rate in ABSORB_GRID["learning_rate"]:
-            estimator = copy.deepcopy(fitted)
-            estimator.absorb(validation.truncate(np.maximum(validation.lengths - HORIZON, 0)), seed=0,
-                             steps=steps, learning_rate=rate)
+            estimator: Any = copy.deepcopy(fitted)
+            estimator.absorb(
+                validation.truncate(np.maximum(validation.lengths - HORIZON, 0)),
+                seed=0,
+                steps=steps,
+                learning_rate=rate,
+            )
             answers, probabilities = multistep_predict(estimator, validation, horizon=HORIZON)
             scored = metrics(answers, probabilities)
-            runs.append({"absorb_steps": steps, "learning_rate": rate,
-                         "validation_10_step_auc": round(scored["auc"], 4),
-                         "validation_10_step_rmse": round(scored["rmse"], 4)})
-    return {"fit_learners": fit_part.n_learners, "validation_learners": validation.n_learners,
-            "params": params, "runs": runs}
+            runs.append(
+                {
+                    "absorb_steps": steps,
+                    "learning_rate": rate,
+                    "validation_10_step_auc": round(scored["auc"], 4),
+                    "validation_10_step_rmse": round(scored["rmse"], 4),
+                }
+            )
+    return {
+        "fit_learners": fit_part.n_learners,
+        "validation_learners": validation.n_learners,
+        "params": params,
+        "runs": runs,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a quarter of the SVI steps (a smoke run)")
-    parser.add_argument("--only", choices=("dbe", "assist", "synthetic", "absorb_choice"), action="append",
-                        help="absorb_choice: psikt's absorb settings on validation learners (not in the default run)")
-    parser.add_argument("--kind", choices=tuple(settings(False)), action="append",
-                        help="score only these models (default: all)")
-    parser.add_argument("--syllabus", choices=tuple(SYLLABI), action="append",
-                        help="synthetic: these ways of teaching the course (default: single_order, class_orders)")
+    parser.add_argument(
+        "--only",
+        choices=("dbe", "assist", "synthetic", "absorb_choice"),
+        action="append",
+        help="absorb_choice: psikt's absorb settings on validation learners (not in the default run)",
+    )
+    parser.add_argument(
+        "--kind", choices=tuple(settings(False)), action="append", help="score only these models (default: all)"
+    )
+    parser.add_argument(
+        "--syllabus",
+        choices=tuple(SYLLABI),
+        action="append",
+        help="synthetic: these ways of teaching the course (default: single_order, class_orders)",
+    )
     arguments = parser.parse_args()
     parts = arguments.only or ["dbe", "assist", "synthetic"]
     started = time.perf_counter()
@@ -271,14 +356,22 @@ def main() -> None:
     if "dbe" in parts:
         data = load_dataset(dataset_path("dbe_kt22", "pyedmine_preprocessed", "data.txt"), format="dbe")[0]
         train, test = split_learners(data, seed=0)
-        output["dbe_kt22"] = {"train_learners": train.n_learners, "test_learners": test.n_learners,
-                              **compare(train, test, arguments.quick, refit=True, kinds=arguments.kind)}
+        output["dbe_kt22"] = {
+            "train_learners": train.n_learners,
+            "test_learners": test.n_learners,
+            **compare(train, test, arguments.quick, refit=True, kinds=arguments.kind),
+        }
     if "assist" in parts:
-        train, test = load_dataset(dataset_path("assist2009_updated", "assist2009_updated_train.csv"),
-                                   dataset_path("assist2009_updated", "assist2009_updated_test.csv"),
-                                   format="dkvmn")
-        output["assist2009_updated"] = {"train_learners": train.n_learners, "test_learners": test.n_learners,
-                                        **compare(train, test, arguments.quick, refit=False, kinds=arguments.kind)}
+        train, test = load_dataset(
+            dataset_path("assist2009_updated", "assist2009_updated_train.csv"),
+            dataset_path("assist2009_updated", "assist2009_updated_test.csv"),
+            format="dkvmn",
+        )
+        output["assist2009_updated"] = {
+            "train_learners": train.n_learners,
+            "test_learners": test.n_learners,
+            **compare(train, test, arguments.quick, refit=False, kinds=arguments.kind),
+        }
     if "absorb_choice" in parts:
         output["absorb_choice"] = absorb_choice(arguments.quick)
     if "synthetic" in parts:

@@ -32,8 +32,12 @@ from tracing.estimators import get_estimator
 from tracing.evaluation import calibration, metrics
 from tracing.formats import load_dataset
 
-MODELS = {"bkt": ("bkt", {}), "bkt_item": ("bkt", {"multigs": True}), "dkt": ("dkt", {"threads": 1}),
-          "psikt": ("psikt", {"threads": 1})}
+MODELS: dict[str, tuple[str, dict[str, Any]]] = {
+    "bkt": ("bkt", {}),
+    "bkt_item": ("bkt", {"multigs": True}),
+    "dkt": ("dkt", {"threads": 1}),
+    "psikt": ("psikt", {"threads": 1}),
+}
 
 
 def seen_data(data: Dataset, seen: np.ndarray) -> tuple[Dataset, np.ndarray]:
@@ -56,10 +60,10 @@ def stream(data: Dataset, model: str, every: int) -> dict[str, Any]:
         estimator = get_estimator(kind)(**params).fit(history, seed=0)
         states = dict(zip(learners.tolist(), estimator.final_states(history)))
         refits.append({"answers_seen": int(seen.sum()), "seconds": round(time.perf_counter() - started, 2)})
-        block = order[position:position + every]
+        block = order[position : position + every]
         probability = np.empty(len(block))
         for index, row in enumerate(block):
-            learner, item = int(data.learner[row]), data.item[row:row + 1]
+            learner, item = int(data.learner[row]), data.item[row : row + 1]
             at = float(data.timestamp[row])
             started = time.perf_counter()
             state = states.get(learner)
@@ -70,15 +74,27 @@ def stream(data: Dataset, model: str, every: int) -> dict[str, Any]:
             latencies.append(time.perf_counter() - started)
         seen[block] = True
         scored = metrics(data.correct[block], probability)
-        blocks.append({"answers_from": position, "answers_to": position + len(block),
-                       "auc": round(scored["auc"], 4), "rmse": round(scored["rmse"], 4),
-                       "ece": round(calibration(data.correct[block], probability)["ece"], 4)})
+        blocks.append(
+            {
+                "answers_from": position,
+                "answers_to": position + len(block),
+                "auc": round(scored["auc"], 4),
+                "rmse": round(scored["rmse"], 4),
+                "ece": round(calibration(data.correct[block], probability)["ece"], 4),
+            }
+        )
         position += every
     milliseconds = np.asarray(latencies) * 1000
-    return {"blocks": blocks, "refits": refits, "params": params,
-            "latency_ms": {"median": round(float(np.median(milliseconds)), 3),
-                           "p90": round(float(np.percentile(milliseconds, 90)), 3),
-                           "p99": round(float(np.percentile(milliseconds, 99)), 3)}}
+    return {
+        "blocks": blocks,
+        "refits": refits,
+        "params": params,
+        "latency_ms": {
+            "median": round(float(np.median(milliseconds)), 3),
+            "p90": round(float(np.percentile(milliseconds, 90)), 3),
+            "p99": round(float(np.percentile(milliseconds, 99)), 3),
+        },
+    }
 
 
 def main() -> None:
@@ -90,9 +106,14 @@ def main() -> None:
     args = parser.parse_args()
     data = load_dataset(dataset_path("dbe_kt22", "pyedmine_preprocessed", "data.txt"), format="dbe")[0]
     if args.learners and args.learners < data.n_learners:
-        data = data.subset(np.sort(np.random.default_rng(0).permutation(data.n_learners)[:args.learners]))
-    report: dict[str, Any] = {"dataset": "dbe_kt22", "learners": data.n_learners, "answers": data.n_rows,
-                              "every": args.every, "models": {}}
+        data = data.subset(np.sort(np.random.default_rng(0).permutation(data.n_learners)[: args.learners]))
+    report: dict[str, Any] = {
+        "dataset": "dbe_kt22",
+        "learners": data.n_learners,
+        "answers": data.n_rows,
+        "every": args.every,
+        "models": {},
+    }
     for model in [m for m in args.models.split(",") if m]:
         report["models"][model] = stream(data, model, args.every)
         print(json.dumps({model: report["models"][model]["latency_ms"]}), file=sys.stderr, flush=True)

@@ -35,7 +35,7 @@ def pytest_configure(config: pytest.Config) -> None:
         # out alike: one folder per process, so that no process loads a model another one wrote.
         from django.conf import settings
 
-        settings.ARTIFACT_ROOT = Path(settings.ARTIFACT_ROOT) / config.workerinput["workerid"]
+        settings.ARTIFACT_ROOT = Path(settings.ARTIFACT_ROOT) / config.workerinput["workerid"]  # type: ignore[attr-defined]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

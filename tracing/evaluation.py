@@ -79,9 +79,7 @@ def multistep_predict(estimator: Estimator, data: Dataset, *, horizon: int = 10)
         rows = np.arange(data.offsets[learner + 1] - horizon, data.offsets[learner + 1])
         state = states[learner]
         for row in rows:
-            probabilities.append(
-                estimator.predict_next(state, data.item[row : row + 1], at=float(data.timestamp[row]))
-            )
+            probabilities.append(estimator.predict_next(state, data.item[row : row + 1], at=float(data.timestamp[row])))
         answers.append(data.correct[rows])
     return np.concatenate(answers), np.concatenate(probabilities)
 
@@ -94,8 +92,12 @@ def evaluate_multistep(estimator: Estimator, test: Dataset, *, horizon: int = 10
     """
     answers, probabilities = multistep_predict(estimator, test, horizon=horizon)
     evaluated = int(np.count_nonzero(test.lengths > horizon))
-    return {**metrics(answers, probabilities), "horizon": horizon, "learners": evaluated,
-            "skipped_learners": test.n_learners - evaluated}
+    return {
+        **metrics(answers, probabilities),
+        "horizon": horizon,
+        "learners": evaluated,
+        "skipped_learners": test.n_learners - evaluated,
+    }
 
 
 # ---------------------------------------------------------------- comparison statistics (issue 16)
@@ -133,8 +135,15 @@ def calibration(correct: np.ndarray, probability: np.ndarray, *, bins: int = 10)
         ece += gap * count[index] / len(correct)
         if count[index] >= 0.01 * len(correct):
             max_gap = max(max_gap, gap)
-        table.append({"low": index / bins, "high": (index + 1) / bins, "n": int(count[index]),
-                      "predicted": float(mean_p), "observed": float(rate)})
+        table.append(
+            {
+                "low": index / bins,
+                "high": (index + 1) / bins,
+                "n": int(count[index]),
+                "predicted": float(mean_p),
+                "observed": float(rate),
+            }
+        )
     return {"ece": float(ece), "max_gap": float(max_gap), "bins": table}
 
 
@@ -162,8 +171,16 @@ def _rmse(squared_error_by_group: np.ndarray, rows_by_group: np.ndarray, counts:
     return float(np.sqrt(counts @ squared_error_by_group / (counts @ rows_by_group)))
 
 
-def bootstrap_difference(correct: np.ndarray, first: np.ndarray, second: np.ndarray, groups: np.ndarray, *,
-                         draws: int = 1000, seed: int = 0, level: float = 0.95) -> dict[str, Any]:
+def bootstrap_difference(
+    correct: np.ndarray,
+    first: np.ndarray,
+    second: np.ndarray,
+    groups: np.ndarray,
+    *,
+    draws: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, Any]:
     """Paired bootstrap of ``first`` minus ``second`` (two models' P(correct) on the same rows), for
     AUC and RMSE, resampling whole learners (``groups``: a learner id per row) with replacement.
 
@@ -195,10 +212,17 @@ def bootstrap_difference(correct: np.ndarray, first: np.ndarray, second: np.ndar
     tail = (1.0 - level) / 2 * 100
     auc_low, auc_high = np.nanpercentile(auc_draws, [tail, 100 - tail])
     rmse_low, rmse_high = np.nanpercentile(rmse_draws, [tail, 100 - tail])
-    return {"auc_difference": float(observed_auc), "auc_interval": [float(auc_low), float(auc_high)],
-            "rmse_difference": float(observed_rmse), "rmse_interval": [float(rmse_low), float(rmse_high)],
-            "auc_excludes_zero": bool(auc_low > 0 or auc_high < 0), "level": level, "draws": draws,
-            "learners": n_groups, "rows": len(labels)}
+    return {
+        "auc_difference": float(observed_auc),
+        "auc_interval": [float(auc_low), float(auc_high)],
+        "rmse_difference": float(observed_rmse),
+        "rmse_interval": [float(rmse_low), float(rmse_high)],
+        "auc_excludes_zero": bool(auc_low > 0 or auc_high < 0),
+        "level": level,
+        "draws": draws,
+        "learners": n_groups,
+        "rows": len(labels),
+    }
 
 
 def chunked(data: Dataset, *, chunk: int = 200, min_rows: int = 3) -> tuple[Dataset, np.ndarray, np.ndarray]:
@@ -215,10 +239,17 @@ def chunked(data: Dataset, *, chunk: int = 200, min_rows: int = 3) -> tuple[Data
     key = data.learner[keep].astype(np.int64) * (int(piece.max(initial=0)) + 1) + piece[keep]
     _, first, new_learner = np.unique(key, return_index=True, return_inverse=True)
     names = [f"{data.learner_ids[data.learner[keep[row]]]}#{piece[keep[row]]}" for row in first]
-    pieces = Dataset(learner=new_learner.astype(np.int32), item=data.item[keep], correct=data.correct[keep],
-                     timestamp=data.timestamp[keep], q_matrix=data.q_matrix, item_ids=data.item_ids,
-                     skill_ids=data.skill_ids, learner_ids=tuple(names),
-                     has_time=data.has_time)
+    pieces = Dataset(
+        learner=new_learner.astype(np.int32),
+        item=data.item[keep],
+        correct=data.correct[keep],
+        timestamp=data.timestamp[keep],
+        q_matrix=data.q_matrix,
+        item_ids=data.item_ids,
+        skill_ids=data.skill_ids,
+        learner_ids=tuple(names),
+        has_time=data.has_time,
+    )
     scored = position[keep] % chunk != 0
     return pieces, keep, scored
 
@@ -229,5 +260,4 @@ def mean_std(values: list[float]) -> dict[str, float]:
     array = array[~np.isnan(array)]
     if len(array) == 0:
         return {"mean": float("nan"), "std": float("nan"), "n": 0}
-    return {"mean": float(array.mean()), "std": float(array.std(ddof=1)) if len(array) > 1 else 0.0,
-            "n": len(array)}
+    return {"mean": float(array.mean()), "std": float(array.std(ddof=1)) if len(array) > 1 else 0.0, "n": len(array)}

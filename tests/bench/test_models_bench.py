@@ -14,11 +14,17 @@ from tracing.data import Dataset
 def _dataset(skills: list[list[int]], answers: list[list[int]]) -> Dataset:
     learner = np.repeat(np.arange(len(skills)), [len(s) for s in skills]).astype(np.int32)
     n_skills = 1 + max(max(s) for s in skills)
-    return Dataset(learner=learner, item=np.concatenate(skills).astype(np.int32),
-                   correct=np.concatenate(answers).astype(np.float32), timestamp=np.arange(len(learner), dtype=float),
-                   q_matrix=np.eye(n_skills, dtype=bool), item_ids=tuple(map(str, range(n_skills))),
-                   skill_ids=tuple(map(str, range(n_skills))), learner_ids=tuple(f"l{i}" for i in range(len(skills))),
-                   has_time=False)
+    return Dataset(
+        learner=learner,
+        item=np.concatenate(skills).astype(np.int32),
+        correct=np.concatenate(answers).astype(np.float32),
+        timestamp=np.arange(len(learner), dtype=float),
+        q_matrix=np.eye(n_skills, dtype=bool),
+        item_ids=tuple(map(str, range(n_skills))),
+        skill_ids=tuple(map(str, range(n_skills))),
+        learner_ids=tuple(f"l{i}" for i in range(len(skills))),
+        has_time=False,
+    )
 
 
 def test_expansion_rows_flags_pairs_that_always_agree_never_from_the_row_itself():
@@ -39,9 +45,15 @@ def test_expansion_rows_flags_pairs_that_always_agree_never_from_the_row_itself(
 
 def test_protocol_arrays_map_chunked_rows_back_to_flags():
     lengths = [5, 7]
-    outcome = {"arrays": {"rows_learner": np.repeat([0, 1], lengths), "correct": np.arange(12) % 2 * 1.0,
-                          "next_step": np.linspace(0, 1, 12), "chunk_rows": np.array([1, 2, 3, 6, 7, 8, 9]),
-                          "chunked": np.linspace(0, 1, 7)}}
+    outcome = {
+        "arrays": {
+            "rows_learner": np.repeat([0, 1], lengths),
+            "correct": np.arange(12) % 2 * 1.0,
+            "next_step": np.linspace(0, 1, 12),
+            "chunk_rows": np.array([1, 2, 3, 6, 7, 8, 9]),
+            "chunked": np.linspace(0, 1, 7),
+        }
+    }
     flags = np.zeros(12, dtype=bool)
     flags[[2, 7]] = True
     offsets = np.array([0, 5])
@@ -53,16 +65,43 @@ def test_protocol_arrays_map_chunked_rows_back_to_flags():
 
 
 def test_render_rewrites_only_the_marked_block(tmp_path):
-    entry = {"auc": {"mean": 0.8, "std": 0.01, "n": 5}, "rmse": {"mean": 0.4, "std": 0.002, "n": 5}, "ece": 0.02,
-             "rows": 100, "reliability": [{"low": 0.5, "high": 0.6, "n": 100, "predicted": 0.55, "observed": 0.56}]}
-    report = {"results_file": "bench/results/models.json", "finished": "now", "commit": "abc", "folds": 5,
-              "quick": False, "datasets": {"toy": {
-                  "what": "toy", "learners": 10, "rows": 100, "subsample": None,
-                  "protocols": {"next_step": {"bkt": entry, "dkt": entry}},
-                  "fits": {m: {"fit_seconds": {"mean": 1.0}, "epochs": [None], "best_epoch": [None]} for m in ("bkt", "dkt")},
-                  "comparisons": [{"first": "dkt", "second": "bkt", "protocol": "next_step", "auc_difference": 0.001,
-                                   "auc_interval": [-0.002, 0.004], "rmse_difference": 0.0,
-                                   "rmse_interval": [-0.001, 0.001]}]}}}
+    entry = {
+        "auc": {"mean": 0.8, "std": 0.01, "n": 5},
+        "rmse": {"mean": 0.4, "std": 0.002, "n": 5},
+        "ece": 0.02,
+        "rows": 100,
+        "reliability": [{"low": 0.5, "high": 0.6, "n": 100, "predicted": 0.55, "observed": 0.56}],
+    }
+    report = {
+        "results_file": "bench/results/models.json",
+        "finished": "now",
+        "commit": "abc",
+        "folds": 5,
+        "quick": False,
+        "datasets": {
+            "toy": {
+                "what": "toy",
+                "learners": 10,
+                "rows": 100,
+                "subsample": None,
+                "protocols": {"next_step": {"bkt": entry, "dkt": entry}},
+                "fits": {
+                    m: {"fit_seconds": {"mean": 1.0}, "epochs": [None], "best_epoch": [None]} for m in ("bkt", "dkt")
+                },
+                "comparisons": [
+                    {
+                        "first": "dkt",
+                        "second": "bkt",
+                        "protocol": "next_step",
+                        "auc_difference": 0.001,
+                        "auc_interval": [-0.002, 0.004],
+                        "rmse_difference": 0.0,
+                        "rmse_interval": [-0.001, 0.001],
+                    }
+                ],
+            }
+        },
+    }
     readme = tmp_path / "README.md"
     readme.write_text(f"before\n{bench.BEGIN}\nold figures\n{bench.END}\nafter\n")
     bench.readme_rewrite(json.loads(json.dumps(report)), readme)

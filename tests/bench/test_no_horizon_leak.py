@@ -53,11 +53,14 @@ def test_flipping_changes_only_the_horizon(split):
     flipped = horizon_flipped(test)
     changed = np.flatnonzero(flipped.correct != test.correct)
     assert len(changed) == HORIZON * np.count_nonzero(test.lengths > HORIZON)
-    assert np.array_equal(flipped.truncate(test.lengths - HORIZON).correct, test.truncate(test.lengths - HORIZON).correct)
+    assert np.array_equal(
+        flipped.truncate(test.lengths - HORIZON).correct, test.truncate(test.lengths - HORIZON).correct
+    )
 
 
-@pytest.mark.parametrize("kind, params", [("bkt", {}), ("bkt", {"multigs": True}),
-                                          ("dkt", {"max_epochs": 1, "threads": 1})])
+@pytest.mark.parametrize(
+    "kind, params", [("bkt", {}), ("bkt", {"multigs": True}), ("dkt", {"max_epochs": 1, "threads": 1})]
+)
 def test_multistep_never_reads_the_horizon(split, kind, params):
     train, test = split
     estimator = get_estimator(kind)(**params).fit(train, seed=0)
@@ -94,7 +97,9 @@ def test_models_bench_fold_never_reads_the_horizon(split):
     data = concat(train, test)
     held_out = np.arange(train.n_learners, data.n_learners)
     flipped = concat(train, horizon_flipped(test))  # the training learners' answers as they were
-    outcomes = [models_bench.fold_run(each, "psikt", held_out, fold=0, quick=True)["arrays"] for each in (data, flipped)]
+    outcomes = [
+        models_bench.fold_run(each, "psikt", held_out, fold=0, quick=True)["arrays"] for each in (data, flipped)
+    ]
     for name in ("multistep", "multistep_absorbed"):
         np.testing.assert_allclose(outcomes[0][name], outcomes[1][name], rtol=0, atol=1e-9)
     np.testing.assert_array_equal(outcomes[0]["multistep_correct"], 1.0 - outcomes[1]["multistep_correct"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from curriculum.graph import PrerequisiteGraph
-from curriculum.policies.base import Answer, ItemSpec, PolicyConfig
+from curriculum.policies.base import Answer, ItemSpec, PolicyConfig, Seen
 from curriculum.policies.frontier import candidate_skills, next_item
 
 # a -> b -> c, a -> d
@@ -154,7 +154,7 @@ def test_skills_unpractised_for_days_are_checked_before_done():
 
 # Exposure control and the evidence behind mastery (issue 21).
 
-from curriculum.policies.base import Evidence, Seen, skill_evidence, skill_mastered  # noqa: E402
+from curriculum.policies.base import Evidence, skill_evidence, skill_mastered  # noqa: E402
 
 POOL = [ItemSpec(f"s{n:02d}", ("s",), difficulty=1 + n % 3) for n in range(12)]
 ONE = PrerequisiteGraph(["s"], [])
@@ -163,7 +163,9 @@ ONE = PrerequisiteGraph(["s"], [])
 def _walk(answers: int, correct, *, config=None, mastery=0.5, minutes=1.0):
     config = config or PolicyConfig()
     """Answer ``answers`` questions of one skill, one a minute; ``correct(n)`` says which were right."""
-    history, seen, shown = [], {}, []
+    history: list[Answer] = []
+    seen: dict[str, Seen] = {}
+    shown: list[str | None] = []
     for n in range(answers):
         now = n * 60.0 * minutes
         choice = next_item(

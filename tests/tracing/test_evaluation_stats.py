@@ -19,10 +19,17 @@ from tracing.evaluation import (
 def _dataset(lengths: list[int]) -> Dataset:
     learner = np.repeat(np.arange(len(lengths)), lengths).astype(np.int32)
     n = len(learner)
-    return Dataset(learner=learner, item=(np.arange(n) % 3).astype(np.int32),
-                   correct=(np.arange(n) % 2).astype(np.float32), timestamp=np.arange(n, dtype=np.float64),
-                   q_matrix=np.eye(3, dtype=bool), item_ids=("a", "b", "c"), skill_ids=("a", "b", "c"),
-                   learner_ids=tuple(f"l{i}" for i in range(len(lengths))), has_time=False)
+    return Dataset(
+        learner=learner,
+        item=(np.arange(n) % 3).astype(np.int32),
+        correct=(np.arange(n) % 2).astype(np.float32),
+        timestamp=np.arange(n, dtype=np.float64),
+        q_matrix=np.eye(3, dtype=bool),
+        item_ids=("a", "b", "c"),
+        skill_ids=("a", "b", "c"),
+        learner_ids=tuple(f"l{i}" for i in range(len(lengths))),
+        has_time=False,
+    )
 
 
 def test_learner_folds_cover_every_learner_once():
@@ -45,8 +52,9 @@ def test_calibration_of_a_calibrated_and_of_an_overconfident_model():
     # Predicting 0.9 for answers right 60% of the time: ECE 0.3, in one bin.
     overconfident = calibration(np.r_[np.ones(60), np.zeros(40)], np.full(100, 0.9))
     assert overconfident["ece"] == pytest.approx(0.3)
-    assert overconfident["bins"] == [{"low": 0.9, "high": 1.0, "n": 100, "predicted": pytest.approx(0.9),
-                                      "observed": pytest.approx(0.6)}]
+    assert overconfident["bins"] == [
+        {"low": 0.9, "high": 1.0, "n": 100, "predicted": pytest.approx(0.9), "observed": pytest.approx(0.6)}
+    ]
     assert calibration(np.zeros(0), np.zeros(0))["bins"] == []
 
 

@@ -6,6 +6,7 @@ import json
 import os
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from django.core.cache import cache
@@ -344,7 +345,7 @@ def test_fits_run_and_report(course, api, django_capture_on_commit_callbacks):
     assert api.get(url(course, "/fits/999999")).status_code == 404
 
 
-ENDPOINTS = [
+ENDPOINTS: list[tuple[str, str, Any]] = [
     ("get", "/graph", None),
     ("post", "/curriculum", {"skills": []}),
     ("get", "/interactions", None),

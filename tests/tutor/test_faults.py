@@ -71,7 +71,9 @@ class PrivatePostgres:
     """A throw-away cluster: trust auth on 127.0.0.1, no fsync (tests, not durability)."""
 
     def __init__(self, root: Path) -> None:
-        self.bin, self.data, self.port = _postgres_bin(), root / "pgdata", _free_port()
+        found = _postgres_bin()
+        assert found is not None, "the fixture skips when PostgreSQL's binaries are absent"
+        self.bin, self.data, self.port = found, root / "pgdata", _free_port()
         self.socket_dir = root / "pgsocket"
         self.socket_dir.mkdir()
         self.prefix: list[str] = []
@@ -119,7 +121,8 @@ class PrivatePostgres:
 
 class PrivateRedis:
     def __init__(self, root: Path) -> None:
-        self.root, self.port, self.process = root, _free_port(), None
+        self.root, self.port = root, _free_port()
+        self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         self.process = subprocess.Popen(

@@ -288,7 +288,7 @@ def platform_for(lms: LmsServer, *, deployment: str = "dep-1", issuer: str = ISS
         .set_oidc_login_url("http://testserver/lti/login/")
         .set_platform_public_key(PLATFORM_PUBLIC)
         .set_platform_private_key(PLATFORM_PRIVATE)
-        .set_tool_key_set(lms.tool_jwks)
+        .set_tool_key_set(lms.tool_jwks)  # type: ignore[attr-defined]  # set by the fixture
     )
     lms.platform = Platform(registration=registration)
     return lms.platform
