@@ -34,6 +34,12 @@ class LearnerAdmin(admin.ModelAdmin):
     # The tie to an account is made by an enrolment (below), an LTI launch or the API, in one place.
     readonly_fields = ("user",)
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # Deleting a learner here would skip the erasure's audit record, the account and the fits marked
+        # as trained on erased data: a learner is erased from the dashboard's Data tab, the API or
+        # manage.py learner_erase (tutor.privacy.learner_erase), never deleted row by row.
+        return False
+
 
 class EnrolmentForm(forms.ModelForm):
     class Meta:

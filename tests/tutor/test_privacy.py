@@ -332,3 +332,15 @@ def test_the_admin_lists_erasures_read_only(launched, course, admin_client):  # 
     erasure = Erasure.objects.get()
     assert admin_client.post(f"/admin/tutor/erasure/{erasure.pk}/delete/", {"post": "yes"}).status_code == 403
     assert admin_client.get("/admin/tutor/erasure/add/").status_code == 403
+
+
+def test_the_admin_cannot_delete_a_learner_around_the_erasure(launched, course, admin_client):  # noqa: F811
+    """A learner deleted row by row in the admin would leave no audit record, keep the account and leave the
+    fits unmarked: the admin refuses, and points to the erasure."""
+    learner = Learner.objects.get(course=course, external_id="student-1")
+    response = admin_client.post(f"/admin/tutor/learner/{learner.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 403 and Learner.objects.filter(pk=learner.pk).exists()
+    bulk = admin_client.post(
+        "/admin/tutor/learner/", {"action": "delete_selected", "_selected_action": [learner.pk], "post": "yes"}
+    )
+    assert Learner.objects.filter(pk=learner.pk).exists() and bulk.status_code in (200, 302, 403)
