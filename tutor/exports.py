@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 import requests
 from django.conf import settings
+from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 
 from core.errors import NotFound, ServiceError
@@ -95,24 +96,26 @@ def _when(value: datetime | None) -> str:
     return value.isoformat() if value is not None else ""
 
 
+ANSWER_FIELDS = (
+    "pk",
+    "learner__external_id",
+    "item__external_id",
+    "correct",
+    "timestamp",
+    "response_time",
+    "client_id",
+    "response",
+)
+"""What the interactions export and the statements read of each answer."""
+
+
+def _answers(course: Course) -> QuerySet[Interaction]:
+    return Interaction.objects.filter(course=course).order_by("pk")
+
+
 def interactions_csv(*, course: Course) -> Iterator[str]:
     """Every answer of the course in the order stored, one CSV row each (INTERACTION_COLUMNS)."""
-    rows = (
-        Interaction.objects.filter(course=course)
-        .order_by("pk")
-        .values_list(
-            "pk",
-            "learner__external_id",
-            "item__external_id",
-            "correct",
-            "timestamp",
-            "response_time",
-            "client_id",
-            "response",
-            "created_at",
-        )
-        .iterator(chunk_size=CHUNK_ROWS)
-    )
+    rows = _answers(course).values_list(*ANSWER_FIELDS, "created_at").iterator(chunk_size=CHUNK_ROWS)
     return _chunked(
         _csv(
             INTERACTION_COLUMNS,
@@ -271,21 +274,7 @@ def statement_of(
 
 def statements(*, course: Course) -> Iterator[dict[str, Any]]:
     """Every answer of the course as an xAPI statement, in the order stored."""
-    rows = (
-        Interaction.objects.filter(course=course)
-        .order_by("pk")
-        .values_list(
-            "pk",
-            "learner__external_id",
-            "item__external_id",
-            "correct",
-            "timestamp",
-            "response_time",
-            "client_id",
-            "response",
-        )
-        .iterator(chunk_size=CHUNK_ROWS)
-    )
+    rows = _answers(course).values_list(*ANSWER_FIELDS).iterator(chunk_size=CHUNK_ROWS)
     for pk, learner, item, correct, timestamp, response_time, client_id, response in rows:
         yield statement_of(
             course_slug=course.slug,
