@@ -37,7 +37,7 @@ from tracing.evaluation import evaluate, evaluate_multistep, split_learners
 from tracing.models import Fit, LearnerTrace, Mastery
 from core.errors import Conflict, ServiceError
 from core.sql import CHUNK, db_datetime, json_value, keyed_rows, upsert
-from tutor.hot_queries import copy_columns, course_learners_lock
+from tutor.hot_queries import copy_columns, copy_columns_in, course_learners_lock
 from tutor.models import Interaction, Learner
 from core.recheck import Recent
 from tracing.selectors import Vocabulary, course_vocabulary, interactions_for_fit, interactions_of_learners, learner_history
@@ -283,24 +283,26 @@ def _mastery_write(model: CourseModel, states: dict[int, LearnerState], now: dat
 
 def _mastery_write_arrays(states: dict[int, LearnerState], columns: list[tuple[int, int]], moment: Any,
                           fit_pk: int | None) -> None:
-    """PostgreSQL, many learners at once (a fit's recompute, an import's refresh): every (learner, skill)
-    row in one statement, its values as three arrays; no Python tuple per row."""
+    """PostgreSQL, many learners at once (a fit's recompute, an import's refresh): the (learner, skill) rows
+    go by binary COPY into a temporary table, then into Mastery in one upsert; no Python object per row."""
     indices = np.array([index for index, _ in columns], dtype=np.int64)
     skill_pks = np.array([pk for _, pk in columns], dtype=np.int64)
     learners = np.fromiter(states, dtype=np.int64, count=len(states))
     matrix = np.empty((len(states), len(columns)), dtype=np.float64)
     for row, state in enumerate(states.values()):
         matrix[row] = np.asarray(state.mastery, dtype=np.float64)[indices]
-    table = Mastery._meta.db_table
+    table, batch = Mastery._meta.db_table, "tracing_mastery_batch"
     with connection.cursor() as cursor:
+        cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {batch} (learner_id bigint, skill_id bigint, "
+                       "probability double precision) ON COMMIT DROP")
+        cursor.execute(f"TRUNCATE {batch}")
+        copy_columns_in(batch, ("learner_id", "skill_id", "probability"),
+                        (np.repeat(learners, len(columns)), np.tile(skill_pks, len(states)), matrix.ravel()))
         cursor.execute(
             f"INSERT INTO {table} (learner_id, skill_id, probability, updated_at, fit_id) "
-            "SELECT learner, skill, probability, %s, %s "
-            "FROM unnest(%s::bigint[], %s::bigint[], %s::float8[]) AS rows (learner, skill, probability) "
+            f"SELECT learner_id, skill_id, probability, %s, %s FROM {batch} "
             "ON CONFLICT (learner_id, skill_id) DO UPDATE SET probability = excluded.probability, "
-            "updated_at = excluded.updated_at, fit_id = excluded.fit_id",
-            [moment, fit_pk, np.repeat(learners, len(columns)).tolist(), np.tile(skill_pks, len(states)).tolist(),
-             matrix.ravel().tolist()])
+            "updated_at = excluded.updated_at, fit_id = excluded.fit_id", [moment, fit_pk])
 
 
 def _mastery_write_rows(states: dict[int, LearnerState], columns: list[tuple[int, int]], moment: Any,

@@ -101,6 +101,10 @@ def file_import(*, course_slug: str, path: Path, format: str, course_name: str =
                                       on_rows=on_rows)
     checked = _Checked(Path(path))
     pairs = list(checked.rows(read_records(path, format)))  # parsed and checked whole before anything is written
+    first_of: dict[str, Row] = {}
+    for record, row in pairs:
+        if first_of.setdefault(row.client_id, row) != row:
+            raise FormatError(path, record.line, f"id {row.client_id!r} appears earlier in the file with different content")
     with transaction.atomic():
         course = _course_get_or_create(course_slug, course_name, checked)
         skills_created, items_created = _vocabulary_ensure(course, checked.item_skills)
