@@ -150,6 +150,9 @@ def _file_import_streaming(*, course_slug: str, path: Path, format: str, course_
         course = _course_get_or_create(course_slug, course_name, checked)
         skills_created, items_created = _vocabulary_ensure(course, checked.item_skills)
         now = django_timezone.now()
+        # The statistics of the learner and item tables lag behind what this transaction just created (a
+        # new course's learners look like a handful): a nested loop over them would be quadratic in the file.
+        raw.execute("SET LOCAL enable_nestloop = off")
         # Learners of the rows not stored before, in code-point order of their ids (as the batch path
         # creates them, so their pks follow the same order).
         learners_created = raw.execute(
@@ -172,6 +175,7 @@ def _file_import_streaming(*, course_slug: str, path: Path, format: str, course_
             [course.pk, now, course.pk, course.pk]).fetchone()
         if created and created < checked.count:
             _conflicts_check(raw, path, course, before)
+        raw.execute("RESET enable_nestloop")
         touched = copy_columns(f"SELECT learner_id FROM {_STAGE_LEARNERS} ORDER BY learner_id", [], "i")[0]
         raw.execute(f"DROP TABLE {_STAGE}, {_STAGE_LEARNERS}")
     summary = {"created": created, "duplicates": checked.count - created, "learners_created": learners_created,
