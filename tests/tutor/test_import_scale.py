@@ -165,3 +165,14 @@ def test_mastery_recompute_in_batches_equals_one_batch(tmp_path, settings, batch
             transaction.set_rollback(True)
     assert results[0] == results[1]
     assert results[0][0] == 12
+
+
+@pytest.mark.django_db(transaction=True)  # the fit runs when its row commits, inside the command
+def test_the_fit_command_keeps_no_query_log_under_debug(tmp_path, settings):
+    settings.ARTIFACT_ROOT = tmp_path
+    run(write_csv(tmp_path / "answers.csv", 200))
+    settings.DEBUG = True
+    before = list(connection.queries_log)
+    call_command("fit", "--course", "big", "--model", "bkt", stdout=open(tmp_path / "out.txt", "w"))
+    assert list(connection.queries_log) == before
+    assert Fit.objects.get(course__slug="big").status == Fit.SUCCEEDED
