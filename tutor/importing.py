@@ -7,6 +7,8 @@ grow with the file. Elsewhere (SQLite) the file is parsed whole, then written in
 
 from __future__ import annotations
 
+import queue
+import threading
 from array import array
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -25,7 +27,6 @@ from core.validation import clean_text
 
 _STAGE = "tutor_import_stage"
 _STAGE_LEARNERS = "tutor_import_learners"
-PROGRESS_EVERY = 50_000
 
 
 def _vocabulary_ensure(course: Course, item_skills: dict[str, tuple[str, ...]]) -> tuple[int, int]:
@@ -57,15 +58,23 @@ class _Checked:
         self.item_skills: dict[str, tuple[str, ...]] = {}
         self.known_skills: set[str] = set()
         self.first_timed: bool | None = None
+        self._fresh_items: list[str] = []
         self.count = 0
         self._line, self._step = -1, -1
+
+    def items_taken(self) -> list[str]:
+        """The items first met since the last call, in file order."""
+        fresh, self._fresh_items = self._fresh_items, []
+        return fresh
 
     def rows(self, records: Iterable[Record]) -> Iterator[tuple[Record, Row]]:
         path = self.path
         for record in records:
             if self.first_timed is None:
                 self.first_timed = record.timed
-            self.item_skills.setdefault(record.item, record.skills or (record.item,))
+            if record.item not in self.item_skills:
+                self.item_skills[record.item] = record.skills or (record.item,)
+                self._fresh_items.append(record.item)
             # Files without ids get one from their position, so a re-import finds them again. A line's records
             # come one after another, so counting them needs no memory of earlier lines.
             self._step = self._step + 1 if record.line == self._line else 0
@@ -123,66 +132,156 @@ def _course_get_or_create(course_slug: str, course_name: str, checked: _Checked)
     return course
 
 
+CHUNK_ROWS = 100_000
+"""Rows per staging round: the file is read and checked one chunk ahead of the database (two at most in
+memory, about 10 MB each)."""
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(value: str | None) -> str:
+    return "\\N" if value is None else value.translate(_COPY_ESCAPES)
+
+
+def _copy_number(value: float | None) -> str:
+    return "\\N" if value is None else repr(value)  # repr: the shortest text that reads back as the same float
+
+
+def _chunks_read(path: Path, format: str, checked: _Checked) -> Iterator[tuple[bytes, int, list[str]]]:
+    """The file's checked rows as COPY text, CHUNK_ROWS rows a piece, with the items first met in each."""
+    lines: list[str] = []
+    for record, row in checked.rows(read_records(path, format)):
+        lines.append(f"{checked.count}\t{record.line}\t{_copy_text(row.learner)}\t{_copy_text(row.item)}\t"
+                     f"{row.correct!r}\t{row.timestamp.isoformat()}\t{_copy_number(row.response_time)}\t"
+                     f"{_copy_text(row.client_id)}\n")
+        if len(lines) >= CHUNK_ROWS:
+            yield "".join(lines).encode("utf-8"), len(lines), checked.items_taken()
+            lines = []
+    if lines or not checked.count:
+        yield "".join(lines).encode("utf-8"), len(lines), checked.items_taken()
+
+
+class _ReadAhead:
+    """Runs ``_chunks_read`` on a thread, one chunk ahead: the file is parsed and checked (Python, holding
+    the GIL) while the database inserts the previous chunk (psycopg waits without it), so both cores work."""
+
+    _END = object()
+
+    def __init__(self, pieces: Iterator[Any]) -> None:
+        self._pieces, self._queue, self._stop = pieces, queue.Queue(maxsize=1), threading.Event()
+        self._thread = threading.Thread(target=self._run, name="import-read-ahead", daemon=True)
+        self._thread.start()
+
+    def _put(self, value: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(value, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        try:
+            for piece in self._pieces:
+                if not self._put(piece):
+                    return
+            self._put(self._END)
+        except BaseException as error:  # noqa: BLE001 - handed to the importing thread, which raises it
+            self._put(error)
+
+    def __iter__(self) -> Iterator[Any]:
+        while True:
+            piece = self._queue.get()
+            if piece is self._END:
+                return
+            if isinstance(piece, BaseException):
+                raise piece
+            yield piece
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def _file_import_streaming(*, course_slug: str, path: Path, format: str, course_name: str,
                            on_rows: Callable[[int], Any] | None) -> tuple[dict[str, int], Course, Iterable[int]]:
-    """PostgreSQL: COPY the checked rows into a staging table of the transaction as they are read, then
-    resolve and insert set-wise. Memory: the file's items and skills, one row at a time, and 8 bytes per
-    learner with new answers (returned)."""
+    """PostgreSQL: the checked rows go by COPY into a staging table of the transaction, a chunk at a time,
+    and each chunk is resolved and inserted set-wise. Memory: the file's items and skills, two chunks, and
+    8 bytes per learner with new answers (returned)."""
     path = Path(path)
     checked = _Checked(path)
     interaction, learner, item = Interaction._meta.db_table, Learner._meta.db_table, Item._meta.db_table
-    with transaction.atomic(), connection.cursor() as cursor:
-        raw = cursor.cursor  # the psycopg 3 cursor under Django's wrapper: COPY, and no query log
-        raw.execute(f"DROP TABLE IF EXISTS {_STAGE}, {_STAGE_LEARNERS}")
-        raw.execute(f"CREATE TEMP TABLE {_STAGE} (seq bigint, line integer, learner text, item text, correct float8, "
-                    "moment timestamptz, response_time float8, client_id text) ON COMMIT DROP")
-        raw.execute(f"CREATE TEMP TABLE {_STAGE_LEARNERS} (learner_id bigint) ON COMMIT DROP")
-        before = raw.execute(f"SELECT coalesce(max(id), 0) FROM {interaction}").fetchone()[0]
-        with raw.copy(f"COPY {_STAGE} FROM STDIN") as copy:
-            for record, row in checked.rows(read_records(path, format)):
-                copy.write_row((checked.count, record.line, row.learner, row.item, row.correct, row.timestamp,
-                                row.response_time, row.client_id))
-                if on_rows is not None and checked.count % PROGRESS_EVERY == 0:
-                    on_rows(PROGRESS_EVERY)
-        if on_rows is not None:
-            on_rows(checked.count % PROGRESS_EVERY)
-        raw.execute(f"ANALYZE {_STAGE}")
-        course = _course_get_or_create(course_slug, course_name, checked)
-        skills_created, items_created = _vocabulary_ensure(course, checked.item_skills)
-        now = django_timezone.now()
-        # The statistics of the learner and item tables lag behind what this transaction just created (a
-        # new course's learners look like a handful): a nested loop over them would be quadratic in the file.
-        raw.execute("SET LOCAL enable_nestloop = off")
-        # Learners of the rows not stored before, in code-point order of their ids (as the batch path
-        # creates them, so their pks follow the same order).
-        learners_created = raw.execute(
-            f"WITH created AS (INSERT INTO {learner} (course_id, external_id, goal, created_at) "
-            f"SELECT %s, name, '', %s FROM (SELECT DISTINCT s.learner AS name FROM {_STAGE} AS s WHERE NOT EXISTS "
-            f"(SELECT 1 FROM {interaction} AS x WHERE x.course_id = %s AND x.client_id = s.client_id)) AS names "
-            f'ORDER BY name COLLATE "C" ON CONFLICT (course_id, external_id) DO NOTHING RETURNING 1) '
-            "SELECT count(*) FROM created", [course.pk, now, course.pk]).fetchone()[0]
-        # In file order, so ids (which break ties of equal timestamps) follow the file; a client id stored
-        # before, or met earlier in the file, stores nothing (the unique index decides, race-free).
-        created, _ = raw.execute(
-            f"WITH inserted AS (INSERT INTO {interaction} (course_id, learner_id, item_id, correct, timestamp, "
-            "response_time, client_id, response, created_at) "
-            f"SELECT %s, l.id, i.id, s.correct, s.moment, s.response_time, s.client_id, '', %s FROM {_STAGE} AS s "
-            f"JOIN {learner} AS l ON l.course_id = %s AND l.external_id = s.learner "
-            f"JOIN {item} AS i ON i.course_id = %s AND i.external_id = s.item ORDER BY s.seq "
-            "ON CONFLICT (course_id, client_id) DO NOTHING RETURNING learner_id), "
-            f"touched AS (INSERT INTO {_STAGE_LEARNERS} SELECT DISTINCT learner_id FROM inserted RETURNING 1) "
-            "SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM touched)",
-            [course.pk, now, course.pk, course.pk]).fetchone()
-        if created and created < checked.count:
-            _conflicts_check(raw, path, course, before)
-        raw.execute("RESET enable_nestloop")
-        touched = copy_columns(f"SELECT learner_id FROM {_STAGE_LEARNERS} ORDER BY learner_id", [], "i")[0]
-        raw.execute(f"DROP TABLE {_STAGE}, {_STAGE_LEARNERS}")
+    course: Course | None = None
+    created = learners_created = skills_created = items_created = 0
+    reader = _ReadAhead(_chunks_read(path, format, checked))
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            raw = cursor.cursor  # the psycopg 3 cursor under Django's wrapper: COPY, and no query log
+            raw.execute(f"DROP TABLE IF EXISTS {_STAGE}, {_STAGE_LEARNERS}")
+            raw.execute(f"CREATE TEMP TABLE {_STAGE} (seq bigint, line integer, learner text, item text, "
+                        "correct float8, moment timestamptz, response_time float8, client_id text) ON COMMIT DROP")
+            raw.execute(f"CREATE TEMP TABLE {_STAGE_LEARNERS} (learner_id bigint PRIMARY KEY) ON COMMIT DROP")
+            before = raw.execute(f"SELECT coalesce(max(id), 0) FROM {interaction}").fetchone()[0]
+            # The statistics of the learner and item tables lag behind what this transaction creates (a new
+            # course's learners look like a handful): a nested loop over them would be quadratic in the file.
+            raw.execute("SET LOCAL enable_nestloop = off")
+            for data, count, fresh_items in reader:
+                if course is None:
+                    course = _course_get_or_create(course_slug, course_name, checked)
+                if fresh_items:
+                    new_skills, new_items = _vocabulary_ensure(
+                        course, {name: checked.item_skills[name] for name in fresh_items})
+                    skills_created, items_created = skills_created + new_skills, items_created + new_items
+                raw.execute(f"TRUNCATE {_STAGE}")
+                with raw.copy(f"COPY {_STAGE} FROM STDIN") as copy:
+                    copy.write(data)
+                del data
+                chunk_learners, chunk_created = _chunk_insert(raw, course)
+                learners_created += chunk_learners
+                created += chunk_created
+                if chunk_created < count and created:
+                    _conflicts_check(raw, path, course, before)
+                if on_rows is not None:
+                    on_rows(count)
+            raw.execute("RESET enable_nestloop")
+            touched = copy_columns(f"SELECT learner_id FROM {_STAGE_LEARNERS} ORDER BY learner_id", [], "i")[0]
+            raw.execute(f"DROP TABLE {_STAGE}, {_STAGE_LEARNERS}")
+    finally:
+        reader.close()
     summary = {"created": created, "duplicates": checked.count - created, "learners_created": learners_created,
                "items_created": items_created, "skills_created": skills_created, "rows": checked.count}
     learner_pks = array("q")
     learner_pks.frombytes(touched.astype("=i8").tobytes())
     return summary, course, learner_pks
+
+
+def _chunk_insert(raw: Any, course: Course) -> tuple[int, int]:
+    """The staged chunk into the course: its new learners, then its answers; (learners created, answers
+    created). The learners touched are added to the staging learners table."""
+    interaction, learner, item = Interaction._meta.db_table, Learner._meta.db_table, Item._meta.db_table
+    now = django_timezone.now()
+    # Learners of the rows not stored before, in code-point order of their ids (as the batch path creates
+    # them, so their pks follow the same order).
+    learners_created = raw.execute(
+        f"WITH created AS (INSERT INTO {learner} (course_id, external_id, goal, created_at) "
+        f"SELECT %s, name, '', %s FROM (SELECT DISTINCT s.learner AS name FROM {_STAGE} AS s WHERE NOT EXISTS "
+        f"(SELECT 1 FROM {interaction} AS x WHERE x.course_id = %s AND x.client_id = s.client_id)) AS names "
+        f'ORDER BY name COLLATE "C" ON CONFLICT (course_id, external_id) DO NOTHING RETURNING 1) '
+        "SELECT count(*) FROM created", [course.pk, now, course.pk]).fetchone()[0]
+    # In file order, so ids (which break ties of equal timestamps) follow the file; a client id stored
+    # before, or met earlier in the file, stores nothing (the unique index decides, race-free).
+    created = raw.execute(
+        f"WITH inserted AS (INSERT INTO {interaction} (course_id, learner_id, item_id, correct, timestamp, "
+        "response_time, client_id, response, created_at) "
+        f"SELECT %s, l.id, i.id, s.correct, s.moment, s.response_time, s.client_id, '', %s FROM {_STAGE} AS s "
+        f"JOIN {learner} AS l ON l.course_id = %s AND l.external_id = s.learner "
+        f"JOIN {item} AS i ON i.course_id = %s AND i.external_id = s.item ORDER BY s.seq "
+        "ON CONFLICT (course_id, client_id) DO NOTHING RETURNING learner_id), "
+        f"touched AS (INSERT INTO {_STAGE_LEARNERS} SELECT DISTINCT learner_id FROM inserted "
+        "ON CONFLICT DO NOTHING RETURNING 1) "
+        "SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM touched)",
+        [course.pk, now, course.pk, course.pk]).fetchone()[0]
+    return learners_created, created
 
 
 def _conflicts_check(raw: Any, path: Path, course: Course, before: int) -> None:

@@ -20,6 +20,13 @@ from tutor.models import Interaction, Learner
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True, params=[100_000, 7], ids=["one-chunk", "chunks-of-7"])
+def chunk_rows(request, monkeypatch):
+    """Every test with the file staged in one chunk, and in chunks of 7 rows (PostgreSQL's streaming path)."""
+    monkeypatch.setattr("tutor.importing.CHUNK_ROWS", request.param)
+    return request.param
+
+
 def write_csv(path: Path, rows: int = 300, *, bad: dict[int, str] | None = None, ids: bool = False) -> Path:
     """``rows`` answers of 12 learners on 9 items (3 skills); ``bad`` replaces the line numbered so."""
     lines = ["learner,item,skill,correct,timestamp" + (",id" if ids else "")]
@@ -176,3 +183,16 @@ def test_the_fit_command_keeps_no_query_log_under_debug(tmp_path, settings):
     call_command("fit", "--course", "big", "--model", "bkt", stdout=open(tmp_path / "out.txt", "w"))
     assert list(connection.queries_log) == before
     assert Fit.objects.get(course__slug="big").status == Fit.SUCCEEDED
+
+
+def test_ids_with_the_characters_copy_escapes(tmp_path):
+    path = tmp_path / "odd.csv"
+    path.write_text('learner,item,skill,correct,timestamp,id,response_time\n'
+                    '"a\\b","i\t1",s1,1,1600000000,"x\\N",1.5\n'
+                    '"a\\b","i\t1",s1,0.25,1600000001.123456,"y\ny",\n', encoding="utf-8")
+    summary = answers_import(course_slug="odd", path=path, format="csv")
+    assert summary["created"] == 2
+    stored = list(Interaction.objects.order_by("id").values_list("learner__external_id", "item__external_id",
+                                                                   "client_id", "correct", "response_time"))
+    assert stored == [("a\\b", "i\t1", "x\\N", 1.0, 1.5), ("a\\b", "i\t1", "y\ny", 0.25, None)]
+    assert Interaction.objects.order_by("id").last().timestamp.timestamp() == 1600000001.123456
