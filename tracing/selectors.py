@@ -68,33 +68,48 @@ def _dataset(course: Course, vocabulary: Vocabulary, queryset, learner_names: di
 def _dataset_arrays(course: Course, vocabulary: Vocabulary, learner_names: dict[int, str], where: str,
                     params: list, expected: int) -> tuple[Dataset, np.ndarray]:
     """PostgreSQL: the same Dataset as ``_dataset``, read by binary COPY straight into numpy arrays (no
-    Python object per answer; about 20 bytes an answer kept, 24 more per answer in the block being read).
-    Time as epoch seconds computed by the database: the float ``datetime.timestamp()`` gives. Returns the
-    Dataset and its learners' pks (int64, in the Dataset's order)."""
-    learner, item, correct, moment = copy_columns(
-        f"SELECT learner_id::int8, item_id::int8, correct::float8, EXTRACT(EPOCH FROM timestamp)::float8 "
-        f"FROM {_INTERACTION} WHERE {where} ORDER BY learner_id, timestamp, id", params, "iiff", expected=expected)
+    Python object per answer): 20 bytes an answer kept, about 30 while reading (items become their
+    vocabulary row block by block). Time as epoch seconds computed by the database: the float
+    ``datetime.timestamp()`` gives. Returns the Dataset and its learners' pks (int64, in its order)."""
     item_pk = np.asarray(vocabulary.item_pk, dtype=np.int64)
     order = np.argsort(item_pk, kind="stable")  # the course's vocabulary is in id order; a model's may not be
-    position = np.searchsorted(item_pk[order], item)
-    known = position < len(item_pk)
-    known[known] = item_pk[order[position[known]]] == item[known]
-    row = order[np.minimum(position, max(len(item_pk) - 1, 0))] if len(item_pk) else position
-    del position
-    named = np.fromiter(learner_names, dtype=np.int64, count=len(learner_names))
-    named.sort()
-    # Answers keep arriving while a fit reads the course: rows of a learner or an item created after the
-    # names and the vocabulary were read are left out (the fit's activation replays those learners).
-    keep = known & np.isin(learner, named, assume_unique=False)
-    if not keep.all():
-        learner, row, correct, moment = learner[keep], row[keep], correct[keep], moment[keep]
-    del item, keep, known
+    sorted_pk = item_pk[order]
+
+    def item_row(pks: np.ndarray) -> np.ndarray:
+        """Item pks -> the vocabulary's row, -1 for an item it does not hold (one block at a time)."""
+        if not len(sorted_pk):
+            return np.full(len(pks), -1, dtype=np.int32)
+        position = np.minimum(np.searchsorted(sorted_pk, pks), len(sorted_pk) - 1)
+        return np.where(sorted_pk[position] == pks, order[position], -1)
+
+    learner, row, correct, moment = copy_columns(
+        f"SELECT learner_id::int8, item_id::int8, correct::float8, EXTRACT(EPOCH FROM timestamp)::float8 "
+        f"FROM {_INTERACTION} WHERE {where} ORDER BY learner_id, timestamp, id", params,
+        ("i", "i4", "f4", "f"), expected=expected, convert={1: item_row})
+    # Rows are in learner order: each learner's run of rows is found once, and the learner checked once.
     first = np.ones(len(learner), dtype=bool)
     np.not_equal(learner[1:], learner[:-1], out=first[1:])
-    learner_pks = learner[first]
-    index = (np.cumsum(first, dtype=np.int64) - 1).astype(np.int32)
+    starts = np.flatnonzero(first)
+    learner_pks = learner[starts]
+    named = np.fromiter(learner_names, dtype=np.int64, count=len(learner_names))
+    # Answers keep arriving while a fit reads the course: rows of a learner created after the names were
+    # read are left out (the fit's activation replays those learners), as are items it does not know.
+    member = np.isin(learner_pks, named)
+    del learner, first
+    counts = np.diff(np.append(starts, len(row)))
+    known = row >= 0
+    if not (member.all() and known.all()):
+        keep = np.repeat(member, counts) & known
+        counts = np.add.reduceat(keep, starts, dtype=np.int64)[member] if len(starts) else counts
+        row, correct, moment = row[keep], correct[keep], moment[keep]
+        learner_pks = learner_pks[member]
+        del keep
+    del known
+    if len(counts) and not counts.all():  # a learner whose every row was left out has none
+        learner_pks, counts = learner_pks[counts > 0], counts[counts > 0]
+    index = np.repeat(np.arange(len(learner_pks), dtype=np.int32), counts)
     return Dataset(
-        learner=index, item=row.astype(np.int32), correct=correct.astype(np.float32), timestamp=moment,
+        learner=index, item=row, correct=correct, timestamp=moment,
         q_matrix=vocabulary.q_matrix, item_ids=vocabulary.item_ids, skill_ids=vocabulary.skill_ids,
         learner_ids=tuple(learner_names[pk] for pk in learner_pks.tolist()), has_time=course.has_clock,
     ), learner_pks

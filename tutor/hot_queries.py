@@ -99,21 +99,24 @@ def _seconds(value: Any) -> float:
 _COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 
 
-def copy_columns(query: str, params: Sequence[Any], columns: Sequence[str], *,
-                 expected: int = 0) -> tuple[np.ndarray, ...]:
+def copy_columns(query: str, params: Sequence[Any], columns: Sequence[str], *, expected: int = 0,
+                 convert: dict[int, Any] | None = None) -> tuple[np.ndarray, ...]:
     """PostgreSQL only: the rows of ``query`` (every column ``bigint`` or ``double precision``, never NULL:
-    cast in the SQL) as one numpy array per column, int64 or float64 as ``columns`` says ("i" or "f").
+    cast in the SQL) as one numpy array per column, of the type ``columns`` says: "i" int64, "f" float64,
+    "i4" int32, "f4" float32 (converted block by block, so the 8-byte values are never all held).
 
     Binary COPY: every row has the same width, so the rows land in numpy by blocks, without a Python object
-    per row (a fit reads millions). ``expected`` (a row count, e.g. from a count query) sizes the arrays at
+    per row (a fit reads millions). ``convert`` maps a column's number to a function applied to each
+    block of its values before they are stored (a lookup, say). ``expected`` (a row count, e.g. from a count query) sizes the arrays at
     once; they grow if more rows come.
     """
     width = len(columns)
     fields = [("count", ">i2")]
+    kinds = {"i": np.int64, "f": np.float64, "i4": np.int32, "f4": np.float32}
     for number, kind in enumerate(columns):
-        fields += [(f"length{number}", ">i4"), (f"value{number}", ">i8" if kind == "i" else ">f8")]
+        fields += [(f"length{number}", ">i4"), (f"value{number}", ">i8" if kind.startswith("i") else ">f8")]
     row_type = np.dtype(fields)
-    outputs = [np.empty(max(expected, 1024), dtype=np.int64 if kind == "i" else np.float64) for kind in columns]
+    outputs = [np.empty(max(expected, 1024), dtype=kinds[kind]) for kind in columns]
     filled = 0
     pending = bytearray()
     header = True
@@ -127,7 +130,10 @@ def copy_columns(query: str, params: Sequence[Any], columns: Sequence[str], *,
             size = max(filled + len(rows), 2 * len(outputs[0]))
             outputs = [np.resize(output, size) for output in outputs]
         for number in range(width):
-            outputs[number][filled:filled + len(rows)] = rows[f"value{number}"]
+            values = rows[f"value{number}"]
+            if convert and number in convert:
+                values = convert[number](values)
+            outputs[number][filled:filled + len(rows)] = values
         filled += len(rows)
         return len(rows) * row_type.itemsize
 

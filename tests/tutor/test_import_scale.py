@@ -12,7 +12,7 @@ from django.db import connection, transaction
 
 from curriculum.models import Course, Item
 from tracing.models import Fit, LearnerTrace, Mastery
-from tracing.selectors import _dataset, course_vocabulary, interactions_for_fit
+from tracing.selectors import _dataset, _dataset_arrays, course_vocabulary, interactions_for_fit
 from tracing.services import _replay, course_model, fit_create, mastery_recompute
 from tutor.actions import answers_import
 from tutor.models import Interaction, Learner
@@ -137,6 +137,21 @@ def test_the_numpy_loader_equals_the_row_loader(tmp_path, postgresql):
         assert left.dtype == right.dtype and np.array_equal(left, right), name
     assert arrays.learner_ids == rows.learner_ids and arrays.item_ids == rows.item_ids
     assert arrays.has_time == rows.has_time and np.array_equal(arrays.q_matrix, rows.q_matrix)
+    # Rows the fit's reading leaves out: an item created after the vocabulary was read (a learner with only
+    # such rows has none), and a learner created after the names were read.
+    new_item = Item.objects.create(course=course, external_id="late-item")
+    only_new = Learner.objects.create(course=course, external_id="only-new")
+    for learner in (only_new, first.learner):
+        Interaction.objects.create(course=course, learner=learner, item=new_item, correct=1.0,
+                                   timestamp=first.timestamp, client_id=f"late-{learner.pk}")
+    names = dict(Learner.objects.filter(course=course).values_list("id", "external_id"))
+    del names[Learner.objects.filter(course=course).order_by("id")[2].pk]
+    arrays, pks = _dataset_arrays(course, vocabulary, names, "course_id = %s", [course.pk], 0)
+    rows = _dataset(course, vocabulary, Interaction.objects.filter(course=course), names)
+    for name in ("learner", "item", "correct", "timestamp", "offsets"):
+        left, right = getattr(arrays, name), getattr(rows, name)
+        assert left.dtype == right.dtype and np.array_equal(left, right), name
+    assert arrays.learner_ids == rows.learner_ids and len(pks) == rows.n_learners == 11
 
 
 def _written(course):
