@@ -7,11 +7,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from django.db import connection
+
 from curriculum.models import Item, Skill, Course
 from core.sql import CHUNK
 from tracing.data import Dataset
 from tracing.models import Mastery
+from tutor.hot_queries import copy_columns
 from tutor.models import Interaction, Learner
+
+_INTERACTION = Interaction._meta.db_table
 
 
 @dataclass(frozen=True)
@@ -60,11 +65,73 @@ def _dataset(course: Course, vocabulary: Vocabulary, queryset, learner_names: di
     )
 
 
+def _dataset_arrays(course: Course, vocabulary: Vocabulary, learner_names: dict[int, str], where: str,
+                    params: list, expected: int) -> tuple[Dataset, np.ndarray]:
+    """PostgreSQL: the same Dataset as ``_dataset``, read by binary COPY straight into numpy arrays (no
+    Python object per answer): 20 bytes an answer kept, about 30 while reading (items become their
+    vocabulary row block by block). Time as epoch seconds computed by the database: the float
+    ``datetime.timestamp()`` gives. Returns the Dataset and its learners' pks (int64, in its order)."""
+    item_pk = np.asarray(vocabulary.item_pk, dtype=np.int64)
+    order = np.argsort(item_pk, kind="stable")  # the course's vocabulary is in id order; a model's may not be
+    sorted_pk = item_pk[order]
+
+    def item_row(pks: np.ndarray) -> np.ndarray:
+        """Item pks -> the vocabulary's row, -1 for an item it does not hold (one block at a time)."""
+        if not len(sorted_pk):
+            return np.full(len(pks), -1, dtype=np.int32)
+        position = np.minimum(np.searchsorted(sorted_pk, pks), len(sorted_pk) - 1)
+        return np.where(sorted_pk[position] == pks, order[position], -1)
+
+    learner, row, correct, moment = copy_columns(
+        f"SELECT learner_id::int8, item_id::int8, correct::float8, EXTRACT(EPOCH FROM timestamp)::float8 "
+        f"FROM {_INTERACTION} WHERE {where} ORDER BY learner_id, timestamp, id", params,
+        ("i", "i4", "f4", "f"), expected=expected, convert={1: item_row})
+    # Rows are in learner order: each learner's run of rows is found once, and the learner checked once.
+    first = np.ones(len(learner), dtype=bool)
+    np.not_equal(learner[1:], learner[:-1], out=first[1:])
+    starts = np.flatnonzero(first)
+    learner_pks = learner[starts]
+    named = np.fromiter(learner_names, dtype=np.int64, count=len(learner_names))
+    # Answers keep arriving while a fit reads the course: rows of a learner created after the names were
+    # read are left out (the fit's activation replays those learners), as are items it does not know.
+    member = np.isin(learner_pks, named)
+    del learner, first
+    counts = np.diff(np.append(starts, len(row)))
+    known = row >= 0
+    if not (member.all() and known.all()):
+        keep = np.repeat(member, counts) & known
+        counts = np.add.reduceat(keep, starts, dtype=np.int64)[member] if len(starts) else counts
+        row, correct, moment = row[keep], correct[keep], moment[keep]
+        learner_pks = learner_pks[member]
+        del keep
+    del known
+    if len(counts) and not counts.all():  # a learner whose every row was left out has none
+        learner_pks, counts = learner_pks[counts > 0], counts[counts > 0]
+    index = np.repeat(np.arange(len(learner_pks), dtype=np.int32), counts)
+    return Dataset(
+        learner=index, item=row, correct=correct, timestamp=moment,
+        q_matrix=vocabulary.q_matrix, item_ids=vocabulary.item_ids, skill_ids=vocabulary.skill_ids,
+        learner_ids=tuple(learner_names[pk] for pk in learner_pks.tolist()), has_time=course.has_clock,
+    ), learner_pks
+
+
 def interactions_for_fit(*, course: Course, vocabulary: Vocabulary | None = None) -> Dataset:
     """Every interaction of the course as one Dataset, learners in id order, rows in time order."""
     vocabulary = vocabulary or course_vocabulary(course=course)
     names = dict(Learner.objects.filter(course=course).values_list("id", "external_id"))
+    if connection.vendor == "postgresql":
+        expected = Interaction.objects.filter(course=course).count()
+        return _dataset_arrays(course, vocabulary, names, "course_id = %s", [course.pk], expected)[0]
     return _dataset(course, vocabulary, Interaction.objects.filter(course=course), names)
+
+
+def interactions_of_learners(*, course: Course, learner_pks: list[int], vocabulary: Vocabulary
+                             ) -> tuple[Dataset, np.ndarray]:
+    """PostgreSQL only: these learners' interactions on the vocabulary's items (rows of other items left
+    out) as one Dataset named by learner pk, and the pks of its learners in order (those with no such row
+    are left out). A chunk of a file import's learners, whose mastery is refreshed."""
+    names = {pk: str(pk) for pk in learner_pks}
+    return _dataset_arrays(course, vocabulary, names, "learner_id = ANY(%s::bigint[])", [list(learner_pks)], 0)
 
 
 def learner_history(*, learner: Learner, vocabulary: Vocabulary) -> Dataset:

@@ -10,8 +10,9 @@ import socket
 import threading
 import time
 import traceback
-from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Hashable, Sequence
+from collections import OrderedDict, defaultdict, deque
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -36,10 +37,10 @@ from tracing.evaluation import evaluate, evaluate_multistep, split_learners
 from tracing.models import Fit, LearnerTrace, Mastery
 from core.errors import Conflict, ServiceError
 from core.sql import CHUNK, db_datetime, json_value, keyed_rows, rows_in, upsert
-from tutor.hot_queries import learners_lock
+from tutor.hot_queries import copy_columns, copy_columns_in, course_learners_lock
 from tutor.models import Interaction, Learner
 from core.recheck import Recent
-from tracing.selectors import Vocabulary, course_vocabulary, interactions_for_fit, learner_history
+from tracing.selectors import Vocabulary, course_vocabulary, interactions_for_fit, interactions_of_learners, learner_history
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +48,9 @@ DEFAULT_KIND = "bkt"
 """The kind that serves a course before its first fit (its untrained form)."""
 
 MIN_LEARNERS_FOR_HOLDOUT = 5
+MASTERY_BATCH = 2_000
+"""Learners per statement when a fit's or an import's mastery is written: about 100,000 rows with 50
+skills, a few MB of values, whatever the course's size."""
 MAX_ATTEMPTS = 3
 
 
@@ -272,6 +276,40 @@ def _mastery_write(model: CourseModel, states: dict[int, LearnerState], now: dat
     previous = previous or {}
     # Plain SQL upserts: they run on every recorded answer (tutor/hot_queries.py says why).
     moment, fit_pk = db_datetime(now), model.fit.pk if model.fit is not None else None
+    if connection.vendor == "postgresql" and not previous and columns and len(states) * len(columns) > CHUNK:
+        _mastery_write_arrays(states, columns, moment, fit_pk)
+    else:
+        _mastery_write_rows(states, columns, moment, fit_pk, previous)
+    if fit_pk is not None:
+        _traces_write(fit_pk, [(pk, fit_pk, json.dumps(state.to_json()), moment) for pk, state in states.items()])
+
+
+def _mastery_write_arrays(states: dict[int, LearnerState], columns: list[tuple[int, int]], moment: Any,
+                          fit_pk: int | None) -> None:
+    """PostgreSQL, many learners at once (a fit's recompute, an import's refresh): the (learner, skill) rows
+    go by binary COPY into a temporary table, then into Mastery in one upsert; no Python object per row."""
+    indices = np.array([index for index, _ in columns], dtype=np.int64)
+    skill_pks = np.array([pk for _, pk in columns], dtype=np.int64)
+    learners = np.fromiter(states, dtype=np.int64, count=len(states))
+    matrix = np.empty((len(states), len(columns)), dtype=np.float64)
+    for row, state in enumerate(states.values()):
+        matrix[row] = np.asarray(state.mastery, dtype=np.float64)[indices]
+    table, batch = Mastery._meta.db_table, "tracing_mastery_batch"
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {batch} (learner_id bigint, skill_id bigint, "
+                       "probability double precision) ON COMMIT DROP")
+        cursor.execute(f"TRUNCATE {batch}")
+        copy_columns_in(batch, ("learner_id", "skill_id", "probability"),
+                        (np.repeat(learners, len(columns)), np.tile(skill_pks, len(states)), matrix.ravel()))
+        cursor.execute(
+            f"INSERT INTO {table} (learner_id, skill_id, probability, updated_at, fit_id) "
+            f"SELECT learner_id, skill_id, probability, %s, %s FROM {batch} "
+            "ON CONFLICT (learner_id, skill_id) DO UPDATE SET probability = excluded.probability, "
+            "updated_at = excluded.updated_at, fit_id = excluded.fit_id", [moment, fit_pk])
+
+
+def _mastery_write_rows(states: dict[int, LearnerState], columns: list[tuple[int, int]], moment: Any,
+                        fit_pk: int | None, previous: dict[int, np.ndarray]) -> None:
     rows = []
     for learner_pk, state in states.items():
         before = previous.get(learner_pk)
@@ -281,8 +319,6 @@ def _mastery_write(model: CourseModel, states: dict[int, LearnerState], now: dat
                 rows.append((learner_pk, pk, probability, moment, fit_pk))
     upsert(table=Mastery._meta.db_table, columns=["learner_id", "skill_id", "probability", "updated_at", "fit_id"],
            rows=rows, conflict=["learner_id", "skill_id"], update=["probability", "updated_at", "fit_id"])
-    if fit_pk is not None:
-        _traces_write(fit_pk, [(pk, fit_pk, json.dumps(state.to_json()), moment) for pk, state in states.items()])
 
 
 def _traces_write(fit_pk: int, rows: list[tuple[int, int, str, Any]]) -> None:
@@ -643,7 +679,7 @@ def _activate(fit: Fit, estimator: Estimator, data, vocabulary: Vocabulary, arti
         # Answers being recorded finish first and new ones wait for this transaction, so the activation
         # sees every stored answer (mastery_recompute replays those the fit's data missed) and no
         # recording's mastery writes interleave with its own (which could deadlock).
-        learners_lock(learner_pks=list(Learner.objects.filter(course=fit.course).values_list("id", flat=True)))
+        course_learners_lock(course_pk=fit.course_id)
         Fit.objects.filter(course=fit.course, active=True).update(active=False)
         Fit.objects.filter(pk=fit.pk).update(
             status=Fit.SUCCEEDED, active=True, artifact=str(artifact), metrics=_finite(metrics),
@@ -677,33 +713,125 @@ def fits_learner_forget(*, course: Course, learner: str, replacement: str) -> in
     return changed
 
 
-def mastery_refresh(*, course: Course, learner_pks: Sequence[int]) -> int:
+def _estimator_vocabulary(model: CourseModel) -> Vocabulary:
+    """The estimator's items and skills in its own order, with each item's pk (-1 where the course has
+    lost it): loading against it keeps only the answers the estimator can read, as ``_replay_many`` does."""
+    estimator = model.estimator
+    pk_of = dict(zip(model.vocabulary.item_ids, model.vocabulary.item_pk))
+    return Vocabulary(item_ids=tuple(estimator.item_ids), skill_ids=tuple(estimator.skill_ids),
+                      q_matrix=np.asarray(estimator.q_matrix, dtype=bool),
+                      item_pk=tuple(pk_of.get(item, -1) for item in estimator.item_ids), skill_pk=())
+
+
+def _states_replayed(course: Course, model: CourseModel, learner_pks: list[int],
+                     vocabulary: Vocabulary | None = None) -> dict[int, LearnerState]:
+    """Each learner's state from their whole history. On PostgreSQL the histories come as numpy arrays
+    and go through the estimator's ``final_states`` (vectorised where the model is); elsewhere
+    ``_replay_many``'s answer-by-answer replay."""
+    if connection.vendor != "postgresql":
+        return _replay_many(model, learner_pks)
+    estimator = model.estimator
+    data, pks = interactions_of_learners(course=course, learner_pks=learner_pks,
+                                         vocabulary=vocabulary or _estimator_vocabulary(model))
+    states = {pk: estimator.initial_state() for pk in learner_pks}
+    states.update(zip(pks.tolist(), estimator.final_states(data)))
+    return states
+
+
+def mastery_refresh(*, course: Course, learner_pks: Iterable[int], batch: int = MASTERY_BATCH) -> int:
     """Replay these learners' whole histories under the course's active model and store their mastery
-    (after a file import, which stores answers without the online update); returns how many."""
+    (after a file import, which stores answers without the online update); returns how many.
+
+    In batches of ``batch`` learners, each read and written in its own statements: memory follows the
+    batch, not the import (the pks are held as one int64 array, 8 bytes a learner)."""
     model = course_model(course)
-    ordered = sorted(set(learner_pks))
-    for start in range(0, len(ordered), CHUNK):
-        _mastery_write(model, _replay_many(model, ordered[start:start + CHUNK]), django_timezone.now())
+    ordered = np.unique(np.fromiter(learner_pks, dtype=np.int64))
+    vocabulary = _estimator_vocabulary(model) if connection.vendor == "postgresql" else None
+    for start in range(0, len(ordered), batch):
+        chunk = ordered[start:start + batch].tolist()
+        _mastery_write(model, _states_replayed(course, model, chunk, vocabulary), django_timezone.now())
     return len(ordered)
 
 
-def mastery_recompute(*, course: Course, fit: Fit, estimator: Estimator, data, vocabulary: Vocabulary) -> int:
+def _learner_slice(data, start: int, stop: int):
+    """Learners ``start:stop`` of a Dataset as a Dataset over views of its arrays (no copy but the indices)."""
+    low, high = int(data.offsets[start]), int(data.offsets[stop])
+    return type(data)(learner=data.learner[low:high] - start, item=data.item[low:high],
+                      correct=data.correct[low:high], timestamp=data.timestamp[low:high], q_matrix=data.q_matrix,
+                      item_ids=data.item_ids, skill_ids=data.skill_ids, learner_ids=data.learner_ids[start:stop],
+                      has_time=data.has_time)
+
+
+def _answer_counts(course: Course) -> tuple[np.ndarray, np.ndarray]:
+    """(learner pks in id order, their stored answer counts) for the course's learners with answers."""
+    if connection.vendor == "postgresql":
+        learners, counts = copy_columns(f"SELECT learner_id::int8, count(*)::int8 FROM {Interaction._meta.db_table} "
+                                        "WHERE course_id = %s GROUP BY learner_id ORDER BY learner_id", [course.pk], "ii")
+        return learners, counts
+    pairs = list(Interaction.objects.filter(course=course).order_by("learner_id").values_list("learner_id")
+                 .annotate(n=Count("id")))
+    return (np.array([pk for pk, _ in pairs], dtype=np.int64), np.array([n for _, n in pairs], dtype=np.int64))
+
+
+def mastery_recompute(*, course: Course, fit: Fit, estimator: Estimator, data, vocabulary: Vocabulary,
+                      batch: int = MASTERY_BATCH, progress: Callable[[float], None] | None = None) -> int:
     """Every learner's mastery and trace under a newly activated fit; returns the learner count.
 
     ``data`` was read when the fit began (minutes ago, for a deep model): learners whose stored
     answers differ from it in number (they answered meanwhile, or are new) are replayed from their
     stored history instead. Call with the course's learners locked, so that count is final.
+
+    In batches of ``batch`` learners, each computed and written in its own statements (memory follows the
+    batch); all in the caller's transaction, which activates the fit, so readers never see a fit active
+    whose mastery is half written. Progress goes to ``progress`` (a fraction) and the log.
     """
     model = CourseModel(estimator=estimator, fit=fit, vocabulary=vocabulary)
     pk_by_name = dict(Learner.objects.filter(course=course).values_list("external_id", "id"))
-    pks = [pk_by_name[name] for name in data.learner_ids]
-    states = dict(zip(pks, estimator.final_states(data)))
-    seen = dict(zip(pks, data.lengths.tolist()))
-    stored = Interaction.objects.filter(course=course).order_by().values_list("learner_id").annotate(n=Count("id"))
-    changed = sorted(pk for pk, count in stored if seen.get(pk) != count)
-    states.update(_replay_many(model, changed))
-    _mastery_write(model, states, django_timezone.now())
-    return len(states)
+    pks = np.fromiter((pk_by_name[name] for name in data.learner_ids), dtype=np.int64, count=data.n_learners)
+    del pk_by_name
+    stored_pks, stored_counts = _answer_counts(course)
+    order = np.argsort(pks, kind="stable")
+    position = np.minimum(np.searchsorted(pks[order], stored_pks), max(len(pks) - 1, 0))
+    in_data = (pks[order[position]] == stored_pks) if len(pks) else np.zeros(len(stored_pks), dtype=bool)
+    seen = np.where(in_data, data.lengths[order[position]] if len(pks) else 0, -1)
+    changed = stored_pks[seen != stored_counts]  # in id order
+    total = data.n_learners + int(np.count_nonzero(~np.isin(changed, pks)))
+    now, done = django_timezone.now(), 0
+    for start in range(0, data.n_learners, batch):
+        stop = min(start + batch, data.n_learners)
+        part_pks = pks[start:stop]
+        keep = ~np.isin(part_pks, changed)
+        states = {pk: state for pk, state, kept in zip(part_pks.tolist(), estimator.final_states(
+            _learner_slice(data, start, stop)), keep.tolist()) if kept}
+        _mastery_write(model, states, now)
+        done += len(states)
+        _recompute_progress(fit, done, total, progress)
+    replay_vocabulary = _estimator_vocabulary(model) if connection.vendor == "postgresql" else None
+    for start in range(0, len(changed), batch):
+        chunk = changed[start:start + batch].tolist()
+        _mastery_write(model, _states_replayed(course, model, chunk, replay_vocabulary), now)
+        done += len(chunk)
+        _recompute_progress(fit, done, total, progress)
+    return total
+
+
+def _recompute_progress(fit: Fit, done: int, total: int, progress: Callable[[float], None] | None) -> None:
+    logger.info("fit %s: mastery of %d of %d learners written", fit.pk, done, total)
+    if progress is not None:
+        progress(done / max(total, 1))
+
+
+@contextmanager
+def queries_unlogged() -> Iterator[None]:
+    """Run a bulk job (an import, a fit) without Django's query log on this connection: under
+    ``DJANGO_DEBUG`` it keeps the SQL of the last 9,000 queries, and a bulk job's statements carry up to
+    100,000 values each, so the log alone would hold gigabytes."""
+    saved = connection.queries_log
+    connection.queries_log = deque(maxlen=0)
+    try:
+        yield
+    finally:
+        connection.queries_log = saved
 
 
 def _finite(value: Any) -> Any:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 from django.db import connection
 
 from core import sql
@@ -93,3 +94,99 @@ def _epoch(timestamp: str) -> str:
 
 def _seconds(value: Any) -> float:
     return value if isinstance(value, float) else sql.moment(value).timestamp()
+
+
+_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+
+
+def copy_columns(query: str, params: Sequence[Any], columns: Sequence[str], *, expected: int = 0,
+                 convert: dict[int, Any] | None = None) -> tuple[np.ndarray, ...]:
+    """PostgreSQL only: the rows of ``query`` (every column ``bigint`` or ``double precision``, never NULL:
+    cast in the SQL) as one numpy array per column, of the type ``columns`` says: "i" int64, "f" float64,
+    "i4" int32, "f4" float32 (converted block by block, so the 8-byte values are never all held).
+
+    Binary COPY: every row has the same width, so the rows land in numpy by blocks, without a Python object
+    per row (a fit reads millions). ``convert`` maps a column's number to a function applied to each
+    block of its values before they are stored (a lookup, say). ``expected`` (a row count, e.g. from a count query) sizes the arrays at
+    once; they grow if more rows come.
+    """
+    width = len(columns)
+    fields = [("count", ">i2")]
+    kinds = {"i": np.int64, "f": np.float64, "i4": np.int32, "f4": np.float32}
+    for number, kind in enumerate(columns):
+        fields += [(f"length{number}", ">i4"), (f"value{number}", ">i8" if kind.startswith("i") else ">f8")]
+    row_type = np.dtype(fields)
+    outputs = [np.empty(max(expected, 1024), dtype=kinds[kind]) for kind in columns]
+    filled = 0
+    pending = bytearray()
+    header = True
+
+    def take(block: bytes | bytearray) -> int:
+        nonlocal outputs, filled
+        rows = np.frombuffer(block, dtype=row_type)
+        if len(rows) and (rows["count"] != width).any():
+            raise ValueError("binary COPY row of another width (a NULL, or a column not cast)")
+        if filled + len(rows) > len(outputs[0]):
+            size = max(filled + len(rows), 2 * len(outputs[0]))
+            outputs = [np.resize(output, size) for output in outputs]
+        for number in range(width):
+            values = rows[f"value{number}"]
+            if convert and number in convert:
+                values = convert[number](values)
+            outputs[number][filled:filled + len(rows)] = values
+        filled += len(rows)
+        return len(rows) * row_type.itemsize
+
+    with connection.cursor() as cursor:
+        raw = cursor.cursor  # the psycopg 3 cursor under Django's wrapper
+        with raw.copy(f"COPY ({query}) TO STDOUT (FORMAT binary)", params or None) as copy:
+            for block in copy:
+                pending += block
+                if header:
+                    if len(pending) < 19:
+                        continue
+                    if not pending.startswith(_COPY_SIGNATURE):
+                        raise ValueError("not a binary COPY stream")
+                    extension = int.from_bytes(pending[15:19], "big")
+                    del pending[:19 + extension]
+                    header = False
+                if len(pending) >= (1 << 20):
+                    usable = len(pending) - len(pending) % row_type.itemsize
+                    if len(pending) == usable:
+                        usable -= row_type.itemsize  # keep the last bytes: they may be the trailer
+                    del pending[:take(bytes(pending[:usable]))]
+    if pending[-2:] != b"\xff\xff":
+        raise ValueError("binary COPY stream without its trailer")
+    del pending[-2:]
+    if len(pending) % row_type.itemsize:
+        raise ValueError("binary COPY stream with a partial row")
+    take(bytes(pending))
+    return tuple(output[:filled].copy() if len(output) > 2 * filled + 1024 else output[:filled] for output in outputs)
+
+
+def course_learners_lock(*, course_pk: int) -> None:
+    """``learners_lock`` for every learner of a course (a fit's activation), in one statement: the rows
+    are locked in key order by the server, and no pk list comes back to Python."""
+    if connection.vendor != "postgresql":
+        return
+    sql.rows(f"SELECT count(*) FROM (SELECT id FROM {_LEARNER} WHERE course_id = %s ORDER BY id "
+             "FOR NO KEY UPDATE) AS locked", [course_pk])
+
+
+def copy_columns_in(table: str, columns: Sequence[str], values: Sequence[np.ndarray]) -> None:
+    """PostgreSQL only: rows into ``table`` by binary COPY from numpy arrays (int64 arrays to ``bigint``
+    columns, float64 arrays to ``double precision``), built as one buffer: no Python object per row."""
+    count = len(values[0]) if values else 0
+    fields = [("count", ">i2")]
+    for number, value in enumerate(values):
+        fields += [(f"length{number}", ">i4"), (f"value{number}", ">i8" if value.dtype.kind in "iu" else ">f8")]
+    rows = np.empty(count, dtype=np.dtype(fields))
+    rows["count"] = len(values)
+    for number, value in enumerate(values):
+        rows[f"length{number}"] = 8
+        rows[f"value{number}"] = value
+    with connection.cursor() as cursor:
+        with cursor.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT binary)") as copy:
+            copy.write(_COPY_SIGNATURE + b"\x00\x00\x00\x00\x00\x00\x00\x00")
+            copy.write(rows.tobytes())
+            copy.write(b"\xff\xff")

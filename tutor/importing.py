@@ -1,26 +1,36 @@
-"""Importing interaction files: parse every line first, then write one file in one transaction."""
+"""Importing interaction files, one file in one transaction (all or nothing, re-importing adds nothing).
+
+On PostgreSQL a file streams through: each line is parsed and checked, then copied into a staging table
+of the transaction, and learners, items and duplicates are resolved set-wise in SQL; memory does not
+grow with the file. Elsewhere (SQLite) the file is parsed whole, then written in batches.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import queue
+import threading
+from array import array
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone as django_timezone
 
 from curriculum.models import Item, Skill, Course
 from tracing.formats import FormatError, Record, read_records
 from core.errors import ServiceError
+from tutor.hot_queries import copy_columns
+from tutor.models import Interaction, Learner
 from tutor.services import Row, interactions_import, row_validate
 from core.validation import clean_text
 
+_STAGE = "tutor_import_stage"
+_STAGE_LEARNERS = "tutor_import_learners"
 
-def _vocabulary_ensure(course: Course, records: list[Record]) -> tuple[int, int]:
-    """Create the skills and items the records name; existing ones are left as they are."""
-    item_skills: dict[str, tuple[str, ...]] = {}
-    for record in records:
-        item_skills.setdefault(record.item, record.skills or (record.item,))
+
+def _vocabulary_ensure(course: Course, item_skills: dict[str, tuple[str, ...]]) -> tuple[int, int]:
+    """Create the skills and items named (item -> its skills); existing ones are left as they are."""
     skill_names = sorted({s for skills in item_skills.values() for s in skills})
     existing_skills = set(Skill.objects.filter(course=course).values_list("external_id", flat=True))
     new_skills = [Skill(course=course, external_id=s, name=s) for s in skill_names if s not in existing_skills]
@@ -38,51 +48,255 @@ def _vocabulary_ensure(course: Course, records: list[Record]) -> tuple[int, int]
     return len(new_skills), len(new_items)
 
 
-def _rows(path: Path, records: list[Record]) -> list[Row]:
-    """The records as Rows, checked by the same validation as every other way in; a bad value is a
-    FormatError naming the file and line."""
-    rows: list[Row] = []
-    step_on_line: dict[int, int] = {}
-    now = django_timezone.now()
-    known_skills: set[str] = set()
-    for record in records:
-        # Files without ids get one from their position, so a re-import finds them again.
-        step = step_on_line[record.line] = step_on_line.get(record.line, -1) + 1
-        raw = {"learner": record.learner, "item": record.item, "correct": record.correct,
-               "timestamp": record.timestamp, "id": record.client_id or f"{path.name}:{record.line}:{step}",
-               "response_time": record.response_time}
-        try:
-            rows.append(row_validate(raw, len(rows), now=now))
-        except ServiceError as error:
-            raise FormatError(path, record.line, error.message.split(": ", 1)[-1]) from None
-        for skill in record.skills:
-            if skill not in known_skills:
-                try:
-                    known_skills.add(clean_text(skill))
-                except ValueError as error:
-                    raise FormatError(path, record.line, f"skill {error}") from None
-    return rows
+class _Checked:
+    """Turns a file's records into validated Rows one at a time, collecting what the file's vocabulary
+    needs (item -> skills: as many entries as items, not answers)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.now = django_timezone.now()
+        self.item_skills: dict[str, tuple[str, ...]] = {}
+        self.known_skills: set[str] = set()
+        self.first_timed: bool | None = None
+        self._fresh_items: list[str] = []
+        self.count = 0
+        self._line, self._step = -1, -1
+
+    def items_taken(self) -> list[str]:
+        """The items first met since the last call, in file order."""
+        fresh, self._fresh_items = self._fresh_items, []
+        return fresh
+
+    def rows(self, records: Iterable[Record]) -> Iterator[tuple[Record, Row]]:
+        path = self.path
+        for record in records:
+            if self.first_timed is None:
+                self.first_timed = record.timed
+            if record.item not in self.item_skills:
+                self.item_skills[record.item] = record.skills or (record.item,)
+                self._fresh_items.append(record.item)
+            # Files without ids get one from their position, so a re-import finds them again. A line's records
+            # come one after another, so counting them needs no memory of earlier lines.
+            self._step = self._step + 1 if record.line == self._line else 0
+            self._line = record.line
+            raw = {"learner": record.learner, "item": record.item, "correct": record.correct,
+                   "timestamp": record.timestamp, "id": record.client_id or f"{path.name}:{record.line}:{self._step}",
+                   "response_time": record.response_time}
+            try:
+                row = row_validate(raw, self.count, now=self.now)
+            except ServiceError as error:
+                raise FormatError(path, record.line, error.message.split(": ", 1)[-1]) from None
+            for skill in record.skills:
+                if skill not in self.known_skills:
+                    try:
+                        self.known_skills.add(clean_text(skill))
+                    except ValueError as error:
+                        raise FormatError(path, record.line, f"skill {error}") from None
+            self.count += 1
+            yield record, row
 
 
 def file_import(*, course_slug: str, path: Path, format: str, course_name: str = "",
-                on_rows: Callable[[int], Any] | None = None) -> tuple[dict[str, int], Course, list[int]]:
+                on_rows: Callable[[int], Any] | None = None) -> tuple[dict[str, int], Course, Iterable[int]]:
     """Import one file into a course, creating the course, skills and items it needs. Returns a
-    summary, the course, and the learners (pks) with new answers; their mastery is the caller's
-    (``tutor.actions.answers_import``).
+    summary, the course, and the learners (pks, ascending) with new answers; their mastery is the
+    caller's (``tutor.actions.answers_import``).
 
-    Raises FormatError (file, line, reason) before anything is written: the file's syntax, and every
+    Raises FormatError (file, line, reason) and keeps nothing of the file: the file's syntax, and every
     value checked as the API checks it (a timestamp outside the accepted range, say).
     """
-    records = list(read_records(path, format))
-    rows = _rows(path, records)
+    if connection.vendor == "postgresql":
+        return _file_import_streaming(course_slug=course_slug, path=path, format=format, course_name=course_name,
+                                      on_rows=on_rows)
+    checked = _Checked(Path(path))
+    pairs = list(checked.rows(read_records(path, format)))  # parsed and checked whole before anything is written
+    first_of: dict[str, Row] = {}
+    for record, row in pairs:
+        if row.client_id is not None and first_of.setdefault(row.client_id, row) != row:
+            raise FormatError(path, record.line, f"id {row.client_id!r} appears earlier in the file with different content")
     with transaction.atomic():
-        course, created = Course.objects.get_or_create(slug=course_slug, defaults={"name": course_name or course_slug})
-        if created and records and not records[0].timed:
-            course.has_clock = False
-            course.save(update_fields=["has_clock"])
-        skills_created, items_created = _vocabulary_ensure(course, records)
-        result = interactions_import(course=course, rows=rows, on_batch=on_rows)
+        course = _course_get_or_create(course_slug, course_name, checked)
+        skills_created, items_created = _vocabulary_ensure(course, checked.item_skills)
+        result = interactions_import(course=course, rows=[row for _, row in pairs], on_batch=on_rows)
     summary = {"created": result.created_count, "duplicates": result.duplicate_count,
                "learners_created": result.learners_created, "items_created": items_created,
-               "skills_created": skills_created, "rows": len(records)}
+               "skills_created": skills_created, "rows": len(pairs)}
     return summary, course, sorted(result.learners.values())
+
+
+def _course_get_or_create(course_slug: str, course_name: str, checked: _Checked) -> Course:
+    course, created = Course.objects.get_or_create(slug=course_slug, defaults={"name": course_name or course_slug})
+    if created and checked.first_timed is False:
+        course.has_clock = False
+        course.save(update_fields=["has_clock"])
+    return course
+
+
+CHUNK_ROWS = 100_000
+"""Rows per staging round: the file is read and checked one chunk ahead of the database (two at most in
+memory, about 10 MB each)."""
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(value: str | None) -> str:
+    return "\\N" if value is None else value.translate(_COPY_ESCAPES)
+
+
+def _copy_number(value: float | None) -> str:
+    return "\\N" if value is None else repr(value)  # repr: the shortest text that reads back as the same float
+
+
+def _chunks_read(path: Path, format: str, checked: _Checked) -> Iterator[tuple[bytes, int, list[str]]]:
+    """The file's checked rows as COPY text, CHUNK_ROWS rows a piece, with the items first met in each."""
+    lines: list[str] = []
+    for record, row in checked.rows(read_records(path, format)):
+        lines.append(f"{checked.count}\t{record.line}\t{_copy_text(row.learner)}\t{_copy_text(row.item)}\t"
+                     f"{row.correct!r}\t{row.timestamp.isoformat()}\t{_copy_number(row.response_time)}\t"
+                     f"{_copy_text(row.client_id)}\n")
+        if len(lines) >= CHUNK_ROWS:
+            yield "".join(lines).encode("utf-8"), len(lines), checked.items_taken()
+            lines = []
+    if lines or not checked.count:
+        yield "".join(lines).encode("utf-8"), len(lines), checked.items_taken()
+
+
+class _ReadAhead:
+    """Runs ``_chunks_read`` on a thread, one chunk ahead: the file is parsed and checked (Python, holding
+    the GIL) while the database inserts the previous chunk (psycopg waits without it), so both cores work."""
+
+    _END = object()
+
+    def __init__(self, pieces: Iterator[Any]) -> None:
+        self._pieces, self._stop = pieces, threading.Event()
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=1)
+        self._thread = threading.Thread(target=self._run, name="import-read-ahead", daemon=True)
+        self._thread.start()
+
+    def _put(self, value: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(value, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        try:
+            for piece in self._pieces:
+                if not self._put(piece):
+                    return
+            self._put(self._END)
+        except BaseException as error:  # noqa: BLE001 - handed to the importing thread, which raises it
+            self._put(error)
+
+    def __iter__(self) -> Iterator[Any]:
+        while True:
+            piece = self._queue.get()
+            if piece is self._END:
+                return
+            if isinstance(piece, BaseException):
+                raise piece
+            yield piece
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _file_import_streaming(*, course_slug: str, path: Path, format: str, course_name: str,
+                           on_rows: Callable[[int], Any] | None) -> tuple[dict[str, int], Course, Iterable[int]]:
+    """PostgreSQL: the checked rows go by COPY into a staging table of the transaction, a chunk at a time,
+    and each chunk is resolved and inserted set-wise. Memory: the file's items and skills, two chunks, and
+    8 bytes per learner with new answers (returned)."""
+    path = Path(path)
+    checked = _Checked(path)
+    interaction, learner, item = Interaction._meta.db_table, Learner._meta.db_table, Item._meta.db_table
+    course: Course | None = None
+    created = learners_created = skills_created = items_created = 0
+    reader = _ReadAhead(_chunks_read(path, format, checked))
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            raw = cursor.cursor  # the psycopg 3 cursor under Django's wrapper: COPY, and no query log
+            raw.execute(f"DROP TABLE IF EXISTS {_STAGE}, {_STAGE_LEARNERS}")
+            raw.execute(f"CREATE TEMP TABLE {_STAGE} (seq bigint, line integer, learner text, item text, "
+                        "correct float8, moment timestamptz, response_time float8, client_id text) ON COMMIT DROP")
+            raw.execute(f"CREATE TEMP TABLE {_STAGE_LEARNERS} (learner_id bigint PRIMARY KEY) ON COMMIT DROP")
+            before = raw.execute(f"SELECT coalesce(max(id), 0) FROM {interaction}").fetchone()[0]
+            # The statistics of the learner and item tables lag behind what this transaction creates (a new
+            # course's learners look like a handful): a nested loop over them would be quadratic in the file.
+            raw.execute("SET LOCAL enable_nestloop = off")
+            for data, count, fresh_items in reader:
+                if course is None:
+                    course = _course_get_or_create(course_slug, course_name, checked)
+                if fresh_items:
+                    new_skills, new_items = _vocabulary_ensure(
+                        course, {name: checked.item_skills[name] for name in fresh_items})
+                    skills_created, items_created = skills_created + new_skills, items_created + new_items
+                raw.execute(f"TRUNCATE {_STAGE}")
+                with raw.copy(f"COPY {_STAGE} FROM STDIN") as copy:
+                    copy.write(data)
+                del data
+                chunk_learners, chunk_created = _chunk_insert(raw, course)
+                learners_created += chunk_learners
+                created += chunk_created
+                if chunk_created < count and created:
+                    _conflicts_check(raw, path, course, before)
+                if on_rows is not None:
+                    on_rows(count)
+            raw.execute("RESET enable_nestloop")
+            touched = copy_columns(f"SELECT learner_id FROM {_STAGE_LEARNERS} ORDER BY learner_id", [], "i")[0]
+            raw.execute(f"DROP TABLE {_STAGE}, {_STAGE_LEARNERS}")
+    finally:
+        reader.close()
+    summary = {"created": created, "duplicates": checked.count - created, "learners_created": learners_created,
+               "items_created": items_created, "skills_created": skills_created, "rows": checked.count}
+    learner_pks = array("q")
+    learner_pks.frombytes(touched.astype("=i8").tobytes())
+    assert course is not None, "the transaction above made or found the course"
+    return summary, course, learner_pks
+
+
+def _chunk_insert(raw: Any, course: Course) -> tuple[int, int]:
+    """The staged chunk into the course: its new learners, then its answers; (learners created, answers
+    created). The learners touched are added to the staging learners table."""
+    interaction, learner, item = Interaction._meta.db_table, Learner._meta.db_table, Item._meta.db_table
+    now = django_timezone.now()
+    # The chunk's learners, in code-point order of their ids (as the batch path creates them, so their pks
+    # follow the same order). Not only those of rows not stored before: that test scanned the course's
+    # answers once per chunk (quadratic in the file); a learner all of whose rows are stored already exists,
+    # unless those rows were stored under another learner's name.
+    learners_created = raw.execute(
+        f"WITH created AS (INSERT INTO {learner} (course_id, external_id, goal, created_at) "
+        f"SELECT %s, name, '', %s FROM (SELECT DISTINCT learner AS name FROM {_STAGE}) AS names "
+        f'ORDER BY name COLLATE "C" ON CONFLICT (course_id, external_id) DO NOTHING RETURNING 1) '
+        "SELECT count(*) FROM created", [course.pk, now]).fetchone()[0]
+    # In file order, so ids (which break ties of equal timestamps) follow the file; a client id stored
+    # before, or met earlier in the file, stores nothing (the unique index decides, race-free).
+    created = raw.execute(
+        f"WITH inserted AS (INSERT INTO {interaction} (course_id, learner_id, item_id, correct, timestamp, "
+        "response_time, client_id, response, created_at) "
+        f"SELECT %s, l.id, i.id, s.correct, s.moment, s.response_time, s.client_id, '', %s FROM {_STAGE} AS s "
+        f"JOIN {learner} AS l ON l.course_id = %s AND l.external_id = s.learner "
+        f"JOIN {item} AS i ON i.course_id = %s AND i.external_id = s.item ORDER BY s.seq "
+        "ON CONFLICT (course_id, client_id) DO NOTHING RETURNING learner_id), "
+        f"touched AS (INSERT INTO {_STAGE_LEARNERS} SELECT DISTINCT learner_id FROM inserted "
+        "ON CONFLICT DO NOTHING RETURNING 1) "
+        "SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM touched)",
+        [course.pk, now, course.pk, course.pk]).fetchone()[0]
+    return learners_created, created
+
+
+def _conflicts_check(raw: Any, path: Path, course: Course, before: int) -> None:
+    """A client id met twice in the file must mean the same answer both times (as within an API batch):
+    a later line that differs from the one stored from this file is a FormatError naming that line."""
+    interaction, learner, item = Interaction._meta.db_table, Learner._meta.db_table, Item._meta.db_table
+    found = raw.execute(
+        f"SELECT s.line, s.client_id FROM {_STAGE} AS s "
+        f"JOIN {interaction} AS x ON x.course_id = %s AND x.client_id = s.client_id AND x.id > %s "
+        f"JOIN {learner} AS l ON l.id = x.learner_id JOIN {item} AS i ON i.id = x.item_id "
+        "WHERE (l.external_id, i.external_id, x.correct, x.timestamp, x.response_time) IS DISTINCT FROM "
+        "(s.learner, s.item, s.correct, s.moment, s.response_time) ORDER BY s.seq LIMIT 1",
+        [course.pk, before]).fetchone()
+    if found is not None:
+        raise FormatError(path, found[0], f"id {found[1]!r} appears earlier in the file with different content")

@@ -7,6 +7,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from tracing.estimators import ESTIMATORS
+from tracing.services import queries_unlogged
 from tutor.actions import fit_start
 from core.errors import ServiceError
 from curriculum.services import course_get
@@ -28,7 +29,8 @@ class Command(BaseCommand):
             raise CommandError(f"--params is not JSON: {error}") from None
         try:
             # inline: without a broker a background thread would die with this command's process.
-            fit = fit_start(course=course_get(slug=course), kind=model, params=parsed, inline=True)
+            with queries_unlogged():
+                fit = fit_start(course=course_get(slug=course), kind=model, params=parsed, inline=True)
         except ServiceError as error:
             raise CommandError(error.message) from None
         self.stdout.write(json.dumps({"id": fit.pk, "status": fit.status, "metrics": fit.metrics,

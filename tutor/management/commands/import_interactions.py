@@ -9,6 +9,7 @@ from tqdm import tqdm
 
 from tracing.formats import FORMATS, FormatError
 from core.errors import ServiceError
+from tracing.services import queries_unlogged
 from tutor.actions import answers_import
 
 
@@ -31,8 +32,9 @@ class Command(BaseCommand):
         for path in files:
             with tqdm(desc=path.name, unit=" rows", disable=no_progress or None, file=self.stderr._out) as bar:
                 try:
-                    summary = answers_import(course_slug=course, course_name=name, path=path, format=format,
-                                              on_rows=bar.update)
+                    with queries_unlogged():
+                        summary = answers_import(course_slug=course, course_name=name, path=path, format=format,
+                                                  on_rows=bar.update)
                 except FormatError as error:
                     raise CommandError(f"{error} (nothing of {path.name} was imported)") from None
                 except ServiceError as error:

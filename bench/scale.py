@@ -1,0 +1,251 @@
+"""How import and fit grow with a course's size, on PostgreSQL (issue 18).
+
+Generates a synthetic course (learners x answers each, items, skills; answers drawn from a BKT-like
+learner: guess, slip, learning on each answer) as a plain CSV in the importer's ``csv`` format, under
+the git-ignored ``.bench/`` (kept for the next run), then, in a fresh database, measures in child
+processes (one per stage, so each peak is its own):
+
+- import: ``tutor.actions.answers_import`` of the file (wall, answers/s, peak RSS; the mastery refresh
+  that follows the import timed apart), then a re-import of the same file (adds nothing);
+- fit: ``tutor.actions.fit_start(kind="bkt", inline=True)`` with default parameters: load, EM (the
+  held-out fit and the full fit), activation with the mastery recompute; time and peak RSS per stage,
+  and the load's bytes per answer.
+
+RSS is sampled every 20 ms by a thread (a stage's peak is the largest sample while it ran; the process
+peak is the kernel's). ``--code DIR`` runs the stages on another checkout (the baseline: ``git archive
+<commit> | tar -x -C DIR``) with this same bench. JSON on stdout (and ``--out``).
+
+Usage:
+  BENCH_POSTGRES=postgres://postgres@127.0.0.1:5432 nice -n 10 .venv/bin/python bench/scale.py \\
+      --learners 40000 --answers 25 --items 500 --skills 50 --database h_scale_bench --out .bench/scale-1m.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def course_generate(path: Path, *, learners: int, answers: int, items: int, skills: int, seed: int = 0) -> None:
+    """Write ``learners * answers`` rows of ``learner,item,skill,correct,timestamp`` (learner by learner,
+    in time order) with numpy, in blocks of learners: the generator's memory does not grow with the file."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    item_skill = np.arange(items) % skills
+    guess, slip = rng.uniform(0.1, 0.3, skills), rng.uniform(0.05, 0.2, skills)
+    learn, prior = rng.uniform(0.05, 0.3, skills), rng.uniform(0.1, 0.5, skills)
+    start = 1_600_000_000
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        handle.write("learner,item,skill,correct,timestamp\n")
+        block = 10_000
+        for first in range(0, learners, block):
+            count = min(block, learners - first)
+            known = rng.random((count, skills)) < prior
+            rows = np.arange(count)
+            item = rng.integers(0, items, size=(count, answers))
+            correct = np.empty((count, answers), dtype=np.int8)
+            for step in range(answers):
+                skill = item_skill[item[:, step]]
+                mastered = known[rows, skill]
+                p = np.where(mastered, 1 - slip[skill], guess[skill])
+                correct[:, step] = rng.random(count) < p
+                known[rows, skill] |= rng.random(count) < learn[skill]
+            began = start + rng.integers(0, 86400 * 180, size=count)
+            moment = began[:, None] + np.cumsum(rng.integers(20, 600, size=(count, answers)), axis=1)
+            lines = []
+            for row in range(count):
+                name = f"u{first + row}"
+                lines.extend(f"{name},i{i},s{s},{c},{t}" for i, s, c, t in zip(
+                    item[row].tolist(), item_skill[item[row]].tolist(), correct[row].tolist(), moment[row].tolist()))
+            handle.write("\n".join(lines))
+            handle.write("\n")
+    tmp.rename(path)
+
+
+class Sampler:
+    """Peak RSS per named stage, sampled from /proc every 20 ms on a thread."""
+
+    def __init__(self) -> None:
+        self.stage, self.peaks, self.started, self.times = "start", {}, {}, {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def rss_mb() -> float:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            self._note()
+
+    def _note(self) -> None:
+        rss = self.rss_mb()
+        self.peaks[self.stage] = max(self.peaks.get(self.stage, 0.0), rss)
+
+    def enter(self, stage: str) -> None:
+        self._note()
+        now = time.perf_counter()
+        if self.stage in self.started:
+            self.times[self.stage] = self.times.get(self.stage, 0.0) + now - self.started.pop(self.stage)
+        self.stage = stage
+        self.started[stage] = now
+        self.peaks.setdefault(stage, self.rss_mb())
+
+    def stop(self) -> dict[str, Any]:
+        self.enter("end")
+        self._stop.set()
+        return {stage: {"s": round(self.times.get(stage, 0.0), 2), "peak_rss_mb": round(peak, 1)}
+                for stage, peak in self.peaks.items() if stage not in ("end",)}
+
+
+def child(stage: str, course: str, path: str) -> dict[str, Any]:
+    """One stage in this process (run with the code under test first on sys.path and as the cwd)."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tutor.settings")
+    sampler = Sampler()
+    import django
+
+    django.setup()
+    result: dict[str, Any] = {"stage": stage}
+    from django.db import connection
+
+    if stage in ("import", "reimport"):
+        import tutor.actions as actions
+
+        refresh = actions.mastery_refresh
+
+        def timed_refresh(**kwargs: Any) -> int:
+            sampler.enter("mastery_refresh")
+            try:
+                return refresh(**kwargs)
+            finally:
+                sampler.enter("import_commit")
+
+        actions.mastery_refresh = timed_refresh
+        sampler.enter("import_rows")
+        started = time.perf_counter()
+        summary = actions.answers_import(course_slug=course, path=Path(path), format="csv")
+        wall = time.perf_counter() - started
+        result.update(summary=summary, wall_s=round(wall, 2), answers_per_s=round(summary["rows"] / wall))
+    elif stage == "fit":
+        import tracing.services as services
+        from curriculum.models import Course
+        from tutor.actions import fit_start
+
+        load, recompute = services.interactions_for_fit, services.mastery_recompute
+        before_load: dict[str, float] = {}
+
+        def timed_load(**kwargs: Any):
+            sampler.enter("load")
+            before_load["rss"] = sampler.rss_mb()
+            data = load(**kwargs)
+            before_load["after"] = sampler.rss_mb()
+            before_load["rows"] = data.n_rows
+            sampler.enter("em_and_evaluation")
+            return data
+
+        def timed_recompute(**kwargs: Any) -> int:
+            sampler.enter("mastery_recompute")
+            try:
+                return recompute(**kwargs)
+            finally:
+                sampler.enter("activate_commit")
+
+        services.interactions_for_fit, services.mastery_recompute = timed_load, timed_recompute
+        sampler.enter("fit_start")
+        started = time.perf_counter()
+        fit = fit_start(course=Course.objects.get(slug=course), kind="bkt", params={}, inline=True)
+        wall = time.perf_counter() - started
+        rows = before_load.get("rows", 0)
+        result.update(status=fit.status, error=fit.error, timings=fit.timings, wall_s=round(wall, 2),
+                      answers=rows, load_bytes_per_answer=round(
+                          (sampler.peaks.get("load", 0) - before_load.get("rss", 0)) * 2**20 / max(rows, 1), 1),
+                      kept_bytes_per_answer=round(
+                          (before_load.get("after", 0) - before_load.get("rss", 0)) * 2**20 / max(rows, 1), 1))
+    connection.close()
+    result["stages"] = sampler.stop()
+    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return result
+
+
+def stage_run(stage: str, *, code: Path, url: str, course: str, path: Path) -> dict[str, Any]:
+    env = {**os.environ, "DATABASE_URL": url, "DJANGO_DEBUG": os.environ.get("DJANGO_DEBUG", "false"),
+           "DJANGO_SECRET_KEY": "bench-only-" + "x" * 50, "ARTIFACT_ROOT": str(REPO / ".bench" / "artifacts"),
+           "TUTOR_ARTIFACT_ROOT": str(REPO / ".bench" / "artifacts")}
+    command = [sys.executable, str(Path(__file__).resolve()), "--child", stage, "--course", course, "--file", str(path),
+               "--code", str(code)]
+    done = subprocess.run(command, cwd=code, env=env, capture_output=True, text=True)
+    if done.returncode:
+        sys.stderr.write(done.stderr[-4000:])
+        raise SystemExit(f"stage {stage} failed ({done.returncode})")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--learners", type=int, default=40_000)
+    parser.add_argument("--answers", type=int, default=25, help="answers per learner")
+    parser.add_argument("--items", type=int, default=500)
+    parser.add_argument("--skills", type=int, default=50)
+    parser.add_argument("--database", default="h_scale_bench")
+    parser.add_argument("--code", type=Path, default=REPO, help="the checkout whose code is measured")
+    parser.add_argument("--stages", default="import,reimport,fit")
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--course", default="scale", help=argparse.SUPPRESS)
+    parser.add_argument("--file", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        sys.path.insert(0, str(args.code.resolve()))
+        print(json.dumps(child(args.child, args.course, args.file)))
+        return
+    sys.path.insert(0, str(REPO))
+    from bench.common import database_fresh
+
+    folder = REPO / ".bench"
+    folder.mkdir(exist_ok=True)
+    path = folder / f"scale-{args.learners}x{args.answers}-{args.items}i-{args.skills}s.csv"
+    generated = None
+    if not path.exists():
+        started = time.perf_counter()
+        course_generate(path, learners=args.learners, answers=args.answers, items=args.items, skills=args.skills)
+        generated = round(time.perf_counter() - started, 1)
+    base = os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432")
+    url = database_fresh(base, args.database)
+    code = args.code.resolve()
+    env = {**os.environ, "DATABASE_URL": url, "DJANGO_SECRET_KEY": "bench-only-" + "x" * 50}
+    subprocess.run([sys.executable, "manage.py", "migrate", "--no-input", "-v0"], cwd=code, env=env, check=True)
+    answers = args.learners * args.answers
+    result: dict[str, Any] = {
+        "bench": "scale", "code": str(code), "learners": args.learners, "answers_per_learner": args.answers,
+        "answers": answers, "items": args.items, "skills": args.skills, "file": str(path),
+        "file_mb": round(path.stat().st_size / 2**20, 1), "generate_s": generated,
+        "load_before": os.getloadavg(), "stages": {},
+    }
+    for stage in args.stages.split(","):
+        outcome = stage_run(stage, code=code, url=url, course="scale", path=path)
+        outcome["peak_bytes_per_answer"] = round(outcome["peak_rss_mb"] * 2**20 / answers, 1)
+        result["stages"][stage] = outcome
+        print(f"{stage}: {outcome.get('wall_s')} s, peak {outcome['peak_rss_mb']} MB", file=sys.stderr)
+    result["load_after"] = os.getloadavg()
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,213 @@
+"""Issue 18: the streaming import (PostgreSQL), the numpy loader, and mastery written in batches.
+
+Run on both databases; the tests that exercise the PostgreSQL paths only are marked with the
+``postgresql`` fixture (skipped on SQLite)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection, transaction
+
+from curriculum.models import Course, Item
+from tracing.models import Fit, LearnerTrace, Mastery
+from tracing.selectors import _dataset, _dataset_arrays, course_vocabulary, interactions_for_fit
+from tracing.services import _replay, course_model, fit_create, mastery_recompute
+from tutor.actions import answers_import
+from tutor.models import Interaction, Learner
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True, params=[100_000, 7], ids=["one-chunk", "chunks-of-7"])
+def chunk_rows(request, monkeypatch):
+    """Every test with the file staged in one chunk, and in chunks of 7 rows (PostgreSQL's streaming path)."""
+    monkeypatch.setattr("tutor.importing.CHUNK_ROWS", request.param)
+    return request.param
+
+
+def write_csv(path: Path, rows: int = 300, *, bad: dict[int, str] | None = None, ids: bool = False) -> Path:
+    """``rows`` answers of 12 learners on 9 items (3 skills); ``bad`` replaces the line numbered so."""
+    lines = ["learner,item,skill,correct,timestamp" + (",id" if ids else "")]
+    for number in range(rows):
+        line = (f"u{number % 12},i{number % 9},s{number % 3},{(number * 7) % 3 % 2},"
+                f"{1_600_000_000 + number * 37}" + (f",a{number}" if ids else ""))
+        lines.append(line)
+    for line_number, text in (bad or {}).items():
+        lines[line_number - 1] = text
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def run(path: Path, course: str = "big") -> None:
+    call_command("import_interactions", "--course", course, "--format", "csv", str(path), "--no-progress")
+
+
+@pytest.mark.parametrize("bad,reason", [
+    ("u1,i1,s1,1,4102444800000", "timestamp must lie between"),  # 2100: past now + the clock skew
+    ("u1,i1,s1,2,1600000000", "correct must be in [0, 1]"),
+    ("u1,,s1,1,1600000000", "learner and item must not be empty"),
+    ("u1,i1,s\x00x,1,1600000000", "NUL"),
+])
+def test_a_bad_line_in_the_middle_names_file_and_line_and_keeps_nothing(tmp_path, bad, reason):
+    path = write_csv(tmp_path / "answers.csv", 300, bad={151: bad})
+    with pytest.raises(CommandError) as error:
+        run(path)
+    assert f"answers.csv:151: " in str(error.value) and reason in str(error.value)
+    assert not Course.objects.filter(slug="big").exists()
+    assert Interaction.objects.count() == 0 and Learner.objects.count() == 0 and Item.objects.count() == 0
+
+
+def test_a_failed_file_keeps_nothing_of_itself_but_keeps_the_course_it_did_not_create(tmp_path):
+    run(write_csv(tmp_path / "first.csv", 120))
+    stored = Interaction.objects.count()
+    bad = write_csv(tmp_path / "second.csv", 400, bad={399: "u1,i1,s1,x,1600000000"})
+    with pytest.raises(CommandError, match="second.csv:399: "):
+        run(bad)
+    assert Interaction.objects.count() == stored == 120
+
+
+@pytest.mark.parametrize("ids", [False, True])
+def test_reimport_adds_nothing(tmp_path, ids):
+    path = write_csv(tmp_path / "answers.csv", 500, ids=ids)
+    first = answers_import(course_slug="big", path=path, format="csv")
+    assert first["created"] == 500 and first["learners_created"] == 12 and first["items_created"] == 9
+    assert first["mastery_updated"] == 12
+    again = answers_import(course_slug="big", path=path, format="csv")
+    assert again["created"] == 0 and again["duplicates"] == 500 and again["learners_created"] == 0
+    assert again["mastery_updated"] == 0
+    assert Interaction.objects.count() == 500 and Learner.objects.count() == 12
+
+
+def test_import_keeps_the_file_order_and_its_values(tmp_path):
+    path = write_csv(tmp_path / "answers.csv", 60)
+    answers_import(course_slug="big", path=path, format="csv")
+    stored = list(Interaction.objects.order_by("id").values_list("learner__external_id", "item__external_id",
+                                                                   "correct", "timestamp", "client_id"))
+    assert [row[4] for row in stored] == [f"answers.csv:{line}:0" for line in range(2, 62)]
+    assert stored[5][:3] == ("u5", "i5", float((5 * 7) % 3 % 2))
+    assert stored[5][3].timestamp() == 1_600_000_000 + 5 * 37
+
+
+def test_a_repeated_id_within_a_file(tmp_path):
+    path = write_csv(tmp_path / "same.csv", 50, ids=True, bad={30: "u1,i1,s1,1,1600000000,a3"})
+    with pytest.raises(CommandError, match="same.csv:30: .*'a3'.*different content"):
+        run(path)
+    assert Interaction.objects.count() == 0
+    # The same answer twice is one answer and one duplicate.
+    path = write_csv(tmp_path / "twice.csv", 50, ids=True, bad={30: "u3,i3,s0,0,1600000111,a3"})
+    summary = answers_import(course_slug="big", path=path, format="csv")
+    assert summary["created"] == 49 and summary["duplicates"] == 1
+
+
+def test_the_mastery_refresh_after_an_import_replays_each_learner(tmp_path):
+    summary = answers_import(course_slug="big", path=write_csv(tmp_path / "answers.csv", 240), format="csv")
+    course = Course.objects.get(slug="big")
+    model = course_model(course)
+    assert summary["mastery_updated"] == 12
+    for learner in Learner.objects.filter(course=course):
+        stored = dict(Mastery.objects.filter(learner=learner).values_list("skill__external_id", "probability"))
+        replayed = _replay(model, learner)
+        expected = {skill: float(replayed.mastery[index]) for skill, index in model.skill_index.items()}
+        assert stored.keys() == expected.keys()
+        assert all(abs(stored[skill] - expected[skill]) < 1e-9 for skill in expected)
+
+
+def test_the_import_command_keeps_no_query_log_under_debug(tmp_path, settings):
+    settings.DEBUG = True
+    before = list(connection.queries_log)
+    run(write_csv(tmp_path / "answers.csv", 200))
+    assert list(connection.queries_log) == before
+
+
+def test_the_numpy_loader_equals_the_row_loader(tmp_path, postgresql):
+    answers_import(course_slug="big", path=write_csv(tmp_path / "answers.csv", 400), format="csv")
+    course = Course.objects.get(slug="big")
+    # Equal timestamps within a learner: the id breaks the tie, in both loaders.
+    first = Interaction.objects.filter(course=course).order_by("id").first()
+    Interaction.objects.filter(pk__in=Interaction.objects.filter(learner=first.learner).values("pk")[:3]).update(
+        timestamp=first.timestamp)
+    vocabulary = course_vocabulary(course=course)
+    arrays = interactions_for_fit(course=course, vocabulary=vocabulary)
+    names = dict(Learner.objects.filter(course=course).values_list("id", "external_id"))
+    rows = _dataset(course, vocabulary, Interaction.objects.filter(course=course), names)
+    for name in ("learner", "item", "correct", "timestamp", "offsets"):
+        left, right = getattr(arrays, name), getattr(rows, name)
+        assert left.dtype == right.dtype and np.array_equal(left, right), name
+    assert arrays.learner_ids == rows.learner_ids and arrays.item_ids == rows.item_ids
+    assert arrays.has_time == rows.has_time and np.array_equal(arrays.q_matrix, rows.q_matrix)
+    # Rows the fit's reading leaves out: an item created after the vocabulary was read (a learner with only
+    # such rows has none), and a learner created after the names were read.
+    new_item = Item.objects.create(course=course, external_id="late-item")
+    only_new = Learner.objects.create(course=course, external_id="only-new")
+    for learner in (only_new, first.learner):
+        Interaction.objects.create(course=course, learner=learner, item=new_item, correct=1.0,
+                                   timestamp=first.timestamp, client_id=f"late-{learner.pk}")
+    names = dict(Learner.objects.filter(course=course).values_list("id", "external_id"))
+    del names[Learner.objects.filter(course=course).order_by("id")[2].pk]
+    arrays, pks = _dataset_arrays(course, vocabulary, names, "course_id = %s", [course.pk], 0)
+    rows = _dataset(course, vocabulary, Interaction.objects.filter(course=course), names)
+    for name in ("learner", "item", "correct", "timestamp", "offsets"):
+        left, right = getattr(arrays, name), getattr(rows, name)
+        assert left.dtype == right.dtype and np.array_equal(left, right), name
+    assert arrays.learner_ids == rows.learner_ids and len(pks) == rows.n_learners == 11
+
+
+def _written(course):
+    mastery = sorted(Mastery.objects.filter(learner__course=course).values_list("learner_id", "skill_id",
+                                                                                "probability", "fit_id"))
+    traces = sorted(LearnerTrace.objects.filter(learner__course=course).values_list("learner_id", "fit_id", "state"))
+    return mastery, traces
+
+
+@pytest.mark.parametrize("batch", [1, 5])
+def test_mastery_recompute_in_batches_equals_one_batch(tmp_path, settings, batch, django_capture_on_commit_callbacks):
+    settings.ARTIFACT_ROOT = tmp_path
+    answers_import(course_slug="big", path=write_csv(tmp_path / "answers.csv", 400), format="csv")
+    course = Course.objects.get(slug="big")
+    with django_capture_on_commit_callbacks(execute=True):
+        fit = fit_create(course=course, kind="bkt", params={})
+    fit.refresh_from_db()
+    assert fit.status == Fit.SUCCEEDED, fit.error
+    model = course_model(course)
+    vocabulary = course_vocabulary(course=course)
+    data = interactions_for_fit(course=course, vocabulary=vocabulary)
+    # A learner who answered after the fit read the course is replayed, batched or not.
+    late = Learner.objects.filter(course=course).order_by("id")[3]
+    Interaction.objects.create(course=course, learner=late, item=Item.objects.filter(course=course).first(),
+                               correct=1.0, timestamp=Interaction.objects.filter(learner=late).first().timestamp,
+                               client_id="late")
+    results = []
+    for size in (10**6, batch):
+        with transaction.atomic():
+            count = mastery_recompute(course=course, fit=model.fit, estimator=model.estimator, data=data,
+                                      vocabulary=vocabulary, batch=size)
+            results.append((count, _written(course)))
+            transaction.set_rollback(True)
+    assert results[0] == results[1]
+    assert results[0][0] == 12
+
+
+@pytest.mark.django_db(transaction=True)  # the fit runs when its row commits, inside the command
+def test_the_fit_command_keeps_no_query_log_under_debug(tmp_path, settings):
+    settings.ARTIFACT_ROOT = tmp_path
+    run(write_csv(tmp_path / "answers.csv", 200))
+    settings.DEBUG = True
+    before = list(connection.queries_log)
+    call_command("fit", "--course", "big", "--model", "bkt", stdout=open(tmp_path / "out.txt", "w"))
+    assert list(connection.queries_log) == before
+    assert Fit.objects.get(course__slug="big").status == Fit.SUCCEEDED
+
+
+def test_ids_with_the_characters_copy_escapes(tmp_path):
+    path = tmp_path / "odd.csv"
+    path.write_text('learner,item,skill,correct,timestamp,id,response_time\n'
+                    '"a\\b","i\t1",s1,1,1600000000,"x\\N",1.5\n'
+                    '"a\\b","i\t1",s1,0.25,1600000001.123456,"y\ny",\n', encoding="utf-8")
+    summary = answers_import(course_slug="odd", path=path, format="csv")
+    assert summary["created"] == 2
+    stored = list(Interaction.objects.order_by("id").values_list("learner__external_id", "item__external_id",
+                                                                   "client_id", "correct", "response_time"))
+    assert stored == [("a\\b", "i\t1", "x\\N", 1.0, 1.5), ("a\\b", "i\t1", "y\ny", 0.25, None)]
+    assert Interaction.objects.order_by("id").last().timestamp.timestamp() == 1600000001.123456
