@@ -64,11 +64,15 @@ def course_generate(path: Path, *, learners: int, answers: int, items: int, skil
                 known[rows, skill] |= rng.random(count) < learn[skill]
             began = start + rng.integers(0, 86400 * 180, size=count)
             moment = began[:, None] + np.cumsum(rng.integers(20, 600, size=(count, answers)), axis=1)
-            lines = []
+            lines: list[str] = []
             for row in range(count):
                 name = f"u{first + row}"
-                lines.extend(f"{name},i{i},s{s},{c},{t}" for i, s, c, t in zip(
-                    item[row].tolist(), item_skill[item[row]].tolist(), correct[row].tolist(), moment[row].tolist()))
+                lines.extend(
+                    f"{name},i{i},s{s},{c},{t}"
+                    for i, s, c, t in zip(
+                        item[row].tolist(), item_skill[item[row]].tolist(), correct[row].tolist(), moment[row].tolist()
+                    )
+                )
             handle.write("\n".join(lines))
             handle.write("\n")
     tmp.rename(path)
@@ -78,7 +82,10 @@ class Sampler:
     """Peak RSS per named stage, sampled from /proc every 20 ms on a thread."""
 
     def __init__(self) -> None:
-        self.stage, self.peaks, self.started, self.times = "start", {}, {}, {}
+        self.stage = "start"
+        self.peaks: dict[str, float] = {}
+        self.started: dict[str, float] = {}
+        self.times: dict[str, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -108,8 +115,11 @@ class Sampler:
     def stop(self) -> dict[str, Any]:
         self.enter("end")
         self._stop.set()
-        return {stage: {"s": round(self.times.get(stage, 0.0), 2), "peak_rss_mb": round(peak, 1)}
-                for stage, peak in self.peaks.items() if stage not in ("end",)}
+        return {
+            stage: {"s": round(self.times.get(stage, 0.0), 2), "peak_rss_mb": round(peak, 1)}
+            for stage, peak in self.peaks.items()
+            if stage not in ("end",)
+        }
 
 
 def child(stage: str, course: str, path: str) -> dict[str, Any]:
@@ -170,11 +180,19 @@ def child(stage: str, course: str, path: str) -> dict[str, Any]:
         fit = fit_start(course=Course.objects.get(slug=course), kind="bkt", params={}, inline=True)
         wall = time.perf_counter() - started
         rows = before_load.get("rows", 0)
-        result.update(status=fit.status, error=fit.error, timings=fit.timings, wall_s=round(wall, 2),
-                      answers=rows, load_bytes_per_answer=round(
-                          (sampler.peaks.get("load", 0) - before_load.get("rss", 0)) * 2**20 / max(rows, 1), 1),
-                      kept_bytes_per_answer=round(
-                          (before_load.get("after", 0) - before_load.get("rss", 0)) * 2**20 / max(rows, 1), 1))
+        result.update(
+            status=fit.status,
+            error=fit.error,
+            timings=fit.timings,
+            wall_s=round(wall, 2),
+            answers=rows,
+            load_bytes_per_answer=round(
+                (sampler.peaks.get("load", 0) - before_load.get("rss", 0)) * 2**20 / max(rows, 1), 1
+            ),
+            kept_bytes_per_answer=round(
+                (before_load.get("after", 0) - before_load.get("rss", 0)) * 2**20 / max(rows, 1), 1
+            ),
+        )
     connection.close()
     result["stages"] = sampler.stop()
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
@@ -182,11 +200,26 @@ def child(stage: str, course: str, path: str) -> dict[str, Any]:
 
 
 def stage_run(stage: str, *, code: Path, url: str, course: str, path: Path) -> dict[str, Any]:
-    env = {**os.environ, "DATABASE_URL": url, "DJANGO_DEBUG": os.environ.get("DJANGO_DEBUG", "false"),
-           "DJANGO_SECRET_KEY": "bench-only-" + "x" * 50, "ARTIFACT_ROOT": str(REPO / ".bench" / "artifacts"),
-           "TUTOR_ARTIFACT_ROOT": str(REPO / ".bench" / "artifacts")}
-    command = [sys.executable, str(Path(__file__).resolve()), "--child", stage, "--course", course, "--file", str(path),
-               "--code", str(code)]
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "DJANGO_DEBUG": os.environ.get("DJANGO_DEBUG", "false"),
+        "DJANGO_SECRET_KEY": "bench-only-" + "x" * 50,
+        "ARTIFACT_ROOT": str(REPO / ".bench" / "artifacts"),
+        "TUTOR_ARTIFACT_ROOT": str(REPO / ".bench" / "artifacts"),
+    }
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--child",
+        stage,
+        "--course",
+        course,
+        "--file",
+        str(path),
+        "--code",
+        str(code),
+    ]
     done = subprocess.run(command, cwd=code, env=env, capture_output=True, text=True)
     if done.returncode:
         sys.stderr.write(done.stderr[-4000:])
@@ -230,10 +263,18 @@ def main() -> None:
     subprocess.run([sys.executable, "manage.py", "migrate", "--no-input", "-v0"], cwd=code, env=env, check=True)
     answers = args.learners * args.answers
     result: dict[str, Any] = {
-        "bench": "scale", "code": str(code), "learners": args.learners, "answers_per_learner": args.answers,
-        "answers": answers, "items": args.items, "skills": args.skills, "file": str(path),
-        "file_mb": round(path.stat().st_size / 2**20, 1), "generate_s": generated,
-        "load_before": os.getloadavg(), "stages": {},
+        "bench": "scale",
+        "code": str(code),
+        "learners": args.learners,
+        "answers_per_learner": args.answers,
+        "answers": answers,
+        "items": args.items,
+        "skills": args.skills,
+        "file": str(path),
+        "file_mb": round(path.stat().st_size / 2**20, 1),
+        "generate_s": generated,
+        "load_before": os.getloadavg(),
+        "stages": {},
     }
     for stage in args.stages.split(","):
         outcome = stage_run(stage, code=code, url=url, course="scale", path=path)

@@ -6,11 +6,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
-
 from django.db import connection
 
-from curriculum.models import Item, Skill, Course
 from core.sql import CHUNK
+from curriculum.models import Course, Item, Skill
 from tracing.data import Dataset
 from tracing.models import Mastery
 from tutor.hot_queries import copy_columns
@@ -40,8 +39,11 @@ def course_vocabulary(*, course: Course) -> Vocabulary:
     for item_pk, skill_pk in links:
         q_matrix[item_row[item_pk], skill_column[skill_pk]] = True
     return Vocabulary(
-        item_ids=tuple(e for _, e in items), skill_ids=tuple(e for _, e in skills), q_matrix=q_matrix,
-        item_pk=tuple(pk for pk, _ in items), skill_pk=tuple(pk for pk, _ in skills),
+        item_ids=tuple(e for _, e in items),
+        skill_ids=tuple(e for _, e in skills),
+        q_matrix=q_matrix,
+        item_pk=tuple(pk for pk, _ in items),
+        skill_pk=tuple(pk for pk, _ in skills),
     )
 
 
@@ -49,9 +51,13 @@ def _dataset(course: Course, vocabulary: Vocabulary, queryset, learner_names: di
     item_row = {pk: row for row, pk in enumerate(vocabulary.item_pk)}
     # Answers keep arriving while a fit reads the course: rows of a learner or an item created after the
     # names and the vocabulary were read are left out (the fit's activation replays those learners).
-    rows = [row for row in queryset.order_by("learner_id", "timestamp", "id")
-            .values_list("learner_id", "item_id", "correct", "timestamp")
-            if row[0] in learner_names and row[1] in item_row]
+    rows = [
+        row
+        for row in queryset.order_by("learner_id", "timestamp", "id").values_list(
+            "learner_id", "item_id", "correct", "timestamp"
+        )
+        if row[0] in learner_names and row[1] in item_row
+    ]
     learner_pks = sorted({r[0] for r in rows})
     learner_index = {pk: index for index, pk in enumerate(learner_pks)}
     learner = np.fromiter((learner_index[r[0]] for r in rows), dtype=np.int32, count=len(rows))
@@ -59,14 +65,21 @@ def _dataset(course: Course, vocabulary: Vocabulary, queryset, learner_names: di
     correct = np.fromiter((r[2] for r in rows), dtype=np.float32, count=len(rows))
     timestamp = np.fromiter((r[3].timestamp() for r in rows), dtype=np.float64, count=len(rows))
     return Dataset(
-        learner=learner, item=item, correct=correct, timestamp=timestamp, q_matrix=vocabulary.q_matrix,
-        item_ids=vocabulary.item_ids, skill_ids=vocabulary.skill_ids,
-        learner_ids=tuple(learner_names[pk] for pk in learner_pks), has_time=course.has_clock,
+        learner=learner,
+        item=item,
+        correct=correct,
+        timestamp=timestamp,
+        q_matrix=vocabulary.q_matrix,
+        item_ids=vocabulary.item_ids,
+        skill_ids=vocabulary.skill_ids,
+        learner_ids=tuple(learner_names[pk] for pk in learner_pks),
+        has_time=course.has_clock,
     )
 
 
-def _dataset_arrays(course: Course, vocabulary: Vocabulary, learner_names: dict[int, str], where: str,
-                    params: list, expected: int) -> tuple[Dataset, np.ndarray]:
+def _dataset_arrays(
+    course: Course, vocabulary: Vocabulary, learner_names: dict[int, str], where: str, params: list, expected: int
+) -> tuple[Dataset, np.ndarray]:
     """PostgreSQL: the same Dataset as ``_dataset``, read by binary COPY straight into numpy arrays (no
     Python object per answer): 20 bytes an answer kept, about 30 while reading (items become their
     vocabulary row block by block). Time as epoch seconds computed by the database: the float
@@ -84,8 +97,12 @@ def _dataset_arrays(course: Course, vocabulary: Vocabulary, learner_names: dict[
 
     learner, row, correct, moment = copy_columns(
         f"SELECT learner_id::int8, item_id::int8, correct::float8, EXTRACT(EPOCH FROM timestamp)::float8 "
-        f"FROM {_INTERACTION} WHERE {where} ORDER BY learner_id, timestamp, id", params,
-        ("i", "i4", "f4", "f"), expected=expected, convert={1: item_row})
+        f"FROM {_INTERACTION} WHERE {where} ORDER BY learner_id, timestamp, id",
+        params,
+        ("i", "i4", "f4", "f"),
+        expected=expected,
+        convert={1: item_row},
+    )
     # Rows are in learner order: each learner's run of rows is found once, and the learner checked once.
     first = np.ones(len(learner), dtype=bool)
     np.not_equal(learner[1:], learner[:-1], out=first[1:])
@@ -109,9 +126,15 @@ def _dataset_arrays(course: Course, vocabulary: Vocabulary, learner_names: dict[
         learner_pks, counts = learner_pks[counts > 0], counts[counts > 0]
     index = np.repeat(np.arange(len(learner_pks), dtype=np.int32), counts)
     return Dataset(
-        learner=index, item=row, correct=correct, timestamp=moment,
-        q_matrix=vocabulary.q_matrix, item_ids=vocabulary.item_ids, skill_ids=vocabulary.skill_ids,
-        learner_ids=tuple(learner_names[pk] for pk in learner_pks.tolist()), has_time=course.has_clock,
+        learner=index,
+        item=row,
+        correct=correct,
+        timestamp=moment,
+        q_matrix=vocabulary.q_matrix,
+        item_ids=vocabulary.item_ids,
+        skill_ids=vocabulary.skill_ids,
+        learner_ids=tuple(learner_names[pk] for pk in learner_pks.tolist()),
+        has_time=course.has_clock,
     ), learner_pks
 
 
@@ -125,8 +148,9 @@ def interactions_for_fit(*, course: Course, vocabulary: Vocabulary | None = None
     return _dataset(course, vocabulary, Interaction.objects.filter(course=course), names)
 
 
-def interactions_of_learners(*, course: Course, learner_pks: list[int], vocabulary: Vocabulary
-                             ) -> tuple[Dataset, np.ndarray]:
+def interactions_of_learners(
+    *, course: Course, learner_pks: list[int], vocabulary: Vocabulary
+) -> tuple[Dataset, np.ndarray]:
     """PostgreSQL only: these learners' interactions on the vocabulary's items (rows of other items left
     out) as one Dataset named by learner pk, and the pks of its learners in order (those with no such row
     are left out). A chunk of a file import's learners, whose mastery is refreshed."""
@@ -136,8 +160,9 @@ def interactions_of_learners(*, course: Course, learner_pks: list[int], vocabula
 
 def learner_history(*, learner: Learner, vocabulary: Vocabulary) -> Dataset:
     """One learner's interactions as a one-learner Dataset (empty if none)."""
-    return _dataset(learner.course, vocabulary, Interaction.objects.filter(learner=learner),
-                    {learner.pk: learner.external_id})
+    return _dataset(
+        learner.course, vocabulary, Interaction.objects.filter(learner=learner), {learner.pk: learner.external_id}
+    )
 
 
 def stored_mastery(*, course: Course, learners: Iterable[str]) -> dict[str, dict[str, float]]:
@@ -145,8 +170,9 @@ def stored_mastery(*, course: Course, learners: Iterable[str]) -> dict[str, dict
     names = sorted(set(learners))
     result: dict[str, dict[str, float]] = {}
     for start in range(0, len(names), CHUNK):
-        rows = (Mastery.objects.filter(learner__course=course, learner__external_id__in=names[start:start + CHUNK])
-                .values_list("learner__external_id", "skill__external_id", "probability"))
+        rows = Mastery.objects.filter(
+            learner__course=course, learner__external_id__in=names[start : start + CHUNK]
+        ).values_list("learner__external_id", "skill__external_id", "probability")
         for learner, skill, probability in rows:
             result.setdefault(learner, {})[skill] = round(float(probability), 6)
     return result

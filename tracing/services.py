@@ -26,6 +26,9 @@ from django.db import connection, transaction
 from django.db.models import Count, QuerySet
 from django.utils import timezone as django_timezone
 
+from core.errors import Conflict, ServiceError
+from core.recheck import Recent
+from core.sql import CHUNK, db_datetime, json_value, keyed_rows, rows_in, upsert
 from curriculum.models import Course, Item, Prerequisite, Skill
 from curriculum.services import learned_edges_store
 from tracing.artifacts import artifact_delete, artifact_learner_forget, artifact_load, artifact_save
@@ -35,12 +38,15 @@ from tracing.estimators.base import Estimator, LearnerState
 from tracing.estimators.hyper import ParamError
 from tracing.evaluation import evaluate, evaluate_multistep, split_learners
 from tracing.models import Fit, LearnerTrace, Mastery
-from core.errors import Conflict, ServiceError
-from core.sql import CHUNK, db_datetime, json_value, keyed_rows, rows_in, upsert
+from tracing.selectors import (
+    Vocabulary,
+    course_vocabulary,
+    interactions_for_fit,
+    interactions_of_learners,
+    learner_history,
+)
 from tutor.hot_queries import copy_columns, copy_columns_in, course_learners_lock
 from tutor.models import Interaction, Learner
-from core.recheck import Recent
-from tracing.selectors import Vocabulary, course_vocabulary, interactions_for_fit, interactions_of_learners, learner_history
 
 logger = logging.getLogger(__name__)
 
@@ -91,8 +97,11 @@ class CourseModel:
     @cached_property
     def item_pk_index(self) -> dict[int, int]:
         """Item primary key -> the estimator's item index (items the estimator knows only)."""
-        return {pk: self.item_index[e] for pk, e in zip(self.vocabulary.item_pk, self.vocabulary.item_ids)
-                if e in self.item_index}
+        return {
+            pk: self.item_index[e]
+            for pk, e in zip(self.vocabulary.item_pk, self.vocabulary.item_ids)
+            if e in self.item_index
+        }
 
 
 _cache: OrderedDict[tuple, CourseModel] = OrderedDict()
@@ -105,8 +114,9 @@ def _default_estimator(vocabulary: Vocabulary) -> Estimator:
         if kind not in ESTIMATORS:
             continue
         try:
-            return get_estimator(kind).untrained(item_ids=vocabulary.item_ids, skill_ids=vocabulary.skill_ids,
-                                                 q_matrix=vocabulary.q_matrix)
+            return get_estimator(kind).untrained(
+                item_ids=vocabulary.item_ids, skill_ids=vocabulary.skill_ids, q_matrix=vocabulary.q_matrix
+            )
         except NotImplementedError:
             continue
     raise RuntimeError("no estimator offers an untrained form")
@@ -122,17 +132,20 @@ def _course_signature(course: Course) -> tuple[Any, ...]:
     the learner's name (fits_learner_forget), and every process then loads the rewritten one."""
     fit, item, skill = Fit._meta.db_table, Item._meta.db_table, Skill._meta.db_table
     link, edge = Item.skills.through._meta.db_table, Prerequisite._meta.db_table
-    sql = (f"SELECT (SELECT id FROM {fit} WHERE course_id = %s AND active LIMIT 1), "
-           f"(SELECT coalesce(max(erased_learners), 0) FROM {fit} WHERE course_id = %s AND active), "
-           f"items.n, items.top, items.levels, skills.n, skills.top, links.n, links.total, edges.n, edges.total, edges.weight "
-           f"FROM (SELECT count(*) AS n, coalesce(max(id), 0) AS top, "
-           f"coalesce(sum(CAST(id AS BIGINT) * (coalesce(difficulty, -1) + 2)), 0) AS levels "
-           f"FROM {item} WHERE course_id = %s) AS items, "
-           f"(SELECT count(*) AS n, coalesce(max(id), 0) AS top FROM {skill} WHERE course_id = %s) AS skills, "
-           f"(SELECT count(*) AS n, coalesce(sum(l.id), 0) AS total FROM {link} AS l "
-           f"JOIN {item} AS i ON i.id = l.item_id WHERE i.course_id = %s) AS links, "
-           f"(SELECT count(*) AS n, coalesce(sum(id), 0) AS total, coalesce(sum(weight), 0) AS weight "
-           f"FROM {edge} WHERE course_id = %s) AS edges")
+    sql = (
+        f"SELECT (SELECT id FROM {fit} WHERE course_id = %s AND active LIMIT 1), "
+        f"(SELECT coalesce(max(erased_learners), 0) FROM {fit} WHERE course_id = %s AND active), "
+        f"items.n, items.top, items.levels, skills.n, skills.top, links.n, links.total, "
+        f"edges.n, edges.total, edges.weight "
+        f"FROM (SELECT count(*) AS n, coalesce(max(id), 0) AS top, "
+        f"coalesce(sum(CAST(id AS BIGINT) * (coalesce(difficulty, -1) + 2)), 0) AS levels "
+        f"FROM {item} WHERE course_id = %s) AS items, "
+        f"(SELECT count(*) AS n, coalesce(max(id), 0) AS top FROM {skill} WHERE course_id = %s) AS skills, "
+        f"(SELECT count(*) AS n, coalesce(sum(l.id), 0) AS total FROM {link} AS l "
+        f"JOIN {item} AS i ON i.id = l.item_id WHERE i.course_id = %s) AS links, "
+        f"(SELECT count(*) AS n, coalesce(sum(id), 0) AS total, coalesce(sum(weight), 0) AS weight "
+        f"FROM {edge} WHERE course_id = %s) AS edges"
+    )
     with connection.cursor() as cursor:
         cursor.execute(sql, [course.pk] * 6)
         row = cursor.fetchone()
@@ -200,8 +213,9 @@ def _replay(model: CourseModel, learner: Learner) -> LearnerState:
         index = model.item_index.get(history.item_ids[history.item[row]])
         if index is None:
             continue  # an item added after the fit: it moves mastery once a new fit knows it
-        state = estimator.update(state, item=index, correct=float(history.correct[row]),
-                                 at=float(history.timestamp[row]))
+        state = estimator.update(
+            state, item=index, correct=float(history.correct[row]), at=float(history.timestamp[row])
+        )
     return state
 
 
@@ -214,26 +228,34 @@ def _replay_many(model: CourseModel, learner_pks: Sequence[int]) -> dict[int, Le
     estimator, item_index = model.estimator, model.item_pk_index
     states: dict[int, LearnerState] = {pk: estimator.initial_state() for pk in learner_pks}
     for start in range(0, len(learner_pks), CHUNK):
-        rows = (Interaction.objects.filter(learner_id__in=learner_pks[start:start + CHUNK])
-                .order_by("learner_id", "timestamp", "id").values_list("learner_id", "item_id", "correct", "timestamp"))
+        rows = (
+            Interaction.objects.filter(learner_id__in=learner_pks[start : start + CHUNK])
+            .order_by("learner_id", "timestamp", "id")
+            .values_list("learner_id", "item_id", "correct", "timestamp")
+        )
         for learner_pk, item_pk, correct, moment in rows.iterator(chunk_size=10_000):
             index = item_index.get(item_pk)
             if index is None:
                 continue  # an item added after the fit: it moves mastery once a new fit knows it
-            states[learner_pk] = estimator.update(states[learner_pk], item=index, correct=float(np.float32(correct)),
-                                                  at=moment.timestamp())
+            states[learner_pk] = estimator.update(
+                states[learner_pk], item=index, correct=float(np.float32(correct)), at=moment.timestamp()
+            )
     return states
 
 
 def trace_states(*, fit_pk: int, learner_pks: Sequence[int]) -> dict[int, Any]:
     """learner pk -> the state stored under this fit (learners without one are absent), one query per chunk."""
-    found = keyed_rows(f"SELECT learner_id, state FROM {LearnerTrace._meta.db_table} "
-                       "WHERE fit_id = %s AND learner_id IN ({marks})", [fit_pk], learner_pks)
+    found = keyed_rows(
+        f"SELECT learner_id, state FROM {LearnerTrace._meta.db_table} WHERE fit_id = %s AND learner_id IN ({{marks}})",
+        [fit_pk],
+        learner_pks,
+    )
     return {pk: json_value(state) for pk, state in found.items()}
 
 
-def _traces_current(course: Course, model: CourseModel, learner_pks: Sequence[int]
-                    ) -> tuple[CourseModel, dict[int, Any]]:
+def _traces_current(
+    course: Course, model: CourseModel, learner_pks: Sequence[int]
+) -> tuple[CourseModel, dict[int, Any]]:
     """The model to update these learners with, and their traces under its fit (learner pk -> state).
 
     Reads the learners' traces under any fit (one query; each learner keeps one, _traces_write sees to
@@ -242,8 +264,11 @@ def _traces_current(course: Course, model: CourseModel, learner_pks: Sequence[in
     active fit is read, and a stale model is replaced, so an answer is never folded into an old fit's
     state after a new fit took over. Traces under an older fit are ignored (those learners are replayed).
     """
-    found = rows_in(f"SELECT learner_id, fit_id, state FROM {LearnerTrace._meta.db_table} "
-                    "WHERE learner_id IN ({marks})", [], learner_pks)
+    found = rows_in(
+        f"SELECT learner_id, fit_id, state FROM {LearnerTrace._meta.db_table} WHERE learner_id IN ({{marks}})",
+        [],
+        learner_pks,
+    )
     mine = model.fit.pk if model.fit is not None else None
     if any(fit_pk != mine for _, fit_pk, _ in found):
         active = Fit.objects.filter(course=course, active=True).values_list("id", flat=True).first()
@@ -266,8 +291,9 @@ def learner_state(*, learner: Learner, model: CourseModel) -> LearnerState:
     return _replay(model, learner)
 
 
-def _mastery_write(model: CourseModel, states: dict[int, LearnerState], now: datetime,
-                   previous: dict[int, np.ndarray] | None = None) -> None:
+def _mastery_write(
+    model: CourseModel, states: dict[int, LearnerState], now: datetime, previous: dict[int, np.ndarray] | None = None
+) -> None:
     """Upsert Mastery rows and traces. With ``previous`` (per learner, the stored trace's
     mastery before the new answers; those learners already have every row), only the skills whose
     probability moved are written."""
@@ -284,8 +310,9 @@ def _mastery_write(model: CourseModel, states: dict[int, LearnerState], now: dat
         _traces_write(fit_pk, [(pk, fit_pk, json.dumps(state.to_json()), moment) for pk, state in states.items()])
 
 
-def _mastery_write_arrays(states: dict[int, LearnerState], columns: list[tuple[int, int]], moment: Any,
-                          fit_pk: int | None) -> None:
+def _mastery_write_arrays(
+    states: dict[int, LearnerState], columns: list[tuple[int, int]], moment: Any, fit_pk: int | None
+) -> None:
     """PostgreSQL, many learners at once (a fit's recompute, an import's refresh): the (learner, skill) rows
     go by binary COPY into a temporary table, then into Mastery in one upsert; no Python object per row."""
     indices = np.array([index for index, _ in columns], dtype=np.int64)
@@ -296,20 +323,32 @@ def _mastery_write_arrays(states: dict[int, LearnerState], columns: list[tuple[i
         matrix[row] = np.asarray(state.mastery, dtype=np.float64)[indices]
     table, batch = Mastery._meta.db_table, "tracing_mastery_batch"
     with connection.cursor() as cursor:
-        cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {batch} (learner_id bigint, skill_id bigint, "
-                       "probability double precision) ON COMMIT DROP")
+        cursor.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {batch} (learner_id bigint, skill_id bigint, "
+            "probability double precision) ON COMMIT DROP"
+        )
         cursor.execute(f"TRUNCATE {batch}")
-        copy_columns_in(batch, ("learner_id", "skill_id", "probability"),
-                        (np.repeat(learners, len(columns)), np.tile(skill_pks, len(states)), matrix.ravel()))
+        copy_columns_in(
+            batch,
+            ("learner_id", "skill_id", "probability"),
+            (np.repeat(learners, len(columns)), np.tile(skill_pks, len(states)), matrix.ravel()),
+        )
         cursor.execute(
             f"INSERT INTO {table} (learner_id, skill_id, probability, updated_at, fit_id) "
             f"SELECT learner_id, skill_id, probability, %s, %s FROM {batch} "
             "ON CONFLICT (learner_id, skill_id) DO UPDATE SET probability = excluded.probability, "
-            "updated_at = excluded.updated_at, fit_id = excluded.fit_id", [moment, fit_pk])
+            "updated_at = excluded.updated_at, fit_id = excluded.fit_id",
+            [moment, fit_pk],
+        )
 
 
-def _mastery_write_rows(states: dict[int, LearnerState], columns: list[tuple[int, int]], moment: Any,
-                        fit_pk: int | None, previous: dict[int, np.ndarray]) -> None:
+def _mastery_write_rows(
+    states: dict[int, LearnerState],
+    columns: list[tuple[int, int]],
+    moment: Any,
+    fit_pk: int | None,
+    previous: dict[int, np.ndarray],
+) -> None:
     rows = []
     for learner_pk, state in states.items():
         before = previous.get(learner_pk)
@@ -317,8 +356,13 @@ def _mastery_write_rows(states: dict[int, LearnerState], columns: list[tuple[int
             probability = float(state.mastery[index])
             if before is None or probability != float(before[index]):
                 rows.append((learner_pk, pk, probability, moment, fit_pk))
-    upsert(table=Mastery._meta.db_table, columns=["learner_id", "skill_id", "probability", "updated_at", "fit_id"],
-           rows=rows, conflict=["learner_id", "skill_id"], update=["probability", "updated_at", "fit_id"])
+    upsert(
+        table=Mastery._meta.db_table,
+        columns=["learner_id", "skill_id", "probability", "updated_at", "fit_id"],
+        rows=rows,
+        conflict=["learner_id", "skill_id"],
+        update=["probability", "updated_at", "fit_id"],
+    )
 
 
 def _traces_write(fit_pk: int, rows: list[tuple[int, int, str, Any]]) -> None:
@@ -335,11 +379,10 @@ def _traces_write(fit_pk: int, rows: list[tuple[int, int, str, Any]]) -> None:
     tail = " ON CONFLICT (learner_id, fit_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at"
     with connection.cursor() as cursor:
         for start in range(0, len(rows), CHUNK // 4):
-            chunk = rows[start:start + CHUNK // 4]
+            chunk = rows[start : start + CHUNK // 4]
             learners = ", ".join(["%s"] * len(chunk))
             prune = f"DELETE FROM {table} WHERE fit_id <> %s AND learner_id IN ({learners})"
-            insert = (f"INSERT INTO {table} ({columns}) VALUES " + ", ".join(["(%s, %s, %s, %s)"] * len(chunk))
-                      + tail)
+            insert = f"INSERT INTO {table} ({columns}) VALUES " + ", ".join(["(%s, %s, %s, %s)"] * len(chunk)) + tail
             values = [value for row in chunk for value in row]
             learner_pks = [row[0] for row in chunk]
             if connection.vendor == "postgresql":
@@ -349,8 +392,13 @@ def _traces_write(fit_pk: int, rows: list[tuple[int, int, str, Any]]) -> None:
                 cursor.execute(insert, values)
 
 
-def mastery_apply(*, course: Course, interactions: Sequence[Interaction], model: CourseModel | None = None,
-                  learner_names: dict[int, str] | None = None) -> dict[str, dict[str, float]]:
+def mastery_apply(
+    *,
+    course: Course,
+    interactions: Sequence[Interaction],
+    model: CourseModel | None = None,
+    learner_names: dict[int, str] | None = None,
+) -> dict[str, dict[str, float]]:
     """Update each learner's mastery with newly stored answers (call inside their transaction).
 
     Returns learner external id -> skill external id -> P(known) after the answers.
@@ -382,21 +430,25 @@ def mastery_apply(*, course: Course, interactions: Sequence[Interaction], model:
         for interaction in new:
             index = item_index.get(interaction.item_id)
             if index is not None:
-                state = model.estimator.update(state, item=index, correct=interaction.correct,
-                                               at=interaction.timestamp.timestamp())
+                state = model.estimator.update(
+                    state, item=index, correct=interaction.correct, at=interaction.timestamp.timestamp()
+                )
         states[learner_pk] = state
     states.update(_replay_many(model, replay))
     _mastery_write(model, states, django_timezone.now(), previous=previous)
-    return {learner_names[pk]: dict(zip(model.estimator.skill_ids, np.round(s.mastery, 6).tolist()))
-            for pk, s in states.items()}
+    return {
+        learner_names[pk]: dict(zip(model.estimator.skill_ids, np.round(s.mastery, 6).tolist()))
+        for pk, s in states.items()
+    }
 
 
 def mastery_get(*, learner: Learner) -> list[Mastery]:
     return list(Mastery.objects.filter(learner=learner).select_related("skill").order_by("skill_id"))
 
 
-def learner_outlook(*, learner: Learner, at: datetime | None = None, model: CourseModel | None = None,
-                    state: LearnerState | None = None) -> dict[str, Any]:
+def learner_outlook(
+    *, learner: Learner, at: datetime | None = None, model: CourseModel | None = None, state: LearnerState | None = None
+) -> dict[str, Any]:
     """The learner's latent traits with uncertainty ({} for models without traits) and, when ``at`` is
     given, P(knows each skill) at that moment with no practice until then (forgetting, where the model
     has it; else today's mastery). One model load and one state read serve both; a caller that has read
@@ -418,8 +470,11 @@ def predict_items(*, learner: Learner, items: Sequence[str], at: datetime | None
     state = learner_state(learner=learner, model=model)
     known = [item for item in items if item in model.item_index]
     moment = (at or django_timezone.now()).timestamp()
-    probabilities = model.estimator.predict_next(state, np.array([model.item_index[i] for i in known], dtype=np.int64),
-                                                 at=moment) if known else np.zeros(0)
+    probabilities = (
+        model.estimator.predict_next(state, np.array([model.item_index[i] for i in known], dtype=np.int64), at=moment)
+        if known
+        else np.zeros(0)
+    )
     result: dict[str, float | None] = {item: None for item in items}
     result.update(zip(known, (round(float(p), 6) for p in probabilities)))
     return result
@@ -439,8 +494,11 @@ def fit_params_check(*, kind: str, params: Any) -> dict[str, Any]:
         # Names are constructor keywords: anything else (a lone surrogate, a 10 kB key) is refused here,
         # before it reaches an error message, a log line or the Fit row.
         if not isinstance(name, str) or not name.isidentifier() or not name.isascii() or len(name) > 64:
-            raise ServiceError(f"params: {str(name)[:64]!r} is not a parameter name (ASCII letters, digits and _)",
-                               code="invalid_params", field="params")
+            raise ServiceError(
+                f"params: {str(name)[:64]!r} is not a parameter name (ASCII letters, digits and _)",
+                code="invalid_params",
+                field="params",
+            )
     try:
         declared = estimator_params(kind)
     except KeyError as error:
@@ -473,12 +531,16 @@ def fits_reap(*, course: Course) -> int:
     was killed (Celery's hard limit, the OOM killer) before it could say so. Returns how many."""
     now = django_timezone.now()
     lost = 0
-    for fit in Fit.objects.filter(course=course, status=Fit.RUNNING, started_at__isnull=False,
-                                  time_limit__isnull=False):
+    for fit in Fit.objects.filter(
+        course=course, status=Fit.RUNNING, started_at__isnull=False, time_limit__isnull=False
+    ):
         if (now - fit.started_at).total_seconds() > fit.time_limit + FIT_REAP_GRACE_S:
             lost += Fit.objects.filter(pk=fit.pk, status=Fit.RUNNING).update(
-                status=Fit.FAILED, active=False, finished_at=now,
-                error=f"stopped: it ran past its time limit of {fit.time_limit} s, or its worker was lost")
+                status=Fit.FAILED,
+                active=False,
+                finished_at=now,
+                error=f"stopped: it ran past its time limit of {fit.time_limit} s, or its worker was lost",
+            )
     return lost
 
 
@@ -512,15 +574,25 @@ def fit_create(*, course: Course, kind: str, params: dict[str, Any] | None = Non
         cap = settings.TRACING_FITS_PER_COURSE
         if len(holders) >= cap:
             holder = holders[0]
-            raise Conflict(f"fit {holder.pk} ({holder.kind}, {holder.status}) holds this course's place: at most {cap} "
-                           f"fit{'s' if cap != 1 else ''} of a course may be queued or running; try again when it "
-                           "has finished", code="fit_in_progress",
-                           detail={"fits": [{"id": fit.pk, "model": fit.kind, "status": fit.status} for fit in holders],
-                                   "limit": cap})
+            raise Conflict(
+                f"fit {holder.pk} ({holder.kind}, {holder.status}) holds this course's place: at most {cap} "
+                f"fit{'s' if cap != 1 else ''} of a course may be queued or running; try again when it "
+                "has finished",
+                code="fit_in_progress",
+                detail={
+                    "fits": [{"id": fit.pk, "model": fit.kind, "status": fit.status} for fit in holders],
+                    "limit": cap,
+                },
+            )
         in_process = fits_in_process()
         background = in_process and not (inline or settings.TRACING_FITS_INLINE)
-        fit = Fit.objects.create(course=course, kind=kind, params=params, time_limit=time_limit,
-                                 task_id=_runner_owner() if background else "")
+        fit = Fit.objects.create(
+            course=course,
+            kind=kind,
+            params=params,
+            time_limit=time_limit,
+            task_id=_runner_owner() if background else "",
+        )
         if background:
             transaction.on_commit(lambda: _runner.submit(fit.pk, course.pk), robust=False)
         elif in_process:
@@ -605,9 +677,11 @@ class _ProgressWriter:
 
 
 def _time_limit_message(fit: Fit) -> str:
-    return (f"the fit ran past its time limit of {fit.time_limit} s (it grows with the course's answers: "
-            "TRACING_FIT_TIME_LIMIT_BASE, _PER_1000_ANSWERS, _MAX) and was stopped; the previous fit stays active. "
-            "Try fewer steps, epochs or iterations")
+    return (
+        f"the fit ran past its time limit of {fit.time_limit} s (it grows with the course's answers: "
+        "TRACING_FIT_TIME_LIMIT_BASE, _PER_1000_ANSWERS, _MAX) and was stopped; the previous fit stays active. "
+        "Try fewer steps, epochs or iterations"
+    )
 
 
 def fit_run(*, fit_id: int) -> Fit:
@@ -621,10 +695,20 @@ def fit_run(*, fit_id: int) -> Fit:
         if fit.status in (Fit.SUCCEEDED, Fit.FAILED):
             return fit  # a redelivered task for a finished fit: nothing to do
         if fit.attempts >= MAX_ATTEMPTS:
-            fit.status, fit.error, fit.finished_at = Fit.FAILED, "gave up after repeated worker loss", django_timezone.now()
+            fit.status, fit.error, fit.finished_at = (
+                Fit.FAILED,
+                "gave up after repeated worker loss",
+                django_timezone.now(),
+            )
             fit.save(update_fields=["status", "error", "finished_at"])
             return fit
-        fit.status, fit.started_at, fit.attempts, fit.stage, fit.progress = Fit.RUNNING, django_timezone.now(), fit.attempts + 1, "loading", 0.0
+        fit.status, fit.started_at, fit.attempts, fit.stage, fit.progress = (
+            Fit.RUNNING,
+            django_timezone.now(),
+            fit.attempts + 1,
+            "loading",
+            0.0,
+        )
         fit.save(update_fields=["status", "started_at", "attempts", "stage", "progress"])
     deadline = time.monotonic() + fit.time_limit if fit.time_limit else None
     progress = _ProgressWriter(fit.pk, deadline)
@@ -643,10 +727,16 @@ def fit_run(*, fit_id: int) -> Fit:
         if data.n_learners >= MIN_LEARNERS_FOR_HOLDOUT:
             train, test = split_learners(data, test_fraction=0.2, seed=0)
             step = time.perf_counter()
-            held_out = estimator_class(**fit.params).fit(train, seed=0, progress=lambda s, f: progress(f"evaluate:{s}", f * 0.45))
+            held_out = estimator_class(**fit.params).fit(
+                train, seed=0, progress=lambda s, f: progress(f"evaluate:{s}", f * 0.45)
+            )
             timings["fit_holdout_s"] = time.perf_counter() - step
-            metrics = {"next_step": evaluate(held_out, test), "multi_step": evaluate_multistep(held_out, test, horizon=10),
-                       "train_learners": train.n_learners, "test_learners": test.n_learners}
+            metrics = {
+                "next_step": evaluate(held_out, test),
+                "multi_step": evaluate_multistep(held_out, test, horizon=10),
+                "train_learners": train.n_learners,
+                "test_learners": test.n_learners,
+            }
             progress("fit", 0.5)  # evaluation reports no progress of its own: the deadline is checked here too
         step = time.perf_counter()
         estimator = estimator_class(**fit.params).fit(data, seed=0, progress=lambda s, f: progress(s, 0.5 + f * 0.45))
@@ -666,14 +756,25 @@ def fit_run(*, fit_id: int) -> Fit:
         else:
             logger.exception("fit %s failed", fit.pk)
             reason = error.message if isinstance(error, ServiceError) else f"{type(error).__name__}: {error}"
-        Fit.objects.filter(pk=fit.pk).update(status=Fit.FAILED, error=reason[:2000] or traceback.format_exc()[-2000:],
-                                             finished_at=django_timezone.now(), active=False)
+        Fit.objects.filter(pk=fit.pk).update(
+            status=Fit.FAILED,
+            error=reason[:2000] or traceback.format_exc()[-2000:],
+            finished_at=django_timezone.now(),
+            active=False,
+        )
     fit.refresh_from_db()
     return fit
 
 
-def _activate(fit: Fit, estimator: Estimator, data, vocabulary: Vocabulary, artifact: str,
-              metrics: dict[str, Any], last_id: int | None) -> None:
+def _activate(
+    fit: Fit,
+    estimator: Estimator,
+    data,
+    vocabulary: Vocabulary,
+    artifact: str,
+    metrics: dict[str, Any],
+    last_id: int | None,
+) -> None:
 
     with transaction.atomic():
         # Answers being recorded finish first and new ones wait for this transaction, so the activation
@@ -682,11 +783,21 @@ def _activate(fit: Fit, estimator: Estimator, data, vocabulary: Vocabulary, arti
         course_learners_lock(course_pk=fit.course_id)
         Fit.objects.filter(course=fit.course, active=True).update(active=False)
         Fit.objects.filter(pk=fit.pk).update(
-            status=Fit.SUCCEEDED, active=True, artifact=str(artifact), metrics=_finite(metrics),
-            fitted_params=_finite(estimator.params()), stage="done", progress=1.0,
+            status=Fit.SUCCEEDED,
+            active=True,
+            artifact=str(artifact),
+            metrics=_finite(metrics),
+            fitted_params=_finite(estimator.params()),
+            stage="done",
+            progress=1.0,
             finished_at=django_timezone.now(),
-            snapshot={"interactions": data.n_rows, "learners": data.n_learners, "items": data.n_items,
-                      "skills": data.n_skills, "last_interaction_id": last_id},
+            snapshot={
+                "interactions": data.n_rows,
+                "learners": data.n_learners,
+                "items": data.n_items,
+                "skills": data.n_skills,
+                "last_interaction_id": last_id,
+            },
         )
         fit.refresh_from_db()
         learned_edges_store(course=fit.course, fit_pk=fit.pk, edges=estimator.learned_prerequisites())
@@ -718,21 +829,27 @@ def _estimator_vocabulary(model: CourseModel) -> Vocabulary:
     lost it): loading against it keeps only the answers the estimator can read, as ``_replay_many`` does."""
     estimator = model.estimator
     pk_of = dict(zip(model.vocabulary.item_ids, model.vocabulary.item_pk))
-    return Vocabulary(item_ids=tuple(estimator.item_ids), skill_ids=tuple(estimator.skill_ids),
-                      q_matrix=np.asarray(estimator.q_matrix, dtype=bool),
-                      item_pk=tuple(pk_of.get(item, -1) for item in estimator.item_ids), skill_pk=())
+    return Vocabulary(
+        item_ids=tuple(estimator.item_ids),
+        skill_ids=tuple(estimator.skill_ids),
+        q_matrix=np.asarray(estimator.q_matrix, dtype=bool),
+        item_pk=tuple(pk_of.get(item, -1) for item in estimator.item_ids),
+        skill_pk=(),
+    )
 
 
-def _states_replayed(course: Course, model: CourseModel, learner_pks: list[int],
-                     vocabulary: Vocabulary | None = None) -> dict[int, LearnerState]:
+def _states_replayed(
+    course: Course, model: CourseModel, learner_pks: list[int], vocabulary: Vocabulary | None = None
+) -> dict[int, LearnerState]:
     """Each learner's state from their whole history. On PostgreSQL the histories come as numpy arrays
     and go through the estimator's ``final_states`` (vectorised where the model is); elsewhere
     ``_replay_many``'s answer-by-answer replay."""
     if connection.vendor != "postgresql":
         return _replay_many(model, learner_pks)
     estimator = model.estimator
-    data, pks = interactions_of_learners(course=course, learner_pks=learner_pks,
-                                         vocabulary=vocabulary or _estimator_vocabulary(model))
+    data, pks = interactions_of_learners(
+        course=course, learner_pks=learner_pks, vocabulary=vocabulary or _estimator_vocabulary(model)
+    )
     states = {pk: estimator.initial_state() for pk in learner_pks}
     states.update(zip(pks.tolist(), estimator.final_states(data)))
     return states
@@ -748,7 +865,7 @@ def mastery_refresh(*, course: Course, learner_pks: Iterable[int], batch: int = 
     ordered = np.unique(np.fromiter(learner_pks, dtype=np.int64))
     vocabulary = _estimator_vocabulary(model) if connection.vendor == "postgresql" else None
     for start in range(0, len(ordered), batch):
-        chunk = ordered[start:start + batch].tolist()
+        chunk = ordered[start : start + batch].tolist()
         _mastery_write(model, _states_replayed(course, model, chunk, vocabulary), django_timezone.now())
     return len(ordered)
 
@@ -756,25 +873,48 @@ def mastery_refresh(*, course: Course, learner_pks: Iterable[int], batch: int = 
 def _learner_slice(data, start: int, stop: int):
     """Learners ``start:stop`` of a Dataset as a Dataset over views of its arrays (no copy but the indices)."""
     low, high = int(data.offsets[start]), int(data.offsets[stop])
-    return type(data)(learner=data.learner[low:high] - start, item=data.item[low:high],
-                      correct=data.correct[low:high], timestamp=data.timestamp[low:high], q_matrix=data.q_matrix,
-                      item_ids=data.item_ids, skill_ids=data.skill_ids, learner_ids=data.learner_ids[start:stop],
-                      has_time=data.has_time)
+    return type(data)(
+        learner=data.learner[low:high] - start,
+        item=data.item[low:high],
+        correct=data.correct[low:high],
+        timestamp=data.timestamp[low:high],
+        q_matrix=data.q_matrix,
+        item_ids=data.item_ids,
+        skill_ids=data.skill_ids,
+        learner_ids=data.learner_ids[start:stop],
+        has_time=data.has_time,
+    )
 
 
 def _answer_counts(course: Course) -> tuple[np.ndarray, np.ndarray]:
     """(learner pks in id order, their stored answer counts) for the course's learners with answers."""
     if connection.vendor == "postgresql":
-        learners, counts = copy_columns(f"SELECT learner_id::int8, count(*)::int8 FROM {Interaction._meta.db_table} "
-                                        "WHERE course_id = %s GROUP BY learner_id ORDER BY learner_id", [course.pk], "ii")
+        learners, counts = copy_columns(
+            f"SELECT learner_id::int8, count(*)::int8 FROM {Interaction._meta.db_table} "
+            "WHERE course_id = %s GROUP BY learner_id ORDER BY learner_id",
+            [course.pk],
+            "ii",
+        )
         return learners, counts
-    pairs = list(Interaction.objects.filter(course=course).order_by("learner_id").values_list("learner_id")
-                 .annotate(n=Count("id")))
+    pairs = list(
+        Interaction.objects.filter(course=course)
+        .order_by("learner_id")
+        .values_list("learner_id")
+        .annotate(n=Count("id"))
+    )
     return (np.array([pk for pk, _ in pairs], dtype=np.int64), np.array([n for _, n in pairs], dtype=np.int64))
 
 
-def mastery_recompute(*, course: Course, fit: Fit, estimator: Estimator, data, vocabulary: Vocabulary,
-                      batch: int = MASTERY_BATCH, progress: Callable[[float], None] | None = None) -> int:
+def mastery_recompute(
+    *,
+    course: Course,
+    fit: Fit,
+    estimator: Estimator,
+    data,
+    vocabulary: Vocabulary,
+    batch: int = MASTERY_BATCH,
+    progress: Callable[[float], None] | None = None,
+) -> int:
     """Every learner's mastery and trace under a newly activated fit; returns the learner count.
 
     ``data`` was read when the fit began (minutes ago, for a deep model): learners whose stored
@@ -801,14 +941,19 @@ def mastery_recompute(*, course: Course, fit: Fit, estimator: Estimator, data, v
         stop = min(start + batch, data.n_learners)
         part_pks = pks[start:stop]
         keep = ~np.isin(part_pks, changed)
-        states = {pk: state for pk, state, kept in zip(part_pks.tolist(), estimator.final_states(
-            _learner_slice(data, start, stop)), keep.tolist()) if kept}
+        states = {
+            pk: state
+            for pk, state, kept in zip(
+                part_pks.tolist(), estimator.final_states(_learner_slice(data, start, stop)), keep.tolist()
+            )
+            if kept
+        }
         _mastery_write(model, states, now)
         done += len(states)
         _recompute_progress(fit, done, total, progress)
     replay_vocabulary = _estimator_vocabulary(model) if connection.vendor == "postgresql" else None
     for start in range(0, len(changed), batch):
-        chunk = changed[start:start + batch].tolist()
+        chunk = changed[start : start + batch].tolist()
         _mastery_write(model, _states_replayed(course, model, chunk, replay_vocabulary), now)
         done += len(chunk)
         _recompute_progress(fit, done, total, progress)

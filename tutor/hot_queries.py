@@ -26,14 +26,20 @@ _LEARNER = Learner._meta.db_table
 
 def stored_client_ids(*, course_pk: int, client_ids: Sequence[str]) -> dict[str, int]:
     """client id -> interaction pk, for those of ``client_ids`` the course already holds."""
-    return keyed_rows(f"SELECT client_id, id FROM {_INTERACTION} WHERE course_id = %s AND client_id IN ({{marks}})",
-                  [course_pk], client_ids)
+    return keyed_rows(
+        f"SELECT client_id, id FROM {_INTERACTION} WHERE course_id = %s AND client_id IN ({{marks}})",
+        [course_pk],
+        client_ids,
+    )
 
 
 def learner_pks(*, course_pk: int, external_ids: Sequence[str]) -> dict[str, int]:
     """external id -> learner pk, for those of ``external_ids`` the course has."""
-    return keyed_rows(f"SELECT external_id, id FROM {_LEARNER} WHERE course_id = %s AND external_id IN ({{marks}})",
-                  [course_pk], external_ids)
+    return keyed_rows(
+        f"SELECT external_id, id FROM {_LEARNER} WHERE course_id = %s AND external_id IN ({{marks}})",
+        [course_pk],
+        external_ids,
+    )
 
 
 def learners_lock(*, learner_pks: Sequence[int]) -> None:
@@ -51,20 +57,25 @@ def learners_lock(*, learner_pks: Sequence[int]) -> None:
         return
     ordered = sorted(set(learner_pks))
     for start in range(0, len(ordered), CHUNK):
-        chunk = ordered[start:start + CHUNK]
-        sql.rows(f"SELECT id FROM {_LEARNER} WHERE id IN ({', '.join(['%s'] * len(chunk))}) "
-              "ORDER BY id FOR NO KEY UPDATE", chunk)
+        chunk = ordered[start : start + CHUNK]
+        sql.rows(
+            f"SELECT id FROM {_LEARNER} WHERE id IN ({', '.join(['%s'] * len(chunk))}) ORDER BY id FOR NO KEY UPDATE",
+            chunk,
+        )
 
 
 def learner_row(*, course_pk: int, external_id: str) -> tuple[int, int | None, datetime] | None:
     """(pk, user pk, created at) of the course's learner ``external_id``, or None."""
-    rows = sql.rows(f"SELECT id, user_id, created_at FROM {_LEARNER} WHERE course_id = %s AND external_id = %s",
-                 [course_pk, external_id])
+    rows = sql.rows(
+        f"SELECT id, user_id, created_at FROM {_LEARNER} WHERE course_id = %s AND external_id = %s",
+        [course_pk, external_id],
+    )
     return (rows[0][0], rows[0][1], sql.moment(rows[0][2])) if rows else None
 
 
-def learner_exposure(*, learner_pk: int | None, limit: int) -> tuple[list[tuple[int, float]],
-                                                                     dict[int, tuple[int, float, float | None]]]:
+def learner_exposure(
+    *, learner_pk: int | None, limit: int
+) -> tuple[list[tuple[int, float]], dict[int, tuple[int, float, float | None]]]:
     """The learner's last ``limit`` answers as (item pk, correct), oldest first, and their whole record
     per item: item pk -> (answers, last answer, last wrong answer or None; epoch seconds), in one round
     trip (the next-item path needs both). A learner not stored yet (``learner_pk`` None) has answered
@@ -73,15 +84,21 @@ def learner_exposure(*, learner_pk: int | None, limit: int) -> tuple[list[tuple[
         return [], {}
     moment = _epoch("timestamp")
     # The typed NULL: PostgreSQL types a bare NULL in a subquery as text, which the UNION cannot match.
-    rows = sql.rows(f"SELECT * FROM (SELECT 0, item_id, correct, {moment}, id, CAST(NULL AS DOUBLE PRECISION) "
-                 f"FROM {_INTERACTION} "
-                 f"WHERE learner_id = %s ORDER BY timestamp DESC, id DESC LIMIT %s) AS recent "
-                 f"UNION ALL SELECT 1, item_id, NULL, {_epoch('MAX(timestamp)')}, COUNT(*), "
-                 f"{_epoch('MAX(CASE WHEN correct < 0.5 THEN timestamp END)')} FROM {_INTERACTION} "
-                 f"WHERE learner_id = %s GROUP BY item_id", [learner_pk, limit, learner_pk])
+    rows = sql.rows(
+        f"SELECT * FROM (SELECT 0, item_id, correct, {moment}, id, CAST(NULL AS DOUBLE PRECISION) "
+        f"FROM {_INTERACTION} "
+        f"WHERE learner_id = %s ORDER BY timestamp DESC, id DESC LIMIT %s) AS recent "
+        f"UNION ALL SELECT 1, item_id, NULL, {_epoch('MAX(timestamp)')}, COUNT(*), "
+        f"{_epoch('MAX(CASE WHEN correct < 0.5 THEN timestamp END)')} FROM {_INTERACTION} "
+        f"WHERE learner_id = %s GROUP BY item_id",
+        [learner_pk, limit, learner_pk],
+    )
     recent = sorted((_seconds(at), pk, item, float(correct)) for part, item, correct, at, pk, _ in rows if not part)
-    record = {item: (int(count), _seconds(at), None if wrong is None else _seconds(wrong))
-              for part, item, _, at, count, wrong in rows if part}
+    record = {
+        item: (int(count), _seconds(at), None if wrong is None else _seconds(wrong))
+        for part, item, _, at, count, wrong in rows
+        if part
+    }
     return [(item, correct) for _, _, item, correct in recent], record
 
 
@@ -99,16 +116,22 @@ def _seconds(value: Any) -> float:
 _COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 
 
-def copy_columns(query: str, params: Sequence[Any], columns: Sequence[str], *, expected: int = 0,
-                 convert: dict[int, Any] | None = None) -> tuple[np.ndarray, ...]:
+def copy_columns(
+    query: str,
+    params: Sequence[Any],
+    columns: Sequence[str],
+    *,
+    expected: int = 0,
+    convert: dict[int, Any] | None = None,
+) -> tuple[np.ndarray, ...]:
     """PostgreSQL only: the rows of ``query`` (every column ``bigint`` or ``double precision``, never NULL:
     cast in the SQL) as one numpy array per column, of the type ``columns`` says: "i" int64, "f" float64,
     "i4" int32, "f4" float32 (converted block by block, so the 8-byte values are never all held).
 
     Binary COPY: every row has the same width, so the rows land in numpy by blocks, without a Python object
     per row (a fit reads millions). ``convert`` maps a column's number to a function applied to each
-    block of its values before they are stored (a lookup, say). ``expected`` (a row count, e.g. from a count query) sizes the arrays at
-    once; they grow if more rows come.
+    block of its values before they are stored (a lookup, say). ``expected`` (a row count, e.g. from a
+    count query) sizes the arrays at once; they grow if more rows come.
     """
     width = len(columns)
     fields = [("count", ">i2")]
@@ -133,7 +156,7 @@ def copy_columns(query: str, params: Sequence[Any], columns: Sequence[str], *, e
             values = rows[f"value{number}"]
             if convert and number in convert:
                 values = convert[number](values)
-            outputs[number][filled:filled + len(rows)] = values
+            outputs[number][filled : filled + len(rows)] = values
         filled += len(rows)
         return len(rows) * row_type.itemsize
 
@@ -148,13 +171,13 @@ def copy_columns(query: str, params: Sequence[Any], columns: Sequence[str], *, e
                     if not pending.startswith(_COPY_SIGNATURE):
                         raise ValueError("not a binary COPY stream")
                     extension = int.from_bytes(pending[15:19], "big")
-                    del pending[:19 + extension]
+                    del pending[: 19 + extension]
                     header = False
                 if len(pending) >= (1 << 20):
                     usable = len(pending) - len(pending) % row_type.itemsize
                     if len(pending) == usable:
                         usable -= row_type.itemsize  # keep the last bytes: they may be the trailer
-                    del pending[:take(bytes(pending[:usable]))]
+                    del pending[: take(bytes(pending[:usable]))]
     if pending[-2:] != b"\xff\xff":
         raise ValueError("binary COPY stream without its trailer")
     del pending[-2:]
@@ -169,8 +192,11 @@ def course_learners_lock(*, course_pk: int) -> None:
     are locked in key order by the server, and no pk list comes back to Python."""
     if connection.vendor != "postgresql":
         return
-    sql.rows(f"SELECT count(*) FROM (SELECT id FROM {_LEARNER} WHERE course_id = %s ORDER BY id "
-             "FOR NO KEY UPDATE) AS locked", [course_pk])
+    sql.rows(
+        f"SELECT count(*) FROM (SELECT id FROM {_LEARNER} WHERE course_id = %s ORDER BY id "
+        "FOR NO KEY UPDATE) AS locked",
+        [course_pk],
+    )
 
 
 def copy_columns_in(table: str, columns: Sequence[str], values: Sequence[np.ndarray]) -> None:

@@ -17,13 +17,13 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone as django_timezone
 
-from curriculum.models import Item, Skill, Course
-from tracing.formats import FormatError, Record, read_records
 from core.errors import ServiceError
+from core.validation import clean_text
+from curriculum.models import Course, Item, Skill
+from tracing.formats import FormatError, Record, read_records
 from tutor.hot_queries import copy_columns
 from tutor.models import Interaction, Learner
 from tutor.services import Row, interactions_import, row_validate
-from core.validation import clean_text
 
 _STAGE = "tutor_import_stage"
 _STAGE_LEARNERS = "tutor_import_learners"
@@ -40,10 +40,16 @@ def _vocabulary_ensure(course: Course, item_skills: dict[str, tuple[str, ...]]) 
     Item.objects.bulk_create(new_items, batch_size=2000)
     if new_items:
         skill_pk = dict(Skill.objects.filter(course=course).values_list("external_id", "id"))
-        item_pk = dict(Item.objects.filter(course=course, external_id__in=[i.external_id for i in new_items])
-                       .values_list("external_id", "id"))
-        links = [Item.skills.through(item_id=item_pk[item.external_id], skill_id=skill_pk[s])
-                 for item in new_items for s in item_skills[item.external_id]]
+        item_pk = dict(
+            Item.objects.filter(course=course, external_id__in=[i.external_id for i in new_items]).values_list(
+                "external_id", "id"
+            )
+        )
+        links = [
+            Item.skills.through(item_id=item_pk[item.external_id], skill_id=skill_pk[s])
+            for item in new_items
+            for s in item_skills[item.external_id]
+        ]
         Item.skills.through.objects.bulk_create(links, batch_size=5000, ignore_conflicts=True)
     return len(new_skills), len(new_items)
 
@@ -79,9 +85,14 @@ class _Checked:
             # come one after another, so counting them needs no memory of earlier lines.
             self._step = self._step + 1 if record.line == self._line else 0
             self._line = record.line
-            raw = {"learner": record.learner, "item": record.item, "correct": record.correct,
-                   "timestamp": record.timestamp, "id": record.client_id or f"{path.name}:{record.line}:{self._step}",
-                   "response_time": record.response_time}
+            raw = {
+                "learner": record.learner,
+                "item": record.item,
+                "correct": record.correct,
+                "timestamp": record.timestamp,
+                "id": record.client_id or f"{path.name}:{record.line}:{self._step}",
+                "response_time": record.response_time,
+            }
             try:
                 row = row_validate(raw, self.count, now=self.now)
             except ServiceError as error:
@@ -96,8 +107,9 @@ class _Checked:
             yield record, row
 
 
-def file_import(*, course_slug: str, path: Path, format: str, course_name: str = "",
-                on_rows: Callable[[int], Any] | None = None) -> tuple[dict[str, int], Course, Iterable[int]]:
+def file_import(
+    *, course_slug: str, path: Path, format: str, course_name: str = "", on_rows: Callable[[int], Any] | None = None
+) -> tuple[dict[str, int], Course, Iterable[int]]:
     """Import one file into a course, creating the course, skills and items it needs. Returns a
     summary, the course, and the learners (pks, ascending) with new answers; their mastery is the
     caller's (``tutor.actions.answers_import``).
@@ -106,21 +118,29 @@ def file_import(*, course_slug: str, path: Path, format: str, course_name: str =
     value checked as the API checks it (a timestamp outside the accepted range, say).
     """
     if connection.vendor == "postgresql":
-        return _file_import_streaming(course_slug=course_slug, path=path, format=format, course_name=course_name,
-                                      on_rows=on_rows)
+        return _file_import_streaming(
+            course_slug=course_slug, path=path, format=format, course_name=course_name, on_rows=on_rows
+        )
     checked = _Checked(Path(path))
     pairs = list(checked.rows(read_records(path, format)))  # parsed and checked whole before anything is written
     first_of: dict[str, Row] = {}
     for record, row in pairs:
         if row.client_id is not None and first_of.setdefault(row.client_id, row) != row:
-            raise FormatError(path, record.line, f"id {row.client_id!r} appears earlier in the file with different content")
+            raise FormatError(
+                path, record.line, f"id {row.client_id!r} appears earlier in the file with different content"
+            )
     with transaction.atomic():
         course = _course_get_or_create(course_slug, course_name, checked)
         skills_created, items_created = _vocabulary_ensure(course, checked.item_skills)
         result = interactions_import(course=course, rows=[row for _, row in pairs], on_batch=on_rows)
-    summary = {"created": result.created_count, "duplicates": result.duplicate_count,
-               "learners_created": result.learners_created, "items_created": items_created,
-               "skills_created": skills_created, "rows": len(pairs)}
+    summary = {
+        "created": result.created_count,
+        "duplicates": result.duplicate_count,
+        "learners_created": result.learners_created,
+        "items_created": items_created,
+        "skills_created": skills_created,
+        "rows": len(pairs),
+    }
     return summary, course, sorted(result.learners.values())
 
 
@@ -150,9 +170,11 @@ def _chunks_read(path: Path, format: str, checked: _Checked) -> Iterator[tuple[b
     """The file's checked rows as COPY text, CHUNK_ROWS rows a piece, with the items first met in each."""
     lines: list[str] = []
     for record, row in checked.rows(read_records(path, format)):
-        lines.append(f"{checked.count}\t{record.line}\t{_copy_text(row.learner)}\t{_copy_text(row.item)}\t"
-                     f"{row.correct!r}\t{row.timestamp.isoformat()}\t{_copy_number(row.response_time)}\t"
-                     f"{_copy_text(row.client_id)}\n")
+        lines.append(
+            f"{checked.count}\t{record.line}\t{_copy_text(row.learner)}\t{_copy_text(row.item)}\t"
+            f"{row.correct!r}\t{row.timestamp.isoformat()}\t{_copy_number(row.response_time)}\t"
+            f"{_copy_text(row.client_id)}\n"
+        )
         if len(lines) >= CHUNK_ROWS:
             yield "".join(lines).encode("utf-8"), len(lines), checked.items_taken()
             lines = []
@@ -204,14 +226,15 @@ class _ReadAhead:
         self._thread.join()
 
 
-def _file_import_streaming(*, course_slug: str, path: Path, format: str, course_name: str,
-                           on_rows: Callable[[int], Any] | None) -> tuple[dict[str, int], Course, Iterable[int]]:
+def _file_import_streaming(
+    *, course_slug: str, path: Path, format: str, course_name: str, on_rows: Callable[[int], Any] | None
+) -> tuple[dict[str, int], Course, Iterable[int]]:
     """PostgreSQL: the checked rows go by COPY into a staging table of the transaction, a chunk at a time,
     and each chunk is resolved and inserted set-wise. Memory: the file's items and skills, two chunks, and
     8 bytes per learner with new answers (returned)."""
     path = Path(path)
     checked = _Checked(path)
-    interaction, learner, item = Interaction._meta.db_table, Learner._meta.db_table, Item._meta.db_table
+    interaction = Interaction._meta.db_table
     course: Course | None = None
     created = learners_created = skills_created = items_created = 0
     reader = _ReadAhead(_chunks_read(path, format, checked))
@@ -219,8 +242,10 @@ def _file_import_streaming(*, course_slug: str, path: Path, format: str, course_
         with transaction.atomic(), connection.cursor() as cursor:
             raw = cursor.cursor  # the psycopg 3 cursor under Django's wrapper: COPY, and no query log
             raw.execute(f"DROP TABLE IF EXISTS {_STAGE}, {_STAGE_LEARNERS}")
-            raw.execute(f"CREATE TEMP TABLE {_STAGE} (seq bigint, line integer, learner text, item text, "
-                        "correct float8, moment timestamptz, response_time float8, client_id text) ON COMMIT DROP")
+            raw.execute(
+                f"CREATE TEMP TABLE {_STAGE} (seq bigint, line integer, learner text, item text, "
+                "correct float8, moment timestamptz, response_time float8, client_id text) ON COMMIT DROP"
+            )
             raw.execute(f"CREATE TEMP TABLE {_STAGE_LEARNERS} (learner_id bigint PRIMARY KEY) ON COMMIT DROP")
             before = raw.execute(f"SELECT coalesce(max(id), 0) FROM {interaction}").fetchone()[0]
             # The statistics of the learner and item tables lag behind what this transaction creates (a new
@@ -231,7 +256,8 @@ def _file_import_streaming(*, course_slug: str, path: Path, format: str, course_
                     course = _course_get_or_create(course_slug, course_name, checked)
                 if fresh_items:
                     new_skills, new_items = _vocabulary_ensure(
-                        course, {name: checked.item_skills[name] for name in fresh_items})
+                        course, {name: checked.item_skills[name] for name in fresh_items}
+                    )
                     skills_created, items_created = skills_created + new_skills, items_created + new_items
                 raw.execute(f"TRUNCATE {_STAGE}")
                 with raw.copy(f"COPY {_STAGE} FROM STDIN") as copy:
@@ -249,8 +275,14 @@ def _file_import_streaming(*, course_slug: str, path: Path, format: str, course_
             raw.execute(f"DROP TABLE {_STAGE}, {_STAGE_LEARNERS}")
     finally:
         reader.close()
-    summary = {"created": created, "duplicates": checked.count - created, "learners_created": learners_created,
-               "items_created": items_created, "skills_created": skills_created, "rows": checked.count}
+    summary = {
+        "created": created,
+        "duplicates": checked.count - created,
+        "learners_created": learners_created,
+        "items_created": items_created,
+        "skills_created": skills_created,
+        "rows": checked.count,
+    }
     learner_pks = array("q")
     learner_pks.frombytes(touched.astype("=i8").tobytes())
     assert course is not None, "the transaction above made or found the course"
@@ -270,7 +302,9 @@ def _chunk_insert(raw: Any, course: Course) -> tuple[int, int]:
         f"WITH created AS (INSERT INTO {learner} (course_id, external_id, goal, created_at) "
         f"SELECT %s, name, '', %s FROM (SELECT DISTINCT learner AS name FROM {_STAGE}) AS names "
         f'ORDER BY name COLLATE "C" ON CONFLICT (course_id, external_id) DO NOTHING RETURNING 1) '
-        "SELECT count(*) FROM created", [course.pk, now]).fetchone()[0]
+        "SELECT count(*) FROM created",
+        [course.pk, now],
+    ).fetchone()[0]
     # In file order, so ids (which break ties of equal timestamps) follow the file; a client id stored
     # before, or met earlier in the file, stores nothing (the unique index decides, race-free).
     created = raw.execute(
@@ -283,7 +317,8 @@ def _chunk_insert(raw: Any, course: Course) -> tuple[int, int]:
         f"touched AS (INSERT INTO {_STAGE_LEARNERS} SELECT DISTINCT learner_id FROM inserted "
         "ON CONFLICT DO NOTHING RETURNING 1) "
         "SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM touched)",
-        [course.pk, now, course.pk, course.pk]).fetchone()[0]
+        [course.pk, now, course.pk, course.pk],
+    ).fetchone()[0]
     return learners_created, created
 
 
@@ -297,6 +332,7 @@ def _conflicts_check(raw: Any, path: Path, course: Course, before: int) -> None:
         f"JOIN {learner} AS l ON l.id = x.learner_id JOIN {item} AS i ON i.id = x.item_id "
         "WHERE (l.external_id, i.external_id, x.correct, x.timestamp, x.response_time) IS DISTINCT FROM "
         "(s.learner, s.item, s.correct, s.moment, s.response_time) ORDER BY s.seq LIMIT 1",
-        [course.pk, before]).fetchone()
+        [course.pk, before],
+    ).fetchone()
     if found is not None:
         raise FormatError(path, found[0], f"id {found[1]!r} appears earlier in the file with different content")

@@ -31,8 +31,9 @@ def write_csv(path: Path, rows: int = 300, *, bad: dict[int, str] | None = None,
     """``rows`` answers of 12 learners on 9 items (3 skills); ``bad`` replaces the line numbered so."""
     lines = ["learner,item,skill,correct,timestamp" + (",id" if ids else "")]
     for number in range(rows):
-        line = (f"u{number % 12},i{number % 9},s{number % 3},{(number * 7) % 3 % 2},"
-                f"{1_600_000_000 + number * 37}" + (f",a{number}" if ids else ""))
+        line = f"u{number % 12},i{number % 9},s{number % 3},{(number * 7) % 3 % 2},{1_600_000_000 + number * 37}" + (
+            f",a{number}" if ids else ""
+        )
         lines.append(line)
     for line_number, text in (bad or {}).items():
         lines[line_number - 1] = text
@@ -44,17 +45,20 @@ def run(path: Path, course: str = "big") -> None:
     call_command("import_interactions", "--course", course, "--format", "csv", str(path), "--no-progress")
 
 
-@pytest.mark.parametrize("bad,reason", [
-    ("u1,i1,s1,1,4102444800000", "timestamp must lie between"),  # 2100: past now + the clock skew
-    ("u1,i1,s1,2,1600000000", "correct must be in [0, 1]"),
-    ("u1,,s1,1,1600000000", "learner and item must not be empty"),
-    ("u1,i1,s\x00x,1,1600000000", "NUL"),
-])
+@pytest.mark.parametrize(
+    "bad,reason",
+    [
+        ("u1,i1,s1,1,4102444800000", "timestamp must lie between"),  # 2100: past now + the clock skew
+        ("u1,i1,s1,2,1600000000", "correct must be in [0, 1]"),
+        ("u1,,s1,1,1600000000", "learner and item must not be empty"),
+        ("u1,i1,s\x00x,1,1600000000", "NUL"),
+    ],
+)
 def test_a_bad_line_in_the_middle_names_file_and_line_and_keeps_nothing(tmp_path, bad, reason):
     path = write_csv(tmp_path / "answers.csv", 300, bad={151: bad})
     with pytest.raises(CommandError) as error:
         run(path)
-    assert f"answers.csv:151: " in str(error.value) and reason in str(error.value)
+    assert "answers.csv:151: " in str(error.value) and reason in str(error.value)
     assert not Course.objects.filter(slug="big").exists()
     assert Interaction.objects.count() == 0 and Learner.objects.count() == 0 and Item.objects.count() == 0
 
@@ -83,8 +87,11 @@ def test_reimport_adds_nothing(tmp_path, ids):
 def test_import_keeps_the_file_order_and_its_values(tmp_path):
     path = write_csv(tmp_path / "answers.csv", 60)
     answers_import(course_slug="big", path=path, format="csv")
-    stored = list(Interaction.objects.order_by("id").values_list("learner__external_id", "item__external_id",
-                                                                   "correct", "timestamp", "client_id"))
+    stored = list(
+        Interaction.objects.order_by("id").values_list(
+            "learner__external_id", "item__external_id", "correct", "timestamp", "client_id"
+        )
+    )
     assert [row[4] for row in stored] == [f"answers.csv:{line}:0" for line in range(2, 62)]
     assert stored[5][:3] == ("u5", "i5", float((5 * 7) % 3 % 2))
     assert stored[5][3].timestamp() == 1_600_000_000 + 5 * 37
@@ -127,7 +134,8 @@ def test_the_numpy_loader_equals_the_row_loader(tmp_path, postgresql):
     # Equal timestamps within a learner: the id breaks the tie, in both loaders.
     first = Interaction.objects.filter(course=course).order_by("id").first()
     Interaction.objects.filter(pk__in=Interaction.objects.filter(learner=first.learner).values("pk")[:3]).update(
-        timestamp=first.timestamp)
+        timestamp=first.timestamp
+    )
     vocabulary = course_vocabulary(course=course)
     arrays = interactions_for_fit(course=course, vocabulary=vocabulary)
     names = dict(Learner.objects.filter(course=course).values_list("id", "external_id"))
@@ -142,8 +150,14 @@ def test_the_numpy_loader_equals_the_row_loader(tmp_path, postgresql):
     new_item = Item.objects.create(course=course, external_id="late-item")
     only_new = Learner.objects.create(course=course, external_id="only-new")
     for learner in (only_new, first.learner):
-        Interaction.objects.create(course=course, learner=learner, item=new_item, correct=1.0,
-                                   timestamp=first.timestamp, client_id=f"late-{learner.pk}")
+        Interaction.objects.create(
+            course=course,
+            learner=learner,
+            item=new_item,
+            correct=1.0,
+            timestamp=first.timestamp,
+            client_id=f"late-{learner.pk}",
+        )
     names = dict(Learner.objects.filter(course=course).values_list("id", "external_id"))
     del names[Learner.objects.filter(course=course).order_by("id")[2].pk]
     arrays, pks = _dataset_arrays(course, vocabulary, names, "course_id = %s", [course.pk], 0)
@@ -155,8 +169,9 @@ def test_the_numpy_loader_equals_the_row_loader(tmp_path, postgresql):
 
 
 def _written(course):
-    mastery = sorted(Mastery.objects.filter(learner__course=course).values_list("learner_id", "skill_id",
-                                                                                "probability", "fit_id"))
+    mastery = sorted(
+        Mastery.objects.filter(learner__course=course).values_list("learner_id", "skill_id", "probability", "fit_id")
+    )
     traces = sorted(LearnerTrace.objects.filter(learner__course=course).values_list("learner_id", "fit_id", "state"))
     return mastery, traces
 
@@ -175,14 +190,20 @@ def test_mastery_recompute_in_batches_equals_one_batch(tmp_path, settings, batch
     data = interactions_for_fit(course=course, vocabulary=vocabulary)
     # A learner who answered after the fit read the course is replayed, batched or not.
     late = Learner.objects.filter(course=course).order_by("id")[3]
-    Interaction.objects.create(course=course, learner=late, item=Item.objects.filter(course=course).first(),
-                               correct=1.0, timestamp=Interaction.objects.filter(learner=late).first().timestamp,
-                               client_id="late")
+    Interaction.objects.create(
+        course=course,
+        learner=late,
+        item=Item.objects.filter(course=course).first(),
+        correct=1.0,
+        timestamp=Interaction.objects.filter(learner=late).first().timestamp,
+        client_id="late",
+    )
     results = []
     for size in (10**6, batch):
         with transaction.atomic():
-            count = mastery_recompute(course=course, fit=model.fit, estimator=model.estimator, data=data,
-                                      vocabulary=vocabulary, batch=size)
+            count = mastery_recompute(
+                course=course, fit=model.fit, estimator=model.estimator, data=data, vocabulary=vocabulary, batch=size
+            )
             results.append((count, _written(course)))
             transaction.set_rollback(True)
     assert results[0] == results[1]
@@ -202,12 +223,18 @@ def test_the_fit_command_keeps_no_query_log_under_debug(tmp_path, settings):
 
 def test_ids_with_the_characters_copy_escapes(tmp_path):
     path = tmp_path / "odd.csv"
-    path.write_text('learner,item,skill,correct,timestamp,id,response_time\n'
-                    '"a\\b","i\t1",s1,1,1600000000,"x\\N",1.5\n'
-                    '"a\\b","i\t1",s1,0.25,1600000001.123456,"y\ny",\n', encoding="utf-8")
+    path.write_text(
+        "learner,item,skill,correct,timestamp,id,response_time\n"
+        '"a\\b","i\t1",s1,1,1600000000,"x\\N",1.5\n'
+        '"a\\b","i\t1",s1,0.25,1600000001.123456,"y\ny",\n',
+        encoding="utf-8",
+    )
     summary = answers_import(course_slug="odd", path=path, format="csv")
     assert summary["created"] == 2
-    stored = list(Interaction.objects.order_by("id").values_list("learner__external_id", "item__external_id",
-                                                                   "client_id", "correct", "response_time"))
+    stored = list(
+        Interaction.objects.order_by("id").values_list(
+            "learner__external_id", "item__external_id", "client_id", "correct", "response_time"
+        )
+    )
     assert stored == [("a\\b", "i\t1", "x\\N", 1.0, 1.5), ("a\\b", "i\t1", "y\ny", 0.25, None)]
     assert Interaction.objects.order_by("id").last().timestamp.timestamp() == 1600000001.123456

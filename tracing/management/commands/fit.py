@@ -1,4 +1,5 @@
-"""manage.py fit --course SLUG --model KIND [--params JSON]: queue a fit (without a broker it runs here, before the command ends)."""
+"""manage.py fit --course SLUG --model KIND [--params JSON]: queue a fit (without a broker it runs here,
+before the command ends)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,12 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from core.errors import ServiceError
+from core.validation import json_loads
+from curriculum.services import course_get
 from tracing.estimators import ESTIMATORS
 from tracing.services import queries_unlogged
 from tutor.actions import fit_start
-from core.errors import ServiceError
-from curriculum.services import course_get
-from core.validation import json_loads
 
 
 class Command(BaseCommand):
@@ -20,7 +21,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--course", required=True)
         parser.add_argument("--model", required=True, choices=sorted(ESTIMATORS))
-        parser.add_argument("--params", default="{}", help='hyper-parameters as JSON, e.g. \'{"forgets": true}\'')
+        parser.add_argument("--params", default="{}", help="hyper-parameters as JSON, e.g. '{\"forgets\": true}'")
 
     def handle(self, *args, course: str, model: str, params: str, **options) -> None:
         try:
@@ -33,7 +34,17 @@ class Command(BaseCommand):
                 fit = fit_start(course=course_get(slug=course), kind=model, params=parsed, inline=True)
         except ServiceError as error:
             raise CommandError(error.message) from None
-        self.stdout.write(json.dumps({"id": fit.pk, "status": fit.status, "metrics": fit.metrics,
-                                      "timings": fit.timings, "error": fit.error}, indent=2))
+        self.stdout.write(
+            json.dumps(
+                {
+                    "id": fit.pk,
+                    "status": fit.status,
+                    "metrics": fit.metrics,
+                    "timings": fit.timings,
+                    "error": fit.error,
+                },
+                indent=2,
+            )
+        )
         if fit.status == "failed":
             raise CommandError(f"fit {fit.pk} failed: {fit.error}")

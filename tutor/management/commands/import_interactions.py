@@ -7,15 +7,17 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from tracing.formats import FORMATS, FormatError
 from core.errors import ServiceError
+from tracing.formats import FORMATS, FormatError
 from tracing.services import queries_unlogged
 from tutor.actions import answers_import
 
 
 class Command(BaseCommand):
-    help = ("Import interaction files into a course (created if missing), with the skills and items they name. "
-            "Each file is all or nothing; re-importing a file adds nothing.")
+    help = (
+        "Import interaction files into a course (created if missing), with the skills and items they name. "
+        "Each file is all or nothing; re-importing a file adds nothing."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("files", nargs="+", type=Path)
@@ -24,8 +26,9 @@ class Command(BaseCommand):
         parser.add_argument("--name", default="", help="course name when the course is created")
         parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-    def handle(self, *args, files: list[Path], course: str, format: str, name: str, no_progress: bool,
-               **options) -> None:
+    def handle(
+        self, *args, files: list[Path], course: str, format: str, name: str, no_progress: bool, **options
+    ) -> None:
         for path in files:
             if not path.is_file():
                 raise CommandError(f"{path}: no such file")
@@ -33,8 +36,9 @@ class Command(BaseCommand):
             with tqdm(desc=path.name, unit=" rows", disable=no_progress or None, file=self.stderr._out) as bar:
                 try:
                     with queries_unlogged():
-                        summary = answers_import(course_slug=course, course_name=name, path=path, format=format,
-                                                  on_rows=bar.update)
+                        summary = answers_import(
+                            course_slug=course, course_name=name, path=path, format=format, on_rows=bar.update
+                        )
                 except FormatError as error:
                     raise CommandError(f"{error} (nothing of {path.name} was imported)") from None
                 except ServiceError as error:
