@@ -189,7 +189,7 @@ def test_an_account_with_another_course_stays_and_keeps_that_course(db, django_u
     for each in (first, second):
         learner = Learner.objects.create(course=each, external_id="bea", user=user)
         enrolment_set(course=each, user=user, learner=learner, source=Enrolment.STAFF)
-        answers_for(course, "bea", 3)
+        answers_for(each, "bea", 3)
     erasure = learner_erase(
         course=first,
         external_id="bea",
