@@ -4,7 +4,9 @@ form each database stores. They know no table; callers name theirs."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -71,3 +73,16 @@ def moment(value: Any) -> datetime:
     # SQLite hands back text where PostgreSQL hands back an aware datetime; both are stored in UTC.
     parsed = parse_datetime(value) if isinstance(value, str) else value
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+@contextmanager
+def queries_unlogged() -> Iterator[None]:
+    """Run a bulk job (an import, a fit) without Django's query log on this connection: under
+    ``DJANGO_DEBUG`` it keeps the SQL of the last 9,000 queries, and a bulk job's statements carry up to
+    100,000 values each, so the log alone would hold gigabytes."""
+    saved = connection.queries_log
+    connection.queries_log = deque(maxlen=0)
+    try:
+        yield
+    finally:
+        connection.queries_log = saved

@@ -10,9 +10,8 @@ import socket
 import threading
 import time
 import traceback
-from collections import OrderedDict, defaultdict, deque
-from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections import OrderedDict, defaultdict
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -964,19 +963,6 @@ def _recompute_progress(fit: Fit, done: int, total: int, progress: Callable[[flo
     logger.info("fit %s: mastery of %d of %d learners written", fit.pk, done, total)
     if progress is not None:
         progress(done / max(total, 1))
-
-
-@contextmanager
-def queries_unlogged() -> Iterator[None]:
-    """Run a bulk job (an import, a fit) without Django's query log on this connection: under
-    ``DJANGO_DEBUG`` it keeps the SQL of the last 9,000 queries, and a bulk job's statements carry up to
-    100,000 values each, so the log alone would hold gigabytes."""
-    saved = connection.queries_log
-    connection.queries_log = deque(maxlen=0)
-    try:
-        yield
-    finally:
-        connection.queries_log = saved
 
 
 def _finite(value: Any) -> Any:

@@ -8,10 +8,10 @@ import json
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from core.errors import ServiceError
+from core.sql import queries_unlogged
 from core.validation import json_loads
 from curriculum.services import course_get
 from tracing.estimators import ESTIMATORS
-from tracing.services import queries_unlogged
 from tutor.actions import fit_start
 
 

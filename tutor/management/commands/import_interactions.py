@@ -8,8 +8,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from core.errors import ServiceError
+from core.sql import queries_unlogged
 from tracing.formats import FORMATS, FormatError
-from tracing.services import queries_unlogged
 from tutor.actions import answers_import
 
 
