@@ -22,6 +22,7 @@ from tutor.lti.classes import TeachingScope, class_roster
 from tutor.lti.models import ClassMember
 from tutor.models import Interaction, Learner
 from tutor.web.dashboard import Flag
+from tutor.web.practice import why_text
 
 PROGRESS_EPSILON = 0.01
 """Mean mastery must rise by more than this over the window to count as progress."""
@@ -46,15 +47,7 @@ def choice_text(choice: Choice, names: dict[str, str]) -> str:
             "Nothing to practise right now: the items this learner is ready for were just answered, and one "
             "answered wrongly waits a few minutes before it comes back."
         )
-    evidence = choice.evidence
-    text = WHY_TEXT.get(choice.why, "The item practises {skill}.").format(
-        skill=names.get(choice.skill or "", choice.skill),
-        struggling=names.get(choice.struggling or "", choice.struggling),
-        percent=round(100 * (choice.mastery or 0.0)),
-        needed=choice.min_answers,
-        answers=evidence.answers if evidence else 0,
-        harder=", one of them above the easiest level" if evidence and not evidence.harder else "",
-    )
+    text = why_text(choice, names, WHY_TEXT, "The item practises {skill}.")
     if choice.p_correct is not None:
         text += f" The model expects about a {round(100 * choice.p_correct)}% chance of a right answer."
     return text

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -15,7 +15,7 @@ from django.utils.timesince import timeuntil
 
 from curriculum.answers import assess_answer
 from curriculum.models import Course, Item, Skill
-from curriculum.policies.base import Seen, skill_evidence, skill_mastered
+from curriculum.policies.base import Choice, Seen, skill_evidence, skill_mastered
 from curriculum.services import graph_for_course
 from tracing.practice import LearnerView, learner_reviews, learner_view
 from tracing.services import course_model
@@ -172,6 +172,21 @@ class Question:
     done: bool = False
 
 
+def why_text(choice: Choice, names: Mapping[str, str], texts: Mapping[str, str], other: str) -> str:
+    """The policy's reason (``choice.why``) told with ``texts`` (``other`` for a reason it lacks): the skill
+    and the skill struggled with by name, and for a confirm the evidence still needed. Learners and
+    teachers are told the same facts in their own words."""
+    evidence = choice.evidence
+    return texts.get(choice.why, other).format(
+        skill=names.get(choice.skill or "", choice.skill),
+        struggling=names.get(choice.struggling or "", choice.struggling),
+        percent=round(100 * (choice.mastery or 0.0)),
+        needed=choice.min_answers,
+        answers=evidence.answers if evidence else 0,
+        harder=", one of them above the easiest level" if evidence and not evidence.harder else "",
+    )
+
+
 def reason_text(choice: Any, names: dict[str, str]) -> str:
     """The policy's reason in words."""
     if choice.done:
@@ -181,15 +196,7 @@ def reason_text(choice: Any, names: dict[str, str]) -> str:
             "There is no other question to practise right now: the ones you are ready for were just answered, "
             "and a question answered wrongly waits a few minutes before it comes back. Come back shortly."
         )
-    evidence = choice.evidence
-    text = WHY_TEXT.get(choice.why, "This item practises {skill}.").format(
-        skill=names.get(choice.skill, choice.skill),
-        struggling=names.get(choice.struggling or "", choice.struggling),
-        percent=round(100 * (choice.mastery or 0.0)),
-        needed=choice.min_answers,
-        answers=evidence.answers if evidence else 0,
-        harder=", one of them above the easiest level" if evidence and not evidence.harder else "",
-    )
+    text = why_text(choice, names, WHY_TEXT, "This item practises {skill}.")
     if choice.p_correct is not None:
         text += f" We expect about a {round(100 * choice.p_correct)}% chance you get it right"
         text += ", the level where practice teaches most." if 0.55 <= choice.p_correct <= 0.9 else "."
