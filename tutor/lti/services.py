@@ -140,8 +140,9 @@ def _user_for(lti_user: LtiUser):
     return user
 
 
-def lti_launch_complete(*, launch: LtiLaunch) -> LaunchResult:
-    """After a validated resource launch: the course, a signed-in user and its learner, and the grade target."""
+def _launch_link(launch: LtiLaunch) -> tuple[dict[str, Any], str, LtiCourseLink]:
+    """The launch's context claim, its context id and the course link of its placement; LaunchRefused where
+    none is."""
     context = launch.context_claim or {}
     context_id = str(context.get("id", ""))
     link = course_link_for(deployment=launch.deployment, context_id=context_id)
@@ -151,6 +152,12 @@ def lti_launch_complete(*, launch: LtiLaunch) -> LaunchResult:
             f"{context_id or '-'!r}) is not linked to a course yet. Ask an administrator to add an "
             f"LTI course link for it."
         )
+    return context, context_id, link
+
+
+def lti_launch_complete(*, launch: LtiLaunch) -> LaunchResult:
+    """After a validated resource launch: the course, a signed-in user and its learner, and the grade target."""
+    context, context_id, link = _launch_link(launch)
     role = launch_role(launch.roles_claim)
     nrps = launch.nrps_claim or {}
     title = str(context.get("title") or context.get("label") or "")
@@ -238,15 +245,7 @@ def _activity_of(launch: LtiLaunch, link: LtiCourseLink) -> PracticeActivity | N
 def lti_deep_link_start(*, launch: LtiLaunch) -> LaunchResult:
     """A Deep Linking request: only a teacher of a linked context may place an activity; they get the
     class's grant as on a teaching launch, and then choose the activity's goals."""
-    context = launch.context_claim or {}
-    context_id = str(context.get("id", ""))
-    link = course_link_for(deployment=launch.deployment, context_id=context_id)
-    if link is None:
-        raise LaunchRefused(
-            f"This LMS placement (deployment {launch.deployment.deployment_id!r}, context "
-            f"{context_id or '-'!r}) is not linked to a course yet. Ask an administrator to add an "
-            f"LTI course link for it."
-        )
+    context, context_id, link = _launch_link(launch)
     role = launch_role(launch.roles_claim)
     if role not in TEACHING_ROLES:
         raise LaunchRefused("Only teachers can place a practice activity.")
