@@ -152,19 +152,21 @@ def learn_answer(request: HttpRequest, slug: str) -> HttpResponse:
         return render(
             request, "web/learn.html", _practice_context(request, course, learner, notice=str(error)), status=409
         )
+    feedback_context = {"feedback": feedback, "feedback_text": practice.FEEDBACK_TEXT.get(feedback.reason, "")}
+    if not fragment:
+        # The whole page reads the learner's state once, for the next question and the mastery panel.
+        return render(request, "web/learn.html", _practice_context(request, course, learner, **feedback_context))
     mastery = _mastery_context(course, learner)
-    context = {"feedback": feedback, "feedback_text": practice.FEEDBACK_TEXT.get(feedback.reason, ""), **mastery}
-    if fragment:
-        return JsonResponse(
-            {
-                "correct": feedback.correct,
-                "duplicate": feedback.duplicate,
-                "feedback": render_to_string("web/_feedback.html", {"course": course, **context}, request=request),
-                "mastery": render_to_string("web/_mastery_bars.html", context, request=request),
-                "mastered": mastery["progress"].mastered,
-            }
-        )
-    return render(request, "web/learn.html", _practice_context(request, course, learner, **context))
+    context = {**feedback_context, **mastery}
+    return JsonResponse(
+        {
+            "correct": feedback.correct,
+            "duplicate": feedback.duplicate,
+            "feedback": render_to_string("web/_feedback.html", {"course": course, **context}, request=request),
+            "mastery": render_to_string("web/_mastery_bars.html", context, request=request),
+            "mastered": mastery["progress"].mastered,
+        }
+    )
 
 
 @lti_frameable
