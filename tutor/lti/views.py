@@ -217,26 +217,25 @@ class DeepLinkView(View):
             status=status,
         )
 
+    @staticmethod
+    def _no_launch(request: HttpRequest) -> HttpResponse:
+        return refused(
+            request,
+            "Start placing an activity from your learning platform.",
+            reason="deep link: no deep linking launch in this session",
+            status=400,
+        )
+
     def get(self, request: HttpRequest) -> HttpResponse:
         launch = self._launch(request)
         if launch is None:
-            return refused(
-                request,
-                "Start placing an activity from your learning platform.",
-                reason="deep link: no deep linking launch in this session",
-                status=400,
-            )
+            return self._no_launch(request)
         return self._form(request, launch)
 
     def post(self, request: HttpRequest) -> HttpResponse:
         launch = self._launch(request)
         if launch is None:
-            return refused(
-                request,
-                "Start placing an activity from your learning platform.",
-                reason="deep link: no deep linking launch in this session",
-                status=400,
-            )
+            return self._no_launch(request)
         try:
             activity = activity_place(
                 launch=launch,
