@@ -7,7 +7,7 @@ from typing import Any
 
 from core import sql
 from core.sql import CHUNK
-from curriculum.models import Course, Item, Skill
+from curriculum.models import Course, Item, Prerequisite, Skill
 
 
 def items_existing(*, course: Course, ids: Iterable[str]) -> set[str]:
@@ -26,6 +26,15 @@ def items_existing(*, course: Course, ids: Iterable[str]) -> set[str]:
 def skill_names(*, course: Course) -> dict[str, str]:
     """Skill id -> its display name."""
     return dict(Skill.objects.filter(course=course).values_list("external_id", "name"))
+
+
+def prerequisites_authored(*, course: Course) -> list[tuple[str, str]]:
+    """The course's declared prerequisites, (prerequisite skill id, skill id), in a stable order."""
+    return list(
+        Prerequisite.objects.filter(course=course, origin=Prerequisite.AUTHORED)
+        .order_by("source__external_id", "target__external_id")
+        .values_list("source__external_id", "target__external_id")
+    )
 
 
 # Plain SQL: the next-item path asks for it on every request (tutor/hot_queries.py says why).

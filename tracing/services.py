@@ -29,6 +29,7 @@ from core.errors import Conflict, ServiceError
 from core.recheck import Recent
 from core.sql import CHUNK, db_datetime, json_value, keyed_rows, rows_in, upsert
 from curriculum.models import Course, Item, Prerequisite, Skill
+from curriculum.selectors import prerequisites_authored
 from curriculum.services import learned_edges_store
 from tracing.artifacts import artifact_delete, artifact_learner_forget, artifact_load, artifact_save
 from tracing.background import FitRunner
@@ -722,12 +723,15 @@ def fit_run(*, fit_id: int) -> Fit:
         last_id = Interaction.objects.filter(course=course).order_by("-id").values_list("id", flat=True).first()
         timings["load_s"] = time.perf_counter() - started
         estimator_class = get_estimator(fit.kind)
+        declared = prerequisites_authored(course=course)
         metrics: dict[str, Any] = {}
         if data.n_learners >= MIN_LEARNERS_FOR_HOLDOUT:
             train, test = split_learners(data, test_fraction=0.2, seed=0)
             step = time.perf_counter()
-            held_out = estimator_class(**fit.params).fit(
-                train, seed=0, progress=lambda s, f: progress(f"evaluate:{s}", f * 0.45)
+            held_out = (
+                estimator_class(**fit.params)
+                .with_known_prerequisites(declared)
+                .fit(train, seed=0, progress=lambda s, f: progress(f"evaluate:{s}", f * 0.45))
             )
             timings["fit_holdout_s"] = time.perf_counter() - step
             metrics = {
@@ -738,7 +742,11 @@ def fit_run(*, fit_id: int) -> Fit:
             }
             progress("fit", 0.5)  # evaluation reports no progress of its own: the deadline is checked here too
         step = time.perf_counter()
-        estimator = estimator_class(**fit.params).fit(data, seed=0, progress=lambda s, f: progress(s, 0.5 + f * 0.45))
+        estimator = (
+            estimator_class(**fit.params)
+            .with_known_prerequisites(declared)
+            .fit(data, seed=0, progress=lambda s, f: progress(s, 0.5 + f * 0.45))
+        )
         timings["fit_s"] = time.perf_counter() - step
         artifact = artifact_save(estimator=estimator, name=f"{course.slug}/fit-{fit.pk}.{fit.kind}")
         progress("activating", 0.96)

@@ -217,3 +217,16 @@ def test_classes_follow_their_own_topological_orders():
     assert np.array_equal(single.learn, classes.learn)
     with pytest.raises(ValueError):
         simulate_learners(graph, cohorts=0)
+
+
+def test_declared_prerequisites_are_the_graph_s_prior(simulation):
+    """The course's declared edges start likely and keep a higher prior; other edges do not move."""
+    data = simulation.data.subset(np.arange(40))
+    skills = data.skill_ids
+    declared = [(skills[2], skills[3])]  # not one of the planted edges
+    plain = PsiKT(steps=5, **FAST).fit(data, seed=0).edge_probabilities()
+    told = PsiKT(steps=5, **FAST).with_known_prerequisites(declared + [("nope", skills[0])]).fit(data, seed=0)
+    assert told.known_prerequisites[0] == declared[0]
+    assert told.edge_probabilities()[2, 3] > 0.5 > plain[2, 3]
+    ignored = PsiKT(steps=5, known_edge_prior=0.0, **FAST).with_known_prerequisites(declared).fit(data, seed=0)
+    assert ignored.edge_probabilities()[2, 3] == pytest.approx(plain[2, 3])

@@ -234,3 +234,22 @@ def test_a_fit_leaves_out_learners_and_items_that_arrive_while_it_reads_the_cour
     assert "late-learner" not in data.learner_ids and len(data.learner_ids) == 20
     assert "late-item" not in data.item_ids
     assert data.item.max() < len(vocabulary.item_ids)
+
+
+def test_a_psikt_fit_starts_its_graph_from_declared_prerequisites(demo, django_capture_on_commit_callbacks):
+    pytest.importorskip("pyro")
+    from curriculum.selectors import prerequisites_authored
+
+    declared = prerequisites_authored(course=demo)
+    assert declared
+    fit = run_fit(demo, "psikt", {"steps": 5, "threads": 1}, capture=django_capture_on_commit_callbacks)
+    assert fit.status == Fit.SUCCEEDED, fit.error
+    estimator = course_model(demo).estimator
+    skills = estimator.skill_ids
+    probability = estimator.edge_probabilities()
+    declared_pairs = [(skills.index(a), skills.index(b)) for a, b in declared]
+    assert min(probability[pair] for pair in declared_pairs) > 0.5
+    others = probability.copy()
+    for pair in declared_pairs:
+        others[pair] = 0.0
+    assert others.max() < 0.5

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -77,6 +77,15 @@ class Estimator(abc.ABC):
     def hyper_parameters(self) -> dict[str, Any]:
         """The hyper-parameters this model was built with, every declared one (JSON-serialisable)."""
         return dict(self.config)
+
+    # Prerequisites a course's authors declared, (prerequisite skill id, skill id): a model that learns
+    # a graph starts from them (psikt's prior); the others ignore them.
+    known_prerequisites: tuple[tuple[str, str], ...] = ()
+
+    def with_known_prerequisites(self, edges: Iterable[tuple[str, str]]) -> Self:
+        """The same unfitted model, told the course's declared prerequisites before ``fit``."""
+        self.known_prerequisites = tuple((str(source), str(target)) for source, target in edges)
+        return self
 
     @abc.abstractmethod
     def fit(self, data: Dataset, *, seed: int = 0, progress: Progress | None = None) -> Self: ...

@@ -252,6 +252,14 @@ PSIKT = HyperParameters(
             "edge_prior", float, 0.05, 0.0, 0.5, "prior probability of a prerequisite edge (sparsity)", open_low=True
         ),
         Param("temperature", float, 0.5, 0.0, 10.0, "temperature of the relaxed edges", open_low=True),
+        Param(
+            "known_edge_prior",
+            float,
+            0.5,
+            0.0,
+            0.99,
+            "prior probability of an edge the course's authors declared (0: declared edges get edge_prior too)",
+        ),
         Param("absorb_steps", int, 10, 1, 1000, "SVI passes over newcomers when they are absorbed without a refit"),
         THREADS,
     )

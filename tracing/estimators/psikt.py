@@ -150,6 +150,27 @@ def drop_implied_edges(probability: np.ndarray, chosen: np.ndarray) -> np.ndarra
     return kept
 
 
+def known_matrix(skill_ids: tuple[str, ...], edges: tuple[tuple[str, str], ...]) -> np.ndarray | None:
+    """(K, K) bool: the declared prerequisites among ``skill_ids`` (others and self-loops left out);
+    None when none of them is among the skills."""
+    index = {skill: position for position, skill in enumerate(skill_ids)}
+    known = np.zeros((len(skill_ids), len(skill_ids)), dtype=bool)
+    for source, target in edges:
+        if source in index and target in index and source != target:
+            known[index[source], index[target]] = True
+    return known if known.any() else None
+
+
+def edge_prior_matrix(
+    known: np.ndarray | None, edge_prior: float, known_edge_prior: float, n_skills: int
+) -> np.ndarray:
+    """(K, K) prior probability of each edge: ``edge_prior``, and ``known_edge_prior`` where ``known``."""
+    prior = np.full((n_skills, n_skills), edge_prior)
+    if known is not None:
+        prior[known] = max(known_edge_prior, edge_prior)
+    return prior
+
+
 def trait_values(raw: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """(alpha, mu, sigma, gamma, lambda), each raw.shape[:-1], from raw traits (..., 5)."""
     return raw[..., 0].exp(), raw[..., 1], raw[..., 2].exp(), torch.sigmoid(raw[..., 3]), raw[..., 4].exp()
@@ -319,7 +340,13 @@ class CourseModel(PyroModule):
     off_diagonal: torch.Tensor
 
     def __init__(
-        self, *, q_matrix: np.ndarray, item_rate: np.ndarray, n_learners: int, edge_prior: float, temperature: float
+        self,
+        *,
+        q_matrix: np.ndarray,
+        item_rate: np.ndarray,
+        n_learners: int,
+        edge_prior: float | np.ndarray,
+        temperature: float,
     ) -> None:
         super().__init__()
         n_items, n_skills = q_matrix.shape
@@ -328,7 +355,10 @@ class CourseModel(PyroModule):
         self.register_buffer("share", torch.as_tensor(share, dtype=torch.float32))
         self.register_buffer("practised", torch.as_tensor(q_matrix, dtype=torch.float32))
         self.register_buffer("off_diagonal", 1 - torch.eye(n_skills))
-        self.edge_prior_logit = math.log(edge_prior / (1 - edge_prior))
+        # The prior probability of each edge (K, K): ``edge_prior`` everywhere, or higher where the
+        # course's authors declared a prerequisite (see :func:`edge_prior_matrix`).
+        prior = np.broadcast_to(np.asarray(edge_prior, dtype=np.float64), (n_skills, n_skills))
+        self.register_buffer("edge_prior_logits", torch.as_tensor(np.log(prior / (1 - prior)), dtype=torch.float32))
         rate = torch.as_tensor(np.clip(item_rate, 0.05, 0.95), dtype=torch.float32)
         self.bias = pyro_param(torch.special.ndtri(rate))
         self.scale = pyro_param(torch.tensor(1.0), constraint=constraints.positive)
@@ -355,8 +385,7 @@ class CourseModel(PyroModule):
         }
 
     def forward(self, batch: dict[str, torch.Tensor], index: torch.Tensor) -> None:
-        shape = (self.n_skills, self.n_skills)
-        prior = LogitRelaxedBernoulli(torch.tensor(self.temperature), logits=torch.full(shape, self.edge_prior_logit))
+        prior = LogitRelaxedBernoulli(torch.tensor(self.temperature), logits=self.edge_prior_logits)
         graph = torch.sigmoid(pyro.sample("graph", prior.to_event(2)))
         course = self.course(graph)
         with pyro.plate("learners", self.n_learners, subsample=index):
@@ -368,10 +397,20 @@ class CourseModel(PyroModule):
 class CourseGuide(PyroModule):
     """q(A) relaxed Bernoulli per edge, q(s_l) Normal per learner."""
 
-    def __init__(self, *, n_learners: int, n_skills: int, population_loc: torch.Tensor, temperature: float) -> None:
+    def __init__(
+        self,
+        *,
+        n_learners: int,
+        n_skills: int,
+        population_loc: torch.Tensor,
+        temperature: float,
+        known: np.ndarray | None = None,
+    ) -> None:
         super().__init__()
         self.temperature = temperature
-        self.edge_logits = pyro_param(torch.full((n_skills, n_skills), -2.0))
+        # Edges start unlikely (-2: 0.12), declared ones (``known`` (K, K) bool) likely (+2: 0.88).
+        start = np.where(known, 2.0, -2.0) if known is not None else np.full((n_skills, n_skills), -2.0)
+        self.edge_logits = pyro_param(torch.as_tensor(start, dtype=torch.float32))
         self.trait_loc = pyro_param(population_loc.detach().expand(n_learners, N_TRAITS).clone())
         self.trait_scale = pyro_param(torch.full((n_learners, N_TRAITS), 0.1), constraint=constraints.positive)
 
@@ -450,6 +489,8 @@ class PsiKT(Estimator):
     ``max_length`` first rows of each learner used in fitting (prediction reads all);
     ``unit_seconds`` the time unit of the forgetting rate on clocked data; ``edge_prior``
     the prior probability of an edge (sparsity); ``temperature`` of the relaxed edges;
+    ``known_edge_prior`` the prior probability of an edge the course's authors declared
+    (:meth:`with_known_prerequisites`; the graph starts from them and the answers may drop them);
     ``absorb_steps`` passes of :meth:`absorb` over the newcomers (so its cost grows with the
     newcomers, not with the course); ``threads`` torch CPU threads.
     """
@@ -470,6 +511,7 @@ class PsiKT(Estimator):
             config["absorb_steps"],
             config["threads"],
         )
+        self.known_edge_prior = config["known_edge_prior"]
         self.unit = 1.0
         self.q_matrix = np.zeros((0, 0), dtype=bool)
         self.arrays: dict[str, np.ndarray] = {}
@@ -490,11 +532,12 @@ class PsiKT(Estimator):
         overall = float(data.correct.mean()) if data.n_rows else 0.5
         item_rate = (hits + 2 * overall) / (counts + 2)
         with fitting_context(threads=self.threads, seed=seed):
+            known = known_matrix(data.skill_ids, self.known_prerequisites) if self.known_edge_prior > 0 else None
             model = CourseModel(
                 q_matrix=data.q_matrix,
                 item_rate=item_rate,
                 n_learners=data.n_learners,
-                edge_prior=self.edge_prior,
+                edge_prior=edge_prior_matrix(known, self.edge_prior, self.known_edge_prior, data.n_skills),
                 temperature=self.temperature,
             )
             guide = CourseGuide(
@@ -502,6 +545,7 @@ class PsiKT(Estimator):
                 n_skills=data.n_skills,
                 population_loc=model.population_loc,
                 temperature=self.temperature,
+                known=known,
             )
             padded = pad_learners(data, np.arange(data.n_learners), unit=self.unit, max_length=self.max_length).torch()
             elbo = TraceMeanField_ELBO()
