@@ -230,3 +230,21 @@ def test_declared_prerequisites_are_the_graph_s_prior(simulation):
     assert told.edge_probabilities()[2, 3] > 0.5 > plain[2, 3]
     ignored = PsiKT(steps=5, known_edge_prior=0.0, **FAST).with_known_prerequisites(declared).fit(data, seed=0)
     assert ignored.edge_probabilities()[2, 3] == pytest.approx(plain[2, 3])
+
+
+def test_an_encoder_gives_traits_by_a_forward_pass_and_survives_save_and_load(simulation, tmp_path):
+    data = simulation.data.subset(np.arange(60))
+    model = PsiKT(steps=30, encoder=True, **FAST).fit(data, seed=0)
+    loc, scale = model.encode_traits(data)
+    assert loc.shape == (60, 5) and np.all(scale > 0)
+    assert np.allclose(model.arrays["trait_loc"][:60], loc)  # fitted learners' traits are the encoder's
+    assert np.ptp(loc, axis=0).max() > 1e-3  # learners differ
+    path = tmp_path / "m.psikt"
+    model.save(path)
+    again = PsiKT.load(path)
+    assert np.allclose(again.encode_traits(data)[0], loc)
+    newcomers = simulation.data.subset(np.arange(60, 70))
+    population = np.repeat(model.arrays["population_loc"][None, :], 10, axis=0)
+    assert np.allclose(model.predict_proba_given(newcomers, population), model.predict_proba(newcomers))
+    with pytest.raises(ValueError, match="no trait encoder"):
+        PsiKT(steps=2, **FAST).fit(data, seed=0).encode_traits(data)

@@ -260,6 +260,14 @@ PSIKT = HyperParameters(
             0.99,
             "prior probability of an edge the course's authors declared (0: declared edges get edge_prior too)",
         ),
+        Param(
+            "encoder",
+            bool,
+            False,
+            None,
+            None,
+            "amortised inference: an encoder from a learner's answers to their traits, trained with the model",
+        ),
         Param("absorb_steps", int, 10, 1, 1000, "SVI passes over newcomers when they are absorbed without a refit"),
         THREADS,
     )

@@ -108,6 +108,7 @@ from tracing.estimators.pyro_common import (
 
 TRAIT_NAMES = ("forgetting_rate", "long_run_level", "volatility", "prerequisite_gain", "learning_speed")
 N_TRAITS = len(TRAIT_NAMES)
+ENCODER_PREFIX = "encoder."  # the trait encoder's weights, among a fit's arrays
 _VARIANCE_FLOOR = 1e-6
 
 
@@ -420,6 +421,55 @@ class CourseGuide(PyroModule):
             pyro.sample("traits", dist.Normal(self.trait_loc[index], self.trait_scale[index]).to_event(1))
 
 
+class TraitEncoder(torch.nn.Module):
+    """Amortised inference: a learner's answers -> the Normal posterior over their traits, by one
+    forward pass (no per-learner optimisation). Each answer is coded by (item, right or wrong),
+    pooled over the sequence plainly and weighted by position (so a learner who improves reads
+    differently from one who declines), with the sequence's length and mean log gap; a small
+    network maps that to trait means (around the population's) and sds."""
+
+    def __init__(self, *, n_items: int, population_loc: torch.Tensor, width: int = 16, hidden: int = 32) -> None:
+        super().__init__()
+        self.answer = torch.nn.Embedding(2 * n_items, width)
+        torch.nn.init.normal_(self.answer.weight, std=0.1)
+        self.hidden = torch.nn.Linear(2 * width + 2, hidden)
+        self.out = torch.nn.Linear(hidden, 2 * N_TRAITS)
+        torch.nn.init.zeros_(self.out.weight)
+        with torch.no_grad():  # starts at the population mean with sd 0.1 (softplus(-2.25))
+            self.out.bias.copy_(torch.cat([population_loc.detach(), torch.full((N_TRAITS,), -2.25)]))
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        mask = batch["mask"].to(self.answer.weight.dtype)[..., None]
+        code = self.answer(batch["item"] * 2 + (batch["correct"] >= 0.5).long()) * mask
+        count = mask.sum(1).clamp(min=1.0)
+        position = torch.cumsum(mask, 1) / count[:, None, :]  # 0..1 through each learner's rows
+        pooled = code.sum(1) / count
+        trend = (code * (position - 0.5)).sum(1) / count
+        gaps = (torch.log1p(batch["elapsed"].to(mask.dtype)) * mask[..., 0]).sum(1, keepdim=True) / count
+        features = torch.cat([pooled, trend, torch.log1p(count), gaps], dim=1)
+        out = self.out(torch.tanh(self.hidden(features)))
+        return out[:, :N_TRAITS], F.softplus(out[:, N_TRAITS:]) + 1e-3
+
+
+class AmortisedGuide(PyroModule):
+    """q(A) relaxed Bernoulli per edge, q(s_l | answers of l) from :class:`TraitEncoder`."""
+
+    def __init__(
+        self, *, encoder: TraitEncoder, n_learners: int, n_skills: int, temperature: float, known: np.ndarray | None
+    ) -> None:
+        super().__init__()
+        self.temperature, self.n_learners = temperature, n_learners
+        start = np.where(known, 2.0, -2.0) if known is not None else np.full((n_skills, n_skills), -2.0)
+        self.edge_logits = pyro_param(torch.as_tensor(start, dtype=torch.float32))
+        self.encoder = encoder
+
+    def forward(self, batch: dict[str, torch.Tensor], index: torch.Tensor) -> None:
+        pyro.sample("graph", LogitRelaxedBernoulli(torch.tensor(self.temperature), logits=self.edge_logits).to_event(2))
+        loc, scale = self.encoder(batch)
+        with pyro.plate("learners", self.n_learners, subsample=index):
+            pyro.sample("traits", dist.Normal(loc, scale).to_event(1))
+
+
 class AbsorbModel(PyroModule):
     """Per-learner traits only, course-level parameters frozen: the prior is the course posterior."""
 
@@ -511,7 +561,7 @@ class PsiKT(Estimator):
             config["absorb_steps"],
             config["threads"],
         )
-        self.known_edge_prior = config["known_edge_prior"]
+        self.known_edge_prior, self.encoder = config["known_edge_prior"], config["encoder"]
         self.unit = 1.0
         self.q_matrix = np.zeros((0, 0), dtype=bool)
         self.arrays: dict[str, np.ndarray] = {}
@@ -540,12 +590,23 @@ class PsiKT(Estimator):
                 edge_prior=edge_prior_matrix(known, self.edge_prior, self.known_edge_prior, data.n_skills),
                 temperature=self.temperature,
             )
-            guide = CourseGuide(
-                n_learners=data.n_learners,
-                n_skills=data.n_skills,
-                population_loc=model.population_loc,
-                temperature=self.temperature,
-                known=known,
+            encoder = TraitEncoder(n_items=data.n_items, population_loc=model.population_loc) if self.encoder else None
+            guide: CourseGuide | AmortisedGuide = (
+                AmortisedGuide(
+                    encoder=encoder,
+                    n_learners=data.n_learners,
+                    n_skills=data.n_skills,
+                    temperature=self.temperature,
+                    known=known,
+                )
+                if encoder is not None
+                else CourseGuide(
+                    n_learners=data.n_learners,
+                    n_skills=data.n_skills,
+                    population_loc=model.population_loc,
+                    temperature=self.temperature,
+                    known=known,
+                )
             )
             padded = pad_learners(data, np.arange(data.n_learners), unit=self.unit, max_length=self.max_length).torch()
             elbo = TraceMeanField_ELBO()
@@ -576,9 +637,15 @@ class PsiKT(Estimator):
                     "edge_logits": guide.edge_logits.double().numpy().copy(),
                     "population_loc": model.population_loc.double().numpy().copy(),
                     "population_scale": model.population_scale.double().numpy().copy(),
-                    "trait_loc": guide.trait_loc.double().numpy().copy(),
-                    "trait_scale": guide.trait_scale.double().numpy().copy(),
                 }
+                if isinstance(guide, AmortisedGuide):
+                    weights = guide.encoder.state_dict().items()
+                    self.arrays.update({f"{ENCODER_PREFIX}{name}": value.double().numpy() for name, value in weights})
+                else:
+                    self.arrays["trait_loc"] = guide.trait_loc.double().numpy().copy()
+                    self.arrays["trait_scale"] = guide.trait_scale.double().numpy().copy()
+        if self.encoder:
+            self.arrays["trait_loc"], self.arrays["trait_scale"] = self.encode_traits(data)
         self.learner_index = {name: index for index, name in enumerate(data.learner_ids)}
         self._store_end_states(data, np.arange(data.n_learners))
         self.timings = {"fit_seconds": time.perf_counter() - started}
@@ -672,6 +739,43 @@ class PsiKT(Estimator):
         self.timings["absorb_seconds"] = time.perf_counter() - started
         progress("absorb", 1.0)
         return self
+
+    def encode_traits(self, data: Dataset) -> tuple[np.ndarray, np.ndarray]:
+        """Trait posteriors (loc, scale), (B, 5), of ``data``'s learners from their rows by the
+        encoder's forward pass (each learner's first ``max_length`` rows, as in fitting). Needs a
+        model fitted with ``encoder``."""
+        if not self.encoder or f"{ENCODER_PREFIX}out.bias" not in self.arrays:
+            raise ValueError("this psikt model has no trait encoder (fit it with encoder=True)")
+        data = self.aligned(data)
+        encoder = TraitEncoder(
+            n_items=len(self._item_ids), population_loc=torch.as_tensor(self.arrays["population_loc"])
+        ).double()
+        state = {
+            name[len(ENCODER_PREFIX) :]: torch.as_tensor(value)
+            for name, value in self.arrays.items()
+            if name.startswith(ENCODER_PREFIX)
+        }
+        encoder.load_state_dict(state)
+        loc = np.empty((data.n_learners, N_TRAITS))
+        scale = np.empty((data.n_learners, N_TRAITS))
+        with torch.no_grad():
+            for chunk in np.array_split(np.arange(data.n_learners), max(1, data.n_learners // 512)):
+                if len(chunk):
+                    padded = pad_learners(data, chunk, unit=self.unit, max_length=self.max_length)
+                    chunk_loc, chunk_scale = encoder(padded.torch(torch.float64))
+                    loc[chunk], scale[chunk] = chunk_loc.numpy(), chunk_scale.numpy()
+        return loc, scale
+
+    def predict_proba_given(self, data: Dataset, traits: np.ndarray) -> np.ndarray:
+        """P(correct) for every row, as :meth:`predict_proba`, with each learner's traits (B, 5)
+        given (raw scale, the trait posterior's means) instead of the stored or population ones."""
+        data = self.aligned(data)
+        out = np.empty(data.n_rows, dtype=np.float64)
+        for chunk in np.array_split(np.arange(data.n_learners), max(1, data.n_learners // 512)):
+            if len(chunk):
+                probability, _, _ = self._filter(data, chunk, np.asarray(traits, dtype=np.float64)[chunk])
+                out[np.isfinite(probability)] = probability[np.isfinite(probability)]
+        return out
 
     # ----------------------------------------------------------------- internals
 

@@ -1,0 +1,134 @@
+"""Online traits for new learners (issue 17, items 2 and 6): JSON.
+
+    KT_DATASETS=../shared/datasets .venv/bin/python bench/traits.py [--quick] [--folds 5]
+        [--out bench/results/traits.json]
+
+DBE-KT22, five folds by learner (``learner_folds``, seed 0, as bench/models.py). On each fold psikt
+is fitted with its trait encoder (``encoder=True``, otherwise registry defaults) on the other
+learners. Each held-out learner is then a new learner: their first 20 answers are predicted one at
+a time, answer t from answers 0..t-1, twice:
+
+- ``population``: the population's traits throughout (what the service gave new learners);
+- ``online``: traits re-inferred before each answer from the answers so far by the encoder's
+  forward pass (what the service can do as answers arrive).
+
+Knowledge is filtered over the answers so far in both. AUC and RMSE on those rows, a paired
+bootstrap by learner (pooled folds) for online minus population, and the encoder model's next-step
+AUC on all the held-out rows (beside bench/models.py's psikt, same folds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+from bench.common import dataset_path, emit  # noqa: E402
+from tracing.data import Dataset  # noqa: E402
+from tracing.evaluation import bootstrap_difference, learner_folds, mean_std, metrics  # noqa: E402
+from tracing.formats import load_dataset  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "bench" / "results" / "traits.json"
+FIRST = 20
+
+
+def first_answers(model: Any, test: Dataset, first: int) -> dict[str, np.ndarray]:
+    """Per held-out row t < ``first``: the answer, P(correct) with population and with online traits."""
+    population = np.repeat(model.arrays["population_loc"][None, :], test.n_learners, axis=0)
+    rows: dict[str, list[np.ndarray]] = {"correct": [], "population": [], "online": [], "learner": []}
+    for step in range(first):
+        have = np.flatnonzero(test.lengths > step)
+        if not len(have):
+            break
+        window = test.subset(have)
+        upto = window.truncate(np.minimum(window.lengths, step + 1))  # rows 0..step
+        last = upto.offsets[1:] - 1
+        if step == 0:
+            online_traits = population[have]
+        else:
+            online_traits, _ = model.encode_traits(window.truncate(np.minimum(window.lengths, step)))
+        rows["correct"].append(upto.correct[last])
+        rows["population"].append(model.predict_proba_given(upto, population[have])[last])
+        rows["online"].append(model.predict_proba_given(upto, online_traits)[last])
+        rows["learner"].append(np.asarray(test.learner_ids)[have])
+    return {name: np.concatenate(parts) for name, parts in rows.items()}
+
+
+def fold_run(data: Dataset, held_out: np.ndarray, quick: bool, fold: int) -> dict[str, Any]:
+    from tracing.estimators import get_estimator
+
+    train = data.subset(np.setdiff1d(np.arange(data.n_learners), held_out))
+    test = data.subset(held_out)
+    params: dict[str, Any] = {"threads": 1, "encoder": True, **({"steps": 20} if quick else {})}
+    started = time.perf_counter()
+    model = get_estimator("psikt")(**params).fit(train, seed=fold)
+    seconds = time.perf_counter() - started
+    rows = first_answers(model, test, FIRST)
+    next_step = metrics(test.correct, model.predict_proba(test))
+    return {"fit_seconds": round(seconds, 1), "rows": rows, "next_step": next_step}
+
+
+def _in_child(*args: Any) -> Any:
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        return pool.apply(fold_run, args)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--draws", type=int, default=1000)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    out = args.out or (REPO / ".bench" / "traits-quick.json" if args.quick else RESULTS)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    load_start = os.getloadavg()[0]
+    data = load_dataset(dataset_path("dbe_kt22", "pyedmine_preprocessed", "data.txt"), format="dbe")[0]
+    parts = learner_folds(data.n_learners, folds=args.folds, seed=0)
+    if args.quick:
+        parts = parts[:2]
+    folds, pooled = [], []
+    for fold, held_out in enumerate(parts):
+        result = _in_child(data, held_out, args.quick, fold)
+        rows = result["rows"]
+        scored = {name: metrics(rows["correct"], rows[name]) for name in ("population", "online")}
+        folds.append({"fold": fold, "fit_seconds": result["fit_seconds"], "next_step": result["next_step"], **scored})
+        pooled.append(rows)
+        print(f"fold {fold}: {json.dumps(folds[-1])}", file=sys.stderr)
+    rows = {name: np.concatenate([part[name] for part in pooled]) for name in pooled[0]}
+    summary = {
+        name: {"auc": mean_std([f[name]["auc"] for f in folds]), "rmse": mean_std([f[name]["rmse"] for f in folds])}
+        for name in ("population", "online")
+    }
+    summary["encoder_next_step_auc"] = mean_std([f["next_step"]["auc"] for f in folds])
+    comparison = bootstrap_difference(
+        rows["correct"], rows["online"], rows["population"], rows["learner"], draws=args.draws
+    )
+    results = {
+        "what": f"DBE-KT22, new learners' first {FIRST} answers, psikt with its trait encoder",
+        "quick": args.quick,
+        "folds": len(parts),
+        "rows": int(len(rows["correct"])),
+        "summary": summary,
+        "online_minus_population": comparison,
+        "per_fold": folds,
+        "load_average_at_start": load_start,
+        "load_average_at_end": os.getloadavg()[0],
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    emit({"out": str(out), "summary": summary, "online_minus_population": comparison})
+
+
+if __name__ == "__main__":
+    main()
