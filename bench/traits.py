@@ -39,6 +39,8 @@ from tracing.formats import load_dataset  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results" / "traits.json"
+README = REPO / "README.md"
+BEGIN, END = "<!-- bench:traits:begin -->", "<!-- bench:traits:end -->"
 FIRST = 20
 
 
@@ -83,14 +85,55 @@ def _in_child(*args: Any) -> Any:
         return pool.apply(fold_run, args)
 
 
+def _f(block: dict[str, Any]) -> str:
+    return f"{block['mean']:.4f} ± {block['std']:.4f}"
+
+
+def render(results: dict[str, Any]) -> str:
+    s, c = results["summary"], results["online_minus_population"]
+    low, high = c["auc_interval"]
+    verdict = (
+        "online traits above population traits"
+        if low > 0
+        else "online traits below population traits"
+        if high < 0
+        else "level with"
+    )
+    return "\n".join(
+        [
+            f"{results['what']}; {results['folds']} folds by learner, {results['rows']:,} predicted answers "
+            f"(load average {results['load_average_at_start']:.1f} at the start):",
+            "",
+            "| traits of a new learner | AUC, first 20 answers | RMSE |",
+            "|---|---|---|",
+            f"| population's (the service until now) | {_f(s['population']['auc'])} | {_f(s['population']['rmse'])} |",
+            f"| re-inferred before each answer by the encoder | {_f(s['online']['auc'])} | {_f(s['online']['rmse'])} |",
+            "",
+            f"Online minus population, paired bootstrap by learner: AUC {c['auc_difference']:+.4f} "
+            f"[{low:+.4f}, {high:+.4f}] ({verdict}). The encoder model's next-step AUC on all held-out rows: "
+            f"{_f(s['encoder_next_step_auc'])}.",
+        ]
+    )
+
+
+def readme_render(out: Path) -> None:
+    text = README.read_text()
+    start, stop = text.index(BEGIN) + len(BEGIN), text.index(END)
+    README.write_text(text[:start] + "\n" + render(json.loads(out.read_text())) + "\n" + text[stop:])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--render", action="store_true", help="rewrite README's block from --out and stop")
     args = parser.parse_args()
     out = args.out or (REPO / ".bench" / "traits-quick.json" if args.quick else RESULTS)
+    if args.render:
+        readme_render(out)
+        return
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     load_start = os.getloadavg()[0]
     data = load_dataset(dataset_path("dbe_kt22", "pyedmine_preprocessed", "data.txt"), format="dbe")[0]
