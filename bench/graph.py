@@ -82,7 +82,7 @@ def _psikt_fit(data: Dataset, quick: bool, seed: int) -> tuple[np.ndarray, float
 
     params: dict[str, Any] = {"threads": 1, **({"steps": 20} if quick else {})}
     start = time.perf_counter()
-    fitted = get_estimator("psikt")(**params).fit(data, seed=seed)
+    fitted: Any = get_estimator("psikt")(**params).fit(data, seed=seed)
     return fitted.edge_probabilities(), time.perf_counter() - start
 
 
@@ -125,7 +125,7 @@ def _score_block(
 
 def dbe(quick: bool, folds: int, draws: int) -> dict[str, Any]:
     data = load_dataset(dataset_path("dbe_kt22", "pyedmine_preprocessed", "data.txt"), format="dbe")[0]
-    used = data.q_matrix.any(axis=0)
+    used = np.asarray(data.q_matrix.any(axis=0))
     links = expert_links(data.skill_ids)
     first, second = candidate_pairs(used)
     labels = links[first, second]

@@ -149,7 +149,7 @@ def main() -> None:
         pooled.append(rows)
         print(f"fold {fold}: {json.dumps(folds[-1])}", file=sys.stderr)
     rows = {name: np.concatenate([part[name] for part in pooled]) for name in pooled[0]}
-    summary = {
+    summary: dict[str, Any] = {
         name: {"auc": mean_std([f[name]["auc"] for f in folds]), "rmse": mean_std([f[name]["rmse"] for f in folds])}
         for name in ("population", "online")
     }
