@@ -138,14 +138,19 @@ def _dataset_arrays(
     ), learner_pks
 
 
-def interactions_for_fit(*, course: Course, vocabulary: Vocabulary | None = None) -> Dataset:
-    """Every interaction of the course as one Dataset, learners in id order, rows in time order."""
+def interactions_for_fit(*, course: Course, vocabulary: Vocabulary | None = None, up_to: int | None = None) -> Dataset:
+    """Every interaction of the course (with ``up_to``: those whose id is at most that) as one Dataset,
+    learners in id order, rows in time order."""
     vocabulary = vocabulary or course_vocabulary(course=course)
     names = dict(Learner.objects.filter(course=course).values_list("id", "external_id"))
+    interactions = Interaction.objects.filter(course=course)
+    where, params = "course_id = %s", [course.pk]
+    if up_to is not None:
+        interactions = interactions.filter(id__lte=up_to)
+        where, params = where + " AND id <= %s", params + [up_to]
     if connection.vendor == "postgresql":
-        expected = Interaction.objects.filter(course=course).count()
-        return _dataset_arrays(course, vocabulary, names, "course_id = %s", [course.pk], expected)[0]
-    return _dataset(course, vocabulary, Interaction.objects.filter(course=course), names)
+        return _dataset_arrays(course, vocabulary, names, where, params, interactions.count())[0]
+    return _dataset(course, vocabulary, interactions, names)
 
 
 def interactions_of_learners(

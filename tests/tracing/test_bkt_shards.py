@@ -36,7 +36,8 @@ def course(seed: int = 3) -> Dataset:
 
 def rows_of_skills(data: Dataset, skills: list[int]) -> Dataset:
     """Only the rows of items linked to ``skills``; every learner kept (some with no row), as a shard loads them."""
-    keep = data.q_matrix[:, skills].any(axis=1)[data.item]
+    linked = np.asarray(data.q_matrix[:, skills].any(axis=1), dtype=bool)
+    keep = linked[data.item]
     return Dataset(
         learner=data.learner[keep],
         item=data.item[keep],

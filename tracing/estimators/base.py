@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -179,3 +179,22 @@ class Estimator(abc.ABC):
     def final_states(self, data: Dataset) -> list[LearnerState]:
         """The state of every learner after all their rows; models may vectorise this."""
         return [self.replay(data, learner) for learner in range(data.n_learners)]
+
+
+class SkillSeparable(Estimator):
+    """An estimator whose fit is independent per skill (BKT's EM), so one fit can be spread over workers:
+    each fits a group of skills (``fit_skills``, on the same data and seed) and ``from_parts`` merges the
+    groups into the model ``fit`` gives. The parts are JSON-ready, to travel through a result backend."""
+
+    @abc.abstractmethod
+    def fit_skills(
+        self, data: Dataset, skills: Iterable[int], *, seed: int = 0, progress: Progress | None = None
+    ) -> dict[str, Any]: ...
+
+    @abc.abstractmethod
+    def from_parts(self, data: Dataset, parts: Sequence[dict[str, Any]]) -> Self: ...
+
+    @staticmethod
+    @abc.abstractmethod
+    def skill_shards(data: Dataset, shards: int) -> list[list[int]]:
+        """The skills in ``shards`` groups, the same in every worker for the same data."""

@@ -53,7 +53,7 @@ import numpy as np
 
 from tracing.data import Dataset
 from tracing.estimators import bkt_kernels, hyper
-from tracing.estimators.base import Estimator, LearnerState, Progress
+from tracing.estimators.base import LearnerState, Progress, SkillSeparable
 
 ARTIFACT_FORMAT = 1
 
@@ -81,7 +81,7 @@ class _Expanded:
         )
 
 
-class BKT(Estimator):
+class BKT(SkillSeparable):
     """Per-skill Bayesian Knowledge Tracing fitted by exact EM; see the module docstring."""
 
     kind = "bkt"
@@ -293,6 +293,20 @@ class BKT(Estimator):
             "sequences": int(len(expanded.sequence_skill)),
             "unique_sequences": int(len(representative)),
         }
+
+    @staticmethod
+    def skill_shards(data: Dataset, shards: int) -> list[list[int]]:
+        """The skills split into ``shards`` groups of similar work (answers on the skill's items), largest
+        first to the lightest group, ties to the lower skill and group; each group in skill order. The
+        same data gives the same groups in every worker. Groups beyond the skills with answers are empty."""
+        answers = np.asarray(data.q_matrix, dtype=np.int64).T @ np.bincount(data.item, minlength=data.n_items)
+        load = np.zeros(shards, dtype=np.int64)
+        groups: list[list[int]] = [[] for _ in range(shards)]
+        for skill in np.argsort(-answers, kind="stable").tolist():
+            target = int(np.argmin(load))
+            groups[target].append(skill)
+            load[target] += answers[skill]
+        return [sorted(group) for group in groups]
 
     def from_parts(self, data: Dataset, parts: Sequence[dict[str, Any]]) -> Self:
         """The fitted model from ``fit_skills``'s parts, which must cover every skill of ``data`` once.
