@@ -874,7 +874,7 @@ def fit_shard_run(*, fit_id: int, shard: int, shards: int, up_to: int | None) ->
     progress = _fit_progress(fit)
     name = f"shard {shard + 1}/{shards}"
     try:
-        started = time.perf_counter()
+        began, started = time.time(), time.perf_counter()
         data, _ = _fit_data(fit, up_to)
         loaded = time.perf_counter()
         estimator = _separable(fit.kind)(**fit.params)
@@ -890,6 +890,7 @@ def fit_shard_run(*, fit_id: int, shard: int, shards: int, up_to: int | None) ->
         )
         result["timings"] = {
             "shard": shard,
+            "started": began,  # wall clock: shards on different machines are compared by it
             "load_s": loaded - started,
             "fit_s": time.perf_counter() - loaded,
             "pid": os.getpid(),
