@@ -94,6 +94,9 @@ def fit_once(course: Any, shards: int, params: dict[str, Any]) -> dict[str, Any]
     wall = time.perf_counter() - started
     if fit.status != Fit.SUCCEEDED:
         raise SystemExit(f"fit {fit.pk} failed: {fit.error}")
+    while not fit.timings:  # written just after the activation commits
+        time.sleep(0.1)
+        fit.refresh_from_db()
     result: dict[str, Any] = {
         "fit": fit.pk,
         "wall_s": round(wall, 2),

@@ -44,6 +44,7 @@ from tracing.selectors import (
     course_vocabulary,
     interactions_for_fit,
     interactions_of_learners,
+    item_answer_counts,
     learner_history,
 )
 from tutor.hot_queries import copy_columns, copy_columns_in, course_learners_lock
@@ -849,11 +850,16 @@ def _rounded(value: Any) -> Any:
     return value
 
 
-def _data_mark(data: Dataset) -> list[Any]:
-    """What the shards and the merge of one fit must have read alike: rows, learners, and the vocabulary."""
-    links = np.flatnonzero(np.asarray(data.q_matrix, dtype=bool).ravel()).tolist()
-    vocabulary = json.dumps([data.item_ids, data.skill_ids, links]).encode()
-    return [data.n_rows, data.n_learners, hashlib.sha256(vocabulary).hexdigest()]
+def _shard_plan(fit: Fit, up_to: int | None) -> tuple[Vocabulary, np.ndarray, list[Any]]:
+    """What every shard and the merge of one fit read alike: the vocabulary, each item's answer count
+    (which the skills' groups follow) and a mark of both that the merge compares."""
+    vocabulary = course_vocabulary(course=fit.course)
+    counts = item_answer_counts(course=fit.course, vocabulary=vocabulary, up_to=up_to)
+    if not counts.any():
+        raise ServiceError("the course has no interactions to fit", code="no_data")
+    links = np.flatnonzero(np.asarray(vocabulary.q_matrix, dtype=bool).ravel()).tolist()
+    seen = json.dumps([vocabulary.item_ids, vocabulary.skill_ids, links, counts.tolist()]).encode()
+    return vocabulary, counts, [int(counts.sum()), hashlib.sha256(seen).hexdigest()]
 
 
 def _separable(kind: str) -> type[SkillSeparable]:
@@ -875,11 +881,13 @@ def fit_shard_run(*, fit_id: int, shard: int, shards: int, up_to: int | None) ->
     name = f"shard {shard + 1}/{shards}"
     try:
         began, started = time.time(), time.perf_counter()
-        data, _ = _fit_data(fit, up_to)
-        loaded = time.perf_counter()
+        vocabulary, counts, mark = _shard_plan(fit, up_to)
         estimator = _separable(fit.kind)(**fit.params)
-        skills = estimator.skill_shards(data, shards)[shard]
-        result: dict[str, Any] = {"shard": shard, "data": _data_mark(data), "train": None}
+        skills = estimator.skill_shards(vocabulary.q_matrix, counts, shards)[shard]
+        items = estimator.shard_items(vocabulary.q_matrix, skills)
+        data = interactions_for_fit(course=fit.course, vocabulary=vocabulary, up_to=up_to, items=items)
+        loaded = time.perf_counter()
+        result: dict[str, Any] = {"shard": shard, "data": mark, "learners": data.n_learners, "train": None}
         if data.n_learners >= MIN_LEARNERS_FOR_HOLDOUT:
             train, _ = split_learners(data, test_fraction=0.2, seed=0)
             result["train"] = estimator.fit_skills(
@@ -891,6 +899,7 @@ def fit_shard_run(*, fit_id: int, shard: int, shards: int, up_to: int | None) ->
         result["timings"] = {
             "shard": shard,
             "started": began,  # wall clock: shards on different machines are compared by it
+            "rows": data.n_rows,
             "load_s": loaded - started,
             "fit_s": time.perf_counter() - loaded,
             "pid": os.getpid(),
@@ -915,10 +924,10 @@ def fit_shards_merge(*, fit_id: int, results: Sequence[dict[str, Any] | None], u
         if any(result is None for result in results):
             raise ServiceError("a shard of the fit did not finish", code="shard_failed")
         parts = sorted((result for result in results if result is not None), key=lambda result: result["shard"])
+        _, _, mark = _shard_plan(fit, up_to)
         data, vocabulary = _fit_data(fit, up_to)
         last_id = _last_interaction_id(fit.course)
-        mark = _data_mark(data)
-        if any(part["data"] != mark for part in parts):
+        if any(part["data"] != mark or part["learners"] != data.n_learners for part in parts):
             raise ServiceError(
                 "the course's answers or items changed while the shards read them; start the fit again",
                 code="shard_mismatch",

@@ -57,6 +57,9 @@ def test_a_sharded_fit_is_the_one_worker_fit(demo, variant, django_capture_on_co
         assert mastery_of(fit) == one_mastery
         assert fit.active and len(fit.timings["shards"]) == shards
         assert [part["shard"] for part in fit.timings["shards"]] == list(range(shards))
+        # Each shard read only the answers on its skills' items.
+        rows = [part["rows"] for part in fit.timings["shards"]]
+        assert max(rows) < data.n_rows <= sum(rows)
 
 
 def test_the_setting_shards_a_fit_that_names_none(demo, settings, django_capture_on_commit_callbacks, monkeypatch):
@@ -94,6 +97,15 @@ def test_a_merge_refuses_shards_that_read_other_answers(demo):
     merged = services.fit_shards_merge(fit_id=fit.pk, results=parts, up_to=up_to - 1)  # one answer fewer
     assert merged.status == Fit.FAILED and "changed while the shards read them" in merged.error
     assert not merged.active
+
+
+def test_a_multiprior_shard_reads_every_answer(demo, django_capture_on_commit_callbacks):
+    """PPS's prior class reads a learner's first answers on any skill: its shards read the whole course."""
+    params = {**PARAMS, "multiprior": True}
+    one = run_fit(demo, params, django_capture_on_commit_callbacks)
+    fit = run_fit(demo, {**params, "shards": 2}, django_capture_on_commit_callbacks)
+    assert fit.fitted_params["skills"] == one.fitted_params["skills"] and fit.metrics == one.metrics
+    assert [part["rows"] for part in fit.timings["shards"]] == [one.snapshot["interactions"]] * 2
 
 
 @pytest.mark.parametrize("shards", [0, 65, 1.5, "2", True])

@@ -196,5 +196,10 @@ class SkillSeparable(Estimator):
 
     @staticmethod
     @abc.abstractmethod
-    def skill_shards(data: Dataset, shards: int) -> list[list[int]]:
-        """The skills in ``shards`` groups, the same in every worker for the same data."""
+    def skill_shards(q_matrix: np.ndarray, item_answers: np.ndarray, shards: int) -> list[list[int]]:
+        """The skills in ``shards`` groups, from the Q-matrix and each item's answer count: the same in
+        every worker that reads the same counts."""
+
+    @abc.abstractmethod
+    def shard_items(self, q_matrix: np.ndarray, skills: Sequence[int]) -> np.ndarray | None:
+        """The items (rows of ``q_matrix``) whose answers a shard of ``skills`` reads; None: every answer."""

@@ -295,11 +295,11 @@ class BKT(SkillSeparable):
         }
 
     @staticmethod
-    def skill_shards(data: Dataset, shards: int) -> list[list[int]]:
+    def skill_shards(q_matrix: np.ndarray, item_answers: np.ndarray, shards: int) -> list[list[int]]:
         """The skills split into ``shards`` groups of similar work (answers on the skill's items), largest
         first to the lightest group, ties to the lower skill and group; each group in skill order. The
-        same data gives the same groups in every worker. Groups beyond the skills with answers are empty."""
-        answers = np.asarray(data.q_matrix, dtype=np.int64).T @ np.bincount(data.item, minlength=data.n_items)
+        same counts give the same groups in every worker. Groups beyond the skills with answers are empty."""
+        answers = np.asarray(q_matrix, dtype=np.int64).T @ np.asarray(item_answers, dtype=np.int64)
         load = np.zeros(shards, dtype=np.int64)
         groups: list[list[int]] = [[] for _ in range(shards)]
         for skill in np.argsort(-answers, kind="stable").tolist():
@@ -307,6 +307,12 @@ class BKT(SkillSeparable):
             groups[target].append(skill)
             load[target] += answers[skill]
         return [sorted(group) for group in groups]
+
+    def shard_items(self, q_matrix: np.ndarray, skills: Sequence[int]) -> np.ndarray | None:
+        """The items of these skills; every answer with ``multiprior`` (a prior class reads any skill's)."""
+        if self.multiprior:
+            return None
+        return np.flatnonzero(np.asarray(q_matrix, dtype=bool)[:, list(skills)].any(axis=1))
 
     def from_parts(self, data: Dataset, parts: Sequence[dict[str, Any]]) -> Self:
         """The fitted model from ``fit_skills``'s parts, which must cover every skill of ``data`` once.
