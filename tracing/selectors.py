@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from django.db import connection
+from django.db.models import Count
 
 from core.sql import CHUNK
 from curriculum.models import Course, Item, Skill
@@ -138,14 +139,63 @@ def _dataset_arrays(
     ), learner_pks
 
 
-def interactions_for_fit(*, course: Course, vocabulary: Vocabulary | None = None) -> Dataset:
-    """Every interaction of the course as one Dataset, learners in id order, rows in time order."""
+def interactions_for_fit(
+    *, course: Course, vocabulary: Vocabulary | None = None, up_to: int | None = None, items: np.ndarray | None = None
+) -> Dataset:
+    """Every interaction of the course (with ``up_to``: those whose id is at most that) as one Dataset,
+    learners in id order, rows in time order.
+
+    With ``items`` (rows of the vocabulary), only the answers on those items, yet every learner of the
+    whole Dataset in its order (some then with no row): a shard of a fit reads its skills' answers
+    alone and still splits the learners as the whole fit does.
+    """
     vocabulary = vocabulary or course_vocabulary(course=course)
     names = dict(Learner.objects.filter(course=course).values_list("id", "external_id"))
+    interactions = Interaction.objects.filter(course=course)
+    where, params = "course_id = %s", [course.pk]
+    if up_to is not None:
+        interactions = interactions.filter(id__lte=up_to)
+        where, params = where + " AND id <= %s", params + [up_to]
+    if items is None:
+        if connection.vendor == "postgresql":
+            return _dataset_arrays(course, vocabulary, names, where, params, interactions.count())[0]
+        return _dataset(course, vocabulary, interactions, names)
+    # The whole Dataset's learners: those with an answer on one of the vocabulary's items, named when read.
+    learners = interactions.filter(item_id__in=vocabulary.item_pk).values_list("learner_id", flat=True).distinct()
+    everyone = sorted(set(learners) & names.keys())
+    chosen = [vocabulary.item_pk[row] for row in np.asarray(items, dtype=np.int64).tolist()]
     if connection.vendor == "postgresql":
-        expected = Interaction.objects.filter(course=course).count()
-        return _dataset_arrays(course, vocabulary, names, "course_id = %s", [course.pk], expected)[0]
-    return _dataset(course, vocabulary, Interaction.objects.filter(course=course), names)
+        expected = interactions.filter(item_id__in=chosen).count()
+        where, params = where + " AND item_id = ANY(%s::bigint[])", params + [chosen]
+        part = _dataset_arrays(course, vocabulary, names, where, params, expected)[0]
+    else:
+        part = _dataset(course, vocabulary, interactions.filter(item_id__in=chosen), names)
+    position = {names[pk]: index for index, pk in enumerate(everyone)}
+    own = np.array([position[name] for name in part.learner_ids], dtype=np.int32)
+    return Dataset(
+        learner=own[part.learner] if part.n_rows else np.zeros(0, dtype=np.int32),
+        item=part.item,
+        correct=part.correct,
+        timestamp=part.timestamp,
+        q_matrix=vocabulary.q_matrix,
+        item_ids=vocabulary.item_ids,
+        skill_ids=vocabulary.skill_ids,
+        learner_ids=tuple(names[pk] for pk in everyone),
+        has_time=course.has_clock,
+    )
+
+
+def item_answer_counts(*, course: Course, vocabulary: Vocabulary, up_to: int | None = None) -> np.ndarray:
+    """(n_items,) int64: the course's answers on each of the vocabulary's items (id at most ``up_to``)."""
+    interactions = Interaction.objects.filter(course=course)
+    if up_to is not None:
+        interactions = interactions.filter(id__lte=up_to)
+    row = {pk: index for index, pk in enumerate(vocabulary.item_pk)}
+    counts = np.zeros(len(vocabulary.item_pk), dtype=np.int64)
+    for item_pk, count in interactions.values_list("item_id").annotate(n=Count("id")).order_by():
+        if item_pk in row:
+            counts[row[item_pk]] = count
+    return counts
 
 
 def interactions_of_learners(

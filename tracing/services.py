@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -33,8 +34,9 @@ from curriculum.selectors import prerequisites_authored
 from curriculum.services import learned_edges_store
 from tracing.artifacts import artifact_delete, artifact_learner_forget, artifact_load, artifact_save
 from tracing.background import FitRunner
+from tracing.data import Dataset
 from tracing.estimators import ESTIMATORS, estimator_params, get_estimator
-from tracing.estimators.base import Estimator, LearnerState
+from tracing.estimators.base import Estimator, LearnerState, SkillSeparable
 from tracing.estimators.hyper import ParamError
 from tracing.evaluation import evaluate, evaluate_multistep, split_learners
 from tracing.models import Fit, LearnerTrace, Mastery
@@ -43,6 +45,7 @@ from tracing.selectors import (
     course_vocabulary,
     interactions_for_fit,
     interactions_of_learners,
+    item_answer_counts,
     learner_history,
 )
 from tutor.hot_queries import copy_columns, copy_columns_in, course_learners_lock
@@ -684,16 +687,17 @@ def _time_limit_message(fit: Fit) -> str:
     )
 
 
-def fit_run(*, fit_id: int) -> Fit:
-    """Fit, evaluate on held-out learners, save the artifact, then activate it atomically.
-
-    Any failure, or running past the fit's time limit, marks the Fit failed with the reason and
-    leaves the previous active fit in place.
-    """
+def _fit_claim(fit_id: int, *, attempt: bool = True) -> tuple[Fit, bool]:
+    """The fit, and whether to work on it: a queued fit becomes running (one attempt more). With
+    ``attempt`` (a task that runs the whole fit) a running fit counts one attempt more too (its worker
+    was lost and the task redelivered), and after MAX_ATTEMPTS the fit is marked failed instead; a shard
+    of a fit another shard has started just goes on. A finished fit is left alone."""
     with transaction.atomic():
         fit = Fit.objects.select_for_update().select_related("course").get(pk=fit_id)
         if fit.status in (Fit.SUCCEEDED, Fit.FAILED):
-            return fit  # a redelivered task for a finished fit: nothing to do
+            return fit, False  # a redelivered task for a finished fit: nothing to do
+        if fit.status == Fit.RUNNING and not attempt:
+            return fit, True
         if fit.attempts >= MAX_ATTEMPTS:
             fit.status, fit.error, fit.finished_at = (
                 Fit.FAILED,
@@ -701,7 +705,7 @@ def fit_run(*, fit_id: int) -> Fit:
                 django_timezone.now(),
             )
             fit.save(update_fields=["status", "error", "finished_at"])
-            return fit
+            return fit, False
         fit.status, fit.started_at, fit.attempts, fit.stage, fit.progress = (
             Fit.RUNNING,
             django_timezone.now(),
@@ -710,21 +714,85 @@ def fit_run(*, fit_id: int) -> Fit:
             0.0,
         )
         fit.save(update_fields=["status", "started_at", "attempts", "stage", "progress"])
-    deadline = time.monotonic() + fit.time_limit if fit.time_limit else None
-    progress = _ProgressWriter(fit.pk, deadline)
+    return fit, True
+
+
+def _fit_progress(fit: Fit) -> _ProgressWriter:
+    """The fit's progress writer, its deadline the fit's time limit counted from when it started."""
+    if not fit.time_limit:
+        return _ProgressWriter(fit.pk)
+    ran = (django_timezone.now() - fit.started_at).total_seconds() if fit.started_at else 0.0
+    return _ProgressWriter(fit.pk, time.monotonic() + fit.time_limit - max(ran, 0.0))
+
+
+def _fit_fail(fit: Fit, error: Exception) -> None:
+    """Mark the fit failed with the reason (the previous active fit stays in place)."""
+    if isinstance(error, (FitTimeLimitExceeded, SoftTimeLimitExceeded)):
+        logger.warning("fit %s ran past its time limit of %s s", fit.pk, fit.time_limit)
+        reason = _time_limit_message(fit)
+    else:
+        logger.exception("fit %s failed", fit.pk, exc_info=error)
+        reason = error.message if isinstance(error, ServiceError) else f"{type(error).__name__}: {error}"
+    Fit.objects.filter(pk=fit.pk).update(
+        status=Fit.FAILED,
+        error=reason[:2000] or traceback.format_exc()[-2000:],
+        finished_at=django_timezone.now(),
+        active=False,
+    )
+
+
+def _fit_data(fit: Fit, up_to: int | None = None) -> tuple[Dataset, Vocabulary]:
+    """The course's answers for the fit (those with id <= ``up_to`` where given), or ServiceError if none."""
+    vocabulary = course_vocabulary(course=fit.course)
+    data = interactions_for_fit(course=fit.course, vocabulary=vocabulary, up_to=up_to)
+    if data.n_rows == 0:
+        raise ServiceError("the course has no interactions to fit", code="no_data")
+    return data, vocabulary
+
+
+def _last_interaction_id(course: Course) -> int | None:
+    return Interaction.objects.filter(course=course).order_by("-id").values_list("id", flat=True).first()
+
+
+def fit_shard_count(fit: Fit) -> int:
+    """How many shards a fit's EM is spread over: its ``shards`` parameter, else setting TRACING_BKT_SHARDS,
+    for kinds that declare one (BKT); 1 for the others. Reads the declarations only: no model is imported."""
+    if "shards" not in {param.name for param in estimator_params(fit.kind).params}:
+        return 1
+    return int(fit.params.get("shards", settings.TRACING_BKT_SHARDS))
+
+
+def fit_snapshot(*, course: Course) -> int | None:
+    """The bound every shard of a fit reads the course's answers up to (the latest answer's id now), so
+    that all shards and the merge fit the same answers; None for a course without any."""
+    return _last_interaction_id(course)
+
+
+def fit_run(*, fit_id: int) -> Fit:
+    """Fit, evaluate on held-out learners, save the artifact, then activate it atomically.
+
+    Any failure, or running past the fit's time limit, marks the Fit failed with the reason and
+    leaves the previous active fit in place. A fit with shards (``fit_shard_count``) runs them here one
+    after the other (no broker, or no result backend for a chord) and merges them, as the workers would.
+    """
+    fit, go = _fit_claim(fit_id)
+    if not go:
+        return fit
+    shards = fit_shard_count(fit)
+    if shards > 1:
+        up_to = fit_snapshot(course=fit.course)
+        results = [fit_shard_run(fit_id=fit.pk, shard=shard, shards=shards, up_to=up_to) for shard in range(shards)]
+        return fit_shards_merge(fit_id=fit.pk, results=results, up_to=up_to)
+    progress = _fit_progress(fit)
     timings: dict[str, float] = {}
     try:
         started = time.perf_counter()
-        course = fit.course
-        vocabulary = course_vocabulary(course=course)
-        data = interactions_for_fit(course=course, vocabulary=vocabulary)
-        if data.n_rows == 0:
-            raise ServiceError("the course has no interactions to fit", code="no_data")
-        last_id = Interaction.objects.filter(course=course).order_by("-id").values_list("id", flat=True).first()
+        data, vocabulary = _fit_data(fit)
+        last_id = _last_interaction_id(fit.course)
         timings["load_s"] = time.perf_counter() - started
         estimator_class = get_estimator(fit.kind)
-        declared = prerequisites_authored(course=course)
-        metrics: dict[str, Any] = {}
+        declared = prerequisites_authored(course=fit.course)
+        held_out, test = None, None
         if data.n_learners >= MIN_LEARNERS_FOR_HOLDOUT:
             train, test = split_learners(data, test_fraction=0.2, seed=0)
             step = time.perf_counter()
@@ -734,12 +802,6 @@ def fit_run(*, fit_id: int) -> Fit:
                 .fit(train, seed=0, progress=lambda s, f: progress(f"evaluate:{s}", f * 0.45))
             )
             timings["fit_holdout_s"] = time.perf_counter() - step
-            metrics = {
-                "next_step": evaluate(held_out, test),
-                "multi_step": evaluate_multistep(held_out, test, horizon=10),
-                "train_learners": train.n_learners,
-                "test_learners": test.n_learners,
-            }
             progress("fit", 0.5)  # evaluation reports no progress of its own: the deadline is checked here too
         step = time.perf_counter()
         estimator = (
@@ -748,27 +810,147 @@ def fit_run(*, fit_id: int) -> Fit:
             .fit(data, seed=0, progress=lambda s, f: progress(s, 0.5 + f * 0.45))
         )
         timings["fit_s"] = time.perf_counter() - step
-        artifact = artifact_save(estimator=estimator, name=f"{course.slug}/fit-{fit.pk}.{fit.kind}")
-        progress("activating", 0.96)
-        step = time.perf_counter()
-        _activate(fit, estimator, data, vocabulary, artifact, metrics, last_id)
-        timings["activate_s"] = time.perf_counter() - step
-        timings["total_s"] = time.perf_counter() - started
-        timings["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        Fit.objects.filter(pk=fit.pk).update(timings={k: round(v, 3) for k, v in timings.items()})
+        _fit_finish(fit, estimator, held_out, test, data, vocabulary, last_id, progress, timings, started)
     except Exception as error:
-        if isinstance(error, (FitTimeLimitExceeded, SoftTimeLimitExceeded)):
-            logger.warning("fit %s ran past its time limit of %s s", fit.pk, fit.time_limit)
-            reason = _time_limit_message(fit)
-        else:
-            logger.exception("fit %s failed", fit.pk)
-            reason = error.message if isinstance(error, ServiceError) else f"{type(error).__name__}: {error}"
-        Fit.objects.filter(pk=fit.pk).update(
-            status=Fit.FAILED,
-            error=reason[:2000] or traceback.format_exc()[-2000:],
-            finished_at=django_timezone.now(),
-            active=False,
+        _fit_fail(fit, error)
+    fit.refresh_from_db()
+    return fit
+
+
+def _fit_finish(
+    fit: Fit,
+    estimator: Estimator,
+    held_out: Estimator | None,
+    test: Dataset | None,
+    data: Dataset,
+    vocabulary: Vocabulary,
+    last_id: int | None,
+    progress: _ProgressWriter,
+    timings: dict[str, Any],
+    started: float,
+) -> None:
+    """Evaluate the held-out model, save the fitted one's artifact and activate it, with the timings."""
+    metrics: dict[str, Any] = {}
+    if held_out is not None and test is not None:
+        metrics = {
+            "next_step": evaluate(held_out, test),
+            "multi_step": evaluate_multistep(held_out, test, horizon=10),
+            "train_learners": data.n_learners - test.n_learners,
+            "test_learners": test.n_learners,
+        }
+    artifact = artifact_save(estimator=estimator, name=f"{fit.course.slug}/fit-{fit.pk}.{fit.kind}")
+    progress("activating", 0.96)
+    step = time.perf_counter()
+    _activate(fit, estimator, data, vocabulary, artifact, metrics, last_id)
+    timings["activate_s"] = time.perf_counter() - step
+    timings["total_s"] = time.perf_counter() - started
+    timings["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    Fit.objects.filter(pk=fit.pk).update(timings=_rounded(timings))
+
+
+def _rounded(value: Any) -> Any:
+    if isinstance(value, float):
+        return round(value, 3)
+    if isinstance(value, dict):
+        return {key: _rounded(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_rounded(item) for item in value]
+    return value
+
+
+def _shard_plan(fit: Fit, up_to: int | None) -> tuple[Vocabulary, np.ndarray, list[Any]]:
+    """What every shard and the merge of one fit read alike: the vocabulary, each item's answer count
+    (which the skills' groups follow) and a mark of both that the merge compares."""
+    vocabulary = course_vocabulary(course=fit.course)
+    counts = item_answer_counts(course=fit.course, vocabulary=vocabulary, up_to=up_to)
+    if not counts.any():
+        raise ServiceError("the course has no interactions to fit", code="no_data")
+    links = np.flatnonzero(np.asarray(vocabulary.q_matrix, dtype=bool).ravel()).tolist()
+    seen = json.dumps([vocabulary.item_ids, vocabulary.skill_ids, links, counts.tolist()]).encode()
+    return vocabulary, counts, [int(counts.sum()), hashlib.sha256(seen).hexdigest()]
+
+
+def _separable(kind: str) -> type[SkillSeparable]:
+    estimator_class = get_estimator(kind)
+    if not issubclass(estimator_class, SkillSeparable):
+        raise ServiceError(f"{kind} fits cannot be sharded", code="invalid_params", field="params.shards")
+    return estimator_class
+
+
+def fit_shard_run(*, fit_id: int, shard: int, shards: int, up_to: int | None) -> dict[str, Any] | None:
+    """One shard of a sharded fit: EM on its group of skills (``skill_shards``) of the course's answers up
+    to ``up_to``, on the held-out split's training learners and on all of them. Returns the parts
+    (JSON-ready, small: a few numbers per skill and link) for ``fit_shards_merge``; a failure marks the
+    fit failed and returns None, so the other shards skip their work and the merge activates nothing."""
+    fit, go = _fit_claim(fit_id, attempt=False)
+    if not go:
+        return None
+    progress = _fit_progress(fit)
+    name = f"shard {shard + 1}/{shards}"
+    try:
+        began, started = time.time(), time.perf_counter()
+        vocabulary, counts, mark = _shard_plan(fit, up_to)
+        estimator = _separable(fit.kind)(**fit.params)
+        skills = estimator.skill_shards(vocabulary.q_matrix, counts, shards)[shard]
+        items = estimator.shard_items(vocabulary.q_matrix, skills)
+        data = interactions_for_fit(course=fit.course, vocabulary=vocabulary, up_to=up_to, items=items)
+        loaded = time.perf_counter()
+        result: dict[str, Any] = {"shard": shard, "data": mark, "learners": data.n_learners, "train": None}
+        if data.n_learners >= MIN_LEARNERS_FOR_HOLDOUT:
+            train, _ = split_learners(data, test_fraction=0.2, seed=0)
+            result["train"] = estimator.fit_skills(
+                train, skills, seed=0, progress=lambda s, f: progress(f"{name}:evaluate:{s}", f * 0.45)
+            )
+        result["full"] = estimator.fit_skills(
+            data, skills, seed=0, progress=lambda s, f: progress(f"{name}:{s}", 0.5 + f * 0.45)
         )
+        result["timings"] = {
+            "shard": shard,
+            "started": began,  # wall clock: shards on different machines are compared by it
+            "rows": data.n_rows,
+            "load_s": loaded - started,
+            "fit_s": time.perf_counter() - loaded,
+            "pid": os.getpid(),
+        }
+        return result
+    except Exception as error:
+        _fit_fail(fit, error)
+        return None
+
+
+def fit_shards_merge(*, fit_id: int, results: Sequence[dict[str, Any] | None], up_to: int | None) -> Fit:
+    """Merge a sharded fit's parts (in any order) into the one-worker fit, evaluate, save and activate,
+    as ``fit_run`` does. A fit a shard failed stays failed; nothing is activated unless every shard's
+    part is here and every shard read the same answers as this merge."""
+    fit = Fit.objects.select_related("course").get(pk=fit_id)
+    if fit.status != Fit.RUNNING:
+        return fit  # a shard failed it, or a redelivered merge of a finished fit
+    progress = _fit_progress(fit)
+    timings: dict[str, Any] = {}
+    try:
+        started = time.perf_counter()
+        if any(result is None for result in results):
+            raise ServiceError("a shard of the fit did not finish", code="shard_failed")
+        parts = sorted((result for result in results if result is not None), key=lambda result: result["shard"])
+        _, _, mark = _shard_plan(fit, up_to)
+        data, vocabulary = _fit_data(fit, up_to)
+        last_id = _last_interaction_id(fit.course)
+        if any(part["data"] != mark or part["learners"] != data.n_learners for part in parts):
+            raise ServiceError(
+                "the course's answers or items changed while the shards read them; start the fit again",
+                code="shard_mismatch",
+            )
+        timings["load_s"] = time.perf_counter() - started
+        timings["shards"] = [part["timings"] for part in parts]
+        estimator_class = _separable(fit.kind)
+        held_out, test = None, None
+        if data.n_learners >= MIN_LEARNERS_FOR_HOLDOUT:
+            train, test = split_learners(data, test_fraction=0.2, seed=0)
+            held_out = estimator_class(**fit.params).from_parts(train, [part["train"] for part in parts])
+        estimator = estimator_class(**fit.params).from_parts(data, [part["full"] for part in parts])
+        _fit_finish(fit, estimator, held_out, test, data, vocabulary, last_id, progress, timings, started)
+    except Exception as error:
+        _fit_fail(fit, error)
     fit.refresh_from_db()
     return fit
 

@@ -324,10 +324,16 @@ TRACING_FIT_QUEUE = "fits"
 TRACING_GPU_FIT_QUEUE = "fits-gpu"
 TRACING_GPU_KINDS = env.list("TRACING_GPU_KINDS", default=[])
 """Model kinds whose fits go to the GPU queue (e.g. dkt,cakt,sakt where GPU workers run); none by default."""
+TRACING_BKT_SHARDS = env.int("TRACING_BKT_SHARDS", default=1)
+"""Worker tasks a BKT fit's EM is split over, by skill, when its params name no ``shards``: with a broker
+and a result backend a Celery chord (one task per shard on the fits queue, then a merge task); else the
+shards run one after the other in the fit's own process. Every count gives the same fit."""
 CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_TASK_QUEUES = [Queue(name) for name in ("celery", TRACING_FIT_QUEUE, "lms", "maintenance")]
 CELERY_TASK_ROUTES = {
     "tracing.tasks.fit_run_task": {"queue": TRACING_FIT_QUEUE},  # GPU kinds: tracing.tasks.fit_queue
+    "tracing.tasks.fit_shard_task": {"queue": TRACING_FIT_QUEUE},
+    "tracing.tasks.fit_merge_task": {"queue": TRACING_FIT_QUEUE},
     "tutor.lti.tasks.lti_grade_passback_task": {"queue": "lms"},
     "tutor.lti.tasks.lti_roster_sync_task": {"queue": "lms"},
     "tracing.tasks.ping_task": {"queue": "maintenance"},

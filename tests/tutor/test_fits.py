@@ -80,6 +80,10 @@ def fits_url(course, tail=""):
         ("psikt", {"steps": "300"}, "params.steps"),
         ("bkt", {"\ud800": 1}, "params"),
         ("bkt", {"max_guess": 10**400}, "params.max_guess"),
+        ("bkt", {"shards": 0}, "params.shards"),
+        ("bkt", {"shards": 65}, "params.shards"),
+        ("bkt", {"shards": "2"}, "params.shards"),
+        ("hbkt", {"shards": 2}, "params.shards"),
     ],
 )
 def test_out_of_bounds_unknown_and_unprintable_parameters_are_a_400_naming_them(course, api, model, params, field):

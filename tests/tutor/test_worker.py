@@ -39,3 +39,46 @@ def test_a_fit_of_the_demo_course_runs_on_the_worker(live_worker):
     assert fit.status == Fit.SUCCEEDED, fit.error
     assert fit.active and fit.metrics["next_step"]["auc"] > 0.5
     assert course.learners.first().mastery.count() == course.skills.count()
+
+
+def _finished(fit: Fit, seconds: float = 180) -> Fit:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        fit.refresh_from_db()
+        if fit.status in (Fit.SUCCEEDED, Fit.FAILED):
+            break
+        time.sleep(0.5)
+    return fit
+
+
+def test_a_sharded_fit_runs_as_a_chord_on_the_worker_and_equals_the_whole_fit(live_worker):
+    """Three shard tasks and the merge cross the broker; one worker process (CI's --concurrency=1) runs
+    them in turn, as no task waits on another; the merged fit is the fit of one task."""
+    from curriculum.services import course_from_document, curriculum_import
+    from tracing.models import Mastery
+    from tutor.actions import fit_start
+    from tutor.demo import demo_document, demo_history_simulate
+
+    document = demo_document()
+    course, _ = course_from_document(document=document)
+    curriculum_import(course=course, document=document)
+    assert demo_history_simulate(course=course, document=document, learners=30, answers=30) > 0
+    params = {"restarts": 2, "max_iter": 30, "multigs": True}
+
+    def mastery(fit: Fit) -> dict:
+        return {(m.learner_id, m.skill_id): m.probability for m in Mastery.objects.filter(fit=fit)}
+
+    whole = _finished(fit_start(course=course, kind="bkt", params=params))
+    assert whole.status == Fit.SUCCEEDED, whole.error
+    whole_mastery = mastery(whole)
+    sharded = fit_start(course=course, kind="bkt", params={**params, "shards": 3})
+    assert sharded.task_id, "the chord was sent to the broker, not run in-process"
+    sharded = _finished(sharded)
+    assert sharded.status == Fit.SUCCEEDED, sharded.error
+    assert sharded.active and not Fit.objects.get(pk=whole.pk).active
+    shards = sharded.timings["shards"]
+    assert [part["shard"] for part in shards] == [0, 1, 2]
+    assert all(part["pid"] != os.getpid() for part in shards)
+    assert sharded.fitted_params["skills"] == whole.fitted_params["skills"]
+    assert sharded.metrics == whole.metrics
+    assert whole_mastery and mastery(sharded) == whole_mastery

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -188,3 +188,27 @@ class Estimator(abc.ABC):
     def final_states(self, data: Dataset) -> list[LearnerState]:
         """The state of every learner after all their rows; models may vectorise this."""
         return [self.replay(data, learner) for learner in range(data.n_learners)]
+
+
+class SkillSeparable(Estimator):
+    """An estimator whose fit is independent per skill (BKT's EM), so one fit can be spread over workers:
+    each fits a group of skills (``fit_skills``, on the same data and seed) and ``from_parts`` merges the
+    groups into the model ``fit`` gives. The parts are JSON-ready, to travel through a result backend."""
+
+    @abc.abstractmethod
+    def fit_skills(
+        self, data: Dataset, skills: Iterable[int], *, seed: int = 0, progress: Progress | None = None
+    ) -> dict[str, Any]: ...
+
+    @abc.abstractmethod
+    def from_parts(self, data: Dataset, parts: Sequence[dict[str, Any]]) -> Self: ...
+
+    @staticmethod
+    @abc.abstractmethod
+    def skill_shards(q_matrix: np.ndarray, item_answers: np.ndarray, shards: int) -> list[list[int]]:
+        """The skills in ``shards`` groups, from the Q-matrix and each item's answer count: the same in
+        every worker that reads the same counts."""
+
+    @abc.abstractmethod
+    def shard_items(self, q_matrix: np.ndarray, skills: Sequence[int]) -> np.ndarray | None:
+        """The items (rows of ``q_matrix``) whose answers a shard of ``skills`` reads; None: every answer."""

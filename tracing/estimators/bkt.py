@@ -34,13 +34,18 @@ training log-likelihood. A restart stops when one iteration gains less than
 stops at 1e-3 nats per skill, 100 iterations). ``restarts`` counts restart 0
 (a typical BKT start) plus random ones; guesses and slips stay in
 ``[1e-6, max_guess]`` and ``[1e-6, max_slip]``, the other probabilities in
-``[1e-6, 1 - 1e-6]``. BKT counts steps, not seconds: ``at`` is recorded but
+``[1e-6, 1 - 1e-6]``. Because EM is per skill, a fit can be spread over
+workers by skill: ``fit_skills`` fits some skills (one shard) and
+``from_parts`` merges the shards into the model ``fit`` would have given, to
+the bit (``fit`` is the one-shard case); ``shards`` only says how many
+shards the service runs. BKT counts steps, not seconds: ``at`` is recorded but
 time does not change mastery (forgetting happens per answer).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Self
 
@@ -48,7 +53,7 @@ import numpy as np
 
 from tracing.data import Dataset
 from tracing.estimators import bkt_kernels, hyper
-from tracing.estimators.base import Estimator, LearnerState, Progress
+from tracing.estimators.base import LearnerState, Progress, SkillSeparable
 
 ARTIFACT_FORMAT = 1
 
@@ -76,7 +81,7 @@ class _Expanded:
         )
 
 
-class BKT(Estimator):
+class BKT(SkillSeparable):
     """Per-skill Bayesian Knowledge Tracing fitted by exact EM; see the module docstring."""
 
     kind = "bkt"
@@ -169,25 +174,42 @@ class BKT(Estimator):
     # Fitting --------------------------------------------------------------------
 
     def fit(self, data: Dataset, *, seed: int = 0, progress: Progress | None = None) -> Self:
+        """EM on every skill at once: ``fit_skills`` over all skills, then ``from_parts``."""
+        return self.from_parts(data, [self.fit_skills(data, range(data.n_skills), seed=seed, progress=progress)])
+
+    def fit_skills(
+        self, data: Dataset, skills: Iterable[int], *, seed: int = 0, progress: Progress | None = None
+    ) -> dict[str, Any]:
+        """EM on the named skills (indices into ``data.skill_ids``) only: one shard of a fit spread over
+        workers. Returns their fitted parameters as a JSON-ready dict, which ``from_parts`` merges.
+
+        Each skill's EM reads that skill's sequences alone, and its random starts are its own columns of
+        the one draw a whole fit makes from ``seed``, so a skill's parameters are the same (to the bit)
+        whichever shard fits it. ``data`` may lack rows of items outside these skills; with ``multiprior``
+        it needs every row of each learner, as a learner's prior class reads their first answers on any skill.
+        """
         if progress:
             progress("prepare", 0.0)
         q_matrix = np.asarray(data.q_matrix, dtype=bool)
-        _, skills = np.nonzero(q_matrix)
         n_skills, n_classes, n_restarts = data.n_skills, self.n_classes, self.restarts
-        self.item_start = np.concatenate([[0], np.cumsum(q_matrix.sum(axis=1))]).astype(np.int64)
-        self.pair_skill = skills.astype(np.int64)
-        self._item_ids, self._skill_ids = tuple(data.item_ids), tuple(data.skill_ids)
-        self.base_rate = float(data.correct.mean()) if data.n_rows else 0.5
+        mine = np.zeros(n_skills, dtype=bool)
+        mine[np.asarray(list(skills), dtype=np.int64)] = True
+        shard_skills = np.flatnonzero(mine)
+        pair_skill = np.nonzero(q_matrix)[1].astype(np.int64)  # every link, grouped by item
+        # The shard's links (those of its skills), in the same order: a sub-Q-matrix over all skill indices.
+        sub_q = q_matrix & mine[None, :]
+        sub_item_start = np.concatenate([[0], np.cumsum(sub_q.sum(axis=1))]).astype(np.int64)
+        sub_pair_skill = np.nonzero(sub_q)[1].astype(np.int64)
+        pair_of_sub = np.flatnonzero(mine[pair_skill])  # a shard link -> its index among every link
 
-        expanded = _Expanded(data, self.item_start, self.pair_skill, self._row_classes(data))
+        expanded = _Expanded(data, sub_item_start, sub_pair_skill, self._row_classes(data))
+        # Emission classes numbered as in a fit of every skill (so sequences hash, sort and sum alike):
+        # with multigs the (item, skill) links, renumbered so each skill's are contiguous; else the skills.
         if self.multigs:
-            # Emission classes are the (item, skill) links, renumbered so each skill's are contiguous.
-            pair_order = np.argsort(self.pair_skill, kind="stable")
-            emission_of_pair = np.empty(len(pair_order), dtype=np.int64)
-            emission_of_pair[pair_order] = np.arange(len(pair_order))
-            per_skill = np.bincount(self.pair_skill, minlength=n_skills)
+            emission_of_pair = _emission_of_pair(pair_skill)[pair_of_sub]
+            per_skill = np.bincount(pair_skill, minlength=n_skills)
         else:
-            emission_of_pair = self.pair_skill
+            emission_of_pair = sub_pair_skill
             per_skill = np.ones(n_skills, dtype=np.int64)
         emission_start = np.concatenate([[0], np.cumsum(per_skill)]).astype(np.int64)
         emission = emission_of_pair[expanded.pair].astype(np.int32)
@@ -212,6 +234,7 @@ class BKT(Estimator):
         unique_class = expanded.sequence_class[representative]
         skill_sequence_start = np.concatenate([[0], np.cumsum(np.bincount(unique_skill, minlength=n_skills))])
 
+        # The whole fit's draw, every skill and link: EM moves this shard's columns only.
         rng = np.random.default_rng(seed)
         prior, learn, forget, guess, slip = self._initial_parameters(
             rng, n_restarts, n_skills, n_classes, int(emission_start[-1])
@@ -248,24 +271,90 @@ class BKT(Estimator):
 
         best = np.argmax(loglik, axis=0)  # (K,) each skill keeps its best restart
         skill_index = np.arange(n_skills)
-        self.prior = prior[best, skill_index]
-        self.learns = learn[best, skill_index]
-        self.forget_rates = forget[best, skill_index] if self.forgets else np.zeros(n_skills)
         emission_skill = np.repeat(skill_index, per_skill)
-        guess_by_emission = guess[best[emission_skill], np.arange(len(emission_skill))]
-        slip_by_emission = slip[best[emission_skill], np.arange(len(emission_skill))]
-        self.guesses = guess_by_emission[emission_of_pair]
-        self.slips = slip_by_emission[emission_of_pair]
-        self.answers = np.bincount(expanded.skill, minlength=n_skills).astype(np.float64)
-        self._fill_unseen(np.bincount(expanded.pair, minlength=len(self.pair_skill)))
-        self.fit_info = {
-            "sequences": int(len(expanded.sequence_skill)),
-            "unique_sequences": int(len(representative)),
-            "iterations": int(iterations.sum()),
-            "loglik": float(loglik[best, skill_index].sum()),
-        }
+        emission_index = np.arange(len(emission_skill))
+        pair_guess = guess[best[emission_skill], emission_index][emission_of_pair]
+        pair_slip = slip[best[emission_skill], emission_index][emission_of_pair]
         if progress:
             progress("em", 1.0)
+        chosen = best[shard_skills]
+        return {
+            "skills": shard_skills.tolist(),
+            "prior": prior[chosen, shard_skills].tolist(),
+            "learns": learn[chosen, shard_skills].tolist(),
+            "forgets": (forget[chosen, shard_skills] if self.forgets else np.zeros(len(shard_skills))).tolist(),
+            "answers": np.bincount(expanded.skill, minlength=n_skills)[shard_skills].tolist(),
+            "loglik": loglik[chosen, shard_skills].tolist(),
+            "iterations": iterations[:, shard_skills].sum(axis=0).tolist(),
+            "pairs": pair_of_sub.tolist(),
+            "guesses": pair_guess.tolist(),
+            "slips": pair_slip.tolist(),
+            "pair_answers": np.bincount(expanded.pair, minlength=len(sub_pair_skill)).tolist(),
+            "sequences": int(len(expanded.sequence_skill)),
+            "unique_sequences": int(len(representative)),
+        }
+
+    @staticmethod
+    def skill_shards(q_matrix: np.ndarray, item_answers: np.ndarray, shards: int) -> list[list[int]]:
+        """The skills split into ``shards`` groups of similar work (answers on the skill's items), largest
+        first to the lightest group, ties to the lower skill and group; each group in skill order. The
+        same counts give the same groups in every worker. Groups beyond the skills with answers are empty."""
+        answers = np.asarray(q_matrix, dtype=np.int64).T @ np.asarray(item_answers, dtype=np.int64)
+        load = np.zeros(shards, dtype=np.int64)
+        groups: list[list[int]] = [[] for _ in range(shards)]
+        for skill in np.argsort(-answers, kind="stable").tolist():
+            target = int(np.argmin(load))
+            groups[target].append(skill)
+            load[target] += answers[skill]
+        return [sorted(group) for group in groups]
+
+    def shard_items(self, q_matrix: np.ndarray, skills: Sequence[int]) -> np.ndarray | None:
+        """The items of these skills; every answer with ``multiprior`` (a prior class reads any skill's)."""
+        if self.multiprior:
+            return None
+        return np.flatnonzero(np.asarray(q_matrix, dtype=bool)[:, list(skills)].any(axis=1))
+
+    def from_parts(self, data: Dataset, parts: Sequence[dict[str, Any]]) -> Self:
+        """The fitted model from ``fit_skills``'s parts, which must cover every skill of ``data`` once.
+
+        The merge does not depend on the parts' order: each value goes to its skill's or link's place,
+        and the sums are taken in skill order. Then what needs every skill: the training correct rate
+        (``data``'s rows, items without a skill included) and the fallback of skills without answers.
+        """
+        q_matrix = np.asarray(data.q_matrix, dtype=bool)
+        n_skills, n_pairs = data.n_skills, int(q_matrix.sum())
+        self.item_start = np.concatenate([[0], np.cumsum(q_matrix.sum(axis=1))]).astype(np.int64)
+        self.pair_skill = np.nonzero(q_matrix)[1].astype(np.int64)
+        self._item_ids, self._skill_ids = tuple(data.item_ids), tuple(data.skill_ids)
+        self.base_rate = float(data.correct.mean()) if data.n_rows else 0.5
+        covered = np.zeros(n_skills, dtype=np.int64)
+        for part in parts:
+            np.add.at(covered, np.asarray(part["skills"], dtype=np.int64), 1)
+        if not (covered == 1).all():
+            missing, twice = np.flatnonzero(covered == 0), np.flatnonzero(covered > 1)
+            raise ValueError(f"parts must cover every skill once: missing {missing.tolist()}, twice {twice.tolist()}")
+        self.prior = np.zeros((n_skills, self.n_classes))
+        self.learns, self.forget_rates, self.answers = np.zeros(n_skills), np.zeros(n_skills), np.zeros(n_skills)
+        self.guesses, self.slips = np.zeros(n_pairs), np.zeros(n_pairs)
+        loglik, iterations = np.zeros(n_skills), np.zeros(n_skills, dtype=np.int64)
+        pair_answers = np.zeros(n_pairs, dtype=np.int64)
+        sequences = unique = 0
+        for part in parts:
+            skills, pairs = np.asarray(part["skills"], dtype=np.int64), np.asarray(part["pairs"], dtype=np.int64)
+            self.prior[skills] = np.asarray(part["prior"], dtype=np.float64).reshape(len(skills), self.n_classes)
+            for name, key in (("learns", "learns"), ("forget_rates", "forgets"), ("answers", "answers")):
+                getattr(self, name)[skills] = part[key]
+            loglik[skills], iterations[skills] = part["loglik"], part["iterations"]
+            self.guesses[pairs], self.slips[pairs] = part["guesses"], part["slips"]
+            pair_answers[pairs] = part["pair_answers"]
+            sequences, unique = sequences + part["sequences"], unique + part["unique_sequences"]
+        self._fill_unseen(pair_answers)
+        self.fit_info = {
+            "sequences": sequences,
+            "unique_sequences": unique,
+            "iterations": int(iterations.sum()),
+            "loglik": float(loglik.sum()),
+        }
         return self
 
     def _initial_parameters(
@@ -501,6 +590,14 @@ class BKT(Estimator):
         model.base_rate = float(payload["base_rate"])
         model.fit_info = payload.get("fit_info", {})
         return model
+
+
+def _emission_of_pair(pair_skill: np.ndarray) -> np.ndarray:
+    """Each link's emission class when the links are renumbered so each skill's are contiguous (KT-IDEM)."""
+    order = np.argsort(pair_skill, kind="stable")
+    emission = np.empty(len(order), dtype=np.int64)
+    emission[order] = np.arange(len(order))
+    return emission
 
 
 def _schedule(work: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -221,6 +221,14 @@ BKT = HyperParameters(
         Param("max_slip", float, 0.5, 0.0, 1.0, "upper bound of P(wrong | known)", open_low=True),
         Param("prior_window", int, 10, 1, 1000, "first answers that decide a learner's prior class (multiprior)"),
         Param("prior_bins", int, 2, 1, 20, "prior classes by correct rate (multiprior)"),
+        Param(
+            "shards",
+            int,
+            1,
+            1,
+            64,
+            "worker tasks the skills' EM is split over (the same fit, spread); absent: TRACING_BKT_SHARDS",
+        ),
     )
 )
 
