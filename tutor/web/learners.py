@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.db.models import Count, Max
 from django.utils import timezone as django_timezone
 
+from core.sql import moment, rows_in
 from curriculum.models import Course, Skill
 from curriculum.policies.base import REMEDIATION, Choice
 from tracing.practice import MasteryHistory, mastery_history
@@ -20,7 +20,7 @@ from tracing.services import course_model, learner_outlook, learner_state
 from tutor.actions import next_item_choose
 from tutor.lti.classes import TeachingScope, class_roster
 from tutor.lti.models import ClassMember
-from tutor.models import Interaction, Learner
+from tutor.models import Interaction, Learner, LearnerActivity
 from tutor.web.dashboard import Flag
 from tutor.web.practice import why_text
 
@@ -110,13 +110,17 @@ def learner_flags(
 
 
 def _last_answers(course: Course, learner_pks: Sequence[int]) -> dict[int, tuple[int, datetime | None]]:
-    """learner pk -> (answers, when last answered); stored time where the course's timestamps are steps."""
-    moment = "timestamp" if course.has_clock else "created_at"
+    """learner pk -> (answers, when last answered), from the learners' kept sums (``tutor.activity``);
+    stored time where the course's timestamps are steps."""
+    column = "last_timestamp" if course.has_clock else "last_stored"
     return {
-        row["learner"]: (row["n"], row["last"])
-        for row in Interaction.objects.filter(learner__in=learner_pks)
-        .values("learner")
-        .annotate(n=Count("id"), last=Max(moment))
+        learner: (answers, moment(last))
+        for learner, answers, last in rows_in(
+            f"SELECT learner_id, answers, {column} FROM {LearnerActivity._meta.db_table} "
+            "WHERE learner_id IN ({marks})",
+            [],
+            list(learner_pks),
+        )
     }
 
 
