@@ -4,6 +4,7 @@ re-import, and an erasure."""
 
 from __future__ import annotations
 
+import re
 import tempfile
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -250,3 +251,41 @@ def test_an_import_part_not_folded_still_adds_up_and_a_rebuild_agrees(postgresql
     before = sums_stored(course)
     activity_rebuild(course_pk=course.pk)
     assert sums_stored(course) == before
+
+
+def test_the_heatmap_names_learners_from_the_roster(answered_course):
+    from tutor.lti.classes import class_member_put
+    from tutor.lti.models import CourseClass
+
+    group = CourseClass.objects.create(course=answered_course, name="Group", source=CourseClass.STAFF)
+    top = most_active(answered_course, 1)[0]
+    class_member_put(course_class=group, external_id=top, name="Ada Lovelace")
+    matrix = dashboard.mastery_matrix(course=answered_course, limit=3)
+    assert matrix.names[0] == "Ada Lovelace" and matrix.names[1:] == [each.external_id for each in matrix.learners[1:]]
+
+
+def test_staff_see_every_learner_a_page_at_a_time(client, staff_user, demo_course):
+    from django.urls import reverse
+
+    from tutor.lti.classes import ROSTER_PAGE, class_member_put
+    from tutor.lti.models import CourseClass
+
+    Learner.objects.bulk_create(
+        Learner(course=demo_course, external_id=f"L{n:03d}") for n in range(2 * ROSTER_PAGE + 7)
+    )
+    group = CourseClass.objects.create(course=demo_course, name="Group", source=CourseClass.STAFF)
+    class_member_put(course_class=group, external_id="L150", name="aaron")  # sorts first, by name
+    class_member_put(course_class=group, external_id="not-yet", name="zed")  # on the roster, not started
+    client.force_login(staff_user)
+    url, seen, pages = reverse("dashboard_learners", args=[demo_course.slug]), [], 0
+    query = ""
+    while True:
+        html = client.get(f"{url}?{query}").content.decode()
+        pages += 1
+        seen += re.findall(r'<td class="small muted">([^<]+)</td>', html)
+        found = re.search(r'href="\?([^"]+)" rel="next"', html)
+        if not found:
+            break
+        query = found.group(1).replace("&amp;", "&")
+    assert pages == 3 and seen[0] == "L150" and seen[-1] == "not-yet"
+    assert sorted(seen) == sorted([f"L{n:03d}" for n in range(2 * ROSTER_PAGE + 7)] + ["not-yet"])

@@ -18,7 +18,7 @@ from curriculum.policies.base import REMEDIATION, Choice
 from tracing.practice import MasteryHistory, mastery_history
 from tracing.services import course_model, learner_outlook, learner_state
 from tutor.actions import next_item_choose
-from tutor.lti.classes import TeachingScope, class_roster
+from tutor.lti.classes import ROSTER_PAGE, RosterKey, TeachingScope, class_roster, roster_key
 from tutor.lti.models import ClassMember
 from tutor.models import Interaction, Learner, LearnerActivity
 from tutor.web.dashboard import Flag
@@ -196,28 +196,36 @@ def learner_report(
 
 
 def roster_rows(
-    *, scope: TeachingScope, course_class: Any = None, flag_limit: int = 200, now: datetime | None = None
+    *,
+    scope: TeachingScope,
+    course_class: Any = None,
+    after: RosterKey | None = None,
+    limit: int = ROSTER_PAGE,
+    now: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """The class's learners (every learner the scope shows without a class), those not started too,
-    each with answers, last answer, mean mastery and flags (replayed for the first ``flag_limit``)."""
+    """One page of the class's learners (of every learner the scope shows without a class), those not
+    started too, after ``after`` in roster order: each with answers, last answer, mean mastery and flags
+    (the learners' histories replayed: one page at a time)."""
     course, now = scope.course, now or django_timezone.now()
-    rows = class_roster(scope=scope, course_class=course_class)
+    rows = class_roster(scope=scope, course_class=course_class, after=after, limit=limit)
     started = [row["learner"].pk for row in rows if row["learner"] is not None]
     counts = _last_answers(course, started)
     rules, model = FlagRules.from_settings(), course_model(course) if started else None
-    for position, row in enumerate(rows):
+    for row in rows:
         learner = row["learner"]
         answers, last = counts.get(learner.pk, (0, None)) if learner is not None else (0, None)
         row.update(answers=answers, last_answer_at=last, mean=None, flags=[], why=None)
         if learner is None or not answers:
             continue
-        if position < flag_limit:
-            history = mastery_history(course=course, learner=learner, model=model)
-            choice, row["flags"] = _choice_and_flags(course, learner, history, last, now, rules)
-            row["mean"], row["why"] = float(history.mean()[-1]) if len(history.at) else None, choice.why
-        else:
-            row["flags"] = learner_flags(rules=rules, mean_mastery=(), last_answer_at=last, now=now)
+        history = mastery_history(course=course, learner=learner, model=model)
+        choice, row["flags"] = _choice_and_flags(course, learner, history, last, now, rules)
+        row["mean"], row["why"] = float(history.mean()[-1]) if len(history.at) else None, choice.why
     return rows
+
+
+def roster_next(rows: list[dict[str, Any]], limit: int = ROSTER_PAGE) -> RosterKey | None:
+    """Where the page after ``rows`` starts, if a full page suggests there is one."""
+    return roster_key(rows[-1]) if len(rows) >= limit else None
 
 
 def mean_series(history: MasteryHistory, *, points: int = 200) -> list[float]:
