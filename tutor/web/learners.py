@@ -217,6 +217,7 @@ def roster_rows(
         row.update(answers=answers, last_answer_at=last, mean=None, flags=[], why=None)
         if learner is None or not answers:
             continue
+        learner.course = course  # the page's course object: no query per learner for it
         history = mastery_history(course=course, learner=learner, model=model)
         choice, row["flags"] = _choice_and_flags(course, learner, history, last, now, rules)
         row["mean"], row["why"] = float(history.mean()[-1]) if len(history.at) else None, choice.why
