@@ -290,3 +290,38 @@ def test_staff_see_every_learner_a_page_at_a_time(client, staff_user, demo_cours
         query = found.group(1).replace("&amp;", "&")
     assert pages == 3 and seen[0] == named and seen[-1] == "not-yet"
     assert sorted(seen) == sorted([f"L{n:03d}" for n in range(2 * ROSTER_PAGE + 7)] + ["not-yet"])
+
+
+def test_a_big_courses_learning_curves_read_its_latest_learners_whole(answered_course):
+    from curriculum.models import Item
+
+    counts = dict(
+        Interaction.objects.filter(course=answered_course).values_list("learner").annotate(n=Count("id")).order_by()
+    )
+    chosen, running = [], 0
+    for pk in sorted(counts, reverse=True):  # the latest learners until they hold 40 answers
+        chosen.append(pk)
+        running += counts[pk]
+        if running >= 40:
+            break
+    skills_of: dict[int, list[int]] = {}
+    for item, skill in Item.skills.through.objects.filter(item__course=answered_course).values_list("item", "skill"):
+        skills_of.setdefault(item, []).append(skill)
+    attempts: dict[tuple[int, int], int] = {}
+    tally: dict[tuple[int, int], list[float]] = {}
+    for learner, item, correct in (
+        Interaction.objects.filter(learner__in=chosen)
+        .order_by("learner_id", "timestamp", "id")
+        .values_list("learner_id", "item_id", "correct")
+    ):
+        for skill in skills_of[item]:
+            attempts[learner, skill] = number = attempts.get((learner, skill), 0) + 1
+            if number <= 4:
+                entry = tally.setdefault((skill, number), [0, 0.0])
+                entry[0] += 1
+                entry[1] += 1.0 - correct
+    expected: dict[int, list] = {}
+    for (skill, number), (count, wrong) in sorted(tally.items()):
+        expected.setdefault(skill, []).append((number, pytest.approx(wrong / count), count))
+    _, curves = dashboard.course_learning_curves(course=answered_course, max_attempts=4, min_answers=1, max_rows=40)
+    assert curves == expected and len(chosen) < len(counts)

@@ -215,37 +215,44 @@ def course_learning_curves(
     *,
     course: Course,
     max_attempts: int = 10,
-    max_rows: int = 500_000,
+    max_rows: int = 150_000,
     min_answers: int = 3,
     learners: QuerySet[Learner] | None = None,
 ) -> tuple[list[Skill], dict[int, list[tuple[int, float, int]]]]:
-    """Learning curves of every skill from the course's answers (the latest ``max_rows`` at most; those of
-    ``learners`` only when given, a teacher's class): skill pk -> [(attempt, error rate, answers)] for
-    attempts 1..``max_attempts``, where a learner's n-th answer on any item of a skill is that skill's attempt n.
+    """Learning curves of every skill from the course's answers (those of ``learners`` only when given, a
+    teacher's class): skill pk -> [(attempt, error rate, answers)] for attempts 1..``max_attempts``, where
+    a learner's n-th answer on any item of a skill is that skill's attempt n.
 
-    One SQL statement numbers each learner's attempts per skill (a window over the learner-history index)
-    and counts per (skill, attempt): no answer crosses into Python. Attempt numbers with fewer than
-    ``min_answers`` answers are left out: one learner's single answer would draw a 0 or 1 spike that
-    says nothing.
+    A big course is read from its latest learners, whole histories, until they hold ``max_rows`` answers
+    (found from the learners' kept answer counts): every learner read has their true attempt numbers,
+    and the page costs the same at 5 or 50 million answers. One SQL statement numbers each learner's
+    attempts per skill (a window over the learner-history index) and counts per (skill, attempt): no
+    answer crosses into Python. Attempt numbers with fewer than ``min_answers`` answers are left out: one
+    learner's single answer would draw a 0 or 1 spike that says nothing.
     """
-    answers = _answers(course, learners)
-    cutoff = 0
-    if _totals(course, learners)[0] > max_rows:
-        cutoff = answers.order_by("-id").values_list("id", flat=True)[max_rows - 1]
     links = Item.skills.through._meta.db_table
     scope, scope_params = "", []
     if learners is not None:
         # A class: its learners' keys (a class is hundreds or a few thousand learners, not millions).
         scope_params = list(learners.order_by().values_list("pk", flat=True).distinct())
-        scope = f" AND answer.learner_id IN ({', '.join(['%s'] * len(scope_params)) or 'NULL'})"
+        scope = f" AND learner_id IN ({', '.join(['%s'] * len(scope_params)) or 'NULL'})"
+    first_learner = 0
+    if _totals(course, learners)[0] > max_rows:
+        found = sql.rows(
+            f"SELECT learner_id FROM (SELECT learner_id, SUM(answers) OVER (ORDER BY learner_id DESC) AS running"
+            f" FROM {LearnerActivity._meta.db_table} WHERE course_id = %s{scope}) latest"
+            f" WHERE running >= %s ORDER BY learner_id DESC LIMIT 1",
+            [course.pk, *scope_params, max_rows],
+        )
+        first_learner = found[0][0] if found else 0
     found = sql.rows(
         f"SELECT skill_id, attempt, COUNT(*), SUM(1.0 - correct) FROM ("
         f" SELECT link.skill_id, answer.correct, ROW_NUMBER() OVER ("
         f"  PARTITION BY answer.learner_id, link.skill_id ORDER BY answer.timestamp, answer.id) AS attempt"
         f" FROM {Interaction._meta.db_table} answer JOIN {links} link ON link.item_id = answer.item_id"
-        f" WHERE answer.course_id = %s AND answer.id >= %s{scope}) numbered"
-        f" WHERE attempt <= %s GROUP BY skill_id, attempt HAVING COUNT(*) >= %s ORDER BY skill_id, attempt",
-        [course.pk, cutoff, *scope_params, max_attempts, min_answers],
+        f" WHERE answer.course_id = %s AND answer.learner_id >= %s{scope.replace('learner_id', 'answer.learner_id')})"
+        f" numbered WHERE attempt <= %s GROUP BY skill_id, attempt HAVING COUNT(*) >= %s ORDER BY skill_id, attempt",
+        [course.pk, first_learner, *scope_params, max_attempts, min_answers],
     )
     curves: dict[int, list[tuple[int, float, int]]] = {}
     for skill_pk, attempt, count, wrong in found:
