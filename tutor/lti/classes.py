@@ -115,7 +115,7 @@ def teaching_scope(*, user: Any, course: Course) -> TeachingScope | None:
     return TeachingScope(course, classes, False) if classes else None
 
 
-ROSTER_PAGE = 50
+ROSTER_PAGE = 25
 """Learners on one page of a roster (the whole course, for site staff, is every learner: 200,000 at scale)."""
 
 RosterKey = tuple[str, str]
