@@ -12,7 +12,10 @@ case "$service" in
     # gunicorn.conf.py trusts X-Forwarded-Proto only with DJANGO_BEHIND_TLS_PROXY (README, Security).
     as_tutor gunicorn tutor.wsgi:application --bind 0.0.0.0:8000 --workers "${WEB_WORKERS:-4}" "$@" ;;
   worker)
-    as_tutor celery -A tutor worker --loglevel=info --concurrency="${WORKER_CONCURRENCY:-1}" "$@" ;;
+    # Below the web processes in CPU priority (nice only counts where they share a machine): a fit can
+    # wait a moment, a request should not (README, Scale: serving while fitting).
+    as_tutor nice -n "${WORKER_NICE:-10}" celery -A tutor worker --loglevel=info \
+      --concurrency="${WORKER_CONCURRENCY:-1}" "$@" ;;
   migrate)
     as_tutor python manage.py migrate --no-input ;;
   db)

@@ -7,6 +7,7 @@ grow with the file. Elsewhere (SQLite) the file is parsed whole, then written in
 
 from __future__ import annotations
 
+import functools
 import queue
 import threading
 from array import array
@@ -21,12 +22,15 @@ from core.errors import ServiceError
 from core.validation import clean_text
 from curriculum.models import Course, Item, Skill
 from tracing.formats import FormatError, Record, read_records
+from tutor.activity import activity_add_staged, activity_fold
 from tutor.hot_queries import copy_columns
 from tutor.models import Interaction, Learner
 from tutor.services import Row, interactions_import, row_validate
 
 _STAGE = "tutor_import_stage"
 _STAGE_LEARNERS = "tutor_import_learners"
+_STAGE_ITEMS = "tutor_import_items"
+_STAGE_DAYS = "tutor_import_days"
 
 
 def _vocabulary_ensure(course: Course, item_skills: dict[str, tuple[str, ...]]) -> tuple[int, int]:
@@ -241,12 +245,24 @@ def _file_import_streaming(
     try:
         with transaction.atomic(), connection.cursor() as cursor:
             raw = cursor.cursor  # the psycopg 3 cursor under Django's wrapper: COPY, and no query log
-            raw.execute(f"DROP TABLE IF EXISTS {_STAGE}, {_STAGE_LEARNERS}")
+            raw.execute(f"DROP TABLE IF EXISTS {_STAGE}, {_STAGE_LEARNERS}, {_STAGE_ITEMS}, {_STAGE_DAYS}")
             raw.execute(
                 f"CREATE TEMP TABLE {_STAGE} (seq bigint, line integer, learner text, item text, "
                 "correct float8, moment timestamptz, response_time float8, client_id text) ON COMMIT DROP"
             )
-            raw.execute(f"CREATE TEMP TABLE {_STAGE_LEARNERS} (learner_id bigint PRIMARY KEY) ON COMMIT DROP")
+            # The file's sums (tutor.activity) per learner, item and day, added to as each chunk goes in.
+            raw.execute(
+                f"CREATE TEMP TABLE {_STAGE_LEARNERS} (learner_id bigint PRIMARY KEY, answers bigint, "
+                "correct float8, last_timestamp timestamptz, last_stored timestamptz) ON COMMIT DROP"
+            )
+            raw.execute(
+                f"CREATE TEMP TABLE {_STAGE_ITEMS} (item_id bigint PRIMARY KEY, answers bigint, correct float8) "
+                "ON COMMIT DROP"
+            )
+            raw.execute(
+                f"CREATE TEMP TABLE {_STAGE_DAYS} (clock boolean, day date, answers bigint, correct float8, "
+                "PRIMARY KEY (clock, day)) ON COMMIT DROP"
+            )
             before = raw.execute(f"SELECT coalesce(max(id), 0) FROM {interaction}").fetchone()[0]
             # The statistics of the learner and item tables lag behind what this transaction creates (a new
             # course's learners look like a handful): a nested loop over them would be quadratic in the file.
@@ -272,7 +288,10 @@ def _file_import_streaming(
                     on_rows(count)
             raw.execute("RESET enable_nestloop")
             touched = copy_columns(f"SELECT learner_id FROM {_STAGE_LEARNERS} ORDER BY learner_id", [], "i")[0]
-            raw.execute(f"DROP TABLE {_STAGE}, {_STAGE_LEARNERS}")
+            if course is not None:
+                activity_add_staged(course_pk=course.pk, learners=_STAGE_LEARNERS, items=_STAGE_ITEMS, days=_STAGE_DAYS)
+                transaction.on_commit(functools.partial(activity_fold, course_pk=course.pk), robust=True)
+            raw.execute(f"DROP TABLE {_STAGE}, {_STAGE_LEARNERS}, {_STAGE_ITEMS}, {_STAGE_DAYS}")
     finally:
         reader.close()
     summary = {
@@ -306,18 +325,31 @@ def _chunk_insert(raw: Any, course: Course) -> tuple[int, int]:
         [course.pk, now],
     ).fetchone()[0]
     # In file order, so ids (which break ties of equal timestamps) follow the file; a client id stored
-    # before, or met earlier in the file, stores nothing (the unique index decides, race-free).
+    # before, or met earlier in the file, stores nothing (the unique index decides, race-free). What went
+    # in is summed into the file's per-learner, per-item and per-day sums (tutor.activity) on the way.
+    zone = django_timezone.get_current_timezone_name()
     created = raw.execute(
         f"WITH inserted AS (INSERT INTO {interaction} (course_id, learner_id, item_id, correct, timestamp, "
         "response_time, client_id, response, created_at) "
         f"SELECT %s, l.id, i.id, s.correct, s.moment, s.response_time, s.client_id, '', %s FROM {_STAGE} AS s "
         f"JOIN {learner} AS l ON l.course_id = %s AND l.external_id = s.learner "
         f"JOIN {item} AS i ON i.course_id = %s AND i.external_id = s.item ORDER BY s.seq "
-        "ON CONFLICT (course_id, client_id) DO NOTHING RETURNING learner_id), "
-        f"touched AS (INSERT INTO {_STAGE_LEARNERS} SELECT DISTINCT learner_id FROM inserted "
-        "ON CONFLICT DO NOTHING RETURNING 1) "
+        "ON CONFLICT (course_id, client_id) DO NOTHING RETURNING learner_id, item_id, correct, timestamp, created_at), "
+        f"touched AS (INSERT INTO {_STAGE_LEARNERS} AS t SELECT learner_id, count(*), sum(correct), max(timestamp), "
+        "max(created_at) FROM inserted GROUP BY learner_id ON CONFLICT (learner_id) DO UPDATE SET "
+        "answers = t.answers + excluded.answers, correct = t.correct + excluded.correct, "
+        "last_timestamp = greatest(t.last_timestamp, excluded.last_timestamp), "
+        "last_stored = greatest(t.last_stored, excluded.last_stored) RETURNING 1), "
+        f"items AS (INSERT INTO {_STAGE_ITEMS} AS t SELECT item_id, count(*), sum(correct) FROM inserted "
+        "GROUP BY item_id ON CONFLICT (item_id) DO UPDATE SET answers = t.answers + excluded.answers, "
+        "correct = t.correct + excluded.correct), "
+        f"days AS (INSERT INTO {_STAGE_DAYS} AS t SELECT clock, day, count(*), sum(correct) FROM ("
+        "SELECT true AS clock, (timestamp AT TIME ZONE %s)::date AS day, correct FROM inserted UNION ALL "
+        "SELECT false, (created_at AT TIME ZONE %s)::date, correct FROM inserted) AS both_days "
+        "GROUP BY clock, day ON CONFLICT (clock, day) DO UPDATE SET answers = t.answers + excluded.answers, "
+        "correct = t.correct + excluded.correct) "
         "SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM touched)",
-        [course.pk, now, course.pk, course.pk],
+        [course.pk, now, course.pk, course.pk, zone, zone],
     ).fetchone()[0]
     return learners_created, created
 

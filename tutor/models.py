@@ -197,3 +197,60 @@ class Erasure(models.Model):
 
     def __str__(self) -> str:
         return f"{self.course_slug}: learner #{self.learner_number} erased by {self.actor}"
+
+
+class LearnerActivity(models.Model):
+    """A learner's answers summed (``tutor.activity`` keeps it with every answer stored or erased): how
+    many, their correct total, and the latest answer's time and storing time. The dashboard reads these
+    instead of counting a course's answers (issue 18: millions of them)."""
+
+    learner = models.OneToOneField(Learner, primary_key=True, on_delete=models.CASCADE, related_name="activity")
+    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="+")
+    answers = models.BigIntegerField(default=0)
+    correct = models.FloatField(default=0.0, help_text="The sum of the answers' correct (a share is correct/answers).")
+    last_timestamp = models.DateTimeField(help_text="The latest answer's timestamp.")
+    last_stored = models.DateTimeField(help_text="When the latest answer was stored.")
+
+    class Meta:
+        indexes = [models.Index(fields=["course", "-answers", "learner"], name="learner_activity_most")]
+
+    def __str__(self) -> str:
+        return f"learner {self.learner_id}: {self.answers} answers"
+
+
+class ItemActivity(models.Model):
+    """An item's answers summed: how many and their correct total, in parts that add up. Answers recorded
+    one request at a time go to part 0; a file import writes a part of its own (no row a live answer
+    waits on is held for the import's minutes) and folds it into part 0 after it commits."""
+
+    item = models.ForeignKey("curriculum.Item", on_delete=models.CASCADE, related_name="+")
+    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="+")
+    part = models.BigIntegerField(default=0)
+    answers = models.BigIntegerField(default=0)
+    correct = models.FloatField(default=0.0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["item", "part"], name="item_activity_unique")]
+        indexes = [models.Index(fields=["course", "item"], name="item_activity_course")]
+
+    def __str__(self) -> str:
+        return f"item {self.item_id} part {self.part}: {self.answers} answers"
+
+
+class DayActivity(models.Model):
+    """A course's answers per day, summed in parts as ``ItemActivity`` is. ``clock``: the day of the
+    answers' timestamps (True) or of their storing (False: courses whose timestamps are step numbers);
+    every answer counts once under each."""
+
+    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="+")
+    clock = models.BooleanField()
+    day = models.DateField()
+    part = models.BigIntegerField(default=0)
+    answers = models.BigIntegerField(default=0)
+    correct = models.FloatField(default=0.0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["course", "clock", "day", "part"], name="day_activity_unique")]
+
+    def __str__(self) -> str:
+        return f"course {self.course_id} {self.day} ({'answered' if self.clock else 'stored'}): {self.answers} answers"

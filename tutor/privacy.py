@@ -27,6 +27,7 @@ from core.errors import NotFound, ServiceError
 from curriculum.models import Course
 from tracing.models import Fit, LearnerTrace, Mastery
 from tracing.services import fits_learner_forget
+from tutor.activity import activity_of_learner, activity_subtract
 from tutor.hot_queries import learners_lock
 from tutor.lti.models import ClassMember, LtiGradeTarget
 from tutor.models import ApiKey, Enrolment, Erasure, Interaction, Learner
@@ -156,6 +157,7 @@ def learner_erase(
             unclaimed |= Q(registration_id=registration, sub=sub, auth_user__isnull=True)
         lti_users = LtiUser.objects.filter(Q(auth_user__in=leaving) | unclaimed)
         lti_user_pks = list(lti_users.values_list("pk", flat=True))
+        answered = activity_of_learner(learner_pk=learner.pk)
         _delete(counts, Interaction.objects.filter(learner=learner))
         _delete(counts, Mastery.objects.filter(learner=learner))
         _delete(counts, LearnerTrace.objects.filter(learner=learner))
@@ -184,6 +186,8 @@ def learner_erase(
         fits = _fits_mark(course, first_answer)
         if fits:
             counts["tracing.Fit (marked)"] = fits
+        # Late in the transaction: the course's item and day sums are shared rows, held until the commit.
+        activity_subtract(course_pk=course.pk, tally=answered)
         digest = learner_digest(course_slug=course.slug, external_id=external_id)
         # Models with per-learner parameters name their learners in the saved artifact.
         rewritten = fits_learner_forget(course=course, learner=external_id, replacement=f"erased:{digest[:16]}")

@@ -14,6 +14,7 @@ from core.errors import NotFound, ServiceError
 from core.sql import CHUNK
 from core.validation import clean_number, clean_text, clean_timestamp
 from curriculum.models import Course, Item
+from tutor.activity import Answered, activity_record
 from tutor.hot_queries import learner_pks, learner_row, learners_lock, stored_client_ids
 from tutor.models import Interaction, Learner
 
@@ -52,6 +53,8 @@ class RecordResult:
     mastery: dict[str, dict[str, float]] = field(default_factory=dict)
     rows: list[Row] = field(default_factory=list)
     """The batch's rows as validated, in input order."""
+    answered: list[Answered] = field(default_factory=list)
+    """The stored answers as ``tutor.activity`` sums them."""
     results: list[dict[str, Any]] = field(default_factory=list)
     """Per input row, its fate (``tutor.actions.answers_record`` fills it: status created|duplicate and
     the stored interaction's number)."""
@@ -271,6 +274,8 @@ def interaction_record(
                 result.rows = validated
                 if on_stored is not None and result.created:
                     on_stored(result)
+                # Last: the course's item and day sums are shared rows, held from here to the commit.
+                activity_record(course_pk=course.pk, answers=result.answered)
                 return result
         except IntegrityError:
             # A concurrent request stored one of these client ids between our check and
@@ -324,8 +329,12 @@ def _record(
         # learners waits here until this one commits, then reads the state this one wrote.
         learners_lock(learner_pks=list(result.learners.values()))
     if not keep and len(fresh) > CHUNK and connection.vendor == "postgresql":
-        _copy_insert(course, fresh, result.learners, items)
+        now = django_timezone.now()
+        _copy_insert(course, fresh, result.learners, items, now)
         result.created_count = len(fresh)
+        result.answered = [
+            (result.learners[row.learner], items[row.item], row.correct, row.timestamp, now) for row in fresh
+        ]
     else:
         objects = [
             Interaction(
@@ -342,10 +351,16 @@ def _record(
         ]
         result.created = Interaction.objects.bulk_create(objects, batch_size=CHUNK)
         result.created_count = len(result.created)
+        result.answered = [
+            (answer.learner_id, answer.item_id, answer.correct, answer.timestamp, answer.created_at)
+            for answer in result.created
+        ]
     return result
 
 
-def _copy_insert(course: Course, rows: list[Row], learners: dict[str, int], items: dict[str, int]) -> None:
+def _copy_insert(
+    course: Course, rows: list[Row], learners: dict[str, int], items: dict[str, int], now: datetime
+) -> None:
     """PostgreSQL COPY straight from the rows: no model instances, several times faster than INSERT."""
     columns = (
         "course_id",
@@ -358,7 +373,6 @@ def _copy_insert(course: Course, rows: list[Row], learners: dict[str, int], item
         "response",
         "created_at",
     )
-    now = django_timezone.now()
     with connection.cursor() as cursor:
         raw = cursor.cursor  # the psycopg 3 cursor under Django's wrapper
         with raw.copy(f"COPY {Interaction._meta.db_table} ({', '.join(columns)}) FROM STDIN") as copy:

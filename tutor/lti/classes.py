@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import transaction
-from django.db.models import QuerySet
+from django.db import connection, transaction
+from django.db.models import Q, QuerySet
+from django.db.models.functions import Collate, Lower
 
 from curriculum.models import Course
 from tutor.lti.models import ClassMember, CourseClass, TeachingGrant
@@ -114,10 +115,29 @@ def teaching_scope(*, user: Any, course: Course) -> TeachingScope | None:
     return TeachingScope(course, classes, False) if classes else None
 
 
-def class_roster(*, scope: TeachingScope, course_class: CourseClass | None = None) -> list[dict[str, Any]]:
+ROSTER_PAGE = 25
+"""Learners on one page of a roster (the whole course, for site staff, is every learner: 200,000 at scale)."""
+
+RosterKey = tuple[str, str]
+"""Where a row sorts: its name (or, without one, its learner id) lowercased, then its learner id."""
+
+
+def roster_key(row: dict[str, Any]) -> RosterKey:
+    return row.get("key") or ((row["name"] or row["external_id"]).lower(), row["external_id"])
+
+
+def class_roster(
+    *,
+    scope: TeachingScope,
+    course_class: CourseClass | None = None,
+    after: RosterKey | None = None,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
     """Everyone the scope shows as a learner: the rosters' learner entries (those who have not started
     too) and, for site staff without a class chosen, every learner of the course. One row per learner
-    id: ``name``, ``external_id``, ``learner`` (None: not started), ``status``, ``classes``."""
+    id: ``name``, ``external_id``, ``learner`` (None: not started), ``status``, ``classes``; in
+    ``roster_key`` order, those after ``after`` only, ``limit`` at most (a keyset page: the course's
+    learners beyond the rosters are read a page at a time, in SQL, in the same order)."""
     classes = [course_class] if course_class is not None else scope.classes
     rows: dict[str, dict[str, Any]] = {}
     for member in (
@@ -141,15 +161,34 @@ def class_roster(*, scope: TeachingScope, course_class: CourseClass | None = Non
         if member.status == ClassMember.ACTIVE:
             row["status"] = ClassMember.ACTIVE
     if scope.everything and course_class is None:
-        for learner in Learner.objects.filter(course=scope.course).exclude(external_id__in=list(rows)):
+        for learner in _learners_page(scope.course, exclude=list(rows), after=after, limit=limit):
             rows[learner.external_id] = {
                 "external_id": learner.external_id,
                 "name": "",
                 "learner": learner,
                 "status": "",
                 "classes": [],
+                "key": (learner.key, learner.external_id),
             }
-    return sorted(rows.values(), key=lambda row: ((row["name"] or row["external_id"]).lower(), row["external_id"]))
+    ordered = sorted(rows.values(), key=roster_key)
+    if after is not None:
+        ordered = [row for row in ordered if roster_key(row) > after]
+    return ordered[:limit] if limit is not None else ordered
+
+
+def _learners_page(course: Course, *, exclude: list[str], after: RosterKey | None, limit: int | None) -> Any:
+    """The course's learners not in ``exclude``, by lowercased id then id in code-point order (as Python
+    compares the keys), after ``after``; each with its ``key`` (the lowercased id, as the database made it)."""
+    key: Any = Lower("external_id")
+    if connection.vendor == "postgresql":
+        key = Collate(key, "C")
+    learners = Learner.objects.filter(course=course).exclude(external_id__in=exclude).annotate(key=key)
+    if after is not None:
+        learners = learners.filter(Q(key__gt=after[0]) | Q(key=after[0], external_id__gt=after[1]))
+    learners = learners.order_by(
+        "key", Collate("external_id", "C") if connection.vendor == "postgresql" else "external_id"
+    )
+    return learners[:limit] if limit is not None else learners
 
 
 def learner_launched(*, course_class: CourseClass, learner: Learner, lms_user_id: str, name: str) -> ClassMember:

@@ -16,7 +16,8 @@ from core import sql
 from curriculum.graph import AUTHORED, LEARNED, PrerequisiteGraph
 from curriculum.models import Course, Item, Prerequisite, Skill
 from tracing.models import Fit, Mastery
-from tutor.models import Interaction, Learner
+from tutor.lti.models import ClassMember
+from tutor.models import DayActivity, Interaction, ItemActivity, Learner, LearnerActivity
 
 GUESS_OVER_SLIP = 0.3
 """An item whose guess exceeds its slip by more than this is answered right without the skill too often."""
@@ -25,21 +26,28 @@ LOW_LEARNING = 0.01
 
 
 def courses_overview() -> list[dict[str, Any]]:
-    """Every course with its counts and active fit, one query per table."""
+    """Every course with its counts and active fit: answers from the per-day sums (``tutor.activity``),
+    one query per table."""
 
     def counts(model: Any) -> dict[int, int]:
         return dict(model.objects.values_list("course").annotate(n=Count("id")).values_list("course", "n"))
 
-    learners, interactions, skills, items = counts(Learner), counts(Interaction), counts(Skill), counts(Item)
+    learners, skills, items = counts(Learner), counts(Skill), counts(Item)
+    interactions = dict(
+        DayActivity.objects.filter(clock=False)
+        .values_list("course")
+        .annotate(n=Sum("answers"))
+        .values_list("course", "n")
+    )
     last = dict(
-        Interaction.objects.values_list("course").annotate(last=Max("created_at")).values_list("course", "last")
+        LearnerActivity.objects.values_list("course").annotate(last=Max("last_stored")).values_list("course", "last")
     )
     active = {fit.course_id: fit for fit in Fit.objects.filter(active=True)}
     return [
         {
             "course": course,
             "learners": learners.get(course.pk, 0),
-            "interactions": interactions.get(course.pk, 0),
+            "interactions": interactions.get(course.pk) or 0,
             "skills": skills.get(course.pk, 0),
             "items": items.get(course.pk, 0),
             "last_activity": last.get(course.pk),
@@ -55,13 +63,23 @@ def _answers(course: Course, learners: QuerySet[Learner] | None) -> QuerySet[Int
     return answers if learners is None else answers.filter(learner__in=learners.values("pk"))
 
 
+def _totals(course: Course, learners: QuerySet[Learner] | None) -> tuple[int, float]:
+    """(answers, their correct sum) of the course, or of ``learners``, from the kept sums."""
+    if learners is None:
+        sums = DayActivity.objects.filter(course=course, clock=False)
+    else:
+        sums = LearnerActivity.objects.filter(course=course, learner__in=learners.values("pk"))
+    totals = sums.aggregate(n=Sum("answers"), correct=Sum("correct"))
+    return int(totals["n"] or 0), float(totals["correct"] or 0.0)
+
+
 def course_counts(*, course: Course, learners: QuerySet[Learner] | None = None) -> dict[str, Any]:
     """The course's counts; answers and learners of ``learners`` only when given."""
-    totals = _answers(course, learners).aggregate(n=Count("id"), correct=Sum("correct"))
+    answers, correct = _totals(course, learners)
     return {
         "learners": (Learner.objects.filter(course=course) if learners is None else learners).count(),
-        "interactions": totals["n"] or 0,
-        "correct_share": (totals["correct"] or 0) / totals["n"] if totals["n"] else None,
+        "interactions": answers,
+        "correct_share": correct / answers if answers else None,
         "skills": Skill.objects.filter(course=course).count(),
         "items": Item.objects.filter(course=course).count(),
         "active_fit": Fit.objects.filter(course=course, active=True).first(),
@@ -98,17 +116,25 @@ def activity(*, course: Course, max_buckets: int = 120, learners: QuerySet[Learn
     """Answers over time, by day, week or month so that at most ``max_buckets`` bars are drawn.
 
     A course whose timestamps are synthetic step numbers is bucketed by the
-    day the answers were stored instead.
+    day the answers were stored instead. The whole course reads the per-day sums; a class counts its
+    learners' answers.
     """
-    moment = "timestamp" if course.has_clock else "created_at"
-    rows = (
-        _answers(course, learners)
-        .annotate(day=TruncDate(moment))
-        .values("day")
-        .annotate(total=Count("id"), correct=Sum("correct"))
-        .order_by("day")
-    )
-    per_day = {row["day"]: (row["total"], row["correct"] or 0.0) for row in rows if row["day"] is not None}
+    if learners is None:
+        rows = (
+            DayActivity.objects.filter(course=course, clock=course.has_clock)
+            .values_list("day")
+            .annotate(total=Sum("answers"), correct=Sum("correct"))
+        )
+    else:  # a class: its learners' answers, through the learner-history index
+        moment = "timestamp" if course.has_clock else "created_at"
+        rows = (
+            _answers(course, learners)
+            .annotate(day=TruncDate(moment))
+            .values_list("day")
+            .annotate(total=Count("id"), correct=Sum("correct"))
+            .order_by()
+        )
+    per_day = {day: (total, correct or 0.0) for day, total, correct in rows if day is not None and total}
     if not per_day:
         return Activity([], [], [], "day")
     first, last = min(per_day), max(per_day)
@@ -142,24 +168,31 @@ def skills_in_order(*, course: Course) -> list[Skill]:
 
 @dataclass(frozen=True)
 class MasteryMatrix:
-    """``values`` is (learners, skills): P(known) or None where no estimate is stored."""
+    """``values`` is (learners, skills): P(known) or None where no estimate is stored; ``names`` the
+    learners' names on a class roster, else their ids."""
 
     learners: list[Learner]
     skills: list[Skill]
     values: list[list[float | None]]
     total_learners: int
+    names: list[str] = field(default_factory=list)
 
 
 def mastery_matrix(*, course: Course, limit: int = 40, learners: QuerySet[Learner] | None = None) -> MasteryMatrix:
-    """The ``limit`` most active learners (of ``learners`` when given) against every skill (prerequisite order)."""
+    """The ``limit`` most active learners (of ``learners`` when given; most answers first, then the
+    earliest learner) against every skill (prerequisite order), read from the learners' kept answer
+    counts over their index: no answer is counted here."""
     skills = skills_in_order(course=course)
     pool = Learner.objects.filter(course=course) if learners is None else learners
     total = pool.count()
-    learners = list(
-        Learner.objects.filter(pk__in=pool.values("pk"))
-        .annotate(answers=Count("interactions"))
-        .order_by("-answers", "external_id")[:limit]
-    )
+    active = LearnerActivity.objects.filter(course=course)
+    if learners is not None:
+        active = active.filter(learner__in=learners.values("pk"))
+    chosen = list(active.order_by("-answers", "learner_id").values_list("learner_id", flat=True)[:limit])
+    if len(chosen) < limit:  # learners with no answers yet fill the rest
+        chosen += pool.filter(activity__isnull=True).order_by("pk").values_list("pk", flat=True)[: limit - len(chosen)]
+    found = Learner.objects.in_bulk(chosen)
+    learners = [found[pk] for pk in chosen]
     column = {skill.pk: index for index, skill in enumerate(skills)}
     row = {learner.pk: index for index, learner in enumerate(learners)}
     values: list[list[float | None]] = [[None] * len(skills) for _ in learners]
@@ -168,44 +201,58 @@ def mastery_matrix(*, course: Course, limit: int = 40, learners: QuerySet[Learne
     ):
         if skill_pk in column:
             values[row[learner_pk]][column[skill_pk]] = probability
-    return MasteryMatrix(learners, skills, values, total)
+    roster = dict(
+        ClassMember.objects.filter(learner__in=row, role=ClassMember.LEARNER)
+        .exclude(name="")
+        .order_by("learner_id", "-pk")
+        .values_list("learner_id", "name")
+    )
+    names = [roster.get(learner.pk) or learner.external_id for learner in learners]
+    return MasteryMatrix(learners, skills, values, total, names)
 
 
 def course_learning_curves(
     *,
     course: Course,
     max_attempts: int = 10,
-    max_rows: int = 500_000,
+    max_rows: int = 150_000,
     min_answers: int = 3,
     learners: QuerySet[Learner] | None = None,
 ) -> tuple[list[Skill], dict[int, list[tuple[int, float, int]]]]:
-    """Learning curves of every skill from the course's answers (the latest ``max_rows`` at most; those of
-    ``learners`` only when given, a teacher's class): skill pk -> [(attempt, error rate, answers)] for
-    attempts 1..``max_attempts``, where a learner's n-th answer on any item of a skill is that skill's attempt n.
+    """Learning curves of every skill from the course's answers (those of ``learners`` only when given, a
+    teacher's class): skill pk -> [(attempt, error rate, answers)] for attempts 1..``max_attempts``, where
+    a learner's n-th answer on any item of a skill is that skill's attempt n.
 
-    One SQL statement numbers each learner's attempts per skill (a window over the learner-history index)
-    and counts per (skill, attempt): no answer crosses into Python. Attempt numbers with fewer than
-    ``min_answers`` answers are left out: one learner's single answer would draw a 0 or 1 spike that
-    says nothing.
+    A big course is read from its latest learners, whole histories, until they hold ``max_rows`` answers
+    (found from the learners' kept answer counts): every learner read has their true attempt numbers,
+    and the page costs the same at 5 or 50 million answers. One SQL statement numbers each learner's
+    attempts per skill (a window over the learner-history index) and counts per (skill, attempt): no
+    answer crosses into Python. Attempt numbers with fewer than ``min_answers`` answers are left out: one
+    learner's single answer would draw a 0 or 1 spike that says nothing.
     """
-    answers = _answers(course, learners)
-    cutoff = 0
-    if answers.count() > max_rows:
-        cutoff = answers.order_by("-id").values_list("id", flat=True)[max_rows - 1]
     links = Item.skills.through._meta.db_table
     scope, scope_params = "", []
     if learners is not None:
         # A class: its learners' keys (a class is hundreds or a few thousand learners, not millions).
         scope_params = list(learners.order_by().values_list("pk", flat=True).distinct())
-        scope = f" AND answer.learner_id IN ({', '.join(['%s'] * len(scope_params)) or 'NULL'})"
+        scope = f" AND learner_id IN ({', '.join(['%s'] * len(scope_params)) or 'NULL'})"
+    first_learner = 0
+    if _totals(course, learners)[0] > max_rows:
+        found = sql.rows(
+            f"SELECT learner_id FROM (SELECT learner_id, SUM(answers) OVER (ORDER BY learner_id DESC) AS running"
+            f" FROM {LearnerActivity._meta.db_table} WHERE course_id = %s{scope}) latest"
+            f" WHERE running >= %s ORDER BY learner_id DESC LIMIT 1",
+            [course.pk, *scope_params, max_rows],
+        )
+        first_learner = found[0][0] if found else 0
     found = sql.rows(
         f"SELECT skill_id, attempt, COUNT(*), SUM(1.0 - correct) FROM ("
         f" SELECT link.skill_id, answer.correct, ROW_NUMBER() OVER ("
         f"  PARTITION BY answer.learner_id, link.skill_id ORDER BY answer.timestamp, answer.id) AS attempt"
         f" FROM {Interaction._meta.db_table} answer JOIN {links} link ON link.item_id = answer.item_id"
-        f" WHERE answer.course_id = %s AND answer.id >= %s{scope}) numbered"
-        f" WHERE attempt <= %s GROUP BY skill_id, attempt HAVING COUNT(*) >= %s ORDER BY skill_id, attempt",
-        [course.pk, cutoff, *scope_params, max_attempts, min_answers],
+        f" WHERE answer.course_id = %s AND answer.learner_id >= %s{scope.replace('learner_id', 'answer.learner_id')})"
+        f" numbered WHERE attempt <= %s GROUP BY skill_id, attempt HAVING COUNT(*) >= %s ORDER BY skill_id, attempt",
+        [course.pk, first_learner, *scope_params, max_attempts, min_answers],
     )
     curves: dict[int, list[tuple[int, float, int]]] = {}
     for skill_pk, attempt, count, wrong in found:
@@ -298,9 +345,10 @@ def item_table(*, course: Course, fit: Fit | None, limit: int = 500) -> dict[str
     items = list(Item.objects.filter(course=course).prefetch_related("skills").order_by("id"))
     stats = {
         row["item"]: row
-        for row in Interaction.objects.filter(course=course)
+        for row in ItemActivity.objects.filter(course=course)
         .values("item")
-        .annotate(n=Count("id"), correct=Sum("correct"))
+        .annotate(n=Sum("answers"), correct=Sum("correct"))
+        if row["n"]
     }
     params = parameters_read(
         fit.fitted_params if fit else {}, skill_ids=set(skill_name), item_ids={item.external_id for item in items}

@@ -10,17 +10,17 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.db.models import Count, Max
 from django.utils import timezone as django_timezone
 
+from core.sql import moment, rows_in
 from curriculum.models import Course, Skill
 from curriculum.policies.base import REMEDIATION, Choice
 from tracing.practice import MasteryHistory, mastery_history
 from tracing.services import course_model, learner_outlook, learner_state
 from tutor.actions import next_item_choose
-from tutor.lti.classes import TeachingScope, class_roster
+from tutor.lti.classes import ROSTER_PAGE, RosterKey, TeachingScope, class_roster, roster_key
 from tutor.lti.models import ClassMember
-from tutor.models import Interaction, Learner
+from tutor.models import Interaction, Learner, LearnerActivity
 from tutor.web.dashboard import Flag
 from tutor.web.practice import why_text
 
@@ -110,13 +110,17 @@ def learner_flags(
 
 
 def _last_answers(course: Course, learner_pks: Sequence[int]) -> dict[int, tuple[int, datetime | None]]:
-    """learner pk -> (answers, when last answered); stored time where the course's timestamps are steps."""
-    moment = "timestamp" if course.has_clock else "created_at"
+    """learner pk -> (answers, when last answered), from the learners' kept sums (``tutor.activity``);
+    stored time where the course's timestamps are steps."""
+    column = "last_timestamp" if course.has_clock else "last_stored"
     return {
-        row["learner"]: (row["n"], row["last"])
-        for row in Interaction.objects.filter(learner__in=learner_pks)
-        .values("learner")
-        .annotate(n=Count("id"), last=Max(moment))
+        learner: (answers, moment(last))
+        for learner, answers, last in rows_in(
+            f"SELECT learner_id, answers, {column} FROM {LearnerActivity._meta.db_table} "
+            "WHERE learner_id IN ({marks})",
+            [],
+            list(learner_pks),
+        )
     }
 
 
@@ -192,28 +196,37 @@ def learner_report(
 
 
 def roster_rows(
-    *, scope: TeachingScope, course_class: Any = None, flag_limit: int = 200, now: datetime | None = None
+    *,
+    scope: TeachingScope,
+    course_class: Any = None,
+    after: RosterKey | None = None,
+    limit: int = ROSTER_PAGE,
+    now: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """The class's learners (every learner the scope shows without a class), those not started too,
-    each with answers, last answer, mean mastery and flags (replayed for the first ``flag_limit``)."""
+    """One page of the class's learners (of every learner the scope shows without a class), those not
+    started too, after ``after`` in roster order: each with answers, last answer, mean mastery and flags
+    (the learners' histories replayed: one page at a time)."""
     course, now = scope.course, now or django_timezone.now()
-    rows = class_roster(scope=scope, course_class=course_class)
+    rows = class_roster(scope=scope, course_class=course_class, after=after, limit=limit)
     started = [row["learner"].pk for row in rows if row["learner"] is not None]
     counts = _last_answers(course, started)
     rules, model = FlagRules.from_settings(), course_model(course) if started else None
-    for position, row in enumerate(rows):
+    for row in rows:
         learner = row["learner"]
         answers, last = counts.get(learner.pk, (0, None)) if learner is not None else (0, None)
         row.update(answers=answers, last_answer_at=last, mean=None, flags=[], why=None)
         if learner is None or not answers:
             continue
-        if position < flag_limit:
-            history = mastery_history(course=course, learner=learner, model=model)
-            choice, row["flags"] = _choice_and_flags(course, learner, history, last, now, rules)
-            row["mean"], row["why"] = float(history.mean()[-1]) if len(history.at) else None, choice.why
-        else:
-            row["flags"] = learner_flags(rules=rules, mean_mastery=(), last_answer_at=last, now=now)
+        learner.course = course  # the page's course object: no query per learner for it
+        history = mastery_history(course=course, learner=learner, model=model)
+        choice, row["flags"] = _choice_and_flags(course, learner, history, last, now, rules)
+        row["mean"], row["why"] = float(history.mean()[-1]) if len(history.at) else None, choice.why
     return rows
+
+
+def roster_next(rows: list[dict[str, Any]], limit: int = ROSTER_PAGE) -> RosterKey | None:
+    """Where the page after ``rows`` starts, if a full page suggests there is one."""
+    return roster_key(rows[-1]) if len(rows) >= limit else None
 
 
 def mean_series(history: MasteryHistory, *, points: int = 200) -> list[float]:

@@ -3,6 +3,8 @@ and one learner's page. Thin views over tutor.web.learners; access in tutor.web.
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -25,9 +27,17 @@ def dashboard_learners(request: HttpRequest, scope: TeachingScope) -> HttpRespon
     """Every learner of the chosen class (or of all the viewer's classes) by name, with flags."""
     course_class = class_chosen(request, scope)
     context = course_head(scope.course, "learners", scope, course_class)
-    rows = reports.roster_rows(scope=scope, course_class=course_class)
+    after = (request.GET.get("after_name", ""), request.GET["after"]) if "after" in request.GET else None
+    rows = reports.roster_rows(scope=scope, course_class=course_class, after=after)
+    following = reports.roster_next(rows)
     context.update(
         rows=rows,
+        after=after,
+        next_query=urlencode(
+            {**({"class": course_class.pk} if course_class else {}), "after_name": following[0], "after": following[1]}
+        )
+        if following
+        else "",
         flagged=sum(bool(row["flags"]) for row in rows),
         not_started=sum(row["learner"] is None or not row["answers"] for row in rows),
         shown_classes=[course_class] if course_class else scope.classes,

@@ -299,7 +299,7 @@ def dashboard_course(request: HttpRequest, scope: TeachingScope) -> HttpResponse
     context["heatmap_svg"] = (
         mark_safe(
             svg.heatmap(
-                [learner.external_id[:24] for learner in matrix.learners],
+                [name[:24] for name in matrix.names],
                 [skill.external_id for skill in matrix.skills],
                 matrix.values,
                 column_titles=[skill.name or skill.external_id for skill in matrix.skills],

@@ -1,0 +1,229 @@
+"""Serving while fitting (issue 18, item 6): the API's mixed load while a big course's fit runs in a worker
+on the same machine, against the same load without the fit, in one run.
+
+    python bench/serving.py --database h_reads_5m --fit-course scale [--rate 200] [--duration 60]
+
+Needs an existing PostgreSQL database holding the big course (bench/scale.py builds the 5M-answer one:
+``--learners 200000 --answers 25 --database NAME --stages import``). Then, on loopback:
+
+1. a private redis-server (broker and cache), ``migrate``, the demo course with its first fit (kept between
+   runs), an API key for each course, ``--learners`` learners with a short history in the demo course;
+2. gunicorn as README runs it (``--workers`` sync workers) and a Celery worker for the ``fits`` queue as
+   a deployment runs one beside the web processes: one process (``--concurrency=1``), one thread for
+   numpy/numba/torch, at lower CPU priority (``nice -n --fit-nice``; deploy/entrypoint.sh does the same);
+3. the baseline: bench/load.py's mixed load (half POST one interaction with its online update, half GET
+   next, open loop at ``--rate`` for ``--duration`` s, latency from each request's scheduled start) with
+   no fit running;
+4. a BKT fit of ``--fit-course`` started through the API (``POST .../fits``: queued, the worker takes it),
+   and the same mixed load, ``--duration`` s at a time, until the fit has finished (or ``--fit-timeout``):
+   each slice with the fit's stage when it began and ended;
+5. for every slice: p50/p95/p99 per endpoint, errors, requests dropped late, and the answers acknowledged
+   against those stored (lost, doubled).
+
+The load goes to the demo course, not the course being fitted: a fit's activation holds its own
+course's learners while it writes their mastery (README, Architecture), so answers to that course
+wait for it by design. JSON on stdout with ``uptime``'s load averages; stops everything it started and
+keeps the database (the demo course and the answers the load stored stay in it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import REPO, emit, postgres  # noqa: E402
+from bench.load import (  # noqa: E402
+    COURSE,
+    Server,
+    _batch_ingest,
+    _free_port,
+    _gunicorn_start,
+    _items,
+    _mixed_load,
+    _stop,
+)
+
+SUMMARY_KEYS = ("achieved_rps", "errors", "dropped_late", "cpu_ms_per_request", "p99_ms_per_10s", "integrity")
+
+
+def _summary(run: dict[str, Any]) -> dict[str, Any]:
+    endpoints = {
+        endpoint: {key: run[endpoint][key] for key in ("requests", "errors", "p50_ms", "p95_ms", "p99_ms", "max_ms")}
+        for endpoint in ("interactions", "next")
+    }
+    return {**{key: run[key] for key in SUMMARY_KEYS}, **endpoints}
+
+
+def _fit_state(url: str, fit: int) -> dict[str, Any]:
+    status, stage, progress, timings = postgres(
+        url, f"SELECT status, stage, progress, timings FROM tracing_fit WHERE id = {int(fit)}"
+    )[0]
+    return {"status": status, "stage": stage, "progress": round(progress or 0.0, 3), "timings": timings}
+
+
+def _setup(args: argparse.Namespace, root: Path) -> Server:
+    if shutil.which("redis-server") is None:
+        sys.exit("redis-server not found: install Redis to run this bench")
+    url = f"{args.postgres.rstrip('/')}/{args.database}"
+    if not postgres(url, f"SELECT 1 FROM tutor_course WHERE slug = '{args.fit_course}'"):
+        sys.exit(f"course {args.fit_course!r} is not in {args.database}: build it with bench/scale.py first")
+    redis_port = _free_port()
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("DJANGO_", "CELERY_", "DATABASE"))}
+    env.update(
+        {
+            "DATABASE_URL": url,
+            "CELERY_BROKER_URL": f"redis://127.0.0.1:{redis_port}/0",
+            "CACHE_URL": f"rediscache://127.0.0.1:{redis_port}/2",
+            "TUTOR_ARTIFACT_ROOT": str(REPO / ".bench" / "artifacts"),
+            "DJANGO_DEBUG": "false",
+            "DJANGO_SECRET_KEY": "bench-" + "k" * 60,
+            "DJANGO_SECURE_SSL_REDIRECT": "false",
+            "DJANGO_LOG_LEVEL": "WARNING",
+            "TUTOR_API_RATE": "10000000/min",
+            "PYTHONUNBUFFERED": "1",
+            "TRACING_TORCH_THREADS": "1",
+            "OMP_NUM_THREADS": "1",
+            "NUMBA_NUM_THREADS": "1",
+        }
+    )
+    server = Server(env=env, port=_free_port())
+    server.processes.append(
+        subprocess.Popen(
+            ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+            + ["--dir", str(root)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    )
+    server.manage("migrate", "--no-input", "-v0")
+    if not postgres(url, f"SELECT 1 FROM tutor_course WHERE slug = '{COURSE}'"):
+        server.env["CELERY_TASK_ALWAYS_EAGER"] = "true"  # the demo's first fit runs here, before the worker
+        server.manage("demo_setup")
+        del server.env["CELERY_TASK_ALWAYS_EAGER"]
+    server.key = server.manage("apikey_create", "--course", COURSE, "--name", "bench").strip().splitlines()[-1]
+    args.fit_key = (
+        server.manage("apikey_create", "--course", args.fit_course, "--name", "bench").strip().splitlines()[-1]
+    )
+    return server
+
+
+def _worker_start(server: Server, args: argparse.Namespace, root: Path) -> None:
+    log = open(root / "worker.log", "a")  # noqa: SIM115 - closed with the process
+    server.processes.insert(
+        1,  # before gunicorn, which load.py's helpers expect last
+        subprocess.Popen(
+            ["nice", "-n", str(args.fit_nice), sys.executable, "-m", "celery", "-A", "tutor", "worker"]
+            + ["-Q", "fits", "--concurrency", "1", "--loglevel", "WARNING"],
+            cwd=REPO,
+            env=server.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        ),
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database", default="h_reads_5m")
+    parser.add_argument("--postgres", default=os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432"))
+    parser.add_argument("--fit-course", default="scale", help="the big course whose BKT fit runs in the worker")
+    parser.add_argument("--rate", type=float, default=200.0)
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds of the baseline, and of each slice")
+    parser.add_argument("--fit-timeout", type=float, default=1800.0, help="seconds of load while fitting, at most")
+    parser.add_argument("--fit-nice", type=int, default=10, help="the worker's nice value")
+    parser.add_argument("--learners", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers")
+    parser.add_argument("--clients", type=int, default=64)
+    parser.add_argument("--no-baseline", action="store_true")
+    args = parser.parse_args()
+    if not args.database.replace("_", "").isalnum() or not args.fit_course.replace("-", "").isalnum():
+        sys.exit("--database and --fit-course must be plain identifiers")
+    # What bench/load.py's helpers read from its own arguments.
+    args.threads, args.gunicorn_arg, args.keep_alive, args.contended = 1, [], False, False
+    args.batch_total = args.batch_size = args.learners
+
+    def uptime() -> list[float]:
+        return [round(x, 2) for x in os.getloadavg()]
+
+    root = Path(tempfile.mkdtemp(prefix="kt-bench-serving-"))
+    tag = time.strftime("s%Y%m%d%H%M%S")  # client ids unique to this run: the database is kept
+    server = None
+    result: dict[str, Any] = {
+        "bench": "serving",
+        "database": args.database,
+        "fit_course": args.fit_course,
+        "rate": args.rate,
+        "duration_s": args.duration,
+        "gunicorn_workers": args.workers,
+        "worker": {"concurrency": 1, "nice": args.fit_nice, "threads": 1},
+        "machine": {"cores": os.cpu_count(), "load_average_start": uptime()},
+    }
+    try:
+        server = _setup(args, root)
+        items = _items(server)
+        _gunicorn_start(server, args, root)
+        _batch_ingest(server, args, items)  # every learner has a history (ids repeat: a rerun adds nothing)
+        _worker_start(server, args, root)
+        postgres(server.env["DATABASE_URL"], "VACUUM (ANALYZE)")
+        _mixed_load(server, args, items, min(args.rate, 50), 5, f"{tag}-warmup")
+        if not args.no_baseline:
+            result["machine"]["load_average_before_baseline"] = uptime()
+            result["baseline"] = _summary(_mixed_load(server, args, items, args.rate, args.duration, f"{tag}-base"))
+        key, server.key = server.key, args.fit_key
+        status, body = server.request("POST", f"/api/v1/courses/{args.fit_course}/fits", {"model": "bkt"})
+        server.key = key
+        if status != 202:
+            sys.exit(f"POST fits answered {status}: {body}")
+        fit, url = body["id"], server.env["DATABASE_URL"]
+        started, slices = time.monotonic(), []
+        result["machine"]["load_average_fit_start"] = uptime()
+        while time.monotonic() - started < args.fit_timeout:
+            before = _fit_state(url, fit)
+            if before["status"] in ("succeeded", "failed"):
+                break
+            run = _mixed_load(server, args, items, args.rate, args.duration, f"{tag}-fit{len(slices)}")
+            after = _fit_state(url, fit)
+            slices.append(
+                {
+                    "fit_before": {k: before[k] for k in ("status", "stage", "progress")},
+                    "fit_after": {k: after[k] for k in ("status", "stage", "progress")},
+                    "load_average": uptime(),
+                    **_summary(run),
+                }
+            )
+            print(f"slice {len(slices)}: {slices[-1]}", file=sys.stderr)
+        final = _fit_state(url, fit)
+        result["fit"] = {"id": fit, "status": final["status"], "timings": final["timings"]}
+        result["during_fit"] = slices
+        fine = [s for s in slices if s["interactions"]["p99_ms"] is not None]
+        result["during_fit_worst"] = {
+            "p99_ms": max((max(s["interactions"]["p99_ms"], s["next"]["p99_ms"]) for s in fine), default=None),
+            "errors": sum(s["errors"] for s in slices),
+            "dropped_late": sum(s["dropped_late"] for s in slices),
+            "lost": sum(s["integrity"]["lost"] for s in slices),
+            "doubled": sum(s["integrity"]["doubled"] for s in slices),
+        }
+    finally:
+        _stop(server)
+        if server is not None:
+            for process in server.processes:
+                if process.poll() is None:
+                    os.killpg(process.pid, signal.SIGKILL)
+    result["machine"]["load_average_end"] = uptime()
+    emit(result)
+
+
+if __name__ == "__main__":
+    main()
