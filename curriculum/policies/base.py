@@ -98,7 +98,7 @@ class PolicyConfig:
     skill last practised longer ago than this is checked once more (a review):
     a model without forgetting cannot see decay, the learner may have. None
     turns the check off; models with forgetting mostly make it moot.
-    ``avoid_recent``: accepted for stored settings, no longer read: the exposure
+    ``avoid_recent``: deprecated; accepted for stored settings, no longer read: the exposure
     order (unseen items first, then the one seen longest ago, never the last
     one) keeps recent items away by itself.
     ``min_answers``: answers on a skill's items needed before it can count as
@@ -317,6 +317,15 @@ def skill_mastered(probability: float, evidence: Evidence | None, config: Policy
     if evidence is None or config.min_answers == 0:
         return True
     return evidence.answers >= config.min_answers and evidence.harder
+
+
+def skill_opens(probability: float, evidence: Evidence | None, config: PolicyConfig) -> bool:
+    """Whether what builds on a skill may be practised: the skill is mastered (``skill_mastered``), or
+    its P(known) reached ``config.unlock_threshold`` (capped at the threshold), evidence or not. The
+    policy and the learner page (a skill is locked while a prerequisite does not open it) apply it."""
+    if skill_mastered(probability, evidence, config):
+        return True
+    return config.unlock_threshold is not None and probability >= min(config.unlock_threshold, config.threshold)
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,7 @@ from curriculum.policies.base import (
     seen_from_history,
     skill_evidence,
     skill_mastered,
+    skill_opens,
 )
 
 _ABLATION_RECENT = 3
@@ -123,10 +124,11 @@ def _prepare(
     }
     # A skill no item tests can never be practised; let it not block what depends on it.
     mastered |= {skill for skill in relevant.skills if skill not in items_by_skill}
-    opened = set(mastered)
-    if config.unlock_threshold is not None:
-        bar = min(config.unlock_threshold, config.threshold)
-        opened |= {skill for skill, value in level.items() if skill in items_by_skill and value >= bar}
+    opened = mastered | {
+        skill
+        for skill, value in level.items()
+        if skill in items_by_skill and skill_opens(value, evidence.get(skill), config)
+    }
     return _State(
         graph=relevant,
         mastery=level,
