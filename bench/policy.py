@@ -609,6 +609,9 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=2000, help="bootstrap draws")
     parser.add_argument("--out", type=Path, default=None, help=f"JSON results (evaluation default: {RESULTS})")
     parser.add_argument("--render", action="store_true", help="rewrite README's policy block from --out and stop")
+    parser.add_argument(
+        "--from-parts", action="store_true", help="summarise the finished jobs kept beside --out (a run cut short)"
+    )
     args = parser.parse_args()
     out = args.out or (RESULTS if args.seeds == "evaluation" else None)
     if args.render:
@@ -657,12 +660,21 @@ def main() -> None:
     load_before = os.getloadavg()
     started = time.perf_counter()
     workers = max(1, min(args.workers, len(jobs)))
-    import multiprocessing
+    parts_file = (out or RESULTS).with_suffix(".parts.json")
+    if args.from_parts:
+        # Summarise the jobs a cut-short run finished (the JSON says which sets each simulator has).
+        parts = json.loads(parts_file.read_text())
+        simulators = [name for name in simulators if any(part["simulator"] == name for part in parts)]
+    else:
+        import multiprocessing
 
-    # One fresh interpreter a job (spawned: a fork from the pool's threads can inherit a held lock);
-    # each sets Django up on its own SQLite file.
-    with multiprocessing.get_context("spawn").Pool(workers, maxtasksperchild=1) as pool:
-        parts = pool.map(_worker, jobs, chunksize=1)
+        parts = []
+        # One fresh interpreter a job (spawned: a fork from the pool's threads can inherit a held lock);
+        # each sets Django up on its own SQLite file. Finished jobs are kept as they come (--from-parts).
+        with multiprocessing.get_context("spawn").Pool(workers, maxtasksperchild=1) as pool:
+            for part in pool.imap_unordered(_worker, jobs, chunksize=1):
+                parts.append(part)
+                parts_file.write_text(json.dumps(parts))
     wall = time.perf_counter() - started
     result: dict[str, Any] = {
         "bench": "policy",
@@ -674,7 +686,7 @@ def main() -> None:
         "pilot_learners": args.pilot,
         "pilot_items": args.pilot_items,
         "seeds": args.seeds,
-        "sets": args.sets,
+        "sets": min(args.sets, min(len([p for p in parts if p["simulator"] == name]) for name in simulators)),
         "learners_per_set": args.learners,
         "max_items": args.max_items,
         "posttest_at": 100,
@@ -743,7 +755,8 @@ def render(report: dict[str, Any]) -> str:
     names = {"classic": "first simulator (classic)", "sittings": "second simulator (sittings)"}
     for simulator, summary in report["simulators"].items():
         lines += [
-            f"| {names.get(simulator, simulator)} | post-test after 100 | items to true mastery: median "
+            f"| {names.get(simulator, simulator)}: {summary['learners']} learners in {summary['sets']} sets "
+            f"| post-test after 100 | items to true mastery: median "
             f"| mean ({cap} if not) | mastered within {cap} | first 100: known | ready | not ready |",
             "|---|---|---|---|---|---|---|---|",
         ]
