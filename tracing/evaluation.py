@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -261,3 +262,62 @@ def mean_std(values: list[float]) -> dict[str, float]:
     if len(array) == 0:
         return {"mean": float("nan"), "std": float("nan"), "n": 0}
     return {"mean": float(array.mean()), "std": float(array.std(ddof=1)) if len(array) > 1 else 0.0, "n": len(array)}
+
+
+def weighted_mean(values: np.ndarray, counts: np.ndarray) -> float:
+    """The mean of ``values`` (one per learner) with learner ``i`` counted ``counts[i]`` times."""
+    return float(counts @ values / counts.sum())
+
+
+def weighted_median(values: np.ndarray, counts: np.ndarray) -> float:
+    """The (upper) median of ``values`` with learner ``i`` counted ``counts[i]`` times; infinite values
+    (censored: never reached) sort last, so the median is infinite when half of the weight is."""
+    order = np.argsort(values, kind="mergesort")
+    cumulative = np.cumsum(counts[order])
+    return float(values[order][np.searchsorted(cumulative, cumulative[-1] / 2.0, side="right")])
+
+
+def bootstrap_learners(
+    columns: Sequence[np.ndarray],
+    statistic: Callable[[Sequence[np.ndarray], np.ndarray], float],
+    *,
+    draws: int = 2000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, Any]:
+    """Paired bootstrap by learner of any figure computed from per-learner outcomes.
+
+    ``columns``: arrays whose first axis is the same learners in the same order (one per policy or
+    condition, each learner under every one of them: the same simulated learner, or the same
+    held-out learner). ``statistic(columns, counts)`` computes the figure with learner ``i`` counted
+    ``counts[i]`` times (``weighted_mean``, ``weighted_median``; a difference or ratio of them).
+    Each draw resamples whole learners with replacement and scores every column on that same draw,
+    so what the columns share (which learners happen to be quick) cancels. Returns the observed
+    figure, the percentile interval and whether it excludes zero (draws giving NaN, such as an
+    infinite median minus another, are left out and counted).
+    """
+    columns = [np.asarray(column, dtype=np.float64) for column in columns]
+    n_learners = len(columns[0]) if columns else 0
+    if any(len(column) != n_learners for column in columns):
+        raise ValueError("every column needs one row per learner, the same learners")
+    if n_learners < 2:
+        raise ValueError("bootstrap needs at least two learners")
+    observed = float(statistic(columns, np.ones(n_learners)))
+    rng = np.random.default_rng(seed)
+    values = np.empty(draws)
+    for draw in range(draws):
+        counts = np.bincount(rng.integers(0, n_learners, n_learners), minlength=n_learners).astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            values[draw] = statistic(columns, counts)
+    finite = values[np.isfinite(values)]
+    tail = (1.0 - level) / 2 * 100
+    low, high = np.percentile(finite, [tail, 100 - tail]) if len(finite) else (np.nan, np.nan)
+    return {
+        "estimate": observed,
+        "interval": [float(low), float(high)],
+        "excludes_zero": bool(low > 0 or high < 0),
+        "level": level,
+        "draws": draws,
+        "undefined_draws": int(draws - len(finite)),
+        "learners": n_learners,
+    }

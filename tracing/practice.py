@@ -24,6 +24,7 @@ from curriculum.policies.base import (
     item_levels,
     skill_evidence,
     skill_mastered,
+    skill_opens,
 )
 from curriculum.services import course_policy, graph_for_course
 from tracing.selectors import learner_history
@@ -67,6 +68,10 @@ class LearnerView:
     def mastered(self, skill: str) -> bool:
         """The one mastery rule (``curriculum.policies.base.skill_mastered``) for ``skill`` now."""
         return skill_mastered(self.mastery.get(skill, 0.0), self.evidence.get(skill), self.config)
+
+    def opens(self, skill: str) -> bool:
+        """Whether what builds on ``skill`` may be practised now (``curriculum.policies.base.skill_opens``)."""
+        return skill_opens(self.mastery.get(skill, 0.0), self.evidence.get(skill), self.config)
 
 
 def learner_view(*, course: Course, learner: Learner, now: datetime | None = None) -> LearnerView:

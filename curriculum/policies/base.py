@@ -61,6 +61,7 @@ POLICY_LIMITS: dict[str, tuple[float, float]] = {
     "struggle_errors": (1, 1000),
     "avoid_recent": (1, 1000),
     "min_answers": (0, 1000),
+    "unlock_threshold": (0.0, 1.0),
     "retry_gap_minutes": (0.0, 525_600.0),
 }
 """Outer bounds of the numeric policy settings (``PolicyConfig`` checks how they relate)."""
@@ -97,7 +98,7 @@ class PolicyConfig:
     skill last practised longer ago than this is checked once more (a review):
     a model without forgetting cannot see decay, the learner may have. None
     turns the check off; models with forgetting mostly make it moot.
-    ``avoid_recent``: accepted for stored settings, no longer read: the exposure
+    ``avoid_recent``: deprecated; accepted for stored settings, no longer read: the exposure
     order (unseen items first, then the one seen longest ago, never the last
     one) keeps recent items away by itself.
     ``min_answers``: answers on a skill's items needed before it can count as
@@ -105,6 +106,10 @@ class PolicyConfig:
     where its items differ in difficulty one of them must be above the easiest.
     ``retry_gap_minutes``: a question answered wrongly is not served again
     before this many minutes have passed (0: only never twice in a row).
+    ``unlock_threshold``: P(known) of a skill at which the skills that build on
+    it open, evidence or not (capped at ``threshold``); the skill itself counts
+    as mastered only by the mastery rule, and is confirmed later. None: what
+    builds on a skill opens only once it is mastered by that rule.
     ``kind``: the policy that reads these settings (``curriculum.policies.POLICIES``).
     """
 
@@ -119,6 +124,7 @@ class PolicyConfig:
     review_after_days: float | None = 1.0
     min_answers: int = 3
     retry_gap_minutes: float = 10.0
+    unlock_threshold: float | None = 0.9
     kind: str = "frontier"
 
     def __post_init__(self) -> None:
@@ -133,6 +139,8 @@ class PolicyConfig:
             raise ValueError("avoid_recent must be >= 1")
         if self.review_after_days is not None and not self.review_after_days >= 0:
             raise ValueError("review_after_days must be >= 0 or null")
+        if self.unlock_threshold is not None and not 0 < self.unlock_threshold < 1:
+            raise ValueError("unlock_threshold must be in (0, 1) or null")
         if self.min_answers < 0:
             raise ValueError("min_answers must be >= 0")
         if not (math.isfinite(self.retry_gap_minutes) and self.retry_gap_minutes >= 0):
@@ -170,6 +178,8 @@ class PolicyConfig:
             payload["goals"] = tuple(goals)
         if payload.get("review_after_days") is not None:
             payload["review_after_days"] = _policy_number("review_after_days", payload["review_after_days"])
+        if payload.get("unlock_threshold") is not None:
+            payload["unlock_threshold"] = _policy_number("unlock_threshold", payload["unlock_threshold"])
         if "retry_gap_minutes" in payload:
             payload["retry_gap_minutes"] = _policy_number("retry_gap_minutes", payload["retry_gap_minutes"])
         for key in ("review", "remediation"):
@@ -307,6 +317,15 @@ def skill_mastered(probability: float, evidence: Evidence | None, config: Policy
     if evidence is None or config.min_answers == 0:
         return True
     return evidence.answers >= config.min_answers and evidence.harder
+
+
+def skill_opens(probability: float, evidence: Evidence | None, config: PolicyConfig) -> bool:
+    """Whether what builds on a skill may be practised: the skill is mastered (``skill_mastered``), or
+    its P(known) reached ``config.unlock_threshold`` (capped at the threshold), evidence or not. The
+    policy and the learner page (a skill is locked while a prerequisite does not open it) apply it."""
+    if skill_mastered(probability, evidence, config):
+        return True
+    return config.unlock_threshold is not None and probability >= min(config.unlock_threshold, config.threshold)
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,13 @@ restricted to the goal skills and their ancestors:
   where its items differ in difficulty (``skill_mastered``, the one rule the
   learner page and the API show too). A skill that looks known on thinner
   evidence stays a candidate (a *confirm*), practised with a harder item
-  where one is needed.
+  where one is needed;
+- what builds on a skill opens once its P(known) reaches ``unlock_threshold``
+  (where set), evidence or not: a skill the learner already knows need not
+  take ``min_answers`` answers before the next one starts. It is still shown
+  and counted as mastered only by the rule above, and its confirming answers
+  come when their look-ahead gain is the best on offer (before the goals are
+  declared done at the latest).
 
 When every goal skill is mastered it returns a Choice with ``done=True``.
 """
@@ -40,7 +46,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from curriculum.graph import PrerequisiteGraph
 from curriculum.policies.base import (
@@ -62,7 +68,11 @@ from curriculum.policies.base import (
     seen_from_history,
     skill_evidence,
     skill_mastered,
+    skill_opens,
 )
+
+_ABLATION_RECENT = 3
+"""With the exposure control off, the last this many answers' items come last (the order before it)."""
 
 
 @dataclass
@@ -77,6 +87,8 @@ class _State:
     seen: dict[str, Seen] = field(default_factory=dict)
     evidence: dict[str, Evidence] = field(default_factory=dict)
     confirming: set[str] = field(default_factory=set)
+    opened: set[str] = field(default_factory=set)
+    """Skills whose dependants may be practised: the mastered ones and those at ``unlock_threshold``."""
 
 
 def _prepare(
@@ -112,6 +124,11 @@ def _prepare(
     }
     # A skill no item tests can never be practised; let it not block what depends on it.
     mastered |= {skill for skill in relevant.skills if skill not in items_by_skill}
+    opened = mastered | {
+        skill
+        for skill, value in level.items()
+        if skill in items_by_skill and skill_opens(value, evidence.get(skill), config)
+    }
     return _State(
         graph=relevant,
         mastery=level,
@@ -121,6 +138,7 @@ def _prepare(
         seen=seen,
         evidence=evidence,
         confirming=confirming,
+        opened=opened,
     )
 
 
@@ -165,7 +183,15 @@ def _candidates(
 ) -> tuple[dict[str, str], dict[str, str]]:
     """(skill -> why, remediation skill -> the struggling skill that prompted it)."""
     candidates: dict[str, str] = {}
-    for skill in state.graph.frontier(state.mastered):
+    if state.opened == state.mastered:
+        frontier = state.graph.frontier(state.mastered)
+    else:
+        frontier = [
+            skill
+            for skill in state.graph.topological_order()
+            if skill not in state.mastered and all(parent in state.opened for parent in state.graph.parents(skill))
+        ]
+    for skill in frontier:
         if skill in state.confirming:
             candidates[skill] = CONFIRM
             continue
@@ -269,6 +295,7 @@ def next_item(
     seen: Mapping[str, Seen] | None = None,
     evidence: Mapping[str, Evidence] | None = None,
     catalog: Catalog | None = None,
+    exposure: bool = True,
 ) -> Choice:
     """Choose the next item for one learner.
 
@@ -288,7 +315,10 @@ def next_item(
     exposure control and the evidence behind mastery read it. None derives it
     from ``history`` (then the wrong-answer gap is checked only where answers
     carry their time). ``evidence``: ``skill_evidence(items, seen)`` where
-    the caller has it already (it is computed otherwise).
+    the caller has it already (it is computed otherwise). ``exposure`` False
+    turns the exposure control off (the order before issue 21, for the policy
+    bench's ablation): within a skill, the items of the last three answers
+    last, then the band and the gain; no wrong-answer gap.
     Skills absent from ``mastery`` count as unknown (0); items absent from
     ``p_correct`` get P(correct) = 0.2 + 0.7 * mean mastery of their skills.
     """
@@ -320,7 +350,8 @@ def next_item(
     if last is None and state.seen:
         last = max(state.seen.items(), key=lambda pair: pair[1].last_at)[0]
     # A wrongly answered question waits out the gap: its worked answer must not be the answer key.
-    wait_until = None if now is None else now - config.retry_gap_minutes * 60.0
+    wait_until = None if now is None or not exposure else now - config.retry_gap_minutes * 60.0
+    recent = {answer.item for answer in history[-_ABLATION_RECENT:]} if not exposure else set()
     low, high = config.band
 
     def pick(candidates: Mapping[str, str]) -> tuple[Any, ...] | None:
@@ -362,20 +393,26 @@ def next_item(
                 # longest ago (a repeat only once the pool is used up), then in (or nearest) the band,
                 # then the larger gain; the earliest listed item wins full ties, so choices are reproducible.
                 key = (
-                    harder or not want_harder,
-                    record is None,
-                    -record.last_at if record is not None else 0.0,
-                    -distance,
-                    round(expected, 12),
+                    (
+                        harder or not want_harder,
+                        record is None,
+                        -record.last_at if record is not None else 0.0,
+                        -distance,
+                        round(expected, 12),
+                    )
+                    if exposure
+                    else (harder or not want_harder, item.id not in recent, 0.0, -distance, round(expected, 12))
                 )
                 if chosen is None or key > chosen[0]:
                     chosen = (key, item, probability, expected)
             if chosen is None:
                 continue
             _, item, probability, expected = chosen
-            # Across skills: remediation first, then confirming a skill that looks known (one more answer
-            # opens what builds on it), then the largest expected gain, then the earliest in the graph.
-            skill_key = (why == REMEDIATION, why == CONFIRM, round(expected, 12), -state.graph.rank(skill))
+            # Across skills: remediation first, then confirming a skill that looks known where that opens
+            # what builds on it (one more answer), then the largest expected gain, then the earliest in
+            # the graph. A skill already opened by ``unlock_threshold`` is confirmed on its gain.
+            gates = why == CONFIRM and skill not in state.opened
+            skill_key = (why == REMEDIATION, gates, round(expected, 12), -state.graph.rank(skill))
             if best is None or skill_key > best[0]:
                 best = (skill_key, item, skill, why, probability, expected)
         return best
@@ -414,6 +451,8 @@ class FrontierPolicy(Policy):
     """The frontier policy described at the top of this module."""
 
     kind = "frontier"
+    exposure: ClassVar[bool] = True
+    """False only in the policy bench's ablation (``next_item``'s ``exposure``)."""
 
     def candidates(
         self,
@@ -471,6 +510,7 @@ class FrontierPolicy(Policy):
             seen=seen,
             evidence=evidence,
             catalog=catalog,
+            exposure=self.exposure,
         )
 
     def reviews(

@@ -265,3 +265,69 @@ def test_config_reads_the_new_settings():
     ):
         with pytest.raises(ValueError):
             PolicyConfig.from_json(bad)
+
+
+# Dependants open on the estimate; the skill is confirmed later (issue 21, the evidence rule's cost).
+
+
+def test_unlock_threshold_opens_dependants_before_the_evidence_is_in():
+    # "a" looks known after one answer: without unlock_threshold it gates b and d until confirmed.
+    seen = {"a0": Seen(1, 0.0)}
+    mastery = {"a": 0.97, "b": 0.3, "d": 0.3}
+    gain = {item.id: 0.1 for item in ITEMS} | {"a1": 0.01, "a2": 0.01}
+    strict = PolicyConfig(min_answers=3, unlock_threshold=None)
+    assert candidate_skills(mastery=mastery, graph=GRAPH, items=ITEMS, config=strict, seen=seen) == {"a": "confirm"}
+    choice = choose(mastery, config=strict, seen=seen, gain=gain)
+    assert choice.skill == "a" and choice.why == "confirm"
+    opened = PolicyConfig(min_answers=3, unlock_threshold=0.9)
+    candidates = candidate_skills(mastery=mastery, graph=GRAPH, items=ITEMS, config=opened, seen=seen)
+    assert candidates == {"a": "confirm", "b": "frontier", "d": "frontier"}
+    # The confirmation waits while new skills promise more; "a" is still not mastered (shown or counted).
+    choice = choose(mastery, config=opened, seen=seen, gain=gain)
+    assert choice.skill in ("b", "d") and choice.goals_mastered == 0
+    # Below the bar nothing opens; a skill two steps on waits for its own prerequisite.
+    assert "b" not in candidate_skills(mastery={"a": 0.85}, graph=GRAPH, items=ITEMS, config=opened, seen=seen)
+    assert "c" not in candidate_skills(
+        mastery={"a": 0.97, "b": 0.5}, graph=GRAPH, items=ITEMS, config=opened, seen=seen
+    )
+
+
+def test_goals_are_done_only_once_every_opened_skill_is_confirmed():
+    config = PolicyConfig(min_answers=3, unlock_threshold=0.9, review_after_days=None)
+    known = {skill: 0.99 for skill in "abcd"}
+    seen = {f"{skill}{n}": Seen(1, float(n)) for skill in "bcd" for n in range(3)} | {"a0": Seen(1, 0.0)}
+    choice = choose(known, config=config, seen=seen)
+    assert not choice.done and choice.skill == "a" and choice.why == "confirm" and choice.goals_mastered == 3
+    seen |= {"a1": Seen(1, 1.0), "a2": Seen(1, 2.0)}
+    assert choose(known, config=config, seen=seen).done
+
+
+def test_unlock_threshold_is_capped_at_the_mastery_threshold():
+    config = PolicyConfig(threshold=0.8, min_answers=3, unlock_threshold=0.9)
+    seen = {"a0": Seen(1, 0.0)}
+    assert "b" in candidate_skills(mastery={"a": 0.85}, graph=GRAPH, items=ITEMS, config=config, seen=seen)
+
+
+def test_config_reads_unlock_threshold():
+    assert PolicyConfig.from_json({"unlock_threshold": 0.9}).unlock_threshold == 0.9
+    assert PolicyConfig.from_json({"unlock_threshold": None}).unlock_threshold is None
+    config = PolicyConfig.from_json({"unlock_threshold": 0.5})
+    assert PolicyConfig.from_json(config.to_json()) == config
+    for bad in (
+        {"unlock_threshold": 0},
+        {"unlock_threshold": 1},
+        {"unlock_threshold": "high"},
+        {"unlock_threshold": True},
+    ):
+        with pytest.raises(ValueError):
+            PolicyConfig.from_json(bad)
+
+
+def test_exposure_off_is_the_order_before_issue_21():
+    # The bench's ablation: the last three answers' items last, then the band; no unseen-first order.
+    history = [Answer("s00", 1.0, 0.0), Answer("s01", 1.0, 60.0), Answer("s02", 1.0, 120.0)]
+    seen = {answer.item: Seen(1, answer.at) for answer in history} | {"s05": Seen(1, -600.0, -600.0)}
+    p_correct = {item.id: 0.3 for item in POOL} | {"s05": 0.7, "s00": 0.7}
+    kwargs = dict(mastery={"s": 0.5}, graph=ONE, items=POOL, config=CONFIG, history=history, seen=seen, now=180.0)
+    assert next_item(**kwargs, p_correct=p_correct, exposure=False).item == "s05"  # seen, wrong, in band
+    assert next_item(**kwargs, p_correct=p_correct).item not in seen  # exposure control: unseen first

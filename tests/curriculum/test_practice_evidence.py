@@ -95,7 +95,8 @@ def test_thirty_answers_on_one_skill_repeat_nothing_while_unseen_questions_remai
 @pytest.mark.django_db
 def test_a_skill_never_shows_mastered_on_fewer_answers_than_the_course_minimum():
     # A low threshold: the model calls the skill known after one right answer; the evidence rule must hold it.
-    course = course_with({"threshold": 0.6, "min_answers": 4})
+    # unlock_threshold null: what builds on it waits for the evidence too (the default is the next test).
+    course = course_with({"threshold": 0.6, "min_answers": 4, "unlock_threshold": None})
     learner = Learner.objects.create(course=course, external_id="bo")
     api = client_for(key_for(course))
     at = START
@@ -132,8 +133,44 @@ def test_a_skill_never_shows_mastered_on_fewer_answers_than_the_course_minimum()
 
 
 @pytest.mark.django_db
+def test_what_builds_on_a_skill_opens_before_its_evidence_is_in_but_it_never_shows_mastered_early():
+    # The default unlock_threshold (capped at this course's threshold, 0.6): one right answer opens "div",
+    # on the page and for the policy alike, while "mult" still needs its four answers to show mastered.
+    course = course_with({"threshold": 0.6, "min_answers": 4})
+    learner = Learner.objects.create(course=course, external_id="al")
+    at = START
+    answers = 0
+    while learner_view(course=course, learner=learner, now=at).mastery["mult"] < 0.6:
+        progress = {skill.id: skill for skill in learner_progress(course=course, learner=learner, now=at).skills}
+        assert progress["div"].status == "locked"
+        choice = next_item_choose(course=course, learner=learner, now=at)
+        record(course, "al", choice.item, 1.0, at)
+        answers += 1
+        at += timedelta(minutes=1)
+    assert answers < 4
+    view = learner_view(course=course, learner=learner, now=at)
+    assert not view.mastered("mult") and view.opens("mult")
+    progress = {skill.id: skill for skill in learner_progress(course=course, learner=learner, now=at).skills}
+    assert progress["mult"].status != MASTERED and progress["div"].status == "in-progress"
+    assert f"needs {4 - answers} more answer" in progress["mult"].evidence
+    shown = []
+    for _ in range(12):
+        choice = next_item_choose(course=course, learner=learner, now=at)
+        assert not choice.done
+        shown.append(choice.skill)
+        record(course, "al", choice.item, 1.0, at)
+        at += timedelta(minutes=1)
+        if learner_view(course=course, learner=learner, now=at).mastered("mult"):
+            break
+    assert "div" in shown  # practised before "mult" was confirmed
+    view = learner_view(course=course, learner=learner, now=at)
+    assert view.mastered("mult") and view.evidence["mult"].answers >= 4
+
+
+@pytest.mark.django_db
 def test_mastery_needs_an_answer_above_the_easiest_level():
-    course = course_with({"threshold": 0.6, "min_answers": 3})
+    # unlock_threshold null: "div" stays shut, so the confirming question comes next (else "div" may go first).
+    course = course_with({"threshold": 0.6, "min_answers": 3, "unlock_threshold": None})
     learner = Learner.objects.create(course=course, external_id="cy")
     at = START
     for item in ("mult-00", "mult-03", "mult-06", "mult-09"):  # all at the easiest level (1)

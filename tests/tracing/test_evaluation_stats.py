@@ -96,3 +96,35 @@ def test_chunked_restarts_context_every_chunk_and_drops_short_pieces():
 
 def test_mean_std_leaves_out_nan():
     assert mean_std([1.0, 3.0, float("nan")]) == {"mean": 2.0, "std": pytest.approx(np.sqrt(2)), "n": 2}
+
+
+def test_bootstrap_learners_pairs_the_columns_and_finds_a_real_gap_only():
+    from tracing.evaluation import bootstrap_learners, weighted_mean
+
+    rng = np.random.default_rng(3)
+    ability = rng.normal(size=200)  # what the learner brings, shared by both conditions
+    first = ability + 0.1 + rng.normal(scale=0.05, size=200)
+    second = ability + rng.normal(scale=0.05, size=200)
+
+    def difference(columns, counts):
+        return weighted_mean(columns[0], counts) - weighted_mean(columns[1], counts)
+
+    paired = bootstrap_learners([first, second], difference, draws=400)
+    assert paired["excludes_zero"] and paired["interval"][0] > 0.05 and paired["interval"][1] < 0.15
+    # Paired: much narrower than the spread of learners alone would allow.
+    assert paired["interval"][1] - paired["interval"][0] < 0.1
+    null = bootstrap_learners([second + rng.normal(scale=0.05, size=200), second], difference, draws=400)
+    assert not null["excludes_zero"]
+    with pytest.raises(ValueError):
+        bootstrap_learners([first, second[:10]], difference)
+
+
+def test_weighted_median_counts_learners_and_puts_censored_last():
+    from tracing.evaluation import weighted_median
+
+    assert weighted_median(np.array([5.0, 1.0, 3.0]), np.ones(3)) == 3.0
+    assert weighted_median(np.array([1.0, 2.0, 3.0, 4.0]), np.array([0.0, 0.0, 1.0, 5.0])) == 4.0
+    assert weighted_median(np.array([1.0, np.inf, np.inf]), np.ones(3)) == np.inf
+    # Same as numpy's upper median on unit counts.
+    values = np.random.default_rng(0).integers(0, 50, 31).astype(float)
+    assert weighted_median(values, np.ones(31)) == np.quantile(values, 0.5, method="higher")

@@ -99,16 +99,18 @@ def learner_progress(
 
     A skill is mastered by the policy's one rule (``curriculum.policies.base.skill_mastered``: P(known) >=
     the course's threshold on at least ``min_answers`` answers, one above the easiest level where
-    levels differ); locked while a direct prerequisite is not mastered; otherwise in progress.
+    levels differ); locked while a direct prerequisite does not open it (``skill_opens``: mastered, or
+    P(known) at the course's ``unlock_threshold``); otherwise in progress.
     ``view``: the learner's ``learner_view`` where the caller has read it already.
     """
     view = view or learner_view(course=course, learner=learner, now=now)
     mastery, graph, config = view.mastery, view.graph, view.config
     names = dict(Skill.objects.filter(course=course).values_list("external_id", "name"))
     mastered = {skill for skill in graph.skills if view.mastered(skill)}
+    opened = {skill for skill in graph.skills if view.opens(skill)}
     skills = []
     for skill in graph.topological_order():
-        waiting = tuple(names.get(parent) or parent for parent in graph.parents(skill) if parent not in mastered)
+        waiting = tuple(names.get(parent) or parent for parent in graph.parents(skill) if parent not in opened)
         status = MASTERED if skill in mastered else (LOCKED if waiting else IN_PROGRESS)
         evidence = view.evidence.get(skill)
         answers = evidence.answers if evidence else 0
