@@ -67,13 +67,15 @@ def _same_config(kind: str, first: dict[str, Any], second: dict[str, Any]) -> bo
     return params.check(first, owner=kind) == params.check(second, owner=kind)
 
 
-def run_choice(name: str, folds: int) -> dict[str, Any]:
+def run_choice(name: str, folds: int, values: list[float] | None = None) -> dict[str, Any] | None:
+    """The choice's fits (cached ones read), and the decision; only ``values`` fitted when given
+    (a side run while bench/models.py fits the default), and then no decision (None)."""
     spec = CHOICES[name]
     sample, _, cache_key, subsample = bench.bench_sample(spec["dataset"], quick=False)
     kind, base = bench.MODELS[spec["model"]]
     work = REPO / ".bench" / "models"
     per_value: dict[str, list[dict[str, Any]]] = {}
-    for value in spec["values"]:
+    for value in values or spec["values"]:
         params = {spec["param"]: value}
         rows = []
         for fold, test_learners in enumerate(learner_folds(sample.n_learners, folds=folds, seed=0)):
@@ -91,6 +93,8 @@ def run_choice(name: str, folds: int) -> dict[str, Any]:
             rows.append(row)
             print(f"{time.strftime('%H:%M:%S')} {name}={value} fold {fold}: {row}", file=sys.stderr, flush=True)
         per_value[str(value)] = rows
+    if values:
+        return None
     first, second = (str(v) for v in spec["values"])
     gains = [b["best_valid_auc"] - a["best_valid_auc"] for a, b in zip(per_value[first], per_value[second])]
     # The simpler setting is the one that turns the mechanism off (1.0 for plateau_decay).
@@ -116,14 +120,21 @@ def main() -> None:
     parser.add_argument("--choice", choices=tuple(CHOICES), action="append", required=True)
     parser.add_argument("--folds", type=int, default=bench.FOLDS)
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--values", help="only fit these values (comma-separated), no decision")
     args = parser.parse_args()
+    if args.values:
+        for name in args.choice:
+            run_choice(name, args.folds, [float(v) for v in args.values.split(",")])
+        return
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     report = json.loads(args.out.read_text()) if args.out.exists() else {}
     for name in args.choice:
         started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
         load = os.getloadavg()
+        decided = run_choice(name, args.folds)
+        assert decided is not None
         report[name] = {
-            **run_choice(name, args.folds),
+            **decided,
             "commit": bench._commit(),
             "started": started,
             "load_average_at_start": load,

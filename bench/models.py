@@ -522,30 +522,40 @@ def render(report: dict[str, Any]) -> str:
 
 
 STREAM_BEGIN, STREAM_END = "<!-- bench:streaming:begin -->", "<!-- bench:streaming:end -->"
-STREAMING = REPO / "bench" / "results" / "streaming.json"
+STREAMING = REPO / "bench" / "results"  # streaming.json (all learners) and streaming-<N>learners.json
 
 
-def render_streaming(report: dict[str, Any]) -> str:
-    """bench/streaming.py's JSON as a table: accuracy per block of answers and per-answer latency."""
-    heading = (
-        f"Rendered by `bench/models.py --render` from `bench/results/streaming.json` ({report['dataset']}, "
-        f"{report['learners']} learners, {report['answers']} answers, refit every {report['every']} answers). "
-        "Do not edit by hand."
-    )
+def streaming_reports(folder: Path = STREAMING) -> list[tuple[str, dict[str, Any]]]:
+    """bench/streaming.py's result files, the all-learner run first, then subsamples by size."""
+    files = sorted(folder.glob("streaming*.json"), key=lambda path: (path.name != "streaming.json", path.name))
+    return [(f"bench/results/{path.name}", json.loads(path.read_text())) for path in files]
+
+
+def render_streaming(reports: list[tuple[str, dict[str, Any]]]) -> str:
+    """bench/streaming.py's JSON files as tables: accuracy per block of answers and per-answer latency."""
     header = (
         "| model | AUC per block of answers, in time order | ECE per block | predict + update ms: "
         "median / p90 / p99 | refit s (last) |"
     )
-    lines = [STREAM_BEGIN, "", heading, "", header, "|---|---|---|---|---|"]
-    for model, result in report["models"].items():
-        aucs = ", ".join(f"{block['auc']:.3f}" for block in result["blocks"])
-        eces = ", ".join(f"{block['ece']:.3f}" for block in result["blocks"])
-        latency = result["latency_ms"]
-        lines.append(
-            f"| {LABELS.get(model, model)} | {aucs} | {eces} | {latency['median']:.3f} / "
-            f"{latency['p90']:.3f} / {latency['p99']:.3f} | {result['refits'][-1]['seconds']:.1f} |"
+    lines = [STREAM_BEGIN, ""]
+    for name, report in reports:
+        heading = (
+            f"Rendered by `bench/models.py --render` from `{name}` ({report['dataset']}, "
+            f"{report['learners']} learners, {report['answers']} answers, refit every {report['every']} answers"
+            + (f"; load average {report['load_average']}" if report.get("load_average") else "")
+            + "). Do not edit by hand."
         )
-    return "\n".join([*lines, "", STREAM_END])
+        lines += [heading, "", header, "|---|---|---|---|---|"]
+        for model, result in report["models"].items():
+            aucs = ", ".join(f"{block['auc']:.3f}" for block in result["blocks"])
+            eces = ", ".join(f"{block['ece']:.3f}" for block in result["blocks"])
+            latency = result["latency_ms"]
+            lines.append(
+                f"| {LABELS.get(model, model)} | {aucs} | {eces} | {latency['median']:.3f} / "
+                f"{latency['p90']:.3f} / {latency['p99']:.3f} | {result['refits'][-1]['seconds']:.1f} |"
+            )
+        lines.append("")
+    return "\n".join([*lines, STREAM_END])
 
 
 def _block_replace(text: str, begin: str, end: str, body: str, readme: Path) -> str:
@@ -555,10 +565,12 @@ def _block_replace(text: str, begin: str, end: str, body: str, readme: Path) -> 
     return pattern.sub(lambda _: body, text, count=1)
 
 
-def readme_rewrite(report: dict[str, Any], readme: Path = README, streaming: dict[str, Any] | None = None) -> None:
+def readme_rewrite(
+    report: dict[str, Any], readme: Path = README, streaming: list[tuple[str, dict[str, Any]]] | None = None
+) -> None:
     """README's model block from ``report``, and its streaming block from ``streaming`` when given."""
     text = _block_replace(readme.read_text(), BEGIN, END, render(report), readme)
-    if streaming is not None:
+    if streaming:
         text = _block_replace(text, STREAM_BEGIN, STREAM_END, render_streaming(streaming), readme)
     readme.write_text(text)
 
@@ -650,9 +662,7 @@ def main() -> None:
     args = parser.parse_args()
     out = args.out or (QUICK_RESULTS if args.quick else RESULTS)
     if args.render:
-        readme_rewrite(
-            json.loads(out.read_text()), streaming=json.loads(STREAMING.read_text()) if STREAMING.exists() else None
-        )
+        readme_rewrite(json.loads(out.read_text()), streaming=streaming_reports())
         return
     work = args.work or REPO / ".bench" / ("models-quick" if args.quick else "models")
     os.environ.setdefault("OMP_NUM_THREADS", "1")

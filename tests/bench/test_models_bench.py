@@ -153,3 +153,26 @@ def test_report_merge_replaces_a_dataset_measured_on_other_learners_and_refuses_
     assert set(merged["datasets"]["dbe"]["protocols"]["next_step"]) == {"cakt"}
     with pytest.raises(ValueError):
         bench.report_merge(old, {**_run("t2", {}), "quick": True})
+
+
+def test_streaming_block_renders_every_result_file_the_all_learner_run_first(tmp_path):
+    run = {
+        "dataset": "dbe_kt22",
+        "learners": 3,
+        "answers": 30,
+        "every": 10,
+        "models": {
+            "dkt": {
+                "blocks": [{"auc": 0.7, "ece": 0.01}],
+                "latency_ms": {"median": 1.0, "p90": 2.0, "p99": 3.0},
+                "refits": [{"seconds": 4.0}],
+            }
+        },
+    }
+    (tmp_path / "streaming-300learners.json").write_text(json.dumps({**run, "learners": 300}))
+    (tmp_path / "streaming.json").write_text(json.dumps(run))
+    reports = bench.streaming_reports(tmp_path)
+    assert [name for name, _ in reports] == ["bench/results/streaming.json", "bench/results/streaming-300learners.json"]
+    text = bench.render_streaming(reports)
+    assert text.count("| DKT | 0.700 | 0.010 | 1.000 / 2.000 / 3.000 | 4.0 |") == 2
+    assert text.index("3 learners") < text.index("300 learners")
