@@ -73,13 +73,27 @@ MODELS: dict[str, tuple[str, dict[str, Any]]] = {
     "bkt_item": ("bkt", {"multigs": True}),
     "dkt": ("dkt", {"threads": 1}),
     "psikt": ("psikt", {"threads": 1}),
+    "hbkt": ("hbkt", {"threads": 1}),
+    "sakt": ("sakt", {"threads": 1}),
+    "cakt": ("cakt", {"threads": 1}),
 }
-QUICK_PARAMS = {"dkt": {"max_epochs": 3}, "psikt": {"steps": 20}, "bkt": {"restarts": 2}, "bkt_item": {"restarts": 2}}
+QUICK_PARAMS = {
+    "dkt": {"max_epochs": 3},
+    "sakt": {"max_epochs": 3},
+    "cakt": {"max_epochs": 3},
+    "psikt": {"steps": 20},
+    "hbkt": {"steps": 20},
+    "bkt": {"restarts": 2},
+    "bkt_item": {"restarts": 2},
+}
 LABELS = {
     "bkt": "BKT (skill)",
     "bkt_item": "BKT, item-level (`multigs`, KT-IDEM)",
     "dkt": "DKT",
     "psikt": "psikt (PSI-KT-style)",
+    "hbkt": "hierarchical BKT (`hbkt`)",
+    "sakt": "SAKT",
+    "cakt": "CAKT",
 }
 
 # name -> what it is, the models that run on it, the comparisons claimed, learners used in the full run
@@ -88,7 +102,7 @@ LABELS = {
 DATASETS: dict[str, dict[str, Any]] = {
     "dbe_kt22": {
         "what": "DBE-KT22, question level (212 questions, 93 concepts), real timestamps",
-        "models": ["bkt", "bkt_item", "dkt", "psikt"],
+        "models": ["bkt", "bkt_item", "dkt", "psikt", "hbkt", "cakt", "sakt"],
         "learners": None,
         "comparisons": [
             ("psikt", "bkt_item"),
@@ -96,13 +110,18 @@ DATASETS: dict[str, dict[str, Any]] = {
             ("bkt_item", "bkt"),
             ("dkt", "bkt_item"),
             ("psikt", "bkt"),
+            ("hbkt", "bkt"),
+            ("cakt", "dkt"),
+            ("cakt", "bkt_item"),
+            ("sakt", "dkt"),
+            ("sakt", "bkt_item"),
         ],
     },
     "assist2015": {
         "what": "ASSISTments 2015 (DKVMN files pooled), skill level (100 skills), no multi-skill rows",
-        "models": ["bkt", "dkt"],
+        "models": ["bkt", "dkt", "sakt", "cakt"],
         "learners": 1000,
-        "comparisons": [("dkt", "bkt")],
+        "comparisons": [("dkt", "bkt"), ("cakt", "dkt"), ("sakt", "dkt"), ("cakt", "sakt")],
     },
     "assist2009_updated": {
         "what": "ASSISTments 2009 updated (DKVMN files pooled), skill level, carries the multi-skill expansion",
@@ -150,15 +169,45 @@ def expansion_rows(data: Dataset, *, min_pairs: int = 20, agreement: float = 0.9
     return flags
 
 
+def bench_sample(dataset: str, quick: bool) -> tuple[Dataset, np.ndarray | None, str, str | None]:
+    """The learners a run uses: (their data, expansion flags per row on assist2009_updated, the
+    key their cached folds are stored under, a description of the subsample or None for all)."""
+    data = dataset_load(dataset)
+    size = 200 if quick else DATASETS[dataset]["learners"]
+    chosen = (
+        np.arange(data.n_learners)
+        if size is None or size >= data.n_learners
+        else np.sort(np.random.default_rng(0).permutation(data.n_learners)[:size])
+    )
+    sample = data.subset(chosen)
+    flags = None
+    if dataset == "assist2009_updated":
+        flags_all = expansion_rows(data)
+        flags = np.concatenate([flags_all[data.rows(learner)] for learner in chosen])
+    if len(chosen) == data.n_learners:
+        return sample, flags, dataset, None
+    # Cached folds are keyed by the sample too: another subsample size is another experiment.
+    subsample = f"{len(chosen)} learners drawn at random (seed 0) of {data.n_learners}"
+    return sample, flags, f"{dataset}-{len(chosen)}learners", subsample
+
+
 # ---------------------------------------------------------------- one (dataset, model, fold)
 
 
-def fold_run(data: Dataset, model: str, test_learners: np.ndarray, fold: int, quick: bool) -> dict[str, Any]:
-    """Fit on every learner outside the fold, predict the fold's learners under each protocol."""
+def fold_run(
+    data: Dataset,
+    model: str,
+    test_learners: np.ndarray,
+    fold: int,
+    quick: bool,
+    override: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Fit on every learner outside the fold, predict the fold's learners under each protocol
+    (``override``: parameters over the model's, for bench/choices.py's alternatives)."""
     from tracing.estimators import get_estimator
 
     kind, params = MODELS[model]
-    params = {**params, **(QUICK_PARAMS.get(model, {}) if quick else {})}
+    params = {**params, **(QUICK_PARAMS.get(model, {}) if quick else {}), **(override or {})}
     train_learners = np.setdiff1d(np.arange(data.n_learners), test_learners)
     train, test = data.subset(train_learners), data.subset(test_learners)
     started = time.perf_counter()
@@ -473,30 +522,40 @@ def render(report: dict[str, Any]) -> str:
 
 
 STREAM_BEGIN, STREAM_END = "<!-- bench:streaming:begin -->", "<!-- bench:streaming:end -->"
-STREAMING = REPO / "bench" / "results" / "streaming.json"
+STREAMING = REPO / "bench" / "results"  # streaming.json (all learners) and streaming-<N>learners.json
 
 
-def render_streaming(report: dict[str, Any]) -> str:
-    """bench/streaming.py's JSON as a table: accuracy per block of answers and per-answer latency."""
-    heading = (
-        f"Rendered by `bench/models.py --render` from `bench/results/streaming.json` ({report['dataset']}, "
-        f"{report['learners']} learners, {report['answers']} answers, refit every {report['every']} answers). "
-        "Do not edit by hand."
-    )
+def streaming_reports(folder: Path = STREAMING) -> list[tuple[str, dict[str, Any]]]:
+    """bench/streaming.py's result files, the all-learner run first, then subsamples by size."""
+    files = sorted(folder.glob("streaming*.json"), key=lambda path: (path.name != "streaming.json", path.name))
+    return [(f"bench/results/{path.name}", json.loads(path.read_text())) for path in files]
+
+
+def render_streaming(reports: list[tuple[str, dict[str, Any]]]) -> str:
+    """bench/streaming.py's JSON files as tables: accuracy per block of answers and per-answer latency."""
     header = (
         "| model | AUC per block of answers, in time order | ECE per block | predict + update ms: "
         "median / p90 / p99 | refit s (last) |"
     )
-    lines = [STREAM_BEGIN, "", heading, "", header, "|---|---|---|---|---|"]
-    for model, result in report["models"].items():
-        aucs = ", ".join(f"{block['auc']:.3f}" for block in result["blocks"])
-        eces = ", ".join(f"{block['ece']:.3f}" for block in result["blocks"])
-        latency = result["latency_ms"]
-        lines.append(
-            f"| {LABELS.get(model, model)} | {aucs} | {eces} | {latency['median']:.3f} / "
-            f"{latency['p90']:.3f} / {latency['p99']:.3f} | {result['refits'][-1]['seconds']:.1f} |"
+    lines = [STREAM_BEGIN, ""]
+    for name, report in reports:
+        heading = (
+            f"Rendered by `bench/models.py --render` from `{name}` ({report['dataset']}, "
+            f"{report['learners']} learners, {report['answers']} answers, refit every {report['every']} answers"
+            + (f"; load average {report['load_average']}" if report.get("load_average") else "")
+            + "). Do not edit by hand."
         )
-    return "\n".join([*lines, "", STREAM_END])
+        lines += [heading, "", header, "|---|---|---|---|---|"]
+        for model, result in report["models"].items():
+            aucs = ", ".join(f"{block['auc']:.3f}" for block in result["blocks"])
+            eces = ", ".join(f"{block['ece']:.3f}" for block in result["blocks"])
+            latency = result["latency_ms"]
+            lines.append(
+                f"| {LABELS.get(model, model)} | {aucs} | {eces} | {latency['median']:.3f} / "
+                f"{latency['p90']:.3f} / {latency['p99']:.3f} | {result['refits'][-1]['seconds']:.1f} |"
+            )
+        lines.append("")
+    return "\n".join([*lines, STREAM_END])
 
 
 def _block_replace(text: str, begin: str, end: str, body: str, readme: Path) -> str:
@@ -506,10 +565,12 @@ def _block_replace(text: str, begin: str, end: str, body: str, readme: Path) -> 
     return pattern.sub(lambda _: body, text, count=1)
 
 
-def readme_rewrite(report: dict[str, Any], readme: Path = README, streaming: dict[str, Any] | None = None) -> None:
+def readme_rewrite(
+    report: dict[str, Any], readme: Path = README, streaming: list[tuple[str, dict[str, Any]]] | None = None
+) -> None:
     """README's model block from ``report``, and its streaming block from ``streaming`` when given."""
     text = _block_replace(readme.read_text(), BEGIN, END, render(report), readme)
-    if streaming is not None:
+    if streaming:
         text = _block_replace(text, STREAM_BEGIN, STREAM_END, render_streaming(streaming), readme)
     readme.write_text(text)
 
@@ -529,11 +590,56 @@ def _commit() -> str:
         return str(head)
 
 
-def _write(out: Path, report: dict[str, Any]) -> None:
+RUN_KEYS = ("commit", "started", "finished", "load_average_at_start", "load_average_at_end")
+
+
+def _run_of(report: dict[str, Any]) -> dict[str, Any]:
+    return {key: report.get(key) for key in RUN_KEYS}
+
+
+def report_merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """``new`` added to ``old``: the models and comparisons a run measured replace the same ones in
+    ``old`` and join the rest, so a run of one more model (or dataset) keeps what earlier runs
+    measured without re-running them (their per-fold predictions may be gone). Each model's fit
+    names the run that measured it; ``runs`` lists every run. A dataset whose learners, rows or
+    folds differ is another experiment: ``new`` replaces it whole."""
+    if old.get("quick") != new.get("quick") or old.get("folds") != new.get("folds"):
+        raise ValueError("a quick check and a full run (or different fold counts) are not merged")
+    merged = json.loads(json.dumps(old))
+    runs = merged.setdefault("runs", [_run_of(old)])
+    this_run = _run_of(new)
+    merged["runs"] = [run for run in runs if run.get("started") != this_run["started"]] + [this_run]
+    merged.update({key: new[key] for key in RUN_KEYS if key in new})
+    merged["draws"] = new.get("draws", merged.get("draws"))
+    for name, result in new["datasets"].items():
+        result = json.loads(json.dumps(result))
+        for fit in result["fits"].values():
+            fit.setdefault("run", {"commit": new.get("commit"), "started": new.get("started")})
+        before = merged["datasets"].get(name)
+        same = before is not None and all(before.get(k) == result.get(k) for k in ("learners", "rows", "folds"))
+        if not same:
+            merged["datasets"][name] = result
+            continue
+        assert before is not None
+        for protocol, table in result["protocols"].items():
+            before["protocols"].setdefault(protocol, {}).update(table)
+        before["fits"].update(result["fits"])
+        keyed = {(c["first"], c["second"], c["protocol"]): c for c in before["comparisons"]}
+        keyed.update({(c["first"], c["second"], c["protocol"]): c for c in result["comparisons"]})
+        before["comparisons"] = list(keyed.values())
+    return merged
+
+
+def _write(out: Path, report: dict[str, Any], merge: bool) -> None:
+    """``report`` to ``out``, merged into what ``out`` holds when it is read (so two runs of
+    different models, one after the other or side by side, both land)."""
     report["finished"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     report["load_average_at_end"] = os.getloadavg()
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1) + "\n")
+    written = report_merge(json.loads(out.read_text()), report) if merge and out.exists() else report
+    partial = out.with_suffix(f".{os.getpid()}.tmp")
+    partial.write_text(json.dumps(written, indent=1) + "\n")
+    partial.replace(out)
 
 
 def main() -> None:
@@ -550,12 +656,13 @@ def main() -> None:
     )
     parser.add_argument("--work", type=Path, help="per-fold predictions (default .bench/models[-quick])")
     parser.add_argument("--render", action="store_true", help="rewrite README's block from --out and stop")
+    parser.add_argument(
+        "--fresh", action="store_true", help="replace --out instead of merging this run's models into it"
+    )
     args = parser.parse_args()
     out = args.out or (QUICK_RESULTS if args.quick else RESULTS)
     if args.render:
-        readme_rewrite(
-            json.loads(out.read_text()), streaming=json.loads(STREAMING.read_text()) if STREAMING.exists() else None
-        )
+        readme_rewrite(json.loads(out.read_text()), streaming=streaming_reports())
         return
     work = args.work or REPO / ".bench" / ("models-quick" if args.quick else "models")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -573,22 +680,8 @@ def main() -> None:
     only = [m for m in args.models.split(",") if m]
     for dataset in [d for d in args.datasets.split(",") if d]:
         spec = DATASETS[dataset]
-        data = dataset_load(dataset)
-        everyone = np.arange(data.n_learners)
-        size = 200 if args.quick else spec["learners"]
-        chosen = (
-            everyone
-            if size is None or size >= data.n_learners
-            else np.sort(np.random.default_rng(0).permutation(data.n_learners)[:size])
-        )
-        flags_all = expansion_rows(data) if dataset == "assist2009_updated" else None
-        sample = data.subset(chosen)
-        flags = None
-        if flags_all is not None:
-            flags = np.concatenate([flags_all[data.rows(learner)] for learner in chosen])
+        sample, flags, cache_key, subsample = bench_sample(dataset, args.quick)
         folds = learner_folds(sample.n_learners, folds=args.folds, seed=0)
-        # Cached folds are keyed by the sample too: another subsample size is another experiment.
-        cache_key = dataset if len(chosen) == data.n_learners else f"{dataset}-{len(chosen)}learners"
         results: dict[str, list[dict[str, Any]]] = {}
         for model in spec["models"]:
             if only and model not in only:
@@ -614,14 +707,11 @@ def main() -> None:
             if len(outcomes) == args.folds:
                 results[model] = outcomes
         if results:
-            subsample = (
-                None
-                if len(chosen) == data.n_learners
-                else f"{len(chosen)} learners drawn at random (seed 0) of {data.n_learners}"
-            )
             report["datasets"][dataset] = summarise(dataset, sample, results, flags, args.draws, subsample)
-            _write(out, report)  # after each dataset: a run cut short still leaves what it finished
-    _write(out, report)
+            _write(
+                out, report, merge=not args.fresh
+            )  # after each dataset: a run cut short still leaves what it finished
+    _write(out, report, merge=not args.fresh)
     print(
         json.dumps(
             {

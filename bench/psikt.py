@@ -41,6 +41,7 @@ from bench.common import dataset_path, emit, peak_rss_mb  # noqa: E402
 from tracing.data import Dataset, concat  # noqa: E402
 from tracing.estimators import ESTIMATORS, get_estimator  # noqa: E402
 from tracing.evaluation import (
+    bootstrap_difference,
     evaluate,
     evaluate_multistep,
     metrics,
@@ -303,7 +304,10 @@ def absorb_choice(quick: bool) -> dict[str, Any]:
     params = {"threads": 1, **({"steps": 20} if quick else {})}  # registry defaults, as bench/models.py runs psikt
     fitted = get_estimator("psikt")(**params).fit(fit_part, seed=0)
     answers, plain = multistep_predict(fitted, validation, horizon=HORIZON)
+    # One learner id per scored row (multistep_predict scores learners longer than the horizon).
+    groups = np.repeat(np.flatnonzero(validation.lengths > HORIZON), HORIZON)
     runs = [{"absorb": "none", "validation_10_step_auc": round(metrics(answers, plain)["auc"], 4)}]
+    predicted: dict[tuple[int, float], np.ndarray] = {}
     for steps in ABSORB_GRID["absorb_steps"]:
         for rate in ABSORB_GRID["learning_rate"]:
             estimator: Any = copy.deepcopy(fitted)
@@ -314,6 +318,7 @@ def absorb_choice(quick: bool) -> dict[str, Any]:
                 learning_rate=rate,
             )
             answers, probabilities = multistep_predict(estimator, validation, horizon=HORIZON)
+            predicted[(steps, rate)] = probabilities
             scored = metrics(answers, probabilities)
             runs.append(
                 {
@@ -323,6 +328,15 @@ def absorb_choice(quick: bool) -> dict[str, Any]:
                     "validation_10_step_rmse": round(scored["rmse"], 4),
                 }
             )
+    # Each setting against the current one (absorb_steps 10, rate 0.1) and against no absorb, paired
+    # by validation learner: a choice that moves the default must clear the noise of 2,000-odd answers.
+    current = predicted[(10, 0.1)]
+    for run in runs[1:]:
+        mine = predicted[(run["absorb_steps"], run["learning_rate"])]
+        for name, other in (("minus_current", current), ("minus_none", plain)):
+            interval = bootstrap_difference(answers, mine, other, groups, draws=1000, seed=0)
+            run[f"auc_{name}"] = round(interval["auc_difference"], 4)
+            run[f"auc_{name}_interval"] = [round(x, 4) for x in interval["auc_interval"]]
     return {
         "fit_learners": fit_part.n_learners,
         "validation_learners": validation.n_learners,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -102,8 +103,14 @@ def main() -> None:
     parser.add_argument("--models", default="bkt,dkt,psikt")
     parser.add_argument("--every", type=int, default=20_000, help="answers between refits")
     parser.add_argument("--learners", type=int, help="a random subsample of learners (seed 0)")
-    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "streaming.json")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="default bench/results/streaming.json, with --learners N bench/results/streaming-Nlearners.json",
+    )
     args = parser.parse_args()
+    suffix = f"-{args.learners}learners" if args.learners else ""
+    out = args.out or REPO / "bench" / "results" / f"streaming{suffix}.json"
     data = load_dataset(dataset_path("dbe_kt22", "pyedmine_preprocessed", "data.txt"), format="dbe")[0]
     if args.learners and args.learners < data.n_learners:
         data = data.subset(np.sort(np.random.default_rng(0).permutation(data.n_learners)[: args.learners]))
@@ -112,13 +119,15 @@ def main() -> None:
         "learners": data.n_learners,
         "answers": data.n_rows,
         "every": args.every,
+        "load_average": [round(x, 1) for x in os.getloadavg()],
         "models": {},
     }
     for model in [m for m in args.models.split(",") if m]:
         report["models"][model] = stream(data, model, args.every)
         print(json.dumps({model: report["models"][model]["latency_ms"]}), file=sys.stderr, flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1) + "\n")
+        report["load_average_at_end"] = [round(x, 1) for x in os.getloadavg()]
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=1) + "\n")  # after each model: a cut-short run keeps what ran
     print(json.dumps(report, indent=1))
 
 

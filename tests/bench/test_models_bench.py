@@ -112,3 +112,67 @@ def test_render_rewrites_only_the_marked_block(tmp_path):
     readme.write_text("no block\n")
     with pytest.raises(SystemExit):
         bench.readme_rewrite(report, readme)
+
+
+def _run(started: str, datasets: dict) -> dict:
+    return {"quick": False, "folds": 5, "draws": 100, "commit": started, "started": started, "datasets": datasets}
+
+
+def _result(models: list[str], learners: int = 10, comparisons: list[tuple[str, str, float]] = ()) -> dict:
+    return {
+        "learners": learners,
+        "rows": 100,
+        "folds": 5,
+        "protocols": {"next_step": {m: {"auc": {"mean": 0.7}} for m in models}},
+        "fits": {m: {"fit_seconds": {"mean": 1.0}} for m in models},
+        "comparisons": [
+            {"first": a, "second": b, "protocol": "next_step", "auc_difference": d} for a, b, d in comparisons
+        ],
+    }
+
+
+def test_report_merge_adds_models_and_comparisons_and_keeps_earlier_ones():
+    old = _run("t1", {"dbe": _result(["bkt", "dkt"], comparisons=[("dkt", "bkt", 0.1)])})
+    new = _run("t2", {"dbe": _result(["bkt", "cakt"], comparisons=[("cakt", "bkt", 0.2), ("dkt", "bkt", 0.3)])})
+    new["datasets"]["other"] = _result(["bkt"])
+    merged = bench.report_merge(old, new)
+    dbe = merged["datasets"]["dbe"]
+    assert set(dbe["protocols"]["next_step"]) == {"bkt", "dkt", "cakt"}
+    assert [(c["first"], c["auc_difference"]) for c in dbe["comparisons"]] == [("dkt", 0.3), ("cakt", 0.2)]
+    # Each fit names its run; the older run's fits keep no label but the run list has both runs.
+    assert dbe["fits"]["cakt"]["run"]["started"] == "t2" and "run" not in dbe["fits"]["dkt"]
+    assert [run["started"] for run in merged["runs"]] == ["t1", "t2"]
+    assert "other" in merged["datasets"] and "other" not in old["datasets"]
+    # Writing the same run again (after each dataset) does not list it twice.
+    assert [run["started"] for run in bench.report_merge(merged, new)["runs"]] == ["t1", "t2"]
+
+
+def test_report_merge_replaces_a_dataset_measured_on_other_learners_and_refuses_quick_into_full():
+    old = _run("t1", {"dbe": _result(["bkt", "dkt"])})
+    merged = bench.report_merge(old, _run("t2", {"dbe": _result(["cakt"], learners=20)}))
+    assert set(merged["datasets"]["dbe"]["protocols"]["next_step"]) == {"cakt"}
+    with pytest.raises(ValueError):
+        bench.report_merge(old, {**_run("t2", {}), "quick": True})
+
+
+def test_streaming_block_renders_every_result_file_the_all_learner_run_first(tmp_path):
+    run = {
+        "dataset": "dbe_kt22",
+        "learners": 3,
+        "answers": 30,
+        "every": 10,
+        "models": {
+            "dkt": {
+                "blocks": [{"auc": 0.7, "ece": 0.01}],
+                "latency_ms": {"median": 1.0, "p90": 2.0, "p99": 3.0},
+                "refits": [{"seconds": 4.0}],
+            }
+        },
+    }
+    (tmp_path / "streaming-300learners.json").write_text(json.dumps({**run, "learners": 300}))
+    (tmp_path / "streaming.json").write_text(json.dumps(run))
+    reports = bench.streaming_reports(tmp_path)
+    assert [name for name, _ in reports] == ["bench/results/streaming.json", "bench/results/streaming-300learners.json"]
+    text = bench.render_streaming(reports)
+    assert text.count("| DKT | 0.700 | 0.010 | 1.000 / 2.000 / 3.000 | 4.0 |") == 2
+    assert text.index("3 learners") < text.index("300 learners")
