@@ -339,6 +339,20 @@ class MasteryOut(serializers.Serializer):
         'model, e.g. psikt\'s {"alpha": {"mean": .., "sd": ..}}; '
         "{} for models without traits."
     )
+    traits_words = serializers.ListField(
+        child=serializers.CharField(),
+        help_text='The traits a teacher can act on in plain words, with how sure the model is, e.g. "learns fast '
+        '(likely: 80%)"; [] for models without traits.',
+    )
+    traits_source = serializers.ChoiceField(
+        choices=["learner", "fit", "population"],
+        allow_null=True,
+        help_text="`learner`: re-inferred from the learner's own answers (`traits_answers` of them) after each "
+        "burst of answers; `fit`: the active fit's estimate from the answers it was fitted on or absorbed; "
+        "`population`: the class's typical traits, for a learner the model has no answers of yet; null for "
+        "models without traits.",
+    )
+    traits_answers = serializers.IntegerField(help_text="Answers the learner's re-inferred traits rest on (0 if none).")
 
 
 class NextOut(serializers.Serializer):
