@@ -14,6 +14,7 @@ from django.urls import reverse
 from tests.threads import together
 from tests.tutor.api_support import client_for, key_for
 from tests.tutor.conftest import answers_simulate, demo_course_create
+from tests.tutor.test_privacy import references
 from tracing import services
 from tracing.models import Fit, LearnerTrace, LearnerTraits
 from tracing.services import course_model, fit_create, learner_state
@@ -109,12 +110,14 @@ def test_the_teachers_learner_page_shows_the_traits_in_words_with_their_uncertai
 def test_erasure_removes_the_learners_traits(fitted, django_capture_on_commit_callbacks):
     course, fit = fitted
     _record(course, _answers(course, "leaving", 5), django_capture_on_commit_callbacks)
-    assert LearnerTraits.objects.filter(learner__external_id="leaving").count() == 1
+    pk = Learner.objects.get(course=course, external_id="leaving").pk
+    assert "tracing.LearnerTraits.learner_id: 1" in references(learner_pks={pk}, user_pks=set(), texts={"leaving"})
     with django_capture_on_commit_callbacks(execute=True):
         erasure = learner_erase(course=course, external_id="leaving", confirm="leaving", by="test")
     assert not Learner.objects.filter(course=course, external_id="leaving").exists()
     assert LearnerTraits.objects.filter(fit=fit).count() == 0
     assert erasure.counts["tracing.LearnerTraits"] == 1
+    assert references(learner_pks={pk}, user_pks=set(), texts={"leaving"}) == []
 
 
 def test_the_absorb_task_makes_an_activated_fit_whose_predictions_use_the_absorbed_learners_traits(
