@@ -174,6 +174,11 @@ class Estimator(abc.ABC):
         """Whether the model holds traits of its own for this learner (fitted or absorbed); False if none."""
         return False
 
+    def absorb(self, data: Dataset, *, seed: int = 0, progress: Progress | None = None) -> Self:
+        """Fold ``data``'s learners (new ones, or new answers of known ones) into the fitted model without a
+        refit; models with per-learner traits (``has_traits``) implement it."""
+        raise NotImplementedError(f"{self.kind} cannot absorb new learners without a refit")
+
     def traits_infer(self, data: Dataset, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray] | None:
         """Each learner's traits inferred afresh from ``data`` (their whole history) with the course
         frozen and nothing stored: (posterior means, sds), each (n_learners, n_traits), in the model's
