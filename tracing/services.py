@@ -796,7 +796,6 @@ def fit_absorb(*, course: Course) -> Fit | None:
     return fit_create(course=course, kind=active.kind, params=active.params, parent=active)
 
 
-
 class FitTimeLimitExceeded(Exception):
     """Raised inside a fit (at its next progress report) once it has run past its time limit."""
 
