@@ -782,18 +782,19 @@ def traits_refresh_in_process(*, course_pk: int, learner_pks: Iterable[int]) -> 
         _traits_runner.submit(course_pk, set(learner_pks))
 
 
-def fit_absorb(*, course: Course) -> Fit | None:
+def fit_absorb(*, course: Course, inline: bool = False) -> Fit | None:
     """Queue an absorb of the course's active fit: the answers stored since its snapshot (new learners and
     new answers of known ones) folded into its posterior without a refit, as a new Fit (``parent`` set)
     that runs and is activated like a fit. None where there is nothing to absorb or the active model
-    cannot absorb (no per-learner traits). 409 where the course's fits are at their cap."""
+    cannot absorb (no per-learner traits). 409 where the course's fits are at their cap. ``inline`` as
+    ``fit_create``'s."""
     active = Fit.objects.filter(course=course, active=True, status=Fit.SUCCEEDED).first()
     if active is None or active.kind not in ESTIMATORS or not get_estimator(active.kind).has_traits:
         return None
     after = int(active.snapshot.get("last_interaction_id") or 0)
     if not Interaction.objects.filter(course=course, id__gt=after).exists():
         return None
-    return fit_create(course=course, kind=active.kind, params=active.params, parent=active)
+    return fit_create(course=course, kind=active.kind, params=active.params, inline=inline, parent=active)
 
 
 class FitTimeLimitExceeded(Exception):

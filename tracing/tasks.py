@@ -109,14 +109,17 @@ def fits_absorb_task() -> list[int]:
     return [fit.pk for fit in fits_absorb()]
 
 
-def fits_absorb() -> list[Fit]:
-    """Queue an absorb (``services.fit_absorb``) for each course with an active fit and new answers since it;
-    a course whose fits are at their cap is left for the next round. Returns the absorbs queued."""
+def fits_absorb(*, courses: Iterable[Course] | None = None, inline: bool = False) -> list[Fit]:
+    """Queue an absorb (``services.fit_absorb``) for each course (default: every course with an active fit)
+    that has new answers since its active fit; a course whose fits are at their cap is left for the next
+    round. Returns the absorbs queued (``inline``, without a broker: run before this returns)."""
     queued = []
-    for course in Course.objects.filter(fits__active=True).distinct().order_by("pk"):
+    if courses is None:
+        courses = Course.objects.filter(fits__active=True).distinct().order_by("pk")
+    for course in courses:
         try:
             with transaction.atomic():
-                fit = services.fit_absorb(course=course)
+                fit = services.fit_absorb(course=course, inline=inline)
                 if fit is not None and not services.fits_in_process():
                     transaction.on_commit(lambda fit=fit: fit_queue(fit=fit), robust=False)
         except (Conflict, Unavailable) as error:

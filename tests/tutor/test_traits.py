@@ -5,10 +5,13 @@ posterior without a refit."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
+from io import StringIO
 
 import numpy as np
 import pytest
+from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from tests.threads import together
@@ -149,6 +152,21 @@ def test_the_absorb_task_makes_an_activated_fit_whose_predictions_use_the_absorb
     # Nothing new since: no absorb.
     with django_capture_on_commit_callbacks(execute=True):
         assert fits_absorb() == []
+
+
+def test_the_absorb_command_absorbs_a_courses_new_answers(fitted, django_capture_on_commit_callbacks):
+    course, parent = fitted
+    with django_capture_on_commit_callbacks(execute=False):
+        answers_record(course=course, rows=_answers(course, "cron-learner", 6))
+    out = StringIO()
+    with django_capture_on_commit_callbacks(execute=True):  # the test's transaction never commits
+        call_command("absorb", "--course", course.slug, stdout=out)
+    (result,) = json.loads(out.getvalue())
+    absorb = Fit.objects.get(pk=result["id"])
+    assert absorb.status == Fit.SUCCEEDED and absorb.active and absorb.metrics["absorbed"]["answers"] == 6
+    assert absorb.parent_id == parent.pk
+    with pytest.raises(CommandError, match="nowhere"):
+        call_command("absorb", "--course", "nowhere")
 
 
 def test_two_answers_of_one_learner_at_once_lose_no_trait_update(
