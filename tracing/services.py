@@ -527,10 +527,12 @@ def learner_traits_view(*, learner: Learner, model: CourseModel, state: LearnerS
     units), ``traits_words`` (plain words with how sure), ``traits_source`` ("learner": re-inferred from
     their answers, ``traits_answers`` of them; "fit": the fit's own estimate of a learner it was fitted
     on or absorbed; "population": the class's typical traits, for a learner the model has no answers of)
-    and ``traits_answers``. {} parts for models without traits."""
+    and ``traits_answers``. Models whose traits the service does not re-infer (hbkt) give their own
+    ``traits`` and no words or source."""
     estimator = model.estimator
-    if not estimator.has_traits:
-        return {"traits": {}, "traits_words": [], "traits_source": None, "traits_answers": 0}
+    if not estimator.has_traits:  # traits the service does not re-infer (hbkt's), as the model gives them
+        traits = _finite(estimator.learner_traits(state))
+        return {"traits": traits, "traits_words": [], "traits_source": None, "traits_answers": 0}
     row = None
     if learner.pk is not None and model.fit is not None:
         stored = LearnerTraits.objects.filter(fit=model.fit, learner=learner)

@@ -110,6 +110,18 @@ def test_the_teachers_learner_page_shows_the_traits_in_words_with_their_uncertai
     assert "± " in html and ("Learns" in html or "Not sure yet how fast they learn" in html)
 
 
+def test_the_learners_own_map_page_shows_their_traits_in_words(
+    fitted, learner_client, learner_user, django_capture_on_commit_callbacks
+):
+    course, _ = fitted
+    page = learner_client.get(reverse("learn_mastery", args=[course.slug])).content.decode()
+    assert "How you learn" in page and "a typical learner" in page  # no answers yet: the population's
+    learner = Learner.objects.get(course=course, user=learner_user)
+    _record(course, _answers(course, learner.external_id, 5), django_capture_on_commit_callbacks)
+    page = learner_client.get(reverse("learn_mastery", args=[course.slug])).content.decode()
+    assert "From your 5 answers" in page
+
+
 def test_erasure_removes_the_learners_traits(fitted, django_capture_on_commit_callbacks):
     course, fit = fitted
     _record(course, _answers(course, "leaving", 5), django_capture_on_commit_callbacks)

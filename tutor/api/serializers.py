@@ -350,7 +350,7 @@ class MasteryOut(serializers.Serializer):
         help_text="`learner`: re-inferred from the learner's own answers (`traits_answers` of them) after each "
         "burst of answers; `fit`: the active fit's estimate from the answers it was fitted on or absorbed; "
         "`population`: the class's typical traits, for a learner the model has no answers of yet; null for "
-        "models without traits.",
+        "models whose traits are not re-inferred (hbkt) or that have none.",
     )
     traits_answers = serializers.IntegerField(help_text="Answers the learner's re-inferred traits rest on (0 if none).")
 
