@@ -143,13 +143,22 @@ def test_the_absorb_task_makes_an_activated_fit_whose_predictions_use_the_absorb
     for name in ("late-1", "late-2", "late-3"):
         with django_capture_on_commit_callbacks(execute=False):
             answers_record(course=course, rows=_answers(course, name, 8))
+    # A learner the parent was fitted on answers again: absorbed from their stored state, new answers only.
+    now = datetime.now(UTC)
+    later = [
+        {**row, "timestamp": (now - timedelta(minutes=5 - index)).isoformat()}
+        for index, row in enumerate(_answers(course, "sim-00", 2))
+    ]
+    with django_capture_on_commit_callbacks(execute=False):
+        answers_record(course=course, rows=later)
     with django_capture_on_commit_callbacks(execute=True):
         queued = fits_absorb()
     assert len(queued) == 1
     absorb = Fit.objects.get(pk=queued[0].pk)
     assert absorb.status == Fit.SUCCEEDED and absorb.active, absorb.error
     assert absorb.parent_id == parent.pk and absorb.kind == "psikt"
-    assert absorb.metrics["absorbed"]["new_learners"] == 3 and absorb.metrics["absorbed"]["answers"] == 24
+    absorbed = absorb.metrics["absorbed"]
+    assert absorbed["new_learners"] == 3 and absorbed["learners"] == 4 and absorbed["answers"] == 26
     assert not Fit.objects.get(pk=parent.pk).active
     model = course_model(course)
     assert model.fit.pk == absorb.pk
