@@ -160,6 +160,8 @@ def test_the_absorb_task_makes_an_activated_fit_whose_predictions_use_the_absorb
     absorbed = absorb.metrics["absorbed"]
     assert absorbed["new_learners"] == 3 and absorbed["learners"] == 4 and absorbed["answers"] == 26
     assert not Fit.objects.get(pk=parent.pk).active
+    api = client_for(key_for(course))
+    assert api.get(f"/api/v1/courses/{course.slug}/fits/{absorb.pk}").json()["parent"] == parent.pk
     model = course_model(course)
     assert model.fit.pk == absorb.pk
     for name in ("late-1", "late-2", "late-3"):

@@ -464,6 +464,12 @@ class FitOut(serializers.Serializer):
         "carry what it learned from their answers; a new fit, once active, does not."
     )
     erased_at = serializers.DateTimeField(allow_null=True, help_text="When the last of them was erased.")
+    parent = serializers.IntegerField(
+        source="parent_id",
+        allow_null=True,
+        help_text="Set on an absorb (continual learning): the fit whose model this one extends with the answers "
+        "since, without a refit; its metrics say what was absorbed and carry the parent's held-out metrics.",
+    )
 
 
 class XapiStatements(serializers.Serializer):
