@@ -111,8 +111,9 @@ N_TRAITS = len(TRAIT_NAMES)
 _VARIANCE_FLOOR = 1e-6
 
 
-# (raw trait index, what a high value means, what a low one means, what "neither" means) for the
-# traits a teacher can act on; the others (volatility, prerequisite gain) stay in the numbers.
+# (raw trait index, what a high value means, what a low one means, what "about usual" means, what
+# "not sure yet" is about) for the traits a teacher can act on; the others (volatility, prerequisite
+# gain) stay in the numbers.
 _TRAIT_PHRASES = (
     (4, "learns fast", "learns slowly", "learns at about the usual pace", "how fast they learn"),
     (0, "forgets quickly", "forgets slowly", "forgets at about the usual rate", "how fast they forget"),
