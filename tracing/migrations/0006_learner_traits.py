@@ -5,31 +5,50 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('tracing', '0005_fit_erased_learners'),
-        ('tutor', '0007_erasure'),
+        ("tracing", "0005_fit_erased_learners"),
+        ("tutor", "0007_erasure"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='fit',
-            name='parent',
-            field=models.ForeignKey(blank=True, help_text="Set on an absorb: this fit is its parent with the answers since folded in (new learners' and new answers' traits, the course posterior frozen), not a refit.", null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='absorbs', to='tracing.fit'),
+            model_name="fit",
+            name="parent",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="Set on an absorb: this fit is its parent with the answers since folded in (new learners' and new answers' traits, the course posterior frozen), not a refit.",
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="absorbs",
+                to="tracing.fit",
+            ),
         ),
         migrations.CreateModel(
-            name='LearnerTraits',
+            name="LearnerTraits",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('loc', models.JSONField(help_text='Posterior mean of each raw trait.')),
-                ('scale', models.JSONField(help_text='Posterior sd of each raw trait.')),
-                ('answers', models.PositiveIntegerField(help_text="The learner's answers the posterior was inferred from.")),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('fit', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='learner_traits', to='tracing.fit')),
-                ('learner', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='traits', to='tutor.learner')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("loc", models.JSONField(help_text="Posterior mean of each raw trait.")),
+                ("scale", models.JSONField(help_text="Posterior sd of each raw trait.")),
+                (
+                    "answers",
+                    models.PositiveIntegerField(help_text="The learner's answers the posterior was inferred from."),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "fit",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="learner_traits", to="tracing.fit"
+                    ),
+                ),
+                (
+                    "learner",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="traits", to="tutor.learner"
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('learner', 'fit'), name='traits_unique')],
+                "constraints": [models.UniqueConstraint(fields=("learner", "fit"), name="traits_unique")],
             },
         ),
     ]
