@@ -101,3 +101,47 @@ class FitRunner:
                 with self._condition:
                     self._busy = False
                     self._condition.notify_all()
+
+
+class Coalescer:
+    """One daemon thread running ``run(key, items)`` for submitted items, coalesced per key: items submitted
+    for a key while its run waits join that run, so a burst is one run (the embedded default's trait
+    refreshes: a key is a course, the items its learners)."""
+
+    def __init__(self, run: Callable[[int, set[int]], object], name: str) -> None:
+        self._run, self._name = run, name
+        self._condition = threading.Condition()
+        self._pending: dict[int, set[int]] = {}
+        self._thread: threading.Thread | None = None
+        self._busy = False
+
+    def submit(self, key: int, items: set[int]) -> None:
+        with self._condition:
+            self._pending.setdefault(key, set()).update(items)
+            self._condition.notify_all()
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
+                self._thread.start()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """True once nothing is pending or running (within ``timeout`` seconds); for tests and shutdown."""
+        with self._condition:
+            return self._condition.wait_for(lambda: not self._pending and not self._busy, timeout=timeout)
+
+    def _loop(self) -> None:
+        while True:
+            with self._condition:
+                self._condition.wait_for(lambda: bool(self._pending))
+                key = next(iter(self._pending))
+                items = self._pending.pop(key)
+                self._busy = True
+            try:
+                close_old_connections()
+                self._run(key, items)
+            except Exception:  # the next burst retries these learners; a failure must not end the thread
+                logger.exception("%s: run for %s failed", self._name, key)
+            finally:
+                connections.close_all()
+                with self._condition:
+                    self._busy = False
+                    self._condition.notify_all()

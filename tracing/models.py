@@ -37,6 +37,15 @@ class Fit(models.Model):
         "a refit (the next fit's activation) leaves a model without them.",
     )
     erased_at = models.DateTimeField(null=True, blank=True, help_text="When the last of them was erased.")
+    parent = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="absorbs",
+        help_text="Set on an absorb: this fit is its parent with the answers since folded in (new learners' and "
+        "new answers' traits, the course posterior frozen), not a refit.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -84,3 +93,21 @@ class LearnerTrace(models.Model):
 
     def __str__(self) -> str:
         return f"trace of {self.learner_id} under fit {self.fit_id}"
+
+
+class LearnerTraits(models.Model):
+    """A learner's traits re-inferred from their answers under one fit (psikt): the posterior mean and sd
+    of each trait in the model's own parameterisation, and how many answers they rest on."""
+
+    learner = models.ForeignKey("tutor.Learner", on_delete=models.CASCADE, related_name="traits")
+    fit = models.ForeignKey(Fit, on_delete=models.CASCADE, related_name="learner_traits")
+    loc = models.JSONField(help_text="Posterior mean of each raw trait.")
+    scale = models.JSONField(help_text="Posterior sd of each raw trait.")
+    answers = models.PositiveIntegerField(help_text="The learner's answers the posterior was inferred from.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["learner", "fit"], name="traits_unique")]
+
+    def __str__(self) -> str:
+        return f"traits of {self.learner_id} under fit {self.fit_id} ({self.answers} answers)"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -206,6 +206,21 @@ def interactions_of_learners(
     are left out). A chunk of a file import's learners, whose mastery is refreshed."""
     names = {pk: str(pk) for pk in learner_pks}
     return _dataset_arrays(course, vocabulary, names, "learner_id = ANY(%s::bigint[])", [list(learner_pks)], 0)
+
+
+def learners_histories(*, course: Course, learner_pks: Sequence[int], vocabulary: Vocabulary) -> Dataset:
+    """These learners' whole histories as one Dataset named by learner pk (as text), learners in pk order,
+    those without an answer left out; any database (a trait refresh's few learners)."""
+    names = {pk: str(pk) for pk in learner_pks}
+    return _dataset(course, vocabulary, Interaction.objects.filter(course=course, learner_id__in=list(names)), names)
+
+
+def interactions_between(*, course: Course, vocabulary: Vocabulary, after_id: int, up_to_id: int) -> Dataset:
+    """The course's interactions with ids in (``after_id``, ``up_to_id``] (an absorb's new answers), named by
+    learner external id, learners in id order, rows in time order."""
+    names = dict(Learner.objects.filter(course=course).values_list("id", "external_id"))
+    rows = Interaction.objects.filter(course=course, id__gt=after_id, id__lte=up_to_id)
+    return _dataset(course, vocabulary, rows, names)
 
 
 def learner_history(*, learner: Learner, vocabulary: Vocabulary) -> Dataset:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -33,22 +34,24 @@ from curriculum.models import Course, Item, Prerequisite, Skill
 from curriculum.selectors import prerequisites_authored
 from curriculum.services import learned_edges_store
 from tracing.artifacts import artifact_delete, artifact_learner_forget, artifact_load, artifact_save
-from tracing.background import FitRunner
-from tracing.data import Dataset
+from tracing.background import Coalescer, FitRunner
+from tracing.data import Dataset, concat
 from tracing.estimators import ESTIMATORS, estimator_params, get_estimator
 from tracing.estimators.base import Estimator, LearnerState, SkillSeparable
 from tracing.estimators.hyper import ParamError
 from tracing.evaluation import evaluate, evaluate_multistep, split_learners
-from tracing.models import Fit, LearnerTrace, Mastery
+from tracing.models import Fit, LearnerTrace, LearnerTraits, Mastery
 from tracing.selectors import (
     Vocabulary,
     course_vocabulary,
+    interactions_between,
     interactions_for_fit,
     interactions_of_learners,
     item_answer_counts,
     learner_history,
+    learners_histories,
 )
-from tutor.hot_queries import copy_columns, copy_columns_in, course_learners_lock
+from tutor.hot_queries import copy_columns, copy_columns_in, course_learners_lock, learners_lock
 from tutor.models import Interaction, Learner
 
 logger = logging.getLogger(__name__)
@@ -208,10 +211,27 @@ def course_model(course: Course) -> CourseModel:
     return model
 
 
+def _stored_traits(model: CourseModel, learner_pks: Sequence[int]) -> dict[int, LearnerState]:
+    """learner pk -> the state before any answer with the traits re-inferred for them under the model's fit
+    (``traits_refresh``), for the learners that have them; {} for models without traits."""
+    if model.fit is None or not model.estimator.has_traits or not learner_pks:
+        return {}
+    found = rows_in(
+        f"SELECT learner_id, loc, scale FROM {LearnerTraits._meta.db_table} "
+        "WHERE fit_id = %s AND learner_id IN ({marks})",
+        [model.fit.pk],
+        learner_pks,
+    )
+    return {
+        pk: model.estimator.initial_state_with_traits(np.asarray(json_value(loc)), np.asarray(json_value(scale)))
+        for pk, loc, scale in found
+    }
+
+
 def _replay(model: CourseModel, learner: Learner) -> LearnerState:
     history = learner_history(learner=learner, vocabulary=model.vocabulary)
     estimator = model.estimator
-    state = estimator.initial_state()
+    state = _stored_traits(model, [learner.pk]).get(learner.pk) or estimator.initial_state()
     for row in range(history.n_rows):
         index = model.item_index.get(history.item_ids[history.item[row]])
         if index is None:
@@ -230,6 +250,7 @@ def _replay_many(model: CourseModel, learner_pks: Sequence[int]) -> dict[int, Le
     """
     estimator, item_index = model.estimator, model.item_pk_index
     states: dict[int, LearnerState] = {pk: estimator.initial_state() for pk in learner_pks}
+    states.update(_stored_traits(model, learner_pks))  # a learner's own traits where they were re-inferred
     for start in range(0, len(learner_pks), CHUNK):
         rows = (
             Interaction.objects.filter(learner_id__in=learner_pks[start : start + CHUNK])
@@ -445,6 +466,95 @@ def mastery_apply(
     }
 
 
+TRAITS_BATCH = 256
+"""Learners whose traits one ``traits_infer`` call re-infers (memory follows it, not the burst)."""
+
+
+def traits_refresh(*, course_pk: int, learner_pks: Iterable[int]) -> int:
+    """Re-infer these learners' traits from their whole histories under the course's active fit (the course
+    posterior frozen), store them (LearnerTraits) and rewrite their mastery and traces from the new traits;
+    returns how many learners were refreshed. Nothing for models without traits.
+
+    Inference runs outside any transaction (seconds for a few learners); the write holds the learners'
+    locks, as an answer's online update does, so the two serialise: the state written is the replay of the
+    history as stored at the write, and an answer that arrived during the inference is in it. A posterior
+    inferred from fewer answers than the one stored is not written (two refreshes of one learner racing).
+    """
+    course = Course.objects.filter(pk=course_pk).first()
+    if course is None:
+        return 0
+    model = course_model(course)
+    if model.fit is None or not model.estimator.has_traits:
+        return 0
+    ordered = sorted(set(Learner.objects.filter(course=course, pk__in=list(learner_pks)).values_list("pk", flat=True)))
+    done = 0
+    for start in range(0, len(ordered), TRAITS_BATCH):
+        chunk = ordered[start : start + TRAITS_BATCH]
+        data = learners_histories(course=course, learner_pks=chunk, vocabulary=model.vocabulary)
+        if data.n_learners == 0:
+            continue
+        inferred = model.estimator.traits_infer(data, seed=0)
+        if inferred is None:
+            return done
+        loc, scale = inferred
+        pks = [int(name) for name in data.learner_ids]
+        with transaction.atomic():
+            learners_lock(learner_pks=pks)
+            if not Fit.objects.filter(pk=model.fit.pk, active=True).exists():
+                return done  # a new fit took over meanwhile: its activation wrote these learners' states
+            _traits_write(model.fit.pk, pks, loc, scale, data.lengths)
+            _mastery_write(model, _replay_many(model, pks), django_timezone.now())
+        done += len(pks)
+    return done
+
+
+def _traits_write(fit_pk: int, pks: list[int], loc: np.ndarray, scale: np.ndarray, answers: np.ndarray) -> None:
+    table = LearnerTraits._meta.db_table
+    moment = db_datetime(django_timezone.now())
+    rows = [
+        (pk, fit_pk, json.dumps(loc[index].tolist()), json.dumps(scale[index].tolist()), int(answers[index]), moment)
+        for index, pk in enumerate(pks)
+    ]
+    marks = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(rows))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (learner_id, fit_id, loc, scale, answers, updated_at) VALUES {marks} "
+            "ON CONFLICT (learner_id, fit_id) DO UPDATE SET loc = excluded.loc, scale = excluded.scale, "
+            f"answers = excluded.answers, updated_at = excluded.updated_at WHERE excluded.answers >= {table}.answers",
+            [value for row in rows for value in row],
+        )
+
+
+def learner_traits_view(*, learner: Learner, model: CourseModel, state: LearnerState) -> dict[str, Any]:
+    """The learner's traits as the API and the pages show them: ``traits`` (mean and sd of each, natural
+    units), ``traits_words`` (plain words with how sure), ``traits_source`` ("learner": re-inferred from
+    their answers, ``traits_answers`` of them; "fit": the fit's own estimate of a learner it was fitted
+    on or absorbed; "population": the class's typical traits, for a learner the model has no answers of)
+    and ``traits_answers``. Models whose traits the service does not re-infer (hbkt) give their own
+    ``traits`` and no words or source."""
+    estimator = model.estimator
+    if not estimator.has_traits:  # traits the service does not re-infer (hbkt's), as the model gives them
+        traits = _finite(estimator.learner_traits(state))
+        return {"traits": traits, "traits_words": [], "traits_source": None, "traits_answers": 0}
+    row = None
+    if learner.pk is not None and model.fit is not None:
+        stored = LearnerTraits.objects.filter(fit=model.fit, learner=learner)
+        row = stored.values_list("loc", "scale", "answers").first()
+    if row is not None:
+        state = estimator.initial_state_with_traits(np.asarray(row[0]), np.asarray(row[1]))
+        source, answers = "learner", int(row[2])
+    elif learner.pk is not None and estimator.knows_learner(learner.external_id):
+        source, answers = "fit", 0
+    else:
+        state, source, answers = estimator.initial_state(), "population", 0
+    return {
+        "traits": _finite(estimator.learner_traits(state)),
+        "traits_words": estimator.traits_words(state),
+        "traits_source": source,
+        "traits_answers": answers,
+    }
+
+
 def mastery_get(*, learner: Learner) -> list[Mastery]:
     return list(Mastery.objects.filter(learner=learner).select_related("skill").order_by("skill_id"))
 
@@ -452,9 +562,9 @@ def mastery_get(*, learner: Learner) -> list[Mastery]:
 def learner_outlook(
     *, learner: Learner, at: datetime | None = None, model: CourseModel | None = None, state: LearnerState | None = None
 ) -> dict[str, Any]:
-    """The learner's latent traits with uncertainty ({} for models without traits) and, when ``at`` is
-    given, P(knows each skill) at that moment with no practice until then (forgetting, where the model
-    has it; else today's mastery). One model load and one state read serve both; a caller that has read
+    """The learner's latent traits with uncertainty (``learner_traits_view``) and, when ``at`` is given,
+    P(knows each skill) at that moment with no practice until then (forgetting, where the model has it;
+    else today's mastery). One model load and one state read serve both; a caller that has read
     them already (``model`` and ``state``) passes them in.
     """
     if model is None or state is None:
@@ -464,7 +574,7 @@ def learner_outlook(
     if at is not None:
         values = model.estimator.mastery_at(state, at.timestamp())
         forecast = dict(zip(model.estimator.skill_ids, (round(float(p), 6) for p in values)))
-    return {"traits": _finite(model.estimator.learner_traits(state)), "forecast": forecast}
+    return {**learner_traits_view(learner=learner, model=model, state=state), "forecast": forecast}
 
 
 def predict_items(*, learner: Learner, items: Sequence[str], at: datetime | None = None) -> dict[str, float | None]:
@@ -556,7 +666,9 @@ def fits_in_process() -> bool:
     return bool(current_app.conf.task_always_eager)
 
 
-def fit_create(*, course: Course, kind: str, params: dict[str, Any] | None = None, inline: bool = False) -> Fit:
+def fit_create(
+    *, course: Course, kind: str, params: dict[str, Any] | None = None, inline: bool = False, parent: Fit | None = None
+) -> Fit:
     """Validate the request and store a queued Fit; where fits run in this process, start it after commit.
 
     Without a broker the fit runs in the background thread (``tracing.background``) so the caller
@@ -564,7 +676,7 @@ def fit_create(*, course: Course, kind: str, params: dict[str, Any] | None = Non
     background thread finished) or setting TRACING_FITS_INLINE, before this returns. With a broker
     the fit stays queued for ``tracing.tasks.fit_queue``, which ``tutor.actions.fit_start`` calls.
     At most TRACING_FITS_PER_COURSE fits of a course may be queued or running: beyond that,
-    Conflict (409) names the oldest of them.
+    Conflict (409) names the oldest of them. ``parent``: an absorb of that fit (``fit_absorb``), not a refit.
     """
     params = fit_params_check(kind=kind, params=params)
     answers = Interaction.objects.filter(course=course).count()
@@ -595,6 +707,7 @@ def fit_create(*, course: Course, kind: str, params: dict[str, Any] | None = Non
             params=params,
             time_limit=time_limit,
             task_id=_runner_owner() if background else "",
+            parent=parent,
         )
         if background:
             transaction.on_commit(lambda: _runner.submit(fit.pk, course.pk), robust=False)
@@ -654,8 +767,39 @@ def fits_background_start() -> None:
 
 
 def fits_background_wait(timeout: float) -> bool:
-    """True once this process's background runner has nothing pending or running (tests, shutdown)."""
-    return _runner.wait_idle(timeout)
+    """True once this process's background runners (fits, trait refreshes) have nothing pending or running
+    (tests, shutdown)."""
+    return _runner.wait_idle(timeout) and _traits_runner.wait_idle(timeout)
+
+
+_traits_runner = Coalescer(
+    run=lambda course_pk, learner_pks: traits_refresh(course_pk=course_pk, learner_pks=learner_pks),
+    name="traits-runner",
+)
+
+
+def traits_refresh_in_process(*, course_pk: int, learner_pks: Iterable[int]) -> None:
+    """Where fits run in this process (no broker): the trait refresh on this process's background thread,
+    coalesced per course (a burst of answers is one refresh), or at once with TRACING_FITS_INLINE."""
+    if settings.TRACING_FITS_INLINE:
+        traits_refresh(course_pk=course_pk, learner_pks=learner_pks)
+    else:
+        _traits_runner.submit(course_pk, set(learner_pks))
+
+
+def fit_absorb(*, course: Course, inline: bool = False) -> Fit | None:
+    """Queue an absorb of the course's active fit: the answers stored since its snapshot (new learners and
+    new answers of known ones) folded into its posterior without a refit, as a new Fit (``parent`` set)
+    that runs and is activated like a fit. None where there is nothing to absorb or the active model
+    cannot absorb (no per-learner traits). 409 where the course's fits are at their cap. ``inline`` as
+    ``fit_create``'s."""
+    active = Fit.objects.filter(course=course, active=True, status=Fit.SUCCEEDED).first()
+    if active is None or active.kind not in ESTIMATORS or not get_estimator(active.kind).has_traits:
+        return None
+    after = int(active.snapshot.get("last_interaction_id") or 0)
+    if not Interaction.objects.filter(course=course, id__gt=after).exists():
+        return None
+    return fit_create(course=course, kind=active.kind, params=active.params, inline=inline, parent=active)
 
 
 class FitTimeLimitExceeded(Exception):
@@ -792,25 +936,34 @@ def fit_run(*, fit_id: int) -> Fit:
         timings["load_s"] = time.perf_counter() - started
         estimator_class = get_estimator(fit.kind)
         declared = prerequisites_authored(course=fit.course)
-        held_out, test = None, None
-        if data.n_learners >= MIN_LEARNERS_FOR_HOLDOUT:
-            train, test = split_learners(data, test_fraction=0.2, seed=0)
+        held_out: Estimator | None = None
+        test: Dataset | None = None
+        metrics: dict[str, Any] | None = None
+        if fit.parent_id is not None:
             step = time.perf_counter()
-            held_out = (
+            estimator, metrics = _absorbed(fit, vocabulary, last_id or 0, progress)
+            timings["absorb_s"] = time.perf_counter() - step
+        else:
+            if data.n_learners >= MIN_LEARNERS_FOR_HOLDOUT:
+                train, test = split_learners(data, test_fraction=0.2, seed=0)
+                step = time.perf_counter()
+                held_out = (
+                    estimator_class(**fit.params)
+                    .with_known_prerequisites(declared)
+                    .fit(train, seed=0, progress=lambda s, f: progress(f"evaluate:{s}", f * 0.45))
+                )
+                timings["fit_holdout_s"] = time.perf_counter() - step
+                progress("fit", 0.5)  # evaluation reports no progress of its own: the deadline is checked here too
+            step = time.perf_counter()
+            estimator = (
                 estimator_class(**fit.params)
                 .with_known_prerequisites(declared)
-                .fit(train, seed=0, progress=lambda s, f: progress(f"evaluate:{s}", f * 0.45))
+                .fit(data, seed=0, progress=lambda s, f: progress(s, 0.5 + f * 0.45))
             )
-            timings["fit_holdout_s"] = time.perf_counter() - step
-            progress("fit", 0.5)  # evaluation reports no progress of its own: the deadline is checked here too
-        step = time.perf_counter()
-        estimator = (
-            estimator_class(**fit.params)
-            .with_known_prerequisites(declared)
-            .fit(data, seed=0, progress=lambda s, f: progress(s, 0.5 + f * 0.45))
+            timings["fit_s"] = time.perf_counter() - step
+        _fit_finish(
+            fit, estimator, held_out, test, data, vocabulary, last_id, progress, timings, started, metrics=metrics
         )
-        timings["fit_s"] = time.perf_counter() - step
-        _fit_finish(fit, estimator, held_out, test, data, vocabulary, last_id, progress, timings, started)
     except Exception as error:
         _fit_fail(fit, error)
     fit.refresh_from_db()
@@ -828,9 +981,12 @@ def _fit_finish(
     progress: _ProgressWriter,
     timings: dict[str, Any],
     started: float,
+    *,
+    metrics: dict[str, Any] | None = None,
 ) -> None:
-    """Evaluate the held-out model, save the fitted one's artifact and activate it, with the timings."""
-    metrics: dict[str, Any] = {}
+    """Evaluate the held-out model (unless ``metrics`` come with the estimator, as an absorb's do), save
+    the fitted one's artifact and activate it, with the timings."""
+    metrics = dict(metrics or {})
     if held_out is not None and test is not None:
         metrics = {
             "next_step": evaluate(held_out, test),
@@ -955,6 +1111,47 @@ def fit_shards_merge(*, fit_id: int, results: Sequence[dict[str, Any] | None], u
     return fit
 
 
+def _absorbed(
+    fit: Fit, vocabulary: Vocabulary, up_to_id: int, progress: Callable[[str, float], None]
+) -> tuple[Estimator, dict]:
+    """An absorb's model: its parent's, with the answers stored since the parent's snapshot, up to
+    ``up_to_id`` (this fit's), folded in by the estimator's ``absorb`` (the course posterior frozen): a
+    learner the parent knows resumes from its stored posterior and state with its new answers only, a
+    new learner brings their whole history. The metrics say what was absorbed and carry the parent's
+    held-out metrics (an absorb is not evaluated)."""
+    parent = Fit.objects.get(pk=fit.parent_id)
+    estimator = artifact_load(kind=parent.kind, name=parent.artifact)  # its own copy: absorb changes it
+    after = int(parent.snapshot.get("last_interaction_id") or 0)
+    new = interactions_between(course=fit.course, vocabulary=vocabulary, after_id=after, up_to_id=up_to_id)
+    unknown = [index for index, name in enumerate(new.learner_ids) if not estimator.knows_learner(name)]
+    if unknown:
+        # A learner new to the model brings every answer they have, not only those after the snapshot.
+        pk_of = dict(Learner.objects.filter(course=fit.course).values_list("external_id", "id"))
+        whole = learners_histories(
+            course=fit.course, learner_pks=[pk_of[new.learner_ids[index]] for index in unknown], vocabulary=vocabulary
+        )
+        name_of = {str(pk): name for name, pk in pk_of.items()}
+        whole = dataclasses.replace(whole, learner_ids=tuple(name_of[pk] for pk in whole.learner_ids))
+        known = new.subset([index for index in range(new.n_learners) if index not in set(unknown)])
+        new = concat(known, whole)
+    started = time.perf_counter()
+    if new.n_learners:
+        estimator.absorb(new, seed=0, progress=lambda stage, done: progress(f"absorb:{stage}", done * 0.9))
+    seconds = time.perf_counter() - started
+    metrics = {
+        "absorbed": {
+            "parent": parent.pk,
+            "after_interaction_id": after,
+            "learners": new.n_learners,
+            "new_learners": len(unknown),
+            "answers": new.n_rows,
+            "seconds": round(seconds, 3),
+        },
+        "parent_metrics": parent.metrics,
+    }
+    return estimator, metrics
+
+
 def _activate(
     fit: Fit,
     estimator: Estimator,
@@ -1035,12 +1232,17 @@ def _states_replayed(
     ``_replay_many``'s answer-by-answer replay."""
     if connection.vendor != "postgresql":
         return _replay_many(model, learner_pks)
+    # Learners with re-inferred traits replay from them (the vectorised path knows the fit's traits only).
+    personal = _stored_traits(model, learner_pks)
+    replayed = _replay_many(model, [pk for pk in learner_pks if pk in personal]) if personal else {}
+    learner_pks = [pk for pk in learner_pks if pk not in personal]
     estimator = model.estimator
     data, pks = interactions_of_learners(
         course=course, learner_pks=learner_pks, vocabulary=vocabulary or _estimator_vocabulary(model)
     )
     states = {pk: estimator.initial_state() for pk in learner_pks}
     states.update(zip(pks.tolist(), estimator.final_states(data)))
+    states.update(replayed)
     return states
 
 

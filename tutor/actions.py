@@ -23,7 +23,7 @@ from tracing.models import Fit
 from tracing.practice import LearnerView, expected_gain, learner_view, policy_items
 from tracing.selectors import stored_mastery
 from tracing.services import course_model, fit_create, fits_in_process, mastery_apply, mastery_refresh
-from tracing.tasks import fit_queue
+from tracing.tasks import fit_queue, traits_queue
 from tutor.importing import file_import
 from tutor.lti.tasks import lti_grade_passback_enqueue
 from tutor.models import Learner
@@ -32,7 +32,8 @@ from tutor.services import MAX_BATCH, RecordResult, Row, interaction_record
 
 def answers_record(*, course: Course, rows: Sequence[Mapping[str, Any] | Row], limit: int = MAX_BATCH) -> RecordResult:
     """Store a batch of answers, update the learners' mastery online in the same transaction, and queue
-    the LMS grade passback of the learners with new answers once it commits.
+    the LMS grade passback of the learners with new answers once it commits, and, where the model has
+    per-learner traits (psikt), the re-inference of their traits (``tracing.tasks.traits_queue``).
 
     ``results`` says what became of each row: a row whose client id was stored before, or appeared
     earlier in this batch, is a duplicate pointing at the stored interaction. Learners with new answers
@@ -49,7 +50,11 @@ def answers_record(*, course: Course, rows: Sequence[Mapping[str, Any] | Row], l
             model=model,
             learner_names={pk: name for name, pk in result.learners.items()},
         )
-        lti_grade_passback_enqueue(learner_ids={interaction.learner_id for interaction in result.created})
+        learner_pks = {interaction.learner_id for interaction in result.created}
+        lti_grade_passback_enqueue(learner_ids=learner_pks)
+        if model.estimator.has_traits:
+            # After commit, so the refresh reads these answers; debounced, so a burst is one refresh.
+            transaction.on_commit(lambda: traits_queue(course_pk=course.pk, learner_pks=learner_pks), robust=True)
 
     result = interaction_record(
         course=course,

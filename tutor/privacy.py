@@ -25,7 +25,7 @@ from lti_tool.models import LtiUser
 
 from core.errors import NotFound, ServiceError
 from curriculum.models import Course
-from tracing.models import Fit, LearnerTrace, Mastery
+from tracing.models import Fit, LearnerTrace, LearnerTraits, Mastery
 from tracing.services import fits_learner_forget
 from tutor.activity import activity_of_learner, activity_subtract
 from tutor.hot_queries import learners_lock
@@ -123,7 +123,7 @@ def _fits_mark(course: Course, first_answer: int | None) -> int:
 def learner_erase(
     *, course: Course, external_id: str, by: Any = None, via: str = Erasure.COMMAND, confirm: str | None = None
 ) -> Erasure:
-    """Erase the course's learner ``external_id``: their answers, mastery, traces, LMS grade targets and
+    """Erase the course's learner ``external_id``: their answers, mastery, traces, traits, LMS grade targets and
     enrolment, their account where it belongs to no other course (with its LTI identities, sessions and
     sign-in records), and the admin's history of these rows; mark the fits trained on their answers,
     and rewrite the saved models that name them (tracing.services.fits_learner_forget);
@@ -161,6 +161,7 @@ def learner_erase(
         _delete(counts, Interaction.objects.filter(learner=learner))
         _delete(counts, Mastery.objects.filter(learner=learner))
         _delete(counts, LearnerTrace.objects.filter(learner=learner))
+        _delete(counts, LearnerTraits.objects.filter(learner=learner))
         _delete(counts, LtiGradeTarget.objects.filter(learner=learner))
         _delete(counts, Enrolment.objects.filter(pk__in=enrolments))
         # Class rosters hold the learner's name and LMS id, linked or (not started yet) by id only.
@@ -221,6 +222,7 @@ def learner_erase_preview(*, course: Course, external_id: str) -> dict[str, Any]
         "interactions": Interaction.objects.filter(learner=learner).count(),
         "mastery": Mastery.objects.filter(learner=learner).count(),
         "traces": LearnerTrace.objects.filter(learner=learner).count(),
+        "traits": LearnerTraits.objects.filter(learner=learner).count(),
         "grade_targets": LtiGradeTarget.objects.filter(learner=learner).count(),
         "accounts": accounts,
     }
@@ -232,7 +234,7 @@ def _when(value: Any) -> str | None:
 
 def learner_export(*, course: Course, external_id: str) -> dict[str, Any]:
     """Everything held about the course's learner ``external_id``, as one JSON-ready document (an access
-    request): the learner, their answers, mastery and model traces, their account and its enrolments,
+    request): the learner, their answers, mastery, model traces and traits, their account and its enrolments,
     their LMS identities and grade targets."""
     learner = Learner.objects.filter(course=course, external_id=external_id).select_related("user").first()
     if learner is None:
@@ -268,6 +270,12 @@ def learner_export(*, course: Course, external_id: str) -> dict[str, Any]:
         for fit, kind, state, updated_at in LearnerTrace.objects.filter(learner=learner)
         .order_by("fit_id")
         .values_list("fit_id", "fit__kind", "state", "updated_at")
+    ]
+    traits = [
+        {"fit": fit, "model": kind, "loc": loc, "scale": scale, "answers": answers, "updated_at": _when(updated_at)}
+        for fit, kind, loc, scale, answers, updated_at in LearnerTraits.objects.filter(learner=learner)
+        .order_by("fit_id")
+        .values_list("fit_id", "fit__kind", "loc", "scale", "answers", "updated_at")
     ]
     enrolments = [
         {"course": slug, "learner": learner_id, "source": source, "created_at": _when(created_at)}
@@ -330,6 +338,7 @@ def learner_export(*, course: Course, external_id: str) -> dict[str, Any]:
         "interactions": interactions,
         "mastery": mastery,
         "traces": traces,
+        "traits": traits,
         "lti": {
             "users": lti_users,
             "grade_targets": grade_targets,

@@ -337,6 +337,17 @@ CELERY_TASK_ROUTES = {
     "tutor.lti.tasks.lti_grade_passback_task": {"queue": "lms"},
     "tutor.lti.tasks.lti_roster_sync_task": {"queue": "lms"},
     "tracing.tasks.ping_task": {"queue": "maintenance"},
+    "tracing.tasks.traits_refresh_task": {"queue": "maintenance"},
+    "tracing.tasks.fits_absorb_task": {"queue": "maintenance"},
+}
+TRACING_TRAITS_DELAY = env.float("TRACING_TRAITS_DELAY", default=2.0)
+"""Seconds a learner's trait refresh waits after their answer, so a burst of answers is one refresh
+(tracing.tasks.traits_queue); the answer's own online mastery update does not wait."""
+TRACING_ABSORB_EVERY = env.float("TRACING_ABSORB_EVERY", default=3600.0)
+"""Seconds between celery beat's absorbs of each course's new answers into its active psikt fit
+(continual learning without a refit; `celery -A tutor beat` runs the schedule)."""
+CELERY_BEAT_SCHEDULE = {
+    "absorb-new-answers": {"task": "tracing.tasks.fits_absorb_task", "schedule": TRACING_ABSORB_EVERY},
 }
 # --- end fits -------------------------------------------------------------------------------------
 

@@ -82,3 +82,43 @@ def test_a_sharded_fit_runs_as_a_chord_on_the_worker_and_equals_the_whole_fit(li
     assert sharded.fitted_params["skills"] == whole.fitted_params["skills"]
     assert sharded.metrics == whole.metrics
     assert whole_mastery and mastery(sharded) == whole_mastery
+
+
+def _until(check, seconds: float = 120.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.5)
+    return check()
+
+
+def test_psikt_traits_and_absorbs_run_on_the_worker(live_worker, settings, tmp_path):
+    """The trait refresh after an answer and the periodic absorb cross the broker (the maintenance queue)."""
+    from curriculum.services import course_from_document, curriculum_import
+    from tracing.models import LearnerTraits
+    from tracing.tasks import fits_absorb_task
+    from tutor.actions import answers_record, fit_start
+    from tutor.demo import demo_document, demo_history_simulate
+
+    settings.TRACING_TRAITS_DELAY = 0.2
+    document = demo_document()
+    course, _ = course_from_document(document=document)
+    curriculum_import(course=course, document=document)
+    demo_history_simulate(course=course, document=document, learners=10, answers=12)
+    params = {"steps": 4, "batch_size": 16, "max_length": 40, "absorb_steps": 2, "threads": 1}
+    fit = fit_start(course=course, kind="psikt", params=params)
+    assert _until(lambda: Fit.objects.get(pk=fit.pk).status in (Fit.SUCCEEDED, Fit.FAILED))
+    fit.refresh_from_db()
+    assert fit.status == Fit.SUCCEEDED, fit.error
+
+    item = course.items.order_by("id").values_list("external_id", flat=True).first()
+    rows = [{"learner": "worker-new", "item": item, "correct": True, "timestamp": "2026-11-20T10:00:00Z"}]
+    answers_record(course=course, rows=rows)
+    traits = _until(lambda: LearnerTraits.objects.filter(fit=fit, learner__external_id="worker-new").first(), 60)
+    assert traits is not None and traits.answers == 1
+
+    fits_absorb_task.delay().get(timeout=60)
+    absorb = _until(lambda: Fit.objects.filter(parent=fit, status=Fit.SUCCEEDED).first())
+    assert absorb is not None and absorb.active and absorb.metrics["absorbed"]["new_learners"] == 1

@@ -172,9 +172,36 @@ class Estimator(abc.ABC):
         """Edges (prerequisite skill id, skill id, probability) the model inferred; [] if none."""
         return []
 
+    has_traits: ClassVar[bool] = False
+    """Whether the model has per-learner traits (``traits_infer`` re-infers them, the service keeps them)."""
+
     def learner_traits(self, state: LearnerState) -> dict[str, Any]:
         """A learner's latent traits with uncertainty (e.g. {"forgetting": {"mean":..,"sd":..}}); {} if none."""
         return {}
+
+    def knows_learner(self, learner_id: str) -> bool:
+        """Whether the model holds traits of its own for this learner (fitted or absorbed); False if none."""
+        return False
+
+    def absorb(self, data: Dataset, *, seed: int = 0, progress: Progress | None = None) -> Self:
+        """Fold ``data``'s learners (new ones, or new answers of known ones) into the fitted model without a
+        refit; models with per-learner traits (``has_traits``) implement it."""
+        raise NotImplementedError(f"{self.kind} cannot absorb new learners without a refit")
+
+    def traits_infer(self, data: Dataset, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray] | None:
+        """Each learner's traits inferred afresh from ``data`` (their whole history) with the course
+        frozen and nothing stored: (posterior means, sds), each (n_learners, n_traits), in the model's
+        own parameterisation; None for models without per-learner traits."""
+        return None
+
+    def initial_state_with_traits(self, loc: np.ndarray, scale: np.ndarray) -> LearnerState:
+        """The state before any answer of a learner whose traits' posterior is (``loc``, ``scale``), as
+        ``traits_infer`` gives them; models without traits ignore them."""
+        return self.initial_state()
+
+    def traits_words(self, state: LearnerState) -> list[str]:
+        """The learner's traits in plain words for a teacher, with how sure the model is; [] if none."""
+        return []
 
     def replay(self, data: Dataset, learner: int) -> LearnerState:
         """The state after every row of one learner, by successive updates."""

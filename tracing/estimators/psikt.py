@@ -112,6 +112,46 @@ ENCODER_PREFIX = "encoder."  # the trait encoder's weights, among a fit's arrays
 _VARIANCE_FLOOR = 1e-6
 
 
+# (raw trait index, what a high value means, what a low one means, what "about usual" means, what
+# "not sure yet" is about) for the traits a teacher can act on; the others (volatility, prerequisite
+# gain) stay in the numbers.
+_TRAIT_PHRASES = (
+    (4, "learns fast", "learns slowly", "learns at about the usual pace", "how fast they learn"),
+    (0, "forgets quickly", "forgets slowly", "forgets at about the usual rate", "how fast they forget"),
+    (1, "keeps a high level in the long run", "falls back to a low level in the long run", "", ""),
+)
+
+
+def trait_words(
+    loc: np.ndarray, scale: np.ndarray, population_loc: np.ndarray, population_scale: np.ndarray
+) -> list[str]:
+    """The traits a teacher can act on, in words, each with how sure the model is.
+
+    A trait is said to be high (low) when the posterior puts at least 70% on it lying above (below)
+    the population's typical value: "likely" from 70%, "very likely" from 90%, with the percentage.
+    Otherwise: "about usual" where the posterior is narrow (sd under half the population's spread),
+    else "not sure yet" (few answers). Raw traits are monotone in the natural ones (log alpha,
+    log lambda, mu), so the comparison in raw units says the same.
+    """
+    words = []
+    for index, high, low, usual, unknown in _TRAIT_PHRASES:
+        sd = max(float(scale[index]), 1e-9)
+        above = 0.5 * math.erfc(-(float(loc[index]) - float(population_loc[index])) / (sd * math.sqrt(2)))
+        for share, phrase in ((above, high), (1 - above, low)):
+            if share >= 0.7:
+                sure = "very likely" if share >= 0.9 else "likely"
+                words.append(f"{phrase} ({sure}: {round(100 * share)}%)")
+                break
+        else:
+            if not usual:
+                continue
+            if sd < 0.5 * float(population_scale[index]):
+                words.append(usual)
+            else:
+                words.append(f"not sure yet {unknown}")
+    return words
+
+
 class LogitRelaxedBernoulli(_TorchLogitRelaxedBernoulli, TorchDistributionMixin):
     """Relaxed Bernoulli in logit space: its density stays finite where the sigmoid saturates."""
 
@@ -547,6 +587,7 @@ class PsiKT(Estimator):
 
     kind = "psikt"
     PARAMS = hyper.PSIKT
+    has_traits = True
 
     def configure(self, config: dict[str, Any]) -> None:
         super().configure(config)
@@ -684,8 +725,64 @@ class PsiKT(Estimator):
         start_mean = np.where(resume[:, None], self.arrays["end_mean"][np.maximum(known, 0)], 0.0)
         start_variance = np.where(resume[:, None], self.arrays["end_variance"][np.maximum(known, 0)], 1.0)
         start_at = np.where(resume, self.arrays["end_at"][np.maximum(known, 0)], np.nan)
-        padded_numpy = pad_learners(data, np.arange(data.n_learners), unit=self.unit, max_length=self.max_length)
         first_gap = self._first_gaps(data, start_at)
+        new_loc, new_scale = self._traits_posterior(
+            data,
+            (prior_loc, prior_scale),
+            (resume, start_mean, start_variance, first_gap),
+            seed=seed,
+            passes=steps or self.absorb_steps,
+            learning_rate=learning_rate,
+            progress=progress,
+        )
+        slots = known.copy()
+        fresh = np.flatnonzero(~resume)
+        slots[fresh] = len(self.learner_index) + np.arange(len(fresh))
+        for position in fresh:
+            self.learner_index[data.learner_ids[position]] = int(slots[position])
+        self._grow(len(self.learner_index))
+        self.arrays["trait_loc"][slots] = new_loc
+        self.arrays["trait_scale"][slots] = new_scale
+        starts_numpy = (resume, start_mean, start_variance, first_gap)
+        self._store_end_states(data, np.arange(data.n_learners), slots=slots, starts=starts_numpy)
+        self.timings["absorb_seconds"] = time.perf_counter() - started
+        progress("absorb", 1.0)
+        return self
+
+    def traits_infer(self, data: Dataset, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Each learner's trait posterior from ``data`` as their whole history, the course posterior
+        frozen, starting from the population prior whether or not the model knows the learner (the
+        history already holds what the fit saw of them, so nothing is counted twice), and stored
+        nowhere: (loc, scale) of the raw traits, (n_learners, 5). ``absorb_steps`` passes at a
+        learning rate of 0.1, as :meth:`absorb`."""
+        data = self.aligned(data)
+        count = data.n_learners
+        prior = (
+            np.repeat(self.arrays["population_loc"][None, :], count, axis=0),
+            np.repeat(self.arrays["population_scale"][None, :], count, axis=0),
+        )
+        n_skills = len(self._skill_ids)
+        fresh = (np.zeros(count, dtype=bool), np.zeros((count, n_skills)), np.ones((count, n_skills)), np.zeros(count))
+        return self._traits_posterior(data, prior, fresh, seed=seed, passes=self.absorb_steps, learning_rate=0.1)
+
+    def _traits_posterior(
+        self,
+        data: Dataset,
+        prior: tuple[np.ndarray, np.ndarray],
+        starts: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+        *,
+        seed: int,
+        passes: int,
+        learning_rate: float,
+        progress: Progress | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """SVI over the traits of ``data``'s learners only, the course frozen: (loc, scale), (B, 5).
+
+        ``prior`` (loc, scale) per learner; ``starts`` (resume flag, knowledge mean, variance, time
+        units from the stored state to the first row) say where each learner's filter resumes."""
+        prior_loc, prior_scale = prior
+        resume, start_mean, start_variance, first_gap = starts
+        padded_numpy = pad_learners(data, np.arange(data.n_learners), unit=self.unit, max_length=self.max_length)
         padded_numpy.elapsed[:, 0] = first_gap
         with fitting_context(threads=self.threads, seed=seed):
             course = {name: value.float() for name, value in self._course_tensors().items()}
@@ -693,9 +790,11 @@ class PsiKT(Estimator):
             def as_float(array: np.ndarray) -> torch.Tensor:
                 return torch.as_tensor(array, dtype=torch.float32)
 
-            starts = (torch.as_tensor(resume), as_float(start_mean), as_float(start_variance))
             model = AbsorbModel(
-                course=course, prior_loc=as_float(prior_loc), prior_scale=as_float(prior_scale), starts=starts
+                course=course,
+                prior_loc=as_float(prior_loc),
+                prior_scale=as_float(prior_scale),
+                starts=(torch.as_tensor(resume), as_float(start_mean), as_float(start_variance)),
             )
             guide = AbsorbGuide(as_float(prior_loc), as_float(prior_scale))
             padded = padded_numpy.torch()
@@ -710,7 +809,6 @@ class PsiKT(Estimator):
             # Each learner's traits are its own parameters, so a pass over the newcomers is what
             # counts: on DBE-KT22, 10 passes at 0.1 gave the multi-step AUC of 60 passes at 0.05.
             batch_size = min(max(self.batch_size, 128), data.n_learners)
-            passes = steps or self.absorb_steps
             run_svi(
                 loss,
                 list(guide.parameters()),
@@ -719,26 +817,12 @@ class PsiKT(Estimator):
                 steps=passes * -(-data.n_learners // batch_size),
                 learning_rate=learning_rate,
                 seed=seed,
-                progress=progress,
+                progress=progress or no_progress,
                 stage="absorb",
                 lengths=np.minimum(data.lengths, self.max_length),
             )
             with torch.no_grad():
-                new_loc = guide.trait_loc.double().numpy().copy()
-                new_scale = guide.trait_scale.double().numpy().copy()
-        slots = known.copy()
-        fresh = np.flatnonzero(~resume)
-        slots[fresh] = len(self.learner_index) + np.arange(len(fresh))
-        for position in fresh:
-            self.learner_index[data.learner_ids[position]] = int(slots[position])
-        self._grow(len(self.learner_index))
-        self.arrays["trait_loc"][slots] = new_loc
-        self.arrays["trait_scale"][slots] = new_scale
-        starts_numpy = (resume, start_mean, start_variance, first_gap)
-        self._store_end_states(data, np.arange(data.n_learners), slots=slots, starts=starts_numpy)
-        self.timings["absorb_seconds"] = time.perf_counter() - started
-        progress("absorb", 1.0)
-        return self
+                return guide.trait_loc.double().numpy().copy(), guide.trait_scale.double().numpy().copy()
 
     def encode_traits(self, data: Dataset) -> tuple[np.ndarray, np.ndarray]:
         """Trait posteriors (loc, scale), (B, 5), of ``data``'s learners from their rows by the
@@ -944,6 +1028,14 @@ class PsiKT(Estimator):
         mean, variance = initial_knowledge(torch.as_tensor(loc[None, :]), len(self._skill_ids))
         return self._state(mean[0].numpy(), variance[0].numpy(), loc, scale, None, None)
 
+    def knows_learner(self, learner_id: str) -> bool:
+        return learner_id in self.learner_index
+
+    def initial_state_with_traits(self, loc: np.ndarray, scale: np.ndarray) -> LearnerState:
+        loc, scale = np.asarray(loc, dtype=np.float64), np.asarray(scale, dtype=np.float64)
+        mean, variance = initial_knowledge(torch.as_tensor(loc[None, :]), len(self._skill_ids))
+        return self._state(mean[0].numpy(), variance[0].numpy(), loc, scale, None, None)
+
     def learner_state(self, learner_id: str) -> LearnerState:
         """The stored state of a fitted or absorbed learner at the end of its absorbed rows."""
         slot = self.learner_index[learner_id]
@@ -1053,6 +1145,14 @@ class PsiKT(Estimator):
             traits[name] = {"mean": float(value.mean()), "sd": float(value.std())}
         traits["forgetting_rate"]["unit"] = f"per {self.unit:g} {'s' if self.unit != 1.0 else 'step'}"
         return traits
+
+    def traits_words(self, state: LearnerState) -> list[str]:
+        return trait_words(
+            np.asarray(state.memory["trait_loc"], dtype=np.float64),
+            np.asarray(state.memory["trait_scale"], dtype=np.float64),
+            self.arrays["population_loc"],
+            self.arrays["population_scale"],
+        )
 
     def params(self) -> dict[str, Any]:
         population = {}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,15 +28,20 @@ from tracing.data import Dataset
 from tracing.estimators.base import Progress, no_progress
 from tracing.estimators.torch_threads import torch_threads
 
+_FITTING = threading.RLock()
+"""Pyro's settings and torch's thread count are process-wide, and a context that ends restores them under
+any other still running: fits and trait inferences of one process (the embedded default runs both on
+background threads of the web process) take turns."""
+
 
 @contextlib.contextmanager
 def fitting_context(*, threads: int, seed: int | None = None) -> Iterator[None]:
     """Run torch on ``threads`` CPU threads with module-local pyro params; seed torch and pyro.
 
     The previous thread count and pyro setting are restored on exit so a worker
-    that runs several fits in turn is left as it was found.
+    that runs several fits in turn is left as it was found. One such context at a time per process.
     """
-    with torch_threads(threads):
+    with _FITTING, torch_threads(threads):
         if seed is not None:
             pyro.set_rng_seed(int(seed))
         with pyro.settings.context(module_local_params=True):

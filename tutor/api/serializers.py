@@ -339,6 +339,20 @@ class MasteryOut(serializers.Serializer):
         'model, e.g. psikt\'s {"alpha": {"mean": .., "sd": ..}}; '
         "{} for models without traits."
     )
+    traits_words = serializers.ListField(
+        child=serializers.CharField(),
+        help_text='The traits a teacher can act on in plain words, with how sure the model is, e.g. "learns fast '
+        '(likely: 80%)"; [] for models without traits.',
+    )
+    traits_source = serializers.ChoiceField(
+        choices=["learner", "fit", "population"],
+        allow_null=True,
+        help_text="`learner`: re-inferred from the learner's own answers (`traits_answers` of them) after each "
+        "burst of answers; `fit`: the active fit's estimate from the answers it was fitted on or absorbed; "
+        "`population`: the class's typical traits, for a learner the model has no answers of yet; null for "
+        "models whose traits are not re-inferred (hbkt) or that have none.",
+    )
+    traits_answers = serializers.IntegerField(help_text="Answers the learner's re-inferred traits rest on (0 if none).")
 
 
 class NextOut(serializers.Serializer):
@@ -450,6 +464,12 @@ class FitOut(serializers.Serializer):
         "carry what it learned from their answers; a new fit, once active, does not."
     )
     erased_at = serializers.DateTimeField(allow_null=True, help_text="When the last of them was erased.")
+    parent = serializers.IntegerField(
+        source="parent_id",
+        allow_null=True,
+        help_text="Set on an absorb (continual learning): the fit whose model this one extends with the answers "
+        "since, without a refit; its metrics say what was absorbed and carry the parent's held-out metrics.",
+    )
 
 
 class XapiStatements(serializers.Serializer):

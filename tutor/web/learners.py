@@ -138,6 +138,10 @@ class LearnerReport:
     history: MasteryHistory
     traits: dict[str, Any]
     flags: list[Flag]
+    traits_words: list[str] = field(default_factory=list)
+    traits_source: str | None = None
+    """``tracing.services.learner_traits_view``'s: learner, fit or population."""
+    traits_answers: int = 0
     recent: list[Interaction] = field(default_factory=list)
     """The latest answers, newest first."""
 
@@ -171,7 +175,7 @@ def learner_report(
     members = list(
         ClassMember.objects.filter(learner=learner, course_class__in=scope.classes).select_related("course_class")
     )
-    traits = learner_outlook(learner=learner, model=model, state=learner_state(learner=learner, model=model))["traits"]
+    outlook = learner_outlook(learner=learner, model=model, state=learner_state(learner=learner, model=model))
     return LearnerReport(
         learner=learner,
         name=next((member.name for member in members if member.name), ""),
@@ -184,8 +188,11 @@ def learner_report(
             for skill, name in Skill.objects.filter(course=course).values_list("external_id", "name")
         },
         history=history,
-        traits=traits or {},
+        traits=outlook["traits"] or {},
         flags=flags,
+        traits_words=outlook["traits_words"],
+        traits_source=outlook["traits_source"],
+        traits_answers=outlook["traits_answers"],
         recent=list(
             Interaction.objects.filter(learner=learner)
             .select_related("item")

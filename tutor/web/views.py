@@ -18,6 +18,7 @@ from curriculum.models import Course
 from tracing.estimators import ESTIMATORS
 from tracing.models import Fit
 from tracing.practice import LearnerView, learner_view
+from tracing.services import learner_traits_view
 from tutor.actions import fit_start
 from tutor.enrolments import course_for_user, courses_for_user, enrolment_learner
 from tutor.lti.classes import TeachingScope, teaching_courses, teaching_scope
@@ -175,7 +176,9 @@ def learn_answer(request: HttpRequest, slug: str) -> HttpResponse:
 def learn_mastery(request: HttpRequest, slug: str) -> HttpResponse:
     """The learner's map: skills as the prerequisite graph coloured by status, and the bars."""
     course, learner = _learner_page(request, slug)
-    context = {"course": course, "learner": learner, **_mastery_context(course, learner, compact=False)}
+    view = learner_view(course=course, learner=learner)
+    context = {"course": course, "learner": learner, **_mastery_context(course, learner, compact=False, view=view)}
+    context["traits"] = learner_traits_view(learner=learner, model=view.model, state=view.state)
     progress = context["progress"]
     graph = progress.graph
     names = {skill.id: skill.name for skill in progress.skills}

@@ -1,0 +1,163 @@
+"""Continual learning for psikt: absorbing 1,000 new learners into a fitted course against a refit.
+JSON on stdout.
+
+    nice -n 19 .venv/bin/python bench/psikt_continual.py [--splits 2] [--quick]
+
+DBE-KT22 (1,214 learners) is cut by learner, for each split seed s: 1,000 learners are the
+newcomers, the other 214 the base. psikt is fitted on the base; the newcomers' histories (all but
+their last HORIZON answers) are then either absorbed into a copy of that fit (``PsiKT.absorb``: their
+traits only, the course posterior frozen) or fitted together with the base from scratch (a refit).
+Both predict each newcomer's last HORIZON answers from the history (tracing.evaluation's multi-step
+protocol); the base fit without absorbing (population traits) is scored beside them. Differences
+come as paired bootstrap 95% intervals by learner (``bootstrap_difference``). Times of ``fit`` and
+``absorb`` alone, on one torch thread: the process's CPU seconds (what the ratios use: on a shared,
+loaded machine wall-clock seconds swing with the other processes) and wall-clock seconds beside them.
+
+Two absorb settings, fixed before any run (neither chosen on these figures): the estimator's
+default (10 passes at a learning rate of 0.1) and a budget setting (2 passes at 0.3). An absorb pass
+costs about what a fit step costs per learner (both run the same filter forward and backward), and
+a fit costs ``steps`` x ``batch_size`` learner-passes whatever the number of learners, so absorbing
+1,000 learners 10 times faster than a 150 x 128 refit leaves about 2 passes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+from bench.common import dataset_path, emit, peak_rss_mb  # noqa: E402
+from tracing.data import Dataset, concat  # noqa: E402
+from tracing.estimators import get_estimator  # noqa: E402
+from tracing.evaluation import auc, bootstrap_difference, metrics, multistep_predict  # noqa: E402
+from tracing.formats import load_dataset  # noqa: E402
+
+HORIZON = 10
+NEWCOMERS = 1000
+ABSORB_SETTINGS = {
+    "default_10_passes": {"steps": 10, "learning_rate": 0.1},
+    "budget_2_passes": {"steps": 2, "learning_rate": 0.3},
+}
+
+
+def _auc_interval(correct: np.ndarray, probability: np.ndarray, groups: np.ndarray, draws: int = 1000) -> list[float]:
+    """Percentile 95% interval of one model's AUC, resampling learners."""
+    rng = np.random.default_rng(0)
+    members = [np.flatnonzero(groups == group) for group in np.unique(groups)]
+    values = []
+    for _ in range(draws):
+        rows = np.concatenate([members[index] for index in rng.integers(0, len(members), len(members))])
+        values.append(auc(correct[rows], probability[rows]))
+    low, high = np.nanpercentile(values, [2.5, 97.5])
+    return [round(float(low), 4), round(float(high), 4)]
+
+
+def one_split(data: Dataset, seed: int, params: dict[str, Any], newcomer_count: int = NEWCOMERS) -> dict[str, Any]:
+    order = np.random.default_rng(seed).permutation(data.n_learners)
+    newcomers = data.subset(np.sort(order[:newcomer_count]))
+    base = data.subset(np.sort(order[newcomer_count:]))
+    history = newcomers.truncate(np.maximum(newcomers.lengths - HORIZON, 0))
+    psikt = get_estimator("psikt")
+    clock = _Clock()
+    base_fit = psikt(**params).fit(base, seed=seed)
+    base_seconds = clock.lap()
+    refit = psikt(**params).fit(concat(base, history), seed=seed)
+    refit_seconds = clock.lap()
+    answers, p_refit = multistep_predict(refit, newcomers, horizon=HORIZON)
+    groups = np.repeat(np.arange(len(answers) // HORIZON), HORIZON)
+    _, p_population = multistep_predict(base_fit, newcomers, horizon=HORIZON)
+    result: dict[str, Any] = {
+        "seed": seed,
+        "base_learners": base.n_learners,
+        "newcomers": newcomers.n_learners,
+        "newcomer_history_rows": history.n_rows,
+        "scored_learners": int(groups.max()) + 1 if len(groups) else 0,
+        "base_fit_seconds": base_seconds,
+        "refit_seconds": refit_seconds,
+        "refit": {**_rounded(metrics(answers, p_refit)), "auc_interval": _auc_interval(answers, p_refit, groups)},
+        "population_traits": {
+            **_rounded(metrics(answers, p_population)),
+            "minus_refit": _rounded(bootstrap_difference(answers, p_population, p_refit, groups)),
+        },
+    }
+    for name, setting in ABSORB_SETTINGS.items():
+        absorbed = copy.deepcopy(base_fit)
+        clock = _Clock()
+        absorbed.absorb(history, seed=seed, **setting)
+        seconds = clock.lap()
+        _, p_absorbed = multistep_predict(absorbed, newcomers, horizon=HORIZON)
+        result[f"absorb_{name}"] = {
+            **setting,
+            "seconds": seconds,
+            "speedup_over_refit_cpu": round(refit_seconds["cpu"] / seconds["cpu"], 2),
+            "speedup_over_refit_wall": round(refit_seconds["wall"] / seconds["wall"], 2),
+            **_rounded(metrics(answers, p_absorbed)),
+            "minus_refit": _rounded(bootstrap_difference(answers, p_absorbed, p_refit, groups)),
+            "minus_population_traits": _rounded(bootstrap_difference(answers, p_absorbed, p_population, groups)),
+        }
+        print(f"split {seed} {name}: {result[f'absorb_{name}']}", file=sys.stderr, flush=True)
+    return result
+
+
+class _Clock:
+    """CPU and wall-clock seconds since it was made or last read."""
+
+    def __init__(self) -> None:
+        self.cpu, self.wall = time.process_time(), time.perf_counter()
+
+    def lap(self) -> dict[str, float]:
+        cpu, wall = time.process_time(), time.perf_counter()
+        lapse = {"cpu": round(cpu - self.cpu, 1), "wall": round(wall - self.wall, 1), "load": os.getloadavg()[0]}
+        self.cpu, self.wall = cpu, wall
+        return lapse
+
+
+def _rounded(value: Any) -> Any:
+    if isinstance(value, float):
+        return round(value, 4)
+    if isinstance(value, dict):
+        return {key: _rounded(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_rounded(item) for item in value]
+    return value
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--splits", type=int, default=2, help="this many split seeds, from --first-seed on")
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument(
+        "--quick", action="store_true", help="20 fit steps, 100 newcomers (a smoke run; figures mean nothing)"
+    )
+    arguments = parser.parse_args()
+    params = {"steps": 20 if arguments.quick else 150, "batch_size": 128, "max_length": 150, "threads": 1}
+    data = load_dataset(dataset_path("dbe_kt22", "pyedmine_preprocessed", "data.txt"), format="dbe")[0]
+    started = time.perf_counter()
+    splits = []
+    for seed in range(arguments.first_seed, arguments.first_seed + arguments.splits):
+        splits.append(one_split(data, seed, params, 100 if arguments.quick else NEWCOMERS))
+        print(f"split {seed} done: {splits[-1]}", file=sys.stderr, flush=True)
+    emit(
+        {
+            "dataset": "dbe_kt22",
+            "learners": data.n_learners,
+            "horizon": HORIZON,
+            "params": params,
+            "splits": splits,
+            "load_average": os.getloadavg(),
+            "peak_rss_mb": peak_rss_mb(),
+            "total_seconds": round(time.perf_counter() - started, 1),
+        }
+    )
+
+
+if __name__ == "__main__":
+    main()
