@@ -312,6 +312,8 @@ def simulated(quick: bool) -> dict[str, Any]:
 
 
 def _f(summary: dict[str, Any]) -> str:
+    if summary["mean"] != summary["mean"]:  # NaN: a symmetric score gives a link no direction
+        return "-"
     if "std" not in summary:
         return f"{summary['mean']:.3f}"
     return f"{summary['mean']:.3f} ± {summary['std']:.3f}"
@@ -319,7 +321,8 @@ def _f(summary: dict[str, Any]) -> str:
 
 def _interval(block: dict[str, Any]) -> str:
     low, high = block["interval"]
-    return f"{block['difference']:+.3f} [{low:+.3f}, {high:+.3f}]"
+    verdict = "above" if low > 0 else "below" if high < 0 else "level with"
+    return f"{block['difference']:+.4f} [{low:+.4f}, {high:+.4f}] (psikt {verdict})"
 
 
 def render(results: dict[str, Any]) -> str:
@@ -328,7 +331,8 @@ def render(results: dict[str, Any]) -> str:
         d = results["dbe"]
         s = d["summary"]
         lines += [
-            f"DBE-KT22, {d['expert_links']} expert links among {d['candidate_pairs']} pairs of KCs; "
+            f"DBE-KT22, {d['expert_links']} expert links among the {d['candidate_pairs']} pairs of KCs "
+            "that questions use; "
             f"{d['folds']} folds by learner (fitted on {min(d['fit_learners'])}-{max(d['fit_learners'])} learners), "
             "mean ± std over folds:",
             "",
