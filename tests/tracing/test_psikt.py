@@ -248,3 +248,11 @@ def test_an_encoder_gives_traits_by_a_forward_pass_and_survives_save_and_load(si
     assert np.allclose(model.predict_proba_given(newcomers, population), model.predict_proba(newcomers))
     with pytest.raises(ValueError, match="no trait encoder"):
         PsiKT(steps=2, **FAST).fit(data, seed=0).encode_traits(data)
+
+
+def test_traits_infer_reads_the_encoder_when_the_model_has_one(simulation):
+    data = simulation.data.subset(np.arange(30))
+    model = PsiKT(steps=5, encoder=True, **FAST).fit(data, seed=0)
+    loc, scale = model.traits_infer(data.subset(np.arange(3)))
+    expected_loc, expected_scale = model.encode_traits(data.subset(np.arange(3)))
+    assert np.allclose(loc, expected_loc) and np.allclose(scale, expected_scale)

@@ -754,7 +754,10 @@ class PsiKT(Estimator):
         frozen, starting from the population prior whether or not the model knows the learner (the
         history already holds what the fit saw of them, so nothing is counted twice), and stored
         nowhere: (loc, scale) of the raw traits, (n_learners, 5). ``absorb_steps`` passes at a
-        learning rate of 0.1, as :meth:`absorb`."""
+        learning rate of 0.1, as :meth:`absorb`; a model fitted with ``encoder`` reads them off its
+        encoder instead (one forward pass, :meth:`encode_traits`)."""
+        if self.encoder:
+            return self.encode_traits(data)
         data = self.aligned(data)
         count = data.n_learners
         prior = (
