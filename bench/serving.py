@@ -193,7 +193,7 @@ def main() -> None:
         if status != 202:
             sys.exit(f"POST fits answered {status}: {body}")
         fit, url = body["id"], server.env["DATABASE_URL"]
-        started, slices = time.monotonic(), []
+        started, slices = time.monotonic(), list[dict[str, Any]]()
         result["machine"]["load_average_fit_start"] = uptime()
         while time.monotonic() - started < args.fit_timeout:
             before = _fit_state(url, fit)
