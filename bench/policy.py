@@ -428,6 +428,7 @@ def _worker(job: dict[str, Any]) -> dict[str, Any]:
     return {
         "simulator": job["simulator"],
         "set": job["set"],
+        "commit": _commit(),
         "seeds": job["seeds"],
         "arms": result,
         "prepare_s": prepare_s,
@@ -704,6 +705,7 @@ def main() -> None:
     for simulator in simulators:
         mine = [part for part in parts if part["simulator"] == simulator]
         result["simulators"][simulator] = summarise_simulator(mine, arms, args.max_items, args.draws)
+    result["jobs_commits"] = sorted({part.get("commit", "unknown") for part in parts})
     result["wall_s"] = round(wall, 1)
     if args.from_parts is not None:
         result["from_parts"] = [str(path) for path in args.from_parts or [parts_file]]
@@ -749,7 +751,8 @@ def render(report: dict[str, Any]) -> str:
     """README's policy block, from the bench's JSON."""
     cap = report["max_items"]
     lines = [
-        f"Rendered by `bench/policy.py --render` from `bench/results/policy.json` (commit {report['commit']}, "
+        f"Rendered by `bench/policy.py --render` from `bench/results/policy.json` (jobs run at commit "
+        f"{', '.join(report.get('jobs_commits') or [report['commit']])}, summarised at {report['commit']}, "
         f"{report['date']}): seed sets of evaluation learners (each table says how many; the same learners under "
         f"every policy), each set with its "
         f"own pilot cohort ({report['pilot_learners']} learners x {report['pilot_items']} answers in textbook order) "
