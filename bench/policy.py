@@ -428,6 +428,7 @@ def _worker(job: dict[str, Any]) -> dict[str, Any]:
     return {
         "simulator": job["simulator"],
         "set": job["set"],
+        "commit": _commit(),
         "seeds": job["seeds"],
         "arms": result,
         "prepare_s": prepare_s,
@@ -610,7 +611,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help=f"JSON results (evaluation default: {RESULTS})")
     parser.add_argument("--render", action="store_true", help="rewrite README's policy block from --out and stop")
     parser.add_argument(
-        "--from-parts", action="store_true", help="summarise the finished jobs kept beside --out (a run cut short)"
+        "--from-parts",
+        nargs="*",
+        type=Path,
+        default=None,
+        metavar="PARTS",
+        help="summarise finished jobs instead of running: those kept beside --out (a run cut short), or these "
+        "parts files (runs of other sizes, such as one simulator each)",
     )
     args = parser.parse_args()
     out = args.out or (RESULTS if args.seeds == "evaluation" else None)
@@ -661,9 +668,9 @@ def main() -> None:
     started = time.perf_counter()
     workers = max(1, min(args.workers, len(jobs)))
     parts_file = (out or RESULTS).with_suffix(".parts.json")
-    if args.from_parts:
+    if args.from_parts is not None:
         # Summarise the jobs a cut-short run finished (the JSON says which sets each simulator has).
-        parts = json.loads(parts_file.read_text())
+        parts = [part for path in args.from_parts or [parts_file] for part in json.loads(path.read_text())]
         simulators = [name for name in simulators if any(part["simulator"] == name for part in parts)]
     else:
         import multiprocessing
@@ -687,7 +694,7 @@ def main() -> None:
         "pilot_items": args.pilot_items,
         "seeds": args.seeds,
         "sets": min(args.sets, min(len([p for p in parts if p["simulator"] == name]) for name in simulators)),
-        "learners_per_set": args.learners,
+        "learners_per_set": sorted({len(part["seeds"]) for part in parts}),
         "max_items": args.max_items,
         "posttest_at": 100,
         "arms": arms,
@@ -698,7 +705,10 @@ def main() -> None:
     for simulator in simulators:
         mine = [part for part in parts if part["simulator"] == simulator]
         result["simulators"][simulator] = summarise_simulator(mine, arms, args.max_items, args.draws)
+    result["jobs_commits"] = sorted({part.get("commit", "unknown") for part in parts})
     result["wall_s"] = round(wall, 1)
+    if args.from_parts is not None:
+        result["from_parts"] = [str(path) for path in args.from_parts or [parts_file]]
     result["workers"] = workers
     result["load_average_before"] = [round(value, 2) for value in load_before]
     result["load_average_after"] = [round(value, 2) for value in os.getloadavg()]
@@ -741,15 +751,14 @@ def render(report: dict[str, Any]) -> str:
     """README's policy block, from the bench's JSON."""
     cap = report["max_items"]
     lines = [
-        f"Rendered by `bench/policy.py --render` from `bench/results/policy.json` (commit {report['commit']}, "
-        f"{report['date']}): {report['sets']} seed sets of {report['learners_per_set']} evaluation learners "
-        f"({report['sets'] * report['learners_per_set']} in all, the same under every policy), each set with its "
+        f"Rendered by `bench/policy.py --render` from `bench/results/policy.json` (jobs run at commit "
+        f"{', '.join(report.get('jobs_commits') or [report['commit']])}, summarised at {report['commit']}, "
+        f"{report['date']}): seed sets of evaluation learners (each table says how many; the same learners under "
+        f"every policy), each set with its "
         f"own pilot cohort ({report['pilot_learners']} learners x {report['pilot_items']} answers in textbook order) "
         f"and BKT fitted on it; capped at {cap} items. Figures are mean ± std over the seed sets; "
         f"differences are pooled over all learners with a paired bootstrap 95% interval by simulated learner "
-        f'({report["draws"]} draws; "level" where it contains zero). Wall time {report["wall_s"] / 60:.0f} min '
-        f"with {report['workers']} workers under `nice -n 19`, load average {report['load_average_before'][0]:.1f} "
-        f"before and {report['load_average_after'][0]:.1f} after (2-core machine, shared).",
+        f'({report["draws"]} draws; "level" where it contains zero). {_timing(report)}',
         "",
     ]
     names = {"classic": "first simulator (classic)", "sittings": "second simulator (sittings)"}
@@ -790,6 +799,24 @@ def render(report: dict[str, Any]) -> str:
         lines.append("")
     lines += _targets(report)
     return "\n".join(lines)
+
+
+def _timing(report: dict[str, Any]) -> str:
+    jobs = [
+        (prepare + run) / 60
+        for summary in report["simulators"].values()
+        for prepare, run in zip(summary["prepare_s"], summary["run_s"], strict=True)
+    ]
+    text = (
+        f"Each job (one simulator, one seed set, one process under `nice -n 19` on the shared 2-core machine) "
+        f"took {min(jobs):.0f}-{max(jobs):.0f} min of wall time"
+    )
+    if report.get("from_parts"):
+        return text + f"; summarised from finished jobs ({', '.join(report['from_parts'])})."
+    return (
+        text + f"; the run {report['wall_s'] / 60:.0f} min with {report['workers']} workers, load average "
+        f"{report['load_average_before'][0]:.1f} before and {report['load_average_after'][0]:.1f} after."
+    )
 
 
 def _targets(report: dict[str, Any]) -> list[str]:

@@ -61,7 +61,7 @@ def test_summary_pairs_learners_and_renders_the_targets():
         "commit": "abc1234",
         "date": "2026-12-06 16:00 UTC",
         "sets": 3,
-        "learners_per_set": 20,
+        "learners_per_set": [20],
         "pilot_learners": 200,
         "pilot_items": 150,
         "max_items": 300,
