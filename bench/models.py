@@ -438,9 +438,19 @@ def verdict(comparison: dict[str, Any]) -> str:
 
 
 def render(report: dict[str, Any]) -> str:
+    runs = report.get("runs") or [_run_of(report)]
+    described = "; ".join(
+        f"code {run['commit']}, finished {run['finished']}"
+        + (
+            f", load average {run['load_average_at_start'][0]:.1f} -> {run['load_average_at_end'][0]:.1f}"
+            if run.get("load_average_at_start") and run.get("load_average_at_end")
+            else ""
+        )
+        for run in runs
+    )
     heading = (
         f"Rendered by `bench/models.py --render` from `{report['results_file']}` "
-        f"(run {report['finished']}, code {report['commit']}, {report['folds']} folds by learner, "
+        f"({'runs' if len(runs) > 1 else 'run'}: {described}; {report['folds']} folds by learner, "
         f"{'QUICK CHECK, not for claims' if report['quick'] else 'full run'}). Do not edit by hand."
     )
     lines = [BEGIN, "", heading, ""]
@@ -467,12 +477,13 @@ def render(report: dict[str, Any]) -> str:
                     f"| {LABELS[model]} | {PROTOCOL_NAMES[protocol]} | {_pm(entry['auc'])} | "
                     f"{_pm(entry['rmse'])} | {entry['ece']:.4f} | {entry['rows']} |"
                 )
-        lines += ["", "| model | fit s per fold (mean) | epochs per fold (best) |", "|---|---|---|"]
+        lines += ["", "| model | fit s per fold (mean) | epochs per fold (best) | run (code) |", "|---|---|---|---|"]
         for model, fit in result["fits"].items():
             epochs = (
                 ", ".join(f"{e} ({b})" for e, b in zip(fit["epochs"], fit["best_epoch"])) if fit["epochs"][0] else "–"
             )
-            lines.append(f"| {LABELS[model]} | {fit['fit_seconds']['mean']:.1f} | {epochs} |")
+            run = fit.get("run", {}).get("commit") or runs[0]["commit"]
+            lines.append(f"| {LABELS[model]} | {fit['fit_seconds']['mean']:.1f} | {epochs} | {run} |")
         if result["comparisons"]:
             header = (
                 "| comparison (paired bootstrap over learners, 95%) | protocol | AUC difference [interval] | "
