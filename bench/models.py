@@ -594,8 +594,13 @@ def _commit() -> str:
     try:
         import subprocess
 
+        # "-dirty" when the working tree differs from the commit: the figures are not that commit's.
         return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+            ["git", "describe", "--always", "--dirty", "--abbrev=7"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
     except Exception:  # noqa: BLE001 - a tarball without git still benches
         return str(head)
