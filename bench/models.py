@@ -127,6 +127,7 @@ DATASETS: dict[str, dict[str, Any]] = {
         "learners": 1000,
         "comparisons": [
             ("dkt", "bkt"),
+            ("cakt", "bkt"),
             ("cakt", "dkt"),
             ("sakt", "dkt"),
             ("cakt", "sakt"),
