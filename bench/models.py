@@ -565,7 +565,8 @@ def render_streaming(reports: list[tuple[str, dict[str, Any]]]) -> str:
         heading = (
             f"Rendered by `bench/models.py --render` from `{name}` ({report['dataset']}, "
             f"{report['learners']} learners, {report['answers']} answers, refit every {report['every']} answers"
-            + (f"; load average {report['load_average']}" if report.get("load_average") else "")
+            + (f"; load average {report['load_average'][0]:.1f} at start" if report.get("load_average") else "")
+            + (f", {report['load_average_at_end'][0]:.1f} at end" if report.get("load_average_at_end") else "")
             + "). Do not edit by hand."
         )
         lines += [heading, "", header, "|---|---|---|---|---|"]
