@@ -16,6 +16,11 @@ AUC and RMSE over folds, expected calibration error and a reliability table of t
 out-of-fold predictions, and for each declared comparison a paired bootstrap 95% interval
 of the AUC and RMSE differences (learners resampled, both models on the same draw).
 
+A run merges into the JSON it writes (``report_merge``): the models it ran replace the same
+models of that dataset and join the others, so ``--models cakt`` adds CAKT without re-running
+the rest (whose per-fold predictions may be gone); a comparison needs both models in the same
+run (their cached folds are read). ``--fresh`` replaces the file instead.
+
 Protocols, never mixed in one comparison:
 
 - ``next_step``: every row predicted from all of its learner's earlier rows (the service's
