@@ -67,7 +67,9 @@ def _same_config(kind: str, first: dict[str, Any], second: dict[str, Any]) -> bo
     return params.check(first, owner=kind) == params.check(second, owner=kind)
 
 
-def run_choice(name: str, folds: int, values: list[float] | None = None) -> dict[str, Any] | None:
+def run_choice(
+    name: str, folds: int, values: list[float] | None = None, use_folds: int | None = None
+) -> dict[str, Any] | None:
     """The choice's fits (cached ones read), and the decision; only ``values`` fitted when given
     (a side run while bench/models.py fits the default), and then no decision (None)."""
     spec = CHOICES[name]
@@ -78,7 +80,8 @@ def run_choice(name: str, folds: int, values: list[float] | None = None) -> dict
     for value in values or spec["values"]:
         params = {spec["param"]: value}
         rows = []
-        for fold, test_learners in enumerate(learner_folds(sample.n_learners, folds=folds, seed=0)):
+        split = learner_folds(sample.n_learners, folds=folds, seed=0)
+        for fold, test_learners in enumerate(split[:use_folds]):
             cached = bench.fold_cached(work, cache_key, spec["model"], fold)
             variant = f"{spec['model']}@{spec['param']}={value}"
             if not (cached and _same_config(kind, cached["meta"]["params"], {**base, **params})):
@@ -104,6 +107,7 @@ def run_choice(name: str, folds: int, values: list[float] | None = None) -> dict
         **spec,
         "sample": subsample,
         "folds": folds,
+        "folds_used": len(per_value[first]),
         "validation_auc": {
             value: {k: round(v, 4) for k, v in mean_std([r["best_valid_auc"] for r in rows]).items()}
             for value, rows in per_value.items()
@@ -121,17 +125,20 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=bench.FOLDS)
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--values", help="only fit these values (comma-separated), no decision")
+    parser.add_argument(
+        "--use-folds", type=int, help="only the first K folds of the --folds split (a run cut short by time)"
+    )
     args = parser.parse_args()
     if args.values:
         for name in args.choice:
-            run_choice(name, args.folds, [float(v) for v in args.values.split(",")])
+            run_choice(name, args.folds, [float(v) for v in args.values.split(",")], args.use_folds)
         return
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     report = json.loads(args.out.read_text()) if args.out.exists() else {}
     for name in args.choice:
         started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
         load = os.getloadavg()
-        decided = run_choice(name, args.folds)
+        decided = run_choice(name, args.folds, use_folds=args.use_folds)
         assert decided is not None
         report[name] = {
             **decided,

@@ -16,6 +16,11 @@ AUC and RMSE over folds, expected calibration error and a reliability table of t
 out-of-fold predictions, and for each declared comparison a paired bootstrap 95% interval
 of the AUC and RMSE differences (learners resampled, both models on the same draw).
 
+A run merges into the JSON it writes (``report_merge``): the models it ran replace the same
+models of that dataset and join the others, so ``--models cakt`` adds CAKT without re-running
+the rest (whose per-fold predictions may be gone); a comparison needs both models in the same
+run (their cached folds are read). ``--fresh`` replaces the file instead.
+
 Protocols, never mixed in one comparison:
 
 - ``next_step``: every row predicted from all of its learner's earlier rows (the service's
@@ -76,11 +81,14 @@ MODELS: dict[str, tuple[str, dict[str, Any]]] = {
     "hbkt": ("hbkt", {"threads": 1}),
     "sakt": ("sakt", {"threads": 1}),
     "cakt": ("cakt", {"threads": 1}),
+    # CAKT's default until 2026-12-06, kept to show what its re-choice on validation changed.
+    "cakt_decay05": ("cakt", {"threads": 1, "plateau_decay": 0.5}),
 }
 QUICK_PARAMS = {
     "dkt": {"max_epochs": 3},
     "sakt": {"max_epochs": 3},
     "cakt": {"max_epochs": 3},
+    "cakt_decay05": {"max_epochs": 3},
     "psikt": {"steps": 20},
     "hbkt": {"steps": 20},
     "bkt": {"restarts": 2},
@@ -94,6 +102,7 @@ LABELS = {
     "hbkt": "hierarchical BKT (`hbkt`)",
     "sakt": "SAKT",
     "cakt": "CAKT",
+    "cakt_decay05": "CAKT, `plateau_decay` 0.5 (the old default)",
 }
 
 # name -> what it is, the models that run on it, the comparisons claimed, learners used in the full run
@@ -119,9 +128,17 @@ DATASETS: dict[str, dict[str, Any]] = {
     },
     "assist2015": {
         "what": "ASSISTments 2015 (DKVMN files pooled), skill level (100 skills), no multi-skill rows",
-        "models": ["bkt", "dkt", "sakt", "cakt"],
+        "models": ["bkt", "dkt", "sakt", "cakt", "cakt_decay05"],
         "learners": 1000,
-        "comparisons": [("dkt", "bkt"), ("cakt", "dkt"), ("sakt", "dkt"), ("cakt", "sakt")],
+        "comparisons": [
+            ("dkt", "bkt"),
+            ("cakt", "bkt"),
+            ("cakt", "dkt"),
+            ("sakt", "dkt"),
+            ("cakt", "sakt"),
+            ("cakt", "cakt_decay05"),
+            ("cakt_decay05", "dkt"),
+        ],
     },
     "assist2009_updated": {
         "what": "ASSISTments 2009 updated (DKVMN files pooled), skill level, carries the multi-skill expansion",
@@ -438,9 +455,19 @@ def verdict(comparison: dict[str, Any]) -> str:
 
 
 def render(report: dict[str, Any]) -> str:
+    runs = report.get("runs") or [_run_of(report)]
+    described = "; ".join(
+        f"code {run['commit']}, finished {run['finished']}"
+        + (
+            f", load average {run['load_average_at_start'][0]:.1f} -> {run['load_average_at_end'][0]:.1f}"
+            if run.get("load_average_at_start") and run.get("load_average_at_end")
+            else ""
+        )
+        for run in runs
+    )
     heading = (
         f"Rendered by `bench/models.py --render` from `{report['results_file']}` "
-        f"(run {report['finished']}, code {report['commit']}, {report['folds']} folds by learner, "
+        f"({'runs' if len(runs) > 1 else 'run'}: {described}; {report['folds']} folds by learner, "
         f"{'QUICK CHECK, not for claims' if report['quick'] else 'full run'}). Do not edit by hand."
     )
     lines = [BEGIN, "", heading, ""]
@@ -467,12 +494,13 @@ def render(report: dict[str, Any]) -> str:
                     f"| {LABELS[model]} | {PROTOCOL_NAMES[protocol]} | {_pm(entry['auc'])} | "
                     f"{_pm(entry['rmse'])} | {entry['ece']:.4f} | {entry['rows']} |"
                 )
-        lines += ["", "| model | fit s per fold (mean) | epochs per fold (best) |", "|---|---|---|"]
+        lines += ["", "| model | fit s per fold (mean) | epochs per fold (best) | run (code) |", "|---|---|---|---|"]
         for model, fit in result["fits"].items():
             epochs = (
                 ", ".join(f"{e} ({b})" for e, b in zip(fit["epochs"], fit["best_epoch"])) if fit["epochs"][0] else "–"
             )
-            lines.append(f"| {LABELS[model]} | {fit['fit_seconds']['mean']:.1f} | {epochs} |")
+            run = fit.get("run", {}).get("commit") or runs[0]["commit"]
+            lines.append(f"| {LABELS[model]} | {fit['fit_seconds']['mean']:.1f} | {epochs} | {run} |")
         if result["comparisons"]:
             header = (
                 "| comparison (paired bootstrap over learners, 95%) | protocol | AUC difference [interval] | "
@@ -542,7 +570,8 @@ def render_streaming(reports: list[tuple[str, dict[str, Any]]]) -> str:
         heading = (
             f"Rendered by `bench/models.py --render` from `{name}` ({report['dataset']}, "
             f"{report['learners']} learners, {report['answers']} answers, refit every {report['every']} answers"
-            + (f"; load average {report['load_average']}" if report.get("load_average") else "")
+            + (f"; load average {report['load_average'][0]:.1f} at start" if report.get("load_average") else "")
+            + (f", {report['load_average_at_end'][0]:.1f} at end" if report.get("load_average_at_end") else "")
             + "). Do not edit by hand."
         )
         lines += [heading, "", header, "|---|---|---|---|---|"]
@@ -583,8 +612,13 @@ def _commit() -> str:
     try:
         import subprocess
 
+        # "-dirty" when the working tree differs from the commit: the figures are not that commit's.
         return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+            ["git", "describe", "--always", "--dirty", "--abbrev=7"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
     except Exception:  # noqa: BLE001 - a tarball without git still benches
         return str(head)

@@ -23,9 +23,9 @@ For row t (predicted from rows < t):
 Departures from the paper, for a CPU budget: a single 1-channel stem and
 ``blocks`` residual blocks of ``channels`` channels (the paper's channel counts
 are larger); the pooling is a mean over frames after a 1x1x1 channel reduction;
-the concept of a multi-skill item is its first skill. Training returns to the best
-weights with half the step size after an epoch with a worse validation AUC
-(``plateau_decay``). Windowing, training and the artifact are in ``deep``.
+the concept of a multi-skill item is its first skill. ``plateau_decay`` (return to the
+best weights with a smaller step after a worse validation epoch) is off by default, as
+validation folds chose (``docs/choices.md``). Windowing, training and the artifact are in ``deep``.
 """
 
 from __future__ import annotations

@@ -27,8 +27,8 @@ Conventions (shared by DKT, CAKT and SAKT):
   in the optimiser's steps; prediction batches are a fixed count of windows.
 * Early stopping. Training stops after ``patience`` epochs without a better
   validation AUC and keeps the best epoch's weights. With ``plateau_decay`` < 1
-  (CAKT's default 0.5; DKT and SAKT leave it off) each worse epoch before that
-  also returns to the best weights and optimiser state and multiplies the step
+  (off by default for every model; docs/choices.md has the validation evidence)
+  each worse epoch before that also returns to the best weights and optimiser state and multiplies the step
   size by the factor.
 * Online. ``LearnerState.memory`` holds the rows of the current context as JSON
   lists; ``update`` appends a row (dropping the oldest half when the context
