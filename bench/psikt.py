@@ -307,7 +307,7 @@ def absorb_choice(quick: bool) -> dict[str, Any]:
     # One learner id per scored row (multistep_predict scores learners longer than the horizon).
     groups = np.repeat(np.flatnonzero(validation.lengths > HORIZON), HORIZON)
     runs = [{"absorb": "none", "validation_10_step_auc": round(metrics(answers, plain)["auc"], 4)}]
-    predicted: dict[tuple[int, float], np.ndarray] = {}
+    predicted: dict[tuple[Any, Any], np.ndarray] = {}
     for steps in ABSORB_GRID["absorb_steps"]:
         for rate in ABSORB_GRID["learning_rate"]:
             estimator: Any = copy.deepcopy(fitted)

@@ -89,7 +89,7 @@ def one_split(data: Dataset, seed: int, params: dict[str, Any], newcomer_count: 
         },
     }
     for name, setting in ABSORB_SETTINGS.items():
-        absorbed = copy.deepcopy(base_fit)
+        absorbed: Any = copy.deepcopy(base_fit)
         clock = _Clock()
         absorbed.absorb(history, seed=seed, **setting)
         seconds = clock.lap()

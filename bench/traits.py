@@ -106,7 +106,8 @@ def render(results: dict[str, Any]) -> str:
             "",
             "| traits of a new learner | AUC, first 20 answers | RMSE |",
             "|---|---|---|",
-            f"| population's (what a new learner got before) | {_f(s['population']['auc'])} | {_f(s['population']['rmse'])} |",
+            f"| population's (what a new learner got before) | {_f(s['population']['auc'])} | "
+            f"{_f(s['population']['rmse'])} |",
             f"| re-inferred before each answer by the encoder | {_f(s['online']['auc'])} | {_f(s['online']['rmse'])} |",
             "",
             f"Online minus population, paired bootstrap by learner: AUC {c['auc_difference']:+.4f} "

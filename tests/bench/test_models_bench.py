@@ -118,7 +118,7 @@ def _run(started: str, datasets: dict) -> dict:
     return {"quick": False, "folds": 5, "draws": 100, "commit": started, "started": started, "datasets": datasets}
 
 
-def _result(models: list[str], learners: int = 10, comparisons: list[tuple[str, str, float]] = ()) -> dict:
+def _result(models: list[str], learners: int = 10, comparisons: tuple[tuple[str, str, float], ...] = ()) -> dict:
     return {
         "learners": learners,
         "rows": 100,
