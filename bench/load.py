@@ -109,19 +109,18 @@ class Server:
             return response.status, raw[:200]
 
 
-def _setup(args: argparse.Namespace, root: Path) -> Server:
-    if shutil.which("redis-server") is None:
-        sys.exit("redis-server not found: install Redis to run this bench")
-    base = args.postgres.rstrip("/")
-    database_fresh(base, args.database)
+def _bench_server(database_url: str, *, artifacts: Path, root: Path) -> Server:
+    """A Server whose processes will run against ``database_url`` with a private redis-server (started
+    here, its files under ``root``) as broker and cache, production settings, and one thread for
+    numpy/numba/torch: the set-up bench/load.py and bench/serving.py share."""
     redis_port = _free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith(("DJANGO_", "CELERY_", "DATABASE"))}
     env.update(
         {
-            "DATABASE_URL": f"{base}/{args.database}",
+            "DATABASE_URL": database_url,
             "CELERY_BROKER_URL": f"redis://127.0.0.1:{redis_port}/0",
             "CACHE_URL": f"rediscache://127.0.0.1:{redis_port}/2",
-            "TUTOR_ARTIFACT_ROOT": str(root / "artifacts"),
+            "TUTOR_ARTIFACT_ROOT": str(artifacts),
             "DJANGO_DEBUG": "false",
             "DJANGO_SECRET_KEY": "bench-" + "k" * 60,
             "DJANGO_SECURE_SSL_REDIRECT": "false",
@@ -134,26 +133,24 @@ def _setup(args: argparse.Namespace, root: Path) -> Server:
         }
     )
     server = Server(env=env, port=_free_port())
+    redis = ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
     server.processes.append(
         subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(redis_port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(root),
-            ],
+            redis + ["--dir", str(root)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
     )
+    return server
+
+
+def _setup(args: argparse.Namespace, root: Path) -> Server:
+    if shutil.which("redis-server") is None:
+        sys.exit("redis-server not found: install Redis to run this bench")
+    base = args.postgres.rstrip("/")
+    database_fresh(base, args.database)
+    server = _bench_server(f"{base}/{args.database}", artifacts=root / "artifacts", root=root)
     server.manage("migrate", "--no-input", "-v0")
     server.env["CELERY_TASK_ALWAYS_EAGER"] = "true"  # the demo's first fit runs here: no worker in this bench
     server.manage("demo_setup")

@@ -46,7 +46,7 @@ from bench.load import (  # noqa: E402
     COURSE,
     Server,
     _batch_ingest,
-    _free_port,
+    _bench_server,
     _gunicorn_start,
     _items,
     _mixed_load,
@@ -77,35 +77,7 @@ def _setup(args: argparse.Namespace, root: Path) -> Server:
     url = f"{args.postgres.rstrip('/')}/{args.database}"
     if not postgres(url, f"SELECT 1 FROM tutor_course WHERE slug = '{args.fit_course}'"):
         sys.exit(f"course {args.fit_course!r} is not in {args.database}: build it with bench/scale.py first")
-    redis_port = _free_port()
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("DJANGO_", "CELERY_", "DATABASE"))}
-    env.update(
-        {
-            "DATABASE_URL": url,
-            "CELERY_BROKER_URL": f"redis://127.0.0.1:{redis_port}/0",
-            "CACHE_URL": f"rediscache://127.0.0.1:{redis_port}/2",
-            "TUTOR_ARTIFACT_ROOT": str(REPO / ".bench" / "artifacts"),
-            "DJANGO_DEBUG": "false",
-            "DJANGO_SECRET_KEY": "bench-" + "k" * 60,
-            "DJANGO_SECURE_SSL_REDIRECT": "false",
-            "DJANGO_LOG_LEVEL": "WARNING",
-            "TUTOR_API_RATE": "10000000/min",
-            "PYTHONUNBUFFERED": "1",
-            "TRACING_TORCH_THREADS": "1",
-            "OMP_NUM_THREADS": "1",
-            "NUMBA_NUM_THREADS": "1",
-        }
-    )
-    server = Server(env=env, port=_free_port())
-    server.processes.append(
-        subprocess.Popen(
-            ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-            + ["--dir", str(root)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    )
+    server = _bench_server(url, artifacts=REPO / ".bench" / "artifacts", root=root)
     server.manage("migrate", "--no-input", "-v0")
     if not postgres(url, f"SELECT 1 FROM tutor_course WHERE slug = '{COURSE}'"):
         server.env["CELERY_TASK_ALWAYS_EAGER"] = "true"  # the demo's first fit runs here, before the worker
