@@ -7,11 +7,16 @@ its sums commit together, or neither does), the streaming import adds a file's s
 and an erasure (``tutor.privacy``) subtracts the learner's. Additions are upserts of the form
 ``n = n + excluded.n``, so answers recorded at once never lose a count.
 
-Item and day sums come in parts that add up: part 0 is what answers recorded one request at a time add
-to; a file import writes to a part of its own (its backend's pid, which no running transaction shares),
-so the rows live answers add to are never held for the import's minutes, and folds it into part 0 in a
-short transaction once it has committed (``activity_fold``; a fold that never ran leaves the sums right,
-only in more rows). ``activity_rebuild`` computes everything again from the answers.
+Item and day sums come in parts that add up. Answers recorded one request at a time add to parts 0 to
+-(LIVE_PARTS - 1), the part chosen by the database connection (its backend pid): every answer of a course
+adds to the course's day row, and a row's lock is held until its transaction commits, so with one row all
+of a course's answers would queue behind each other's commits (while a big fit writes, a commit's WAL
+flush slows and that queue stalled every request for seconds); on parts, answers on different
+connections do not wait for each other. A file import writes to a part of its own (its backend's pid,
+positive, which no running transaction shares), so the rows live answers add to are never held for the
+import's minutes, and folds it into part 0 in a short transaction once it has committed
+(``activity_fold``; a fold that never ran leaves the sums right, only in more rows). Readers sum the
+parts. ``activity_rebuild`` computes everything again from the answers.
 """
 
 from __future__ import annotations
@@ -32,6 +37,9 @@ from tutor.models import DayActivity, Interaction, ItemActivity, LearnerActivity
 _LEARNERS = LearnerActivity._meta.db_table
 _ITEMS = ItemActivity._meta.db_table
 _DAYS = DayActivity._meta.db_table
+
+LIVE_PARTS = 8
+"""How many parts live answers spread a course's item and day sums over (see the module's docstring)."""
 
 Answered = tuple[int, int, float, datetime, datetime]
 """One stored answer as the sums see it: (learner pk, item pk, correct, timestamp, stored at)."""
@@ -108,17 +116,27 @@ def _add(
             )
 
 
+def live_part() -> int:
+    """The part this connection's live answers add to: 0 to -(LIVE_PARTS - 1) on PostgreSQL, 0 elsewhere
+    (SQLite runs one write transaction at a time anyway)."""
+    if connection.vendor != "postgresql":
+        return 0
+    connection.ensure_connection()
+    return -(connection.connection.info.backend_pid % LIVE_PARTS)
+
+
 def _items_days_add(course_pk: int, tally: Tally, sign: int) -> None:
+    part = live_part()
     _add(
         _ITEMS,
         ("item_id", "part"),
-        [(item, 0, course_pk, sign * n, sign * correct) for item, (n, correct) in tally.items.items()],
+        [(item, part, course_pk, sign * n, sign * correct) for item, (n, correct) in tally.items.items()],
         fixed=("course_id",),
     )
     _add(
         _DAYS,
         ("course_id", "clock", "day", "part"),
-        [(course_pk, clock, day, 0, sign * n, sign * correct) for (clock, day), (n, correct) in tally.days.items()],
+        [(course_pk, clock, day, part, sign * n, sign * correct) for (clock, day), (n, correct) in tally.days.items()],
     )
 
 
@@ -194,13 +212,14 @@ def activity_add_staged(*, course_pk: int, learners: str, items: str, days: str)
 
 
 def activity_fold(*, course_pk: int) -> None:
-    """Fold the course's import parts into part 0, each table in one statement that deletes exactly the
-    rows it adds (an import committing meanwhile keeps its part for the next fold)."""
+    """Fold the course's import parts (positive) into part 0, each table in one statement that deletes
+    exactly the rows it adds (an import committing meanwhile keeps its part for the next fold); the live
+    parts (0 and below) stay where they are."""
     if connection.vendor != "postgresql":
         return  # SQLite imports go through interaction_record: part 0 only
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
-            f"WITH gone AS (DELETE FROM {_ITEMS} WHERE course_id = %s AND part <> 0 "
+            f"WITH gone AS (DELETE FROM {_ITEMS} WHERE course_id = %s AND part > 0 "
             "RETURNING item_id, course_id, answers, correct) "
             f"INSERT INTO {_ITEMS} (item_id, part, course_id, answers, correct) "
             "SELECT item_id, 0, course_id, sum(answers), sum(correct) FROM gone GROUP BY item_id, course_id "
@@ -209,7 +228,7 @@ def activity_fold(*, course_pk: int) -> None:
             [course_pk],
         )
         cursor.execute(
-            f"WITH gone AS (DELETE FROM {_DAYS} WHERE course_id = %s AND part <> 0 "
+            f"WITH gone AS (DELETE FROM {_DAYS} WHERE course_id = %s AND part > 0 "
             "RETURNING course_id, clock, day, answers, correct) "
             f"INSERT INTO {_DAYS} (course_id, clock, day, part, answers, correct) "
             "SELECT course_id, clock, day, 0, sum(answers), sum(correct) FROM gone GROUP BY course_id, clock, day "
