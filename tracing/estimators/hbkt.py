@@ -39,6 +39,7 @@ from tracing.data import Dataset
 from tracing.estimators import hyper
 from tracing.estimators.base import Estimator, LearnerState, Progress, no_progress
 from tracing.estimators.pyro_common import (
+    batch_rows,
     fitting_context,
     load_artifact,
     pad_learners,
@@ -173,9 +174,7 @@ class HierarchicalBKT(Estimator):
 
             def loss(index: np.ndarray) -> torch.Tensor:
                 picked = torch.as_tensor(index, dtype=torch.long)
-                width = max(1, int(padded["mask"][picked].sum(1).max()))
-                batch = {name: value[picked][:, :width] for name, value in padded.items()}
-                value: torch.Tensor = elbo.differentiable_loss(model, guide, batch, picked)
+                value: torch.Tensor = elbo.differentiable_loss(model, guide, batch_rows(padded, index), picked)
                 return value
 
             self.losses = run_svi(

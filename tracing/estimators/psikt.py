@@ -97,6 +97,7 @@ from tracing.data import Dataset
 from tracing.estimators import hyper
 from tracing.estimators.base import Estimator, LearnerState, Progress, no_progress
 from tracing.estimators.pyro_common import (
+    batch_rows,
     fitting_context,
     load_artifact,
     pad_learners,
@@ -551,14 +552,6 @@ class AbsorbGuide(PyroModule):
             pyro.sample("traits", dist.Normal(self.trait_loc[index], self.trait_scale[index]).to_event(1))
 
 
-def _batch_tensors(padded_torch: dict[str, torch.Tensor], index: np.ndarray) -> dict[str, torch.Tensor]:
-    """Rows ``index`` of a padded batch, cut to the longest real sequence among them."""
-    picked = torch.as_tensor(index, dtype=torch.long)
-    mask = padded_torch["mask"][picked]
-    width = max(1, int(mask.sum(1).max()))
-    return {name: value[picked][:, :width] for name, value in padded_torch.items()}
-
-
 def _with_all_traits(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Artifacts saved before the learning-speed trait have four traits: give every learner
     and the population lambda = 1 (raw 0), i.e. the course's own gains, so they still load."""
@@ -653,7 +646,7 @@ class PsiKT(Estimator):
             elbo = TraceMeanField_ELBO()
 
             def loss(index: np.ndarray) -> torch.Tensor:
-                batch = _batch_tensors(padded, index)
+                batch = batch_rows(padded, index)
                 value: torch.Tensor = elbo.differentiable_loss(model, guide, batch, torch.as_tensor(index))
                 return value
 
@@ -805,7 +798,7 @@ class PsiKT(Estimator):
 
             def loss(index: np.ndarray) -> torch.Tensor:
                 value: torch.Tensor = elbo.differentiable_loss(
-                    model, guide, _batch_tensors(padded, index), torch.as_tensor(index)
+                    model, guide, batch_rows(padded, index), torch.as_tensor(index)
                 )
                 return value
 

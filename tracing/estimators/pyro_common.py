@@ -108,6 +108,13 @@ def pad_learners(
     return Padded(item=item, correct=correct, elapsed=elapsed, mask=mask, rows=rows, learners=learners)
 
 
+def batch_rows(padded: dict[str, torch.Tensor], index: np.ndarray) -> dict[str, torch.Tensor]:
+    """Rows ``index`` of a padded batch (``Padded.torch()``), cut to the longest real sequence among them."""
+    picked = torch.as_tensor(index, dtype=torch.long)
+    width = max(1, int(padded["mask"][picked].sum(1).max()))
+    return {name: value[picked][:, :width] for name, value in padded.items()}
+
+
 def time_unit(data: Dataset, seconds: float) -> float:
     """Model time unit in timestamp units: ``seconds`` on clocked data, one step otherwise.
 
