@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
+import re
 import resource
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,3 +53,19 @@ def database_fresh(base: str, name: str) -> str:
     except Exception as error:  # noqa: BLE001 - any failure to reach PostgreSQL ends the bench with its reason
         sys.exit(f"PostgreSQL at {base} is not reachable ({error}); set BENCH_POSTGRES")
     return f"{base}/{name}"
+
+
+def in_child(function: Callable[..., Any], *args: Any) -> Any:
+    """``function(*args)`` in a forked process: pyro's global state, torch's threads and the peak memory
+    of a fit stay there; its (picklable) result comes back."""
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        return pool.apply(function, args)
+
+
+def block_replace(text: str, begin: str, end: str, block: str, *, source: Path) -> str:
+    """``text`` with its span from ``begin`` through ``end`` (the first) replaced by ``block``, which
+    carries the markers itself; exits when ``source`` (the file ``text`` came from) has no such span."""
+    pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.DOTALL)
+    if not pattern.search(text):
+        sys.exit(f"{source} has no {begin} ... {end} block to rewrite")
+    return pattern.sub(lambda _: block, text, count=1)

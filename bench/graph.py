@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import multiprocessing
 import os
 import sys
 import time
@@ -44,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from bench.common import dataset_path, emit  # noqa: E402
+from bench.common import block_replace, dataset_path, emit, in_child  # noqa: E402
 from tracing.data import Dataset  # noqa: E402
 from tracing.evaluation import learner_folds, mean_std  # noqa: E402
 from tracing.formats import load_dataset  # noqa: E402
@@ -84,12 +83,6 @@ def _psikt_fit(data: Dataset, quick: bool, seed: int) -> tuple[np.ndarray, float
     start = time.perf_counter()
     fitted: Any = get_estimator("psikt")(**params).fit(data, seed=seed)
     return fitted.edge_probabilities(), time.perf_counter() - start
-
-
-def _in_child(function: Any, *args: Any) -> Any:
-    """Run ``function`` in a forked process (pyro's global state and torch's threads stay there)."""
-    with multiprocessing.get_context("fork").Pool(1) as pool:
-        return pool.apply(function, args)
 
 
 # ---------------------------------------------------------------- DBE-KT22
@@ -137,7 +130,7 @@ def dbe(quick: bool, folds: int, draws: int) -> dict[str, Any]:
     for fold, held_out in enumerate(parts):
         train = data.subset(np.setdiff1d(np.arange(data.n_learners), held_out))
         scores = miner_scores(train)
-        probability, seconds = _in_child(_psikt_fit, train, quick, fold)
+        probability, seconds = in_child(_psikt_fit, train, quick, fold)
         scores["psikt"] = probability
         order = first_met(train)
         block = _score_block(scores, labels, first, second, order)
@@ -267,7 +260,7 @@ def simulated(quick: bool) -> dict[str, Any]:
     for seed in seeds:
         graph = random_prerequisite_graph(15, seed=seed)
         data = simulate_sittings(graph, learners=learners, answers=answers, seed=seed)
-        probability, seconds = _in_child(_psikt_fit, data, quick, 0)
+        probability, seconds = in_child(_psikt_fit, data, quick, 0)
         reported = probability >= 0.5
         hits = int((reported & graph).sum())
         truth_edges = int(graph.sum())
@@ -382,8 +375,7 @@ def render(results: dict[str, Any]) -> str:
 def readme_render(out: Path) -> None:
     results = json.loads(out.read_text())
     text = README.read_text()
-    start, stop = text.index(BEGIN) + len(BEGIN), text.index(END)
-    README.write_text(text[:start] + "\n" + render(results) + "\n" + text[stop:])
+    README.write_text(block_replace(text, BEGIN, END, f"{BEGIN}\n{render(results)}\n{END}", source=README))
 
 
 def main() -> None:

@@ -40,7 +40,6 @@ import argparse
 import dataclasses
 import json
 import os
-import re
 import sys
 import time
 import traceback
@@ -51,7 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
 
-from bench.common import REPO, dataset_path
+from bench.common import REPO, block_replace, dataset_path
 from tracing.data import Dataset, concat
 from tracing.evaluation import (
     bootstrap_difference,
@@ -587,20 +586,13 @@ def render_streaming(reports: list[tuple[str, dict[str, Any]]]) -> str:
     return "\n".join([*lines, STREAM_END])
 
 
-def _block_replace(text: str, begin: str, end: str, body: str, readme: Path) -> str:
-    pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.DOTALL)
-    if not pattern.search(text):
-        sys.exit(f"{readme} has no {begin} ... {end} block to rewrite")
-    return pattern.sub(lambda _: body, text, count=1)
-
-
 def readme_rewrite(
     report: dict[str, Any], readme: Path = README, streaming: list[tuple[str, dict[str, Any]]] | None = None
 ) -> None:
     """README's model block from ``report``, and its streaming block from ``streaming`` when given."""
-    text = _block_replace(readme.read_text(), BEGIN, END, render(report), readme)
+    text = block_replace(readme.read_text(), BEGIN, END, render(report), source=readme)
     if streaming:
-        text = _block_replace(text, STREAM_BEGIN, STREAM_END, render_streaming(streaming), readme)
+        text = block_replace(text, STREAM_BEGIN, STREAM_END, render_streaming(streaming), source=readme)
     readme.write_text(text)
 
 

@@ -66,7 +66,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import REPO, emit, peak_rss_mb  # noqa: E402
+from bench.common import REPO, block_replace, emit, peak_rss_mb  # noqa: E402
 from curriculum.policies.frontier import FrontierPolicy  # noqa: E402
 from curriculum.simulation import SimulatedCourse, SimulatedLearner, random_order, topological_order  # noqa: E402
 from curriculum.simulation_sittings import SittingsCourse, SittingsLearner  # noqa: E402
@@ -859,12 +859,7 @@ def _targets(report: dict[str, Any]) -> list[str]:
 
 
 def _block_replace(text: str, body: str) -> str:
-    import re
-
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.DOTALL)
-    if not pattern.search(text):
-        sys.exit(f"{README} has no {BEGIN} ... {END} block to rewrite")
-    return pattern.sub(lambda _: f"{BEGIN}\n{body}\n{END}", text)
+    return block_replace(text, BEGIN, END, f"{BEGIN}\n{body}\n{END}", source=README)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import sys
 import time
@@ -32,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from bench.common import dataset_path, emit  # noqa: E402
+from bench.common import block_replace, dataset_path, emit, in_child  # noqa: E402
 from tracing.data import Dataset  # noqa: E402
 from tracing.evaluation import bootstrap_difference, learner_folds, mean_std, metrics  # noqa: E402
 from tracing.formats import load_dataset  # noqa: E402
@@ -80,11 +79,6 @@ def fold_run(data: Dataset, held_out: np.ndarray, quick: bool, fold: int) -> dic
     return {"fit_seconds": round(seconds, 1), "rows": rows, "next_step": next_step}
 
 
-def _in_child(*args: Any) -> Any:
-    with multiprocessing.get_context("fork").Pool(1) as pool:
-        return pool.apply(fold_run, args)
-
-
 def _f(block: dict[str, Any]) -> str:
     return f"{block['mean']:.4f} ± {block['std']:.4f}"
 
@@ -119,8 +113,8 @@ def render(results: dict[str, Any]) -> str:
 
 def readme_render(out: Path) -> None:
     text = README.read_text()
-    start, stop = text.index(BEGIN) + len(BEGIN), text.index(END)
-    README.write_text(text[:start] + "\n" + render(json.loads(out.read_text())) + "\n" + text[stop:])
+    body = render(json.loads(out.read_text()))
+    README.write_text(block_replace(text, BEGIN, END, f"{BEGIN}\n{body}\n{END}", source=README))
 
 
 def main() -> None:
@@ -143,7 +137,7 @@ def main() -> None:
         parts = parts[:2]
     folds, pooled = [], []
     for fold, held_out in enumerate(parts):
-        result = _in_child(data, held_out, args.quick, fold)
+        result = in_child(fold_run, data, held_out, args.quick, fold)
         rows = result["rows"]
         scored = {name: metrics(rows["correct"], rows[name]) for name in ("population", "online")}
         folds.append({"fold": fold, "fit_seconds": result["fit_seconds"], "next_step": result["next_step"], **scored})
