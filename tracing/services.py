@@ -935,7 +935,6 @@ def fit_run(*, fit_id: int) -> Fit:
         last_id = _last_interaction_id(fit.course)
         timings["load_s"] = time.perf_counter() - started
         estimator_class = get_estimator(fit.kind)
-        declared = prerequisites_authored(course=fit.course)
         held_out: Estimator | None = None
         test: Dataset | None = None
         metrics: dict[str, Any] | None = None
@@ -944,6 +943,7 @@ def fit_run(*, fit_id: int) -> Fit:
             estimator, metrics = _absorbed(fit, vocabulary, last_id or 0, progress)
             timings["absorb_s"] = time.perf_counter() - step
         else:
+            declared = prerequisites_authored(course=fit.course)  # an absorb keeps its parent's graph
             if data.n_learners >= MIN_LEARNERS_FOR_HOLDOUT:
                 train, test = split_learners(data, test_fraction=0.2, seed=0)
                 step = time.perf_counter()

@@ -213,6 +213,13 @@ def edge_prior_matrix(
     return prior
 
 
+def edge_logits_start(known: np.ndarray | None, n_skills: int) -> torch.Tensor:
+    """Where q(A)'s logits start: edges unlikely (-2: 0.12), declared ones (``known`` (K, K) bool) likely
+    (+2: 0.88). Both guides start here."""
+    start = np.where(known, 2.0, -2.0) if known is not None else np.full((n_skills, n_skills), -2.0)
+    return torch.as_tensor(start, dtype=torch.float32)
+
+
 def trait_values(raw: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """(alpha, mu, sigma, gamma, lambda), each raw.shape[:-1], from raw traits (..., 5)."""
     return raw[..., 0].exp(), raw[..., 1], raw[..., 2].exp(), torch.sigmoid(raw[..., 3]), raw[..., 4].exp()
@@ -450,9 +457,7 @@ class CourseGuide(PyroModule):
     ) -> None:
         super().__init__()
         self.temperature = temperature
-        # Edges start unlikely (-2: 0.12), declared ones (``known`` (K, K) bool) likely (+2: 0.88).
-        start = np.where(known, 2.0, -2.0) if known is not None else np.full((n_skills, n_skills), -2.0)
-        self.edge_logits = pyro_param(torch.as_tensor(start, dtype=torch.float32))
+        self.edge_logits = pyro_param(edge_logits_start(known, n_skills))
         self.trait_loc = pyro_param(population_loc.detach().expand(n_learners, N_TRAITS).clone())
         self.trait_scale = pyro_param(torch.full((n_learners, N_TRAITS), 0.1), constraint=constraints.positive)
 
@@ -500,8 +505,7 @@ class AmortisedGuide(PyroModule):
     ) -> None:
         super().__init__()
         self.temperature, self.n_learners = temperature, n_learners
-        start = np.where(known, 2.0, -2.0) if known is not None else np.full((n_skills, n_skills), -2.0)
-        self.edge_logits = pyro_param(torch.as_tensor(start, dtype=torch.float32))
+        self.edge_logits = pyro_param(edge_logits_start(known, n_skills))
         self.encoder = encoder
 
     def forward(self, batch: dict[str, torch.Tensor], index: torch.Tensor) -> None:
