@@ -10,11 +10,14 @@ other four the training set. Every model runs with its own registry defaults (on
 thread): deep models stop early on a validation carve-out of the training learners (their
 ``validation_fraction``), BKT's EM stops on its tolerance, psikt runs its default SVI steps.
 Item-level BKT (``bkt`` with ``multigs``, KT-IDEM) runs wherever a model has per-item
-parameters (DBE-KT22). Each fold's predictions are kept under ``.bench/models/`` (a rerun
-reuses them), and the JSON gives per protocol and model: the mean and standard deviation of
-AUC and RMSE over folds, expected calibration error and a reliability table of the pooled
-out-of-fold predictions, and for each declared comparison a paired bootstrap 95% interval
-of the AUC and RMSE differences (learners resampled, both models on the same draw).
+parameters (DBE-KT22). Each fold's predictions are kept under ``.bench/models/`` with a
+manifest (``fold_manifest``: the model's kind and full effective parameters, seed, sample and
+fold); a rerun reuses a fold only when its manifest is today's, so a changed default refits it
+(``--refit`` refits regardless, after a change of a model's code). The JSON gives per protocol
+and model: the mean and standard deviation of AUC and RMSE over folds, expected calibration
+error and a reliability table of the pooled out-of-fold predictions, and for each declared
+comparison a paired bootstrap 95% interval of the AUC and RMSE differences (learners
+resampled, both models on the same draw).
 
 A run merges into the JSON it writes (``report_merge``): the models it ran replace the same
 models of that dataset and join the others, so ``--models cakt`` adds CAKT without re-running
@@ -222,8 +225,7 @@ def fold_run(
     (``override``: parameters over the model's, for bench/choices.py's alternatives)."""
     from tracing.estimators import get_estimator
 
-    kind, params = MODELS[model]
-    params = {**params, **(QUICK_PARAMS.get(model, {}) if quick else {}), **(override or {})}
+    kind, params = fold_params(model, quick, override)
     train_learners = np.setdiff1d(np.arange(data.n_learners), test_learners)
     train, test = data.subset(train_learners), data.subset(test_learners)
     started = time.perf_counter()
@@ -256,6 +258,8 @@ def fold_run(
         "params": params,
         "train_learners": int(train.n_learners),
         "test_learners": int(test.n_learners),
+        "commit": _commit(),  # which code ran the fold: shown, not compared (see fold_manifest)
+        "manifest": fold_manifest(data, model, test_learners, fold, quick, override),
     }
     history_log = getattr(estimator, "history", None)
     if history_log:
@@ -267,17 +271,72 @@ def fold_run(
     return {"arrays": arrays, "meta": meta}
 
 
+def fold_params(model: str, quick: bool, override: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+    """The registry kind of ``model`` and the parameters the bench gives it (over its defaults)."""
+    kind, params = MODELS[model]
+    return kind, {**params, **(QUICK_PARAMS.get(model, {}) if quick else {}), **(override or {})}
+
+
+def _digest(*parts: Any) -> str:
+    import hashlib
+
+    hasher = hashlib.sha256()
+    for part in parts:
+        hasher.update(np.ascontiguousarray(part).tobytes() if isinstance(part, np.ndarray) else repr(part).encode())
+    return hasher.hexdigest()[:16]
+
+
+def fold_manifest(
+    data: Dataset,
+    model: str,
+    test_learners: np.ndarray,
+    fold: int,
+    quick: bool,
+    override: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """What one fold's predictions depend on, checked when a cached fold is read: the model's kind
+    and its full effective parameters (the registry's defaults of today filled in, so a changed
+    default is a changed fold), the fit's seed, the sample (its learners, rows and answers) and the
+    fold's test learners. The code itself is not in it (a refactor would void hours of folds):
+    a change of a model's code that changes its predictions needs ``--refit``."""
+    from tracing.estimators.hyper import BY_KIND
+
+    kind, params = fold_params(model, quick, override)
+    manifest = {
+        "kind": kind,
+        "params": BY_KIND[kind].check(params, owner=kind),
+        "seed": fold,
+        "quick": quick,
+        "horizon": HORIZON,
+        "sample": _digest(data.learner_ids, data.item_ids, data.learner, data.item, data.correct, data.timestamp),
+        "rows": int(data.n_rows),
+        "test_learners": _digest([data.learner_ids[int(i)] for i in test_learners]),
+    }
+    return json.loads(json.dumps(manifest))  # as it reads back from the fold's JSON
+
+
 def fold_path(work: Path, dataset: str, model: str, fold: int) -> Path:
     return work / dataset / model / f"fold{fold}"
 
 
-def fold_cached(work: Path, dataset: str, model: str, fold: int) -> dict[str, Any] | None:
+def fold_cached(work: Path, dataset: str, model: str, fold: int, manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """The fold stored under ``work`` if its manifest is ``manifest`` (``fold_manifest``); None when
+    there is none or it was made otherwise (said on stderr: the caller fits it again)."""
     path = fold_path(work, dataset, model, fold)
     if not (path.with_suffix(".npz").exists() and path.with_suffix(".json").exists()):
         return None
-    with np.load(path.with_suffix(".npz")) as stored:
-        arrays = {key: stored[key] for key in stored.files}
-    return {"arrays": arrays, "meta": json.loads(path.with_suffix(".json").read_text())}
+    meta = json.loads(path.with_suffix(".json").read_text())
+    stored = meta.get("manifest")
+    if stored != manifest:
+        if stored is None:
+            why = "it has no manifest (made before folds carried one)"
+        else:
+            changed = sorted(key for key in {*stored, *manifest} if stored.get(key) != manifest.get(key))
+            why = "; ".join(f"{key} was {stored.get(key)!r}, is now {manifest.get(key)!r}" for key in changed)
+        print(f"cached {path} not reused: {why}", file=sys.stderr, flush=True)
+        return None
+    with np.load(path.with_suffix(".npz")) as arrays:
+        return {"arrays": {key: arrays[key] for key in arrays.files}, "meta": meta}
 
 
 def fold_store(work: Path, dataset: str, model: str, fold: int, outcome: dict[str, Any]) -> None:
@@ -285,6 +344,27 @@ def fold_store(work: Path, dataset: str, model: str, fold: int, outcome: dict[st
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path.with_suffix(".npz"), **outcome["arrays"])
     path.with_suffix(".json").write_text(json.dumps(outcome["meta"]))
+
+
+def fold_outcome(
+    work: Path,
+    data: Dataset,
+    cache_key: str,
+    model: str,
+    test_learners: np.ndarray,
+    fold: int,
+    quick: bool,
+    refit: bool = False,
+) -> tuple[dict[str, Any], bool]:
+    """One fold's outcome: the cached one when its manifest matches (and not ``refit``), else
+    fitted and stored. The flag says whether it was fitted now."""
+    manifest = fold_manifest(data, model, test_learners, fold, quick)
+    cached = None if refit else fold_cached(work, cache_key, model, fold, manifest)
+    if cached is not None:
+        return cached, False
+    outcome = fold_run(data, model, test_learners, fold, quick)
+    fold_store(work, cache_key, model, fold, outcome)
+    return outcome, True
 
 
 # ---------------------------------------------------------------- aggregation
@@ -685,6 +765,9 @@ def main() -> None:
     parser.add_argument(
         "--fresh", action="store_true", help="replace --out instead of merging this run's models into it"
     )
+    parser.add_argument(
+        "--refit", action="store_true", help="fit every fold again, cached or not (after a change of a model's code)"
+    )
     args = parser.parse_args()
     out = args.out or (QUICK_RESULTS if args.quick else RESULTS)
     if args.render:
@@ -714,15 +797,15 @@ def main() -> None:
                 continue
             outcomes = []
             for fold, test_learners in enumerate(folds):
-                outcome = fold_cached(work, cache_key, model, fold)
-                if outcome is None:
-                    started = time.perf_counter()
-                    try:
-                        outcome = fold_run(sample, model, test_learners, fold, args.quick)
-                    except Exception:  # noqa: BLE001 - a failed fold is reported; the others go on
-                        print(f"{dataset} {model} fold {fold} failed:\n{traceback.format_exc()}", file=sys.stderr)
-                        break
-                    fold_store(work, cache_key, model, fold, outcome)
+                started = time.perf_counter()
+                try:
+                    outcome, fitted = fold_outcome(
+                        work, sample, cache_key, model, test_learners, fold, args.quick, refit=args.refit
+                    )
+                except Exception:  # noqa: BLE001 - a failed fold is reported; the others go on
+                    print(f"{dataset} {model} fold {fold} failed:\n{traceback.format_exc()}", file=sys.stderr)
+                    break
+                if fitted:
                     print(
                         f"{time.strftime('%H:%M:%S')} {dataset} {model} fold {fold}: "
                         f"{time.perf_counter() - started:.0f} s",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -176,3 +177,46 @@ def test_streaming_block_renders_every_result_file_the_all_learner_run_first(tmp
     text = bench.render_streaming(reports)
     assert text.count("| DKT | 0.700 | 0.010 | 1.000 / 2.000 / 3.000 | 4.0 |") == 2
     assert text.index("3 learners") < text.index("300 learners")
+
+
+def test_a_cached_fold_is_not_reused_after_a_default_changed(tmp_path, monkeypatch):
+    """A fold is cached with its kind, full effective parameters, seed, sample and split: a changed
+    registry default (CAKT's plateau_decay went from 0.5 to 1) must fit the fold again."""
+    from tracing.estimators import hyper
+
+    data = _dataset([[0, 1, 0, 1]] * 6, [[0, 1, 1, 1]] * 6)
+    fits: list[dict] = []
+
+    def fake_run(data, model, test_learners, fold, quick, override=None):
+        manifest = bench.fold_manifest(data, model, test_learners, fold, quick, override)
+        fits.append(manifest["params"])
+        return {"arrays": {"next_step": np.full(3, 0.5)}, "meta": {"manifest": manifest}}
+
+    monkeypatch.setattr(bench, "fold_run", fake_run)
+    test = np.array([0, 1])
+
+    def outcome(model="cakt", learners=test, data=data):
+        return bench.fold_outcome(tmp_path, data, "key", model, learners, 0, quick=False)[1]
+
+    assert outcome() is True
+    assert outcome() is False  # same everything: read from the cache
+    # The default changes in the registry (not in the bench's own parameters).
+    cakt = hyper.BY_KIND["cakt"]
+    changed = [dataclasses.replace(p, default=0.5) if p.name == "plateau_decay" else p for p in cakt.params]
+    monkeypatch.setitem(hyper.BY_KIND, "cakt", dataclasses.replace(cakt, params=tuple(changed)))
+    assert outcome() is True
+    assert [f["plateau_decay"] for f in fits] == [1.0, 0.5]
+    assert outcome() is False
+    # Another split, another sample or the bench's own parameters: fitted again too.
+    assert outcome(learners=np.array([0, 2])) is True
+    assert outcome(data=data.subset(np.arange(5))) is True
+    monkeypatch.setitem(bench.MODELS, "cakt", ("cakt", {"threads": 1, "frame": 4}))
+    assert outcome(data=data.subset(np.arange(5))) is True
+
+
+def test_a_fold_cached_without_a_manifest_is_not_read(tmp_path, capsys):
+    data = _dataset([[0, 1, 0, 1]] * 4, [[0, 1, 1, 1]] * 4)
+    bench.fold_store(tmp_path, "key", "bkt", 0, {"arrays": {"x": np.zeros(2)}, "meta": {"params": {}}})
+    manifest = bench.fold_manifest(data, "bkt", np.array([0]), 0, quick=False)
+    assert bench.fold_cached(tmp_path, "key", "bkt", 0, manifest) is None
+    assert "no manifest" in capsys.readouterr().err
