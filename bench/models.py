@@ -395,6 +395,11 @@ def _protocol_arrays(
     return per_fold
 
 
+def _pool(per_fold: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Folds' (answers, probabilities, learners) pooled into one triple."""
+    return tuple(np.concatenate([fold[index] for fold in per_fold]) for index in range(3))  # type: ignore[return-value]
+
+
 def _positions(learner_of_row: np.ndarray) -> np.ndarray:
     """Position of each row within its learner's run of rows (rows grouped by learner)."""
     starts = np.flatnonzero(np.r_[True, learner_of_row[1:] != learner_of_row[:-1]])
@@ -413,8 +418,13 @@ def summarise(
     flags: np.ndarray | None,
     draws: int,
     subsample: str | None,
+    folds: int | None = None,
 ) -> dict[str, Any]:
+    """Per protocol and model the figures over its folds, and the declared comparisons. ``folds``:
+    the split's fold count; a model with fewer (a ``--partial`` run: the first k folds, the rest not
+    fitted yet) is summarised on those, and a comparison with it on the folds both models have."""
     spec = DATASETS[dataset]
+    folds = folds or max(len(outcomes) for outcomes in results.values())
     protocols = ["next_step", "chunked", "multistep"]
     if flags is not None:
         protocols[1:1] = ["next_step_without_expansion", "chunked_without_expansion"]
@@ -426,7 +436,7 @@ def summarise(
         "learners": int(data.n_learners),
         "rows": int(data.n_rows),
         "subsample": subsample,
-        "folds": len(next(iter(results.values()))),
+        "folds": folds,
         "protocols": {},
         "fits": {},
     }
@@ -440,10 +450,7 @@ def summarise(
                 continue
             per_fold = _protocol_arrays(outcomes, protocol, flags, learner_rows)
             fold_metrics = [metrics(answers, probability) for answers, probability, _ in per_fold]
-            answers = np.concatenate([f[0] for f in per_fold])
-            probability = np.concatenate([f[1] for f in per_fold])
-            learners = np.concatenate([f[2] for f in per_fold])
-            pooled.setdefault(protocol, {})[model] = (answers, probability, learners)
+            answers, probability, learners = pooled.setdefault(protocol, {})[model] = _pool(per_fold)
             calibrated = calibration(answers, probability)
             table[model] = {
                 "auc": {k: _r(v) for k, v in mean_std([m["auc"] for m in fold_metrics]).items()},
@@ -464,6 +471,7 @@ def summarise(
             "epochs": [o["meta"].get("epochs") for o in outcomes],
             "best_epoch": [o["meta"].get("best_epoch") for o in outcomes],
             "params": outcomes[0]["meta"]["params"],
+            **({"folds_used": len(outcomes)} if len(outcomes) < folds else {}),
         }
         for model, outcomes in results.items()
     }
@@ -474,7 +482,13 @@ def summarise(
         for protocol in protocols:
             if protocol == "multistep_absorbed":
                 continue
+            common = min(len(results[first]), len(results[second]))
             a, b = pooled[protocol][first], pooled[protocol][second]
+            if common < max(len(results[first]), len(results[second])):
+                # Only the folds both models have: the other model's rows cut to the same learners.
+                a, b = (
+                    _pool(_protocol_arrays(results[m][:common], protocol, flags, learner_rows)) for m in (first, second)
+                )
             if not (np.array_equal(a[0], b[0]) and np.array_equal(a[2], b[2])):
                 raise RuntimeError(f"{dataset} {protocol}: {first} and {second} were scored on different rows")
             interval = bootstrap_difference(a[0], a[1], b[1], a[2], draws=draws, seed=0)
@@ -483,13 +497,14 @@ def summarise(
                     "first": first,
                     "second": second,
                     "protocol": protocol,
+                    **({"folds_used": common} if common < folds else {}),
                     **{
                         k: (_r(v) if isinstance(v, float) else [_r(x) for x in v] if isinstance(v, list) else v)
                         for k, v in interval.items()
                     },
                 }
             )
-    if "psikt" in results and "bkt_item" in results:
+    if "psikt" in results and "bkt_item" in results and len(results["psikt"]) == len(results["bkt_item"]):
         a, b = pooled["multistep_absorbed"]["psikt"], pooled["multistep"]["bkt_item"]
         interval = bootstrap_difference(a[0], a[1], b[1], a[2], draws=draws, seed=0)
         comparisons.append(
@@ -522,6 +537,17 @@ PROTOCOL_NAMES = {
     "multistep": "10 steps ahead",
     "multistep_absorbed": "10 steps ahead, history absorbed (psikt)",
 }
+
+
+def _label(result: dict[str, Any], model: str) -> str:
+    """The model's name, and how many of the split's folds it has when not all (a ``--partial`` run)."""
+    used = result["fits"][model].get("folds_used")
+    return LABELS[model] + (f" ({used} of {result['folds']} folds)" if used else "")
+
+
+def _on_folds(comparison: dict[str, Any], result: dict[str, Any]) -> str:
+    used = comparison.get("folds_used")
+    return f" (on the {used} of {result['folds']} folds both have)" if used else ""
 
 
 def verdict(comparison: dict[str, Any]) -> str:
@@ -570,7 +596,7 @@ def render(report: dict[str, Any]) -> str:
                     continue
                 entry = table[model]
                 lines.append(
-                    f"| {LABELS[model]} | {PROTOCOL_NAMES[protocol]} | {_pm(entry['auc'])} | "
+                    f"| {_label(result, model)} | {PROTOCOL_NAMES[protocol]} | {_pm(entry['auc'])} | "
                     f"{_pm(entry['rmse'])} | {entry['ece']:.4f} | {entry['rows']} |"
                 )
         lines += ["", "| model | fit s per fold (mean) | epochs per fold (best) | run (code) |", "|---|---|---|---|"]
@@ -579,7 +605,7 @@ def render(report: dict[str, Any]) -> str:
                 ", ".join(f"{e} ({b})" for e, b in zip(fit["epochs"], fit["best_epoch"])) if fit["epochs"][0] else "–"
             )
             run = fit.get("run", {}).get("commit") or runs[0]["commit"]
-            lines.append(f"| {LABELS[model]} | {fit['fit_seconds']['mean']:.1f} | {epochs} | {run} |")
+            lines.append(f"| {_label(result, model)} | {fit['fit_seconds']['mean']:.1f} | {epochs} | {run} |")
         if result["comparisons"]:
             header = (
                 "| comparison (paired bootstrap over learners, 95%) | protocol | AUC difference [interval] | "
@@ -589,7 +615,8 @@ def render(report: dict[str, Any]) -> str:
             for c in result["comparisons"]:
                 first = LABELS.get(c["first"], c["first"])
                 lines.append(
-                    f"| {first} − {LABELS.get(c['second'], c['second'])} | {PROTOCOL_NAMES[c['protocol']]} | "
+                    f"| {first} − {LABELS.get(c['second'], c['second'])}{_on_folds(c, result)} | "
+                    f"{PROTOCOL_NAMES[c['protocol']]} | "
                     f"{c['auc_difference']:+.4f} [{c['auc_interval'][0]:+.4f}, {c['auc_interval'][1]:+.4f}] | "
                     f"{c['rmse_difference']:+.4f} [{c['rmse_interval'][0]:+.4f}, {c['rmse_interval'][1]:+.4f}] | "
                     f"{verdict(c)} |"
@@ -599,7 +626,7 @@ def render(report: dict[str, Any]) -> str:
             pairs: dict[tuple[str, str], list[str]] = {}
             for c in result["comparisons"]:
                 pairs.setdefault((c["first"], c["second"]), []).append(
-                    f"{PROTOCOL_NAMES[c['protocol']]}: {verdict(c)} ({c['auc_difference']:+.4f} "
+                    f"{PROTOCOL_NAMES[c['protocol']]}{_on_folds(c, result)}: {verdict(c)} ({c['auc_difference']:+.4f} "
                     f"[{c['auc_interval'][0]:+.4f}, {c['auc_interval'][1]:+.4f}])"
                 )
             for (first, second), readings in pairs.items():
@@ -766,6 +793,12 @@ def main() -> None:
         "--fresh", action="store_true", help="replace --out instead of merging this run's models into it"
     )
     parser.add_argument(
+        "--partial",
+        action="store_true",
+        help="fit nothing: summarise the cached folds, a model with only its first k folds on those "
+        "(marked in the JSON and README), for a run the deadline cut short",
+    )
+    parser.add_argument(
         "--refit", action="store_true", help="fit every fold again, cached or not (after a change of a model's code)"
     )
     args = parser.parse_args()
@@ -797,6 +830,13 @@ def main() -> None:
                 continue
             outcomes = []
             for fold, test_learners in enumerate(folds):
+                if args.partial:
+                    manifest = fold_manifest(sample, model, test_learners, fold, args.quick)
+                    cached = fold_cached(work, cache_key, model, fold, manifest)
+                    if cached is None:
+                        break  # the first k folds only: the split's order, as the full run fits them
+                    outcomes.append(cached)
+                    continue
                 started = time.perf_counter()
                 try:
                     outcome, fitted = fold_outcome(
@@ -813,10 +853,12 @@ def main() -> None:
                         flush=True,
                     )
                 outcomes.append(outcome)
-            if len(outcomes) == args.folds:
+            if len(outcomes) == args.folds or (args.partial and outcomes):
                 results[model] = outcomes
         if results:
-            report["datasets"][dataset] = summarise(dataset, sample, results, flags, args.draws, subsample)
+            report["datasets"][dataset] = summarise(
+                dataset, sample, results, flags, args.draws, subsample, folds=args.folds
+            )
             _write(
                 out, report, merge=not args.fresh
             )  # after each dataset: a run cut short still leaves what it finished

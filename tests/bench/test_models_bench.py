@@ -220,3 +220,57 @@ def test_a_fold_cached_without_a_manifest_is_not_read(tmp_path, capsys):
     manifest = bench.fold_manifest(data, "bkt", np.array([0]), 0, quick=False)
     assert bench.fold_cached(tmp_path, "key", "bkt", 0, manifest) is None
     assert "no manifest" in capsys.readouterr().err
+
+
+def _outcomes(data: Dataset, folds: list[np.ndarray], rng: np.random.Generator) -> list[dict]:
+    """Per fold what fold_run keeps, with random predictions (every row scored; no chunk cut)."""
+    result = []
+    for test_learners in folds:
+        test = data.subset(test_learners)
+        long_enough = test_learners[test.lengths > bench.HORIZON]
+        result.append(
+            {
+                "arrays": {
+                    "rows_learner": test_learners[test.learner],
+                    "correct": test.correct.astype(np.float64),
+                    "next_step": rng.random(test.n_rows),
+                    "chunk_rows": np.arange(test.n_rows),
+                    "chunked": rng.random(test.n_rows),
+                    "multistep_learner": np.repeat(long_enough, bench.HORIZON),
+                    "multistep_correct": np.concatenate(
+                        [data.correct[data.rows(learner)][-bench.HORIZON :] for learner in long_enough]
+                    ).astype(float),
+                    "multistep": rng.random(bench.HORIZON * len(long_enough)),
+                },
+                "meta": {"fit_seconds": 1.0, "params": {}},
+            }
+        )
+    return result
+
+
+def test_a_partial_model_is_compared_on_the_folds_both_models_have():
+    from tracing.evaluation import learner_folds
+
+    rng = np.random.default_rng(0)
+    skills = [list(rng.integers(0, 3, 15)) for _ in range(20)]
+    data = _dataset(skills, [list(rng.integers(0, 2, 15)) for _ in range(20)])
+    folds = learner_folds(data.n_learners, folds=5, seed=0)
+    results = {"dkt": _outcomes(data, folds, rng), "cakt": _outcomes(data, folds, rng)[:2]}
+    result = bench.summarise("dbe_kt22", data, results, None, draws=50, subsample=None, folds=5)
+    assert result["folds"] == 5
+    assert result["fits"]["cakt"]["folds_used"] == 2 and "folds_used" not in result["fits"]["dkt"]
+    assert result["protocols"]["next_step"]["dkt"]["rows"] == 300
+    assert result["protocols"]["next_step"]["cakt"]["rows"] == 15 * sum(len(f) for f in folds[:2])
+    compared = [c for c in result["comparisons"] if c["protocol"] == "next_step"]
+    assert [(c["first"], c["second"], c["folds_used"]) for c in compared] == [("cakt", "dkt", 2)]
+    # The difference is the one on the two folds alone.
+    alone = bench.summarise(
+        "dbe_kt22", data, {m: r[:2] for m, r in results.items()}, None, draws=50, subsample=None, folds=2
+    )
+    same = [c for c in alone["comparisons"] if c["protocol"] == "next_step"][0]
+    assert same["auc_difference"] == compared[0]["auc_difference"]
+    assert same["auc_interval"] == compared[0]["auc_interval"]
+    report = {"results_file": "x", "finished": "now", "commit": "abc", "folds": 5, "quick": False, "datasets": {}}
+    report["datasets"]["dbe_kt22"] = result
+    text = bench.render(report)
+    assert "CAKT (2 of 5 folds)" in text and "(on the 2 of 5 folds both have)" in text
