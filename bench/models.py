@@ -471,6 +471,13 @@ def summarise(
             "epochs": [o["meta"].get("epochs") for o in outcomes],
             "best_epoch": [o["meta"].get("best_epoch") for o in outcomes],
             "params": outcomes[0]["meta"]["params"],
+            # Every parameter with the defaults of the day the folds were fitted (fold_manifest):
+            # what --render checks against today's defaults.
+            **(
+                {"effective_params": outcomes[0]["meta"]["manifest"]["params"]}
+                if "manifest" in outcomes[0]["meta"]
+                else {}
+            ),
             **({"folds_used": len(outcomes)} if len(outcomes) < folds else {}),
         }
         for model, outcomes in results.items()
@@ -693,6 +700,28 @@ def render_streaming(reports: list[tuple[str, dict[str, Any]]]) -> str:
     return "\n".join([*lines, STREAM_END])
 
 
+def stale_fits(report: dict[str, Any]) -> list[str]:
+    """The fits in ``report`` whose effective parameters (recorded since folds carry a manifest) are
+    not what the model's name gives today: a default changed after they were fitted."""
+    from tracing.estimators.hyper import BY_KIND
+
+    stale = []
+    for dataset, result in report["datasets"].items():
+        for model, fit in result["fits"].items():
+            if "effective_params" not in fit or model not in MODELS:
+                continue
+            kind, params = fold_params(model, bool(report.get("quick")))
+            today = json.loads(json.dumps(BY_KIND[kind].check(params, owner=kind)))
+            then = fit["effective_params"]
+            changed = sorted(k for k in {*today, *then} if today.get(k) != then.get(k))
+            if changed:
+                stale.append(
+                    f"{dataset} {model}: "
+                    + ", ".join(f"{k} {then.get(k)!r} then, {today.get(k)!r} now" for k in changed)
+                )
+    return stale
+
+
 def readme_rewrite(
     report: dict[str, Any], readme: Path = README, streaming: list[tuple[str, dict[str, Any]]] | None = None
 ) -> None:
@@ -804,6 +833,8 @@ def main() -> None:
     args = parser.parse_args()
     out = args.out or (QUICK_RESULTS if args.quick else RESULTS)
     if args.render:
+        for line in stale_fits(json.loads(out.read_text())):
+            print(f"stale (a default changed since it was fitted; run it again): {line}", file=sys.stderr)
         readme_rewrite(json.loads(out.read_text()), streaming=streaming_reports())
         return
     work = args.work or REPO / ".bench" / ("models-quick" if args.quick else "models")

@@ -274,3 +274,14 @@ def test_a_partial_model_is_compared_on_the_folds_both_models_have():
     report["datasets"]["dbe_kt22"] = result
     text = bench.render(report)
     assert "CAKT (2 of 5 folds)" in text and "(on the 2 of 5 folds both have)" in text
+
+
+def test_render_names_fits_whose_defaults_changed_since():
+    from tracing.estimators.hyper import BY_KIND
+
+    today = BY_KIND["cakt"].check({"threads": 1}, owner="cakt")
+    fits = {"cakt": {"effective_params": {**today, "plateau_decay": 0.5}}, "dkt": {"params": {}}}
+    report = {"quick": False, "datasets": {"assist2015": {"fits": fits}}}
+    assert bench.stale_fits(report) == ["assist2015 cakt: plateau_decay 0.5 then, 1.0 now"]
+    fits["cakt"]["effective_params"]["plateau_decay"] = 1.0
+    assert bench.stale_fits(report) == []
