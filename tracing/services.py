@@ -51,6 +51,7 @@ from tracing.selectors import (
     learner_history,
     learners_histories,
 )
+from tutor.activity import activity_pending, activity_pending_mark
 from tutor.hot_queries import copy_columns, copy_columns_in, course_learners_lock, learners_lock
 from tutor.models import Interaction, Learner
 
@@ -1246,19 +1247,43 @@ def _states_replayed(
     return states
 
 
-def mastery_refresh(*, course: Course, learner_pks: Iterable[int], batch: int = MASTERY_BATCH) -> int:
-    """Replay these learners' whole histories under the course's active model and store their mastery
-    (after a file import, which stores answers without the online update); returns how many.
+def mastery_refresh_pending(
+    *, course: Course, batch: int = MASTERY_BATCH, progress: Callable[[int], Any] | None = None
+) -> list[int]:
+    """Replay the whole history of every learner of the course whose mastery is pending (a file import
+    stored answers of theirs without the online update: ``tutor.activity``) under the course's active model,
+    store their mastery and traces, and clear the mark; returns the learners refreshed (pks, ascending).
 
-    In batches of ``batch`` learners, each read and written in its own statements: memory follows the
-    batch, not the import (the pks are held as one int64 array, 8 bytes a learner)."""
+    Runs after the import has committed, ``batch`` learners to a transaction, so the import's transaction
+    carries none of it and a reader waits on at most one batch. Each batch locks its learners (as an answer's
+    online update does, so the two serialise: the state written is the replay of the history as stored
+    then, an answer that arrived meanwhile included), keeps those still marked (a refresh running beside
+    this one may have done them), and reads the active fit again under the locks (a fit activated since
+    the last batch rewrote every learner; its model replays these). A refresh that stops half way leaves
+    the rest marked for the next one. ``progress`` gets the learners done so far after each batch."""
     model = course_model(course)
-    ordered = np.unique(np.fromiter(learner_pks, dtype=np.int64))
     vocabulary = _estimator_vocabulary(model) if connection.vendor == "postgresql" else None
-    for start in range(0, len(ordered), batch):
-        chunk = ordered[start : start + batch].tolist()
-        _mastery_write(model, _states_replayed(course, model, chunk, vocabulary), django_timezone.now())
-    return len(ordered)
+    done: list[int] = []
+    after = 0
+    while True:
+        candidates = activity_pending(course_pk=course.pk, after=after, limit=batch)
+        if not candidates:
+            return done
+        after = candidates[-1]
+        with transaction.atomic():
+            learners_lock(learner_pks=candidates)
+            chunk = activity_pending(course_pk=course.pk, after=0, limit=len(candidates), among=candidates)
+            active = Fit.objects.filter(course=course, active=True).values_list("id", flat=True).first()
+            if active != (model.fit.pk if model.fit is not None else None):
+                course_model_forget(course)
+                model = course_model(course)
+                vocabulary = _estimator_vocabulary(model) if connection.vendor == "postgresql" else None
+            if chunk:
+                _mastery_write(model, _states_replayed(course, model, chunk, vocabulary), django_timezone.now())
+                activity_pending_mark(learner_pks=chunk, pending=False)
+        done.extend(chunk)
+        if progress is not None:
+            progress(len(done))
 
 
 def _learner_slice(data, start: int, stop: int):
