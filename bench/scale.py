@@ -195,7 +195,7 @@ def _profile_install(stage: Callable[[], str]) -> dict[str, float]:
 
         return block()
 
-    psycopg.Cursor.copy = timed_copy
+    psycopg.Cursor.copy = timed_copy  # type: ignore[method-assign]
     connection.ensure_connection()
     commit = connection.commit
 
@@ -334,6 +334,103 @@ def stage_run(stage: str, *, code: Path, url: str, course: str, path: Path) -> d
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+BEGIN, END = "<!-- scale-import -->", "<!-- /scale-import -->"
+"""README's block that ``--render`` rewrites from the import runs' JSON files."""
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f} s"
+
+
+def import_table(runs: list[dict[str, Any]]) -> str:
+    """A Markdown table of import runs (each the JSON ``main`` writes): one column per run, in the order given."""
+
+    def label(run: dict[str, Any]) -> str:
+        code = "old (6b52670)" if Path(run["code"]).name == "base" else "new"
+        return f"{code}, {run['answers'] / 1e6:g}M"
+
+    def row(name: str, cell: Any) -> str:
+        return f"| {name} | " + " | ".join(cell(run) for run in runs) + " |"
+
+    def part(*names: str) -> Any:
+        def cell(run: dict[str, Any]) -> str:
+            profile = run["stages"]["import"].get("profile", {})
+            found = [profile[name] for name in names if name in profile]
+            return _seconds(sum(found)) if found else "-"
+
+        return cell
+
+    def imported(run: dict[str, Any]) -> dict[str, Any]:
+        return dict(run["stages"]["import"])
+
+    def peak(stage: str) -> Any:
+        def cell(run: dict[str, Any]) -> str:
+            outcome = run["stages"].get(stage)
+            if outcome is None:
+                return "-"
+            return f"{outcome['peak_rss_mb']:,.0f} MiB ({outcome['peak_bytes_per_answer']:,.0f} B/answer)"
+
+        return cell
+
+    def load(run: dict[str, Any]) -> str:
+        return f"{run['load_before'][0]:.1f} / {run['load_after'][0]:.1f}"
+
+    def committed(run: dict[str, Any]) -> str:
+        outcome = imported(run)
+        seconds = outcome.get("committed_s", outcome["wall_s"])
+        return f"**{seconds:,.1f} s ({run['answers'] / seconds:,.0f}/s)**"
+
+    def refresh(run: dict[str, Any]) -> str:
+        outcome = imported(run)
+        where = "after the commit" if outcome.get("mastery_deferred") else "in the transaction"
+        seconds = outcome.get("refresh_s", outcome["stages"].get("mastery_refresh", {}).get("s"))
+        return f"{_seconds(seconds)} ({where})"
+
+    def whole(run: dict[str, Any]) -> str:
+        outcome = imported(run)
+        return f"{outcome['wall_s']:,.1f} s ({outcome['answers_per_s']:,}/s)"
+
+    def reimport(run: dict[str, Any]) -> str:
+        outcome = run["stages"].get("reimport")
+        if outcome is None:
+            return "-"
+        return f"{outcome['wall_s']:,.1f} s, {outcome['summary']['created']} added"
+
+    return "\n".join(
+        [
+            "| | " + " | ".join(label(run) for run in runs) + " |",
+            "|---|" + "---|" * len(runs),
+            row("load average at start / end", load),
+            row("answers committed (answers/s)", committed),
+            row("- waiting for the parsed file (parse and check)", part("parse_wait")),
+            row("- COPY into the staging table", part("copy")),
+            row("- insert (learners, answers, the chunk's sums)", part("insert")),
+            row("- references locked set-wise", part("references_lock")),
+            row("- the file's sums added", part("sums_add")),
+            row("- commit (deferred foreign-key checks)", part("commit")),
+            row("- the item and day sums folded (after the commit)", part("sums_fold")),
+            row("mastery refresh", refresh),
+            row("- its batches' commits", part("refresh_commits")),
+            row("import with the refresh (answers/s)", whole),
+            row("import: peak RSS", peak("import")),
+            row("re-import of the same file", reimport),
+            row("re-import: peak RSS", peak("reimport")),
+        ]
+    )
+
+
+def readme_render(files: list[Path]) -> None:
+    """Rewrite README's import block from these JSON files (one column each)."""
+    sys.path.insert(0, str(REPO))
+    from bench.common import block_replace
+
+    readme = REPO / "README.md"
+    runs = [json.loads(path.read_text()) for path in files]
+    sources = ", ".join(f"`{path.relative_to(REPO) if path.is_relative_to(REPO) else path}`" for path in files)
+    body = f"{import_table(runs)}\n\n(From {sources}.)"
+    readme.write_text(block_replace(readme.read_text(), BEGIN, END, f"{BEGIN}\n{body}\n{END}", source=readme))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--learners", type=int, default=40_000)
@@ -347,7 +444,11 @@ def main() -> None:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--course", default="scale", help=argparse.SUPPRESS)
     parser.add_argument("--file", help=argparse.SUPPRESS)
+    parser.add_argument("--render", type=Path, nargs="+", help="rewrite README's import table from these JSON files")
     args = parser.parse_args()
+    if args.render:
+        readme_render([path.resolve() for path in args.render])
+        return
     if args.child:
         sys.path.insert(0, str(args.code.resolve()))
         print(json.dumps(child(args.child, args.course, args.file)))

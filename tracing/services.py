@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -52,7 +53,14 @@ from tracing.selectors import (
     learners_histories,
 )
 from tutor.activity import activity_pending, activity_pending_mark
-from tutor.hot_queries import copy_columns, copy_columns_in, course_learners_lock, learners_lock
+from tutor.hot_queries import (
+    copy_columns,
+    copy_columns_in,
+    course_learners_lock,
+    learners_lock,
+    row_triggers_skippable,
+    row_triggers_skipped,
+)
 from tutor.models import Interaction, Learner
 
 logger = logging.getLogger(__name__)
@@ -317,18 +325,25 @@ def learner_state(*, learner: Learner, model: CourseModel) -> LearnerState:
 
 
 def _mastery_write(
-    model: CourseModel, states: dict[int, LearnerState], now: datetime, previous: dict[int, np.ndarray] | None = None
+    model: CourseModel,
+    states: dict[int, LearnerState],
+    now: datetime,
+    previous: dict[int, np.ndarray] | None = None,
+    *,
+    learners_locked: bool = False,
 ) -> None:
     """Upsert Mastery rows and traces. With ``previous`` (per learner, the stored trace's
     mastery before the new answers; those learners already have every row), only the skills whose
-    probability moved are written."""
+    probability moved are written. ``learners_locked``: the caller holds these learners' rows locked
+    (``learners_lock``) and its role may skip triggers (``row_triggers_skippable``): a bulk write then
+    locks the skills and the fit it points to and goes in without a foreign-key trigger per row."""
     skill_pk = dict(zip(model.vocabulary.skill_ids, model.vocabulary.skill_pk))
     columns = [(index, skill_pk[e]) for e, index in model.skill_index.items() if e in skill_pk]
     previous = previous or {}
     # Plain SQL upserts: they run on every recorded answer (tutor/hot_queries.py says why).
     moment, fit_pk = db_datetime(now), model.fit.pk if model.fit is not None else None
     if connection.vendor == "postgresql" and not previous and columns and len(states) * len(columns) > CHUNK:
-        _mastery_write_arrays(states, columns, moment, fit_pk)
+        _mastery_write_arrays(states, columns, moment, fit_pk, learners_locked=learners_locked)
     else:
         _mastery_write_rows(states, columns, moment, fit_pk, previous)
     if fit_pk is not None:
@@ -336,10 +351,19 @@ def _mastery_write(
 
 
 def _mastery_write_arrays(
-    states: dict[int, LearnerState], columns: list[tuple[int, int]], moment: Any, fit_pk: int | None
+    states: dict[int, LearnerState],
+    columns: list[tuple[int, int]],
+    moment: Any,
+    fit_pk: int | None,
+    *,
+    learners_locked: bool = False,
 ) -> None:
     """PostgreSQL, many learners at once (a fit's recompute, an import's refresh): the (learner, skill) rows
-    go by binary COPY into a temporary table, then into Mastery in one upsert; no Python object per row."""
+    go by binary COPY into a temporary table, then into Mastery in one upsert; no Python object per row.
+
+    ``learners_locked`` (see ``_mastery_write``): the skills and the fit are locked FOR KEY SHARE, as the
+    foreign-key triggers of the rows would do one row at a time at commit, and the upsert runs without
+    them (``row_triggers_skipped``): every row's learner, skill and fit then exists till the commit."""
     indices = np.array([index for index, _ in columns], dtype=np.int64)
     skill_pks = np.array([pk for _, pk in columns], dtype=np.int64)
     learners = np.fromiter(states, dtype=np.int64, count=len(states))
@@ -358,13 +382,22 @@ def _mastery_write_arrays(
             ("learner_id", "skill_id", "probability"),
             (np.repeat(learners, len(columns)), np.tile(skill_pks, len(states)), matrix.ravel()),
         )
-        cursor.execute(
-            f"INSERT INTO {table} (learner_id, skill_id, probability, updated_at, fit_id) "
-            f"SELECT learner_id, skill_id, probability, %s, %s FROM {batch} "
-            "ON CONFLICT (learner_id, skill_id) DO UPDATE SET probability = excluded.probability, "
-            "updated_at = excluded.updated_at, fit_id = excluded.fit_id",
-            [moment, fit_pk],
-        )
+        if learners_locked:
+            cursor.execute(
+                f"SELECT count(*) FROM (SELECT id FROM {Skill._meta.db_table} WHERE id = ANY(%s) ORDER BY id "
+                "FOR KEY SHARE) AS locked",
+                [skill_pks.tolist()],
+            )
+            if fit_pk is not None:
+                cursor.execute(f"SELECT 1 FROM {Fit._meta.db_table} WHERE id = %s FOR KEY SHARE", [fit_pk])
+        with row_triggers_skipped() if learners_locked else contextlib.nullcontext():
+            cursor.execute(
+                f"INSERT INTO {table} (learner_id, skill_id, probability, updated_at, fit_id) "
+                f"SELECT learner_id, skill_id, probability, %s, %s FROM {batch} "
+                "ON CONFLICT (learner_id, skill_id) DO UPDATE SET probability = excluded.probability, "
+                "updated_at = excluded.updated_at, fit_id = excluded.fit_id",
+                [moment, fit_pk],
+            )
 
 
 def _mastery_write_rows(
@@ -1263,6 +1296,7 @@ def mastery_refresh_pending(
     the rest marked for the next one. ``progress`` gets the learners done so far after each batch."""
     model = course_model(course)
     vocabulary = _estimator_vocabulary(model) if connection.vendor == "postgresql" else None
+    unchecked = row_triggers_skippable()
     done: list[int] = []
     after = 0
     while True:
@@ -1279,7 +1313,8 @@ def mastery_refresh_pending(
                 model = course_model(course)
                 vocabulary = _estimator_vocabulary(model) if connection.vendor == "postgresql" else None
             if chunk:
-                _mastery_write(model, _states_replayed(course, model, chunk, vocabulary), django_timezone.now())
+                states = _states_replayed(course, model, chunk, vocabulary)
+                _mastery_write(model, states, django_timezone.now(), learners_locked=unchecked)
                 activity_pending_mark(learner_pks=chunk, pending=False)
         done.extend(chunk)
         if progress is not None:

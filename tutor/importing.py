@@ -11,6 +11,7 @@ caller (``tutor.actions.answers_import``) starts once the file has committed.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import queue
 import threading
@@ -26,6 +27,7 @@ from core.validation import clean_text
 from curriculum.models import Course, Item, Skill
 from tracing.formats import FormatError, Record, read_records
 from tutor.activity import activity_add_staged, activity_fold, activity_pending_mark
+from tutor.hot_queries import row_triggers_skippable, row_triggers_skipped
 from tutor.models import Interaction, Learner
 from tutor.services import Row, interactions_import, row_validate
 
@@ -266,7 +268,7 @@ def _file_import_streaming(
                 "PRIMARY KEY (clock, day)) ON COMMIT DROP"
             )
             before = raw.execute(f"SELECT coalesce(max(id), 0) FROM {interaction}").fetchone()[0]
-            unchecked = _row_checks_skippable(raw)
+            unchecked = row_triggers_skippable()
             # The statistics of the learner and item tables lag behind what this transaction creates (a new
             # course's learners look like a handful): a nested loop over them would be quadratic in the file.
             raw.execute("SET LOCAL enable_nestloop = off")
@@ -311,17 +313,6 @@ def _file_import_streaming(
     return summary, course
 
 
-def _row_checks_skippable(raw: Any) -> bool:
-    """Whether this connection may set ``session_replication_role`` (a superuser, or on PostgreSQL 15 and
-    later a role granted ``SET ON PARAMETER session_replication_role``): then the answers' foreign keys are
-    checked set-wise by ``_references_lock`` instead of a trigger per row (``_chunk_insert``)."""
-    if raw.connection.info.server_version >= 150000:
-        query = "SELECT has_parameter_privilege('session_replication_role', 'SET')"
-    else:
-        query = "SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
-    return bool(raw.execute(query).fetchone()[0])
-
-
 def _references_lock(raw: Any, course: Course) -> None:
     """Lock the staged chunk's learners and items FOR KEY SHARE, in id order, till the transaction ends:
     what the foreign-key trigger of each answer would do at commit (its check is ``SELECT 1 ... FOR KEY
@@ -341,13 +332,13 @@ def _chunk_insert(raw: Any, course: Course, *, unchecked: bool) -> tuple[int, in
     """The staged chunk into the course: its new learners, then its answers; (learners created, answers
     created). The learners touched are added to the staging learners table.
 
-    ``unchecked``: the answers go in without their foreign-key triggers (``session_replication_role =
-    replica`` for that one statement; their constraints stay, and every other writer's triggers still
+    ``unchecked``: the answers go in without their foreign-key triggers (``row_triggers_skipped`` for
+    that one statement; their constraints stay, and every other writer's triggers still
     fire). Every answer is a join of the staged row with the course's learner and item rows, which
     ``_references_lock`` has locked as the triggers would have (and the course row is locked once per
     import): each answer's course, learner and item exist when it is inserted and till it commits, which
     is what the triggers check. Those deferred triggers were most of an import's commit (issue 18)."""
-    interaction, learner, item = Interaction._meta.db_table, Learner._meta.db_table, Item._meta.db_table
+    learner = Learner._meta.db_table
     now = django_timezone.now()
     # The chunk's learners, in code-point order of their ids (as the batch path creates them, so their pks
     # follow the same order). Not only those of rows not stored before: that test scanned the course's
@@ -366,9 +357,16 @@ def _chunk_insert(raw: Any, course: Course, *, unchecked: bool) -> tuple[int, in
     zone = django_timezone.get_current_timezone_name()
     if unchecked:
         _references_lock(raw, course)
-        role = raw.execute("SELECT current_setting('session_replication_role')").fetchone()[0]
-        raw.execute("SET LOCAL session_replication_role = replica")
-    created = raw.execute(
+    with row_triggers_skipped() if unchecked else contextlib.nullcontext():
+        created = _answers_insert(raw, course, now, zone)
+    return learners_created, created
+
+
+def _answers_insert(raw: Any, course: Course, now: Any, zone: str) -> int:
+    """The staged chunk's answers (course, learners and items resolved) into the course, in file order,
+    summed into the file's sums on the way; how many went in."""
+    interaction, learner, item = Interaction._meta.db_table, Learner._meta.db_table, Item._meta.db_table
+    return raw.execute(
         f"WITH inserted AS (INSERT INTO {interaction} (course_id, learner_id, item_id, correct, timestamp, "
         "response_time, client_id, response, created_at) "
         f"SELECT %s, l.id, i.id, s.correct, s.moment, s.response_time, s.client_id, '', %s FROM {_STAGE} AS s "
@@ -391,9 +389,6 @@ def _chunk_insert(raw: Any, course: Course, *, unchecked: bool) -> tuple[int, in
         "SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM touched)",
         [course.pk, now, course.pk, course.pk, zone, zone],
     ).fetchone()[0]
-    if unchecked:
-        raw.execute("SELECT set_config('session_replication_role', %s, true)", [role])
-    return learners_created, created
 
 
 def _conflicts_check(raw: Any, path: Path, course: Course, before: int) -> None:

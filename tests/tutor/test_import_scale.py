@@ -10,12 +10,13 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection, transaction
 
-import tutor.importing as tutor_importing
+import tracing.services as tracing_services
 from curriculum.models import Course, Item
 from tracing.models import Fit, LearnerTrace, Mastery
 from tracing.selectors import _dataset, _dataset_arrays, course_vocabulary, interactions_for_fit
 from tracing.services import _replay, course_model, fit_create, mastery_recompute, mastery_refresh_pending
 from tutor.actions import answers_import, answers_record
+from tutor.hot_queries import row_triggers_skippable
 from tutor.models import Interaction, Learner, LearnerActivity
 
 pytestmark = pytest.mark.django_db
@@ -313,9 +314,9 @@ def test_a_fit_activated_between_refresh_batches_is_the_model_the_next_ones_writ
 
 @pytest.mark.parametrize("skippable", [True, False], ids=["set-wise-checks", "per-row-triggers"])
 def test_both_ways_of_checking_references_store_the_same(tmp_path, postgresql, monkeypatch, skippable):
-    if skippable and not tutor_importing._row_checks_skippable(connection.cursor().cursor):
+    if skippable and not row_triggers_skippable():
         pytest.skip("the test database's role may not set session_replication_role")
-    monkeypatch.setattr("tutor.importing._row_checks_skippable", lambda raw: skippable)
+    monkeypatch.setattr("tutor.importing.row_triggers_skippable", lambda: skippable)
     path = write_csv(tmp_path / "answers.csv", 300, ids=True)
     first = answers_import(course_slug="big", path=path, format="csv")
     again = answers_import(course_slug="big", path=path, format="csv")
@@ -339,7 +340,7 @@ def test_a_learner_or_item_deleted_during_an_import_waits_for_it(tmp_path, postg
     and the answers commit pointing at nothing."""
     import psycopg
 
-    if not tutor_importing._row_checks_skippable(connection.cursor().cursor):
+    if not row_triggers_skippable():
         pytest.skip("the test database's role may not set session_replication_role")
     course = Course.objects.create(slug="big", name="big")
     learner = Learner.objects.create(course=course, external_id="u1")
@@ -372,3 +373,44 @@ def test_a_learner_or_item_deleted_during_an_import_waits_for_it(tmp_path, postg
         )
         assert cursor.fetchone()[0] == 0
     assert Interaction.objects.filter(learner=learner, item=item).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refresh_batch_holds_the_skills_its_mastery_rows_point_to(tmp_path, postgresql, monkeypatch):
+    """The refresh's bulk mastery write (more than CHUNK rows a batch) goes in without a foreign-key trigger
+    per row where the role may: it holds the skills as those triggers would, so another connection's
+    delete of one waits for the batch; and the mastery written is the replay."""
+    import psycopg
+
+    if not row_triggers_skippable():
+        pytest.skip("the test database's role may not set session_replication_role")
+    lines = ["learner,item,skill,correct,timestamp"]
+    lines += [f"u{n},i{k},s{k},{(n + k) % 2},{1_600_000_000 + n * 100 + k}" for n in range(400) for k in range(30)]
+    path = tmp_path / "wide.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    monkeypatch.setattr("tutor.actions.mastery_refresh_pending", lambda **kwargs: [])
+    answers_import(course_slug="wide", path=path, format="csv")
+    course = Course.objects.get(slug="wide")
+    skill = course.skills.order_by("id").first()
+    mark = tracing_services.activity_pending_mark
+    outcomes = []
+
+    def delete_then_mark(**kwargs):
+        params = connection.get_connection_params()
+        params.pop("cursor_factory", None)
+        with psycopg.connect(**params, autocommit=True) as other:
+            other.execute("SET lock_timeout = '300ms'")
+            try:
+                other.execute("DELETE FROM curriculum_skill WHERE id = %s", [skill.pk])
+                outcomes.append("deleted")
+            except psycopg.errors.LockNotAvailable:
+                outcomes.append("waited")
+            except psycopg.errors.IntegrityError:
+                outcomes.append("refused by a constraint")
+        return mark(**kwargs)
+
+    monkeypatch.setattr("tracing.services.activity_pending_mark", delete_then_mark)
+    assert len(mastery_refresh_pending(course=course, batch=200)) == 400  # two batches of 6,000 rows
+    assert outcomes == ["waited", "waited"]
+    assert Mastery.objects.filter(learner__course=course).count() == 400 * 30
+    _mastery_is_the_replay(course)
