@@ -44,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import REPO, emit, postgres  # noqa: E402
 from bench.load import (  # noqa: E402
     COURSE,
+    SETTLE,
     Server,
     _batch_ingest,
     _bench_server,
@@ -52,6 +53,7 @@ from bench.load import (  # noqa: E402
     _mixed_load,
     _stop,
 )
+from bench.serving_trace import Trace, _descendants  # noqa: E402
 
 SUMMARY_KEYS = ("achieved_rps", "errors", "dropped_late", "cpu_ms_per_request", "p99_ms_per_10s", "integrity")
 
@@ -90,15 +92,26 @@ def _setup(args: argparse.Namespace, root: Path) -> Server:
     return server
 
 
-def _worker_start(server: Server, args: argparse.Namespace, root: Path) -> None:
+def _session_options(role: str, args: argparse.Namespace) -> str:
+    """PGOPTIONS for a process's PostgreSQL sessions: its name in pg_stat_activity (the trace tells the web's
+    backends from the fit's by it) and, with the trace, its slow statements and lock waits in the server's
+    log (per session: the shared server's own settings stay as they are)."""
+    options = f"-c application_name={role}"
+    if not args.no_trace:
+        slow = args.slow_ms if role == "web" else args.fit_slow_ms
+        options += f" -c log_min_duration_statement={slow} -c log_lock_waits=on"
+    return options
+
+
+def _worker_start(server: Server, args: argparse.Namespace, root: Path, env: dict[str, str] | None = None) -> None:
     log = open(root / "worker.log", "a")  # noqa: SIM115 - closed with the process
     server.processes.insert(
         1,  # before gunicorn, which load.py's helpers expect last
         subprocess.Popen(
             ["nice", "-n", str(args.fit_nice), sys.executable, "-m", "celery", "-A", "tutor", "worker"]
-            + ["-Q", "fits", "--concurrency", "1", "--loglevel", "WARNING"],
+            + ["-Q", "fits", "--concurrency", "1", "--loglevel", "INFO"],
             cwd=REPO,
-            env=server.env,
+            env={**server.env, **(env or {}), "PGOPTIONS": _session_options("fit", args)},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -106,9 +119,25 @@ def _worker_start(server: Server, args: argparse.Namespace, root: Path) -> None:
     )
 
 
+def _slice(
+    server: Server, args: argparse.Namespace, items: list[str], label: str, trace: Trace | None
+) -> dict[str, Any]:
+    """One run of the mixed load at ``--rate`` for ``--duration`` s: its summary, with the trace's report
+    of the same seconds (and the per-second p99, to line stalls up with it)."""
+    first = trace.mark() if trace else None
+    run = _mixed_load(server, args, items, args.rate, args.duration, label, per_second=trace is not None)
+    summary = _summary(run)
+    if trace is not None and first is not None:
+        last = trace.mark()
+        summary["p99_ms_per_s"] = run["p99_ms_per_s"]
+        summary["trace"] = trace.report(first, last, run)
+        summary["trace"]["slow_statements"] = trace.slow_statements(args.database, first["t"], last["t"])
+    return summary
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--database", default="h_reads_5m")
+    parser.add_argument("--database", default="h_serving_5m")
     parser.add_argument("--postgres", default=os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432"))
     parser.add_argument("--fit-course", default="scale", help="the big course whose BKT fit runs in the worker")
     parser.add_argument("--rate", type=float, default=200.0)
@@ -119,7 +148,35 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers")
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument(
+        "--settle",
+        choices=sorted(SETTLE),
+        default="full",
+        help="before the baseline: full = VACUUM (ANALYZE) then CHECKPOINT of the database (the last run's fit "
+        "left its 10M replaced mastery rows behind, and this server may run without autovacuum)",
+    )
+    parser.add_argument("--no-trace", action="store_true", help="no trace (bench/serving_trace.py) beside the load")
+    parser.add_argument("--slow-ms", type=int, default=20, help="the web's statements logged when slower (trace)")
+    parser.add_argument("--fit-slow-ms", type=int, default=250, help="the fit's statements logged when slower (trace)")
+    parser.add_argument(
+        "--pg-log",
+        type=Path,
+        default=Path("/var/log/postgresql/postgresql-15-main.log"),
+        help="the server's log, for the slow statements (skipped where unreadable)",
+    )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help="NAME:SETTING=VALUE,... : one fit under load with the worker started with these settings "
+        "(repeatable: the fits run one after the other in this run, each after the database is settled and "
+        "a baseline of its own); none: one fit with the product's defaults",
+    )
     args = parser.parse_args()
+    variants = [
+        (name, dict(pair.split("=", 1) for pair in settings.split(",") if pair))
+        for name, _, settings in (text.partition(":") for text in args.variant)
+    ] or [("defaults", {})]
     if not args.database.replace("_", "").isalnum() or not args.fit_course.replace("-", "").isalnum():
         sys.exit("--database and --fit-course must be plain identifiers")
     # What bench/load.py's helpers read from its own arguments.
@@ -131,69 +188,67 @@ def main() -> None:
 
     root = Path(tempfile.mkdtemp(prefix="kt-bench-serving-"))
     tag = time.strftime("s%Y%m%d%H%M%S")  # client ids unique to this run: the database is kept
-    server = None
+    server, trace = None, None
     result: dict[str, Any] = {
         "bench": "serving",
+        "command": " ".join(sys.argv[1:]),
         "database": args.database,
         "fit_course": args.fit_course,
         "rate": args.rate,
         "duration_s": args.duration,
         "gunicorn_workers": args.workers,
         "worker": {"concurrency": 1, "nice": args.fit_nice, "threads": 1},
+        "variants": [],
+        "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "machine": {"cores": os.cpu_count(), "load_average_start": uptime()},
     }
     try:
         server = _setup(args, root)
         items = _items(server)
+        server.env["PGOPTIONS"] = _session_options("web", args)
         _gunicorn_start(server, args, root)
+        del server.env["PGOPTIONS"]
+        url = server.env["DATABASE_URL"]
         known = postgres(
-            server.env["DATABASE_URL"],
+            url,
             "SELECT count(*) FROM tutor_learner l JOIN tutor_course c ON c.id = l.course_id "
             f"WHERE c.slug = '{COURSE}' AND l.external_id LIKE 'learner-%'",
         )[0][0]
         if known < args.learners:  # every learner has a history (kept with the database for the next run)
             _batch_ingest(server, args, items)
-        _worker_start(server, args, root)
-        postgres(server.env["DATABASE_URL"], "VACUUM (ANALYZE)")
+        _worker_start(server, args, root, variants[0][1])
+        _settle(url, args, result)
+        if not args.no_trace:
+            gunicorn, processes = server.processes[-1].pid, server.processes
+            trace = Trace(
+                url,
+                {
+                    "gunicorn": lambda: _descendants(gunicorn)[1:],
+                    "worker": lambda: _descendants(processes[1].pid),  # restarted for each variant
+                    "load_generator": lambda: [os.getpid()],
+                },
+                log=args.pg_log if os.access(args.pg_log, os.R_OK) else None,
+            )
+            trace.start()
         _mixed_load(server, args, items, min(args.rate, 50), 5, f"{tag}-warmup")
         if not args.no_baseline:
             result["machine"]["load_average_before_baseline"] = uptime()
-            result["baseline"] = _summary(_mixed_load(server, args, items, args.rate, args.duration, f"{tag}-base"))
-        key, server.key = server.key, args.fit_key
-        status, body = server.request("POST", f"/api/v1/courses/{args.fit_course}/fits", {"model": "bkt"})
-        server.key = key
-        if status != 202:
-            sys.exit(f"POST fits answered {status}: {body}")
-        fit, url = body["id"], server.env["DATABASE_URL"]
-        started, slices = time.monotonic(), list[dict[str, Any]]()
-        result["machine"]["load_average_fit_start"] = uptime()
-        while time.monotonic() - started < args.fit_timeout:
-            before = _fit_state(url, fit)
-            if before["status"] in ("succeeded", "failed"):
-                break
-            run = _mixed_load(server, args, items, args.rate, args.duration, f"{tag}-fit{len(slices)}")
-            after = _fit_state(url, fit)
-            slices.append(
-                {
-                    "fit_before": {k: before[k] for k in ("status", "stage", "progress")},
-                    "fit_after": {k: after[k] for k in ("status", "stage", "progress")},
-                    "load_average": uptime(),
-                    **_summary(run),
-                }
-            )
-            print(f"slice {len(slices)}: {slices[-1]}", file=sys.stderr)
-        final = _fit_state(url, fit)
-        result["fit"] = {"id": fit, "status": final["status"], "timings": final["timings"]}
-        result["during_fit"] = slices
-        fine = [s for s in slices if s["interactions"]["p99_ms"] is not None]
-        result["during_fit_worst"] = {
-            "p99_ms": max((max(s["interactions"]["p99_ms"], s["next"]["p99_ms"]) for s in fine), default=None),
-            "errors": sum(s["errors"] for s in slices),
-            "dropped_late": sum(s["dropped_late"] for s in slices),
-            "lost": sum(s["integrity"]["lost"] for s in slices),
-            "doubled": sum(s["integrity"]["doubled"] for s in slices),
-        }
+            result["baseline"] = _slice(server, args, items, f"{tag}-base", trace)
+            print(f"baseline: {_brief(result['baseline'])}", file=sys.stderr)
+        for number, (name, env) in enumerate(variants):
+            variant: dict[str, Any] = {"name": name, "env": env}
+            if number:  # the worker again with this variant's settings, the database settled again, a baseline
+                _worker_restart(server, args, root, env)
+                _settle(url, args, variant)
+                if not args.no_baseline:
+                    variant["load_average_before_baseline"] = uptime()
+                    variant["baseline"] = _slice(server, args, items, f"{tag}-base{number}", trace)
+                    print(f"{name} baseline: {_brief(variant['baseline'])}", file=sys.stderr)
+            variant.update(_fit_under_load(server, args, items, f"{tag}-{number}", trace, root))
+            result["variants"].append(variant)
     finally:
+        if trace is not None:
+            trace.stop()
         _stop(server)
         if server is not None:
             for process in server.processes:
@@ -201,6 +256,95 @@ def main() -> None:
                     os.killpg(process.pid, signal.SIGKILL)
     result["machine"]["load_average_end"] = uptime()
     emit(result)
+
+
+def _fit_under_load(
+    server: Server, args: argparse.Namespace, items: list[str], tag: str, trace: Trace | None, root: Path
+) -> dict[str, Any]:
+    """A BKT fit of ``--fit-course`` requested through the API, and the mixed load in slices until it ends."""
+    key, server.key = server.key, args.fit_key
+    status, body = server.request("POST", f"/api/v1/courses/{args.fit_course}/fits", {"model": "bkt"})
+    server.key = key
+    if status != 202:
+        sys.exit(f"POST fits answered {status}: {body}")
+    fit, url = body["id"], server.env["DATABASE_URL"]
+    started, slices = time.monotonic(), list[dict[str, Any]]()
+    load_at_start = [round(x, 2) for x in os.getloadavg()]
+    while time.monotonic() - started < args.fit_timeout:
+        before = _fit_state(url, fit)
+        if before["status"] in ("succeeded", "failed"):
+            break
+        run = _slice(server, args, items, f"{tag}-fit{len(slices)}", trace)
+        after = _fit_state(url, fit)
+        slices.append(
+            {
+                "fit_before": {k: before[k] for k in ("status", "stage", "progress")},
+                "fit_after": {k: after[k] for k in ("status", "stage", "progress")},
+                "load_average": [round(x, 2) for x in os.getloadavg()],
+                **run,
+            }
+        )
+        print(f"slice {len(slices)}: {_brief(slices[-1])}", file=sys.stderr)
+    final = _fit_state(url, fit)
+    fine = [s for s in slices if s["interactions"]["p99_ms"] is not None]
+    return {
+        "load_average_fit_start": load_at_start,
+        "fit": {
+            "id": fit,
+            "status": final["status"],
+            "timings": final["timings"],
+            "recompute_log": _recompute_log(root / "worker.log", fit),
+        },
+        "during_fit": slices,
+        "during_fit_worst": {
+            "p99_ms": max((max(s["interactions"]["p99_ms"], s["next"]["p99_ms"]) for s in fine), default=None),
+            "errors": sum(s["errors"] for s in slices),
+            "dropped_late": sum(s["dropped_late"] for s in slices),
+            "lost": sum(s["integrity"]["lost"] for s in slices),
+            "doubled": sum(s["integrity"]["doubled"] for s in slices),
+        },
+    }
+
+
+def _settle(url: str, args: argparse.Namespace, into: dict[str, Any]) -> None:
+    """As after any bulk write (a fit replaces 10M mastery rows): the next measurement is the settled
+    database's, not autovacuum's or a checkpoint's, which may come at any moment otherwise."""
+    started = time.perf_counter()
+    for statement in SETTLE[args.settle]:
+        postgres(url, statement)
+    into["settle"] = {"statements": SETTLE[args.settle], "s": round(time.perf_counter() - started, 1)}
+
+
+def _worker_restart(server: Server, args: argparse.Namespace, root: Path, env: dict[str, str]) -> None:
+    process = server.processes.pop(1)
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+    _worker_start(server, args, root, env)
+
+
+def _brief(run: dict[str, Any]) -> str:
+    """One line for stderr while the bench runs."""
+    trace = run.get("trace", {})
+    return (
+        f"p99 {run['interactions']['p99_ms']} / {run['next']['p99_ms']} ms, errors {run['errors']}, "
+        f"lost {run['integrity']['lost']}, load {trace.get('load_average')}, cpu {trace.get('cpu_cores')}, "
+        f"wal {trace.get('wal_mb_per_s')} MB/s, checkpoints {trace.get('checkpointer', {}).get('checkpoints_req')}"
+    )
+
+
+def _recompute_log(path: Path, fit: int) -> list[str]:
+    """The worker's progress lines of the fit's mastery recompute (first, every tenth, last), with their times."""
+    try:
+        lines = [
+            line.strip() for line in path.read_text(errors="replace").splitlines() if f"fit {fit}: mastery of" in line
+        ]
+    except OSError:
+        return []
+    return [line for index, line in enumerate(lines) if index % 10 == 0 or index == len(lines) - 1]
 
 
 if __name__ == "__main__":
