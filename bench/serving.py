@@ -1,24 +1,36 @@
 """Serving while fitting (issue 18, item 6): the API's mixed load while a big course's fit runs in a worker
 on the same machine, against the same load without the fit, in one run.
 
-    python bench/serving.py --database h_reads_5m --fit-course scale [--rate 200] [--duration 60]
+The run README reports (the database kept for it: h_serving_5m, 200,000 learners x 25 answers, with a first fit):
+
+    nice -n 10 .venv/bin/python bench/serving.py --database h_serving_5m --fit-course scale --rate 200 \
+        --duration 60 > bench/results/serving-200rps-NAME.json
+
+and to compare the recompute's pacing in one run (each variant: the worker restarted with its settings,
+the database settled, a baseline, then the fit under load):
+
+    ... --variant unpaced:TRACING_RECOMPUTE_PAUSE=0,TRACING_RECOMPUTE_BATCH=2000 --variant defaults
 
 Needs an existing PostgreSQL database holding the big course (bench/scale.py builds the 5M-answer one:
-``--learners 200000 --answers 25 --database NAME --stages import``). Then, on loopback:
+``--learners 200000 --answers 25 --database NAME --stages import,fit``). Then, on loopback:
 
 1. a private redis-server (broker and cache), ``migrate``, the demo course with its first fit (kept between
    runs), an API key for each course, ``--learners`` learners with a short history in the demo course;
 2. gunicorn as README runs it (``--workers`` sync workers) and a Celery worker for the ``fits`` queue as
    a deployment runs one beside the web processes: one process (``--concurrency=1``), one thread for
    numpy/numba/torch, at lower CPU priority (``nice -n --fit-nice``; deploy/entrypoint.sh does the same);
-3. the baseline: bench/load.py's mixed load (half POST one interaction with its online update, half GET
-   next, open loop at ``--rate`` for ``--duration`` s, latency from each request's scheduled start) with
-   no fit running;
+3. the database settled (``--settle``: VACUUM (ANALYZE), CHECKPOINT: the last run's fit left 10M replaced
+   mastery rows behind), then the baseline: bench/load.py's mixed load (half POST one interaction with its
+   online update, half GET next, open loop at ``--rate`` for ``--duration`` s, latency from each request's
+   scheduled start) with no fit running;
 4. a BKT fit of ``--fit-course`` started through the API (``POST .../fits``: queued, the worker takes it),
    and the same mixed load, ``--duration`` s at a time, until the fit has finished (or ``--fit-timeout``):
    each slice with the fit's stage when it began and ended;
-5. for every slice: p50/p95/p99 per endpoint, errors, requests dropped late, and the answers acknowledged
-   against those stored (lost, doubled).
+5. for every slice: p50/p95/p99 per endpoint (and p99 per second), errors, requests dropped late, the
+   answers acknowledged against those stored (lost, doubled), and the trace of the same seconds
+   (bench/serving_trace.py; ``--no-trace`` leaves it out): CPU and run-queue delay of gunicorn, the web's
+   and the fit's PostgreSQL backends, the worker and PostgreSQL's writers; their wait events; WAL,
+   checkpoints and disk; the web's statements slower than ``--slow-ms`` from the server's log.
 
 The load goes to the demo course, not the course being fitted: a fit's activation holds its own
 course's learners while it writes their mastery (README, Architecture), so answers to that course
