@@ -41,6 +41,7 @@ keeps the database (the demo course and the answers the load stored stay in it).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -53,7 +54,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import REPO, emit, postgres  # noqa: E402
+from bench.common import REPO, block_replace, emit, postgres  # noqa: E402
 from bench.load import (  # noqa: E402
     COURSE,
     SETTLE,
@@ -67,6 +68,8 @@ from bench.load import (  # noqa: E402
 )
 from bench.serving_trace import Trace, _descendants  # noqa: E402
 
+README = REPO / "README.md"
+BEGIN, END = "<!-- bench:serving:begin -->", "<!-- bench:serving:end -->"
 SUMMARY_KEYS = ("achieved_rps", "errors", "dropped_late", "cpu_ms_per_request", "p99_ms_per_10s", "integrity")
 
 
@@ -120,7 +123,8 @@ def _worker_start(server: Server, args: argparse.Namespace, root: Path, env: dic
     server.processes.insert(
         1,  # before gunicorn, which load.py's helpers expect last
         subprocess.Popen(
-            ["nice", "-n", str(args.fit_nice), sys.executable, "-m", "celery", "-A", "tutor", "worker"]
+            (["chrt", "--idle", "0"] if args.fit_idle else [])
+            + ["nice", "-n", str(args.fit_nice), sys.executable, "-m", "celery", "-A", "tutor", "worker"]
             + ["-Q", "fits", "--concurrency", "1", "--loglevel", "INFO"],
             cwd=REPO,
             env={**server.env, **(env or {}), "PGOPTIONS": _session_options("fit", args)},
@@ -147,6 +151,62 @@ def _slice(
     return summary
 
 
+def _cell(value: Any, digits: int = 0) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def _row(label: str, run: dict[str, Any]) -> str:
+    """One table row: a baseline or a slice, its latency and what the trace saw in the same seconds."""
+    trace = run.get("trace", {})
+    cores, delay = trace.get("cpu_cores", {}), trace.get("run_delay_ms_per_s", {})
+    waits = trace.get("waits", {}).get("web", {})
+    wait = max(waits, key=waits.get) if waits else "-"
+    checkpoints = trace.get("checkpointer", {})
+    post, nxt = run["interactions"], run["next"]
+    return (
+        f"| {label} | {_cell(trace.get('load_average', [None])[0], 1)} "
+        f"| {_cell(post['p50_ms'])} / {_cell(nxt['p50_ms'])} | {_cell(post['p95_ms'])} / {_cell(nxt['p95_ms'])} "
+        f"| **{_cell(post['p99_ms'])} / {_cell(nxt['p99_ms'])}** | {run['errors']} / {run['integrity']['lost']} "
+        f"| {_cell(cores.get('fit'), 2)} | {_cell(cores.get('worker'), 2)} | {_cell(cores.get('gunicorn'), 2)} "
+        f"| {_cell(delay.get('gunicorn'))} | {_cell(trace.get('wal_mb_per_s'), 1)} "
+        f"| {_cell((checkpoints.get('checkpoints_req') or 0) + (checkpoints.get('checkpoints_timed') or 0))} "
+        f"| {wait} {_cell(100 * waits.get(wait, 0) if waits else None)}% |"
+    )
+
+
+def render(result: dict[str, Any]) -> str:
+    """README's table of one run: per variant its baseline and every slice during the fit."""
+    lines = [
+        f"{result['started']}, `{result['command']}` (2 cores; load average: 1-minute, at each row's end):",
+        "",
+        "| variant, part | load | p50 ms (POST / next) | p95 ms | p99 ms | errors / lost | fit backend, cores "
+        "| worker, cores | gunicorn, cores | gunicorn run-queue wait, ms/s | WAL MB/s | checkpoints "
+        "| web backends' main wait (% of samples) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for number, variant in enumerate(result["variants"]):
+        base = variant.get("baseline") or (result.get("baseline") if number == 0 else None)
+        settings = ", ".join(f"{k}={v}" for k, v in variant["env"].items()) or "the defaults"
+        if base:
+            lines.append(_row(f"{variant['name']} ({settings}): baseline, no fit", base))
+        for index, part in enumerate(variant["during_fit"]):
+            stage = f"{part['fit_before']['stage'] or 'queued'} -> {part['fit_after']['stage']}"
+            lines.append(_row(f"- fit, slice {index + 1} ({stage})", part))
+        timings = variant["fit"]["timings"] or {}
+        lines.append(
+            f"| - fit {variant['fit']['status']}: total {_cell(timings.get('total_s'))} s, load "
+            f"{_cell(timings.get('load_s'), 1)} s, activation {_cell(timings.get('activate_s'))} s "
+            "| | | | | | | | | | | | |"
+        )
+    return "\n".join(lines)
+
+
+def readme_render(path: Path) -> None:
+    """Rewrite README's serving block from a results file."""
+    block = f"{BEGIN}\n{render(json.loads(path.read_text()))}\n{END}"
+    README.write_text(block_replace(README.read_text(), BEGIN, END, block, source=README))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database", default="h_serving_5m")
@@ -156,6 +216,12 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of the baseline, and of each slice")
     parser.add_argument("--fit-timeout", type=float, default=1800.0, help="seconds of load while fitting, at most")
     parser.add_argument("--fit-nice", type=int, default=10, help="the worker's nice value")
+    parser.add_argument(
+        "--fit-idle",
+        action="store_true",
+        help="the worker under SCHED_IDLE as well: still below the web when the whole bench runs at nice 19 "
+        "(as on a shared machine), where nice 10 more cannot go lower",
+    )
     parser.add_argument("--learners", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers")
     parser.add_argument("--clients", type=int, default=64)
@@ -184,7 +250,12 @@ def main() -> None:
         "(repeatable: the fits run one after the other in this run, each after the database is settled and "
         "a baseline of its own); none: one fit with the product's defaults",
     )
+    parser.add_argument("--render", type=Path, help="rewrite README's serving table from this results file, and stop")
     args = parser.parse_args()
+    if args.render:
+        readme_render(args.render)
+        return
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `kill PID` stops what it started too
     variants = [
         (name, dict(pair.split("=", 1) for pair in settings.split(",") if pair))
         for name, _, settings in (text.partition(":") for text in args.variant)
@@ -209,7 +280,8 @@ def main() -> None:
         "rate": args.rate,
         "duration_s": args.duration,
         "gunicorn_workers": args.workers,
-        "worker": {"concurrency": 1, "nice": args.fit_nice, "threads": 1},
+        "worker": {"concurrency": 1, "nice": args.fit_nice, "sched_idle": args.fit_idle, "threads": 1},
+        "bench_nice": os.nice(0),
         "variants": [],
         "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "machine": {"cores": os.cpu_count(), "load_average_start": uptime()},
