@@ -1201,6 +1201,7 @@ def _activate(
         # sees every stored answer (mastery_recompute replays those the fit's data missed) and no
         # recording's mastery writes interleave with its own (which could deadlock).
         course_learners_lock(course_pk=fit.course_id)
+        _constraints_checked_per_statement()
         Fit.objects.filter(course=fit.course, active=True).update(active=False)
         Fit.objects.filter(pk=fit.pk).update(
             status=Fit.SUCCEEDED,
@@ -1223,6 +1224,17 @@ def _activate(
         learned_edges_store(course=fit.course, fit_pk=fit.pk, edges=estimator.learned_prerequisites())
         mastery_recompute(course=fit.course, fit=fit, estimator=estimator, data=data, vocabulary=vocabulary)
         transaction.on_commit(lambda: course_model_forget(fit.course))
+
+
+def _constraints_checked_per_statement() -> None:
+    """From here to the end of the transaction, PostgreSQL checks foreign keys (Django's are deferred to the
+    commit) at the end of each statement. A recompute points every mastery row of the course at the new fit
+    (10M rows at 5M answers): checked at the commit, that was a minute of one statement the recompute's pauses
+    could not reach, with the web waiting for the CPU; checked batch by batch, the pauses pace it too, and the
+    pending checks are not held in the backend's memory until the end. SQLite: nothing to do."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
 
 def fits_learner_forget(*, course: Course, learner: str, replacement: str) -> int:
@@ -1356,6 +1368,25 @@ def _answer_counts(course: Course) -> tuple[np.ndarray, np.ndarray]:
     return (np.array([pk for pk, _ in pairs], dtype=np.int64), np.array([n for _, n in pairs], dtype=np.int64))
 
 
+class Pacer:
+    """Paces a bulk write done in steps: ``step()`` before each one sleeps ``pause`` times as long as the
+    step before took (nothing before the first, so nothing after the last). The write's PostgreSQL backend
+    runs at the database's CPU and I/O priority, which a worker's nice does not reach: pausing is the
+    worker's one way to leave the web room, and a duty cycle (rather than a fixed sleep) leaves more of it on
+    a machine that is busy, where each step takes longer."""
+
+    def __init__(self, pause: float) -> None:
+        self.pause, self.paused = pause, 0.0
+        self.began: float | None = None
+
+    def step(self) -> None:
+        if self.pause > 0 and self.began is not None:
+            wait = self.pause * (time.perf_counter() - self.began)
+            time.sleep(wait)
+            self.paused += wait
+        self.began = time.perf_counter()
+
+
 def mastery_recompute(
     *,
     course: Course,
@@ -1363,8 +1394,9 @@ def mastery_recompute(
     estimator: Estimator,
     data,
     vocabulary: Vocabulary,
-    batch: int = MASTERY_BATCH,
+    batch: int | None = None,
     progress: Callable[[float], None] | None = None,
+    pause: float | None = None,
 ) -> int:
     """Every learner's mastery and trace under a newly activated fit; returns the learner count.
 
@@ -1372,10 +1404,14 @@ def mastery_recompute(
     answers differ from it in number (they answered meanwhile, or are new) are replayed from their
     stored history instead. Call with the course's learners locked, so that count is final.
 
-    In batches of ``batch`` learners, each computed and written in its own statements (memory follows the
-    batch); all in the caller's transaction, which activates the fit, so readers never see a fit active
-    whose mastery is half written. Progress goes to ``progress`` (a fraction) and the log.
+    In batches of ``batch`` learners (default setting TRACING_RECOMPUTE_BATCH), each computed and written in
+    its own statements (memory follows the batch); all in the caller's transaction, which activates the fit,
+    so readers never see a fit active whose mastery is half written. After each batch it pauses ``pause``
+    times as long as the batch took (default TRACING_RECOMPUTE_PAUSE; ``Pacer``): what is written does not
+    depend on either. Progress goes to ``progress`` (a fraction) and the log.
     """
+    batch = batch or settings.TRACING_RECOMPUTE_BATCH
+    pacer = Pacer(settings.TRACING_RECOMPUTE_PAUSE if pause is None else pause)
     model = CourseModel(estimator=estimator, fit=fit, vocabulary=vocabulary)
     pk_by_name = dict(Learner.objects.filter(course=course).values_list("external_id", "id"))
     pks = np.fromiter((pk_by_name[name] for name in data.learner_ids), dtype=np.int64, count=data.n_learners)
@@ -1389,6 +1425,7 @@ def mastery_recompute(
     total = data.n_learners + int(np.count_nonzero(~np.isin(changed, pks)))
     now, done = django_timezone.now(), 0
     for start in range(0, data.n_learners, batch):
+        pacer.step()
         stop = min(start + batch, data.n_learners)
         part_pks = pks[start:stop]
         keep = ~np.isin(part_pks, changed)
@@ -1401,18 +1438,21 @@ def mastery_recompute(
         }
         _mastery_write(model, states, now)
         done += len(states)
-        _recompute_progress(fit, done, total, progress)
+        _recompute_progress(fit, done, total, progress, pacer)
     replay_vocabulary = _estimator_vocabulary(model) if connection.vendor == "postgresql" else None
     for start in range(0, len(changed), batch):
+        pacer.step()
         chunk = changed[start : start + batch].tolist()
         _mastery_write(model, _states_replayed(course, model, chunk, replay_vocabulary), now)
         done += len(chunk)
-        _recompute_progress(fit, done, total, progress)
+        _recompute_progress(fit, done, total, progress, pacer)
     return total
 
 
-def _recompute_progress(fit: Fit, done: int, total: int, progress: Callable[[float], None] | None) -> None:
-    logger.info("fit %s: mastery of %d of %d learners written", fit.pk, done, total)
+def _recompute_progress(
+    fit: Fit, done: int, total: int, progress: Callable[[float], None] | None, pacer: Pacer
+) -> None:
+    logger.info("fit %s: mastery of %d of %d learners written (paused %.1f s)", fit.pk, done, total, pacer.paused)
     if progress is not None:
         progress(done / max(total, 1))
 
