@@ -35,6 +35,13 @@ Protocols, never mixed in one comparison:
   history (``multistep_absorbed``).
 - on assist2009_updated also ``next_step`` and ``chunked`` without the rows that the
   multi-skill expansion added (``expansion_rows``).
+
+pyKT's own models (``pykt_akt``: pyKT's code from ``bench/setup_pykt.sh``'s venv, driven by
+``bench/pykt_models.py`` at pyKT's defaults with its own early stopping) run only with ``--pykt``
+or when named in ``--models``: on this bench's CPU one AKT fold takes hours
+(``bench/pykt_models.py --cost`` measures it; README renders the figure). They predict under
+pyKT's chunks only, so they join that protocol's tables and comparisons alone; where one ran,
+README says whether our best model on the dataset reaches it, and by how much it falls short.
 """
 
 from __future__ import annotations
@@ -85,6 +92,8 @@ MODELS: dict[str, tuple[str, dict[str, Any]]] = {
     "cakt": ("cakt", {"threads": 1}),
     # CAKT's default until 2026-12-06, kept to show what its re-choice on validation changed.
     "cakt_decay05": ("cakt", {"threads": 1, "plateau_decay": 0.5}),
+    # pyKT's own code (bench/pykt_models.py, its venv, its defaults): chunked protocol only.
+    "pykt_akt": ("pykt", {}),
 }
 QUICK_PARAMS = {
     "dkt": {"max_epochs": 3},
@@ -105,6 +114,7 @@ LABELS = {
     "sakt": "SAKT",
     "cakt": "CAKT",
     "cakt_decay05": "CAKT, `plateau_decay` 0.5 (the old default)",
+    "pykt_akt": "AKT (pyKT's code, 0.0.38)",
 }
 
 # name -> what it is, the models that run on it, the comparisons claimed, learners used in the full run
@@ -113,7 +123,7 @@ LABELS = {
 DATASETS: dict[str, dict[str, Any]] = {
     "dbe_kt22": {
         "what": "DBE-KT22, question level (212 questions, 93 concepts), real timestamps",
-        "models": ["bkt", "bkt_item", "dkt", "psikt", "hbkt", "cakt", "sakt"],
+        "models": ["bkt", "bkt_item", "dkt", "psikt", "hbkt", "cakt", "sakt", "pykt_akt"],
         "learners": None,
         "comparisons": [
             ("psikt", "bkt_item"),
@@ -126,11 +136,15 @@ DATASETS: dict[str, dict[str, Any]] = {
             ("cakt", "bkt_item"),
             ("sakt", "dkt"),
             ("sakt", "bkt_item"),
+            # The anchor our best models are meant to reach (pyKT's chunked protocol only).
+            ("dkt", "pykt_akt"),
+            ("bkt_item", "pykt_akt"),
+            ("psikt", "pykt_akt"),
         ],
     },
     "assist2015": {
         "what": "ASSISTments 2015 (DKVMN files pooled), skill level (100 skills), no multi-skill rows",
-        "models": ["bkt", "dkt", "sakt", "cakt", "cakt_decay05"],
+        "models": ["bkt", "dkt", "sakt", "cakt", "cakt_decay05", "pykt_akt"],
         "learners": 1000,
         "comparisons": [
             ("dkt", "bkt"),
@@ -140,6 +154,8 @@ DATASETS: dict[str, dict[str, Any]] = {
             ("cakt", "sakt"),
             ("cakt", "cakt_decay05"),
             ("cakt_decay05", "dkt"),
+            ("bkt", "pykt_akt"),
+            ("dkt", "pykt_akt"),
         ],
     },
     "assist2009_updated": {
@@ -228,6 +244,13 @@ def fold_run(
     kind, params = fold_params(model, quick, override)
     train_learners = np.setdiff1d(np.arange(data.n_learners), test_learners)
     train, test = data.subset(train_learners), data.subset(test_learners)
+    if kind == "pykt":
+        from bench import pykt_models
+
+        folder = REPO / ".bench" / "pykt_folds" / f"{data.n_learners}learners-{data.n_rows}rows" / model / f"fold{fold}"
+        outcome = pykt_models.fold_run(train, test, model, fold, folder, quick=quick)
+        outcome["arrays"]["rows_learner"] = test_learners[test.learner]
+        return outcome
     started = time.perf_counter()
     estimator: Any = get_estimator(kind)(**params).fit(train, seed=fold)  # psikt absorbs, deep ones log epochs
     fit_seconds = time.perf_counter() - started
@@ -377,6 +400,8 @@ def _protocol_arrays(
     per_fold = []
     for outcome in outcomes:
         a = outcome["arrays"]
+        if not _has_protocol(outcome, protocol):
+            raise KeyError(f"no {protocol} predictions in this outcome")
         if protocol.startswith("multistep"):
             per_fold.append((a["multistep_correct"], a[protocol], a["multistep_learner"]))
             continue
@@ -398,6 +423,12 @@ def _protocol_arrays(
 def _pool(per_fold: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Folds' (answers, probabilities, learners) pooled into one triple."""
     return tuple(np.concatenate([fold[index] for fold in per_fold]) for index in range(3))  # type: ignore[return-value]
+
+
+def _has_protocol(outcome: dict[str, Any], protocol: str) -> bool:
+    """Whether a fold outcome holds predictions for ``protocol`` (pyKT's models: chunked only)."""
+    key = "multistep" if protocol == "multistep" else protocol.removesuffix("_without_expansion")
+    return key in outcome["arrays"]
 
 
 def _positions(learner_of_row: np.ndarray) -> np.ndarray:
@@ -446,7 +477,7 @@ def summarise(
     for protocol in protocols:
         table: dict[str, Any] = {}
         for model, outcomes in results.items():
-            if protocol == "multistep_absorbed" and model != "psikt":
+            if not all(_has_protocol(o, protocol) for o in outcomes):
                 continue
             per_fold = _protocol_arrays(outcomes, protocol, flags, learner_rows)
             fold_metrics = [metrics(answers, probability) for answers, probability, _ in per_fold]
@@ -487,7 +518,7 @@ def summarise(
         if first not in results or second not in results:
             continue
         for protocol in protocols:
-            if protocol == "multistep_absorbed":
+            if protocol == "multistep_absorbed" or not {first, second} <= set(pooled[protocol]):
                 continue
             common = min(len(results[first]), len(results[second]))
             a, b = pooled[protocol][first], pooled[protocol][second]
@@ -566,7 +597,66 @@ def verdict(comparison: dict[str, Any]) -> str:
     return "level with"
 
 
-def render(report: dict[str, Any]) -> str:
+def anchor_sentences(result: dict[str, Any]) -> list[str]:
+    """For each pyKT model measured on a dataset: whether our best model there (the highest mean
+    AUC under pyKT's chunks among ours compared with it) reaches it, and by how much it falls short
+    when it does not, from the paired bootstrap interval."""
+    lines = []
+    table = result["protocols"].get("chunked", {})
+    for theirs in [m for m in result["fits"] if MODELS.get(m, ("",))[0] == "pykt" and m in table]:
+        against = [c for c in result["comparisons"] if c["second"] == theirs and c["protocol"] == "chunked"]
+        if not against:
+            continue
+        best = max(against, key=lambda c: table[c["first"]]["auc"]["mean"])
+        ours_auc, their_auc = table[best["first"]]["auc"]["mean"], table[theirs]["auc"]["mean"]
+        low, high = best["auc_interval"]
+        interval = f"{best['auc_difference']:+.4f} [{low:+.4f}, {high:+.4f}]"
+        reading = verdict(best)
+        outcome = {
+            "above": f"is above it: {interval} AUC",
+            "level with": f"reaches it (level with it: {interval} AUC, the interval holds zero)",
+            "below": f"does not reach it: it is short by {-best['auc_difference']:.4f} AUC ({interval}; "
+            f"RMSE {best['rmse_difference']:+.4f} [{best['rmse_interval'][0]:+.4f}, {best['rmse_interval'][1]:+.4f}])",
+        }[reading]
+        lines += [
+            "",
+            f"Against {LABELS[theirs]} (AUC {their_auc:.4f} under pyKT's chunks, "
+            f"{result['fits'][theirs]['fit_seconds']['n']} folds): our best model here, {LABELS[best['first']]} "
+            f"(AUC {ours_auc:.4f}), {outcome}.",
+        ]
+    return lines
+
+
+PYKT_COST = REPO / "bench" / "results" / "pykt_cost.json"
+
+
+def pykt_cost_sentence(dataset: str, result: dict[str, Any], cost: dict[str, Any] | None) -> list[str]:
+    """Where pyKT's AKT is not in the JSON for a dataset: what one fold of it costs on the bench
+    machine (``bench/pykt_models.py --cost``), so README says why it is missing, with the figure."""
+    if (
+        not cost
+        or dataset not in cost.get("datasets", {})
+        or any(MODELS.get(m, ("",))[0] == "pykt" for m in result["fits"])
+    ):
+        return []
+    measured = cost["datasets"][dataset]
+    load = cost.get("load_average_at_start") or [float("nan")]
+    return [
+        "",
+        f"Not in this run: {LABELS['pykt_' + cost['model']]} at pyKT's defaults "
+        f"(`bench/pykt_models.py`, rendered from `bench/results/pykt_cost.json`, {cost['started']}, load average "
+        f"{load[0]:.1f}): one training step ({cost['config']['batch_size']} pieces of 200 rows, one thread) took "
+        f"{measured['cpu_seconds_per_step']:.0f} CPU seconds, an epoch of fold 0 "
+        f"({measured['train_batches_per_epoch']} steps) {measured['cpu_seconds_per_epoch'] / 60:.0f} CPU minutes, "
+        "so a fold takes at least "
+        f"{measured['least_cpu_hours_per_fold']:.1f} CPU hours (11 epochs, the fewest its early stopping runs) and "
+        f"5 folds at least {measured['least_cpu_hours_5_folds']:.1f} CPU hours, with a peak of "
+        f"{measured['peak_memory_mb'] / 1024:.1f} GiB of memory a run. It runs with `bench/models.py --pykt` "
+        "(on a GPU where one is lent).",
+    ]
+
+
+def render(report: dict[str, Any], cost: dict[str, Any] | None = None) -> str:
     runs = report.get("runs") or [_run_of(report)]
     described = "; ".join(
         f"code {run['commit']}, finished {run['finished']}"
@@ -583,7 +673,7 @@ def render(report: dict[str, Any]) -> str:
         f"{'QUICK CHECK, not for claims' if report['quick'] else 'full run'}). Do not edit by hand."
     )
     lines = [BEGIN, "", heading, ""]
-    for result in report["datasets"].values():
+    for dataset, result in report["datasets"].items():
         lines += [
             f"**{result['what']}**: {result['learners']} learners, {result['rows']} rows"
             + (f" ({result['subsample']})" if result.get("subsample") else "")
@@ -640,6 +730,8 @@ def render(report: dict[str, Any]) -> str:
                 lines.append(
                     f"- {LABELS.get(first, first)} against {LABELS.get(second, second)}: " + "; ".join(readings) + "."
                 )
+        lines += anchor_sentences(result)
+        lines += pykt_cost_sentence(dataset, result, cost)
         table = result["protocols"]["next_step"]
         lines += [
             "",
@@ -726,7 +818,8 @@ def readme_rewrite(
     report: dict[str, Any], readme: Path = README, streaming: list[tuple[str, dict[str, Any]]] | None = None
 ) -> None:
     """README's model block from ``report``, and its streaming block from ``streaming`` when given."""
-    text = block_replace(readme.read_text(), BEGIN, END, render(report), source=readme)
+    cost = json.loads(PYKT_COST.read_text()) if PYKT_COST.exists() else None
+    text = block_replace(readme.read_text(), BEGIN, END, render(report, cost), source=readme)
     if streaming:
         text = block_replace(text, STREAM_BEGIN, STREAM_END, render_streaming(streaming), source=readme)
     readme.write_text(text)
@@ -817,6 +910,9 @@ def main() -> None:
         help=f"JSON results (default {RESULTS.relative_to(REPO)}, --quick: {QUICK_RESULTS.relative_to(REPO)})",
     )
     parser.add_argument("--work", type=Path, help="per-fold predictions (default .bench/models[-quick])")
+    parser.add_argument(
+        "--pykt", action="store_true", help="also run pyKT's models (bench/setup_pykt.sh's venv; hours a fold on CPU)"
+    )
     parser.add_argument("--render", action="store_true", help="rewrite README's block from --out and stop")
     parser.add_argument(
         "--fresh", action="store_true", help="replace --out instead of merging this run's models into it"
@@ -851,13 +947,16 @@ def main() -> None:
         "datasets": {},
     }
     only = [m for m in args.models.split(",") if m]
+    # pyKT's models run only when asked for (--pykt, or named in --models): at their defaults on
+    # this bench's CPU one AKT fold takes hours (bench/results/pykt_cost.json); a GPU is their place.
+    skip = set() if args.pykt else {m for m in MODELS if MODELS[m][0] == "pykt" and m not in only}
     for dataset in [d for d in args.datasets.split(",") if d]:
         spec = DATASETS[dataset]
         sample, flags, cache_key, subsample = bench_sample(dataset, args.quick)
         folds = learner_folds(sample.n_learners, folds=args.folds, seed=0)
         results: dict[str, list[dict[str, Any]]] = {}
         for model in spec["models"]:
-            if only and model not in only:
+            if (only and model not in only) or model in skip:
                 continue
             outcomes = []
             for fold, test_learners in enumerate(folds):
