@@ -3,8 +3,11 @@ on the same machine, against the same load without the fit, in one run.
 
 The run README reports (the database kept for it: h_serving_5m, 200,000 learners x 25 answers, with a first fit):
 
-    nice -n 10 .venv/bin/python bench/serving.py --database h_serving_5m --fit-course scale --rate 200 \
+    .venv/bin/python bench/serving.py --database h_serving_5m --fit-course scale --rate 200 \\
         --duration 60 > bench/results/serving-200rps-NAME.json
+    .venv/bin/python bench/serving.py --render bench/results/serving-200rps-NAME.json   # README's table
+
+(on a machine others share: ``nice -n 19`` and ``--fit-idle``, so the worker stays below the web)
 
 and to compare the recompute's pacing in one run (each variant: the worker restarted with its settings,
 the database settled, a baseline, then the fit under load):
