@@ -59,14 +59,6 @@ def choose(gains: list[float], simpler_is_first: bool) -> dict[str, Any]:
     return {"mean_gain": mean, "standard_error": error, "clear": clear, "winner": winner}
 
 
-def _same_config(kind: str, first: dict[str, Any], second: dict[str, Any]) -> bool:
-    """Whether two parameter sets give the same configuration once defaults are filled in."""
-    from tracing.estimators.hyper import BY_KIND
-
-    params = BY_KIND[kind]
-    return params.check(first, owner=kind) == params.check(second, owner=kind)
-
-
 def run_choice(
     name: str, folds: int, values: list[float] | None = None, use_folds: int | None = None
 ) -> dict[str, Any] | None:
@@ -74,7 +66,6 @@ def run_choice(
     (a side run while bench/models.py fits the default), and then no decision (None)."""
     spec = CHOICES[name]
     sample, _, cache_key, subsample = bench.bench_sample(spec["dataset"], quick=False)
-    kind, base = bench.MODELS[spec["model"]]
     work = REPO / ".bench" / "models"
     per_value: dict[str, list[dict[str, Any]]] = {}
     for value in values or spec["values"]:
@@ -82,10 +73,12 @@ def run_choice(
         rows = []
         split = learner_folds(sample.n_learners, folds=folds, seed=0)
         for fold, test_learners in enumerate(split[:use_folds]):
-            cached = bench.fold_cached(work, cache_key, spec["model"], fold)
+            # bench/models.py's own fold when the value is the default (the manifests agree), else the variant's.
+            manifest = bench.fold_manifest(sample, spec["model"], test_learners, fold, quick=False, override=params)
+            cached = bench.fold_cached(work, cache_key, spec["model"], fold, manifest)
             variant = f"{spec['model']}@{spec['param']}={value}"
-            if not (cached and _same_config(kind, cached["meta"]["params"], {**base, **params})):
-                cached = bench.fold_cached(work, cache_key, variant, fold)
+            if cached is None:
+                cached = bench.fold_cached(work, cache_key, variant, fold, manifest)
             if cached is None:
                 # A full fold as bench/models.py runs it (its test predictions kept under the variant's
                 # name, unread here), so that a changed default needs no second fit.

@@ -339,6 +339,7 @@ async def _drive(
     """
     loop = asyncio.get_running_loop()
     origin = loop.time() + 0.2
+    args.started_unix = time.time() + 0.2  # the schedule's origin on the wall clock (a trace's samples use it)
     outcomes: list[Outcome] = []
     dropped: list[str] = []
     connections = _Connections(server.port, args.clients, args.keep_alive)
@@ -388,7 +389,14 @@ async def _drive(
 
 
 def _mixed_load(
-    server: Server, args: argparse.Namespace, items: list[str], rate: float, duration: float, label: str
+    server: Server,
+    args: argparse.Namespace,
+    items: list[str],
+    rate: float,
+    duration: float,
+    label: str,
+    *,
+    per_second: bool = False,
 ) -> dict[str, Any]:
     generator = random.Random(2)
     total = int(rate * duration)
@@ -468,6 +476,13 @@ def _mixed_load(
         if 200 <= o.status < 300:
             slices.setdefault(int(o.scheduled // 10), []).append(o.latency)
     result["p99_ms_per_10s"] = [_percentile(slices[index], 0.99) for index in sorted(slices)]
+    result["started_unix"] = round(args.started_unix, 3)
+    if per_second:  # finer, to line stalls up with a trace (bench/serving.py)
+        seconds: dict[int, list[float]] = {}
+        for o in done:
+            if 200 <= o.status < 300:
+                seconds.setdefault(int(o.scheduled), []).append(o.latency)
+        result["p99_ms_per_s"] = [_percentile(seconds.get(index, []), 0.99) for index in range(int(duration))]
     result["tcp_sockets_after"] = _tcp_sockets()
     acknowledged = {o.client_id for o in done if o.endpoint == "interactions" and o.created}
     stored = postgres(

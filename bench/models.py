@@ -10,11 +10,14 @@ other four the training set. Every model runs with its own registry defaults (on
 thread): deep models stop early on a validation carve-out of the training learners (their
 ``validation_fraction``), BKT's EM stops on its tolerance, psikt runs its default SVI steps.
 Item-level BKT (``bkt`` with ``multigs``, KT-IDEM) runs wherever a model has per-item
-parameters (DBE-KT22). Each fold's predictions are kept under ``.bench/models/`` (a rerun
-reuses them), and the JSON gives per protocol and model: the mean and standard deviation of
-AUC and RMSE over folds, expected calibration error and a reliability table of the pooled
-out-of-fold predictions, and for each declared comparison a paired bootstrap 95% interval
-of the AUC and RMSE differences (learners resampled, both models on the same draw).
+parameters (DBE-KT22). Each fold's predictions are kept under ``.bench/models/`` with a
+manifest (``fold_manifest``: the model's kind and full effective parameters, seed, sample and
+fold); a rerun reuses a fold only when its manifest is today's, so a changed default refits it
+(``--refit`` refits regardless, after a change of a model's code). The JSON gives per protocol
+and model: the mean and standard deviation of AUC and RMSE over folds, expected calibration
+error and a reliability table of the pooled out-of-fold predictions, and for each declared
+comparison a paired bootstrap 95% interval of the AUC and RMSE differences (learners
+resampled, both models on the same draw).
 
 A run merges into the JSON it writes (``report_merge``): the models it ran replace the same
 models of that dataset and join the others, so ``--models cakt`` adds CAKT without re-running
@@ -222,8 +225,7 @@ def fold_run(
     (``override``: parameters over the model's, for bench/choices.py's alternatives)."""
     from tracing.estimators import get_estimator
 
-    kind, params = MODELS[model]
-    params = {**params, **(QUICK_PARAMS.get(model, {}) if quick else {}), **(override or {})}
+    kind, params = fold_params(model, quick, override)
     train_learners = np.setdiff1d(np.arange(data.n_learners), test_learners)
     train, test = data.subset(train_learners), data.subset(test_learners)
     started = time.perf_counter()
@@ -256,6 +258,8 @@ def fold_run(
         "params": params,
         "train_learners": int(train.n_learners),
         "test_learners": int(test.n_learners),
+        "commit": _commit(),  # which code ran the fold: shown, not compared (see fold_manifest)
+        "manifest": fold_manifest(data, model, test_learners, fold, quick, override),
     }
     history_log = getattr(estimator, "history", None)
     if history_log:
@@ -267,17 +271,72 @@ def fold_run(
     return {"arrays": arrays, "meta": meta}
 
 
+def fold_params(model: str, quick: bool, override: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+    """The registry kind of ``model`` and the parameters the bench gives it (over its defaults)."""
+    kind, params = MODELS[model]
+    return kind, {**params, **(QUICK_PARAMS.get(model, {}) if quick else {}), **(override or {})}
+
+
+def _digest(*parts: Any) -> str:
+    import hashlib
+
+    hasher = hashlib.sha256()
+    for part in parts:
+        hasher.update(np.ascontiguousarray(part).tobytes() if isinstance(part, np.ndarray) else repr(part).encode())
+    return hasher.hexdigest()[:16]
+
+
+def fold_manifest(
+    data: Dataset,
+    model: str,
+    test_learners: np.ndarray,
+    fold: int,
+    quick: bool,
+    override: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """What one fold's predictions depend on, checked when a cached fold is read: the model's kind
+    and its full effective parameters (the registry's defaults of today filled in, so a changed
+    default is a changed fold), the fit's seed, the sample (its learners, rows and answers) and the
+    fold's test learners. The code itself is not in it (a refactor would void hours of folds):
+    a change of a model's code that changes its predictions needs ``--refit``."""
+    from tracing.estimators.hyper import BY_KIND
+
+    kind, params = fold_params(model, quick, override)
+    manifest = {
+        "kind": kind,
+        "params": BY_KIND[kind].check(params, owner=kind),
+        "seed": fold,
+        "quick": quick,
+        "horizon": HORIZON,
+        "sample": _digest(data.learner_ids, data.item_ids, data.learner, data.item, data.correct, data.timestamp),
+        "rows": int(data.n_rows),
+        "test_learners": _digest([data.learner_ids[int(i)] for i in test_learners]),
+    }
+    return json.loads(json.dumps(manifest))  # as it reads back from the fold's JSON
+
+
 def fold_path(work: Path, dataset: str, model: str, fold: int) -> Path:
     return work / dataset / model / f"fold{fold}"
 
 
-def fold_cached(work: Path, dataset: str, model: str, fold: int) -> dict[str, Any] | None:
+def fold_cached(work: Path, dataset: str, model: str, fold: int, manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """The fold stored under ``work`` if its manifest is ``manifest`` (``fold_manifest``); None when
+    there is none or it was made otherwise (said on stderr: the caller fits it again)."""
     path = fold_path(work, dataset, model, fold)
     if not (path.with_suffix(".npz").exists() and path.with_suffix(".json").exists()):
         return None
-    with np.load(path.with_suffix(".npz")) as stored:
-        arrays = {key: stored[key] for key in stored.files}
-    return {"arrays": arrays, "meta": json.loads(path.with_suffix(".json").read_text())}
+    meta = json.loads(path.with_suffix(".json").read_text())
+    stored = meta.get("manifest")
+    if stored != manifest:
+        if stored is None:
+            why = "it has no manifest (made before folds carried one)"
+        else:
+            changed = sorted(key for key in {*stored, *manifest} if stored.get(key) != manifest.get(key))
+            why = "; ".join(f"{key} was {stored.get(key)!r}, is now {manifest.get(key)!r}" for key in changed)
+        print(f"cached {path} not reused: {why}", file=sys.stderr, flush=True)
+        return None
+    with np.load(path.with_suffix(".npz")) as arrays:
+        return {"arrays": {key: arrays[key] for key in arrays.files}, "meta": meta}
 
 
 def fold_store(work: Path, dataset: str, model: str, fold: int, outcome: dict[str, Any]) -> None:
@@ -285,6 +344,27 @@ def fold_store(work: Path, dataset: str, model: str, fold: int, outcome: dict[st
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path.with_suffix(".npz"), **outcome["arrays"])
     path.with_suffix(".json").write_text(json.dumps(outcome["meta"]))
+
+
+def fold_outcome(
+    work: Path,
+    data: Dataset,
+    cache_key: str,
+    model: str,
+    test_learners: np.ndarray,
+    fold: int,
+    quick: bool,
+    refit: bool = False,
+) -> tuple[dict[str, Any], bool]:
+    """One fold's outcome: the cached one when its manifest matches (and not ``refit``), else
+    fitted and stored. The flag says whether it was fitted now."""
+    manifest = fold_manifest(data, model, test_learners, fold, quick)
+    cached = None if refit else fold_cached(work, cache_key, model, fold, manifest)
+    if cached is not None:
+        return cached, False
+    outcome = fold_run(data, model, test_learners, fold, quick)
+    fold_store(work, cache_key, model, fold, outcome)
+    return outcome, True
 
 
 # ---------------------------------------------------------------- aggregation
@@ -315,6 +395,11 @@ def _protocol_arrays(
     return per_fold
 
 
+def _pool(per_fold: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Folds' (answers, probabilities, learners) pooled into one triple."""
+    return tuple(np.concatenate([fold[index] for fold in per_fold]) for index in range(3))  # type: ignore[return-value]
+
+
 def _positions(learner_of_row: np.ndarray) -> np.ndarray:
     """Position of each row within its learner's run of rows (rows grouped by learner)."""
     starts = np.flatnonzero(np.r_[True, learner_of_row[1:] != learner_of_row[:-1]])
@@ -333,8 +418,13 @@ def summarise(
     flags: np.ndarray | None,
     draws: int,
     subsample: str | None,
+    folds: int | None = None,
 ) -> dict[str, Any]:
+    """Per protocol and model the figures over its folds, and the declared comparisons. ``folds``:
+    the split's fold count; a model with fewer (a ``--partial`` run: the first k folds, the rest not
+    fitted yet) is summarised on those, and a comparison with it on the folds both models have."""
     spec = DATASETS[dataset]
+    folds = folds or max(len(outcomes) for outcomes in results.values())
     protocols = ["next_step", "chunked", "multistep"]
     if flags is not None:
         protocols[1:1] = ["next_step_without_expansion", "chunked_without_expansion"]
@@ -346,7 +436,7 @@ def summarise(
         "learners": int(data.n_learners),
         "rows": int(data.n_rows),
         "subsample": subsample,
-        "folds": len(next(iter(results.values()))),
+        "folds": folds,
         "protocols": {},
         "fits": {},
     }
@@ -360,10 +450,7 @@ def summarise(
                 continue
             per_fold = _protocol_arrays(outcomes, protocol, flags, learner_rows)
             fold_metrics = [metrics(answers, probability) for answers, probability, _ in per_fold]
-            answers = np.concatenate([f[0] for f in per_fold])
-            probability = np.concatenate([f[1] for f in per_fold])
-            learners = np.concatenate([f[2] for f in per_fold])
-            pooled.setdefault(protocol, {})[model] = (answers, probability, learners)
+            answers, probability, learners = pooled.setdefault(protocol, {})[model] = _pool(per_fold)
             calibrated = calibration(answers, probability)
             table[model] = {
                 "auc": {k: _r(v) for k, v in mean_std([m["auc"] for m in fold_metrics]).items()},
@@ -384,6 +471,14 @@ def summarise(
             "epochs": [o["meta"].get("epochs") for o in outcomes],
             "best_epoch": [o["meta"].get("best_epoch") for o in outcomes],
             "params": outcomes[0]["meta"]["params"],
+            # Every parameter with the defaults of the day the folds were fitted (fold_manifest):
+            # what --render checks against today's defaults.
+            **(
+                {"effective_params": outcomes[0]["meta"]["manifest"]["params"]}
+                if "manifest" in outcomes[0]["meta"]
+                else {}
+            ),
+            **({"folds_used": len(outcomes)} if len(outcomes) < folds else {}),
         }
         for model, outcomes in results.items()
     }
@@ -394,7 +489,13 @@ def summarise(
         for protocol in protocols:
             if protocol == "multistep_absorbed":
                 continue
+            common = min(len(results[first]), len(results[second]))
             a, b = pooled[protocol][first], pooled[protocol][second]
+            if common < max(len(results[first]), len(results[second])):
+                # Only the folds both models have: the other model's rows cut to the same learners.
+                a, b = (
+                    _pool(_protocol_arrays(results[m][:common], protocol, flags, learner_rows)) for m in (first, second)
+                )
             if not (np.array_equal(a[0], b[0]) and np.array_equal(a[2], b[2])):
                 raise RuntimeError(f"{dataset} {protocol}: {first} and {second} were scored on different rows")
             interval = bootstrap_difference(a[0], a[1], b[1], a[2], draws=draws, seed=0)
@@ -403,13 +504,14 @@ def summarise(
                     "first": first,
                     "second": second,
                     "protocol": protocol,
+                    **({"folds_used": common} if common < folds else {}),
                     **{
                         k: (_r(v) if isinstance(v, float) else [_r(x) for x in v] if isinstance(v, list) else v)
                         for k, v in interval.items()
                     },
                 }
             )
-    if "psikt" in results and "bkt_item" in results:
+    if "psikt" in results and "bkt_item" in results and len(results["psikt"]) == len(results["bkt_item"]):
         a, b = pooled["multistep_absorbed"]["psikt"], pooled["multistep"]["bkt_item"]
         interval = bootstrap_difference(a[0], a[1], b[1], a[2], draws=draws, seed=0)
         comparisons.append(
@@ -442,6 +544,17 @@ PROTOCOL_NAMES = {
     "multistep": "10 steps ahead",
     "multistep_absorbed": "10 steps ahead, history absorbed (psikt)",
 }
+
+
+def _label(result: dict[str, Any], model: str) -> str:
+    """The model's name, and how many of the split's folds it has when not all (a ``--partial`` run)."""
+    used = result["fits"][model].get("folds_used")
+    return LABELS[model] + (f" ({used} of {result['folds']} folds)" if used else "")
+
+
+def _on_folds(comparison: dict[str, Any], result: dict[str, Any]) -> str:
+    used = comparison.get("folds_used")
+    return f" (on the {used} of {result['folds']} folds both have)" if used else ""
 
 
 def verdict(comparison: dict[str, Any]) -> str:
@@ -490,7 +603,7 @@ def render(report: dict[str, Any]) -> str:
                     continue
                 entry = table[model]
                 lines.append(
-                    f"| {LABELS[model]} | {PROTOCOL_NAMES[protocol]} | {_pm(entry['auc'])} | "
+                    f"| {_label(result, model)} | {PROTOCOL_NAMES[protocol]} | {_pm(entry['auc'])} | "
                     f"{_pm(entry['rmse'])} | {entry['ece']:.4f} | {entry['rows']} |"
                 )
         lines += ["", "| model | fit s per fold (mean) | epochs per fold (best) | run (code) |", "|---|---|---|---|"]
@@ -499,7 +612,7 @@ def render(report: dict[str, Any]) -> str:
                 ", ".join(f"{e} ({b})" for e, b in zip(fit["epochs"], fit["best_epoch"])) if fit["epochs"][0] else "–"
             )
             run = fit.get("run", {}).get("commit") or runs[0]["commit"]
-            lines.append(f"| {LABELS[model]} | {fit['fit_seconds']['mean']:.1f} | {epochs} | {run} |")
+            lines.append(f"| {_label(result, model)} | {fit['fit_seconds']['mean']:.1f} | {epochs} | {run} |")
         if result["comparisons"]:
             header = (
                 "| comparison (paired bootstrap over learners, 95%) | protocol | AUC difference [interval] | "
@@ -509,7 +622,8 @@ def render(report: dict[str, Any]) -> str:
             for c in result["comparisons"]:
                 first = LABELS.get(c["first"], c["first"])
                 lines.append(
-                    f"| {first} − {LABELS.get(c['second'], c['second'])} | {PROTOCOL_NAMES[c['protocol']]} | "
+                    f"| {first} − {LABELS.get(c['second'], c['second'])}{_on_folds(c, result)} | "
+                    f"{PROTOCOL_NAMES[c['protocol']]} | "
                     f"{c['auc_difference']:+.4f} [{c['auc_interval'][0]:+.4f}, {c['auc_interval'][1]:+.4f}] | "
                     f"{c['rmse_difference']:+.4f} [{c['rmse_interval'][0]:+.4f}, {c['rmse_interval'][1]:+.4f}] | "
                     f"{verdict(c)} |"
@@ -519,7 +633,7 @@ def render(report: dict[str, Any]) -> str:
             pairs: dict[tuple[str, str], list[str]] = {}
             for c in result["comparisons"]:
                 pairs.setdefault((c["first"], c["second"]), []).append(
-                    f"{PROTOCOL_NAMES[c['protocol']]}: {verdict(c)} ({c['auc_difference']:+.4f} "
+                    f"{PROTOCOL_NAMES[c['protocol']]}{_on_folds(c, result)}: {verdict(c)} ({c['auc_difference']:+.4f} "
                     f"[{c['auc_interval'][0]:+.4f}, {c['auc_interval'][1]:+.4f}])"
                 )
             for (first, second), readings in pairs.items():
@@ -584,6 +698,28 @@ def render_streaming(reports: list[tuple[str, dict[str, Any]]]) -> str:
             )
         lines.append("")
     return "\n".join([*lines, STREAM_END])
+
+
+def stale_fits(report: dict[str, Any]) -> list[str]:
+    """The fits in ``report`` whose effective parameters (recorded since folds carry a manifest) are
+    not what the model's name gives today: a default changed after they were fitted."""
+    from tracing.estimators.hyper import BY_KIND
+
+    stale = []
+    for dataset, result in report["datasets"].items():
+        for model, fit in result["fits"].items():
+            if "effective_params" not in fit or model not in MODELS:
+                continue
+            kind, params = fold_params(model, bool(report.get("quick")))
+            today = json.loads(json.dumps(BY_KIND[kind].check(params, owner=kind)))
+            then = fit["effective_params"]
+            changed = sorted(k for k in {*today, *then} if today.get(k) != then.get(k))
+            if changed:
+                stale.append(
+                    f"{dataset} {model}: "
+                    + ", ".join(f"{k} {then.get(k)!r} then, {today.get(k)!r} now" for k in changed)
+                )
+    return stale
 
 
 def readme_rewrite(
@@ -685,9 +821,20 @@ def main() -> None:
     parser.add_argument(
         "--fresh", action="store_true", help="replace --out instead of merging this run's models into it"
     )
+    parser.add_argument(
+        "--partial",
+        action="store_true",
+        help="fit nothing: summarise the cached folds, a model with only its first k folds on those "
+        "(marked in the JSON and README), for a run the deadline cut short",
+    )
+    parser.add_argument(
+        "--refit", action="store_true", help="fit every fold again, cached or not (after a change of a model's code)"
+    )
     args = parser.parse_args()
     out = args.out or (QUICK_RESULTS if args.quick else RESULTS)
     if args.render:
+        for line in stale_fits(json.loads(out.read_text())):
+            print(f"stale (a default changed since it was fitted; run it again): {line}", file=sys.stderr)
         readme_rewrite(json.loads(out.read_text()), streaming=streaming_reports())
         return
     work = args.work or REPO / ".bench" / ("models-quick" if args.quick else "models")
@@ -714,15 +861,22 @@ def main() -> None:
                 continue
             outcomes = []
             for fold, test_learners in enumerate(folds):
-                outcome = fold_cached(work, cache_key, model, fold)
-                if outcome is None:
-                    started = time.perf_counter()
-                    try:
-                        outcome = fold_run(sample, model, test_learners, fold, args.quick)
-                    except Exception:  # noqa: BLE001 - a failed fold is reported; the others go on
-                        print(f"{dataset} {model} fold {fold} failed:\n{traceback.format_exc()}", file=sys.stderr)
-                        break
-                    fold_store(work, cache_key, model, fold, outcome)
+                if args.partial:
+                    manifest = fold_manifest(sample, model, test_learners, fold, args.quick)
+                    cached = fold_cached(work, cache_key, model, fold, manifest)
+                    if cached is None:
+                        break  # the first k folds only: the split's order, as the full run fits them
+                    outcomes.append(cached)
+                    continue
+                started = time.perf_counter()
+                try:
+                    outcome, fitted = fold_outcome(
+                        work, sample, cache_key, model, test_learners, fold, args.quick, refit=args.refit
+                    )
+                except Exception:  # noqa: BLE001 - a failed fold is reported; the others go on
+                    print(f"{dataset} {model} fold {fold} failed:\n{traceback.format_exc()}", file=sys.stderr)
+                    break
+                if fitted:
                     print(
                         f"{time.strftime('%H:%M:%S')} {dataset} {model} fold {fold}: "
                         f"{time.perf_counter() - started:.0f} s",
@@ -730,10 +884,12 @@ def main() -> None:
                         flush=True,
                     )
                 outcomes.append(outcome)
-            if len(outcomes) == args.folds:
+            if len(outcomes) == args.folds or (args.partial and outcomes):
                 results[model] = outcomes
         if results:
-            report["datasets"][dataset] = summarise(dataset, sample, results, flags, args.draws, subsample)
+            report["datasets"][dataset] = summarise(
+                dataset, sample, results, flags, args.draws, subsample, folds=args.folds
+            )
             _write(
                 out, report, merge=not args.fresh
             )  # after each dataset: a run cut short still leaves what it finished

@@ -30,6 +30,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +123,94 @@ class Sampler:
         }
 
 
+PROFILED = (
+    ("tutor.importing", "_vocabulary_ensure", "vocabulary"),
+    ("tutor.importing", "_chunk_insert", "insert"),
+    ("tutor.importing", "_conflicts_check", "conflicts_check"),
+    ("tutor.importing", "_references_lock", "references_lock"),
+    ("tutor.importing", "activity_add_staged", "sums_add"),
+    ("tutor.importing", "activity_fold", "sums_fold"),
+    ("tutor.actions", "mastery_pending_mark", "mastery_mark"),
+)
+"""Functions of the code under test timed apart in an import (those it lacks are skipped): seconds in each."""
+
+
+def _profile_install(stage: Callable[[], str]) -> dict[str, float]:
+    """Wrap the import's parts (PROFILED), the wait for the next parsed chunk, each COPY and each commit (the
+    deferred foreign-key checks; those of the mastery refresh's batches apart, by ``stage()``) with timers;
+    returns the dict they add their seconds to."""
+    import functools
+    import importlib
+
+    import psycopg
+    from django.db import connection
+
+    spent: dict[str, float] = {}
+
+    def timed(label: str, function: Any) -> Any:
+        @functools.wraps(function)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                spent[label] = spent.get(label, 0.0) + time.perf_counter() - started
+
+        return wrapper
+
+    for module_name, name, label in PROFILED:
+        module = importlib.import_module(module_name)
+        if hasattr(module, name):
+            setattr(module, name, timed(label, getattr(module, name)))
+    importing = importlib.import_module("tutor.importing")
+    if hasattr(importing, "_ReadAhead"):
+        pieces = importing._ReadAhead.__iter__
+
+        def waited(self: Any) -> Any:
+            iterator = pieces(self)
+            while True:
+                started = time.perf_counter()
+                try:
+                    piece = next(iterator)
+                except StopIteration:
+                    return
+                finally:
+                    spent["parse_wait"] = spent.get("parse_wait", 0.0) + time.perf_counter() - started
+                yield piece
+
+        importing._ReadAhead.__iter__ = waited
+    copy = psycopg.Cursor.copy
+
+    @functools.wraps(copy)
+    def timed_copy(self: Any, *args: Any, **kwargs: Any) -> Any:
+        import contextlib
+
+        @contextlib.contextmanager
+        def block() -> Any:
+            started = time.perf_counter()
+            with copy(self, *args, **kwargs) as inner:
+                yield inner
+            label = "copy" if "tutor_import_stage" in str(args[0] if args else "") else "copy_other"
+            spent[label] = spent.get(label, 0.0) + time.perf_counter() - started
+
+        return block()
+
+    psycopg.Cursor.copy = timed_copy  # type: ignore[method-assign]
+    connection.ensure_connection()
+    commit = connection.commit
+
+    def commit_timed() -> None:
+        started = time.perf_counter()
+        try:
+            commit()
+        finally:
+            label = "refresh_commits" if stage() == "mastery_refresh" else "commit"
+            spent[label] = spent.get(label, 0.0) + time.perf_counter() - started
+
+    connection.commit = commit_timed
+    return spent
+
+
 def child(stage: str, course: str, path: str) -> dict[str, Any]:
     """One stage in this process (run with the code under test first on sys.path and as the cwd)."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tutor.settings")
@@ -135,21 +224,39 @@ def child(stage: str, course: str, path: str) -> dict[str, Any]:
     if stage in ("import", "reimport"):
         import tutor.actions as actions
 
-        refresh = actions.mastery_refresh
+        # The old code refreshes inside the import's transaction (mastery_refresh), the new one after its
+        # commit (mastery_refresh_pending): "committed_s" is the time until the file's answers are committed.
+        deferred = hasattr(actions, "mastery_refresh_pending")
+        name = "mastery_refresh_pending" if deferred else "mastery_refresh"
+        refresh = getattr(actions, name)
+        marks: dict[str, float] = {}
 
-        def timed_refresh(**kwargs: Any) -> int:
+        def timed_refresh(**kwargs: Any) -> Any:
+            marks["refresh_start"] = time.perf_counter()
             sampler.enter("mastery_refresh")
             try:
                 return refresh(**kwargs)
             finally:
-                sampler.enter("import_commit")
+                marks["refresh_end"] = time.perf_counter()
+                sampler.enter("after_refresh" if deferred else "import_commit")
 
-        actions.mastery_refresh = timed_refresh
+        setattr(actions, name, timed_refresh)
+        profile = _profile_install(lambda: sampler.stage)
         sampler.enter("import_rows")
         started = time.perf_counter()
         summary = actions.answers_import(course_slug=course, path=Path(path), format="csv")
         wall = time.perf_counter() - started
-        result.update(summary=summary, wall_s=round(wall, 2), answers_per_s=round(summary["rows"] / wall))
+        committed = marks["refresh_start"] - started if deferred else wall
+        result.update(
+            summary=summary,
+            wall_s=round(wall, 2),
+            answers_per_s=round(summary["rows"] / wall),
+            mastery_deferred=deferred,
+            committed_s=round(committed, 2),
+            committed_answers_per_s=round(summary["rows"] / committed),
+            refresh_s=round(marks["refresh_end"] - marks["refresh_start"], 2),
+            profile={label: round(seconds, 2) for label, seconds in profile.items()},
+        )
     elif stage == "fit":
         import tracing.services as services
         from curriculum.models import Course
@@ -227,6 +334,103 @@ def stage_run(stage: str, *, code: Path, url: str, course: str, path: Path) -> d
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+BEGIN, END = "<!-- scale-import -->", "<!-- /scale-import -->"
+"""README's block that ``--render`` rewrites from the import runs' JSON files."""
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f} s"
+
+
+def import_table(runs: list[dict[str, Any]]) -> str:
+    """A Markdown table of import runs (each the JSON ``main`` writes): one column per run, in the order given."""
+
+    def label(run: dict[str, Any]) -> str:
+        code = "old (6b52670)" if Path(run["code"]).name == "base" else "new"
+        return f"{code}, {run['answers'] / 1e6:g}M"
+
+    def row(name: str, cell: Any) -> str:
+        return f"| {name} | " + " | ".join(cell(run) for run in runs) + " |"
+
+    def part(*names: str) -> Any:
+        def cell(run: dict[str, Any]) -> str:
+            profile = run["stages"]["import"].get("profile", {})
+            found = [profile[name] for name in names if name in profile]
+            return _seconds(sum(found)) if found else "-"
+
+        return cell
+
+    def imported(run: dict[str, Any]) -> dict[str, Any]:
+        return dict(run["stages"]["import"])
+
+    def peak(stage: str) -> Any:
+        def cell(run: dict[str, Any]) -> str:
+            outcome = run["stages"].get(stage)
+            if outcome is None:
+                return "-"
+            return f"{outcome['peak_rss_mb']:,.0f} MiB ({outcome['peak_bytes_per_answer']:,.0f} B/answer)"
+
+        return cell
+
+    def load(run: dict[str, Any]) -> str:
+        return f"{run['load_before'][0]:.1f} / {run['load_after'][0]:.1f}"
+
+    def committed(run: dict[str, Any]) -> str:
+        outcome = imported(run)
+        seconds = outcome.get("committed_s", outcome["wall_s"])
+        return f"**{seconds:,.1f} s ({run['answers'] / seconds:,.0f}/s)**"
+
+    def refresh(run: dict[str, Any]) -> str:
+        outcome = imported(run)
+        where = "after the commit" if outcome.get("mastery_deferred") else "in the transaction"
+        seconds = outcome.get("refresh_s", outcome["stages"].get("mastery_refresh", {}).get("s"))
+        return f"{_seconds(seconds)} ({where})"
+
+    def whole(run: dict[str, Any]) -> str:
+        outcome = imported(run)
+        return f"{outcome['wall_s']:,.1f} s ({outcome['answers_per_s']:,}/s)"
+
+    def reimport(run: dict[str, Any]) -> str:
+        outcome = run["stages"].get("reimport")
+        if outcome is None:
+            return "-"
+        return f"{outcome['wall_s']:,.1f} s, {outcome['summary']['created']} added"
+
+    return "\n".join(
+        [
+            "| | " + " | ".join(label(run) for run in runs) + " |",
+            "|---|" + "---|" * len(runs),
+            row("load average at start / end", load),
+            row("answers committed (answers/s)", committed),
+            row("- waiting for the parsed file (parse and check)", part("parse_wait")),
+            row("- COPY into the staging table", part("copy")),
+            row("- insert (learners, answers, the chunk's sums)", part("insert")),
+            row("- references locked set-wise", part("references_lock")),
+            row("- the file's sums added", part("sums_add")),
+            row("- commit (deferred foreign-key checks)", part("commit")),
+            row("- the item and day sums folded (after the commit)", part("sums_fold")),
+            row("mastery refresh", refresh),
+            row("- its batches' commits", part("refresh_commits")),
+            row("import with the refresh (answers/s)", whole),
+            row("import: peak RSS", peak("import")),
+            row("re-import of the same file", reimport),
+            row("re-import: peak RSS", peak("reimport")),
+        ]
+    )
+
+
+def readme_render(files: list[Path]) -> None:
+    """Rewrite README's import block from these JSON files (one column each)."""
+    sys.path.insert(0, str(REPO))
+    from bench.common import block_replace
+
+    readme = REPO / "README.md"
+    runs = [json.loads(path.read_text()) for path in files]
+    sources = ", ".join(f"`{path.relative_to(REPO) if path.is_relative_to(REPO) else path}`" for path in files)
+    body = f"{import_table(runs)}\n\n(From {sources}.)"
+    readme.write_text(block_replace(readme.read_text(), BEGIN, END, f"{BEGIN}\n{body}\n{END}", source=readme))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--learners", type=int, default=40_000)
@@ -240,7 +444,11 @@ def main() -> None:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--course", default="scale", help=argparse.SUPPRESS)
     parser.add_argument("--file", help=argparse.SUPPRESS)
+    parser.add_argument("--render", type=Path, nargs="+", help="rewrite README's import table from these JSON files")
     args = parser.parse_args()
+    if args.render:
+        readme_render([path.resolve() for path in args.render])
+        return
     if args.child:
         sys.path.insert(0, str(args.code.resolve()))
         print(json.dumps(child(args.child, args.course, args.file)))

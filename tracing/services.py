@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -51,7 +52,15 @@ from tracing.selectors import (
     learner_history,
     learners_histories,
 )
-from tutor.hot_queries import copy_columns, copy_columns_in, course_learners_lock, learners_lock
+from tutor.activity import activity_pending, activity_pending_mark
+from tutor.hot_queries import (
+    copy_columns,
+    copy_columns_in,
+    course_learners_lock,
+    learners_lock,
+    row_triggers_skippable,
+    row_triggers_skipped,
+)
 from tutor.models import Interaction, Learner
 
 logger = logging.getLogger(__name__)
@@ -316,18 +325,25 @@ def learner_state(*, learner: Learner, model: CourseModel) -> LearnerState:
 
 
 def _mastery_write(
-    model: CourseModel, states: dict[int, LearnerState], now: datetime, previous: dict[int, np.ndarray] | None = None
+    model: CourseModel,
+    states: dict[int, LearnerState],
+    now: datetime,
+    previous: dict[int, np.ndarray] | None = None,
+    *,
+    learners_locked: bool = False,
 ) -> None:
     """Upsert Mastery rows and traces. With ``previous`` (per learner, the stored trace's
     mastery before the new answers; those learners already have every row), only the skills whose
-    probability moved are written."""
+    probability moved are written. ``learners_locked``: the caller holds these learners' rows locked
+    (``learners_lock``) and its role may skip triggers (``row_triggers_skippable``): a bulk write then
+    locks the skills and the fit it points to and goes in without a foreign-key trigger per row."""
     skill_pk = dict(zip(model.vocabulary.skill_ids, model.vocabulary.skill_pk))
     columns = [(index, skill_pk[e]) for e, index in model.skill_index.items() if e in skill_pk]
     previous = previous or {}
     # Plain SQL upserts: they run on every recorded answer (tutor/hot_queries.py says why).
     moment, fit_pk = db_datetime(now), model.fit.pk if model.fit is not None else None
     if connection.vendor == "postgresql" and not previous and columns and len(states) * len(columns) > CHUNK:
-        _mastery_write_arrays(states, columns, moment, fit_pk)
+        _mastery_write_arrays(states, columns, moment, fit_pk, learners_locked=learners_locked)
     else:
         _mastery_write_rows(states, columns, moment, fit_pk, previous)
     if fit_pk is not None:
@@ -335,10 +351,19 @@ def _mastery_write(
 
 
 def _mastery_write_arrays(
-    states: dict[int, LearnerState], columns: list[tuple[int, int]], moment: Any, fit_pk: int | None
+    states: dict[int, LearnerState],
+    columns: list[tuple[int, int]],
+    moment: Any,
+    fit_pk: int | None,
+    *,
+    learners_locked: bool = False,
 ) -> None:
     """PostgreSQL, many learners at once (a fit's recompute, an import's refresh): the (learner, skill) rows
-    go by binary COPY into a temporary table, then into Mastery in one upsert; no Python object per row."""
+    go by binary COPY into a temporary table, then into Mastery in one upsert; no Python object per row.
+
+    ``learners_locked`` (see ``_mastery_write``): the skills and the fit are locked FOR KEY SHARE, as the
+    foreign-key triggers of the rows would do one row at a time at commit, and the upsert runs without
+    them (``row_triggers_skipped``): every row's learner, skill and fit then exists till the commit."""
     indices = np.array([index for index, _ in columns], dtype=np.int64)
     skill_pks = np.array([pk for _, pk in columns], dtype=np.int64)
     learners = np.fromiter(states, dtype=np.int64, count=len(states))
@@ -357,13 +382,22 @@ def _mastery_write_arrays(
             ("learner_id", "skill_id", "probability"),
             (np.repeat(learners, len(columns)), np.tile(skill_pks, len(states)), matrix.ravel()),
         )
-        cursor.execute(
-            f"INSERT INTO {table} (learner_id, skill_id, probability, updated_at, fit_id) "
-            f"SELECT learner_id, skill_id, probability, %s, %s FROM {batch} "
-            "ON CONFLICT (learner_id, skill_id) DO UPDATE SET probability = excluded.probability, "
-            "updated_at = excluded.updated_at, fit_id = excluded.fit_id",
-            [moment, fit_pk],
-        )
+        if learners_locked:
+            cursor.execute(
+                f"SELECT count(*) FROM (SELECT id FROM {Skill._meta.db_table} WHERE id = ANY(%s) ORDER BY id "
+                "FOR KEY SHARE) AS locked",
+                [skill_pks.tolist()],
+            )
+            if fit_pk is not None:
+                cursor.execute(f"SELECT 1 FROM {Fit._meta.db_table} WHERE id = %s FOR KEY SHARE", [fit_pk])
+        with row_triggers_skipped() if learners_locked else contextlib.nullcontext():
+            cursor.execute(
+                f"INSERT INTO {table} (learner_id, skill_id, probability, updated_at, fit_id) "
+                f"SELECT learner_id, skill_id, probability, %s, %s FROM {batch} "
+                "ON CONFLICT (learner_id, skill_id) DO UPDATE SET probability = excluded.probability, "
+                "updated_at = excluded.updated_at, fit_id = excluded.fit_id",
+                [moment, fit_pk],
+            )
 
 
 def _mastery_write_rows(
@@ -1167,6 +1201,7 @@ def _activate(
         # sees every stored answer (mastery_recompute replays those the fit's data missed) and no
         # recording's mastery writes interleave with its own (which could deadlock).
         course_learners_lock(course_pk=fit.course_id)
+        _constraints_checked_per_statement()
         Fit.objects.filter(course=fit.course, active=True).update(active=False)
         Fit.objects.filter(pk=fit.pk).update(
             status=Fit.SUCCEEDED,
@@ -1189,6 +1224,17 @@ def _activate(
         learned_edges_store(course=fit.course, fit_pk=fit.pk, edges=estimator.learned_prerequisites())
         mastery_recompute(course=fit.course, fit=fit, estimator=estimator, data=data, vocabulary=vocabulary)
         transaction.on_commit(lambda: course_model_forget(fit.course))
+
+
+def _constraints_checked_per_statement() -> None:
+    """From here to the end of the transaction, PostgreSQL checks foreign keys (Django's are deferred to the
+    commit) at the end of each statement. A recompute points every mastery row of the course at the new fit
+    (10M rows at 5M answers): checked at the commit, that was a minute of one statement the recompute's pauses
+    could not reach, with the web waiting for the CPU; checked batch by batch, the pauses pace it too, and the
+    pending checks are not held in the backend's memory until the end. SQLite: nothing to do."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
 
 def fits_learner_forget(*, course: Course, learner: str, replacement: str) -> int:
@@ -1246,19 +1292,45 @@ def _states_replayed(
     return states
 
 
-def mastery_refresh(*, course: Course, learner_pks: Iterable[int], batch: int = MASTERY_BATCH) -> int:
-    """Replay these learners' whole histories under the course's active model and store their mastery
-    (after a file import, which stores answers without the online update); returns how many.
+def mastery_refresh_pending(
+    *, course: Course, batch: int = MASTERY_BATCH, progress: Callable[[int], Any] | None = None
+) -> list[int]:
+    """Replay the whole history of every learner of the course whose mastery is pending (a file import
+    stored answers of theirs without the online update: ``tutor.activity``) under the course's active model,
+    store their mastery and traces, and clear the mark; returns the learners refreshed (pks, ascending).
 
-    In batches of ``batch`` learners, each read and written in its own statements: memory follows the
-    batch, not the import (the pks are held as one int64 array, 8 bytes a learner)."""
+    Runs after the import has committed, ``batch`` learners to a transaction, so the import's transaction
+    carries none of it and a reader waits on at most one batch. Each batch locks its learners (as an answer's
+    online update does, so the two serialise: the state written is the replay of the history as stored
+    then, an answer that arrived meanwhile included), keeps those still marked (a refresh running beside
+    this one may have done them), and reads the active fit again under the locks (a fit activated since
+    the last batch rewrote every learner; its model replays these). A refresh that stops half way leaves
+    the rest marked for the next one. ``progress`` gets the learners done so far after each batch."""
     model = course_model(course)
-    ordered = np.unique(np.fromiter(learner_pks, dtype=np.int64))
     vocabulary = _estimator_vocabulary(model) if connection.vendor == "postgresql" else None
-    for start in range(0, len(ordered), batch):
-        chunk = ordered[start : start + batch].tolist()
-        _mastery_write(model, _states_replayed(course, model, chunk, vocabulary), django_timezone.now())
-    return len(ordered)
+    unchecked = row_triggers_skippable()
+    done: list[int] = []
+    after = 0
+    while True:
+        candidates = activity_pending(course_pk=course.pk, after=after, limit=batch)
+        if not candidates:
+            return done
+        after = candidates[-1]
+        with transaction.atomic():
+            learners_lock(learner_pks=candidates)
+            chunk = activity_pending(course_pk=course.pk, after=0, limit=len(candidates), among=candidates)
+            active = Fit.objects.filter(course=course, active=True).values_list("id", flat=True).first()
+            if active != (model.fit.pk if model.fit is not None else None):
+                course_model_forget(course)
+                model = course_model(course)
+                vocabulary = _estimator_vocabulary(model) if connection.vendor == "postgresql" else None
+            if chunk:
+                states = _states_replayed(course, model, chunk, vocabulary)
+                _mastery_write(model, states, django_timezone.now(), learners_locked=unchecked)
+                activity_pending_mark(learner_pks=chunk, pending=False)
+        done.extend(chunk)
+        if progress is not None:
+            progress(len(done))
 
 
 def _learner_slice(data, start: int, stop: int):
@@ -1296,6 +1368,25 @@ def _answer_counts(course: Course) -> tuple[np.ndarray, np.ndarray]:
     return (np.array([pk for pk, _ in pairs], dtype=np.int64), np.array([n for _, n in pairs], dtype=np.int64))
 
 
+class Pacer:
+    """Paces a bulk write done in steps: ``step()`` before each one sleeps ``pause`` times as long as the
+    step before took (nothing before the first, so nothing after the last). The write's PostgreSQL backend
+    runs at the database's CPU and I/O priority, which a worker's nice does not reach: pausing is the
+    worker's one way to leave the web room, and a duty cycle (rather than a fixed sleep) leaves more of it on
+    a machine that is busy, where each step takes longer."""
+
+    def __init__(self, pause: float) -> None:
+        self.pause, self.paused = pause, 0.0
+        self.began: float | None = None
+
+    def step(self) -> None:
+        if self.pause > 0 and self.began is not None:
+            wait = self.pause * (time.perf_counter() - self.began)
+            time.sleep(wait)
+            self.paused += wait
+        self.began = time.perf_counter()
+
+
 def mastery_recompute(
     *,
     course: Course,
@@ -1303,8 +1394,9 @@ def mastery_recompute(
     estimator: Estimator,
     data,
     vocabulary: Vocabulary,
-    batch: int = MASTERY_BATCH,
+    batch: int | None = None,
     progress: Callable[[float], None] | None = None,
+    pause: float | None = None,
 ) -> int:
     """Every learner's mastery and trace under a newly activated fit; returns the learner count.
 
@@ -1312,10 +1404,14 @@ def mastery_recompute(
     answers differ from it in number (they answered meanwhile, or are new) are replayed from their
     stored history instead. Call with the course's learners locked, so that count is final.
 
-    In batches of ``batch`` learners, each computed and written in its own statements (memory follows the
-    batch); all in the caller's transaction, which activates the fit, so readers never see a fit active
-    whose mastery is half written. Progress goes to ``progress`` (a fraction) and the log.
+    In batches of ``batch`` learners (default setting TRACING_RECOMPUTE_BATCH), each computed and written in
+    its own statements (memory follows the batch); all in the caller's transaction, which activates the fit,
+    so readers never see a fit active whose mastery is half written. After each batch it pauses ``pause``
+    times as long as the batch took (default TRACING_RECOMPUTE_PAUSE; ``Pacer``): what is written does not
+    depend on either. Progress goes to ``progress`` (a fraction) and the log.
     """
+    batch = batch or settings.TRACING_RECOMPUTE_BATCH
+    pacer = Pacer(settings.TRACING_RECOMPUTE_PAUSE if pause is None else pause)
     model = CourseModel(estimator=estimator, fit=fit, vocabulary=vocabulary)
     pk_by_name = dict(Learner.objects.filter(course=course).values_list("external_id", "id"))
     pks = np.fromiter((pk_by_name[name] for name in data.learner_ids), dtype=np.int64, count=data.n_learners)
@@ -1329,6 +1425,7 @@ def mastery_recompute(
     total = data.n_learners + int(np.count_nonzero(~np.isin(changed, pks)))
     now, done = django_timezone.now(), 0
     for start in range(0, data.n_learners, batch):
+        pacer.step()
         stop = min(start + batch, data.n_learners)
         part_pks = pks[start:stop]
         keep = ~np.isin(part_pks, changed)
@@ -1341,18 +1438,21 @@ def mastery_recompute(
         }
         _mastery_write(model, states, now)
         done += len(states)
-        _recompute_progress(fit, done, total, progress)
+        _recompute_progress(fit, done, total, progress, pacer)
     replay_vocabulary = _estimator_vocabulary(model) if connection.vendor == "postgresql" else None
     for start in range(0, len(changed), batch):
+        pacer.step()
         chunk = changed[start : start + batch].tolist()
         _mastery_write(model, _states_replayed(course, model, chunk, replay_vocabulary), now)
         done += len(chunk)
-        _recompute_progress(fit, done, total, progress)
+        _recompute_progress(fit, done, total, progress, pacer)
     return total
 
 
-def _recompute_progress(fit: Fit, done: int, total: int, progress: Callable[[float], None] | None) -> None:
-    logger.info("fit %s: mastery of %d of %d learners written", fit.pk, done, total)
+def _recompute_progress(
+    fit: Fit, done: int, total: int, progress: Callable[[float], None] | None, pacer: Pacer
+) -> None:
+    logger.info("fit %s: mastery of %d of %d learners written (paused %.1f s)", fit.pk, done, total, pacer.paused)
     if progress is not None:
         progress(done / max(total, 1))
 

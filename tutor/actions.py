@@ -22,7 +22,7 @@ from curriculum.policies.base import Choice, catalog_build
 from tracing.models import Fit
 from tracing.practice import LearnerView, expected_gain, learner_view, policy_items
 from tracing.selectors import stored_mastery
-from tracing.services import course_model, fit_create, fits_in_process, mastery_apply, mastery_refresh
+from tracing.services import course_model, fit_create, fits_in_process, mastery_apply, mastery_refresh_pending
 from tracing.tasks import fit_queue, traits_queue
 from tutor.importing import file_import
 from tutor.lti.tasks import lti_grade_passback_enqueue
@@ -100,15 +100,22 @@ def _outcome(course: Course, result: RecordResult) -> None:
 def answers_import(
     *, course_slug: str, path: Path, format: str, course_name: str = "", on_rows: Callable[[int], Any] | None = None
 ) -> dict[str, int]:
-    """Import one file of answers (``tutor.importing.file_import``: all or nothing), then, in the same
-    transaction, refresh the mastery of every learner with new answers under the course's active model,
-    and queue their LMS grade passback once it commits. Returns the import's summary."""
+    """Import one file of answers (``tutor.importing.file_import``: all or nothing, its learners marked
+    ``mastery_pending``), then, once it has committed, refresh the mastery of the course's pending learners
+    under its active model (``tracing.services.mastery_refresh_pending``: batches of learners, each its own
+    transaction) and queue their LMS grade passback (which reads that mastery). Returns the import's summary;
+    ``mastery_updated``: the learners refreshed.
+
+    The answers are stored and visible from the commit on; until its batch is written a learner's stored
+    mastery leaves the file out, and says so (``mastery_pending``). Inside a caller's transaction the
+    refresh runs in it too."""
     with transaction.atomic():
-        summary, course, learner_pks = file_import(
+        summary, course = file_import(
             course_slug=course_slug, course_name=course_name, path=path, format=format, on_rows=on_rows
         )
-        summary["mastery_updated"] = mastery_refresh(course=course, learner_pks=learner_pks)
-        lti_grade_passback_enqueue(learner_ids=learner_pks)
+    refreshed = mastery_refresh_pending(course=course)
+    summary["mastery_updated"] = len(refreshed)
+    lti_grade_passback_enqueue(learner_ids=refreshed)
     return summary
 
 

@@ -182,16 +182,18 @@ def activity_subtract(*, course_pk: int, tally: Tally) -> None:
 def activity_add_staged(*, course_pk: int, learners: str, items: str, days: str) -> None:
     """PostgreSQL: add a file import's sums, gathered in its temporary tables (``learners``: learner_id,
     answers, correct, last_timestamp, last_stored; ``items``: item_id, answers, correct; ``days``: clock,
-    day, answers, correct), in its transaction. Items and days go to the import's own part (its backend's
-    pid); the learners' rows are the file's own learners, whose mastery the import rewrites anyway."""
+    day, answers, correct), in its transaction, and mark the learners ``mastery_pending`` (their stored
+    mastery leaves the file out until its refresh runs). Items and days go to the import's own part (its
+    backend's pid); the learners' rows are the file's own learners."""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {_LEARNERS} AS t (learner_id, course_id, answers, correct, last_timestamp, last_stored) "
-            f"SELECT learner_id, %s, answers, correct, last_timestamp, last_stored FROM {learners} "
+            f"INSERT INTO {_LEARNERS} AS t (learner_id, course_id, answers, correct, last_timestamp, last_stored, "
+            "mastery_pending) "
+            f"SELECT learner_id, %s, answers, correct, last_timestamp, last_stored, true FROM {learners} "
             "ORDER BY learner_id ON CONFLICT (learner_id) DO UPDATE SET answers = t.answers + excluded.answers, "
             "correct = t.correct + excluded.correct, "
             "last_timestamp = greatest(t.last_timestamp, excluded.last_timestamp), "
-            "last_stored = greatest(t.last_stored, excluded.last_stored)",
+            "last_stored = greatest(t.last_stored, excluded.last_stored), mastery_pending = true",
             [course_pk],
         )
         # A part left by an earlier import on this backend whose fold did not run is added to.
@@ -209,6 +211,26 @@ def activity_add_staged(*, course_pk: int, learners: str, items: str, days: str)
             "correct = t.correct + excluded.correct",
             [course_pk],
         )
+
+
+def activity_pending_mark(*, learner_pks: Iterable[int], pending: bool = True) -> None:
+    """Mark these learners' mastery as pending (a file stored answers of theirs without the online update;
+    the SQLite import: the PostgreSQL one marks them in ``activity_add_staged``) or, ``pending=False``, as
+    up to date again (``tracing.services.mastery_refresh_pending``, in the transaction that writes it)."""
+    pks = sorted(set(learner_pks))
+    for start in range(0, len(pks), CHUNK):
+        LearnerActivity.objects.filter(learner_id__in=pks[start : start + CHUNK]).update(mastery_pending=pending)
+
+
+def activity_pending(
+    *, course_pk: int, after: int = 0, limit: int = 2_000, among: Sequence[int] | None = None
+) -> list[int]:
+    """The course's learners (pks above ``after``, ascending, at most ``limit``; only those ``among``, where
+    given) whose mastery is pending."""
+    found = LearnerActivity.objects.filter(course_id=course_pk, mastery_pending=True, learner_id__gt=after)
+    if among is not None:
+        found = found.filter(learner_id__in=list(among))
+    return list(found.order_by("learner_id").values_list("learner_id", flat=True)[:limit])
 
 
 def activity_fold(*, course_pk: int) -> None:

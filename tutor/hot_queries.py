@@ -9,7 +9,8 @@ Each function takes primary keys (or a course's key and external ids) and return
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -216,3 +217,33 @@ def copy_columns_in(table: str, columns: Sequence[str], values: Sequence[np.ndar
             copy.write(_COPY_SIGNATURE + b"\x00\x00\x00\x00\x00\x00\x00\x00")
             copy.write(rows.tobytes())
             copy.write(b"\xff\xff")
+
+
+def row_triggers_skippable() -> bool:
+    """PostgreSQL: whether this connection's role may set ``session_replication_role`` (a superuser, or on
+    PostgreSQL 15 and later a role granted ``SET ON PARAMETER session_replication_role``), which
+    ``row_triggers_skipped`` needs; False elsewhere."""
+    if connection.vendor != "postgresql":
+        return False
+    if connection.pg_version >= 150000:
+        query = "SELECT has_parameter_privilege('session_replication_role', 'SET')"
+    else:
+        query = "SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
+    return bool(sql.rows(query, [])[0][0])
+
+
+@contextmanager
+def row_triggers_skipped() -> Iterator[None]:
+    """The statements run inside fire no triggers (``session_replication_role = replica`` till the block
+    ends, in the caller's transaction): a bulk insert without a foreign-key trigger per row. Only for a
+    caller that has locked every row its rows point to ``FOR KEY SHARE`` or stronger (what those triggers
+    do, one row at a time, at commit), and only inside a transaction. The constraints stay; other writers'
+    triggers fire as ever."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('session_replication_role')")
+        role = cursor.fetchone()[0]
+        cursor.execute("SET LOCAL session_replication_role = replica")
+        try:
+            yield
+        finally:
+            cursor.execute("SELECT set_config('session_replication_role', %s, true)", [role])

@@ -3,14 +3,18 @@
 On PostgreSQL a file streams through: each line is parsed and checked, then copied into a staging table
 of the transaction, and learners, items and duplicates are resolved set-wise in SQL; memory does not
 grow with the file. Elsewhere (SQLite) the file is parsed whole, then written in batches.
+
+Either way the learners with new answers are marked ``mastery_pending`` (tutor.activity): their stored
+mastery does not include the file until ``tracing.services.mastery_refresh_pending`` has run, which the
+caller (``tutor.actions.answers_import``) starts once the file has committed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import queue
 import threading
-from array import array
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,8 +26,8 @@ from core.errors import ServiceError
 from core.validation import clean_text
 from curriculum.models import Course, Item, Skill
 from tracing.formats import FormatError, Record, read_records
-from tutor.activity import activity_add_staged, activity_fold
-from tutor.hot_queries import copy_columns
+from tutor.activity import activity_add_staged, activity_fold, activity_pending_mark
+from tutor.hot_queries import row_triggers_skippable, row_triggers_skipped
 from tutor.models import Interaction, Learner
 from tutor.services import Row, interactions_import, row_validate
 
@@ -113,10 +117,10 @@ class _Checked:
 
 def file_import(
     *, course_slug: str, path: Path, format: str, course_name: str = "", on_rows: Callable[[int], Any] | None = None
-) -> tuple[dict[str, int], Course, Iterable[int]]:
+) -> tuple[dict[str, int], Course]:
     """Import one file into a course, creating the course, skills and items it needs. Returns a
-    summary, the course, and the learners (pks, ascending) with new answers; their mastery is the
-    caller's (``tutor.actions.answers_import``).
+    summary and the course; the learners with new answers are marked ``mastery_pending``, their mastery is
+    the caller's (``tutor.actions.answers_import``).
 
     Raises FormatError (file, line, reason) and keeps nothing of the file: the file's syntax, and every
     value checked as the API checks it (a timestamp outside the accepted range, say).
@@ -137,6 +141,7 @@ def file_import(
         course = _course_get_or_create(course_slug, course_name, checked)
         skills_created, items_created = _vocabulary_ensure(course, checked.item_skills)
         result = interactions_import(course=course, rows=[row for _, row in pairs], on_batch=on_rows)
+        activity_pending_mark(learner_pks=result.learners.values())
     summary = {
         "created": result.created_count,
         "duplicates": result.duplicate_count,
@@ -145,7 +150,7 @@ def file_import(
         "skills_created": skills_created,
         "rows": len(pairs),
     }
-    return summary, course, sorted(result.learners.values())
+    return summary, course
 
 
 def _course_get_or_create(course_slug: str, course_name: str, checked: _Checked) -> Course:
@@ -232,10 +237,9 @@ class _ReadAhead:
 
 def _file_import_streaming(
     *, course_slug: str, path: Path, format: str, course_name: str, on_rows: Callable[[int], Any] | None
-) -> tuple[dict[str, int], Course, Iterable[int]]:
+) -> tuple[dict[str, int], Course]:
     """PostgreSQL: the checked rows go by COPY into a staging table of the transaction, a chunk at a time,
-    and each chunk is resolved and inserted set-wise. Memory: the file's items and skills, two chunks, and
-    8 bytes per learner with new answers (returned)."""
+    and each chunk is resolved and inserted set-wise. Memory: the file's items and skills and two chunks."""
     path = Path(path)
     checked = _Checked(path)
     interaction = Interaction._meta.db_table
@@ -264,12 +268,16 @@ def _file_import_streaming(
                 "PRIMARY KEY (clock, day)) ON COMMIT DROP"
             )
             before = raw.execute(f"SELECT coalesce(max(id), 0) FROM {interaction}").fetchone()[0]
+            unchecked = row_triggers_skippable()
             # The statistics of the learner and item tables lag behind what this transaction creates (a new
             # course's learners look like a handful): a nested loop over them would be quadratic in the file.
             raw.execute("SET LOCAL enable_nestloop = off")
             for data, count, fresh_items in reader:
                 if course is None:
                     course = _course_get_or_create(course_slug, course_name, checked)
+                    if unchecked:
+                        # The course row, as the foreign key check of every answer would (see _chunk_insert).
+                        raw.execute(f"SELECT 1 FROM {Course._meta.db_table} WHERE id = %s FOR KEY SHARE", [course.pk])
                 if fresh_items:
                     new_skills, new_items = _vocabulary_ensure(
                         course, {name: checked.item_skills[name] for name in fresh_items}
@@ -279,7 +287,7 @@ def _file_import_streaming(
                 with raw.copy(f"COPY {_STAGE} FROM STDIN") as copy:
                     copy.write(data)
                 del data
-                chunk_learners, chunk_created = _chunk_insert(raw, course)
+                chunk_learners, chunk_created = _chunk_insert(raw, course, unchecked=unchecked)
                 learners_created += chunk_learners
                 created += chunk_created
                 if chunk_created < count and created:
@@ -287,7 +295,6 @@ def _file_import_streaming(
                 if on_rows is not None:
                     on_rows(count)
             raw.execute("RESET enable_nestloop")
-            touched = copy_columns(f"SELECT learner_id FROM {_STAGE_LEARNERS} ORDER BY learner_id", [], "i")[0]
             if course is not None:
                 activity_add_staged(course_pk=course.pk, learners=_STAGE_LEARNERS, items=_STAGE_ITEMS, days=_STAGE_DAYS)
                 transaction.on_commit(functools.partial(activity_fold, course_pk=course.pk), robust=True)
@@ -302,16 +309,36 @@ def _file_import_streaming(
         "skills_created": skills_created,
         "rows": checked.count,
     }
-    learner_pks = array("q")
-    learner_pks.frombytes(touched.astype("=i8").tobytes())
     assert course is not None, "the transaction above made or found the course"
-    return summary, course, learner_pks
+    return summary, course
 
 
-def _chunk_insert(raw: Any, course: Course) -> tuple[int, int]:
+def _references_lock(raw: Any, course: Course) -> None:
+    """Lock the staged chunk's learners and items FOR KEY SHARE, in id order, till the transaction ends:
+    what the foreign-key trigger of each answer would do at commit (its check is ``SELECT 1 ... FOR KEY
+    SHARE`` on the referenced row), once per learner and item rather than once per answer. A learner or
+    item deleted meanwhile cannot go until this commits (and then its own foreign-key check finds these
+    answers and fails), so every answer inserted against these rows keeps a row to point to."""
+    learner, item = Learner._meta.db_table, Item._meta.db_table
+    for table, column in ((learner, "learner"), (item, "item")):
+        raw.execute(
+            f"SELECT count(*) FROM (SELECT t.id FROM {table} AS t WHERE t.course_id = %s AND t.external_id IN "
+            f"(SELECT DISTINCT {column} FROM {_STAGE}) ORDER BY t.id FOR KEY SHARE OF t) AS locked",
+            [course.pk],
+        )
+
+
+def _chunk_insert(raw: Any, course: Course, *, unchecked: bool) -> tuple[int, int]:
     """The staged chunk into the course: its new learners, then its answers; (learners created, answers
-    created). The learners touched are added to the staging learners table."""
-    interaction, learner, item = Interaction._meta.db_table, Learner._meta.db_table, Item._meta.db_table
+    created). The learners touched are added to the staging learners table.
+
+    ``unchecked``: the answers go in without their foreign-key triggers (``row_triggers_skipped`` for
+    that one statement; their constraints stay, and every other writer's triggers still
+    fire). Every answer is a join of the staged row with the course's learner and item rows, which
+    ``_references_lock`` has locked as the triggers would have (and the course row is locked once per
+    import): each answer's course, learner and item exist when it is inserted and till it commits, which
+    is what the triggers check. Those deferred triggers were most of an import's commit (issue 18)."""
+    learner = Learner._meta.db_table
     now = django_timezone.now()
     # The chunk's learners, in code-point order of their ids (as the batch path creates them, so their pks
     # follow the same order). Not only those of rows not stored before: that test scanned the course's
@@ -328,7 +355,18 @@ def _chunk_insert(raw: Any, course: Course) -> tuple[int, int]:
     # before, or met earlier in the file, stores nothing (the unique index decides, race-free). What went
     # in is summed into the file's per-learner, per-item and per-day sums (tutor.activity) on the way.
     zone = django_timezone.get_current_timezone_name()
-    created = raw.execute(
+    if unchecked:
+        _references_lock(raw, course)
+    with row_triggers_skipped() if unchecked else contextlib.nullcontext():
+        created = _answers_insert(raw, course, now, zone)
+    return learners_created, created
+
+
+def _answers_insert(raw: Any, course: Course, now: Any, zone: str) -> int:
+    """The staged chunk's answers (course, learners and items resolved) into the course, in file order,
+    summed into the file's sums on the way; how many went in."""
+    interaction, learner, item = Interaction._meta.db_table, Learner._meta.db_table, Item._meta.db_table
+    return raw.execute(
         f"WITH inserted AS (INSERT INTO {interaction} (course_id, learner_id, item_id, correct, timestamp, "
         "response_time, client_id, response, created_at) "
         f"SELECT %s, l.id, i.id, s.correct, s.moment, s.response_time, s.client_id, '', %s FROM {_STAGE} AS s "
@@ -351,7 +389,6 @@ def _chunk_insert(raw: Any, course: Course) -> tuple[int, int]:
         "SELECT (SELECT count(*) FROM inserted), (SELECT count(*) FROM touched)",
         [course.pk, now, course.pk, course.pk, zone, zone],
     ).fetchone()[0]
-    return learners_created, created
 
 
 def _conflicts_check(raw: Any, path: Path, course: Course, before: int) -> None:

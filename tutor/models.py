@@ -210,9 +210,20 @@ class LearnerActivity(models.Model):
     correct = models.FloatField(default=0.0, help_text="The sum of the answers' correct (a share is correct/answers).")
     last_timestamp = models.DateTimeField(help_text="The latest answer's timestamp.")
     last_stored = models.DateTimeField(help_text="When the latest answer was stored.")
+    mastery_pending = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text="A file import stored answers of this learner whose mastery refresh has not run yet: the stored "
+        "mastery leaves them out until it does (tracing.services.mastery_refresh_pending).",
+    )
 
     class Meta:
-        indexes = [models.Index(fields=["course", "-answers", "learner"], name="learner_activity_most")]
+        indexes = [
+            models.Index(fields=["course", "-answers", "learner"], name="learner_activity_most"),
+            models.Index(
+                fields=["course", "learner"], condition=models.Q(mastery_pending=True), name="learner_activity_pending"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"learner {self.learner_id}: {self.answers} answers"

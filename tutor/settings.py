@@ -309,6 +309,30 @@ TRACING_FIT_TIME_LIMIT_PER_1000_ANSWERS = env.float("TRACING_FIT_TIME_LIMIT_PER_
 TRACING_FIT_TIME_LIMIT_MAX = env.int("TRACING_FIT_TIME_LIMIT_MAX", default=3 * 3600)
 """A fit may run base + per-1000-answers x answers/1000 seconds, at most MAX, per attempt (the held-out
 fit, the full fit and the evaluation together); past it, it is stopped and marked failed."""
+
+
+def _number(name: str, default: float, low: float, high: float) -> float:
+    """A number setting within [low, high], or ImproperlyConfigured naming it (NaN and text included)."""
+    text = env.str(name, default=str(default)).strip()
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not low <= value <= high:
+        raise ImproperlyConfigured(f"{name}={text!r}: give a number between {low:g} and {high:g}")
+    return value
+
+
+TRACING_RECOMPUTE_BATCH = int(_number("TRACING_RECOMPUTE_BATCH", 500, 1, 10**7))
+"""Learners per batch of a fit's mastery recompute (its activation): each batch one upsert of their mastery
+rows (25,000 with 50 skills) and traces. Smaller batches spread the recompute's writes more evenly, so the
+pauses below come often and each statement holds the database briefly."""
+TRACING_RECOMPUTE_PAUSE = _number("TRACING_RECOMPUTE_PAUSE", 1.0, 0.0, 100.0)
+"""After each batch of the recompute its worker pauses this many times as long as the batch took (0: none).
+The recompute's PostgreSQL backend runs at the database's priority, which the worker's nice does not reach:
+at 1.0 it takes at most half of one core, and writes its WAL at half the rate, while the web serves
+(README, Scale: serving while fitting). The activation, and the fitted course's learners it holds, take
+(1 + pause) times as long."""
 # Redis hands an unacknowledged task to another worker after the visibility timeout: it must outlast
 # the longest fit, or a long fit would run twice.
 CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = max(

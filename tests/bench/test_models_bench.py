@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -176,3 +177,111 @@ def test_streaming_block_renders_every_result_file_the_all_learner_run_first(tmp
     text = bench.render_streaming(reports)
     assert text.count("| DKT | 0.700 | 0.010 | 1.000 / 2.000 / 3.000 | 4.0 |") == 2
     assert text.index("3 learners") < text.index("300 learners")
+
+
+def test_a_cached_fold_is_not_reused_after_a_default_changed(tmp_path, monkeypatch):
+    """A fold is cached with its kind, full effective parameters, seed, sample and split: a changed
+    registry default (CAKT's plateau_decay went from 0.5 to 1) must fit the fold again."""
+    from tracing.estimators import hyper
+
+    data = _dataset([[0, 1, 0, 1]] * 6, [[0, 1, 1, 1]] * 6)
+    fits: list[dict] = []
+
+    def fake_run(data, model, test_learners, fold, quick, override=None):
+        manifest = bench.fold_manifest(data, model, test_learners, fold, quick, override)
+        fits.append(manifest["params"])
+        return {"arrays": {"next_step": np.full(3, 0.5)}, "meta": {"manifest": manifest}}
+
+    monkeypatch.setattr(bench, "fold_run", fake_run)
+    test = np.array([0, 1])
+
+    def outcome(model="cakt", learners=test, data=data):
+        return bench.fold_outcome(tmp_path, data, "key", model, learners, 0, quick=False)[1]
+
+    assert outcome() is True
+    assert outcome() is False  # same everything: read from the cache
+    # The default changes in the registry (not in the bench's own parameters).
+    cakt = hyper.BY_KIND["cakt"]
+    changed = [dataclasses.replace(p, default=0.5) if p.name == "plateau_decay" else p for p in cakt.params]
+    monkeypatch.setitem(hyper.BY_KIND, "cakt", dataclasses.replace(cakt, params=tuple(changed)))
+    assert outcome() is True
+    assert [f["plateau_decay"] for f in fits] == [1.0, 0.5]
+    assert outcome() is False
+    # Another split, another sample or the bench's own parameters: fitted again too.
+    assert outcome(learners=np.array([0, 2])) is True
+    assert outcome(data=data.subset(np.arange(5))) is True
+    monkeypatch.setitem(bench.MODELS, "cakt", ("cakt", {"threads": 1, "frame": 4}))
+    assert outcome(data=data.subset(np.arange(5))) is True
+
+
+def test_a_fold_cached_without_a_manifest_is_not_read(tmp_path, capsys):
+    data = _dataset([[0, 1, 0, 1]] * 4, [[0, 1, 1, 1]] * 4)
+    bench.fold_store(tmp_path, "key", "bkt", 0, {"arrays": {"x": np.zeros(2)}, "meta": {"params": {}}})
+    manifest = bench.fold_manifest(data, "bkt", np.array([0]), 0, quick=False)
+    assert bench.fold_cached(tmp_path, "key", "bkt", 0, manifest) is None
+    assert "no manifest" in capsys.readouterr().err
+
+
+def _outcomes(data: Dataset, folds: list[np.ndarray], rng: np.random.Generator) -> list[dict]:
+    """Per fold what fold_run keeps, with random predictions (every row scored; no chunk cut)."""
+    result = []
+    for test_learners in folds:
+        test = data.subset(test_learners)
+        long_enough = test_learners[test.lengths > bench.HORIZON]
+        result.append(
+            {
+                "arrays": {
+                    "rows_learner": test_learners[test.learner],
+                    "correct": test.correct.astype(np.float64),
+                    "next_step": rng.random(test.n_rows),
+                    "chunk_rows": np.arange(test.n_rows),
+                    "chunked": rng.random(test.n_rows),
+                    "multistep_learner": np.repeat(long_enough, bench.HORIZON),
+                    "multistep_correct": np.concatenate(
+                        [data.correct[data.rows(learner)][-bench.HORIZON :] for learner in long_enough]
+                    ).astype(float),
+                    "multistep": rng.random(bench.HORIZON * len(long_enough)),
+                },
+                "meta": {"fit_seconds": 1.0, "params": {}},
+            }
+        )
+    return result
+
+
+def test_a_partial_model_is_compared_on_the_folds_both_models_have():
+    from tracing.evaluation import learner_folds
+
+    rng = np.random.default_rng(0)
+    skills = [list(rng.integers(0, 3, 15)) for _ in range(20)]
+    data = _dataset(skills, [list(rng.integers(0, 2, 15)) for _ in range(20)])
+    folds = learner_folds(data.n_learners, folds=5, seed=0)
+    results = {"dkt": _outcomes(data, folds, rng), "cakt": _outcomes(data, folds, rng)[:2]}
+    result = bench.summarise("dbe_kt22", data, results, None, draws=50, subsample=None, folds=5)
+    assert result["folds"] == 5
+    assert result["fits"]["cakt"]["folds_used"] == 2 and "folds_used" not in result["fits"]["dkt"]
+    assert result["protocols"]["next_step"]["dkt"]["rows"] == 300
+    assert result["protocols"]["next_step"]["cakt"]["rows"] == 15 * sum(len(f) for f in folds[:2])
+    compared = [c for c in result["comparisons"] if c["protocol"] == "next_step"]
+    assert [(c["first"], c["second"], c["folds_used"]) for c in compared] == [("cakt", "dkt", 2)]
+    # The difference is the one on the two folds alone.
+    alone = bench.summarise(
+        "dbe_kt22", data, {m: r[:2] for m, r in results.items()}, None, draws=50, subsample=None, folds=2
+    )
+    same = [c for c in alone["comparisons"] if c["protocol"] == "next_step"][0]
+    assert same["auc_difference"] == compared[0]["auc_difference"]
+    assert same["auc_interval"] == compared[0]["auc_interval"]
+    report = {"results_file": "x", "finished": "now", "commit": "abc", "folds": 5, "quick": False, "datasets": {}}
+    report["datasets"]["dbe_kt22"] = result
+    text = bench.render(report)
+    assert "CAKT (2 of 5 folds)" in text and "(on the 2 of 5 folds both have)" in text
+
+
+def test_render_names_fits_whose_defaults_changed_since():
+    from tracing.estimators.hyper import BY_KIND
+
+    today = BY_KIND["cakt"].check({"threads": 1}, owner="cakt")
+    fits = {"cakt": {"effective_params": {**today, "plateau_decay": 0.5}}, "dkt": {"params": {}}}
+    report = {"quick": False, "datasets": {"assist2015": {"fits": fits}}}
+    assert bench.stale_fits(report) == ["assist2015 cakt: plateau_decay 0.5 then, 1.0 now"]
+    fits["cakt"]["effective_params"]["plateau_decay"] = 1.0
+    assert bench.stale_fits(report) == []
