@@ -1195,13 +1195,25 @@ def _activate(
     metrics: dict[str, Any],
     last_id: int | None,
 ) -> None:
+    """Write every learner's mastery under ``fit``, batch by batch, then make it the active fit.
 
+    The course's answers go on meanwhile: each batch holds only its own learners (``mastery_recompute``),
+    so an answer waits at most for one batch, never for the whole recompute (minutes on a course of
+    millions of answers). The activation itself is one short transaction. Learners who answered after
+    their batch was written were updated under the previous fit; ``mastery_settle`` replays them under
+    this one once every process has seen the change. Until then their rows name the previous fit (each
+    Mastery row says which fit wrote it). A recompute that fails puts back what it had written
+    (``_mastery_restore``)."""
+    course = fit.course
+    try:
+        mastery_recompute(course=course, fit=fit, estimator=estimator, data=data, vocabulary=vocabulary)
+    except Exception:
+        _mastery_restore(course=course, fit=fit)
+        raise
     with transaction.atomic():
-        # Answers being recorded finish first and new ones wait for this transaction, so the activation
-        # sees every stored answer (mastery_recompute replays those the fit's data missed) and no
-        # recording's mastery writes interleave with its own (which could deadlock).
+        # Answers being recorded under the previous fit commit first, so the settling pass below
+        # finds their traces; new ones wait only for these few statements.
         course_learners_lock(course_pk=fit.course_id)
-        _constraints_checked_per_statement()
         Fit.objects.filter(course=fit.course, active=True).update(active=False)
         Fit.objects.filter(pk=fit.pk).update(
             status=Fit.SUCCEEDED,
@@ -1222,19 +1234,8 @@ def _activate(
         )
         fit.refresh_from_db()
         learned_edges_store(course=fit.course, fit_pk=fit.pk, edges=estimator.learned_prerequisites())
-        mastery_recompute(course=fit.course, fit=fit, estimator=estimator, data=data, vocabulary=vocabulary)
         transaction.on_commit(lambda: course_model_forget(fit.course))
-
-
-def _constraints_checked_per_statement() -> None:
-    """From here to the end of the transaction, PostgreSQL checks foreign keys (Django's are deferred to the
-    commit) at the end of each statement. A recompute points every mastery row of the course at the new fit
-    (10M rows at 5M answers): checked at the commit, that was a minute of one statement the recompute's pauses
-    could not reach, with the web waiting for the CPU; checked batch by batch, the pauses pace it too, and the
-    pending checks are not held in the backend's memory until the end. SQLite: nothing to do."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    mastery_settle(course=course, model=CourseModel(estimator=estimator, fit=fit, vocabulary=vocabulary))
 
 
 def fits_learner_forget(*, course: Course, learner: str, replacement: str) -> int:
@@ -1398,17 +1399,20 @@ def mastery_recompute(
     progress: Callable[[float], None] | None = None,
     pause: float | None = None,
 ) -> int:
-    """Every learner's mastery and trace under a newly activated fit; returns the learner count.
+    """Every learner's mastery and trace under ``fit`` (about to be activated); returns the learner count.
 
-    ``data`` was read when the fit began (minutes ago, for a deep model): learners whose stored
-    answers differ from it in number (they answered meanwhile, or are new) are replayed from their
-    stored history instead. Call with the course's learners locked, so that count is final.
+    In batches of ``batch`` learners (default setting TRACING_RECOMPUTE_BATCH), each its own transaction
+    holding its learners (``learners_lock``), so their online updates wait for the batch and no longer,
+    and everyone else's go on. ``data`` was read when the fit began (minutes ago, for a deep model): a
+    learner whose stored answers differ from it in number, counted under the batch's lock, is replayed
+    from the stored history instead; learners whose first answers came after are replayed at the end.
+    After each batch it pauses ``pause`` times as long as the batch took (default
+    TRACING_RECOMPUTE_PAUSE; ``Pacer``): what is written does not depend on either. Progress goes to
+    ``progress`` (a fraction, after each batch, outside its transaction) and the log.
 
-    In batches of ``batch`` learners (default setting TRACING_RECOMPUTE_BATCH), each computed and written in
-    its own statements (memory follows the batch); all in the caller's transaction, which activates the fit,
-    so readers never see a fit active whose mastery is half written. After each batch it pauses ``pause``
-    times as long as the batch took (default TRACING_RECOMPUTE_PAUSE; ``Pacer``): what is written does not
-    depend on either. Progress goes to ``progress`` (a fraction) and the log.
+    The rows name ``fit``. While it is not active yet, an answer of a learner already written is
+    updated under the active fit, which writes that learner's rows and trace again under it;
+    ``mastery_settle`` catches those after the activation.
     """
     batch = batch or settings.TRACING_RECOMPUTE_BATCH
     pacer = Pacer(settings.TRACING_RECOMPUTE_PAUSE if pause is None else pause)
@@ -1416,37 +1420,118 @@ def mastery_recompute(
     pk_by_name = dict(Learner.objects.filter(course=course).values_list("external_id", "id"))
     pks = np.fromiter((pk_by_name[name] for name in data.learner_ids), dtype=np.int64, count=data.n_learners)
     del pk_by_name
-    stored_pks, stored_counts = _answer_counts(course)
-    order = np.argsort(pks, kind="stable")
-    position = np.minimum(np.searchsorted(pks[order], stored_pks), max(len(pks) - 1, 0))
-    in_data = (pks[order[position]] == stored_pks) if len(pks) else np.zeros(len(stored_pks), dtype=bool)
-    seen = np.where(in_data, data.lengths[order[position]] if len(pks) else 0, -1)
-    changed = stored_pks[seen != stored_counts]  # in id order
-    total = data.n_learners + int(np.count_nonzero(~np.isin(changed, pks)))
-    now, done = django_timezone.now(), 0
+    replay_vocabulary = _estimator_vocabulary(model) if connection.vendor == "postgresql" else None
+    unchecked = row_triggers_skippable()
+    now, done, total = django_timezone.now(), 0, data.n_learners
     for start in range(0, data.n_learners, batch):
         pacer.step()
         stop = min(start + batch, data.n_learners)
         part_pks = pks[start:stop]
-        keep = ~np.isin(part_pks, changed)
-        states = {
-            pk: state
-            for pk, state, kept in zip(
-                part_pks.tolist(), estimator.final_states(_learner_slice(data, start, stop)), keep.tolist()
-            )
-            if kept
-        }
-        _mastery_write(model, states, now)
+        with transaction.atomic():
+            learners_lock(learner_pks=part_pks.tolist())
+            counts = _answer_counts_of(part_pks)
+            fresh = counts == data.lengths[start:stop]
+            states = {
+                pk: state
+                for pk, state, kept in zip(
+                    part_pks.tolist(), estimator.final_states(_learner_slice(data, start, stop)), fresh.tolist()
+                )
+                if kept
+            }
+            if not fresh.all():
+                states.update(_states_replayed(course, model, part_pks[~fresh].tolist(), replay_vocabulary))
+            _mastery_write(model, states, now, learners_locked=unchecked)
         done += len(states)
         _recompute_progress(fit, done, total, progress, pacer)
-    replay_vocabulary = _estimator_vocabulary(model) if connection.vendor == "postgresql" else None
-    for start in range(0, len(changed), batch):
+    stored_pks, _ = _answer_counts(course)
+    newcomers = stored_pks[~np.isin(stored_pks, pks)]  # in id order
+    total += len(newcomers)
+    for start in range(0, len(newcomers), batch):
         pacer.step()
-        chunk = changed[start : start + batch].tolist()
-        _mastery_write(model, _states_replayed(course, model, chunk, replay_vocabulary), now)
+        chunk = newcomers[start : start + batch].tolist()
+        with transaction.atomic():
+            learners_lock(learner_pks=chunk)
+            _mastery_write(
+                model, _states_replayed(course, model, chunk, replay_vocabulary), now, learners_locked=unchecked
+            )
         done += len(chunk)
         _recompute_progress(fit, done, total, progress, pacer)
     return total
+
+
+SETTLE_WAIT_MAX = 10.0
+"""Seconds ``mastery_settle`` waits at most for other processes to see a new fit."""
+
+
+def mastery_settle(*, course: Course, model: CourseModel, batch: int = MASTERY_BATCH) -> int:
+    """After ``model``'s fit was activated: replay under it the course's learners whose trace is under
+    another fit (they answered while the recompute ran, after their batch, and were updated under the
+    fit active then), in batches of ``batch`` learners, each under their lock; returns how many.
+
+    A process may go on serving the previous fit for TRACING_MODEL_RECHECK seconds after the activation
+    (``course_model``), so the pass starts after that long (10 s at most: a longer recheck leaves the few
+    answering in between to their next answer, which replays them, as ``_traces_write`` says) and looks
+    again until it finds no one. A fit activated after ``model``'s settles its own course: this one stops."""
+    if model.fit is None:
+        return 0
+    time.sleep(min(settings.TRACING_MODEL_RECHECK, SETTLE_WAIT_MAX))
+    vocabulary = _estimator_vocabulary(model) if connection.vendor == "postgresql" else None
+    unchecked = row_triggers_skippable()
+    settled = 0
+    for _ in range(3):
+        behind = list(
+            LearnerTrace.objects.filter(learner__course=course)
+            .exclude(fit_id=model.fit.pk)
+            .order_by("learner_id")
+            .values_list("learner_id", flat=True)
+            .distinct()
+        )
+        if not behind:
+            break
+        for start in range(0, len(behind), batch):
+            chunk = behind[start : start + batch]
+            with transaction.atomic():
+                learners_lock(learner_pks=chunk)
+                if Fit.objects.filter(course=course, active=True).values_list("id", flat=True).first() != model.fit.pk:
+                    return settled
+                _mastery_write(
+                    model,
+                    _states_replayed(course, model, chunk, vocabulary),
+                    django_timezone.now(),
+                    learners_locked=unchecked,
+                )
+            settled += len(chunk)
+    if settled:
+        logger.info("fit %s: %d learners who answered during the recompute replayed under it", model.fit.pk, settled)
+    return settled
+
+
+def _mastery_restore(*, course: Course, fit: Fit) -> None:
+    """A recompute that failed part way: its traces go, and the learners it had written get their
+    mastery again under the active fit (best effort: this runs while an error is on its way up)."""
+    try:
+        written = list(LearnerTrace.objects.filter(fit=fit).values_list("learner_id", flat=True))
+        LearnerTrace.objects.filter(fit=fit).delete()
+        model = course_model(course)
+        vocabulary = _estimator_vocabulary(model) if connection.vendor == "postgresql" else None
+        for start in range(0, len(written), MASTERY_BATCH):
+            chunk = written[start : start + MASTERY_BATCH]
+            with transaction.atomic():
+                learners_lock(learner_pks=chunk)
+                _mastery_write(model, _states_replayed(course, model, chunk, vocabulary), django_timezone.now())
+    except Exception:  # noqa: BLE001 - the recompute's own error is the one to report
+        logger.exception("fit %s: the mastery it had written could not be put back", fit.pk)
+
+
+def _answer_counts_of(learner_pks: np.ndarray) -> np.ndarray:
+    """Stored answer counts of these learners, in their order (0 for a learner without answers)."""
+    counted = dict(
+        Interaction.objects.filter(learner_id__in=learner_pks.tolist())
+        .values("learner_id")
+        .annotate(n=Count("id"))
+        .values_list("learner_id", "n")
+    )
+    return np.array([counted.get(pk, 0) for pk in learner_pks.tolist()], dtype=np.int64)
 
 
 def _recompute_progress(

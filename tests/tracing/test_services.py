@@ -192,6 +192,7 @@ def test_an_answer_recorded_on_the_previous_fit_is_not_lost_to_the_new_one(
     settings.TRACING_MODEL_RECHECK = 3600.0
     previous = course_model(demo)
     monkeypatch.setattr("tracing.services.course_model_forget", lambda course: None)  # activated "elsewhere"
+    monkeypatch.setattr("tracing.services.time.sleep", lambda seconds: None)  # the settling pass's wait
     fit = run_fit(demo, "bkt", {"forgets": True}, capture=django_capture_on_commit_callbacks)
     assert fit.active and course_model(demo).fit == previous.fit  # this process has not seen it yet
     item = demo.items.order_by("id").first().external_id
