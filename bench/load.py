@@ -216,13 +216,13 @@ def _gunicorn_stop(server: Server) -> None:
         process.wait(timeout=10)
 
 
-def _items(server: Server) -> list[str]:
+def _items(server: Server, course: str = COURSE) -> list[str]:
     return [
         row[0]
         for row in postgres(
             server.env["DATABASE_URL"],
             "SELECT i.external_id FROM curriculum_item i JOIN tutor_course c "
-            f"ON c.id = i.course_id WHERE c.slug = '{COURSE}' ORDER BY i.id",
+            f"ON c.id = i.course_id WHERE c.slug = '{course}' ORDER BY i.id",
         )
     ]
 
@@ -400,11 +400,15 @@ def _mixed_load(
 ) -> dict[str, Any]:
     generator = random.Random(2)
     total = int(rate * duration)
+    # bench/serving.py may aim the load at another course (the one being fitted) and its learners.
+    course, names = getattr(args, "load_course", COURSE), getattr(args, "load_learners", None)
     schedule: list[tuple[float, tuple]] = []
     contended: set[str] = set()
     posts, previous_post = 0, None
     for number in range(total):
-        offset, learner = number / rate, f"learner-{generator.randrange(args.learners):04d}"
+        offset = number / rate
+        pick = generator.randrange(len(names) if names else args.learners)
+        learner = names[pick] if names else f"learner-{pick:04d}"
         if number % 2 == 0:
             if args.contended and posts % 5 == 4 and previous_post is not None:
                 # Sent with the POST before it, for its learner: two updates of one learner at once.
@@ -415,7 +419,7 @@ def _mixed_load(
             client_id = f"{label}-{number}"
             job = (
                 "interactions",
-                f"/api/v1/courses/{COURSE}/interactions",
+                f"/api/v1/courses/{course}/interactions",
                 {
                     "id": client_id,
                     "learner": learner,
@@ -425,7 +429,7 @@ def _mixed_load(
                 client_id,
             )
         else:
-            job = ("next", f"/api/v1/courses/{COURSE}/learners/{learner}/next", None, None)  # type: ignore[assignment]
+            job = ("next", f"/api/v1/courses/{course}/learners/{learner}/next", None, None)  # type: ignore[assignment]
         schedule.append((offset, job))
     cpu_before, background_before = _cpu_seconds(server), _background(server)
     generator_before = time.process_time()

@@ -35,10 +35,10 @@ Needs an existing PostgreSQL database holding the big course (bench/scale.py bui
    and the fit's PostgreSQL backends, the worker and PostgreSQL's writers; their wait events; WAL,
    checkpoints and disk; the web's statements slower than ``--slow-ms`` from the server's log.
 
-The load goes to the demo course, not the course being fitted: a fit's activation holds its own
-course's learners while it writes their mastery (README, Architecture), so answers to that course
-wait for it by design. JSON on stdout with ``uptime``'s load averages; stops everything it started and
-keeps the database (the demo course and the answers the load stored stay in it).
+The load goes to the demo course, or with ``--load-on fitted`` to the course being fitted (its recompute
+holds one batch of learners at a time, README Architecture; before, the activation held all of them to
+its end, and that course's answers waited for it). JSON on stdout with ``uptime``'s load averages; stops
+everything it started and keeps the database (the demo course and the answers the load stored stay in it).
 """
 
 from __future__ import annotations
@@ -226,6 +226,13 @@ def main() -> None:
         "(as on a shared machine), where nice 10 more cannot go lower",
     )
     parser.add_argument("--learners", type=int, default=1000)
+    parser.add_argument(
+        "--load-on",
+        choices=("demo", "fitted"),
+        default="demo",
+        help="the course the load answers in: the demo course, or the course being fitted (--learners of its "
+        "learners, spread over it)",
+    )
     parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers")
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--no-baseline", action="store_true")
@@ -280,6 +287,7 @@ def main() -> None:
         "command": " ".join(sys.argv[1:]),
         "database": args.database,
         "fit_course": args.fit_course,
+        "load_on": args.load_on,
         "rate": args.rate,
         "duration_s": args.duration,
         "gunicorn_workers": args.workers,
@@ -292,6 +300,18 @@ def main() -> None:
     try:
         server = _setup(args, root)
         items = _items(server)
+        if args.load_on == "fitted":
+            # The fitted course's own learners answer while its fit runs (its recompute holds one batch of
+            # them at a time): learners spread over the course, so some answer before their batch, some after.
+            args.load_learners = [
+                row[0]
+                for row in postgres(
+                    f"{args.postgres.rstrip('/')}/{args.database}",
+                    "SELECT l.external_id FROM tutor_learner l JOIN tutor_course c ON c.id = l.course_id "
+                    f"WHERE c.slug = '{args.fit_course}' ORDER BY md5(l.external_id) LIMIT {int(args.learners)}",
+                )
+            ]
+            fitted_items = _items(server, args.fit_course)
         server.env["PGOPTIONS"] = _session_options("web", args)
         _gunicorn_start(server, args, root)
         del server.env["PGOPTIONS"]
@@ -303,6 +323,8 @@ def main() -> None:
         )[0][0]
         if known < args.learners:  # every learner has a history (kept with the database for the next run)
             _batch_ingest(server, args, items)
+        if args.load_on == "fitted":
+            items, args.load_course, server.key = fitted_items, args.fit_course, args.fit_key
         _worker_start(server, args, root, variants[0][1])
         _settle(url, args, result)
         if not args.no_trace:
