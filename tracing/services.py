@@ -1031,11 +1031,14 @@ def _fit_finish(
     artifact = artifact_save(estimator=estimator, name=f"{fit.course.slug}/fit-{fit.pk}.{fit.kind}")
     progress("activating", 0.96)
     step = time.perf_counter()
-    _activate(fit, estimator, data, vocabulary, artifact, metrics, last_id)
-    timings["activate_s"] = time.perf_counter() - step
-    timings["total_s"] = time.perf_counter() - started
-    timings["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    Fit.objects.filter(pk=fit.pk).update(timings=_rounded(timings))
+
+    def timed() -> dict[str, Any]:
+        timings["activate_s"] = time.perf_counter() - step
+        timings["total_s"] = time.perf_counter() - started
+        timings["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return _rounded(timings)
+
+    _activate(fit, estimator, data, vocabulary, artifact, metrics, last_id, timed)
 
 
 def _rounded(value: Any) -> Any:
@@ -1194,8 +1197,10 @@ def _activate(
     artifact: str,
     metrics: dict[str, Any],
     last_id: int | None,
+    timings: Callable[[], dict[str, Any]],
 ) -> None:
-    """Write every learner's mastery under ``fit``, batch by batch, then make it the active fit.
+    """Write every learner's mastery under ``fit``, batch by batch, then make it the active fit (with
+    ``timings()``, read at that moment, so a fit is never seen succeeded without them).
 
     The course's answers go on meanwhile: each batch holds only its own learners (``mastery_recompute``),
     so an answer waits at most for one batch, never for the whole recompute (minutes on a course of
@@ -1224,6 +1229,7 @@ def _activate(
             stage="done",
             progress=1.0,
             finished_at=django_timezone.now(),
+            timings=timings(),
             snapshot={
                 "interactions": data.n_rows,
                 "learners": data.n_learners,
