@@ -426,8 +426,21 @@ def readme_render(files: list[Path]) -> None:
 
     readme = REPO / "README.md"
     runs = [json.loads(path.read_text()) for path in files]
+    pairs = []
+    for size in sorted({run["answers"] for run in runs}):
+        old = [run for run in runs if run["answers"] == size and Path(run["code"]).name == "base"]
+        new = [run for run in runs if run["answers"] == size and Path(run["code"]).name != "base"]
+        if old and new:
+            before, after = old[-1]["stages"]["import"], new[-1]["stages"]["import"]
+            committed = before.get("committed_s", before["wall_s"]), after["committed_s"]
+            pairs.append(
+                f"At {size / 1e6:g}M answers the new code committed the file in {committed[1]:,.1f} s against "
+                f"{committed[0]:,.1f} s (old / new {committed[0] / committed[1]:.2f}), and finished with its "
+                f"mastery refresh in {after['wall_s']:,.1f} s against {before['wall_s']:,.1f} s "
+                f"(old / new {before['wall_s'] / after['wall_s']:.2f})."
+            )
     sources = ", ".join(f"`{path.relative_to(REPO) if path.is_relative_to(REPO) else path}`" for path in files)
-    body = f"{import_table(runs)}\n\n(From {sources}.)"
+    body = "\n\n".join([import_table(runs), *pairs, f"(From {sources}.)"])
     readme.write_text(block_replace(readme.read_text(), BEGIN, END, f"{BEGIN}\n{body}\n{END}", source=readme))
 
 
