@@ -347,7 +347,8 @@ def import_table(runs: list[dict[str, Any]]) -> str:
 
     def label(run: dict[str, Any]) -> str:
         code = "old (6b52670)" if Path(run["code"]).name == "base" else "new"
-        return f"{code}, {run['answers'] / 1e6:g}M"
+        note = f" ({run['note']})" if run.get("note") else ""
+        return f"{code}, {run['answers'] / 1e6:g}M{note}"
 
     def row(name: str, cell: Any) -> str:
         return f"| {name} | " + " | ".join(cell(run) for run in runs) + " |"
@@ -425,9 +426,23 @@ def readme_render(files: list[Path]) -> None:
     from bench.common import block_replace
 
     readme = REPO / "README.md"
-    runs = [json.loads(path.read_text()) for path in files]
+    # A file named scale-import-<size>-<code>-<words>.json gets its words in its column's head.
+    runs = [{**json.loads(path.read_text()), "note": " ".join(path.stem.split("-")[4:])} for path in files]
+    pairs = []
+    for size in sorted({run["answers"] for run in runs}):
+        old = [run for run in runs if run["answers"] == size and Path(run["code"]).name == "base"]
+        new = [run for run in runs if run["answers"] == size and Path(run["code"]).name != "base"]
+        if old and new:
+            before, after = old[0]["stages"]["import"], new[0]["stages"]["import"]
+            committed = before.get("committed_s", before["wall_s"]), after["committed_s"]
+            pairs.append(
+                f"At {size / 1e6:g}M answers the new code committed the file in {committed[1]:,.1f} s against "
+                f"{committed[0]:,.1f} s (old / new {committed[0] / committed[1]:.2f}), and finished with its "
+                f"mastery refresh in {after['wall_s']:,.1f} s against {before['wall_s']:,.1f} s "
+                f"(old / new {before['wall_s'] / after['wall_s']:.2f})."
+            )
     sources = ", ".join(f"`{path.relative_to(REPO) if path.is_relative_to(REPO) else path}`" for path in files)
-    body = f"{import_table(runs)}\n\n(From {sources}.)"
+    body = "\n\n".join([import_table(runs), *pairs, f"(From {sources}.)"])
     readme.write_text(block_replace(readme.read_text(), BEGIN, END, f"{BEGIN}\n{body}\n{END}", source=readme))
 
 

@@ -269,7 +269,9 @@ def _insert_select(table: str, columns: Sequence[str], query: Any) -> None:
 
 def activity_rebuild(*, course_pk: int | None = None) -> None:
     """Compute the sums again from the stored answers (of one course, or all), in SQL: the migration that
-    added them, and a repair. Holds the rows it rewrites until its transaction ends."""
+    added them, and a repair. Holds the rows it rewrites until its transaction ends. The learners' pending
+    mastery marks are not kept: finish a course's refresh (``tracing.services.mastery_refresh_pending``)
+    before rebuilding its sums."""
     answers = Interaction.objects.order_by()
     if course_pk is not None:
         answers = answers.filter(course_id=course_pk)
