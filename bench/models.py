@@ -876,11 +876,21 @@ def report_merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
             merged["datasets"][name] = result
             continue
         assert before is not None
+        # A model read on only its first folds (--partial) never replaces one measured on all of them;
+        # the comparisons made with it, on the folds both have, still land.
+        kept = {
+            model
+            for model, fit in result["fits"].items()
+            if fit.get("folds_used") and model in before["fits"] and not before["fits"][model].get("folds_used")
+        }
         for protocol, table in result["protocols"].items():
-            before["protocols"].setdefault(protocol, {}).update(table)
-        before["fits"].update(result["fits"])
+            before["protocols"].setdefault(protocol, {}).update({m: v for m, v in table.items() if m not in kept})
+        before["fits"].update({m: v for m, v in result["fits"].items() if m not in kept})
         keyed = {(c["first"], c["second"], c["protocol"]): c for c in before["comparisons"]}
-        keyed.update({(c["first"], c["second"], c["protocol"]): c for c in result["comparisons"]})
+        for c in result["comparisons"]:
+            key = (c["first"], c["second"], c["protocol"])
+            if not (c.get("folds_used") and key in keyed and not keyed[key].get("folds_used")):
+                keyed[key] = c  # (one on fewer folds never replaces one on all of them)
         before["comparisons"] = list(keyed.values())
     return merged
 

@@ -285,3 +285,23 @@ def test_render_names_fits_whose_defaults_changed_since():
     assert bench.stale_fits(report) == ["assist2015 cakt: plateau_decay 0.5 then, 1.0 now"]
     fits["cakt"]["effective_params"]["plateau_decay"] = 1.0
     assert bench.stale_fits(report) == []
+
+
+def test_a_partial_fit_does_not_replace_a_complete_one_in_the_merge():
+    def result(models: dict[str, int | None]) -> dict:
+        fits = {m: {"fit_seconds": {}, **({"folds_used": k} if k else {})} for m, k in models.items()}
+        table = {m: {"auc": {"mean": 0.7 if k else 0.8}} for m, k in models.items()}
+        return {"learners": 10, "rows": 100, "folds": 5, "protocols": {"next_step": table}, "fits": fits}
+
+    def report(started: str, models: dict[str, int | None], comparisons: list[dict]) -> dict:
+        res = {**result(models), "comparisons": comparisons}
+        return {"quick": False, "folds": 5, "started": started, "datasets": {"d": res}}
+
+    old = report("a", {"dkt": None, "bkt_item": None}, [{"first": "dkt", "second": "bkt_item", "protocol": "p"}])
+    pair = {"first": "cakt", "second": "dkt", "protocol": "p", "folds_used": 2}
+    fewer = {"first": "dkt", "second": "bkt_item", "protocol": "p", "folds_used": 2}
+    new = report("b", {"dkt": 2, "cakt": 2}, [pair, fewer])
+    merged = bench.report_merge(old, new)["datasets"]["d"]
+    assert "folds_used" not in merged["fits"]["dkt"] and merged["fits"]["cakt"]["folds_used"] == 2
+    assert merged["protocols"]["next_step"]["dkt"]["auc"]["mean"] == 0.8
+    assert len(merged["comparisons"]) == 2 and pair in merged["comparisons"] and fewer not in merged["comparisons"]
