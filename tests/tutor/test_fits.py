@@ -78,6 +78,8 @@ def fits_url(course, tail=""):
         ("dkt", {"hidden": 10**6}, "params.hidden"),
         ("bkt", {"restart": 3}, "params.restart"),
         ("psikt", {"steps": "300"}, "params.steps"),
+        ("psikt", {"dynamics": "brownian"}, "params.dynamics"),
+        ("psikt", {"dynamics": 1}, "params.dynamics"),
         ("bkt", {"\ud800": 1}, "params"),
         ("bkt", {"max_guess": 10**400}, "params.max_guess"),
         ("bkt", {"shards": 0}, "params.shards"),

@@ -35,6 +35,20 @@ makes practice on k fruitless while i is unknown and learning i never depends on
 the likelihood separates the two directions wherever learners practise a skill before
 knowing all its prerequisites (tracing.simulate's ``"course"`` policy).
 
+``dynamics="ou"``: the paper's model, from its equations (../shared/MODELS.md), beside the default
+above (``"jump"``). Between answers each skill's knowledge is an OU process with the learner's
+mean reversion alpha_l and volatility sigma_l, drawn by its exact discretisation, its long-run
+level raised by the prerequisites' knowledge as the paper writes it:
+
+    z^k <- Normal(d z^k + (1 - d)(mu_l + b^k),  sigma_l^2 (1 - d^2) / (2 alpha_l)),
+    b^k = gamma_l sum_i A_ik z^i / K
+
+and there is no practice step: answers move z only through the observation (the filter's
+update), as in the paper's state-space model. Its traits are the paper's four (alpha, mu, sigma,
+gamma); the raw vector keeps a fifth column, unused and left at its prior, so that both variants
+share one artifact layout, encoder and absorb path. The emission is the probit above in both
+(the paper's logistic link up to a rescaling of the learned w).
+
 A limit: the filter keeps one belief per skill, so "k known implies i known" never
 reaches i's belief, and an edge from a grandparent, or from a skill taught just before
 k whose knowledge implies one of k's prerequisites, can add likelihood and be drawn.
@@ -633,7 +647,9 @@ class PsiKT(Estimator):
     ``known_edge_prior`` the prior probability of an edge the course's authors declared
     (:meth:`with_known_prerequisites`; the graph starts from them and the answers may drop them);
     ``absorb_steps`` passes of :meth:`absorb` over the newcomers (so its cost grows with the
-    newcomers, not with the course); ``threads`` torch CPU threads.
+    newcomers, not with the course); ``threads`` torch CPU threads; ``dynamics`` "jump" (the
+    default: practice jumps gated by the graph) or "ou" (the paper's: the graph raises the OU
+    level, no practice step; see the module docstring).
     """
 
     kind = "psikt"
