@@ -96,7 +96,8 @@ def validation_cached(fold: int, *, quick: bool) -> tuple[dict[str, Any], dict[s
             return json.loads(path.with_suffix(".json").read_text()), {key: stored[key] for key in stored.files}
     figures, arrays = validation_fold(fold, quick=quick)
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path.with_suffix(".npz"), **arrays)
+    kept: dict[str, Any] = arrays
+    np.savez_compressed(path.with_suffix(".npz"), **kept)
     path.with_suffix(".json").write_text(json.dumps(figures))
     return figures, arrays
 
@@ -241,7 +242,7 @@ def main() -> None:
         bench.README.write_text(block_replace(readme, BEGIN, END, block, source=bench.README))
         return
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    run = {"commit": bench._commit(), "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    run: dict[str, Any] = {"commit": bench._commit(), "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     run["load_average_at_start"] = os.getloadavg()
     if args.stage == "validation":
         report["validation"] = {**run, **validation(args.use_folds, args.quick)}
