@@ -158,8 +158,9 @@ def test(use_folds: int, quick: bool, draws: int, models: tuple[str, ...], cache
     return summary
 
 
-def _pm(entry: dict[str, float]) -> str:
-    return f"{entry['mean']:.4f} ± {entry['std']:.4f}"
+def _pm(entry: dict[str, float], folds: int = 2) -> str:
+    """mean ± sd, or the one fold's figure alone."""
+    return f"{entry['mean']:.4f} ± {entry['std']:.4f}" if folds > 1 else f"{entry['mean']:.4f}"
 
 
 def render(report: dict[str, Any]) -> str:
@@ -177,9 +178,10 @@ def render(report: dict[str, Any]) -> str:
         ]
         for variant, name in zip(VARIANTS, ("jump (default)", "ou (the paper's)")):
             seconds = np.mean([run[variant]["fit_seconds"] for run in valid["runs"]])
+            used = valid["folds_used"]
             lines.append(
-                f"| {name} | {_pm(valid['multistep_auc'][variant])} | {_pm(valid['next_step_auc'][variant])} "
-                f"| {seconds:.0f} |"
+                f"| {name} | {_pm(valid['multistep_auc'][variant], used)} "
+                f"| {_pm(valid['next_step_auc'][variant], used)} | {seconds:.0f} |"
             )
         gains = ", ".join(f"{g:+.4f}" for g in valid["gain_ou_minus_jump_multistep"])
         low, high = decision["interval"]
@@ -196,17 +198,18 @@ def render(report: dict[str, Any]) -> str:
         lines += [
             f"Test ({tested['folds']} of the 5 folds; code {report['test_run']['commit']}, "
             f"{report['test_run']['started']}, load average {report['test_run']['load_average_at_start'][0]:.1f}; "
-            "AUC mean ± sd over folds):",
+            f"AUC{' mean ± sd over folds' if tested['folds'] > 1 else ''}):",
             "",
             "| model | next step | 10 steps ahead | 10 steps ahead, history absorbed |",
             "|---|---|---|---|",
         ]
-        protocols = tested["protocols"]
+        protocols, folds = tested["protocols"], tested["folds"]
         for model in ("psikt", "psikt_ou", "bkt_item"):
             absorbed = protocols.get("multistep_absorbed", {}).get(model)
             lines.append(
-                f"| {bench.LABELS[model]} | {_pm(protocols['next_step'][model]['auc'])} "
-                f"| {_pm(protocols['multistep'][model]['auc'])} | {_pm(absorbed['auc']) if absorbed else '–'} |"
+                f"| {bench.LABELS[model]} | {_pm(protocols['next_step'][model]['auc'], folds)} "
+                f"| {_pm(protocols['multistep'][model]['auc'], folds)} "
+                f"| {_pm(absorbed['auc'], folds) if absorbed else '–'} |"
             )
         lines += [
             "",
