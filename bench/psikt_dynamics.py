@@ -173,7 +173,7 @@ def render(report: dict[str, Any]) -> str:
             "training learners held out, the variants fitted on the other 80%; code "
             f"{valid['commit']}, {valid['started']}, load average {valid['load_average_at_start'][0]:.1f}):",
             "",
-            "| dynamics | 10 steps ahead AUC | next step AUC | fit seconds |",
+            "| dynamics | 10 steps ahead AUC | next step AUC | fit seconds (wall) |",
             "|---|---|---|---|",
         ]
         for variant, name in zip(VARIANTS, ("jump (default)", "ou (the paper's)")):
@@ -200,8 +200,8 @@ def render(report: dict[str, Any]) -> str:
             f"{report['test_run']['started']}, load average {report['test_run']['load_average_at_start'][0]:.1f}; "
             f"AUC{' mean ± sd over folds' if tested['folds'] > 1 else ''}):",
             "",
-            "| model | next step | 10 steps ahead | 10 steps ahead, history absorbed |",
-            "|---|---|---|---|",
+            "| model | next step | 10 steps ahead | 10 steps ahead, history absorbed | fit seconds (wall) |",
+            "|---|---|---|---|---|",
         ]
         protocols, folds = tested["protocols"], tested["folds"]
         for model in ("psikt", "psikt_ou", "bkt_item"):
@@ -209,7 +209,8 @@ def render(report: dict[str, Any]) -> str:
             lines.append(
                 f"| {bench.LABELS[model]} | {_pm(protocols['next_step'][model]['auc'], folds)} "
                 f"| {_pm(protocols['multistep'][model]['auc'], folds)} "
-                f"| {_pm(absorbed['auc'], folds) if absorbed else '–'} |"
+                f"| {_pm(absorbed['auc'], folds) if absorbed else '–'} "
+                f"| {tested['fits'][model]['fit_seconds']['mean']:.0f} |"
             )
         lines += [
             "",
