@@ -16,7 +16,8 @@ replaces the default only when its paired gain (per fold, same carve-out) is abo
 every fold or its mean exceeds twice the gain's standard error; otherwise the simpler setting
 (1: off) is kept or chosen, as the setting that needs no justification.
 
-psikt's absorb settings are chosen by ``bench/psikt.py --only absorb_choice``.
+psikt's absorb settings are chosen by ``bench/psikt.py --only absorb_choice``, its ``dynamics``
+(jump or the paper's ou) by ``bench/psikt_dynamics.py --stage validation``.
 """
 
 from __future__ import annotations

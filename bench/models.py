@@ -87,6 +87,8 @@ MODELS: dict[str, tuple[str, dict[str, Any]]] = {
     "bkt_item": ("bkt", {"multigs": True}),
     "dkt": ("dkt", {"threads": 1}),
     "psikt": ("psikt", {"threads": 1}),
+    # The paper's dynamics (issue 17, item 1), beside the default; run by bench/psikt_dynamics.py.
+    "psikt_ou": ("psikt", {"threads": 1, "dynamics": "ou"}),
     "hbkt": ("hbkt", {"threads": 1}),
     "sakt": ("sakt", {"threads": 1}),
     "cakt": ("cakt", {"threads": 1}),
@@ -101,6 +103,7 @@ QUICK_PARAMS = {
     "cakt": {"max_epochs": 3},
     "cakt_decay05": {"max_epochs": 3},
     "psikt": {"steps": 20},
+    "psikt_ou": {"steps": 20},
     "hbkt": {"steps": 20},
     "bkt": {"restarts": 2},
     "bkt_item": {"restarts": 2},
@@ -110,6 +113,7 @@ LABELS = {
     "bkt_item": "BKT, item-level (`multigs`, KT-IDEM)",
     "dkt": "DKT",
     "psikt": "psikt (PSI-KT-style)",
+    "psikt_ou": "psikt, `dynamics` ou (the paper's OU dynamics)",
     "hbkt": "hierarchical BKT (`hbkt`)",
     "sakt": "SAKT",
     "cakt": "CAKT",
@@ -450,16 +454,19 @@ def summarise(
     draws: int,
     subsample: str | None,
     folds: int | None = None,
+    comparisons: list[tuple[str, str]] | None = None,
 ) -> dict[str, Any]:
-    """Per protocol and model the figures over its folds, and the declared comparisons. ``folds``:
-    the split's fold count; a model with fewer (a ``--partial`` run: the first k folds, the rest not
-    fitted yet) is summarised on those, and a comparison with it on the folds both models have."""
+    """Per protocol and model the fold metrics and calibration over its folds, and the paired bootstrap
+    intervals of ``comparisons`` (default: the dataset's declared ones). ``folds``: the split's fold count;
+    a model with fewer (a ``--partial`` run: the first k folds, the rest not fitted yet) is summarised on
+    those, and a comparison with it on the folds both models have."""
     spec = DATASETS[dataset]
     folds = folds or max(len(outcomes) for outcomes in results.values())
+    absorbing = [model for model in results if MODELS[model][0] == "psikt"]
     protocols = ["next_step", "chunked", "multistep"]
     if flags is not None:
         protocols[1:1] = ["next_step_without_expansion", "chunked_without_expansion"]
-    if "psikt" in results:
+    if absorbing:
         protocols.append("multistep_absorbed")
     learner_rows = data.offsets[:-1]
     output: dict[str, Any] = {
@@ -477,7 +484,9 @@ def summarise(
     for protocol in protocols:
         table: dict[str, Any] = {}
         for model, outcomes in results.items():
-            if not all(_has_protocol(o, protocol) for o in outcomes):
+            if not all(_has_protocol(o, protocol) for o in outcomes) or (
+                protocol == "multistep_absorbed" and model not in absorbing
+            ):
                 continue
             per_fold = _protocol_arrays(outcomes, protocol, flags, learner_rows)
             fold_metrics = [metrics(answers, probability) for answers, probability, _ in per_fold]
@@ -513,8 +522,8 @@ def summarise(
         }
         for model, outcomes in results.items()
     }
-    comparisons = []
-    for first, second in spec["comparisons"]:
+    compared = []
+    for first, second in spec["comparisons"] if comparisons is None else comparisons:
         if first not in results or second not in results:
             continue
         for protocol in protocols:
@@ -530,7 +539,7 @@ def summarise(
             if not (np.array_equal(a[0], b[0]) and np.array_equal(a[2], b[2])):
                 raise RuntimeError(f"{dataset} {protocol}: {first} and {second} were scored on different rows")
             interval = bootstrap_difference(a[0], a[1], b[1], a[2], draws=draws, seed=0)
-            comparisons.append(
+            compared.append(
                 {
                     "first": first,
                     "second": second,
@@ -542,12 +551,14 @@ def summarise(
                     },
                 }
             )
-    if "psikt" in results and "bkt_item" in results and len(results["psikt"]) == len(results["bkt_item"]):
-        a, b = pooled["multistep_absorbed"]["psikt"], pooled["multistep"]["bkt_item"]
+    for model in absorbing if "bkt_item" in results else ():
+        if len(results[model]) != len(results["bkt_item"]):
+            continue
+        a, b = pooled["multistep_absorbed"][model], pooled["multistep"]["bkt_item"]
         interval = bootstrap_difference(a[0], a[1], b[1], a[2], draws=draws, seed=0)
-        comparisons.append(
+        compared.append(
             {
-                "first": "psikt, history absorbed",
+                "first": f"{model}, history absorbed",
                 "second": "bkt_item",
                 "protocol": "multistep",
                 **{
@@ -556,7 +567,21 @@ def summarise(
                 },
             }
         )
-    output["comparisons"] = comparisons
+    if {"psikt", "psikt_ou"} <= set(absorbing):
+        a, b = pooled["multistep_absorbed"]["psikt_ou"], pooled["multistep_absorbed"]["psikt"]
+        interval = bootstrap_difference(a[0], a[1], b[1], a[2], draws=draws, seed=0)
+        compared.append(
+            {
+                "first": "psikt_ou, history absorbed",
+                "second": "psikt, history absorbed",
+                "protocol": "multistep",
+                **{
+                    k: (_r(v) if isinstance(v, float) else [_r(x) for x in v] if isinstance(v, list) else v)
+                    for k, v in interval.items()
+                },
+            }
+        )
+    output["comparisons"] = compared
     return output
 
 

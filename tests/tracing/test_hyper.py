@@ -42,6 +42,9 @@ def test_every_parameter_of_every_estimator_is_declared_once_with_bounds(kind):
     for param in declared.params:
         if param.kind is bool:
             continue
+        if param.kind is str:
+            assert param.default in param.choices, f"{kind}.{param.name}'s default is not one of its choices"
+            continue
         assert param.low is not None and param.high is not None, f"{kind}.{param.name} has no bounds"
         value = model.hyper_parameters()[param.name]
         assert param.admits(value), f"{kind}.{param.name}'s default {value} is out of its own bounds"
@@ -61,6 +64,7 @@ def test_absurd_values_that_would_hold_a_worker_are_refused(kind, params):
         ("bkt", {"restarts": 5, "forgets": True}),
         ("bkt", {"multigs": True, "multiprior": True}),
         ("psikt", {"steps": 150, "batch_size": 128, "max_length": 150, "threads": 1}),
+        ("psikt", {"threads": 1, "dynamics": "ou"}),
         ("hbkt", {"steps": 150, "batch_size": 128, "max_length": 150, "threads": 1}),
         ("dkt", {"max_epochs": 8}),
         ("dkt", {"threads": 1, "validation_fraction": 0.1}),
@@ -108,3 +112,18 @@ def test_torch_threads_default_is_read_in_one_place_and_bounded(monkeypatch):
     assert default_threads() == MAX_THREADS
     monkeypatch.setenv("TRACING_TORCH_THREADS", "many")
     assert default_threads() == 2
+
+
+@pytest.mark.parametrize("value", ["OU", "brownian", "", 1, None, True, ["ou"]])
+def test_a_choice_parameter_takes_only_its_choices(value):
+    with pytest.raises(ParamError, match="dynamics must be one of jump, ou") as caught:
+        estimator_params("psikt").check({"dynamics": value}, owner="psikt")
+    assert caught.value.name == "dynamics"
+    # An artifact's own parameters are checked unbounded, but a choice outside the list has no code to run.
+    with pytest.raises(ParamError):
+        estimator_params("psikt").check({"dynamics": value}, owner="psikt", bounded=False)
+
+
+def test_a_choice_parameter_is_an_enum_in_the_schema():
+    schema = estimator_params("psikt").schema()["properties"]["dynamics"]
+    assert schema["type"] == "string" and schema["enum"] == ["jump", "ou"] and schema["default"] == "jump"

@@ -78,6 +78,8 @@ def fits_url(course, tail=""):
         ("dkt", {"hidden": 10**6}, "params.hidden"),
         ("bkt", {"restart": 3}, "params.restart"),
         ("psikt", {"steps": "300"}, "params.steps"),
+        ("psikt", {"dynamics": "brownian"}, "params.dynamics"),
+        ("psikt", {"dynamics": 1}, "params.dynamics"),
         ("bkt", {"\ud800": 1}, "params"),
         ("bkt", {"max_guess": 10**400}, "params.max_guess"),
         ("bkt", {"shards": 0}, "params.shards"),
@@ -138,7 +140,9 @@ def test_the_schema_shows_every_models_parameters_with_their_bounds(client):
     assert shapes["dkt"]["properties"]["params"]["properties"]["threads"]["maximum"] == 16
     for kind, shape in shapes.items():
         for name, declared in shape["properties"]["params"]["properties"].items():
-            if declared["type"] != "boolean":
+            if declared["type"] == "string":
+                assert declared["enum"], f"{kind}.{name} is a string without its choices in the schema"
+            elif declared["type"] != "boolean":
                 assert "minimum" in declared and "maximum" in declared, f"{kind}.{name} is unbounded in the schema"
     assert "409" in schema["paths"]["/api/v1/courses/{course}/fits"]["post"]["responses"]
 

@@ -213,3 +213,21 @@ def test_two_answers_of_one_learner_at_once_lose_no_trait_update(
     trace = LearnerTrace.objects.get(learner=learner)
     assert trace.fit_id == fit.pk and np.allclose(trace.state["memory"]["trait_loc"], row.loc)
     assert services.fits_background_wait(30)
+
+
+def test_a_fit_of_the_papers_dynamics_serves_traits_and_mastery_through_the_service(
+    isolated_models, django_capture_on_commit_callbacks
+):
+    course = demo_course_create()
+    answers_simulate(course, learners=8, answers=12)
+    with django_capture_on_commit_callbacks(execute=True):
+        fit = fit_create(course=course, kind="psikt", params={**PARAMS, "dynamics": "ou"})
+    fit.refresh_from_db()
+    assert fit.status == Fit.SUCCEEDED and fit.params["dynamics"] == "ou", fit.error
+    assert course_model(course).estimator.dynamics == "ou"
+    _record(course, _answers(course, "newcomer", 6), django_capture_on_commit_callbacks)
+    body = client_for(key_for(course)).get(f"/api/v1/courses/{course.slug}/learners/newcomer/mastery").json()
+    assert body["traits_source"] == "learner" and body["traits_answers"] == 6
+    # The paper's four traits: no learning speed, and no words about it.
+    assert set(body["traits"]) == {"forgetting_rate", "long_run_level", "volatility", "prerequisite_gain"}
+    assert not any("learn" in words for words in body["traits_words"])

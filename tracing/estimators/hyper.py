@@ -49,9 +49,9 @@ def default_threads() -> int:
 
 @dataclass(frozen=True)
 class Param:
-    """One hyper-parameter. ``kind`` is bool, int or float; numbers lie in [low, high] ((low, high]
-    with ``open_low``). A ``default_from`` is called when the value is None (so None means "the
-    operator's default", read when the estimator is built)."""
+    """One hyper-parameter. ``kind`` is bool, int, float or str; numbers lie in [low, high] ((low, high]
+    with ``open_low``), a str is one of ``choices``. A ``default_from`` is called when the value is
+    None (so None means "the operator's default", read when the estimator is built)."""
 
     name: str
     kind: type
@@ -61,6 +61,7 @@ class Param:
     help: str = ""
     open_low: bool = False
     default_from: Callable[[], Any] | None = None
+    choices: tuple[str, ...] = ()
 
     def check(self, value: Any, *, bounded: bool = True) -> Any:
         """``value`` as this parameter's type, or ParamError naming the parameter."""
@@ -71,6 +72,11 @@ class Param:
             if not isinstance(value, (bool, np.bool_)):
                 raise ParamError(f"{name} must be true or false, got {_shown(value)}", name=name)
             return bool(value)
+        if self.kind is str:
+            # Checked even when unbounded: a value outside the choices has no code path to run.
+            if not isinstance(value, str) or value not in self.choices:
+                raise ParamError(f"{name} must be one of {', '.join(self.choices)}, got {_shown(value)}", name=name)
+            return value
         if self.kind is int:
             if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
                 raise ParamError(f"{name} must be an integer, got {_shown(value)}", name=name)
@@ -100,9 +106,11 @@ class Param:
 
     def schema(self) -> dict[str, Any]:
         """This parameter as an OpenAPI 3.0 schema object."""
-        kinds = {bool: "boolean", int: "integer", float: "number"}
+        kinds = {bool: "boolean", int: "integer", float: "number", str: "string"}
         result: dict[str, Any] = {"type": kinds[self.kind], "description": self.help}
-        if self.kind is not bool:
+        if self.kind is str:
+            result["enum"] = list(self.choices)
+        elif self.kind is not bool:
             if self.low is not None:
                 result["minimum"] = self.low
                 if self.open_low:
@@ -278,6 +286,15 @@ PSIKT = HyperParameters(
         ),
         Param("absorb_steps", int, 10, 1, 1000, "SVI passes over newcomers when they are absorbed without a refit"),
         THREADS,
+        Param(
+            "dynamics",
+            str,
+            "jump",
+            help="knowledge dynamics: jump (practice moves knowledge towards a ceiling, gated by the "
+            "prerequisites) or ou (the paper's: an Ornstein-Uhlenbeck process whose long-run level the "
+            "prerequisites' knowledge raises; answers inform it, practice has no term of its own)",
+            choices=("jump", "ou"),
+        ),
     )
 )
 

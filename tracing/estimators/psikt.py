@@ -35,6 +35,20 @@ makes practice on k fruitless while i is unknown and learning i never depends on
 the likelihood separates the two directions wherever learners practise a skill before
 knowing all its prerequisites (tracing.simulate's ``"course"`` policy).
 
+``dynamics="ou"``: the paper's model, from its equations (../shared/MODELS.md), beside the default
+above (``"jump"``). Between answers each skill's knowledge is an OU process with the learner's
+mean reversion alpha_l and volatility sigma_l, drawn by its exact discretisation, its long-run
+level raised by the prerequisites' knowledge as the paper writes it:
+
+    z^k <- Normal(d z^k + (1 - d)(mu_l + b^k),  sigma_l^2 (1 - d^2) / (2 alpha_l)),
+    b^k = gamma_l sum_i A_ik z^i / K
+
+and there is no practice step: answers move z only through the observation (the filter's
+update), as in the paper's state-space model. Its traits are the paper's four (alpha, mu, sigma,
+gamma); the raw vector keeps a fifth column, unused and left at its prior, so that both variants
+share one artifact layout, encoder and absorb path. The emission is the probit above in both
+(the paper's logistic link up to a rescaling of the learned w).
+
 A limit: the filter keeps one belief per skill, so "k known implies i known" never
 reaches i's belief, and an edge from a grandparent, or from a skill taught just before
 k whose knowledge implies one of k's prerequisites, can add likelihood and be drawn.
@@ -124,7 +138,12 @@ _TRAIT_PHRASES = (
 
 
 def trait_words(
-    loc: np.ndarray, scale: np.ndarray, population_loc: np.ndarray, population_scale: np.ndarray
+    loc: np.ndarray,
+    scale: np.ndarray,
+    population_loc: np.ndarray,
+    population_scale: np.ndarray,
+    *,
+    learning_speed: bool = True,
 ) -> list[str]:
     """The traits a teacher can act on, in words, each with how sure the model is.
 
@@ -132,10 +151,13 @@ def trait_words(
     the population's typical value: "likely" from 70%, "very likely" from 90%, with the percentage.
     Otherwise: "about usual" where the posterior is narrow (sd under half the population's spread),
     else "not sure yet" (few answers). Raw traits are monotone in the natural ones (log alpha,
-    log lambda, mu), so the comparison in raw units says the same.
+    log lambda, mu), so the comparison in raw units says the same. ``learning_speed`` False: no
+    words on it (``dynamics="ou"`` has no such trait).
     """
     words = []
     for index, high, low, usual, unknown in _TRAIT_PHRASES:
+        if index == 4 and not learning_speed:
+            continue
         sd = max(float(scale[index]), 1e-9)
         above = 0.5 * math.erfc(-(float(loc[index]) - float(population_loc[index])) / (sd * math.sqrt(2)))
         for share, phrase in ((above, high), (1 - above, low)):
@@ -239,18 +261,51 @@ def initial_knowledge(raw: torch.Tensor, n_skills: int) -> tuple[torch.Tensor, t
 
 
 def drift(
-    mean: torch.Tensor, variance: torch.Tensor, raw: torch.Tensor, elapsed: torch.Tensor
+    mean: torch.Tensor,
+    variance: torch.Tensor,
+    raw: torch.Tensor,
+    elapsed: torch.Tensor,
+    graph: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The OU step over ``elapsed`` (B,) time units: mean and variance (B, K) of z afterwards."""
-    alpha, mu, sigma, *_ = trait_values(raw)
+    """The OU step over ``elapsed`` (B,) time units: mean and variance (B, K) of z afterwards.
+
+    With ``graph`` (K, K) (``dynamics="ou"``), each skill's long-run level is raised by its
+    prerequisites' knowledge as the paper writes it (:func:`_ou_drift`); without, it is mu_l."""
+    alpha, mu, sigma, gamma, _ = trait_values(raw)
     decay = torch.exp(-alpha * elapsed)[:, None]
-    return _drift(mean, variance, decay, mu[:, None], (sigma**2 / (2 * alpha))[:, None])
+    stationary = (sigma**2 / (2 * alpha))[:, None]
+    if graph is None:
+        return _drift(mean, variance, decay, mu[:, None], stationary)
+    return _ou_drift(mean, variance, decay, mu[:, None], stationary, gamma[:, None], graph)
 
 
 def _drift(
     mean: torch.Tensor, variance: torch.Tensor, decay: torch.Tensor, level: torch.Tensor, stationary: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     return decay * mean + (1 - decay) * level, decay**2 * variance + stationary * (1 - decay**2)
+
+
+def _ou_drift(
+    mean: torch.Tensor,
+    variance: torch.Tensor,
+    decay: torch.Tensor,
+    level: torch.Tensor,
+    stationary: torch.Tensor,
+    coupling: torch.Tensor,
+    graph: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The paper's transition, exact given z before it: z^k ~ Normal(d z^k + (1 - d)(mu + b^k),
+    sigma^2 (1 - d^2) / (2 alpha)) with b^k = gamma sum_i A_ik z^i / K, d = ``decay`` (B, 1).
+
+    Over the filter's diagonal Gaussian belief the mean is exact (b is linear in z) and the
+    variance adds b's own, (1 - d)^2 (gamma / K)^2 sum_i A_ik^2 var z^i; the cross term of z^k
+    with b^k vanishes because A_kk = 0. ``coupling`` (B, 1) is gamma, ``graph`` (K, K) A."""
+    pull = coupling / graph.shape[0]
+    boost = pull * (mean @ graph)
+    boost_variance = pull**2 * (variance @ (graph * graph))
+    new_mean = decay * mean + (1 - decay) * (level + boost)
+    new_variance = decay**2 * variance + (1 - decay) ** 2 * boost_variance + stationary * (1 - decay**2)
+    return new_mean, new_variance
 
 
 def answer_location(
@@ -335,8 +390,13 @@ def run_filter(
     raw: torch.Tensor,
     batch: dict[str, torch.Tensor],
     start: tuple[torch.Tensor, torch.Tensor] | None = None,
+    dynamics: str = "jump",
 ) -> tuple[torch.Tensor, ...]:
     """Filter a padded batch: (log-likelihood (B,), P(correct) (B, T), final mean, final variance).
+
+    ``dynamics`` "jump": the OU drift towards mu_l, and practice after each answer (gated by
+    the graph); "ou": the paper's OU drift, its level raised by the prerequisites'
+    knowledge, and no practice step (answers move z only through the observation).
 
     ``course`` holds ``weight`` (J, K), ``bias`` (J,), ``gain`` (J, K) (eta_k on the item's
     skills) and ``graph`` (K, K); ``raw`` (B, 5) the traits. ``start`` resumes from a
@@ -360,10 +420,15 @@ def run_filter(
     for step in range(item.shape[1]):
         answered, on = item[:, step], live[:, step, None]
         weight = course["weight"][answered] * on
-        mean, variance = _drift(mean, variance, decay[:, step, None], level, stationary)
+        if dynamics == "ou":
+            mean, variance = _ou_drift(mean, variance, decay[:, step, None], level, stationary, coupling, graph)
+        else:
+            mean, variance = _drift(mean, variance, decay[:, step, None], level, stationary)
         location, shrink = answer_location(mean, variance, weight, bias[:, step])
         locations.append(location)
         mean, variance = observe(mean, variance, weight, location, shrink, correct[:, step])
+        if dynamics == "ou":
+            continue
         readiness = readiness_of(mean, variance, course["scale"], course["typical"])
         mean, variance = practise(
             mean,
@@ -396,10 +461,12 @@ class CourseModel(PyroModule):
         n_learners: int,
         edge_prior: float | np.ndarray,
         temperature: float,
+        dynamics: str = "jump",
     ) -> None:
         super().__init__()
         n_items, n_skills = q_matrix.shape
         self.n_learners, self.n_skills, self.temperature = n_learners, n_skills, temperature
+        self.dynamics = dynamics
         share = q_matrix / np.maximum(q_matrix.sum(axis=1, keepdims=True), 1)
         self.register_buffer("share", torch.as_tensor(share, dtype=torch.float32))
         self.register_buffer("practised", torch.as_tensor(q_matrix, dtype=torch.float32))
@@ -439,7 +506,7 @@ class CourseModel(PyroModule):
         course = self.course(graph)
         with pyro.plate("learners", self.n_learners, subsample=index):
             raw = pyro.sample("traits", dist.Normal(self.population_loc, self.population_scale).to_event(1))
-            log_likelihood, *_ = run_filter(course, raw, batch)
+            log_likelihood, *_ = run_filter(course, raw, batch, dynamics=self.dynamics)
             pyro.factor("answers", log_likelihood)
 
 
@@ -525,9 +592,10 @@ class AbsorbModel(PyroModule):
         prior_loc: torch.Tensor,
         prior_scale: torch.Tensor,
         starts: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+        dynamics: str = "jump",
     ) -> None:
         super().__init__()
-        self.frozen, self.prior_loc, self.prior_scale = course, prior_loc, prior_scale
+        self.frozen, self.prior_loc, self.prior_scale, self.dynamics = course, prior_loc, prior_scale, dynamics
         self.starts = starts  # resume flag (B,), mean (B, K), variance (B, K)
 
     def forward(self, batch: dict[str, torch.Tensor], index: torch.Tensor) -> None:
@@ -539,7 +607,7 @@ class AbsorbModel(PyroModule):
                 torch.where(resume[:, None], mean, fresh_mean),
                 torch.where(resume[:, None], variance, fresh_variance),
             )
-            log_likelihood, *_ = run_filter(self.frozen, raw, batch, start)
+            log_likelihood, *_ = run_filter(self.frozen, raw, batch, start, dynamics=self.dynamics)
             pyro.factor("answers", log_likelihood)
 
 
@@ -579,7 +647,9 @@ class PsiKT(Estimator):
     ``known_edge_prior`` the prior probability of an edge the course's authors declared
     (:meth:`with_known_prerequisites`; the graph starts from them and the answers may drop them);
     ``absorb_steps`` passes of :meth:`absorb` over the newcomers (so its cost grows with the
-    newcomers, not with the course); ``threads`` torch CPU threads.
+    newcomers, not with the course); ``threads`` torch CPU threads; ``dynamics`` "jump" (the
+    default: practice jumps gated by the graph) or "ou" (the paper's: the graph raises the OU
+    level, no practice step; see the module docstring).
     """
 
     kind = "psikt"
@@ -600,6 +670,7 @@ class PsiKT(Estimator):
             config["threads"],
         )
         self.known_edge_prior, self.encoder = config["known_edge_prior"], config["encoder"]
+        self.dynamics: str = config["dynamics"]
         self.unit = 1.0
         self.q_matrix = np.zeros((0, 0), dtype=bool)
         self.arrays: dict[str, np.ndarray] = {}
@@ -627,6 +698,7 @@ class PsiKT(Estimator):
                 n_learners=data.n_learners,
                 edge_prior=edge_prior_matrix(known, self.edge_prior, self.known_edge_prior, data.n_skills),
                 temperature=self.temperature,
+                dynamics=self.dynamics,
             )
             encoder = TraitEncoder(n_items=data.n_items, population_loc=model.population_loc) if self.encoder else None
             guide: CourseGuide | AmortisedGuide = (
@@ -795,6 +867,7 @@ class PsiKT(Estimator):
                 prior_loc=as_float(prior_loc),
                 prior_scale=as_float(prior_scale),
                 starts=(torch.as_tensor(resume), as_float(start_mean), as_float(start_variance)),
+                dynamics=self.dynamics,
             )
             guide = AbsorbGuide(as_float(prior_loc), as_float(prior_scale))
             padded = padded_numpy.torch()
@@ -922,7 +995,9 @@ class PsiKT(Estimator):
                     torch.where(resume, torch.as_tensor(starts[1][learners]), fresh_mean),
                     torch.where(resume, torch.as_tensor(starts[2][learners]), fresh_variance),
                 )
-            _, probability, mean, variance = run_filter(self._course_tensors(), raw_tensor, tensors, start)
+            _, probability, mean, variance = run_filter(
+                self._course_tensors(), raw_tensor, tensors, start, dynamics=self.dynamics
+            )
         out = np.full(data.n_rows, np.nan)
         out[padded.rows[padded.mask]] = probability.numpy()[padded.mask]
         return out, mean.numpy(), variance.numpy()
@@ -1061,12 +1136,15 @@ class PsiKT(Estimator):
         course = self._course_tensors()
         mean, variance, raw, gap = self._unpack(state, at)
         with torch.no_grad():
-            mean, variance = drift(mean, variance, raw, gap)
+            mean, variance = drift(mean, variance, raw, gap, self._drift_graph(course))
             weight, bias = course["weight"][[item]], course["bias"][[item]]
             location, shrink = answer_location(mean, variance, weight, bias)
             mean, variance = observe(
                 mean, variance, weight, location, shrink, torch.tensor([correct], dtype=torch.float64)
             )
+        if self.dynamics == "ou":
+            return self._next_state(state, mean, variance, at)
+        with torch.no_grad():
             readiness = readiness_of(mean, variance, course["scale"], course["typical"])
             _, _, _, coupling, speed = trait_values(raw)
             gate = prerequisite_gate(readiness, coupling[:, None], course["graph"])
@@ -1079,6 +1157,9 @@ class PsiKT(Estimator):
                 course["noise"],
                 gate,
             )
+        return self._next_state(state, mean, variance, at)
+
+    def _next_state(self, state: LearnerState, mean: torch.Tensor, variance: torch.Tensor, at: float) -> LearnerState:
         memory = state.memory
         return self._state(
             mean[0].numpy(),
@@ -1089,12 +1170,16 @@ class PsiKT(Estimator):
             memory.get("learner"),
         )
 
+    def _drift_graph(self, course: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """The graph the drift reads (``dynamics="ou"``), None where it does not (``"jump"``)."""
+        return course["graph"] if self.dynamics == "ou" else None
+
     def predict_next(self, state: LearnerState, items: np.ndarray, *, at: float | None = None) -> np.ndarray:
         course = self._course_tensors()
         chosen = torch.as_tensor(np.asarray(items, dtype=np.int64))
         mean, variance, raw, gap = self._unpack(state, at)
         with torch.no_grad():
-            mean, variance = drift(mean, variance, raw, gap)
+            mean, variance = drift(mean, variance, raw, gap, self._drift_graph(course))
             weight = course["weight"][chosen]
             location, _ = answer_location(
                 mean.expand(len(chosen), -1), variance.expand(len(chosen), -1), weight, course["bias"][chosen]
@@ -1103,10 +1188,12 @@ class PsiKT(Estimator):
             return probability
 
     def mastery_at(self, state: LearnerState, at: float) -> np.ndarray:
-        """Mastery after drifting to ``at`` with no practice: it relaxes towards the long-run level."""
+        """Mastery after drifting to ``at`` with no practice: it relaxes towards the long-run level
+        (with ``dynamics="ou"``, raised by the prerequisites' knowledge)."""
         mean, variance, raw, gap = self._unpack(state, at)
+        graph = self._drift_graph(self._course_tensors()) if self.dynamics == "ou" else None
         with torch.no_grad():
-            mean, variance = drift(mean, variance, raw, gap)
+            mean, variance = drift(mean, variance, raw, gap, graph)
         return self._mastery(mean[0].numpy(), variance[0].numpy())
 
     # ----------------------------------------------------------------- interpretation
@@ -1142,6 +1229,8 @@ class PsiKT(Estimator):
         values = trait_values(torch.as_tensor(draws))
         traits: dict[str, Any] = {}
         for name, value in zip(TRAIT_NAMES, values):
+            if name == "learning_speed" and self.dynamics == "ou":
+                continue  # the paper's model has no practice step, so no learning speed: its four traits
             traits[name] = {"mean": float(value.mean()), "sd": float(value.std())}
         traits["forgetting_rate"]["unit"] = f"per {self.unit:g} {'s' if self.unit != 1.0 else 'step'}"
         return traits
@@ -1152,16 +1241,20 @@ class PsiKT(Estimator):
             np.asarray(state.memory["trait_scale"], dtype=np.float64),
             self.arrays["population_loc"],
             self.arrays["population_scale"],
+            learning_speed=self.dynamics != "ou",
         )
 
     def params(self) -> dict[str, Any]:
         population = {}
         for position, name in enumerate(TRAIT_NAMES):
+            if name == "learning_speed" and self.dynamics == "ou":
+                continue
             population[name] = {
                 "loc": float(self.arrays["population_loc"][position]),
                 "scale": float(self.arrays["population_scale"][position]),
             }
         return {
+            "dynamics": self.dynamics,
             "population_traits_raw": population,
             "emission_scale": float(self.arrays["scale"]),
             "mean_gain": float(self.arrays["gain"].mean()),
