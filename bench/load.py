@@ -206,14 +206,18 @@ def _gunicorn_start(server: Server, args: argparse.Namespace, root: Path, *, loc
         sys.exit(f"gunicorn did not answer: see {root / 'gunicorn.log'}")
 
 
-def _gunicorn_stop(server: Server) -> None:
-    process = server.processes.pop()
+def _process_group_stop(process: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM to the process's group, SIGKILL if it has not ended after ``timeout`` s."""
     os.killpg(process.pid, signal.SIGTERM)
     try:
-        process.wait(timeout=30)
+        process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
+
+
+def _gunicorn_stop(server: Server) -> None:
+    _process_group_stop(server.processes.pop(), 30)
 
 
 def _items(server: Server, course: str = COURSE) -> list[str]:
@@ -605,12 +609,7 @@ def _stop(server: Server | None) -> None:
         return
     for process in reversed(server.processes):
         if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
+            _process_group_stop(process, 20)
 
 
 def main() -> None:

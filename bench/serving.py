@@ -67,6 +67,7 @@ from bench.load import (  # noqa: E402
     _gunicorn_start,
     _items,
     _mixed_load,
+    _process_group_stop,
     _stop,
 )
 from bench.serving_trace import Trace, _descendants  # noqa: E402
@@ -425,13 +426,7 @@ def _settle(url: str, args: argparse.Namespace, into: dict[str, Any]) -> None:
 
 
 def _worker_restart(server: Server, args: argparse.Namespace, root: Path, env: dict[str, str]) -> None:
-    process = server.processes.pop(1)
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
+    _process_group_stop(server.processes.pop(1), 60)
     _worker_start(server, args, root, env)
 
 
