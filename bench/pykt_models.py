@@ -124,6 +124,32 @@ def write_fold_files(
     }
 
 
+def _worker_env() -> dict[str, str]:
+    """The pyKT worker's environment: this one, with one thread for torch's CPU kernels."""
+    return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def _worker_command(
+    python: Path, script: Path, folder: Path, name: str, files: dict[str, Any], config: dict[str, Any], *extra: str
+) -> list[str]:
+    """This module run as pyKT's worker in pyKT's venv, on the fold files in ``folder``."""
+    return [
+        str(python),
+        str(Path(script).resolve()),
+        "--folder",
+        str(folder),
+        "--model",
+        name,
+        "--num-q",
+        str(files["num_q"]),
+        "--num-c",
+        str(files["num_c"]),
+        "--config",
+        json.dumps(config),
+        *extra,
+    ]
+
+
 def fold_run(
     train: Any,
     test: Any,
@@ -147,25 +173,9 @@ def fold_run(
     config = {**DEFAULTS[name], **({"num_epochs": 1} if quick else {})}
     if not Path(python).exists():
         raise RuntimeError(f"{python} missing: run bench/setup_pykt.sh")
-    command = [
-        str(python),
-        str(Path(script).resolve()),
-        "--folder",
-        str(folder),
-        "--model",
-        name,
-        "--num-q",
-        str(files["num_q"]),
-        "--num-c",
-        str(files["num_c"]),
-        "--seed",
-        str(fold),
-        "--config",
-        json.dumps(config),
-    ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    command = _worker_command(python, script, folder, name, files, config, "--seed", str(fold))
     started = time.perf_counter()
-    completed = subprocess.run(command, capture_output=True, text=True, env=env)
+    completed = subprocess.run(command, capture_output=True, text=True, env=_worker_env())
     (folder / "worker.log").write_text(completed.stdout + completed.stderr)
     if completed.returncode != 0:
         raise RuntimeError(f"pyKT worker failed:\n{completed.stderr[-3000:]}")
@@ -330,24 +340,10 @@ def cost(datasets: list[str], model: str, steps: int, out: Path | None) -> dict[
         train = sample.subset(np.setdiff1d(np.arange(sample.n_learners), test_learners))
         folder = REPO / ".bench" / "pykt_cost" / dataset
         files = write_fold_files(train, sample.subset(test_learners), 0, folder)
-        command = [
-            str(PYKT_PYTHON),
-            str(Path(__file__).resolve()),
-            "--folder",
-            str(folder),
-            "--model",
-            model,
-            "--num-q",
-            str(files["num_q"]),
-            "--num-c",
-            str(files["num_c"]),
-            "--config",
-            json.dumps(DEFAULTS[model]),
-            "--steps",
-            str(steps),
-        ]
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-        completed = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
+        command = _worker_command(
+            PYKT_PYTHON, Path(__file__), folder, model, files, DEFAULTS[model], "--steps", str(steps)
+        )
+        completed = subprocess.run(command, capture_output=True, text=True, env=_worker_env(), check=True)
         measured = json.loads(completed.stdout.strip().splitlines()[-1])
         batch = DEFAULTS[model]["batch_size"]
         train_batches = -(-(files["train_pieces"] - files["validation_pieces"]) // batch)
