@@ -28,12 +28,13 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
-    "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
     "tutor",
     "curriculum",
     "tracing",
+    # After tutor: the earlier app's command wins, and tutor's runserver extends staticfiles' own.
+    "django.contrib.staticfiles",
 ]
 
 MIDDLEWARE = [

@@ -146,3 +146,14 @@ def test_a_class_of_30_answering_at_once_gets_no_error_and_loses_nothing(embedde
         }
         assert ids == set(acknowledged)
         assert stored.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_the_embedded_server_listens_with_a_backlog_a_class_can_fill():
+    """runserver's own backlog of 10 overflowed under a class of 30 on a busy machine (a connection reset)."""
+    from django.core.management import get_commands, load_command_class
+
+    assert get_commands()["runserver"] == "tutor"
+    command = load_command_class("tutor", "runserver")
+    assert command.server_cls.request_queue_size >= 4 * LEARNERS
+    # Still staticfiles' runserver (it serves the static files in development).
+    assert "--nostatic" in command.create_parser("manage.py", "runserver").format_help()
