@@ -16,7 +16,7 @@ from tracing.estimators.bkt import BKT
 from tracing.models import Fit, LearnerTrace, Mastery
 from tracing.services import _replay, course_model, fit_create
 from tutor.actions import answers_record
-from tutor.demo import demo_document, demo_history_simulate
+from tutor.demo import demo_document
 from tutor.models import Learner
 from tutor.services import interaction_record
 
@@ -30,16 +30,6 @@ class Exploding(SkillRate):
         if progress:
             progress("epoch", 0.5)
         raise FloatingPointError("loss became NaN")
-
-
-@pytest.fixture
-def demo(settings, tmp_path):
-    settings.ARTIFACT_ROOT = tmp_path
-    document = demo_document()
-    course, _ = course_from_document(document=document)
-    curriculum_import(course=course, document=document)
-    demo_history_simulate(course=course, document=document, learners=20, answers=25)
-    return course
 
 
 def run_fit(course, kind, params=None, *, capture):

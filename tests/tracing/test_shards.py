@@ -7,28 +7,16 @@ import numpy as np
 import pytest
 
 from core.errors import ServiceError
-from curriculum.services import course_from_document, curriculum_import
 from tracing import services
 from tracing.artifacts import artifact_load
 from tracing.estimators.bkt import BKT
 from tracing.models import Fit, Mastery
 from tracing.selectors import interactions_for_fit
 from tracing.services import fit_create
-from tutor.demo import demo_document, demo_history_simulate
 
 pytestmark = pytest.mark.django_db
 
 PARAMS = {"restarts": 2, "max_iter": 30}
-
-
-@pytest.fixture
-def demo(settings, tmp_path):
-    settings.ARTIFACT_ROOT = tmp_path
-    document = demo_document()
-    course, _ = course_from_document(document=document)
-    curriculum_import(course=course, document=document)
-    demo_history_simulate(course=course, document=document, learners=20, answers=25)
-    return course
 
 
 def run_fit(course, params, capture) -> Fit:
