@@ -9,8 +9,9 @@ import pytest
 from django.db import transaction
 
 from curriculum.models import Course, Item
+from tests.stored import mastery_and_traces
 from tracing import services
-from tracing.models import Fit, LearnerTrace, Mastery
+from tracing.models import Fit
 from tracing.selectors import course_vocabulary, interactions_for_fit
 from tracing.services import Pacer, course_model, fit_create, mastery_recompute
 from tutor.actions import answers_import
@@ -23,14 +24,6 @@ def _course(tmp_path, rows: int = 240) -> Course:
     (tmp_path / "answers.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     answers_import(course_slug="paced", path=tmp_path / "answers.csv", format="csv")
     return Course.objects.get(slug="paced")
-
-
-def _written(course: Course) -> tuple[list, list]:
-    mastery = Mastery.objects.filter(learner__course=course).values_list(
-        "learner_id", "skill_id", "probability", "fit_id"
-    )
-    traces = LearnerTrace.objects.filter(learner__course=course).values_list("learner_id", "fit_id", "state")
-    return sorted(mastery), sorted(traces)
 
 
 @pytest.mark.django_db
@@ -69,7 +62,7 @@ def test_a_paced_recompute_in_small_batches_writes_what_one_unpaced_batch_does(
                 batch=batch,
                 pause=pause,
             )
-            results.append((count, _written(course)))
+            results.append((count, mastery_and_traces(course)))
             transaction.set_rollback(True)
     assert results[0] == results[1] and results[0][0] == 12
     # 12 learners in batches of 5 (3; the late learner is replayed within its own): a pause before each

@@ -12,7 +12,8 @@ from django.db import connection, transaction
 
 import tracing.services as tracing_services
 from curriculum.models import Course, Item
-from tracing.models import Fit, LearnerTrace, Mastery
+from tests.stored import mastery_and_traces
+from tracing.models import Fit, Mastery
 from tracing.selectors import _dataset, _dataset_arrays, course_vocabulary, interactions_for_fit
 from tracing.services import _replay, course_model, fit_create, mastery_recompute, mastery_refresh_pending
 from tutor.actions import answers_import, answers_record
@@ -170,14 +171,6 @@ def test_the_numpy_loader_equals_the_row_loader(tmp_path, postgresql):
     assert arrays.learner_ids == rows.learner_ids and len(pks) == rows.n_learners == 11
 
 
-def _written(course):
-    mastery = sorted(
-        Mastery.objects.filter(learner__course=course).values_list("learner_id", "skill_id", "probability", "fit_id")
-    )
-    traces = sorted(LearnerTrace.objects.filter(learner__course=course).values_list("learner_id", "fit_id", "state"))
-    return mastery, traces
-
-
 @pytest.mark.parametrize("batch", [1, 5])
 def test_mastery_recompute_in_batches_equals_one_batch(tmp_path, settings, batch, django_capture_on_commit_callbacks):
     settings.ARTIFACT_ROOT = tmp_path
@@ -206,7 +199,7 @@ def test_mastery_recompute_in_batches_equals_one_batch(tmp_path, settings, batch
             count = mastery_recompute(
                 course=course, fit=model.fit, estimator=model.estimator, data=data, vocabulary=vocabulary, batch=size
             )
-            results.append((count, _written(course)))
+            results.append((count, mastery_and_traces(course)))
             transaction.set_rollback(True)
     assert results[0] == results[1]
     assert results[0][0] == 12
