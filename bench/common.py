@@ -29,9 +29,12 @@ def peak_rss_mb(children: bool = False) -> float:
     return round(resource.getrusage(who).ru_maxrss / 1024, 1)
 
 
-def emit(result: dict[str, Any]) -> None:
-    json.dump(result, sys.stdout, indent=2)
-    sys.stdout.write("\n")
+def emit(result: dict[str, Any], out: Path | None = None) -> None:
+    """``result`` as JSON on stdout, and into ``out`` too where one is given."""
+    text = json.dumps(result, indent=2)
+    sys.stdout.write(text + "\n")
+    if out is not None:
+        out.write_text(text + "\n")
 
 
 def postgres(url: str, sql: str) -> list[tuple]:

@@ -170,8 +170,7 @@ def main() -> None:
         README.write_text(block_replace(README.read_text(), BEGIN, END, render(report), source=README))
         return
     report = run([int(size) for size in arguments.sizes.split(",")], arguments.test)
-    arguments.out.write_text(json.dumps(report, indent=2) + "\n")
-    emit(report)
+    emit(report, arguments.out)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.common import database_fresh  # noqa: E402
+from bench.common import database_fresh, emit  # noqa: E402
 from bench.scale import course_generate, stage_run  # noqa: E402
 
 CONFIGS = {"whole": (1, 1), "1proc": (2, 1), "2proc": (2, 2)}
@@ -237,10 +237,7 @@ def main() -> None:
     reference = next(iter(fitted.values()))
     result["all_fits_equal"] = all(params == reference for params in fitted.values())
     result.update(summary=summary, runs=runs, load_after=os.getloadavg())
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    emit(result, args.out)
 
 
 if __name__ == "__main__":
