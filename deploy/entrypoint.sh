@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The services of deploy/compose.yaml, one image: entrypoint.sh web|worker|migrate|db|redis|proxy
+# The services of deploy/compose.yaml, one image: entrypoint.sh web|worker|beat|migrate|db|redis|proxy
 set -euo pipefail
 cd /app
 service="${1:-web}"
@@ -16,6 +16,10 @@ case "$service" in
     # wait a moment, a request should not (README, Scale: serving while fitting).
     as_tutor nice -n "${WORKER_NICE:-10}" celery -A tutor worker --loglevel=info \
       --concurrency="${WORKER_CONCURRENCY:-1}" "$@" ;;
+  beat)
+    # One for the whole deployment: it sends the periodic tasks (settings CELERY_BEAT_SCHEDULE: psikt's
+    # absorb, the sweep of imports' pending mastery) to the queues; the workers run them.
+    as_tutor celery -A tutor beat --loglevel=info --schedule /tmp/celerybeat-schedule "$@" ;;
   migrate)
     as_tutor python manage.py migrate --no-input ;;
   db)
@@ -41,5 +45,5 @@ case "$service" in
   proxy)
     exec nginx -c /app/deploy/nginx.conf -g 'daemon off;' "$@" ;;
   *)
-    echo "usage: entrypoint.sh web|worker|migrate|db|redis|proxy" >&2; exit 64 ;;
+    echo "usage: entrypoint.sh web|worker|beat|migrate|db|redis|proxy" >&2; exit 64 ;;
 esac

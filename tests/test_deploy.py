@@ -19,7 +19,7 @@ yaml = pytest.importorskip("yaml")
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = yaml.safe_load((ROOT / "deploy" / "compose.yaml").read_text())
 SERVICES = COMPOSE["services"]
-APP_SERVICES = ("migrate", "web1", "web2", "worker")
+APP_SERVICES = ("migrate", "web1", "web2", "worker", "beat")
 
 
 def _environment(service: str) -> dict[str, str]:
@@ -37,7 +37,7 @@ def _environment(service: str) -> dict[str, str]:
 def test_every_service_runs_a_service_of_the_entrypoint():
     entrypoint = (ROOT / "deploy" / "entrypoint.sh").read_text()
     known = set(re.findall(r"^  (\w+)\)$", entrypoint, re.M))
-    assert known == {"web", "worker", "migrate", "db", "redis", "proxy"}
+    assert known == {"web", "worker", "beat", "migrate", "db", "redis", "proxy"}
     assert {SERVICES[name]["command"][0] for name in SERVICES} <= known
     subprocess.run(["bash", "-n", str(ROOT / "deploy" / "entrypoint.sh")], check=True)
 
@@ -51,6 +51,8 @@ def test_two_web_processes_a_worker_and_one_database_and_broker_are_wired_togeth
         assert urlparse(env["CACHE_URL"]).hostname == "redis"  # throttles and LTI state shared by both webs
         assert env["TUTOR_ARTIFACT_ROOT"] == "/artifacts" and "artifacts:/artifacts" in SERVICES[name]["volumes"]
     assert SERVICES["worker"]["environment"]["WORKER_CONCURRENCY"] == "2"
+    # One beat sends the periodic tasks (psikt's absorb, the sweep of imports' pending mastery).
+    assert [name for name in SERVICES if SERVICES[name]["command"] == ["beat"]] == ["beat"]
     assert SERVICES["web1"]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
 
 

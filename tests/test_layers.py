@@ -49,6 +49,7 @@ FLOOR_RULES: tuple[tuple[str, int], ...] = (
     ("tutor.urls", INTERFACES),
     ("tutor.wsgi", INTERFACES),
     ("tutor.health", INTERFACES),
+    ("tutor.tasks", INTERFACES),  # beat's entry points into tutor.actions
     ("tutor.management", INTERFACES),
     ("tracing.management", INTERFACES),
     ("curriculum.management", INTERFACES),

@@ -24,6 +24,7 @@ from tracing.practice import LearnerView, expected_gain, learner_view, policy_it
 from tracing.selectors import stored_mastery
 from tracing.services import course_model, fit_create, fits_in_process, mastery_apply, mastery_refresh_pending
 from tracing.tasks import fit_queue, traits_queue
+from tutor.activity import activity_pending_courses
 from tutor.importing import file_import
 from tutor.lti.tasks import lti_grade_passback_enqueue
 from tutor.models import Learner
@@ -113,10 +114,29 @@ def answers_import(
         summary, course = file_import(
             course_slug=course_slug, course_name=course_name, path=path, format=format, on_rows=on_rows
         )
-    refreshed = mastery_refresh_pending(course=course)
-    summary["mastery_updated"] = len(refreshed)
-    lti_grade_passback_enqueue(learner_ids=refreshed)
+    summary["mastery_updated"] = len(mastery_pending_finish(course=course))
     return summary
+
+
+def mastery_pending_finish(*, course: Course, progress: Callable[[int], Any] | None = None) -> list[int]:
+    """Refresh the mastery of the course's learners marked ``mastery_pending`` (``mastery_refresh_pending``)
+    and queue their LMS grade passback, which reads that mastery; returns the learners refreshed. After
+    each import, and from the sweep (``mastery_pending_sweep``) for what an import that stopped half way
+    left marked."""
+    refreshed = mastery_refresh_pending(course=course, progress=progress)
+    lti_grade_passback_enqueue(learner_ids=refreshed)
+    return refreshed
+
+
+def mastery_pending_sweep(*, courses: Sequence[Course] | None = None) -> dict[str, int]:
+    """``mastery_pending_finish`` for each course (default: every course with a learner marked): what an
+    import's own refresh did not get to (its process ended first) is done here; celery beat runs it every
+    TUTOR_PENDING_SWEEP_EVERY seconds (``tutor.tasks``), ``manage.py mastery_refresh`` without a broker.
+    Returns course slug -> learners refreshed. Two sweeps at once are safe: each batch re-reads the marks
+    under its learners' locks."""
+    if courses is None:
+        courses = list(Course.objects.filter(pk__in=activity_pending_courses()).order_by("pk"))
+    return {course.slug: len(mastery_pending_finish(course=course)) for course in courses}
 
 
 def fit_start(*, course: Course, kind: str, params: dict[str, Any] | None = None, inline: bool = False) -> Fit:

@@ -233,6 +233,23 @@ def activity_pending(
     return list(found.order_by("learner_id").values_list("learner_id", flat=True)[:limit])
 
 
+def activity_pending_courses() -> list[int]:
+    """The courses (pks, ascending) with at least one learner whose mastery is pending."""
+    return list(
+        LearnerActivity.objects.filter(mastery_pending=True)
+        .order_by("course_id")
+        .values_list("course_id", flat=True)
+        .distinct()
+    )
+
+
+def activity_mastery_pending(*, learner_pk: int | None) -> bool:
+    """Whether answers of this learner stored by a file import are not in their stored mastery yet."""
+    if learner_pk is None:
+        return False
+    return LearnerActivity.objects.filter(learner_id=learner_pk, mastery_pending=True).exists()
+
+
 def activity_fold(*, course_pk: int) -> None:
     """Fold the course's import parts (positive) into part 0, each table in one statement that deletes
     exactly the rows it adds (an import committing meanwhile keeps its part for the next fold); the live

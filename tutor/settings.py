@@ -364,6 +364,7 @@ CELERY_TASK_ROUTES = {
     "tracing.tasks.ping_task": {"queue": "maintenance"},
     "tracing.tasks.traits_refresh_task": {"queue": "maintenance"},
     "tracing.tasks.fits_absorb_task": {"queue": "maintenance"},
+    "tutor.tasks.mastery_pending_task": {"queue": "maintenance"},
 }
 TRACING_TRAITS_DELAY = env.float("TRACING_TRAITS_DELAY", default=2.0)
 """Seconds a learner's trait refresh waits after their answer, so a burst of answers is one refresh
@@ -371,8 +372,13 @@ TRACING_TRAITS_DELAY = env.float("TRACING_TRAITS_DELAY", default=2.0)
 TRACING_ABSORB_EVERY = env.float("TRACING_ABSORB_EVERY", default=3600.0)
 """Seconds between celery beat's absorbs of each course's new answers into its active psikt fit
 (continual learning without a refit; `celery -A tutor beat` runs the schedule)."""
+TUTOR_PENDING_SWEEP_EVERY = _number("TUTOR_PENDING_SWEEP_EVERY", 300.0, 1.0, 7 * 86400.0)
+"""Seconds between celery beat's sweeps that finish the mastery refresh of learners a file import left
+marked pending (an import refreshes its learners itself once it has committed; the sweep catches one whose
+process ended first: tutor.tasks.mastery_pending_task)."""
 CELERY_BEAT_SCHEDULE = {
     "absorb-new-answers": {"task": "tracing.tasks.fits_absorb_task", "schedule": TRACING_ABSORB_EVERY},
+    "finish-pending-mastery": {"task": "tutor.tasks.mastery_pending_task", "schedule": TUTOR_PENDING_SWEEP_EVERY},
 }
 # --- end fits -------------------------------------------------------------------------------------
 

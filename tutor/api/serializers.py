@@ -353,6 +353,11 @@ class MasteryOut(serializers.Serializer):
         "models whose traits are not re-inferred (hbkt) or that have none.",
     )
     traits_answers = serializers.IntegerField(help_text="Answers the learner's re-inferred traits rest on (0 if none).")
+    mastery_pending = serializers.BooleanField(
+        help_text="true while answers of this learner that a file import stored are not in `mastery` yet: the "
+        "import refreshes its learners' mastery in batches once it has committed (and a periodic sweep finishes "
+        "what an interrupted one left); answers recorded through the API are always in it."
+    )
 
 
 class NextOut(serializers.Serializer):

@@ -38,6 +38,7 @@ from tracing.services import (
 )
 from tutor import selectors
 from tutor.actions import answers_record, fit_start, next_item_choose
+from tutor.activity import activity_mastery_pending
 from tutor.api import serializers as shapes
 from tutor.api.auth import ApiKeyAuthentication, CourseClient, GlobalClient, course_for_request, courses_for_request
 from tutor.api.parsers import BoundedJSONParser
@@ -400,6 +401,7 @@ class MasteryView(ApiView):
                 "mastery": shapes.SkillMastery(rows, many=True).data,
                 "at": at.isoformat() if at else None,
                 **learner_outlook(learner=learner_object, at=at, model=view.model, state=view.state),
+                "mastery_pending": activity_mastery_pending(learner_pk=learner_object.pk),
             }
         )
 

@@ -18,6 +18,7 @@ from curriculum.policies.base import REMEDIATION, Choice
 from tracing.practice import MasteryHistory, mastery_history
 from tracing.services import course_model, learner_outlook, learner_state
 from tutor.actions import next_item_choose
+from tutor.activity import activity_mastery_pending
 from tutor.lti.classes import ROSTER_PAGE, RosterKey, TeachingScope, class_roster, roster_key
 from tutor.lti.models import ClassMember
 from tutor.models import Interaction, Learner, LearnerActivity
@@ -142,6 +143,8 @@ class LearnerReport:
     traits_source: str | None = None
     """``tracing.services.learner_traits_view``'s: learner, fit or population."""
     traits_answers: int = 0
+    mastery_pending: bool = False
+    """Answers a file import stored are not in the mastery shown yet (``tutor.activity``)."""
     recent: list[Interaction] = field(default_factory=list)
     """The latest answers, newest first."""
 
@@ -193,6 +196,7 @@ def learner_report(
         traits_words=outlook["traits_words"],
         traits_source=outlook["traits_source"],
         traits_answers=outlook["traits_answers"],
+        mastery_pending=activity_mastery_pending(learner_pk=learner.pk),
         recent=list(
             Interaction.objects.filter(learner=learner)
             .select_related("item")

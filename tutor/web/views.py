@@ -20,6 +20,7 @@ from tracing.models import Fit
 from tracing.practice import LearnerView, learner_view
 from tracing.services import learner_traits_view
 from tutor.actions import fit_start
+from tutor.activity import activity_mastery_pending
 from tutor.enrolments import course_for_user, courses_for_user, enrolment_learner
 from tutor.lti.classes import TeachingScope, teaching_courses, teaching_scope
 from tutor.lti.models import CourseClass, PracticeActivity
@@ -179,6 +180,7 @@ def learn_mastery(request: HttpRequest, slug: str) -> HttpResponse:
     view = learner_view(course=course, learner=learner)
     context = {"course": course, "learner": learner, **_mastery_context(course, learner, compact=False, view=view)}
     context["traits"] = learner_traits_view(learner=learner, model=view.model, state=view.state)
+    context["mastery_pending"] = activity_mastery_pending(learner_pk=learner.pk)
     progress = context["progress"]
     graph = progress.graph
     names = {skill.id: skill.name for skill in progress.skills}

@@ -1,0 +1,31 @@
+"""manage.py mastery_refresh [--course SLUG]: finish the mastery refresh of learners a file import left
+marked pending (an import refreshes its learners once it has committed; this catches one whose process
+ended first). celery beat does it every TUTOR_PENDING_SWEEP_EVERY seconds where a broker runs; this command
+is the way without one, e.g. from cron."""
+
+from __future__ import annotations
+
+import json
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from core.errors import ServiceError
+from core.sql import queries_unlogged
+from curriculum.services import course_get
+from tutor.actions import mastery_pending_sweep
+
+
+class Command(BaseCommand):
+    help = "Refresh the mastery of every learner whose imported answers it does not include yet."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--course", help="only this course (default: every course with such learners)")
+
+    def handle(self, *args, course: str | None, **options) -> None:
+        try:
+            courses = [course_get(slug=course)] if course else None
+        except ServiceError as error:
+            raise CommandError(error.message) from None
+        with queries_unlogged():
+            refreshed = mastery_pending_sweep(courses=courses)
+        self.stdout.write(json.dumps({"mastery_updated": refreshed}, indent=2))
