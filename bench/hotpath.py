@@ -7,7 +7,10 @@ the application process: Python CPU milliseconds (process time, so steadier than
 busy machine) and the number of SQL queries, for POST one interaction (with the online mastery
 update) and GET the next item, on the demo course with ``--learners`` learners who already hold
 ``--history`` answers. It runs the WSGI handler directly (every middleware, authentication and
-serialisation included). PostgreSQL's own CPU is not counted here; load.py reports it.
+serialisation included), and the CPU of its PostgreSQL backend (``database_cpu_ms_mean``, from /proc:
+the database runs on this machine), so that the two together say how many requests a second the
+machine's cores can serve at most. ``--skills`` swaps the demo course for one shaped as bench/scale.py's
+(50 skills and 500 items: the serving bench's 5M course), whose ``next`` weighs more items.
 
 Creates a fresh PostgreSQL database (BENCH_DATABASE, default kt_bench_hotpath, on BENCH_POSTGRES,
 default postgres://postgres@127.0.0.1:5432), uses Redis as the cache (BENCH_CACHE_URL, default
@@ -121,12 +124,31 @@ def _seed(call: Caller, args: argparse.Namespace, items: list[str]) -> None:
             sys.exit(f"seeding answered {status}: {body[:300]!r}")
 
 
+def _wide_course(args: argparse.Namespace) -> None:
+    """The --skills course: bench/scale.py's generated file imported as a file is, then a BKT fit, inline."""
+    import tempfile
+
+    from bench.scale import course_generate
+    from curriculum.models import Course
+    from tutor.actions import answers_import, fit_start
+
+    answers = max(1, args.history // args.learners)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "answers.csv"
+        course_generate(path, learners=args.learners, answers=answers, items=args.items, skills=args.skills)
+        answers_import(course_slug="scale", path=path, format="csv")
+    fit = fit_start(course=Course.objects.get(slug="scale"), kind="bkt", inline=True)
+    if fit.status != "succeeded":
+        sys.exit(f"the fit {fit.status}: {fit.error}")
+
+
 def _jobs(args: argparse.Namespace, items: list[str], label: str) -> list[tuple[str, str, Any]]:
     generator = random.Random(label)
     moment = datetime(2026, 11, 1, tzinfo=UTC)
     jobs: list[tuple[str, str, Any]] = []
     for number in range(args.requests):
-        learner = f"learner-{generator.randrange(args.learners):04d}"
+        number_of = generator.randrange(args.learners)
+        learner = f"u{number_of}" if args.skills else f"learner-{number_of:04d}"
         row = {
             "id": f"{label}-{number}",
             "learner": learner,
@@ -134,8 +156,8 @@ def _jobs(args: argparse.Namespace, items: list[str], label: str) -> list[tuple[
             "correct": int(generator.random() < 0.6),
             "timestamp": (moment + timedelta(seconds=number)).isoformat(),
         }
-        jobs.append(("interactions", f"/api/v1/courses/{COURSE}/interactions", row))
-        jobs.append(("next", f"/api/v1/courses/{COURSE}/learners/{learner}/next", None))
+        jobs.append(("interactions", f"/api/v1/courses/{args.course}/interactions", row))
+        jobs.append(("next", f"/api/v1/courses/{args.course}/learners/{learner}/next", None))
     return jobs
 
 
@@ -170,14 +192,32 @@ class Collections:
         }
 
 
+def _backend_cpu() -> tuple[int, float]:
+    """(pid, CPU seconds, user + system, so far) of this process's PostgreSQL backend, read from /proc: the
+    database is on this machine, so what a request costs the machine is this plus the process's own."""
+    from django.db import connection
+
+    connection.ensure_connection()
+    pid = connection.connection.info.backend_pid
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return pid, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _measure(call: Caller, jobs: list[tuple[str, str, Any]]) -> dict[str, dict[str, float]]:
     cpu: dict[str, list[float]] = {"interactions": [], "next": []}
     wall: dict[str, list[float]] = {"interactions": [], "next": []}
+    database: dict[str, float] = {"interactions": 0.0, "next": 0.0}
+    counted: dict[str, int] = {"interactions": 0, "next": 0}
     for endpoint, path, body in jobs:
+        backend, backend_start = _backend_cpu()
         cpu_start, wall_start = time.process_time(), time.perf_counter()
         status, raw = call("POST" if body is not None else "GET", path, body)
         cpu[endpoint].append(time.process_time() - cpu_start)
         wall[endpoint].append(time.perf_counter() - wall_start)
+        after, backend_stop = _backend_cpu()
+        if after == backend:  # the same connection (CONN_MAX_AGE keeps it): its backend's CPU is the request's
+            database[endpoint] += backend_stop - backend_start
+            counted[endpoint] += 1
         if status not in (200, 201):
             sys.exit(f"{endpoint} answered {status}: {raw[:300]!r}")
     return {
@@ -185,6 +225,8 @@ def _measure(call: Caller, jobs: list[tuple[str, str, Any]]) -> dict[str, dict[s
             "cpu_ms_mean": round(1000 * statistics.fmean(cpu[endpoint]), 2),
             "cpu_ms_median": round(1000 * statistics.median(cpu[endpoint]), 2),
             "wall_ms_median": round(1000 * statistics.median(wall[endpoint]), 2),
+            # Clock ticks (10 ms) summed over every request, so the mean is fine-grained enough.
+            "database_cpu_ms_mean": round(1000 * database[endpoint] / max(counted[endpoint], 1), 2),
         }
         for endpoint in cpu
     }
@@ -215,9 +257,18 @@ def main() -> None:
     parser.add_argument("--history", type=int, default=20_000, help="answers stored before measuring")
     parser.add_argument("--profile", type=int, default=0, help="print the top N functions by cumulative time")
     parser.add_argument("--sort", default="cumulative", help="profile order: cumulative or tottime")
+    parser.add_argument(
+        "--skills",
+        type=int,
+        default=0,
+        help="instead of the demo course, a course as bench/scale.py generates it (this many skills, --items "
+        "items, no prerequisites), --history answers of --learners learners imported and a BKT fit active",
+    )
+    parser.add_argument("--items", type=int, default=500, help="items of the --skills course")
     parser.add_argument("--postgres", default=os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432"))
     parser.add_argument("--database", default=os.environ.get("BENCH_DATABASE", "kt_bench_hotpath"))
     args = parser.parse_args()
+    args.course = "scale" if args.skills else COURSE
     base = _configure(args)
     try:
         from django.core.management import call_command
@@ -226,12 +277,18 @@ def main() -> None:
         from tutor.keys import api_key_create
 
         call_command("migrate", "--no-input", verbosity=0)
-        call_command("demo_setup", stdout=io.StringIO())
-        key = api_key_create(name="hotpath", course=Course.objects.get(slug=COURSE))[1]
-        items = list(Item.objects.filter(course__slug=COURSE).order_by("id").values_list("external_id", flat=True))
-        call = Caller(key)
         started = time.perf_counter()
-        _seed(call, args, items)
+        if args.skills:
+            _wide_course(args)
+        else:
+            call_command("demo_setup", stdout=io.StringIO())
+        key = api_key_create(name="hotpath", course=Course.objects.get(slug=args.course))[1]
+        items = list(
+            Item.objects.filter(course__slug=args.course).order_by("id").values_list("external_id", flat=True)
+        )
+        call = Caller(key)
+        if not args.skills:
+            _seed(call, args, items)
         seed_s = time.perf_counter() - started
         warm = argparse.Namespace(**{**vars(args), "requests": args.warmup})
         _measure(call, _jobs(warm, items, "warm"))
@@ -239,6 +296,9 @@ def main() -> None:
             per_request = _measure(call, _jobs(args, items, "measured"))
         result: dict[str, Any] = {
             "bench": "hotpath",
+            "course": args.course,
+            "skills": Course.objects.get(slug=args.course).skills.count(),
+            "items": len(items),
             "learners": args.learners,
             "history": args.history,
             "requests_per_endpoint": args.requests,

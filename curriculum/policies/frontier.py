@@ -44,7 +44,7 @@ When every goal skill is mastered it returns a Choice with ``done=True``.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -205,17 +205,11 @@ def _candidates(
         recent_skills = {
             skill for answer in history[-config.struggle_window :] for skill in item_skills.get(answer.item, ())
         }
-        for skill in [skill for skill, why in candidates.items() if why == FRONTIER]:
-            ancestors = set(state.graph.ancestors(skill))
-            errors = answered = 0
-            for answer in reversed(history):
-                answer_skills = item_skills.get(answer.item, ())
-                if ancestors.intersection(answer_skills) or answered == config.struggle_window:
-                    break  # a prerequisite was checked since: the struggle starts afresh
-                if skill in answer_skills:
-                    answered += 1
-                    errors += answer.correct < 0.5
-            if errors < config.struggle_errors:
+        frontier_skills = [skill for skill, why in candidates.items() if why == FRONTIER]
+        latest, wrongs = _struggle_scan(history, item_skills, config.struggle_window)
+        for skill in frontier_skills:
+            ancestors = state.graph.ancestors(skill)
+            if _struggle_errors(skill, ancestors, latest, wrongs) < config.struggle_errors:
                 continue
             weak = [
                 ancestor for ancestor in ancestors if ancestor not in recent_skills and ancestor in state.items_by_skill
@@ -227,6 +221,34 @@ def _candidates(
                     candidates[target] = REMEDIATION
                     prompted[target] = skill
     return candidates, prompted
+
+
+def _struggle_scan(
+    history: Sequence[Answer], item_skills: Mapping[str, tuple[str, ...]], window: int
+) -> tuple[dict[str, int], dict[str, list[tuple[int, bool]]]]:
+    """One pass over the history, newest first (position 0 is the latest answer): per skill the position
+    of its latest answer, and the positions and wrongness of its latest ``window`` answers. The struggle
+    rule reads these for every frontier skill, instead of a scan of the history per skill (a learner of
+    thousands of answers on a course of 50 skills)."""
+    latest: dict[str, int] = {}
+    wrongs: dict[str, list[tuple[int, bool]]] = {}
+    for position, answer in enumerate(reversed(history)):
+        for skill in item_skills.get(answer.item, ()):
+            latest.setdefault(skill, position)
+            kept = wrongs.setdefault(skill, [])
+            if len(kept) < window:
+                kept.append((position, answer.correct < 0.5))
+    return latest, wrongs
+
+
+def _struggle_errors(
+    skill: str, ancestors: Iterable[str], latest: Mapping[str, int], wrongs: Mapping[str, list[tuple[int, bool]]]
+) -> int:
+    """Wrong answers among the skill's last ``window`` answers (``_struggle_scan``'s) given since the learner
+    last answered one of its prerequisites: a prerequisite checked since starts the struggle afresh, and an
+    answer on both counts as the prerequisite's."""
+    since = min((latest[ancestor] for ancestor in ancestors if ancestor in latest), default=None)
+    return sum(1 for position, wrong in wrongs.get(skill, ()) if wrong and (since is None or position < since))
 
 
 def _stale(

@@ -331,3 +331,44 @@ def test_exposure_off_is_the_order_before_issue_21():
     kwargs = dict(mastery={"s": 0.5}, graph=ONE, items=POOL, config=CONFIG, history=history, seen=seen, now=180.0)
     assert next_item(**kwargs, p_correct=p_correct, exposure=False).item == "s05"  # seen, wrong, in band
     assert next_item(**kwargs, p_correct=p_correct).item not in seen  # exposure control: unseen first
+
+
+# The struggle rule's errors, counted from one pass over the history (``_struggle_scan``), against the rule
+# as written: per skill, walk back from the latest answer, stop at an answer on a prerequisite or once
+# ``window`` answers on the skill were seen, and count the wrong ones.
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from curriculum.policies.frontier import _struggle_errors, _struggle_scan  # noqa: E402
+
+
+def _struggle_errors_by_walking_back(skill, ancestors, history, item_skills, window):
+    errors = answered = 0
+    for answer in reversed(history):
+        skills = item_skills.get(answer.item, ())
+        if set(ancestors).intersection(skills) or answered == window:
+            break
+        if skill in skills:
+            answered += 1
+            errors += answer.correct < 0.5
+    return errors
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    items=st.lists(st.sets(st.integers(0, 5), min_size=1, max_size=3), min_size=1, max_size=8),
+    answers=st.lists(st.tuples(st.integers(0, 9), st.sampled_from([0.0, 0.3, 1.0])), max_size=60),
+    edges=st.sets(st.tuples(st.integers(0, 5), st.integers(0, 5)).filter(lambda e: e[0] < e[1]), max_size=8),
+    window=st.integers(1, 6),
+)
+def test_the_one_pass_struggle_count_is_the_walk_back_rule(items, answers, edges, window):
+    skills = [f"s{n}" for n in range(6)]
+    graph = PrerequisiteGraph(skills, [(f"s{a}", f"s{b}") for a, b in edges])
+    item_skills = {f"i{n}": tuple(sorted(f"s{k}" for k in tested)) for n, tested in enumerate(items)}
+    history = [Answer(f"i{item}", correct) for item, correct in answers]  # i8, i9 may be unknown items
+    latest, wrongs = _struggle_scan(history, item_skills, window)
+    for skill in skills:
+        ancestors = graph.ancestors(skill)
+        assert _struggle_errors(skill, ancestors, latest, wrongs) == _struggle_errors_by_walking_back(
+            skill, ancestors, history, item_skills, window
+        )
