@@ -283,9 +283,7 @@ def main() -> None:
         else:
             call_command("demo_setup", stdout=io.StringIO())
         key = api_key_create(name="hotpath", course=Course.objects.get(slug=args.course))[1]
-        items = list(
-            Item.objects.filter(course__slug=args.course).order_by("id").values_list("external_id", flat=True)
-        )
+        items = list(Item.objects.filter(course__slug=args.course).order_by("id").values_list("external_id", flat=True))
         call = Caller(key)
         if not args.skills:
             _seed(call, args, items)
