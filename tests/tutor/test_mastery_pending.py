@@ -15,8 +15,10 @@ from django.urls import reverse
 
 from curriculum.models import Course
 from tests.tutor.api_support import client_for, key_for
+from tests.threads import postgresql, together  # noqa: F401 - postgresql is a fixture
 from tests.tutor.test_import_scale import _mastery_is_the_replay, write_csv
 from tracing.models import Mastery
+from tracing.services import mastery_refresh_pending
 from tutor.actions import answers_import
 from tutor.models import Learner, LearnerActivity
 from tutor.tasks import mastery_pending_task
@@ -126,3 +128,16 @@ def test_a_bad_sweep_interval_stops_the_start(value):
         cwd=django_settings.BASE_DIR,
     )
     assert result.returncode != 0 and "TUTOR_PENDING_SWEEP_EVERY" in result.stderr
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sweeps_and_an_imports_refresh_at_once_refresh_each_learner_once(tmp_path, postgresql):
+    """celery beat's sweep may start while an import's own refresh runs (or two sweeps on two workers): each
+    batch re-reads the marks under its learners' locks, so every learner is written by one of them, none
+    waits for ever, and the mastery is the replay of the stored history."""
+    course = _import_unrefreshed(tmp_path, rows=600)
+    learners = sorted(Learner.objects.filter(course=course).values_list("pk", flat=True))
+    done = together(lambda number: mastery_refresh_pending(course=course, batch=2), count=4)
+    assert sorted(pk for refreshed in done for pk in refreshed) == learners  # each once
+    assert not _pending(course)
+    _mastery_is_the_replay(course)
