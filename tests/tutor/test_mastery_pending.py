@@ -14,8 +14,8 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from curriculum.models import Course
-from tests.tutor.api_support import client_for, key_for
 from tests.threads import postgresql, together  # noqa: F401 - postgresql is a fixture
+from tests.tutor.api_support import client_for, key_for
 from tests.tutor.test_import_scale import _mastery_is_the_replay, write_csv
 from tracing.models import Mastery
 from tracing.services import mastery_refresh_pending
