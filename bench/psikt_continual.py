@@ -14,7 +14,9 @@ come as paired bootstrap 95% intervals by learner (``bootstrap_difference``). Ti
 loaded machine wall-clock seconds swing with the other processes) and wall-clock seconds beside them.
 
 Two absorb settings, fixed before any run (neither chosen on these figures): the estimator's
-default (10 passes at a learning rate of 0.1) and a budget setting (2 passes at 0.3). An absorb pass
+default (10 passes at a learning rate of 0.1) and a budget setting (2 passes at 0.3); and a third
+chosen per split on validation answers carved from the newcomers' histories, never the scored
+answers (:func:`choose_on_history`, its rule fixed before the first run). An absorb pass
 costs about what a fit step costs per learner (both run the same filter forward and backward), and
 a fit costs ``steps`` x ``batch_size`` learner-passes whatever the number of learners, so absorbing
 1,000 learners 10 times faster than a 150 x 128 refit leaves about 2 passes.
@@ -46,6 +48,9 @@ ABSORB_SETTINGS = {
     "default_10_passes": {"steps": 10, "learning_rate": 0.1},
     "budget_2_passes": {"steps": 2, "learning_rate": 0.3},
 }
+# The settings the validation stage chooses among (fixed before its first run), against the default.
+VALIDATION_GRID = [{"steps": steps, "learning_rate": rate} for steps in (2, 3, 4) for rate in (0.3, 0.5)]
+LEVEL_MARGIN = 0.002  # a cheaper setting may trail the default by this much AUC (point estimate) at most
 
 
 def _auc_interval(correct: np.ndarray, probability: np.ndarray, groups: np.ndarray, draws: int = 1000) -> list[float]:
@@ -88,7 +93,10 @@ def one_split(data: Dataset, seed: int, params: dict[str, Any], newcomer_count: 
             "minus_refit": _rounded(bootstrap_difference(answers, p_population, p_refit, groups)),
         },
     }
-    for name, setting in ABSORB_SETTINGS.items():
+    validation = choose_on_history(base_fit, history, seed)
+    result["validation"] = validation
+    settings = {**ABSORB_SETTINGS, "validation_chosen": validation["chosen"]}
+    for name, setting in settings.items():
         absorbed: Any = copy.deepcopy(base_fit)
         clock = _Clock()
         absorbed.absorb(history, seed=seed, **setting)
@@ -105,6 +113,52 @@ def one_split(data: Dataset, seed: int, params: dict[str, Any], newcomer_count: 
         }
         print(f"split {seed} {name}: {result[f'absorb_{name}']}", file=sys.stderr, flush=True)
     return result
+
+
+def choose_on_history(base_fit: Any, history: Dataset, seed: int) -> dict[str, Any]:
+    """The absorb setting chosen on validation answers carved from the newcomers' histories (what a
+    refit trains on), never from the scored last HORIZON answers: each history less its own last
+    HORIZON answers is absorbed into a copy of the base fit, those HORIZON answers predicted. The same
+    1,000 learners, so the same minibatches per pass as the scored absorb (Adam's steps per learner
+    depend on them).
+
+    The rule, fixed before the first run: of VALIDATION_GRID, the setting with the fewest passes (then
+    the higher validation AUC) whose paired bootstrap 95% interval of AUC minus the default's
+    (ABSORB_SETTINGS' default_10_passes) reaches zero or above, its point estimate no more than
+    LEVEL_MARGIN below; none such: the default."""
+    inner = history.truncate(np.maximum(history.lengths - HORIZON, 0))
+    default = ABSORB_SETTINGS["default_10_passes"]
+    predicted: dict[tuple[int, float], np.ndarray] = {}
+    answers = np.zeros(0)
+    for setting in [default, *VALIDATION_GRID]:
+        absorbed: Any = copy.deepcopy(base_fit)
+        absorbed.absorb(inner, seed=seed, **setting)
+        answers, predicted[(setting["steps"], setting["learning_rate"])] = multistep_predict(
+            absorbed, history, horizon=HORIZON
+        )
+    groups = np.repeat(np.arange(len(answers) // HORIZON), HORIZON)
+    reference = predicted[(default["steps"], default["learning_rate"])]
+    runs = [{**default, "validation_auc": round(auc(answers, reference), 4)}]
+    for setting in VALIDATION_GRID:
+        mine = predicted[(setting["steps"], setting["learning_rate"])]
+        difference = bootstrap_difference(answers, mine, reference, groups)
+        runs.append(
+            {
+                **setting,
+                "validation_auc": round(auc(answers, mine), 4),
+                "minus_default": round(difference["auc_difference"], 4),
+                "minus_default_interval": [round(value, 4) for value in difference["auc_interval"]],
+            }
+        )
+    level = [
+        run
+        for run in runs[1:]
+        if run["minus_default_interval"][1] >= 0 and run["minus_default"] >= -LEVEL_MARGIN
+    ]
+    best = min(level, key=lambda run: (run["steps"], -run["validation_auc"])) if level else runs[0]
+    chosen = {"steps": best["steps"], "learning_rate": best["learning_rate"]}
+    print(f"validation: {runs} -> {chosen}", file=sys.stderr, flush=True)
+    return {"scored_learners": int(groups.max()) + 1 if len(groups) else 0, "runs": runs, "chosen": chosen}
 
 
 class _Clock:
