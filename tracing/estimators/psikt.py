@@ -1048,22 +1048,10 @@ class PsiKT(Estimator):
         self, data: Dataset, learners: np.ndarray, raw: np.ndarray, starts: tuple[np.ndarray, ...] | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Run the float64 filter over ``learners``: (P(correct) per row of data, final mean, final var)."""
-        padded = pad_learners(data, learners, unit=self.unit)
-        if starts is not None:
-            padded.elapsed[:, 0] = starts[3][learners]
-        tensors = padded.torch(torch.float64)
-        raw_tensor = torch.as_tensor(raw, dtype=torch.float64)
-        start = None
+        padded, raw_tensor, start = self._filter_inputs(data, learners, raw, starts)
         with torch.no_grad():
-            if starts is not None:
-                resume = torch.as_tensor(starts[0][learners])[:, None]
-                fresh_mean, fresh_variance = initial_knowledge(raw_tensor, len(self._skill_ids))
-                start = (
-                    torch.where(resume, torch.as_tensor(starts[1][learners]), fresh_mean),
-                    torch.where(resume, torch.as_tensor(starts[2][learners]), fresh_variance),
-                )
             _, probability, mean, variance = run_filter(
-                self._course_tensors(), raw_tensor, tensors, start, dynamics=self.dynamics
+                self._course_tensors(), raw_tensor, padded.torch(torch.float64), start, dynamics=self.dynamics
             )
         out = np.full(data.n_rows, np.nan)
         out[padded.rows[padded.mask]] = probability.numpy()[padded.mask]
@@ -1074,21 +1062,30 @@ class PsiKT(Estimator):
     ) -> tuple[np.ndarray, np.ndarray]:
         """Knowledge mean and variance (B, K) after ``learners``' last rows (:func:`final_knowledge`);
         ``starts`` as in :meth:`_filter`."""
+        padded, raw_tensor, start = self._filter_inputs(data, learners, raw, starts)
+        with torch.no_grad():
+            mean, variance = final_knowledge(self._course_tensors(), raw_tensor, padded, start, dynamics=self.dynamics)
+        return mean.numpy(), variance.numpy()
+
+    def _filter_inputs(
+        self, data: Dataset, learners: np.ndarray, raw: np.ndarray, starts: tuple[np.ndarray, ...] | None
+    ) -> tuple[Padded, torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+        """``learners``' padded rows, traits and where their filter starts: the initial law, or with
+        ``starts`` (resume flag, mean, variance, time to the first row; indexed by learner) a resumed
+        learner's stored state."""
         padded = pad_learners(data, learners, unit=self.unit)
         if starts is not None:
             padded.elapsed[:, 0] = starts[3][learners]
         raw_tensor = torch.as_tensor(raw, dtype=torch.float64)
-        start = None
-        with torch.no_grad():
-            if starts is not None:
-                resume = torch.as_tensor(starts[0][learners])[:, None]
-                fresh_mean, fresh_variance = initial_knowledge(raw_tensor, len(self._skill_ids))
-                start = (
-                    torch.where(resume, torch.as_tensor(starts[1][learners]), fresh_mean),
-                    torch.where(resume, torch.as_tensor(starts[2][learners]), fresh_variance),
-                )
-            mean, variance = final_knowledge(self._course_tensors(), raw_tensor, padded, start, dynamics=self.dynamics)
-        return mean.numpy(), variance.numpy()
+        if starts is None:
+            return padded, raw_tensor, None
+        resume = torch.as_tensor(starts[0][learners])[:, None]
+        fresh_mean, fresh_variance = initial_knowledge(raw_tensor, len(self._skill_ids))
+        start = (
+            torch.where(resume, torch.as_tensor(starts[1][learners]), fresh_mean),
+            torch.where(resume, torch.as_tensor(starts[2][learners]), fresh_variance),
+        )
+        return padded, raw_tensor, start
 
     def _store_end_states(
         self,
@@ -1108,7 +1105,7 @@ class PsiKT(Estimator):
             )
         self._grow(size)
         raw = self.arrays["trait_loc"][slots]
-        # On the fit's thread count: torch's default (every core) spun idle threads on a loaded machine.
+        # On the fit's thread count, not torch's default (every core), whose idle threads cost CPU on a busy machine.
         with fitting_context(threads=self.threads):
             for chunk in np.array_split(np.arange(len(learners)), max(1, len(learners) // _END_CHUNK)):
                 if not len(chunk):
