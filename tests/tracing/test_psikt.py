@@ -281,3 +281,27 @@ def test_end_states_filter_matches_the_full_filter(simulation, dynamics):
         new_mean, new_variance = model._end_states(data, learners, raw[learners], given)
         np.testing.assert_allclose(new_mean, mean, rtol=0, atol=1e-10)
         np.testing.assert_allclose(new_variance, variance, rtol=0, atol=1e-10)
+
+
+def test_end_states_run_on_the_fits_thread_count(simulation, monkeypatch):
+    """Storing end states ran on torch's default thread count (every core), whose idle threads cost
+    CPU seconds on a busy machine: it runs on the estimator's ``threads``, as its SVI does."""
+    from tracing.estimators import psikt
+
+    seen = []
+    original = psikt.final_knowledge
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(psikt, "final_knowledge", spy)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        model = PsiKT(steps=2, **FAST).fit(simulation.data.subset(np.arange(20)), seed=0)
+        model.absorb(simulation.data.subset(np.arange(20, 30)), seed=0, steps=1)
+        assert torch.get_num_threads() == 2  # restored
+    finally:
+        torch.set_num_threads(previous)
+    assert seen == [1, 1]
