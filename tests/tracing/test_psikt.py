@@ -256,3 +256,52 @@ def test_traits_infer_reads_the_encoder_when_the_model_has_one(simulation):
     loc, scale = model.traits_infer(data.subset(np.arange(3)))
     expected_loc, expected_scale = model.encode_traits(data.subset(np.arange(3)))
     assert np.allclose(loc, expected_loc) and np.allclose(scale, expected_scale)
+
+
+@pytest.mark.parametrize("dynamics", ["jump", "ou"])
+def test_end_states_filter_matches_the_full_filter(simulation, dynamics):
+    """The end-state filter (steps only the learners still in their history, longest first) gives
+    run_filter's final state, fresh and resumed, learners of every length (none included), to 1e-10."""
+    model = PsiKT(steps=3, dynamics=dynamics, **FAST).fit(simulation.data, seed=0)
+    rng = np.random.default_rng(0)
+    data = simulation.data.subset(np.arange(30))
+    data = data.truncate(rng.integers(0, data.lengths + 1))  # lengths from 0 to the whole history
+    assert (data.lengths == 0).any() and len(np.unique(data.lengths)) > 10
+    learners = rng.permutation(data.n_learners)
+    raw = model.arrays["population_loc"][None, :] + rng.normal(0, 0.5, (data.n_learners, 5))
+    n_skills = data.n_skills
+    starts = (
+        rng.random(data.n_learners) < 0.5,
+        rng.normal(0, 1, (data.n_learners, n_skills)),
+        rng.uniform(0.01, 2, (data.n_learners, n_skills)),
+        np.where(data.lengths > 0, rng.uniform(0, 5, data.n_learners), 0.0),  # as absorb's _first_gaps
+    )
+    for given in (None, starts):
+        _, mean, variance = model._filter(data, learners, raw[learners], given)
+        new_mean, new_variance = model._end_states(data, learners, raw[learners], given)
+        np.testing.assert_allclose(new_mean, mean, rtol=0, atol=1e-10)
+        np.testing.assert_allclose(new_variance, variance, rtol=0, atol=1e-10)
+
+
+def test_end_states_run_on_the_fits_thread_count(simulation, monkeypatch):
+    """Storing end states ran on torch's default thread count (every core), whose idle threads cost
+    CPU seconds on a busy machine: it runs on the estimator's ``threads``, as its SVI does."""
+    from tracing.estimators import psikt
+
+    seen = []
+    original = psikt.final_knowledge
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(psikt, "final_knowledge", spy)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        model = PsiKT(steps=2, **FAST).fit(simulation.data.subset(np.arange(20)), seed=0)
+        model.absorb(simulation.data.subset(np.arange(20, 30)), seed=0, steps=1)
+        assert torch.get_num_threads() == 2  # restored
+    finally:
+        torch.set_num_threads(previous)
+    assert seen == [1, 1]

@@ -111,6 +111,7 @@ from tracing.data import Dataset
 from tracing.estimators import hyper
 from tracing.estimators.base import Estimator, LearnerState, Progress, no_progress
 from tracing.estimators.pyro_common import (
+    Padded,
     batch_rows,
     fitting_context,
     load_artifact,
@@ -125,6 +126,7 @@ TRAIT_NAMES = ("forgetting_rate", "long_run_level", "volatility", "prerequisite_
 N_TRAITS = len(TRAIT_NAMES)
 ENCODER_PREFIX = "encoder."  # the trait encoder's weights, among a fit's arrays
 _VARIANCE_FLOOR = 1e-6
+_END_CHUNK = 2048  # learners per end-state filter call (its padded arrays are chunk x longest history)
 
 
 # (raw trait index, what a high value means, what a low one means, what "about usual" means, what
@@ -444,6 +446,71 @@ def run_filter(
         live * (correct * torch.special.log_ndtr(location) + (1 - correct) * torch.special.log_ndtr(-location))
     ).sum(1)
     return log_likelihood, torch.special.ndtr(location), mean, variance
+
+
+def final_knowledge(
+    course: dict[str, torch.Tensor],
+    raw: torch.Tensor,
+    padded: Padded,
+    start: tuple[torch.Tensor, torch.Tensor] | None = None,
+    dynamics: str = "jump",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The knowledge mean and variance (B, K) after each learner's last row: :func:`run_filter`'s
+    final state, without autograd and without its probabilities, at a fraction of its cost.
+
+    Why a second filter: storing every learner's end state after a fit or an absorb is one pass over
+    each learner's whole history, and :func:`run_filter` steps every learner of a batch to the
+    longest one's end. Here learners go longest first and each step updates only those whose history
+    is not over yet (a prefix), so the steps taken are the rows there are, not B x the longest; the
+    item's log(1 - eta) row is read from a table made once. A padded step leaves the state as it
+    was (zero elapsed time, weight and gain) but for the variance floor of :func:`observe`, applied
+    at the end to the learners that had padding, so the result is :func:`run_filter`'s to rounding
+    (``tests/tracing/test_psikt.py`` pins it to 1e-10). Float64 throughout, as prediction.
+    """
+    n_skills = course["weight"].shape[1]
+    lengths = torch.as_tensor(padded.mask.sum(1))
+    order = torch.argsort(-lengths, stable=True)
+    mean, variance = start if start is not None else initial_knowledge(raw, n_skills)
+    mean, variance, raw = mean[order].clone(), variance[order].clone(), raw[order]
+    item = torch.as_tensor(padded.item)[order]
+    correct = torch.as_tensor(padded.correct, dtype=torch.float64)[order]
+    elapsed = torch.as_tensor(padded.elapsed, dtype=torch.float64)[order]
+    active = lengths[order]
+    alpha, mu, sigma, gamma, speed = trait_values(raw)
+    level, coupling, speed = mu[:, None], gamma[:, None], speed[:, None]
+    stationary = (sigma**2 / (2 * alpha))[:, None]
+    graph = course["graph"]
+    keep = torch.log1p(-torch.clamp(course["gain"], max=1 - 1e-6))  # log(1 - eta) per item and skill
+    # Learners still in their history at each step: a prefix, since they are sorted longest first.
+    counts = (active[None, :] > torch.arange(int(active.max()) if len(active) else 0)[:, None]).sum(1).tolist()
+    for step, count in enumerate(counts):
+        live = slice(0, count)
+        answered = item[live, step]
+        weight = course["weight"][answered]
+        decay = torch.exp(-alpha[live] * elapsed[live, step])[:, None]
+        m, v = mean[live], variance[live]
+        if dynamics == "ou":
+            m, v = _ou_drift(m, v, decay, level[live], stationary[live], coupling[live], graph)
+        else:
+            m, v = _drift(m, v, decay, level[live], stationary[live])
+        location, shrink = answer_location(m, v, weight, course["bias"][answered])
+        m, v = observe(m, v, weight, location, shrink, correct[live, step])
+        if dynamics != "ou":
+            readiness = readiness_of(m, v, course["scale"], course["typical"])
+            m, v = practise(
+                m,
+                v,
+                -torch.expm1(speed[live] * keep[answered]),
+                course["practised"][answered],
+                course["ceiling"],
+                course["noise"],
+                prerequisite_gate(readiness, coupling[live], graph),
+            )
+        mean[live], variance[live] = m, v
+    padding = active < padded.mask.shape[1]
+    variance[padding] = torch.clamp(variance[padding], min=_VARIANCE_FLOOR)
+    back = torch.argsort(order)
+    return mean[back], variance[back]
 
 
 class CourseModel(PyroModule):
@@ -981,26 +1048,44 @@ class PsiKT(Estimator):
         self, data: Dataset, learners: np.ndarray, raw: np.ndarray, starts: tuple[np.ndarray, ...] | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Run the float64 filter over ``learners``: (P(correct) per row of data, final mean, final var)."""
-        padded = pad_learners(data, learners, unit=self.unit)
-        if starts is not None:
-            padded.elapsed[:, 0] = starts[3][learners]
-        tensors = padded.torch(torch.float64)
-        raw_tensor = torch.as_tensor(raw, dtype=torch.float64)
-        start = None
+        padded, raw_tensor, start = self._filter_inputs(data, learners, raw, starts)
         with torch.no_grad():
-            if starts is not None:
-                resume = torch.as_tensor(starts[0][learners])[:, None]
-                fresh_mean, fresh_variance = initial_knowledge(raw_tensor, len(self._skill_ids))
-                start = (
-                    torch.where(resume, torch.as_tensor(starts[1][learners]), fresh_mean),
-                    torch.where(resume, torch.as_tensor(starts[2][learners]), fresh_variance),
-                )
             _, probability, mean, variance = run_filter(
-                self._course_tensors(), raw_tensor, tensors, start, dynamics=self.dynamics
+                self._course_tensors(), raw_tensor, padded.torch(torch.float64), start, dynamics=self.dynamics
             )
         out = np.full(data.n_rows, np.nan)
         out[padded.rows[padded.mask]] = probability.numpy()[padded.mask]
         return out, mean.numpy(), variance.numpy()
+
+    def _end_states(
+        self, data: Dataset, learners: np.ndarray, raw: np.ndarray, starts: tuple[np.ndarray, ...] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Knowledge mean and variance (B, K) after ``learners``' last rows (:func:`final_knowledge`);
+        ``starts`` as in :meth:`_filter`."""
+        padded, raw_tensor, start = self._filter_inputs(data, learners, raw, starts)
+        with torch.no_grad():
+            mean, variance = final_knowledge(self._course_tensors(), raw_tensor, padded, start, dynamics=self.dynamics)
+        return mean.numpy(), variance.numpy()
+
+    def _filter_inputs(
+        self, data: Dataset, learners: np.ndarray, raw: np.ndarray, starts: tuple[np.ndarray, ...] | None
+    ) -> tuple[Padded, torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+        """``learners``' padded rows, traits and where their filter starts: the initial law, or with
+        ``starts`` (resume flag, mean, variance, time to the first row; indexed by learner) a resumed
+        learner's stored state."""
+        padded = pad_learners(data, learners, unit=self.unit)
+        if starts is not None:
+            padded.elapsed[:, 0] = starts[3][learners]
+        raw_tensor = torch.as_tensor(raw, dtype=torch.float64)
+        if starts is None:
+            return padded, raw_tensor, None
+        resume = torch.as_tensor(starts[0][learners])[:, None]
+        fresh_mean, fresh_variance = initial_knowledge(raw_tensor, len(self._skill_ids))
+        start = (
+            torch.where(resume, torch.as_tensor(starts[1][learners]), fresh_mean),
+            torch.where(resume, torch.as_tensor(starts[2][learners]), fresh_variance),
+        )
+        return padded, raw_tensor, start
 
     def _store_end_states(
         self,
@@ -1020,12 +1105,14 @@ class PsiKT(Estimator):
             )
         self._grow(size)
         raw = self.arrays["trait_loc"][slots]
-        for chunk in np.array_split(np.arange(len(learners)), max(1, len(learners) // 512)):
-            if not len(chunk):
-                continue
-            _, mean, variance = self._filter(data, learners[chunk], raw[chunk], starts)
-            self.arrays["end_mean"][slots[chunk]] = mean
-            self.arrays["end_variance"][slots[chunk]] = variance
+        # On the fit's thread count, not torch's default (every core), whose idle threads cost CPU on a busy machine.
+        with fitting_context(threads=self.threads):
+            for chunk in np.array_split(np.arange(len(learners)), max(1, len(learners) // _END_CHUNK)):
+                if not len(chunk):
+                    continue
+                mean, variance = self._end_states(data, learners[chunk], raw[chunk], starts)
+                self.arrays["end_mean"][slots[chunk]] = mean
+                self.arrays["end_variance"][slots[chunk]] = variance
         last = data.offsets[1:] - 1
         for position, slot in zip(learners, slots):
             if data.lengths[position]:
@@ -1052,10 +1139,10 @@ class PsiKT(Estimator):
         loc, scale = self._raw_traits(data.learner_ids)
         states: list[LearnerState] = []
         learners = np.arange(data.n_learners)
-        for chunk in np.array_split(learners, max(1, data.n_learners // 512)):
+        for chunk in np.array_split(learners, max(1, data.n_learners // _END_CHUNK)):
             if not len(chunk):
                 continue
-            _, mean, variance = self._filter(data, chunk, loc[chunk])
+            mean, variance = self._end_states(data, chunk, loc[chunk])
             for position, learner in enumerate(chunk):
                 at = float(data.timestamp[data.offsets[learner + 1] - 1]) if data.lengths[learner] else None
                 states.append(
