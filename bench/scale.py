@@ -7,6 +7,8 @@ processes (one per stage, so each peak is its own):
 
 - import: ``tutor.actions.answers_import`` of the file (wall, answers/s, peak RSS; the mastery refresh
   that follows the import timed apart), then a re-import of the same file (adds nothing);
+- file: the import alone (``tutor.importing.file_import`` in its transaction, no mastery refresh): wall,
+  answers/s, this process's CPU seconds (parse and check), the database's CPU seconds and peak RSS;
 - fit: ``tutor.actions.fit_start(kind="bkt", inline=True)`` with default parameters: load, EM (the
   held-out fit and the full fit), activation with the mastery recompute; time and peak RSS per stage,
   and the load's bytes per answer.
@@ -211,6 +213,16 @@ def _profile_install(stage: Callable[[], str]) -> dict[str, float]:
     return spent
 
 
+def _process_cpu(pid: int) -> float:
+    """CPU seconds (user and system) of a process of this machine (the database server's backend of this
+    connection, where PostgreSQL runs here); NaN where it cannot be read."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def child(stage: str, course: str, path: str) -> dict[str, Any]:
     """One stage in this process (run with the code under test first on sys.path and as the cwd)."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tutor.settings")
@@ -255,6 +267,31 @@ def child(stage: str, course: str, path: str) -> dict[str, Any]:
             committed_s=round(committed, 2),
             committed_answers_per_s=round(summary["rows"] / committed),
             refresh_s=round(marks["refresh_end"] - marks["refresh_start"], 2),
+            profile={label: round(seconds, 2) for label, seconds in profile.items()},
+        )
+    elif stage == "file":
+        # The file's import alone (tutor.importing.file_import in its transaction, as answers_import runs it),
+        # without the mastery refresh that follows the commit: the issue's import rate and memory bound.
+        from django.db import transaction
+
+        import tutor.importing as importing
+
+        profile = _profile_install(lambda: sampler.stage)
+        backend = connection.connection.info.backend_pid
+        sampler.enter("import_rows")
+        started, cpu, database_cpu = time.perf_counter(), time.process_time(), _process_cpu(backend)
+        with transaction.atomic():
+            summary, _ = importing.file_import(course_slug=course, path=Path(path), format="csv")
+        wall = time.perf_counter() - started
+        database_cpu = _process_cpu(backend) - database_cpu
+        result.update(
+            summary=summary,
+            wall_s=round(wall, 2),
+            answers_per_s=round(summary["rows"] / wall),
+            committed_s=round(wall, 2),
+            committed_answers_per_s=round(summary["rows"] / wall),
+            python_cpu_s=round(time.process_time() - cpu, 2),
+            database_cpu_s=round(database_cpu, 2) if database_cpu == database_cpu else None,
             profile={label: round(seconds, 2) for label, seconds in profile.items()},
         )
     elif stage == "fit":
