@@ -457,14 +457,81 @@ def import_table(runs: list[dict[str, Any]]) -> str:
     )
 
 
+FILE_BEGIN, FILE_END = "<!-- scale-import-file -->", "<!-- /scale-import-file -->"
+"""README's block of the runs of the ``file`` stage (the import alone), which ``--render`` rewrites too."""
+
+
+def file_table(runs: list[dict[str, Any]]) -> str:
+    """A Markdown table of ``file`` stage runs (the import alone): one column per run, in the order given."""
+
+    def label(run: dict[str, Any]) -> str:
+        code = "old" if Path(run["code"]).name == "base" else "new"
+        commit = f" ({run['commit']})" if run.get("commit") else ""
+        note = f", {run['note']}" if run.get("note") else ""
+        return f"{code}{commit}, {run['answers'] / 1e6:g}M{note}"
+
+    def stage(run: dict[str, Any]) -> dict[str, Any]:
+        return dict(run["stages"]["file"])
+
+    def row(name: str, cell: Any) -> str:
+        return f"| {name} | " + " | ".join(cell(run) for run in runs) + " |"
+
+    def part(name: str) -> Any:
+        return lambda run: _seconds(stage(run)["profile"].get(name))
+
+    def cpu(name: str) -> Any:
+        return lambda run: _seconds(stage(run).get(name))
+
+    def rate(run: dict[str, Any]) -> str:
+        outcome = stage(run)
+        return f"**{outcome['wall_s']:,.1f} s ({outcome['answers_per_s']:,}/s)**"
+
+    def total(run: dict[str, Any]) -> str:
+        outcome = stage(run)
+        seconds = outcome["python_cpu_s"] + (outcome.get("database_cpu_s") or 0.0)
+        return f"{seconds:,.1f} s ({1e6 * seconds / run['answers']:,.1f} µs/answer)"
+
+    return "\n".join(
+        [
+            "| | " + " | ".join(label(run) for run in runs) + " |",
+            "|---|" + "---|" * len(runs),
+            row("load average at start / end", lambda run: f"{run['load_before'][0]:.1f} / {run['load_after'][0]:.1f}"),
+            row("file imported and committed (answers/s)", rate),
+            row("- waiting for the parsed file", part("parse_wait")),
+            row("- COPY into the staging table", part("copy")),
+            row("- insert (learners, answers, the chunk's sums)", part("insert")),
+            row("- of which the references locked set-wise", part("references_lock")),
+            row("- the file's sums added", part("sums_add")),
+            row("- commit", part("commit")),
+            row("CPU: the importing process (parse and check)", cpu("python_cpu_s")),
+            row("CPU: its database backend (COPY, insert, indexes)", cpu("database_cpu_s")),
+            row("CPU: both", total),
+            row("peak RSS", lambda run: f"{stage(run)['peak_rss_mb']:,.0f} MiB"),
+        ]
+    )
+
+
+def _sources(files: list[Path]) -> str:
+    return ", ".join(f"`{path.relative_to(REPO) if path.is_relative_to(REPO) else path}`" for path in files)
+
+
 def readme_render(files: list[Path]) -> None:
-    """Rewrite README's import block from these JSON files (one column each)."""
+    """Rewrite README's import blocks from these JSON files (one column each): the runs of the ``import``
+    stage in one table, those of the ``file`` stage in another."""
     sys.path.insert(0, str(REPO))
     from bench.common import block_replace
 
     readme = REPO / "README.md"
     # A file named scale-import-<size>-<code>-<words>.json gets its words in its column's head.
-    runs = [{**json.loads(path.read_text()), "note": " ".join(path.stem.split("-")[4:])} for path in files]
+    every = [{**json.loads(path.read_text()), "note": " ".join(path.stem.split("-")[4:])} for path in files]
+    alone = [run for run in every if "file" in run["stages"]]
+    if alone:
+        body = "\n\n".join([file_table(alone), f"(From {_sources([p for p, r in zip(files, every) if r in alone])}.)"])
+        text = readme.read_text()
+        readme.write_text(block_replace(text, FILE_BEGIN, FILE_END, f"{FILE_BEGIN}\n{body}\n{FILE_END}", source=readme))
+    runs = [run for run in every if "import" in run["stages"]]
+    if not runs:
+        return
     pairs = []
     for size in sorted({run["answers"] for run in runs}):
         old = [run for run in runs if run["answers"] == size and Path(run["code"]).name == "base"]
@@ -478,8 +545,9 @@ def readme_render(files: list[Path]) -> None:
                 f"mastery refresh in {after['wall_s']:,.1f} s against {before['wall_s']:,.1f} s "
                 f"(old / new {before['wall_s'] / after['wall_s']:.2f})."
             )
-    sources = ", ".join(f"`{path.relative_to(REPO) if path.is_relative_to(REPO) else path}`" for path in files)
-    body = "\n\n".join([import_table(runs), *pairs, f"(From {sources}.)"])
+    body = "\n\n".join(
+        [import_table(runs), *pairs, f"(From {_sources([p for p, r in zip(files, every) if r in runs])}.)"]
+    )
     readme.write_text(block_replace(readme.read_text(), BEGIN, END, f"{BEGIN}\n{body}\n{END}", source=readme))
 
 
@@ -492,6 +560,7 @@ def main() -> None:
     parser.add_argument("--database", default="h_scale_bench")
     parser.add_argument("--code", type=Path, default=REPO, help="the checkout whose code is measured")
     parser.add_argument("--stages", default="import,reimport,fit")
+    parser.add_argument("--commit", help="the commit --code was taken from, recorded in the JSON")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--course", default="scale", help=argparse.SUPPRESS)
@@ -525,6 +594,7 @@ def main() -> None:
     result: dict[str, Any] = {
         "bench": "scale",
         "code": str(code),
+        "commit": args.commit,
         "learners": args.learners,
         "answers_per_learner": args.answers,
         "answers": answers,
