@@ -7,6 +7,8 @@ processes (one per stage, so each peak is its own):
 
 - import: ``tutor.actions.answers_import`` of the file (wall, answers/s, peak RSS; the mastery refresh
   that follows the import timed apart), then a re-import of the same file (adds nothing);
+- file: the import alone (``tutor.importing.file_import`` in its transaction, no mastery refresh): wall,
+  answers/s, this process's CPU seconds (parse and check), the database's CPU seconds and peak RSS;
 - fit: ``tutor.actions.fit_start(kind="bkt", inline=True)`` with default parameters: load, EM (the
   held-out fit and the full fit), activation with the mastery recompute; time and peak RSS per stage,
   and the load's bytes per answer.
@@ -211,6 +213,16 @@ def _profile_install(stage: Callable[[], str]) -> dict[str, float]:
     return spent
 
 
+def _process_cpu(pid: int) -> float:
+    """CPU seconds (user and system) of a process of this machine (the database server's backend of this
+    connection, where PostgreSQL runs here); NaN where it cannot be read."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def child(stage: str, course: str, path: str) -> dict[str, Any]:
     """One stage in this process (run with the code under test first on sys.path and as the cwd)."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tutor.settings")
@@ -255,6 +267,31 @@ def child(stage: str, course: str, path: str) -> dict[str, Any]:
             committed_s=round(committed, 2),
             committed_answers_per_s=round(summary["rows"] / committed),
             refresh_s=round(marks["refresh_end"] - marks["refresh_start"], 2),
+            profile={label: round(seconds, 2) for label, seconds in profile.items()},
+        )
+    elif stage == "file":
+        # The file's import alone (tutor.importing.file_import in its transaction, as answers_import runs it),
+        # without the mastery refresh that follows the commit: the issue's import rate and memory bound.
+        from django.db import transaction
+
+        import tutor.importing as importing
+
+        profile = _profile_install(lambda: sampler.stage)
+        backend = connection.connection.info.backend_pid
+        sampler.enter("import_rows")
+        started, cpu, database_cpu = time.perf_counter(), time.process_time(), _process_cpu(backend)
+        with transaction.atomic():
+            summary, _ = importing.file_import(course_slug=course, path=Path(path), format="csv")
+        wall = time.perf_counter() - started
+        database_cpu = _process_cpu(backend) - database_cpu
+        result.update(
+            summary=summary,
+            wall_s=round(wall, 2),
+            answers_per_s=round(summary["rows"] / wall),
+            committed_s=round(wall, 2),
+            committed_answers_per_s=round(summary["rows"] / wall),
+            python_cpu_s=round(time.process_time() - cpu, 2),
+            database_cpu_s=round(database_cpu, 2) if database_cpu == database_cpu else None,
             profile={label: round(seconds, 2) for label, seconds in profile.items()},
         )
     elif stage == "fit":
@@ -420,14 +457,81 @@ def import_table(runs: list[dict[str, Any]]) -> str:
     )
 
 
+FILE_BEGIN, FILE_END = "<!-- scale-import-file -->", "<!-- /scale-import-file -->"
+"""README's block of the runs of the ``file`` stage (the import alone), which ``--render`` rewrites too."""
+
+
+def file_table(runs: list[dict[str, Any]]) -> str:
+    """A Markdown table of ``file`` stage runs (the import alone): one column per run, in the order given."""
+
+    def label(run: dict[str, Any]) -> str:
+        code = "old" if Path(run["code"]).name == "base" else "new"
+        commit = f" ({run['commit']})" if run.get("commit") else ""
+        note = f", {run['note']}" if run.get("note") else ""
+        return f"{code}{commit}, {run['answers'] / 1e6:g}M{note}"
+
+    def stage(run: dict[str, Any]) -> dict[str, Any]:
+        return dict(run["stages"]["file"])
+
+    def row(name: str, cell: Any) -> str:
+        return f"| {name} | " + " | ".join(cell(run) for run in runs) + " |"
+
+    def part(name: str) -> Any:
+        return lambda run: _seconds(stage(run)["profile"].get(name))
+
+    def cpu(name: str) -> Any:
+        return lambda run: _seconds(stage(run).get(name))
+
+    def rate(run: dict[str, Any]) -> str:
+        outcome = stage(run)
+        return f"**{outcome['wall_s']:,.1f} s ({outcome['answers_per_s']:,}/s)**"
+
+    def total(run: dict[str, Any]) -> str:
+        outcome = stage(run)
+        seconds = outcome["python_cpu_s"] + (outcome.get("database_cpu_s") or 0.0)
+        return f"{seconds:,.1f} s ({1e6 * seconds / run['answers']:,.1f} µs/answer)"
+
+    return "\n".join(
+        [
+            "| | " + " | ".join(label(run) for run in runs) + " |",
+            "|---|" + "---|" * len(runs),
+            row("load average at start / end", lambda run: f"{run['load_before'][0]:.1f} / {run['load_after'][0]:.1f}"),
+            row("file imported and committed (answers/s)", rate),
+            row("- waiting for the parsed file", part("parse_wait")),
+            row("- COPY into the staging table", part("copy")),
+            row("- insert (learners, answers, the chunk's sums)", part("insert")),
+            row("- of which the references locked set-wise", part("references_lock")),
+            row("- the file's sums added", part("sums_add")),
+            row("- commit", part("commit")),
+            row("CPU: the importing process (parse and check)", cpu("python_cpu_s")),
+            row("CPU: its database backend (COPY, insert, indexes)", cpu("database_cpu_s")),
+            row("CPU: both", total),
+            row("peak RSS", lambda run: f"{stage(run)['peak_rss_mb']:,.0f} MiB"),
+        ]
+    )
+
+
+def _sources(files: list[Path]) -> str:
+    return ", ".join(f"`{path.relative_to(REPO) if path.is_relative_to(REPO) else path}`" for path in files)
+
+
 def readme_render(files: list[Path]) -> None:
-    """Rewrite README's import block from these JSON files (one column each)."""
+    """Rewrite README's import blocks from these JSON files (one column each): the runs of the ``import``
+    stage in one table, those of the ``file`` stage in another."""
     sys.path.insert(0, str(REPO))
     from bench.common import block_replace
 
     readme = REPO / "README.md"
     # A file named scale-import-<size>-<code>-<words>.json gets its words in its column's head.
-    runs = [{**json.loads(path.read_text()), "note": " ".join(path.stem.split("-")[4:])} for path in files]
+    every = [{**json.loads(path.read_text()), "note": " ".join(path.stem.split("-")[4:])} for path in files]
+    alone = [run for run in every if "file" in run["stages"]]
+    if alone:
+        body = "\n\n".join([file_table(alone), f"(From {_sources([p for p, r in zip(files, every) if r in alone])}.)"])
+        text = readme.read_text()
+        readme.write_text(block_replace(text, FILE_BEGIN, FILE_END, f"{FILE_BEGIN}\n{body}\n{FILE_END}", source=readme))
+    runs = [run for run in every if "import" in run["stages"]]
+    if not runs:
+        return
     pairs = []
     for size in sorted({run["answers"] for run in runs}):
         old = [run for run in runs if run["answers"] == size and Path(run["code"]).name == "base"]
@@ -441,8 +545,9 @@ def readme_render(files: list[Path]) -> None:
                 f"mastery refresh in {after['wall_s']:,.1f} s against {before['wall_s']:,.1f} s "
                 f"(old / new {before['wall_s'] / after['wall_s']:.2f})."
             )
-    sources = ", ".join(f"`{path.relative_to(REPO) if path.is_relative_to(REPO) else path}`" for path in files)
-    body = "\n\n".join([import_table(runs), *pairs, f"(From {sources}.)"])
+    body = "\n\n".join(
+        [import_table(runs), *pairs, f"(From {_sources([p for p, r in zip(files, every) if r in runs])}.)"]
+    )
     readme.write_text(block_replace(readme.read_text(), BEGIN, END, f"{BEGIN}\n{body}\n{END}", source=readme))
 
 
@@ -455,6 +560,7 @@ def main() -> None:
     parser.add_argument("--database", default="h_scale_bench")
     parser.add_argument("--code", type=Path, default=REPO, help="the checkout whose code is measured")
     parser.add_argument("--stages", default="import,reimport,fit")
+    parser.add_argument("--commit", help="the commit --code was taken from, recorded in the JSON")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--course", default="scale", help=argparse.SUPPRESS)
@@ -488,6 +594,7 @@ def main() -> None:
     result: dict[str, Any] = {
         "bench": "scale",
         "code": str(code),
+        "commit": args.commit,
         "learners": args.learners,
         "answers_per_learner": args.answers,
         "answers": answers,

@@ -56,6 +56,8 @@ def text_problem(text: str) -> str | None:
     which UTF-8 cannot encode), or None."""
     if "\x00" in text:
         return "NUL characters (\\u0000) are not accepted"
+    if text.isascii():  # the common case, and no surrogate is ASCII: no encoding to try (a file import's hot path)
+        return None
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

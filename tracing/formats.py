@@ -8,7 +8,7 @@ file, the line and the reason at the first malformed line.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -107,29 +107,55 @@ def _read_lines(path: Path) -> list[str]:
             raise FormatError(path, error.object[: error.start].count(b"\n") + 1, "not UTF-8 text") from None
 
 
-def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
+def _csv_table(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """A CSV file (comma or tab) as lists: first (1, its header's names, stripped and lower-case), then each
+    row that is not blank with its line number (the last line of a row that spans lines), every number as
+    ``csv.DictReader`` gives it, errors' included. Rows as lists, for the readers whose every row counts (a
+    file import: no dict per row)."""
     reader = None
+    line = 0  # as DictReader's line_num: an unreadable byte is reported on the line after it
     try:
         with Path(path).open(encoding="utf-8-sig", newline="") as handle:
             # Sniff the delimiter: ASSISTments ships both comma and tab files.
             head = handle.read(8192)
             handle.seek(0)
             delimiter = "\t" if head.count("\t") > head.count(",") else ","
-            reader = csv.DictReader(handle, delimiter=delimiter)
-            if not reader.fieldnames:
+            reader = csv.reader(handle, delimiter=delimiter)
+            header = next(reader, None)
+            line = reader.line_num
+            if not header:
                 raise FormatError(path, 1, "empty file: expected a header row")
-            reader.fieldnames = [name.strip().lower() for name in reader.fieldnames]
+            names = [name.strip().lower() for name in header]
+            yield 1, names
+            width = len(names)
             for row in reader:
-                if None in row:
-                    raise FormatError(path, reader.line_num, "more fields than the header has")
-                yield reader.line_num, row
+                line = reader.line_num
+                while row == []:
+                    row = next(reader)
+                line = reader.line_num
+                if len(row) > width:
+                    raise FormatError(path, line, "more fields than the header has")
+                yield line, row
+    except StopIteration:  # blank lines at the end
+        return
     except UnicodeDecodeError:
-        raise FormatError(path, reader.line_num + 1 if reader else 1, "not UTF-8 text") from None
+        raise FormatError(path, line + 1 if reader else 1, "not UTF-8 text") from None
     except csv.Error as error:  # e.g. a field over the csv module's size limit (an unclosed quote)
-        raise FormatError(path, reader.line_num if reader else 1, f"unreadable CSV: {error}") from None
+        raise FormatError(path, line if reader else 1, f"unreadable CSV: {error}") from None
 
 
-def _require(path: Path, fields: dict[str, str], names: tuple[str, ...], *options: tuple[str, ...]) -> None:
+def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, str | None]]]:
+    """The rows of ``_csv_table`` as dicts by the header's names (None for a field a short row lacks)."""
+    table = _csv_table(path)
+    _, names = next(table)
+    for line, row in table:
+        fields: dict[str, str | None] = dict(zip(names, row))
+        for name in names[len(row) :]:
+            fields[name] = None
+        yield line, fields
+
+
+def _require(path: Path, fields: Collection[str], names: Collection[str], *options: tuple[str, ...]) -> None:
     for option in options:
         if not any(name in fields for name in option):
             raise FormatError(path, 1, f"header needs one of {', '.join(option)}; has {', '.join(names)}")
@@ -208,20 +234,32 @@ def read_csv(path: Path) -> Iterator[Record]:
     its own skill); optional ``id`` (client id) and ``response_time`` (seconds).
     """
     path = Path(path)
+    table = _csv_table(path)
+    _, names = next(table)
+    # Each column by position (the last of a repeated name, as a dict of the row would have it); a column
+    # the header lacks, or a short row's missing field, reads as None.
+    where = {name: index for index, name in enumerate(names)}
+    columns = [
+        where.get(name, -1) for name in ("learner", "item", "skill", "correct", "timestamp", "response_time", "id")
+    ]
     checked = False
-    for line, row in _csv_rows(path):
+    for line, row in table:
         if not checked:
             checked = True
-            _require(path, row, tuple(row), ("learner",), ("item",), ("correct",), ("timestamp",))
-        learner, item = (row.get("learner") or "").strip(), (row.get("item") or "").strip()
+            _require(path, where, tuple(where), ("learner",), ("item",), ("correct",), ("timestamp",))
+        width = len(row)
+        learner, item, skill, correct, moment, response, client_id = (
+            row[index] if 0 <= index < width else None for index in columns
+        )
+        learner, item = (learner or "").strip(), (item or "").strip()
         if not learner or not item:
             raise FormatError(path, line, "learner and item must not be empty")
-        skills = tuple(s.strip() for s in (row.get("skill") or "").split(";") if s.strip())
+        skills = tuple(s.strip() for s in (skill or "").split(";") if s.strip())
         try:
-            timestamp = parse_timestamp(row["timestamp"])
+            timestamp = parse_timestamp(moment)  # type: ignore[arg-type] # None: a short row, refused below
         except (ValueError, AttributeError):
-            raise FormatError(path, line, f"cannot read timestamp {row.get('timestamp')!r}") from None
-        response = (row.get("response_time") or "").strip()
+            raise FormatError(path, line, f"cannot read timestamp {moment!r}") from None
+        response = (response or "").strip()
         try:
             response_time = float(response) if response else None
         except ValueError:
@@ -230,10 +268,10 @@ def read_csv(path: Path) -> Iterator[Record]:
             learner,
             item,
             skills,
-            _correct(path, line, (row.get("correct") or "").strip()),
+            _correct(path, line, (correct or "").strip()),
             timestamp,
             line,
-            client_id=(row.get("id") or "").strip() or None,
+            client_id=(client_id or "").strip() or None,
             response_time=response_time,
         )
 

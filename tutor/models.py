@@ -69,8 +69,11 @@ class Enrolment(models.Model):
 class Interaction(models.Model):
     """One answer. Append-only: never updated after it is stored."""
 
-    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="interactions")
-    learner = models.ForeignKey(Learner, on_delete=models.CASCADE, related_name="interactions")
+    # No index of their own on course and learner: every query by course (and the foreign-key checks of
+    # a course's delete) is served by the composite indexes below, which begin with it, and every query by
+    # learner by interaction_learner_history; a separate index only slowed every insert (issue 18).
+    course = models.ForeignKey(Course, on_delete=models.CASCADE, related_name="interactions", db_index=False)
+    learner = models.ForeignKey(Learner, on_delete=models.CASCADE, related_name="interactions", db_index=False)
     item = models.ForeignKey("curriculum.Item", on_delete=models.PROTECT, related_name="interactions")
     correct = models.FloatField(
         validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],

@@ -161,7 +161,8 @@ def row_validate(raw: Mapping[str, Any], index: int = 0, *, now: datetime | None
             ) from None
     response = raw.get("response") or ""
     try:
-        response = clean_text(response, limit=MAX_RESPONSE_LENGTH, strip=False, allow_empty=True)
+        if response:  # most rows (every imported one) have none: "" needs no check
+            response = clean_text(response, limit=MAX_RESPONSE_LENGTH, strip=False, allow_empty=True)
     except ValueError as error:
         raise _row_error(
             index,
