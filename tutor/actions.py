@@ -25,7 +25,7 @@ from tracing.selectors import stored_mastery
 from tracing.services import course_model, fit_create, fits_in_process, mastery_apply, mastery_refresh_pending
 from tracing.tasks import fit_queue, traits_queue
 from tutor.activity import activity_pending_courses
-from tutor.importing import file_import
+from tutor.importing import file_import, import_statistics_refresh
 from tutor.lti.tasks import lti_grade_passback_enqueue
 from tutor.models import Learner
 from tutor.services import MAX_BATCH, RecordResult, Row, interaction_record
@@ -102,7 +102,8 @@ def answers_import(
     *, course_slug: str, path: Path, format: str, course_name: str = "", on_rows: Callable[[int], Any] | None = None
 ) -> dict[str, int]:
     """Import one file of answers (``tutor.importing.file_import``: all or nothing, its learners marked
-    ``mastery_pending``), then, once it has committed, refresh the mastery of the course's pending learners
+    ``mastery_pending``), then, once it has committed, analyse the tables it grew (PostgreSQL: the refresh and
+    the next fit plan with its rows), refresh the mastery of the course's pending learners
     under its active model (``tracing.services.mastery_refresh_pending``: batches of learners, each its own
     transaction) and queue their LMS grade passback (which reads that mastery). Returns the import's summary;
     ``mastery_updated``: the learners refreshed.
@@ -114,6 +115,7 @@ def answers_import(
         summary, course = file_import(
             course_slug=course_slug, course_name=course_name, path=path, format=format, on_rows=on_rows
         )
+    import_statistics_refresh(created=summary["created"])
     summary["mastery_updated"] = len(mastery_pending_finish(course=course))
     return summary
 

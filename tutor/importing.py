@@ -28,7 +28,7 @@ from curriculum.models import Course, Item, Skill
 from tracing.formats import FormatError, Record, read_records
 from tutor.activity import activity_add_staged, activity_fold, activity_pending_mark
 from tutor.hot_queries import row_triggers_skippable, row_triggers_skipped
-from tutor.models import Interaction, Learner
+from tutor.models import Interaction, Learner, LearnerActivity
 from tutor.services import Row, interactions_import, row_validate
 
 _STAGE = "tutor_import_stage"
@@ -151,6 +151,21 @@ def file_import(
         "rows": len(pairs),
     }
     return summary, course
+
+
+def import_statistics_refresh(*, created: int) -> None:
+    """After a file's commit, on PostgreSQL: ANALYZE the tables a file grows (answers, learners, their sums),
+    so the next statements plan with the new row counts. A big file otherwise leaves them planned as the
+    tables were (for a table never analysed, with no statistics at all): at 20M answers the mastery
+    refresh and a fit's recompute then counted each batch's answers by a scan of the whole answers table
+    (0.6 s a batch of 500 learners, a quarter of the speed). Autovacuum would analyse them in its own
+    time, if it is on; a fit started right after an import does not wait for it. ANALYZE reads a sample
+    (about a second at 20M answers) and blocks no reader or writer."""
+    if connection.vendor != "postgresql" or created <= 0:
+        return
+    with connection.cursor() as cursor:
+        for table in (Interaction._meta.db_table, Learner._meta.db_table, LearnerActivity._meta.db_table):
+            cursor.execute(f"ANALYZE {table}")
 
 
 def _course_get_or_create(course_slug: str, course_name: str, checked: _Checked) -> Course:

@@ -407,3 +407,15 @@ def test_a_refresh_batch_holds_the_skills_its_mastery_rows_point_to(tmp_path, po
     assert outcomes == ["waited", "waited"]
     assert Mastery.objects.filter(learner__course=course).count() == 400 * 30
     _mastery_is_the_replay(course)
+
+
+def test_an_import_leaves_the_tables_it_grew_analysed(tmp_path, postgresql):
+    """Issue 18 at 20M answers: the file's commit left the answers table without statistics (autovacuum
+    off, or not yet round), so the refresh and the fit's recompute counted each batch's answers by a scan
+    of the whole table. The import now ANALYZEs what it grew: the planner's row counts are the stored
+    ones (failed before: reltuples stayed as the empty table's)."""
+    answers_import(course_slug="big", path=write_csv(tmp_path / "answers.csv", 300), format="csv")
+    with connection.cursor() as cursor:
+        for model in (Interaction, Learner, LearnerActivity):
+            cursor.execute("SELECT reltuples FROM pg_class WHERE relname = %s", [model._meta.db_table])
+            assert cursor.fetchone()[0] == model.objects.count(), model.__name__
