@@ -144,10 +144,11 @@ def test_absorb_fits_newcomers_against_the_frozen_course_posterior(fitted, simul
 
 @pytest.mark.slow
 def test_default_absorb_of_several_minibatches_matches_a_long_absorb(fitted, simulation):
-    """The default absorb (each learner its own Adam, 2 passes at 0.3) of 300 newcomers (three
+    """The default absorb (each learner its own Adam, 2 passes at 0.5) of 300 newcomers (three
     minibatches a pass, so RowAdam and torch's Adam differ) against a long one (torch's Adam, 60
-    passes at 0.05, converged): P(correct) on the newcomers' rows within 0.035 of it on average and
-    its AUC within 0.01; torch's Adam on the same budget strays twice as far (0.047 when written)."""
+    passes at 0.05, converged): P(correct) on the newcomers' rows within 0.05 of it on average (0.034
+    when written) and its AUC within 0.01 (+0.006 when written); torch's Adam on the same budget strays
+    further (0.075 when written)."""
     newcomers = simulate_learners(simulation.graph, n_learners=300, n_answers=40, seed=11).data
     newcomers = dataclasses.replace(newcomers, learner_ids=tuple(f"late{number}" for number in range(300)))
 
@@ -158,8 +159,8 @@ def test_default_absorb_of_several_minibatches_matches_a_long_absorb(fitted, sim
 
     reference = absorbed(steps=60, learning_rate=0.05, per_learner=False)
     default = absorbed()
-    torch_adam = absorbed(steps=2, learning_rate=0.3, per_learner=False)
-    assert np.abs(default - reference).mean() < 0.035
+    torch_adam = absorbed(steps=2, learning_rate=0.5, per_learner=False)
+    assert np.abs(default - reference).mean() < 0.05
     assert auc(newcomers.correct, default) > auc(newcomers.correct, reference) - 0.01
     assert np.abs(default - reference).mean() < np.abs(torch_adam - reference).mean()
 

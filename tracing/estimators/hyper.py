@@ -290,7 +290,7 @@ PSIKT = HyperParameters(
             2,
             1,
             1000,
-            "SVI passes over newcomers when they are absorbed without a refit (each learner its own Adam at 0.3)",
+            "SVI passes over newcomers when they are absorbed without a refit (each learner its own Adam at 0.5)",
         ),
         THREADS,
         Param(

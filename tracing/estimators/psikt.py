@@ -126,7 +126,7 @@ TRAIT_NAMES = ("forgetting_rate", "long_run_level", "volatility", "prerequisite_
 N_TRAITS = len(TRAIT_NAMES)
 ENCODER_PREFIX = "encoder."  # the trait encoder's weights, among a fit's arrays
 _VARIANCE_FLOOR = 1e-6
-ABSORB_LEARNING_RATE = 0.3  # each learner's own Adam (RowAdam), with hyper's absorb_steps of 2 passes
+ABSORB_LEARNING_RATE = 0.5  # each learner's own Adam (RowAdam), with hyper's absorb_steps of 2 passes
 _END_CHUNK = 2048  # learners per end-state filter call (its padded arrays are chunk x longest history)
 
 
@@ -956,7 +956,7 @@ class PsiKT(Estimator):
 
             # Each learner's traits are its own parameters, so a pass over the newcomers is what
             # counts: on DBE-KT22, 10 passes at 0.1 gave the multi-step AUC of 60 passes at 0.05
-            # (torch's Adam); each learner's own Adam (per_learner) gave it in 2 passes at 0.3
+            # (torch's Adam); each learner's own Adam (per_learner) gave it in 2 passes at 0.5
             # (docs/choices.md, "psikt absorb: each learner its own Adam").
             batch_size = min(max(self.batch_size, 128), data.n_learners)
             run_svi(
