@@ -22,6 +22,8 @@ def test_the_rule_takes_the_fewest_passes_level_with_the_default():
     ]
     assert psikt_continual.pick(runs) == {"steps": 3, "learning_rate": 0.5}
     assert psikt_continual.pick([default, runs[1], runs[2]]) == {"steps": 10, "learning_rate": 0.1}
+    own = {**_run(2, 0.3, 0.76, 0.0, [-0.003, 0.003]), "per_learner": True}
+    assert psikt_continual.pick([default, own]) == {"steps": 2, "learning_rate": 0.3, "per_learner": True}
 
 
 def test_the_block_renders_every_split_and_setting():
@@ -47,6 +49,7 @@ def test_the_block_renders_every_split_and_setting():
         "refit": {"auc": 0.763, "auc_interval": [0.75, 0.77]},
         "population_traits": {"auc": 0.735, "minus_refit": difference},
         "absorb_default_10_passes": {**absorb, "steps": 10, "learning_rate": 0.1},
+        "absorb_per_learner_2_passes": {**absorb, "steps": 2, "per_learner": True},
         "absorb_validation_chosen": absorb,
         "validation": {
             "scored_learners": 900,
@@ -57,4 +60,5 @@ def test_the_block_renders_every_split_and_setting():
     block = psikt_continual.render({"splits": [split, {**split, "seed": 1}], "load_average": [3.0, 2.0, 1.0]})
     assert block.startswith(psikt_continual.BEGIN) and block.endswith(psikt_continual.END)
     assert "| absorb, chosen on validation (3 passes at 0.3) | 0.7600 | -0.0050 [-0.0090, -0.0010]" in block
+    assert "| absorb, each learner's own Adam (own Adam, 2 passes at 0.3) | 0.7600 |" in block
     assert "Split 1:" in block and "Chosen: 3 passes at 0.3." in block and "10.0x" in block

@@ -284,7 +284,14 @@ PSIKT = HyperParameters(
             None,
             "amortised inference: an encoder from a learner's answers to their traits, trained with the model",
         ),
-        Param("absorb_steps", int, 10, 1, 1000, "SVI passes over newcomers when they are absorbed without a refit"),
+        Param(
+            "absorb_steps",
+            int,
+            2,
+            1,
+            1000,
+            "SVI passes over newcomers when they are absorbed without a refit (each learner its own Adam at 0.5)",
+        ),
         THREADS,
         Param(
             "dynamics",

@@ -126,6 +126,7 @@ TRAIT_NAMES = ("forgetting_rate", "long_run_level", "volatility", "prerequisite_
 N_TRAITS = len(TRAIT_NAMES)
 ENCODER_PREFIX = "encoder."  # the trait encoder's weights, among a fit's arrays
 _VARIANCE_FLOOR = 1e-6
+ABSORB_LEARNING_RATE = 0.5  # each learner's own Adam (RowAdam), with hyper's absorb_steps of 2 passes
 _END_CHUNK = 2048  # learners per end-state filter call (its padded arrays are chunk x longest history)
 
 
@@ -835,7 +836,8 @@ class PsiKT(Estimator):
         *,
         seed: int = 0,
         steps: int | None = None,
-        learning_rate: float = 0.1,
+        learning_rate: float = ABSORB_LEARNING_RATE,
+        per_learner: bool = True,
         progress: Progress | None = None,
     ) -> Self:
         """Fit only the traits of ``data``'s learners, the course posterior (graph, items, gains,
@@ -845,7 +847,9 @@ class PsiKT(Estimator):
         knowledge law; a known one from its stored trait posterior (the previous period's
         posterior is this period's prior) and from its stored knowledge state, so ``data``
         then holds only its new rows. ``steps`` passes over ``data`` (default ``absorb_steps``)
-        at Adam's ``learning_rate``.
+        at Adam's ``learning_rate``; ``per_learner`` (the default) gives each learner its own Adam,
+        moved once a pass (:class:`RowAdam`), False torch's Adam over the whole table (the
+        previous default, 10 passes at 0.1, kept for ``bench/psikt_continual.py``'s comparison).
         """
         progress = progress or no_progress
         started = time.perf_counter()
@@ -869,6 +873,7 @@ class PsiKT(Estimator):
             seed=seed,
             passes=steps or self.absorb_steps,
             learning_rate=learning_rate,
+            per_learner=per_learner,
             progress=progress,
         )
         slots = known.copy()
@@ -889,8 +894,8 @@ class PsiKT(Estimator):
         """Each learner's trait posterior from ``data`` as their whole history, the course posterior
         frozen, starting from the population prior whether or not the model knows the learner (the
         history already holds what the fit saw of them, so nothing is counted twice), and stored
-        nowhere: (loc, scale) of the raw traits, (n_learners, 5). ``absorb_steps`` passes at a
-        learning rate of 0.1, as :meth:`absorb`; a model fitted with ``encoder`` reads them off its
+        nowhere: (loc, scale) of the raw traits, (n_learners, 5). ``absorb_steps`` passes of each
+        learner's own Adam, as :meth:`absorb`; a model fitted with ``encoder`` reads them off its
         encoder instead (one forward pass, :meth:`encode_traits`)."""
         if self.encoder:
             return self.encode_traits(data)
@@ -902,7 +907,9 @@ class PsiKT(Estimator):
         )
         n_skills = len(self._skill_ids)
         fresh = (np.zeros(count, dtype=bool), np.zeros((count, n_skills)), np.ones((count, n_skills)), np.zeros(count))
-        return self._traits_posterior(data, prior, fresh, seed=seed, passes=self.absorb_steps, learning_rate=0.1)
+        return self._traits_posterior(
+            data, prior, fresh, seed=seed, passes=self.absorb_steps, learning_rate=ABSORB_LEARNING_RATE
+        )
 
     def _traits_posterior(
         self,
@@ -913,6 +920,7 @@ class PsiKT(Estimator):
         seed: int,
         passes: int,
         learning_rate: float,
+        per_learner: bool = True,
         progress: Progress | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """SVI over the traits of ``data``'s learners only, the course frozen: (loc, scale), (B, 5).
@@ -947,7 +955,9 @@ class PsiKT(Estimator):
                 return value
 
             # Each learner's traits are its own parameters, so a pass over the newcomers is what
-            # counts: on DBE-KT22, 10 passes at 0.1 gave the multi-step AUC of 60 passes at 0.05.
+            # counts: on DBE-KT22, 10 passes at 0.1 gave the multi-step AUC of 60 passes at 0.05
+            # (torch's Adam); each learner's own Adam (per_learner) gave it in 2 passes at 0.5
+            # (docs/choices.md, "psikt absorb: each learner its own Adam").
             batch_size = min(max(self.batch_size, 128), data.n_learners)
             run_svi(
                 loss,
@@ -960,6 +970,7 @@ class PsiKT(Estimator):
                 progress=progress or no_progress,
                 stage="absorb",
                 lengths=np.minimum(data.lengths, self.max_length),
+                per_learner=per_learner,
             )
             with torch.no_grad():
                 return guide.trait_loc.double().numpy().copy(), guide.trait_scale.double().numpy().copy()

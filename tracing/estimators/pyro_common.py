@@ -137,6 +137,56 @@ def minibatches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) 
     return [batches[index] for index in rng.permutation(len(batches))]
 
 
+class RowAdam:
+    """Adam over parameters whose first dimension indexes learners, each row with its own moments and
+    step count, moved only on the steps whose minibatch holds it.
+
+    Why: with torch's Adam, a learner's traits keep moving by momentum on every step of a pass,
+    though its gradient is zero outside its own minibatch, so how far a pass moves it depends on the
+    number of minibatches and on where its own falls in the pass. Here each row is exactly Adam
+    (torch's update, defaults) run on that learner's loss alone, one step per pass: rows outside
+    the batch are left as they were, bit for bit.
+    """
+
+    def __init__(
+        self,
+        parameters: list[torch.nn.Parameter],
+        *,
+        lr: float,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ) -> None:
+        rows = {int(parameter.shape[0]) for parameter in parameters}
+        if len(rows) != 1:
+            raise ValueError(f"RowAdam needs parameters of one leading (learner) size, got {sorted(rows)}")
+        self.parameters, self.lr, self.betas, self.eps = parameters, lr, betas, eps
+        self.first = [torch.zeros_like(parameter) for parameter in parameters]
+        self.second = [torch.zeros_like(parameter) for parameter in parameters]
+        self.count = torch.zeros(rows.pop(), dtype=torch.float64)
+
+    def zero_grad(self) -> None:
+        for parameter in self.parameters:
+            parameter.grad = None
+
+    @torch.no_grad()
+    def step(self, rows: np.ndarray) -> None:
+        index = torch.as_tensor(rows, dtype=torch.long)
+        self.count[index] += 1
+        beta1, beta2 = self.betas
+        count = self.count[index]
+        for parameter, first, second in zip(self.parameters, self.first, self.second):
+            if parameter.grad is None:
+                continue
+            shape = (-1,) + (1,) * (parameter.dim() - 1)
+            grad = parameter.grad[index]
+            first[index] = beta1 * first[index] + (1 - beta1) * grad
+            second[index] = beta2 * second[index] + (1 - beta2) * grad * grad
+            corrected1 = (1 - beta1**count).to(parameter.dtype).reshape(shape)
+            corrected2 = (1 - beta2**count).to(parameter.dtype).reshape(shape)
+            denominator = (second[index] / corrected2).sqrt() + self.eps
+            parameter[index] -= self.lr * (first[index] / corrected1) / denominator
+
+
 def run_svi(
     loss: Callable[[np.ndarray], torch.Tensor],
     parameters: list[torch.nn.Parameter],
@@ -149,13 +199,18 @@ def run_svi(
     progress: Progress | None,
     lengths: np.ndarray,
     stage: str = "svi",
+    per_learner: bool = False,
 ) -> list[float]:
     """Minimise ``loss(learner_indices)`` (a minibatch ELBO loss) with Adam over length-bucketed minibatches.
 
+    ``per_learner``: every parameter is a per-learner table (first dimension the learner) and the
+    loss a sum of per-learner terms, optimised by :class:`RowAdam` (each learner its own Adam).
     Returns the loss of every step divided by ``n_learners`` (a per-learner figure).
     """
     progress = progress or no_progress
-    optimiser = torch.optim.Adam(parameters, lr=learning_rate)
+    optimiser: torch.optim.Adam | RowAdam = (
+        RowAdam(parameters, lr=learning_rate) if per_learner else torch.optim.Adam(parameters, lr=learning_rate)
+    )
     rng = np.random.default_rng(seed)
     queue: list[np.ndarray] = []
     losses: list[float] = []
@@ -167,7 +222,10 @@ def run_svi(
         optimiser.zero_grad()
         value = loss(index)
         value.backward()
-        optimiser.step()
+        if isinstance(optimiser, RowAdam):
+            optimiser.step(index)
+        else:
+            optimiser.step()
         losses.append(float(value.detach()) / n_learners)
         if step % report_every == 0 or step == steps - 1:
             progress(stage, (step + 1) / steps)
