@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import json
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 
-from core.errors import ServiceError
 from core.sql import queries_unlogged
-from curriculum.services import course_get
+from curriculum.management.options import courses_option
 from tracing.tasks import fits_absorb
 
 
@@ -21,10 +20,7 @@ class Command(BaseCommand):
         parser.add_argument("--course", help="only this course (default: every course with an active fit)")
 
     def handle(self, *args, course: str | None, **options) -> None:
-        try:
-            courses = [course_get(slug=course)] if course else None
-        except ServiceError as error:
-            raise CommandError(error.message) from None
+        courses = courses_option(course)
         # inline: without a broker a background thread would die with this command's process.
         with queries_unlogged():
             fits = fits_absorb(courses=courses, inline=True)

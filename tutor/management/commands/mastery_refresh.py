@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import json
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 
-from core.errors import ServiceError
 from core.sql import queries_unlogged
-from curriculum.services import course_get
+from curriculum.management.options import courses_option
 from tutor.actions import mastery_pending_sweep
 
 
@@ -22,10 +21,7 @@ class Command(BaseCommand):
         parser.add_argument("--course", help="only this course (default: every course with such learners)")
 
     def handle(self, *args, course: str | None, **options) -> None:
-        try:
-            courses = [course_get(slug=course)] if course else None
-        except ServiceError as error:
-            raise CommandError(error.message) from None
+        courses = courses_option(course)
         with queries_unlogged():
             refreshed = mastery_pending_sweep(courses=courses)
         self.stdout.write(json.dumps({"mastery_updated": refreshed}, indent=2))
