@@ -210,8 +210,13 @@ def main() -> None:
     result["machine"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     pages = [page for page in result["pages"].values() if page["p95_s"] is not None]
     result["slowest_p95_s"] = max((page["p95_s"] for page in pages), default=None)
-    result["all_under_1s_p95"] = all(page["p95_s"] < 1.0 and page["status"] == 200 for page in pages) and not any(
-        page["over_timeout"] for page in result["pages"].values()
+    # A page fetched only once (its first fetch took over half the time-out) has no p95 and is not under 1 s.
+    once = [name for name, page in result["pages"].items() if page["p95_s"] is None]
+    result["fetched_once"] = once
+    result["all_under_1s_p95"] = (
+        all(page["p95_s"] < 1.0 and page["status"] == 200 for page in pages)
+        and not once
+        and not any(page["over_timeout"] for page in result["pages"].values())
     )
     emit(result)
 

@@ -30,7 +30,7 @@ from django.utils import timezone as django_timezone
 
 from core.errors import Conflict, ServiceError
 from core.recheck import Recent
-from core.sql import CHUNK, db_datetime, json_value, keyed_rows, rows_in, upsert
+from core.sql import CHUNK, db_datetime, json_value, keyed_rows, rows_in, tables_analyze, upsert
 from curriculum.models import Course, Item, Prerequisite, Skill
 from curriculum.selectors import prerequisites_authored
 from curriculum.services import learned_edges_store
@@ -1242,6 +1242,9 @@ def _activate(
         learned_edges_store(course=fit.course, fit_pk=fit.pk, edges=estimator.learned_prerequisites())
         transaction.on_commit(lambda: course_model_forget(fit.course))
     mastery_settle(course=course, model=CourseModel(estimator=estimator, fit=fit, vocabulary=vocabulary))
+    # Every learner's rows were just rewritten (10M at 5M answers): the dashboard's and the API's reads by
+    # a few learners plan as index scans only with fresh statistics.
+    tables_analyze([Mastery._meta.db_table, LearnerTrace._meta.db_table])
 
 
 def fits_learner_forget(*, course: Course, learner: str, replacement: str) -> int:
@@ -1321,6 +1324,8 @@ def mastery_refresh_pending(
     while True:
         candidates = activity_pending(course_pk=course.pk, after=after, limit=batch)
         if not candidates:
+            if done:  # a file's worth of learners rewritten: reads plan with the new rows (tables_analyze)
+                tables_analyze([Mastery._meta.db_table, LearnerTrace._meta.db_table])
             return done
         after = candidates[-1]
         with transaction.atomic():

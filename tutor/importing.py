@@ -23,6 +23,7 @@ from django.db import connection, transaction
 from django.utils import timezone as django_timezone
 
 from core.errors import ServiceError
+from core.sql import tables_analyze
 from core.validation import clean_text
 from curriculum.models import Course, Item, Skill
 from tracing.formats import FormatError, Record, read_records
@@ -154,18 +155,11 @@ def file_import(
 
 
 def import_statistics_refresh(*, created: int) -> None:
-    """After a file's commit, on PostgreSQL: ANALYZE the tables a file grows (answers, learners, their sums),
-    so the next statements plan with the new row counts. A big file otherwise leaves them planned as the
-    tables were (for a table never analysed, with no statistics at all): at 20M answers the mastery
-    refresh and a fit's recompute then counted each batch's answers by a scan of the whole answers table
-    (0.6 s a batch of 500 learners, a quarter of the speed). Autovacuum would analyse them in its own
-    time, if it is on; a fit started right after an import does not wait for it. ANALYZE reads a sample
-    (about a second at 20M answers) and blocks no reader or writer."""
-    if connection.vendor != "postgresql" or created <= 0:
-        return
-    with connection.cursor() as cursor:
-        for table in (Interaction._meta.db_table, Learner._meta.db_table, LearnerActivity._meta.db_table):
-            cursor.execute(f"ANALYZE {table}")
+    """After a file's commit: ANALYZE the tables a file grows (answers, learners, their sums;
+    ``core.sql.tables_analyze``), so the mastery refresh and the next fit plan with the file's rows.
+    Autovacuum would in its own time, if it is on; a fit started right after an import does not wait."""
+    if created > 0:
+        tables_analyze([Interaction._meta.db_table, Learner._meta.db_table, LearnerActivity._meta.db_table])
 
 
 def _course_get_or_create(course_slug: str, course_name: str, checked: _Checked) -> Course:

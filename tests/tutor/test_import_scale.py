@@ -13,7 +13,7 @@ from django.db import connection, transaction
 import tracing.services as tracing_services
 from curriculum.models import Course, Item
 from tests.stored import mastery_and_traces
-from tracing.models import Fit, Mastery
+from tracing.models import Fit, LearnerTrace, Mastery
 from tracing.selectors import _dataset, _dataset_arrays, course_vocabulary, interactions_for_fit
 from tracing.services import _replay, course_model, fit_create, mastery_recompute, mastery_refresh_pending
 from tutor.actions import answers_import, answers_record
@@ -419,3 +419,25 @@ def test_an_import_leaves_the_tables_it_grew_analysed(tmp_path, postgresql):
         for model in (Interaction, Learner, LearnerActivity):
             cursor.execute("SELECT reltuples FROM pg_class WHERE relname = %s", [model._meta.db_table])
             assert cursor.fetchone()[0] == model.objects.count(), model.__name__
+
+
+def test_a_fit_leaves_the_mastery_tables_analysed(
+    tmp_path, postgresql, monkeypatch, settings, django_capture_on_commit_callbacks
+):
+    """Issue 18 at 20M answers: after the fit rewrote 40M mastery rows, unanalysed, the dashboard's heatmap
+    read its 40 learners' mastery by a scan of the whole table (38.7 s on the first fetch, 3.6 s warm; 2 ms
+    analysed). A fit's activation now ANALYZEs the mastery and trace tables (failed before: reltuples
+    stayed as the empty tables')."""
+    settings.ARTIFACT_ROOT = tmp_path
+    monkeypatch.setattr("tutor.actions.mastery_refresh_pending", lambda **kwargs: [])
+    answers_import(course_slug="big", path=write_csv(tmp_path / "answers.csv", 300), format="csv")
+    course = Course.objects.get(slug="big")
+    assert not Mastery.objects.exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        fit = fit_create(course=course, kind="bkt", params={})
+    fit.refresh_from_db()
+    assert fit.status == Fit.SUCCEEDED, fit.error
+    with connection.cursor() as cursor:
+        for model in (Mastery, LearnerTrace):
+            cursor.execute("SELECT reltuples FROM pg_class WHERE relname = %s", [model._meta.db_table])
+            assert cursor.fetchone()[0] == model.objects.count() > 0, model.__name__
