@@ -206,10 +206,10 @@ def _candidates(
             skill for answer in history[-config.struggle_window :] for skill in item_skills.get(answer.item, ())
         }
         frontier_skills = [skill for skill, why in candidates.items() if why == FRONTIER]
-        latest, wrongs = _struggle_scan(history, item_skills, config.struggle_window)
+        wrongs = _struggle_scan(history, item_skills, config.struggle_window)
         for skill in frontier_skills:
             ancestors = state.graph.ancestors(skill)
-            if _struggle_errors(skill, ancestors, latest, wrongs) < config.struggle_errors:
+            if _struggle_errors(skill, ancestors, wrongs) < config.struggle_errors:
                 continue
             weak = [
                 ancestor for ancestor in ancestors if ancestor not in recent_skills and ancestor in state.items_by_skill
@@ -225,29 +225,25 @@ def _candidates(
 
 def _struggle_scan(
     history: Sequence[Answer], item_skills: Mapping[str, tuple[str, ...]], window: int
-) -> tuple[dict[str, int], dict[str, list[tuple[int, bool]]]]:
-    """One pass over the history, newest first (position 0 is the latest answer): per skill the position
-    of its latest answer, and the positions and wrongness of its latest ``window`` answers. The struggle
-    rule reads these for every frontier skill, instead of a scan of the history per skill (a learner of
-    thousands of answers on a course of 50 skills)."""
-    latest: dict[str, int] = {}
+) -> dict[str, list[tuple[int, bool]]]:
+    """One pass over the history, newest first (position 0 is the latest answer): per skill the positions
+    and wrongness of its latest ``window`` answers (``window`` >= 1, so the first is its latest answer).
+    The struggle rule reads these for every frontier skill, instead of a scan of the history per skill (a
+    learner of thousands of answers on a course of 50 skills)."""
     wrongs: dict[str, list[tuple[int, bool]]] = {}
     for position, answer in enumerate(reversed(history)):
         for skill in item_skills.get(answer.item, ()):
-            latest.setdefault(skill, position)
             kept = wrongs.setdefault(skill, [])
             if len(kept) < window:
                 kept.append((position, answer.correct < 0.5))
-    return latest, wrongs
+    return wrongs
 
 
-def _struggle_errors(
-    skill: str, ancestors: Iterable[str], latest: Mapping[str, int], wrongs: Mapping[str, list[tuple[int, bool]]]
-) -> int:
+def _struggle_errors(skill: str, ancestors: Iterable[str], wrongs: Mapping[str, list[tuple[int, bool]]]) -> int:
     """Wrong answers among the skill's last ``window`` answers (``_struggle_scan``'s) given since the learner
     last answered one of its prerequisites: a prerequisite checked since starts the struggle afresh, and an
     answer on both counts as the prerequisite's."""
-    since = min((latest[ancestor] for ancestor in ancestors if ancestor in latest), default=None)
+    since = min((wrongs[ancestor][0][0] for ancestor in ancestors if wrongs.get(ancestor)), default=None)
     return sum(1 for position, wrong in wrongs.get(skill, ()) if wrong and (since is None or position < since))
 
 

@@ -366,9 +366,9 @@ def test_the_one_pass_struggle_count_is_the_walk_back_rule(items, answers, edges
     graph = PrerequisiteGraph(skills, [(f"s{a}", f"s{b}") for a, b in edges])
     item_skills = {f"i{n}": tuple(sorted(f"s{k}" for k in tested)) for n, tested in enumerate(items)}
     history = [Answer(f"i{item}", correct) for item, correct in answers]  # i8, i9 may be unknown items
-    latest, wrongs = _struggle_scan(history, item_skills, window)
+    wrongs = _struggle_scan(history, item_skills, window)
     for skill in skills:
         ancestors = graph.ancestors(skill)
-        assert _struggle_errors(skill, ancestors, latest, wrongs) == _struggle_errors_by_walking_back(
+        assert _struggle_errors(skill, ancestors, wrongs) == _struggle_errors_by_walking_back(
             skill, ancestors, history, item_skills, window
         )
