@@ -120,12 +120,12 @@ def answers_import(
     return summary
 
 
-def mastery_pending_finish(*, course: Course, progress: Callable[[int], Any] | None = None) -> list[int]:
+def mastery_pending_finish(*, course: Course) -> list[int]:
     """Refresh the mastery of the course's learners marked ``mastery_pending`` (``mastery_refresh_pending``)
     and queue their LMS grade passback, which reads that mastery; returns the learners refreshed. After
     each import, and from the sweep (``mastery_pending_sweep``) for what an import that stopped half way
     left marked."""
-    refreshed = mastery_refresh_pending(course=course, progress=progress)
+    refreshed = mastery_refresh_pending(course=course)
     lti_grade_passback_enqueue(learner_ids=refreshed)
     return refreshed
 

@@ -243,10 +243,8 @@ def activity_pending_courses() -> list[int]:
     )
 
 
-def activity_mastery_pending(*, learner_pk: int | None) -> bool:
+def activity_mastery_pending(*, learner_pk: int) -> bool:
     """Whether answers of this learner stored by a file import are not in their stored mastery yet."""
-    if learner_pk is None:
-        return False
     return LearnerActivity.objects.filter(learner_id=learner_pk, mastery_pending=True).exists()
 
 
