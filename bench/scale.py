@@ -130,6 +130,7 @@ PROFILED = (
     ("tutor.importing", "_chunk_insert", "insert"),
     ("tutor.importing", "_conflicts_check", "conflicts_check"),
     ("tutor.importing", "_references_lock", "references_lock"),
+    ("tutor.importing", "_references_resolve", "references_lock"),
     ("tutor.importing", "activity_add_staged", "sums_add"),
     ("tutor.importing", "activity_fold", "sums_fold"),
     ("tutor.actions", "mastery_pending_mark", "mastery_mark"),
