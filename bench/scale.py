@@ -503,7 +503,7 @@ def file_table(runs: list[dict[str, Any]]) -> str:
             row("- COPY into the staging table", part("copy")),
             row("- the lines checked and converted in SQL", part("lines_check")),
             row("- insert (learners, answers, the chunk's sums)", part("insert")),
-            row("- of which the references locked set-wise", part("references_lock")),
+            row("- of which the references found and locked", part("references_lock")),
             row("- the file's sums added", part("sums_add")),
             row("- commit", part("commit")),
             row("CPU: the importing process (parse and check)", cpu("python_cpu_s")),

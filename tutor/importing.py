@@ -1,8 +1,10 @@
 """Importing interaction files, one file in one transaction (all or nothing, re-importing adds nothing).
 
-On PostgreSQL a file streams through: each line is parsed and checked, then copied into a staging table
-of the transaction, and learners, items and duplicates are resolved set-wise in SQL; memory does not
-grow with the file. Elsewhere (SQLite) the file is parsed whole, then written in batches.
+On PostgreSQL a file streams through a staging table of the transaction, a chunk at a time, and learners,
+items and duplicates are resolved set-wise in SQL; memory does not grow with the file. A ``csv`` file's
+lines are copied as they are and checked in SQL (``_lines_staged``); a file outside that path's grammar,
+and any other format, is parsed and checked in Python (``_rows_staged``). Elsewhere (SQLite) the file is
+parsed whole, then written in batches.
 
 Either way the learners with new answers are marked ``mastery_pending`` (tutor.activity): their stored
 mastery does not include the file until ``tracing.services.mastery_refresh_pending`` has run, which the
@@ -138,7 +140,8 @@ def file_import(
     the caller's (``tutor.actions.answers_import``).
 
     Raises FormatError (file, line, reason) and keeps nothing of the file: the file's syntax, and every
-    value checked as the API checks it (a timestamp outside the accepted range, say).
+    value checked as the API checks it (a timestamp outside the accepted range, say). ``on_rows`` hears of
+    each chunk stored; a ``csv`` file that leaves the SQL path part way is counted again from its start.
     """
     if connection.vendor == "postgresql":
         path = Path(path)
