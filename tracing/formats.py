@@ -8,7 +8,7 @@ file, the line and the reason at the first malformed line.
 from __future__ import annotations
 
 import csv
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Generator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -107,7 +107,7 @@ def _read_lines(path: Path) -> list[str]:
             raise FormatError(path, error.object[: error.start].count(b"\n") + 1, "not UTF-8 text") from None
 
 
-def _csv_table(path: Path) -> Iterator[tuple[int, list[str]]]:
+def _csv_table(path: Path) -> Generator[tuple[int, list[str]]]:
     """A CSV file (comma or tab) as lists: first (1, its header's names, stripped and lower-case), then each
     row that is not blank with its line number (the last line of a row that spans lines), every number as
     ``csv.DictReader`` gives it, errors' included. Rows as lists, for the readers whose every row counts (a
@@ -116,10 +116,8 @@ def _csv_table(path: Path) -> Iterator[tuple[int, list[str]]]:
     line = 0  # as DictReader's line_num: an unreadable byte is reported on the line after it
     try:
         with Path(path).open(encoding="utf-8-sig", newline="") as handle:
-            # Sniff the delimiter: ASSISTments ships both comma and tab files.
-            head = handle.read(8192)
+            delimiter = _csv_delimiter(handle.read(8192))
             handle.seek(0)
-            delimiter = "\t" if head.count("\t") > head.count(",") else ","
             reader = csv.reader(handle, delimiter=delimiter)
             header = next(reader, None)
             line = reader.line_num
@@ -142,6 +140,39 @@ def _csv_table(path: Path) -> Iterator[tuple[int, list[str]]]:
         raise FormatError(path, line + 1 if reader else 1, "not UTF-8 text") from None
     except csv.Error as error:  # e.g. a field over the csv module's size limit (an unclosed quote)
         raise FormatError(path, line if reader else 1, f"unreadable CSV: {error}") from None
+
+
+def _csv_delimiter(head: str) -> str:
+    """The delimiter, sniffed from the file's first 8,192 characters: ASSISTments ships both comma and tab files."""
+    return "\t" if head.count("\t") > head.count(",") else ","
+
+
+def csv_header(path: Path) -> tuple[str, list[str]]:
+    """A CSV file's delimiter and its header's names (stripped, lower-case), as its readers read them; the
+    FormatError they would raise at the header."""
+    table = _csv_table(path)
+    try:
+        names = next(table)[1]
+    finally:
+        table.close()
+    with Path(path).open(encoding="utf-8-sig", newline="") as handle:
+        return _csv_delimiter(handle.read(8192)), names
+
+
+CSV_COLUMNS = ("learner", "item", "skill", "correct", "timestamp", "response_time", "id")
+"""The columns ``read_csv`` reads (``learner, item, correct, timestamp`` required), in this order."""
+
+
+def csv_positions(names: list[str]) -> list[int]:
+    """Where each of CSV_COLUMNS sits in a header's names (the last of a repeated name, as a dict of the row
+    would have it), -1 for one the header lacks."""
+    where = {name: index for index, name in enumerate(names)}
+    return [where.get(name, -1) for name in CSV_COLUMNS]
+
+
+def csv_skills(text: str | None) -> tuple[str, ...]:
+    """A ``skill`` field's skills: ``;``-separated, stripped, empty ones dropped."""
+    return tuple(s.strip() for s in (text or "").split(";") if s.strip())
 
 
 def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, str | None]]]:
@@ -236,12 +267,9 @@ def read_csv(path: Path) -> Iterator[Record]:
     path = Path(path)
     table = _csv_table(path)
     _, names = next(table)
-    # Each column by position (the last of a repeated name, as a dict of the row would have it); a column
-    # the header lacks, or a short row's missing field, reads as None.
+    # Each column by position; a column the header lacks, or a short row's missing field, reads as None.
     where = {name: index for index, name in enumerate(names)}
-    columns = [
-        where.get(name, -1) for name in ("learner", "item", "skill", "correct", "timestamp", "response_time", "id")
-    ]
+    columns = csv_positions(names)
     checked = False
     for line, row in table:
         if not checked:
@@ -254,7 +282,7 @@ def read_csv(path: Path) -> Iterator[Record]:
         learner, item = (learner or "").strip(), (item or "").strip()
         if not learner or not item:
             raise FormatError(path, line, "learner and item must not be empty")
-        skills = tuple(s.strip() for s in (skill or "").split(";") if s.strip())
+        skills = csv_skills(skill)
         try:
             timestamp = parse_timestamp(moment)  # type: ignore[arg-type] # None: a short row, refused below
         except (ValueError, AttributeError):
