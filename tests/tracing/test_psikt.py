@@ -389,3 +389,22 @@ def test_absorb_with_each_learner_s_own_adam_steps_all_newcomers_at_once(simulat
     copy.deepcopy(model).absorb(newcomers, seed=0, steps=2)
     copy.deepcopy(model).absorb(newcomers, seed=0, steps=2, per_learner=False)
     assert calls == [(40, 2), (16, 6), (40, 2)]
+
+
+def test_an_artifact_from_before_the_own_adam_absorbs_with_today_s_passes(simulation, tmp_path):
+    """An artifact saved before absorb ran each learner's own Adam holds that day's default of 10
+    passes (torch's Adam at 0.1): loaded, it absorbs with today's default (2). One saved since keeps
+    whatever it was given, 10 included."""
+    from tracing.estimators.pyro_common import load_artifact, save_artifact
+
+    model = PsiKT(steps=2, absorb_steps=10, **FAST).fit(simulation.data.subset(np.arange(20)), seed=0)
+    model.save(tmp_path / "today.npz")
+    assert PsiKT.load(tmp_path / "today.npz").absorb_steps == 10
+    meta, arrays = load_artifact(tmp_path / "today.npz")
+    del meta["absorb_optimiser"]
+    save_artifact(tmp_path / "old.npz", meta, arrays)
+    old = PsiKT.load(tmp_path / "old.npz")
+    assert old.absorb_steps == 2 and old.hyper_parameters()["absorb_steps"] == 2
+    meta["hyper"]["absorb_steps"] = 3  # not that day's default: a deliberate setting, kept
+    save_artifact(tmp_path / "set.npz", meta, arrays)
+    assert PsiKT.load(tmp_path / "set.npz").absorb_steps == 3
