@@ -143,12 +143,12 @@ def test_absorb_fits_newcomers_against_the_frozen_course_posterior(fitted, simul
 
 
 @pytest.mark.slow
-def test_default_absorb_of_several_minibatches_matches_a_long_absorb(fitted, simulation):
-    """The default absorb (each learner its own Adam, 2 passes at 0.5) of 300 newcomers (three
-    minibatches a pass, so RowAdam and torch's Adam differ) against a long one (torch's Adam, 60
-    passes at 0.05, converged): P(correct) on the newcomers' rows within 0.05 of it on average (0.034
-    when written) and its AUC within 0.01 (+0.006 when written); torch's Adam on the same budget strays
-    further (0.075 when written)."""
+def test_default_absorb_matches_a_long_absorb(fitted, simulation):
+    """The default absorb (each learner its own Adam, 2 passes at 0.5; all 300 newcomers in one
+    minibatch a pass) against a long one (torch's Adam, 60 passes at 0.05, converged; three minibatches
+    a pass): P(correct) on the newcomers' rows within 0.05 of it on average (0.034 when written, with
+    three minibatches a pass as with one) and its AUC within 0.01 (+0.006 when written); torch's Adam
+    on the same budget strays further (0.075 when written)."""
     newcomers = simulate_learners(simulation.graph, n_learners=300, n_answers=40, seed=11).data
     newcomers = dataclasses.replace(newcomers, learner_ids=tuple(f"late{number}" for number in range(300)))
 
@@ -330,3 +330,81 @@ def test_end_states_run_on_the_fits_thread_count(simulation, monkeypatch):
     finally:
         torch.set_num_threads(previous)
     assert seen == [1, 1]
+
+
+@pytest.mark.parametrize("dynamics", ["jump", "ou"])
+def test_prefix_filter_gives_run_filter_s_likelihood_gradient_and_state(simulation, dynamics):
+    """The absorb's SVI runs on prefix_filter (learners longest first, only those still in their
+    history stepped): its log-likelihood, its gradient in the traits (what the absorb's Adam follows)
+    and the final state are run_filter's on the same padded batch, fresh and resumed, to 1e-10."""
+    from tracing.estimators.psikt import prefix_filter, run_filter
+
+    model = PsiKT(steps=3, dynamics=dynamics, **FAST).fit(simulation.data, seed=0)
+    rng = np.random.default_rng(1)
+    data = simulation.data.subset(np.arange(25))
+    data = data.truncate(np.where(np.arange(25) % 8 == 0, 0, rng.integers(0, data.lengths + 1)))
+    assert (data.lengths == 0).any() and len(np.unique(data.lengths)) > 10
+    batch = pad_learners(data, rng.permutation(data.n_learners), unit=model.unit).torch(torch.float64)
+    course = model._course_tensors()
+    traits = model.arrays["population_loc"][None, :] + rng.normal(0, 0.5, (data.n_learners, 5))
+    resumed = (
+        torch.as_tensor(rng.normal(0, 1, (data.n_learners, data.n_skills))),
+        torch.as_tensor(rng.uniform(0.01, 2, (data.n_learners, data.n_skills))),
+    )
+    for start in (None, resumed):
+        results = []
+        for method in (run_filter, prefix_filter):
+            raw = torch.tensor(traits, requires_grad=True)
+            log_likelihood, *rest = method(course, raw, batch, start, dynamics=dynamics)
+            log_likelihood.sum().backward()
+            results.append((log_likelihood.detach(), raw.grad, rest[-2].detach(), rest[-1].detach()))
+        (full, full_grad, full_mean, full_variance), (prefix, prefix_grad, prefix_mean, prefix_variance) = results
+        torch.testing.assert_close(prefix, full, rtol=0, atol=1e-10)
+        torch.testing.assert_close(prefix_grad, full_grad, rtol=0, atol=1e-10)
+        torch.testing.assert_close(prefix_mean, full_mean, rtol=0, atol=1e-10)
+        # run_filter's padded steps floor the variance (final_knowledge applies the floor after prefix_filter)
+        floor = torch.clamp(prefix_variance, min=1e-6)
+        torch.testing.assert_close(floor, full_variance, rtol=0, atol=1e-10)
+
+
+def test_absorb_with_each_learner_s_own_adam_steps_all_newcomers_at_once(simulation, monkeypatch):
+    """Each learner's own Adam moves it by its own gradient whatever else its minibatch holds, so the
+    absorb takes up to ABSORB_BATCH learners a step (one step a pass here); torch's Adam over the
+    whole table keeps minibatches of max(batch_size, 128)."""
+    from tracing.estimators import psikt
+
+    calls = []
+    original = psikt.run_svi
+
+    def spy(*args, **kwargs):
+        calls.append((kwargs["batch_size"], kwargs["steps"]))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(psikt, "run_svi", spy)
+    model = PsiKT(steps=2, **FAST).fit(simulation.data.subset(np.arange(60)), seed=0)
+    calls.clear()
+    newcomers = simulation.data.subset(np.arange(60, 100))
+    copy.deepcopy(model).absorb(newcomers, seed=0, steps=2)
+    monkeypatch.setattr(psikt, "ABSORB_BATCH", 16)
+    copy.deepcopy(model).absorb(newcomers, seed=0, steps=2)
+    copy.deepcopy(model).absorb(newcomers, seed=0, steps=2, per_learner=False)
+    assert calls == [(40, 2), (16, 6), (40, 2)]
+
+
+def test_an_artifact_from_before_the_own_adam_absorbs_with_today_s_passes(simulation, tmp_path):
+    """An artifact saved before absorb ran each learner's own Adam holds that day's default of 10
+    passes (torch's Adam at 0.1): loaded, it absorbs with today's default (2). One saved since keeps
+    whatever it was given, 10 included."""
+    from tracing.estimators.pyro_common import load_artifact, save_artifact
+
+    model = PsiKT(steps=2, absorb_steps=10, **FAST).fit(simulation.data.subset(np.arange(20)), seed=0)
+    model.save(tmp_path / "today.npz")
+    assert PsiKT.load(tmp_path / "today.npz").absorb_steps == 10
+    meta, arrays = load_artifact(tmp_path / "today.npz")
+    del meta["absorb_optimiser"]
+    save_artifact(tmp_path / "old.npz", meta, arrays)
+    old = PsiKT.load(tmp_path / "old.npz")
+    assert old.absorb_steps == 2 and old.hyper_parameters()["absorb_steps"] == 2
+    meta["hyper"]["absorb_steps"] = 3  # not that day's default: a deliberate setting, kept
+    save_artifact(tmp_path / "set.npz", meta, arrays)
+    assert PsiKT.load(tmp_path / "set.npz").absorb_steps == 3

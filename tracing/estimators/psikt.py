@@ -127,6 +127,13 @@ N_TRAITS = len(TRAIT_NAMES)
 ENCODER_PREFIX = "encoder."  # the trait encoder's weights, among a fit's arrays
 _VARIANCE_FLOOR = 1e-6
 ABSORB_LEARNING_RATE = 0.5  # each learner's own Adam (RowAdam), with hyper's absorb_steps of 2 passes
+# Learners per SVI step of an absorb with each learner's own Adam: autograd keeps some thirty (B, K)
+# tensors per filter step, so 1,024 learners over 150 rows and 100 skills hold about 1 GB.
+ABSORB_BATCH = 1024
+# What absorb optimises with, saved in each artifact: one saved before it (torch's Adam over the whole
+# table, ``absorb_steps`` 10 at 0.1) has none, and its stored default of 10 gives way to today's.
+ABSORB_OPTIMISER = "own_adam"
+_OLD_ABSORB_STEPS = 10
 _END_CHUNK = 2048  # learners per end-state filter call (its padded arrays are chunk x longest history)
 
 
@@ -388,6 +395,51 @@ def readiness_of(
     return readiness
 
 
+def _filter_step(
+    course: dict[str, torch.Tensor],
+    terms: dict[str, torch.Tensor],
+    mean: torch.Tensor,
+    variance: torch.Tensor,
+    decay: torch.Tensor,
+    answered: torch.Tensor,
+    bias: torch.Tensor,
+    correct: torch.Tensor,
+    dynamics: str,
+    on: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One answer of the filter for B learners, what :func:`run_filter` and :func:`prefix_filter` both
+    step by: drift over the gap (``decay`` (B, 1)), the answer to item ``answered`` (B,) (``bias`` (B,)
+    its offset) observed as ``correct`` (B,), then practice (``dynamics`` "jump"). ``terms`` holds each
+    learner's ``level``, ``stationary``, ``coupling`` and ``speed`` (B, 1); ``on`` (B, 1) is 0 on a
+    padded step (zero emission weight and gain: the state passes unchanged but for the variance floor
+    of :func:`observe`). Returns the answer's probit location (B,) (P(correct) = Phi(location)) and
+    the mean and variance (B, K) after it."""
+    weight = course["weight"][answered] if on is None else course["weight"][answered] * on
+    level, stationary, coupling = terms["level"], terms["stationary"], terms["coupling"]
+    if dynamics == "ou":
+        mean, variance = _ou_drift(mean, variance, decay, level, stationary, coupling, course["graph"])
+    else:
+        mean, variance = _drift(mean, variance, decay, level, stationary)
+    location, shrink = answer_location(mean, variance, weight, bias)
+    mean, variance = observe(mean, variance, weight, location, shrink, correct)
+    if dynamics == "ou":
+        return location, mean, variance
+    readiness = readiness_of(mean, variance, course["scale"], course["typical"])
+    gain, practised = course["gain"][answered], course["practised"][answered]
+    if on is not None:
+        gain, practised = gain * on, practised * on
+    mean, variance = practise(
+        mean,
+        variance,
+        learner_gain(gain, terms["speed"]),
+        practised,
+        course["ceiling"],
+        course["noise"],
+        prerequisite_gate(readiness, coupling, course["graph"]),
+    )
+    return location, mean, variance
+
+
 def run_filter(
     course: dict[str, torch.Tensor],
     raw: torch.Tensor,
@@ -416,37 +468,101 @@ def run_filter(
     live = mask.to(mean.dtype)
     decay = torch.exp(-alpha[:, None] * elapsed)  # (B, T)
     bias = course["bias"][item]
-    level, coupling, speed = mu[:, None], gamma[:, None], speed[:, None]
-    stationary = (sigma**2 / (2 * alpha))[:, None]
-    graph = course["graph"]
+    terms = {"level": mu[:, None], "coupling": gamma[:, None], "speed": speed[:, None]}
+    terms["stationary"] = (sigma**2 / (2 * alpha))[:, None]
     locations = []
     for step in range(item.shape[1]):
-        answered, on = item[:, step], live[:, step, None]
-        weight = course["weight"][answered] * on
-        if dynamics == "ou":
-            mean, variance = _ou_drift(mean, variance, decay[:, step, None], level, stationary, coupling, graph)
-        else:
-            mean, variance = _drift(mean, variance, decay[:, step, None], level, stationary)
-        location, shrink = answer_location(mean, variance, weight, bias[:, step])
-        locations.append(location)
-        mean, variance = observe(mean, variance, weight, location, shrink, correct[:, step])
-        if dynamics == "ou":
-            continue
-        readiness = readiness_of(mean, variance, course["scale"], course["typical"])
-        mean, variance = practise(
+        location, mean, variance = _filter_step(
+            course,
+            terms,
             mean,
             variance,
-            learner_gain(course["gain"][answered] * on, speed),
-            course["practised"][answered] * on,
-            course["ceiling"],
-            course["noise"],
-            prerequisite_gate(readiness, coupling, graph),
+            decay[:, step, None],
+            item[:, step],
+            bias[:, step],
+            correct[:, step],
+            dynamics,
+            on=live[:, step, None],
         )
+        locations.append(location)
     location = torch.stack(locations, dim=1)
     log_likelihood = (
         live * (correct * torch.special.log_ndtr(location) + (1 - correct) * torch.special.log_ndtr(-location))
     ).sum(1)
     return log_likelihood, torch.special.ndtr(location), mean, variance
+
+
+def prefix_filter(
+    course: dict[str, torch.Tensor],
+    raw: torch.Tensor,
+    batch: dict[str, torch.Tensor],
+    start: tuple[torch.Tensor, torch.Tensor] | None = None,
+    dynamics: str = "jump",
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`run_filter`'s log-likelihood (B,) and final state (mean, variance (B, K)) of a padded
+    batch, stepping only the learners whose history is not over.
+
+    Why: :func:`run_filter` steps every learner of a batch to the longest one's end, so its cost
+    is B x the longest history, and each of its steps is a few dozen small tensor operations whose
+    fixed cost outweighs their arithmetic on a minibatch of 128. Here learners go longest first and each
+    step updates only those still in their history (a prefix of them), so the work is the rows
+    there are, on as many learners at once as the batch holds; a learner whose history is over
+    leaves its state aside (no in-place writes, so autograd runs through it). A learner's state
+    after its last row is :func:`run_filter`'s but for the variance floor that :func:`observe`
+    applies on padded steps (:func:`final_knowledge` applies it); its log-likelihood is the same
+    sum over its rows. The absorb's SVI and the end states run on it.
+    """
+    lengths = batch["mask"].sum(1)
+    order = torch.argsort(-lengths, stable=True)
+    back = torch.argsort(order)
+    mean, variance = start if start is not None else initial_knowledge(raw, course["weight"].shape[1])
+    mean, variance, raw = mean[order], variance[order], raw[order]
+    # Step-major (T, B) copies, so that each step's prefix of learners is contiguous.
+    item = batch["item"][order].T.contiguous()
+    correct = batch["correct"][order].T.contiguous().to(mean.dtype)
+    alpha, mu, sigma, gamma, speed = trait_values(raw)
+    decay = torch.exp(-alpha[None, :] * batch["elapsed"][order].T.to(mean.dtype))  # (T, B)
+    terms = {"level": mu[:, None], "coupling": gamma[:, None], "speed": speed[:, None]}
+    terms["stationary"] = (sigma**2 / (2 * alpha))[:, None]
+    # Learners still in their history at each step: a prefix, since they are sorted longest first.
+    active = lengths[order]
+    width = int(active[0]) if len(active) else 0
+    counts = (active[None, :] > torch.arange(width)[:, None]).sum(1).tolist()
+    finished_mean: list[torch.Tensor] = []
+    finished_variance: list[torch.Tensor] = []
+    locations: list[torch.Tensor] = []
+    previous = len(active)
+    for step, count in enumerate(counts):
+        if count < previous:  # learners count..previous - 1 have had their last row
+            finished_mean.append(mean[count:])
+            finished_variance.append(variance[count:])
+            mean, variance = mean[:count], variance[:count]
+            terms = {name: value[:count] for name, value in terms.items()}
+            previous = count
+        answered = item[step, :count]
+        location, mean, variance = _filter_step(
+            course,
+            terms,
+            mean,
+            variance,
+            decay[step, :count, None],
+            answered,
+            course["bias"][answered],
+            correct[step, :count],
+            dynamics,
+        )
+        locations.append(location)
+    finished_mean.append(mean)
+    finished_variance.append(variance)
+    mean = torch.cat(finished_mean[::-1])[back]
+    variance = torch.cat(finished_variance[::-1])[back]
+    real = batch["mask"][order].T  # (T, B): the rows, in the order their locations were made
+    which = torch.nonzero(real)[:, 1]  # the (sorted) learner of each row, step-major
+    location = torch.cat(locations) if locations else torch.zeros(0, dtype=mean.dtype)
+    right = correct[real]
+    terms_of_rows = right * torch.special.log_ndtr(location) + (1 - right) * torch.special.log_ndtr(-location)
+    log_likelihood = torch.zeros(len(order), dtype=mean.dtype).index_add(0, which, terms_of_rows)
+    return log_likelihood[back], mean, variance
 
 
 def final_knowledge(
@@ -457,61 +573,19 @@ def final_knowledge(
     dynamics: str = "jump",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The knowledge mean and variance (B, K) after each learner's last row: :func:`run_filter`'s
-    final state, without autograd and without its probabilities, at a fraction of its cost.
-
-    Why a second filter: storing every learner's end state after a fit or an absorb is one pass over
-    each learner's whole history, and :func:`run_filter` steps every learner of a batch to the
-    longest one's end. Here learners go longest first and each step updates only those whose history
-    is not over yet (a prefix), so the steps taken are the rows there are, not B x the longest; the
-    item's log(1 - eta) row is read from a table made once. A padded step leaves the state as it
-    was (zero elapsed time, weight and gain) but for the variance floor of :func:`observe`, applied
-    at the end to the learners that had padding, so the result is :func:`run_filter`'s to rounding
-    (``tests/tracing/test_psikt.py`` pins it to 1e-10). Float64 throughout, as prediction.
+    final state, without autograd and without its probabilities, by :func:`prefix_filter` (storing
+    every learner's end state after a fit or an absorb is one pass over each learner's whole history,
+    and :func:`run_filter` would step every learner to the longest one's end). A padded step of
+    :func:`run_filter` leaves the state as it was (zero elapsed time, weight and gain) but for the
+    variance floor of :func:`observe`, applied here to the learners that had padding, so the result
+    is :func:`run_filter`'s to rounding (``tests/tracing/test_psikt.py`` pins it to 1e-10). Float64
+    throughout, as prediction.
     """
-    n_skills = course["weight"].shape[1]
-    lengths = torch.as_tensor(padded.mask.sum(1))
-    order = torch.argsort(-lengths, stable=True)
-    mean, variance = start if start is not None else initial_knowledge(raw, n_skills)
-    mean, variance, raw = mean[order].clone(), variance[order].clone(), raw[order]
-    item = torch.as_tensor(padded.item)[order]
-    correct = torch.as_tensor(padded.correct, dtype=torch.float64)[order]
-    elapsed = torch.as_tensor(padded.elapsed, dtype=torch.float64)[order]
-    active = lengths[order]
-    alpha, mu, sigma, gamma, speed = trait_values(raw)
-    level, coupling, speed = mu[:, None], gamma[:, None], speed[:, None]
-    stationary = (sigma**2 / (2 * alpha))[:, None]
-    graph = course["graph"]
-    keep = torch.log1p(-torch.clamp(course["gain"], max=1 - 1e-6))  # log(1 - eta) per item and skill
-    # Learners still in their history at each step: a prefix, since they are sorted longest first.
-    counts = (active[None, :] > torch.arange(int(active.max()) if len(active) else 0)[:, None]).sum(1).tolist()
-    for step, count in enumerate(counts):
-        live = slice(0, count)
-        answered = item[live, step]
-        weight = course["weight"][answered]
-        decay = torch.exp(-alpha[live] * elapsed[live, step])[:, None]
-        m, v = mean[live], variance[live]
-        if dynamics == "ou":
-            m, v = _ou_drift(m, v, decay, level[live], stationary[live], coupling[live], graph)
-        else:
-            m, v = _drift(m, v, decay, level[live], stationary[live])
-        location, shrink = answer_location(m, v, weight, course["bias"][answered])
-        m, v = observe(m, v, weight, location, shrink, correct[live, step])
-        if dynamics != "ou":
-            readiness = readiness_of(m, v, course["scale"], course["typical"])
-            m, v = practise(
-                m,
-                v,
-                -torch.expm1(speed[live] * keep[answered]),
-                course["practised"][answered],
-                course["ceiling"],
-                course["noise"],
-                prerequisite_gate(readiness, coupling[live], graph),
-            )
-        mean[live], variance[live] = m, v
-    padding = active < padded.mask.shape[1]
+    batch = padded.torch(torch.float64)
+    _, mean, variance = prefix_filter(course, raw, batch, start, dynamics)
+    padding = batch["mask"].sum(1) < batch["mask"].shape[1]
     variance[padding] = torch.clamp(variance[padding], min=_VARIANCE_FLOOR)
-    back = torch.argsort(order)
-    return mean[back], variance[back]
+    return mean, variance
 
 
 class CourseModel(PyroModule):
@@ -675,7 +749,7 @@ class AbsorbModel(PyroModule):
                 torch.where(resume[:, None], mean, fresh_mean),
                 torch.where(resume[:, None], variance, fresh_variance),
             )
-            log_likelihood, *_ = run_filter(self.frozen, raw, batch, start, dynamics=self.dynamics)
+            log_likelihood, _, _ = prefix_filter(self.frozen, raw, batch, start, dynamics=self.dynamics)
             pyro.factor("answers", log_likelihood)
 
 
@@ -690,6 +764,18 @@ class AbsorbGuide(PyroModule):
     def forward(self, batch: dict[str, torch.Tensor], index: torch.Tensor) -> None:
         with pyro.plate("learners", self.trait_loc.shape[0], subsample=index):
             pyro.sample("traits", dist.Normal(self.trait_loc[index], self.trait_scale[index]).to_event(1))
+
+
+def _absorb_steps_of_today(meta: dict[str, Any]) -> dict[str, Any]:
+    """An artifact's hyper-parameters, with today's default ``absorb_steps`` where it was saved before
+    the absorb's optimiser became each learner's own Adam (no ``absorb_optimiser`` in its meta) still
+    holding that day's default, 10 passes: validated for torch's Adam at 0.1, which absorb no longer
+    runs; 10 passes of the own Adam at 0.5 validate below today's 2 (0.7534 ± 0.0014 against
+    0.7561 ± 0.0002, split 0 of bench/psikt_continual.py, docs/choices.md) at five times the cost."""
+    hyper_parameters = dict(meta["hyper"])
+    if "absorb_optimiser" not in meta and hyper_parameters.get("absorb_steps") == _OLD_ABSORB_STEPS:
+        hyper_parameters["absorb_steps"] = next(p.default for p in hyper.PSIKT.params if p.name == "absorb_steps")
+    return hyper_parameters
 
 
 def _with_all_traits(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -958,7 +1044,11 @@ class PsiKT(Estimator):
             # counts: on DBE-KT22, 10 passes at 0.1 gave the multi-step AUC of 60 passes at 0.05
             # (torch's Adam); each learner's own Adam (per_learner) gave it in 2 passes at 0.5
             # (docs/choices.md, "psikt absorb: each learner its own Adam").
-            batch_size = min(max(self.batch_size, 128), data.n_learners)
+            # Each learner's own Adam moves it by its own gradient alone, whatever else the minibatch
+            # holds (Adam is blind to the N / B scale of a subsample), so there the minibatch is as
+            # large as memory allows: each filter step is then one set of tensor operations over up
+            # to ABSORB_BATCH learners, not eight over 128 (bench/psikt_continual.py).
+            batch_size = min(ABSORB_BATCH if per_learner else max(self.batch_size, 128), data.n_learners)
             run_svi(
                 loss,
                 list(guide.parameters()),
@@ -1373,13 +1463,14 @@ class PsiKT(Estimator):
             "skill_ids": list(self._skill_ids),
             "learners": sorted(self.learner_index, key=self.learner_index.__getitem__),
             "timings": self.timings,
+            "absorb_optimiser": ABSORB_OPTIMISER,
         }
         save_artifact(path, meta, {**self.arrays, "q_matrix": self.q_matrix})
 
     @classmethod
     def load(cls, path: Path) -> Self:
         meta, arrays = load_artifact(path)
-        model = cls.restored(meta["hyper"])
+        model = cls.restored(_absorb_steps_of_today(meta))
         model.unit = meta["unit"]
         model._item_ids, model._skill_ids = tuple(meta["item_ids"]), tuple(meta["skill_ids"])
         model.q_matrix = arrays.pop("q_matrix").astype(bool)
