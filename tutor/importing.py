@@ -398,6 +398,9 @@ _RAW = "tutor_import_stage_lines"
 _FILE_ITEMS = "tutor_import_file_items"
 _LINE_LIMIT = 131_072
 """Longer lines go through the Python reader: the csv module refuses a field over 131,072 characters."""
+_WIDEST = 64
+"""A header of more columns goes through the Python reader: the lines' table has a column for each (and
+PostgreSQL refuses a table of over 1,600), while the reader reads seven and ignores the rest."""
 _ODD_BYTES = b'"\x00\x0b\x0c\x1c\x1d\x1e\x1f'
 """Bytes that leave the lines' grammar: the quote (the csv module's rules for quotes are not COPY's), NUL, and
 the ASCII whitespace other than space, tab and line ends that ``str.strip`` strips."""
@@ -417,8 +420,8 @@ def _lines_staged(raw: Any, path: Path, now: datetime) -> Generator[_Staged]:
     delimiter, names = csv_header(path)
     positions = csv_positions(names)
     learner, item, skill, correct, moment, response, client_id = positions
-    if min(learner, item, correct, moment) < 0:
-        raise _Unusual  # a header without a required column: the reader's error
+    if min(learner, item, correct, moment) < 0 or len(names) > _WIDEST:
+        raise _Unusual  # a header without a required column (the reader's error), or one too wide
     earliest, latest = timestamp_bounds(now)
     width = len(names)
     odd = _ODD_BYTES if delimiter == "\t" else _ODD_BYTES + b"\t"

@@ -185,6 +185,19 @@ def test_lines_checked_in_sql_import_as_the_python_reader(tmp_path, postgresql, 
     assert taken["sql"] > FILES // 5, (taken, kinds)
 
 
+@pytest.mark.parametrize("extra", [60, 2000])
+def test_a_header_of_many_columns_imports_as_the_reader_reads_it(tmp_path, postgresql, extra):
+    """The reader ignores columns it does not read; the lines' table has one per column, and PostgreSQL
+    refuses a table of over 1,600 (failed before the width bound: TooManyColumns, a crash, not a file's
+    error), so a wide header goes to the reader."""
+    path = tmp_path / "wide.csv"
+    names = ["learner", "item", "correct", "timestamp", *(f"x{n}" for n in range(extra))]
+    path.write_text(",".join(names) + "\n" + ",".join(["u1", "i1", "1", "1600000000", *[""] * extra]) + "\n")
+    kind, (summary, rows) = outcome(path)
+    assert kind == "stored" and summary["created"] == 1
+    assert [answer[1:4] for answer in rows["answers"]] == [("u1", "i1", 1.0)]
+
+
 def test_the_odd_characters_are_all_that_str_strip_strips_but_spaces():
     """The lines checked in SQL strip fields of spaces (btrim); the reader strips what ``str.isspace`` calls
     whitespace. Every other such character (line ends and, where it does not separate, tab aside) leaves
