@@ -48,7 +48,7 @@ METHODS = {
 }
 
 
-def first_answers(model: Any, test: Dataset, first: int, method: str) -> dict[str, np.ndarray]:
+def first_answers(model: Any, test: Dataset, first: int) -> dict[str, np.ndarray]:
     """Per held-out row t < ``first``: the answer, P(correct) with population and with online traits."""
     population = np.repeat(model.arrays["population_loc"][None, :], test.n_learners, axis=0)
     rows: dict[str, list[np.ndarray]] = {"correct": [], "population": [], "online": [], "learner": []}
@@ -62,9 +62,8 @@ def first_answers(model: Any, test: Dataset, first: int, method: str) -> dict[st
         if step == 0:
             online_traits = population[have]
         else:
-            seen = window.truncate(np.minimum(window.lengths, step))
-            infer = model.encode_traits if method == "encoder" else model.traits_infer
-            online_traits, _ = infer(seen)
+            # traits_infer is the encoder's forward pass on a model fitted with one, else the per-learner SVI.
+            online_traits, _ = model.traits_infer(window.truncate(np.minimum(window.lengths, step)))
         rows["correct"].append(upto.correct[last])
         rows["population"].append(model.predict_proba_given(upto, population[have])[last])
         rows["online"].append(model.predict_proba_given(upto, online_traits)[last])
@@ -85,7 +84,7 @@ def fold_run(data: Dataset, held_out: np.ndarray, quick: bool, fold: int, method
     started = time.perf_counter()
     model = get_estimator("psikt")(**params).fit(train, seed=fold)
     seconds = time.perf_counter() - started
-    rows = first_answers(model, test, FIRST, method)
+    rows = first_answers(model, test, FIRST)
     next_step = metrics(test.correct, model.predict_proba(test))
     return {"fit_seconds": round(seconds, 1), "rows": rows, "next_step": next_step}
 
