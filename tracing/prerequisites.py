@@ -10,6 +10,9 @@ scores both are judged by:
 - :func:`conditional_correctness`: for each ordered pair, how much better learners who did well
   on skill i before meeting skill k answer their first question of k than those who did not
   (the classic test of a prerequisite on performance data);
+- :func:`learner_correlation`: how strongly learners who do better than expected on skill i also
+  do on skill k, from questions of one skill only (what correctness alone, without order or
+  shared questions, can say about a link: a ceiling for a graph learned from answers);
 - :func:`average_precision`, :func:`top_k`, :func:`orientation_agreement`: undirected links
   ranked by a score against a set of expert links, and whether the direction a graph gives an
   expert link agrees with the order learners meet its two skills;
@@ -95,6 +98,44 @@ def conditional_correctness(data: Dataset, *, min_learners: int = 5) -> np.ndarr
     score = np.where(enough, rate[1] - rate[0], 0.0)
     np.fill_diagonal(score, 0.0)
     return score
+
+
+def learner_correlation(data: Dataset, *, min_learners: int = 20) -> np.ndarray:
+    """(K, K) symmetric: correlation across learners of their residual correctness on two skills.
+
+    A learner's residual on skill k is the mean, over their answers to questions tagged with k
+    alone, of correct minus the question's overall rate of right answers, less that learner's mean
+    residual over all skills (general ability is not a link). Questions of several skills are left
+    out, so one answer never counts for two skills. Pairs answered by fewer than ``min_learners``
+    learners, or with no spread, score 0.
+    """
+    n_skills = data.n_skills
+    q = np.asarray(data.q_matrix, dtype=bool)
+    hits = np.bincount(data.item, weights=data.correct, minlength=data.n_items)
+    counts = np.bincount(data.item, minlength=data.n_items)
+    residual = data.correct - hits[data.item] / np.maximum(counts[data.item], 1)
+    single = q.sum(axis=1) == 1
+    rows = single[data.item]
+    skill = np.argmax(q, axis=1)[data.item[rows]]
+    learner = data.learner[rows]
+    answered = np.zeros((data.n_learners, n_skills))
+    total = np.zeros((data.n_learners, n_skills))
+    np.add.at(answered, (learner, skill), 1.0)
+    np.add.at(total, (learner, skill), residual[rows])
+    seen = answered > 0
+    mean = np.where(seen, total / np.maximum(answered, 1.0), 0.0)
+    per_learner = seen.sum(axis=1, keepdims=True)
+    mean = np.where(seen, mean - mean.sum(axis=1, keepdims=True) / np.maximum(per_learner, 1), 0.0)
+    # Pairwise-complete correlation: each pair over the learners who answered both skills.
+    per_skill = seen.sum(axis=0)
+    centred = np.where(seen, mean - mean.sum(axis=0) / np.maximum(per_skill, 1), 0.0)
+    both = seen.T.astype(np.float64) @ seen
+    product = centred.T @ centred
+    spread = np.sqrt(((centred**2).T @ seen) * (seen.T.astype(np.float64) @ (centred**2)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        score = np.where((both >= min_learners) & (spread > 0), product / spread, 0.0)
+    np.fill_diagonal(score, 0.0)
+    return np.asarray(score)
 
 
 def shared_items(data: Dataset) -> np.ndarray:

@@ -12,6 +12,7 @@ from tracing.prerequisites import (
     candidate_pairs,
     conditional_correctness,
     first_met,
+    learner_correlation,
     orientation_agreement,
     shared_items,
     top_k,
@@ -47,6 +48,29 @@ def test_conditional_correctness_separates_learners_who_did_well_first() -> None
     assert score[a, b] == pytest.approx(1.0)
     assert score[b, a] == 0.0  # nobody met a after b
     assert conditional_correctness(data, min_learners=6)[a, b] == 0.0  # too few learners in a group
+
+
+def test_learner_correlation_links_skills_the_same_learners_are_good_at() -> None:
+    rng = np.random.default_rng(0)
+    alone = [f"s{k}" for k in range(10)]  # independent skills (enough that removing ability does not anticorrelate)
+    sequences = {}
+    for n in range(80):
+        strong_xy = rng.random() < 0.5  # x and y go together
+        strengths = [("x", strong_xy), ("y", strong_xy)] + [(skill, rng.random() < 0.5) for skill in alone]
+        answers = []
+        for skill, strong in strengths:
+            answers += [(f"{skill}-{j}", float(rng.random() < (0.9 if strong else 0.2))) for j in range(4)]
+        answers.append(("xy", 1.0))  # a question of two skills is left out
+        sequences[f"l{n}"] = answers
+    items = {f"{skill}-{j}": [skill] for skill in ["x", "y", *alone] for j in range(4)} | {"xy": ["x", "y"]}
+    data = _course(sequences, item_skills=items)
+    score = learner_correlation(data)
+    x, y = data.skill_ids.index("x"), data.skill_ids.index("y")
+    others = [data.skill_ids.index(skill) for skill in alone]
+    assert score[x, y] == score[y, x] and score[x, y] > 0.5
+    assert np.abs(score[np.ix_([x, y], others)]).max() < score[x, y] / 2
+    assert np.all(np.diag(score) == 0.0)
+    assert np.all(learner_correlation(data, min_learners=81) == 0.0)  # too few learners answered both
 
 
 def test_shared_items_and_first_met() -> None:
