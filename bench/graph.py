@@ -2,14 +2,18 @@
 
     KT_DATASETS=../shared/datasets .venv/bin/python bench/graph.py [--quick] [--only dbe|simulated]
         [--folds 5] [--out bench/results/graph.json] [--render]
+        [--variant NAME --params '{"dynamics": "ou"}']   # psikt with other settings, same folds
 
 **DBE-KT22.** The course's experts linked its knowledge components (KCs) by 101 undirected links
 (``raw/KC_Relationships.csv``). psikt (registry defaults) is fitted on the training part of each of
-five folds by learner (4/5 of the learners); its edge probabilities, and three miners on the same
+five folds by learner (4/5 of the learners); its edge probabilities, and four miners on the same
 learners' answers, rank every unordered pair of the KCs questions use:
 
 - ``transition``: consecutive answers moving between the two KCs, over what their frequencies predict;
 - ``conditional``: better first answers on one KC after doing well on the other (the classic test);
+- ``learner_correlation``: how strongly learners who beat expectations on one KC also do on the
+  other, from questions of one KC only (what correctness alone says, without order or shared
+  questions: the signal a graph learned from answers has to work with);
 - ``shared_items``: questions tagged with both KCs (metadata only, no answers; a reference: two KCs
   on one question are often linked by the same experts who tagged it);
 - ``random``: the expected figures of a random ranking.
@@ -18,7 +22,8 @@ Scores: average precision (AP) over all pairs, precision = recall of the best 10
 psikt the graph it reports (edges with probability >= 0.5, as stored with a fit). Orientation:
 where a model's direction for an expert link agrees with the order learners meet its two KCs in.
 Mean ± std over folds; a paired bootstrap over candidate pairs (fold-averaged scores) for AP
-differences.
+differences. AP is also given over the pairs that share no question, where tagging cannot help
+and only answers (their order and correctness) can.
 
 **Simulated.** Graph seeds 1001-1005 (never used while psikt was developed; bench/psikt.py uses
 0-4), 15 skills, 1,000 learners x 60 answers from ``curriculum.simulation_sittings`` (learning gated
@@ -53,6 +58,7 @@ from tracing.prerequisites import (  # noqa: E402
     candidate_pairs,
     conditional_correctness,
     first_met,
+    learner_correlation,
     orientation_agreement,
     shared_items,
     top_k,
@@ -64,7 +70,7 @@ REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results" / "graph.json"
 README = REPO / "README.md"
 BEGIN, END = "<!-- bench:graph:begin -->", "<!-- bench:graph:end -->"
-MINERS = ("transition", "conditional", "shared_items")
+MINERS = ("transition", "conditional", "learner_correlation", "shared_items")
 SIM_SEEDS = (1001, 1002, 1003, 1004, 1005)
 
 
@@ -72,14 +78,15 @@ def miner_scores(data: Dataset) -> dict[str, np.ndarray]:
     return {
         "transition": transition_lift(data),
         "conditional": conditional_correctness(data),
+        "learner_correlation": learner_correlation(data),
         "shared_items": shared_items(data),
     }
 
 
-def _psikt_fit(data: Dataset, quick: bool, seed: int) -> tuple[np.ndarray, float]:
+def _psikt_fit(data: Dataset, quick: bool, seed: int, extra: dict[str, Any] | None = None) -> tuple[np.ndarray, float]:
     from tracing.estimators import get_estimator
 
-    params: dict[str, Any] = {"threads": 1, **({"steps": 20} if quick else {})}
+    params: dict[str, Any] = {"threads": 1, **({"steps": 20} if quick else {}), **(extra or {})}
     start = time.perf_counter()
     fitted: Any = get_estimator("psikt")(**params).fit(data, seed=seed)
     return fitted.edge_probabilities(), time.perf_counter() - start
@@ -102,7 +109,12 @@ def expert_links(skill_ids: tuple[str, ...]) -> np.ndarray:
 
 
 def _score_block(
-    scores: dict[str, np.ndarray], labels: np.ndarray, first: np.ndarray, second: np.ndarray, order: np.ndarray
+    scores: dict[str, np.ndarray],
+    labels: np.ndarray,
+    first: np.ndarray,
+    second: np.ndarray,
+    order: np.ndarray,
+    unshared: np.ndarray,
 ) -> dict[str, Any]:
     k = int(labels.sum())
     out: dict[str, Any] = {}
@@ -110,10 +122,48 @@ def _score_block(
         pair_score = undirected(score, first, second)
         out[name] = {
             "average_precision": average_precision(labels, pair_score),
+            "average_precision_unshared": average_precision(labels[unshared], pair_score[unshared]),
             "top_k": top_k(labels, pair_score, k),
             "orientation": orientation_agreement(score, first[labels], second[labels], order),
         }
     return out
+
+
+def modal_successor_share(data: Dataset) -> float:
+    """The share of consecutive answers (same learner) whose question is the one most often
+    answered after the previous question: near 1 when every learner follows one fixed order, the
+    case where the transition miner reads the syllabus's order rather than learners' choices."""
+    same = np.flatnonzero(data.learner[1:] == data.learner[:-1])
+    if not len(same):
+        return float("nan")
+    pairs = np.asarray(data.item[same], dtype=np.int64) * data.n_items + data.item[same + 1]
+    counts = np.bincount(pairs, minlength=data.n_items * data.n_items).reshape(data.n_items, data.n_items)
+    return float(counts.max(axis=1).sum() / len(same))
+
+
+def dbe_variant(quick: bool, folds: int, params: dict[str, Any]) -> dict[str, Any]:
+    """psikt with ``params`` over the registry defaults, on :func:`dbe`'s folds and scores (no miners)."""
+    data = load_dataset(dataset_path("dbe_kt22", "pyedmine_preprocessed", "data.txt"), format="dbe")[0]
+    links = expert_links(data.skill_ids)
+    first, second = candidate_pairs(np.asarray(data.q_matrix.any(axis=0)))
+    labels = links[first, second]
+    unshared = undirected(shared_items(data), first, second) == 0
+    parts = learner_folds(data.n_learners, folds=folds, seed=0)[: 2 if quick else folds]
+    runs = []
+    for fold, held_out in enumerate(parts):
+        train = data.subset(np.setdiff1d(np.arange(data.n_learners), held_out))
+        probability, seconds = in_child(_psikt_fit, train, quick, fold, params)
+        block = _score_block({"psikt": probability}, labels, first, second, first_met(train), unshared)["psikt"]
+        runs.append(block | {"max_probability": float(probability.max()), "fit_seconds": round(seconds, 1)})
+        print(f"dbe variant {params} fold {fold}: AP {block['average_precision']:.4f}", file=sys.stderr)
+    return {
+        "params": params,
+        "summary": {
+            key: mean_std([run[key] for run in runs]) for key in ("average_precision", "average_precision_unshared")
+        }
+        | {"precision_at_k": mean_std([run["top_k"]["precision"] for run in runs])},
+        "runs": runs,
+    }
 
 
 def dbe(quick: bool, folds: int, draws: int) -> dict[str, Any]:
@@ -122,6 +172,7 @@ def dbe(quick: bool, folds: int, draws: int) -> dict[str, Any]:
     links = expert_links(data.skill_ids)
     first, second = candidate_pairs(used)
     labels = links[first, second]
+    unshared = undirected(shared_items(data), first, second) == 0
     parts = learner_folds(data.n_learners, folds=folds, seed=0)
     if quick:
         parts = parts[:2]
@@ -133,7 +184,7 @@ def dbe(quick: bool, folds: int, draws: int) -> dict[str, Any]:
         probability, seconds = in_child(_psikt_fit, train, quick, fold)
         scores["psikt"] = probability
         order = first_met(train)
-        block = _score_block(scores, labels, first, second, order)
+        block = _score_block(scores, labels, first, second, order, unshared)
         reported = probability >= 0.5
         block["psikt"]["reported_graph"] = {
             "edges": int(reported.sum()),
@@ -152,11 +203,16 @@ def dbe(quick: bool, folds: int, draws: int) -> dict[str, Any]:
     for name in ("psikt", *MINERS):
         summary[name] = {
             "average_precision": mean_std([run[name]["average_precision"] for run in runs]),
+            "average_precision_unshared": mean_std([run[name]["average_precision_unshared"] for run in runs]),
             "precision_at_k": mean_std([run[name]["top_k"]["precision"] for run in runs]),
             "orientation_agree": mean_std([run[name]["orientation"]["agree"] for run in runs]),
         }
     density = float(labels.mean())
-    summary["random"] = {"average_precision": {"mean": density}, "precision_at_k": {"mean": density}}
+    summary["random"] = {
+        "average_precision": {"mean": density},
+        "average_precision_unshared": {"mean": float(labels[unshared].mean())},
+        "precision_at_k": {"mean": density},
+    }
     comparisons = {
         f"psikt - {miner}": bootstrap_ap_difference(
             labels,
@@ -166,14 +222,28 @@ def dbe(quick: bool, folds: int, draws: int) -> dict[str, Any]:
         )
         for miner in MINERS
     }
+    # Where tagging cannot help: does psikt, or correctness alone, beat the order of answers?
+    unshared_comparisons = {
+        f"{name} - transition": bootstrap_ap_difference(
+            labels[unshared],
+            undirected(averaged[name], first, second)[unshared],
+            undirected(averaged["transition"], first, second)[unshared],
+            draws=draws,
+        )
+        for name in ("psikt", "learner_correlation")
+    }
     return {
         "what": "DBE-KT22: 93 KCs used by questions, expert links undirected",
         "candidate_pairs": int(len(labels)),
         "expert_links": int(labels.sum()),
+        "modal_successor_share": modal_successor_share(data),
+        "unshared_pairs": int(unshared.sum()),
+        "unshared_links": int(labels[unshared].sum()),
         "folds": len(parts),
         "fit_learners": [int(data.n_learners - len(part)) for part in parts],
         "summary": summary,
         "comparisons": comparisons,
+        "unshared_comparisons": unshared_comparisons,
         "runs": runs,
     }
 
@@ -305,17 +375,17 @@ def simulated(quick: bool) -> dict[str, Any]:
 
 
 def _f(summary: dict[str, Any]) -> str:
-    if summary["mean"] != summary["mean"]:  # NaN: a symmetric score gives a link no direction
+    if "mean" not in summary or summary["mean"] != summary["mean"]:  # NaN: a symmetric score gives a link no direction
         return "-"
     if "std" not in summary:
         return f"{summary['mean']:.3f}"
     return f"{summary['mean']:.3f} ± {summary['std']:.3f}"
 
 
-def _interval(block: dict[str, Any]) -> str:
+def _interval(block: dict[str, Any], subject: str = "psikt") -> str:
     low, high = block["interval"]
     verdict = "above" if low > 0 else "below" if high < 0 else "level with"
-    return f"{block['difference']:+.4f} [{low:+.4f}, {high:+.4f}] (psikt {verdict})"
+    return f"{block['difference']:+.4f} [{low:+.4f}, {high:+.4f}] ({subject} {verdict})"
 
 
 def render(results: dict[str, Any]) -> str:
@@ -329,30 +399,51 @@ def render(results: dict[str, Any]) -> str:
             f"{d['folds']} folds by learner (fitted on {min(d['fit_learners'])}-{max(d['fit_learners'])} learners), "
             "mean ± std over folds:",
             "",
-            "| ranking | average precision | precision = recall, best "
+            "| ranking | average precision | AP, pairs sharing no question "
+            f"({d['unshared_links']} links in {d['unshared_pairs']} pairs) | precision = recall, best "
             f"{d['expert_links']} pairs | orientation agrees with the order learners meet KCs |",
-            "|---|---|---|---|",
+            "|---|---|---|---|---|",
         ]
         names = {
             "psikt": "psikt's edge probabilities",
             "transition": "transition miner",
             "conditional": "conditional-correctness miner",
+            "learner_correlation": "learner-correlation miner (correctness only)",
             "shared_items": "shared questions (metadata only)",
             "random": "random ranking (expected)",
         }
         for name, label in names.items():
             row = s[name]
             orient = _f(row["orientation_agree"]) if "orientation_agree" in row else "-"
-            lines.append(f"| {label} | {_f(row['average_precision'])} | {_f(row['precision_at_k'])} | {orient} |")
+            lines.append(
+                f"| {label} | {_f(row['average_precision'])} | {_f(row['average_precision_unshared'])} | "
+                f"{_f(row['precision_at_k'])} | {orient} |"
+            )
         lines += ["", "Paired bootstrap over pairs (fold-averaged scores), difference in average precision:", ""]
         for name, block in d["comparisons"].items():
             lines.append(f"- {name}: {_interval(block)}")
+        lines += ["", "The same over the pairs that share no question:", ""]
+        for name, block in d["unshared_comparisons"].items():
+            lines.append(f"- {name}: {_interval(block, name.split(' ')[0])}")
         reported = [run["psikt"]["reported_graph"] for run in d["runs"]]
         lines += [
             "",
             f"psikt's reported graph (edges at probability >= 0.5): {[r['edges'] for r in reported]} edges per fold, "
             f"highest edge probability {max(r['max_probability'] for r in reported):.3f}.",
         ]
+        for name, variant in results.get("dbe_variants", {}).items():
+            v = variant["summary"]
+            lines += [""]
+            lines.append(
+                f"psikt with {json.dumps(variant['params'])} ({name}), same folds: average precision "
+                f"{_f(v['average_precision'])}, over pairs sharing no question {_f(v['average_precision_unshared'])}."
+            )
+        if "modal_successor_share" in d:
+            lines += [
+                "",
+                f"{d['modal_successor_share']:.1%} of consecutive answers go to the question most often answered "
+                "after the previous one: learners follow one fixed order of questions.",
+            ]
     if "simulated" in results:
         m = results["simulated"]
         s = m["summary"]
@@ -386,6 +477,8 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--render", action="store_true")
+    parser.add_argument("--variant", help="name of a psikt variant to fit on the DBE-KT22 folds (with --params)")
+    parser.add_argument("--params", type=json.loads, default={}, help="the variant's psikt parameters, JSON")
     args = parser.parse_args()
     out = args.out or (REPO / ".bench" / "graph-quick.json" if args.quick else RESULTS)
     if args.render:
@@ -394,14 +487,19 @@ def main() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     results: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {}
     results.update({"quick": args.quick, "load_average_at_start": os.getloadavg()[0]})
-    if args.only in (None, "dbe"):
+    if args.variant:
+        results.setdefault("dbe_variants", {})[args.variant] = dbe_variant(args.quick, args.folds, args.params)
+    elif args.only in (None, "dbe"):
         results["dbe"] = dbe(args.quick, args.folds, args.draws)
-    if args.only in (None, "simulated"):
+    if not args.variant and args.only in (None, "simulated"):
         results["simulated"] = simulated(args.quick)
     results["load_average_at_end"] = os.getloadavg()[0]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
-    emit({key: value for key, value in results.items() if key not in ("dbe", "simulated")} | {"out": str(out)})
+    emit(
+        {key: value for key, value in results.items() if key not in ("dbe", "dbe_variants", "simulated")}
+        | {"out": str(out)}
+    )
 
 
 if __name__ == "__main__":
