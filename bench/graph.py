@@ -41,6 +41,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -108,14 +109,8 @@ def expert_links(skill_ids: tuple[str, ...]) -> np.ndarray:
     return links
 
 
-def _score_block(
-    scores: dict[str, np.ndarray],
-    labels: np.ndarray,
-    first: np.ndarray,
-    second: np.ndarray,
-    order: np.ndarray,
-    unshared: np.ndarray,
-) -> dict[str, Any]:
+def _score_block(scores: dict[str, np.ndarray], pairs: _Pairs, order: np.ndarray) -> dict[str, Any]:
+    labels, first, second, unshared = pairs.labels, pairs.first, pairs.second, pairs.unshared
     k = int(labels.sum())
     out: dict[str, Any] = {}
     for name, score in scores.items():
@@ -141,19 +136,40 @@ def modal_successor_share(data: Dataset) -> float:
     return float(counts.max(axis=1).sum() / len(same))
 
 
-def dbe_variant(quick: bool, folds: int, params: dict[str, Any]) -> dict[str, Any]:
-    """psikt with ``params`` over the registry defaults, on :func:`dbe`'s folds and scores (no miners)."""
+@dataclass(frozen=True)
+class _Pairs:
+    """DBE-KT22 and the experts' links over every unordered pair of the KCs questions use."""
+
+    data: Dataset
+    links: np.ndarray  # (K, K) symmetric bool
+    first: np.ndarray  # the pairs (first[j], second[j]), first < second
+    second: np.ndarray
+    labels: np.ndarray  # per pair: the experts link it
+    unshared: np.ndarray  # per pair: no question carries both KCs
+
+
+def _dbe_pairs(quick: bool, folds: int) -> tuple[_Pairs, list[np.ndarray]]:
+    """The candidate pairs and the held-out learners of each fold used (the first two when ``quick``)."""
     data = load_dataset(dataset_path("dbe_kt22", "pyedmine_preprocessed", "data.txt"), format="dbe")[0]
     links = expert_links(data.skill_ids)
     first, second = candidate_pairs(np.asarray(data.q_matrix.any(axis=0)))
-    labels = links[first, second]
     unshared = undirected(shared_items(data), first, second) == 0
-    parts = learner_folds(data.n_learners, folds=folds, seed=0)[: 2 if quick else folds]
+    parts = learner_folds(data.n_learners, folds=folds, seed=0)
+    return _Pairs(data, links, first, second, links[first, second], unshared), parts[:2] if quick else parts
+
+
+def _training(data: Dataset, held_out: np.ndarray) -> Dataset:
+    return data.subset(np.setdiff1d(np.arange(data.n_learners), held_out))
+
+
+def dbe_variant(quick: bool, folds: int, params: dict[str, Any]) -> dict[str, Any]:
+    """psikt with ``params`` over the registry defaults, on :func:`dbe`'s folds and scores (no miners)."""
+    pairs, parts = _dbe_pairs(quick, folds)
     runs = []
     for fold, held_out in enumerate(parts):
-        train = data.subset(np.setdiff1d(np.arange(data.n_learners), held_out))
+        train = _training(pairs.data, held_out)
         probability, seconds = in_child(_psikt_fit, train, quick, fold, params)
-        block = _score_block({"psikt": probability}, labels, first, second, first_met(train), unshared)["psikt"]
+        block = _score_block({"psikt": probability}, pairs, first_met(train))["psikt"]
         runs.append(block | {"max_probability": float(probability.max()), "fit_seconds": round(seconds, 1)})
         print(f"dbe variant {params} fold {fold}: AP {block['average_precision']:.4f}", file=sys.stderr)
     return {
@@ -167,24 +183,17 @@ def dbe_variant(quick: bool, folds: int, params: dict[str, Any]) -> dict[str, An
 
 
 def dbe(quick: bool, folds: int, draws: int) -> dict[str, Any]:
-    data = load_dataset(dataset_path("dbe_kt22", "pyedmine_preprocessed", "data.txt"), format="dbe")[0]
-    used = np.asarray(data.q_matrix.any(axis=0))
-    links = expert_links(data.skill_ids)
-    first, second = candidate_pairs(used)
-    labels = links[first, second]
-    unshared = undirected(shared_items(data), first, second) == 0
-    parts = learner_folds(data.n_learners, folds=folds, seed=0)
-    if quick:
-        parts = parts[:2]
+    pairs, parts = _dbe_pairs(quick, folds)
+    data, links, labels, unshared = pairs.data, pairs.links, pairs.labels, pairs.unshared
+    first, second = pairs.first, pairs.second
     runs: list[dict[str, Any]] = []
     averaged: dict[str, np.ndarray] = {}
     for fold, held_out in enumerate(parts):
-        train = data.subset(np.setdiff1d(np.arange(data.n_learners), held_out))
+        train = _training(data, held_out)
         scores = miner_scores(train)
         probability, seconds = in_child(_psikt_fit, train, quick, fold)
         scores["psikt"] = probability
-        order = first_met(train)
-        block = _score_block(scores, labels, first, second, order, unshared)
+        block = _score_block(scores, pairs, first_met(train))
         reported = probability >= 0.5
         block["psikt"]["reported_graph"] = {
             "edges": int(reported.sum()),
@@ -375,7 +384,7 @@ def simulated(quick: bool) -> dict[str, Any]:
 
 
 def _f(summary: dict[str, Any]) -> str:
-    if "mean" not in summary or summary["mean"] != summary["mean"]:  # NaN: a symmetric score gives a link no direction
+    if summary["mean"] != summary["mean"]:  # NaN: a symmetric score gives a link no direction
         return "-"
     if "std" not in summary:
         return f"{summary['mean']:.3f}"
