@@ -774,7 +774,7 @@ def _absorb_steps_of_today(meta: dict[str, Any]) -> dict[str, Any]:
     0.7561 ± 0.0002, split 0 of bench/psikt_continual.py, docs/choices.md) at five times the cost."""
     hyper_parameters = dict(meta["hyper"])
     if "absorb_optimiser" not in meta and hyper_parameters.get("absorb_steps") == _OLD_ABSORB_STEPS:
-        hyper_parameters["absorb_steps"] = next(p.default for p in hyper.PSIKT.params if p.name == "absorb_steps")
+        del hyper_parameters["absorb_steps"]  # restored() fills in today's default
     return hyper_parameters
 
 
