@@ -12,7 +12,7 @@ scores both are judged by:
   (the classic test of a prerequisite on performance data);
 - :func:`learner_correlation`: how strongly learners who do better than expected on skill i also
   do on skill k, from questions of one skill only (what correctness alone, without order or
-  shared questions, can say about a link: a ceiling for a graph learned from answers);
+  shared questions, says about a link: the signal a graph learned from answers works with);
 - :func:`average_precision`, :func:`top_k`, :func:`orientation_agreement`: undirected links
   ranked by a score against a set of expert links, and whether the direction a graph gives an
   expert link agrees with the order learners meet its two skills;
